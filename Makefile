@@ -1,0 +1,54 @@
+# Front door. `make run` and `make test` do all the set-up on a fresh Debian 12 machine.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+PYTHON_REF ?= /usr/bin/python3
+
+.PHONY: all deps build run test bench check-all asan tsan fixtures format clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The main job on the embedded default.
+run: build
+	@bash scripts/main-job.sh $(BUILD)/bin/moe
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 600
+
+bench: build
+	@bash scripts/bench.sh $(BUILD)
+
+# Sanitizer builds (ASan+UBSan, then TSan) and the test suite under each.
+check-all: asan tsan
+
+asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOE_SANITIZE=address -DMOE_BUILD_BENCH=OFF
+	cmake --build build-asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 MOE_SANITIZER_BUILD=1 \
+	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) --timeout 1200
+
+tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOE_SANITIZE=thread -DMOE_BUILD_BENCH=OFF
+	cmake --build build-tsan -j $(JOBS)
+	TSAN_OPTIONS=halt_on_error=1 MOE_SANITIZER_BUILD=1 \
+	  ctest --test-dir build-tsan --output-on-failure -j $(JOBS) --timeout 1200 -L "runtime|moe|dist"
+
+# Regenerates the committed reference fixtures with Debian's python3-torch.
+fixtures:
+	@bash scripts/install-deps.sh --fixtures
+	@for s in tests/reference/make_*.py; do echo "== $$s"; $(PYTHON_REF) $$s || exit 1; done
+
+format:
+	find src tests bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan

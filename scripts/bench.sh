@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# `make bench`: every Google Benchmark program, then the moe bench figures.
+set -euo pipefail
+build="${1:-build}"
+for b in "$build"/bin/*_bench; do
+  [ -x "$b" ] || continue
+  echo "== $b"
+  "$b" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+done
+echo "== moe bench ceilings"
+"$build/bin/moe" bench ceilings

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages moe needs, only the missing ones. Idempotent.
+# Usage: scripts/install-deps.sh [--fixtures]   (--fixtures adds python3-torch/numpy for tests/reference)
+set -euo pipefail
+
+packages=(
+  g++ cmake make pkg-config git
+  nlohmann-json3-dev libcli11-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libopenblas-dev libopenmpi-dev openmpi-bin
+  libpcre2-dev libsentencepiece-dev
+  clang-format
+)
+if [[ "${1:-}" == "--fixtures" ]]; then
+  packages+=(python3-torch python3-numpy)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "[install-deps] all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "[install-deps] missing: ${missing[*]}"
+if [[ "$(id -u)" != "0" ]]; then
+  echo "[install-deps] not root; run:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "[install-deps] installed: ${missing[*]}"

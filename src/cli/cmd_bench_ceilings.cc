@@ -1,0 +1,64 @@
+// `moe bench ceilings`: the machine's bandwidth and compute ceilings (table or --json).
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "kernels/ceilings.h"
+
+namespace moe::cli {
+
+void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global) {
+  auto* cmd = bench.add_subcommand("ceilings", "Memory bandwidth, f32 FMA, bf16 dot and sgemm peaks");
+  auto opts = std::make_shared<CeilingsOptions>();
+  cmd->add_option("--repetitions", opts->repetitions, "Timed repetitions per figure (median reported)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  cmd->add_option("--stream-mib", opts->stream_mib, "Stream array size in MiB (far above the LLC)")
+      ->check(CLI::Range(8, 16384))
+      ->capture_default_str();
+  cmd->add_option("--sgemm-n", opts->sgemm_n, "Square sgemm size")->check(CLI::Range(64, 8192))->capture_default_str();
+  cmd->callback([&global, opts] {
+    const Ceilings c = measure_ceilings(*opts);
+    if (global.json) {
+      nlohmann::ordered_json j;
+      j["read_gbps"] = c.all.read_gbps;
+      j["triad_gbps"] = c.all.triad_gbps;
+      j["fma_f32_gflops"] = c.all.fma_f32_gflops;
+      j["dot_bf16_gflops"] = c.all.dot_bf16_gflops;
+      j["sgemm_gflops"] = c.all.sgemm_gflops;
+      j["threads"] = c.all.threads;
+      j["isa"] = c.isa;
+      j["openblas_core"] = c.openblas_core;
+      j["openblas_inherited_coretype"] = c.openblas_inherited_coretype;
+      j["stream_bytes"] = c.stream_bytes;
+      j["repetitions"] = opts->repetitions;
+      for (const CeilingRow& r : c.rows) {
+        j["per_threads"].push_back({{"threads", r.threads},
+                                    {"read_gbps", r.read_gbps},
+                                    {"triad_gbps", r.triad_gbps},
+                                    {"fma_f32_gflops", r.fma_f32_gflops},
+                                    {"dot_bf16_gflops", r.dot_bf16_gflops},
+                                    {"sgemm_gflops", r.sgemm_gflops}});
+      }
+      fmt::print("{}\n", j.dump(2));
+      return;
+    }
+    fmt::print("ceilings (median of {} repetitions; kernel isa {}; stream arrays {} MiB)\n", opts->repetitions, c.isa,
+               c.stream_bytes >> 20);
+    fmt::print("{:>8} {:>11} {:>11} {:>15} {:>16} {:>13}\n", "threads", "read GB/s", "triad GB/s", "f32 FMA GFLOP/s",
+               "bf16 dot GFLOP/s", "sgemm GFLOP/s");
+    for (const CeilingRow& r : c.rows) {
+      fmt::print("{:>8} {:>11.1f} {:>11.1f} {:>15.1f} {:>16.1f} {:>13.1f}\n", r.threads, r.read_gbps, r.triad_gbps,
+                 r.fma_f32_gflops, r.dot_bf16_gflops, r.sgemm_gflops);
+    }
+    fmt::print(
+        "openblas core: {} (sgemm {}x{}x{}){}\n", c.openblas_core, opts->sgemm_n, opts->sgemm_n, opts->sgemm_n,
+        c.openblas_inherited_coretype.empty()
+            ? ""
+            : fmt::format("; environment had OPENBLAS_CORETYPE={}, overridden (MOE_OPENBLAS_CORETYPE=inherit keeps it)",
+                          c.openblas_inherited_coretype));
+  });
+}
+
+}  // namespace moe::cli

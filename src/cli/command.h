@@ -1,0 +1,33 @@
+// The `moe` command: each subcommand registers itself from its own file (cmd_*.cc).
+// Global flags (--json, --threads) live in GlobalOptions, declared once in app.cc.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace moe::cli {
+
+struct GlobalOptions {
+  bool json = false;
+  int threads = 0;  // 0: MOE_THREADS or all hardware threads
+};
+
+// Each adds its subcommand(s) to `app`; the callback runs after global options are applied.
+void register_info(CLI::App& app, const GlobalOptions& global);
+void register_bench(CLI::App& app, const GlobalOptions& global);  // bench ceilings|layer|model
+void register_inspect(CLI::App& app, const GlobalOptions& global);
+void register_run(CLI::App& app, const GlobalOptions& global);       // run, eval
+void register_train(CLI::App& app, const GlobalOptions& global);     // train, plot
+void register_tokenize(CLI::App& app, const GlobalOptions& global);  // tokenize, detokenize
+
+// `moe bench` sub-subcommands, one file each.
+void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global);
+void register_bench_layer(CLI::App& bench, const GlobalOptions& global);
+void register_bench_model(CLI::App& bench, const GlobalOptions& global);
+
+// Builds the app, parses argv, runs the chosen subcommand; returns the process exit code.
+int run_main(int argc, char** argv);
+
+// Throws a moe::Error saying that `what` lands with the named issue.
+[[noreturn]] void not_implemented(const char* what, const char* issue);
+
+}  // namespace moe::cli

@@ -1,0 +1,153 @@
+// Drives the ceiling loops on 1 and all threads and takes medians.
+#include "kernels/ceilings.h"
+
+#include <cmath>
+#include <thread>
+
+#include "runtime/aligned.h"
+#include "runtime/blas.h"
+#include "runtime/cpu_features.h"
+#include "runtime/thread_pool.h"
+#include "runtime/timer.h"
+
+namespace moe {
+namespace {
+
+using namespace ceilings_detail;
+
+double read_sum(const float* a, size_t n) {
+  const Isa isa = active_isa();
+  if (isa >= Isa::kAvx512) return read_sum_avx512(a, n);
+  if (isa >= Isa::kAvx2) return read_sum_avx2(a, n);
+  return read_sum_scalar(a, n);
+}
+
+void triad(float* a, const float* b, const float* c, float s, size_t n) {
+  const Isa isa = active_isa();
+  if (isa >= Isa::kAvx512) return triad_avx512(a, b, c, s, n);
+  if (isa >= Isa::kAvx2) return triad_avx2(a, b, c, s, n);
+  triad_scalar(a, b, c, s, n);
+}
+
+double fma_loop(long iters, float* sink) {
+  const Isa isa = active_isa();
+  if (isa >= Isa::kAvx512) return fma_loop_avx512(iters, sink);
+  if (isa >= Isa::kAvx2) return fma_loop_avx2(iters, sink);
+  return fma_loop_scalar(iters, sink);
+}
+
+// Splits [0, n) into `parts` 64-element-aligned ranges.
+std::pair<size_t, size_t> split(size_t n, int part, int parts) {
+  const size_t blocks = n / 64;
+  return {blocks * part / parts * 64, part + 1 == parts ? n : blocks * (part + 1) / parts * 64};
+}
+
+double measure_read(ThreadPool& pool, const AlignedBuffer<float>& a, int reps) {
+  std::vector<double> gbps;
+  std::vector<double> sink(pool.size());
+  for (int r = 0; r < reps + 1; ++r) {
+    Timer t;
+    pool.run([&](int i) {
+      auto [b, e] = split(a.size(), i, pool.size());
+      sink[i] += read_sum(a.data() + b, e - b);
+    });
+    const double s = t.seconds();
+    if (r > 0) gbps.push_back(a.size() * sizeof(float) / s * 1e-9);  // first rep warms up
+  }
+  return median(gbps);
+}
+
+double measure_triad(ThreadPool& pool, AlignedBuffer<float>& a, const AlignedBuffer<float>& b,
+                     const AlignedBuffer<float>& c, int reps) {
+  std::vector<double> gbps;
+  for (int r = 0; r < reps + 1; ++r) {
+    Timer t;
+    pool.run([&](int i) {
+      auto [lo, hi] = split(a.size(), i, pool.size());
+      triad(a.data() + lo, b.data() + lo, c.data() + lo, 0.5f, hi - lo);
+    });
+    const double s = t.seconds();
+    if (r > 0) gbps.push_back(3.0 * a.size() * sizeof(float) / s * 1e-9);
+  }
+  return median(gbps);
+}
+
+template <typename Loop>
+double measure_compute(ThreadPool& pool, Loop loop, int reps) {
+  constexpr long kIters = 4'000'000;
+  std::vector<double> gflops;
+  std::vector<float> sink(pool.size());
+  for (int r = 0; r < reps + 1; ++r) {
+    std::vector<double> flops(pool.size());
+    Timer t;
+    pool.run([&](int i) { flops[i] = loop(kIters, &sink[i]); });
+    const double s = t.seconds();
+    double total = 0;
+    for (double f : flops) total += f;
+    if (r > 0) gflops.push_back(total / s * 1e-9);
+  }
+  return median(gflops);
+}
+
+double measure_sgemm(int threads, int n, int reps) {
+  if (!blas::available()) return 0;
+  blas::set_threads(threads);
+  AlignedBuffer<float> a(size_t(n) * n), b(size_t(n) * n), c(size_t(n) * n);
+  for (size_t i = 0; i < a.size(); ++i) {
+    a[i] = static_cast<float>((i % 13) * 0.01);
+    b[i] = static_cast<float>((i % 7) * 0.02);
+  }
+  std::vector<double> gflops;
+  for (int r = 0; r < reps + 1; ++r) {
+    Timer t;
+    blas::sgemm(false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    const double s = t.seconds();
+    if (r > 0) gflops.push_back(2.0 * n * n * double(n) / s * 1e-9);
+  }
+  return median(gflops);
+}
+
+}  // namespace
+
+Ceilings measure_ceilings(const CeilingsOptions& options) {
+  Ceilings result;
+  result.isa = isa_name(active_isa());
+  result.openblas_core = blas::core_name();
+  result.openblas_inherited_coretype = blas::inherited_coretype();
+  std::vector<int> counts = options.thread_counts;
+  const int all = num_threads();
+  if (counts.empty()) counts = all > 1 ? std::vector<int>{1, all} : std::vector<int>{1};
+
+  const size_t n = options.stream_mib * 1024 * 1024 / sizeof(float);
+  result.stream_bytes = n * sizeof(float);
+  AlignedBuffer<float> a(n), b(n / 2), c(n / 2), d(n / 2);
+  for (size_t i = 0; i < n; ++i) a[i] = 1e-6f * static_cast<float>(i & 1023);
+  for (size_t i = 0; i < b.size(); ++i) {
+    b[i] = 1.0f;
+    c[i] = 2.0f;
+  }
+  const bool has_bf16 = active_isa() >= Isa::kAvx512Bf16;
+  for (int threads : counts) {
+    ThreadPool pool(threads);
+    CeilingRow row;
+    row.threads = threads;
+    row.read_gbps = measure_read(pool, a, options.repetitions);
+    row.triad_gbps = measure_triad(pool, d, b, c, options.repetitions);
+    row.fma_f32_gflops = measure_compute(pool, fma_loop, options.repetitions);
+    if (has_bf16) row.dot_bf16_gflops = measure_compute(pool, dot_bf16_loop_avx512bf16, options.repetitions);
+    if (options.measure_sgemm) row.sgemm_gflops = measure_sgemm(threads, options.sgemm_n, options.repetitions);
+    result.rows.push_back(row);
+  }
+  result.all = result.rows.back();
+  return result;
+}
+
+CeilingRow measure_quick_ceilings(int repetitions) {
+  CeilingsOptions o;
+  o.repetitions = repetitions;
+  o.measure_sgemm = false;
+  o.thread_counts = {num_threads()};
+  return measure_ceilings(o).all;
+}
+
+}  // namespace moe

@@ -1,0 +1,53 @@
+// The machine's ceilings, measured: memory bandwidth (read-only and triad), peak f32 FMA
+// rate, peak bf16 dot rate (AVX512_BF16) and OpenBLAS sgemm rate, for 1 thread and all
+// threads, median of repetitions. Every benchmark reports its figures as fractions of these.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace moe {
+
+struct CeilingRow {
+  int threads = 1;
+  double read_gbps = 0, triad_gbps = 0, fma_f32_gflops = 0, dot_bf16_gflops = 0, sgemm_gflops = 0;
+};
+
+struct Ceilings {
+  std::vector<CeilingRow> rows;  // one per thread count measured (1, then all)
+  CeilingRow all;                // the all-threads row (what later benchmarks divide by)
+  std::string isa;               // kernel ISA used for the FMA / dot loops
+  std::string openblas_core;     // core type OpenBLAS reported
+  std::string openblas_inherited_coretype;
+  size_t stream_bytes = 0;  // bytes of the largest stream array
+};
+
+struct CeilingsOptions {
+  int repetitions = 5;
+  size_t stream_mib = 256;  // per array; far larger than any last-level cache here
+  int sgemm_n = 2048;
+  bool measure_sgemm = true;
+  std::vector<int> thread_counts;  // empty: {1, all}
+};
+
+Ceilings measure_ceilings(const CeilingsOptions& options);
+
+// Only the all-threads read bandwidth and FMA peak (quick, for other benchmarks' ratios).
+CeilingRow measure_quick_ceilings(int repetitions = 3);
+
+namespace ceilings_detail {
+// Per-ISA loops (ceilings_*.cc). Each returns a checksum so the work is not optimized away.
+double read_sum_scalar(const float* a, size_t n);
+double read_sum_avx2(const float* a, size_t n);
+double read_sum_avx512(const float* a, size_t n);
+void triad_scalar(float* a, const float* b, const float* c, float s, size_t n);
+void triad_avx2(float* a, const float* b, const float* c, float s, size_t n);
+void triad_avx512(float* a, const float* b, const float* c, float s, size_t n);
+// Each runs `iters` iterations of an unrolled FMA (or dpbf16) chain; returns FLOPs done.
+double fma_loop_scalar(long iters, float* sink);
+double fma_loop_avx2(long iters, float* sink);
+double fma_loop_avx512(long iters, float* sink);
+double dot_bf16_loop_avx512bf16(long iters, float* sink);
+}  // namespace ceilings_detail
+
+}  // namespace moe

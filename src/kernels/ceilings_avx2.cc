@@ -1,0 +1,52 @@
+// AVX2 + FMA ceiling loops (compiled with -mavx2 -mfma; called only when the CPU has them).
+#include <immintrin.h>
+
+#include "kernels/ceilings.h"
+
+namespace moe::ceilings_detail {
+
+double read_sum_avx2(const float* a, size_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_add_ps(s0, _mm256_load_ps(a + i));
+    s1 = _mm256_add_ps(s1, _mm256_load_ps(a + i + 8));
+    s2 = _mm256_add_ps(s2, _mm256_load_ps(a + i + 16));
+    s3 = _mm256_add_ps(s3, _mm256_load_ps(a + i + 24));
+  }
+  __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+  float buf[8];
+  _mm256_storeu_ps(buf, s);
+  double r = 0;
+  for (float v : buf) r += v;
+  for (; i < n; ++i) r += a[i];
+  return r;
+}
+
+void triad_avx2(float* a, const float* b, const float* c, float s, size_t n) {
+  const __m256 vs = _mm256_set1_ps(s);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_stream_ps(a + i, _mm256_fmadd_ps(vs, _mm256_load_ps(c + i), _mm256_load_ps(b + i)));
+  }
+  for (; i < n; ++i) a[i] = b[i] + s * c[i];
+  _mm_sfence();
+}
+
+double fma_loop_avx2(long iters, float* sink) {
+  constexpr int kAcc = 10;
+  __m256 acc[kAcc];
+  for (int j = 0; j < kAcc; ++j) acc[j] = _mm256_set1_ps(1.0f + j * 1e-3f);
+  const __m256 m = _mm256_set1_ps(0.999999f), add = _mm256_set1_ps(1e-7f);
+  for (long i = 0; i < iters; ++i) {
+    for (int j = 0; j < kAcc; ++j) acc[j] = _mm256_fmadd_ps(acc[j], m, add);
+  }
+  __m256 s = acc[0];
+  for (int j = 1; j < kAcc; ++j) s = _mm256_add_ps(s, acc[j]);
+  float buf[8];
+  _mm256_storeu_ps(buf, s);
+  *sink += buf[0];
+  return 2.0 * 8 * kAcc * static_cast<double>(iters);
+}
+
+}  // namespace moe::ceilings_detail

@@ -1,0 +1,39 @@
+// Single-threaded matmul kernels for expert and projection compute, "NT" layout:
+//   C[m, n] (+)= A[m, k] . B[n, k]^T
+// A: f32 activations, row-major with row stride lda. B: weights in PyTorch Linear
+// layout [out = n, in = k], f32 or bf16, row stride ldb. C: f32, row stride ldc.
+// Callers parallelize by splitting m and n into blocks (the MoE layer splits work into
+// (expert, row block) items); each kernel call runs on the calling thread only.
+// Every optimized variant has the scalar reference twin matmul_nt_ref (double accumulation).
+#pragma once
+
+#include <cstdint>
+
+#include "util/dtype.h"
+
+namespace moe {
+
+struct WeightView {
+  const void* data = nullptr;  // [n, k] rows, f32 or bf16
+  DType dtype = DType::kF32;
+  int64_t ld = 0;  // elements between rows
+};
+
+struct MatmulShape {
+  int64_t m = 0, n = 0, k = 0;
+};
+
+// C = A . B^T (accumulate=false) or C += A . B^T (accumulate=true). Dispatches on active_isa().
+void matmul_nt(const float* a, int64_t lda, const WeightView& b, float* c, int64_t ldc, MatmulShape shape,
+               bool accumulate);
+
+// Two weight matrices that share A (gate and up projections of a GLU expert), one pass over A:
+//   C0 = A . B0^T, C1 = A . B1^T (overwrites C0 and C1).
+void matmul_nt_dual(const float* a, int64_t lda, const WeightView& b0, const WeightView& b1, float* c0, float* c1,
+                    int64_t ldc, MatmulShape shape);
+
+// Scalar reference twin: the same contract, double accumulation, no SIMD.
+void matmul_nt_ref(const float* a, int64_t lda, const WeightView& b, float* c, int64_t ldc, MatmulShape shape,
+                   bool accumulate);
+
+}  // namespace moe
