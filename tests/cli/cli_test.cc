@@ -1,0 +1,65 @@
+// The `moe` binary end to end: info, bench ceilings --json keys, exit codes of errors and placeholders.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out;
+};
+
+// Runs `moe <args>` and returns its exit code and stdout (stderr folded in when merge_stderr).
+Result run_moe(const std::string& args, bool merge_stderr = false) {
+  const std::string cmd = std::string(MOE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+TEST(Cli, InfoJson) {
+  const Result r = run_moe("info --json");
+  ASSERT_EQ(r.code, 0);
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* key : {"version", "build_type", "cpu_features", "kernel_isa", "threads", "openblas_core", "avx2",
+                          "avx512f", "avx512_bf16", "avx_vnni", "amx"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+}
+
+TEST(Cli, BenchCeilingsJsonHasTheKeys) {
+  const Result r = run_moe("--threads 2 bench ceilings --json --repetitions 1 --stream-mib 16 --sgemm-n 128");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* key : {"read_gbps", "triad_gbps", "fma_f32_gflops", "dot_bf16_gflops", "sgemm_gflops"}) {
+    ASSERT_TRUE(j.contains(key)) << key;
+    EXPECT_GE(j[key].get<double>(), 0.0) << key;
+  }
+  EXPECT_GT(j["read_gbps"].get<double>(), 0.1);
+  EXPECT_GT(j["fma_f32_gflops"].get<double>(), 0.1);
+  EXPECT_EQ(j["per_threads"].size(), 2u);
+}
+
+TEST(Cli, UsageErrorsExitTwo) {
+  EXPECT_EQ(run_moe("").code, 2);
+  EXPECT_EQ(run_moe("no-such-command").code, 2);
+  EXPECT_EQ(run_moe("bench ceilings --repetitions 0").code, 2);
+  EXPECT_EQ(run_moe("--threads -3 info").code, 2);
+}
+
+TEST(Cli, HelpAndVersion) {
+  EXPECT_EQ(run_moe("--help").code, 0);
+  const Result v = run_moe("--version");
+  EXPECT_EQ(v.code, 0);
+  EXPECT_NE(v.out.find("0."), std::string::npos);
+}
+
+}  // namespace
