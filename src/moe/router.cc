@@ -1,0 +1,208 @@
+// Router: option validation, logits (matmul_nt), scoring, group-limited top-k selection with
+// lower-index tie-breaking, weights from the unbiased scores, renormalization and scaling.
+#include "moe/router.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "runtime/thread_pool.h"
+#include "util/check.h"
+#include "util/error.h"
+
+namespace moe {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// a before b when a's value is larger, or equal and a's index is lower (deterministic ties).
+struct Better {
+  const float* v;
+  bool operator()(int32_t a, int32_t b) const { return v[a] > v[b] || (v[a] == v[b] && a < b); }
+};
+
+void score_logits(ScoringFunc f, const float* logits, int n, float* scores) {
+  switch (f) {
+    case ScoringFunc::kSoftmax: {
+      float mx = kNegInf;
+      for (int e = 0; e < n; ++e) mx = std::max(mx, logits[e]);
+      double sum = 0.0;
+      for (int e = 0; e < n; ++e) {
+        scores[e] = std::exp(logits[e] - mx);
+        sum += scores[e];
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int e = 0; e < n; ++e) scores[e] *= inv;
+      return;
+    }
+    case ScoringFunc::kSigmoid:
+      for (int e = 0; e < n; ++e) scores[e] = 1.0f / (1.0f + std::exp(-logits[e]));
+      return;
+    case ScoringFunc::kSqrtSoftplus:
+      for (int e = 0; e < n; ++e) {
+        const float x = logits[e];
+        // softplus(x) = log1p(exp(x)), written to stay finite for large |x| (torch uses x above 20).
+        const float sp = x > 20.0f ? x : std::log1p(std::exp(x));
+        scores[e] = std::sqrt(sp);
+      }
+      return;
+  }
+}
+
+// Masks (sets to -inf) every expert outside the topk_group best groups of `sel` [E].
+void apply_group_limit(const RouterOptions& o, float* sel, float* group_scores, int32_t* order) {
+  const int group_size = o.n_expert / o.n_group;
+  for (int g = 0; g < o.n_group; ++g) {
+    const float* s = sel + g * group_size;
+    if (o.group_score == GroupScore::kMax) {
+      float mx = kNegInf;
+      for (int i = 0; i < group_size; ++i) mx = std::max(mx, s[i]);
+      group_scores[g] = mx;
+    } else {
+      float a = kNegInf, b = kNegInf;  // two largest
+      for (int i = 0; i < group_size; ++i) {
+        if (s[i] > a) {
+          b = a;
+          a = s[i];
+        } else if (s[i] > b) {
+          b = s[i];
+        }
+      }
+      group_scores[g] = a + b;
+    }
+    order[g] = g;
+  }
+  std::partial_sort(order, order + o.topk_group, order + o.n_group, Better{group_scores});
+  // Reuse group_scores as a keep flag per group.
+  for (int g = 0; g < o.n_group; ++g) group_scores[g] = 0.0f;
+  for (int i = 0; i < o.topk_group; ++i) group_scores[order[i]] = 1.0f;
+  for (int g = 0; g < o.n_group; ++g) {
+    if (group_scores[g] != 0.0f) continue;
+    std::fill(sel + g * group_size, sel + (g + 1) * group_size, kNegInf);
+  }
+}
+
+// Final weights from the chosen ids: unbiased scores (or softmax over the chosen logits),
+// renormalized when asked, then scaled.
+void finish_weights(const RouterOptions& o, const float* logits, const float* scores, int k, const int32_t* ids,
+                    float* w) {
+  if (o.selection == Selection::kSoftmaxOverTopK) {
+    float mx = kNegInf;
+    for (int i = 0; i < k; ++i) mx = std::max(mx, logits[ids[i]]);
+    double sum = 0.0;
+    for (int i = 0; i < k; ++i) {
+      w[i] = std::exp(logits[ids[i]] - mx);
+      sum += w[i];
+    }
+    for (int i = 0; i < k; ++i) w[i] = static_cast<float>(w[i] / sum);
+  } else {
+    for (int i = 0; i < k; ++i) w[i] = scores[ids[i]];
+    if (o.norm_topk_prob) {
+      double sum = 0.0;
+      for (int i = 0; i < k; ++i) sum += w[i];
+      // HF adds 1e-20 to the denominator (DeepSeek); it only matters for an all-zero row.
+      const double inv = 1.0 / (sum + 1e-20);
+      for (int i = 0; i < k; ++i) w[i] = static_cast<float>(w[i] * inv);
+    }
+  }
+  if (o.routed_scaling_factor != 1.0f) {
+    for (int i = 0; i < k; ++i) w[i] *= o.routed_scaling_factor;
+  }
+}
+
+}  // namespace
+
+void RouterOptions::validate() const {
+  if (n_expert < 1) fail("router", "n_expert must be >= 1, got {}", n_expert);
+  if (top_k < 1) fail("router", "top_k (num_experts_per_tok) must be >= 1, got {}", top_k);
+  if (top_k > n_expert) fail("router", "top_k {} exceeds the number of experts {}", top_k, n_expert);
+  if (n_group < 1) fail("router", "n_group must be >= 1, got {}", n_group);
+  if (n_expert % n_group != 0) {
+    fail("router", "n_group {} does not divide n_expert {} (groups must have equal size)", n_group, n_expert);
+  }
+  if (topk_group < 1 || topk_group > n_group) {
+    fail("router", "topk_group must be in [1, n_group = {}], got {}", n_group, topk_group);
+  }
+  const int group_size = n_expert / n_group;
+  if (n_group > 1 && top_k > topk_group * group_size) {
+    fail("router", "top_k {} exceeds the {} experts reachable in topk_group {} groups of {}", top_k,
+         topk_group * group_size, topk_group, group_size);
+  }
+  if (n_group > 1 && group_score == GroupScore::kTop2Sum && group_size < 2) {
+    fail("router", "group score top-2 sum needs groups of >= 2 experts, got {} (n_expert {} / n_group {})", group_size,
+         n_expert, n_group);
+  }
+  if (!std::isfinite(routed_scaling_factor) || routed_scaling_factor <= 0.0f) {
+    fail("router", "routed_scaling_factor must be finite and > 0, got {}", routed_scaling_factor);
+  }
+}
+
+int RouterOptions::effective_top_k(int top_k_override) const {
+  if (top_k_override < 0 || top_k_override > top_k) {
+    fail("router", "top-k override {} must be in [0, top_k = {}] (0 keeps top_k)", top_k_override, top_k);
+  }
+  return top_k_override == 0 ? top_k : top_k_override;
+}
+
+void route_one_token(const RouterOptions& o, const RouterWeights& w, const float* logits, int k, int32_t* ids,
+                     float* out_weights, float* scratch) {
+  const int n = o.n_expert;
+  float* scores = scratch;             // [E]
+  float* sel = scratch + n;            // [E] selection scores
+  float* group_tmp = scratch + 2 * n;  // [n_group] (n_group <= E)
+  score_logits(o.scoring, logits, n, scores);
+  const float* base = o.selection == Selection::kSoftmaxOverTopK ? logits : scores;
+  for (int e = 0; e < n; ++e) sel[e] = base[e];
+  if (o.use_correction_bias) {
+    MOE_CHECK(w.correction_bias != nullptr);
+    for (int e = 0; e < n; ++e) sel[e] += w.correction_bias[e];
+  }
+  // Index order for the partial sorts (per thread, reused across tokens and calls).
+  thread_local std::vector<int32_t> order;
+  order.resize(n);
+  if (o.n_group > 1) apply_group_limit(o, sel, group_tmp, order.data());
+  for (int e = 0; e < n; ++e) order[e] = e;
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), Better{sel});
+  for (int i = 0; i < k; ++i) ids[i] = order[i];
+  finish_weights(o, logits, scores, k, ids, out_weights);
+}
+
+void weights_for_ids(const RouterOptions& o, const float* logits, int k, const int32_t* ids, float* out_weights,
+                     float* scratch) {
+  for (int i = 0; i < k; ++i) {
+    if (ids[i] < 0 || ids[i] >= o.n_expert) fail("router", "given expert id {} is outside [0, {})", ids[i], o.n_expert);
+  }
+  score_logits(o.scoring, logits, o.n_expert, scratch);
+  finish_weights(o, logits, scratch, k, ids, out_weights);
+}
+
+void route_tokens(const RouterOptions& o, const RouterWeights& w, const float* x, int64_t n_tokens, int64_t d_model,
+                  int top_k_override, RouterOutput* out) {
+  o.validate();
+  const int k = o.effective_top_k(top_k_override);
+  const int n = o.n_expert;
+  out->n_tokens = n_tokens;
+  out->top_k = k;
+  out->n_expert = n;
+  out->logits.resize(static_cast<size_t>(n_tokens) * n);      // [T, E]
+  out->expert_ids.resize(static_cast<size_t>(n_tokens) * k);  // [T, K]
+  out->weights.resize(static_cast<size_t>(n_tokens) * k);     // [T, K]
+  if (n_tokens == 0) return;
+  // Logits [T, E]: rows of tokens split across threads (the router weight is small, E x D).
+  thread_pool().parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
+    matmul_nt(x + t0 * d_model, d_model, w.weight, out->logits.data() + t0 * n, n, {t1 - t0, n, d_model}, false);
+    if (w.bias) {
+      for (int64_t t = t0; t < t1; ++t) {
+        float* l = out->logits.data() + t * n;
+        for (int e = 0; e < n; ++e) l[e] += w.bias[e];
+      }
+    }
+    std::vector<float> scratch(3 * static_cast<size_t>(n));
+    for (int64_t t = t0; t < t1; ++t) {
+      route_one_token(o, w, out->logits.data() + t * n, k, out->expert_ids.data() + t * k, out->weights.data() + t * k,
+                      scratch.data());
+    }
+  });
+}
+
+}  // namespace moe
