@@ -1,0 +1,410 @@
+// One dialect parser per model family: which config.json keys mean experts, top-k, shared
+// experts, dense-first / every-N MoE layers, attention variants and MTP in that family.
+#include <algorithm>
+
+#include "spec/config_families.h"
+#include "util/error.h"
+
+namespace moe::spec_detail {
+namespace {
+
+ScoringFunc parse_scoring(ConfigReader& r, const std::string& s) {
+  if (s == "softmax") return ScoringFunc::kSoftmax;
+  if (s == "sigmoid") return ScoringFunc::kSigmoid;
+  if (s == "sqrtsoftplus") return ScoringFunc::kSqrtSoftplus;
+  r.fail_field("scoring_func", fmt::format("unsupported \"{}\" (expected softmax, sigmoid, sqrtsoftplus)", s));
+}
+
+TopkMethod parse_topk_method(ConfigReader& r, const std::string& s) {
+  if (s == "greedy") return TopkMethod::kGreedy;
+  if (s == "group_limited_greedy") return TopkMethod::kGroupLimited;
+  if (s == "noaux_tc") return TopkMethod::kNoAuxTc;
+  r.fail_field("topk_method", fmt::format("unsupported \"{}\" (expected greedy, group_limited_greedy, noaux_tc)", s));
+}
+
+// Sliding window as Mistral / Mixtral spell it: every layer, when set.
+void mistral_sliding(ConfigReader& r, ModelSpec& s) {
+  s.sliding_window = r.int_or({"sliding_window"}, 0);
+  if (s.sliding_window > 0)
+    for (auto& l : s.layers) l = LayerSpec{l.is_moe, AttentionKind::kSliding, s.sliding_window, 0, false, true};
+}
+
+// Qwen2/Qwen3 (dense and MoE): sliding only with use_sliding_window, for layers >= max_window_layers;
+// newer configs spell it with layer_types.
+void qwen_sliding(ConfigReader& r, ModelSpec& s) {
+  const bool use = r.bool_or({"use_sliding_window"}, false);
+  const int64_t window = r.int_or({"sliding_window"}, 0);
+  const int64_t max_window_layers = r.int_or({"max_window_layers"}, s.n_layer);
+  if (r.has({"layer_types"})) {
+    s.sliding_window = window;
+    read_layer_types(r, s);
+    return;
+  }
+  if (!use || window == 0) return;
+  s.sliding_window = window;
+  for (int64_t i = max_window_layers; i < s.n_layer; ++i) {
+    s.layers[i].attention = AttentionKind::kSliding;
+    s.layers[i].window = window;
+  }
+}
+
+void read_topk(ConfigReader& r, ModelSpec& s, std::initializer_list<std::string_view> expert_keys) {
+  s.n_expert = r.int_or(expert_keys, 0);
+  s.n_expert_used = r.int_or({"num_experts_per_tok", "experts_per_token", "moe_top_k"}, 0);
+}
+
+void parse_llama(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  s.n_ff = r.req_int({"intermediate_size"});
+  s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
+  if (r.bool_or({"mlp_bias"}, false)) s.notes.push_back("mlp_bias: true is not modelled (MLP biases left out)");
+  set_layers_all(s, false);
+  if (s.family == Family::kMistral) mistral_sliding(r, s);
+  r.acknowledge({"head_dim"});
+}
+
+void parse_qwen_dense(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  s.n_ff = r.req_int({"intermediate_size"});
+  if (s.family == Family::kQwen2) {
+    s.attention_bias = true;  // Qwen2 always has q/k/v biases
+  } else {
+    s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
+    s.qk_norm = QkNorm::kPerHead;
+  }
+  set_layers_all(s, false);
+  qwen_sliding(r, s);
+}
+
+void parse_mixtral(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  read_topk(r, s, {"num_local_experts"});
+  s.n_ff_expert = r.req_int({"intermediate_size"});
+  if (s.family == Family::kPhiMoe) {
+    s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, true);
+    s.norm = NormKind::kLayerNorm;
+    if (r.bool_or({"lm_head_bias"}, false)) s.notes.push_back("lm_head_bias: the head bias ([vocab]) is not modelled");
+    r.acknowledge({"input_jitter_noise", "router_jitter_noise"});
+  }
+  set_layers_all(s, true);
+  mistral_sliding(r, s);
+}
+
+void parse_qwen_moe(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  read_topk(r, s, {"num_experts"});
+  s.n_ff = r.int_or({"intermediate_size"}, 0);
+  s.n_ff_expert = r.req_int({"moe_intermediate_size"});
+  s.router.norm_topk_prob = r.bool_or({"norm_topk_prob"}, false);
+  if (s.family == Family::kQwen2Moe) {
+    s.attention_bias = true;
+    s.n_ff_shared = r.int_or({"shared_expert_intermediate_size"}, 0);
+    s.n_expert_shared = s.n_ff_shared > 0 ? 1 : 0;
+    s.shared_expert_gate = s.n_ff_shared > 0;
+  } else {
+    s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
+    s.qk_norm = QkNorm::kPerHead;
+  }
+  const int64_t step = r.int_or({"decoder_sparse_step"}, 1);
+  const std::vector<int64_t> mlp_only = r.int_list({"mlp_only_layers"});
+  set_layers_all(s, false);
+  for (int64_t i = 0; i < s.n_layer; ++i) {
+    const bool dense = std::find(mlp_only.begin(), mlp_only.end(), i) != mlp_only.end();
+    s.layers[i].is_moe = !dense && s.n_expert > 0 && step > 0 && (i + 1) % step == 0;
+  }
+  qwen_sliding(r, s);
+}
+
+void parse_olmoe(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  read_topk(r, s, {"num_experts"});
+  s.n_ff_expert = r.req_int({"intermediate_size"});
+  s.router.norm_topk_prob = r.bool_or({"norm_topk_prob"}, false);
+  s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
+  s.clip_qkv = r.num_or({"clip_qkv"}, 0);
+  s.qk_norm = QkNorm::kFullWidth;
+  set_layers_all(s, true);
+}
+
+// DeepSeek-style MoE fields shared by deepseek, deepseek_v2/v3, kimi_k2 and glm4_moe.
+void read_deepseek_moe(ConfigReader& r, ModelSpec& s) {
+  read_topk(r, s, {"n_routed_experts"});
+  s.n_ff = r.int_or({"intermediate_size"}, 0);
+  s.n_ff_expert = r.int_or({"moe_intermediate_size"}, 0);
+  s.n_expert_shared = r.int_or({"n_shared_experts"}, 0);
+  s.n_ff_shared = s.n_expert_shared * s.n_ff_expert;
+  s.router.norm_topk_prob = r.bool_or({"norm_topk_prob"}, false);
+  s.router.scoring = parse_scoring(r, r.str_or({"scoring_func"}, "softmax"));
+  s.router.topk_method = parse_topk_method(r, r.str_or({"topk_method"}, "greedy"));
+  s.router.n_group = r.int_or({"n_group"}, 1);
+  s.router.topk_group = r.int_or({"topk_group"}, 1);
+  s.router.routed_scaling_factor = r.num_or({"routed_scaling_factor"}, 1.0);
+  s.router.has_score_bias = s.router.topk_method == TopkMethod::kNoAuxTc;
+  const int64_t first_dense = r.int_or({"first_k_dense_replace"}, 0);
+  const int64_t freq = r.int_or({"moe_layer_freq"}, 1);
+  if (freq == 0) r.fail_field("moe_layer_freq", "must be at least 1");
+  set_layers_all(s, false);
+  for (int64_t i = 0; i < s.n_layer; ++i) s.layers[i].is_moe = s.n_expert > 0 && i >= first_dense && i % freq == 0;
+  s.n_mtp_layers = r.int_or({"num_nextn_predict_layers"}, 0);
+}
+
+void parse_deepseek(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  read_deepseek_moe(r, s);
+  s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
+}
+
+void parse_deepseek_mla(ConfigReader& r, ModelSpec& s) {
+  s.n_layer = r.req_int({"num_hidden_layers"});
+  s.d_model = r.req_int({"hidden_size"});
+  s.n_head = r.req_int({"num_attention_heads"});
+  if (s.n_head == 0) r.fail_field("num_attention_heads", "must be at least 1");
+  s.n_head_kv = s.n_head;  // MLA: every head has its own K and V (from the shared latent)
+  r.acknowledge({"num_key_value_heads", "head_dim"});
+  s.vocab = r.req_int({"vocab_size"});
+  read_common(r, s);
+  read_deepseek_moe(r, s);
+  s.is_mla = true;
+  s.mla.q_lora_rank = r.int_or({"q_lora_rank"}, 0);
+  s.mla.kv_lora_rank = r.req_int({"kv_lora_rank"});
+  s.mla.qk_nope_head_dim = r.req_int({"qk_nope_head_dim"});
+  s.mla.qk_rope_head_dim = r.req_int({"qk_rope_head_dim"});
+  s.mla.v_head_dim = r.req_int({"v_head_dim"});
+  if (s.mla.kv_lora_rank == 0 || s.mla.qk_rope_head_dim == 0 || s.mla.v_head_dim == 0)
+    fail("spec", "{}: impossible MLA dims: kv_lora_rank, qk_rope_head_dim and v_head_dim must be positive", s.source);
+  s.head_dim = s.mla.qk_nope_head_dim + s.mla.qk_rope_head_dim;
+  s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
+  s.rope.interleaved = r.bool_or({"rope_interleave"}, true);
+  for (auto& l : s.layers) l.attention = AttentionKind::kMla;
+}
+
+void parse_glm4_moe(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  read_deepseek_moe(r, s);
+  s.router.scoring = ScoringFunc::kSigmoid;  // Glm4MoeTopkRouter: sigmoid + e_score_correction_bias
+  s.router.has_score_bias = true;
+  s.attention_bias = r.bool_or({"attention_bias"}, false);
+  if (r.bool_or({"use_qk_norm"}, false)) s.qk_norm = QkNorm::kPerHead;
+}
+
+void parse_gpt_oss(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  s.n_expert = r.req_int({"num_local_experts"});
+  const auto k1 = r.opt_int({"num_experts_per_tok"});
+  const auto k2 = r.opt_int({"experts_per_token"});
+  if (k1 && k2 && *k1 != *k2)
+    r.fail_field("experts_per_token", fmt::format("{} disagrees with num_experts_per_tok {}", *k2, *k1));
+  s.n_expert_used = k1 ? *k1 : (k2 ? *k2 : 0);
+  s.n_ff_expert = r.req_int({"intermediate_size"});
+  s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, true);
+  s.attention_sinks = true;
+  s.router.has_router_bias = true;
+  s.router.norm_topk_prob = true;  // softmax over the K selected logits
+  s.expert_bias = true;
+  s.activation = Activation::kSwigluClamped;
+  s.swiglu_limit = r.num_or({"swiglu_limit"}, 7.0);
+  s.swiglu_alpha = 1.702;
+  s.sliding_window = r.int_or({"sliding_window"}, 0);
+  r.acknowledge({"initial_context_length"});
+  set_layers_all(s, true);
+  read_layer_types(r, s);
+}
+
+void parse_dbrx(ConfigReader& r, ModelSpec& s) {
+  r.acknowledge_common();
+  s.n_layer = r.req_int({"n_layers"});
+  s.d_model = r.req_int({"d_model"});
+  s.n_head = r.req_int({"n_heads"});
+  if (s.n_head == 0) r.fail_field("n_heads", "must be at least 1");
+  if (s.d_model % s.n_head != 0)
+    fail("spec", "{}: inconsistent head dims: d_model {} is not a multiple of n_heads {}", r.source(), s.d_model,
+         s.n_head);
+  s.head_dim = s.d_model / s.n_head;
+  s.vocab = r.req_int({"vocab_size"});
+  s.max_position = r.int_or({"max_seq_len"}, 0);
+  s.tie_word_embeddings = r.bool_or({"tie_word_embeddings"}, false);
+  s.torch_dtype = r.str_or({"torch_dtype"}, "bfloat16");
+  s.norm = NormKind::kLayerNormNoBias;
+  s.norm_eps = 1e-5;
+  const nlohmann::json* attn = r.object({"attn_config"});
+  const nlohmann::json* ffn = r.object({"ffn_config"});
+  if (!attn) fail("spec", "{}: missing required field \"attn_config\" (an object)", r.source());
+  if (!ffn) fail("spec", "{}: missing required field \"ffn_config\" (an object)", r.source());
+  ConfigReader a(*attn, r.source(), "attn_config.");
+  s.n_head_kv = a.req_int({"kv_n_heads"});
+  if (s.n_head_kv == 0) a.fail_field("kv_n_heads", "must be at least 1");
+  s.clip_qkv = a.num_or({"clip_qkv"}, 0);
+  s.rope.theta = a.num_or({"rope_theta"}, 10000.0);
+  a.acknowledge({"model_type", "attn_pdrop", "attn_impl", "attn_uses_sequence_id", "alibi", "alibi_bias_max"});
+  ConfigReader f(*ffn, r.source(), "ffn_config.");
+  s.n_ff_expert = f.req_int({"ffn_hidden_size"});
+  s.n_expert = f.req_int({"moe_num_experts"});
+  s.n_expert_used = f.req_int({"moe_top_k"});
+  s.router.norm_topk_prob = f.num_or({"moe_normalize_expert_weights"}, 1.0) != 0;
+  const nlohmann::json* act = f.object({"ffn_act_fn"});
+  if (act && act->contains("name") && (*act)["name"] != "silu") f.fail_field("ffn_act_fn", "only silu is supported");
+  f.acknowledge({"model_type", "moe_jitter_eps", "moe_loss_weight", "uniform_expert_assignment", "ffn_type"});
+  for (auto& k : a.unused_keys()) s.unknown_keys.push_back(k);
+  for (auto& k : f.unused_keys()) s.unknown_keys.push_back(k);
+  set_layers_all(s, true);
+}
+
+void parse_llama4_text(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  read_topk(r, s, {"num_local_experts"});
+  s.n_ff_expert = r.req_int({"intermediate_size"});
+  s.n_ff = r.int_or({"intermediate_size_mlp"}, 0);
+  s.n_expert_shared = 1;  // Llama 4: one shared expert of the expert width in every MoE layer
+  s.n_ff_shared = s.n_ff_expert;
+  s.router.scoring = ScoringFunc::kSigmoid;
+  s.router.norm_topk_prob = false;
+  s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
+  s.attention_chunk_size = r.int_or({"attention_chunk_size"}, 0);
+  const bool qk_norm = r.bool_or({"use_qk_norm"}, false);
+  set_layers_all(s, false);
+  std::vector<int64_t> moe_layers = r.int_list({"moe_layers"});
+  const int64_t step = r.int_or({"interleave_moe_layer_step"}, 1);
+  if (moe_layers.empty() && step > 0)
+    for (int64_t i = step - 1; i < s.n_layer; i += step) moe_layers.push_back(i);
+  for (int64_t i : moe_layers) {
+    if (i >= s.n_layer)
+      r.fail_field("moe_layers", fmt::format("layer {} is beyond num_hidden_layers {}", i, s.n_layer));
+    s.layers[i].is_moe = s.n_expert > 0;
+  }
+  std::vector<int64_t> no_rope = r.int_list({"no_rope_layers"});
+  const int64_t interval = r.int_or({"no_rope_layer_interval"}, 4);
+  for (int64_t i = 0; i < s.n_layer; ++i) {
+    // no_rope_layers[i] == 1 means the layer uses RoPE (HF naming); default: every 4th layer is NoPE.
+    const bool rope = no_rope.empty() ? (interval == 0 || (i + 1) % interval != 0) : no_rope[i % no_rope.size()] != 0;
+    s.layers[i].use_rope = rope;
+    if (rope && s.attention_chunk_size > 0) {
+      s.layers[i].attention = AttentionKind::kChunked;
+      s.layers[i].window = s.attention_chunk_size;
+    }
+  }
+  if (qk_norm) s.qk_norm = QkNorm::kL2;
+  r.acknowledge({"attn_temperature_tuning", "floor_scale", "attn_scale", "for_llm_compressor", "rope_type"});
+}
+
+void parse_llama4(ConfigReader& r, ModelSpec& s) {
+  const nlohmann::json* text = r.object({"text_config"});
+  if (!text) {
+    parse_llama4_text(r, s);
+    return;
+  }
+  r.acknowledge_common();
+  r.acknowledge({"vision_config", "boi_token_index", "eoi_token_index", "image_token_index", "torch_dtype",
+                 "tie_word_embeddings"});
+  s.multimodal_wrapper = true;
+  s.tensor_prefix = "language_model.";
+  s.notes.push_back(
+      "multimodal config: only text_config is counted; the vision tower and projector (about 1.3B in Llama 4 "
+      "Scout) are not modelled, so the total is below the card's multimodal total");
+  ConfigReader t(*text, r.source(), "text_config.");
+  t.acknowledge({"model_type"});
+  parse_llama4_text(t, s);
+  for (auto& k : t.unused_keys()) s.unknown_keys.push_back(k);
+}
+
+void parse_deepseek_v4(ConfigReader& r, ModelSpec& s) {
+  s.n_layer = r.req_int({"num_hidden_layers"});
+  s.d_model = r.req_int({"hidden_size"});
+  s.n_head = r.req_int({"num_attention_heads"});
+  if (s.n_head == 0) r.fail_field("num_attention_heads", "must be at least 1");
+  s.n_head_kv = r.int_or({"num_key_value_heads"}, 1);
+  if (s.n_head_kv != 1)
+    r.fail_field("num_key_value_heads", fmt::format("DeepSeek-V4 shares one K=V head, found {}", s.n_head_kv));
+  s.head_dim = r.req_int({"head_dim"});
+  s.vocab = r.req_int({"vocab_size"});
+  read_common(r, s);
+  read_topk(r, s, {"n_routed_experts"});
+  s.n_ff_expert = r.req_int({"moe_intermediate_size"});
+  s.n_expert_shared = r.int_or({"n_shared_experts"}, 1);
+  s.n_ff_shared = s.n_expert_shared * s.n_ff_expert;
+  s.router.norm_topk_prob = r.bool_or({"norm_topk_prob"}, true);
+  s.router.scoring = parse_scoring(r, r.str_or({"scoring_func"}, "sqrtsoftplus"));
+  s.router.topk_method = parse_topk_method(r, r.str_or({"topk_method"}, "noaux_tc"));
+  s.router.routed_scaling_factor = r.num_or({"routed_scaling_factor"}, 1.0);
+  s.router.has_score_bias = true;
+  s.router.n_group = s.router.topk_group = 1;
+  s.swiglu_limit = r.num_or({"swiglu_limit"}, 0);
+  s.sliding_window = r.req_int({"sliding_window"});
+  s.attention_sinks = true;
+  s.mla.q_lora_rank = r.req_int({"q_lora_rank"});
+  s.mla.qk_rope_head_dim = r.int_or({"qk_rope_head_dim"}, 64);
+  s.n_mtp_layers = r.int_or({"num_nextn_predict_layers"}, 0);
+  s.quant.experts_fp4 = r.str_or({"expert_dtype"}, "") == "fp4";
+  auto& v4 = s.dsv4;
+  v4.hc_mult = r.req_int({"hc_mult"});
+  v4.hc_sinkhorn_iters = r.int_or({"hc_sinkhorn_iters"}, 20);
+  v4.hc_eps = r.num_or({"hc_eps"}, 1e-6);
+  v4.index_n_heads = r.req_int({"index_n_heads"});
+  v4.index_head_dim = r.req_int({"index_head_dim"});
+  v4.index_topk = r.req_int({"index_topk"});
+  v4.o_groups = r.req_int({"o_groups"});
+  v4.o_lora_rank = r.req_int({"o_lora_rank"});
+  v4.num_hash_layers = r.int_or({"num_hash_layers"}, 0);
+  v4.compress_rope_theta = r.num_or({"compress_rope_theta"}, s.rope.theta);
+  if (v4.o_groups == 0 || s.n_head % v4.o_groups != 0)
+    r.fail_field("o_groups", fmt::format("{} does not divide num_attention_heads {}", v4.o_groups, s.n_head));
+  const std::vector<int64_t> ratios = r.int_list({"compress_ratios"});
+  const size_t want = static_cast<size_t>(s.n_layer + s.n_mtp_layers);
+  if (ratios.size() != want && ratios.size() != static_cast<size_t>(s.n_layer))
+    r.fail_field(
+        "compress_ratios",
+        fmt::format("has {} entries, expected num_hidden_layers + num_nextn_predict_layers = {}", ratios.size(), want));
+  for (size_t i = 0; i < want; ++i) {
+    const int64_t v = i < ratios.size() ? ratios[i] : 0;
+    if (v != 0 && v != 4 && v != 128)
+      r.fail_field(fmt::format("compress_ratios[{}]", i), fmt::format("expected 0, 4 or 128, found {}", v));
+    v4.compress_ratios.push_back(static_cast<int>(v));
+  }
+  s.rope.interleaved = true;
+  set_layers_all(s, true);
+  for (int64_t i = 0; i < s.n_layer; ++i) {
+    auto& l = s.layers[i];
+    l.compress_ratio = v4.compress_ratios[i];
+    l.attention = l.compress_ratio > 0 ? AttentionKind::kCompressed : AttentionKind::kSliding;
+    l.window = s.sliding_window;
+    l.hash_routed = i < v4.num_hash_layers;
+  }
+  s.attention_bias = r.bool_or({"attention_bias"}, false);
+}
+
+}  // namespace
+
+const std::vector<FamilyEntry>& family_table() {
+  static const std::vector<FamilyEntry> table = {
+      {"llama", Family::kLlama, parse_llama},
+      {"mistral", Family::kMistral, parse_llama},
+      {"qwen2", Family::kQwen2, parse_qwen_dense},
+      {"qwen3", Family::kQwen3, parse_qwen_dense},
+      {"mixtral", Family::kMixtral, parse_mixtral},
+      {"phimoe", Family::kPhiMoe, parse_mixtral},
+      {"qwen2_moe", Family::kQwen2Moe, parse_qwen_moe},
+      {"qwen3_moe", Family::kQwen3Moe, parse_qwen_moe},
+      {"olmoe", Family::kOlmoe, parse_olmoe},
+      {"deepseek", Family::kDeepseek, parse_deepseek},
+      {"deepseek_v2", Family::kDeepseekV2, parse_deepseek_mla},
+      {"deepseek_v3", Family::kDeepseekV3, parse_deepseek_mla},
+      {"kimi_k2", Family::kDeepseekV3, parse_deepseek_mla},
+      {"deepseek_v4", Family::kDeepseekV4, parse_deepseek_v4},
+      {"glm4_moe", Family::kGlm4Moe, parse_glm4_moe},
+      {"gpt_oss", Family::kGptOss, parse_gpt_oss},
+      {"dbrx", Family::kDbrx, parse_dbrx},
+      {"llama4", Family::kLlama4, parse_llama4},
+      {"llama4_text", Family::kLlama4, parse_llama4},
+  };
+  return table;
+}
+
+}  // namespace moe::spec_detail

@@ -1,0 +1,32 @@
+// Internal to spec/: the per-family config.json dialect parsers and the helpers they share.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "spec/config_reader.h"
+#include "spec/model_spec.h"
+
+namespace moe::spec_detail {
+
+using FamilyParser = void (*)(ConfigReader&, ModelSpec&);
+
+struct FamilyEntry {
+  const char* model_type;
+  Family family;
+  FamilyParser parse;
+};
+
+// Every accepted model_type with its family and dialect parser.
+const std::vector<FamilyEntry>& family_table();
+
+// Shared pieces of the Llama-style dialect.
+void read_core_dims(ConfigReader& r, ModelSpec& s);  // layers, hidden, heads, kv heads, head_dim, vocab
+void read_common(ConfigReader& r, ModelSpec& s);     // eps, tie, max pos, dtype, activation, rope, quantization
+void read_rope(ConfigReader& r, ModelSpec& s);
+void read_quantization(ConfigReader& r, ModelSpec& s);
+// Fills s.layers: attention from layer_types / sliding_window; is_moe from is_moe(i).
+void set_layers_all(ModelSpec& s, bool is_moe);
+void read_layer_types(ConfigReader& r, ModelSpec& s);
+
+}  // namespace moe::spec_detail

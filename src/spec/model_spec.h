@@ -1,0 +1,186 @@
+// ModelSpec: the architecture of a model, normalized across Hugging Face config.json dialects.
+// One alias table per family (spec/config_families.cc) fills it; every config key is either
+// read, acknowledged as irrelevant to the architecture, or listed in unknown_keys.
+// Runtime settings (threads, batch, sampling) never go here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace moe {
+
+// Which tensor-naming dialect and block structure the model uses.
+enum class Family {
+  kLlama,
+  kMistral,
+  kQwen2,
+  kQwen3,
+  kMixtral,
+  kPhiMoe,
+  kQwen2Moe,
+  kQwen3Moe,
+  kOlmoe,
+  kDeepseek,    // DeepSeekMoE (v1): MHA + shared experts
+  kDeepseekV2,  // MLA + shared experts, group-limited routing
+  kDeepseekV3,  // also kimi_k2: MLA, sigmoid router with score-correction bias, MTP
+  kDeepseekV4,  // mHC, compressed attention, grouped low-rank output, hash layers
+  kGlm4Moe,
+  kGptOss,
+  kDbrx,
+  kLlama4,
+};
+
+enum class AttentionKind {
+  kFull,        // softmax attention over the whole context
+  kSliding,     // window of sliding_window tokens
+  kChunked,     // Llama 4: attention within chunks of attention_chunk_size tokens
+  kMla,         // DeepSeek-V2/V3 multi-head latent attention (full context)
+  kCompressed,  // DeepSeek-V4: sliding window + compressed KV (ratio 4 with indexer, or 128)
+};
+
+enum class ScoringFunc { kSoftmax, kSigmoid, kSqrtSoftplus };
+enum class TopkMethod { kGreedy, kGroupLimited, kNoAuxTc };
+enum class Activation { kSilu, kGelu, kGeluTanh, kSwigluClamped };
+enum class RopeType { kNone, kDefault, kLinear, kDynamic, kYarn, kLlama3, kLongrope };
+enum class QkNorm { kNone, kPerHead, kFullWidth, kL2 };  // [Dh] weights / [H*Dh] weights (OLMoE) / no weights
+enum class QuantMethod { kNone, kFp8, kMxfp4 };
+enum class NormKind { kRms, kLayerNormNoBias, kLayerNorm };
+
+struct LayerSpec {
+  bool is_moe = false;
+  AttentionKind attention = AttentionKind::kFull;
+  int64_t window = 0;        // tokens visible to a query; 0: unlimited
+  int compress_ratio = 0;    // DeepSeek-V4: 0 sliding only, 4 CSA (+indexer), 128 HCA
+  bool hash_routed = false;  // DeepSeek-V4: experts chosen by a token-id table
+  bool use_rope = true;      // Llama 4 NoPE layers: false
+};
+
+struct RouterSpec {
+  ScoringFunc scoring = ScoringFunc::kSoftmax;
+  TopkMethod topk_method = TopkMethod::kGreedy;
+  int64_t n_group = 1, topk_group = 1;  // group-limited routing
+  bool norm_topk_prob = true;           // renormalize the K selected weights
+  double routed_scaling_factor = 1.0;
+  bool has_score_bias = false;   // e_score_correction_bias (selection only)
+  bool has_router_bias = false;  // gpt-oss router Linear bias
+};
+
+struct RopeSpec {
+  RopeType type = RopeType::kDefault;
+  double theta = 10000.0;
+  double factor = 1.0;
+  int64_t original_max_position = 0;
+  double beta_fast = 32, beta_slow = 1, mscale = 1, mscale_all_dim = 0;
+  double low_freq_factor = 1, high_freq_factor = 4;
+  bool truncate = true;
+  double partial_rotary_factor = 1.0;
+  bool interleaved = false;  // pairs (2i, 2i+1) instead of halves (i, i + d/2)
+};
+
+struct MlaSpec {
+  int64_t q_lora_rank = 0;  // 0: plain q_proj
+  int64_t kv_lora_rank = 0;
+  int64_t qk_nope_head_dim = 0;
+  int64_t qk_rope_head_dim = 0;
+  int64_t v_head_dim = 0;
+};
+
+struct QuantSpec {
+  QuantMethod method = QuantMethod::kNone;
+  int64_t block_rows = 128, block_cols = 128;  // fp8 weight block
+  std::string fmt;                             // "e4m3"
+  std::string scale_fmt;                       // "ue8m0" (DeepSeek-V4) or "" (f32 scales)
+  bool experts_fp4 = false;                    // DeepSeek-V4 expert_dtype: fp4
+  std::vector<std::string> modules_to_not_convert;
+};
+
+// DeepSeek-V4 only.
+struct Dsv4Spec {
+  int64_t hc_mult = 0;
+  int64_t hc_sinkhorn_iters = 0;
+  double hc_eps = 0;
+  int64_t index_n_heads = 0, index_head_dim = 0, index_topk = 0;
+  int64_t o_groups = 0, o_lora_rank = 0;
+  int64_t num_hash_layers = 0;
+  double compress_rope_theta = 0;
+  std::vector<int> compress_ratios;  // n_layer + n_mtp_layers entries
+};
+
+struct ModelSpec {
+  std::string source;      // file or catalog name it came from
+  std::string model_type;  // as written in the config
+  Family family = Family::kLlama;
+
+  int64_t n_layer = 0;
+  int64_t d_model = 0;
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;
+  int64_t vocab = 0;
+  int64_t n_ff = 0;  // dense FFN width (dense layers)
+
+  int64_t n_expert = 0;       // routed experts (0: dense model)
+  int64_t n_expert_used = 0;  // top-k
+  int64_t n_ff_expert = 0;
+  int64_t n_expert_shared = 0;  // shared experts (count as the config states it)
+  int64_t n_ff_shared = 0;  // total shared width (n_expert_shared x width, or Qwen2 shared_expert_intermediate_size)
+  bool shared_expert_gate = false;  // Qwen2-MoE: sigmoid(Linear(D, 1)) scales the shared expert
+  std::vector<LayerSpec> layers;    // n_layer entries
+
+  RouterSpec router;
+  Activation activation = Activation::kSilu;
+  double swiglu_limit = 0;   // gpt-oss 7.0, DeepSeek-V4 10.0; 0: no clamp
+  double swiglu_alpha = 0;   // gpt-oss 1.702
+  bool expert_bias = false;  // gpt-oss expert Linear biases
+
+  bool attention_bias = false;  // q/k/v biases
+  bool o_bias = false;
+  QkNorm qk_norm = QkNorm::kNone;
+  bool attention_sinks = false;
+  double clip_qkv = 0;
+  int64_t sliding_window = 0;
+  int64_t attention_chunk_size = 0;
+  bool is_mla = false;
+  MlaSpec mla;
+  RopeSpec rope;
+
+  NormKind norm = NormKind::kRms;
+  double norm_eps = 1e-6;
+  bool tie_word_embeddings = false;
+  int64_t n_mtp_layers = 0;
+  int64_t max_position = 0;
+  std::string torch_dtype = "bfloat16";
+  QuantSpec quant;
+  Dsv4Spec dsv4;
+
+  // Llama 4 configs wrap the text model (text_config) and a vision tower we do not count.
+  bool multimodal_wrapper = false;
+  std::string tensor_prefix;  // "language_model." for the Llama 4 wrapper
+
+  std::vector<std::string> unknown_keys;  // keys neither read nor known to be irrelevant
+  std::vector<std::string> notes;         // caveats to show the user (vision tower, assumptions)
+
+  int64_t n_moe_layers() const;
+  bool is_moe_model() const { return n_expert > 0; }
+};
+
+// Parses a Hugging Face config.json object. source_name is used in error messages.
+// Throws moe::Error("spec", ...) for unknown model_type (listing the supported ones), a
+// missing required field (named), wrong JSON types, or impossible values.
+ModelSpec parse_model_spec(const nlohmann::json& config, const std::string& source_name);
+// Reads config.json (a file, or a directory containing one) and parses it.
+ModelSpec load_model_spec(const std::string& path);
+
+// The model_type values parse_model_spec accepts, sorted.
+std::vector<std::string> supported_model_types();
+
+const char* family_name(Family f);
+const char* attention_kind_name(AttentionKind k);
+const char* scoring_func_name(ScoringFunc s);
+const char* activation_name(Activation a);
+const char* quant_method_name(QuantMethod q);
+
+}  // namespace moe

@@ -1,0 +1,139 @@
+// DeepSeek-V4 tensor layout with the official checkpoint names (embed, layers.{i}.attn.*,
+// ffn.*, hc_*, mtp.{j}.*), as documented in shared/notes/deepseek-v4-architecture.md:
+// FP8 linears with E8M0 128x128 block scales, routed experts packed FP4 (I8 [out, in/2]) with
+// E8M0 scales per 32 inputs, fp32 mHC / ape / sinks / router bias, int64 tid2eid in hash layers.
+#include <fmt/format.h>
+
+#include "spec/registry_builder.h"
+#include "util/error.h"
+
+namespace moe::spec_detail {
+namespace {
+
+// Compressor of width c*d over windows of `ratio` tokens (c = 2 for the overlapping ratio-4 one).
+void compressor(RegistryBuilder& b, const std::string& p, int ratio, int64_t width) {
+  const int64_t D = b.spec().d_model;
+  const int64_t c = ratio == 4 ? 2 : 1;
+  b.add(p + "ape", {ratio, c * width}, Role::kAttention, DType::kF32);
+  b.add(p + "wkv.weight", {c * width, D}, Role::kAttention, DType::kBF16);
+  b.add(p + "wgate.weight", {c * width, D}, Role::kAttention, DType::kBF16);
+  b.add(p + "norm.weight", {width}, Role::kNorm, DType::kBF16);
+}
+
+void attention(RegistryBuilder& b, const std::string& p, int ratio) {
+  const ModelSpec& s = b.spec();
+  const Dsv4Spec& v = s.dsv4;
+  const int64_t D = s.d_model, H = s.n_head, d = s.head_dim, rq = s.mla.q_lora_rank;
+  const int64_t G = v.o_groups, ro = v.o_lora_rank;
+  const std::string a = p + "attn.";
+  b.add(a + "attn_sink", {H}, Role::kAttention, DType::kF32);
+  b.linear(a + "wq_a", rq, D, Role::kAttention);
+  b.add(a + "q_norm.weight", {rq}, Role::kNorm, DType::kBF16);
+  b.linear(a + "wq_b", H * d, rq, Role::kAttention);
+  b.linear(a + "wkv", d, D, Role::kAttention);  // one K=V head shared by all query heads
+  b.add(a + "kv_norm.weight", {d}, Role::kNorm, DType::kBF16);
+  b.linear(a + "wo_a", G * ro, H * d / G, Role::kAttention);  // block-diagonal: group g maps its H/G heads to ro
+  b.linear(a + "wo_b", D, G * ro, Role::kAttention);
+  if (ratio > 0) compressor(b, a + "compressor.", ratio, d);
+  if (ratio == 4) {
+    b.linear(a + "indexer.wq_b", v.index_n_heads * v.index_head_dim, rq, Role::kAttention);
+    b.add(a + "indexer.weights_proj.weight", {v.index_n_heads, D}, Role::kAttention, DType::kBF16);
+    compressor(b, a + "indexer.compressor.", 4, v.index_head_dim);
+  }
+}
+
+void hyper_connections(RegistryBuilder& b, const std::string& p, const std::string& which) {
+  const ModelSpec& s = b.spec();
+  const int64_t n = s.dsv4.hc_mult, m = (2 + n) * n;
+  b.add(p + "hc_" + which + "_fn", {m, n * s.d_model}, Role::kHyperConnection, DType::kF32);
+  b.add(p + "hc_" + which + "_base", {m}, Role::kHyperConnection, DType::kF32);
+  b.add(p + "hc_" + which + "_scale", {3}, Role::kHyperConnection, DType::kF32);
+}
+
+void hc_head(RegistryBuilder& b, const std::string& p) {
+  const ModelSpec& s = b.spec();
+  const int64_t n = s.dsv4.hc_mult;
+  b.add(p + "hc_head_fn", {n, n * s.d_model}, Role::kHyperConnection, DType::kF32);
+  b.add(p + "hc_head_base", {n}, Role::kHyperConnection, DType::kF32);
+  b.add(p + "hc_head_scale", {1}, Role::kHyperConnection, DType::kF32);
+}
+
+void routed_expert(RegistryBuilder& b, const std::string& base, int64_t out, int64_t in) {
+  const ModelSpec& s = b.spec();
+  if (!(b.checkpoint() && s.quant.experts_fp4)) {
+    b.routed_linear(base, out, in);
+    return;
+  }
+  if (in % 32 != 0) fail("spec", "{}: FP4 experts need input widths divisible by 32, found {}", s.source, in);
+  // Two FP4 values per I8 byte; one E8M0 scale per 32 inputs.
+  b.packed(base + ".weight", {out, in / 2}, DType::kI8, Role::kRoutedExpert, out * in, 1);
+  b.scale(base + ".scale", {out, in / 32}, DType::kF8E8M0, base + ".weight");
+}
+
+void moe_ffn(RegistryBuilder& b, const std::string& p, bool hash) {
+  const ModelSpec& s = b.spec();
+  const int64_t D = s.d_model, E = s.n_expert, I = s.n_ff_expert;
+  b.add(p + "ffn.gate.weight", {E, D}, Role::kRouter, DType::kBF16);
+  if (hash) {
+    b.packed(p + "ffn.gate.tid2eid", {s.vocab, s.n_expert_used}, DType::kI64, Role::kIndexTable, 0, 0);
+  } else {
+    b.add(p + "ffn.gate.bias", {E}, Role::kRouter, DType::kF32);
+  }
+  for (int64_t e = 0; e < E; ++e) {
+    b.expert(static_cast<int>(e));
+    const std::string x = p + fmt::format("ffn.experts.{}.", e);
+    routed_expert(b, x + "w1", I, D);
+    routed_expert(b, x + "w2", D, I);
+    routed_expert(b, x + "w3", I, D);
+  }
+  b.expert(-1);
+  const int64_t S = s.n_ff_shared;
+  b.linear(p + "ffn.shared_experts.w1", S, D, Role::kSharedExpert);
+  b.linear(p + "ffn.shared_experts.w2", D, S, Role::kSharedExpert);
+  b.linear(p + "ffn.shared_experts.w3", S, D, Role::kSharedExpert);
+}
+
+void block(RegistryBuilder& b, const std::string& p, int ratio, bool hash) {
+  const int64_t D = b.spec().d_model;
+  attention(b, p, ratio);
+  hyper_connections(b, p, "attn");
+  hyper_connections(b, p, "ffn");
+  b.add(p + "attn_norm.weight", {D}, Role::kNorm, DType::kBF16);
+  b.add(p + "ffn_norm.weight", {D}, Role::kNorm, DType::kBF16);
+  moe_ffn(b, p, hash);
+}
+
+}  // namespace
+
+void build_deepseek_v4(RegistryBuilder& b) {
+  const ModelSpec& s = b.spec();
+  const int64_t D = s.d_model;
+  if ((s.n_head * s.head_dim) % s.dsv4.o_groups != 0)
+    fail("spec", "{}: heads x head_dim {} is not divisible by o_groups {}", s.source, s.n_head * s.head_dim,
+         s.dsv4.o_groups);
+  b.add("embed.weight", {s.vocab, D}, Role::kEmbedding, DType::kBF16);
+  for (int64_t i = 0; i < s.n_layer; ++i) {
+    b.at(static_cast<int>(i), false);
+    block(b, fmt::format("layers.{}.", i), s.layers[i].compress_ratio, s.layers[i].hash_routed);
+  }
+  b.at(-1, false);
+  b.add("norm.weight", {D}, Role::kNorm, DType::kBF16);
+  b.linear("head", s.vocab, D, Role::kLmHead, false);
+  hc_head(b, "");
+  if (!b.include_mtp()) return;
+  for (int64_t j = 0; j < s.n_mtp_layers; ++j) {
+    // The MTP block reuses the main embed and head; it uses compress_ratios[n_layer + j].
+    b.at(static_cast<int>(s.n_layer + j), true);
+    const std::string p = fmt::format("mtp.{}.", j);
+    block(b, p, s.dsv4.compress_ratios[s.n_layer + j], false);
+    b.linear(p + "e_proj", D, D, Role::kMtp);
+    b.linear(p + "h_proj", D, D, Role::kMtp);
+    b.add(p + "enorm.weight", {D}, Role::kNorm, DType::kBF16);
+    b.add(p + "hnorm.weight", {D}, Role::kNorm, DType::kBF16);
+    b.add(p + "norm.weight", {D}, Role::kNorm, DType::kBF16);
+    hc_head(b, p);
+  }
+  b.at(-1, false);
+}
+
+}  // namespace moe::spec_detail
