@@ -1,0 +1,240 @@
+// Expert FFN: activations, weight-view helpers, and the two-phase grouped executor
+// (gate+up+activation, then down) over (expert, row block, column block) work items.
+#include "moe/expert_ffn.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "runtime/thread_pool.h"
+#include "util/check.h"
+#include "util/error.h"
+
+namespace moe {
+namespace {
+
+inline float silu(float g) { return g / (1.0f + std::exp(-g)); }
+
+// View of rows [r0, ...) of a weight matrix.
+WeightView rows_from(const WeightView& w, int64_t r0) {
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  return {base + r0 * w.ld * static_cast<int64_t>(dtype_size(w.dtype)), w.dtype, w.ld};
+}
+
+struct Item {
+  int32_t task;
+  int64_t r0, r1, c0, c1;
+};
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Row blocks per task, then column blocks sized so that there are several items per thread.
+// n_cols(task) is F (phase 1) or D (phase 2).
+template <typename NCols>
+std::vector<Item> make_items(const std::vector<ExpertTask>& tasks, NCols n_cols, const ExpertRunOptions& o, int threads,
+                             int64_t* max_row_block) {
+  struct RowBlock {
+    int32_t task;
+    int64_t r0, r1;
+  };
+  std::vector<RowBlock> row_blocks;
+  *max_row_block = 0;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const int64_t rows = tasks[i].rows;
+    const bool decode = o.path == KernelPath::kDecode || (o.path == KernelPath::kAuto && rows <= o.decode_max_rows);
+    const int64_t rb = decode ? rows : std::max<int64_t>(1, o.prefill_row_block);
+    for (int64_t r0 = 0; r0 < rows; r0 += rb) {
+      const int64_t r1 = std::min(rows, r0 + rb);
+      row_blocks.push_back({static_cast<int32_t>(i), r0, r1});
+      *max_row_block = std::max(*max_row_block, r1 - r0);
+    }
+  }
+  std::vector<Item> items;
+  if (row_blocks.empty()) return items;
+  const int64_t n_rb = static_cast<int64_t>(row_blocks.size());
+  for (const RowBlock& rb : row_blocks) {
+    const int64_t cols = n_cols(tasks[rb.task]);
+    // Enough column blocks for ~8 items per thread overall, and at most 512 columns per item.
+    const int64_t want = std::max<int64_t>((8 * threads + n_rb - 1) / n_rb, (cols + 511) / 512);
+    const int64_t cb = std::clamp<int64_t>(round_up((cols + want - 1) / want, 16), 16, std::max<int64_t>(16, cols));
+    for (int64_t c0 = 0; c0 < cols; c0 += cb) items.push_back({rb.task, rb.r0, rb.r1, c0, std::min(cols, c0 + cb)});
+  }
+  return items;
+}
+
+}  // namespace
+
+void ActivationOptions::validate() const {
+  if (kind == GluKind::kSwiGLUOai && !(limit > 0.0f))
+    fail("expert", "gpt-oss clamped SwiGLU needs limit > 0, got {}", limit);
+  if (limit < 0.0f || !std::isfinite(limit)) fail("expert", "activation limit must be finite and >= 0, got {}", limit);
+  if (!std::isfinite(alpha)) fail("expert", "activation alpha must be finite, got {}", alpha);
+}
+
+void apply_glu(const ActivationOptions& a, const float* gate, const float* up, float* h, int64_t n) {
+  switch (a.kind) {
+    case GluKind::kSwiGLU:
+      if (a.limit > 0.0f) {
+        for (int64_t i = 0; i < n; ++i) {
+          const float g = std::min(gate[i], a.limit), u = std::clamp(up[i], -a.limit, a.limit);
+          h[i] = silu(g) * u;
+        }
+      } else {
+        for (int64_t i = 0; i < n; ++i) h[i] = silu(gate[i]) * up[i];
+      }
+      return;
+    case GluKind::kGeGLU:
+      for (int64_t i = 0; i < n; ++i) {
+        const float g = gate[i];
+        h[i] = 0.5f * g * (1.0f + std::erf(g * 0.70710678118654752f)) * up[i];
+      }
+      return;
+    case GluKind::kGeGLUTanh:
+      for (int64_t i = 0; i < n; ++i) {
+        const float g = gate[i];
+        const float inner = 0.79788456080286536f * (g + 0.044715f * g * g * g);
+        h[i] = 0.5f * g * (1.0f + std::tanh(inner)) * up[i];
+      }
+      return;
+    case GluKind::kSwiGLUOai:
+      for (int64_t i = 0; i < n; ++i) {
+        const float g = std::min(gate[i], a.limit), u = std::clamp(up[i], -a.limit, a.limit);
+        h[i] = (u + 1.0f) * (g / (1.0f + std::exp(-a.alpha * g)));
+      }
+      return;
+  }
+}
+
+int64_t ExpertWeights::bytes_per_expert() const {
+  if (experts.empty()) return 0;
+  const ExpertMatrices& m = experts[0];
+  int64_t b = 3 * d_ff * d_model * static_cast<int64_t>(dtype_size(m.gate.dtype));
+  b += 4 * ((m.gate_bias ? d_ff : 0) + (m.up_bias ? d_ff : 0) + (m.down_bias ? d_model : 0));
+  return b;
+}
+
+int64_t ExpertWeights::params_per_expert() const {
+  if (experts.empty()) return 0;
+  const ExpertMatrices& m = experts[0];
+  return 3 * d_ff * d_model + (m.gate_bias ? d_ff : 0) + (m.up_bias ? d_ff : 0) + (m.down_bias ? d_model : 0);
+}
+
+ExpertWeights ExpertWeights::stacked(int n_expert, int64_t d_model, int64_t d_ff, DType dtype, const void* gate,
+                                     const void* up, const void* down, const float* gate_bias, const float* up_bias,
+                                     const float* down_bias) {
+  ExpertWeights w;
+  w.d_model = d_model;
+  w.d_ff = d_ff;
+  const int64_t es = static_cast<int64_t>(dtype_size(dtype));
+  const int64_t stride = d_ff * d_model * es;  // bytes per expert matrix
+  auto at = [&](const void* p, int e) { return static_cast<const void*>(static_cast<const uint8_t*>(p) + e * stride); };
+  for (int e = 0; e < n_expert; ++e) {
+    ExpertMatrices m;
+    m.gate = {at(gate, e), dtype, d_model};
+    m.up = {at(up, e), dtype, d_model};
+    m.down = {at(down, e), dtype, d_ff};
+    m.gate_bias = gate_bias ? gate_bias + e * d_ff : nullptr;
+    m.up_bias = up_bias ? up_bias + e * d_ff : nullptr;
+    m.down_bias = down_bias ? down_bias + e * d_model : nullptr;
+    w.experts.push_back(m);
+  }
+  return w;
+}
+
+void ExpertWeights::validate(const char* what) const {
+  if (experts.empty()) return;
+  if (d_model < 1 || d_ff < 1) fail("expert", "{}: d_model and d_ff must be >= 1, got {} and {}", what, d_model, d_ff);
+  for (size_t e = 0; e < experts.size(); ++e) {
+    const ExpertMatrices& m = experts[e];
+    const WeightView* views[3] = {&m.gate, &m.up, &m.down};
+    const char* names[3] = {"gate", "up", "down"};
+    const int64_t min_ld[3] = {d_model, d_model, d_ff};
+    for (int i = 0; i < 3; ++i) {
+      const WeightView& v = *views[i];
+      if (!v.data) fail("expert", "{} expert {}: {} weight is missing", what, e, names[i]);
+      if (v.dtype != DType::kF32 && v.dtype != DType::kBF16) {
+        fail("expert", "{} expert {}: {} weight dtype {} is not F32 or BF16", what, e, names[i], dtype_name(v.dtype));
+      }
+      if (v.ld < min_ld[i])
+        fail("expert", "{} expert {}: {} leading dimension {} < {}", what, e, names[i], v.ld, min_ld[i]);
+    }
+    if ((m.gate_bias == nullptr) != (experts[0].gate_bias == nullptr) ||
+        (m.down_bias == nullptr) != (experts[0].down_bias == nullptr)) {
+      fail("expert", "{} expert {}: biases present on some experts only", what, e);
+    }
+  }
+}
+
+void run_expert_tasks(const std::vector<ExpertTask>& tasks, int64_t d_model, const ActivationOptions& act,
+                      const ExpertRunOptions& o, ExpertRunStats* stats) {
+  const int64_t D = d_model;
+  ThreadPool& pool = thread_pool();
+  const int threads = pool.size();
+  int64_t max_rb = 0, max_f = 0;
+  for (const ExpertTask& task : tasks) max_f = std::max(max_f, task.d_ff);
+  const std::vector<Item> up_items = make_items(
+      tasks, [](const ExpertTask& t) { return t.d_ff; }, o, threads, &max_rb);
+  const std::vector<Item> down_items = make_items(
+      tasks, [D](const ExpertTask&) { return D; }, o, threads, &max_rb);
+  if (up_items.empty()) return;
+  // Per-thread scratch for the up projection, [max row block, max F] with the row stride of h.
+  std::vector<std::vector<float>> up_scratch(threads);
+  for (auto& s : up_scratch) s.resize(static_cast<size_t>(max_rb) * max_f);  // [rows, F]
+
+  pool.parallel_for_dynamic(static_cast<int64_t>(up_items.size()), 1, [&](int64_t b, int64_t e, int t) {
+    for (int64_t i = b; i < e; ++i) {
+      const Item& it = up_items[i];
+      const ExpertTask& task = tasks[it.task];
+      const ExpertMatrices& w = *task.w;
+      const int64_t rows = it.r1 - it.r0, cols = it.c1 - it.c0, F = task.d_ff;
+      const float* x = task.x + it.r0 * task.ldx;
+      float* g = task.h + it.r0 * F + it.c0;  // [rows, cols] of h (row stride F)
+      float* u = up_scratch[t].data() + it.c0;
+      const WeightView gv = rows_from(w.gate, it.c0), uv = rows_from(w.up, it.c0);
+      if (o.reference_kernels) {
+        matmul_nt_ref(x, task.ldx, gv, g, F, {rows, cols, D}, false);
+        matmul_nt_ref(x, task.ldx, uv, u, F, {rows, cols, D}, false);
+      } else {
+        matmul_nt_dual(x, task.ldx, gv, uv, g, u, F, {rows, cols, D});
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        float* gr = g + r * F;
+        float* ur = u + r * F;
+        if (w.gate_bias)
+          for (int64_t c = 0; c < cols; ++c) gr[c] += w.gate_bias[it.c0 + c];
+        if (w.up_bias)
+          for (int64_t c = 0; c < cols; ++c) ur[c] += w.up_bias[it.c0 + c];
+        apply_glu(act, gr, ur, gr, cols);
+      }
+    }
+  });
+  pool.parallel_for_dynamic(static_cast<int64_t>(down_items.size()), 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      const Item& it = down_items[i];
+      const ExpertTask& task = tasks[it.task];
+      const ExpertMatrices& w = *task.w;
+      const int64_t rows = it.r1 - it.r0, cols = it.c1 - it.c0, F = task.d_ff;
+      const float* h = task.h + it.r0 * F;
+      float* y = task.y + it.r0 * D + it.c0;  // [rows, cols] of y (row stride D)
+      const WeightView dv = rows_from(w.down, it.c0);
+      if (o.reference_kernels) {
+        matmul_nt_ref(h, F, dv, y, D, {rows, cols, F}, false);
+      } else {
+        matmul_nt(h, F, dv, y, D, {rows, cols, F}, false);
+      }
+      if (w.down_bias) {
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t c = 0; c < cols; ++c) y[r * D + c] += w.down_bias[it.c0 + c];
+        }
+      }
+    }
+  });
+  if (stats) {
+    auto es = [&](const Item& it) { return static_cast<int64_t>(dtype_size(tasks[it.task].w->gate.dtype)); };
+    for (const Item& it : up_items) stats->weight_bytes_streamed += 2 * (it.c1 - it.c0) * D * es(it);
+    for (const Item& it : down_items) stats->weight_bytes_streamed += (it.c1 - it.c0) * tasks[it.task].d_ff * es(it);
+    for (const ExpertTask& task : tasks) stats->flops += 2 * task.rows * 3 * task.d_ff * D;
+    stats->work_items += static_cast<int64_t>(up_items.size() + down_items.size());
+  }
+}
+
+}  // namespace moe

@@ -1,0 +1,92 @@
+// Expert FFN: GLU activations (SwiGLU, GELU-GLU, gpt-oss clamped SwiGLU), per-expert weight
+// views, and the grouped executor that runs many experts' FFNs as (expert, row block, column
+// block) work items on the thread pool: gate and up fused in one pass (matmul_nt_dual), then down.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/matmul.h"
+
+namespace moe {
+
+enum class GluKind {
+  kSwiGLU,     // silu(gate) * up; with limit > 0: gate clamped above, up clamped to +-limit (DeepSeek-V4)
+  kGeGLU,      // gelu(gate) * up, exact erf GELU (HF "gelu")
+  kGeGLUTanh,  // gelu_tanh(gate) * up (HF "gelu_pytorch_tanh")
+  kSwiGLUOai,  // gpt-oss: g = min(gate, limit), u = clamp(up, -limit, limit), (u + 1) * g * sigmoid(alpha * g)
+};
+
+struct ActivationOptions {
+  GluKind kind = GluKind::kSwiGLU;
+  float alpha = 1.702f;   // kSwiGLUOai
+  float limit = 0.0f;     // clamp limit (kSwiGLUOai: required > 0; kSwiGLU: 0 = no clamp)
+  void validate() const;  // throws moe::Error("expert", ...)
+};
+
+// h[i] = act(gate[i], up[i]) for n elements (h may alias gate).
+void apply_glu(const ActivationOptions& act, const float* gate, const float* up, float* h, int64_t n);
+
+// One expert's matrices (PyTorch Linear layout, non-owning): gate and up [F, D], down [D, F].
+struct ExpertMatrices {
+  WeightView gate;                   // [F, D]
+  WeightView up;                     // [F, D]
+  WeightView down;                   // [D, F]
+  const float* gate_bias = nullptr;  // [F] (gpt-oss)
+  const float* up_bias = nullptr;    // [F]
+  const float* down_bias = nullptr;  // [D]
+};
+
+// A set of experts of the same shape: routed experts, or shared experts (each sees every token).
+struct ExpertWeights {
+  int64_t d_model = 0;  // D
+  int64_t d_ff = 0;     // F
+  std::vector<ExpertMatrices> experts;
+  int n_expert() const { return static_cast<int>(experts.size()); }
+  int64_t bytes_per_expert() const;   // weight bytes of one expert (3 * F * D * dtype size + biases)
+  int64_t params_per_expert() const;  // 3 * F * D (+ biases)
+
+  // Views into stacked buffers: gate, up [E, F, D], down [E, D, F]; biases [E, F], [E, F], [E, D] or null.
+  static ExpertWeights stacked(int n_expert, int64_t d_model, int64_t d_ff, DType dtype, const void* gate,
+                               const void* up, const void* down, const float* gate_bias = nullptr,
+                               const float* up_bias = nullptr, const float* down_bias = nullptr);
+  // Throws moe::Error("expert", ...) when a view is missing, has the wrong leading dimension, or dtype.
+  void validate(const char* what) const;
+};
+
+// One expert applied to `rows` contiguous input rows: y = down(act(gate x + bg, up x + bu)) + bd.
+struct ExpertTask {
+  const ExpertMatrices* w = nullptr;
+  const float* x = nullptr;  // [rows, D] with row stride ldx
+  int64_t ldx = 0;
+  int64_t rows = 0;
+  int64_t d_ff = 0;    // F of this expert (shared and routed experts may differ)
+  float* h = nullptr;  // [rows, F] scratch (activations)
+  float* y = nullptr;  // [rows, D] output (row stride D)
+};
+
+enum class KernelPath {
+  kAuto,     // per expert: decode blocking for few rows, prefill blocking for many
+  kDecode,   // each item covers all of an expert's rows: its weights stream once for all its tokens
+  kPrefill,  // items also split rows into blocks (a hot expert spreads over threads)
+};
+
+struct ExpertRunOptions {
+  KernelPath path = KernelPath::kAuto;
+  bool reference_kernels = false;   // matmul_nt_ref (double accumulation) instead of matmul_nt
+  int64_t decode_max_rows = 64;     // kAuto: experts with at most this many rows use decode blocking
+  int64_t prefill_row_block = 128;  // rows per item on the prefill path
+};
+
+struct ExpertRunStats {
+  int64_t weight_bytes_streamed = 0;  // sum over items' row blocks of the weight bytes they read
+  int64_t flops = 0;                  // 2 * rows * (3 * F * D)
+  int64_t work_items = 0;
+};
+
+// Runs every task (all share d_model) on thread_pool(): phase 1 gate+up+activation into h,
+// phase 2 down into y. Deterministic: each output element is computed by exactly one item.
+void run_expert_tasks(const std::vector<ExpertTask>& tasks, int64_t d_model, const ActivationOptions& act,
+                      const ExpertRunOptions& options, ExpertRunStats* stats);
+
+}  // namespace moe

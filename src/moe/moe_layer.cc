@@ -1,0 +1,184 @@
+// MoeLayer::forward: route, dispatch (plan + gather), grouped experts (routed and shared in one
+// set of work items), combine (weighted sum in slot order, plus gated shared output).
+#include "moe/moe_layer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "runtime/thread_pool.h"
+#include "runtime/timer.h"
+#include "util/check.h"
+#include "util/error.h"
+
+namespace moe {
+
+MoeLayer::MoeLayer(const MoeLayerConfig& config, const MoeLayerWeights& weights) : config_(config), weights_(weights) {
+  const int64_t D = config.d_model;
+  if (D < 1) fail("moe_layer", "d_model must be >= 1, got {}", D);
+  config.router.validate();
+  config.activation.validate();
+  config.dispatch.validate();
+  const RouterWeights& rw = weights.router;
+  if (!rw.weight.data) fail("moe_layer", "router weight [E, D] is missing");
+  if (rw.weight.ld < D) fail("moe_layer", "router weight leading dimension {} < d_model {}", rw.weight.ld, D);
+  if (config.router.use_correction_bias && !rw.correction_bias) {
+    fail("moe_layer", "router uses a score-correction bias but RouterWeights::correction_bias is null");
+  }
+  if (weights.experts.n_expert() != config.router.n_expert) {
+    fail("moe_layer", "router has {} experts but {} expert weight sets were given", config.router.n_expert,
+         weights.experts.n_expert());
+  }
+  if (weights.experts.d_model != D) {
+    fail("moe_layer", "routed experts have d_model {} but the layer has {}", weights.experts.d_model, D);
+  }
+  weights.experts.validate("routed");
+  if (weights.shared.n_expert() > 0) {
+    if (weights.shared.d_model != D) {
+      fail("moe_layer", "shared experts have d_model {} but the layer has {}", weights.shared.d_model, D);
+    }
+    weights.shared.validate("shared");
+  }
+  if (weights.shared_gate.data) {
+    if (weights.shared.n_expert() == 0) fail("moe_layer", "a shared-expert gate was given without shared experts");
+    if (weights.shared_gate.ld < D)
+      fail("moe_layer", "shared gate [1, D] leading dimension {} < {}", weights.shared_gate.ld, D);
+  }
+}
+
+void MoeLayer::route(const float* x, int64_t T, const RunOptions& o) {
+  const RouterOptions& ro = config_.router;
+  if (!o.expert_ids) {
+    route_tokens(ro, weights_.router, x, T, config_.d_model, o.top_k_override, &router_out_);
+    return;
+  }
+  // Given choices: run the router for its logits and scores, take the weights at the given ids.
+  const int k = ro.effective_top_k(o.top_k_override);
+  RouterOptions plain = ro;
+  plain.n_group = 1;
+  plain.topk_group = 1;
+  route_tokens(plain, weights_.router, x, T, config_.d_model, o.top_k_override, &router_out_);
+  std::copy(o.expert_ids, o.expert_ids + T * k, router_out_.expert_ids.begin());
+  std::vector<float> scratch(ro.n_expert);
+  for (int64_t t = 0; t < T; ++t) {
+    weights_for_ids(ro, router_out_.logits.data() + t * ro.n_expert, k, o.expert_ids + t * k,
+                    router_out_.weights.data() + t * k, scratch.data());
+  }
+}
+
+void MoeLayer::gather(const float* x) {
+  const int64_t D = config_.d_model, n_rows = plan_.n_rows();
+  xs_.resize(static_cast<size_t>(n_rows) * D);  // [n_rows, D]
+  const bool scale = config_.weight_before_expert;
+  thread_pool().parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int32_t s = plan_.row_to_slot[r];
+      const float* src = x + (s / plan_.top_k) * D;
+      float* dst = xs_.data() + r * D;
+      if (scale) {
+        const float w = plan_.weights[s];
+        for (int64_t i = 0; i < D; ++i) dst[i] = w * src[i];
+      } else {
+        std::memcpy(dst, src, sizeof(float) * D);
+      }
+    }
+  });
+}
+
+void MoeLayer::run_experts(const float* x, int64_t T, const RunOptions& o, ExpertRunStats* stats) {
+  const int64_t D = config_.d_model, F = weights_.experts.d_ff, n_rows = plan_.n_rows();
+  const int S = weights_.shared.n_expert();
+  const int64_t Fs = weights_.shared.d_ff;
+  hs_.resize(static_cast<size_t>(n_rows) * F);        // [n_rows, F]
+  ys_.resize(static_cast<size_t>(n_rows) * D);        // [n_rows, D]
+  shared_h_.resize(static_cast<size_t>(S) * T * Fs);  // [S, T, Fs]
+  shared_y_.resize(static_cast<size_t>(S) * T * D);   // [S, T, D]
+  std::vector<ExpertTask> tasks;
+  for (int e = 0; e < plan_.n_expert; ++e) {
+    const int64_t off = plan_.expert_offsets[e], rows = plan_.expert_counts[e];
+    if (rows == 0) continue;
+    tasks.push_back(
+        {&weights_.experts.experts[e], xs_.data() + off * D, D, rows, F, hs_.data() + off * F, ys_.data() + off * D});
+  }
+  for (int s = 0; s < S; ++s) {
+    tasks.push_back(
+        {&weights_.shared.experts[s], x, D, T, Fs, shared_h_.data() + s * T * Fs, shared_y_.data() + s * T * D});
+  }
+  run_expert_tasks(tasks, D, config_.activation, o.experts, stats);
+}
+
+void MoeLayer::combine(const float* x, int64_t T, float* out) {
+  const int64_t D = config_.d_model;
+  const int K = plan_.top_k, S = weights_.shared.n_expert();
+  const bool weighted = !config_.weight_before_expert;
+  const WeightView& gate = weights_.shared_gate;
+  thread_pool().parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* o = out + t * D;
+      std::fill(o, o + D, 0.0f);
+      for (int k = 0; k < K; ++k) {
+        const int64_t s = t * K + k;
+        const int32_t r = plan_.slot_to_row[s];
+        if (r < 0) continue;  // dropped: contributes nothing, the residual carries the token on
+        const float w = weighted ? plan_.weights[s] : 1.0f;
+        const float* y = ys_.data() + static_cast<int64_t>(r) * D;
+        for (int64_t i = 0; i < D; ++i) o[i] += w * y[i];
+      }
+      if (S == 0) continue;
+      float g = 1.0f;
+      if (gate.data) {
+        float logit = 0.0f;
+        matmul_nt(x + t * D, D, gate, &logit, 1, {1, 1, D}, false);
+        g = 1.0f / (1.0f + std::exp(-logit));
+      }
+      for (int s = 0; s < S; ++s) {
+        const float* y = shared_y_.data() + (static_cast<int64_t>(s) * T + t) * D;
+        for (int64_t i = 0; i < D; ++i) o[i] += g * y[i];
+      }
+    }
+  });
+}
+
+void MoeLayer::forward(const float* x, int64_t T, float* out, const RunOptions& o, MoeTelemetry* tel) {
+  if (T < 0) fail("moe_layer", "token count must be >= 0, got {}", T);
+  const DispatchOptions& dispatch = o.dispatch ? *o.dispatch : config_.dispatch;
+  Timer timer;
+  route(x, T, o);
+  const double route_ms = timer.ms();
+  timer.reset();
+  plan_ = make_routing_plan(router_out_.expert_ids.data(), router_out_.weights.data(), T, router_out_.top_k,
+                            config_.router.n_expert, dispatch);
+  gather(x);
+  const double dispatch_ms = timer.ms();
+  timer.reset();
+  ExpertRunStats stats;
+  if (T > 0) run_experts(x, T, o, &stats);
+  const double experts_ms = timer.ms();
+  timer.reset();
+  combine(x, T, out);
+  const double combine_ms = timer.ms();
+  if (!tel) return;
+  *tel = MoeTelemetry{};
+  tel->n_tokens = T;
+  tel->top_k = plan_.top_k;
+  tel->tokens_per_expert = plan_.expert_counts;
+  tel->dropped_slots = static_cast<int64_t>(plan_.dropped_slots.size());
+  tel->experts_touched = plan_.n_experts_touched();
+  const int64_t E = config_.router.n_expert, D = config_.d_model;
+  int64_t params = E * D + (weights_.router.bias ? E : 0);
+  params += tel->experts_touched * weights_.experts.params_per_expert();
+  if (T > 0) {
+    params += weights_.shared.n_expert() * weights_.shared.params_per_expert();
+    if (weights_.shared_gate.data) params += D;
+  }
+  tel->activated_params = params;
+  tel->expert_bytes_streamed = stats.weight_bytes_streamed;
+  tel->expert_flops = stats.flops;
+  tel->work_items = stats.work_items;
+  tel->route_ms = route_ms;
+  tel->dispatch_ms = dispatch_ms;
+  tel->experts_ms = experts_ms;
+  tel->combine_ms = combine_ms;
+}
+
+}  // namespace moe

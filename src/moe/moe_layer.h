@@ -1,0 +1,76 @@
+// One MoE layer: router -> RoutingPlan (dispatch) -> gather -> grouped expert FFN -> combine,
+// plus shared experts (optionally sigmoid-gated), with telemetry for every call.
+// Weights are non-owning views (MoeLayerWeights), so a loader can point into mmapped tensors.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/matmul.h"
+#include "moe/expert_ffn.h"
+#include "moe/router.h"
+#include "moe/routing_plan.h"
+#include "moe/telemetry.h"
+
+namespace moe {
+
+// Architecture of the layer (from the model's config; no runtime knobs).
+struct MoeLayerConfig {
+  int64_t d_model = 0;  // D
+  RouterOptions router;
+  ActivationOptions activation;  // routed and shared experts
+  DispatchOptions dispatch;      // dropless by default
+  // Llama 4: the routing weight scales the expert's input instead of its output.
+  bool weight_before_expert = false;
+};
+
+struct MoeLayerWeights {
+  RouterWeights router;    // weight [E, D]
+  ExpertWeights experts;   // routed: E experts of [F, D] / [D, F]
+  ExpertWeights shared;    // shared experts (any count, own F), each sees every token; may be empty
+  WeightView shared_gate;  // [1, D]: out += sigmoid(x . g) * sum of shared outputs (Qwen2-MoE); data null = ungated
+};
+
+// Runtime knobs for one call.
+struct RunOptions {
+  int top_k_override = 0;                     // 0, or fewer experts per token than the config's top_k
+  const int32_t* expert_ids = nullptr;        // [T, K]: given choices (DeepSeek-V4 hash layers, benchmarks);
+                                              // weights still come from the router's scores
+  const DispatchOptions* dispatch = nullptr;  // overrides the config's capacity mode when set
+  ExpertRunOptions experts;                   // kernel path and blocking
+};
+
+// Not thread-safe: one call at a time per object (it reuses its workspace between calls).
+class MoeLayer {
+ public:
+  // Validates the config against the weights; throws moe::Error naming the mismatch.
+  MoeLayer(const MoeLayerConfig& config, const MoeLayerWeights& weights);
+
+  // out = MoE(x). x, out: [T, D] row-major f32, not overlapping. telemetry may be null.
+  void forward(const float* x, int64_t n_tokens, float* out, const RunOptions& options = {},
+               MoeTelemetry* telemetry = nullptr);
+
+  const MoeLayerConfig& config() const { return config_; }
+  const MoeLayerWeights& weights() const { return weights_; }
+  // The last call's routing (for training, statistics and tests).
+  const RouterOutput& last_router_output() const { return router_out_; }
+  const RoutingPlan& last_plan() const { return plan_; }
+
+ private:
+  void route(const float* x, int64_t n_tokens, const RunOptions& options);
+  void gather(const float* x);
+  void run_experts(const float* x, int64_t n_tokens, const RunOptions& options, ExpertRunStats* stats);
+  void combine(const float* x, int64_t n_tokens, float* out);
+
+  MoeLayerConfig config_;
+  MoeLayerWeights weights_;
+  RouterOutput router_out_;
+  RoutingPlan plan_;
+  std::vector<float> xs_;        // [n_rows, D] gathered inputs
+  std::vector<float> hs_;        // [n_rows, F] activations
+  std::vector<float> ys_;        // [n_rows, D] expert outputs
+  std::vector<float> shared_h_;  // [S, T, Fs]
+  std::vector<float> shared_y_;  // [S, T, D]
+};
+
+}  // namespace moe
