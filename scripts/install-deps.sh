@@ -8,7 +8,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev libopenmpi-dev openmpi-bin
-  libpcre2-dev libsentencepiece-dev
+  libpcre2-dev libsentencepiece-dev libicu-dev
   clang-format
 )
 if [[ "${1:-}" == "--fixtures" ]]; then
