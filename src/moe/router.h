@@ -8,15 +8,13 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "spec/model_spec.h"
 
 namespace moe {
 
-// How logits become per-expert scores (the weights are taken from these scores).
-enum class ScoringFunc {
-  kSoftmax,       // softmax over all E logits
-  kSigmoid,       // sigmoid(logit) per expert
-  kSqrtSoftplus,  // sqrt(softplus(logit)) per expert (DeepSeek-V4)
-};
+// How logits become per-expert scores: ScoringFunc from spec/model_spec.h (softmax over all E
+// logits, sigmoid per expert, or sqrt(softplus) per expert as in DeepSeek-V4); the weights are
+// taken from these scores.
 
 // Which experts a token keeps and where its weights come from.
 enum class Selection {
