@@ -112,17 +112,17 @@ inline std::vector<bool> naive_keep(const DispatchOptions& d, const std::vector<
 
 inline double naive_act(const ActivationOptions& a, double g, double u) {
   switch (a.kind) {
-    case Activation::kSwiGLU:
+    case GluKind::kSwiGLU:
       if (a.limit > 0) {
         g = std::min(g, double(a.limit));
         u = std::clamp(u, -double(a.limit), double(a.limit));
       }
       return g / (1 + std::exp(-g)) * u;
-    case Activation::kGeGLU:
+    case GluKind::kGeGLU:
       return 0.5 * g * (1 + std::erf(g / std::sqrt(2.0))) * u;
-    case Activation::kGeGLUTanh:
+    case GluKind::kGeGLUTanh:
       return 0.5 * g * (1 + std::tanh(std::sqrt(2.0 / M_PI) * (g + 0.044715 * g * g * g))) * u;
-    case Activation::kSwiGLUOai: {
+    case GluKind::kSwiGLUOai: {
       g = std::min(g, double(a.limit));
       u = std::clamp(u, -double(a.limit), double(a.limit));
       return (u + 1) * g / (1 + std::exp(-double(a.alpha) * g));
