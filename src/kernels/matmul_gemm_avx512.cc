@@ -1,0 +1,170 @@
+// AVX-512 blocked GEMM for the NT layout: B is packed (16x16 in-register transposes) into
+// panels of 32 columns x kc, then a 12x32 micro-kernel (24 zmm accumulators) broadcasts A.
+// Blocking: nc = 512 columns x kc = 256 of packed B (512 KiB, L2) per pass; the 12 x kc slice of
+// A stays in L1 across the panels. bf16 weights are widened to f32 while packing.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+#include "kernels/matmul_internal.h"
+
+namespace moe::matmul_detail {
+namespace {
+
+constexpr int kMr = 12;
+constexpr int kNr = 32;
+constexpr int64_t kKc = 256;
+constexpr int64_t kNc = 512;
+
+inline __mmask16 mask16(int64_t r) {
+  return r <= 0 ? __mmask16(0) : r >= 16 ? __mmask16(0xffff) : __mmask16((1u << r) - 1);
+}
+
+// 16 rows of 32-bit lanes transposed in place (row r lane c -> row c lane r).
+void transpose16(__m512i (&r)[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  // u[4i+q] lane L holds column 4L+q of rows 4i..4i+3; gather lane L of u[q], u[4+q], u[8+q], u[12+q].
+  for (int q = 0; q < 4; ++q) {
+    const __m512i w0 = _mm512_shuffle_i32x4(u[q], u[4 + q], 0x88);
+    const __m512i w1 = _mm512_shuffle_i32x4(u[q], u[4 + q], 0xdd);
+    const __m512i x0 = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0x88);
+    const __m512i x1 = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0xdd);
+    r[q] = _mm512_shuffle_i32x4(w0, x0, 0x88);
+    r[8 + q] = _mm512_shuffle_i32x4(w0, x0, 0xdd);
+    r[4 + q] = _mm512_shuffle_i32x4(w1, x1, 0x88);
+    r[12 + q] = _mm512_shuffle_i32x4(w1, x1, 0xdd);
+  }
+}
+
+// 16 consecutive elements of row `row` of B from column p as f32 bits, zero beyond `count`.
+inline __m512i load_b16(const WeightView& b, int64_t row, int64_t p, int64_t count) {
+  const __mmask16 mk = mask16(count);
+  if (b.dtype == DType::kBF16) {
+    const uint16_t* src = static_cast<const uint16_t*>(b.data) + row * b.ld + p;
+    return _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, src)), 16);
+  }
+  return _mm512_maskz_loadu_epi32(mk, static_cast<const float*>(b.data) + row * b.ld + p);
+}
+
+// Packs B rows [j0, j0+nc) x columns [p0, p0+kc) into panels: panel q, element (p, col) at
+// dst[q*kc*32 + p*32 + col], with rows past n (the last panel's padding) zero.
+void pack_b_f32(const MatmulArgs& g, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float* dst) {
+  for (int64_t jg = 0; jg < nc; jg += 16) {  // 16 rows of B = 16 packed columns
+    float* panel = dst + (jg / kNr) * kc * kNr + (jg % kNr);
+    for (int64_t p = 0; p < kc; p += 16) {
+      __m512i r[16];
+      for (int t = 0; t < 16; ++t)
+        r[t] = jg + t < nc ? load_b16(g.b, j0 + jg + t, p0 + p, kc - p) : _mm512_setzero_si512();
+      transpose16(r);
+      const int64_t rows = std::min<int64_t>(16, kc - p);
+      for (int64_t t = 0; t < rows; ++t) _mm512_store_si512(panel + (p + t) * kNr, r[t]);
+    }
+  }
+  if (nc % kNr != 0 && nc % kNr <= 16) {  // the last panel's upper 16 columns were never written
+    float* panel = dst + (nc / kNr) * kc * kNr + 16;
+    for (int64_t p = 0; p < kc; ++p) _mm512_store_ps(panel + p * kNr, _mm512_setzero_ps());
+  }
+}
+
+}  // namespace
+
+void pack_b_bf16_pairs_avx512(const WeightView& b, int64_t j0, int64_t nc, int64_t p0, int64_t kc, uint32_t* dst) {
+  const int64_t kc2 = (kc + 1) / 2;
+  for (int64_t jg = 0; jg < nc; jg += 16) {
+    uint32_t* panel = dst + (jg / kNr) * kc2 * kNr + (jg % kNr);
+    for (int64_t p2 = 0; p2 < kc2; p2 += 16) {
+      const __mmask32 mk = kc - 2 * p2 >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << (kc - 2 * p2)) - 1);
+      __m512i r[16];
+      for (int t = 0; t < 16; ++t) {
+        const uint16_t* src = static_cast<const uint16_t*>(b.data) + (j0 + jg + t) * b.ld + p0 + 2 * p2;
+        r[t] = jg + t < nc ? _mm512_maskz_loadu_epi16(mk, src) : _mm512_setzero_si512();
+      }
+      transpose16(r);
+      const int64_t rows = std::min<int64_t>(16, kc2 - p2);
+      for (int64_t t = 0; t < rows; ++t) _mm512_store_si512(panel + (p2 + t) * kNr, r[t]);
+    }
+  }
+  if (nc % kNr != 0 && nc % kNr <= 16) {
+    uint32_t* panel = dst + (nc / kNr) * kc2 * kNr + 16;
+    for (int64_t p2 = 0; p2 < kc2; ++p2) _mm512_store_si512(panel + p2 * kNr, _mm512_setzero_si512());
+  }
+}
+
+namespace {
+
+struct Tile {
+  float* c;
+  int64_t ldc;
+  __mmask16 m0, m1;  // valid columns in the two 16-wide halves
+  bool load_c;
+};
+
+template <int MR>
+void micro_f32(const float* a, int64_t lda, const float* bp, int64_t kc, const Tile& t) {
+  __m512 s0[MR], s1[MR];
+  for (int i = 0; i < MR; ++i) s0[i] = s1[i] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_load_ps(bp + p * kNr);
+    const __m512 b1 = _mm512_load_ps(bp + p * kNr + 16);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_set1_ps(a[i * lda + p]);
+      s0[i] = _mm512_fmadd_ps(av, b0, s0[i]);
+      s1[i] = _mm512_fmadd_ps(av, b1, s1[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* c = t.c + i * t.ldc;
+    if (t.load_c) {
+      s0[i] = _mm512_add_ps(s0[i], _mm512_maskz_loadu_ps(t.m0, c));
+      s1[i] = _mm512_add_ps(s1[i], _mm512_maskz_loadu_ps(t.m1, c + 16));
+    }
+    _mm512_mask_storeu_ps(c, t.m0, s0[i]);
+    _mm512_mask_storeu_ps(c + 16, t.m1, s1[i]);
+  }
+}
+
+using MicroFn = void (*)(const float*, int64_t, const float*, int64_t, const Tile&);
+
+template <int... I>
+constexpr auto make_micro_table(std::integer_sequence<int, I...>) {
+  return std::array<MicroFn, sizeof...(I)>{&micro_f32<I + 1>...};
+}
+constexpr auto kMicro = make_micro_table(std::make_integer_sequence<int, kMr>{});
+
+}  // namespace
+
+void gemm_avx512(const MatmulArgs& g) {
+  const int64_t m = g.s.m, n = g.s.n, k = g.s.k;
+  const int64_t kc_max = std::min(kKc, k);
+  const int64_t nc_max = (std::min(kNc, n) + kNr - 1) / kNr * kNr;
+  float* packed = static_cast<float*>(scratch(kScratchB, size_t(kc_max * nc_max) * sizeof(float)));
+  for (int64_t j0 = 0; j0 < n; j0 += kNc) {
+    const int64_t nc = std::min(kNc, n - j0);
+    for (int64_t p0 = 0; p0 < k; p0 += kKc) {
+      const int64_t kc = std::min(kKc, k - p0);
+      pack_b_f32(g, j0, nc, p0, kc, packed);
+      for (int64_t i0 = 0; i0 < m; i0 += kMr) {
+        const int mr = int(std::min<int64_t>(kMr, m - i0));
+        for (int64_t q = 0; q * kNr < nc; ++q) {
+          const int64_t cols = std::min<int64_t>(kNr, nc - q * kNr);
+          const Tile t{g.c + i0 * g.ldc + j0 + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
+          kMicro[mr - 1](g.a + i0 * g.lda + p0, g.lda, packed + q * kc * kNr, kc, t);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace moe::matmul_detail

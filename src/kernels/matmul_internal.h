@@ -1,0 +1,50 @@
+// Internal interface between the matmul dispatcher (matmul.cc) and its per-ISA
+// translation units (matmul_avx2.cc, matmul_avx512.cc, matmul_avx512bf16.cc).
+// Not for callers outside src/kernels: use kernels/matmul.h.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/matmul.h"
+
+namespace moe::matmul_detail {
+
+// One matmul_nt call, already validated: m, n, k > 0.
+struct MatmulArgs {
+  const float* a = nullptr;
+  int64_t lda = 0;
+  WeightView b;
+  float* c = nullptr;
+  int64_t ldc = 0;
+  MatmulShape s;
+  bool accumulate = false;
+};
+
+// Rows of A from which the blocked GEMM (packed panels) beats the streaming GEMV-like
+// decode kernel. Below it, every B row is streamed once and dotted with all rows of A.
+constexpr int64_t kGemmMinRows = 9;
+
+// Per-thread scratch memory, 64-byte aligned, grown on demand and kept for the thread's
+// life. `slot` selects one of a few independent buffers (A pack, B pack).
+void* scratch(int slot, size_t bytes);
+enum ScratchSlot { kScratchA = 0, kScratchB = 1, kScratchCount = 2 };
+
+// Decode (streaming) kernels: any m, best for m <= 8.
+void decode_avx512(const MatmulArgs& args);
+void decode_avx2(const MatmulArgs& args);
+// bf16 weights with A rounded to bf16 and vdpbf16ps (AVX512_BF16); ~1e-2 relative accuracy.
+void decode_bf16dot_avx512bf16(const MatmulArgs& args);
+
+// Blocked GEMM kernels with packed B panels: f32 FMA (bf16 weights widened while packing).
+void gemm_avx512(const MatmulArgs& args);
+void gemm_avx2(const MatmulArgs& args);
+// bf16 weights, A rounded to bf16, vdpbf16ps micro-kernel.
+void gemm_bf16dot_avx512bf16(const MatmulArgs& args);
+
+// Packs bf16 B rows [j0, j0+nc) x columns [p0, p0+kc) (p0 even) into panels of 32 columns
+// of bf16 pairs: panel q, pair p2 (columns 2*p2, 2*p2+1 of the block), column col at
+// dst[q*kc2*32 + p2*32 + col] with kc2 = ceil(kc/2); padding (odd kc, rows past nc) is zero.
+void pack_b_bf16_pairs_avx512(const WeightView& b, int64_t j0, int64_t nc, int64_t p0, int64_t kc, uint32_t* dst);
+
+}  // namespace moe::matmul_detail

@@ -1,0 +1,267 @@
+// matmul_nt / matmul_nt_dual against the double-accumulating reference matmul_nt_ref, for every
+// kernel variant (each ISA level through the dispatcher, and each decode / GEMM kernel called
+// directly), odd sizes on both sides of the SIMD widths and block sizes, misaligned pointers,
+// leading dimensions larger than the row, accumulate on/off, f32 and bf16 weights.
+// Tolerances scale with sum_p |a_ip| |b_jp| (the operand norms), not a fixed epsilon.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/matmul.h"
+#include "kernels/matmul_internal.h"
+#include "runtime/cpu_features.h"
+
+namespace moe {
+namespace {
+
+using matmul_detail::MatmulArgs;
+
+constexpr double kTolF32 = 1e-5;      // f32 products, f32 accumulation
+constexpr double kTolBf16Dot = 1e-2;  // A rounded to bf16 (vdpbf16ps paths)
+constexpr float kSentinel = 12345.0f;
+
+struct Variant {
+  std::string name;
+  Isa isa;                            // level the variant needs
+  void (*direct)(const MatmulArgs&);  // null: matmul_nt under set_isa_override(isa)
+  bool bf16_only = false;             // only for bf16 weights
+  bool bf16_dot = false;              // rounds A to bf16
+};
+
+std::vector<Variant> variants() {
+  using namespace matmul_detail;
+  return {
+      {"dispatch-scalar", Isa::kScalar, nullptr},
+      {"dispatch-avx2", Isa::kAvx2, nullptr},
+      {"dispatch-avx512", Isa::kAvx512, nullptr},
+      {"dispatch-avx512bf16", Isa::kAvx512Bf16, nullptr},
+      {"decode-avx2", Isa::kAvx2, decode_avx2},
+      {"gemm-avx2", Isa::kAvx2, gemm_avx2},
+      {"decode-avx512", Isa::kAvx512, decode_avx512},
+      {"gemm-avx512", Isa::kAvx512, gemm_avx512},
+      {"decode-bf16dot", Isa::kAvx512Bf16, decode_bf16dot_avx512bf16, true, true},
+      {"gemm-bf16dot", Isa::kAvx512Bf16, gemm_bf16dot_avx512bf16, true, true},
+  };
+}
+
+// Restores the ISA cap when a test ends.
+class IsaGuard {
+ public:
+  IsaGuard() : saved_(set_isa_override(Isa::kAvx512Bf16)) {}
+  ~IsaGuard() { set_isa_override(saved_); }
+
+ private:
+  Isa saved_;
+};
+
+// One problem: A [m, lda], B [n, ldb] (f32 or bf16), C [m, ldc], each starting at an element
+// offset from a 64-byte boundary so that the kernels see misaligned rows.
+struct Problem {
+  MatmulShape s;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  DType dtype = DType::kF32;
+  bool accumulate = false;
+  std::vector<float> a_store, b_f32_store, c0_store;
+  std::vector<uint16_t> b_bf16_store;
+  int offset = 0;
+  std::vector<double> scale;  // per element of C: sum_p |a_ip b_jp| (+ |c0| when accumulating)
+
+  const float* a() const { return a_store.data() + offset; }
+  WeightView b() const {
+    if (dtype == DType::kBF16) return {b_bf16_store.data() + offset, DType::kBF16, ldb};
+    return {b_f32_store.data() + offset, DType::kF32, ldb};
+  }
+  float weight(int64_t j, int64_t p) const {
+    return dtype == DType::kBF16 ? bf16_to_f32(b_bf16_store[offset + j * ldb + p]) : b_f32_store[offset + j * ldb + p];
+  }
+};
+
+Problem make_problem(MatmulShape s, DType dtype, bool accumulate, int variant_seed) {
+  Problem pr;
+  pr.s = s;
+  pr.lda = s.k + (variant_seed % 3) * 7;
+  pr.ldb = s.k + (variant_seed % 2) * 5;
+  pr.ldc = s.n + 3;
+  pr.dtype = dtype;
+  pr.accumulate = accumulate;
+  pr.offset = variant_seed % 5;
+  std::mt19937 rng(1234 + variant_seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  pr.a_store.resize(size_t(pr.offset + std::max<int64_t>(s.m, 1) * pr.lda + 1));
+  for (float& x : pr.a_store) x = u(rng);
+  const size_t nb = size_t(pr.offset + std::max<int64_t>(s.n, 1) * pr.ldb + 1);
+  pr.b_f32_store.resize(nb);
+  pr.b_bf16_store.resize(nb);
+  for (size_t i = 0; i < nb; ++i) {
+    pr.b_f32_store[i] = u(rng);
+    pr.b_bf16_store[i] = f32_to_bf16(pr.b_f32_store[i]);
+  }
+  pr.c0_store.assign(size_t(pr.offset + std::max<int64_t>(s.m, 1) * pr.ldc + 1), kSentinel);
+  for (int64_t i = 0; i < s.m; ++i)
+    for (int64_t j = 0; j < s.n; ++j) pr.c0_store[pr.offset + i * pr.ldc + j] = u(rng);
+  pr.scale.assign(pr.c0_store.size(), 0.0);
+  for (int64_t i = 0; i < s.m; ++i) {
+    for (int64_t j = 0; j < s.n; ++j) {
+      const size_t x = size_t(pr.offset + i * pr.ldc + j);
+      double sum = accumulate ? std::fabs(pr.c0_store[x]) : 0.0;
+      for (int64_t p = 0; p < s.k; ++p) sum += std::fabs(double(pr.a()[i * pr.lda + p]) * pr.weight(j, p));
+      pr.scale[x] = sum;
+    }
+  }
+  return pr;
+}
+
+// Compares C (with its padding) against the reference; NaN where the reference is finite fails.
+testing::AssertionResult close_to_reference(const Problem& pr, const std::vector<float>& got,
+                                            const std::vector<float>& want, double rel) {
+  const MatmulShape s = pr.s;
+  for (size_t x = 0; x < got.size(); ++x) {
+    const int64_t e = int64_t(x) - pr.offset;
+    const int64_t i = e >= 0 ? e / pr.ldc : -1, j = e >= 0 ? e % pr.ldc : -1;
+    if (i < 0 || i >= s.m || j >= s.n) {  // outside C: must be untouched
+      if (got[x] != pr.c0_store[x]) return testing::AssertionFailure() << "wrote outside C at element " << e;
+      continue;
+    }
+    const double scale = pr.scale[x];
+    const bool want_nan = std::isnan(want[x]), got_nan = std::isnan(got[x]);
+    const double err = std::fabs(double(got[x]) - double(want[x]));
+    if (want_nan != got_nan || (!want_nan && !(err <= rel * scale + 1e-30))) {
+      return testing::AssertionFailure() << "C[" << i << "," << j << "] = " << got[x] << ", reference " << want[x]
+                                         << ", error " << err << " > " << rel << " x scale " << scale;
+    }
+  }
+  return testing::AssertionSuccess();
+}
+
+std::vector<float> run_reference(const Problem& pr) {
+  std::vector<float> c = pr.c0_store;
+  matmul_nt_ref(pr.a(), pr.lda, pr.b(), c.data() + pr.offset, pr.ldc, pr.s, pr.accumulate);
+  return c;
+}
+
+std::vector<float> run_variant(const Variant& v, const Problem& pr) {
+  std::vector<float> c = pr.c0_store;
+  if (v.direct == nullptr) {
+    set_isa_override(v.isa);
+    matmul_nt(pr.a(), pr.lda, pr.b(), c.data() + pr.offset, pr.ldc, pr.s, pr.accumulate);
+    set_isa_override(Isa::kAvx512Bf16);
+  } else {
+    v.direct(MatmulArgs{pr.a(), pr.lda, pr.b(), c.data() + pr.offset, pr.ldc, pr.s, pr.accumulate});
+  }
+  return c;
+}
+
+double tolerance(const Variant& v, const Problem& pr) {
+  if (pr.dtype != DType::kBF16) return kTolF32;
+  if (v.bf16_dot) return kTolBf16Dot;
+  // The dispatcher at avx512bf16 sends bf16 GEMM-sized problems to the bf16-dot kernel.
+  const bool dot = v.direct == nullptr && v.isa == Isa::kAvx512Bf16 && detected_isa() >= Isa::kAvx512Bf16 &&
+                   pr.s.m >= matmul_detail::kGemmMinRows;
+  return dot ? kTolBf16Dot : kTolF32;
+}
+
+bool runnable(const Variant& v, const Problem& pr) {
+  if (v.isa > detected_isa()) return false;
+  if (v.bf16_only && pr.dtype != DType::kBF16) return false;
+  if (v.direct != nullptr && (pr.s.m == 0 || pr.s.n == 0 || pr.s.k == 0)) return false;
+  return true;
+}
+
+void check_all_variants(const Problem& pr) {
+  const std::vector<float> want = run_reference(pr);
+  for (const Variant& v : variants()) {
+    if (!runnable(v, pr)) continue;
+    const std::vector<float> got = run_variant(v, pr);
+    ASSERT_TRUE(close_to_reference(pr, got, want, tolerance(v, pr)))
+        << v.name << " m=" << pr.s.m << " n=" << pr.s.n << " k=" << pr.s.k << " dtype=" << dtype_name(pr.dtype)
+        << " accumulate=" << pr.accumulate << " lda=" << pr.lda << " ldb=" << pr.ldb << " offset=" << pr.offset;
+  }
+}
+
+TEST(Matmul, AllVariantsOddSizes) {
+  IsaGuard guard;
+  const int64_t ms[] = {0, 1, 2, 3, 5, 8, 9, 13, 17, 33};
+  const int64_t ns[] = {0, 1, 3, 15, 16, 17, 31, 33, 64, 100};
+  const int64_t ks[] = {0, 1, 2, 3, 15, 16, 17, 31, 32, 33, 64, 100, 530};
+  int seed = 0;
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    for (int64_t m : ms) {
+      for (int64_t n : ns) {
+        for (int64_t k : ks) {
+          ++seed;
+          check_all_variants(make_problem({m, n, k}, dtype, seed % 2 == 0, seed));
+          if (HasFatalFailure()) return;
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, CrossesEveryBlockBoundary) {
+  IsaGuard guard;
+  // n past the 512-column block, k past the 256 / 512 k blocks, m past several 12-row tiles.
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    for (bool accumulate : {false, true}) {
+      check_all_variants(make_problem({29, 1061, 1100}, dtype, accumulate, accumulate ? 3 : 4));
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+TEST(Matmul, NanPropagatesAndFailsTheComparison) {
+  IsaGuard guard;
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    for (int64_t m : {int64_t(1), int64_t(4), int64_t(20)}) {
+      Problem pr = make_problem({m, 37, 70}, dtype, false, 7);
+      pr.a_store[pr.offset + 33] = std::numeric_limits<float>::quiet_NaN();  // row 0 of A
+      const std::vector<float> want = run_reference(pr);
+      ASSERT_TRUE(std::isnan(want[pr.offset]));
+      for (const Variant& v : variants()) {
+        if (!runnable(v, pr)) continue;
+        std::vector<float> got = run_variant(v, pr);
+        EXPECT_TRUE(close_to_reference(pr, got, want, tolerance(v, pr))) << v.name;
+        // A NaN the reference does not have must fail the comparison.
+        got[pr.offset + 1 * pr.ldc] = std::numeric_limits<float>::quiet_NaN();
+        if (m > 1) {
+          EXPECT_FALSE(close_to_reference(pr, got, want, tolerance(v, pr))) << v.name;
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, ComparisonFailsOnAWrongValueAndOnWritesOutsideC) {
+  Problem pr = make_problem({3, 5, 9}, DType::kF32, false, 2);
+  const std::vector<float> want = run_reference(pr);
+  std::vector<float> got = want;
+  EXPECT_TRUE(close_to_reference(pr, got, want, kTolF32));
+  got[pr.offset + pr.ldc + 2] += 1e-3f;
+  EXPECT_FALSE(close_to_reference(pr, got, want, kTolF32));
+  got = want;
+  got[pr.offset + pr.ldc - 1] = 0.0f;  // padding column between rows
+  EXPECT_FALSE(close_to_reference(pr, got, want, kTolF32));
+}
+
+TEST(Matmul, DualEqualsTwoCalls) {
+  IsaGuard guard;
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    for (int64_t m : {int64_t(1), int64_t(7), int64_t(40)}) {
+      const Problem p0 = make_problem({m, 45, 130}, dtype, false, 11);
+      const Problem p1 = make_problem({m, 45, 130}, dtype, false, 11 + 30);  // same lda/ldb/offset, new data
+      std::vector<float> c0 = p0.c0_store, c1 = p0.c0_store;
+      matmul_nt_dual(p0.a(), p0.lda, p0.b(), p1.b(), c0.data() + p0.offset, c1.data() + p0.offset, p0.ldc, p0.s);
+      std::vector<float> w0 = p0.c0_store, w1 = p0.c0_store;
+      matmul_nt(p0.a(), p0.lda, p0.b(), w0.data() + p0.offset, p0.ldc, p0.s, false);
+      matmul_nt(p0.a(), p0.lda, p1.b(), w1.data() + p0.offset, p0.ldc, p0.s, false);
+      EXPECT_EQ(c0, w0);
+      EXPECT_EQ(c1, w1);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moe
