@@ -1,0 +1,52 @@
+// KV cache (see kv_cache.h).
+#include "model/kv_cache.h"
+
+#include <algorithm>
+
+#include "util/check.h"
+#include "util/error.h"
+
+namespace moe {
+
+KvCache::KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_row)
+    : n_layer_(n_layer), max_tokens_(max_tokens), k_row_(k_row), v_row_(v_row) {
+  if (n_layer <= 0 || max_tokens <= 0 || k_row <= 0 || v_row < 0) {
+    fail("kv-cache", "expected positive sizes, found layers {} tokens {} key row {} value row {}", n_layer, max_tokens,
+         k_row, v_row);
+  }
+  k_.assign(static_cast<size_t>(n_layer * max_tokens * k_row), 0.0f);  // [L, S, k_row]
+  v_.assign(static_cast<size_t>(n_layer * max_tokens * v_row), 0.0f);  // [L, S, v_row]
+}
+
+float* KvCache::keys(int64_t layer) {
+  MOE_CHECK(layer >= 0 && layer < n_layer_);
+  return k_.data() + layer * max_tokens_ * k_row_;
+}
+float* KvCache::values(int64_t layer) {
+  MOE_CHECK(layer >= 0 && layer < n_layer_);
+  return v_row_ ? v_.data() + layer * max_tokens_ * v_row_ : nullptr;
+}
+const float* KvCache::keys(int64_t layer) const { return const_cast<KvCache*>(this)->keys(layer); }
+const float* KvCache::values(int64_t layer) const { return const_cast<KvCache*>(this)->values(layer); }
+
+void KvCache::store(int64_t layer, const float* k_rows, const float* v_rows, int64_t n_tokens) {
+  if (length_ + n_tokens > max_tokens_) {
+    fail("kv-cache", "{} new tokens after {} do not fit the context of {} tokens", n_tokens, length_, max_tokens_);
+  }
+  std::copy(k_rows, k_rows + n_tokens * k_row_, keys(layer) + length_ * k_row_);
+  if (v_row_) std::copy(v_rows, v_rows + n_tokens * v_row_, values(layer) + length_ * v_row_);
+}
+
+void KvCache::advance(int64_t n_tokens) {
+  if (n_tokens < 0 || length_ + n_tokens > max_tokens_) {
+    fail("kv-cache", "cannot advance by {} tokens after {} in a context of {} tokens", n_tokens, length_, max_tokens_);
+  }
+  length_ += n_tokens;
+}
+
+uint64_t KvCache::bytes_for(int64_t tokens) const {
+  return static_cast<uint64_t>(n_layer_) * static_cast<uint64_t>(tokens) * static_cast<uint64_t>(k_row_ + v_row_) *
+         sizeof(float);
+}
+
+}  // namespace moe
