@@ -3,6 +3,9 @@
 // before MPI_Abort ends every rank, so a broken job never hangs.
 #ifdef MOE_HAVE_MPI
 
+// Only MPI's C API is used; its deprecated C++ bindings stay out.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
 #include <climits>

@@ -1,0 +1,173 @@
+// ep_exchange: pack the plan's rows by destination rank, all-to-all counts and rows, regroup the
+// received rows expert-major (a stable counting sort over local experts), compute, send the
+// results back along the reversed layouts and scatter them into the plan's row order.
+#include "dist/ep_exchange.h"
+
+#include <cstring>
+
+#include "runtime/thread_pool.h"
+#include "runtime/timer.h"
+#include "util/check.h"
+
+namespace moe::dist {
+
+int64_t ep_bytes_sent(int n_rank, int64_t d_model, int64_t rows_sent, int64_t rows_received) {
+  const int64_t row_bytes = 4 * d_model;
+  return 8 * int64_t(n_rank - 1) + rows_sent * (row_bytes + 8) + rows_received * row_bytes;
+}
+
+namespace {
+
+// Rows leave in destination order, inside one destination in its experts' increasing order.
+// send_row[p] = the plan row sent at position p.
+std::vector<int64_t> send_order(const ExpertPlacement& placement, const RoutingPlan& plan,
+                                std::vector<int32_t>* send_row) {
+  std::vector<int64_t> counts(static_cast<size_t>(placement.n_rank()), 0);
+  send_row->resize(static_cast<size_t>(plan.n_rows()));  // [n_rows]
+  int64_t p = 0;
+  for (int d = 0; d < placement.n_rank(); ++d) {
+    for (int e : placement.experts_of(d)) {
+      for (int64_t r = plan.expert_offsets[size_t(e)]; r < plan.expert_offsets[size_t(e) + 1]; ++r)
+        (*send_row)[size_t(p++)] = int32_t(r);
+      counts[size_t(d)] += plan.expert_counts[size_t(e)];
+    }
+  }
+  MOE_CHECK(p == plan.n_rows());
+  return counts;
+}
+
+// Bytes a layout moves to or from ranks other than `me` (what really crosses between processes).
+int64_t remote_bytes(const VLayout& layout, int me, int64_t elem_bytes) {
+  int64_t n = 0;
+  for (size_t r = 0; r < layout.counts.size(); ++r)
+    if (int(r) != me) n += layout.counts[r] * elem_bytes;
+  return n;
+}
+
+void copy_rows(int64_t n, int64_t d, const std::function<void(int64_t, float*&, const float*&)>& where) {
+  thread_pool().parallel_for(n, [&](int64_t p0, int64_t p1, int) {
+    for (int64_t p = p0; p < p1; ++p) {
+      float* dst = nullptr;
+      const float* src = nullptr;
+      where(p, dst, src);
+      std::memcpy(dst, src, sizeof(float) * size_t(d));
+    }
+  });
+}
+
+// Regroups received rows (source-major) into the expert-major batch; perm[p] = batch row of p.
+void regroup(const ExpertPlacement& placement, int me, const VLayout& recv_layout, const std::vector<float>& recv_x,
+             const std::vector<int32_t>& recv_meta, EpLocalBatch* batch, std::vector<int64_t>* perm) {
+  const int64_t n = recv_layout.total(), D = batch->d_model;
+  batch->experts = placement.experts_of(me);
+  const size_t n_local = batch->experts.size();
+  batch->offsets.assign(n_local + 1, 0);
+  for (int64_t p = 0; p < n; ++p) {
+    const int32_t e = recv_meta[size_t(2 * p)];
+    MOE_CHECK_MSG(e >= 0 && e < placement.n_expert() && placement.owner(e) == me, "row sent to the wrong rank");
+    ++batch->offsets[size_t(placement.local_index(e)) + 1];
+  }
+  for (size_t j = 0; j < n_local; ++j) batch->offsets[j + 1] += batch->offsets[j];
+  std::vector<int64_t> cursor(batch->offsets.begin(), batch->offsets.end() - 1);
+  perm->resize(size_t(n));               // [n_recv]
+  batch->x.resize(size_t(n * D));        // [n_recv, D]
+  batch->expert_ids.resize(size_t(n));   // [n_recv]
+  batch->weights.resize(size_t(n));      // [n_recv]
+  batch->source_rank.resize(size_t(n));  // [n_recv]
+  int source = 0;
+  for (int64_t p = 0; p < n; ++p) {
+    while (p >= recv_layout.displs[size_t(source)] + recv_layout.counts[size_t(source)]) ++source;
+    const int32_t e = recv_meta[size_t(2 * p)];
+    const int64_t b = cursor[size_t(placement.local_index(e))]++;
+    (*perm)[size_t(p)] = b;
+    batch->expert_ids[size_t(b)] = e;
+    std::memcpy(&batch->weights[size_t(b)], &recv_meta[size_t(2 * p + 1)], sizeof(float));
+    batch->source_rank[size_t(b)] = source;
+  }
+  copy_rows(n, D, [&](int64_t p, float*& dst, const float*& src) {
+    dst = batch->x.data() + (*perm)[size_t(p)] * D;
+    src = recv_x.data() + p * D;
+  });
+}
+
+}  // namespace
+
+void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeArgs& a, EpExchangeStats* stats) {
+  const RoutingPlan& plan = *a.plan;
+  const int64_t D = a.d_model, n_rows = plan.n_rows();
+  const int me = comm.rank();
+  MOE_CHECK(placement.n_rank() == comm.size() && placement.n_expert() == plan.n_expert && D > 0);
+  EpExchangeStats st;
+  Timer timer;
+
+  std::vector<int32_t> send_row;
+  const std::vector<int64_t> send_counts = send_order(placement, plan, &send_row);
+  std::vector<float> send_x(size_t(n_rows * D));       // [n_rows, D] in send order
+  std::vector<int32_t> send_meta(size_t(n_rows * 2));  // [n_rows, 2] expert id, weight bits
+  copy_rows(n_rows, D, [&](int64_t p, float*& dst, const float*& src) {
+    const int32_t slot = plan.row_to_slot[size_t(send_row[size_t(p)])];
+    dst = send_x.data() + p * D;
+    src = a.x + (slot / plan.top_k) * D;
+  });
+  for (int64_t p = 0; p < n_rows; ++p) {
+    const int32_t slot = plan.row_to_slot[size_t(send_row[size_t(p)])];
+    send_meta[size_t(2 * p)] = plan.expert_ids[size_t(slot)];
+    std::memcpy(&send_meta[size_t(2 * p + 1)], &plan.weights[size_t(slot)], sizeof(float));
+  }
+  st.pack_ms += timer.ms();
+
+  timer.reset();
+  std::vector<int64_t> recv_counts(send_counts.size());
+  comm.all_to_all_counts(send_counts.data(), recv_counts.data());
+  const VLayout send_layout = VLayout::packed(send_counts), recv_layout = VLayout::packed(recv_counts);
+  const int64_t n_recv = recv_layout.total();
+  std::vector<float> recv_x(size_t(n_recv * D));       // [n_recv, D] source-major
+  std::vector<int32_t> recv_meta(size_t(n_recv * 2));  // [n_recv, 2]
+  comm.all_to_all_v_f32(send_x.data(), send_layout, recv_x.data(), recv_layout, D);
+  comm.all_to_all_v_i32(send_meta.data(), send_layout, recv_meta.data(), recv_layout, 2);
+  st.comm_ms += timer.ms();
+
+  timer.reset();
+  EpLocalBatch batch;
+  batch.d_model = D;
+  std::vector<int64_t> perm;
+  regroup(placement, me, recv_layout, recv_x, recv_meta, &batch, &perm);
+  st.pack_ms += timer.ms();
+
+  timer.reset();
+  std::vector<float> y_batch(size_t(n_recv * D));  // [n_recv, D] expert-major
+  if (a.compute) a.compute(batch, y_batch.data());
+  st.compute_ms += timer.ms();
+
+  timer.reset();
+  std::vector<float>& y_back = recv_x;  // reuse: results in the order the rows arrived
+  copy_rows(n_recv, D, [&](int64_t p, float*& dst, const float*& src) {
+    dst = y_back.data() + p * D;
+    src = y_batch.data() + perm[size_t(p)] * D;
+  });
+  st.pack_ms += timer.ms();
+
+  timer.reset();
+  std::vector<float>& y_sent = send_x;  // reuse: results in send order
+  comm.all_to_all_v_f32(y_back.data(), recv_layout, y_sent.data(), send_layout, D);
+  st.comm_ms += timer.ms();
+
+  timer.reset();
+  copy_rows(n_rows, D, [&](int64_t p, float*& dst, const float*& src) {
+    dst = a.y_rows + int64_t(send_row[size_t(p)]) * D;
+    src = y_sent.data() + p * D;
+  });
+  st.pack_ms += timer.ms();
+
+  st.rows_local = send_counts[size_t(me)];
+  st.rows_sent = n_rows - st.rows_local;
+  st.rows_received = n_recv - recv_counts[size_t(me)];
+  // Measured from the layouts handed to the collectives: counts, rows + ids/weights, results.
+  const int64_t count_bytes = 8 * int64_t(comm.size() - 1), row_bytes = 4 * D;
+  st.bytes_sent = count_bytes + remote_bytes(send_layout, me, row_bytes + 8) + remote_bytes(recv_layout, me, row_bytes);
+  st.bytes_received =
+      count_bytes + remote_bytes(recv_layout, me, row_bytes + 8) + remote_bytes(send_layout, me, row_bytes);
+  if (stats) *stats = st;
+}
+
+}  // namespace moe::dist
