@@ -152,7 +152,11 @@ void check_dense_family(const std::string& family) {
     const std::vector<float> row = model.forward({generated[i]}, inc);
     for (int64_t j = 0; j < V; ++j) worst_inc = std::max(worst_inc, double(std::abs(row[j] - all[(T + i) * V + j])));
   }
-  EXPECT_LT(worst_inc, 1e-5) << family << " incremental vs full";
+  // 1e-5 relative to the logit scale: the f32 rounding of two different kernel blockings (m = 1
+  // streaming vs m = T GEMM) grows with the magnitude of the activations.
+  double scale = 1.0;
+  for (float l : all) scale = std::max(scale, double(std::abs(l)));
+  EXPECT_LT(worst_inc, 1e-5 * scale) << family << " incremental vs full";
 }
 
 TEST(FixtureOps, DenseLlamaMatchesPython) { check_dense_family("llama"); }

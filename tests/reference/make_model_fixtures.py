@@ -538,7 +538,7 @@ def init_common(cfg, ini):
     ini.norm("model.norm", D)
     if not cfg.get("tie_word_embeddings"):
         ini.W["model.embed_tokens.weight"] = ini.randn(V, D)
-        ini.lin("lm_head", V, D, gain=2.0)
+        ini.lin("lm_head", V, D, gain=1.0)
     else:  # small embeddings, or the residual copy of the input token dominates its own logit
         ini.W["model.embed_tokens.weight"] = ini.randn(V, D) * 0.1
     for li in range(cfg["num_hidden_layers"]):

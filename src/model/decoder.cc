@@ -1,0 +1,250 @@
+// Decoder forward (see decoder.h). Shapes: T new tokens, D model dim, H / Hkv heads, Dh head dim.
+#include "model/decoder.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "model/attention.h"
+#include "model/families.h"
+#include "model/mla.h"
+#include "model/norm.h"
+#include "model/rope.h"
+#include "moe/expert_ffn.h"
+#include "moe/moe_layer.h"
+#include "util/dtype.h"
+#include "util/error.h"
+
+namespace moe {
+
+struct Decoder::Layer {
+  const float* in_norm = nullptr;
+  const float* post_norm = nullptr;
+  // GQA / MHA
+  WeightView q, k, v, o;
+  const float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
+  const float *q_norm = nullptr, *k_norm = nullptr, *sinks = nullptr;
+  int64_t window = 0;
+  // MLA
+  WeightView q_a, q_b, kv_a;
+  const float *q_a_norm = nullptr, *kv_a_norm = nullptr;
+  std::unique_ptr<MlaAttention> mla;
+  RopeTable rope;
+  float scale = 1.0f;
+  // FFN: dense SwiGLU or MoE
+  WeightView gate, up, down;
+  std::unique_ptr<MoeLayer> moe;
+};
+
+namespace {
+
+// y [T, n] = x [T, k] . w^T + bias, with k = the weight's row length.
+void linear(const float* x, int64_t T, const WeightView& w, const float* bias, int64_t n, float* y) {
+  const int64_t k = w.ld;
+  matmul_nt(x, k, w, y, n, MatmulShape{T, n, k}, false);
+  if (bias) {
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t i = 0; i < n; ++i) y[t * n + i] += bias[i];
+  }
+}
+
+}  // namespace
+
+Decoder::Decoder(const std::string& path) : spec_(load_model_spec(path)) {
+  if (spec_.family == Family::kDeepseekV4 || spec_.family == Family::kLlama4 || spec_.family == Family::kDbrx) {
+    fail("model", "{}: model_type {} has no decoder yet", path, spec_.model_type);
+  }
+  if (spec_.quant.method != QuantMethod::kNone) {
+    fail("model", "{}: quantization {} is not supported by the decoder yet", path,
+         quant_method_name(spec_.quant.method));
+  }
+  store_ = std::make_unique<WeightStore>(path, spec_);
+  embed_ = store_->matrix("model.embed_tokens.weight");
+  head_ = spec_.tie_word_embeddings ? embed_ : store_->matrix("lm_head.weight");
+  final_norm_ = store_->f32("model.norm.weight");
+  for (int64_t li = 0; li < spec_.n_layer; ++li) load_layer(li);
+}
+
+Decoder::~Decoder() = default;
+
+void Decoder::load_layer(int64_t li) {
+  auto L = std::make_unique<Layer>();
+  WeightStore& s = *store_;
+  const std::string p = fmt::format("model.layers.{}.", li), a = p + "self_attn.";
+  L->in_norm = s.f32(p + "input_layernorm.weight");
+  L->post_norm = s.f32(p + "post_attention_layernorm.weight");
+  const LayerSpec& ls = spec_.layers[static_cast<size_t>(li)];
+  if (spec_.is_mla) {
+    const MlaSpec& m = spec_.mla;
+    if (m.q_lora_rank > 0) {
+      L->q_a = s.matrix(a + "q_a_proj.weight");
+      L->q_a_norm = s.f32(a + "q_a_layernorm.weight");
+      L->q_b = s.matrix(a + "q_b_proj.weight");
+    } else {
+      L->q = s.matrix(a + "q_proj.weight");
+    }
+    L->kv_a = s.matrix(a + "kv_a_proj_with_mqa.weight");
+    L->kv_a_norm = s.f32(a + "kv_a_layernorm.weight");
+    L->o = s.matrix(a + "o_proj.weight");
+    L->mla = std::make_unique<MlaAttention>(
+        MlaShape{spec_.n_head, m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim, m.kv_lora_rank},
+        s.matrix(a + "kv_b_proj.weight"));
+    L->rope = make_rope_table(rope_config_from_spec(spec_.rope, m.qk_rope_head_dim));
+    double scale = 1.0 / std::sqrt(static_cast<double>(m.qk_nope_head_dim + m.qk_rope_head_dim));
+    if (spec_.rope.type == RopeType::kYarn && spec_.rope.mscale_all_dim > 0) {
+      const double ms = yarn_get_mscale(spec_.rope.factor, spec_.rope.mscale_all_dim);
+      scale *= ms * ms;  // the YaRN attention temperature of the DeepSeek code
+    }
+    L->scale = static_cast<float>(scale);
+  } else {
+    L->q = s.matrix(a + "q_proj.weight");
+    L->k = s.matrix(a + "k_proj.weight");
+    L->v = s.matrix(a + "v_proj.weight");
+    L->o = s.matrix(a + "o_proj.weight");
+    L->q_bias = s.f32_or_null(a + "q_proj.bias");
+    L->k_bias = s.f32_or_null(a + "k_proj.bias");
+    L->v_bias = s.f32_or_null(a + "v_proj.bias");
+    L->o_bias = s.f32_or_null(a + "o_proj.bias");
+    L->q_norm = s.f32_or_null(a + "q_norm.weight");
+    L->k_norm = s.f32_or_null(a + "k_norm.weight");
+    L->sinks = s.f32_or_null(a + "sinks");
+    L->window = ls.attention == AttentionKind::kSliding ? ls.window : 0;
+    L->rope = make_rope_table(rope_config_from_spec(spec_.rope, spec_.head_dim));
+    L->scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(spec_.head_dim)));
+  }
+  if (ls.is_moe) {
+    L->moe = std::make_unique<MoeLayer>(moe_layer_config(spec_), moe_layer_weights(spec_, li, s));
+  } else {
+    const std::string f = p + "mlp.";
+    L->gate = s.matrix(f + "gate_proj.weight");
+    L->up = s.matrix(f + "up_proj.weight");
+    L->down = s.matrix(f + "down_proj.weight");
+  }
+  layers_.push_back(std::move(L));
+}
+
+KvCache Decoder::make_cache(int64_t max_tokens) const {
+  if (spec_.is_mla) return KvCache(spec_.n_layer, max_tokens, spec_.mla.kv_lora_rank + spec_.mla.qk_rope_head_dim, 0);
+  const int64_t row = spec_.n_head_kv * spec_.head_dim;
+  return KvCache(spec_.n_layer, max_tokens, row, row);
+}
+
+void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, int64_t T, KvCache& cache, float* out) {
+  const int64_t D = spec_.d_model, H = spec_.n_head, Hkv = spec_.n_head_kv, Dh = spec_.head_dim;
+  const float eps = static_cast<float>(spec_.norm_eps);
+  scratch_q_.resize(T * H * Dh);    // [T, H, Dh]
+  scratch_k_.resize(T * Hkv * Dh);  // [T, Hkv, Dh]
+  scratch_v_.resize(T * Hkv * Dh);  // [T, Hkv, Dh]
+  scratch_o_.resize(T * H * Dh);    // [T, H, Dh]
+  float *q = scratch_q_.data(), *k = scratch_k_.data(), *v = scratch_v_.data();
+  linear(x, T, L.q, L.q_bias, H * Dh, q);
+  linear(x, T, L.k, L.k_bias, Hkv * Dh, k);
+  linear(x, T, L.v, L.v_bias, Hkv * Dh, v);
+  if (spec_.clip_qkv > 0) {
+    const float c = static_cast<float>(spec_.clip_qkv);
+    for (auto* buf : {&scratch_q_, &scratch_k_, &scratch_v_})
+      for (float& e : *buf) e = std::min(c, std::max(-c, e));
+  }
+  if (spec_.qk_norm == QkNorm::kPerHead) {  // Qwen3: per head over Dh
+    rms_norm(q, L.q_norm, q, T * H, Dh, eps);
+    rms_norm(k, L.k_norm, k, T * Hkv, Dh, eps);
+  } else if (spec_.qk_norm == QkNorm::kFullWidth) {  // OLMoE: over the whole projection
+    rms_norm(q, L.q_norm, q, T, H * Dh, eps);
+    rms_norm(k, L.k_norm, k, T, Hkv * Dh, eps);
+  }
+  const int64_t past = cache.length();
+  const RopeStyle style = rope_style_from_spec(spec_.rope);
+  apply_rope(q, T, past, RopeLayout{H, Dh, H * Dh, style}, L.rope);
+  apply_rope(k, T, past, RopeLayout{Hkv, Dh, Hkv * Dh, style}, L.rope);
+  cache.store(li, k, v, T);
+  AttentionTensors at{q, cache.keys(li), cache.values(li), scratch_o_.data(), T, past + T};
+  attention_forward(at, AttentionShape{H, Hkv, Dh, Dh}, AttentionOptions{L.scale, L.window, L.sinks});
+  linear(scratch_o_.data(), T, L.o, L.o_bias, D, out);
+}
+
+void Decoder::attention_mla(Layer& L, int64_t li, const float* x, int64_t T, KvCache& cache, float* out) {
+  const MlaSpec& m = spec_.mla;
+  const int64_t D = spec_.d_model, H = spec_.n_head, dq = m.qk_nope_head_dim + m.qk_rope_head_dim;
+  const int64_t r = m.kv_lora_rank, lr = r + m.qk_rope_head_dim;
+  const float eps = static_cast<float>(spec_.norm_eps);
+  scratch_q_.resize(T * H * dq);            // [T, H, nope + rope]
+  scratch_k_.resize(T * lr);                // [T, r + rope] latent rows
+  scratch_o_.resize(T * H * m.v_head_dim);  // [T, H, Dv]
+  float *q = scratch_q_.data(), *lat = scratch_k_.data();
+  if (m.q_lora_rank > 0) {
+    scratch_v_.resize(T * m.q_lora_rank);  // [T, q_lora_rank]
+    linear(x, T, L.q_a, nullptr, m.q_lora_rank, scratch_v_.data());
+    rms_norm(scratch_v_.data(), L.q_a_norm, scratch_v_.data(), T, m.q_lora_rank, eps);
+    linear(scratch_v_.data(), T, L.q_b, nullptr, H * dq, q);
+  } else {
+    linear(x, T, L.q, nullptr, H * dq, q);
+  }
+  linear(x, T, L.kv_a, nullptr, lr, lat);
+  rms_norm(lat, L.kv_a_norm, lat, RmsNormShape{T, r, lr, lr}, eps);
+  const int64_t past = cache.length();
+  const RopeStyle style = rope_style_from_spec(spec_.rope);
+  apply_rope(q + m.qk_nope_head_dim, T, past, RopeLayout{H, dq, H * dq, style}, L.rope);
+  apply_rope(lat + r, T, past, RopeLayout{1, lr, lr, style}, L.rope);
+  cache.store(li, lat, nullptr, T);
+  const MlaTensors t{q, cache.keys(li), scratch_o_.data(), T, past + T};
+  const AttentionOptions o{L.scale, 0, nullptr};
+  if (T == 1) {
+    L.mla->forward_absorbed(t, o);
+  } else {
+    L.mla->forward_naive(t, o);
+  }
+  linear(scratch_o_.data(), T, L.o, nullptr, D, out);
+}
+
+void Decoder::ffn(Layer& L, const float* x, int64_t T, float* out, MoeTelemetry* telemetry) {
+  if (L.moe) {
+    L.moe->forward(x, T, out, RunOptions{}, telemetry);
+    return;
+  }
+  const int64_t D = spec_.d_model, F = spec_.n_ff;
+  scratch_g_.resize(T * F);  // [T, F]
+  scratch_u_.resize(T * F);  // [T, F]
+  matmul_nt_dual(x, D, L.gate, L.up, scratch_g_.data(), scratch_u_.data(), F, MatmulShape{T, F, D});
+  apply_glu(ActivationOptions{}, scratch_g_.data(), scratch_u_.data(), scratch_g_.data(), T * F);
+  matmul_nt(scratch_g_.data(), F, L.down, out, D, MatmulShape{T, D, F}, false);
+}
+
+void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logits, ForwardStats* stats) {
+  const int64_t D = spec_.d_model, V = spec_.vocab;
+  if (T <= 0) fail("model", "empty input: at least one token is needed");
+  if (cache.length() + T > cache.max_tokens()) {
+    fail("model", "{} tokens after {} exceed the context of {} tokens", T, cache.length(), cache.max_tokens());
+  }
+  std::vector<float> h(T * D), x(T * D), y(T * D);  // [T, D]
+  const size_t elem = dtype_size(embed_.dtype);
+  for (int64_t t = 0; t < T; ++t) {
+    if (ids[t] < 0 || ids[t] >= V)
+      fail("model", "token id {} at position {} is outside the vocabulary [0, {})", ids[t], t, V);
+    convert_to_f32(embed_.dtype, static_cast<const uint8_t*>(embed_.data) + ids[t] * embed_.ld * elem, &h[t * D],
+                   static_cast<size_t>(D));
+  }
+  if (stats) {
+    stats->moe_layers.assign(static_cast<size_t>(spec_.n_layer), MoeTelemetry{});
+    stats->expert_ids.assign(static_cast<size_t>(spec_.n_layer), {});
+  }
+  const float eps = static_cast<float>(spec_.norm_eps);
+  for (int64_t li = 0; li < spec_.n_layer; ++li) {
+    Layer& L = *layers_[static_cast<size_t>(li)];
+    rms_norm(h.data(), L.in_norm, x.data(), T, D, eps);
+    if (spec_.is_mla) {
+      attention_mla(L, li, x.data(), T, cache, y.data());
+    } else {
+      attention_gqa(L, li, x.data(), T, cache, y.data());
+    }
+    for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
+    rms_norm(h.data(), L.post_norm, x.data(), T, D, eps);
+    ffn(L, x.data(), T, y.data(), stats ? &stats->moe_layers[static_cast<size_t>(li)] : nullptr);
+    if (stats && L.moe) stats->expert_ids[static_cast<size_t>(li)] = L.moe->last_router_output().expert_ids;
+    for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
+  }
+  cache.advance(T);
+  rms_norm(h.data(), final_norm_, x.data(), T, D, eps);
+  matmul_nt(x.data(), D, head_, logits, V, MatmulShape{T, V, D}, false);
+}
+
+}  // namespace moe

@@ -1,0 +1,55 @@
+// The whole decoder of a Hugging Face checkpoint: embeddings, L blocks of (RMSNorm, attention
+// (GQA/MHA with QK-norm, biases, sliding windows, sinks; or MLA), residual, RMSNorm, dense MLP
+// or MoE layer, residual), final norm, LM head. Batched prefill and token-by-token decode share
+// one forward over a KV cache. Family differences come from ModelSpec flags and families.h.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/kv_cache.h"
+#include "model/weights.h"
+#include "moe/telemetry.h"
+#include "spec/model_spec.h"
+
+namespace moe {
+
+struct ForwardStats {
+  std::vector<MoeTelemetry> moe_layers;          // [L]; empty telemetry for dense layers
+  std::vector<std::vector<int32_t>> expert_ids;  // [L] -> [T * K] routed experts of this call
+};
+
+class Decoder {
+ public:
+  // Reads config.json and the weights of a checkpoint folder. Throws moe::Error naming the problem.
+  explicit Decoder(const std::string& path);
+  ~Decoder();
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+
+  const ModelSpec& spec() const { return spec_; }
+  KvCache make_cache(int64_t max_tokens) const;
+
+  // Runs T tokens after the cached ones and appends them to the cache. logits: [T, V] for every
+  // position. Errors (moe::Error "[model] ..."): no tokens, an id outside the vocabulary, or more
+  // tokens than the cache holds.
+  void forward(const int32_t* ids, int64_t n_tokens, KvCache& cache, float* logits, ForwardStats* stats = nullptr);
+
+ private:
+  struct Layer;
+  void attention_gqa(Layer& layer, int64_t li, const float* x, int64_t T, KvCache& cache, float* out);
+  void attention_mla(Layer& layer, int64_t li, const float* x, int64_t T, KvCache& cache, float* out);
+  void ffn(Layer& layer, const float* x, int64_t T, float* out, MoeTelemetry* telemetry);
+  void load_layer(int64_t li);
+
+  ModelSpec spec_;
+  std::unique_ptr<WeightStore> store_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  WeightView embed_, head_;
+  const float* final_norm_ = nullptr;
+  std::vector<float> scratch_q_, scratch_k_, scratch_v_, scratch_o_, scratch_g_, scratch_u_;
+};
+
+}  // namespace moe

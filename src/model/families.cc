@@ -1,0 +1,127 @@
+// Family tables for the MoE block (see families.h). Router semantics follow the HF modeling
+// code (remote code for DeepSeek); tests/reference/make_model_fixtures.py documents each.
+#include "model/families.h"
+
+#include <fmt/format.h>
+
+#include "util/error.h"
+
+namespace moe {
+
+std::string ffn_prefix(const ModelSpec& spec, int64_t layer) {
+  const std::string p = fmt::format("model.layers.{}.", layer);
+  return spec.family == Family::kMixtral ? p + "block_sparse_moe." : p + "mlp.";
+}
+
+MoeLayerConfig moe_layer_config(const ModelSpec& spec) {
+  MoeLayerConfig c;
+  c.d_model = spec.d_model;
+  RouterOptions& r = c.router;
+  r.n_expert = static_cast<int>(spec.n_expert);
+  r.top_k = static_cast<int>(spec.n_expert_used);
+  r.scoring = spec.router.scoring;
+  r.norm_topk_prob = spec.router.norm_topk_prob;
+  r.routed_scaling_factor = static_cast<float>(spec.router.routed_scaling_factor);
+  r.use_correction_bias = spec.router.has_score_bias;
+  if (spec.router.n_group > 1) {
+    r.n_group = static_cast<int>(spec.router.n_group);
+    r.topk_group = static_cast<int>(spec.router.topk_group);
+    r.group_score = spec.router.topk_method == TopkMethod::kNoAuxTc ? GroupScore::kTop2Sum : GroupScore::kMax;
+  }
+  switch (spec.family) {
+    case Family::kMixtral:  // softmax over all, top-k, renormalized
+      r.norm_topk_prob = true;
+      break;
+    case Family::kQwen2Moe:
+    case Family::kQwen3Moe:
+    case Family::kOlmoe:
+    case Family::kDeepseekV3:
+      break;
+    case Family::kDeepseekV2:  // the V2 code scales only the weights it does not renormalize
+      if (r.norm_topk_prob && r.top_k > 1) r.routed_scaling_factor = 1.0f;
+      break;
+    case Family::kGptOss:  // top-k of the biased logits, softmax over the k chosen
+      r.selection = Selection::kSoftmaxOverTopK;
+      c.activation.kind = GluKind::kSwiGLUOai;
+      c.activation.alpha = static_cast<float>(spec.swiglu_alpha > 0 ? spec.swiglu_alpha : 1.702);
+      c.activation.limit = static_cast<float>(spec.swiglu_limit);
+      break;
+    default:
+      fail("model", "{}: no MoE decoder for model_type {} yet", spec.source, spec.model_type);
+  }
+  r.validate();
+  c.activation.validate();
+  return c;
+}
+
+namespace {
+
+ExpertMatrices swiglu_views(WeightStore& store, const std::string& p, const char* gate, const char* up,
+                            const char* down) {
+  ExpertMatrices m;
+  m.gate = store.matrix(p + gate + ".weight");
+  m.up = store.matrix(p + up + ".weight");
+  m.down = store.matrix(p + down + ".weight");
+  return m;
+}
+
+// gpt-oss: gate_up_proj [E, D, 2F] (gate even columns, up odd) and down_proj [E, F, D] become
+// gate, up [E, F, D] and down [E, D, F] in PyTorch Linear layout.
+ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, WeightStore& store) {
+  const int64_t E = spec.n_expert, D = spec.d_model, F = spec.n_ff_expert;
+  const float* gu = store.f32(p + "experts.gate_up_proj");         // [E, D, 2F]
+  const float* gu_b = store.f32(p + "experts.gate_up_proj_bias");  // [E, 2F]
+  const float* dn = store.f32(p + "experts.down_proj");            // [E, F, D]
+  std::vector<float>& gate = store.own(E * F * D);                 // [E, F, D]
+  std::vector<float>& up = store.own(E * F * D);                   // [E, F, D]
+  std::vector<float>& down = store.own(E * D * F);                 // [E, D, F]
+  std::vector<float>& gate_b = store.own(E * F);                   // [E, F]
+  std::vector<float>& up_b = store.own(E * F);                     // [E, F]
+  for (int64_t e = 0; e < E; ++e) {
+    for (int64_t d = 0; d < D; ++d) {
+      for (int64_t f = 0; f < F; ++f) {
+        gate[(e * F + f) * D + d] = gu[(e * D + d) * 2 * F + 2 * f];
+        up[(e * F + f) * D + d] = gu[(e * D + d) * 2 * F + 2 * f + 1];
+        down[(e * D + d) * F + f] = dn[(e * F + f) * D + d];
+      }
+    }
+    for (int64_t f = 0; f < F; ++f) {
+      gate_b[e * F + f] = gu_b[e * 2 * F + 2 * f];
+      up_b[e * F + f] = gu_b[e * 2 * F + 2 * f + 1];
+    }
+  }
+  return ExpertWeights::stacked(static_cast<int>(E), D, F, DType::kF32, gate.data(), up.data(), down.data(),
+                                gate_b.data(), up_b.data(), store.f32(p + "experts.down_proj_bias"));
+}
+
+}  // namespace
+
+MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightStore& store) {
+  const std::string p = ffn_prefix(spec, layer);
+  MoeLayerWeights w;
+  w.experts.d_model = w.shared.d_model = spec.d_model;
+  if (spec.family == Family::kGptOss) {
+    w.router.weight = store.matrix(p + "router.weight");
+    w.router.bias = store.f32(p + "router.bias");
+    w.experts = gpt_oss_experts(spec, p, store);
+    return w;
+  }
+  w.router.weight = store.matrix(p + "gate.weight");
+  w.router.correction_bias = store.f32_or_null(p + "gate.e_score_correction_bias");
+  w.experts.d_ff = spec.n_ff_expert;
+  const bool mixtral = spec.family == Family::kMixtral;
+  for (int64_t e = 0; e < spec.n_expert; ++e) {
+    const std::string x = fmt::format("{}experts.{}.", p, e);
+    w.experts.experts.push_back(mixtral ? swiglu_views(store, x, "w1", "w3", "w2")
+                                        : swiglu_views(store, x, "gate_proj", "up_proj", "down_proj"));
+  }
+  if (spec.n_ff_shared > 0) {
+    const std::string s = p + (spec.family == Family::kQwen2Moe ? "shared_expert." : "shared_experts.");
+    w.shared.d_ff = spec.n_ff_shared;
+    w.shared.experts.push_back(swiglu_views(store, s, "gate_proj", "up_proj", "down_proj"));
+    if (spec.shared_expert_gate) w.shared_gate = store.matrix(p + "shared_expert_gate.weight");
+  }
+  return w;
+}
+
+}  // namespace moe

@@ -1,0 +1,24 @@
+// What differs between MoE families beyond ModelSpec's flags: how the router's HF semantics map
+// onto RouterOptions, the expert activation, and where the MoE block's tensors live and how
+// they are laid out (per-expert Linear tensors, or gpt-oss's fused interleaved gate_up_proj).
+#pragma once
+
+#include <string>
+
+#include "model/weights.h"
+#include "moe/moe_layer.h"
+#include "spec/model_spec.h"
+
+namespace moe {
+
+// Router and activation semantics of the family (throws moe::Error "[model] ..." when the family
+// has no MoE decoder yet).
+MoeLayerConfig moe_layer_config(const ModelSpec& spec);
+
+// Views of one MoE layer's router, routed and shared experts (may re-lay out into the store).
+MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightStore& store);
+
+// Prefix of a layer's feed-forward block: "model.layers.<i>.mlp." or Mixtral's block_sparse_moe.
+std::string ffn_prefix(const ModelSpec& spec, int64_t layer);
+
+}  // namespace moe
