@@ -45,7 +45,7 @@ const Tokenizer& tokenizer(const std::string& name) {
 
 class RealTokenizer : public ::testing::TestWithParam<const char*> {};
 
-TEST_P(RealTokenizer, MatchesReferenceIdsOnCorpus) {
+TEST_P(RealTokenizer, MatchesReferenceOnCorpus) {
   const std::string name = GetParam();
   const Tokenizer& tok = tokenizer(name);
   const json& rows = expected()[name]["rows"];
@@ -61,13 +61,10 @@ TEST_P(RealTokenizer, MatchesReferenceIdsOnCorpus) {
     checked += want.size();
   }
   EXPECT_GT(checked, 1000u);
-}
 
-// decode(encode(x)) == x for byte-level tokenizers on every corpus text; for Llama 2 on texts
-// without special tokens (its normalizer prepends "▁" to each section, as in Hugging Face).
-TEST_P(RealTokenizer, DecodeInvertsEncode) {
-  const std::string name = GetParam();
-  const Tokenizer& tok = tokenizer(name);
+  // decode(encode(x)) == x on every corpus text, except for Llama 2 on texts with special
+  // tokens or "▁" (its normalizer prepends "▁" to each section, as Hugging Face does) and for
+  // Qwen3 on decomposed accents (its NFC normalizer composes them).
   for (const json& t : corpus()) {
     const std::string text = t.get<std::string>();
     if (name == "llama2" && (text.find("<s>") != std::string::npos || text.find("\xE2\x96\x81") != std::string::npos ||
@@ -76,10 +73,7 @@ TEST_P(RealTokenizer, DecodeInvertsEncode) {
     if (name == "qwen3" && text.find("Combining") != std::string::npos) continue;  // NFC changes the text
     EXPECT_EQ(tok.decode(tok.encode(text)), text) << name;
   }
-}
 
-TEST_P(RealTokenizer, VocabularyAndSpecialIds) {
-  const Tokenizer& tok = tokenizer(GetParam());
   EXPECT_GT(tok.vocab_size(), 30000u);
   for (int32_t id : {0, 1, 100, int32_t(tok.vocab_size()) - 1}) {
     const std::string token = tok.id_to_token(id);
@@ -100,9 +94,9 @@ TEST(Tokenizer, KnownSpecialIds) {
   EXPECT_EQ(tokenizer("llama3").bos_id(), std::optional<int32_t>(128000));
 }
 
-TEST(Tokenizer, LongWordsUseTheSameMergeOrder) {
-  // Words longer than the small-word threshold go through the priority queue; a word made of
-  // repeated pieces must give the same ids as its pieces when cut at merge-stable boundaries.
+TEST(Tokenizer, LongWordRoundTrips) {
+  // Words over the small-word threshold take the priority-queue merge path (the corpus holds
+  // long words too, so that path is also checked against the reference ids).
   const Tokenizer& tok = tokenizer("qwen3");
   const std::string word(300, 'a');
   const auto ids = tok.encode(word);
@@ -122,10 +116,11 @@ TEST(Tokenizer, InvalidUtf8IsAnError) {
 }
 
 TEST(Tokenizer, DecodeOfPartialUtf8UsesReplacementCharacter) {
-  const Tokenizer& tok = tokenizer("gptoss");
-  const auto ids = tok.encode("\xF0\x9F\x98\x80");  // one emoji, several byte-level tokens or one
-  std::vector<int32_t> first(ids.begin(), ids.begin() + 1);
-  if (ids.size() > 1) EXPECT_NE(tok.decode(first).find("\xEF\xBF\xBD"), std::string::npos);
+  const Tokenizer& tok = tokenizer("qwen3");
+  const auto ids = tok.encode("\xF0\xAA\x9A\xA5");  // U+2A6A5, a rare ideograph: several byte tokens
+  ASSERT_GT(ids.size(), 1u);
+  const std::vector<int32_t> first(ids.begin(), ids.begin() + 1);
+  EXPECT_EQ(tok.decode(first), "\xEF\xBF\xBD");
   EXPECT_THROW(tok.decode(std::vector<int32_t>{int32_t(tok.vocab_size()) + 5}), Error);
 }
 
