@@ -69,6 +69,11 @@ void one_row(const AttentionTensors& t, const AttentionShape& s, const Attention
 
 void attention_forward(const AttentionTensors& t, const AttentionShape& s, const AttentionOptions& o) {
   check_shapes(t, s);
+  if (t.n_tokens * s.n_head * t.n_keys * (s.qk_dim + s.v_dim) < (1 << 15)) {  // too small to wake the pool
+    std::vector<float> p;
+    for (int64_t r = 0; r < t.n_tokens * s.n_head; ++r) one_row<float>(t, s, o, r / s.n_head, r % s.n_head, p);
+    return;
+  }
   thread_pool().parallel_for_dynamic(t.n_tokens * s.n_head, 4, [&](int64_t begin, int64_t end, int) {
     std::vector<float> p;
     for (int64_t r = begin; r < end; ++r) one_row<float>(t, s, o, r / s.n_head, r % s.n_head, p);

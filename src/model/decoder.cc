@@ -7,6 +7,7 @@
 
 #include "model/attention.h"
 #include "model/families.h"
+#include "model/linear.h"
 #include "model/mla.h"
 #include "model/norm.h"
 #include "model/rope.h"
@@ -40,12 +41,7 @@ namespace {
 
 // y [T, n] = x [T, k] . w^T + bias, with k = the weight's row length.
 void linear(const float* x, int64_t T, const WeightView& w, const float* bias, int64_t n, float* y) {
-  const int64_t k = w.ld;
-  matmul_nt(x, k, w, y, n, MatmulShape{T, n, k}, false);
-  if (bias) {
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t i = 0; i < n; ++i) y[t * n + i] += bias[i];
-  }
+  linear_forward(x, w, bias, y, LinearShape{T, n, w.ld});
 }
 
 }  // namespace
@@ -204,9 +200,10 @@ void Decoder::ffn(Layer& L, const float* x, int64_t T, float* out, MoeTelemetry*
   const int64_t D = spec_.d_model, F = spec_.n_ff;
   scratch_g_.resize(T * F);  // [T, F]
   scratch_u_.resize(T * F);  // [T, F]
-  matmul_nt_dual(x, D, L.gate, L.up, scratch_g_.data(), scratch_u_.data(), F, MatmulShape{T, F, D});
+  linear(x, T, L.gate, nullptr, F, scratch_g_.data());
+  linear(x, T, L.up, nullptr, F, scratch_u_.data());
   apply_glu(ActivationOptions{}, scratch_g_.data(), scratch_u_.data(), scratch_g_.data(), T * F);
-  matmul_nt(scratch_g_.data(), F, L.down, out, D, MatmulShape{T, D, F}, false);
+  linear(scratch_g_.data(), T, L.down, nullptr, D, out);
 }
 
 void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logits, ForwardStats* stats) {
@@ -244,7 +241,7 @@ void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logi
   }
   cache.advance(T);
   rms_norm(h.data(), final_norm_, x.data(), T, D, eps);
-  matmul_nt(x.data(), D, head_, logits, V, MatmulShape{T, V, D}, false);
+  linear(x.data(), T, head_, nullptr, V, logits);
 }
 
 }  // namespace moe

@@ -3,6 +3,7 @@
 // step's logits (1e-4), incremental decode vs full recomputation (1e-5); and the bad inputs.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -13,6 +14,7 @@
 #include "io/safetensors.h"
 #include "model/decoder.h"
 #include "model/sampler.h"
+#include "util/dtype.h"
 #include "util/error.h"
 
 namespace moe {
@@ -124,6 +126,69 @@ TEST(Decoder, MissingOrMisshapenTensorIsAnErrorNamingIt) {
   const std::string victim = "model.layers.1.mlp.experts.3.up_proj.weight";
   expect_error_naming(broken_copy("qwen3_moe", victim, false), victim);
   expect_error_naming(broken_copy("qwen3_moe", victim, true), victim);
+}
+
+// Copies a fixture with every weight rounded to bf16: stored as BF16 (as_bf16) or as the
+// rounded values in F32. Both must give the same logits: the bf16 kernels widen exactly.
+std::string rounded_copy(const std::string& family, bool as_bf16) {
+  namespace fs = std::filesystem;
+  const std::string src = fixture_dir(family);
+  const fs::path dst = fs::path(testing::TempDir()) / ("rounded_" + family + (as_bf16 ? "_bf16" : "_f32"));
+  fs::create_directories(dst);
+  fs::copy_file(src + "/config.json", dst / "config.json", fs::copy_options::overwrite_existing);
+  const SafetensorsFile file = SafetensorsFile::open(src + "/model.safetensors");
+  std::vector<std::vector<uint8_t>> blobs;
+  std::vector<TensorToWrite> tensors;
+  for (const TensorInfo& t : file.tensors()) {
+    const std::vector<float> v = file.to_f32(t.name);
+    std::vector<uint8_t> bytes(v.size() * (as_bf16 ? 2 : 4));
+    for (size_t i = 0; i < v.size(); ++i) {
+      const uint16_t h = f32_to_bf16(v[i]);
+      if (as_bf16) {
+        std::memcpy(&bytes[2 * i], &h, 2);
+      } else {
+        const float r = bf16_to_f32(h);
+        std::memcpy(&bytes[4 * i], &r, 4);
+      }
+    }
+    blobs.push_back(std::move(bytes));
+    tensors.push_back({t.name, as_bf16 ? DType::kBF16 : DType::kF32, t.shape, blobs.back()});
+  }
+  write_safetensors((dst / "model.safetensors").string(), tensors);
+  return dst.string();
+}
+
+TEST(Decoder, Bf16WeightsMatchTheirF32Rounding) {
+  for (const char* family : {"qwen3_moe", "deepseek_v3"}) {
+    SCOPED_TRACE(family);
+    Decoder bf16(rounded_copy(family, true)), f32(rounded_copy(family, false));
+    const std::vector<int32_t> ids = {5, 17, 99, 3, 250, 42};
+    const int64_t V = f32.spec().vocab, T = static_cast<int64_t>(ids.size());
+    std::vector<float> a(T * V), b(T * V);
+    KvCache ca = bf16.make_cache(T), cb = f32.make_cache(T);
+    bf16.forward(ids.data(), T, ca, a.data());
+    f32.forward(ids.data(), T, cb, b.data());
+    EXPECT_LT(max_abs_diff(a.data(), b.data(), a.size()), 1e-4);
+  }
+}
+
+TEST(Decoder, StatsReportTheRoutingOfEveryMoeLayer) {
+  Decoder model(fixture_dir("deepseek_v3"));  // layer 0 dense, layers 1-2 MoE with K = 3
+  const std::vector<int32_t> ids = {7, 8, 9, 10};
+  KvCache cache = model.make_cache(8);
+  std::vector<float> logits(4 * model.spec().vocab);
+  ForwardStats stats;
+  model.forward(ids.data(), 4, cache, logits.data(), &stats);
+  ASSERT_EQ(stats.expert_ids.size(), 3u);
+  EXPECT_TRUE(stats.expert_ids[0].empty());
+  for (int l = 1; l < 3; ++l) {
+    EXPECT_EQ(stats.expert_ids[l].size(), 4u * 3);
+    int64_t routed = 0;
+    for (int64_t n : stats.moe_layers[l].tokens_per_expert) routed += n;
+    EXPECT_EQ(routed, 4 * 3);
+    for (int32_t e : stats.expert_ids[l]) EXPECT_TRUE(e >= 0 && e < 16);
+  }
+  EXPECT_EQ(cache.length(), 4);
 }
 
 }  // namespace
