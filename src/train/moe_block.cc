@@ -1,0 +1,269 @@
+// MoE block forward/backward for training (see moe_block.h). Work is split by expert for the
+// expert FFNs and by token for routing, combine and the scatter of dx, so every output has a
+// single writer and the results do not depend on thread scheduling.
+#include "train/moe_block.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "runtime/thread_pool.h"
+#include "train/linalg.h"
+#include "train/ops.h"
+#include "util/check.h"
+
+namespace moe::train {
+namespace {
+
+// Experts as dynamic work items (a hot expert does not hold up the others), inline when small.
+template <typename Fn>
+void for_experts(int64_t cost, int n_expert, Fn&& fn) {
+  if (cost < 65536 || thread_pool().size() == 1) return fn(int64_t{0}, int64_t{n_expert});
+  thread_pool().parallel_for_dynamic(n_expert, 1, [&](int64_t b, int64_t e, int) { fn(b, e); });
+}
+
+// Softmax scores, top-k of (score + bias) with ties to the lower index, then the weights.
+template <typename T>
+void route(MoeActs<T>& a, const ModelConfig& c, const float* bias, int64_t n) {
+  const int E = c.n_expert, K = c.top_k;
+  parallel_items(n, 8 * E, [&](int64_t b, int64_t e) {
+    std::vector<int> order(static_cast<size_t>(E));
+    for (int64_t t = b; t < e; ++t) {
+      const T* l = a.logits.data() + t * E;
+      T* s = a.scores.data() + t * E;
+      const T mx = *std::max_element(l, l + E);
+      T sum = 0;
+      for (int j = 0; j < E; ++j) sum += (s[j] = std::exp(l[j] - mx));
+      for (int j = 0; j < E; ++j) s[j] /= sum;
+      for (int j = 0; j < E; ++j) order[j] = j;
+      auto sel = [&](int j) { return static_cast<double>(s[j]) + (bias ? bias[j] : 0.0); };
+      std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                        [&](int x, int y) { return sel(x) > sel(y) || (sel(x) == sel(y) && x < y); });
+      T norm = 0;
+      for (int k = 0; k < K; ++k) norm += s[order[k]];
+      for (int k = 0; k < K; ++k) {
+        a.ids[t * K + k] = order[k];
+        a.raw[t * K + k] = s[order[k]];
+        a.weights[t * K + k] = c.norm_topk_prob ? s[order[k]] / norm : s[order[k]];
+      }
+    }
+  });
+}
+
+// aux = E * sum_e f_e P_e over [t0, t1): f_e = routed slot fraction, P_e = mean score.
+template <typename T>
+double switch_aux(const MoeActs<T>& a, const ModelConfig& c, int64_t t0, int64_t t1) {
+  const int E = c.n_expert, K = c.top_k;
+  std::vector<double> f(E, 0.0), pm(E, 0.0);
+  for (int64_t t = t0; t < t1; ++t) {
+    for (int k = 0; k < K; ++k) f[a.ids[t * K + k]] += 1.0;
+    for (int j = 0; j < E; ++j) pm[j] += a.scores[t * E + j];
+  }
+  const double n = static_cast<double>(t1 - t0);
+  double aux = 0;
+  for (int j = 0; j < E; ++j) aux += (f[j] / (n * K)) * (pm[j] / n);
+  return aux * E;
+}
+
+template <typename T>
+void expert_forward(MoeActs<T>& a, const T* p, const LayerOffsets& o, const ModelConfig& c) {
+  const int64_t D = c.d_model, F = c.d_ff_expert;
+  for_experts(a.plan.n_rows() * D * F, c.n_expert, [&](int64_t e0, int64_t e1) {
+    for (int64_t e = e0; e < e1; ++e) {
+      const int64_t r0 = a.plan.expert_offsets[e], rows = a.plan.expert_offsets[e + 1] - r0;
+      if (rows == 0) continue;
+      mm_nt<T>(a.xg.data() + r0 * D, p + o.expert_gate[e], a.hg.data() + r0 * F, rows, F, D, false);  // [Te, F]
+      mm_nt<T>(a.xg.data() + r0 * D, p + o.expert_up[e], a.hu.data() + r0 * F, rows, F, D, false);    // [Te, F]
+      swiglu_forward<T>(a.act.data() + r0 * F, a.hg.data() + r0 * F, a.hu.data() + r0 * F, rows * F);
+      mm_nt<T>(a.act.data() + r0 * F, p + o.expert_down[e], a.y.data() + r0 * D, rows, D, F, false);  // [Te, D]
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void moe_forward(MoeActs<T>& a, T* out, const T* x, const T* p, const LayerOffsets& o, const ModelConfig& c,
+                 const BalanceOptions& bal, const float* bias, MoeShape s) {
+  const int64_t n = s.batch * s.seq, D = c.d_model, F = c.d_ff_expert;
+  const int E = c.n_expert, K = c.top_k;
+  a.logits.resize(n * E);   // [N, E]
+  a.scores.resize(n * E);   // [N, E]
+  a.ids.resize(n * K);      // [N, K]
+  a.raw.resize(n * K);      // [N, K]
+  a.weights.resize(n * K);  // [N, K]
+  par_mm_nt<T>(x, p + o.gate, a.logits.data(), n, E, D, false);
+  route(a, c, bias, n);
+
+  DispatchOptions dopt;
+  if (bal.capacity_factor > 0) {
+    dopt.mode = CapacityMode::kCapacity;
+    dopt.capacity_factor = bal.capacity_factor;
+    dopt.drop_policy = bal.drop_policy;
+  }
+  std::vector<float> wf(a.weights.begin(), a.weights.end());  // the plan keeps f32 weights
+  a.plan = make_routing_plan(a.ids.data(), wf.data(), n, K, E, dopt);
+  const int64_t R = a.plan.n_rows();
+  a.xg.resize(R * D);   // [R, D]
+  a.hg.resize(R * F);   // [R, F]
+  a.hu.resize(R * F);   // [R, F]
+  a.act.resize(R * F);  // [R, F]
+  a.y.resize(R * D);    // [R, D]
+  parallel_items(R, D, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) std::copy_n(x + a.plan.token_of_row(r) * D, D, a.xg.data() + r * D);
+  });
+  expert_forward(a, p, o, c);
+  parallel_items(n, K * D, [&](int64_t b, int64_t e) {  // combine
+    for (int64_t t = b; t < e; ++t) {
+      T* ot = out + t * D;
+      std::fill(ot, ot + D, T(0));
+      for (int k = 0; k < K; ++k) {
+        const int32_t r = a.plan.slot_to_row[t * K + k];
+        if (r < 0) continue;
+        const T w = a.weights[t * K + k];
+        const T* yr = a.y.data() + static_cast<int64_t>(r) * D;
+        for (int64_t d = 0; d < D; ++d) ot[d] += w * yr[d];
+      }
+    }
+  });
+
+  a.aux = switch_aux(a, c, 0, n);
+  a.seq_aux = 0;
+  for (int64_t b = 0; b < s.batch; ++b) a.seq_aux += switch_aux(a, c, b * s.seq, (b + 1) * s.seq);
+  a.seq_aux /= static_cast<double>(s.batch);
+  double z = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    const T* l = a.logits.data() + t * E;
+    const double mx = *std::max_element(l, l + E);
+    double sum = 0;
+    for (int j = 0; j < E; ++j) sum += std::exp(l[j] - mx);
+    const double lse = mx + std::log(sum);
+    z += lse * lse;
+  }
+  a.z = z / static_cast<double>(n);
+}
+
+namespace {
+
+// d(loss)/d(scores) [N, E] from the chosen weights' gradients dw [N, K] and the aux losses.
+template <typename T>
+void router_score_grad(std::vector<double>& ds, const std::vector<double>& dw, const MoeActs<T>& a,
+                       const ModelConfig& c, MoeLossScale scale, MoeShape s) {
+  const int E = c.n_expert, K = c.top_k;
+  const int64_t n = s.batch * s.seq;
+  for (int64_t t = 0; t < n; ++t) {
+    double norm = 0, dot = 0;
+    for (int k = 0; k < K; ++k) norm += a.raw[t * K + k];
+    for (int k = 0; k < K; ++k) dot += dw[t * K + k] * a.weights[t * K + k];
+    for (int k = 0; k < K; ++k) {
+      // w_k = r_k / sum r  =>  dr_k = (dw_k - sum_j dw_j w_j) / sum r
+      const double dr = c.norm_topk_prob ? (dw[t * K + k] - dot) / norm : dw[t * K + k];
+      ds[t * E + a.ids[t * K + k]] += dr;
+    }
+  }
+  // Aux losses: only P_e = mean score is differentiable; f_e (counts) is not.
+  auto add_aux = [&](int64_t t0, int64_t t1, double coef) {
+    if (coef == 0) return;
+    std::vector<double> f(E, 0.0);
+    for (int64_t t = t0; t < t1; ++t)
+      for (int k = 0; k < K; ++k) f[a.ids[t * K + k]] += 1.0;
+    const double m = static_cast<double>(t1 - t0);
+    for (int64_t t = t0; t < t1; ++t)
+      for (int j = 0; j < E; ++j) ds[t * E + j] += coef * E * (f[j] / (m * K)) / m;
+  };
+  add_aux(0, n, scale.aux);
+  for (int64_t b = 0; b < s.batch; ++b) add_aux(b * s.seq, (b + 1) * s.seq, scale.seq_aux / s.batch);
+}
+
+template <typename T>
+void expert_backward(std::vector<T>& dxg, const std::vector<T>& dy, T* dp, const MoeActs<T>& a, const T* p,
+                     const LayerOffsets& o, const ModelConfig& c) {
+  const int64_t D = c.d_model, F = c.d_ff_expert;
+  for_experts(a.plan.n_rows() * D * F, c.n_expert, [&](int64_t e0, int64_t e1) {
+    std::vector<T> dact, dhg, dhu;
+    for (int64_t e = e0; e < e1; ++e) {
+      const int64_t r0 = a.plan.expert_offsets[e], rows = a.plan.expert_offsets[e + 1] - r0;
+      if (rows == 0) continue;
+      dact.resize(rows * F);  // [Te, F]
+      dhg.resize(rows * F);   // [Te, F]
+      dhu.resize(rows * F);   // [Te, F]
+      const T* dye = dy.data() + r0 * D;
+      mm_nn<T>(dye, p + o.expert_down[e], dact.data(), rows, F, D, false);
+      mm_tn<T>(dye, a.act.data() + r0 * F, dp + o.expert_down[e], D, F, rows, true);  // [D, F]
+      swiglu_backward<T>(dhg.data(), dhu.data(), dact.data(), a.hg.data() + r0 * F, a.hu.data() + r0 * F, rows * F);
+      T* dx = dxg.data() + r0 * D;  // [Te, D]
+      mm_nn<T>(dhg.data(), p + o.expert_gate[e], dx, rows, D, F, false);
+      mm_nn<T>(dhu.data(), p + o.expert_up[e], dx, rows, D, F, true);
+      mm_tn<T>(dhg.data(), a.xg.data() + r0 * D, dp + o.expert_gate[e], F, D, rows, true);  // [F, D]
+      mm_tn<T>(dhu.data(), a.xg.data() + r0 * D, dp + o.expert_up[e], F, D, rows, true);    // [F, D]
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void moe_backward(T* dx, T* dp, const T* dout, const T* x, const MoeActs<T>& a, const T* p, const LayerOffsets& o,
+                  const ModelConfig& c, MoeLossScale scale, MoeShape s) {
+  const int64_t n = s.batch * s.seq, D = c.d_model, R = a.plan.n_rows();
+  const int E = c.n_expert, K = c.top_k;
+  // Combine backward: dy[r] = w[slot(r)] * dout[token(r)] (a dispatch), dw[slot] = <dout, y>.
+  std::vector<T> dy(R * D);            // [R, D]
+  std::vector<double> dw(n * K, 0.0);  // [N, K]
+  parallel_items(n, 2 * K * D, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      for (int k = 0; k < K; ++k) {
+        const int32_t r = a.plan.slot_to_row[t * K + k];
+        if (r < 0) continue;
+        const T w = a.weights[t * K + k];
+        double acc = 0;
+        for (int64_t d = 0; d < D; ++d) {
+          acc += static_cast<double>(dout[t * D + d]) * a.y[r * D + d];
+          dy[r * D + d] = w * dout[t * D + d];
+        }
+        dw[t * K + k] = acc;
+      }
+    }
+  });
+  std::vector<T> dxg(R * D);  // [R, D]
+  expert_backward(dxg, dy, dp, a, p, o, c);
+  // Dispatch backward: a combine without weights, by token.
+  parallel_items(n, K * D, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t)
+      for (int k = 0; k < K; ++k) {
+        const int32_t r = a.plan.slot_to_row[t * K + k];
+        if (r < 0) continue;
+        for (int64_t d = 0; d < D; ++d) dx[t * D + d] += dxg[static_cast<int64_t>(r) * D + d];
+      }
+  });
+  // Router: scores -> logits through the softmax, plus the z-loss, then the gate Linear.
+  std::vector<double> ds(n * E, 0.0);  // [N, E]
+  router_score_grad(ds, dw, a, c, scale, s);
+  std::vector<T> dl(n * E);  // [N, E]
+  for (int64_t t = 0; t < n; ++t) {
+    const T* st = a.scores.data() + t * E;
+    double dot = 0;
+    for (int j = 0; j < E; ++j) dot += ds[t * E + j] * st[j];
+    double zg = 0;
+    if (scale.z != 0) {
+      const T* l = a.logits.data() + t * E;
+      const double mx = *std::max_element(l, l + E);
+      double sum = 0;
+      for (int j = 0; j < E; ++j) sum += std::exp(l[j] - mx);
+      zg = scale.z * 2.0 * (mx + std::log(sum)) / static_cast<double>(n);
+    }
+    for (int j = 0; j < E; ++j) dl[t * E + j] = static_cast<T>(st[j] * (ds[t * E + j] - dot) + zg * st[j]);
+  }
+  par_mm_tn<T>(dl.data(), x, dp + o.gate, E, D, n, true);  // dWgate [E, D]
+  par_mm_nn<T>(dl.data(), p + o.gate, dx, n, D, E, true);  // dx [N, D]
+}
+
+template void moe_forward<float>(MoeActs<float>&, float*, const float*, const float*, const LayerOffsets&,
+                                 const ModelConfig&, const BalanceOptions&, const float*, MoeShape);
+template void moe_forward<double>(MoeActs<double>&, double*, const double*, const double*, const LayerOffsets&,
+                                  const ModelConfig&, const BalanceOptions&, const float*, MoeShape);
+template void moe_backward<float>(float*, float*, const float*, const float*, const MoeActs<float>&, const float*,
+                                  const LayerOffsets&, const ModelConfig&, MoeLossScale, MoeShape);
+template void moe_backward<double>(double*, double*, const double*, const double*, const MoeActs<double>&,
+                                   const double*, const LayerOffsets&, const ModelConfig&, MoeLossScale, MoeShape);
+
+}  // namespace moe::train

@@ -1,0 +1,234 @@
+// Dense ops of the training model, forward next to backward. Loops are parallel over rows
+// (or over (sequence, head) for attention) with static splits, so results are deterministic.
+#include "train/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "train/linalg.h"
+
+namespace moe::train {
+
+template <typename T>
+void embedding_forward(T* out, const int32_t* tokens, const T* wte, int64_t n, int64_t d) {
+  for (int64_t i = 0; i < n; ++i) std::copy(wte + tokens[i] * d, wte + (tokens[i] + 1) * d, out + i * d);
+}
+
+template <typename T>
+void embedding_backward(T* dwte, const T* dout, const int32_t* tokens, int64_t n, int64_t d) {
+  for (int64_t i = 0; i < n; ++i) {
+    T* row = dwte + tokens[i] * d;
+    for (int64_t j = 0; j < d; ++j) row[j] += dout[i * d + j];
+  }
+}
+
+template <typename T>
+void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t c, double eps) {
+  parallel_items(n, 2 * c, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const T* xi = x + i * c;
+      double ss = 0;
+      for (int64_t j = 0; j < c; ++j) ss += static_cast<double>(xi[j]) * xi[j];
+      const T r = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(c) + eps));
+      rstd[i] = r;
+      for (int64_t j = 0; j < c; ++j) out[i * c + j] = xi[j] * r * w[j];
+    }
+  });
+}
+
+// dx = rstd * (dxhat - xhat * mean(dxhat * xhat)) with xhat = x * rstd, dxhat = dout * w.
+template <typename T>
+void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd, int64_t n, int64_t c) {
+  parallel_items(n, 3 * c, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const T* xi = x + i * c;
+      const T* gi = dout + i * c;
+      double dot = 0;
+      for (int64_t j = 0; j < c; ++j) dot += static_cast<double>(gi[j]) * w[j] * xi[j] * rstd[i];
+      const T m = static_cast<T>(dot / static_cast<double>(c));
+      for (int64_t j = 0; j < c; ++j) dx[i * c + j] += rstd[i] * (gi[j] * w[j] - xi[j] * rstd[i] * m);
+    }
+  });
+  if (dw == nullptr) return;
+  for (int64_t i = 0; i < n; ++i)  // serial: every row adds into the same dw
+    for (int64_t j = 0; j < c; ++j) dw[j] += dout[i * c + j] * x[i * c + j] * rstd[i];
+}
+
+namespace {
+// Rotates pairs (x1, x2) = (x[i], x[i + half]) by +angle (sign 1) or -angle (sign -1).
+template <typename T>
+void rope_apply(T* x, int64_t n, int64_t n_head, int64_t head_dim, int64_t seq_len, double theta, double sign) {
+  const int64_t half = head_dim / 2;
+  std::vector<double> inv_freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    // As Hugging Face computes it: theta ** (arange(0, dim, 2) / dim), in float.
+    inv_freq[i] = 1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(head_dim));
+  }
+  parallel_items(n, n_head * head_dim * 4, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const double pos = static_cast<double>(r % seq_len);
+      for (int64_t i = 0; i < half; ++i) {
+        const double a = pos * inv_freq[i];
+        const T cs = static_cast<T>(std::cos(a)), sn = static_cast<T>(sign * std::sin(a));
+        for (int64_t h = 0; h < n_head; ++h) {
+          T* xh = x + (r * n_head + h) * head_dim;
+          const T x1 = xh[i], x2 = xh[i + half];
+          xh[i] = x1 * cs - x2 * sn;
+          xh[i + half] = x2 * cs + x1 * sn;
+        }
+      }
+    }
+  });
+}
+}  // namespace
+
+template <typename T>
+void rope_forward(T* x, int64_t n, int64_t n_head, int64_t head_dim, int64_t seq_len, double theta) {
+  rope_apply(x, n, n_head, head_dim, seq_len, theta, 1.0);
+}
+template <typename T>
+void rope_backward(T* dx, int64_t n, int64_t n_head, int64_t head_dim, int64_t seq_len, double theta) {
+  rope_apply(dx, n, n_head, head_dim, seq_len, theta, -1.0);
+}
+
+template <typename T>
+void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, const AttentionShape& s) {
+  const int64_t S = s.seq, H = s.n_head, Dh = s.head_dim, group = s.n_head / s.n_kv_head;
+  const int64_t qs = H * Dh, kvs = s.n_kv_head * Dh;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(Dh));
+  parallel_items(s.batch * H, S * S * Dh, [&](int64_t b0, int64_t b1) {
+    for (int64_t bh = b0; bh < b1; ++bh) {
+      const int64_t b = bh / H, h = bh % H, kh = h / group;
+      for (int64_t i = 0; i < S; ++i) {
+        const T* qi = q + (b * S + i) * qs + h * Dh;
+        T* p = probs + (bh * S + i) * S;  // [S] row, causal: j <= i
+        T mx = -INFINITY;
+        for (int64_t j = 0; j <= i; ++j) {
+          const T* kj = k + (b * S + j) * kvs + kh * Dh;
+          T dot = 0;
+          for (int64_t d = 0; d < Dh; ++d) dot += qi[d] * kj[d];
+          p[j] = dot * static_cast<T>(scale);
+          mx = std::max(mx, p[j]);
+        }
+        T sum = 0;
+        for (int64_t j = 0; j <= i; ++j) sum += (p[j] = std::exp(p[j] - mx));
+        for (int64_t j = 0; j <= i; ++j) p[j] /= sum;
+        std::fill(p + i + 1, p + S, T(0));
+        T* oi = out + (b * S + i) * qs + h * Dh;
+        std::fill(oi, oi + Dh, T(0));
+        for (int64_t j = 0; j <= i; ++j) {
+          const T* vj = v + (b * S + j) * kvs + kh * Dh;
+          for (int64_t d = 0; d < Dh; ++d) oi[d] += p[j] * vj[d];
+        }
+      }
+    }
+  });
+}
+
+// dP = dO v^T; dS = P * (dP - sum(dP * P)); dq = dS k * scale; dk = dS^T q * scale; dv = P^T dO.
+// Parallel over (sequence, kv head) so that dk and dv rows have a single writer.
+template <typename T>
+void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, const T* probs,
+                        const AttentionShape& s) {
+  const int64_t S = s.seq, H = s.n_head, Hkv = s.n_kv_head, Dh = s.head_dim, group = H / Hkv;
+  const int64_t qs = H * Dh, kvs = Hkv * Dh;
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(Dh)));
+  parallel_items(s.batch * Hkv, 2 * group * S * S * Dh, [&](int64_t b0, int64_t b1) {
+    std::vector<T> dp(static_cast<size_t>(S));
+    for (int64_t bk = b0; bk < b1; ++bk) {
+      const int64_t b = bk / Hkv, kh = bk % Hkv;
+      for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
+        for (int64_t i = 0; i < S; ++i) {
+          const T* p = probs + ((b * H + h) * S + i) * S;
+          const T* doi = dout + (b * S + i) * qs + h * Dh;
+          const T* qi = q + (b * S + i) * qs + h * Dh;
+          T* dqi = dq + (b * S + i) * qs + h * Dh;
+          T dot = 0;
+          for (int64_t j = 0; j <= i; ++j) {
+            const T* vj = v + (b * S + j) * kvs + kh * Dh;
+            T* dvj = dv + (b * S + j) * kvs + kh * Dh;
+            T acc = 0;
+            for (int64_t d = 0; d < Dh; ++d) {
+              acc += doi[d] * vj[d];
+              dvj[d] += p[j] * doi[d];
+            }
+            dp[j] = acc;
+            dot += acc * p[j];
+          }
+          for (int64_t j = 0; j <= i; ++j) {
+            const T ds = p[j] * (dp[j] - dot) * scale;
+            const T* kj = k + (b * S + j) * kvs + kh * Dh;
+            T* dkj = dk + (b * S + j) * kvs + kh * Dh;
+            for (int64_t d = 0; d < Dh; ++d) {
+              dqi[d] += ds * kj[d];
+              dkj[d] += ds * qi[d];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void swiglu_forward(T* out, const T* gate, const T* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T g = gate[i];
+    out[i] = g / (T(1) + std::exp(-g)) * up[i];
+  }
+}
+
+template <typename T>
+void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T g = gate[i];
+    const T sg = T(1) / (T(1) + std::exp(-g));
+    const T silu = g * sg;
+    dup[i] = dout[i] * silu;
+    dgate[i] = dout[i] * up[i] * (sg * (T(1) + g * (T(1) - sg)));
+  }
+}
+
+template <typename T>
+double cross_entropy_forward_backward(T* dlogits, const T* logits, const int32_t* targets, int64_t n, int64_t v,
+                                      double dloss) {
+  std::vector<double> row_loss(static_cast<size_t>(n));
+  parallel_items(n, 3 * v, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const T* li = logits + i * v;
+      const T mx = *std::max_element(li, li + v);
+      double sum = 0;
+      for (int64_t j = 0; j < v; ++j) sum += std::exp(static_cast<double>(li[j] - mx));
+      const double lse = std::log(sum) + mx;
+      row_loss[i] = lse - li[targets[i]];
+      if (dlogits == nullptr) continue;
+      const double g = dloss / static_cast<double>(n);
+      T* di = dlogits + i * v;
+      for (int64_t j = 0; j < v; ++j) di[j] = static_cast<T>(std::exp(li[j] - lse) * g);
+      di[targets[i]] -= static_cast<T>(g);
+    }
+  });
+  double total = 0;
+  for (double l : row_loss) total += l;
+  return total / static_cast<double>(n);
+}
+
+#define MOE_TRAIN_OPS_INSTANTIATE(T)                                                                   \
+  template void embedding_forward<T>(T*, const int32_t*, const T*, int64_t, int64_t);                  \
+  template void embedding_backward<T>(T*, const T*, const int32_t*, int64_t, int64_t);                 \
+  template void rmsnorm_forward<T>(T*, T*, const T*, const T*, int64_t, int64_t, double);              \
+  template void rmsnorm_backward<T>(T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t); \
+  template void rope_forward<T>(T*, int64_t, int64_t, int64_t, int64_t, double);                       \
+  template void rope_backward<T>(T*, int64_t, int64_t, int64_t, int64_t, double);                      \
+  template void attention_forward<T>(T*, T*, const T*, const T*, const T*, const AttentionShape&);     \
+  template void attention_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,    \
+                                      const AttentionShape&);                                          \
+  template void swiglu_forward<T>(T*, const T*, const T*, int64_t);                                    \
+  template void swiglu_backward<T>(T*, T*, const T*, const T*, const T*, int64_t);                     \
+  template double cross_entropy_forward_backward<T>(T*, const T*, const int32_t*, int64_t, int64_t, double);
+
+MOE_TRAIN_OPS_INSTANTIATE(float)
+MOE_TRAIN_OPS_INSTANTIATE(double)
+
+}  // namespace moe::train
