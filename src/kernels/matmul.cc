@@ -90,7 +90,11 @@ void matmul_nt(const float* a, int64_t lda, const WeightView& b, float* c, int64
   const bool gemm = shape.m >= matmul_detail::kGemmMinRows;
   switch (active_isa()) {
     case Isa::kAvx512Bf16:
-      if (gemm && b.dtype == DType::kBF16) return matmul_detail::gemm_bf16dot_avx512bf16(g);
+      // bf16 weights take the vdpbf16ps kernels at every m (A rounded to bf16), so a token's
+      // result does not switch precision with the batch size; f32 weights fall through.
+      if (b.dtype == DType::kBF16) {
+        return gemm ? matmul_detail::gemm_bf16dot_avx512bf16(g) : matmul_detail::decode_bf16dot_avx512bf16(g);
+      }
       [[fallthrough]];
     case Isa::kAvx512:
       return gemm ? matmul_detail::gemm_avx512(g) : matmul_detail::decode_avx512(g);

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/matmul_internal.h"
 
@@ -71,11 +72,16 @@ void tile_bf16(const float* a, int64_t lda, const uint16_t* b, int64_t ldb, floa
   __m512 s[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int r = 0; r < NR; ++r) s[i][r] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < k; p += 32) {
-    const __mmask32 mk = mask32(k - p);
+  // Full chunks load unmasked (masked 16-bit loads are slower); only the tail is masked.
+  auto step = [&](int64_t p, auto tail) {
     __m512 be[NR], bo[NR];
     for (int r = 0; r < NR; ++r) {
-      const __m512i x = _mm512_maskz_loadu_epi16(mk, b + r * ldb + p);
+      __m512i x;
+      if constexpr (decltype(tail)::value) {
+        x = _mm512_maskz_loadu_epi16(mask32(k - p), b + r * ldb + p);
+      } else {
+        x = _mm512_loadu_si512(b + r * ldb + p);
+      }
       be[r] = bf16_even(x);
       bo[r] = bf16_odd(x);
     }
@@ -87,7 +93,10 @@ void tile_bf16(const float* a, int64_t lda, const uint16_t* b, int64_t ldb, floa
         s[i][r] = _mm512_fmadd_ps(ao, bo[r], s[i][r]);
       }
     }
-  }
+  };
+  int64_t p = 0;
+  for (; p + 32 <= k; p += 32) step(p, std::false_type{});
+  if (p < k) step(p, std::true_type{});
   store_sums<MR, NR>(s, c, ldc, accumulate);
 }
 

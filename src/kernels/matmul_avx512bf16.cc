@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <utility>
 
 #include "kernels/matmul_internal.h"
@@ -48,15 +49,23 @@ void tile_dot(const uint16_t* a, int64_t lda, const uint16_t* b, int64_t ldb, fl
   __m512 s[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int r = 0; r < NR; ++r) s[i][r] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < k; p += 32) {
-    const __mmask32 mk = mask32(k - p);
+  auto step = [&](int64_t p, auto tail) {  // full chunks unmasked, the tail masked
     __m512i bv[NR];
-    for (int r = 0; r < NR; ++r) bv[r] = _mm512_maskz_loadu_epi16(mk, b + r * ldb + p);
+    for (int r = 0; r < NR; ++r) {
+      if constexpr (decltype(tail)::value) {
+        bv[r] = _mm512_maskz_loadu_epi16(mask32(k - p), b + r * ldb + p);
+      } else {
+        bv[r] = _mm512_loadu_si512(b + r * ldb + p);
+      }
+    }
     for (int i = 0; i < MR; ++i) {
       const __m512i av = _mm512_load_si512(a + i * lda + p);
       for (int r = 0; r < NR; ++r) s[i][r] = _mm512_dpbf16_ps(s[i][r], as_bh(av), as_bh(bv[r]));
     }
-  }
+  };
+  int64_t p = 0;
+  for (; p + 32 <= k; p += 32) step(p, std::false_type{});
+  if (p < k) step(p, std::true_type{});
   for (int i = 0; i < MR; ++i) {
     for (int r = 0; r < NR; ++r) {
       const float v = _mm512_reduce_add_ps(s[i][r]);

@@ -158,9 +158,8 @@ std::vector<float> run_variant(const Variant& v, const Problem& pr) {
 double tolerance(const Variant& v, const Problem& pr) {
   if (pr.dtype != DType::kBF16) return kTolF32;
   if (v.bf16_dot) return kTolBf16Dot;
-  // The dispatcher at avx512bf16 sends bf16 GEMM-sized problems to the bf16-dot kernel.
-  const bool dot = v.direct == nullptr && v.isa == Isa::kAvx512Bf16 && detected_isa() >= Isa::kAvx512Bf16 &&
-                   pr.s.m >= matmul_detail::kGemmMinRows;
+  // The dispatcher at avx512bf16 sends every bf16-weight problem to the bf16-dot kernels.
+  const bool dot = v.direct == nullptr && v.isa == Isa::kAvx512Bf16 && detected_isa() >= Isa::kAvx512Bf16;
   return dot ? kTolBf16Dot : kTolF32;
 }
 
