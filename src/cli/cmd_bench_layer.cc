@@ -1,12 +1,180 @@
-// `moe bench layer`: placeholder until the MoE-layer issue lands.
+// `moe bench layer`: one MoE layer in a catalog model's shape (or explicit sizes) per token count:
+// median time, GB/s and GFLOP/s as fractions of the ceilings measured in the same run, and dense
+// FFNs of equal total and equal activated parameters on the same kernels (table or --json).
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
 #include "cli/command.h"
+#include "moe/layer_bench.h"
+#include "util/error.h"
 
 namespace moe::cli {
+namespace {
 
-void register_bench_layer(CLI::App& bench, const GlobalOptions&) {
+struct LayerFlags {
+  std::string model = "qwen3-30b-a3b";
+  int64_t d = 0, f = 0, shared = -1;
+  int e = 0, k = 0;
+  std::vector<int64_t> tokens = {1, 4, 16, 128, 512};
+  std::string dtype = "bf16";
+  std::string routing = "uniform";
+  double capacity_factor = 0;
+  int repetitions = 5;
+  double max_weight_gib = 4.0;
+  int dense_max_chunks = 32;
+  bool no_dense = false;
+};
+
+LayerBenchOptions resolve(const LayerFlags& fl) {
+  LayerBenchOptions o;
+  o.shape = layer_bench_shape_from_catalog(fl.model);
+  if (fl.d > 0) o.shape.d_model = fl.d;
+  if (fl.f > 0) o.shape.d_ff = fl.f;
+  if (fl.e > 0) o.shape.n_expert = fl.e;
+  if (fl.k > 0) o.shape.top_k = fl.k;
+  if (fl.shared >= 0) o.shape.d_ff_shared = fl.shared * o.shape.d_ff;
+  if (fl.d > 0 || fl.f > 0 || fl.e > 0 || fl.k > 0 || fl.shared >= 0) o.shape.name += " (modified)";
+  // Group-limited routing only makes sense for the catalog's expert count.
+  if (fl.e > 0 && o.shape.n_expert % o.shape.config.router.n_group != 0) {
+    o.shape.config.router.n_group = o.shape.config.router.topk_group = 1;
+  }
+  o.tokens = fl.tokens;
+  for (int64_t t : o.tokens) {
+    if (t < 1) fail_usage("bench", "--tokens values must be >= 1, got {}", t);
+  }
+  if (fl.dtype == "bf16") {
+    o.dtype = DType::kBF16;
+  } else if (fl.dtype == "f32") {
+    o.dtype = DType::kF32;
+  } else {
+    fail_usage("bench", "--dtype must be f32 or bf16, got '{}'", fl.dtype);
+  }
+  parse_routing_pattern(fl.routing, &o.routing, &o.zipf_s);
+  if (fl.capacity_factor < 0) fail_usage("bench", "--capacity-factor must be > 0 (or 0 for dropless)");
+  o.capacity_factor = fl.capacity_factor;
+  o.repetitions = fl.repetitions;
+  o.max_weight_gib = fl.max_weight_gib;
+  o.dense_max_chunks = fl.dense_max_chunks;
+  o.dense = !fl.no_dense;
+  return o;
+}
+
+void print_json(const LayerBenchResult& r) {
+  const bool bf16 = r.options.dtype == DType::kBF16;
+  nlohmann::ordered_json j;
+  j["model"] = r.options.shape.name;
+  j["d_model"] = r.options.shape.d_model;
+  j["d_ff"] = r.options.shape.d_ff;
+  j["n_expert"] = r.options.shape.n_expert;
+  j["top_k"] = r.options.shape.top_k;
+  j["d_ff_shared"] = r.options.shape.d_ff_shared;
+  j["dtype"] = bf16 ? "bf16" : "f32";
+  j["threads"] = r.threads;
+  j["isa"] = r.isa;
+  j["read_gbps_ceiling"] = r.ceilings.read_gbps;
+  j["fma_gflops_ceiling"] = r.ceilings.fma_f32_gflops;
+  j["dot_bf16_gflops_ceiling"] = r.ceilings.dot_bf16_gflops;
+  j["total_params"] = r.total_params;
+  j["activated_params"] = r.activated_params;
+  j["residency"] = r.residency;
+  for (const LayerBenchRow& w : r.rows) {
+    nlohmann::ordered_json row;
+    row["tokens"] = w.tokens;
+    row["ms"] = w.ms;
+    row["gbps"] = w.gbps;
+    row["gflops"] = w.gflops;
+    row["read_gbps_ceiling"] = r.ceilings.read_gbps;
+    row["fma_gflops_ceiling"] = r.ceilings.fma_f32_gflops;
+    row["dot_bf16_gflops_ceiling"] = r.ceilings.dot_bf16_gflops;
+    row["read_fraction"] = w.gbps / r.ceilings.read_gbps;
+    row["peak_fraction"] = w.gflops / (bf16 ? r.ceilings.dot_bf16_gflops : r.ceilings.fma_f32_gflops);
+    row["dense_total_ms"] = w.dense_total_ms;
+    row["dense_activated_ms"] = w.dense_activated_ms;
+    row["dense_total_extrapolated"] = w.dense_total_extrapolated;
+    row["speedup_vs_dense_total"] = w.ms > 0 ? w.dense_total_ms / w.ms : 0;
+    row["theory_total_over_activated"] = r.total_params / r.activated_params;
+    row["experts_touched"] = w.experts_touched;
+    row["route_ms"] = w.route_ms;
+    row["dispatch_ms"] = w.dispatch_ms;
+    row["experts_ms"] = w.experts_ms;
+    row["combine_ms"] = w.combine_ms;
+    row["overhead_fraction"] = w.overhead_fraction;
+    row["dropped_slots"] = w.dropped_slots;
+    j["rows"].push_back(row);
+  }
+  fmt::print("{}\n", j.dump(2));
+}
+
+void print_table(const LayerBenchResult& r) {
+  const LayerBenchOptions& o = r.options;
+  const bool bf16 = o.dtype == DType::kBF16;
+  const double peak = bf16 ? r.ceilings.dot_bf16_gflops : r.ceilings.fma_f32_gflops;
+  fmt::print("moe bench layer: {} D={} F={} E={} K={} shared width={} dtype={} routing={} {} threads={} isa={}\n",
+             o.shape.name, o.shape.d_model, o.shape.d_ff, o.shape.n_expert, o.shape.top_k, o.shape.d_ff_shared,
+             bf16 ? "bf16" : "f32",
+             o.routing == RoutingPattern::kUniform    ? "uniform"
+             : o.routing == RoutingPattern::kBalanced ? "balanced"
+                                                      : fmt::format("zipf:{}", o.zipf_s),
+             o.capacity_factor > 0 ? fmt::format("capacity-factor={}", o.capacity_factor) : "dropless", r.threads,
+             r.isa);
+  fmt::print("ceilings (same run, all threads): read {:.1f} GB/s, f32 FMA {:.1f} GFLOP/s, bf16 dot {:.1f} GFLOP/s\n",
+             r.ceilings.read_gbps, r.ceilings.fma_f32_gflops, r.ceilings.dot_bf16_gflops);
+  fmt::print("cache residency: {}\n", r.residency);
+  fmt::print("median of {} calls; GB/s = (router + touched experts + shared) weight bytes / time; peak = {}\n",
+             o.repetitions, bf16 ? "bf16 dot" : "f32 FMA");
+  fmt::print("{:>6} {:>9} {:>8} {:>6} {:>9} {:>6} {:>7} {:>10} {:>10} {:>8} {:>7} {:>9}\n", "tokens", "ms", "GB/s",
+             "%read", "GFLOP/s", "%peak", "touched", "dense_tot", "dense_act", "speedup", "theory", "overhead");
+  for (const LayerBenchRow& w : r.rows) {
+    fmt::print(
+        "{:>6} {:>9.3f} {:>8.1f} {:>5.0f}% {:>9.1f} {:>5.0f}% {:>7.1f} {:>9.2f}{} {:>10.2f} {:>8.2f} {:>7.2f} "
+        "{:>8.1f}%\n",
+        w.tokens, w.ms, w.gbps, 100 * w.gbps / r.ceilings.read_gbps, w.gflops, 100 * w.gflops / peak, w.experts_touched,
+        w.dense_total_ms, w.dense_total_extrapolated ? "*" : " ", w.dense_activated_ms,
+        w.ms > 0 ? w.dense_total_ms / w.ms : 0, r.total_params / r.activated_params, 100 * w.overhead_fraction);
+  }
+  fmt::print(
+      "dense_tot / dense_act: dense GLU FFN of equal total / equal activated parameters, same kernels and weight pool"
+      "{}; speedup = dense_tot / ms; theory = total / activated parameters; overhead = route + dispatch + combine\n",
+      r.rows.empty() || !r.rows[0].dense_total_extrapolated
+          ? ""
+          : fmt::format(" (* measured on {} expert-sized chunks, scaled by width)", o.dense_max_chunks));
+}
+
+}  // namespace
+
+void register_bench_layer(CLI::App& bench, const GlobalOptions& global) {
   auto* cmd = bench.add_subcommand("layer", "One MoE layer vs the dense FFN and the machine's ceilings");
-  cmd->allow_extras();
-  cmd->callback([] { not_implemented("bench layer", "MoE layer engine on CPU"); });
+  auto fl = std::make_shared<LayerFlags>();
+  cmd->add_option("--model", fl->model, "Catalog model whose layer shape to use (see `moe inspect`)")
+      ->capture_default_str();
+  cmd->add_option("--d", fl->d, "Override d_model");
+  cmd->add_option("--f", fl->f, "Override the expert hidden size");
+  cmd->add_option("--e", fl->e, "Override the number of routed experts");
+  cmd->add_option("--k", fl->k, "Override top-k");
+  cmd->add_option("--shared", fl->shared, "Override the shared experts (count of expert-width experts)");
+  cmd->add_option("--tokens", fl->tokens, "Token counts, comma-separated")->delimiter(',')->capture_default_str();
+  cmd->add_option("--dtype", fl->dtype, "Expert weight dtype: f32 or bf16")->capture_default_str();
+  cmd->add_option("--routing", fl->routing, "uniform | balanced | zipf:S")->capture_default_str();
+  cmd->add_option("--capacity-factor", fl->capacity_factor, "Capacity factor (0: dropless)")->capture_default_str();
+  cmd->add_option("--repetitions", fl->repetitions, "Timed calls per row (median)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd->add_option("--max-weight-gib", fl->max_weight_gib, "Memory for the expert weight pool")
+      ->check(CLI::Range(0.01, 1024.0))
+      ->capture_default_str();
+  cmd->add_option("--dense-max-chunks", fl->dense_max_chunks, "Routed chunks measured for the dense-total baseline")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_flag("--no-dense", fl->no_dense, "Skip the dense baselines");
+  cmd->callback([&global, fl] {
+    const LayerBenchResult r = run_layer_bench(resolve(*fl));
+    if (global.json) {
+      print_json(r);
+    } else {
+      print_table(r);
+    }
+  });
 }
 
 }  // namespace moe::cli

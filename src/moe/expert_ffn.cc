@@ -164,25 +164,22 @@ void ExpertWeights::validate(const char* what) const {
   }
 }
 
-void run_expert_tasks(const std::vector<ExpertTask>& tasks, int64_t d_model, const ActivationOptions& act,
-                      const ExpertRunOptions& o, ExpertRunStats* stats) {
+void run_expert_up_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, const ActivationOptions& act,
+                         const ExpertRunOptions& o, ExpertRunStats* stats) {
   const int64_t D = d_model;
   ThreadPool& pool = thread_pool();
   const int threads = pool.size();
   int64_t max_rb = 0, max_f = 0;
   for (const ExpertTask& task : tasks) max_f = std::max(max_f, task.d_ff);
-  const std::vector<Item> up_items = make_items(
+  const std::vector<Item> items = make_items(
       tasks, [](const ExpertTask& t) { return t.d_ff; }, o, threads, &max_rb);
-  const std::vector<Item> down_items = make_items(
-      tasks, [D](const ExpertTask&) { return D; }, o, threads, &max_rb);
-  if (up_items.empty()) return;
+  if (items.empty()) return;
   // Per-thread scratch for the up projection, [max row block, max F] with the row stride of h.
   std::vector<std::vector<float>> up_scratch(threads);
   for (auto& s : up_scratch) s.resize(static_cast<size_t>(max_rb) * max_f);  // [rows, F]
-
-  pool.parallel_for_dynamic(static_cast<int64_t>(up_items.size()), 1, [&](int64_t b, int64_t e, int t) {
+  pool.parallel_for_dynamic(static_cast<int64_t>(items.size()), 1, [&](int64_t b, int64_t e, int t) {
     for (int64_t i = b; i < e; ++i) {
-      const Item& it = up_items[i];
+      const Item& it = items[i];
       const ExpertTask& task = tasks[it.task];
       const ExpertMatrices& w = *task.w;
       const int64_t rows = it.r1 - it.r0, cols = it.c1 - it.c0, F = task.d_ff;
@@ -207,9 +204,25 @@ void run_expert_tasks(const std::vector<ExpertTask>& tasks, int64_t d_model, con
       }
     }
   });
-  pool.parallel_for_dynamic(static_cast<int64_t>(down_items.size()), 1, [&](int64_t b, int64_t e, int) {
+  if (!stats) return;
+  for (const Item& it : items) {
+    stats->weight_bytes_streamed +=
+        2 * (it.c1 - it.c0) * D * static_cast<int64_t>(dtype_size(tasks[it.task].w->gate.dtype));
+  }
+  for (const ExpertTask& task : tasks) stats->flops += 2 * task.rows * 2 * task.d_ff * D;
+  stats->work_items += static_cast<int64_t>(items.size());
+}
+
+void run_expert_down_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, const ExpertRunOptions& o,
+                           ExpertRunStats* stats) {
+  const int64_t D = d_model;
+  ThreadPool& pool = thread_pool();
+  int64_t max_rb = 0;
+  const std::vector<Item> items = make_items(
+      tasks, [D](const ExpertTask&) { return D; }, o, pool.size(), &max_rb);
+  pool.parallel_for_dynamic(static_cast<int64_t>(items.size()), 1, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
-      const Item& it = down_items[i];
+      const Item& it = items[i];
       const ExpertTask& task = tasks[it.task];
       const ExpertMatrices& w = *task.w;
       const int64_t rows = it.r1 - it.r0, cols = it.c1 - it.c0, F = task.d_ff;
@@ -228,13 +241,19 @@ void run_expert_tasks(const std::vector<ExpertTask>& tasks, int64_t d_model, con
       }
     }
   });
-  if (stats) {
-    auto es = [&](const Item& it) { return static_cast<int64_t>(dtype_size(tasks[it.task].w->gate.dtype)); };
-    for (const Item& it : up_items) stats->weight_bytes_streamed += 2 * (it.c1 - it.c0) * D * es(it);
-    for (const Item& it : down_items) stats->weight_bytes_streamed += (it.c1 - it.c0) * tasks[it.task].d_ff * es(it);
-    for (const ExpertTask& task : tasks) stats->flops += 2 * task.rows * 3 * task.d_ff * D;
-    stats->work_items += static_cast<int64_t>(up_items.size() + down_items.size());
+  if (!stats) return;
+  for (const Item& it : items) {
+    stats->weight_bytes_streamed +=
+        (it.c1 - it.c0) * tasks[it.task].d_ff * static_cast<int64_t>(dtype_size(tasks[it.task].w->down.dtype));
   }
+  for (const ExpertTask& task : tasks) stats->flops += 2 * task.rows * task.d_ff * D;
+  stats->work_items += static_cast<int64_t>(items.size());
+}
+
+void run_expert_tasks(const std::vector<ExpertTask>& tasks, int64_t d_model, const ActivationOptions& act,
+                      const ExpertRunOptions& o, ExpertRunStats* stats) {
+  run_expert_up_phase(tasks, d_model, act, o, stats);
+  run_expert_down_phase(tasks, d_model, o, stats);
 }
 
 }  // namespace moe

@@ -89,4 +89,10 @@ struct ExpertRunStats {
 void run_expert_tasks(const std::vector<ExpertTask>& tasks, int64_t d_model, const ActivationOptions& act,
                       const ExpertRunOptions& options, ExpertRunStats* stats);
 
+// The two phases of run_expert_tasks on their own (phase 1 writes h; phase 2 reads h, writes y).
+void run_expert_up_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, const ActivationOptions& act,
+                         const ExpertRunOptions& options, ExpertRunStats* stats);
+void run_expert_down_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, const ExpertRunOptions& options,
+                           ExpertRunStats* stats);
+
 }  // namespace moe

@@ -13,12 +13,17 @@
 
 namespace moe {
 
-MoeLayer::MoeLayer(const MoeLayerConfig& config, const MoeLayerWeights& weights) : config_(config), weights_(weights) {
-  const int64_t D = config.d_model;
-  if (D < 1) fail("moe_layer", "d_model must be >= 1, got {}", D);
+MoeLayer::MoeLayer(const MoeLayerConfig& config, const MoeLayerWeights& weights) : config_(config) {
+  if (config.d_model < 1) fail("moe_layer", "d_model must be >= 1, got {}", config.d_model);
   config.router.validate();
   config.activation.validate();
   config.dispatch.validate();
+  set_weights(weights);
+}
+
+void MoeLayer::set_weights(const MoeLayerWeights& weights) {
+  const MoeLayerConfig& config = config_;
+  const int64_t D = config.d_model;
   const RouterWeights& rw = weights.router;
   if (!rw.weight.data) fail("moe_layer", "router weight [E, D] is missing");
   if (rw.weight.ld < D) fail("moe_layer", "router weight leading dimension {} < d_model {}", rw.weight.ld, D);
@@ -44,6 +49,7 @@ MoeLayer::MoeLayer(const MoeLayerConfig& config, const MoeLayerWeights& weights)
     if (weights.shared_gate.ld < D)
       fail("moe_layer", "shared gate [1, D] leading dimension {} < {}", weights.shared_gate.ld, D);
   }
+  weights_ = weights;
 }
 
 void MoeLayer::route(const float* x, int64_t T, const RunOptions& o) {

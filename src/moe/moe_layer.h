@@ -50,6 +50,10 @@ class MoeLayer {
   void forward(const float* x, int64_t n_tokens, float* out, const RunOptions& options = {},
                MoeTelemetry* telemetry = nullptr);
 
+  // Points the layer at other weights of the same config (validated as in the constructor);
+  // keeps the workspace (benchmarks rotate weight sets without reallocating).
+  void set_weights(const MoeLayerWeights& weights);
+
   const MoeLayerConfig& config() const { return config_; }
   const MoeLayerWeights& weights() const { return weights_; }
   // The last call's routing (for training, statistics and tests).

@@ -1,0 +1,262 @@
+// `moe bench layer` driver: weight pool sized past the last-level cache, routing patterns
+// rotated between calls, MoE layer timing with telemetry, dense baselines on the same kernels.
+#include "moe/layer_bench.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "moe/dense_ffn.h"
+#include "moe/layer_config.h"
+#include "runtime/aligned.h"
+#include "runtime/cpu_features.h"
+#include "runtime/thread_pool.h"
+#include "runtime/timer.h"
+#include "spec/catalog.h"
+#include "util/error.h"
+
+namespace moe {
+namespace {
+
+constexpr int64_t kGiB = int64_t(1) << 30;
+
+int64_t llc_bytes() {
+  const long v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  return v > 0 ? v : 32 * (int64_t(1) << 20);
+}
+
+// Fills n bf16 or f32 values in [-0.05, 0.05) in parallel (cheap generator: values do not matter
+// for speed, only that they are finite normals).
+void fill_random(uint8_t* p, int64_t n, DType dt) {
+  thread_pool().parallel_for(n, [&](int64_t b, int64_t e, int t) {
+    uint64_t s = 0x9e3779b97f4a7c15ull * (b + 1) + t;
+    for (int64_t i = b; i < e; ++i) {
+      s ^= s << 13;
+      s ^= s >> 7;
+      s ^= s << 17;
+      const float v = (static_cast<float>(s >> 40) / static_cast<float>(1 << 24) - 0.5f) * 0.1f + 1e-3f;
+      if (dt == DType::kBF16) {
+        reinterpret_cast<uint16_t*>(p)[i] = f32_to_bf16(v);
+      } else {
+        reinterpret_cast<float*>(p)[i] = v;
+      }
+    }
+  });
+}
+
+// Expert ids [T, K] for call `call`: the pattern, then every id shifted by call * K (mod E) so
+// consecutive calls touch different experts (and the hot expert of zipf moves).
+std::vector<int32_t> make_routing(RoutingPattern pat, double zipf_s, int64_t T, int K, int E, int64_t call) {
+  std::vector<int32_t> ids(T * K);
+  std::mt19937_64 rng(1234 + call);
+  std::vector<double> w(E);
+  for (int e = 0; e < E; ++e) w[e] = pat == RoutingPattern::kZipf ? 1.0 / std::pow(e + 1.0, zipf_s) : 1.0;
+  const int64_t shift = (call * K) % E;
+  for (int64_t t = 0; t < T; ++t) {
+    if (pat == RoutingPattern::kBalanced) {
+      for (int k = 0; k < K; ++k) ids[t * K + k] = static_cast<int32_t>((t * K + k + shift) % E);
+      continue;
+    }
+    std::vector<double> left = w;
+    for (int k = 0; k < K; ++k) {
+      std::discrete_distribution<int> d(left.begin(), left.end());
+      const int e = d(rng);
+      left[e] = 0.0;
+      ids[t * K + k] = static_cast<int32_t>((e + shift) % E);
+    }
+  }
+  return ids;
+}
+
+// The pool of expert-sized weight blocks and views into it.
+struct Pool {
+  int64_t D = 0, F = 0, bpe = 0, mat = 0;  // bytes per expert, per matrix
+  DType dt = DType::kBF16;
+  int P = 0;
+  AlignedBuffer<uint8_t> mem;
+  ExpertMatrices expert(int64_t p) const {
+    const uint8_t* base = mem.data() + (p % P) * bpe;
+    return {{base, dt, D}, {base + mat, dt, D}, {base + 2 * mat, dt, F}};
+  }
+};
+
+double median_of(std::vector<double> v) { return median(std::move(v)); }
+
+}  // namespace
+
+LayerBenchShape layer_bench_shape_from_catalog(const std::string& model) {
+  const CatalogEntry* e = find_catalog_entry(model);
+  if (!e) fail_usage("bench", "unknown model '{}': `moe inspect` lists the catalog names", model);
+  const ModelSpec spec = parse_model_spec(e->config, e->name);
+  if (!spec.is_moe_model()) fail_usage("bench", "model '{}' has no MoE layers", model);
+  LayerBenchShape s;
+  s.name = e->name;
+  s.config = moe_layer_config(spec);
+  s.d_model = spec.d_model;
+  s.d_ff = spec.n_ff_expert;
+  s.d_ff_shared = spec.n_ff_shared;
+  s.n_expert = static_cast<int>(spec.n_expert);
+  s.top_k = static_cast<int>(spec.n_expert_used);
+  return s;
+}
+
+void parse_routing_pattern(const std::string& text, RoutingPattern* pattern, double* zipf_s) {
+  if (text == "uniform") {
+    *pattern = RoutingPattern::kUniform;
+  } else if (text == "balanced") {
+    *pattern = RoutingPattern::kBalanced;
+  } else if (text.rfind("zipf:", 0) == 0) {
+    *pattern = RoutingPattern::kZipf;
+    char* end = nullptr;
+    *zipf_s = std::strtod(text.c_str() + 5, &end);
+    if (end == text.c_str() + 5 || *end != '\0' || !(*zipf_s > 0)) {
+      fail_usage("bench", "--routing zipf:S needs a number S > 0, got '{}'", text);
+    }
+  } else {
+    fail_usage("bench", "--routing must be uniform, balanced or zipf:S, got '{}'", text);
+  }
+}
+
+LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
+  const LayerBenchShape& sh = opt.shape;
+  const int E = sh.n_expert, K = sh.top_k;
+  const int64_t D = sh.d_model, F = sh.d_ff;
+  if (D < 1 || F < 1 || E < 1 || K < 1 || K > E) {
+    fail_usage("bench", "layer shape needs d, f, e >= 1 and 1 <= k <= e; got d={} f={} e={} k={}", D, F, E, K);
+  }
+  if (sh.d_ff_shared % F != 0) {
+    fail_usage("bench",
+               "shared width {} must be a multiple of the expert width {} (shared experts are timed as "
+               "expert-sized blocks of the pool)",
+               sh.d_ff_shared, F);
+  }
+  const int S = static_cast<int>(sh.d_ff_shared / F);  // shared experts as blocks of width F
+  LayerBenchResult res;
+  res.options = opt;
+  res.threads = num_threads();
+  res.isa = isa_name(active_isa());
+  res.llc_bytes = llc_bytes();
+  res.ceilings = measure_quick_ceilings(3);
+
+  // Pool: at least max(2 x LLC, 1 GiB) of expert weights, at most --max-weight-gib.
+  Pool pool;
+  pool.D = D;
+  pool.F = F;
+  pool.dt = opt.dtype;
+  pool.mat = D * F * static_cast<int64_t>(dtype_size(opt.dtype));
+  pool.bpe = 3 * pool.mat;
+  const int64_t target = std::max<int64_t>(2 * res.llc_bytes, kGiB);
+  const int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(opt.max_weight_gib * kGiB) / pool.bpe);
+  int64_t want = std::max<int64_t>(E + S, (target + pool.bpe - 1) / pool.bpe);
+  if (want > E + S) want = (want + E - 1) / E * E;  // whole extra weight sets for small models
+  pool.P = static_cast<int>(std::min(want, fit));
+  res.physical_experts = pool.P;
+  res.weight_sets = std::max(1, pool.P / E);
+  res.pool_bytes = pool.P * pool.bpe;
+  pool.mem = AlignedBuffer<uint8_t>(static_cast<size_t>(res.pool_bytes));
+  fill_random(pool.mem.data(), res.pool_bytes / static_cast<int64_t>(dtype_size(opt.dtype)), opt.dtype);
+  res.residency = fmt::format(
+      "weight pool {:.2f} GiB = {} expert-sized blocks ({:.1f} MiB each), {:.1f}x the {} MiB LLC; routed expert e of "
+      "call c uses block (e + (c mod {}) * E) mod {}, shared blocks rotate too, and routing is shifted by c*K experts "
+      "per call, so a timed call's experts were last read at least one full pool sweep earlier{}",
+      double(res.pool_bytes) / kGiB, pool.P, double(pool.bpe) / (1 << 20), double(res.pool_bytes) / res.llc_bytes,
+      res.llc_bytes >> 20, res.weight_sets, pool.P,
+      pool.P < E + S ? fmt::format(" (pool smaller than the layer: {} experts alias {} blocks)", E + S, pool.P) : "");
+
+  std::vector<float> router(static_cast<size_t>(E) * D), corr(E, 0.0f);  // [E, D], [E]
+  fill_random(reinterpret_cast<uint8_t*>(router.data()), E * D, DType::kF32);
+  auto weights_for_call = [&](int64_t c) {
+    MoeLayerWeights w;
+    w.router.weight = {router.data(), DType::kF32, D};
+    w.router.correction_bias = corr.data();
+    w.experts.d_model = D;
+    w.experts.d_ff = F;
+    const int64_t base = (c % res.weight_sets) * E;
+    for (int e = 0; e < E; ++e) w.experts.experts.push_back(pool.expert(base + e));
+    w.shared.d_model = D;
+    w.shared.d_ff = F;
+    for (int s = 0; s < S; ++s) w.shared.experts.push_back(pool.expert(base + E + c * S + s));
+    return w;
+  };
+  MoeLayerConfig cfg = sh.config;
+  cfg.d_model = D;
+  cfg.router.n_expert = E;
+  cfg.router.top_k = K;
+  if (opt.capacity_factor > 0) {
+    cfg.dispatch.mode = CapacityMode::kCapacity;
+    cfg.dispatch.capacity_factor = opt.capacity_factor;
+  }
+  MoeLayer layer(cfg, weights_for_call(0));
+  res.total_params = double(E + S) * 3 * D * F + double(E) * D;
+  res.activated_params = double(K + S) * 3 * D * F + double(E) * D;
+
+  int64_t call = 0;
+  for (int64_t T : opt.tokens) {
+    std::vector<float> x(static_cast<size_t>(T) * D), out(static_cast<size_t>(T) * D);  // [T, D]
+    fill_random(reinterpret_cast<uint8_t*>(x.data()), T * D, DType::kF32);
+    LayerBenchRow row;
+    row.tokens = T;
+    std::vector<double> ms, route, dispatch, experts, combine;
+    for (int rep = -1; rep < opt.repetitions; ++rep, ++call) {
+      const std::vector<int32_t> ids = make_routing(opt.routing, opt.zipf_s, T, K, E, call);
+      layer.set_weights(weights_for_call(call));
+      RunOptions ro;
+      ro.expert_ids = ids.data();
+      MoeTelemetry tel;
+      Timer timer;
+      layer.forward(x.data(), T, out.data(), ro, &tel);
+      const double t_ms = timer.ms();
+      if (rep < 0) continue;  // warm-up: workspace allocation, page faults
+      ms.push_back(t_ms);
+      route.push_back(tel.route_ms);
+      dispatch.push_back(tel.dispatch_ms);
+      experts.push_back(tel.experts_ms);
+      combine.push_back(tel.combine_ms);
+      row.experts_touched += tel.experts_touched;
+      row.bytes += double(E) * D * 4 + double(tel.experts_touched + S) * pool.bpe;
+      row.flops += double(tel.expert_flops) + 2.0 * T * E * D;
+      row.dropped_slots += tel.dropped_slots;
+    }
+    const double n = opt.repetitions;
+    row.experts_touched /= n;
+    row.bytes /= n;
+    row.flops /= n;
+    row.ms = median_of(ms);
+    row.route_ms = median_of(route);
+    row.dispatch_ms = median_of(dispatch);
+    row.experts_ms = median_of(experts);
+    row.combine_ms = median_of(combine);
+    row.overhead_fraction = (row.route_ms + row.dispatch_ms + row.combine_ms) / row.ms;
+    row.gbps = row.bytes / (row.ms * 1e6);
+    row.gflops = row.flops / (row.ms * 1e6);
+    if (opt.dense) {
+      // Dense FFNs as expert-sized chunks of the same pool: equal activated = K + S chunks; equal total =
+      // E + S chunks, measured on at most dense_max_chunks routed chunks and scaled by width.
+      const int total_chunks = std::min(E, std::max(opt.dense_max_chunks, K)) + S;
+      row.dense_total_extrapolated = total_chunks < E + S;
+      std::vector<float> h;
+      auto time_dense = [&](int chunks) {
+        std::vector<double> t;
+        for (int rep = -1; rep < opt.repetitions; ++rep, ++call) {
+          ExpertWeights w;
+          w.d_model = D;
+          w.d_ff = F;
+          for (int c = 0; c < chunks; ++c) w.experts.push_back(pool.expert(call * chunks + c));
+          Timer timer;
+          dense_ffn_forward(w, cfg.activation, x.data(), T, out.data(), {}, &h);
+          if (rep >= 0) t.push_back(timer.ms());
+        }
+        return median_of(t);
+      };
+      row.dense_activated_ms = time_dense(K + S);
+      row.dense_total_ms = time_dense(total_chunks) * double(E + S) / total_chunks;
+    }
+    res.rows.push_back(row);
+  }
+  return res;
+}
+
+}  // namespace moe

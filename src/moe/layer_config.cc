@@ -1,0 +1,51 @@
+// ModelSpec -> MoeLayerConfig, one place for the per-family router and activation choices.
+#include "moe/layer_config.h"
+
+#include "util/error.h"
+
+namespace moe {
+
+MoeLayerConfig moe_layer_config(const ModelSpec& spec) {
+  if (spec.n_expert < 1) fail("moe_layer", "{}: not an MoE model (n_expert = 0)", spec.source);
+  MoeLayerConfig c;
+  c.d_model = spec.d_model;
+  RouterOptions& r = c.router;
+  r.n_expert = static_cast<int>(spec.n_expert);
+  r.top_k = static_cast<int>(spec.n_expert_used);
+  r.scoring = spec.router.scoring;
+  r.norm_topk_prob = spec.router.norm_topk_prob;
+  r.routed_scaling_factor = static_cast<float>(spec.router.routed_scaling_factor);
+  r.use_correction_bias = spec.router.has_score_bias;
+  if (spec.router.topk_method != TopkMethod::kGreedy) {
+    r.n_group = static_cast<int>(spec.router.n_group);
+    r.topk_group = static_cast<int>(spec.router.topk_group);
+    r.group_score = spec.router.topk_method == TopkMethod::kNoAuxTc ? GroupScore::kTop2Sum : GroupScore::kMax;
+  }
+  // DeepSeek-V2's code applies routed_scaling_factor only when it does not renormalize.
+  if (spec.family == Family::kDeepseekV2 && r.norm_topk_prob && r.top_k > 1) r.routed_scaling_factor = 1.0f;
+  // Mixtral and gpt-oss: softmax over the selected logits (Mixtral's softmax + renormalize is the same).
+  if (spec.family == Family::kGptOss || spec.family == Family::kMixtral) r.selection = Selection::kSoftmaxOverTopK;
+  c.weight_before_expert = spec.family == Family::kLlama4;
+  switch (spec.activation) {
+    case Activation::kSilu:
+      c.activation.kind = GluKind::kSwiGLU;
+      break;
+    case Activation::kGelu:
+      c.activation.kind = GluKind::kGeGLU;
+      break;
+    case Activation::kGeluTanh:
+      c.activation.kind = GluKind::kGeGLUTanh;
+      break;
+    case Activation::kSwigluClamped:
+      c.activation.kind = GluKind::kSwiGLU;
+      break;
+  }
+  if (spec.family == Family::kGptOss) {
+    c.activation.kind = GluKind::kSwiGLUOai;
+    c.activation.alpha = spec.swiglu_alpha > 0 ? static_cast<float>(spec.swiglu_alpha) : 1.702f;
+  }
+  c.activation.limit = static_cast<float>(spec.swiglu_limit);
+  return c;
+}
+
+}  // namespace moe
