@@ -1,0 +1,25 @@
+# Expert parallelism under the real mpirun (only when Open MPI was found): collectives, the EP
+# exchange against the naive reference and the EP layer bitwise against one process, with 2 and
+# 3 ranks; a rank failing to load makes every rank exit with the error; a rank throwing outside
+# any guard aborts the job (MPI_Abort) instead of leaving the others waiting. Each has a timeout,
+# and expect_failure.sh rejects a timed-out run, so a hang fails the test.
+if(MPI_CXX_FOUND AND MPIEXEC_EXECUTABLE)
+  add_executable(mpi_ep ${CMAKE_CURRENT_LIST_DIR}/mpi_ep.cc)
+  target_link_libraries(mpi_ep PRIVATE moe_dist)
+  target_include_directories(mpi_ep PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+
+  # As root Open MPI refuses to start without --allow-run-as-root; 2 cores need --oversubscribe.
+  set(moe_mpirun ${MPIEXEC_EXECUTABLE} --allow-run-as-root --oversubscribe)
+  set(moe_expect_failure sh ${CMAKE_CURRENT_LIST_DIR}/expect_failure.sh)
+  add_test(NAME dist_mpirun_np2_check COMMAND ${moe_mpirun} -np 2 $<TARGET_FILE:mpi_ep> check)
+  add_test(NAME dist_mpirun_np3_check COMMAND ${moe_mpirun} -np 3 $<TARGET_FILE:mpi_ep> check)
+  add_test(NAME dist_mpirun_np2_fail_load
+           COMMAND ${moe_expect_failure} "loading experts failed on rank 1" timeout 100 ${moe_mpirun} -np 2
+                   $<TARGET_FILE:mpi_ep> fail-load)
+  add_test(NAME dist_mpirun_np2_abort
+           COMMAND ${moe_expect_failure} "rank 1 aborts the job: \\[io\\] rank 1 cannot map its experts" timeout 100
+                   ${moe_mpirun} -np 2 $<TARGET_FILE:mpi_ep> abort)
+  set_tests_properties(dist_mpirun_np2_check dist_mpirun_np3_check dist_mpirun_np2_fail_load dist_mpirun_np2_abort
+                       PROPERTIES TIMEOUT 120 LABELS "dist;mpi"
+                                  ENVIRONMENT "OMPI_MCA_btl_vader_single_copy_mechanism=none")
+endif()
