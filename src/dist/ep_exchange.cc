@@ -92,7 +92,10 @@ void regroup(const ExpertPlacement& placement, int me, const VLayout& recv_layou
 
 }  // namespace
 
-void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeArgs& a, EpExchangeStats* stats) {
+void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeArgs& a, EpExchangeStats* stats,
+                 EpExchangeWorkspace* workspace) {
+  EpExchangeWorkspace local;
+  EpExchangeWorkspace& ws = workspace ? *workspace : local;
   const RoutingPlan& plan = *a.plan;
   const int64_t D = a.d_model, n_rows = plan.n_rows();
   const int me = comm.rank();
@@ -100,10 +103,12 @@ void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeA
   EpExchangeStats st;
   Timer timer;
 
-  std::vector<int32_t> send_row;
+  std::vector<int32_t>& send_row = ws.send_row;
   const std::vector<int64_t> send_counts = send_order(placement, plan, &send_row);
-  std::vector<float> send_x(size_t(n_rows * D));       // [n_rows, D] in send order
-  std::vector<int32_t> send_meta(size_t(n_rows * 2));  // [n_rows, 2] expert id, weight bits
+  std::vector<float>& send_x = ws.send_x;
+  send_x.resize(size_t(n_rows * D));  // [n_rows, D] in send order
+  std::vector<int32_t>& send_meta = ws.send_meta;
+  send_meta.resize(size_t(n_rows * 2));  // [n_rows, 2] expert id, weight bits
   copy_rows(n_rows, D, [&](int64_t p, float*& dst, const float*& src) {
     const int32_t slot = plan.row_to_slot[size_t(send_row[size_t(p)])];
     dst = send_x.data() + p * D;
@@ -121,21 +126,24 @@ void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeA
   comm.all_to_all_counts(send_counts.data(), recv_counts.data());
   const VLayout send_layout = VLayout::packed(send_counts), recv_layout = VLayout::packed(recv_counts);
   const int64_t n_recv = recv_layout.total();
-  std::vector<float> recv_x(size_t(n_recv * D));       // [n_recv, D] source-major
-  std::vector<int32_t> recv_meta(size_t(n_recv * 2));  // [n_recv, 2]
+  std::vector<float>& recv_x = ws.recv_x;
+  recv_x.resize(size_t(n_recv * D));  // [n_recv, D] source-major
+  std::vector<int32_t>& recv_meta = ws.recv_meta;
+  recv_meta.resize(size_t(n_recv * 2));  // [n_recv, 2]
   comm.all_to_all_v_f32(send_x.data(), send_layout, recv_x.data(), recv_layout, D);
   comm.all_to_all_v_i32(send_meta.data(), send_layout, recv_meta.data(), recv_layout, 2);
   st.comm_ms += timer.ms();
 
   timer.reset();
-  EpLocalBatch batch;
+  EpLocalBatch& batch = ws.batch;
   batch.d_model = D;
-  std::vector<int64_t> perm;
+  std::vector<int64_t>& perm = ws.perm;
   regroup(placement, me, recv_layout, recv_x, recv_meta, &batch, &perm);
   st.pack_ms += timer.ms();
 
   timer.reset();
-  std::vector<float> y_batch(size_t(n_recv * D));  // [n_recv, D] expert-major
+  std::vector<float>& y_batch = ws.y_batch;
+  y_batch.resize(size_t(n_recv * D));  // [n_recv, D] expert-major
   if (a.compute) a.compute(batch, y_batch.data());
   st.compute_ms += timer.ms();
 

@@ -58,7 +58,20 @@ struct EpExchangeArgs {
   float* y_rows = nullptr;  // [plan n_rows, D] out: expert outputs in the plan's row order
 };
 
-// Collective: every rank calls it once per layer call, also with no tokens.
-void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeArgs& args, EpExchangeStats* stats);
+// Buffers kept between calls (a layer owns one) so a call neither allocates nor faults in pages.
+struct EpExchangeWorkspace {
+  std::vector<int32_t> send_row;   // [n_rows] plan row sent at each send position
+  std::vector<float> send_x;       // [n_rows, D] rows in send order, then the results coming back
+  std::vector<int32_t> send_meta;  // [n_rows, 2] expert id, weight bits
+  std::vector<float> recv_x;       // [n_recv, D] rows as they arrive, then the results going back
+  std::vector<int32_t> recv_meta;  // [n_recv, 2]
+  std::vector<int64_t> perm;       // [n_recv] batch row of each arrived row
+  std::vector<float> y_batch;      // [n_recv, D] expert outputs, expert-major
+  EpLocalBatch batch;
+};
+
+// Collective: every rank calls it once per layer call, also with no tokens. workspace may be null.
+void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeArgs& args, EpExchangeStats* stats,
+                 EpExchangeWorkspace* workspace = nullptr);
 
 }  // namespace moe::dist

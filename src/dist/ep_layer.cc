@@ -198,7 +198,7 @@ EpExchangeStats EpMoeLayer::exchange(const float* x, int64_t t0, int64_t n, cons
     compute_local(batch, o, y);
   };
   EpExchangeStats ex;
-  ep_exchange(comm_, placement_, args, &ex);
+  ep_exchange(comm_, placement_, args, &ex, &workspace_);
   ex.pack_ms += plan_ms;  // the plan is the dispatch's first half, as in MoeLayer's telemetry
   return ex;
 }

@@ -79,6 +79,7 @@ class EpMoeLayer {
   MoeLayerWeights weights_;
   RouterOutput router_out_;
   RoutingPlan plan_;
+  EpExchangeWorkspace workspace_;
   std::vector<float> ys_;        // [n_rows, D] expert outputs in plan row order
   std::vector<float> xs_;        // [n_local_rows, D] scaled inputs (weight before expert)
   std::vector<float> hs_;        // [n_local_rows, F]
