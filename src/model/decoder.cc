@@ -50,7 +50,7 @@ Decoder::Decoder(const std::string& path) : spec_(load_model_spec(path)) {
   if (spec_.family == Family::kDeepseekV4 || spec_.family == Family::kLlama4 || spec_.family == Family::kDbrx) {
     fail("model", "{}: model_type {} has no decoder yet", path, spec_.model_type);
   }
-  if (spec_.quant.method != QuantMethod::kNone) {
+  if (spec_.quant.method != QuantMethod::kNone && spec_.quant.method != QuantMethod::kFp8) {
     fail("model", "{}: quantization {} is not supported by the decoder yet", path,
          quant_method_name(spec_.quant.method));
   }

@@ -1,8 +1,11 @@
 // WeightStore (see weights.h).
 #include "model/weights.h"
 
+#include <span>
+
 #include <fmt/ranges.h>
 
+#include "util/dtype.h"
 #include "util/error.h"
 
 namespace moe {
@@ -30,11 +33,16 @@ void WeightStore::validate(const ModelSpec& spec) {
       fail("weights", "{}: tensor {} is stored as {}, expected {}", checkpoint_.path(), e.name, dtype_name(info.dtype),
            dtype_name(e.dtype));
     }
-    if (info.dtype == DType::kF8E4M3 || info.dtype == DType::kF8E5M2) {
-      fail("weights", "{}: tensor {} is FP8 ({}); FP8 checkpoints are not supported by the decoder yet",
-           checkpoint_.path(), e.name, dtype_name(info.dtype));
+    if (!e.scale_of.empty()) {
+      if (info.dtype != DType::kF32 && info.dtype != DType::kBF16) {
+        fail("weights", "{}: block scales {} stored as {}; only F32 / BF16 scales are supported", checkpoint_.path(),
+             e.name, dtype_name(info.dtype));
+      }
+      scale_of_[e.scale_of] = e.name;
     }
   }
+  block_rows_ = spec.quant.block_rows;
+  block_cols_ = spec.quant.block_cols;
   for (const std::string& name : checkpoint_.tensor_names()) {
     if (!registry.find(name)) {
       fail("weights", "{}: unexpected tensor {} (not part of a {} model with this config)", checkpoint_.path(), name,
@@ -63,9 +71,34 @@ const float* WeightStore::f32(const std::string& name) {
   auto it = converted_.find(name);
   if (it == converted_.end()) {
     shape(name);  // throws naming the tensor when absent
-    it = converted_.emplace(name, checkpoint_.file_of(name).to_f32(name)).first;
+    const DType t = checkpoint_.info(name).dtype;
+    if (t == DType::kF8E4M3) {
+      it = converted_.emplace(name, dequantize_fp8(name)).first;
+    } else {
+      it = converted_.emplace(name, checkpoint_.file_of(name).to_f32(name)).first;
+    }
   }
   return it->second.data();
+}
+
+// W[i, j] = fp8(q[i, j]) * scale_inv[i / block_rows, j / block_cols] (DeepSeek-V3 block FP8).
+std::vector<float> WeightStore::dequantize_fp8(const std::string& name) const {
+  const auto it = scale_of_.find(name);
+  const std::vector<int64_t>& s = checkpoint_.info(name).shape;
+  if (it == scale_of_.end() || s.size() != 2) {
+    fail("weights", "{}: FP8 tensor {} has no block scales (weight_scale_inv) or is not a matrix", checkpoint_.path(),
+         name);
+  }
+  const std::vector<float> scale = checkpoint_.file_of(it->second).to_f32(it->second);  // [ceil(N/br), ceil(K/bc)]
+  const std::span<const uint8_t> q = checkpoint_.file_of(name).bytes(name);             // [N, K]
+  const int64_t N = s[0], K = s[1], scale_cols = (K + block_cols_ - 1) / block_cols_;
+  std::vector<float> w(static_cast<size_t>(N * K));  // [N, K]
+  for (int64_t i = 0; i < N; ++i) {
+    for (int64_t j = 0; j < K; ++j) {
+      w[i * K + j] = f8e4m3_to_f32(q[i * K + j]) * scale[(i / block_rows_) * scale_cols + j / block_cols_];
+    }
+  }
+  return w;
 }
 
 std::vector<float>& WeightStore::own(size_t n) {

@@ -1,6 +1,7 @@
 // Model weights out of a Hugging Face checkpoint, checked against the TensorRegistry: a missing,
 // misshapen or unexpected tensor is an error that names it. Linear weights stored as f32 or
-// bf16 are zero-copy views into the memory map; other float dtypes are converted to f32 once.
+// bf16 are zero-copy views into the memory map; other float dtypes are converted to f32 once;
+// FP8 E4M3 weights with block scales (weight_scale_inv, DeepSeek-V3) are dequantized to f32 on load.
 // MTP-layer tensors (DeepSeek-V3 num_nextn_predict_layers) may be present or absent: not run.
 #pragma once
 
@@ -37,10 +38,13 @@ class WeightStore {
 
  private:
   void validate(const ModelSpec& spec);
+  std::vector<float> dequantize_fp8(const std::string& name) const;
 
   Checkpoint checkpoint_;
   std::map<std::string, std::vector<float>> converted_;
   std::deque<std::vector<float>> owned_;
+  std::map<std::string, std::string> scale_of_;  // FP8 weight -> its block-scale tensor
+  int64_t block_rows_ = 128, block_cols_ = 128;
 };
 
 }  // namespace moe
