@@ -1,0 +1,397 @@
+"""HF modeling semantics in plain torch for the whole-model golden fixtures.
+
+Imported by make_model_fixtures.py, whose docstring lists what each family does. Every function
+runs in the dtype of its inputs (float64 for the golden numbers, float32 for the cross-check).
+"""
+import math
+
+import torch
+
+DTYPE = [torch.float64]  # the dtype forward() runs in (weights are converted to it)
+
+# ---------------------------------------------------------------------------------------------
+# margins: every discrete decision is recorded so the fixture can be rejected if one is fragile
+
+
+class Margins:
+    def __init__(self):
+        self.enabled = False
+        self.routing = math.inf
+        self.greedy = math.inf
+        self.positive_choice = math.inf
+
+    def topk(self, scores, k):
+        """Records the gap between the k-th and (k+1)-th largest score of each row."""
+        if not self.enabled or k >= scores.shape[-1]:
+            return
+        s = torch.sort(scores, dim=-1, descending=True).values
+        self.routing = min(self.routing, float((s[..., k - 1] - s[..., k]).min()))
+
+
+MARGINS = Margins()
+
+# ---------------------------------------------------------------------------------------------
+# building blocks (HF semantics, float32)
+
+
+def rms_norm(x, w, eps):
+    var = x.pow(2).mean(-1, keepdim=True)
+    return w * (x * torch.rsqrt(var + eps))
+
+
+def linear(x, w, b=None):
+    y = x @ w.t()
+    return y + b if b is not None else y
+
+
+def silu(x):
+    return x * torch.sigmoid(x)
+
+
+def swiglu_mlp(x, W, prefix):
+    g = linear(x, W[prefix + "gate_proj.weight"])
+    u = linear(x, W[prefix + "up_proj.weight"])
+    return linear(silu(g) * u, W[prefix + "down_proj.weight"])
+
+
+def yarn_mscale(scale, mscale=1.0):
+    return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
+
+
+def rope_params(cfg, dim):
+    """Returns (inv_freq [dim/2] f32, attention_scaling) for the config's rope_scaling."""
+    base = float(cfg["rope_theta"])
+    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+    rs = cfg.get("rope_scaling")
+    if not rs:
+        return inv_freq, 1.0
+    kind = rs.get("rope_type", rs.get("type"))
+    if kind == "linear":
+        return inv_freq / rs["factor"], 1.0
+    if kind == "llama3":
+        factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+        old = rs["original_max_position_embeddings"]
+        low_wavelen, high_wavelen = old / lo, old / hi
+        wavelen = 2 * math.pi / inv_freq
+        inv_l = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+        smooth = (old / wavelen - lo) / (hi - lo)
+        smoothed = (1 - smooth) * inv_l / factor + smooth * inv_l
+        medium = ~(wavelen < high_wavelen) * ~(wavelen > low_wavelen)
+        return torch.where(medium, smoothed, inv_l), 1.0
+    if kind == "yarn":
+        return yarn_inv_freq(rs, dim, base, cfg)
+    raise ValueError("rope type " + str(kind))
+
+
+def yarn_inv_freq(rs, dim, base, cfg):
+    factor = rs["factor"]
+    orig = rs["original_max_position_embeddings"]
+    assert cfg["max_position_embeddings"] == factor * orig  # so HF's two readings of factor agree
+    beta_fast, beta_slow = rs.get("beta_fast", 32), rs.get("beta_slow", 1)
+    truncate = rs.get("truncate", True)
+
+    def corr_dim(rot):
+        return (dim * math.log(orig / (rot * 2 * math.pi))) / (2 * math.log(base))
+
+    low, high = corr_dim(beta_fast), corr_dim(beta_slow)
+    if truncate:
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    if low == high:
+        high += 0.001
+    ramp = torch.clamp((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low), 0, 1)
+    extra_factor = 1 - ramp  # 1: keep the extrapolated (original) frequency
+    pos_freqs = base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim)
+    inv_extra = 1.0 / pos_freqs
+    inv_inter = 1.0 / (factor * pos_freqs)
+    inv_freq = inv_inter * (1 - extra_factor) + inv_extra * extra_factor
+    if "attention_factor" in rs:
+        att = rs["attention_factor"]
+    elif rs.get("mscale") and rs.get("mscale_all_dim"):
+        att = yarn_mscale(factor, rs["mscale"]) / yarn_mscale(factor, rs["mscale_all_dim"])
+    else:
+        att = yarn_mscale(factor)
+    return inv_freq, float(att)
+
+
+def cos_sin(inv_freq, scaling, pos):
+    freqs = pos.to(DTYPE[0])[:, None] * inv_freq.to(DTYPE[0])[None, :]  # [T, d/2]
+    emb = torch.cat([freqs, freqs], dim=-1)  # [T, d]
+    return emb.cos() * scaling, emb.sin() * scaling
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat([-x[..., h:], x[..., :h]], dim=-1)
+
+
+def rope_half(x, cos, sin):
+    """x [..., T, d], cos/sin [T, d]: Llama / Qwen / Mistral / gpt-oss style."""
+    return x * cos + rotate_half(x) * sin
+
+
+def rope_deepseek(x, cos, sin):
+    """DeepSeek remote code: de-interleave the pairs, then rotate_half (== interleaved RoPE)."""
+    *lead, t, d = x.shape
+    x = x.reshape(*lead, t, d // 2, 2).transpose(-1, -2).reshape(*lead, t, d)
+    return x * cos + rotate_half(x) * sin
+
+
+def attend(q, k, v, q_pos, k_pos, scale, window=None, sinks=None):
+    """q [H, T, Dq], k [Hkv, S, Dq], v [Hkv, S, Dv] -> [T, H * Dv]."""
+    rep = q.shape[0] // k.shape[0]
+    k = k.repeat_interleave(rep, dim=0)
+    v = v.repeat_interleave(rep, dim=0)
+    scores = (q @ k.transpose(-1, -2)) * scale  # [H, T, S]
+    rel = q_pos[:, None] - k_pos[None, :]
+    allowed = rel >= 0
+    if window is not None:
+        allowed &= rel < window
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    if sinks is not None:
+        s = sinks.reshape(-1, 1, 1).expand(-1, scores.shape[1], 1)
+        comb = torch.cat([scores, s], dim=-1)
+        comb = comb - comb.max(dim=-1, keepdim=True).values
+        p = torch.softmax(comb, dim=-1)[..., :-1]
+    else:
+        p = torch.softmax(scores, dim=-1)
+    out = p @ v  # [H, T, Dv]
+    return out.transpose(0, 1).reshape(q.shape[1], -1)
+
+
+def cache_append(cache, li, k, v):
+    """Per-layer KV cache of post-RoPE keys and values, [Hkv, S, D]."""
+    if li in cache:
+        k = torch.cat([cache[li][0], k], dim=1)
+        v = torch.cat([cache[li][1], v], dim=1)
+    cache[li] = (k, v)
+    return k, v
+
+
+# ---------------------------------------------------------------------------------------------
+# attention variants
+
+
+def gqa_attention(cfg, W, p, x, pos, cache, li, fam):
+    """Llama / Mistral / Qwen2 / Qwen3 / OLMoE / gpt-oss attention. x [T, D]."""
+    T = x.shape[0]
+    H, Hkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    Dh = cfg.get("head_dim") or cfg["hidden_size"] // H
+    eps = cfg["rms_norm_eps"]
+    q = linear(x, W[p + "q_proj.weight"], W.get(p + "q_proj.bias"))  # [T, H*Dh]
+    k = linear(x, W[p + "k_proj.weight"], W.get(p + "k_proj.bias"))  # [T, Hkv*Dh]
+    v = linear(x, W[p + "v_proj.weight"], W.get(p + "v_proj.bias"))  # [T, Hkv*Dh]
+    if fam.qk_norm == "full":  # OLMoE: norm over the whole projection
+        q = rms_norm(q, W[p + "q_norm.weight"], eps)
+        k = rms_norm(k, W[p + "k_norm.weight"], eps)
+    q = q.view(T, H, Dh).transpose(0, 1)  # [H, T, Dh]
+    k = k.view(T, Hkv, Dh).transpose(0, 1)  # [Hkv, T, Dh]
+    v = v.view(T, Hkv, Dh).transpose(0, 1)
+    if fam.qk_norm == "head":  # Qwen3: per-head norm over head_dim
+        q = rms_norm(q, W[p + "q_norm.weight"], eps)
+        k = rms_norm(k, W[p + "k_norm.weight"], eps)
+    inv_freq, att = rope_params(cfg, Dh)
+    cos, sin = cos_sin(inv_freq, att, pos)
+    q, k = rope_half(q, cos, sin), rope_half(k, cos, sin)
+    k, v = cache_append(cache, li, k, v)
+    S = k.shape[1]
+    k_pos = torch.arange(S)
+    window = None
+    if cfg.get("layer_types") and cfg["layer_types"][li] == "sliding_attention":
+        window = cfg["sliding_window"]
+    sinks = W.get(p + "sinks")
+    o = attend(q, k, v, pos, k_pos, Dh ** -0.5, window, sinks)
+    return linear(o, W[p + "o_proj.weight"], W.get(p + "o_proj.bias"))
+
+
+def mla_attention(cfg, W, p, x, pos, cache, li, fam):
+    """DeepSeek-V2/V3 multi-head latent attention, naive (per-head keys and values cached)."""
+    T = x.shape[0]
+    H = cfg["num_attention_heads"]
+    nope, rope, dv = cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"], cfg["v_head_dim"]
+    r_kv, eps = cfg["kv_lora_rank"], cfg["rms_norm_eps"]
+    if cfg.get("q_lora_rank"):
+        qa = rms_norm(linear(x, W[p + "q_a_proj.weight"]), W[p + "q_a_layernorm.weight"], eps)
+        q = linear(qa, W[p + "q_b_proj.weight"])  # [T, H*(nope+rope)]
+    else:
+        q = linear(x, W[p + "q_proj.weight"])
+    q = q.view(T, H, nope + rope).transpose(0, 1)  # [H, T, nope+rope]
+    q_nope, q_pe = q[..., :nope], q[..., nope:]
+    ckv = linear(x, W[p + "kv_a_proj_with_mqa.weight"])  # [T, r_kv + rope]
+    c, k_pe = ckv[:, :r_kv], ckv[:, r_kv:]
+    kv = linear(rms_norm(c, W[p + "kv_a_layernorm.weight"], eps), W[p + "kv_b_proj.weight"])
+    kv = kv.view(T, H, nope + dv).transpose(0, 1)  # [H, T, nope+dv]
+    k_nope, v = kv[..., :nope], kv[..., nope:]
+    inv_freq, att = rope_params(cfg, rope)
+    cos, sin = cos_sin(inv_freq, att, pos)
+    q_pe = rope_deepseek(q_pe, cos, sin)
+    k_pe = rope_deepseek(k_pe.view(1, T, rope), cos, sin)  # [1, T, rope]
+    qs = torch.cat([q_nope, q_pe], dim=-1)
+    ks = torch.cat([k_nope, k_pe.expand(H, T, rope)], dim=-1)
+    ks, v = cache_append(cache, li, ks, v)
+    scale = (nope + rope) ** -0.5
+    rs = cfg.get("rope_scaling")
+    if rs and rs.get("mscale_all_dim"):
+        m = yarn_mscale(rs["factor"], rs["mscale_all_dim"])
+        scale = scale * m * m
+    o = attend(qs, ks, v, pos, torch.arange(ks.shape[1]), scale)
+    return linear(o, W[p + "o_proj.weight"])
+
+
+# ---------------------------------------------------------------------------------------------
+# MoE variants (x [T, D] -> [T, D])
+
+
+def experts_swiglu(x, W, p, names, ids, weights):
+    """Per-expert SwiGLU with per-expert HF tensors; names = (gate, up, down)."""
+    out = torch.zeros_like(x)
+    for t in range(x.shape[0]):
+        for j in range(ids.shape[1]):
+            e = int(ids[t, j])
+            q = p + "experts.%d." % e
+            g = linear(x[t], W[q + names[0] + ".weight"])
+            u = linear(x[t], W[q + names[1] + ".weight"])
+            out[t] += weights[t, j] * linear(silu(g) * u, W[q + names[2] + ".weight"])
+    return out
+
+
+def softmax_topk(logits, k, renorm):
+    probs = torch.softmax(logits, dim=-1)
+    MARGINS.topk(probs, k)
+    w, ids = torch.topk(probs, k, dim=-1)
+    if renorm:
+        w = w / w.sum(dim=-1, keepdim=True)
+    return ids, w
+
+
+def moe_mixtral(cfg, W, p, x):
+    p = p + "block_sparse_moe."
+    ids, w = softmax_topk(linear(x, W[p + "gate.weight"]), cfg["num_experts_per_tok"], True)
+    return experts_swiglu(x, W, p, ("w1", "w3", "w2"), ids, w)
+
+
+def moe_qwen(cfg, W, p, x):
+    """Qwen2-MoE (with shared expert), Qwen3-MoE and OLMoE routing."""
+    p = p + "mlp."
+    ids, w = softmax_topk(linear(x, W[p + "gate.weight"]), cfg["num_experts_per_tok"],
+                          cfg.get("norm_topk_prob", False))
+    out = experts_swiglu(x, W, p, ("gate_proj", "up_proj", "down_proj"), ids, w)
+    if p + "shared_expert_gate.weight" in W:
+        gate = torch.sigmoid(linear(x, W[p + "shared_expert_gate.weight"]))  # [T, 1]
+        out = out + gate * swiglu_mlp(x, W, p + "shared_expert.")
+    return out
+
+
+def group_mask(choice, n_group, topk_group, group_score):
+    T, E = choice.shape
+    gs = group_score(choice.view(T, n_group, E // n_group))  # [T, n_group]
+    MARGINS.topk(gs, topk_group)
+    gidx = torch.topk(gs, topk_group, dim=-1).indices
+    gm = torch.zeros_like(gs).scatter_(1, gidx, 1.0)
+    return gm.unsqueeze(-1).expand(T, n_group, E // n_group).reshape(T, E).bool()
+
+
+def moe_deepseek(cfg, W, p, x):
+    p = p + "mlp."
+    k = cfg["num_experts_per_tok"]
+    logits = linear(x, W[p + "gate.weight"])
+    method = cfg["topk_method"]
+    if cfg["scoring_func"] == "softmax":
+        scores = torch.softmax(logits, dim=-1)
+    else:
+        scores = torch.sigmoid(logits)
+    if method == "greedy":
+        MARGINS.topk(scores, k)
+        w, ids = torch.topk(scores, k, dim=-1)
+    elif method == "group_limited_greedy":
+        mask = group_mask(scores, cfg["n_group"], cfg["topk_group"], lambda g: g.max(dim=-1).values)
+        tmp = scores.masked_fill(~mask, 0.0)
+        MARGINS.topk(tmp, k)
+        w, ids = torch.topk(tmp, k, dim=-1)
+    elif method == "noaux_tc":
+        choice = scores + W[p + "gate.e_score_correction_bias"].unsqueeze(0)
+        # HF masks with 0.0: equal to -inf only while every choice score is positive; a fixture
+        # outside that regime is rejected so implementations using either agree.
+        MARGINS.positive_choice = min(MARGINS.positive_choice, float(choice.min()))
+        mask = group_mask(choice, cfg["n_group"], cfg["topk_group"],
+                          lambda g: g.topk(2, dim=-1).values.sum(dim=-1))
+        tmp = choice.masked_fill(~mask, 0.0)
+        MARGINS.topk(tmp, k)
+        ids = torch.topk(tmp, k, dim=-1).indices
+        w = scores.gather(1, ids)
+    else:
+        raise ValueError(method)
+    if cfg["model_type"] == "deepseek_v2":
+        if k > 1 and cfg["norm_topk_prob"]:
+            w = w / (w.sum(dim=-1, keepdim=True) + 1e-20)
+        else:
+            w = w * cfg["routed_scaling_factor"]
+    else:
+        if k > 1 and cfg["norm_topk_prob"]:
+            w = w / (w.sum(dim=-1, keepdim=True) + 1e-20)
+        w = w * cfg["routed_scaling_factor"]
+    out = experts_swiglu(x, W, p, ("gate_proj", "up_proj", "down_proj"), ids, w)
+    if cfg.get("n_shared_experts"):
+        out = out + swiglu_mlp(x, W, p + "shared_experts.")
+    return out
+
+
+CLAMP_COUNT = [0]
+
+
+def moe_gpt_oss(cfg, W, p, x):
+    p = p + "mlp."
+    k = cfg["num_experts_per_tok"]
+    logits = linear(x, W[p + "router.weight"], W[p + "router.bias"])  # [T, E]
+    MARGINS.topk(logits, k)
+    top, ids = torch.topk(logits, k, dim=-1)
+    w = torch.softmax(top, dim=-1)
+    limit, alpha = cfg["swiglu_limit"], 1.702
+    gu_w, gu_b = W[p + "experts.gate_up_proj"], W[p + "experts.gate_up_proj_bias"]
+    dn_w, dn_b = W[p + "experts.down_proj"], W[p + "experts.down_proj_bias"]
+    out = torch.zeros_like(x)
+    for t in range(x.shape[0]):
+        for j in range(k):
+            e = int(ids[t, j])
+            gu = x[t] @ gu_w[e] + gu_b[e]  # [2F]
+            gate, up = gu[0::2], gu[1::2]
+            CLAMP_COUNT[0] += int((gate > limit).sum() + (up.abs() > limit).sum())
+            gate = gate.clamp(max=limit)
+            up = up.clamp(min=-limit, max=limit)
+            glu = gate * torch.sigmoid(gate * alpha)
+            out[t] += w[t, j] * ((up + 1) * glu @ dn_w[e] + dn_b[e])
+    return out
+
+
+def dense_mlp(cfg, W, p, x):
+    return swiglu_mlp(x, W, p + "mlp.")
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+
+
+class Family:
+    def __init__(self, name, attention, mlp, qk_norm=None):
+        self.name, self.attention, self.mlp, self.qk_norm = name, attention, mlp, qk_norm
+
+
+def forward(cfg, W, fam, ids, cache, start, hidden_out=None):
+    """ids [T] at positions start..start+T-1; cache: dict layer -> (k, v). Returns logits [T, V]."""
+    pos = torch.arange(start, start + ids.shape[0])
+    h = W["model.embed_tokens.weight"][ids]  # [T, D]
+    if hidden_out is not None:
+        hidden_out.append(h.clone())
+    eps = cfg["rms_norm_eps"]
+    for li in range(cfg["num_hidden_layers"]):
+        p = "model.layers.%d." % li
+        a = fam.attention(cfg, W, p + "self_attn.", rms_norm(h, W[p + "input_layernorm.weight"], eps),
+                          pos, cache, li, fam)
+        h = h + a
+        m = fam.mlp(cfg, W, p, rms_norm(h, W[p + "post_attention_layernorm.weight"], eps), li)
+        h = h + m
+        if hidden_out is not None:
+            hidden_out.append(h.clone())
+    h = rms_norm(h, W["model.norm.weight"], eps)
+    head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else W["lm_head.weight"]
+    return h @ head.t()
