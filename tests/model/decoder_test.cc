@@ -128,6 +128,29 @@ void expect_error_naming(const std::string& dir, const std::string& name) {
   }
 }
 
+TEST(Decoder, ExtraTensorAndUnsupportedQuantizationAreErrors) {
+  namespace fs = std::filesystem;
+  const std::string src = fixture_dir("gpt_oss");
+  const fs::path extra = fs::path(testing::TempDir()) / "extra_gpt_oss";
+  fs::create_directories(extra);
+  fs::copy_file(src + "/config.json", extra / "config.json", fs::copy_options::overwrite_existing);
+  const SafetensorsFile file = SafetensorsFile::open(src + "/model.safetensors");
+  std::vector<TensorToWrite> tensors;
+  for (const TensorInfo& t : file.tensors()) tensors.push_back({t.name, t.dtype, t.shape, file.bytes(t.name)});
+  const std::string bogus = "model.layers.0.mlp.bogus.weight";
+  tensors.push_back({bogus, DType::kF32, {4}, file.bytes("model.layers.0.self_attn.sinks")});
+  write_safetensors((extra / "model.safetensors").string(), tensors);
+  expect_error_naming(extra.string(), bogus);
+
+  const fs::path mxfp4 = fs::path(testing::TempDir()) / "mxfp4_gpt_oss";
+  fs::create_directories(mxfp4);
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(src + "/config.json"));
+  config["quantization_config"] = {{"quant_method", "mxfp4"}};
+  std::ofstream(mxfp4 / "config.json") << config.dump(2);
+  fs::copy_file(src + "/model.safetensors", mxfp4 / "model.safetensors", fs::copy_options::overwrite_existing);
+  expect_error_naming(mxfp4.string(), "mxfp4");
+}
+
 TEST(Decoder, MissingOrMisshapenTensorIsAnErrorNamingIt) {
   const std::string victim = "model.layers.1.mlp.experts.3.up_proj.weight";
   expect_error_naming(broken_copy("qwen3_moe", victim, false), victim);
