@@ -5,6 +5,18 @@
 // Callers parallelize by splitting m and n into blocks (the MoE layer splits work into
 // (expert, row block) items); each kernel call runs on the calling thread only.
 // Every optimized variant has the scalar reference twin matmul_nt_ref (double accumulation).
+//
+// Kernels (chosen per call on active_isa(); see matmul_internal.h and docs/PERFORMANCE.md):
+// - m < 9 rows ("decode"): streaming kernel, each B row read once from memory and dotted with
+//   all m rows of A; no packing of B, so give it the weights in place. Split n across threads
+//   in blocks of >= 64 rows so each thread streams a contiguous slice of B.
+// - m >= 9 ("prefill"): blocked GEMM; B is packed per call into per-thread scratch (cost
+//   ~n*k, amortized over m), so prefer few calls with many rows over many small calls.
+// - Precision: f32 weights use f32 FMA (~1e-6 relative). bf16 weights on AVX512_BF16 CPUs
+//   round A to bf16 and use vdpbf16ps at every m (~1e-2 relative to sum |a||b|, the usual bf16
+//   inference accuracy, twice the f32 FMA rate); on AVX-512 / AVX2 without it, bf16 is widened
+//   to f32 exactly and only f32 rounding remains. MOE_ISA=avx512 forces the exact path.
+// - Scratch: each thread keeps grown-on-demand pack buffers (A and B) for its lifetime.
 #pragma once
 
 #include <cstdint>
