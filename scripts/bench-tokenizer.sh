@@ -33,7 +33,7 @@ js = json.loads(js_text)
 mb = m["n_bytes"] / 1e6
 moe_cpu = m["encode_cpu_seconds"]
 if js:
-    # The JavaScript figure is its best warm run (JIT and caches ready); ours is one cold run.
+    # The JavaScript figure is its second (warm) run, JIT and caches ready; ours is one cold run.
     js_cpu = js["warm_cpu_seconds"]
     same = "identical" if json.load(open(js_ids_path)) == m["ids"] else "DIFFERENT"
     print(f"{name:<12} {mb:8.2f} {m['n_tokens']:9d} | {moe_cpu:10.3f} {mb / moe_cpu:10.1f} | "
