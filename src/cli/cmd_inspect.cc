@@ -1,12 +1,125 @@
-// `moe inspect`: placeholder until the inspect issue lands.
+// `moe inspect`: total vs activated parameters, breakdown, FLOPs, KV cache, weight bytes, decode
+// floor and EP traffic of catalog models, config.json files, or checkpoint folders (cross-checked
+// against the safetensors headers); several models print side by side.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
 #include "cli/command.h"
+#include "io/registry_check.h"
+#include "spec/catalog.h"
+#include "spec/report.h"
+#include "util/error.h"
 
 namespace moe::cli {
+namespace {
 
-void register_inspect(CLI::App& app, const GlobalOptions&) {
+struct InspectOptions {
+  std::vector<std::string> targets;
+  bool list = false;
+  bool markdown = false;
+  bool explain = false;
+  bool tensors = false;
+  Workload workload;
+};
+
+struct Target {
+  ModelSpec spec;
+  std::string name;
+  const CatalogEntry* entry = nullptr;
+  std::string checkpoint_dir;  // set when the folder holds safetensors
+};
+
+bool has_safetensors(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  if (fs::exists(dir / "model.safetensors") || fs::exists(dir / "model.safetensors.index.json")) return true;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".safetensors") return true;
+  return false;
+}
+
+Target resolve(const std::string& arg) {
+  namespace fs = std::filesystem;
+  Target t;
+  t.name = arg;
+  if (const CatalogEntry* e = find_catalog_entry(arg)) {
+    t.entry = e;
+    t.name = e->name;
+    t.spec = parse_model_spec(e->config, e->name);
+    return t;
+  }
+  std::error_code ec;
+  if (!fs::exists(arg, ec))
+    fail_usage("inspect",
+               "\"{}\" is neither a catalog model (see `moe inspect --list`) nor a config.json or model folder", arg);
+  t.spec = load_model_spec(arg);
+  if (fs::is_directory(arg, ec) && has_safetensors(arg)) t.checkpoint_dir = arg;
+  return t;
+}
+
+void print_list(const InspectOptions& o, bool json) {
+  if (json) {
+    fmt::print("{}\n", catalog_json().dump(2));
+    return;
+  }
+  fmt::print("{}", render_catalog(o.markdown ? ReportFormat::kMarkdown : ReportFormat::kText));
+}
+
+void run_inspect(const InspectOptions& o, const GlobalOptions& global) {
+  if (o.list) {
+    print_list(o, global.json);
+    return;
+  }
+  if (o.targets.empty())
+    fail_usage("inspect", "name a model (catalog name, config.json or checkpoint folder), or use --list");
+  const ReportFormat fmt_kind = o.markdown ? ReportFormat::kMarkdown : ReportFormat::kText;
+  std::vector<ModelReport> reports;
+  std::vector<std::string> dirs;
+  for (const std::string& arg : o.targets) {
+    Target t = resolve(arg);
+    dirs.push_back(t.checkpoint_dir);
+    reports.push_back(make_report(std::move(t.spec), t.name, t.entry, o.workload));
+  }
+  if (global.json) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < reports.size(); ++i) {
+      nlohmann::ordered_json j = report_json(reports[i], o.explain);
+      if (!dirs[i].empty()) j["checkpoint_check"] = check_json(check_checkpoint_dir(reports[i].spec, dirs[i]));
+      out.push_back(std::move(j));
+    }
+    fmt::print("{}\n", (out.size() == 1 ? out[0] : nlohmann::ordered_json{{"models", out}}).dump(2));
+    return;
+  }
+  if (reports.size() > 1) {
+    fmt::print("{}", render_comparison(reports, fmt_kind));
+    return;
+  }
+  fmt::print("{}", render_report(reports[0], fmt_kind, o.explain));
+  if (o.tensors) fmt::print("\n{}", render_tensors(reports[0], fmt_kind));
+  if (!dirs[0].empty()) fmt::print("\n{}", render_check(check_checkpoint_dir(reports[0].spec, dirs[0])));
+}
+
+}  // namespace
+
+void register_inspect(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand("inspect", "Parameters, FLOPs, bytes, KV cache and EP traffic of a model");
-  cmd->allow_extras();
-  cmd->callback([] { not_implemented("inspect", "moe inspect"); });
+  static InspectOptions o;
+  cmd->add_option("models", o.targets, "Catalog names (see --list), config.json files or checkpoint folders");
+  cmd->add_flag("--list", o.list, "List the embedded catalog with published and computed counts");
+  cmd->add_flag("--markdown", o.markdown, "Print Markdown tables");
+  cmd->add_flag("--explain", o.explain, "Show the formula behind every cost figure");
+  cmd->add_flag("--tensors", o.tensors, "List every registry tensor (name, shape, dtype, role)");
+  cmd->add_option("--context", o.workload.context, "Context length L for decode cost and KV cache")
+      ->capture_default_str();
+  cmd->add_option("--batch", o.workload.batch, "Batch B of decoded sequences")->capture_default_str();
+  cmd->add_option("--prompt", o.workload.prompt, "Prefill length N (default: the context)");
+  cmd->add_option("--ep", o.workload.ep_ranks, "Expert-parallel ranks R")->capture_default_str();
+  cmd->add_option("--kv-bytes", o.workload.kv_bytes_per_elem, "Bytes per KV-cache element (2 bf16, 1 fp8)")
+      ->capture_default_str();
+  cmd->callback([&global] { run_inspect(o, global); });
 }
 
 }  // namespace moe::cli

@@ -64,7 +64,7 @@ struct Figure {
   std::string formula;  // e.g. "2 x activated matmul params (12.6B) + attention 4 x H x Dh x min(L, W) ..."
 };
 
-struct KvCache {
+struct KvCacheCost {
   double bytes_per_token = 0;   // per cached position, summed over the layers that keep it (no caps)
   double bytes_at_context = 0;  // one sequence at L, with sliding/chunk/compression caps
   double bytes_at_batch = 0;    // B sequences at L
@@ -105,7 +105,7 @@ struct Cost {
   double decode_matmul_flops = 0, decode_attention_flops = 0;
   double prefill_flops = 0;  // whole prompt of N tokens
   double prefill_flops_per_token = 0;
-  KvCache kv;
+  KvCacheCost kv;
   WeightBytes weights;
   DecodeFloor floor;
   EpTraffic ep;

@@ -307,7 +307,7 @@ void parse_llama4(ConfigReader& r, ModelSpec& s) {
   s.multimodal_wrapper = true;
   s.tensor_prefix = "language_model.";
   s.notes.push_back(
-      "multimodal config: only text_config is counted; the vision tower and projector (about 1.3B in Llama 4 "
+      "multimodal config: only text_config is counted; the vision tower and projector (about 1.2B in Llama 4 "
       "Scout) are not modelled, so the total is below the card's multimodal total");
   ConfigReader t(*text, r.source(), "text_config.");
   t.acknowledge({"model_type"});

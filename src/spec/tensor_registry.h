@@ -4,8 +4,8 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "spec/model_spec.h"
@@ -60,7 +60,7 @@ struct RegistryOptions {
 
 struct TensorRegistry {
   std::vector<TensorEntry> tensors;
-  std::map<std::string, size_t> index;  // name -> position
+  std::unordered_map<std::string, size_t> index;  // name -> position
 
   const TensorEntry* find(const std::string& name) const;
   size_t size() const { return tensors.size(); }

@@ -1,0 +1,56 @@
+// Reports of `moe inspect`: one model (parameters, breakdown, cost), several models side by side,
+// and the catalog list, as an aligned terminal table, Markdown, or JSON.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "spec/accounting.h"
+#include "spec/catalog.h"
+#include "spec/model_spec.h"
+#include "spec/tensor_registry.h"
+
+namespace moe {
+
+struct ModelReport {
+  std::string name;                     // catalog name or path
+  const CatalogEntry* entry = nullptr;  // when the model is in the catalog
+  ModelSpec spec;
+  TensorRegistry registry;  // checkpoint format
+  ParamCounts counts;
+  Cost cost;
+};
+
+ModelReport make_report(ModelSpec spec, std::string name, const CatalogEntry* entry, const Workload& workload);
+
+enum class ReportFormat { kText, kMarkdown };
+
+// A small table: rendered with aligned columns (text) or as a Markdown table.
+struct Table {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<bool> right_align;  // per column; default: first column left, others right
+  std::string render(ReportFormat format) const;
+};
+
+std::string render_report(const ModelReport& r, ReportFormat format, bool explain);
+std::string render_comparison(const std::vector<ModelReport>& reports, ReportFormat format);
+std::string render_catalog(ReportFormat format);
+// Every tensor of the registry: name, shape, dtype, role, layer, expert, params.
+std::string render_tensors(const ModelReport& r, ReportFormat format);
+
+// The JSON object of one model: total_params, total_params_with_mtp, activated_params,
+// activated_params_no_embedding, activated_params_non_embedding (integers), and the objects
+// spec, breakdown, cost, kv_cache, weights, decode_floor, ep, published (catalog models).
+nlohmann::ordered_json report_json(const ModelReport& r, bool explain);
+nlohmann::ordered_json catalog_json();
+
+// The ParamCounts field a convention names ("activated_params_no_embedding"); throws if unknown.
+int64_t counts_field(const ParamCounts& c, const std::string& convention);
+
+// 46,702,792,704
+std::string with_commas(int64_t n);
+
+}  // namespace moe

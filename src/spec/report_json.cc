@@ -1,0 +1,172 @@
+// JSON form of `moe inspect`: integer parameter counts at the top level, then the spec,
+// breakdown, cost, kv_cache, weights, decode_floor, ep and published objects.
+#include <map>
+
+#include "spec/report.h"
+#include "util/error.h"
+
+namespace moe {
+namespace {
+
+nlohmann::ordered_json spec_json(const ModelSpec& s) {
+  nlohmann::ordered_json j;
+  j["model_type"] = s.model_type;
+  j["family"] = family_name(s.family);
+  j["n_layer"] = s.n_layer;
+  j["n_moe_layers"] = s.n_moe_layers();
+  j["d_model"] = s.d_model;
+  j["n_head"] = s.n_head;
+  j["n_head_kv"] = s.n_head_kv;
+  j["head_dim"] = s.head_dim;
+  j["vocab"] = s.vocab;
+  j["n_ff"] = s.n_ff;
+  j["n_expert"] = s.n_expert;
+  j["n_expert_used"] = s.n_expert_used;
+  j["n_ff_expert"] = s.n_ff_expert;
+  j["n_expert_shared"] = s.n_expert_shared;
+  j["n_ff_shared"] = s.n_ff_shared;
+  j["router_scoring"] = scoring_func_name(s.router.scoring);
+  j["mla"] = s.is_mla;
+  j["n_mtp_layers"] = s.n_mtp_layers;
+  j["tie_word_embeddings"] = s.tie_word_embeddings;
+  j["torch_dtype"] = s.torch_dtype;
+  j["quantization"] = quant_method_name(s.quant.method);
+  std::vector<std::string> kinds;
+  for (const auto& l : s.layers)
+    kinds.push_back(std::string(attention_kind_name(l.attention)) + (l.is_moe ? "+moe" : "+dense"));
+  j["layers"] = kinds;
+  j["unknown_keys"] = s.unknown_keys;
+  j["notes"] = s.notes;
+  return j;
+}
+
+nlohmann::ordered_json figures_json(const Cost& c, bool explain) {
+  nlohmann::ordered_json j;
+  for (const Figure& f : c.figures) {
+    if (explain) {
+      j[f.key] = {{"value", f.value}, {"unit", f.unit}, {"formula", f.formula}};
+    } else {
+      j[f.key] = f.value;
+    }
+  }
+  return j;
+}
+
+}  // namespace
+
+int64_t counts_field(const ParamCounts& c, const std::string& convention) {
+  static const std::map<std::string, int64_t ParamCounts::*> fields = {
+      {"total_params", &ParamCounts::total_params},
+      {"total_params_with_mtp", &ParamCounts::total_params_with_mtp},
+      {"total_params_non_embedding", &ParamCounts::total_params_non_embedding},
+      {"checkpoint_elements", &ParamCounts::checkpoint_elements},
+      {"activated_params", &ParamCounts::activated_params},
+      {"activated_params_no_embedding", &ParamCounts::activated_params_no_embedding},
+      {"activated_params_non_embedding", &ParamCounts::activated_params_non_embedding},
+  };
+  auto it = fields.find(convention);
+  if (it == fields.end()) fail("catalog", "unknown counting convention \"{}\"", convention);
+  return c.*(it->second);
+}
+
+nlohmann::ordered_json report_json(const ModelReport& r, bool explain) {
+  const ParamCounts& c = r.counts;
+  nlohmann::ordered_json j;
+  j["name"] = r.name;
+  j["total_params"] = c.total_params;
+  j["total_params_with_mtp"] = c.total_params_with_mtp;
+  j["total_params_non_embedding"] = c.total_params_non_embedding;
+  j["activated_params"] = c.activated_params;
+  j["activated_params_no_embedding"] = c.activated_params_no_embedding;
+  j["activated_params_non_embedding"] = c.activated_params_non_embedding;
+  j["mtp_params"] = c.mtp_params;
+  j["mtp_activated_params"] = c.mtp_activated_params;
+  j["checkpoint_elements"] = c.checkpoint_elements;
+  j["n_tensors"] = c.n_tensors;
+  j["activated_fraction"] = c.activated_fraction;
+  j["sparsity_ratio"] = c.sparsity_ratio;
+  j["spec"] = spec_json(r.spec);
+  nlohmann::ordered_json b;
+  for (const RoleCount& rc : c.breakdown)
+    b[role_name(rc.role)] = {
+        {"tensors", rc.n_tensors}, {"params", rc.params}, {"activated", rc.activated}, {"bytes", rc.bytes}};
+  j["breakdown"] = b;
+  const Cost& k = r.cost;
+  j["cost"] = {{"context", k.workload.context},
+               {"batch", k.workload.batch},
+               {"prompt", k.workload.prompt},
+               {"decode_flops_per_token", k.decode_flops_per_token},
+               {"decode_matmul_flops_per_token", k.decode_matmul_flops},
+               {"decode_attention_flops_per_token", k.decode_attention_flops},
+               {"prefill_flops", k.prefill_flops},
+               {"prefill_flops_per_token", k.prefill_flops_per_token}};
+  j["kv_cache"] = {{"bytes_per_elem", k.workload.kv_bytes_per_elem},
+                   {"bytes_per_token", k.kv.bytes_per_token},
+                   {"bytes_at_context", k.kv.bytes_at_context},
+                   {"bytes_at_batch", k.kv.bytes_at_batch},
+                   {"layout", k.kv.layout}};
+  j["weights"] = {{"checkpoint_bytes", k.weights.checkpoint},
+                  {"checkpoint_bytes_with_mtp", c.bytes_with_mtp},
+                  {"quant_scale_bytes", c.quant_scale_bytes},
+                  {"bf16_bytes", k.weights.bf16},
+                  {"fp8_bytes", k.weights.fp8},
+                  {"int4_bytes", k.weights.int4}};
+  j["decode_floor"] = {{"expected_experts_per_layer", k.floor.expected_experts_per_layer},
+                       {"always_on_bytes", k.floor.always_on_bytes},
+                       {"expert_bytes", k.floor.expert_bytes},
+                       {"kv_bytes", k.floor.kv_bytes},
+                       {"bytes_per_step", k.floor.bytes_per_step},
+                       {"bytes_per_token", k.floor.bytes_per_token}};
+  j["ep"] = {{"ranks", k.ep.ranks},
+             {"remote_copies_per_token_layer", k.ep.remote_copies_per_token_layer},
+             {"remote_ranks_per_token_layer", k.ep.remote_ranks_per_token_layer},
+             {"dispatch_bf16_bytes_per_token_layer", k.ep.dispatch_bf16_bytes},
+             {"dispatch_fp8_bytes_per_token_layer", k.ep.dispatch_fp8_bytes},
+             {"combine_bf16_bytes_per_token_layer", k.ep.combine_bf16_bytes},
+             {"dispatch_bf16_bytes_dedup_per_token_layer", k.ep.dispatch_bf16_bytes_dedup},
+             {"bytes_per_token_all_layers", k.ep.per_token_all_layers_bytes},
+             {"bytes_per_step", k.ep.per_step_bytes}};
+  if (explain) j["explain"] = figures_json(k, true);
+  if (r.entry) {
+    const CatalogEntry& e = *r.entry;
+    j["published"] = {
+        {"total", e.published_total},
+        {"activated", e.published_activated},
+        {"total_with_mtp", e.published_total_with_mtp},
+        {"total_convention", e.total_convention},
+        {"activated_convention", e.activated_convention},
+        {"total_matches", e.total_includes_vision
+                              ? false
+                              : matches_published(static_cast<double>(counts_field(c, e.total_convention)),
+                                                  e.published_total, e.truncates)},
+        {"activated_matches", matches_published(static_cast<double>(counts_field(c, e.activated_convention)),
+                                                e.published_activated, e.truncates)},
+        {"total_includes_vision", e.total_includes_vision},
+        {"source", e.source},
+        {"notes", e.notes}};
+  }
+  return j;
+}
+
+nlohmann::ordered_json catalog_json() {
+  nlohmann::ordered_json arr = nlohmann::ordered_json::array();
+  for (const CatalogEntry& e : catalog()) {
+    const ModelSpec s = parse_model_spec(e.config, e.name);
+    const ParamCounts c = count_params(s, build_registry(s));
+    arr.push_back({{"name", e.name},
+                   {"model_type", s.model_type},
+                   {"file", e.file},
+                   {"published_total", e.published_total},
+                   {"published_activated", e.published_activated},
+                   {"total_convention", e.total_convention},
+                   {"activated_convention", e.activated_convention},
+                   {"total_params", c.total_params},
+                   {"total_params_with_mtp", c.total_params_with_mtp},
+                   {"activated_params", c.activated_params},
+                   {"activated_params_no_embedding", c.activated_params_no_embedding},
+                   {"activated_params_non_embedding", c.activated_params_non_embedding}});
+  }
+  return arr;
+}
+
+}  // namespace moe

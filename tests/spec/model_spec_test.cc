@@ -1,0 +1,197 @@
+// ModelSpec parsing: dialect normalization per family, unknown keys listed, and bad inputs
+// (non-JSON, wrong types, missing fields, unknown family, negative sizes, top-k > experts,
+// inconsistent head dims ...) each a clear moe::Error naming the problem.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "spec/catalog.h"
+#include "spec/model_spec.h"
+#include "util/error.h"
+
+namespace moe {
+namespace {
+
+nlohmann::json tiny_mixtral() {
+  return {{"model_type", "mixtral"},  {"num_hidden_layers", 2},   {"hidden_size", 64},
+          {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"intermediate_size", 128},
+          {"num_local_experts", 4},   {"num_experts_per_tok", 2}, {"vocab_size", 100}};
+}
+
+// Parsing must throw moe::Error whose message contains every fragment.
+void expect_error(const nlohmann::json& cfg, std::vector<std::string> fragments) {
+  try {
+    parse_model_spec(cfg, "bad.json");
+    ADD_FAILURE() << "no error for " << cfg.dump();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("[spec] bad.json"), std::string::npos) << msg;
+    for (const auto& f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << "'" << f << "' not in: " << msg;
+  }
+}
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  const auto path = std::filesystem::temp_directory_path() / ("moe_spec_test_" + name);
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+TEST(ModelSpec, NormalizesExpertDialects) {
+  auto get = [](const char* name) {
+    const CatalogEntry* e = find_catalog_entry(name);
+    return parse_model_spec(e->config, e->name);
+  };
+  const ModelSpec dbrx = get("dbrx"), qwen = get("qwen2-57b-a14b"), ds = get("deepseek-v3"), oss = get("gpt-oss-20b");
+  EXPECT_EQ(dbrx.n_expert, 16);
+  EXPECT_EQ(dbrx.n_expert_used, 4);
+  EXPECT_EQ(dbrx.n_head_kv, 8);
+  EXPECT_EQ(dbrx.clip_qkv, 8);
+  EXPECT_EQ(qwen.n_expert, 64);
+  EXPECT_EQ(qwen.n_ff_shared, 20480);
+  EXPECT_TRUE(qwen.shared_expert_gate);
+  EXPECT_EQ(ds.n_expert, 256);
+  EXPECT_EQ(ds.n_moe_layers(), 58);
+  EXPECT_EQ(ds.n_mtp_layers, 1);
+  EXPECT_TRUE(ds.is_mla);
+  EXPECT_EQ(ds.router.scoring, ScoringFunc::kSigmoid);
+  EXPECT_EQ(ds.router.topk_method, TopkMethod::kNoAuxTc);
+  EXPECT_EQ(ds.router.n_group, 8);
+  EXPECT_EQ(ds.quant.method, QuantMethod::kFp8);
+  EXPECT_EQ(ds.rope.type, RopeType::kYarn);
+  EXPECT_DOUBLE_EQ(ds.rope.factor, 40);
+  EXPECT_EQ(oss.n_expert_used, 4);
+  EXPECT_EQ(oss.activation, Activation::kSwigluClamped);
+  EXPECT_DOUBLE_EQ(oss.swiglu_limit, 7.0);
+  EXPECT_EQ(oss.layers[0].attention, AttentionKind::kSliding);
+  EXPECT_EQ(oss.layers[0].window, 128);
+  EXPECT_EQ(oss.layers[1].attention, AttentionKind::kFull);
+  EXPECT_EQ(oss.quant.method, QuantMethod::kMxfp4);
+  const ModelSpec v4 = get("deepseek-v4-flash");
+  EXPECT_EQ(v4.layers[0].attention, AttentionKind::kSliding);
+  EXPECT_EQ(v4.layers[2].compress_ratio, 4);
+  EXPECT_EQ(v4.layers[3].compress_ratio, 128);
+  EXPECT_TRUE(v4.layers[2].hash_routed);
+  EXPECT_FALSE(v4.layers[3].hash_routed);
+  EXPECT_EQ(v4.router.scoring, ScoringFunc::kSqrtSoftplus);
+  const ModelSpec l4 = get("llama-4-scout");
+  EXPECT_EQ(l4.layers[0].attention, AttentionKind::kChunked);
+  EXPECT_EQ(l4.layers[3].attention, AttentionKind::kFull);  // every 4th layer is NoPE, full attention
+  EXPECT_FALSE(l4.layers[3].use_rope);
+  const ModelSpec glm = get("glm-4.5-air");
+  EXPECT_FALSE(glm.layers[0].is_moe);
+  EXPECT_TRUE(glm.layers[1].is_moe);
+  EXPECT_DOUBLE_EQ(glm.rope.partial_rotary_factor, 0.5);
+}
+
+TEST(ModelSpec, MoeLayerPlacementDialects) {
+  nlohmann::json q = {{"model_type", "qwen3_moe"}, {"num_hidden_layers", 6},
+                      {"hidden_size", 32},         {"num_attention_heads", 4},
+                      {"num_key_value_heads", 2},  {"head_dim", 8},
+                      {"intermediate_size", 64},   {"moe_intermediate_size", 16},
+                      {"num_experts", 8},          {"num_experts_per_tok", 2},
+                      {"vocab_size", 50},          {"decoder_sparse_step", 2},
+                      {"mlp_only_layers", {3}}};
+  const ModelSpec s = parse_model_spec(q, "q");
+  std::vector<bool> moe;
+  for (const auto& l : s.layers) moe.push_back(l.is_moe);
+  EXPECT_EQ(moe, (std::vector<bool>{false, true, false, false, false, true}));
+  nlohmann::json d = q;
+  d = {{"model_type", "deepseek"}, {"num_hidden_layers", 6},     {"hidden_size", 32},
+       {"num_attention_heads", 4}, {"intermediate_size", 64},    {"moe_intermediate_size", 16},
+       {"n_routed_experts", 8},    {"num_experts_per_tok", 2},   {"n_shared_experts", 2},
+       {"vocab_size", 50},         {"first_k_dense_replace", 1}, {"moe_layer_freq", 2}};
+  const ModelSpec ds = parse_model_spec(d, "d");
+  moe.clear();
+  for (const auto& l : ds.layers) moe.push_back(l.is_moe);
+  EXPECT_EQ(moe, (std::vector<bool>{false, false, true, false, true, false}));
+  EXPECT_EQ(ds.n_ff_shared, 32);
+}
+
+TEST(ModelSpec, UnknownKeysAreListedNotIgnored) {
+  nlohmann::json c = tiny_mixtral();
+  c["my_new_feature"] = 3;
+  c["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}, {"shiny", 1}};
+  const ModelSpec s = parse_model_spec(c, "c");
+  EXPECT_EQ(s.unknown_keys, (std::vector<std::string>{"my_new_feature", "rope_scaling.shiny"}));
+  EXPECT_TRUE(parse_model_spec(tiny_mixtral(), "ok").unknown_keys.empty());
+}
+
+TEST(ModelSpec, BadInputsAreClearErrors) {
+  auto with = [](const char* key, nlohmann::json v) {
+    nlohmann::json c = tiny_mixtral();
+    if (v.is_discarded())
+      c.erase(key);
+    else
+      c[key] = v;
+    return c;
+  };
+  const nlohmann::json drop(nlohmann::json::value_t::discarded);
+  expect_error(nlohmann::json::array({1, 2}), {"expected a JSON object"});
+  expect_error(with("model_type", drop), {"missing required field \"model_type\"", "mixtral", "deepseek_v3"});
+  expect_error(with("model_type", "gpt2"), {"unsupported model_type \"gpt2\"", "supported:", "qwen3_moe", "dbrx"});
+  expect_error(with("model_type", 7), {"\"model_type\"", "expected a string"});
+  expect_error(with("num_hidden_layers", drop), {"missing required field \"num_hidden_layers\""});
+  expect_error(with("hidden_size", "4096"), {"\"hidden_size\"", "expected a non-negative integer", "string"});
+  expect_error(with("intermediate_size", -1), {"\"intermediate_size\"", "non-negative integer, found -1"});
+  expect_error(with("num_hidden_layers", 2.5), {"\"num_hidden_layers\"", "non-negative integer"});
+  expect_error(with("num_local_experts", true), {"\"num_local_experts\"", "boolean"});
+  expect_error(with("num_experts_per_tok", 5), {"top-k 5 is larger than the number of experts 4"});
+  expect_error(with("num_attention_heads", 0), {"\"num_attention_heads\"", "at least 1"});
+  expect_error(with("num_key_value_heads", 3), {"not a multiple of num_key_value_heads 3"});
+  expect_error(with("hidden_size", 66), {"inconsistent head dims", "66", "num_attention_heads 4"});
+  expect_error(with("vocab_size", 0), {"vocab_size is 0"});
+  expect_error(with("hidden_act", "relu6"), {"\"hidden_act\"", "relu6"});
+  expect_error(with("rope_scaling", {{"type", "weird"}}), {"rope_scaling.type", "weird"});
+  expect_error(with("rope_scaling", "yarn"), {"\"rope_scaling\"", "expected an object"});
+  expect_error(with("num_experts_per_tok", 0), {"top-k) is 0"});
+  nlohmann::json oss = find_catalog_entry("gpt-oss-20b")->config;
+  oss["experts_per_token"] = 2;
+  expect_error(oss, {"experts_per_token", "disagrees with num_experts_per_tok 4"});
+  oss = find_catalog_entry("gpt-oss-20b")->config;
+  oss["layer_types"].erase(0);
+  expect_error(oss, {"layer_types", "23 entries", "24"});
+  nlohmann::json v4 = find_catalog_entry("deepseek-v4-flash")->config;
+  v4["compress_ratios"][5] = 7;
+  expect_error(v4, {"compress_ratios[5]", "expected 0, 4 or 128, found 7"});
+  v4 = find_catalog_entry("deepseek-v4-flash")->config;
+  v4["o_groups"] = 7;
+  expect_error(v4, {"o_groups", "does not divide num_attention_heads 64"});
+  nlohmann::json ds = find_catalog_entry("deepseek-v3")->config;
+  ds["n_group"] = 7;
+  expect_error(ds, {"not divisible by n_group 7"});
+  ds = find_catalog_entry("deepseek-v3")->config;
+  ds.erase("kv_lora_rank");
+  expect_error(ds, {"missing required field \"kv_lora_rank\""});
+  nlohmann::json dbrx = find_catalog_entry("dbrx")->config;
+  dbrx.erase("ffn_config");
+  expect_error(dbrx, {"missing required field \"ffn_config\""});
+  dbrx = find_catalog_entry("dbrx")->config;
+  dbrx["ffn_config"]["moe_top_k"] = 32;
+  expect_error(dbrx, {"top-k 32 is larger than the number of experts 16"});
+}
+
+TEST(ModelSpec, FileErrorsNameTheFile) {
+  const std::string bad = write_temp("notjson.json", "{\"model_type\": \"mixtral\", oops}");
+  try {
+    load_model_spec(bad);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(load_model_spec("/nonexistent/dir/config.json"), Error);
+  const std::string good = write_temp("good.json", tiny_mixtral().dump());
+  EXPECT_EQ(load_model_spec(good).n_expert, 4);
+}
+
+TEST(ModelSpec, SupportedTypesCoverTheIssueFamilies) {
+  const auto types = supported_model_types();
+  for (const char* t :
+       {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek", "deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek_v4",
+        "olmoe", "gpt_oss", "dbrx", "glm4_moe", "llama4", "llama", "mistral", "qwen2", "qwen3", "phimoe"})
+    EXPECT_NE(std::find(types.begin(), types.end(), t), types.end()) << t;
+}
+
+}  // namespace
+}  // namespace moe
