@@ -86,42 +86,37 @@ TEST_P(RealTokenizer, MatchesReferenceOnCorpus) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, RealTokenizer, ::testing::ValuesIn(kNames));
 
-TEST(Tokenizer, KnownSpecialIds) {
-  EXPECT_EQ(tokenizer("qwen3").token_to_id("<|im_start|>"), 151644);
-  EXPECT_EQ(tokenizer("qwen3").eos_id(), std::optional<int32_t>(151645));
-  EXPECT_EQ(tokenizer("llama2").bos_id(), std::optional<int32_t>(1));
-  EXPECT_EQ(tokenizer("llama2").encode("hi", true).front(), 1);
-  EXPECT_EQ(tokenizer("llama3").bos_id(), std::optional<int32_t>(128000));
-}
-
-TEST(Tokenizer, LongWordRoundTrips) {
+TEST(Tokenizer, ByteLevelDetails) {
+  const Tokenizer& tok = tokenizer("qwen3");
+  EXPECT_EQ(tok.token_to_id("<|im_start|>"), 151644);
+  EXPECT_EQ(tok.eos_id(), std::optional<int32_t>(151645));
   // Words over the small-word threshold take the priority-queue merge path (the corpus holds
   // long words too, so that path is also checked against the reference ids).
-  const Tokenizer& tok = tokenizer("qwen3");
   const std::string word(300, 'a');
-  const auto ids = tok.encode(word);
-  EXPECT_EQ(tok.decode(ids), word);
-  EXPECT_LT(ids.size(), 300u / 4);
-}
-
-TEST(Tokenizer, InvalidUtf8IsAnError) {
-  try {
-    tokenizer("qwen3").encode("abc\xC3(def");
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("not valid UTF-8"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("offset 3"), std::string::npos) << e.what();
-  }
-  EXPECT_THROW(tokenizer("llama2").encode("\xFF"), Error);
-}
-
-TEST(Tokenizer, DecodeOfPartialUtf8UsesReplacementCharacter) {
-  const Tokenizer& tok = tokenizer("qwen3");
+  const auto long_ids = tok.encode(word);
+  EXPECT_EQ(tok.decode(long_ids), word);
+  EXPECT_LT(long_ids.size(), 300u / 4);
+  // A partial UTF-8 sequence decodes to U+FFFD.
   const auto ids = tok.encode("\xF0\xAA\x9A\xA5");  // U+2A6A5, a rare ideograph: several byte tokens
   ASSERT_GT(ids.size(), 1u);
   const std::vector<int32_t> first(ids.begin(), ids.begin() + 1);
   EXPECT_EQ(tok.decode(first), "\xEF\xBF\xBD");
   EXPECT_THROW(tok.decode(std::vector<int32_t>{int32_t(tok.vocab_size()) + 5}), Error);
+  try {
+    tok.encode("abc\xC3(def");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not valid UTF-8"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("offset 3"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Tokenizer, SentencePieceDetails) {
+  const Tokenizer& tok = tokenizer("llama2");
+  EXPECT_EQ(tok.bos_id(), std::optional<int32_t>(1));
+  EXPECT_EQ(tok.eos_id(), std::optional<int32_t>(2));
+  EXPECT_EQ(tok.encode("hi", true).front(), 1);
+  EXPECT_THROW(tok.encode("\xFF"), Error);
 }
 
 class BadTokenizerFile : public ::testing::Test {
