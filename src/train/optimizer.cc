@@ -1,0 +1,56 @@
+// AdamW, schedule and clipping (see optimizer.h). The update is elementwise, split across
+// thread_pool() statically, so it is deterministic.
+#include "train/optimizer.h"
+
+#include <cmath>
+
+#include "train/linalg.h"
+
+namespace moe::train {
+
+double learning_rate(const AdamWOptions& o, int64_t step) {
+  if (o.warmup_steps > 0 && step < o.warmup_steps) return o.lr * static_cast<double>(step + 1) / o.warmup_steps;
+  if (o.total_steps <= o.warmup_steps) return o.lr;
+  const double progress =
+      std::min(1.0, static_cast<double>(step - o.warmup_steps) / static_cast<double>(o.total_steps - o.warmup_steps));
+  const double floor = o.lr * o.min_lr_ratio;
+  return floor + 0.5 * (1.0 + std::cos(M_PI * progress)) * (o.lr - floor);
+}
+
+double clip_grad_norm(std::vector<float>& grads, double max_norm) {
+  double ss = 0;
+  for (float g : grads) ss += static_cast<double>(g) * g;
+  const double norm = std::sqrt(ss);
+  if (max_norm > 0) {
+    const double coef = max_norm / (norm + 1e-6);
+    if (coef < 1.0) {
+      const float cf = static_cast<float>(coef);
+      for (float& g : grads) g *= cf;
+    }
+  }
+  return norm;
+}
+
+void AdamW::update(std::vector<float>& params, const std::vector<float>& grads, const ParamLayout& layout,
+                   const AdamWOptions& o, double lr) {
+  ++step;
+  const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(step));
+  const float b1 = static_cast<float>(o.beta1), b2 = static_cast<float>(o.beta2);
+  const float step_size = static_cast<float>(lr / bc1), bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  const float eps = static_cast<float>(o.eps);
+  for (const auto& t : layout.tensors) {
+    const float decay = t.decay ? static_cast<float>(1.0 - lr * o.weight_decay) : 1.0f;
+    parallel_items(t.numel, 16, [&](int64_t b, int64_t e) {
+      for (int64_t i = t.offset + b; i < t.offset + e; ++i) {
+        const float g = grads[i];
+        params[i] *= decay;
+        m[i] = b1 * m[i] + (1.0f - b1) * g;
+        v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+        params[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps);
+      }
+    });
+  }
+}
+
+}  // namespace moe::train

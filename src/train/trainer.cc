@@ -1,0 +1,225 @@
+// The training loop (see trainer.h).
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "io/safetensors.h"
+#include "kernels/ceilings.h"
+#include "runtime/blas.h"
+#include "runtime/thread_pool.h"
+#include "runtime/timer.h"
+#include "train/checkpoint.h"
+#include "util/error.h"
+
+namespace moe::train {
+
+double train_flops_per_token(const ModelConfig& c, int64_t seq) {
+  const double attn = 6.0 * c.n_layer * static_cast<double>(seq) * c.n_head * c.head_dim;  // QK^T and PV, causal
+  return 6.0 * static_cast<double>(active_params_per_token(c)) - 6.0 * c.d_model + attn;   // embedding is a lookup
+}
+
+nlohmann::json run_fingerprint(const TrainOptions& o) {
+  nlohmann::json j;
+  j["batch"] = o.batch;
+  j["seq"] = o.seq;
+  j["seed"] = o.seed;
+  j["aux_coef"] = o.balance.aux_coef;
+  j["seq_aux_coef"] = o.balance.seq_aux_coef;
+  j["z_coef"] = o.balance.z_coef;
+  j["bias_rate"] = o.balance.bias_rate;
+  j["capacity_factor"] = o.balance.capacity_factor;
+  j["drop_policy"] = o.balance.drop_policy == DropPolicy::kPosition ? "position" : "probability";
+  j["lr"] = o.adamw.lr;
+  j["warmup"] = o.adamw.warmup_steps;
+  j["weight_decay"] = o.adamw.weight_decay;
+  j["grad_clip"] = o.adamw.grad_clip;
+  j["steps"] = o.steps;
+  return j;
+}
+
+nlohmann::json load_summary(const std::vector<int64_t>& routed, int64_t dropped, int64_t slots) {
+  const double n = static_cast<double>(routed.size());
+  double mean = 0, mx = 0;
+  int dead = 0;
+  for (int64_t r : routed) {
+    mean += static_cast<double>(r) / n;
+    mx = std::max(mx, static_cast<double>(r));
+    dead += r == 0;
+  }
+  double var = 0;
+  for (int64_t r : routed) var += (r - mean) * (r - mean) / n;
+  nlohmann::json j;
+  nlohmann::json load = nlohmann::json::array();
+  for (int64_t r : routed) load.push_back(slots > 0 ? static_cast<double>(r) / static_cast<double>(slots) : 0.0);
+  j["load"] = load;  // fraction of slots per expert (sums to 1)
+  j["max_over_mean"] = mean > 0 ? mx / mean : 0.0;
+  j["cv"] = mean > 0 ? std::sqrt(var) / mean : 0.0;
+  j["dead"] = dead;
+  j["dropped_rate"] = slots > 0 ? static_cast<double>(dropped) / static_cast<double>(slots) : 0.0;
+  return j;
+}
+
+namespace {
+
+void progress_bar(int64_t step, int64_t total, double loss, double tok_s, double eta_s) {
+  const int width = 30;
+  const int fill = static_cast<int>(width * step / std::max<int64_t>(1, total));
+  std::string bar(fill, '#');
+  bar.resize(width, '.');
+  const int eta = static_cast<int>(eta_s + 0.5);
+  std::fprintf(stderr, "\r[%s] %lld/%lld loss %.4f %.0f tok/s ETA %dm%02ds ", bar.c_str(), static_cast<long long>(step),
+               static_cast<long long>(total), loss, tok_s, eta / 60, eta % 60);
+  std::fflush(stderr);
+}
+
+double evaluate(TrainModel<float>& model, const TextData& data, const TrainOptions& o) {
+  double sum = 0;
+  for (int64_t i = 0; i < o.eval_batches; ++i) {
+    const Batch b = val_batch(data.val, o.batch, o.seq, i, o.eval_batches);
+    sum += model.eval_loss(b.tokens.data(), b.targets.data(), o.batch, o.seq);
+  }
+  return sum / static_cast<double>(o.eval_batches);
+}
+
+// Keeps only metrics lines of steps <= `step` (a resumed run rewrites what follows).
+void truncate_metrics(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    try {
+      if (nlohmann::json::parse(line).value("step", int64_t{0}) <= step) kept += line + "\n";
+    } catch (const std::exception&) {
+      break;  // a torn last line from a kill
+    }
+  }
+  write_file_atomic(path, kept);
+}
+
+struct LoadWindow {
+  std::vector<std::vector<int64_t>> routed;  // [L][E] since the last log
+  std::vector<int64_t> dropped, slots;
+  void reset(int layers, int experts) {
+    routed.assign(layers, std::vector<int64_t>(experts, 0));
+    dropped.assign(layers, 0);
+    slots.assign(layers, 0);
+  }
+  void add(const std::vector<LayerLoad>& loads) {
+    for (size_t l = 0; l < loads.size(); ++l) {
+      for (size_t e = 0; e < loads[l].routed.size(); ++e) routed[l][e] += loads[l].routed[e];
+      dropped[l] += loads[l].dropped;
+      slots[l] += loads[l].slots;
+    }
+  }
+};
+
+}  // namespace
+
+TrainResult train(const TrainOptions& o, const TextData& data) {
+  if (o.batch <= 0 || o.seq <= 0 || o.steps <= 0) fail_usage("train", "--batch, --seq and --steps must be > 0");
+  if (o.seq > o.model.max_seq)
+    fail_usage("train", "--seq {} exceeds max_position_embeddings {}", o.seq, o.model.max_seq);
+  blas::set_threads(1);  // we split the work across thread_pool() ourselves
+  TrainModel<float> model(o.model, o.balance);
+  model.init_params(o.seed);
+  AdamW opt(model.layout().total);
+  AdamWOptions aw = o.adamw;
+  if (aw.total_steps == 0) aw.total_steps = o.steps;
+  Rng rng(o.seed ^ 0x5eedba7c4ull);
+  int64_t start = 0;
+  const std::string metrics_path = o.out_dir.empty() ? "" : o.out_dir + "/metrics.jsonl";
+  if (o.resume) {
+    if (o.out_dir.empty()) fail_usage("train", "--resume needs --out DIR (the folder holding the checkpoints)");
+    const std::string dir = resolve_checkpoint(o.out_dir);
+    TrainerState st;
+    load_checkpoint(dir, model, &opt, &st);
+    if (st.run != run_fingerprint(o)) {
+      fail("checkpoint", "{}: the checkpoint was trained with {} but this run asks for {}", dir, st.run.dump(),
+           run_fingerprint(o).dump());
+    }
+    start = st.step;
+    rng.set_state(st.rng);
+    if (std::filesystem::exists(metrics_path)) truncate_metrics(metrics_path, start);
+  } else if (!o.out_dir.empty()) {
+    std::filesystem::create_directories(o.out_dir);
+    write_file_atomic(metrics_path, "");
+  }
+  std::ofstream metrics;
+  if (!metrics_path.empty()) metrics.open(metrics_path, std::ios::app);
+
+  const double flops_tok = train_flops_per_token(o.model, o.seq);
+  double peak_gflops = 0;
+  if (o.measure_mfu) peak_gflops = measure_quick_ceilings(3).fma_f32_gflops;
+  const int64_t end = o.stop_after > 0 ? std::min(o.stop_after, o.steps) : o.steps;
+  TrainResult res;
+  LoadWindow win;
+  win.reset(o.model.n_layer, o.model.n_expert);
+  Timer run_timer, window_timer;
+  int64_t window_tokens = 0;
+  const bool tty = o.progress && isatty(2);
+  for (int64_t step = start; step < end; ++step) {
+    const Batch b = sample_batch(data.train, o.batch, o.seq, rng);
+    const LossParts loss = model.forward(b.tokens.data(), b.targets.data(), o.batch, o.seq);
+    model.zero_grad();
+    model.backward();
+    const double gnorm = clip_grad_norm(model.grads, aw.grad_clip);
+    const double lr = learning_rate(aw, step);
+    opt.update(model.params, model.grads, model.layout(), aw, lr);
+    if (o.balance.bias_rate > 0) model.update_router_bias(o.balance.bias_rate);
+    win.add(model.layer_loads());
+    window_tokens += o.batch * o.seq;
+    res.losses.push_back(loss.total);
+    const int64_t done = step + 1;
+    const bool last = done == o.steps;
+    const bool log_now = done % o.log_every == 0 || last || done == end;
+    if (log_now) {
+      const double secs = window_timer.seconds();
+      const double tok_s = window_tokens / std::max(secs, 1e-9);
+      nlohmann::json j;
+      j["step"] = done;
+      j["loss"] = loss.total;
+      j["ce"] = loss.ce;
+      j["aux"] = loss.aux;
+      j["seq_aux"] = loss.seq_aux;
+      j["z"] = loss.z;
+      j["lr"] = lr;
+      j["grad_norm"] = gnorm;
+      j["tokens_per_s"] = tok_s;
+      j["mfu"] = peak_gflops > 0 ? tok_s * flops_tok / (peak_gflops * 1e9) : 0.0;
+      if ((o.eval_every > 0 && done % o.eval_every == 0) || last) {
+        res.final_val_loss = evaluate(model, data, o);
+        j["val_loss"] = res.final_val_loss;
+      }
+      for (int l = 0; l < o.model.n_layer; ++l)
+        j["layers"].push_back(load_summary(win.routed[l], win.dropped[l], win.slots[l]));
+      if (metrics.is_open()) metrics << j.dump() << "\n" << std::flush;
+      res.tokens_per_s = tok_s;
+      res.mfu = j["mfu"].get<double>();
+      win.reset(o.model.n_layer, o.model.n_expert);
+      window_tokens = 0;
+      window_timer.reset();
+      if (!tty && o.progress) {
+        std::fprintf(stderr, "step %lld/%lld loss %.4f%s %.0f tok/s\n", static_cast<long long>(done),
+                     static_cast<long long>(o.steps), loss.ce,
+                     j.contains("val_loss") ? fmt::format(" val {:.4f}", j["val_loss"].get<double>()).c_str() : "",
+                     tok_s);
+      }
+    }
+    if (tty) {
+      const double per_step = run_timer.seconds() / static_cast<double>(done - start);
+      progress_bar(done, o.steps, loss.ce, (done - start) * o.batch * o.seq / std::max(run_timer.seconds(), 1e-9),
+                   per_step * static_cast<double>(end - done));
+    }
+    const bool ckpt = !o.out_dir.empty() && ((o.checkpoint_every > 0 && done % o.checkpoint_every == 0) || done == end);
+    if (ckpt) save_checkpoint(o.out_dir, model, opt, TrainerState{done, rng.state(), run_fingerprint(o)});
+    res.last_step = done;
+  }
+  if (tty) std::fprintf(stderr, "\n");
+  return res;
+}
+
+}  // namespace moe::train
