@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""PyTorch reference of the `moe train` model (Qwen3-MoE semantics, written in plain torch).
+
+Writes tests/reference/fixtures/train/: the initial weights (HF names), the token batches of
+10 steps, and the losses of 10 AdamW steps for two balancing set-ups (aux + z loss; bias
+update). tests/train/reference_test.cc replays them and requires a match within 1e-4 relative.
+`--bench` instead times training steps (tokens/s) for scripts/train-bench.sh.
+"""
+import argparse, json, math, os, struct, sys, time
+
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "fixtures", "train")
+
+
+class Cfg:
+    def __init__(self, **kw):
+        self.n_layer, self.d_model, self.n_head, self.n_kv_head, self.head_dim = 2, 32, 4, 2, 8
+        self.n_expert, self.top_k, self.d_ff, self.vocab, self.max_seq = 4, 2, 32, 256, 64
+        self.rope_theta, self.eps, self.norm_topk = 10000.0, 1e-6, True
+        self.__dict__.update(kw)
+
+    def hf(self):
+        return {"architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "vocab_size": self.vocab,
+                "hidden_size": self.d_model, "num_hidden_layers": self.n_layer,
+                "num_attention_heads": self.n_head, "num_key_value_heads": self.n_kv_head,
+                "head_dim": self.head_dim, "num_experts": self.n_expert, "num_experts_per_tok": self.top_k,
+                "moe_intermediate_size": self.d_ff, "intermediate_size": self.d_ff, "decoder_sparse_step": 1,
+                "mlp_only_layers": [], "norm_topk_prob": self.norm_topk, "max_position_embeddings": self.max_seq,
+                "rope_theta": self.rope_theta, "rms_norm_eps": self.eps, "hidden_act": "silu",
+                "tie_word_embeddings": False}
+
+
+def param_shapes(c):
+    D, Dh, Fd = c.d_model, c.head_dim, c.d_ff
+    out = [("model.embed_tokens.weight", (c.vocab, D))]
+    for l in range(c.n_layer):
+        p = f"model.layers.{l}."
+        out += [(p + "input_layernorm.weight", (D,)), (p + "self_attn.q_proj.weight", (c.n_head * Dh, D)),
+                (p + "self_attn.k_proj.weight", (c.n_kv_head * Dh, D)),
+                (p + "self_attn.v_proj.weight", (c.n_kv_head * Dh, D)),
+                (p + "self_attn.o_proj.weight", (D, c.n_head * Dh)), (p + "self_attn.q_norm.weight", (Dh,)),
+                (p + "self_attn.k_norm.weight", (Dh,)), (p + "post_attention_layernorm.weight", (D,)),
+                (p + "mlp.gate.weight", (c.n_expert, D))]
+        for e in range(c.n_expert):
+            x = f"{p}mlp.experts.{e}."
+            out += [(x + "gate_proj.weight", (Fd, D)), (x + "up_proj.weight", (Fd, D)), (x + "down_proj.weight", (D, Fd))]
+    out += [("model.norm.weight", (D,)), ("lm_head.weight", (c.vocab, D))]
+    return out
+
+
+def init_params(c, seed):
+    g = torch.Generator().manual_seed(seed)
+    P = {}
+    for name, shape in param_shapes(c):
+        if len(shape) == 1:
+            # norm weights: near one (not exactly, so their gradients are exercised)
+            P[name] = 1.0 + 0.1 * torch.randn(shape, generator=g)
+        else:
+            P[name] = 0.02 * torch.randn(shape, generator=g)
+    return {k: v.float().requires_grad_(True) for k, v in P.items()}
+
+
+def rmsnorm(x, w, eps):
+    var = x.pow(2).mean(-1, keepdim=True)
+    return w * (x * torch.rsqrt(var + eps))
+
+
+def rope(x, theta):  # x [B, S, H, Dh], HF rotate_half layout
+    S, Dh = x.shape[1], x.shape[3]
+    inv = 1.0 / (theta ** (torch.arange(0, Dh, 2, dtype=torch.int64).float() / Dh))
+    f = torch.arange(S).float()[:, None] * inv[None, :]
+    emb = torch.cat([f, f], -1)
+    cos, sin = emb.cos()[None, :, None, :], emb.sin()[None, :, None, :]
+    x1, x2 = x[..., : Dh // 2], x[..., Dh // 2:]
+    return x * cos + torch.cat([-x2, x1], -1) * sin
+
+
+def attention(c, P, p, x):
+    B, S, D = x.shape
+    H, Hkv, Dh = c.n_head, c.n_kv_head, c.head_dim
+    q = (x @ P[p + "self_attn.q_proj.weight"].T).view(B, S, H, Dh)
+    k = (x @ P[p + "self_attn.k_proj.weight"].T).view(B, S, Hkv, Dh)
+    v = (x @ P[p + "self_attn.v_proj.weight"].T).view(B, S, Hkv, Dh)
+    q = rope(rmsnorm(q, P[p + "self_attn.q_norm.weight"], c.eps), c.rope_theta).transpose(1, 2)
+    k = rope(rmsnorm(k, P[p + "self_attn.k_norm.weight"], c.eps), c.rope_theta).transpose(1, 2)
+    v = v.transpose(1, 2)
+    k = k.repeat_interleave(H // Hkv, dim=1)
+    v = v.repeat_interleave(H // Hkv, dim=1)
+    s = (q @ k.transpose(-1, -2)) / math.sqrt(Dh)
+    mask = torch.triu(torch.ones(S, S, dtype=torch.bool), 1)
+    s = s.masked_fill(mask, float("-inf"))
+    o = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, S, H * Dh)
+    return o @ P[p + "self_attn.o_proj.weight"].T
+
+
+def moe_block(c, P, p, x, bias, B, S):
+    N, D = x.shape
+    E, K = c.n_expert, c.top_k
+    logits = x @ P[p + "mlp.gate.weight"].T
+    scores = logits.softmax(-1)
+    sel = scores.detach() + (bias[None, :] if bias is not None else 0.0)
+    ids = sel.topk(K, dim=-1).indices
+    raw = scores.gather(1, ids)
+    w = raw / raw.sum(-1, keepdim=True) if c.norm_topk else raw
+    out = torch.zeros_like(x)
+    for e in range(E):
+        tok, kk = (ids == e).nonzero(as_tuple=True)
+        if tok.numel() == 0:
+            continue
+        xe = x[tok]
+        ex = f"{p}mlp.experts.{e}."
+        h = F.silu(xe @ P[ex + "gate_proj.weight"].T) * (xe @ P[ex + "up_proj.weight"].T)
+        out = out.index_add(0, tok, (h @ P[ex + "down_proj.weight"].T) * w[tok, kk][:, None])
+    counts = torch.bincount(ids.flatten(), minlength=E).float()
+
+    def aux_of(sc, cnt, n):
+        return E * ((cnt / (n * K)) * sc.mean(0)).sum()
+
+    aux = aux_of(scores, counts, N)
+    seq_aux = sum(aux_of(scores[b * S:(b + 1) * S], torch.bincount(ids[b * S:(b + 1) * S].flatten(), minlength=E).float(), S)
+                  for b in range(B)) / B
+    z = torch.logsumexp(logits, -1).pow(2).mean()
+    return out, aux, seq_aux, z, counts
+
+
+def forward(c, P, bal, biases, tokens, targets):
+    B, S = tokens.shape
+    x = P["model.embed_tokens.weight"][tokens]
+    aux = seq_aux = z = 0.0
+    counts = []
+    for l in range(c.n_layer):
+        p = f"model.layers.{l}."
+        x = x + attention(c, P, p, rmsnorm(x, P[p + "input_layernorm.weight"], c.eps))
+        h = rmsnorm(x, P[p + "post_attention_layernorm.weight"], c.eps).view(B * S, -1)
+        m, a, sa, zz, cnt = moe_block(c, P, p, h, biases[l] if bal.get("bias_rate", 0) > 0 else None, B, S)
+        x = x + m.view(B, S, -1)
+        aux, seq_aux, z = aux + a / c.n_layer, seq_aux + sa / c.n_layer, z + zz / c.n_layer
+        counts.append(cnt)
+    logits = rmsnorm(x, P["model.norm.weight"], c.eps) @ P["lm_head.weight"].T
+    ce = F.cross_entropy(logits.view(-1, c.vocab), targets.view(-1))
+    total = ce + bal.get("aux", 0) * aux + bal.get("seq_aux", 0) * seq_aux + bal.get("z", 0) * z
+    return total, counts
+
+
+def lr_at(o, step):
+    if o["warmup"] > 0 and step < o["warmup"]:
+        return o["lr"] * (step + 1) / o["warmup"]
+    prog = min(1.0, (step - o["warmup"]) / (o["total"] - o["warmup"]))
+    floor = o["lr"] * o["min_lr_ratio"]
+    return floor + 0.5 * (1 + math.cos(math.pi * prog)) * (o["lr"] - floor)
+
+
+def train_losses(c, P, bal, opt_o, batches):
+    decay = [v for k, v in P.items() if v.dim() >= 2]
+    no_decay = [v for k, v in P.items() if v.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": opt_o["wd"]}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=opt_o["lr"], betas=(0.9, 0.95), eps=1e-8)
+    biases = [torch.zeros(c.n_expert) for _ in range(c.n_layer)]
+    losses = []
+    for step, (tok, tgt) in enumerate(batches):
+        loss, counts = forward(c, P, bal, biases, tok, tgt)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(P.values()), opt_o["clip"])
+        for gr in opt.param_groups:
+            gr["lr"] = lr_at(opt_o, step)
+        opt.step()
+        if bal.get("bias_rate", 0) > 0:
+            for l in range(c.n_layer):
+                biases[l] += bal["bias_rate"] * torch.sign(counts[l].mean() - counts[l])
+        losses.append(loss.item())
+    return losses
+
+
+def write_safetensors(path, tensors, meta=None):
+    header, blobs, off = {}, [], 0
+    for name, t in tensors.items():
+        t = t.detach().contiguous()
+        dt = {torch.float32: "F32", torch.int32: "I32"}[t.dtype]
+        b = t.numpy().tobytes()
+        header[name] = {"dtype": dt, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    if meta:
+        header["__metadata__"] = meta
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+OPT = {"lr": 1e-2, "warmup": 3, "total": 10, "min_lr_ratio": 0.1, "wd": 0.1, "clip": 1.0}
+SETUPS = {"aux": {"aux": 0.01, "z": 0.001}, "bias": {"bias_rate": 0.01}}
+
+
+def make_fixtures():
+    torch.manual_seed(0)
+    c = Cfg()
+    B, S, steps = 4, 16, 10
+    text = open(os.path.join(HERE, "..", "..", "data", "corpus", "kjv.txt"), "rb").read()[:20000]
+    g = torch.Generator().manual_seed(1)
+    starts = torch.randint(0, len(text) - S - 1, (steps, B), generator=g)
+    data = torch.tensor(list(text), dtype=torch.int32)
+    tok = torch.stack([torch.stack([data[s:s + S] for s in row]) for row in starts])
+    tgt = torch.stack([torch.stack([data[s + 1:s + S + 1] for s in row]) for row in starts])
+    os.makedirs(OUT, exist_ok=True)
+    P0 = init_params(c, 7)
+    write_safetensors(os.path.join(OUT, "init.safetensors"), P0)
+    write_safetensors(os.path.join(OUT, "batches.safetensors"), {"tokens": tok, "targets": tgt})
+    result = {"config": c.hf(), "optimizer": OPT, "batch": B, "seq": S, "setups": {}}
+    for name, bal in SETUPS.items():
+        P = {k: v.detach().clone().requires_grad_(True) for k, v in P0.items()}
+        losses = train_losses(c, P, bal, OPT, [(tok[i].long(), tgt[i].long()) for i in range(steps)])
+        result["setups"][name] = {"balance": bal, "losses": losses}
+        print(name, ["%.6f" % l for l in losses])
+    with open(os.path.join(OUT, "expected.json"), "w") as f:
+        json.dump(result, f, indent=1)
+
+
+def bench(a):
+    torch.set_num_threads(a.threads)
+    c = Cfg(n_layer=a.layers, d_model=a.d_model, n_head=a.heads, n_kv_head=a.heads, head_dim=a.d_model // a.heads,
+            n_expert=a.experts, top_k=a.top_k, d_ff=a.d_ff, max_seq=a.seq)
+    P = init_params(c, 1)
+    g = torch.Generator().manual_seed(2)
+    tok = torch.randint(0, 256, (a.steps + a.warmup, a.batch, a.seq), generator=g)
+    times = []
+    bal = {"aux": 0.01}
+    opt_o = dict(OPT, total=a.steps + a.warmup)
+    decay = [v for v in P.values() if v.dim() >= 2]
+    opt = torch.optim.AdamW(decay, lr=1e-3)
+    biases = [torch.zeros(c.n_expert) for _ in range(c.n_layer)]
+    for i in range(a.steps + a.warmup):
+        t0 = time.perf_counter()
+        loss, _ = forward(c, P, bal, biases, tok[i], tok[i])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(P.values()), 1.0)
+        opt.step()
+        if i >= a.warmup:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    med = times[len(times) // 2]
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": a.threads,
+                      "median_step_s": med, "tokens_per_s": a.batch * a.seq / med}))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", action="store_true")
+    for k, v in [("threads", 1), ("layers", 2), ("d_model", 128), ("heads", 4), ("experts", 8), ("top_k", 2),
+                 ("d_ff", 256), ("batch", 8), ("seq", 128), ("steps", 10), ("warmup", 2)]:
+        ap.add_argument("--" + k.replace("_", "-"), dest=k, type=int, default=v)
+    a = ap.parse_args()
+    bench(a) if a.bench else make_fixtures()
