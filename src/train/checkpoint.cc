@@ -1,0 +1,163 @@
+// Checkpoint writing and loading (see checkpoint.h).
+#include "train/checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "io/safetensors.h"
+#include "util/error.h"
+
+namespace moe::train {
+namespace fs = std::filesystem;
+namespace {
+
+std::span<const uint8_t> as_bytes(const float* p, int64_t n) {
+  return {reinterpret_cast<const uint8_t*>(p), static_cast<size_t>(n) * sizeof(float)};
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail("checkpoint", "{}: cannot open", path);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+nlohmann::json read_json(const std::string& path) {
+  const std::string text = read_text(path);
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    fail("checkpoint", "{}: not valid JSON ({}); the checkpoint is corrupt", path, e.what());
+  }
+}
+
+void write_model_files(const std::string& dir, const TrainModel<float>& model) {
+  std::vector<TensorToWrite> ts;
+  for (const auto& t : model.layout().tensors)
+    ts.push_back({t.name, DType::kF32, t.shape, as_bytes(model.params.data() + t.offset, t.numel)});
+  write_safetensors(dir + "/model.safetensors", ts, {{"format", "pt"}});
+  write_file_atomic(dir + "/config.json", model.config().to_hf_json().dump(2) + "\n");
+}
+
+// Copies a float tensor out of `f` after checking its dtype and shape.
+void read_tensor(const SafetensorsFile& f, const std::string& name, const std::vector<int64_t>& shape, float* out) {
+  if (!f.has(name))
+    fail("checkpoint", "{}: tensor {} is missing; the checkpoint does not match the model", f.path(), name);
+  const TensorInfo& info = f.info(name);
+  if (info.shape != shape) {
+    fail("checkpoint", "{}: tensor {} has shape {} but the model needs {}", f.path(), name,
+         nlohmann::json(info.shape).dump(), nlohmann::json(shape).dump());
+  }
+  auto v = f.view<float>(name, DType::kF32);
+  std::copy(v.begin(), v.end(), out);
+}
+
+}  // namespace
+
+void save_hf_model(const std::string& dir, const TrainModel<float>& model) {
+  fs::create_directories(dir);
+  write_model_files(dir, model);
+}
+
+void save_checkpoint(const std::string& out_dir, const TrainModel<float>& model, const AdamW& opt,
+                     const TrainerState& state, int keep) {
+  fs::create_directories(out_dir);
+  const std::string name = fmt::format("step-{:08d}", state.step);
+  const std::string tmp = fmt::format("{}/.tmp-{}-{}", out_dir, name, getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  write_model_files(tmp, model);
+  // A test hook: die half way through a checkpoint, as a kill would.
+  if (const char* crash = std::getenv("MOE_TRAIN_CRASH_IN_CHECKPOINT"); crash && std::atoll(crash) == state.step) {
+    _exit(86);
+  }
+  std::vector<TensorToWrite> ts;
+  std::vector<std::string> names;
+  for (const auto& t : model.layout().tensors) {
+    ts.push_back({"exp_avg." + t.name, DType::kF32, t.shape, as_bytes(opt.m.data() + t.offset, t.numel)});
+    ts.push_back({"exp_avg_sq." + t.name, DType::kF32, t.shape, as_bytes(opt.v.data() + t.offset, t.numel)});
+  }
+  for (size_t l = 0; l < model.router_bias.size(); ++l) {
+    ts.push_back({fmt::format("router_bias.layers.{}", l),
+                  DType::kF32,
+                  {static_cast<int64_t>(model.router_bias[l].size())},
+                  as_bytes(model.router_bias[l].data(), static_cast<int64_t>(model.router_bias[l].size()))});
+  }
+  write_safetensors(tmp + "/optimizer.safetensors", ts, {{"adam_step", std::to_string(opt.step)}});
+  nlohmann::json st;
+  st["format"] = "moe-train-1";
+  st["step"] = state.step;
+  st["adam_step"] = opt.step;
+  for (uint64_t w : state.rng) st["rng"].push_back(std::to_string(w));
+  st["run"] = state.run;
+  write_file_atomic(tmp + "/trainer_state.json", st.dump(2) + "\n");
+  const std::string final_dir = out_dir + "/" + name;
+  fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  write_file_atomic(out_dir + "/latest", name + "\n");
+  std::vector<std::string> steps;
+  for (const auto& e : fs::directory_iterator(out_dir)) {
+    const std::string n = e.path().filename().string();
+    if (e.is_directory() && n.rfind("step-", 0) == 0) steps.push_back(n);
+  }
+  std::sort(steps.begin(), steps.end());
+  for (size_t i = 0; i + keep < steps.size(); ++i)
+    if (steps[i] != name) fs::remove_all(out_dir + "/" + steps[i]);
+}
+
+std::string resolve_checkpoint(const std::string& path) {
+  if (fs::exists(path + "/trainer_state.json")) return path;
+  if (fs::exists(path + "/latest")) {
+    std::string name = read_text(path + "/latest");
+    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+    const std::string dir = path + "/" + name;
+    if (!fs::exists(dir + "/trainer_state.json"))
+      fail("checkpoint", "{}/latest names {} but {}/trainer_state.json does not exist", path, name, dir);
+    return dir;
+  }
+  fail("checkpoint", "{}: not a checkpoint (no trainer_state.json) and no `latest` file in it", path);
+}
+
+ModelConfig read_checkpoint_config(const std::string& dir) {
+  const std::string path = dir + "/config.json";
+  return ModelConfig::from_hf_json(read_json(path), path);
+}
+
+void load_checkpoint(const std::string& dir, TrainModel<float>& model, AdamW* opt, TrainerState* state) {
+  const ModelConfig cfg = read_checkpoint_config(dir);
+  if (!(cfg == model.config())) {
+    fail("checkpoint", "{}/config.json describes a different model than requested: {} vs {}", dir,
+         cfg.to_hf_json().dump(), model.config().to_hf_json().dump());
+  }
+  const SafetensorsFile mf = SafetensorsFile::open(dir + "/model.safetensors");
+  for (const auto& t : model.layout().tensors) read_tensor(mf, t.name, t.shape, model.params.data() + t.offset);
+  if (opt == nullptr && state == nullptr) return;
+  const SafetensorsFile of = SafetensorsFile::open(dir + "/optimizer.safetensors");
+  for (const auto& t : model.layout().tensors) {
+    read_tensor(of, "exp_avg." + t.name, t.shape, opt->m.data() + t.offset);
+    read_tensor(of, "exp_avg_sq." + t.name, t.shape, opt->v.data() + t.offset);
+  }
+  for (size_t l = 0; l < model.router_bias.size(); ++l) {
+    read_tensor(of, fmt::format("router_bias.layers.{}", l), {static_cast<int64_t>(model.router_bias[l].size())},
+                model.router_bias[l].data());
+  }
+  const std::string sp = dir + "/trainer_state.json";
+  const nlohmann::json st = read_json(sp);
+  try {
+    if (st.at("format") != "moe-train-1") fail("checkpoint", "{}: unknown format {}", sp, st.at("format").dump());
+    state->step = st.at("step").get<int64_t>();
+    opt->step = st.at("adam_step").get<int64_t>();
+    for (int i = 0; i < 4; ++i) state->rng[i] = std::stoull(st.at("rng").at(i).get<std::string>());
+    state->run = st.at("run");
+  } catch (const nlohmann::json::exception& e) {
+    fail("checkpoint", "{}: missing or malformed field ({})", sp, e.what());
+  }
+}
+
+}  // namespace moe::train

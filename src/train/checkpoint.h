@@ -1,0 +1,43 @@
+// Training checkpoints: a Hugging Face folder (config.json + model.safetensors, exact Qwen3-MoE
+// names) plus optimizer.safetensors (AdamW moments, router selection biases) and
+// trainer_state.json (step, Rng state = data position, run settings). Each checkpoint is written
+// into a temporary folder that is renamed into place, then the `latest` pointer file is replaced
+// atomically: a kill at any moment leaves the previous checkpoint complete and pointed to.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "train/model.h"
+#include "train/optimizer.h"
+
+namespace moe::train {
+
+struct TrainerState {
+  int64_t step = 0;               // optimizer steps completed
+  std::array<uint64_t, 4> rng{};  // batch sampler state after `step` steps
+  nlohmann::json run;             // settings that must match on resume (batch, seq, balance, ...)
+};
+
+// Writes <out_dir>/step-<N>/ and points <out_dir>/latest at it; keeps the newest `keep` steps.
+void save_checkpoint(const std::string& out_dir, const TrainModel<float>& model, const AdamW& opt,
+                     const TrainerState& state, int keep = 2);
+
+// Writes only config.json + model.safetensors (the Hugging Face model) into dir (atomically per file).
+void save_hf_model(const std::string& dir, const TrainModel<float>& model);
+
+// Resolves a checkpoint folder: a step folder itself, or an output folder with a `latest` file.
+std::string resolve_checkpoint(const std::string& path);
+
+// Reads a checkpoint's config.json (for building the model before load_checkpoint).
+ModelConfig read_checkpoint_config(const std::string& dir);
+
+// Loads parameters (and, when opt/state are non-null, optimizer state and trainer state).
+// Every missing tensor, wrong shape or dtype, or config mismatch is a moe::Error naming the file.
+void load_checkpoint(const std::string& dir, TrainModel<float>& model, AdamW* opt, TrainerState* state);
+
+}  // namespace moe::train
