@@ -12,6 +12,20 @@
 #include "util/error.h"
 
 namespace moe {
+namespace {
+
+// Runs fn(0, n, 0) inline when the pass touches few elements (decode), else splits it over the
+// pool: for a few tokens a pool round trip costs more than the copy or the weighted sum.
+template <typename Fn>
+void run_maybe_inline(int64_t n, int64_t elements, Fn&& fn) {
+  if (elements < (int64_t(1) << 16)) {
+    if (n > 0) fn(0, n, 0);
+    return;
+  }
+  thread_pool().parallel_for(n, fn);
+}
+
+}  // namespace
 
 MoeLayer::MoeLayer(const MoeLayerConfig& config, const MoeLayerWeights& weights) : config_(config) {
   if (config.d_model < 1) fail("moe_layer", "d_model must be >= 1, got {}", config.d_model);
@@ -76,7 +90,7 @@ void MoeLayer::gather(const float* x) {
   const int64_t D = config_.d_model, n_rows = plan_.n_rows();
   xs_.resize(static_cast<size_t>(n_rows) * D);  // [n_rows, D]
   const bool scale = config_.weight_before_expert;
-  thread_pool().parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
+  auto body = [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r) {
       const int32_t s = plan_.row_to_slot[r];
       const float* src = x + (s / plan_.top_k) * D;
@@ -88,7 +102,8 @@ void MoeLayer::gather(const float* x) {
         std::memcpy(dst, src, sizeof(float) * D);
       }
     }
-  });
+  };
+  run_maybe_inline(n_rows, n_rows * D, body);
 }
 
 void MoeLayer::run_experts(const float* x, int64_t T, const RunOptions& o, ExpertRunStats* stats) {
@@ -118,7 +133,7 @@ void MoeLayer::combine(const float* x, int64_t T, float* out) {
   const int K = plan_.top_k, S = weights_.shared.n_expert();
   const bool weighted = !config_.weight_before_expert;
   const WeightView& gate = weights_.shared_gate;
-  thread_pool().parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+  auto body = [&](int64_t t0, int64_t t1, int) {
     for (int64_t t = t0; t < t1; ++t) {
       float* o = out + t * D;
       std::fill(o, o + D, 0.0f);
@@ -142,7 +157,8 @@ void MoeLayer::combine(const float* x, int64_t T, float* out) {
         for (int64_t i = 0; i < D; ++i) o[i] += g * y[i];
       }
     }
-  });
+  };
+  run_maybe_inline(T, T * (K + S + 1) * D, body);
 }
 
 void MoeLayer::forward(const float* x, int64_t T, float* out, const RunOptions& o, MoeTelemetry* tel) {

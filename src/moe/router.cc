@@ -189,7 +189,9 @@ void route_tokens(const RouterOptions& o, const RouterWeights& w, const float* x
   out->weights.resize(static_cast<size_t>(n_tokens) * k);     // [T, K]
   if (n_tokens == 0) return;
   // Logits [T, E]: rows of tokens split across threads (the router weight is small, E x D).
-  thread_pool().parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
+  // Small batches (decode) run inline: a pool round trip costs more than the work.
+  const bool inline_run = n_tokens * n * d_model < (int64_t(1) << 20);
+  auto body = [&](int64_t t0, int64_t t1, int) {
     matmul_nt(x + t0 * d_model, d_model, w.weight, out->logits.data() + t0 * n, n, {t1 - t0, n, d_model}, false);
     if (w.bias) {
       for (int64_t t = t0; t < t1; ++t) {
@@ -202,7 +204,12 @@ void route_tokens(const RouterOptions& o, const RouterWeights& w, const float* x
       route_one_token(o, w, out->logits.data() + t * n, k, out->expert_ids.data() + t * k, out->weights.data() + t * k,
                       scratch.data());
     }
-  });
+  };
+  if (inline_run) {
+    body(0, n_tokens, 0);
+  } else {
+    thread_pool().parallel_for(n_tokens, body);
+  }
 }
 
 }  // namespace moe
