@@ -165,6 +165,11 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
       double(res.pool_bytes) / kGiB, pool.P, double(pool.bpe) / (1 << 20), double(res.pool_bytes) / res.llc_bytes,
       res.llc_bytes >> 20, res.weight_sets, pool.P,
       pool.P < E + S ? fmt::format(" (pool smaller than the layer: {} experts alias {} blocks)", E + S, pool.P) : "");
+  if (res.pool_bytes < 2 * res.llc_bytes) {
+    res.residency +=
+        "; WARNING: the pool is smaller than 2x the LLC (raise --max-weight-gib), so weights may be "
+        "cache-resident and the figures overstate memory speed";
+  }
 
   std::vector<float> router(static_cast<size_t>(E) * D), corr(E, 0.0f);  // [E, D], [E]
   fill_random(reinterpret_cast<uint8_t*>(router.data()), E * D, DType::kF32);
