@@ -1,15 +1,203 @@
-// `moe run` and `moe eval`: placeholders until the run-models issue lands.
+// `moe eval` (score token ids: cross-entropy, logits out) and `moe run` (generate text, stream it,
+// then print the activation report of what sparse activation really cost).
+#include <fmt/format.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "cli/command.h"
+#include "cli/run_common.h"
+#include "io/safetensors.h"
+#include "kernels/ceilings.h"
+#include "model/generate.h"
+#include "model/run_report.h"
+#include "model/sampler.h"
+#include "runtime/timer.h"
+#include "spec/tensor_registry.h"
+#include "util/error.h"
 
 namespace moe::cli {
+namespace {
 
-void register_run(CLI::App& app, const GlobalOptions&) {
-  auto* run = app.add_subcommand("run", "Generate text with an MoE model");
-  run->allow_extras();
-  run->callback([] { not_implemented("run", "Run whole MoE LLMs"); });
-  auto* eval = app.add_subcommand("eval", "Score token ids with an MoE model");
-  eval->allow_extras();
-  eval->callback([] { not_implemented("eval", "Run whole MoE LLMs"); });
+struct EvalArgs {
+  std::string model, ids, ids_file, text_file, logits_out;
+};
+
+struct RunArgs {
+  std::string model, prompt, prompt_ids, trace;
+  int64_t max_new_tokens = 64;
+  int64_t context = 0;  // 0: prompt + max_new_tokens
+  SamplerOptions sampler;
+  std::string stop_ids;
+  bool no_ceiling = false;
+  bool quiet = false;
+};
+
+std::vector<int32_t> eval_ids(const EvalArgs& a, const std::string& model_dir, const ModelSpec& spec) {
+  const int given = !a.ids.empty() + !a.ids_file.empty() + !a.text_file.empty();
+  if (given != 1) fail_usage("eval", "give exactly one of --ids, --ids-file, --text-file");
+  if (!a.ids.empty()) return parse_ids(a.ids, "--ids");
+  if (!a.ids_file.empty()) return read_ids_file(a.ids_file);
+  std::ifstream in(a.text_file, std::ios::binary);
+  if (!in) fail("eval", "{}: cannot open the text file", a.text_file);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto tok = find_tokenizer(model_dir, spec);
+  if (!tok && spec.vocab != 256) fail("eval", "{}: no tokenizer.json in the model folder for --text-file", model_dir);
+  return encode_text(tok.get(), text);
+}
+
+void run_eval(const EvalArgs& a, const GlobalOptions& global) {
+  const std::string dir = resolve_model_dir(a.model);
+  Decoder dec(dir);
+  const std::vector<int32_t> ids = eval_ids(a, dir, dec.spec());
+  const int64_t T = static_cast<int64_t>(ids.size()), V = dec.spec().vocab;
+  Timer timer;
+  const EvalResult r = evaluate(dec, ids);
+  const double seconds = timer.seconds();
+  for (float v : r.logits) {
+    if (!std::isfinite(v)) fail("eval", "{}: the model produced a non-finite logit", dir);
+  }
+  if (!a.logits_out.empty()) {
+    write_file_atomic(a.logits_out,
+                      std::string(reinterpret_cast<const char*>(r.logits.data()), r.logits.size() * sizeof(float)));
+  }
+  if (global.json) {
+    nlohmann::ordered_json j{{"model", dir},
+                             {"tokens", T},
+                             {"vocab", V},
+                             {"mean_cross_entropy", r.mean_nll},
+                             {"perplexity", std::exp(r.mean_nll)},
+                             {"cross_entropy", r.nll},
+                             {"seconds", seconds}};
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("model {}: {} tokens, vocab {}\n", dir, T, V);
+  fmt::print("mean cross-entropy of the next token: {:.6f} nats (perplexity {:.3f}) over {} predictions\n", r.mean_nll,
+             std::exp(r.mean_nll), r.nll.size());
+  if (!a.logits_out.empty()) fmt::print("logits [{}, {}] f32 written to {}\n", T, V, a.logits_out);
+}
+
+// Each token's experts per layer as JSON lines (rows [first, first + n) of one forward call).
+void write_trace(std::ofstream& trace, const ForwardStats& stats, const std::vector<int32_t>& ids, int64_t first,
+                 int64_t position) {
+  const int64_t n = static_cast<int64_t>(ids.size()) - first;
+  for (int64_t row = 0; row < n; ++row) {
+    nlohmann::json experts = nlohmann::json::array();
+    for (const auto& layer_ids : stats.expert_ids) {
+      if (layer_ids.empty()) {
+        experts.push_back(nullptr);
+        continue;
+      }
+      const int64_t k = static_cast<int64_t>(layer_ids.size()) / n;
+      experts.push_back(std::vector<int32_t>(layer_ids.begin() + row * k, layer_ids.begin() + (row + 1) * k));
+    }
+    trace << nlohmann::json{{"position", position + row}, {"token", ids[first + row]}, {"experts", experts}}.dump()
+          << "\n";
+  }
+}
+
+std::vector<int32_t> prompt_ids(const RunArgs& a, const std::string& dir, const ModelSpec& spec, const Tokenizer* tok) {
+  if (a.prompt.empty() && a.prompt_ids.empty()) fail_usage("run", "the prompt is empty: give --prompt or --prompt-ids");
+  if (!a.prompt.empty() && !a.prompt_ids.empty()) fail_usage("run", "give only one of --prompt, --prompt-ids");
+  if (!a.prompt.empty() && tok == nullptr && spec.vocab != 256) {
+    fail("run", "{}: no tokenizer.json in the model folder; use --prompt-ids", dir);
+  }
+  return a.prompt.empty() ? parse_ids(a.prompt_ids, "--prompt-ids") : encode_text(tok, a.prompt);
+}
+
+// Feeds the routing of a finished generation to the recorder (decode time split evenly over steps).
+RunReport make_report(const GenerateResult& g, const ModelSpec& spec, const std::string& dir, bool measure_ceiling) {
+  RunRecorder rec(spec, build_registry(spec), always_on_weight_bytes(dir, spec));
+  rec.record(g.prefill, g.prompt_tokens, g.prefill_seconds, true, 0);
+  const int64_t length = g.prompt_tokens + static_cast<int64_t>(g.decode.size());
+  const double kv_per_token = length > 0 ? static_cast<double>(g.kv_cache_bytes) / length : 0;
+  for (size_t i = 0; i < g.decode.size(); ++i) {
+    const uint64_t kv_before = static_cast<uint64_t>(kv_per_token * (g.prompt_tokens + static_cast<int64_t>(i)));
+    rec.record(g.decode[i], 1, g.decode_seconds / g.decode.size(), false, kv_before);
+  }
+  RunReport r = rec.finish(measure_ceiling ? measure_quick_ceilings(3).read_gbps : 0.0, g.kv_cache_bytes);
+  r.generated_tokens = static_cast<int64_t>(g.tokens.size());  // the first comes from the prefill's logits
+  return r;
+}
+
+void run_generate(const RunArgs& a, const GlobalOptions& global) {
+  const std::string dir = resolve_model_dir(a.model);
+  Decoder dec(dir);
+  const ModelSpec& spec = dec.spec();
+  auto tok = find_tokenizer(dir, spec);
+  const std::vector<int32_t> ids = prompt_ids(a, dir, spec, tok.get());
+  GenerateOptions opts;
+  opts.max_new_tokens = a.max_new_tokens;
+  opts.sampler = a.sampler;
+  opts.stop_ids = parse_ids(a.stop_ids, "--stop-ids");
+  opts.context = a.context;
+  opts.record_routing = true;
+  const bool stream = !global.json && !a.quiet;
+  if (stream) fmt::print("{}", decode_ids(tok.get(), ids, spec.vocab));
+  const GenerateResult g = generate(dec, ids, opts, [&](int32_t token) {
+    if (!stream) return;
+    fmt::print("{}", decode_ids(tok.get(), {token}, spec.vocab));
+    std::fflush(stdout);
+  });
+  if (!a.trace.empty()) {
+    std::ofstream trace(a.trace);
+    if (!trace) fail("run", "{}: cannot open the trace file", a.trace);
+    write_trace(trace, g.prefill, ids, 0, 0);
+    std::vector<int32_t> all = ids;
+    all.insert(all.end(), g.tokens.begin(), g.tokens.end());
+    for (size_t i = 0; i < g.decode.size(); ++i) {
+      const int64_t pos = static_cast<int64_t>(ids.size() + i);
+      write_trace(trace, g.decode[i], std::vector<int32_t>(all.begin(), all.begin() + pos + 1), pos, pos);
+    }
+  }
+  const RunReport report = make_report(g, spec, dir, !a.no_ceiling);
+  if (global.json) {
+    auto j = nlohmann::ordered_json::parse(run_report_json(report));
+    nlohmann::ordered_json out;
+    out["text"] = decode_ids(tok.get(), g.tokens, spec.vocab);
+    out["prompt_ids"] = ids;
+    out["generated_ids"] = g.tokens;
+    for (auto it = j.begin(); it != j.end(); ++it) out[it.key()] = it.value();
+    // Generated bytes need not be valid UTF-8: replace invalid sequences rather than fail.
+    fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+    return;
+  }
+  fmt::print("\n\n{}", format_run_report(report));
+}
+
+}  // namespace
+
+void register_run(CLI::App& app, const GlobalOptions& global) {
+  auto eval_args = std::make_shared<EvalArgs>();
+  auto* eval = app.add_subcommand("eval", "Score token ids with a model: next-token cross-entropy, logits out");
+  eval->add_option("--model", eval_args->model, "Model folder (config.json + safetensors); default: embedded model");
+  eval->add_option("--ids", eval_args->ids, "Token ids, comma-separated");
+  eval->add_option("--ids-file", eval_args->ids_file, "File of whitespace-separated token ids");
+  eval->add_option("--text-file", eval_args->text_file, "UTF-8 text, encoded with the model's tokenizer");
+  eval->add_option("--logits-out", eval_args->logits_out, "Write logits [T, V] as raw little-endian f32");
+  eval->callback([eval_args, &global] { run_eval(*eval_args, global); });
+
+  auto run_args = std::make_shared<RunArgs>();
+  auto* run = app.add_subcommand("run", "Generate text with an MoE model and report what activation cost");
+  run->add_option("--model", run_args->model, "Model folder (config.json + safetensors); default: embedded model");
+  run->add_option("--prompt", run_args->prompt, "Prompt text (model tokenizer, or bytes for a vocab-256 model)");
+  run->add_option("--prompt-ids", run_args->prompt_ids, "Prompt as token ids, comma-separated");
+  run->add_option("--max-new-tokens", run_args->max_new_tokens, "Tokens to generate")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  run->add_option("--context", run_args->context, "KV-cache length (default: prompt + max new tokens)")
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--temperature", run_args->sampler.temperature, "0 = greedy")->capture_default_str();
+  run->add_option("--top-k", run_args->sampler.top_k, "Keep the k most likely tokens (0 = all)")->capture_default_str();
+  run->add_option("--top-p", run_args->sampler.top_p, "Nucleus mass")->capture_default_str();
+  run->add_option("--seed", run_args->sampler.seed, "Sampling seed")->capture_default_str();
+  run->add_option("--stop-ids", run_args->stop_ids, "Token ids that end generation, comma-separated");
+  run->add_option("--trace", run_args->trace, "Write each token's experts per layer as JSON lines");
+  run->add_flag("--no-ceiling", run_args->no_ceiling, "Skip measuring the read bandwidth for the roofline");
+  run->add_flag("--quiet", run_args->quiet, "Do not stream the text");
+  run->callback([run_args, &global] { run_generate(*run_args, global); });
 }
 
 }  // namespace moe::cli

@@ -1,0 +1,101 @@
+// Shared helpers of the model-running commands.
+#include "cli/run_common.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "io/safetensors.h"
+#include "spec/tensor_registry.h"
+#include "util/error.h"
+
+namespace moe::cli {
+
+namespace fs = std::filesystem;
+
+std::string resolve_model_dir(const std::string& model) {
+  if (!model.empty()) return model;
+  const std::string def = std::string(MOE_DATA_DIR) + "/default-model";
+  if (!fs::exists(fs::path(def) / "config.json")) {
+    fail("run", "no --model given and the embedded default model is missing at {}", def);
+  }
+  return def;
+}
+
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& source) {
+  std::vector<int32_t> ids;
+  std::string token;
+  std::istringstream in(text);
+  while (in >> token) {
+    std::stringstream parts(token);
+    std::string part;
+    while (std::getline(parts, part, ',')) {
+      if (part.empty()) continue;
+      size_t used = 0;
+      long long v = 0;
+      try {
+        v = std::stoll(part, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != part.size() || v < 0 || v > INT32_MAX) {
+        fail_usage("run", "{}: '{}' is not a token id (expected a non-negative integer)", source, part);
+      }
+      ids.push_back(static_cast<int32_t>(v));
+    }
+  }
+  return ids;
+}
+
+std::vector<int32_t> read_ids_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("run", "{}: cannot open the ids file", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_ids(ss.str(), path);
+}
+
+std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model_dir, const ModelSpec& spec) {
+  if (fs::exists(fs::path(model_dir) / "tokenizer.json")) return load_tokenizer(model_dir);
+  if (spec.vocab == 256) return nullptr;  // byte-level: id = byte
+  return nullptr;
+}
+
+std::vector<int32_t> encode_text(const Tokenizer* tok, const std::string& text) {
+  if (tok != nullptr) return tok->encode(text);
+  std::vector<int32_t> ids;
+  for (unsigned char c : text) ids.push_back(c);
+  return ids;
+}
+
+std::string decode_ids(const Tokenizer* tok, const std::vector<int32_t>& ids, int64_t vocab) {
+  if (tok != nullptr) return tok->decode(ids);
+  std::string s;
+  for (int32_t id : ids) s += vocab == 256 ? std::string(1, static_cast<char>(id)) : fmt::format("<{}>", id);
+  return s;
+}
+
+double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spec) {
+  const Checkpoint ckpt = Checkpoint::open(model_dir, /*header_only=*/true);
+  const TensorRegistry reg = build_registry(spec);
+  double bytes = 0;
+  for (const TensorEntry& t : reg.tensors) {
+    if (t.is_mtp || !ckpt.has(t.name)) continue;
+    const TensorInfo& info = ckpt.info(t.name);
+    const bool zero_copy = info.dtype == DType::kF32 || info.dtype == DType::kBF16;
+    const double size = zero_copy ? static_cast<double>(info.nbytes()) : 4.0 * static_cast<double>(info.numel());
+    if (t.role == Role::kEmbedding) {
+      bytes += size / std::max<int64_t>(1, spec.vocab);  // one row per token
+      if (spec.tie_word_embeddings) bytes += size;       // the head reads the whole table
+      continue;
+    }
+    if (t.role == Role::kRoutedExpert || t.role == Role::kQuantScale || t.role == Role::kIndexTable) continue;
+    bytes += size;
+  }
+  return bytes;
+}
+
+}  // namespace moe::cli

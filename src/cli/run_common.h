@@ -1,0 +1,29 @@
+// Pieces shared by `moe run`, `moe eval` and `moe bench model`: resolving the model folder,
+// reading token ids and text, and the always-on weight bytes of a checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/decoder.h"
+#include "tokenizer/tokenizer.h"
+
+namespace moe::cli {
+
+// --model, or the embedded default model when empty.
+std::string resolve_model_dir(const std::string& model);
+// "1,2,3" or whitespace/comma separated ids from a file; throws naming the bad entry.
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& source);
+std::vector<int32_t> read_ids_file(const std::string& path);
+// The model folder's tokenizer, or null for a byte-level (vocab 256) model without one.
+std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model_dir, const ModelSpec& spec);
+std::vector<int32_t> encode_text(const Tokenizer* tok, const std::string& text);
+// Text of ids: the tokenizer's decode, bytes for a vocab-256 model, else "<id>" per token.
+std::string decode_ids(const Tokenizer* tok, const std::vector<int32_t>& ids, int64_t vocab);
+// Bytes of the weights every decode step reads (everything but routed experts and the embedding
+// table, plus one embedding row), at the dtype the decoder holds them in.
+double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spec);
+
+}  // namespace moe::cli
