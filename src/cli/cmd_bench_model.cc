@@ -1,12 +1,195 @@
-// `moe bench model`: placeholder until the run-models issue lands.
+// `moe bench model`: a random-weight model in the shape of a catalog model with fewer layers,
+// written as a real checkpoint (config.json + model.safetensors named by the TensorRegistry) and
+// run through the same Decoder as `moe run`: prefill and decode tokens/s, the decode fraction of
+// the bandwidth floor and the prefill fraction of the FMA peak, both ceilings measured in the same run.
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+
 #include "cli/command.h"
+#include "cli/run_common.h"
+#include "io/safetensors.h"
+#include "kernels/ceilings.h"
+#include "runtime/timer.h"
+#include "spec/accounting.h"
+#include "spec/catalog.h"
+#include "spec/tensor_registry.h"
+#include "util/error.h"
 
 namespace moe::cli {
+namespace {
 
-void register_bench_model(CLI::App& bench, const GlobalOptions&) {
+namespace fs = std::filesystem;
+
+struct BenchModelArgs {
+  std::string model = "qwen3-30b-a3b";
+  int64_t layers = 2;
+  std::string dtype = "bf16";
+  int64_t prompt = 512;
+  int64_t decode = 16;
+  int repetitions = 3;
+  std::string dir;  // where the checkpoint goes (default: a temporary folder, removed after)
+};
+
+// The catalog config with fewer layers, dense weights in `dtype`, no MTP and no quantization.
+nlohmann::json shrink_config(const CatalogEntry& entry, int64_t layers, const std::string& torch_dtype) {
+  nlohmann::json config = entry.config;
+  nlohmann::json& text = config.contains("text_config") ? config["text_config"] : config;
+  const char* layer_key = text.contains("n_layers") ? "n_layers" : "num_hidden_layers";
+  if (!text.contains(layer_key)) fail("bench", "{}: config has no {}", entry.file, layer_key);
+  if (layers < 1 || layers > text[layer_key].get<int64_t>()) {
+    fail_usage("bench", "--layers {} must be between 1 and the model's {}", layers, text[layer_key].get<int64_t>());
+  }
+  text[layer_key] = layers;
+  if (text.contains("layer_types")) {
+    auto types = text["layer_types"];
+    text["layer_types"] = nlohmann::json(std::vector<nlohmann::json>(types.begin(), types.begin() + layers));
+  }
+  if (text.contains("first_k_dense_replace") && text["first_k_dense_replace"].get<int64_t>() >= layers) {
+    text["first_k_dense_replace"] = layers - 1;  // keep at least one MoE layer
+  }
+  text["num_nextn_predict_layers"] = 0;
+  config.erase("quantization_config");
+  config["torch_dtype"] = torch_dtype;
+  if (config.contains("text_config")) config["text_config"]["torch_dtype"] = torch_dtype;
+  return config;
+}
+
+// Writes every registry tensor: norms = 1, everything else from one random pool (N(0, 0.02)).
+// Tensors share the pool's contents but each has its own bytes in the file, so decode streams
+// distinct memory for each expert, as with real weights.
+void write_random_checkpoint(const std::string& dir, const nlohmann::json& config, const TensorRegistry& reg,
+                             DType dtype) {
+  int64_t largest = 0;
+  for (const TensorEntry& t : reg.tensors) largest = std::max(largest, t.numel());
+  std::vector<float> pool_f32(static_cast<size_t>(largest)), ones(static_cast<size_t>(largest), 1.0f);
+  std::mt19937 rng(1234);
+  std::normal_distribution<float> dist(0.0f, 0.02f);
+  for (float& v : pool_f32) v = dist(rng);
+  std::vector<uint8_t> pool(pool_f32.size() * dtype_size(dtype)), one(ones.size() * dtype_size(dtype));
+  convert_from_f32(dtype, pool_f32.data(), pool.data(), pool_f32.size());
+  convert_from_f32(dtype, ones.data(), one.data(), ones.size());
+  std::vector<TensorToWrite> tensors;
+  for (const TensorEntry& t : reg.tensors) {
+    const size_t n = static_cast<size_t>(t.numel()) * dtype_size(dtype);
+    const auto& src = t.role == Role::kNorm ? one : pool;
+    tensors.push_back({t.name, dtype, t.shape, std::span<const uint8_t>(src.data(), n)});
+  }
+  fs::create_directories(dir);
+  write_file_atomic(dir + "/config.json", config.dump(2));
+  write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}, {"writer", "moe bench model"}});
+}
+
+struct Measured {
+  double prefill_tps = 0, decode_tps = 0;
+  RunReport report;
+};
+
+Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gbps) {
+  Decoder dec(dir);
+  std::mt19937 rng(7);
+  std::vector<int32_t> prompt(static_cast<size_t>(a.prompt));
+  for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(dec.spec().vocab));
+  GenerateOptions opts;
+  opts.max_new_tokens = a.decode + 1;  // the first token comes from the prefill's logits
+  opts.record_routing = true;
+  std::vector<double> prefill, decode;
+  GenerateResult last;
+  for (int r = 0; r < a.repetitions + 1; ++r) {  // the first run warms up the page cache
+    last = generate(dec, prompt, opts);
+    if (r == 0) continue;
+    prefill.push_back(a.prompt / last.prefill_seconds);
+    decode.push_back(static_cast<double>(last.decode.size()) / last.decode_seconds);
+  }
+  Measured m;
+  m.prefill_tps = median(prefill);
+  m.decode_tps = median(decode);
+  m.report = report_of_generation(last, dec.spec(), dir, read_gbps);
+  return m;
+}
+
+void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
+  const CatalogEntry* entry = find_catalog_entry(a.model);
+  if (entry == nullptr) fail_usage("bench", "--model '{}' is not in the catalog (see `moe inspect --list`)", a.model);
+  if (a.dtype != "bf16" && a.dtype != "f32") fail_usage("bench", "--dtype must be bf16 or f32, got '{}'", a.dtype);
+  const DType dtype = a.dtype == "bf16" ? DType::kBF16 : DType::kF32;
+  const nlohmann::json config = shrink_config(*entry, a.layers, a.dtype == "bf16" ? "bfloat16" : "float32");
+  const ModelSpec spec = parse_model_spec(config, entry->name);
+  RegistryOptions ro;
+  ro.format = WeightFormat::kDense;
+  ro.dense_dtype = dtype;
+  ro.include_mtp = false;
+  const TensorRegistry reg = build_registry(spec, ro);
+  const std::string dir =
+      a.dir.empty() ? (fs::temp_directory_path() / fmt::format("moe-bench-model-{}", ::getpid())).string() : a.dir;
+  write_random_checkpoint(dir, config, reg, dtype);
+  const CeilingRow ceiling = measure_quick_ceilings(3);
+  Measured m;
+  try {
+    m = measure(dir, a, ceiling.read_gbps);
+  } catch (...) {
+    if (a.dir.empty()) fs::remove_all(dir);
+    throw;
+  }
+  if (a.dir.empty()) fs::remove_all(dir);
+  Workload w;
+  w.prompt = w.context = a.prompt;
+  const Cost cost = compute_cost(spec, reg, w);
+  const double prefill_gflops = cost.prefill_flops_per_token * m.prefill_tps * 1e-9;
+  const double decode_floor_tps =
+      ceiling.read_gbps * 1e9 / (m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token);
+  nlohmann::ordered_json j{
+      {"model", entry->name},
+      {"layers", a.layers},
+      {"dtype", a.dtype},
+      {"prompt_tokens", a.prompt},
+      {"decode_tokens", a.decode},
+      {"prefill_tokens_per_s", m.prefill_tps},
+      {"decode_tokens_per_s", m.decode_tps},
+      {"prefill_gflops", prefill_gflops},
+      {"fma_gflops_ceiling", ceiling.fma_f32_gflops},
+      {"prefill_fraction_of_fma_peak", prefill_gflops / ceiling.fma_f32_gflops},
+      {"bytes_per_decode_token", m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token},
+      {"read_gbps_ceiling", ceiling.read_gbps},
+      {"decode_floor_tokens_per_s", decode_floor_tps},
+      {"decode_fraction_of_bandwidth_floor", m.decode_tps / decode_floor_tps},
+      {"total_params", m.report.total_params},
+      {"activated_params", m.report.activated_params_analytic}};
+  if (global.json) {
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("bench model {} ({} of its layers, {} random weights, {} params, {} activated per token)\n", entry->name,
+             a.layers, a.dtype, format_count(static_cast<double>(m.report.total_params)),
+             format_count(static_cast<double>(m.report.activated_params_analytic)));
+  fmt::print("  prefill {:>5} tokens: {:>9.1f} tokens/s  {:>7.1f} GFLOP/s = {:.1f}% of the f32 FMA peak {:.0f}\n",
+             a.prompt, m.prefill_tps, prefill_gflops, 100 * prefill_gflops / ceiling.fma_f32_gflops,
+             ceiling.fma_f32_gflops);
+  fmt::print(
+      "  decode  {:>5} tokens: {:>9.1f} tokens/s  {} per token; floor {:.1f} tokens/s at {:.1f} GB/s = {:.1f}%\n",
+      a.decode, m.decode_tps,
+      format_bytes(m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token), decode_floor_tps,
+      ceiling.read_gbps, 100 * m.decode_tps / decode_floor_tps);
+  fmt::print("  (medians of {} runs after a warm-up; ceilings measured in this run)\n", a.repetitions);
+}
+
+}  // namespace
+
+void register_bench_model(CLI::App& bench, const GlobalOptions& global) {
+  auto a = std::make_shared<BenchModelArgs>();
   auto* cmd = bench.add_subcommand("model", "A random-weight model in a catalog shape: prefill and decode speed");
-  cmd->allow_extras();
-  cmd->callback([] { not_implemented("bench model", "Run whole MoE LLMs"); });
+  cmd->add_option("--model", a->model, "Catalog model whose shape to use")->capture_default_str();
+  cmd->add_option("--layers", a->layers, "Decoder layers to keep")->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "Weight dtype: bf16 or f32")->capture_default_str();
+  cmd->add_option("--prompt", a->prompt, "Prefill tokens")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--decode", a->decode, "Decode steps")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--repetitions", a->repetitions, "Timed runs (median)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  cmd->add_option("--dir", a->dir, "Keep the random checkpoint in this folder");
+  cmd->callback([a, &global] { run_bench_model(*a, global); });
 }
 
 }  // namespace moe::cli

@@ -107,21 +107,6 @@ std::vector<int32_t> prompt_ids(const RunArgs& a, const std::string& dir, const 
   return a.prompt.empty() ? parse_ids(a.prompt_ids, "--prompt-ids") : encode_text(tok, a.prompt);
 }
 
-// Feeds the routing of a finished generation to the recorder (decode time split evenly over steps).
-RunReport make_report(const GenerateResult& g, const ModelSpec& spec, const std::string& dir, bool measure_ceiling) {
-  RunRecorder rec(spec, build_registry(spec), always_on_weight_bytes(dir, spec));
-  rec.record(g.prefill, g.prompt_tokens, g.prefill_seconds, true, 0);
-  const int64_t length = g.prompt_tokens + static_cast<int64_t>(g.decode.size());
-  const double kv_per_token = length > 0 ? static_cast<double>(g.kv_cache_bytes) / length : 0;
-  for (size_t i = 0; i < g.decode.size(); ++i) {
-    const uint64_t kv_before = static_cast<uint64_t>(kv_per_token * (g.prompt_tokens + static_cast<int64_t>(i)));
-    rec.record(g.decode[i], 1, g.decode_seconds / g.decode.size(), false, kv_before);
-  }
-  RunReport r = rec.finish(measure_ceiling ? measure_quick_ceilings(3).read_gbps : 0.0, g.kv_cache_bytes);
-  r.generated_tokens = static_cast<int64_t>(g.tokens.size());  // the first comes from the prefill's logits
-  return r;
-}
-
 void run_generate(const RunArgs& a, const GlobalOptions& global) {
   const std::string dir = resolve_model_dir(a.model);
   Decoder dec(dir);
@@ -152,7 +137,7 @@ void run_generate(const RunArgs& a, const GlobalOptions& global) {
       write_trace(trace, g.decode[i], std::vector<int32_t>(all.begin(), all.begin() + pos + 1), pos, pos);
     }
   }
-  const RunReport report = make_report(g, spec, dir, !a.no_ceiling);
+  const RunReport report = report_of_generation(g, spec, dir, a.no_ceiling ? 0.0 : measure_quick_ceilings(3).read_gbps);
   if (global.json) {
     auto j = nlohmann::ordered_json::parse(run_report_json(report));
     nlohmann::ordered_json out;

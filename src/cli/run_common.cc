@@ -98,4 +98,19 @@ double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spe
   return bytes;
 }
 
+RunReport report_of_generation(const GenerateResult& g, const ModelSpec& spec, const std::string& model_dir,
+                               double read_gbps) {
+  RunRecorder rec(spec, build_registry(spec), always_on_weight_bytes(model_dir, spec));
+  rec.record(g.prefill, g.prompt_tokens, g.prefill_seconds, true, 0);
+  const int64_t length = g.prompt_tokens + static_cast<int64_t>(g.decode.size());
+  const double kv_per_token = length > 0 ? static_cast<double>(g.kv_cache_bytes) / length : 0;
+  for (size_t i = 0; i < g.decode.size(); ++i) {
+    const uint64_t kv_before = static_cast<uint64_t>(kv_per_token * (g.prompt_tokens + static_cast<int64_t>(i)));
+    rec.record(g.decode[i], 1, g.decode_seconds / g.decode.size(), false, kv_before);
+  }
+  RunReport r = rec.finish(read_gbps, g.kv_cache_bytes);
+  r.generated_tokens = static_cast<int64_t>(g.tokens.size());  // the first comes from the prefill's logits
+  return r;
+}
+
 }  // namespace moe::cli

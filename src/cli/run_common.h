@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "model/decoder.h"
+#include "model/generate.h"
+#include "model/run_report.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moe::cli {
@@ -25,5 +27,10 @@ std::string decode_ids(const Tokenizer* tok, const std::vector<int32_t>& ids, in
 // Bytes of the weights every decode step reads (everything but routed experts and the embedding
 // table, plus one embedding row), at the dtype the decoder holds them in.
 double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spec);
+
+// The activation report of a finished generation (decode time split evenly over its steps);
+// read_gbps: the read ceiling measured in the same run, or 0.
+RunReport report_of_generation(const GenerateResult& g, const ModelSpec& spec, const std::string& model_dir,
+                               double read_gbps);
 
 }  // namespace moe::cli
