@@ -127,7 +127,7 @@ Table breakdown_table(const ModelReport& r) {
 
 Table cost_table(const ModelReport& r, bool explain) {
   const Cost& c = r.cost;
-  Table t{{"cost", "value", explain ? "formula" : ""}, {}, {}};
+  Table t{{"cost", "value", explain ? "formula" : ""}, {}, {false, true, false}};
   if (!explain) t.header.pop_back();
   for (const Figure& f : c.figures) {
     std::string v = f.unit == "FLOP" ? format_flops(f.value)
@@ -282,7 +282,7 @@ std::string render_comparison(const std::vector<ModelReport>& reports, ReportFor
 std::string render_catalog(ReportFormat format) {
   Table t{{"model", "family", "published total", "computed", "published activated", "computed", "activated convention"},
           {},
-          {}};
+          {false, false, true, true, true, true, false}};
   for (const CatalogEntry& e : catalog()) {
     const ModelSpec s = parse_model_spec(e.config, e.name);
     const ParamCounts c = count_params(s, build_registry(s));
