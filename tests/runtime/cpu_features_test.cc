@@ -19,9 +19,15 @@ TEST(CpuFeatures, OverrideCapsTheActiveIsa) {
 TEST(CpuFeatures, LevelsAreConsistentWithFeatures) {
   const CpuFeatures& f = cpu_features();
   const Isa isa = detected_isa();
-  if (isa >= Isa::kAvx2) EXPECT_TRUE(f.avx2 && f.fma);
-  if (isa >= Isa::kAvx512) EXPECT_TRUE(f.avx512f && f.avx512bw && f.avx512vl);
-  if (isa >= Isa::kAvx512Bf16) EXPECT_TRUE(f.avx512_bf16);
+  if (isa >= Isa::kAvx2) {
+    EXPECT_TRUE(f.avx2 && f.fma);
+  }
+  if (isa >= Isa::kAvx512) {
+    EXPECT_TRUE(f.avx512f && f.avx512bw && f.avx512vl);
+  }
+  if (isa >= Isa::kAvx512Bf16) {
+    EXPECT_TRUE(f.avx512_bf16);
+  }
   EXPECT_FALSE(cpu_feature_list().empty());
   EXPECT_STRNE(isa_name(isa), "?");
 }
