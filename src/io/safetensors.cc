@@ -227,13 +227,23 @@ std::span<const uint8_t> SafetensorsFile::bytes(const std::string& name) const {
   return {data_section_ + t.begin, t.nbytes()};
 }
 
-std::span<const uint8_t> SafetensorsFile::checked_bytes(const std::string& name, DType expected) const {
+std::span<const uint8_t> SafetensorsFile::checked_bytes(const std::string& name, DType expected,
+                                                        size_t alignment) const {
   const TensorInfo& t = info(name);
   if (t.dtype != expected) {
     fail(kComponent, "{}: tensor '{}': dtype is {}, expected {}", path_, name, dtype_name(t.dtype),
          dtype_name(expected));
   }
+  if (!is_aligned(name, alignment)) {
+    fail(kComponent, "{}: tensor '{}': data at offset {} is not {}-byte aligned for a typed view; copy it instead",
+         path_, name, t.begin, alignment);
+  }
   return bytes(name);
+}
+
+bool SafetensorsFile::is_aligned(const std::string& name, size_t alignment) const {
+  const auto b = bytes(name);
+  return reinterpret_cast<uintptr_t>(b.data()) % alignment == 0;
 }
 
 std::vector<float> SafetensorsFile::to_f32(const std::string& name) const {

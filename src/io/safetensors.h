@@ -61,17 +61,20 @@ class SafetensorsFile {
   const TensorInfo& info(const std::string& name) const;  // throws naming file and tensor
   // Raw bytes of a tensor (requires open(), not open_header_only()).
   std::span<const uint8_t> bytes(const std::string& name) const;
-  // Typed zero-copy view; throws if the stored dtype is not `expected`.
+  // Typed zero-copy view; throws if the stored dtype is not `expected` or if the data is not
+  // aligned for T (the format does not require alignment: copy from bytes() in that case).
   template <typename T>
   std::span<const T> view(const std::string& name, DType expected) const {
-    auto b = checked_bytes(name, expected);
+    auto b = checked_bytes(name, expected, alignof(T));
     return {reinterpret_cast<const T*>(b.data()), b.size() / sizeof(T)};
   }
+  // True when the tensor's data is aligned to `alignment` bytes in memory.
+  bool is_aligned(const std::string& name, size_t alignment) const;
   // Copies a float tensor (any float dtype) to f32.
   std::vector<float> to_f32(const std::string& name) const;
 
  private:
-  std::span<const uint8_t> checked_bytes(const std::string& name, DType expected) const;
+  std::span<const uint8_t> checked_bytes(const std::string& name, DType expected, size_t alignment) const;
   static SafetensorsFile parse(std::string path, const uint8_t* bytes, size_t size, bool header_only,
                                uint64_t file_size);
 

@@ -61,7 +61,9 @@ WeightView WeightStore::matrix(const std::string& name) {
   if (s.size() != 2)
     fail("weights", "{}: tensor {} should be a matrix, found {} dims", checkpoint_.path(), name, s.size());
   const TensorInfo& info = checkpoint_.info(name);
-  if (info.dtype == DType::kF32 || info.dtype == DType::kBF16) {
+  // Zero-copy only when the mapped data is aligned for its type (the format does not promise it).
+  const bool zero_copy = info.dtype == DType::kF32 || info.dtype == DType::kBF16;
+  if (zero_copy && checkpoint_.file_of(name).is_aligned(name, dtype_size(info.dtype))) {
     return WeightView{checkpoint_.file_of(name).bytes(name).data(), info.dtype, s[1]};
   }
   return WeightView{f32(name), DType::kF32, s[1]};

@@ -2,10 +2,12 @@
 // and checks values, torch's bf16 rounding and numpy's f16 rounding against our conversions.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
+#include "util/error.h"
 
 namespace moe {
 namespace {
@@ -28,7 +30,14 @@ TEST(ReferenceFixture, ReadsEveryDtypeWrittenByPython) {
   EXPECT_EQ(f.to_f32("bf16"), exp["bf16_as_f32"].get<std::vector<float>>());
   EXPECT_EQ(f.info("bf16").shape, (std::vector<int64_t>{2, 3, 4}));
   const auto ints = exp["ints"].get<std::vector<int64_t>>();
-  auto i64 = f.view<int64_t>("i64", DType::kI64);
+  // The Python writer packs tensors back to back, so "i64" need not be 8-byte aligned: a typed
+  // view must refuse it (not read misaligned memory), and the bytes are copied instead.
+  auto raw = f.bytes("i64");
+  std::vector<int64_t> i64(raw.size() / sizeof(int64_t));
+  std::memcpy(i64.data(), raw.data(), raw.size());
+  if (!f.is_aligned("i64", alignof(int64_t))) {
+    EXPECT_THROW(f.view<int64_t>("i64", DType::kI64), Error);
+  }
   auto i8 = f.view<int8_t>("i8", DType::kI8);
   for (size_t i = 0; i < ints.size(); ++i) {
     EXPECT_EQ(i64[i], ints[i]);
