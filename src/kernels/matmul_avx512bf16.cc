@@ -22,7 +22,9 @@ constexpr int64_t kNc = 512;
 inline __mmask16 mask16(int64_t r) {
   return r <= 0 ? __mmask16(0) : r >= 16 ? __mmask16(0xffff) : __mmask16((1u << r) - 1);
 }
-inline __mmask32 mask32(int64_t r) { return r >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << r) - 1); }
+inline __mmask32 mask32(int64_t r) {
+  return r <= 0 ? __mmask32(0) : r >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << r) - 1);
+}
 inline __m512bh as_bh(__m512i x) { return reinterpret_cast<__m512bh>(x); }
 
 // Rounds rows of A to bf16, row stride kp (a multiple of `align`), zero-padded past k.
