@@ -39,7 +39,10 @@ nlohmann::json expected(const std::string& family) {
 
 std::string join(const std::vector<int>& ids) {
   std::string s;
-  for (int id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+  for (int id : ids) {
+    if (!s.empty()) s += ',';  // appended piecewise: GCC 12 warns falsely on the chained operator+ form
+    s += std::to_string(id);
+  }
   return s;
 }
 
