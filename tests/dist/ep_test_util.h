@@ -62,7 +62,7 @@ inline std::string bytes_of(const std::vector<T>& v) {
 template <typename T>
 inline std::vector<T> from_bytes(const std::string& s) {
   std::vector<T> v(s.size() / sizeof(T));
-  std::memcpy(v.data(), s.data(), s.size());
+  if (!s.empty()) std::memcpy(v.data(), s.data(), s.size());  // memcpy from/to null is UB even for 0 bytes
   return v;
 }
 
@@ -106,11 +106,12 @@ inline std::string batch_difference(const EpLocalBatch& got, const EpLocalBatch&
   if (got.offsets != want.offsets) return "per-expert row offsets differ";
   if (got.expert_ids != want.expert_ids) return "expert ids differ";
   if (got.source_rank != want.source_rank) return "source ranks differ";
-  if (got.weights.size() != want.weights.size() ||
-      std::memcmp(got.weights.data(), want.weights.data(), 4 * got.weights.size()) != 0)
-    return "weights differ";
-  if (got.x.size() != want.x.size() || std::memcmp(got.x.data(), want.x.data(), 4 * got.x.size()) != 0)
-    return "rows differ";
+  // Bitwise comparison; memcmp of empty vectors is skipped (null pointers are UB even for 0 bytes).
+  auto same_bits = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), 4 * a.size()) == 0);
+  };
+  if (!same_bits(got.weights, want.weights)) return "weights differ";
+  if (!same_bits(got.x, want.x)) return "rows differ";
   return "";
 }
 
