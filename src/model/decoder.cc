@@ -109,7 +109,7 @@ void Decoder::load_layer(int64_t li) {
     L->scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(spec_.head_dim)));
   }
   if (ls.is_moe) {
-    L->moe = std::make_unique<MoeLayer>(moe_layer_config(spec_), moe_layer_weights(spec_, li, s));
+    L->moe = std::make_unique<MoeLayer>(decoder_moe_config(spec_), moe_layer_weights(spec_, li, s));
   } else {
     const std::string f = p + "mlp.";
     L->gate = s.matrix(f + "gate_proj.weight");

@@ -13,7 +13,7 @@ std::string ffn_prefix(const ModelSpec& spec, int64_t layer) {
   return spec.family == Family::kMixtral ? p + "block_sparse_moe." : p + "mlp.";
 }
 
-MoeLayerConfig moe_layer_config(const ModelSpec& spec) {
+MoeLayerConfig decoder_moe_config(const ModelSpec& spec) {
   MoeLayerConfig c;
   c.d_model = spec.d_model;
   RouterOptions& r = c.router;

@@ -13,7 +13,8 @@ namespace moe {
 
 // Router and activation semantics of the family (throws moe::Error "[model] ..." when the family
 // has no MoE decoder yet).
-MoeLayerConfig moe_layer_config(const ModelSpec& spec);
+// (Named apart from moe/layer_config.h's moe_layer_config, which bench layer uses: both mapped the same symbol.)
+MoeLayerConfig decoder_moe_config(const ModelSpec& spec);
 
 // Views of one MoE layer's router, routed and shared experts (may re-lay out into the store).
 MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightStore& store);
