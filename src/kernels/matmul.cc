@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernels/matmul_internal.h"
+#include "kernels/packed_weights.h"
 #include "runtime/aligned.h"
 #include "runtime/cpu_features.h"
 #include "util/check.h"
@@ -14,14 +15,20 @@ namespace {
 
 using matmul_detail::MatmulArgs;
 
-inline float load_weight(const WeightView& b, int64_t row, int64_t col) {
-  if (b.dtype == DType::kBF16) return bf16_to_f32(static_cast<const uint16_t*>(b.data)[row * b.ld + col]);
-  return static_cast<const float*>(b.data)[row * b.ld + col];
-}
-
 // Portable f32-accumulating kernel (the scalar dispatch target; auto-vectorizes to SSE2).
 void matmul_nt_scalar(const MatmulArgs& g) {
   const MatmulShape s = g.s;
+  if (g.b.layout == WeightLayout::kPanels) {  // any ISA can compute packed weights, slowly
+    for (int64_t i = 0; i < s.m; ++i) {
+      for (int64_t j = 0; j < s.n; ++j) {
+        float acc = 0.0f;
+        for (int64_t p = 0; p < s.k; ++p) acc += g.a[i * g.lda + p] * weight_at(g.b, j, p);
+        float& out = g.c[i * g.ldc + j];
+        out = g.accumulate ? out + acc : acc;
+      }
+    }
+    return;
+  }
   for (int64_t i = 0; i < s.m; ++i) {
     const float* ar = g.a + i * g.lda;
     for (int64_t j = 0; j < s.n; ++j) {
@@ -42,6 +49,9 @@ void matmul_nt_scalar(const MatmulArgs& g) {
 void check_args(const float* a, int64_t lda, const WeightView& b, const float* c, int64_t ldc, MatmulShape s) {
   MOE_CHECK(b.dtype == DType::kF32 || b.dtype == DType::kBF16);
   MOE_CHECK(s.m >= 0 && s.n >= 0 && s.k >= 0);
+  if (b.layout == WeightLayout::kPanels) {  // the panel kernels use aligned loads and bf16 pairs
+    MOE_CHECK(reinterpret_cast<uintptr_t>(b.data) % 64 == 0 && (b.dtype == DType::kF32 || b.ld % 2 == 0));
+  }
   if (s.m == 0 || s.n == 0) return;
   MOE_CHECK(c != nullptr && ldc >= s.n);
   if (s.k == 0) return;
@@ -65,13 +75,21 @@ void* scratch(int slot, size_t bytes) {
 
 }  // namespace matmul_detail
 
+WeightView weight_rows(const WeightView& b, int64_t r0) {
+  const auto* base = static_cast<const uint8_t*>(b.data);
+  const int64_t es = static_cast<int64_t>(dtype_size(b.dtype));
+  // Panels: r0 / 32 panels of 32 * ld elements each, the same offset as r0 rows of ld elements.
+  MOE_CHECK(b.layout == WeightLayout::kRows || r0 % 32 == 0);
+  return {base + r0 * b.ld * es, b.dtype, b.ld, b.layout};
+}
+
 void matmul_nt_ref(const float* a, int64_t lda, const WeightView& b, float* c, int64_t ldc, MatmulShape s,
                    bool accumulate) {
   check_args(a, lda, b, c, ldc, s);
   for (int64_t i = 0; i < s.m; ++i) {
     for (int64_t j = 0; j < s.n; ++j) {
       double acc = 0.0;
-      for (int64_t p = 0; p < s.k; ++p) acc += double(a[i * lda + p]) * double(load_weight(b, j, p));
+      for (int64_t p = 0; p < s.k; ++p) acc += double(a[i * lda + p]) * double(weight_at(b, j, p));
       c[i * ldc + j] = static_cast<float>(accumulate ? double(c[i * ldc + j]) + acc : acc);
     }
   }
@@ -87,6 +105,13 @@ void matmul_nt(const float* a, int64_t lda, const WeightView& b, float* c, int64
     return;
   }
   const MatmulArgs g{a, lda, b, c, ldc, shape, accumulate};
+  if (b.layout == WeightLayout::kPanels) {
+    const Isa isa = active_isa();
+    if (b.dtype == DType::kBF16 && isa == Isa::kAvx512Bf16) return matmul_detail::gemm_panels_bf16dot_avx512bf16(g);
+    if (b.dtype == DType::kF32 && (isa == Isa::kAvx512 || isa == Isa::kAvx512Bf16))
+      return matmul_detail::gemm_panels_avx512(g);
+    return matmul_nt_scalar(g);
+  }
   const bool gemm = shape.m >= matmul_detail::kGemmMinRows;
   switch (active_isa()) {
     case Isa::kAvx512Bf16:

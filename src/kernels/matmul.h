@@ -16,6 +16,8 @@
 //   round A to bf16 and use vdpbf16ps at every m (~1e-2 relative to sum |a||b|, the usual bf16
 //   inference accuracy, twice the f32 FMA rate); on AVX-512 / AVX2 without it, bf16 is widened
 //   to f32 exactly and only f32 rounding remains. MOE_ISA=avx512 forces the exact path.
+// - Panel layout (kernels/packed_weights.h): weights packed once at load time into 32-row panels
+//   are read in place by one kernel for every m (12x32 micro-kernel, no per-call packing of B).
 // - Scratch: each thread keeps grown-on-demand pack buffers (A and B) for its lifetime.
 #pragma once
 
@@ -25,11 +27,20 @@
 
 namespace moe {
 
-struct WeightView {
-  const void* data = nullptr;  // [n, k] rows, f32 or bf16
-  DType dtype = DType::kF32;
-  int64_t ld = 0;  // elements between rows
+enum class WeightLayout : uint8_t {
+  kRows,    // [n, k] rows (PyTorch Linear layout), ld = elements between rows
+  kPanels,  // 32-row panels from pack_panels (kernels/packed_weights.h), ld = padded k of a panel
 };
+
+struct WeightView {
+  const void* data = nullptr;  // [n, k] rows or panels, f32 or bf16
+  DType dtype = DType::kF32;
+  int64_t ld = 0;  // kRows: elements between rows; kPanels: k extent of a panel (panel_ld)
+  WeightLayout layout = WeightLayout::kRows;
+};
+
+// The view of rows [r0, ...) of B (rows of the NT product's B = output columns). kPanels needs r0 % 32 == 0.
+WeightView weight_rows(const WeightView& b, int64_t r0);
 
 struct MatmulShape {
   int64_t m = 0, n = 0, k = 0;

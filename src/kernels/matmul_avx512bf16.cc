@@ -1,7 +1,8 @@
 // AVX512_BF16 kernels for bf16 weights: A is rounded to bf16 (round to nearest even) and
 // vdpbf16ps multiplies bf16 pairs into f32 accumulators, twice the f32 FMA rate. Accuracy is
 // that of bf16 activations (~1e-2 relative to the operand norms), as in bf16 inference.
-// Decode: streaming tiles over B rows. GEMM: 12x32 micro-kernel on B packed as bf16 pairs.
+// Decode: streaming tiles over B rows. GEMM: 12x32 micro-kernel on B packed as bf16 pairs, per call
+// (gemm_bf16dot) or once at load time (gemm_panels_bf16dot, packed_weights.h).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -186,6 +187,30 @@ void gemm_bf16dot_avx512bf16(const MatmulArgs& g) {
           const Tile t{g.c + i0 * g.ldc + j0 + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
           kMicro[mr - 1](a2 + i0 * lda2 + p0 / 2, lda2, packed + q * kc2 * kNr, kc2, t);
         }
+      }
+    }
+  }
+}
+
+void gemm_panels_bf16dot_avx512bf16(const MatmulArgs& g) {
+  constexpr int64_t kKc2Panels = 1024;  // pairs per slice: a 128 KiB panel slice stays in L2 across row blocks
+  const int64_t m = g.s.m, n = g.s.n, k = g.s.k;
+  const int64_t kp = (k + 1) / 2 * 2;
+  uint16_t* a = static_cast<uint16_t*>(scratch(kScratchA, size_t(m * kp + 16) * sizeof(uint16_t)));
+  pack_a_bf16(g.a, g.lda, m, k, 2, a);
+  const uint32_t* a2 = reinterpret_cast<const uint32_t*>(a);
+  const int64_t lda2 = kp / 2, k2 = kp / 2, ld2 = g.b.ld / 2;
+  const uint32_t* b = static_cast<const uint32_t*>(g.b.data);
+  const int64_t n_rb = row_block_count(m, kMr);
+  for (int64_t q = 0; q * kNr < n; ++q) {
+    const int64_t cols = std::min<int64_t>(kNr, n - q * kNr);
+    const uint32_t* panel = b + q * kNr * ld2;
+    for (int64_t p0 = 0; p0 < k2; p0 += kKc2Panels) {
+      const int64_t kc2 = std::min(kKc2Panels, k2 - p0);
+      for (int64_t rb = 0; rb < n_rb; ++rb) {
+        const int64_t i0 = rb * m / n_rb, i1 = (rb + 1) * m / n_rb;
+        const Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
+        kMicro[i1 - i0 - 1](a2 + i0 * lda2 + p0, lda2, panel + p0 * kNr, kc2, t);
       }
     }
   }

@@ -2,6 +2,7 @@
 // panels of 32 columns x kc, then a 12x32 micro-kernel (24 zmm accumulators) broadcasts A.
 // Blocking: nc = 512 columns x kc = 256 of packed B (512 KiB, L2) per pass; the 12 x kc slice of
 // A stays in L1 across the panels. bf16 weights are widened to f32 while packing.
+// gemm_panels_avx512: the same micro-kernel on weights already packed into panels (packed_weights.h).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -162,6 +163,27 @@ void gemm_avx512(const MatmulArgs& g) {
           const Tile t{g.c + i0 * g.ldc + j0 + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
           kMicro[mr - 1](g.a + i0 * g.lda + p0, g.lda, packed + q * kc * kNr, kc, t);
         }
+      }
+    }
+  }
+}
+
+void gemm_panels_avx512(const MatmulArgs& g) {
+  // kc = 1024: a 128 KiB panel slice stays in L2 across the row blocks; the A rows of one slice
+  // (m x 4 KiB) are reused across panels from L2.
+  constexpr int64_t kKcPanels = 1024;
+  const int64_t m = g.s.m, n = g.s.n, k = g.s.k, ld = g.b.ld;
+  const float* b = static_cast<const float*>(g.b.data);
+  const int64_t n_rb = row_block_count(m, kMr);
+  for (int64_t q = 0; q * kNr < n; ++q) {
+    const int64_t cols = std::min<int64_t>(kNr, n - q * kNr);
+    const float* panel = b + q * kNr * ld;
+    for (int64_t p0 = 0; p0 < k; p0 += kKcPanels) {
+      const int64_t kc = std::min(kKcPanels, k - p0);
+      for (int64_t rb = 0; rb < n_rb; ++rb) {
+        const int64_t i0 = rb * m / n_rb, i1 = (rb + 1) * m / n_rb;
+        const Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
+        kMicro[i1 - i0 - 1](g.a + i0 * g.lda + p0, g.lda, panel + p0 * kNr, kc, t);
       }
     }
   }

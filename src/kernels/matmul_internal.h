@@ -25,6 +25,10 @@ struct MatmulArgs {
 // decode kernel. Below it, every B row is streamed once and dotted with all rows of A.
 constexpr int64_t kGemmMinRows = 9;
 
+// Row blocks of at most `mr` rows for m rows, as even as possible (m = 13: 7 + 6, not 12 + 1, so no
+// block is a latency-bound sliver). Block b covers [b * m / count, (b + 1) * m / count).
+inline int64_t row_block_count(int64_t m, int64_t mr) { return (m + mr - 1) / mr; }
+
 // Per-thread scratch memory, 64-byte aligned, grown on demand and kept for the thread's
 // life. `slot` selects one of a few independent buffers (A pack, B pack).
 void* scratch(int slot, size_t bytes);
@@ -41,6 +45,11 @@ void gemm_avx512(const MatmulArgs& args);
 void gemm_avx2(const MatmulArgs& args);
 // bf16 weights, A rounded to bf16, vdpbf16ps micro-kernel.
 void gemm_bf16dot_avx512bf16(const MatmulArgs& args);
+
+// Panel-layout weights (kernels/packed_weights.h), read in place at every m: 12x32 micro-kernels,
+// f32 FMA for f32 panels, vdpbf16ps for bf16 pair panels (A rounded to bf16).
+void gemm_panels_avx512(const MatmulArgs& args);
+void gemm_panels_bf16dot_avx512bf16(const MatmulArgs& args);
 
 // Packs bf16 B rows [j0, j0+nc) x columns [p0, p0+kc) (p0 even) into panels of 32 columns
 // of bf16 pairs: panel q, pair p2 (columns 2*p2, 2*p2+1 of the block), column col at

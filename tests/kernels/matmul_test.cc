@@ -3,16 +3,19 @@
 // directly), odd sizes on both sides of the SIMD widths and block sizes, misaligned pointers,
 // leading dimensions larger than the row, accumulate on/off, f32 and bf16 weights.
 // Tolerances scale with sum_p |a_ip| |b_jp| (the operand norms), not a fixed epsilon.
+// The same problems run again with B packed into panels (kernels/packed_weights.h).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "kernels/matmul.h"
 #include "kernels/matmul_internal.h"
+#include "kernels/packed_weights.h"
 #include "runtime/cpu_features.h"
 
 namespace moe {
@@ -30,6 +33,7 @@ struct Variant {
   void (*direct)(const MatmulArgs&);  // null: matmul_nt under set_isa_override(isa)
   bool bf16_only = false;             // only for bf16 weights
   bool bf16_dot = false;              // rounds A to bf16
+  bool f32_only = false;              // only for f32 weights
 };
 
 std::vector<Variant> variants() {
@@ -45,6 +49,20 @@ std::vector<Variant> variants() {
       {"gemm-avx512", Isa::kAvx512, gemm_avx512},
       {"decode-bf16dot", Isa::kAvx512Bf16, decode_bf16dot_avx512bf16, true, true},
       {"gemm-bf16dot", Isa::kAvx512Bf16, gemm_bf16dot_avx512bf16, true, true},
+  };
+}
+
+// Kernels for weights in the panel layout: the dispatcher at each level (portable loop below AVX-512)
+// and the panel kernels called directly.
+std::vector<Variant> panel_variants() {
+  using namespace matmul_detail;
+  return {
+      {"panels-dispatch-scalar", Isa::kScalar, nullptr},
+      {"panels-dispatch-avx2", Isa::kAvx2, nullptr},
+      {"panels-dispatch-avx512", Isa::kAvx512, nullptr},
+      {"panels-dispatch-avx512bf16", Isa::kAvx512Bf16, nullptr},
+      {"gemm-panels-avx512", Isa::kAvx512, gemm_panels_avx512, false, false, true},
+      {"gemm-panels-bf16dot", Isa::kAvx512Bf16, gemm_panels_bf16dot_avx512bf16, true, true},
   };
 }
 
@@ -68,10 +86,15 @@ struct Problem {
   std::vector<float> a_store, b_f32_store, c0_store;
   std::vector<uint16_t> b_bf16_store;
   int offset = 0;
-  std::vector<double> scale;  // per element of C: sum_p |a_ip b_jp| (+ |c0| when accumulating)
+  std::vector<double> scale;              // per element of C: sum_p |a_ip b_jp| (+ |c0| when accumulating)
+  std::shared_ptr<PackedWeights> packed;  // set: b() is B in panels
 
   const float* a() const { return a_store.data() + offset; }
   WeightView b() const {
+    if (packed) return packed->view();
+    return b_rows();
+  }
+  WeightView b_rows() const {
     if (dtype == DType::kBF16) return {b_bf16_store.data() + offset, DType::kBF16, ldb};
     return {b_f32_store.data() + offset, DType::kF32, ldb};
   }
@@ -137,9 +160,15 @@ testing::AssertionResult close_to_reference(const Problem& pr, const std::vector
   return testing::AssertionSuccess();
 }
 
+// The same problem with B packed into panels.
+Problem with_panels(Problem pr) {
+  pr.packed = std::make_shared<PackedWeights>(PackedWeights::pack(pr.b_rows(), pr.s.n, pr.s.k));
+  return pr;
+}
+
 std::vector<float> run_reference(const Problem& pr) {
   std::vector<float> c = pr.c0_store;
-  matmul_nt_ref(pr.a(), pr.lda, pr.b(), c.data() + pr.offset, pr.ldc, pr.s, pr.accumulate);
+  matmul_nt_ref(pr.a(), pr.lda, pr.b_rows(), c.data() + pr.offset, pr.ldc, pr.s, pr.accumulate);
   return c;
 }
 
@@ -166,19 +195,28 @@ double tolerance(const Variant& v, const Problem& pr) {
 bool runnable(const Variant& v, const Problem& pr) {
   if (v.isa > detected_isa()) return false;
   if (v.bf16_only && pr.dtype != DType::kBF16) return false;
+  if (v.f32_only && pr.dtype != DType::kF32) return false;
   if (v.direct != nullptr && (pr.s.m == 0 || pr.s.n == 0 || pr.s.k == 0)) return false;
   return true;
 }
 
-void check_all_variants(const Problem& pr) {
+void check_variants(const Problem& pr, const std::vector<Variant>& list) {
   const std::vector<float> want = run_reference(pr);
-  for (const Variant& v : variants()) {
+  for (const Variant& v : list) {
     if (!runnable(v, pr)) continue;
     const std::vector<float> got = run_variant(v, pr);
     ASSERT_TRUE(close_to_reference(pr, got, want, tolerance(v, pr)))
         << v.name << " m=" << pr.s.m << " n=" << pr.s.n << " k=" << pr.s.k << " dtype=" << dtype_name(pr.dtype)
-        << " accumulate=" << pr.accumulate << " lda=" << pr.lda << " ldb=" << pr.ldb << " offset=" << pr.offset;
+        << " accumulate=" << pr.accumulate << " lda=" << pr.lda << " ldb=" << pr.ldb << " offset=" << pr.offset
+        << (pr.packed ? " (panels)" : "");
   }
+}
+
+// Every row-layout variant, then every panel variant on the same problem with B packed.
+void check_all_variants(const Problem& pr) {
+  check_variants(pr, variants());
+  if (testing::Test::HasFatalFailure()) return;
+  check_variants(with_panels(pr), panel_variants());
 }
 
 TEST(Matmul, AllVariantsOddSizes) {
@@ -211,6 +249,70 @@ TEST(Matmul, CrossesEveryBlockBoundary) {
   }
 }
 
+TEST(Matmul, PanelsCrossTheirKBlocks) {
+  IsaGuard guard;
+  // k past the panel kernels' 1024-element (f32) and 2048-element (bf16) slices, odd k, n not a
+  // multiple of 32, m across the balanced row blocks.
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    for (bool accumulate : {false, true}) {
+      check_variants(with_panels(make_problem({25, 70, 2101}, dtype, accumulate, accumulate ? 5 : 6)),
+                     panel_variants());
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+TEST(PackedWeights, UnpackRestoresTheRowsAndPaddingIsZero) {
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    for (int64_t n : {int64_t(1), int64_t(31), int64_t(32), int64_t(33), int64_t(70)}) {
+      for (int64_t k : {int64_t(1), int64_t(2), int64_t(7), int64_t(64)}) {
+        const Problem pr = with_panels(make_problem({1, n, k}, dtype, false, int(n + k)));
+        const WeightView v = pr.packed->view();
+        EXPECT_EQ(v.layout, WeightLayout::kPanels);
+        EXPECT_EQ(v.ld, dtype == DType::kBF16 ? (k + 1) / 2 * 2 : k);
+        EXPECT_EQ(pr.packed->bytes(), size_t((n + 31) / 32 * 32 * v.ld) * dtype_size(dtype));
+        const size_t es = dtype_size(dtype);
+        std::vector<uint8_t> back(size_t(n * (k + 3)) * es, 0xab);
+        unpack_panels(v, n, k, back.data(), k + 3);
+        for (int64_t j = 0; j < n; ++j) {
+          for (int64_t p = 0; p < k; ++p) {
+            const size_t i = size_t(j * (k + 3) + p);
+            const float got = dtype == DType::kBF16 ? bf16_to_f32(reinterpret_cast<const uint16_t*>(back.data())[i])
+                                                    : reinterpret_cast<const float*>(back.data())[i];
+            ASSERT_EQ(got, pr.weight(j, p)) << "n=" << n << " k=" << k << " j=" << j << " p=" << p;
+            ASSERT_EQ(weight_at(v, j, p), pr.weight(j, p));
+          }
+        }
+        for (int64_t j = n; j < (n + 31) / 32 * 32; ++j)
+          for (int64_t p = 0; p < v.ld; ++p) ASSERT_EQ(weight_at(v, j, p), 0.0f) << "pad row " << j;
+        for (int64_t j = 0; j < n; ++j)
+          for (int64_t p = k; p < v.ld; ++p) ASSERT_EQ(weight_at(v, j, p), 0.0f) << "pad column " << p;
+      }
+    }
+  }
+}
+
+TEST(PackedWeights, RowSlicesAtPanelBoundaries) {
+  IsaGuard guard;
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    const Problem full = with_panels(make_problem({13, 100, 77}, dtype, false, 9));
+    for (int64_t r0 : {int64_t(32), int64_t(64), int64_t(96)}) {
+      Problem part = full;
+      part.s.n = full.s.n - r0;
+      std::vector<float> got = part.c0_store, want = part.c0_store;
+      matmul_nt(part.a(), part.lda, weight_rows(full.b(), r0), got.data() + part.offset, part.ldc, part.s, false);
+      const WeightView rows = weight_rows(full.b_rows(), r0);
+      matmul_nt_ref(part.a(), part.lda, rows, want.data() + part.offset, part.ldc, part.s, false);
+      for (int64_t i = 0; i < part.s.m; ++i) {
+        for (int64_t j = 0; j < part.s.n; ++j) {
+          const size_t x = size_t(part.offset + i * part.ldc + j);
+          ASSERT_NEAR(got[x], want[x], 2e-2 * full.scale[x] + 1e-6) << "r0=" << r0 << " i=" << i << " j=" << j;
+        }
+      }
+    }
+  }
+}
+
 TEST(Matmul, NanPropagatesAndFailsTheComparison) {
   IsaGuard guard;
   for (DType dtype : {DType::kF32, DType::kBF16}) {
@@ -219,9 +321,13 @@ TEST(Matmul, NanPropagatesAndFailsTheComparison) {
       pr.a_store[pr.offset + 33] = std::numeric_limits<float>::quiet_NaN();  // row 0 of A
       const std::vector<float> want = run_reference(pr);
       ASSERT_TRUE(std::isnan(want[pr.offset]));
-      for (const Variant& v : variants()) {
-        if (!runnable(v, pr)) continue;
-        std::vector<float> got = run_variant(v, pr);
+      const Problem packed = with_panels(pr);
+      std::vector<std::pair<const Problem*, Variant>> runs;
+      for (const Variant& v : variants()) runs.push_back({&pr, v});
+      for (const Variant& v : panel_variants()) runs.push_back({&packed, v});
+      for (const auto& [problem, v] : runs) {
+        if (!runnable(v, *problem)) continue;
+        std::vector<float> got = run_variant(v, *problem);
         EXPECT_TRUE(close_to_reference(pr, got, want, tolerance(v, pr))) << v.name;
         // A NaN the reference does not have must fail the comparison.
         got[pr.offset + 1 * pr.ldc] = std::numeric_limits<float>::quiet_NaN();
