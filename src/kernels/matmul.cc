@@ -22,7 +22,7 @@ void matmul_nt_scalar(const MatmulArgs& g) {
     for (int64_t i = 0; i < s.m; ++i) {
       for (int64_t j = 0; j < s.n; ++j) {
         float acc = 0.0f;
-        for (int64_t p = 0; p < s.k; ++p) acc += g.a[i * g.lda + p] * weight_at(g.b, j, p);
+        for (int64_t p = 0; p < s.k; ++p) acc += g.a[i * g.lda + p] * weight_element(g.b, j, p);
         float& out = g.c[i * g.ldc + j];
         out = g.accumulate ? out + acc : acc;
       }
@@ -89,7 +89,7 @@ void matmul_nt_ref(const float* a, int64_t lda, const WeightView& b, float* c, i
   for (int64_t i = 0; i < s.m; ++i) {
     for (int64_t j = 0; j < s.n; ++j) {
       double acc = 0.0;
-      for (int64_t p = 0; p < s.k; ++p) acc += double(a[i * lda + p]) * double(weight_at(b, j, p));
+      for (int64_t p = 0; p < s.k; ++p) acc += double(a[i * lda + p]) * double(weight_element(b, j, p));
       c[i * ldc + j] = static_cast<float>(accumulate ? double(c[i * ldc + j]) + acc : acc);
     }
   }

@@ -79,7 +79,7 @@ void unpack_panels(const WeightView& src, int64_t n, int64_t k, void* dst, int64
   }
 }
 
-float weight_at(const WeightView& b, int64_t j, int64_t p) {
+float weight_element(const WeightView& b, int64_t j, int64_t p) {
   const int64_t i = b.layout == WeightLayout::kPanels ? panel_index(b, j, p) : j * b.ld + p;
   if (b.dtype == DType::kBF16) return bf16_to_f32(static_cast<const uint16_t*>(b.data)[i]);
   return static_cast<const float*>(b.data)[i];

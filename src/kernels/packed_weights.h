@@ -27,7 +27,7 @@ WeightView pack_panels(const WeightView& src, int64_t n, int64_t k, void* dst);
 void unpack_panels(const WeightView& src, int64_t n, int64_t k, void* dst, int64_t ld_dst);
 
 // Element (row j, column p) of a view of either layout, widened to f32 (reference and portable paths).
-float weight_at(const WeightView& b, int64_t j, int64_t p);
+float weight_element(const WeightView& b, int64_t j, int64_t p);
 
 // One owned packed matrix.
 class PackedWeights {

@@ -23,15 +23,14 @@ void dense_ffn_forward(const ExpertWeights& chunks, const ActivationOptions& act
   const int threads = thread_pool().size();
   const int64_t n_rb = (T + rb - 1) / rb;
   const int64_t want = std::max<int64_t>((8 * threads + n_rb - 1) / n_rb, 1);
-  const int64_t cb = std::clamp<int64_t>(((D + want - 1) / want + 15) / 16 * 16, 16, std::max<int64_t>(16, D));
+  // Multiples of 32 columns: packed weights are sliced at panel boundaries.
+  const int64_t cb = std::clamp<int64_t>(((D + want - 1) / want + 31) / 32 * 32, 32, std::max<int64_t>(32, D));
   const int64_t n_cb = (D + cb - 1) / cb;
   thread_pool().parallel_for_dynamic(n_rb * n_cb, 1, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t r0 = (i / n_cb) * rb, r1 = std::min(T, r0 + rb), c0 = (i % n_cb) * cb, c1 = std::min(D, c0 + cb);
       for (int c = 0; c < C; ++c) {
-        const WeightView& dv = chunks.experts[c].down;
-        const WeightView rows{static_cast<const uint8_t*>(dv.data) + c0 * dv.ld * int64_t(dtype_size(dv.dtype)),
-                              dv.dtype, dv.ld};
+        const WeightView rows = weight_rows(chunks.experts[c].down, c0);
         const float* h = h_scratch->data() + (c * T + r0) * F;
         matmul_nt(h, F, rows, out + r0 * D + c0, D, {r1 - r0, c1 - c0, F}, c > 0);
       }

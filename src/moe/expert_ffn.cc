@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/packed_weights.h"
 #include "runtime/thread_pool.h"
 #include "util/check.h"
 #include "util/error.h"
@@ -13,12 +14,6 @@ namespace moe {
 namespace {
 
 inline float silu(float g) { return g / (1.0f + std::exp(-g)); }
-
-// View of rows [r0, ...) of a weight matrix.
-WeightView rows_from(const WeightView& w, int64_t r0) {
-  const auto* base = static_cast<const uint8_t*>(w.data);
-  return {base + r0 * w.ld * static_cast<int64_t>(dtype_size(w.dtype)), w.dtype, w.ld};
-}
 
 struct Item {
   int32_t task;
@@ -55,7 +50,8 @@ std::vector<Item> make_items(const std::vector<ExpertTask>& tasks, NCols n_cols,
     const int64_t cols = n_cols(tasks[rb.task]);
     // Enough column blocks for ~8 items per thread overall, and at most 512 columns per item.
     const int64_t want = std::max<int64_t>((8 * threads + n_rb - 1) / n_rb, (cols + 511) / 512);
-    const int64_t cb = std::clamp<int64_t>(round_up((cols + want - 1) / want, 16), 16, std::max<int64_t>(16, cols));
+    // Multiples of 32 columns: packed weights are sliced at panel boundaries.
+    const int64_t cb = std::clamp<int64_t>(round_up((cols + want - 1) / want, 32), 32, std::max<int64_t>(32, cols));
     for (int64_t c0 = 0; c0 < cols; c0 += cb) items.push_back({rb.task, rb.r0, rb.r1, c0, std::min(cols, c0 + cb)});
   }
   return items;
@@ -140,6 +136,36 @@ ExpertWeights ExpertWeights::stacked(int n_expert, int64_t d_model, int64_t d_ff
   return w;
 }
 
+PackedExpertWeights pack_expert_weights(const ExpertWeights& w) {
+  PackedExpertWeights out;
+  out.weights = w;
+  if (w.experts.empty()) return out;
+  w.validate("pack");
+  const DType dt = w.experts[0].gate.dtype;
+  if (!panel_layout_supported(dt)) return out;
+  for (const ExpertMatrices& m : w.experts) {
+    if (m.gate.dtype != dt || m.up.dtype != dt || m.down.dtype != dt) return out;  // mixed: leave as rows
+  }
+  const int64_t D = w.d_model, F = w.d_ff;
+  out.matrices.resize(3 * w.experts.size());
+  thread_pool().parallel_for(w.n_expert(), [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      const ExpertMatrices& m = w.experts[size_t(i)];
+      const auto pack = [&](int j, const WeightView& v, int64_t n, int64_t k) {
+        if (v.layout == WeightLayout::kPanels) return v;  // already packed
+        out.matrices[size_t(3 * i + j)] = PackedWeights::pack(v, n, k);
+        return out.matrices[size_t(3 * i + j)].view();
+      };
+      ExpertMatrices& pm = out.weights.experts[size_t(i)];
+      pm.gate = pack(0, m.gate, F, D);
+      pm.up = pack(1, m.up, F, D);
+      pm.down = pack(2, m.down, D, F);
+    }
+  });
+  out.packed = true;
+  return out;
+}
+
 void ExpertWeights::validate(const char* what) const {
   if (experts.empty()) return;
   if (d_model < 1 || d_ff < 1) fail("expert", "{}: d_model and d_ff must be >= 1, got {} and {}", what, d_model, d_ff);
@@ -186,7 +212,7 @@ void run_expert_up_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, 
       const float* x = task.x + it.r0 * task.ldx;
       float* g = task.h + it.r0 * F + it.c0;  // [rows, cols] of h (row stride F)
       float* u = up_scratch[t].data() + it.c0;
-      const WeightView gv = rows_from(w.gate, it.c0), uv = rows_from(w.up, it.c0);
+      const WeightView gv = weight_rows(w.gate, it.c0), uv = weight_rows(w.up, it.c0);
       if (o.reference_kernels) {
         matmul_nt_ref(x, task.ldx, gv, g, F, {rows, cols, D}, false);
         matmul_nt_ref(x, task.ldx, uv, u, F, {rows, cols, D}, false);
@@ -228,7 +254,7 @@ void run_expert_down_phase(const std::vector<ExpertTask>& tasks, int64_t d_model
       const int64_t rows = it.r1 - it.r0, cols = it.c1 - it.c0, F = task.d_ff;
       const float* h = task.h + it.r0 * F;
       float* y = task.y + it.r0 * D + it.c0;  // [rows, cols] of y (row stride D)
-      const WeightView dv = rows_from(w.down, it.c0);
+      const WeightView dv = weight_rows(w.down, it.c0);
       if (o.reference_kernels) {
         matmul_nt_ref(h, F, dv, y, D, {rows, cols, F}, false);
       } else {

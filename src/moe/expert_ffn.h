@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "kernels/packed_weights.h"
 
 namespace moe {
 
@@ -53,6 +54,19 @@ struct ExpertWeights {
   // Throws moe::Error("expert", ...) when a view is missing, has the wrong leading dimension, or dtype.
   void validate(const char* what) const;
 };
+
+// Experts with their matrices packed into the kernels' panel layout (owned here); `weights` views them.
+struct PackedExpertWeights {
+  ExpertWeights weights;
+  std::vector<PackedWeights> matrices;  // [E * 3]: gate, up, down per expert (empty entries: was already packed)
+  bool packed = false;                  // false: the ISA has no panel kernel for the dtype, views are the input's
+};
+
+// Packs every expert's gate, up and down once (load time) when panel_layout_supported(dtype): afterwards no
+// matmul packs B per call, and decode and prefill read the same panels. Biases stay the input's pointers.
+// The input's matrices are not read afterwards (biases still point into the input). Results differ from the row layout's kernels by
+// f32 rounding (another summation order), so compare packed and unpacked layers with a tolerance.
+PackedExpertWeights pack_expert_weights(const ExpertWeights& weights);
 
 // One expert applied to `rows` contiguous input rows: y = down(act(gate x + bg, up x + bu)) + bd.
 struct ExpertTask {

@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <vector>
 
+#include "kernels/packed_weights.h"
 #include "moe/dense_ffn.h"
 #include "moe/layer_config.h"
 #include "runtime/aligned.h"
@@ -28,23 +30,27 @@ int64_t llc_bytes() {
   return v > 0 ? v : 32 * (int64_t(1) << 20);
 }
 
-// Fills n bf16 or f32 values in [-0.05, 0.05) in parallel (cheap generator: values do not matter
-// for speed, only that they are finite normals).
-void fill_random(uint8_t* p, int64_t n, DType dt) {
-  thread_pool().parallel_for(n, [&](int64_t b, int64_t e, int t) {
-    uint64_t s = 0x9e3779b97f4a7c15ull * (b + 1) + t;
-    for (int64_t i = b; i < e; ++i) {
-      s ^= s << 13;
-      s ^= s >> 7;
-      s ^= s << 17;
-      const float v = (static_cast<float>(s >> 40) / static_cast<float>(1 << 24) - 0.5f) * 0.1f + 1e-3f;
-      if (dt == DType::kBF16) {
-        reinterpret_cast<uint16_t*>(p)[i] = f32_to_bf16(v);
-      } else {
-        reinterpret_cast<float*>(p)[i] = v;
-      }
+// Fills n bf16 or f32 values in [-0.05, 0.05) from a cheap generator seeded by `seed` (values do not
+// matter for speed, only that they are finite normals).
+void fill_random_serial(uint8_t* p, int64_t n, DType dt, uint64_t seed) {
+  uint64_t s = 0x9e3779b97f4a7c15ull * (seed + 1);
+  for (int64_t i = 0; i < n; ++i) {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    const float v = (static_cast<float>(s >> 40) / static_cast<float>(1 << 24) - 0.5f) * 0.1f + 1e-3f;
+    if (dt == DType::kBF16) {
+      reinterpret_cast<uint16_t*>(p)[i] = f32_to_bf16(v);
+    } else {
+      reinterpret_cast<float*>(p)[i] = v;
     }
-  });
+  }
+}
+
+// The same in parallel over the pool's threads.
+void fill_random(uint8_t* p, int64_t n, DType dt) {
+  const int64_t es = static_cast<int64_t>(dtype_size(dt));
+  thread_pool().parallel_for(n, [&](int64_t b, int64_t e, int t) { fill_random_serial(p + b * es, e - b, dt, b + t); });
 }
 
 // Expert ids [T, K] for call `call`: the pattern, then every id shifted by call * K (mod E) so
@@ -71,15 +77,52 @@ std::vector<int32_t> make_routing(RoutingPattern pat, double zipf_s, int64_t T, 
   return ids;
 }
 
-// The pool of expert-sized weight blocks and views into it.
+int64_t round_up_64(int64_t v) { return (v + 63) / 64 * 64; }
+
+// The pool of expert-sized weight blocks and views into it: per block gate, up [F, D] and down [D, F],
+// in rows or (panels) in the kernels' panel layout, each matrix 64-byte aligned.
 struct Pool {
-  int64_t D = 0, F = 0, bpe = 0, mat = 0;  // bytes per expert, per matrix
+  int64_t D = 0, F = 0, bpe = 0, gate_bytes = 0, down_bytes = 0;
+  int64_t weight_bytes = 0;  // 3 * D * F * dtype size: the bytes a call needs per expert (no padding)
   DType dt = DType::kBF16;
+  bool panels = false;
   int P = 0;
   AlignedBuffer<uint8_t> mem;
+  void init(int64_t d, int64_t f, DType dtype, bool pack) {
+    D = d;
+    F = f;
+    dt = dtype;
+    panels = pack;
+    const int64_t es = static_cast<int64_t>(dtype_size(dt));
+    weight_bytes = 3 * D * F * es;
+    gate_bytes = round_up_64(panels ? static_cast<int64_t>(panel_bytes(dt, F, D)) : F * D * es);
+    down_bytes = round_up_64(panels ? static_cast<int64_t>(panel_bytes(dt, D, F)) : D * F * es);
+    bpe = 2 * gate_bytes + down_bytes;
+  }
   ExpertMatrices expert(int64_t p) const {
     const uint8_t* base = mem.data() + (p % P) * bpe;
-    return {{base, dt, D}, {base + mat, dt, D}, {base + 2 * mat, dt, F}};
+    const WeightLayout lay = panels ? WeightLayout::kPanels : WeightLayout::kRows;
+    const int64_t ld_gu = panels ? panel_ld(dt, D) : D, ld_d = panels ? panel_ld(dt, F) : F;
+    return {{base, dt, ld_gu, lay}, {base + gate_bytes, dt, ld_gu, lay}, {base + 2 * gate_bytes, dt, ld_d, lay}};
+  }
+  // Random weights: rows filled directly, or random rows packed into panels block by block.
+  void fill() {
+    if (!panels) {
+      fill_random(mem.data(), P * bpe / static_cast<int64_t>(dtype_size(dt)), dt);
+      return;
+    }
+    const int64_t es = static_cast<int64_t>(dtype_size(dt));
+    thread_pool().parallel_for(P, [&](int64_t b, int64_t e, int) {
+      std::vector<uint8_t> rows(static_cast<size_t>(D * F * es));  // [F, D] or [D, F]
+      for (int64_t blk = b; blk < e; ++blk) {
+        uint8_t* base = mem.data() + blk * bpe;
+        const int64_t n[3] = {F, F, D}, k[3] = {D, D, F}, off[3] = {0, gate_bytes, 2 * gate_bytes};
+        for (int j = 0; j < 3; ++j) {
+          fill_random_serial(rows.data(), D * F, dt, static_cast<uint64_t>(3 * blk + j));
+          pack_panels({rows.data(), dt, k[j]}, n[j], k[j], base + off[j]);
+        }
+      }
+    });
   }
 };
 
@@ -143,11 +186,8 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
 
   // Pool: at least max(2 x LLC, 1 GiB) of expert weights, at most --max-weight-gib.
   Pool pool;
-  pool.D = D;
-  pool.F = F;
-  pool.dt = opt.dtype;
-  pool.mat = D * F * static_cast<int64_t>(dtype_size(opt.dtype));
-  pool.bpe = 3 * pool.mat;
+  pool.init(D, F, opt.dtype, opt.pack_weights && panel_layout_supported(opt.dtype));
+  res.packed = pool.panels;
   const int64_t target = std::max<int64_t>(2 * res.llc_bytes, kGiB);
   const int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(opt.max_weight_gib * kGiB) / pool.bpe);
   int64_t want = std::max<int64_t>(E + S, (target + pool.bpe - 1) / pool.bpe);
@@ -157,7 +197,7 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
   res.weight_sets = std::max(1, pool.P / E);
   res.pool_bytes = pool.P * pool.bpe;
   pool.mem = AlignedBuffer<uint8_t>(static_cast<size_t>(res.pool_bytes));
-  fill_random(pool.mem.data(), res.pool_bytes / static_cast<int64_t>(dtype_size(opt.dtype)), opt.dtype);
+  pool.fill();
   res.residency = fmt::format(
       "weight pool {:.2f} GiB = {} expert-sized blocks ({:.1f} MiB each), {:.1f}x the {} MiB LLC; routed expert e of "
       "call c uses block (e + (c mod {}) * E) mod {}, shared blocks rotate too, and routing is shifted by c*K experts "
@@ -165,6 +205,8 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
       double(res.pool_bytes) / kGiB, pool.P, double(pool.bpe) / (1 << 20), double(res.pool_bytes) / res.llc_bytes,
       res.llc_bytes >> 20, res.weight_sets, pool.P,
       pool.P < E + S ? fmt::format(" (pool smaller than the layer: {} experts alias {} blocks)", E + S, pool.P) : "");
+  res.residency += pool.panels ? "; expert weights packed into the kernels' panel layout once, before timing"
+                               : "; expert weights in row layout (B packed per matmul call)";
   if (res.pool_bytes < 2 * res.llc_bytes) {
     res.residency +=
         "; WARNING: the pool is smaller than 2x the LLC (raise --max-weight-gib), so weights may be "
@@ -221,7 +263,7 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
       experts.push_back(tel.experts_ms);
       combine.push_back(tel.combine_ms);
       row.experts_touched += tel.experts_touched;
-      row.bytes += double(E) * D * 4 + double(tel.experts_touched + S) * pool.bpe;
+      row.bytes += double(E) * D * 4 + double(tel.experts_touched + S) * pool.weight_bytes;
       row.flops += double(tel.expert_flops) + 2.0 * T * E * D;
       row.dropped_slots += tel.dropped_slots;
     }

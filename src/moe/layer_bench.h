@@ -33,6 +33,7 @@ struct LayerBenchOptions {
   double max_weight_gib = 4.0;  // memory for the expert weight pool
   int dense_max_chunks = 32;    // dense-total baseline measured on at most this many expert-sized chunks, scaled
   bool dense = true;
+  bool pack_weights = true;  // pool in the kernels' panel layout (packed once) when the ISA has panel kernels
 };
 
 struct LayerBenchRow {
@@ -59,6 +60,7 @@ struct LayerBenchResult {
   int weight_sets = 1;                            // layers rotated across calls (small models)
   double total_params = 0, activated_params = 0;  // per layer (experts + shared + router)
   std::string residency;                          // how cache residency was defeated, in words
+  bool packed = false;                            // expert weights in the panel layout
   std::vector<LayerBenchRow> rows;
 };
 

@@ -280,13 +280,13 @@ TEST(PackedWeights, UnpackRestoresTheRowsAndPaddingIsZero) {
             const float got = dtype == DType::kBF16 ? bf16_to_f32(reinterpret_cast<const uint16_t*>(back.data())[i])
                                                     : reinterpret_cast<const float*>(back.data())[i];
             ASSERT_EQ(got, pr.weight(j, p)) << "n=" << n << " k=" << k << " j=" << j << " p=" << p;
-            ASSERT_EQ(weight_at(v, j, p), pr.weight(j, p));
+            ASSERT_EQ(weight_element(v, j, p), pr.weight(j, p));
           }
         }
         for (int64_t j = n; j < (n + 31) / 32 * 32; ++j)
-          for (int64_t p = 0; p < v.ld; ++p) ASSERT_EQ(weight_at(v, j, p), 0.0f) << "pad row " << j;
+          for (int64_t p = 0; p < v.ld; ++p) ASSERT_EQ(weight_element(v, j, p), 0.0f) << "pad row " << j;
         for (int64_t j = 0; j < n; ++j)
-          for (int64_t p = k; p < v.ld; ++p) ASSERT_EQ(weight_at(v, j, p), 0.0f) << "pad column " << p;
+          for (int64_t p = k; p < v.ld; ++p) ASSERT_EQ(weight_element(v, j, p), 0.0f) << "pad column " << p;
       }
     }
   }
