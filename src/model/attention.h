@@ -35,7 +35,8 @@ struct AttentionTensors {
   int64_t v_stride = 0;      // floats between value rows; 0 = Hkv * Dv
 };
 
-// Parallel over (token, head) on thread_pool(); validates shapes with MOE_CHECK.
+// Parallel over (kv head, query block, head chunk) items on thread_pool(), through the NT matmul
+// kernels; validates shapes with MOE_CHECK.
 void attention_forward(const AttentionTensors& t, const AttentionShape& shape, const AttentionOptions& options);
 
 // The same contract in double precision, serial, for tests.

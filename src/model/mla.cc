@@ -1,12 +1,30 @@
-// MLA, naive and weight-absorbed (see mla.h).
+// MLA, naive and weight-absorbed (see mla.h); the per-head products of the absorbed path run in
+// parallel over heads.
 #include "model/mla.h"
 
 #include <algorithm>
 
+#include "runtime/thread_pool.h"
 #include "util/check.h"
 #include "util/dtype.h"
 
 namespace moe {
+namespace {
+
+// fn(h) for every head, split across thread_pool() unless the per-head product (macs) is too small
+// to pay for waking the threads. Heads write disjoint columns, so the split does not change results.
+template <typename Fn>
+void for_each_head(int64_t n_head, int64_t macs_per_head, Fn&& fn) {
+  if (n_head * macs_per_head < (1 << 16)) {
+    for (int64_t h = 0; h < n_head; ++h) fn(h);
+    return;
+  }
+  thread_pool().parallel_for_dynamic(n_head, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t h = b; h < e; ++h) fn(h);
+  });
+}
+
+}  // namespace
 
 MlaAttention::MlaAttention(const MlaShape& shape, const WeightView& kv_b) : shape_(shape), kv_b_(kv_b) {
   const MlaShape& s = shape_;
@@ -32,7 +50,11 @@ void MlaAttention::forward_naive(const MlaTensors& t, const AttentionOptions& op
   kv_.resize(static_cast<size_t>(S * H * per_head));  // [S, H, nope + v]
   k_.resize(static_cast<size_t>(S * H * s.q_dim()));  // [S, H, nope + rope]
   v_.resize(static_cast<size_t>(S * H * s.v_dim));    // [S, H, v]
-  matmul_nt(t.latent, lr, kv_b_, kv_.data(), H * per_head, MatmulShape{S, H * per_head, r}, false);
+  const size_t elem = dtype_size(kv_b_.dtype);
+  for_each_head(H, S * per_head * r, [&](int64_t h) {  // kv[:, h] = latent c . W_kv_b[h]^T
+    const WeightView w{static_cast<const uint8_t*>(kv_b_.data) + h * per_head * kv_b_.ld * elem, kv_b_.dtype, kv_b_.ld};
+    matmul_nt(t.latent, lr, w, kv_.data() + h * per_head, H * per_head, MatmulShape{S, per_head, r}, false);
+  });
   for (int64_t j = 0; j < S; ++j) {
     const float* rope = t.latent + j * lr + r;
     for (int64_t h = 0; h < H; ++h) {
@@ -50,13 +72,13 @@ void MlaAttention::forward_naive(const MlaTensors& t, const AttentionOptions& op
 void MlaAttention::forward_absorbed(const MlaTensors& t, const AttentionOptions& options) {
   const MlaShape& s = shape_;
   const int64_t T = t.n_tokens, H = s.n_head, r = s.kv_lora_rank, lr = s.latent_row();
-  q_cat_.resize(static_cast<size_t>(T * H * lr));   // [T, H, r + rope]
-  out_lat_.resize(static_cast<size_t>(T * H * r));  // [T, H, r]
-  for (int64_t h = 0; h < H; ++h) {                 // q_lat[:, h] = q_nope[:, h] . W_uk[h]
+  q_cat_.resize(static_cast<size_t>(T * H * lr));        // [T, H, r + rope]
+  out_lat_.resize(static_cast<size_t>(T * H * r));       // [T, H, r]
+  for_each_head(H, T * r * s.nope_dim, [&](int64_t h) {  // q_lat[:, h] = q_nope[:, h] . W_uk[h]
     const WeightView uk_t{w_uk_t_.data() + h * r * s.nope_dim, DType::kF32, s.nope_dim};
     matmul_nt(t.q + h * s.q_dim(), H * s.q_dim(), uk_t, q_cat_.data() + h * lr, H * lr, MatmulShape{T, r, s.nope_dim},
               false);
-  }
+  });
   for (int64_t i = 0; i < T; ++i) {
     for (int64_t h = 0; h < H; ++h) {
       const float* q_rope = t.q + (i * H + h) * s.q_dim() + s.nope_dim;
@@ -68,11 +90,11 @@ void MlaAttention::forward_absorbed(const MlaTensors& t, const AttentionOptions&
   attention_forward(at, AttentionShape{H, 1, lr, r}, options);
   const size_t elem = dtype_size(kv_b_.dtype);
   const int64_t per_head = s.nope_dim + s.v_dim;
-  for (int64_t h = 0; h < H; ++h) {  // out[:, h] = out_lat[:, h] . W_uv[h]^T
+  for_each_head(H, T * s.v_dim * r, [&](int64_t h) {  // out[:, h] = out_lat[:, h] . W_uv[h]^T
     const auto* uv = static_cast<const uint8_t*>(kv_b_.data) + (h * per_head + s.nope_dim) * kv_b_.ld * elem;
     const WeightView w{uv, kv_b_.dtype, kv_b_.ld};
     matmul_nt(out_lat_.data() + h * r, H * r, w, t.out + h * s.v_dim, H * s.v_dim, MatmulShape{T, s.v_dim, r}, false);
-  }
+  });
 }
 
 }  // namespace moe

@@ -53,8 +53,17 @@ struct Case {
 };
 
 TEST(Attention, MatchesDefinition) {
-  const Case cases[] = {{4, 4, 8, 8, 5, 5, 0, false}, {4, 2, 16, 16, 3, 9, 0, false}, {6, 2, 8, 12, 7, 7, 3, false},
-                        {4, 1, 8, 8, 1, 12, 4, true}, {4, 2, 16, 8, 12, 12, 4, true}, {2, 2, 5, 3, 1, 1, 0, true}};
+  const Case cases[] = {{4, 4, 8, 8, 5, 5, 0, false},
+                        {4, 2, 16, 16, 3, 9, 0, false},
+                        {6, 2, 8, 12, 7, 7, 3, false},
+                        {4, 1, 8, 8, 1, 12, 4, true},
+                        {4, 2, 16, 8, 12, 12, 4, true},
+                        {2, 2, 5, 3, 1, 1, 0, true},
+                        // several query blocks and head chunks per kv head; P . V as a GEMM (>= 16 rows)
+                        {8, 2, 16, 16, 40, 70, 0, false},
+                        {8, 1, 12, 9, 33, 50, 20, true},
+                        {16, 4, 8, 8, 1, 100, 0, false},
+                        {12, 12, 7, 5, 21, 29, 0, true}};
   uint64_t seed = 10;
   for (const Case& c : cases) {
     AttentionShape s{c.H, c.Hkv, c.Dqk, c.Dv};
