@@ -37,10 +37,21 @@ nlohmann::json read_json(const std::string& path) {
   }
 }
 
+// DeepSeek-V3 exports the learned selection bias as mlp.gate.e_score_correction_bias [E].
+std::string correction_bias_name(int layer) {
+  return fmt::format("model.layers.{}.mlp.gate.e_score_correction_bias", layer);
+}
+
 void write_model_files(const std::string& dir, const TrainModel<float>& model) {
   std::vector<TensorToWrite> ts;
   for (const auto& t : model.layout().tensors)
     ts.push_back({t.name, DType::kF32, t.shape, as_bytes(model.params.data() + t.offset, t.numel)});
+  const ModelConfig& c = model.config();
+  for (int l = 0; c.is_v3() && l < c.n_layer; ++l) {
+    if (c.is_moe_layer(l))
+      ts.push_back(
+          {correction_bias_name(l), DType::kF32, {c.n_expert}, as_bytes(model.router_bias[l].data(), c.n_expert)});
+  }
   write_safetensors(dir + "/model.safetensors", ts, {{"format", "pt"}});
   write_file_atomic(dir + "/config.json", model.config().to_hf_json().dump(2) + "\n");
 }
@@ -137,6 +148,9 @@ void load_checkpoint(const std::string& dir, TrainModel<float>& model, AdamW* op
   }
   const SafetensorsFile mf = SafetensorsFile::open(dir + "/model.safetensors");
   for (const auto& t : model.layout().tensors) read_tensor(mf, t.name, t.shape, model.params.data() + t.offset);
+  const ModelConfig& c = model.config();
+  for (int l = 0; c.is_v3() && l < c.n_layer; ++l)
+    if (c.is_moe_layer(l)) read_tensor(mf, correction_bias_name(l), {c.n_expert}, model.router_bias[l].data());
   if (opt == nullptr && state == nullptr) return;
   const SafetensorsFile of = SafetensorsFile::open(dir + "/optimizer.safetensors");
   for (const auto& t : model.layout().tensors) {

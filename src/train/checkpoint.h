@@ -1,5 +1,5 @@
 // Training checkpoints: a Hugging Face folder (config.json + model.safetensors, exact Qwen3-MoE
-// names) plus optimizer.safetensors (AdamW moments, router selection biases) and
+// or DeepSeek-V3 names, the latter with the learned mlp.gate.e_score_correction_bias) plus optimizer.safetensors (AdamW moments, router selection biases) and
 // trainer_state.json (step, Rng state = data position, run settings). Each checkpoint is written
 // into a temporary folder that is renamed into place, then the `latest` pointer file is replaced
 // atomically: a kill at any moment leaves the previous checkpoint complete and pointed to.

@@ -41,6 +41,7 @@ void TrainModel<T>::zero_grad() {
 
 template <typename T>
 void TrainModel<T>::layer_forward(int l, const T* x, T* out) {
+  if (config_.is_v3()) return layer_forward_v3(l, x, out);
   const ModelConfig& c = config_;
   const LayerOffsets& o = layout_.layers[l];
   LayerActs& a = acts_[l];
@@ -95,9 +96,10 @@ LossParts TrainModel<T>::forward(const int32_t* tokens, const int32_t* targets, 
   for (int l = 0; l < c.n_layer; ++l) {
     layer_forward(l, x.data(), y.data());
     std::swap(x, y);
-    loss.aux += acts_[l].moe.aux / c.n_layer;
-    loss.seq_aux += acts_[l].moe.seq_aux / c.n_layer;
-    loss.z += acts_[l].moe.z / c.n_layer;
+    if (!c.is_moe_layer(l)) continue;
+    loss.aux += acts_[l].moe.aux / c.n_moe_layers();
+    loss.seq_aux += acts_[l].moe.seq_aux / c.n_moe_layers();
+    loss.z += acts_[l].moe.z / c.n_moe_layers();
   }
   resid_out_ = x;      // [N, D]
   lnf_.resize(N * D);  // [N, D]
@@ -117,6 +119,7 @@ double TrainModel<T>::eval_loss(const int32_t* tokens, const int32_t* targets, i
 
 template <typename T>
 void TrainModel<T>::layer_backward(int l, T* dres) {
+  if (config_.is_v3()) return layer_backward_v3(l, dres);
   const ModelConfig& c = config_;
   const LayerOffsets& o = layout_.layers[l];
   const LayerActs& a = acts_[l];
@@ -175,6 +178,7 @@ void TrainModel<T>::backward() {
 template <typename T>
 void TrainModel<T>::update_router_bias(double rate) {
   for (int l = 0; l < config_.n_layer; ++l) {
+    if (!config_.is_moe_layer(l)) continue;  // a dense layer has no router
     const auto& routed = acts_[l].moe.plan.routed_counts;
     double mean = 0;
     for (int64_t r : routed) mean += static_cast<double>(r) / config_.n_expert;

@@ -1,4 +1,5 @@
-// The trainable MoE language model (Qwen3-MoE architecture), read top to bottom in model.cc:
+// The trainable MoE language model (Qwen3-MoE architecture; DeepSeek-V3 layers in model_v3.cc),
+// read top to bottom in model.cc:
 // embedding -> L x [RMSNorm -> attention (QK-norm per head, RoPE, causal) -> residual ->
 // RMSNorm -> MoE block -> residual] -> RMSNorm -> LM head -> cross-entropy (+ balancing losses).
 // Parameters in one flat array, gradients in another; T is float (training) or double (checks).
@@ -7,8 +8,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "train/mla.h"
 #include "train/model_config.h"
 #include "train/moe_block.h"
+#include "train/swiglu_mlp.h"
 
 namespace moe::train {
 
@@ -36,7 +39,7 @@ class TrainModel {
 
   std::vector<T> params;                        // [layout().total]
   std::vector<T> grads;                         // [layout().total]
-  std::vector<std::vector<float>> router_bias;  // [L][E] selection-only bias (bias balancing)
+  std::vector<std::vector<float>> router_bias;  // [L][E] selection-only bias (DeepSeek-V3: e_score_correction_bias)
 
   // Normal(0, 0.02) for matrices, ones for norm weights.
   void init_params(uint64_t seed);
@@ -55,9 +58,14 @@ class TrainModel {
   struct LayerActs {
     std::vector<T> x, ln1, rstd1, q, k, v, qn, kn, q_rstd, k_rstd, probs, att, mid, ln2, rstd2, moe_out;
     MoeActs<T> moe;
+    MlaActs<T> mla;  // DeepSeek-V3 attention
+    MlpActs<T> mlp;  // DeepSeek-V3 shared experts, or the dense MLP of a dense layer
   };
   void layer_forward(int l, const T* x, T* out);
   void layer_backward(int l, T* dres);
+  // DeepSeek-V3 layers (model_v3.cc): MLA, then a dense MLP or MoE + shared experts.
+  void layer_forward_v3(int l, const T* x, T* out);
+  void layer_backward_v3(int l, T* dres);
 
   ModelConfig config_;
   ParamLayout layout_;

@@ -1,4 +1,4 @@
-// ModelConfig validation and Hugging Face Qwen3-MoE config.json, and the parameter layout.
+// ModelConfig validation, Hugging Face config.json (Qwen3-MoE or DeepSeek-V3), and the parameter layout.
 #include "train/model_config.h"
 
 #include "util/error.h"
@@ -20,6 +20,7 @@ void ModelConfig::validate() const {
   positive("vocab_size", vocab);
   positive("max_position_embeddings", max_seq);
   if (top_k > n_expert) fail("train", "model config: num_experts_per_tok {} > num_experts {}", top_k, n_expert);
+  if (is_v3()) return validate_v3();
   if (n_head % n_kv_head != 0)
     fail("train", "model config: num_attention_heads {} is not a multiple of num_key_value_heads {}", n_head,
          n_kv_head);
@@ -28,7 +29,138 @@ void ModelConfig::validate() const {
   if (!(rope_theta > 0)) fail("train", "model config: rope_theta must be > 0, got {}", rope_theta);
 }
 
+void ModelConfig::validate_v3() const {
+  auto positive = [](const char* field, int v) {
+    if (v <= 0) fail("train", "model config: {} must be > 0, got {}", field, v);
+  };
+  positive("kv_lora_rank", kv_lora_rank);
+  positive("qk_nope_head_dim", qk_nope_dim);
+  positive("qk_rope_head_dim", qk_rope_dim);
+  positive("v_head_dim", v_head_dim);
+  if (q_lora_rank < 0) fail("train", "model config: q_lora_rank must be >= 0 (0: q_proj), got {}", q_lora_rank);
+  if (n_shared_expert < 0) fail("train", "model config: n_shared_experts must be >= 0, got {}", n_shared_expert);
+  if (first_dense < 0 || first_dense > n_layer)
+    fail("train", "model config: first_k_dense_replace must be in [0, num_hidden_layers {}], got {}", n_layer,
+         first_dense);
+  if (first_dense > 0) positive("intermediate_size", d_ff_dense);
+  if (qk_rope_dim % 2 != 0) fail("train", "model config: qk_rope_head_dim must be even for RoPE, got {}", qk_rope_dim);
+  if (!(rms_eps > 0)) fail("train", "model config: rms_norm_eps must be > 0, got {}", rms_eps);
+  if (!(rope_theta > 0)) fail("train", "model config: rope_theta must be > 0, got {}", rope_theta);
+  if (!(routed_scaling_factor > 0))
+    fail("train", "model config: routed_scaling_factor must be > 0, got {}", routed_scaling_factor);
+}
+
+namespace {
+
+// DeepseekV3ForCausalLM config.json: noaux_tc routing with one group (n_group = topk_group = 1),
+// no YaRN (rope_scaling null), no multi-token-prediction layers.
+nlohmann::json deepseek_v3_json(const ModelConfig& c) {
+  nlohmann::json j;
+  j["architectures"] = {"DeepseekV3ForCausalLM"};
+  j["model_type"] = "deepseek_v3";
+  j["vocab_size"] = c.vocab;
+  j["hidden_size"] = c.d_model;
+  j["intermediate_size"] = c.d_ff_dense;
+  j["moe_intermediate_size"] = c.d_ff_expert;
+  j["num_hidden_layers"] = c.n_layer;
+  j["num_attention_heads"] = c.n_head;
+  j["num_key_value_heads"] = c.n_head;
+  j["n_shared_experts"] = c.n_shared_expert;
+  j["n_routed_experts"] = c.n_expert;
+  j["num_experts_per_tok"] = c.top_k;
+  j["routed_scaling_factor"] = c.routed_scaling_factor;
+  j["kv_lora_rank"] = c.kv_lora_rank;
+  j["q_lora_rank"] = c.q_lora_rank > 0 ? nlohmann::json(c.q_lora_rank) : nlohmann::json(nullptr);
+  j["qk_rope_head_dim"] = c.qk_rope_dim;
+  j["qk_nope_head_dim"] = c.qk_nope_dim;
+  j["v_head_dim"] = c.v_head_dim;
+  j["topk_method"] = "noaux_tc";
+  j["scoring_func"] = "sigmoid";
+  j["n_group"] = 1;
+  j["topk_group"] = 1;
+  j["norm_topk_prob"] = c.norm_topk_prob;
+  j["first_k_dense_replace"] = c.first_dense;
+  j["moe_layer_freq"] = 1;
+  j["num_nextn_predict_layers"] = 0;
+  j["max_position_embeddings"] = c.max_seq;
+  j["rope_theta"] = c.rope_theta;
+  j["rope_scaling"] = nullptr;
+  j["rope_interleave"] = true;
+  j["rms_norm_eps"] = c.rms_eps;
+  j["hidden_act"] = "silu";
+  j["attention_bias"] = false;
+  j["attention_dropout"] = 0.0;
+  j["tie_word_embeddings"] = false;
+  j["initializer_range"] = 0.02;
+  j["torch_dtype"] = "float32";
+  j["bos_token_id"] = nullptr;
+  j["eos_token_id"] = nullptr;
+  return j;
+}
+
+// DeepSeek-V3 layers in Hugging Face order and names; `add(name, shape, decay)` returns the offset.
+template <typename Add>
+void build_v3_layers(const ModelConfig& c, ParamLayout& p, Add& add) {
+  const int64_t D = c.d_model, H = c.n_head, F = c.d_ff_expert, r = c.kv_lora_rank;
+  const int64_t qk = c.qk_nope_dim + c.qk_rope_dim;
+  for (int l = 0; l < c.n_layer; ++l) {
+    const std::string pre = "model.layers." + std::to_string(l) + ".";
+    const std::string at = pre + "self_attn.";
+    LayerOffsets o;
+    o.moe = c.is_moe_layer(l);
+    o.ln1 = add(pre + "input_layernorm.weight", {D}, false);
+    if (c.q_lora_rank > 0) {
+      o.q_a = add(at + "q_a_proj.weight", {c.q_lora_rank, D}, true);
+      o.q_a_norm = add(at + "q_a_layernorm.weight", {c.q_lora_rank}, false);
+      o.q_b = add(at + "q_b_proj.weight", {H * qk, c.q_lora_rank}, true);
+    } else {
+      o.q = add(at + "q_proj.weight", {H * qk, D}, true);
+    }
+    o.kv_a = add(at + "kv_a_proj_with_mqa.weight", {r + c.qk_rope_dim, D}, true);
+    o.kv_a_norm = add(at + "kv_a_layernorm.weight", {r}, false);
+    o.kv_b = add(at + "kv_b_proj.weight", {H * (c.qk_nope_dim + c.v_head_dim), r}, true);
+    o.o = add(at + "o_proj.weight", {D, H * c.v_head_dim}, true);
+    o.ln2 = add(pre + "post_attention_layernorm.weight", {D}, false);
+    const std::string mlp = pre + "mlp.";
+    if (!o.moe) {
+      o.dense_gate = add(mlp + "gate_proj.weight", {c.d_ff_dense, D}, true);
+      o.dense_up = add(mlp + "up_proj.weight", {c.d_ff_dense, D}, true);
+      o.dense_down = add(mlp + "down_proj.weight", {D, c.d_ff_dense}, true);
+      p.layers.push_back(std::move(o));
+      continue;
+    }
+    o.gate = add(mlp + "gate.weight", {c.n_expert, D}, true);
+    for (int e = 0; e < c.n_expert; ++e) {
+      const std::string ex = mlp + "experts." + std::to_string(e) + ".";
+      o.expert_gate.push_back(add(ex + "gate_proj.weight", {F, D}, true));
+      o.expert_up.push_back(add(ex + "up_proj.weight", {F, D}, true));
+      o.expert_down.push_back(add(ex + "down_proj.weight", {D, F}, true));
+    }
+    if (c.n_shared_expert > 0) {
+      const int64_t Fs = F * c.n_shared_expert;
+      o.shared_gate = add(mlp + "shared_experts.gate_proj.weight", {Fs, D}, true);
+      o.shared_up = add(mlp + "shared_experts.up_proj.weight", {Fs, D}, true);
+      o.shared_down = add(mlp + "shared_experts.down_proj.weight", {D, Fs}, true);
+    }
+    p.layers.push_back(std::move(o));
+  }
+}
+
+int64_t active_params_v3(const ModelConfig& c) {
+  const int64_t D = c.d_model, H = c.n_head, r = c.kv_lora_rank, qk = c.qk_nope_dim + c.qk_rope_dim;
+  const int64_t q = c.q_lora_rank > 0 ? c.q_lora_rank * (D + H * qk) : H * qk * D;
+  const int64_t attn = q + (r + c.qk_rope_dim) * D + r * H * (c.qk_nope_dim + c.v_head_dim) + D * H * c.v_head_dim;
+  const int64_t moe =
+      static_cast<int64_t>(c.n_expert) * D + static_cast<int64_t>(c.top_k + c.n_shared_expert) * 3 * D * c.d_ff_expert;
+  const int64_t dense = 3 * D * static_cast<int64_t>(c.d_ff_dense);
+  return c.n_layer * attn + c.n_moe_layers() * moe + (c.n_layer - c.n_moe_layers()) * dense +
+         static_cast<int64_t>(c.vocab) * D;
+}
+
+}  // namespace
+
 nlohmann::json ModelConfig::to_hf_json() const {
+  if (is_v3()) return deepseek_v3_json(*this);
   nlohmann::json j;
   j["architectures"] = {"Qwen3MoeForCausalLM"};
   j["model_type"] = "qwen3_moe";
@@ -66,7 +198,9 @@ nlohmann::json ModelConfig::to_hf_json() const {
 ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) fail("train", "{}: expected a JSON object", path);
   const std::string type = j.value("model_type", "");
-  if (type != "qwen3_moe") fail("train", "{}: model_type must be \"qwen3_moe\" for training, found \"{}\"", path, type);
+  if (type == "deepseek_v3") return from_deepseek_v3_json(j, path);
+  if (type != "qwen3_moe")
+    fail("train", "{}: model_type must be \"qwen3_moe\" or \"deepseek_v3\" for training, found \"{}\"", path, type);
   ModelConfig c;
   auto get_int = [&](const char* key, int& out) {
     if (!j.contains(key) || !j[key].is_number_integer())
@@ -94,6 +228,55 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
   return c;
 }
 
+ModelConfig ModelConfig::from_deepseek_v3_json(const nlohmann::json& j, const std::string& path) {
+  ModelConfig c;
+  c.arch = Arch::kDeepseekV3;
+  auto get_int = [&](const char* key, int& out) {
+    if (!j.contains(key) || !j[key].is_number_integer())
+      fail("train", "{}: field {} missing or not an integer", path, key);
+    out = j[key].get<int>();
+  };
+  get_int("num_hidden_layers", c.n_layer);
+  get_int("hidden_size", c.d_model);
+  get_int("num_attention_heads", c.n_head);
+  get_int("n_routed_experts", c.n_expert);
+  get_int("num_experts_per_tok", c.top_k);
+  get_int("moe_intermediate_size", c.d_ff_expert);
+  get_int("vocab_size", c.vocab);
+  get_int("max_position_embeddings", c.max_seq);
+  get_int("kv_lora_rank", c.kv_lora_rank);
+  get_int("qk_nope_head_dim", c.qk_nope_dim);
+  get_int("qk_rope_head_dim", c.qk_rope_dim);
+  get_int("v_head_dim", c.v_head_dim);
+  c.n_kv_head = c.n_head;
+  c.head_dim = c.qk_nope_dim + c.qk_rope_dim;
+  const auto q_lora = j.value("q_lora_rank", nlohmann::json(nullptr));
+  c.q_lora_rank = q_lora.is_number_integer() ? q_lora.get<int>() : 0;
+  c.n_shared_expert = j.value("n_shared_experts", 0);
+  c.first_dense = j.value("first_k_dense_replace", 0);
+  c.d_ff_dense = j.value("intermediate_size", c.d_ff_dense);
+  c.routed_scaling_factor = j.value("routed_scaling_factor", 1.0);
+  c.norm_topk_prob = j.value("norm_topk_prob", false);
+  c.rope_theta = j.value("rope_theta", 10000.0);
+  c.rms_eps = j.value("rms_norm_eps", 1e-6);
+  auto require = [&](const char* key, const nlohmann::json& want) {
+    if (j.contains(key) && !j[key].is_null() && j[key] != want)
+      fail("train", "{}: {} must be {} for training, found {}", path, key, want.dump(), j[key].dump());
+  };
+  require("topk_method", "noaux_tc");
+  require("scoring_func", "sigmoid");
+  require("n_group", 1);
+  require("topk_group", 1);
+  require("moe_layer_freq", 1);
+  require("num_nextn_predict_layers", 0);
+  require("rope_interleave", true);
+  require("tie_word_embeddings", false);
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
+    fail("train", "{}: rope_scaling (YaRN) is not supported by the trainer, found {}", path, j["rope_scaling"].dump());
+  c.validate();
+  return c;
+}
+
 ParamLayout ParamLayout::build(const ModelConfig& c) {
   c.validate();
   ParamLayout p;
@@ -106,6 +289,12 @@ ParamLayout ParamLayout::build(const ModelConfig& c) {
   };
   const int64_t D = c.d_model, Dh = c.head_dim, F = c.d_ff_expert;
   p.wte = add("model.embed_tokens.weight", {c.vocab, D}, true);
+  if (c.is_v3()) {
+    build_v3_layers(c, p, add);
+    p.final_norm = add("model.norm.weight", {D}, false);
+    p.lm_head = add("lm_head.weight", {c.vocab, D}, true);
+    return p;
+  }
   for (int l = 0; l < c.n_layer; ++l) {
     const std::string pre = "model.layers." + std::to_string(l) + ".";
     LayerOffsets o;
@@ -138,6 +327,7 @@ const ParamTensor* ParamLayout::find(const std::string& name) const {
 }
 
 int64_t active_params_per_token(const ModelConfig& c) {
+  if (c.is_v3()) return active_params_v3(c);
   const int64_t D = c.d_model, Dh = c.head_dim;
   const int64_t attn = D * (c.n_head * Dh) * 2 + D * (c.n_kv_head * Dh) * 2;
   const int64_t moe = static_cast<int64_t>(c.n_expert) * D + static_cast<int64_t>(c.top_k) * 3 * D * c.d_ff_expert;

@@ -21,19 +21,33 @@ void for_experts(int64_t cost, int n_expert, Fn&& fn) {
   thread_pool().parallel_for_dynamic(n_expert, 1, [&](int64_t b, int64_t e, int) { fn(b, e); });
 }
 
-// Softmax scores, top-k of (score + bias) with ties to the lower index, then the weights.
+// DeepSeek-V3 weights: the chosen sigmoid scores, divided by (their sum + 1e-20) when
+// norm_topk_prob and K > 1, times routed_scaling_factor (as DeepseekV3MoE).
+struct SigmoidWeights {
+  bool renorm = false;
+  double scale = 1.0;
+  explicit SigmoidWeights(const ModelConfig& c)
+      : renorm(c.norm_topk_prob && c.top_k > 1), scale(c.routed_scaling_factor) {}
+};
+
+// Softmax (or sigmoid) scores, top-k of (score + bias) with ties to the lower index, then the weights.
 template <typename T>
 void route(MoeActs<T>& a, const ModelConfig& c, const float* bias, int64_t n) {
   const int E = c.n_expert, K = c.top_k;
+  const SigmoidWeights sw(c);
   parallel_items(n, 8 * E, [&](int64_t b, int64_t e) {
     std::vector<int> order(static_cast<size_t>(E));
     for (int64_t t = b; t < e; ++t) {
       const T* l = a.logits.data() + t * E;
       T* s = a.scores.data() + t * E;
-      const T mx = *std::max_element(l, l + E);
-      T sum = 0;
-      for (int j = 0; j < E; ++j) sum += (s[j] = std::exp(l[j] - mx));
-      for (int j = 0; j < E; ++j) s[j] /= sum;
+      if (c.is_v3()) {
+        for (int j = 0; j < E; ++j) s[j] = T(1) / (T(1) + std::exp(-l[j]));
+      } else {
+        const T mx = *std::max_element(l, l + E);
+        T sum = 0;
+        for (int j = 0; j < E; ++j) sum += (s[j] = std::exp(l[j] - mx));
+        for (int j = 0; j < E; ++j) s[j] /= sum;
+      }
       for (int j = 0; j < E; ++j) order[j] = j;
       auto sel = [&](int j) { return static_cast<double>(s[j]) + (bias ? bias[j] : 0.0); };
       std::partial_sort(order.begin(), order.begin() + K, order.end(),
@@ -43,20 +57,33 @@ void route(MoeActs<T>& a, const ModelConfig& c, const float* bias, int64_t n) {
       for (int k = 0; k < K; ++k) {
         a.ids[t * K + k] = order[k];
         a.raw[t * K + k] = s[order[k]];
-        a.weights[t * K + k] = c.norm_topk_prob ? s[order[k]] / norm : s[order[k]];
+        if (c.is_v3()) {
+          const T w = sw.renorm ? s[order[k]] / (norm + static_cast<T>(1e-20)) : s[order[k]];
+          a.weights[t * K + k] = w * static_cast<T>(sw.scale);
+        } else {
+          a.weights[t * K + k] = c.norm_topk_prob ? s[order[k]] / norm : s[order[k]];
+        }
       }
     }
   });
 }
 
-// aux = E * sum_e f_e P_e over [t0, t1): f_e = routed slot fraction, P_e = mean score.
+// The probabilities P of the aux losses: the softmax scores, or (DeepSeek-V3) the sigmoid scores
+// normalized per token.
+template <typename T>
+const std::vector<T>& aux_probs(const MoeActs<T>& a, const ModelConfig& c) {
+  return c.is_v3() ? a.aux_probs : a.scores;
+}
+
+// aux = E * sum_e f_e P_e over [t0, t1): f_e = routed slot fraction, P_e = mean probability.
 template <typename T>
 double switch_aux(const MoeActs<T>& a, const ModelConfig& c, int64_t t0, int64_t t1) {
   const int E = c.n_expert, K = c.top_k;
+  const std::vector<T>& probs = aux_probs(a, c);
   std::vector<double> f(E, 0.0), pm(E, 0.0);
   for (int64_t t = t0; t < t1; ++t) {
     for (int k = 0; k < K; ++k) f[a.ids[t * K + k]] += 1.0;
-    for (int j = 0; j < E; ++j) pm[j] += a.scores[t * E + j];
+    for (int j = 0; j < E; ++j) pm[j] += probs[t * E + j];
   }
   const double n = static_cast<double>(t1 - t0);
   double aux = 0;
@@ -93,6 +120,15 @@ void moe_forward(MoeActs<T>& a, T* out, const T* x, const T* p, const LayerOffse
   a.weights.resize(n * K);  // [N, K]
   par_mm_nt<T>(x, p + o.gate, a.logits.data(), n, E, D, false);
   route(a, c, bias, n);
+  if (c.is_v3()) {
+    a.aux_probs.resize(n * E);  // [N, E]
+    for (int64_t t = 0; t < n; ++t) {
+      const T* st = a.scores.data() + t * E;
+      T sum = 0;
+      for (int j = 0; j < E; ++j) sum += st[j];
+      for (int j = 0; j < E; ++j) a.aux_probs[t * E + j] = st[j] / sum;
+    }
+  }
 
   DispatchOptions dopt;
   if (bal.capacity_factor > 0) {
@@ -150,16 +186,22 @@ void router_score_grad(std::vector<double>& ds, const std::vector<double>& dw, c
                        const ModelConfig& c, MoeLossScale scale, MoeShape s) {
   const int E = c.n_expert, K = c.top_k;
   const int64_t n = s.batch * s.seq;
+  const SigmoidWeights sw(c);
+  const bool renorm = c.is_v3() ? sw.renorm : c.norm_topk_prob;
+  const double wscale = c.is_v3() ? sw.scale : 1.0, eps = c.is_v3() ? 1e-20 : 0.0;
   for (int64_t t = 0; t < n; ++t) {
     double norm = 0, dot = 0;
     for (int k = 0; k < K; ++k) norm += a.raw[t * K + k];
     for (int k = 0; k < K; ++k) dot += dw[t * K + k] * a.weights[t * K + k];
     for (int k = 0; k < K; ++k) {
-      // w_k = r_k / sum r  =>  dr_k = (dw_k - sum_j dw_j w_j) / sum r
-      const double dr = c.norm_topk_prob ? (dw[t * K + k] - dot) / norm : dw[t * K + k];
+      // w_k = c r_k / (sum r + eps)  =>  dr_k = (c dw_k - sum_j dw_j w_j) / (sum r + eps)
+      const double dr = renorm ? (wscale * dw[t * K + k] - dot) / (norm + eps) : wscale * dw[t * K + k];
       ds[t * E + a.ids[t * K + k]] += dr;
     }
   }
+  // DeepSeek-V3: the aux losses see P = s / sum(s); their gradient goes through that division.
+  std::vector<double> dprob_v3(c.is_v3() ? n * E : 0, 0.0);  // [N, E]
+  std::vector<double>& dprob = c.is_v3() ? dprob_v3 : ds;
   // Aux losses: only P_e = mean score is differentiable; f_e (counts) is not.
   auto add_aux = [&](int64_t t0, int64_t t1, double coef) {
     if (coef == 0) return;
@@ -168,10 +210,33 @@ void router_score_grad(std::vector<double>& ds, const std::vector<double>& dw, c
       for (int k = 0; k < K; ++k) f[a.ids[t * K + k]] += 1.0;
     const double m = static_cast<double>(t1 - t0);
     for (int64_t t = t0; t < t1; ++t)
-      for (int j = 0; j < E; ++j) ds[t * E + j] += coef * E * (f[j] / (m * K)) / m;
+      for (int j = 0; j < E; ++j) dprob[t * E + j] += coef * E * (f[j] / (m * K)) / m;
   };
   add_aux(0, n, scale.aux);
   for (int64_t b = 0; b < s.batch; ++b) add_aux(b * s.seq, (b + 1) * s.seq, scale.seq_aux / s.batch);
+  if (!c.is_v3() || (scale.aux == 0 && scale.seq_aux == 0)) return;
+  for (int64_t t = 0; t < n; ++t) {  // p_j = s_j / S: ds_j += (dp_j - sum_i dp_i p_i) / S
+    double sum = 0, dot = 0;
+    for (int j = 0; j < E; ++j) sum += a.scores[t * E + j];
+    for (int j = 0; j < E; ++j) dot += dprob[t * E + j] * a.aux_probs[t * E + j];
+    for (int j = 0; j < E; ++j) ds[t * E + j] += (dprob[t * E + j] - dot) / sum;
+  }
+}
+
+// One token's logit gradient under sigmoid scores: s' = s (1 - s); the z-loss term (zcoef =
+// its coefficient / N) is 2 lse(l) softmax(l).
+template <typename T>
+void sigmoid_logit_grad(T* dl, const double* ds, const T* s, const T* l, int E, double zcoef) {
+  double zg = 0, mx = 0, sum = 0;
+  if (zcoef != 0) {
+    mx = *std::max_element(l, l + E);
+    for (int j = 0; j < E; ++j) sum += std::exp(l[j] - mx);
+    zg = zcoef * 2.0 * (mx + std::log(sum));
+  }
+  for (int j = 0; j < E; ++j) {
+    const double soft = zcoef != 0 ? std::exp(l[j] - mx) / sum : 0.0;
+    dl[j] = static_cast<T>(ds[j] * s[j] * (1.0 - s[j]) + zg * soft);
+  }
 }
 
 template <typename T>
@@ -241,6 +306,10 @@ void moe_backward(T* dx, T* dp, const T* dout, const T* x, const MoeActs<T>& a, 
   std::vector<T> dl(n * E);  // [N, E]
   for (int64_t t = 0; t < n; ++t) {
     const T* st = a.scores.data() + t * E;
+    if (c.is_v3()) {
+      sigmoid_logit_grad(dl.data() + t * E, ds.data() + t * E, st, a.logits.data() + t * E, E, scale.z / n);
+      continue;
+    }
     double dot = 0;
     for (int j = 0; j < E; ++j) dot += ds[t * E + j] * st[j];
     double zg = 0;

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""PyTorch reference of the `moe train` model (Qwen3-MoE semantics, written in plain torch).
+"""PyTorch reference of the `moe train` model (Qwen3-MoE semantics, and the DeepSeek-V3 variant,
+written in plain torch).
 
 Writes tests/reference/fixtures/train/: the initial weights (HF names), the token batches of
 10 steps, and the losses of 10 AdamW steps for two balancing set-ups (aux + z loss; bias
-update). tests/train/reference_test.cc replays them and requires a match within 1e-4 relative.
+update), for Qwen3-MoE (init.safetensors, expected.json) and DeepSeek-V3 (init_v3.safetensors,
+expected_v3.json). tests/train/reference_test.cc replays them and requires a match within 1e-4
+relative.
 `--bench` instead times training steps (tokens/s) for scripts/train-bench.sh.
 """
 import argparse, json, math, os, struct, sys, time
@@ -51,10 +54,10 @@ def param_shapes(c):
     return out
 
 
-def init_params(c, seed):
+def init_params(c, seed, shapes=None):
     g = torch.Generator().manual_seed(seed)
     P = {}
-    for name, shape in param_shapes(c):
+    for name, shape in (shapes or param_shapes(c)):
         if len(shape) == 1:
             # norm weights: near one (not exactly, so their gradients are exercised)
             P[name] = 1.0 + 0.1 * torch.randn(shape, generator=g)
@@ -153,7 +156,7 @@ def lr_at(o, step):
     return floor + 0.5 * (1 + math.cos(math.pi * prog)) * (o["lr"] - floor)
 
 
-def train_losses(c, P, bal, opt_o, batches):
+def train_losses(c, P, bal, opt_o, batches, fwd=None):
     decay = [v for k, v in P.items() if v.dim() >= 2]
     no_decay = [v for k, v in P.items() if v.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": opt_o["wd"]}, {"params": no_decay, "weight_decay": 0.0}],
@@ -161,7 +164,7 @@ def train_losses(c, P, bal, opt_o, batches):
     biases = [torch.zeros(c.n_expert) for _ in range(c.n_layer)]
     losses = []
     for step, (tok, tgt) in enumerate(batches):
-        loss, counts = forward(c, P, bal, biases, tok, tgt)
+        loss, counts = (fwd or forward)(c, P, bal, biases, tok, tgt)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(P.values()), opt_o["clip"])
@@ -170,7 +173,8 @@ def train_losses(c, P, bal, opt_o, batches):
         opt.step()
         if bal.get("bias_rate", 0) > 0:
             for l in range(c.n_layer):
-                biases[l] += bal["bias_rate"] * torch.sign(counts[l].mean() - counts[l])
+                if counts[l] is not None:
+                    biases[l] += bal["bias_rate"] * torch.sign(counts[l].mean() - counts[l])
         losses.append(loss.item())
     return losses
 
@@ -190,6 +194,175 @@ def write_safetensors(path, tensors, meta=None):
     h += b" " * ((8 - len(h) % 8) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+# ---------------------------------------------------------------------------------------------
+# DeepSeek-V3 variant (HF DeepseekV3ForCausalLM semantics): MLA without YaRN, sigmoid router with
+# e_score_correction_bias for the selection only (n_group = topk_group = 1), weights from the
+# unbiased scores (renormalized + 1e-20 when norm_topk_prob and K > 1, times
+# routed_scaling_factor), shared experts, dense first layers. The aux losses use P = s / sum(s).
+
+
+class V3Cfg:
+    def __init__(self, **kw):
+        self.n_layer, self.d_model, self.n_head, self.q_lora, self.kv_lora = 3, 32, 4, 0, 16
+        self.nope, self.rope, self.v_dim = 8, 4, 8
+        self.n_expert, self.top_k, self.d_ff, self.n_shared, self.first_dense, self.d_ff_dense = 4, 2, 16, 1, 1, 48
+        self.vocab, self.max_seq, self.rope_theta, self.eps, self.norm_topk, self.scaling = 256, 64, 10000.0, 1e-6, True, 1.5
+        self.__dict__.update(kw)
+
+    def n_moe(self):
+        return self.n_layer - self.first_dense
+
+    def hf(self):
+        return {"architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3", "vocab_size": self.vocab,
+                "hidden_size": self.d_model, "intermediate_size": self.d_ff_dense,
+                "moe_intermediate_size": self.d_ff, "num_hidden_layers": self.n_layer,
+                "num_attention_heads": self.n_head, "num_key_value_heads": self.n_head,
+                "n_shared_experts": self.n_shared, "n_routed_experts": self.n_expert,
+                "num_experts_per_tok": self.top_k, "routed_scaling_factor": self.scaling,
+                "kv_lora_rank": self.kv_lora, "q_lora_rank": self.q_lora or None,
+                "qk_rope_head_dim": self.rope, "qk_nope_head_dim": self.nope, "v_head_dim": self.v_dim,
+                "topk_method": "noaux_tc", "scoring_func": "sigmoid", "n_group": 1, "topk_group": 1,
+                "norm_topk_prob": self.norm_topk, "first_k_dense_replace": self.first_dense, "moe_layer_freq": 1,
+                "num_nextn_predict_layers": 0, "max_position_embeddings": self.max_seq,
+                "rope_theta": self.rope_theta, "rope_scaling": None, "rope_interleave": True,
+                "rms_norm_eps": self.eps, "hidden_act": "silu", "tie_word_embeddings": False}
+
+
+def v3_param_shapes(c):
+    D, H, qk = c.d_model, c.n_head, c.nope + c.rope
+    out = [("model.embed_tokens.weight", (c.vocab, D))]
+    for l in range(c.n_layer):
+        p, a = f"model.layers.{l}.", f"model.layers.{l}.self_attn."
+        out.append((p + "input_layernorm.weight", (D,)))
+        if c.q_lora:
+            out += [(a + "q_a_proj.weight", (c.q_lora, D)), (a + "q_a_layernorm.weight", (c.q_lora,)),
+                    (a + "q_b_proj.weight", (H * qk, c.q_lora))]
+        else:
+            out.append((a + "q_proj.weight", (H * qk, D)))
+        out += [(a + "kv_a_proj_with_mqa.weight", (c.kv_lora + c.rope, D)), (a + "kv_a_layernorm.weight", (c.kv_lora,)),
+                (a + "kv_b_proj.weight", (H * (c.nope + c.v_dim), c.kv_lora)), (a + "o_proj.weight", (D, H * c.v_dim)),
+                (p + "post_attention_layernorm.weight", (D,))]
+        m = p + "mlp."
+        if l < c.first_dense:
+            out += [(m + "gate_proj.weight", (c.d_ff_dense, D)), (m + "up_proj.weight", (c.d_ff_dense, D)),
+                    (m + "down_proj.weight", (D, c.d_ff_dense))]
+            continue
+        out.append((m + "gate.weight", (c.n_expert, D)))
+        for e in range(c.n_expert):
+            x = f"{m}experts.{e}."
+            out += [(x + "gate_proj.weight", (c.d_ff, D)), (x + "up_proj.weight", (c.d_ff, D)),
+                    (x + "down_proj.weight", (D, c.d_ff))]
+        if c.n_shared:
+            Fs = c.d_ff * c.n_shared
+            out += [(m + "shared_experts.gate_proj.weight", (Fs, D)), (m + "shared_experts.up_proj.weight", (Fs, D)),
+                    (m + "shared_experts.down_proj.weight", (D, Fs))]
+    out += [("model.norm.weight", (D,)), ("lm_head.weight", (c.vocab, D))]
+    return out
+
+
+def rope_deepseek(x, theta):  # x [B, S, H, d] in DeepSeek's interleaved layout
+    S, d = x.shape[1], x.shape[3]
+    inv = 1.0 / (theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
+    f = torch.arange(S).float()[:, None] * inv[None, :]
+    emb = torch.cat([f, f], -1)
+    cos, sin = emb.cos()[None, :, None, :], emb.sin()[None, :, None, :]
+    x = x.reshape(*x.shape[:-1], d // 2, 2).transpose(-1, -2).reshape(x.shape)  # de-interleave, as HF
+    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    return x * cos + torch.cat([-x2, x1], -1) * sin
+
+
+def mla(c, P, p, x):
+    B, S, D = x.shape
+    H, qk = c.n_head, c.nope + c.rope
+    a = p + "self_attn."
+    if c.q_lora:
+        q = rmsnorm(x @ P[a + "q_a_proj.weight"].T, P[a + "q_a_layernorm.weight"], c.eps) @ P[a + "q_b_proj.weight"].T
+    else:
+        q = x @ P[a + "q_proj.weight"].T
+    q = q.view(B, S, H, qk)
+    q_nope, q_pe = q[..., : c.nope], q[..., c.nope:]
+    ckv = x @ P[a + "kv_a_proj_with_mqa.weight"].T
+    lat, k_pe = ckv[..., : c.kv_lora], ckv[..., c.kv_lora:]
+    kv = (rmsnorm(lat, P[a + "kv_a_layernorm.weight"], c.eps) @ P[a + "kv_b_proj.weight"].T).view(B, S, H, -1)
+    k_nope, v = kv[..., : c.nope], kv[..., c.nope:]
+    q_pe = rope_deepseek(q_pe, c.rope_theta)
+    k_pe = rope_deepseek(k_pe.view(B, S, 1, c.rope), c.rope_theta)
+    qs = torch.cat([q_nope, q_pe], -1).transpose(1, 2)
+    ks = torch.cat([k_nope, k_pe.expand(B, S, H, c.rope)], -1).transpose(1, 2)
+    v = v.transpose(1, 2)
+    s = (qs @ ks.transpose(-1, -2)) * qk ** -0.5
+    mask = torch.triu(torch.ones(S, S, dtype=torch.bool), 1)
+    s = s.masked_fill(mask, float("-inf"))
+    o = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, S, H * c.v_dim)
+    return o @ P[a + "o_proj.weight"].T
+
+
+def swiglu(P, pre, x):
+    return (F.silu(x @ P[pre + "gate_proj.weight"].T) * (x @ P[pre + "up_proj.weight"].T)) @ P[pre + "down_proj.weight"].T
+
+
+MARGIN = [float("inf")]  # smallest gap between the K-th and (K+1)-th selection score seen
+
+
+def moe_v3(c, P, p, x, bias, B, S):
+    N, D = x.shape
+    E, K = c.n_expert, c.top_k
+    m = p + "mlp."
+    logits = x @ P[m + "gate.weight"].T
+    scores = logits.sigmoid()
+    sel = scores.detach() + bias[None, :]
+    top = sel.topk(K + 1 if K < E else K, dim=-1).values
+    if K < E:
+        MARGIN[0] = min(MARGIN[0], float((top[:, K - 1] - top[:, K]).min()))
+    ids = sel.topk(K, dim=-1).indices
+    w = scores.gather(1, ids)
+    if c.norm_topk and K > 1:
+        w = w / (w.sum(-1, keepdim=True) + 1e-20)
+    w = w * c.scaling
+    out = torch.zeros_like(x)
+    for e in range(E):
+        tok, kk = (ids == e).nonzero(as_tuple=True)
+        if tok.numel() == 0:
+            continue
+        out = out.index_add(0, tok, swiglu(P, f"{m}experts.{e}.", x[tok]) * w[tok, kk][:, None])
+    if c.n_shared:
+        out = out + swiglu(P, m + "shared_experts.", x)
+    counts = torch.bincount(ids.flatten(), minlength=E).float()
+    probs = scores / scores.sum(-1, keepdim=True)
+
+    def aux_of(pr, cnt, n):
+        return E * ((cnt / (n * K)) * pr.mean(0)).sum()
+
+    aux = aux_of(probs, counts, N)
+    seq_aux = sum(aux_of(probs[b * S:(b + 1) * S], torch.bincount(ids[b * S:(b + 1) * S].flatten(), minlength=E).float(), S)
+                  for b in range(B)) / B
+    z = torch.logsumexp(logits, -1).pow(2).mean()
+    return out, aux, seq_aux, z, counts
+
+
+def forward_v3(c, P, bal, biases, tokens, targets):
+    B, S = tokens.shape
+    x = P["model.embed_tokens.weight"][tokens]
+    aux = seq_aux = z = 0.0
+    counts = []
+    for l in range(c.n_layer):
+        p = f"model.layers.{l}."
+        x = x + mla(c, P, p, rmsnorm(x, P[p + "input_layernorm.weight"], c.eps))
+        h = rmsnorm(x, P[p + "post_attention_layernorm.weight"], c.eps).view(B * S, -1)
+        if l < c.first_dense:
+            x = x + swiglu(P, p + "mlp.", h).view(B, S, -1)
+            counts.append(None)
+            continue
+        mo, a, sa, zz, cnt = moe_v3(c, P, p, h, biases[l], B, S)
+        x = x + mo.view(B, S, -1)
+        aux, seq_aux, z = aux + a / c.n_moe(), seq_aux + sa / c.n_moe(), z + zz / c.n_moe()
+        counts.append(cnt)
+    logits = rmsnorm(x, P["model.norm.weight"], c.eps) @ P["lm_head.weight"].T
+    ce = F.cross_entropy(logits.view(-1, c.vocab), targets.view(-1))
+    total = ce + bal.get("aux", 0) * aux + bal.get("seq_aux", 0) * seq_aux + bal.get("z", 0) * z
+    return total, counts
 
 
 OPT = {"lr": 1e-2, "warmup": 3, "total": 10, "min_lr_ratio": 0.1, "wd": 0.1, "clip": 1.0}
@@ -218,23 +391,48 @@ def make_fixtures():
         print(name, ["%.6f" % l for l in losses])
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(result, f, indent=1)
+    make_v3_fixtures(tok, tgt, steps, B, S)
+
+
+# Aux + z loss and the bias update on the DeepSeek-V3 variant (the batches are shared).
+SETUPS_V3 = {"aux": {"aux": 0.01, "seq_aux": 0.01, "z": 0.001}, "bias": {"bias_rate": 0.01}}
+
+
+def make_v3_fixtures(tok, tgt, steps, B, S):
+    c = V3Cfg()
+    P0 = init_params(c, 11, v3_param_shapes(c))
+    write_safetensors(os.path.join(OUT, "init_v3.safetensors"), P0)
+    result = {"config": c.hf(), "optimizer": OPT, "batch": B, "seq": S, "setups": {}}
+    for name, bal in SETUPS_V3.items():
+        P = {k: v.detach().clone().requires_grad_(True) for k, v in P0.items()}
+        losses = train_losses(c, P, bal, OPT, [(tok[i].long(), tgt[i].long()) for i in range(steps)], forward_v3)
+        result["setups"][name] = {"balance": bal, "losses": losses}
+        print("v3", name, ["%.6f" % l for l in losses])
+    # float32 rounding cannot flip a routing choice when the selection gap is this large
+    assert MARGIN[0] > 1e-5, MARGIN[0]
+    result["min_selection_margin"] = MARGIN[0]
+    with open(os.path.join(OUT, "expected_v3.json"), "w") as f:
+        json.dump(result, f, indent=1)
 
 
 def bench(a):
+    # Intra-op threads = the asked count; no inter-op pool (nothing here forks). The OpenMP wait
+    # policy, OpenBLAS threads and core type come from the environment (scripts/train-bench.sh
+    # tries several and keeps PyTorch's best).
     torch.set_num_threads(a.threads)
+    torch.set_num_interop_threads(1)
     c = Cfg(n_layer=a.layers, d_model=a.d_model, n_head=a.heads, n_kv_head=a.heads, head_dim=a.d_model // a.heads,
             n_expert=a.experts, top_k=a.top_k, d_ff=a.d_ff, max_seq=a.seq)
     P = init_params(c, 1)
     g = torch.Generator().manual_seed(2)
     tok = torch.randint(0, 256, (a.steps + a.warmup, a.batch, a.seq), generator=g)
-    times = []
+    times, cpu = [], []
     bal = {"aux": 0.01}
-    opt_o = dict(OPT, total=a.steps + a.warmup)
     decay = [v for v in P.values() if v.dim() >= 2]
     opt = torch.optim.AdamW(decay, lr=1e-3)
     biases = [torch.zeros(c.n_expert) for _ in range(c.n_layer)]
     for i in range(a.steps + a.warmup):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss, _ = forward(c, P, bal, biases, tok[i], tok[i])
         opt.zero_grad()
         loss.backward()
@@ -242,10 +440,14 @@ def bench(a):
         opt.step()
         if i >= a.warmup:
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)  # all threads of the process
     times.sort()
-    med = times[len(times) // 2]
+    cpu.sort()
+    med, med_cpu = times[len(times) // 2], cpu[len(cpu) // 2]
+    tokens = a.batch * a.seq
     print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": a.threads,
-                      "median_step_s": med, "tokens_per_s": a.batch * a.seq / med}))
+                      "median_step_s": med, "tokens_per_s": tokens / med, "median_cpu_s": med_cpu,
+                      "tokens_per_cpu_s": tokens / med_cpu}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 // The trainer against the PyTorch reference (tests/reference/make_train_fixtures.py): same
 // initial weights, same batches, 10 AdamW steps (warmup + cosine, clipping, weight decay); the
-// losses must match within 1e-4 relative, for aux + z-loss balancing and for the bias update.
+// losses must match within 1e-4 relative, for aux + z-loss balancing and for the bias update,
+// for the Qwen3-MoE layout and the DeepSeek-V3 variant (MLA, sigmoid router, shared experts).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -15,17 +16,19 @@ namespace {
 
 const std::string kDir = std::string(MOE_TEST_DATA_DIR) + "/reference/fixtures/train";
 
-nlohmann::json expected() {
-  std::ifstream f(kDir + "/expected.json");
+nlohmann::json expected(const std::string& file) {
+  std::ifstream f(kDir + "/" + file);
   return nlohmann::json::parse(f);
 }
 
-void check_setup(const std::string& name) {
-  const nlohmann::json ex = expected();
+// variant "": Qwen3-MoE (expected.json, init.safetensors); "_v3": DeepSeek-V3.
+void check_setup(const std::string& name, const std::string& variant = "") {
+  const nlohmann::json ex = expected("expected" + variant + ".json");
   const ModelConfig c = ModelConfig::from_hf_json(ex["config"], "expected.json");
   const nlohmann::json& s = ex["setups"][name];
   BalanceOptions bal;
   bal.aux_coef = s["balance"].value("aux", 0.0);
+  bal.seq_aux_coef = s["balance"].value("seq_aux", 0.0);
   bal.z_coef = s["balance"].value("z", 0.0);
   bal.bias_rate = s["balance"].value("bias_rate", 0.0);
   AdamWOptions o;
@@ -36,7 +39,7 @@ void check_setup(const std::string& name) {
   o.weight_decay = ex["optimizer"]["wd"];
   o.grad_clip = ex["optimizer"]["clip"];
   TrainModel<float> m(c, bal);
-  const SafetensorsFile init = SafetensorsFile::open(kDir + "/init.safetensors");
+  const SafetensorsFile init = SafetensorsFile::open(kDir + "/init" + variant + ".safetensors");
   for (const auto& t : m.layout().tensors) {
     ASSERT_TRUE(init.has(t.name)) << t.name;
     ASSERT_EQ(init.info(t.name).shape, t.shape) << t.name;
@@ -63,6 +66,8 @@ void check_setup(const std::string& name) {
 
 TEST(PyTorchReference, TenAdamWStepsAuxAndZLoss) { check_setup("aux"); }
 TEST(PyTorchReference, TenAdamWStepsBiasUpdate) { check_setup("bias"); }
+TEST(PyTorchReference, DeepseekV3TenAdamWStepsAuxSeqAuxAndZLoss) { check_setup("aux", "_v3"); }
+TEST(PyTorchReference, DeepseekV3TenAdamWStepsBiasUpdate) { check_setup("bias", "_v3"); }
 
 }  // namespace
 }  // namespace moe::train
