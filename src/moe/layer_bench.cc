@@ -3,6 +3,7 @@
 #include "moe/layer_bench.h"
 
 #include <fmt/format.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -128,6 +129,12 @@ struct Pool {
 
 double median_of(std::vector<double> v) { return median(std::move(v)); }
 
+double process_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return 1e3 * double(ts.tv_sec) + 1e-6 * double(ts.tv_nsec);
+}
+
 }  // namespace
 
 LayerBenchShape layer_bench_shape_from_catalog(const std::string& model) {
@@ -246,18 +253,21 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
     fill_random(reinterpret_cast<uint8_t*>(x.data()), T * D, DType::kF32);
     LayerBenchRow row;
     row.tokens = T;
-    std::vector<double> ms, route, dispatch, experts, combine;
+    std::vector<double> ms, cpu, route, dispatch, experts, combine;
     for (int rep = -1; rep < opt.repetitions; ++rep, ++call) {
       const std::vector<int32_t> ids = make_routing(opt.routing, opt.zipf_s, T, K, E, call);
       layer.set_weights(weights_for_call(call));
       RunOptions ro;
       ro.expert_ids = ids.data();
       MoeTelemetry tel;
+      const double cpu0 = process_cpu_ms();
       Timer timer;
       layer.forward(x.data(), T, out.data(), ro, &tel);
       const double t_ms = timer.ms();
+      const double cpu_ms = process_cpu_ms() - cpu0;
       if (rep < 0) continue;  // warm-up: workspace allocation, page faults
       ms.push_back(t_ms);
+      cpu.push_back(cpu_ms);
       route.push_back(tel.route_ms);
       dispatch.push_back(tel.dispatch_ms);
       experts.push_back(tel.experts_ms);
@@ -272,6 +282,7 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
     row.bytes /= n;
     row.flops /= n;
     row.ms = median_of(ms);
+    row.cpu_ms = median_of(cpu);
     row.route_ms = median_of(route);
     row.dispatch_ms = median_of(dispatch);
     row.experts_ms = median_of(experts);
@@ -285,21 +296,28 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
       const int total_chunks = std::min(E, std::max(opt.dense_max_chunks, K)) + S;
       row.dense_total_extrapolated = total_chunks < E + S;
       std::vector<float> h;
-      auto time_dense = [&](int chunks) {
-        std::vector<double> t;
+      auto time_dense = [&](int chunks, double* cpu_ms) {
+        std::vector<double> t, c;
         for (int rep = -1; rep < opt.repetitions; ++rep, ++call) {
           ExpertWeights w;
           w.d_model = D;
           w.d_ff = F;
           for (int c = 0; c < chunks; ++c) w.experts.push_back(pool.expert(call * chunks + c));
+          const double cpu0 = process_cpu_ms();
           Timer timer;
           dense_ffn_forward(w, cfg.activation, x.data(), T, out.data(), {}, &h);
-          if (rep >= 0) t.push_back(timer.ms());
+          if (rep >= 0) {
+            t.push_back(timer.ms());
+            c.push_back(process_cpu_ms() - cpu0);
+          }
         }
+        *cpu_ms = median_of(c);
         return median_of(t);
       };
-      row.dense_activated_ms = time_dense(K + S);
-      row.dense_total_ms = time_dense(total_chunks) * double(E + S) / total_chunks;
+      row.dense_activated_ms = time_dense(K + S, &row.dense_activated_cpu_ms);
+      const double scale = double(E + S) / total_chunks;
+      row.dense_total_ms = time_dense(total_chunks, &row.dense_total_cpu_ms) * scale;
+      row.dense_total_cpu_ms *= scale;
     }
     res.rows.push_back(row);
   }

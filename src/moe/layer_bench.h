@@ -45,6 +45,9 @@ struct LayerBenchRow {
   double route_ms = 0, dispatch_ms = 0, experts_ms = 0, combine_ms = 0;  // medians
   double overhead_fraction = 0;                                          // (route + dispatch + combine) / total
   double dense_total_ms = 0, dense_activated_ms = 0;
+  // The same medians in process CPU time (all threads), for ratios on a shared machine: with one
+  // thread, work per CPU-second against ceilings measured the same way (kernels/ceilings.h).
+  double cpu_ms = 0, dense_total_cpu_ms = 0, dense_activated_cpu_ms = 0;
   bool dense_total_extrapolated = false;
   int64_t dropped_slots = 0;
 };
