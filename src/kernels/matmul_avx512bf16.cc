@@ -15,6 +15,10 @@
 namespace moe::matmul_detail {
 namespace {
 
+// Prefetch mode of row block rb of a panel slice (see the micro-kernel): the first block pulls the slice
+// into L1 (m >= 8 only), the second pulls the next slice into L2.
+inline int prefetch_mode(int64_t rb, int64_t m) { return rb == 1 ? 2 : rb == 0 && m >= 8 ? 1 : 0; }
+
 constexpr int kMr = 12;
 constexpr int kNr = 32;
 // Panel kernels: k-steps (128 bytes of B each) between a software prefetch and its use (8 KiB ahead;
@@ -99,15 +103,20 @@ struct Tile {
 };
 
 // a: bf16 pairs of MR rows (row stride lda2 pairs); bp: one packed panel of kc2 pairs x 32 columns.
-// PF: prefetch B kPrefetchSteps k-steps ahead (the first row block of a panel slice streams B from memory).
-template <int MR, bool PF = false>
+// PF 1: prefetch B kPrefetchSteps k-steps ahead into L1 (the first row block of a panel slice, which streams
+// B from memory or L2). PF 2: prefetch the next panel slice (contiguous: the slice's kc steps further on)
+// into L2, two lines per step, so that its first row block finds it there.
+template <int MR, int PF = 0>
 void micro_dot(const uint32_t* a, int64_t lda2, const uint32_t* bp, int64_t kc2, const Tile& t) {
   __m512 s0[MR], s1[MR];
   for (int i = 0; i < MR; ++i) s0[i] = s1[i] = _mm512_setzero_ps();
   for (int64_t p2 = 0; p2 < kc2; ++p2) {
-    if constexpr (PF) {
+    if constexpr (PF == 1) {
       _mm_prefetch(reinterpret_cast<const char*>(bp + (p2 + kPrefetchSteps) * kNr), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(bp + (p2 + kPrefetchSteps) * kNr + 16), _MM_HINT_T0);
+    } else if constexpr (PF == 2) {
+      _mm_prefetch(reinterpret_cast<const char*>(bp + (p2 + kc2) * kNr), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(bp + (p2 + kc2) * kNr + 16), _MM_HINT_T1);
     }
     const __m512bh b0 = as_bh(_mm512_load_si512(bp + p2 * kNr));
     const __m512bh b1 = as_bh(_mm512_load_si512(bp + p2 * kNr + 16));
@@ -130,16 +139,15 @@ void micro_dot(const uint32_t* a, int64_t lda2, const uint32_t* bp, int64_t kc2,
 
 using MicroFn = void (*)(const uint32_t*, int64_t, const uint32_t*, int64_t, const Tile&);
 
-template <int... I>
+template <int PF, int... I>
 constexpr auto make_micro_table(std::integer_sequence<int, I...>) {
-  return std::array<MicroFn, sizeof...(I)>{&micro_dot<I + 1>...};
+  return std::array<MicroFn, sizeof...(I)>{&micro_dot<I + 1, PF>...};
 }
-template <int... I>
-constexpr auto make_prefetch_table(std::integer_sequence<int, I...>) {
-  return std::array<MicroFn, sizeof...(I)>{&micro_dot<I + 1, true>...};
-}
-constexpr auto kMicro = make_micro_table(std::make_integer_sequence<int, kMr>{});
-constexpr auto kMicroPrefetch = make_prefetch_table(std::make_integer_sequence<int, kMr>{});
+constexpr auto kMicro = make_micro_table<0>(std::make_integer_sequence<int, kMr>{});
+// Indexed by the PF mode of micro_dot.
+constexpr std::array<std::array<MicroFn, kMr>, 3> kMicroPanels = {
+    kMicro, make_micro_table<1>(std::make_integer_sequence<int, kMr>{}),
+    make_micro_table<2>(std::make_integer_sequence<int, kMr>{})};
 
 }  // namespace
 
@@ -224,7 +232,7 @@ void gemm_panels_bf16dot_avx512bf16(const MatmulArgs& g) {
       for (int64_t rb = 0; rb < n_rb; ++rb) {
         const int64_t i0 = rb * m / n_rb, i1 = (rb + 1) * m / n_rb;
         const Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
-        (rb == 0 && m >= 8 ? kMicroPrefetch : kMicro)[i1 - i0 - 1](a2 + i0 * lda2 + p0, lda2, panel + p0 * kNr, kc2, t);
+        kMicroPanels[prefetch_mode(rb, m)][i1 - i0 - 1](a2 + i0 * lda2 + p0, lda2, panel + p0 * kNr, kc2, t);
       }
     }
   }

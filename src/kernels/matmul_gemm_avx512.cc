@@ -14,6 +14,10 @@
 namespace moe::matmul_detail {
 namespace {
 
+// Prefetch mode of row block rb of a panel slice (see the micro-kernel): the first block pulls the slice
+// into L1 (m >= 8 only), the second pulls the next slice into L2.
+inline int prefetch_mode(int64_t rb, int64_t m) { return rb == 1 ? 2 : rb == 0 && m >= 8 ? 1 : 0; }
+
 constexpr int kMr = 12;
 constexpr int kNr = 32;
 // Panel kernels: k-steps (128 bytes of B each) between a software prefetch and its use (8 KiB ahead;
@@ -116,15 +120,20 @@ struct Tile {
   bool load_c;
 };
 
-// PF: prefetch B kPrefetchSteps k-steps ahead (the first row block of a panel slice streams B from memory).
-template <int MR, bool PF = false>
+// PF 1: prefetch B kPrefetchSteps k-steps ahead into L1 (the first row block of a panel slice, which streams
+// B from memory or L2). PF 2: prefetch the next panel slice (contiguous: the slice's kc steps further on)
+// into L2, two lines per step, so that its first row block finds it there.
+template <int MR, int PF = 0>
 void micro_f32(const float* a, int64_t lda, const float* bp, int64_t kc, const Tile& t) {
   __m512 s0[MR], s1[MR];
   for (int i = 0; i < MR; ++i) s0[i] = s1[i] = _mm512_setzero_ps();
   for (int64_t p = 0; p < kc; ++p) {
-    if constexpr (PF) {
+    if constexpr (PF == 1) {
       _mm_prefetch(reinterpret_cast<const char*>(bp + (p + kPrefetchSteps) * kNr), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(bp + (p + kPrefetchSteps) * kNr + 16), _MM_HINT_T0);
+    } else if constexpr (PF == 2) {
+      _mm_prefetch(reinterpret_cast<const char*>(bp + (p + kc) * kNr), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(bp + (p + kc) * kNr + 16), _MM_HINT_T1);
     }
     const __m512 b0 = _mm512_load_ps(bp + p * kNr);
     const __m512 b1 = _mm512_load_ps(bp + p * kNr + 16);
@@ -147,16 +156,15 @@ void micro_f32(const float* a, int64_t lda, const float* bp, int64_t kc, const T
 
 using MicroFn = void (*)(const float*, int64_t, const float*, int64_t, const Tile&);
 
-template <int... I>
+template <int PF, int... I>
 constexpr auto make_micro_table(std::integer_sequence<int, I...>) {
-  return std::array<MicroFn, sizeof...(I)>{&micro_f32<I + 1>...};
+  return std::array<MicroFn, sizeof...(I)>{&micro_f32<I + 1, PF>...};
 }
-template <int... I>
-constexpr auto make_prefetch_table(std::integer_sequence<int, I...>) {
-  return std::array<MicroFn, sizeof...(I)>{&micro_f32<I + 1, true>...};
-}
-constexpr auto kMicro = make_micro_table(std::make_integer_sequence<int, kMr>{});
-constexpr auto kMicroPrefetch = make_prefetch_table(std::make_integer_sequence<int, kMr>{});
+constexpr auto kMicro = make_micro_table<0>(std::make_integer_sequence<int, kMr>{});
+// Indexed by the PF mode of micro_f32.
+constexpr std::array<std::array<MicroFn, kMr>, 3> kMicroPanels = {
+    kMicro, make_micro_table<1>(std::make_integer_sequence<int, kMr>{}),
+    make_micro_table<2>(std::make_integer_sequence<int, kMr>{})};
 
 }  // namespace
 
@@ -197,8 +205,7 @@ void gemm_panels_avx512(const MatmulArgs& g) {
       for (int64_t rb = 0; rb < n_rb; ++rb) {
         const int64_t i0 = rb * m / n_rb, i1 = (rb + 1) * m / n_rb;
         const Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
-        (rb == 0 && m >= 8 ? kMicroPrefetch : kMicro)[i1 - i0 - 1](g.a + i0 * g.lda + p0, g.lda, panel + p0 * kNr, kc,
-                                                                   t);
+        kMicroPanels[prefetch_mode(rb, m)][i1 - i0 - 1](g.a + i0 * g.lda + p0, g.lda, panel + p0 * kNr, kc, t);
       }
     }
   }
