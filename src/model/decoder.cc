@@ -34,7 +34,7 @@ struct Decoder::Layer {
   float scale = 1.0f;
   // FFN: dense SwiGLU or MoE
   WeightView gate, up, down;
-  std::unique_ptr<MoeLayer> moe;
+  std::unique_ptr<MoeBlock> moe;
 };
 
 namespace {
@@ -46,7 +46,8 @@ void linear(const float* x, int64_t T, const WeightView& w, const float* bias, i
 
 }  // namespace
 
-Decoder::Decoder(const std::string& path) : spec_(load_model_spec(path)) {
+Decoder::Decoder(const std::string& path, DecoderOptions options)
+    : spec_(load_model_spec(path)), options_(std::move(options)) {
   if (spec_.family == Family::kDeepseekV4 || spec_.family == Family::kLlama4 || spec_.family == Family::kDbrx) {
     fail("model", "{}: model_type {} has no decoder yet", path, spec_.model_type);
   }
@@ -109,7 +110,11 @@ void Decoder::load_layer(int64_t li) {
     L->scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(spec_.head_dim)));
   }
   if (ls.is_moe) {
-    L->moe = std::make_unique<MoeLayer>(decoder_moe_config(spec_), moe_layer_weights(spec_, li, s));
+    const MoeLayerConfig config = decoder_moe_config(spec_);
+    ExpertKeep keep;
+    if (options_.load_expert) keep = [&](int64_t e) { return options_.load_expert(li, e); };
+    const MoeLayerWeights w = moe_layer_weights(spec_, li, s, keep);
+    L->moe = options_.moe_block ? options_.moe_block(li, config, w) : std::make_unique<LocalMoeBlock>(config, w);
   } else {
     const std::string f = p + "mlp.";
     L->gate = s.matrix(f + "gate_proj.weight");
@@ -194,7 +199,7 @@ void Decoder::attention_mla(Layer& L, int64_t li, const float* x, int64_t T, KvC
 
 void Decoder::ffn(Layer& L, const float* x, int64_t T, float* out, MoeTelemetry* telemetry) {
   if (L.moe) {
-    L.moe->forward(x, T, out, RunOptions{}, telemetry);
+    L.moe->forward(x, T, out, telemetry);
     return;
   }
   const int64_t D = spec_.d_model, F = spec_.n_ff;
@@ -236,7 +241,7 @@ void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logi
     for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
     rms_norm(h.data(), L.post_norm, x.data(), T, D, eps);
     ffn(L, x.data(), T, y.data(), stats ? &stats->moe_layers[static_cast<size_t>(li)] : nullptr);
-    if (stats && L.moe) stats->expert_ids[static_cast<size_t>(li)] = L.moe->last_router_output().expert_ids;
+    if (stats && L.moe) stats->expert_ids[static_cast<size_t>(li)] = L.moe->last_expert_ids();
     for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
   }
   cache.advance(T);

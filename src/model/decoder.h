@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/kv_cache.h"
+#include "model/moe_block.h"
 #include "model/weights.h"
 #include "moe/telemetry.h"
 #include "spec/model_spec.h"
@@ -24,7 +25,8 @@ struct ForwardStats {
 class Decoder {
  public:
   // Reads config.json and the weights of a checkpoint folder. Throws moe::Error naming the problem.
-  explicit Decoder(const std::string& path);
+  // options: how MoE layers run and which routed experts are loaded (default: all, MoeLayer).
+  explicit Decoder(const std::string& path, DecoderOptions options = {});
   ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
@@ -45,6 +47,7 @@ class Decoder {
   void load_layer(int64_t li);
 
   ModelSpec spec_;
+  DecoderOptions options_;
   std::unique_ptr<WeightStore> store_;
   std::vector<std::unique_ptr<Layer>> layers_;
   WeightView embed_, head_;

@@ -67,7 +67,8 @@ ExpertMatrices swiglu_views(WeightStore& store, const std::string& p, const char
 
 // gpt-oss: gate_up_proj [E, D, 2F] (gate even columns, up odd) and down_proj [E, F, D] become
 // gate, up [E, F, D] and down [E, D, F] in PyTorch Linear layout.
-ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, WeightStore& store) {
+ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, WeightStore& store,
+                              const ExpertKeep& keep) {
   const int64_t E = spec.n_expert, D = spec.d_model, F = spec.n_ff_expert;
   const float* gu = store.f32(p + "experts.gate_up_proj");         // [E, D, 2F]
   const float* gu_b = store.f32(p + "experts.gate_up_proj_bias");  // [E, 2F]
@@ -78,6 +79,7 @@ ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, Weigh
   std::vector<float>& gate_b = store.own(E * F);                   // [E, F]
   std::vector<float>& up_b = store.own(E * F);                     // [E, F]
   for (int64_t e = 0; e < E; ++e) {
+    if (keep && !keep(e)) continue;
     for (int64_t d = 0; d < D; ++d) {
       for (int64_t f = 0; f < F; ++f) {
         gate[(e * F + f) * D + d] = gu[(e * D + d) * 2 * F + 2 * f];
@@ -90,20 +92,25 @@ ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, Weigh
       up_b[e * F + f] = gu_b[e * 2 * F + 2 * f + 1];
     }
   }
-  return ExpertWeights::stacked(static_cast<int>(E), D, F, DType::kF32, gate.data(), up.data(), down.data(),
-                                gate_b.data(), up_b.data(), store.f32(p + "experts.down_proj_bias"));
+  ExpertWeights w = ExpertWeights::stacked(static_cast<int>(E), D, F, DType::kF32, gate.data(), up.data(),
+                                          down.data(), gate_b.data(), up_b.data(),
+                                          store.f32(p + "experts.down_proj_bias"));
+  for (int64_t e = 0; e < E; ++e) {
+    if (keep && !keep(e)) w.experts[static_cast<size_t>(e)] = ExpertMatrices{};
+  }
+  return w;
 }
 
 }  // namespace
 
-MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightStore& store) {
+MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
   const std::string p = ffn_prefix(spec, layer);
   MoeLayerWeights w;
   w.experts.d_model = w.shared.d_model = spec.d_model;
   if (spec.family == Family::kGptOss) {
     w.router.weight = store.matrix(p + "router.weight");
     w.router.bias = store.f32(p + "router.bias");
-    w.experts = gpt_oss_experts(spec, p, store);
+    w.experts = gpt_oss_experts(spec, p, store, keep);
     return w;
   }
   w.router.weight = store.matrix(p + "gate.weight");
@@ -111,6 +118,10 @@ MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightSt
   w.experts.d_ff = spec.n_ff_expert;
   const bool mixtral = spec.family == Family::kMixtral;
   for (int64_t e = 0; e < spec.n_expert; ++e) {
+    if (keep && !keep(e)) {
+      w.experts.experts.emplace_back();  // another rank's expert: not read
+      continue;
+    }
     const std::string x = fmt::format("{}experts.{}.", p, e);
     w.experts.experts.push_back(mixtral ? swiglu_views(store, x, "w1", "w3", "w2")
                                         : swiglu_views(store, x, "gate_proj", "up_proj", "down_proj"));

@@ -3,6 +3,8 @@
 // they are laid out (per-expert Linear tensors, or gpt-oss's fused interleaved gate_up_proj).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 
 #include "model/weights.h"
@@ -16,8 +18,13 @@ namespace moe {
 // (Named apart from moe/layer_config.h's moe_layer_config, which bench layer uses: both mapped the same symbol.)
 MoeLayerConfig decoder_moe_config(const ModelSpec& spec);
 
+// Which routed experts to load (expert parallelism: a rank loads only its own); empty = all.
+using ExpertKeep = std::function<bool(int64_t expert)>;
+
 // Views of one MoE layer's router, routed and shared experts (may re-lay out into the store).
-MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightStore& store);
+// Experts `keep` rejects are neither read nor converted: their views have null data.
+MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightStore& store,
+                                  const ExpertKeep& keep = {});
 
 // Prefix of a layer's feed-forward block: "model.layers.<i>.mlp." or Mixtral's block_sparse_moe.
 std::string ffn_prefix(const ModelSpec& spec, int64_t layer);

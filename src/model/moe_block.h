@@ -1,0 +1,50 @@
+// The Decoder's hook for how a MoE layer runs: MoeBlock is the interface the decoder calls per
+// MoE layer (the default wraps MoeLayer; dist/ builds expert-parallel blocks), and DecoderOptions
+// carries the factory plus a filter saying which routed experts' tensors this process loads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "moe/moe_layer.h"
+#include "moe/telemetry.h"
+
+namespace moe {
+
+class MoeBlock {
+ public:
+  virtual ~MoeBlock() = default;
+  // out = MoE(x). x, out: [T, D] row-major f32, not overlapping. telemetry may be null.
+  virtual void forward(const float* x, int64_t n_tokens, float* out, MoeTelemetry* telemetry) = 0;
+  // [T * K] routed experts of the last call, token-major.
+  virtual const std::vector<int32_t>& last_expert_ids() const = 0;
+};
+
+// The one-process block: MoeLayer with default run options.
+class LocalMoeBlock final : public MoeBlock {
+ public:
+  LocalMoeBlock(const MoeLayerConfig& config, const MoeLayerWeights& weights) : layer_(config, weights) {}
+  void forward(const float* x, int64_t n_tokens, float* out, MoeTelemetry* telemetry) override {
+    layer_.forward(x, n_tokens, out, RunOptions{}, telemetry);
+  }
+  const std::vector<int32_t>& last_expert_ids() const override { return layer_.last_router_output().expert_ids; }
+
+ private:
+  MoeLayer layer_;
+};
+
+using MoeBlockFactory =
+    std::function<std::unique_ptr<MoeBlock>(int64_t layer, const MoeLayerConfig& config, const MoeLayerWeights& w)>;
+// True when this process loads routed expert `expert` of layer `layer`; the others get views
+// with null data (only a block that never computes them, such as an expert-parallel one, may
+// be given such weights).
+using ExpertFilter = std::function<bool(int64_t layer, int64_t expert)>;
+
+struct DecoderOptions {
+  MoeBlockFactory moe_block;  // empty: LocalMoeBlock
+  ExpertFilter load_expert;   // empty: every expert
+};
+
+}  // namespace moe
