@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "moe/combine.h"
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
 #include "util/check.h"
@@ -129,36 +130,19 @@ void MoeLayer::run_experts(const float* x, int64_t T, const RunOptions& o, Exper
 }
 
 void MoeLayer::combine(const float* x, int64_t T, float* out) {
-  const int64_t D = config_.d_model;
-  const int K = plan_.top_k, S = weights_.shared.n_expert();
-  const bool weighted = !config_.weight_before_expert;
-  const WeightView& gate = weights_.shared_gate;
-  auto body = [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; ++t) {
-      float* o = out + t * D;
-      std::fill(o, o + D, 0.0f);
-      for (int k = 0; k < K; ++k) {
-        const int64_t s = t * K + k;
-        const int32_t r = plan_.slot_to_row[s];
-        if (r < 0) continue;  // dropped: contributes nothing, the residual carries the token on
-        const float w = weighted ? plan_.weights[s] : 1.0f;
-        const float* y = ys_.data() + static_cast<int64_t>(r) * D;
-        for (int64_t i = 0; i < D; ++i) o[i] += w * y[i];
-      }
-      if (S == 0) continue;
-      float g = 1.0f;
-      if (gate.data) {
-        float logit = 0.0f;
-        matmul_nt(x + t * D, D, gate, &logit, 1, {1, 1, D}, false);
-        g = 1.0f / (1.0f + std::exp(-logit));
-      }
-      for (int s = 0; s < S; ++s) {
-        const float* y = shared_y_.data() + (static_cast<int64_t>(s) * T + t) * D;
-        for (int64_t i = 0; i < D; ++i) o[i] += g * y[i];
-      }
-    }
-  };
-  run_maybe_inline(T, T * (K + S + 1) * D, body);
+  CombineArgs a;
+  a.plan = &plan_;
+  a.ys = ys_.data();
+  a.x = x;
+  a.d_model = config_.d_model;
+  a.weighted = !config_.weight_before_expert;
+  a.shared_y = shared_y_.data();
+  a.n_shared = weights_.shared.n_expert();
+  a.shared_tokens = T;
+  a.shared_gate = &weights_.shared_gate;
+  const int64_t D = config_.d_model, K = plan_.top_k;
+  run_maybe_inline(T, T * (K + a.n_shared + 1) * D,
+                   [&](int64_t t0, int64_t t1, int) { combine_tokens(a, t0, t1, out); });
 }
 
 void MoeLayer::forward(const float* x, int64_t T, float* out, const RunOptions& o, MoeTelemetry* tel) {
