@@ -1,4 +1,4 @@
-// `moe train`: trains an MoE language model (Qwen3-MoE layout) on UTF-8 text, byte level,
+// `moe train`: trains an MoE language model (Qwen3-MoE or DeepSeek-V3 layout) on UTF-8 text, byte level,
 // with a choice of load-balancing methods; `moe plot`: draws metrics.jsonl files as SVG.
 #include <unistd.h>
 
@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 
 struct TrainCli {
   train::TrainOptions o;
+  std::string arch = "qwen3-moe";
   std::vector<std::string> data;
   std::string config;
   double val_fraction = 0.05;
@@ -39,7 +40,7 @@ std::string default_corpus() {
 void add_model_flags(CLI::App* t, TrainCli& c) {
   auto& m = c.o.model;
   t->add_option("--config", c.config,
-                "Hugging Face config.json (qwen3_moe) defining the model; overrides the flags below");
+                "Hugging Face config.json (qwen3_moe or deepseek_v3) defining the model; overrides the flags below");
   t->add_option("--layers", m.n_layer, "decoder layers L")->capture_default_str();
   t->add_option("--d-model", m.d_model, "model dim D (hidden_size)")->capture_default_str();
   t->add_option("--heads", m.n_head, "attention heads H")->capture_default_str();
@@ -51,6 +52,23 @@ void add_model_flags(CLI::App* t, TrainCli& c) {
   t->add_option("--max-seq", m.max_seq, "max_position_embeddings")->capture_default_str();
   t->add_option("--rope-theta", m.rope_theta, "RoPE base")->capture_default_str();
   t->add_flag("!--no-norm-topk", m.norm_topk_prob, "do not renormalize the top-k weights (norm_topk_prob false)");
+  t->add_option("--arch", c.arch,
+                "qwen3-moe (Qwen3MoeForCausalLM) or deepseek-v3 (DeepseekV3ForCausalLM: MLA, sigmoid router with "
+                "e_score_correction_bias, shared experts)")
+      ->capture_default_str();
+  t->add_option("--q-lora-rank", m.q_lora_rank, "deepseek-v3: q_lora_rank (0: q_proj)")->capture_default_str();
+  t->add_option("--kv-lora-rank", m.kv_lora_rank, "deepseek-v3: kv_lora_rank")->capture_default_str();
+  t->add_option("--qk-nope-dim", m.qk_nope_dim, "deepseek-v3: qk_nope_head_dim")->capture_default_str();
+  t->add_option("--qk-rope-dim", m.qk_rope_dim, "deepseek-v3: qk_rope_head_dim")->capture_default_str();
+  t->add_option("--v-head-dim", m.v_head_dim, "deepseek-v3: v_head_dim")->capture_default_str();
+  t->add_option("--shared-experts", m.n_shared_expert, "deepseek-v3: n_shared_experts (width F each)")
+      ->capture_default_str();
+  t->add_option("--dense-layers", m.first_dense, "deepseek-v3: first_k_dense_replace (dense first layers)")
+      ->capture_default_str();
+  t->add_option("--d-ff-dense", m.d_ff_dense, "deepseek-v3: intermediate_size of the dense layers")
+      ->capture_default_str();
+  t->add_option("--routed-scaling", m.routed_scaling_factor, "deepseek-v3: routed_scaling_factor")
+      ->capture_default_str();
 }
 
 void add_run_flags(CLI::App* t, TrainCli& c) {
@@ -89,6 +107,13 @@ void add_run_flags(CLI::App* t, TrainCli& c) {
 }
 
 void run_train(TrainCli& c, const GlobalOptions& g) {
+  if (c.arch == "deepseek-v3") {
+    c.o.model.arch = train::Arch::kDeepseekV3;
+    c.o.model.n_kv_head = c.o.model.n_head;  // MLA: per-head keys and values
+    c.o.model.head_dim = c.o.model.qk_nope_dim + c.o.model.qk_rope_dim;
+  } else if (c.arch != "qwen3-moe") {
+    fail_usage("train", "--arch must be qwen3-moe or deepseek-v3, got {}", c.arch);
+  }
   if (!c.config.empty()) {
     std::ifstream f(c.config);
     if (!f) fail("train", "{}: cannot open --config", c.config);
@@ -137,7 +162,8 @@ void run_train(TrainCli& c, const GlobalOptions& g) {
 
 void register_train(CLI::App& app, const GlobalOptions& global) {
   auto cli = std::make_shared<TrainCli>();
-  auto* t = app.add_subcommand("train", "Train an MoE language model (Qwen3-MoE layout, byte level) on text");
+  auto* t =
+      app.add_subcommand("train", "Train an MoE language model (Qwen3-MoE or DeepSeek-V3 layout, byte level) on text");
   add_model_flags(t, *cli);
   add_run_flags(t, *cli);
   t->callback([cli, &global] { run_train(*cli, global); });

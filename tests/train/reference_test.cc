@@ -4,6 +4,9 @@
 // for the Qwen3-MoE layout and the DeepSeek-V3 variant (MLA, sigmoid router, shared experts).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -52,6 +55,7 @@ void check_setup(const std::string& name, const std::string& variant = "") {
   const int64_t B = ex["batch"], S = ex["seq"];
   AdamW opt(m.layout().total);
   const auto& losses = s["losses"];
+  double worst = 0;
   for (size_t step = 0; step < losses.size(); ++step) {
     const LossParts l = m.forward(tok.data() + step * B * S, tgt.data() + step * B * S, B, S);
     m.zero_grad();
@@ -61,7 +65,10 @@ void check_setup(const std::string& name, const std::string& variant = "") {
     if (bal.bias_rate > 0) m.update_router_bias(bal.bias_rate);
     const double want = losses[step].get<double>();
     EXPECT_NEAR(l.total, want, 1e-4 * std::abs(want)) << name << " step " << step;
+    worst = std::max(worst, std::abs(l.total - want) / std::abs(want));
   }
+  std::printf("%s%s: largest relative loss difference over %zu steps %.2e\n", name.c_str(), variant.c_str(),
+              losses.size(), worst);
 }
 
 TEST(PyTorchReference, TenAdamWStepsAuxAndZLoss) { check_setup("aux"); }
