@@ -16,8 +16,10 @@ namespace moe::matmul_detail {
 namespace {
 
 // Prefetch mode of row block rb of a panel slice (see the micro-kernel): the first block pulls the slice
-// into L1 (m >= 8 only), the second pulls the next slice into L2.
-inline int prefetch_mode(int64_t rb, int64_t m) { return rb == 1 ? 2 : rb == 0 && m >= 8 ? 1 : 0; }
+// into L1 (m >= 8 only), the second pulls the next slice of this call (if any) into L2.
+inline int prefetch_mode(int64_t rb, int64_t m, bool last_slice) {
+  return rb == 1 ? (last_slice ? 0 : 2) : rb == 0 && m >= 8 ? 1 : 0;
+}
 
 constexpr int kMr = 12;
 constexpr int kNr = 32;
@@ -229,10 +231,11 @@ void gemm_panels_bf16dot_avx512bf16(const MatmulArgs& g) {
     const uint32_t* panel = b + q * kNr * ld2;
     for (int64_t p0 = 0; p0 < k2; p0 += kKc2Panels) {
       const int64_t kc2 = std::min(kKc2Panels, k2 - p0);
+      const bool last = (q + 1) * kNr >= n && p0 + kc2 >= k2;
       for (int64_t rb = 0; rb < n_rb; ++rb) {
         const int64_t i0 = rb * m / n_rb, i1 = (rb + 1) * m / n_rb;
         const Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
-        kMicroPanels[prefetch_mode(rb, m)][i1 - i0 - 1](a2 + i0 * lda2 + p0, lda2, panel + p0 * kNr, kc2, t);
+        kMicroPanels[prefetch_mode(rb, m, last)][i1 - i0 - 1](a2 + i0 * lda2 + p0, lda2, panel + p0 * kNr, kc2, t);
       }
     }
   }

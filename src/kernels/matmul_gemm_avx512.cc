@@ -15,8 +15,10 @@ namespace moe::matmul_detail {
 namespace {
 
 // Prefetch mode of row block rb of a panel slice (see the micro-kernel): the first block pulls the slice
-// into L1 (m >= 8 only), the second pulls the next slice into L2.
-inline int prefetch_mode(int64_t rb, int64_t m) { return rb == 1 ? 2 : rb == 0 && m >= 8 ? 1 : 0; }
+// into L1 (m >= 8 only), the second pulls the next slice of this call (if any) into L2.
+inline int prefetch_mode(int64_t rb, int64_t m, bool last_slice) {
+  return rb == 1 ? (last_slice ? 0 : 2) : rb == 0 && m >= 8 ? 1 : 0;
+}
 
 constexpr int kMr = 12;
 constexpr int kNr = 32;
@@ -202,10 +204,11 @@ void gemm_panels_avx512(const MatmulArgs& g) {
     const float* panel = b + q * kNr * ld;
     for (int64_t p0 = 0; p0 < k; p0 += kKcPanels) {
       const int64_t kc = std::min(kKcPanels, k - p0);
+      const bool last = (q + 1) * kNr >= n && p0 + kc >= k;
       for (int64_t rb = 0; rb < n_rb; ++rb) {
         const int64_t i0 = rb * m / n_rb, i1 = (rb + 1) * m / n_rb;
         const Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
-        kMicroPanels[prefetch_mode(rb, m)][i1 - i0 - 1](g.a + i0 * g.lda + p0, g.lda, panel + p0 * kNr, kc, t);
+        kMicroPanels[prefetch_mode(rb, m, last)][i1 - i0 - 1](g.a + i0 * g.lda + p0, g.lda, panel + p0 * kNr, kc, t);
       }
     }
   }
