@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "dist/ep_setup.h"
 #include "runtime/thread_pool.h"
 #include "util/error.h"
 
@@ -32,21 +33,30 @@ int run_main(int argc, char** argv) {
   register_train(app, global);
   register_tokenize(app, global);
 
+  // Under `mpirun ... --ep R` an error only this rank has aborts the job (the other ranks may be
+  // waiting in a collective); MPI is finalized only after the command has ended on this rank.
+  struct WorldRelease {
+    ~WorldRelease() { dist::release_world(); }
+  } world_release;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "moe: %s\n", e.what());
+    dist::abort_world_on_error(e);
     return 2;
   } catch (const Error& e) {
     std::fprintf(stderr, "moe: %s\n", e.what());
+    dist::abort_world_on_error(e);
     return 1;
-  } catch (const std::bad_alloc&) {
+  } catch (const std::bad_alloc& e) {
     std::fprintf(stderr, "moe: out of memory\n");
+    dist::abort_world_on_error(e);
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "moe: unexpected error: %s\n", e.what());
+    dist::abort_world_on_error(e);
     return 1;
   }
   return 0;

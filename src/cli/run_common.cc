@@ -7,14 +7,41 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "io/safetensors.h"
+#include "spec/model_spec.h"
 #include "spec/tensor_registry.h"
 #include "util/error.h"
 
 namespace moe::cli {
 
 namespace fs = std::filesystem;
+
+void add_ep_options(CLI::App* command, dist::EpArgs& args) {
+  command->add_option("--ep", args.ep, "Expert-parallel ranks R: run as 'mpirun -np R moe ... --ep R'")
+      ->capture_default_str();
+  command->add_option("--ep-placement", args.placement, "Experts to ranks: contiguous, round-robin or file:PATH")
+      ->capture_default_str();
+}
+
+RankedModel load_ranked_model(const std::string& model_dir, const dist::EpArgs& args,
+                              const std::function<void(const Decoder&)>& then) {
+  RankedModel m;
+  m.ep = dist::init_from_args(args);
+  if (!m.multi_rank()) {
+    m.decoder = std::make_unique<Decoder>(model_dir);
+    if (then) then(*m.decoder);
+    return m;
+  }
+  dist::run_collectively(*m.ep.comm, "loading the model", [&] {
+    const ModelSpec spec = load_model_spec(model_dir);
+    m.hook = std::make_unique<dist::EpDecoderHook>(*m.ep.comm, m.ep.placement_spec, static_cast<int>(spec.n_expert));
+    m.decoder = std::make_unique<Decoder>(model_dir, m.hook->options());
+  });
+  if (then) dist::run_collectively(*m.ep.comm, "reading the inputs", [&] { then(*m.decoder); });
+  return m;
+}
 
 std::string resolve_model_dir(const std::string& model) {
   if (!model.empty()) return model;

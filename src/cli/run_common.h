@@ -3,16 +3,41 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "dist/ep_decoder.h"
+#include "dist/ep_setup.h"
 #include "model/decoder.h"
 #include "model/generate.h"
 #include "model/run_report.h"
 #include "tokenizer/tokenizer.h"
 
+namespace CLI {
+class App;
+}
+
 namespace moe::cli {
+
+// --ep R and --ep-placement on a model-running command.
+void add_ep_options(CLI::App* command, dist::EpArgs& args);
+
+// The Decoder of `moe run|eval` on this rank. With --ep R > 1 (under mpirun) each rank loads only
+// its routed experts and runs them expert-parallel; `ep.is_root()` says whether this rank prints.
+struct RankedModel {
+  dist::EpContext ep;
+  std::unique_ptr<dist::EpDecoderHook> hook;  // null for one process
+  std::unique_ptr<Decoder> decoder;
+  bool is_root() const { return ep.is_root(); }
+  bool multi_rank() const { return ep.comm->size() > 1; }
+};
+
+// Checks --ep, then loads the model; `then` (reading the inputs) runs after the load. On several
+// ranks both run collectively: a rank that fails makes every rank fail with its message.
+RankedModel load_ranked_model(const std::string& model_dir, const dist::EpArgs& args,
+                              const std::function<void(const Decoder&)>& then);
 
 // --model, or the embedded default model when empty.
 std::string resolve_model_dir(const std::string& model);

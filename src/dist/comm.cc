@@ -94,7 +94,7 @@ void run_collectively(Comm& comm, const char* what, const std::function<void()>&
   std::string message = fmt::format("{} failed on", what);
   for (int r = 0; r < comm.size(); ++r)
     if (!errors[r].empty()) message += fmt::format(" rank {} ({})", r, errors[r]);
-  fail("dist", "{}", message);
+  throw CollectiveError("dist", message);
 }
 
 namespace {

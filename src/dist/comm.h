@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "util/error.h"
+
 namespace moe::dist {
 
 enum class ReduceOp { kSum, kMax };
@@ -87,7 +89,14 @@ std::vector<std::unique_ptr<Comm>> make_local_comms(int n_rank);
 // rank order among the original failures, is rethrown here.
 void run_local_ranks(int n_rank, const std::function<void(Comm&)>& fn);
 
-// Runs fn on every rank; if it throws on any rank, every rank throws moe::Error("dist") naming
+// What run_collectively throws: every rank has the same error, so each may exit normally (no
+// abort needed to wake the others).
+class CollectiveError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Runs fn on every rank; if it throws on any rank, every rank throws CollectiveError("dist") naming
 // the failed ranks and their messages (so a rank that fails to load its weights stops all of
 // them instead of leaving them waiting in the next collective). `what` names the step.
 void run_collectively(Comm& comm, const char* what, const std::function<void()>& fn);

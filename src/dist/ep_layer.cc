@@ -1,12 +1,13 @@
 // EpMoeLayer::forward: route this rank's tokens, exchange rows with the experts' owners
-// (ep_exchange), compute the local experts, combine exactly as MoeLayer::combine does (same
-// loops, same order of floating-point additions), add the shared experts of this rank's tokens.
+// (ep_exchange), compute the local experts, combine with MoeLayer's combine_tokens (moe/combine.h,
+// the same order of floating-point additions), add the shared experts of this rank's tokens.
 #include "dist/ep_layer.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "moe/combine.h"
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
 #include "util/check.h"
@@ -144,37 +145,20 @@ void EpMoeLayer::run_shared(const float* x, int64_t T, const RunOptions& o) {
   run_expert_tasks(tasks, D, config_.activation, o.experts, &stats);
 }
 
-// Mirrors MoeLayer::combine line for line: the additions happen in the same order.
+// MoeLayer's combine (moe/combine.h): the additions happen in the same order.
 void EpMoeLayer::combine(const float* x, int64_t T, int64_t shared_T, int64_t shared_t0, float* out) const {
-  const int64_t D = config_.d_model;
-  const int K = plan_.top_k, S = weights_.shared.n_expert();
-  const bool weighted = !config_.weight_before_expert;
-  const WeightView& gate = weights_.shared_gate;
-  thread_pool().parallel_for(T, [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; ++t) {
-      float* o = out + t * D;
-      std::fill(o, o + D, 0.0f);
-      for (int k = 0; k < K; ++k) {
-        const int64_t s = t * K + k;
-        const int32_t r = plan_.slot_to_row[size_t(s)];
-        if (r < 0) continue;  // dropped slot
-        const float w = weighted ? plan_.weights[size_t(s)] : 1.0f;
-        const float* y = ys_.data() + static_cast<int64_t>(r) * D;
-        for (int64_t i = 0; i < D; ++i) o[i] += w * y[i];
-      }
-      if (S == 0) continue;
-      float g = 1.0f;
-      if (gate.data) {
-        float logit = 0.0f;
-        matmul_nt(x + t * D, D, gate, &logit, 1, {1, 1, D}, false);
-        g = 1.0f / (1.0f + std::exp(-logit));
-      }
-      for (int s = 0; s < S; ++s) {
-        const float* y = shared_y_.data() + (static_cast<int64_t>(s) * shared_T + shared_t0 + t) * D;
-        for (int64_t i = 0; i < D; ++i) o[i] += g * y[i];
-      }
-    }
-  });
+  CombineArgs a;
+  a.plan = &plan_;
+  a.ys = ys_.data();
+  a.x = x;
+  a.d_model = config_.d_model;
+  a.weighted = !config_.weight_before_expert;
+  a.shared_y = shared_y_.data();
+  a.n_shared = weights_.shared.n_expert();
+  a.shared_tokens = shared_T;
+  a.shared_t0 = shared_t0;
+  a.shared_gate = &weights_.shared_gate;
+  thread_pool().parallel_for(T, [&](int64_t t0, int64_t t1, int) { combine_tokens(a, t0, t1, out); });
 }
 
 EpExchangeStats EpMoeLayer::exchange(const float* x, int64_t t0, int64_t n, const RunOptions& o,

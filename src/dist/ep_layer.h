@@ -61,6 +61,8 @@ class EpMoeLayer {
 
   const ExpertPlacement& placement() const { return placement_; }
   const RoutingPlan& last_plan() const { return plan_; }
+  // The last call's routing of every token it routed (all T for forward_replicated).
+  const RouterOutput& last_router_output() const { return router_out_; }
 
  private:
   void route(const float* x, int64_t n_tokens, const RunOptions& options);

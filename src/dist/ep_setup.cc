@@ -10,6 +10,11 @@
 namespace moe::dist {
 
 namespace {
+std::shared_ptr<Comm>& world_comm() {
+  static std::shared_ptr<Comm> comm;
+  return comm;
+}
+
 int mpirun_world_size() {
   for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
     if (const char* v = std::getenv(name)) return std::atoi(v);
@@ -29,10 +34,19 @@ EpContext init_from_args(const EpArgs& args) {
   if (world != args.ep)
     fail_usage("dist", "mpirun started {} processes but --ep is {}: they must be equal", world, args.ep);
   EpContext ctx;
-  ctx.comm = args.ep > 1 ? make_mpi_comm() : make_single_comm();
+  ctx.comm = args.ep > 1 ? std::shared_ptr<Comm>(make_mpi_comm()) : std::shared_ptr<Comm>(make_single_comm());
   ctx.placement_spec = args.placement;
+  if (ctx.comm->size() > 1) world_comm() = ctx.comm;
   return ctx;
 }
+
+void abort_world_on_error(const std::exception& error) {
+  const std::shared_ptr<Comm>& comm = world_comm();
+  if (!comm || comm->size() < 2 || dynamic_cast<const CollectiveError*>(&error)) return;
+  comm->abort(error.what());
+}
+
+void release_world() { world_comm().reset(); }
 
 std::vector<int64_t> ep_weight_bytes_per_rank(const ExpertPlacement& placement, int64_t expert_bytes_per_layer,
                                               int n_moe_layers, int64_t replicated_bytes) {

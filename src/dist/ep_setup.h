@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,7 +20,7 @@ struct EpArgs {
 };
 
 struct EpContext {
-  std::unique_ptr<Comm> comm;  // MPI under mpirun with --ep R > 1, else the single-rank stub
+  std::shared_ptr<Comm> comm;  // MPI under mpirun with --ep R > 1, else the single-rank stub
   std::string placement_spec;
   bool is_root() const { return comm->rank() == 0; }  // rank 0 prints
   ExpertPlacement placement(int n_expert) const {
@@ -31,6 +32,15 @@ struct EpContext {
 // (exit 2): --ep < 1; --ep R > 1 without mpirun; mpirun -np N with N != R. moe::Error when the
 // build has no MPI. The placement spec is checked here too (a file is read per layer shape later).
 EpContext init_from_args(const EpArgs& args);
+
+// The multi-rank communicator of this process, kept alive past the command (so that an error
+// unwinding the command does not finalize MPI while other ranks still wait in a collective).
+// abort_world_on_error(): on a multi-rank job, an error that is not a CollectiveError (which
+// every rank already has) aborts the whole job with the message instead of leaving the other
+// ranks waiting; it returns when there is nothing to abort. release_world() drops the
+// communicator (MPI is finalized when the last reference goes); call it once the command ended.
+void abort_world_on_error(const std::exception& error);
+void release_world();
 
 // Weight bytes each rank holds: its routed experts over all MoE layers plus the replicated rest.
 std::vector<int64_t> ep_weight_bytes_per_rank(const ExpertPlacement& placement, int64_t expert_bytes_per_layer,

@@ -67,8 +67,7 @@ ExpertMatrices swiglu_views(WeightStore& store, const std::string& p, const char
 
 // gpt-oss: gate_up_proj [E, D, 2F] (gate even columns, up odd) and down_proj [E, F, D] become
 // gate, up [E, F, D] and down [E, D, F] in PyTorch Linear layout.
-ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, WeightStore& store,
-                              const ExpertKeep& keep) {
+ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, WeightStore& store, const ExpertKeep& keep) {
   const int64_t E = spec.n_expert, D = spec.d_model, F = spec.n_ff_expert;
   const float* gu = store.f32(p + "experts.gate_up_proj");         // [E, D, 2F]
   const float* gu_b = store.f32(p + "experts.gate_up_proj_bias");  // [E, 2F]
@@ -78,8 +77,10 @@ ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, Weigh
   std::vector<float>& down = store.own(E * D * F);                 // [E, D, F]
   std::vector<float>& gate_b = store.own(E * F);                   // [E, F]
   std::vector<float>& up_b = store.own(E * F);                     // [E, F]
+  std::vector<char> kept(static_cast<size_t>(E), 1);               // [E] the filter asked once per expert
+  for (int64_t e = 0; e < E; ++e) kept[static_cast<size_t>(e)] = !keep || keep(e);
   for (int64_t e = 0; e < E; ++e) {
-    if (keep && !keep(e)) continue;
+    if (!kept[static_cast<size_t>(e)]) continue;
     for (int64_t d = 0; d < D; ++d) {
       for (int64_t f = 0; f < F; ++f) {
         gate[(e * F + f) * D + d] = gu[(e * D + d) * 2 * F + 2 * f];
@@ -92,11 +93,10 @@ ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, Weigh
       up_b[e * F + f] = gu_b[e * 2 * F + 2 * f + 1];
     }
   }
-  ExpertWeights w = ExpertWeights::stacked(static_cast<int>(E), D, F, DType::kF32, gate.data(), up.data(),
-                                          down.data(), gate_b.data(), up_b.data(),
-                                          store.f32(p + "experts.down_proj_bias"));
+  ExpertWeights w = ExpertWeights::stacked(static_cast<int>(E), D, F, DType::kF32, gate.data(), up.data(), down.data(),
+                                           gate_b.data(), up_b.data(), store.f32(p + "experts.down_proj_bias"));
   for (int64_t e = 0; e < E; ++e) {
-    if (keep && !keep(e)) w.experts[static_cast<size_t>(e)] = ExpertMatrices{};
+    if (!kept[static_cast<size_t>(e)]) w.experts[static_cast<size_t>(e)] = ExpertMatrices{};
   }
   return w;
 }
