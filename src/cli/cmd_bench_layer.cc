@@ -1,11 +1,14 @@
 // `moe bench layer`: one MoE layer in a catalog model's shape (or explicit sizes) per token count:
 // median time, GB/s and GFLOP/s as fractions of the ceilings measured in the same run, and dense
 // FFNs of equal total and equal activated parameters on the same kernels (table or --json).
+// With `mpirun -np R moe bench layer --ep R` the layer runs expert-parallel (dist/ep_layer_bench.h).
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "dist/ep_layer_bench.h"
+#include "dist/ep_setup.h"
 #include "moe/layer_bench.h"
 #include "util/error.h"
 
@@ -24,6 +27,7 @@ struct LayerFlags {
   double max_weight_gib = 4.0;
   int dense_max_chunks = 32;
   bool no_dense = false;
+  dist::EpArgs ep;
 };
 
 LayerBenchOptions resolve(const LayerFlags& fl) {
@@ -141,6 +145,22 @@ void print_table(const LayerBenchResult& r) {
           : fmt::format(" (* measured on {} expert-sized chunks, scaled by width)", o.dense_max_chunks));
 }
 
+// --ep R > 1: the expert-parallel layer; rank 0 prints.
+void run_ep(const LayerFlags& fl, const LayerBenchOptions& o, const GlobalOptions& global) {
+  if (o.routing != RoutingPattern::kUniform) fail_usage("bench", "--ep supports only --routing uniform");
+  if (o.capacity_factor > 0) fail_usage("bench", "--ep runs dropless: leave --capacity-factor at 0");
+  const dist::EpContext ep = dist::init_from_args(fl.ep);
+  dist::EpLayerBenchOptions eo;
+  eo.shape = o.shape;
+  eo.dtype = o.dtype;
+  eo.tokens = o.tokens;
+  eo.repetitions = o.repetitions;
+  eo.placement = ep.placement_spec;
+  const dist::EpLayerBenchResult r = dist::run_ep_layer_bench(*ep.comm, eo);
+  if (!ep.is_root()) return;
+  fmt::print("{}", global.json ? dist::ep_layer_bench_json(r) + "\n" : dist::format_ep_layer_bench(r));
+}
+
 }  // namespace
 
 void register_bench_layer(CLI::App& bench, const GlobalOptions& global) {
@@ -167,7 +187,15 @@ void register_bench_layer(CLI::App& bench, const GlobalOptions& global) {
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   cmd->add_flag("--no-dense", fl->no_dense, "Skip the dense baselines");
+  cmd->add_option("--ep", fl->ep.ep, "Expert-parallel ranks R: run as 'mpirun -np R moe bench layer --ep R'")
+      ->capture_default_str();
+  cmd->add_option("--ep-placement", fl->ep.placement, "Experts to ranks: contiguous, round-robin or file:PATH")
+      ->capture_default_str();
   cmd->callback([&global, fl] {
+    if (fl->ep.ep != 1) {
+      run_ep(*fl, resolve(*fl), global);
+      return;
+    }
     const LayerBenchResult r = run_layer_bench(resolve(*fl));
     if (global.json) {
       print_json(r);
