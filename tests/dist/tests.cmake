@@ -2,7 +2,10 @@
 # exchange against the naive reference and the EP layer bitwise against one process, with 2 and
 # 3 ranks; a rank failing to load makes every rank exit with the error; a rank throwing outside
 # any guard aborts the job (MPI_Abort) instead of leaving the others waiting. Each has a timeout,
-# and expect_failure.sh rejects a timed-out run, so a hang fails the test.
+# and expect_failure.sh rejects a timed-out run, so a hang fails the test. The CLI: `mpirun -np 2
+# moe eval --ep 2` gives logits byte-equal to one process on three families; a rank whose model
+# folder is missing (MPMD launch: rank 1 gets another --model) makes both ranks exit 1; `moe bench
+# layer --ep 2` reports measured bytes equal to the formula on every row.
 if(MPI_CXX_FOUND AND MPIEXEC_EXECUTABLE)
   add_executable(mpi_ep ${CMAKE_CURRENT_LIST_DIR}/mpi_ep.cc)
   target_link_libraries(mpi_ep PRIVATE moe_dist)
@@ -19,7 +22,24 @@ if(MPI_CXX_FOUND AND MPIEXEC_EXECUTABLE)
   add_test(NAME dist_mpirun_np2_abort
            COMMAND ${moe_expect_failure} "rank 1 aborts the job: \\[io\\] rank 1 cannot map its experts" timeout 100
                    ${moe_mpirun} -np 2 $<TARGET_FILE:mpi_ep> abort)
-  set_tests_properties(dist_mpirun_np2_check dist_mpirun_np3_check dist_mpirun_np2_fail_load dist_mpirun_np2_abort
+  set(moe_ep_tests dist_mpirun_np2_check dist_mpirun_np3_check dist_mpirun_np2_fail_load dist_mpirun_np2_abort)
+  foreach(family mixtral deepseek_v3 gpt_oss)
+    add_test(NAME cli_mpirun_np2_eval_${family}
+             COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/ep_eval_equal.sh $<TARGET_FILE:moe>
+                     ${CMAKE_CURRENT_LIST_DIR}/../reference/fixtures/models/${family}
+                     ${CMAKE_CURRENT_BINARY_DIR}/ep_eval_${family} 2 ${moe_mpirun})
+    list(APPEND moe_ep_tests cli_mpirun_np2_eval_${family})
+  endforeach()
+  set(moe_fixture ${CMAKE_CURRENT_LIST_DIR}/../reference/fixtures/models/mixtral)
+  add_test(NAME cli_mpirun_np2_eval_missing_model
+           COMMAND ${moe_expect_failure} "loading the model failed on rank 1" timeout 100 ${moe_mpirun}
+                   -np 1 $<TARGET_FILE:moe> eval --model ${moe_fixture} --ids 1,2,3 --ep 2 :
+                   -np 1 $<TARGET_FILE:moe> eval --model ${moe_fixture}-missing --ids 1,2,3 --ep 2)
+  list(APPEND moe_ep_tests cli_mpirun_np2_eval_missing_model)
+  add_test(NAME cli_mpirun_np2_bench_layer
+           COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/ep_bench_layer_check.sh $<TARGET_FILE:moe> ${moe_mpirun})
+  list(APPEND moe_ep_tests cli_mpirun_np2_bench_layer)
+  set_tests_properties(${moe_ep_tests}
                        PROPERTIES TIMEOUT 120 LABELS "dist;mpi"
                                   ENVIRONMENT "OMPI_MCA_btl_vader_single_copy_mechanism=none")
 endif()
