@@ -1,29 +1,16 @@
 // The `moe` binary end to end: info, bench ceilings --json keys, exit codes of errors and placeholders.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "moe_process.h"
+
 namespace {
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-// Runs `moe <args>` and returns its exit code and stdout (stderr folded in when merge_stderr).
-Result run_moe(const std::string& args, bool merge_stderr = false) {
-  const std::string cmd = std::string(MOE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+using Result = moe::testing::MoeResult;
+using moe::testing::run_moe;
 
 TEST(Cli, InfoJson) {
   const Result r = run_moe("info --json");

@@ -2,30 +2,18 @@
 // workload flags with --explain, the checkpoint-folder cross-check, and error exit codes.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "moe_process.h"
+
 namespace {
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-Result run_moe(const std::string& args, bool merge_stderr = false) {
-  const std::string cmd = std::string(MOE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+using Result = moe::testing::MoeResult;
+using moe::testing::run_moe;
 
 bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
 

@@ -3,7 +3,6 @@
 // identical, --json has the documented keys, and bad inputs exit non-zero with a clear message.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -11,26 +10,16 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
+#include "moe_process.h"
 
 namespace {
 
+using Result = moe::testing::MoeResult;
+// Every call here folds stderr into the output (the error messages are checked).
+Result run_moe(const std::string& args) { return moe::testing::run_moe(args, true); }
+
 namespace fs = std::filesystem;
 const std::string kModels = std::string(MOE_TEST_DATA_DIR) + "/reference/fixtures/models";
-
-struct Result {
-  int code;
-  std::string out;
-};
-
-Result run_moe(const std::string& args) {
-  const std::string cmd = std::string(MOE_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  return {WEXITSTATUS(pclose(p)), out};
-}
 
 nlohmann::json expected(const std::string& family) {
   std::ifstream in(kModels + "/" + family + "/expected.json");
