@@ -30,6 +30,12 @@ if(MPI_CXX_FOUND AND MPIEXEC_EXECUTABLE)
                      ${CMAKE_CURRENT_BINARY_DIR}/ep_eval_${family} 2 ${moe_mpirun})
     list(APPEND moe_ep_tests cli_mpirun_np2_eval_${family})
   endforeach()
+  # Three uneven ranks (16 experts: 6 5 5) on the family with group-limited routing and shared experts.
+  add_test(NAME cli_mpirun_np3_eval_deepseek_v3
+           COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/ep_eval_equal.sh $<TARGET_FILE:moe>
+                   ${CMAKE_CURRENT_LIST_DIR}/../reference/fixtures/models/deepseek_v3
+                   ${CMAKE_CURRENT_BINARY_DIR}/ep_eval_np3_deepseek_v3 3 ${moe_mpirun})
+  list(APPEND moe_ep_tests cli_mpirun_np3_eval_deepseek_v3)
   set(moe_fixture ${CMAKE_CURRENT_LIST_DIR}/../reference/fixtures/models/mixtral)
   add_test(NAME cli_mpirun_np2_eval_missing_model
            COMMAND ${moe_expect_failure} "loading the model failed on rank 1" timeout 100 ${moe_mpirun}
