@@ -3,6 +3,9 @@
 // weights, 1 thread and 2 threads split by rows of B, with OpenBLAS sgemm and the read-stream
 // ceiling in the same run. Decode rotates over weight copies totalling >= 384 MiB, so every
 // timed call streams its weights from memory, not from the last-level cache.
+// Panel variants (BM_*Panels): the same weights packed once into the kernels' panel layout
+// (kernels/packed_weights.h), incl. m = 32 and 128 from memory, the rows per expert of a 512-token
+// balanced Qwen3-30B-A3B / Mixtral layer.
 // Run: build-kernels/bin/matmul_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only
 #include <benchmark/benchmark.h>
 
@@ -13,6 +16,7 @@
 #include "kernels/ceilings.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_internal.h"
+#include "kernels/packed_weights.h"
 #include "runtime/aligned.h"
 #include "runtime/blas.h"
 #include "runtime/cpu_features.h"
@@ -30,11 +34,13 @@ constexpr size_t kRotationBytes = size_t(384) << 20;
 struct WeightSets {
   std::vector<moe::AlignedBuffer<uint16_t>> bf16;
   std::vector<moe::AlignedBuffer<float>> f32;
+  std::vector<moe::AlignedBuffer<uint8_t>> packed;  // panels: each copy packed (then the row copies are dropped)
+  std::vector<WeightView> packed_views;
   DType dtype;
   int64_t n, k;
   size_t next = 0;
 
-  WeightSets(DType t, int64_t n_, int64_t k_, bool rotate) : dtype(t), n(n_), k(k_) {
+  WeightSets(DType t, int64_t n_, int64_t k_, bool rotate, bool panels = false) : dtype(t), n(n_), k(k_) {
     const size_t bytes = size_t(n * k) * moe::dtype_size(t);
     const size_t copies = rotate ? std::max<size_t>(1, (kRotationBytes + bytes - 1) / bytes) : 1;
     for (size_t c = 0; c < copies; ++c) {
@@ -45,10 +51,18 @@ struct WeightSets {
         f32.emplace_back(size_t(n * k));
         for (size_t i = 0; i < f32.back().size(); ++i) f32.back()[i] = float(i % 97) * 1e-3f;
       }
+      if (!panels) continue;
+      const WeightView rows =
+          t == DType::kBF16 ? WeightView{bf16.back().data(), t, k} : WeightView{f32.back().data(), t, k};
+      packed.emplace_back(moe::panel_bytes(t, n, k));
+      packed_views.push_back(moe::pack_panels(rows, n, k, packed.back().data()));
+      if (t == DType::kBF16) bf16.back() = {};
+      if (t == DType::kF32) f32.back() = {};
     }
   }
   size_t count() const { return dtype == DType::kBF16 ? bf16.size() : f32.size(); }
   WeightView view(size_t c) const {
+    if (!packed_views.empty()) return packed_views[c];
     if (dtype == DType::kBF16) return {bf16[c].data(), DType::kBF16, k};
     return {f32[c].data(), DType::kF32, k};
   }
@@ -58,13 +72,15 @@ struct WeightSets {
 
 // The last weight sets built, kept across repetitions and benchmarks of the same shape
 // (filling hundreds of MiB per run would dominate the benchmark's wall time).
-WeightSets& cached_weights(DType t, int64_t n, int64_t k, bool rotate) {
+WeightSets& cached_weights(DType t, int64_t n, int64_t k, bool rotate, bool panels = false) {
   static std::unique_ptr<WeightSets> cache;
-  static bool cached_rotate = false;
-  if (!cache || cache->dtype != t || cache->n != n || cache->k != k || cached_rotate != rotate) {
+  static bool cached_rotate = false, cached_panels = false;
+  if (!cache || cache->dtype != t || cache->n != n || cache->k != k || cached_rotate != rotate ||
+      cached_panels != panels) {
     cache.reset();
-    cache = std::make_unique<WeightSets>(t, n, k, rotate);
+    cache = std::make_unique<WeightSets>(t, n, k, rotate, panels);
     cached_rotate = rotate;
+    cached_panels = panels;
   }
   return *cache;
 }
@@ -85,11 +101,12 @@ void run_rows(Kernel kernel, const float* a, int64_t k, const WeightView& b, flo
 }
 
 // args: m, n, k, dtype (0 f32, 1 bf16), threads (1 or 2), kernel choice.
-void bench_matmul(benchmark::State& state, Kernel kernel, bool rotate) {
+void bench_matmul(benchmark::State& state, Kernel kernel, bool rotate, bool panels = false) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   const DType dtype = state.range(3) ? DType::kBF16 : DType::kF32;
   const int threads = int(state.range(4));
-  WeightSets& w = cached_weights(dtype, n, k, rotate);
+  if (panels && !moe::panel_layout_supported(dtype)) return state.SkipWithError("no panel kernel for this dtype");
+  WeightSets& w = cached_weights(dtype, n, k, rotate, panels);
   moe::AlignedBuffer<float> a(size_t(m * k)), c(size_t(m * n));
   for (size_t i = 0; i < a.size(); ++i) a[i] = float(i % 13) * 0.01f;
   moe::ThreadPool pool(threads);
@@ -110,7 +127,8 @@ void bench_matmul(benchmark::State& state, Kernel kernel, bool rotate) {
   const double iters = double(state.iterations());
   state.counters["GB/s"] = benchmark::Counter(iters * double(w.bytes()) * 1e-9, benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] = benchmark::Counter(iters * 2.0 * m * n * k * 1e-9, benchmark::Counter::kIsRate);
-  state.SetLabel(std::string(dtype == DType::kBF16 ? "bf16" : "f32") + (rotate ? " rotated" : " resident"));
+  state.SetLabel(std::string(dtype == DType::kBF16 ? "bf16" : "f32") + (rotate ? " rotated" : " resident") +
+                 (panels ? " panels" : ""));
 }
 
 void BM_Decode(benchmark::State& s) { bench_matmul(s, public_kernel, true); }
@@ -119,6 +137,11 @@ void BM_DecodeBf16Dot(benchmark::State& s) {
   bench_matmul(s, moe::matmul_detail::decode_bf16dot_avx512bf16, true);
 }
 void BM_Prefill(benchmark::State& s) { bench_matmul(s, public_kernel, false); }
+void BM_DecodePanels(benchmark::State& s) { bench_matmul(s, public_kernel, true, true); }
+void BM_PrefillPanels(benchmark::State& s) { bench_matmul(s, public_kernel, false, true); }
+// Rows per expert of a 512-token balanced layer, weights from memory: row layout vs panels.
+void BM_ExpertRows(benchmark::State& s) { bench_matmul(s, public_kernel, true); }
+void BM_ExpertRowsPanels(benchmark::State& s) { bench_matmul(s, public_kernel, true, true); }
 void BM_PrefillF32Gemm(benchmark::State& s) {  // the f32-FMA GEMM on bf16 weights (widened while packing)
   if (moe::detected_isa() < moe::Isa::kAvx512) return s.SkipWithError("no AVX-512");
   bench_matmul(s, moe::matmul_detail::gemm_avx512, false);
@@ -217,6 +240,19 @@ BENCHMARK(BM_Decode)->Apply([](auto* b) { decode_args(b, false); });
 BENCHMARK(BM_DecodeBf16Dot)->Apply([](auto* b) { decode_args(b, true); });
 BENCHMARK(BM_Prefill)->Apply([](auto* b) { prefill_args(b, false); });
 BENCHMARK(BM_PrefillF32Gemm)->Apply([](auto* b) { prefill_args(b, true); });
+BENCHMARK(BM_DecodePanels)->Apply([](auto* b) { decode_args(b, false); });
+BENCHMARK(BM_PrefillPanels)->Apply([](auto* b) { prefill_args(b, false); });
+void expert_rows_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"m", "n", "k", "bf16", "threads"});
+  for (int bf16 : {0, 1}) {
+    b->Args({32, 768, 2048, bf16, 1});     // Qwen3-30B-A3B gate/up, 32 rows per expert
+    b->Args({32, 2048, 768, bf16, 1});     // its down projection
+    b->Args({128, 14336, 4096, bf16, 1});  // Mixtral w1/w3, 128 rows per expert
+  }
+  b->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+BENCHMARK(BM_ExpertRows)->Apply(expert_rows_args);
+BENCHMARK(BM_ExpertRowsPanels)->Apply(expert_rows_args);
 BENCHMARK(BM_Sgemm)->Apply([](auto* b) {
   b->ArgNames({"m", "n", "k", "bf16", "threads"});
   for (int threads : {1, 2}) {
