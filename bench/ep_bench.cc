@@ -5,6 +5,7 @@
 // share (wait / layer time), bytes sent and received per layer measured next to the formula,
 // and the baseline: one MoeLayer holding all experts over the same T tokens, measured in the
 // same run. A plain program (not Google Benchmark) because every rank must run the same loop.
+// `mpirun -np R moe bench layer --ep R` measures the same without the one-process baseline.
 #include <cstdio>
 #include <random>
 #include <sstream>
