@@ -106,6 +106,18 @@ void add_run_flags(CLI::App* t, TrainCli& c) {
   t->add_flag("!--no-mfu", o.measure_mfu, "skip the FMA-ceiling measurement (MFU reported as 0)");
 }
 
+// Flags of one architecture given with the other would be silently ignored: a usage error instead.
+void check_arch_flags(const CLI::App& t, const std::string& arch) {
+  const bool v3 = arch == "deepseek-v3";
+  const auto& wrong = v3 ? std::vector<std::string>{"--kv-heads", "--head-dim"}
+                         : std::vector<std::string>{"--q-lora-rank",  "--kv-lora-rank", "--qk-nope-dim",
+                                                    "--qk-rope-dim",  "--v-head-dim",   "--shared-experts",
+                                                    "--dense-layers", "--d-ff-dense",   "--routed-scaling"};
+  for (const auto& flag : wrong) {
+    if (t.count(flag) > 0) fail_usage("train", "{} does not apply to --arch {}", flag, arch);
+  }
+}
+
 void run_train(TrainCli& c, const GlobalOptions& g) {
   if (c.arch == "deepseek-v3") {
     c.o.model.arch = train::Arch::kDeepseekV3;
@@ -166,7 +178,10 @@ void register_train(CLI::App& app, const GlobalOptions& global) {
       app.add_subcommand("train", "Train an MoE language model (Qwen3-MoE or DeepSeek-V3 layout, byte level) on text");
   add_model_flags(t, *cli);
   add_run_flags(t, *cli);
-  t->callback([cli, &global] { run_train(*cli, global); });
+  t->callback([cli, t, &global] {
+    check_arch_flags(*t, cli->arch);
+    run_train(*cli, global);
+  });
 
   auto plot_logs = std::make_shared<std::vector<std::string>>();
   auto plot_out = std::make_shared<std::string>();
