@@ -5,7 +5,8 @@
 # and expect_failure.sh rejects a timed-out run, so a hang fails the test. The CLI: `mpirun -np 2
 # moe eval --ep 2` gives logits byte-equal to one process on three families; a rank whose model
 # folder is missing (MPMD launch: rank 1 gets another --model) makes both ranks exit 1; `moe bench
-# layer --ep 2` reports measured bytes equal to the formula on every row.
+# layer --ep 2` reports measured bytes equal to the formula on every row; an error on one rank
+# outside the guards aborts the job (MPI_Abort) instead of a hang.
 if(MPI_CXX_FOUND AND MPIEXEC_EXECUTABLE)
   add_executable(mpi_ep ${CMAKE_CURRENT_LIST_DIR}/mpi_ep.cc)
   target_link_libraries(mpi_ep PRIVATE moe_dist)
@@ -42,6 +43,13 @@ if(MPI_CXX_FOUND AND MPIEXEC_EXECUTABLE)
                    -np 1 $<TARGET_FILE:moe> eval --model ${moe_fixture} --ids 1,2,3 --ep 2 :
                    -np 1 $<TARGET_FILE:moe> eval --model ${moe_fixture}-missing --ids 1,2,3 --ep 2)
   list(APPEND moe_ep_tests cli_mpirun_np2_eval_missing_model)
+  # An error on rank 1 alone, outside the collective load (a bad token id in its forward) while
+  # rank 0 waits in the first MoE layer's exchange: moe's error handler aborts the job.
+  add_test(NAME cli_mpirun_np2_eval_rank_error_aborts
+           COMMAND ${moe_expect_failure} "rank 1 aborts the job: \\[model\\] token id 999" timeout 100 ${moe_mpirun}
+                   -np 1 $<TARGET_FILE:moe> eval --model ${moe_fixture} --ids 1,2,3 --ep 2 :
+                   -np 1 $<TARGET_FILE:moe> eval --model ${moe_fixture} --ids 1,2,999 --ep 2)
+  list(APPEND moe_ep_tests cli_mpirun_np2_eval_rank_error_aborts)
   add_test(NAME cli_mpirun_np2_bench_layer
            COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/ep_bench_layer_check.sh $<TARGET_FILE:moe> ${moe_mpirun})
   list(APPEND moe_ep_tests cli_mpirun_np2_bench_layer)
