@@ -41,8 +41,8 @@ TEST(EpCli, EpWithoutMpirunIsAUsageError) {
   GTEST_SKIP() << "built without MPI: --ep 2 is an error saying so";
 #endif
   for (const std::string& cmd : {"eval --ids 1,2,3 --model " + kMixtral + " --ep 2",
-                                "run --no-ceiling --prompt-ids 1,2 --max-new-tokens 1 --model " + kMixtral + " --ep 2",
-                                std::string("bench layer --no-dense --tokens 1 --ep 2")}) {
+                                 "run --no-ceiling --prompt-ids 1,2 --max-new-tokens 1 --model " + kMixtral + " --ep 2",
+                                 std::string("bench layer --no-dense --tokens 1 --ep 2")}) {
     const auto r = run_moe(cmd, true);
     EXPECT_EQ(r.code, 2) << cmd << "\n" << r.out;
     EXPECT_NE(r.out.find("mpirun -np 2"), std::string::npos) << cmd << "\n" << r.out;
