@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "moe/layer_config.h"
 #include "util/error.h"
 
 namespace moe {
@@ -14,42 +15,20 @@ std::string ffn_prefix(const ModelSpec& spec, int64_t layer) {
 }
 
 MoeLayerConfig decoder_moe_config(const ModelSpec& spec) {
-  MoeLayerConfig c;
-  c.d_model = spec.d_model;
-  RouterOptions& r = c.router;
-  r.n_expert = static_cast<int>(spec.n_expert);
-  r.top_k = static_cast<int>(spec.n_expert_used);
-  r.scoring = spec.router.scoring;
-  r.norm_topk_prob = spec.router.norm_topk_prob;
-  r.routed_scaling_factor = static_cast<float>(spec.router.routed_scaling_factor);
-  r.use_correction_bias = spec.router.has_score_bias;
-  if (spec.router.n_group > 1) {
-    r.n_group = static_cast<int>(spec.router.n_group);
-    r.topk_group = static_cast<int>(spec.router.topk_group);
-    r.group_score = spec.router.topk_method == TopkMethod::kNoAuxTc ? GroupScore::kTop2Sum : GroupScore::kMax;
-  }
-  switch (spec.family) {
-    case Family::kMixtral:  // softmax over all, top-k, renormalized
-      r.norm_topk_prob = true;
-      break;
+  switch (spec.family) {  // families whose MoE block the decoder loads (tensor names below)
+    case Family::kMixtral:
     case Family::kQwen2Moe:
     case Family::kQwen3Moe:
     case Family::kOlmoe:
+    case Family::kDeepseekV2:
     case Family::kDeepseekV3:
-      break;
-    case Family::kDeepseekV2:  // the V2 code scales only the weights it does not renormalize
-      if (r.norm_topk_prob && r.top_k > 1) r.routed_scaling_factor = 1.0f;
-      break;
-    case Family::kGptOss:  // top-k of the biased logits, softmax over the k chosen
-      r.selection = Selection::kSoftmaxOverTopK;
-      c.activation.kind = GluKind::kSwiGLUOai;
-      c.activation.alpha = static_cast<float>(spec.swiglu_alpha > 0 ? spec.swiglu_alpha : 1.702);
-      c.activation.limit = static_cast<float>(spec.swiglu_limit);
+    case Family::kGptOss:
       break;
     default:
       fail("model", "{}: no MoE decoder for model_type {} yet", spec.source, spec.model_type);
   }
-  r.validate();
+  MoeLayerConfig c = moe_layer_config(spec);  // the one ModelSpec -> router/activation mapping
+  c.router.validate();
   c.activation.validate();
   return c;
 }

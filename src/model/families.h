@@ -13,9 +13,8 @@
 
 namespace moe {
 
-// Router and activation semantics of the family (throws moe::Error "[model] ..." when the family
-// has no MoE decoder yet).
-// (Named apart from moe/layer_config.h's moe_layer_config, which bench layer uses: both mapped the same symbol.)
+// Router and activation semantics of the family: moe/layer_config.h's mapping, validated, for the
+// families the decoder can load (throws moe::Error "[model] ..." for the others).
 MoeLayerConfig decoder_moe_config(const ModelSpec& spec);
 
 // Which routed experts to load (expert parallelism: a rank loads only its own); empty = all.
