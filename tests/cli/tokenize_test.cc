@@ -1,4 +1,5 @@
-// `moe tokenize` / `moe detokenize` end to end: ids, JSON, round trip, and error exit codes.
+// `moe tokenize` / `moe detokenize` end to end: ids, JSON, round trip, and error exit codes
+// (a CLI test: it runs the built binary, so it lives with test_cli, which depends on `moe`).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -6,29 +7,18 @@
 #include <fstream>
 #include <string>
 
+#include "cli/moe_process.h"
+
 namespace {
 
-struct Result {
-  int code;
-  std::string out;
-};
+using moe::testing::run_moe;
 
-Result run(const std::string& args) {
-  const std::string cmd = std::string(MOE_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  Result r{-1, ""};
-  if (!p) return r;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+moe::testing::MoeResult run(const std::string& args) { return run_moe(args, /*merge_stderr=*/true); }
 
 std::string dir(const char* name) { return std::string(MOE_TOKENIZER_FIXTURES) + "/" + name; }
 
 TEST(CliTokenize, IdsJsonAndRoundTrip) {
-  Result r = run("tokenize --tokenizer " + dir("llama2") + " --text 'Hello, world!' --json");
+  auto r = run("tokenize --tokenizer " + dir("llama2") + " --text 'Hello, world!' --json");
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(r.out, "[22557,28725,1526,28808]\n");
   r = run("tokenize --tokenizer " + dir("llama2") + " --text 'Hello, world!' --add-special");
@@ -43,7 +33,7 @@ TEST(CliTokenize, IdsJsonAndRoundTrip) {
 TEST(CliTokenize, Errors) {
   const auto bad = std::filesystem::temp_directory_path() / "moe_cli_tokenize_bad.txt";
   std::ofstream(bad) << "ok \xFF bad";
-  Result r = run("tokenize --tokenizer " + dir("llama2") + " --text-file " + bad.string());
+  auto r = run("tokenize --tokenizer " + dir("llama2") + " --text-file " + bad.string());
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("[tokenizer] input text is not valid UTF-8"), std::string::npos) << r.out;
   r = run("tokenize --tokenizer " + dir("llama2"));
