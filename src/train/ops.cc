@@ -4,9 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
+#include "train/attention_f32.h"
+#include "train/gemm.h"
 #include "train/linalg.h"
+#include "train/vmath.h"
 
 namespace moe::train {
 
@@ -29,7 +33,11 @@ void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t
     for (int64_t i = b; i < e; ++i) {
       const T* xi = x + i * c;
       double ss = 0;
-      for (int64_t j = 0; j < c; ++j) ss += static_cast<double>(xi[j]) * xi[j];
+      if constexpr (std::is_same_v<T, float>) {
+        ss = sumsq_f32(xi, c);
+      } else {
+        for (int64_t j = 0; j < c; ++j) ss += static_cast<double>(xi[j]) * xi[j];
+      }
       const T r = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(c) + eps));
       rstd[i] = r;
       for (int64_t j = 0; j < c; ++j) out[i * c + j] = xi[j] * r * w[j];
@@ -45,37 +53,50 @@ void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const
       const T* xi = x + i * c;
       const T* gi = dout + i * c;
       double dot = 0;
-      for (int64_t j = 0; j < c; ++j) dot += static_cast<double>(gi[j]) * w[j] * xi[j] * rstd[i];
+      if constexpr (std::is_same_v<T, float>) {
+        dot = static_cast<double>(dot3_f32(gi, w, xi, c)) * rstd[i];
+      } else {
+        for (int64_t j = 0; j < c; ++j) dot += static_cast<double>(gi[j]) * w[j] * xi[j] * rstd[i];
+      }
       const T m = static_cast<T>(dot / static_cast<double>(c));
       for (int64_t j = 0; j < c; ++j) dx[i * c + j] += rstd[i] * (gi[j] * w[j] - xi[j] * rstd[i] * m);
     }
   });
   if (dw == nullptr) return;
-  for (int64_t i = 0; i < n; ++i)  // serial: every row adds into the same dw
-    for (int64_t j = 0; j < c; ++j) dw[j] += dout[i * c + j] * x[i * c + j] * rstd[i];
+  for (int64_t i = 0; i < n; ++i) {  // serial: every row adds into the same dw
+    const T r = rstd[i];
+    const T* gi = dout + i * c;
+    const T* xi = x + i * c;
+    for (int64_t j = 0; j < c; ++j) dw[j] += gi[j] * xi[j] * r;
+  }
 }
 
 namespace {
-// Rotates pairs (x1, x2) = (x[i], x[i + half]) by +angle (sign 1) or -angle (sign -1).
+// Rotates pairs (x1, x2) = (x[i], x[i + half]) by +angle (sign 1) or -angle (sign -1). The
+// cos / sin of each (position, pair) are computed once per call, not once per row.
 template <typename T>
 void rope_apply(T* x, int64_t n, int64_t n_head, int64_t head_dim, int64_t seq_len, double theta, double sign) {
-  const int64_t half = head_dim / 2;
-  std::vector<double> inv_freq(static_cast<size_t>(half));
+  const int64_t half = head_dim / 2, positions = std::min(n, seq_len);
+  std::vector<T> cs(static_cast<size_t>(positions * half)), sn(cs.size());  // [S, half]
   for (int64_t i = 0; i < half; ++i) {
     // As Hugging Face computes it: theta ** (arange(0, dim, 2) / dim), in float.
-    inv_freq[i] = 1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(head_dim));
+    const double inv_freq = 1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(head_dim));
+    for (int64_t pos = 0; pos < positions; ++pos) {
+      const double a = static_cast<double>(pos) * inv_freq;
+      cs[pos * half + i] = static_cast<T>(std::cos(a));
+      sn[pos * half + i] = static_cast<T>(sign * std::sin(a));
+    }
   }
   parallel_items(n, n_head * head_dim * 4, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
-      const double pos = static_cast<double>(r % seq_len);
-      for (int64_t i = 0; i < half; ++i) {
-        const double a = pos * inv_freq[i];
-        const T cs = static_cast<T>(std::cos(a)), sn = static_cast<T>(sign * std::sin(a));
-        for (int64_t h = 0; h < n_head; ++h) {
-          T* xh = x + (r * n_head + h) * head_dim;
+      const T* c = cs.data() + (r % seq_len) * half;
+      const T* s = sn.data() + (r % seq_len) * half;
+      for (int64_t h = 0; h < n_head; ++h) {
+        T* xh = x + (r * n_head + h) * head_dim;
+        for (int64_t i = 0; i < half; ++i) {
           const T x1 = xh[i], x2 = xh[i + half];
-          xh[i] = x1 * cs - x2 * sn;
-          xh[i + half] = x2 * cs + x1 * sn;
+          xh[i] = x1 * c[i] - x2 * s[i];
+          xh[i + half] = x2 * c[i] + x1 * s[i];
         }
       }
     }
@@ -94,6 +115,9 @@ void rope_backward(T* dx, int64_t n, int64_t n_head, int64_t head_dim, int64_t s
 
 template <typename T>
 void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, const AttentionShape& s) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (gemm_f32_available()) return attention_forward_f32(out, probs, q, k, v, s);
+  }
   const int64_t S = s.seq, H = s.n_head, Dh = s.head_dim, group = s.n_head / s.n_kv_head;
   const int64_t qs = H * Dh, kvs = s.n_kv_head * Dh;
   const double scale = 1.0 / std::sqrt(static_cast<double>(Dh));
@@ -131,6 +155,9 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, con
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, const T* probs,
                         const AttentionShape& s) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (gemm_f32_available()) return attention_backward_f32(dq, dk, dv, dout, q, k, v, probs, s);
+  }
   const int64_t S = s.seq, H = s.n_head, Hkv = s.n_kv_head, Dh = s.head_dim, group = H / Hkv;
   const int64_t qs = H * Dh, kvs = Hkv * Dh;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(Dh)));
@@ -171,8 +198,22 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
   });
 }
 
+namespace {
+constexpr int64_t kChunk = 256;  // elements per exp_f32 call (stack buffer)
+}  // namespace
+
 template <typename T>
 void swiglu_forward(T* out, const T* gate, const T* up, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    float e[kChunk];
+    for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
+      const int64_t m = std::min(kChunk, n - i0);
+      for (int64_t i = 0; i < m; ++i) e[i] = -gate[i0 + i];
+      exp_f32(e, e, m);
+      for (int64_t i = 0; i < m; ++i) out[i0 + i] = gate[i0 + i] / (1.0f + e[i]) * up[i0 + i];
+    }
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i];
     out[i] = g / (T(1) + std::exp(-g)) * up[i];
@@ -181,6 +222,20 @@ void swiglu_forward(T* out, const T* gate, const T* up, int64_t n) {
 
 template <typename T>
 void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    float e[kChunk];
+    for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
+      const int64_t m = std::min(kChunk, n - i0);
+      for (int64_t i = 0; i < m; ++i) e[i] = -gate[i0 + i];
+      exp_f32(e, e, m);
+      for (int64_t i = 0; i < m; ++i) {
+        const float g = gate[i0 + i], sg = 1.0f / (1.0f + e[i]), d = dout[i0 + i];
+        dup[i0 + i] = d * (g * sg);
+        dgate[i0 + i] = d * up[i0 + i] * (sg * (1.0f + g * (1.0f - sg)));
+      }
+    }
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i];
     const T sg = T(1) / (T(1) + std::exp(-g));
@@ -190,24 +245,45 @@ void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up
   }
 }
 
+namespace {
+// One row of cross-entropy: returns logsumexp - logit[target]; writes softmax * g - g * onehot
+// into di when di is non-null. Float rows take exp_f32 (sums in double), double rows std::exp.
+template <typename T>
+double cross_entropy_row(T* di, const T* li, int32_t target, int64_t v, double g) {
+  double sum = 0;
+  T mx;
+  if constexpr (std::is_same_v<T, float>) {
+    mx = max_f32(li, v);
+    thread_local std::vector<float> e;
+    e.resize(static_cast<size_t>(v));
+    for (int64_t j = 0; j < v; ++j) e[j] = li[j] - mx;
+    exp_f32(e.data(), e.data(), v);
+    sum = sum_f32(e.data(), v);
+    if (di != nullptr) {
+      const float scale = static_cast<float>(g / sum);
+      for (int64_t j = 0; j < v; ++j) di[j] = e[j] * scale;
+    }
+  } else {
+    mx = *std::max_element(li, li + v);
+    for (int64_t j = 0; j < v; ++j) sum += std::exp(static_cast<double>(li[j] - mx));
+    if (di != nullptr) {
+      const double lse = std::log(sum) + mx;
+      for (int64_t j = 0; j < v; ++j) di[j] = static_cast<T>(std::exp(li[j] - lse) * g);
+    }
+  }
+  if (di != nullptr) di[target] -= static_cast<T>(g);
+  return std::log(sum) + mx - li[target];
+}
+}  // namespace
+
 template <typename T>
 double cross_entropy_forward_backward(T* dlogits, const T* logits, const int32_t* targets, int64_t n, int64_t v,
                                       double dloss) {
   std::vector<double> row_loss(static_cast<size_t>(n));
+  const double g = dloss / static_cast<double>(n);
   parallel_items(n, 3 * v, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const T* li = logits + i * v;
-      const T mx = *std::max_element(li, li + v);
-      double sum = 0;
-      for (int64_t j = 0; j < v; ++j) sum += std::exp(static_cast<double>(li[j] - mx));
-      const double lse = std::log(sum) + mx;
-      row_loss[i] = lse - li[targets[i]];
-      if (dlogits == nullptr) continue;
-      const double g = dloss / static_cast<double>(n);
-      T* di = dlogits + i * v;
-      for (int64_t j = 0; j < v; ++j) di[j] = static_cast<T>(std::exp(li[j] - lse) * g);
-      di[targets[i]] -= static_cast<T>(g);
-    }
+    for (int64_t i = b; i < e; ++i)
+      row_loss[i] = cross_entropy_row(dlogits ? dlogits + i * v : nullptr, logits + i * v, targets[i], v, g);
   });
   double total = 0;
   for (double l : row_loss) total += l;

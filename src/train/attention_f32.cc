@@ -1,0 +1,103 @@
+// Causal attention on the training GEMM (see attention_f32.h). Work items are (sequence, head)
+// forward and (sequence, kv head) backward, so every output row has a single writer.
+#include "train/attention_f32.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "train/gemm.h"
+#include "train/linalg.h"
+#include "train/vmath.h"
+
+namespace moe::train {
+namespace {
+
+constexpr int64_t kRows = 32;  // query rows per block
+
+struct HeadView {
+  int64_t S, Dh, qs, kvs;  // sequence length, head dim, row strides of q/out and k/v
+};
+
+// Row i of the scores in place: scale, causal softmax over j <= i, zeros after.
+void softmax_row(float* p, int64_t i, int64_t S, float scale) {
+  for (int64_t j = 0; j <= i; ++j) p[j] *= scale;
+  const float mx = max_f32(p, i + 1);
+  for (int64_t j = 0; j <= i; ++j) p[j] -= mx;
+  exp_f32(p, p, i + 1);
+  const float sum = sum_f32(p, i + 1);
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
+  std::fill(p + i + 1, p + S, 0.0f);
+}
+
+void head_forward(float* o, float* P, const float* q, const float* k, const float* v, const HeadView& h) {
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(h.Dh)));
+  for (int64_t i0 = 0; i0 < h.S; i0 += kRows) {
+    const int64_t r = std::min(kRows, h.S - i0), cols = i0 + r;
+    gemm_f32({q + i0 * h.qs, h.qs, 1}, {k, 1, h.kvs}, P + i0 * h.S, h.S, {r, cols, h.Dh}, false);  // [r, cols]
+    for (int64_t i = i0; i < i0 + r; ++i) softmax_row(P + i * h.S, i, h.S, scale);
+    gemm_f32({P + i0 * h.S, h.S, 1}, {v, h.kvs, 1}, o + i0 * h.qs, h.qs, {r, h.Dh, cols}, false);  // [r, Dh]
+  }
+}
+
+// dS = P * (dP - rowsum(dP * P)) * scale with dP = dO V^T; dQ += dS K; dK += dS^T Q; dV += P^T dO.
+void head_backward(float* dq, float* dk, float* dv, float* ds, const float* dout, const float* q, const float* k,
+                   const float* v, const float* P, const HeadView& h) {
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(h.Dh)));
+  const int64_t S = h.S;
+  for (int64_t i0 = 0; i0 < S; i0 += kRows) {
+    const int64_t r = std::min(kRows, S - i0), cols = i0 + r;
+    gemm_f32({dout + i0 * h.qs, h.qs, 1}, {v, 1, h.kvs}, ds + i0 * S, S, {r, cols, h.Dh}, false);  // dP [r, cols]
+    for (int64_t i = i0; i < i0 + r; ++i) {
+      float* d = ds + i * S;
+      const float* p = P + i * S;
+      float dot = 0;
+      for (int64_t j = 0; j <= i; ++j) dot += d[j] * p[j];
+      for (int64_t j = 0; j <= i; ++j) d[j] = p[j] * (d[j] - dot) * scale;
+      std::fill(d + i + 1, d + S, 0.0f);
+    }
+    gemm_f32({ds + i0 * S, S, 1}, {k, h.kvs, 1}, dq + i0 * h.qs, h.qs, {r, h.Dh, cols}, true);  // dQ rows
+  }
+  for (int64_t j0 = 0; j0 < S; j0 += kRows) {  // key rows j see query rows i >= j only
+    const int64_t r = std::min(kRows, S - j0), depth = S - j0;
+    const int64_t at = j0 * S + j0;
+    gemm_f32({ds + at, 1, S}, {q + j0 * h.qs, h.qs, 1}, dk + j0 * h.kvs, h.kvs, {r, h.Dh, depth}, true);
+    gemm_f32({P + at, 1, S}, {dout + j0 * h.qs, h.qs, 1}, dv + j0 * h.kvs, h.kvs, {r, h.Dh, depth}, true);
+  }
+}
+
+}  // namespace
+
+void attention_forward_f32(float* out, float* probs, const float* q, const float* k, const float* v,
+                           const AttentionShape& s) {
+  const int64_t S = s.seq, H = s.n_head, Dh = s.head_dim, group = s.n_head / s.n_kv_head;
+  const HeadView hv{S, Dh, H * Dh, s.n_kv_head * Dh};
+  parallel_items(s.batch * H, S * S * Dh, [&](int64_t b0, int64_t b1) {
+    for (int64_t bh = b0; bh < b1; ++bh) {
+      const int64_t b = bh / H, h = bh % H, kh = h / group;
+      head_forward(out + b * S * hv.qs + h * Dh, probs + bh * S * S, q + b * S * hv.qs + h * Dh,
+                   k + b * S * hv.kvs + kh * Dh, v + b * S * hv.kvs + kh * Dh, hv);
+    }
+  });
+}
+
+void attention_backward_f32(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                            const float* v, const float* probs, const AttentionShape& s) {
+  const int64_t S = s.seq, H = s.n_head, Hkv = s.n_kv_head, Dh = s.head_dim, group = H / Hkv;
+  const HeadView hv{S, Dh, H * Dh, Hkv * Dh};
+  parallel_items(s.batch * Hkv, 2 * group * S * S * Dh, [&](int64_t b0, int64_t b1) {
+    std::vector<float> ds(static_cast<size_t>(S * S));  // [S, S] dS of one head
+    for (int64_t bk = b0; bk < b1; ++bk) {
+      const int64_t b = bk / Hkv, kh = bk % Hkv;
+      const int64_t kv_at = b * S * hv.kvs + kh * Dh;
+      for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
+        const int64_t q_at = b * S * hv.qs + h * Dh;
+        head_backward(dq + q_at, dk + kv_at, dv + kv_at, ds.data(), dout + q_at, q + q_at, k + kv_at, v + kv_at,
+                      probs + (b * H + h) * S * S, hv);
+      }
+    }
+  });
+}
+
+}  // namespace moe::train

@@ -1,0 +1,160 @@
+// AVX-512 GEMM for training (see gemm.h): B is packed into panels of 32 columns x kc rows
+// (a plain copy when B's rows are contiguous, 16x16 in-register transposes when its columns
+// are), then a 12x32 micro-kernel (24 zmm accumulators) broadcasts A straight from memory,
+// row-major (A.B, A.B^T) or column-major (A^T.B) alike, so A is never copied.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+#include "runtime/aligned.h"
+#include "train/gemm.h"
+
+namespace moe::train::gemm_detail {
+namespace {
+
+constexpr int kMr = 12;
+constexpr int kNr = 32;
+constexpr int64_t kKc = 256;
+constexpr int64_t kNc = 512;
+
+inline __mmask16 mask16(int64_t r) {
+  return r <= 0 ? __mmask16(0) : r >= 16 ? __mmask16(0xffff) : __mmask16((1u << r) - 1);
+}
+
+// Row r lane c -> row c lane r for 16 rows of 16 floats.
+void transpose16(__m512 (&r)[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  // 128-bit lane L of u[4i+q] holds column 4L+q of rows 4i..4i+3.
+  for (int q = 0; q < 4; ++q) {
+    const __m512 w0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88);
+    const __m512 w1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xdd);
+    const __m512 x0 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
+    const __m512 x1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xdd);
+    r[q] = _mm512_shuffle_f32x4(w0, x0, 0x88);
+    r[8 + q] = _mm512_shuffle_f32x4(w0, x0, 0xdd);
+    r[4 + q] = _mm512_shuffle_f32x4(w1, x1, 0x88);
+    r[12 + q] = _mm512_shuffle_f32x4(w1, x1, 0xdd);
+  }
+}
+
+// Panel q, element (p, col) at dst[q*kc*32 + p*32 + col] = B(p0 + p, j0 + q*32 + col); zero past nc.
+void pack_b(const GemmOperand& b, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float* dst) {
+  const int64_t panels = (nc + kNr - 1) / kNr;
+  if (b.cs == 1) {  // rows of B contiguous: copy 32 columns per row
+    for (int64_t q = 0; q < panels; ++q) {
+      const int64_t c0 = q * kNr;
+      const __mmask16 m0 = mask16(nc - c0), m1 = mask16(nc - c0 - 16);
+      float* panel = dst + q * kc * kNr;
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = b.data + (p0 + p) * b.rs + j0 + c0;
+        _mm512_store_ps(panel + p * kNr, _mm512_maskz_loadu_ps(m0, src));
+        _mm512_store_ps(panel + p * kNr + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+      }
+    }
+    return;
+  }
+  // Columns of B contiguous (B = W^T with W [n, k] rows): 16 rows of W -> 16 packed columns.
+  for (int64_t jg = 0; jg < panels * kNr; jg += 16) {
+    float* panel = dst + (jg / kNr) * kc * kNr + (jg % kNr);
+    for (int64_t p = 0; p < kc; p += 16) {
+      const __mmask16 mk = mask16(kc - p);
+      __m512 r[16];
+      for (int t = 0; t < 16; ++t) {
+        r[t] = jg + t < nc ? _mm512_maskz_loadu_ps(mk, b.data + (j0 + jg + t) * b.cs + p0 + p) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      const int64_t rows = std::min<int64_t>(16, kc - p);
+      for (int64_t t = 0; t < rows; ++t) _mm512_store_ps(panel + (p + t) * kNr, r[t]);
+    }
+  }
+}
+
+struct Tile {
+  float* c;
+  int64_t ldc;
+  __mmask16 m0, m1;  // valid columns of the two 16-wide halves
+  bool load_c;
+};
+
+// C tile [MR, 32] (+)= A[MR, kc] . panel; A(i, p) at a[i * ars + p * acs].
+template <int MR, bool kColMajorA>
+void micro(const float* a, int64_t lda, const float* bp, int64_t kc, const Tile& t) {
+  __m512 s0[MR], s1[MR];
+  for (int i = 0; i < MR; ++i) s0[i] = s1[i] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_load_ps(bp + p * kNr);
+    const __m512 b1 = _mm512_load_ps(bp + p * kNr + 16);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_set1_ps(kColMajorA ? a[p * lda + i] : a[i * lda + p]);
+      s0[i] = _mm512_fmadd_ps(av, b0, s0[i]);
+      s1[i] = _mm512_fmadd_ps(av, b1, s1[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* c = t.c + i * t.ldc;
+    if (t.load_c) {
+      s0[i] = _mm512_add_ps(s0[i], _mm512_maskz_loadu_ps(t.m0, c));
+      s1[i] = _mm512_add_ps(s1[i], _mm512_maskz_loadu_ps(t.m1, c + 16));
+    }
+    _mm512_mask_storeu_ps(c, t.m0, s0[i]);
+    _mm512_mask_storeu_ps(c + 16, t.m1, s1[i]);
+  }
+}
+
+using MicroFn = void (*)(const float*, int64_t, const float*, int64_t, const Tile&);
+
+template <bool kColMajorA, int... I>
+constexpr auto make_table(std::integer_sequence<int, I...>) {
+  return std::array<MicroFn, sizeof...(I)>{&micro<I + 1, kColMajorA>...};
+}
+constexpr auto kRowMajor = make_table<false>(std::make_integer_sequence<int, kMr>{});
+constexpr auto kColMajor = make_table<true>(std::make_integer_sequence<int, kMr>{});
+
+float* pack_scratch(size_t floats) {
+  thread_local AlignedBuffer<float> buf;
+  if (buf.size() < floats) buf = AlignedBuffer<float>(floats);
+  return buf.data();
+}
+
+}  // namespace
+
+void gemm_avx512(GemmOperand a, GemmOperand b, float* c, int64_t ldc, GemmShape s, bool accumulate) {
+  const bool col_major = a.rs == 1 && a.cs != 1;
+  const int64_t lda = col_major ? a.cs : a.rs;
+  const auto& table = col_major ? kColMajor : kRowMajor;
+  const int64_t kc_max = std::min(kKc, s.k);
+  const int64_t nc_max = (std::min(kNc, s.n) + kNr - 1) / kNr * kNr;
+  float* packed = pack_scratch(static_cast<size_t>(kc_max * nc_max));
+  for (int64_t j0 = 0; j0 < s.n; j0 += kNc) {
+    const int64_t nc = std::min(kNc, s.n - j0);
+    for (int64_t p0 = 0; p0 < s.k; p0 += kKc) {
+      const int64_t kc = std::min(kKc, s.k - p0);
+      pack_b(b, j0, nc, p0, kc, packed);
+      for (int64_t i0 = 0; i0 < s.m; i0 += kMr) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMr, s.m - i0));
+        const float* ap = col_major ? a.data + p0 * lda + i0 : a.data + i0 * lda + p0;
+        for (int64_t q = 0; q * kNr < nc; ++q) {
+          const int64_t cols = nc - q * kNr;
+          const Tile t{c + i0 * ldc + j0 + q * kNr, ldc, mask16(cols), mask16(cols - 16), accumulate || p0 > 0};
+          table[mr - 1](ap, lda, packed + q * kc * kNr, kc, t);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace moe::train::gemm_detail
