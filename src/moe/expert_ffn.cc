@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/activation.h"
 #include "kernels/packed_weights.h"
 #include "runtime/thread_pool.h"
 #include "util/check.h"
@@ -75,7 +76,7 @@ void apply_glu(const ActivationOptions& a, const float* gate, const float* up, f
           h[i] = silu(g) * u;
         }
       } else {
-        for (int64_t i = 0; i < n; ++i) h[i] = silu(gate[i]) * up[i];
+        silu_mul(gate, up, h, n);  // vectorized (kernels/activation.h)
       }
       return;
     case GluKind::kGeGLU:

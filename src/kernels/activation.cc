@@ -1,0 +1,22 @@
+// Dispatch of the vectorized GLU activations (activation.h) and their scalar twins.
+#include "kernels/activation.h"
+
+#include <cmath>
+
+#include "runtime/cpu_features.h"
+
+namespace moe {
+
+void silu_mul_ref(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  if (active_isa() >= Isa::kAvx512) return activation_detail::silu_mul_avx512(gate, up, out, n);
+  silu_mul_ref(gate, up, out, n);
+}
+
+}  // namespace moe

@@ -1,0 +1,20 @@
+// Vectorized GLU activation pieces for the expert FFN: out = silu(gate) * up, with silu(g) = g / (1 + e^-g).
+// AVX-512: e^x by range reduction (x = n ln2 + r) and a degree-6 polynomial, 2^n by vscalefps
+// (~2 ulp); other ISA levels: the scalar loop with std::exp. Scalar reference twin: silu_mul_ref.
+#pragma once
+
+#include <cstdint>
+
+namespace moe {
+
+// out[i] = silu(gate[i]) * up[i] for n elements; out may alias gate or up. Dispatches on active_isa().
+void silu_mul(const float* gate, const float* up, float* out, int64_t n);
+
+// Scalar twin (std::exp, the same formula).
+void silu_mul_ref(const float* gate, const float* up, float* out, int64_t n);
+
+namespace activation_detail {
+void silu_mul_avx512(const float* gate, const float* up, float* out, int64_t n);
+}  // namespace activation_detail
+
+}  // namespace moe
