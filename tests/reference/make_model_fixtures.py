@@ -75,13 +75,13 @@ Semantics implemented per family (HF modeling files; remote code for DeepSeek):
 import json
 import math
 import os
-import struct
 import sys
 
 import torch
 
 from hf_model_reference import (CLAMP_COUNT, DTYPE, MARGINS, Family, dense_mlp, forward, gqa_attention,
                                 mla_attention, moe_deepseek, moe_gpt_oss, moe_mixtral, moe_qwen, rope_params)
+from st_write import write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT_DIR = os.path.join(HERE, "fixtures", "models")
@@ -91,37 +91,6 @@ ROUTING_MARGIN = 1e-4
 GREEDY_MARGIN = 1e-3
 
 torch.set_num_threads(1)
-
-# ---------------------------------------------------------------------------------------------
-# safetensors writer
-
-
-def write_safetensors(path, tensors, metadata=None):
-    """tensors: list of (name, torch tensor) in the order to write."""
-    header = {}
-    blobs = []
-    offset = 0
-    codes = {torch.float32: "F32", torch.int64: "I64", torch.int32: "I32"}
-    for name, t in tensors:
-        t = t.detach().contiguous()
-        data = t.numpy().tobytes()
-        header[name] = {"dtype": codes[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    if metadata:
-        header["__metadata__"] = metadata
-    hjson = json.dumps(header, separators=(",", ":")).encode()
-    hjson += b" " * ((8 - len(hjson) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(hjson)))
-        f.write(hjson)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
-
-
 
 # ---------------------------------------------------------------------------------------------
 # random weights

@@ -10,37 +10,15 @@ Run: /usr/bin/python3 tests/reference/make_moe_fixtures.py  (or `make fixtures`)
 """
 import json
 import os
-import struct
 
 import torch
 import torch.nn.functional as F
 
+from st_write import write_safetensors
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures", "moe")
 T = 7  # tokens
-
-
-def write_safetensors(path, tensors, metadata):
-    """tensors: dict name -> torch tensor (float32 or int32). Written by hand: u64 header length,
-    JSON header, raw little-endian data back to back."""
-    header = {"__metadata__": metadata}
-    blobs, offset = [], 0
-    for name, t in tensors.items():
-        t = t.contiguous()
-        dtype = {torch.float32: "F32", torch.int32: "I32"}[t.dtype]
-        raw = t.numpy().tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in blobs:
-            f.write(raw)
-    os.replace(tmp, path)
 
 
 class Gen:

@@ -9,10 +9,12 @@ expected_v3.json). tests/train/reference_test.cc replays them and requires a mat
 relative.
 `--bench` instead times training steps (tokens/s) for scripts/train-bench.sh.
 """
-import argparse, json, math, os, struct, sys, time
+import argparse, json, math, os, sys, time
 
 import torch
 import torch.nn.functional as F
+
+from st_write import write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures", "train")
@@ -177,23 +179,6 @@ def train_losses(c, P, bal, opt_o, batches, fwd=None):
                     biases[l] += bal["bias_rate"] * torch.sign(counts[l].mean() - counts[l])
         losses.append(loss.item())
     return losses
-
-
-def write_safetensors(path, tensors, meta=None):
-    header, blobs, off = {}, [], 0
-    for name, t in tensors.items():
-        t = t.detach().contiguous()
-        dt = {torch.float32: "F32", torch.int32: "I32"}[t.dtype]
-        b = t.numpy().tobytes()
-        header[name] = {"dtype": dt, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    if meta:
-        header["__metadata__"] = meta
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 # ---------------------------------------------------------------------------------------------
