@@ -244,22 +244,25 @@ void expert_backward(std::vector<T>& dxg, const std::vector<T>& dy, T* dp, const
                      const LayerOffsets& o, const ModelConfig& c) {
   const int64_t D = c.d_model, F = c.d_ff_expert;
   for_experts(a.plan.n_rows() * D * F, c.n_expert, [&](int64_t e0, int64_t e1) {
-    std::vector<T> dact, dhg, dhu;
+    std::vector<T> dact, dh;
     for (int64_t e = e0; e < e1; ++e) {
       const int64_t r0 = a.plan.expert_offsets[e], rows = a.plan.expert_offsets[e + 1] - r0;
       if (rows == 0) continue;
-      dact.resize(rows * F);  // [Te, F]
-      dhg.resize(rows * F);   // [Te, F]
-      dhu.resize(rows * F);   // [Te, F]
+      dact.resize(rows * F);    // [Te, F]
+      dh.resize(rows * 2 * F);  // [Te, 2F]: d(gate) | d(up) of each row
       const T* dye = dy.data() + r0 * D;
       mm_nn<T>(dye, p + o.expert_down[e], dact.data(), rows, F, D, false);
       mm_tn<T>(dye, a.act.data() + r0 * F, dp + o.expert_down[e], D, F, rows, true);  // [D, F]
-      swiglu_backward<T>(dhg.data(), dhu.data(), dact.data(), a.hg.data() + r0 * F, a.hu.data() + r0 * F, rows * F);
-      T* dx = dxg.data() + r0 * D;  // [Te, D]
-      mm_nn<T>(dhg.data(), p + o.expert_gate[e], dx, rows, D, F, false);
-      mm_nn<T>(dhu.data(), p + o.expert_up[e], dx, rows, D, F, true);
-      mm_tn<T>(dhg.data(), a.xg.data() + r0 * D, dp + o.expert_gate[e], F, D, rows, true);  // [F, D]
-      mm_tn<T>(dhu.data(), a.xg.data() + r0 * D, dp + o.expert_up[e], F, D, rows, true);    // [F, D]
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t at = (r0 + r) * F;
+        swiglu_backward<T>(dh.data() + r * 2 * F, dh.data() + r * 2 * F + F, dact.data() + r * F, a.hg.data() + at,
+                           a.hu.data() + at, F);
+      }
+      // gate_proj and up_proj of an expert are adjacent [F, D] blocks (ParamLayout order), one [2F, D]
+      // matrix: dx = dh . [Wg; Wu] and [dWg; dWu] += dh^T . xg are one product each (one pass, one pack).
+      MOE_CHECK(o.expert_up[e] == o.expert_gate[e] + F * D);
+      mm_nn<T>(dh.data(), p + o.expert_gate[e], dxg.data() + r0 * D, rows, D, 2 * F, false);   // [Te, D]
+      mm_tn<T>(dh.data(), a.xg.data() + r0 * D, dp + o.expert_gate[e], 2 * F, D, rows, true);  // [2F, D]
     }
   });
 }
