@@ -35,6 +35,7 @@ struct Decoder::Layer {
   // FFN: dense SwiGLU or MoE
   WeightView gate, up, down;
   std::unique_ptr<MoeBlock> moe;
+  PackedExpertWeights routed_packed, shared_packed;  // own the panel-packed experts `moe` reads
 };
 
 namespace {
@@ -113,7 +114,13 @@ void Decoder::load_layer(int64_t li) {
     const MoeLayerConfig config = decoder_moe_config(spec_);
     ExpertKeep keep;
     if (options_.load_expert) keep = [&](int64_t e) { return options_.load_expert(li, e); };
-    const MoeLayerWeights w = moe_layer_weights(spec_, li, s, keep);
+    MoeLayerWeights w = moe_layer_weights(spec_, li, s, keep);
+    // Experts go into the kernels' panel layout once, here (when the ISA has panel kernels), so no
+    // matmul re-packs them per call; every MoE block, local or expert-parallel, reads the same panels.
+    L->routed_packed = pack_expert_weights(w.experts);
+    L->shared_packed = pack_expert_weights(w.shared);
+    w.experts = L->routed_packed.weights;
+    w.shared = L->shared_packed.weights;
     L->moe = options_.moe_block ? options_.moe_block(li, config, w) : std::make_unique<LocalMoeBlock>(config, w);
   } else {
     const std::string f = p + "mlp.";

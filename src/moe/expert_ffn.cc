@@ -140,11 +140,15 @@ ExpertWeights ExpertWeights::stacked(int n_expert, int64_t d_model, int64_t d_ff
 PackedExpertWeights pack_expert_weights(const ExpertWeights& w) {
   PackedExpertWeights out;
   out.weights = w;
-  if (w.experts.empty()) return out;
-  w.validate("pack");
-  const DType dt = w.experts[0].gate.dtype;
+  // Experts with no data belong to another rank (expert parallelism): they stay absent.
+  const auto present = [](const ExpertMatrices& m) { return m.gate.data && m.up.data && m.down.data; };
+  const auto first = std::find_if(w.experts.begin(), w.experts.end(), present);
+  if (first == w.experts.end()) return out;
+  if (std::all_of(w.experts.begin(), w.experts.end(), present)) w.validate("pack");
+  const DType dt = first->gate.dtype;
   if (!panel_layout_supported(dt)) return out;
   for (const ExpertMatrices& m : w.experts) {
+    if (!present(m)) continue;
     if (m.gate.dtype != dt || m.up.dtype != dt || m.down.dtype != dt) return out;  // mixed: leave as rows
   }
   const int64_t D = w.d_model, F = w.d_ff;
@@ -152,6 +156,7 @@ PackedExpertWeights pack_expert_weights(const ExpertWeights& w) {
   thread_pool().parallel_for(w.n_expert(), [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
       const ExpertMatrices& m = w.experts[size_t(i)];
+      if (!present(m)) continue;
       const auto pack = [&](int j, const WeightView& v, int64_t n, int64_t k) {
         if (v.layout == WeightLayout::kPanels) return v;  // already packed
         out.matrices[size_t(3 * i + j)] = PackedWeights::pack(v, n, k);
