@@ -100,7 +100,9 @@ std::string loss_panel(const std::vector<PlotRun>& runs, const std::vector<Serie
 }
 
 std::string heatmap(const PlotRun& run, const Series& s, double y0, double w, double* height) {
-  const size_t n_log = s.load.size(), n_layer = s.load[0].size(), n_exp = n_layer ? s.load[0][0].size() : 0;
+  const size_t n_log = s.load.size(), n_layer = s.load[0].size();
+  size_t n_exp = 0;  // dense layers have no load row
+  for (const auto& layer : s.load[0]) n_exp = std::max(n_exp, layer.size());
   const double L = 60, R = w - 20, cell_h = std::max(3.0, std::min(12.0, 240.0 / (n_layer * n_exp)));
   const double T = y0 + 24, cell_w = (R - L) / n_log;
   std::string out = fmt::format(
@@ -109,8 +111,10 @@ std::string heatmap(const PlotRun& run, const Series& s, double y0, double w, do
       L, y0 + 16, run.label);
   for (size_t l = 0; l < n_layer; ++l) {
     const double ly = T + l * (n_exp * cell_h + 4);
-    out += fmt::format("<text x='{}' y='{}' font-size='10' text-anchor='end'>layer {}</text>\n", L - 4,
-                       ly + n_exp * cell_h / 2 + 3, l);
+    const bool dense = s.load[0][l].empty();
+    out += fmt::format("<text x='{}' y='{}' font-size='10' text-anchor='end'>layer {}{}</text>\n", L - 4,
+                       ly + n_exp * cell_h / 2 + 3, l, dense ? " (dense)" : "");
+    if (dense) continue;
     for (size_t e = 0; e < n_exp; ++e)
       for (size_t t = 0; t < n_log; ++t) {
         const double v = l < s.load[t].size() && e < s.load[t][l].size() ? s.load[t][l][e] : 0.0;

@@ -47,6 +47,12 @@ nlohmann::json run_fingerprint(const TrainOptions& o) {
 }
 
 nlohmann::json load_summary(const std::vector<int64_t>& routed, int64_t dropped, int64_t slots) {
+  if (slots == 0) {  // a dense layer (DeepSeek-V3's first_k_dense_replace): nothing was routed
+    nlohmann::json j;
+    j["dense"] = true;
+    j["load"] = nlohmann::json::array();
+    return j;
+  }
   const double n = static_cast<double>(routed.size());
   double mean = 0, mx = 0;
   int dead = 0;

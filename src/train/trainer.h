@@ -51,7 +51,8 @@ TrainResult train(const TrainOptions& options, const TextData& data);
 // Training FLOPs per token: 6 x active parameters + attention scores (causal, forward + backward).
 double train_flops_per_token(const ModelConfig& c, int64_t seq);
 
-// One metrics line's per-layer load summary from routed counts [E].
+// One metrics line's per-layer load summary from routed counts [E]; a dense layer (no slots) is
+// {"dense": true, "load": []}.
 nlohmann::json load_summary(const std::vector<int64_t>& routed, int64_t dropped, int64_t slots);
 
 }  // namespace moe::train

@@ -84,6 +84,24 @@ TEST(Trainer, LossDecreasesAndMetricsAreWritten) {
   fs::remove_all(out);
 }
 
+TEST(Trainer, DenseLayersHaveNoLoadRowInMetricsOrPlot) {
+  // DeepSeek-V3's dense first layers route nothing: no fake "E dead experts" line.
+  const nlohmann::json dense = load_summary({}, 0, 0);
+  EXPECT_TRUE(dense.value("dense", false));
+  EXPECT_TRUE(dense["load"].empty());
+  EXPECT_FALSE(dense.contains("dead"));
+  const nlohmann::json moe_layer = load_summary({3, 1, 0, 4}, 0, 8);
+  EXPECT_FALSE(moe_layer.contains("dense"));
+  EXPECT_EQ(moe_layer["dead"], 1);
+  const std::string path = tmpdir("dense_plot") + ".jsonl";
+  nlohmann::json line = {{"step", 1}, {"ce", 2.0}, {"layers", {dense, moe_layer}}};
+  std::ofstream(path) << line.dump() << "\n";
+  const std::string svg = plot_metrics_svg({{"v3", path}});
+  EXPECT_NE(svg.find("layer 0 (dense)"), std::string::npos);
+  EXPECT_NE(svg.find("layer 1<"), std::string::npos);
+  fs::remove(path);
+}
+
 TEST(Trainer, ResumeReproducesTheUninterruptedLosses) {
   const TextData data = TextData::from_bytes(text(), 0.1, 16, "text");
   const std::string a = tmpdir("full"), b = tmpdir("resumed");
