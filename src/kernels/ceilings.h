@@ -40,6 +40,9 @@ namespace ceilings_detail {
 double read_sum_scalar(const float* a, size_t n);
 double read_sum_avx2(const float* a, size_t n);
 double read_sum_avx512(const float* a, size_t n);
+// The same sum read as four concurrent streams (a second read pattern for the ceiling).
+double read_sum4_avx2(const float* a, size_t n);
+double read_sum4_avx512(const float* a, size_t n);
 void triad_scalar(float* a, const float* b, const float* c, float s, size_t n);
 void triad_avx2(float* a, const float* b, const float* c, float s, size_t n);
 void triad_avx512(float* a, const float* b, const float* c, float s, size_t n);

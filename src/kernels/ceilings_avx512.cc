@@ -19,6 +19,26 @@ double read_sum_avx512(const float* a, size_t n) {
   return r;
 }
 
+// Four equal sub-ranges read in one loop (four hardware-prefetch streams, each 256 bytes ahead in
+// software): on some machines one stream per core does not keep enough lines in flight.
+double read_sum4_avx512(const float* a, size_t n) {
+  const size_t q = n / 4 / 64 * 64;
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  for (size_t i = 0; i < q; i += 16) {
+    _mm_prefetch(reinterpret_cast<const char*>(a + i + 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(a + q + i + 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(a + 2 * q + i + 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(a + 3 * q + i + 64), _MM_HINT_T0);
+    s0 = _mm512_add_ps(s0, _mm512_load_ps(a + i));
+    s1 = _mm512_add_ps(s1, _mm512_load_ps(a + q + i));
+    s2 = _mm512_add_ps(s2, _mm512_load_ps(a + 2 * q + i));
+    s3 = _mm512_add_ps(s3, _mm512_load_ps(a + 3 * q + i));
+  }
+  double r = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+  for (size_t i = 4 * q; i < n; ++i) r += a[i];
+  return r;
+}
+
 void triad_avx512(float* a, const float* b, const float* c, float s, size_t n) {
   const __m512 vs = _mm512_set1_ps(s);
   size_t i = 0;
