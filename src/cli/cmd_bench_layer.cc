@@ -88,10 +88,10 @@ void print_json(const LayerBenchResult& r) {
     row["ms"] = w.ms;
     row["gbps"] = w.gbps;
     row["gflops"] = w.gflops;
-    row["read_gbps_ceiling"] = r.ceilings.read_gbps;
+    row["read_gbps_ceiling"] = w.read_gbps_paired;
     row["fma_gflops_ceiling"] = r.ceilings.fma_f32_gflops;
     row["dot_bf16_gflops_ceiling"] = r.ceilings.dot_bf16_gflops;
-    row["read_fraction"] = w.gbps / r.ceilings.read_gbps;
+    row["read_fraction"] = w.read_fraction;
     row["peak_fraction"] = w.gflops / (bf16 ? r.ceilings.dot_bf16_gflops : r.ceilings.fma_f32_gflops);
     row["dense_total_ms"] = w.dense_total_ms;
     row["dense_activated_ms"] = w.dense_activated_ms;
@@ -125,16 +125,20 @@ void print_table(const LayerBenchResult& r) {
   fmt::print("ceilings (same run, all threads): read {:.1f} GB/s, f32 FMA {:.1f} GFLOP/s, bf16 dot {:.1f} GFLOP/s\n",
              r.ceilings.read_gbps, r.ceilings.fma_f32_gflops, r.ceilings.dot_bf16_gflops);
   fmt::print("cache residency: {}\n", r.residency);
-  fmt::print("median of {} calls; GB/s = (router + touched experts + shared) weight bytes / time; peak = {}\n",
-             o.repetitions, bf16 ? "bf16 dot" : "f32 FMA");
-  fmt::print("{:>6} {:>9} {:>8} {:>6} {:>9} {:>6} {:>7} {:>10} {:>10} {:>8} {:>7} {:>9}\n", "tokens", "ms", "GB/s",
-             "%read", "GFLOP/s", "%peak", "touched", "dense_tot", "dense_act", "speedup", "theory", "overhead");
+  fmt::print(
+      "median of {} calls; GB/s = (router + touched experts + shared) weight bytes / time; %read = median over calls "
+      "of "
+      "GB/s / the read ceiling measured right before that call (paired; column 'read'); peak = {}\n",
+      o.repetitions, bf16 ? "bf16 dot" : "f32 FMA");
+  fmt::print("{:>6} {:>9} {:>8} {:>6} {:>6} {:>9} {:>6} {:>7} {:>10} {:>10} {:>8} {:>7} {:>9}\n", "tokens", "ms",
+             "GB/s", "read", "%read", "GFLOP/s", "%peak", "touched", "dense_tot", "dense_act", "speedup", "theory",
+             "overhead");
   for (const LayerBenchRow& w : r.rows) {
     fmt::print(
-        "{:>6} {:>9.3f} {:>8.1f} {:>5.0f}% {:>9.1f} {:>5.0f}% {:>7.1f} {:>9.2f}{} {:>10.2f} {:>8.2f} {:>7.2f} "
+        "{:>6} {:>9.3f} {:>8.1f} {:>6.1f} {:>5.0f}% {:>9.1f} {:>5.0f}% {:>7.1f} {:>9.2f}{} {:>10.2f} {:>8.2f} {:>7.2f} "
         "{:>8.1f}%\n",
-        w.tokens, w.ms, w.gbps, 100 * w.gbps / r.ceilings.read_gbps, w.gflops, 100 * w.gflops / peak, w.experts_touched,
-        w.dense_total_ms, w.dense_total_extrapolated ? "*" : " ", w.dense_activated_ms,
+        w.tokens, w.ms, w.gbps, w.read_gbps_paired, 100 * w.read_fraction, w.gflops, 100 * w.gflops / peak,
+        w.experts_touched, w.dense_total_ms, w.dense_total_extrapolated ? "*" : " ", w.dense_activated_ms,
         w.ms > 0 ? w.dense_total_ms / w.ms : 0, r.total_params / r.activated_params, 100 * w.overhead_fraction);
   }
   fmt::print(

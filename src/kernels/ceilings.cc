@@ -1,6 +1,7 @@
 // Drives the ceiling loops on 1 and all threads and takes medians.
 #include "kernels/ceilings.h"
 
+#include <algorithm>
 #include <cmath>
 #include <thread>
 
@@ -146,6 +147,26 @@ Ceilings measure_ceilings(const CeilingsOptions& options) {
   }
   result.all = result.rows.back();
   return result;
+}
+
+ReadProbe::ReadProbe(size_t mib) : a_(mib * 1024 * 1024 / sizeof(float)) {
+  for (size_t i = 0; i < a_.size(); ++i) a_[i] = 1e-6f * static_cast<float>(i & 1023);
+  gbps();  // page faults and first touch out of the way
+}
+
+double ReadProbe::gbps() {
+  ThreadPool& pool = thread_pool();
+  sink_.resize(static_cast<size_t>(pool.size()));
+  double best = 0;
+  for (int pattern = 0; pattern < 2; ++pattern) {
+    Timer t;
+    pool.run([&](int i) {
+      auto [b, e] = split(a_.size(), i, pool.size());
+      sink_[static_cast<size_t>(i)] += read_sum(a_.data() + b, e - b, pattern);
+    });
+    best = std::max(best, a_.size() * sizeof(float) / t.seconds() * 1e-9);
+  }
+  return best;
 }
 
 CeilingRow measure_quick_ceilings(int repetitions) {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/aligned.h"
+
 namespace moe {
 
 struct CeilingRow {
@@ -34,6 +36,21 @@ Ceilings measure_ceilings(const CeilingsOptions& options);
 
 // Only the all-threads read bandwidth and FMA peak (quick, for other benchmarks' ratios).
 CeilingRow measure_quick_ceilings(int repetitions = 3);
+
+// The read ceiling again, one pass at a time, for pairing with each timed call of a benchmark:
+// on a machine whose memory bandwidth moves with its neighbours' load (a shared VM host), a
+// ceiling measured seconds earlier can be far off, while a pass right before the call sees the
+// same conditions (and also evicts the caches). Runs on the global thread pool; the buffer
+// (256 MiB by default) lives as long as the probe.
+class ReadProbe {
+ public:
+  explicit ReadProbe(size_t mib = 256);
+  double gbps();  // one pass of each read pattern over the buffer; the faster one, in GB/s
+
+ private:
+  AlignedBuffer<float> a_;
+  std::vector<double> sink_;
+};
 
 namespace ceilings_detail {
 // Per-ISA loops (ceilings_*.cc). Each returns a checksum so the work is not optimized away.

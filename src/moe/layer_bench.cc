@@ -247,19 +247,21 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
   res.total_params = double(E + S) * 3 * D * F + double(E) * D;
   res.activated_params = double(K + S) * 3 * D * F + double(E) * D;
 
+  ReadProbe probe;  // a read-ceiling pass before each timed call (also evicts the caches)
   int64_t call = 0;
   for (int64_t T : opt.tokens) {
     std::vector<float> x(static_cast<size_t>(T) * D), out(static_cast<size_t>(T) * D);  // [T, D]
     fill_random(reinterpret_cast<uint8_t*>(x.data()), T * D, DType::kF32);
     LayerBenchRow row;
     row.tokens = T;
-    std::vector<double> ms, cpu, route, dispatch, experts, combine;
+    std::vector<double> ms, cpu, route, dispatch, experts, combine, ceiling, fraction;
     for (int rep = -1; rep < opt.repetitions; ++rep, ++call) {
       const std::vector<int32_t> ids = make_routing(opt.routing, opt.zipf_s, T, K, E, call);
       layer.set_weights(weights_for_call(call));
       RunOptions ro;
       ro.expert_ids = ids.data();
       MoeTelemetry tel;
+      const double ceiling_gbps = probe.gbps();
       const double cpu0 = process_cpu_ms();
       Timer timer;
       layer.forward(x.data(), T, out.data(), ro, &tel);
@@ -273,7 +275,10 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
       experts.push_back(tel.experts_ms);
       combine.push_back(tel.combine_ms);
       row.experts_touched += tel.experts_touched;
-      row.bytes += double(E) * D * 4 + double(tel.experts_touched + S) * pool.weight_bytes;
+      const double call_bytes = double(E) * D * 4 + double(tel.experts_touched + S) * pool.weight_bytes;
+      row.bytes += call_bytes;
+      ceiling.push_back(ceiling_gbps);
+      fraction.push_back(call_bytes / (t_ms * 1e6) / ceiling_gbps);
       row.flops += double(tel.expert_flops) + 2.0 * T * E * D;
       row.dropped_slots += tel.dropped_slots;
     }
@@ -289,6 +294,8 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
     row.combine_ms = median_of(combine);
     row.overhead_fraction = (row.route_ms + row.dispatch_ms + row.combine_ms) / row.ms;
     row.gbps = row.bytes / (row.ms * 1e6);
+    row.read_gbps_paired = median_of(ceiling);
+    row.read_fraction = median_of(fraction);
     row.gflops = row.flops / (row.ms * 1e6);
     if (opt.dense) {
       // Dense FFNs as expert-sized chunks of the same pool: equal activated = K + S chunks; equal total =

@@ -40,6 +40,9 @@ struct LayerBenchRow {
   int64_t tokens = 0;
   double ms = 0;                // median MoE layer time
   double gbps = 0, gflops = 0;  // unique weight bytes (router + touched experts + shared) / time; FLOPs / time
+  // The read ceiling paired with each timed call (a ReadProbe pass right before it), median, and the
+  // median over calls of (call's GB/s / its paired ceiling): what %read reports.
+  double read_gbps_paired = 0, read_fraction = 0;
   double bytes = 0, flops = 0;
   double experts_touched = 0;                                            // mean over the timed calls
   double route_ms = 0, dispatch_ms = 0, experts_ms = 0, combine_ms = 0;  // medians

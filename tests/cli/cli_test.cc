@@ -1,6 +1,7 @@
 // The `moe` binary end to end: info, bench ceilings --json keys, exit codes of errors and placeholders.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -33,6 +34,26 @@ TEST(Cli, BenchCeilingsJsonHasTheKeys) {
   EXPECT_GT(j["read_gbps"].get<double>(), 0.1);
   EXPECT_GT(j["fma_f32_gflops"].get<double>(), 0.1);
   EXPECT_EQ(j["per_threads"].size(), 2u);
+}
+
+// The keys the MoE-layer issue names, with the read ceiling paired per call (kernels/ceilings.h ReadProbe).
+TEST(Cli, BenchLayerJsonHasTheKeys) {
+  const Result r = run_moe(
+      "--threads 2 --json bench layer --d 64 --f 32 --e 8 --k 2 --shared 0 --dtype f32 --tokens 1,3 "
+      "--repetitions 2 --max-weight-gib 0.01 --dense-max-chunks 4");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["rows"].size(), 2u);
+  for (const auto& row : j["rows"]) {
+    for (const char* key : {"tokens", "ms", "gbps", "gflops", "read_gbps_ceiling", "fma_gflops_ceiling",
+                            "dense_total_ms", "dense_activated_ms", "read_fraction"}) {
+      ASSERT_TRUE(row.contains(key)) << key;
+      EXPECT_TRUE(std::isfinite(row[key].get<double>())) << key;
+    }
+    EXPECT_GT(row["read_gbps_ceiling"].get<double>(), 0.1);
+    EXPECT_GT(row["read_fraction"].get<double>(), 0.0);
+    EXPECT_GT(row["dense_total_ms"].get<double>(), 0.0);
+  }
 }
 
 TEST(Cli, UsageErrorsExitTwo) {
