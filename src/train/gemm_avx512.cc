@@ -52,17 +52,21 @@ void transpose16(__m512 (&r)[16]) {
 }
 
 // Panel q, element (p, col) at dst[q*kc*32 + p*32 + col] = B(p0 + p, j0 + q*32 + col); zero past nc.
+// B usually comes from L3 or memory (weights last touched by the optimizer, activations of the
+// forward), so both paths read it in address order and prefetch ahead.
 void pack_b(const GemmOperand& b, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float* dst) {
   const int64_t panels = (nc + kNr - 1) / kNr;
-  if (b.cs == 1) {  // rows of B contiguous: copy 32 columns per row
-    for (int64_t q = 0; q < panels; ++q) {
-      const int64_t c0 = q * kNr;
-      const __mmask16 m0 = mask16(nc - c0), m1 = mask16(nc - c0 - 16);
-      float* panel = dst + q * kc * kNr;
-      for (int64_t p = 0; p < kc; ++p) {
-        const float* src = b.data + (p0 + p) * b.rs + j0 + c0;
-        _mm512_store_ps(panel + p * kNr, _mm512_maskz_loadu_ps(m0, src));
-        _mm512_store_ps(panel + p * kNr + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+  if (b.cs == 1) {  // rows of B contiguous: row by row, 32 columns into each panel
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* src = b.data + (p0 + p) * b.rs + j0;
+      if (p + 4 < kc)
+        for (int64_t c0 = 0; c0 < nc; c0 += 16)
+          _mm_prefetch(reinterpret_cast<const char*>(src + 4 * b.rs + c0), _MM_HINT_T0);
+      for (int64_t q = 0; q < panels; ++q) {
+        const int64_t c0 = q * kNr;
+        float* row = dst + q * kc * kNr + p * kNr;
+        _mm512_store_ps(row, _mm512_maskz_loadu_ps(mask16(nc - c0), src + c0));
+        _mm512_store_ps(row + 16, _mm512_maskz_loadu_ps(mask16(nc - c0 - 16), src + c0 + 16));
       }
     }
     return;
@@ -70,12 +74,23 @@ void pack_b(const GemmOperand& b, int64_t j0, int64_t nc, int64_t p0, int64_t kc
   // Columns of B contiguous (B = W^T with W [n, k] rows): 16 rows of W -> 16 packed columns.
   for (int64_t jg = 0; jg < panels * kNr; jg += 16) {
     float* panel = dst + (jg / kNr) * kc * kNr + (jg % kNr);
+    const float* src = b.data + (j0 + jg) * b.cs + p0;  // row jg of W, from column p0
+    const int64_t valid = std::clamp<int64_t>(nc - jg, 0, 16);
+    const bool prefetch_next = jg + 16 < nc;
     for (int64_t p = 0; p < kc; p += 16) {
       const __mmask16 mk = mask16(kc - p);
       __m512 r[16];
-      for (int t = 0; t < 16; ++t) {
-        r[t] = jg + t < nc ? _mm512_maskz_loadu_ps(mk, b.data + (j0 + jg + t) * b.cs + p0 + p) : _mm512_setzero_ps();
+      if (valid == 16) {
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; ++t) r[t] = _mm512_maskz_loadu_ps(mk, src + t * b.cs + p);
+      } else {
+        for (int t = 0; t < 16; ++t)
+          r[t] = t < valid ? _mm512_maskz_loadu_ps(mk, src + t * b.cs + p) : _mm512_setzero_ps();
       }
+      if (prefetch_next)
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; ++t)
+          _mm_prefetch(reinterpret_cast<const char*>(src + (16 + t) * b.cs + p), _MM_HINT_T0);
       transpose16(r);
       const int64_t rows = std::min<int64_t>(16, kc - p);
       for (int64_t t = 0; t < rows; ++t) _mm512_store_ps(panel + (p + t) * kNr, r[t]);
