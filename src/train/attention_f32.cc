@@ -21,13 +21,7 @@ struct HeadView {
 
 // Row i of the scores in place: scale, causal softmax over j <= i, zeros after.
 void softmax_row(float* p, int64_t i, int64_t S, float scale) {
-  for (int64_t j = 0; j <= i; ++j) p[j] *= scale;
-  const float mx = max_f32(p, i + 1);
-  for (int64_t j = 0; j <= i; ++j) p[j] -= mx;
-  exp_f32(p, p, i + 1);
-  const float sum = sum_f32(p, i + 1);
-  const float inv = 1.0f / sum;
-  for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
+  softmax_f32(p, i + 1, scale);
   std::fill(p + i + 1, p + S, 0.0f);
 }
 
@@ -51,10 +45,7 @@ void head_backward(float* dq, float* dk, float* dv, float* ds, const float* dout
     gemm_f32({dout + i0 * h.qs, h.qs, 1}, {v, 1, h.kvs}, ds + i0 * S, S, {r, cols, h.Dh}, false);  // dP [r, cols]
     for (int64_t i = i0; i < i0 + r; ++i) {
       float* d = ds + i * S;
-      const float* p = P + i * S;
-      float dot = 0;
-      for (int64_t j = 0; j <= i; ++j) dot += d[j] * p[j];
-      for (int64_t j = 0; j <= i; ++j) d[j] = p[j] * (d[j] - dot) * scale;
+      softmax_backward_f32(d, P + i * S, i + 1, scale);
       std::fill(d + i + 1, d + S, 0.0f);
     }
     gemm_f32({ds + i0 * S, S, 1}, {k, h.kvs, 1}, dq + i0 * h.qs, h.qs, {r, h.Dh, cols}, true);  // dQ rows

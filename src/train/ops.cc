@@ -40,7 +40,11 @@ void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t
       }
       const T r = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(c) + eps));
       rstd[i] = r;
-      for (int64_t j = 0; j < c; ++j) out[i * c + j] = xi[j] * r * w[j];
+      if constexpr (std::is_same_v<T, float>) {
+        rmsnorm_row_f32(out + i * c, xi, w, r, c);
+      } else {
+        for (int64_t j = 0; j < c; ++j) out[i * c + j] = xi[j] * r * w[j];
+      }
     }
   });
 }
@@ -59,7 +63,11 @@ void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const
         for (int64_t j = 0; j < c; ++j) dot += static_cast<double>(gi[j]) * w[j] * xi[j] * rstd[i];
       }
       const T m = static_cast<T>(dot / static_cast<double>(c));
-      for (int64_t j = 0; j < c; ++j) dx[i * c + j] += rstd[i] * (gi[j] * w[j] - xi[j] * rstd[i] * m);
+      if constexpr (std::is_same_v<T, float>) {
+        rmsnorm_row_backward_f32(dx + i * c, gi, xi, w, rstd[i], m, c);
+      } else {
+        for (int64_t j = 0; j < c; ++j) dx[i * c + j] += rstd[i] * (gi[j] * w[j] - xi[j] * rstd[i] * m);
+      }
     }
   });
   if (dw == nullptr) return;
@@ -67,7 +75,11 @@ void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const
     const T r = rstd[i];
     const T* gi = dout + i * c;
     const T* xi = x + i * c;
-    for (int64_t j = 0; j < c; ++j) dw[j] += gi[j] * xi[j] * r;
+    if constexpr (std::is_same_v<T, float>) {
+      mul_acc_f32(dw, gi, xi, r, c);
+    } else {
+      for (int64_t j = 0; j < c; ++j) dw[j] += gi[j] * xi[j] * r;
+    }
   }
 }
 

@@ -41,6 +41,39 @@ float dot3_f32(const float* a, const float* b, const float* c, int64_t n) {
   return s;
 }
 
+void rmsnorm_row_f32(float* out, const float* x, const float* w, float r, int64_t n) {
+  if (active_isa() >= Isa::kAvx512) return vmath_detail::rmsnorm_row_avx512(out, x, w, r, n);
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * r * w[i];
+}
+
+void rmsnorm_row_backward_f32(float* dx, const float* g, const float* x, const float* w, float r, float m, int64_t n) {
+  if (active_isa() >= Isa::kAvx512) return vmath_detail::rmsnorm_row_backward_avx512(dx, g, x, w, r, m, n);
+  for (int64_t i = 0; i < n; ++i) dx[i] += r * (g[i] * w[i] - x[i] * r * m);
+}
+
+void mul_acc_f32(float* y, const float* a, const float* b, float s, int64_t n) {
+  if (active_isa() >= Isa::kAvx512) return vmath_detail::mul_acc_avx512(y, a, b, s, n);
+  for (int64_t i = 0; i < n; ++i) y[i] += a[i] * b[i] * s;
+}
+
+void softmax_f32(float* x, int64_t n, float scale) {
+  if (active_isa() >= Isa::kAvx512) return vmath_detail::softmax_avx512(x, n, scale);
+  if (n == 0) return;
+  for (int64_t i = 0; i < n; ++i) x[i] *= scale;
+  const float mx = max_f32(x, n);
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - mx));
+  const float inv = 1.0f / sum;
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void softmax_backward_f32(float* d, const float* p, int64_t n, float scale) {
+  if (active_isa() >= Isa::kAvx512) return vmath_detail::softmax_backward_avx512(d, p, n, scale);
+  float dot = 0;
+  for (int64_t i = 0; i < n; ++i) dot += d[i] * p[i];
+  for (int64_t i = 0; i < n; ++i) d[i] = p[i] * (d[i] - dot) * scale;
+}
+
 void adamw_f32(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n) {
   if (active_isa() >= Isa::kAvx512) return vmath_detail::adamw_avx512(s, p, m, v, g, n);
   for (int64_t i = 0; i < n; ++i) {

@@ -16,6 +16,16 @@ float sum_f32(const float* x, int64_t n);                                   // s
 float sumsq_f32(const float* x, int64_t n);                                 // sum x^2
 float dot3_f32(const float* a, const float* b, const float* c, int64_t n);  // sum a b c
 
+// Row kernels of the ops (n elements each; no aliasing between outputs and inputs):
+void rmsnorm_row_f32(float* out, const float* x, const float* w, float r, int64_t n);  // out = x r w
+// dx += r (g w - x r m): RMSNorm backward of one row, m = mean(g w x r).
+void rmsnorm_row_backward_f32(float* dx, const float* g, const float* x, const float* w, float r, float m, int64_t n);
+void mul_acc_f32(float* y, const float* a, const float* b, float s, int64_t n);  // y += a b s
+// Softmax of x * scale over n elements, in place (scale > 0).
+void softmax_f32(float* x, int64_t n, float scale);
+// Softmax backward in place: d = p (d - sum(d p)) scale.
+void softmax_backward_f32(float* d, const float* p, int64_t n, float scale);
+
 // One AdamW step over n elements (PyTorch order): p *= decay; m = b1 m + (1 - b1) g;
 // v = b2 v + (1 - b2) g^2; p -= step_size * m / (sqrt(v) / bc2_sqrt + eps).
 struct AdamWStep {
@@ -29,6 +39,12 @@ float max_avx512(const float* x, int64_t n);
 float sum_avx512(const float* x, int64_t n);
 float sumsq_avx512(const float* x, int64_t n);
 float dot3_avx512(const float* a, const float* b, const float* c, int64_t n);
+void rmsnorm_row_avx512(float* out, const float* x, const float* w, float r, int64_t n);
+void rmsnorm_row_backward_avx512(float* dx, const float* g, const float* x, const float* w, float r, float m,
+                                 int64_t n);
+void mul_acc_avx512(float* y, const float* a, const float* b, float s, int64_t n);
+void softmax_avx512(float* x, int64_t n, float scale);
+void softmax_backward_avx512(float* d, const float* p, int64_t n, float scale);
 void adamw_avx512(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n);
 }  // namespace vmath_detail
 

@@ -75,6 +75,70 @@ void exp_avx512(float* y, const float* x, int64_t n) {
   }
 }
 
+void rmsnorm_row_avx512(float* out, const float* x, const float* w, float r, int64_t n) {
+  const __m512 rv = _mm512_set1_ps(r);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail(n - i);
+    const __m512 xr = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), rv);
+    _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(xr, _mm512_maskz_loadu_ps(k, w + i)));
+  }
+}
+
+void rmsnorm_row_backward_avx512(float* dx, const float* g, const float* x, const float* w, float r, float m,
+                                 int64_t n) {
+  const __m512 rv = _mm512_set1_ps(r), mv = _mm512_set1_ps(m);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail(n - i);
+    const __m512 gw = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), _mm512_maskz_loadu_ps(k, w + i));
+    const __m512 xrm = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), rv), mv);
+    const __m512 d = _mm512_mul_ps(rv, _mm512_sub_ps(gw, xrm));
+    _mm512_mask_storeu_ps(dx + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, dx + i), d));
+  }
+}
+
+void mul_acc_avx512(float* y, const float* a, const float* b, float s, int64_t n) {
+  const __m512 sv = _mm512_set1_ps(s);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail(n - i);
+    const __m512 ab = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i));
+    _mm512_mask_storeu_ps(y + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, y + i), _mm512_mul_ps(ab, sv)));
+  }
+}
+
+// max(x scale) = max(x) scale for scale > 0 (rounding is monotonic), so the scaled row is never stored.
+void softmax_avx512(float* x, int64_t n, float scale) {
+  if (n == 0) return;
+  const __m512 sv = _mm512_set1_ps(scale);
+  const __m512 mx = _mm512_set1_ps(max_avx512(x, n) * scale);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail(n - i);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), sv), mx));
+    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(k, e));
+    _mm512_mask_storeu_ps(x + i, k, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail(n - i);
+    _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));
+  }
+}
+
+void softmax_backward_avx512(float* d, const float* p, int64_t n, float scale) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail(n - i);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, d + i), _mm512_maskz_loadu_ps(k, p + i), acc);
+  }
+  const __m512 dot = _mm512_set1_ps(_mm512_reduce_add_ps(acc)), sv = _mm512_set1_ps(scale);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail(n - i);
+    const __m512 pi = _mm512_maskz_loadu_ps(k, p + i);
+    const __m512 di = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, d + i), dot);
+    _mm512_mask_storeu_ps(d + i, k, _mm512_mul_ps(_mm512_mul_ps(pi, di), sv));
+  }
+}
+
 void adamw_avx512(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n) {
   const __m512 decay = _mm512_set1_ps(s.decay), b1 = _mm512_set1_ps(s.b1), b2 = _mm512_set1_ps(s.b2);
   const __m512 c1 = _mm512_set1_ps(1.0f - s.b1), c2 = _mm512_set1_ps(1.0f - s.b2);
