@@ -30,21 +30,17 @@ void embedding_backward(T* dwte, const T* dout, const int32_t* tokens, int64_t n
 template <typename T>
 void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t c, double eps) {
   parallel_items(n, 2 * c, [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) {
+      rmsnorm_rows_f32(out + b * c, rstd + b, x + b * c, w, e - b, c, eps);
+      return;
+    }
     for (int64_t i = b; i < e; ++i) {
       const T* xi = x + i * c;
       double ss = 0;
-      if constexpr (std::is_same_v<T, float>) {
-        ss = sumsq_f32(xi, c);
-      } else {
-        for (int64_t j = 0; j < c; ++j) ss += static_cast<double>(xi[j]) * xi[j];
-      }
+      for (int64_t j = 0; j < c; ++j) ss += static_cast<double>(xi[j]) * xi[j];
       const T r = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(c) + eps));
       rstd[i] = r;
-      if constexpr (std::is_same_v<T, float>) {
-        rmsnorm_row_f32(out + i * c, xi, w, r, c);
-      } else {
-        for (int64_t j = 0; j < c; ++j) out[i * c + j] = xi[j] * r * w[j];
-      }
+      for (int64_t j = 0; j < c; ++j) out[i * c + j] = xi[j] * r * w[j];
     }
   });
 }
@@ -52,34 +48,28 @@ void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t
 // dx = rstd * (dxhat - xhat * mean(dxhat * xhat)) with xhat = x * rstd, dxhat = dout * w.
 template <typename T>
 void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd, int64_t n, int64_t c) {
+  constexpr bool kFloat = std::is_same_v<T, float>;
   parallel_items(n, 3 * c, [&](int64_t b, int64_t e) {
+    if constexpr (kFloat) {
+      rmsnorm_rows_backward_f32(dx + b * c, dout + b * c, x + b * c, w, rstd + b, e - b, c);
+      return;
+    }
     for (int64_t i = b; i < e; ++i) {
       const T* xi = x + i * c;
       const T* gi = dout + i * c;
       double dot = 0;
-      if constexpr (std::is_same_v<T, float>) {
-        dot = static_cast<double>(dot3_f32(gi, w, xi, c)) * rstd[i];
-      } else {
-        for (int64_t j = 0; j < c; ++j) dot += static_cast<double>(gi[j]) * w[j] * xi[j] * rstd[i];
-      }
+      for (int64_t j = 0; j < c; ++j) dot += static_cast<double>(gi[j]) * w[j] * xi[j] * rstd[i];
       const T m = static_cast<T>(dot / static_cast<double>(c));
-      if constexpr (std::is_same_v<T, float>) {
-        rmsnorm_row_backward_f32(dx + i * c, gi, xi, w, rstd[i], m, c);
-      } else {
-        for (int64_t j = 0; j < c; ++j) dx[i * c + j] += rstd[i] * (gi[j] * w[j] - xi[j] * rstd[i] * m);
-      }
+      for (int64_t j = 0; j < c; ++j) dx[i * c + j] += rstd[i] * (gi[j] * w[j] - xi[j] * rstd[i] * m);
     }
   });
   if (dw == nullptr) return;
-  for (int64_t i = 0; i < n; ++i) {  // serial: every row adds into the same dw
+  if constexpr (kFloat) return rmsnorm_rows_dw_f32(dw, dout, x, rstd, n, c);  // serial: every row adds into dw
+  for (int64_t i = 0; i < n; ++i) {
     const T r = rstd[i];
     const T* gi = dout + i * c;
     const T* xi = x + i * c;
-    if constexpr (std::is_same_v<T, float>) {
-      mul_acc_f32(dw, gi, xi, r, c);
-    } else {
-      for (int64_t j = 0; j < c; ++j) dw[j] += gi[j] * xi[j] * r;
-    }
+    for (int64_t j = 0; j < c; ++j) dw[j] += gi[j] * xi[j] * r;
   }
 }
 

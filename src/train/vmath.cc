@@ -41,19 +41,34 @@ float dot3_f32(const float* a, const float* b, const float* c, int64_t n) {
   return s;
 }
 
-void rmsnorm_row_f32(float* out, const float* x, const float* w, float r, int64_t n) {
-  if (active_isa() >= Isa::kAvx512) return vmath_detail::rmsnorm_row_avx512(out, x, w, r, n);
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * r * w[i];
+void rmsnorm_rows_f32(float* out, float* rstd, const float* x, const float* w, int64_t n, int64_t c, double eps) {
+  if (active_isa() >= Isa::kAvx512) return vmath_detail::rmsnorm_rows_avx512(out, rstd, x, w, n, c, eps);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = x + i * c;
+    float ss = 0;
+    for (int64_t j = 0; j < c; ++j) ss += xi[j] * xi[j];
+    const float r = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(c) + eps));
+    rstd[i] = r;
+    for (int64_t j = 0; j < c; ++j) out[i * c + j] = xi[j] * r * w[j];
+  }
 }
 
-void rmsnorm_row_backward_f32(float* dx, const float* g, const float* x, const float* w, float r, float m, int64_t n) {
-  if (active_isa() >= Isa::kAvx512) return vmath_detail::rmsnorm_row_backward_avx512(dx, g, x, w, r, m, n);
-  for (int64_t i = 0; i < n; ++i) dx[i] += r * (g[i] * w[i] - x[i] * r * m);
+void rmsnorm_rows_backward_f32(float* dx, const float* g, const float* x, const float* w, const float* rstd, int64_t n,
+                               int64_t c) {
+  if (active_isa() >= Isa::kAvx512) return vmath_detail::rmsnorm_rows_backward_avx512(dx, g, x, w, rstd, n, c);
+  for (int64_t i = 0; i < n; ++i) {
+    const float *gi = g + i * c, *xi = x + i * c, r = rstd[i];
+    float dot = 0;
+    for (int64_t j = 0; j < c; ++j) dot += gi[j] * w[j] * xi[j];
+    const float m = static_cast<float>(static_cast<double>(dot) * r / static_cast<double>(c));
+    for (int64_t j = 0; j < c; ++j) dx[i * c + j] += r * (gi[j] * w[j] - xi[j] * r * m);
+  }
 }
 
-void mul_acc_f32(float* y, const float* a, const float* b, float s, int64_t n) {
-  if (active_isa() >= Isa::kAvx512) return vmath_detail::mul_acc_avx512(y, a, b, s, n);
-  for (int64_t i = 0; i < n; ++i) y[i] += a[i] * b[i] * s;
+void rmsnorm_rows_dw_f32(float* dw, const float* g, const float* x, const float* rstd, int64_t n, int64_t c) {
+  if (active_isa() >= Isa::kAvx512) return vmath_detail::rmsnorm_rows_dw_avx512(dw, g, x, rstd, n, c);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < c; ++j) dw[j] += g[i * c + j] * x[i * c + j] * rstd[i];
 }
 
 void softmax_f32(float* x, int64_t n, float scale) {

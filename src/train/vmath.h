@@ -16,11 +16,14 @@ float sum_f32(const float* x, int64_t n);                                   // s
 float sumsq_f32(const float* x, int64_t n);                                 // sum x^2
 float dot3_f32(const float* a, const float* b, const float* c, int64_t n);  // sum a b c
 
-// Row kernels of the ops (n elements each; no aliasing between outputs and inputs):
-void rmsnorm_row_f32(float* out, const float* x, const float* w, float r, int64_t n);  // out = x r w
-// dx += r (g w - x r m): RMSNorm backward of one row, m = mean(g w x r).
-void rmsnorm_row_backward_f32(float* dx, const float* g, const float* x, const float* w, float r, float m, int64_t n);
-void mul_acc_f32(float* y, const float* a, const float* b, float s, int64_t n);  // y += a b s
+// RMSNorm over n rows of c (one call per block of rows, so the ISA dispatch is not per row):
+// rstd_i = 1 / sqrt(mean(x_i^2) + eps) (sum of squares in float, the rest in double); out_i = x_i rstd_i w.
+void rmsnorm_rows_f32(float* out, float* rstd, const float* x, const float* w, int64_t n, int64_t c, double eps);
+// dx_i += rstd_i (g_i w - x_i rstd_i m_i) with m_i = mean(g_i w x_i) rstd_i.
+void rmsnorm_rows_backward_f32(float* dx, const float* g, const float* x, const float* w, const float* rstd, int64_t n,
+                               int64_t c);
+// dw += sum_i g_i x_i rstd_i, rows in order.
+void rmsnorm_rows_dw_f32(float* dw, const float* g, const float* x, const float* rstd, int64_t n, int64_t c);
 // Softmax of x * scale over n elements, in place (scale > 0).
 void softmax_f32(float* x, int64_t n, float scale);
 // Softmax backward in place: d = p (d - sum(d p)) scale.
@@ -39,10 +42,10 @@ float max_avx512(const float* x, int64_t n);
 float sum_avx512(const float* x, int64_t n);
 float sumsq_avx512(const float* x, int64_t n);
 float dot3_avx512(const float* a, const float* b, const float* c, int64_t n);
-void rmsnorm_row_avx512(float* out, const float* x, const float* w, float r, int64_t n);
-void rmsnorm_row_backward_avx512(float* dx, const float* g, const float* x, const float* w, float r, float m,
-                                 int64_t n);
-void mul_acc_avx512(float* y, const float* a, const float* b, float s, int64_t n);
+void rmsnorm_rows_avx512(float* out, float* rstd, const float* x, const float* w, int64_t n, int64_t c, double eps);
+void rmsnorm_rows_backward_avx512(float* dx, const float* g, const float* x, const float* w, const float* rstd,
+                                  int64_t n, int64_t c);
+void rmsnorm_rows_dw_avx512(float* dw, const float* g, const float* x, const float* rstd, int64_t n, int64_t c);
 void softmax_avx512(float* x, int64_t n, float scale);
 void softmax_backward_avx512(float* d, const float* p, int64_t n, float scale);
 void adamw_avx512(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n);

@@ -3,6 +3,8 @@
 // clamped to [-104, 88.7] (e^-104 underflows to 0) and NaN inputs are passed through.
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "train/vmath.h"
 
 namespace moe::train::vmath_detail {
@@ -75,33 +77,47 @@ void exp_avx512(float* y, const float* x, int64_t n) {
   }
 }
 
-void rmsnorm_row_avx512(float* out, const float* x, const float* w, float r, int64_t n) {
-  const __m512 rv = _mm512_set1_ps(r);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = tail(n - i);
-    const __m512 xr = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), rv);
-    _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(xr, _mm512_maskz_loadu_ps(k, w + i)));
+void rmsnorm_rows_avx512(float* out, float* rstd, const float* x, const float* w, int64_t n, int64_t c, double eps) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = x + i * c;
+    const float r = static_cast<float>(1.0 / std::sqrt(sumsq_avx512(xi, c) / static_cast<double>(c) + eps));
+    rstd[i] = r;
+    const __m512 rv = _mm512_set1_ps(r);
+    for (int64_t j = 0; j < c; j += 16) {
+      const __mmask16 k = tail(c - j);
+      const __m512 xr = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, xi + j), rv);
+      _mm512_mask_storeu_ps(out + i * c + j, k, _mm512_mul_ps(xr, _mm512_maskz_loadu_ps(k, w + j)));
+    }
   }
 }
 
-void rmsnorm_row_backward_avx512(float* dx, const float* g, const float* x, const float* w, float r, float m,
-                                 int64_t n) {
-  const __m512 rv = _mm512_set1_ps(r), mv = _mm512_set1_ps(m);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = tail(n - i);
-    const __m512 gw = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), _mm512_maskz_loadu_ps(k, w + i));
-    const __m512 xrm = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), rv), mv);
-    const __m512 d = _mm512_mul_ps(rv, _mm512_sub_ps(gw, xrm));
-    _mm512_mask_storeu_ps(dx + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, dx + i), d));
+void rmsnorm_rows_backward_avx512(float* dx, const float* g, const float* x, const float* w, const float* rstd,
+                                  int64_t n, int64_t c) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float *gi = g + i * c, *xi = x + i * c;
+    const float r = rstd[i];
+    const float m = static_cast<float>(static_cast<double>(dot3_avx512(gi, w, xi, c)) * r / static_cast<double>(c));
+    const __m512 rv = _mm512_set1_ps(r), mv = _mm512_set1_ps(m);
+    for (int64_t j = 0; j < c; j += 16) {
+      const __mmask16 k = tail(c - j);
+      const __m512 gw = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, gi + j), _mm512_maskz_loadu_ps(k, w + j));
+      const __m512 xrm = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, xi + j), rv), mv);
+      const __m512 d = _mm512_mul_ps(rv, _mm512_sub_ps(gw, xrm));
+      float* dxi = dx + i * c + j;
+      _mm512_mask_storeu_ps(dxi, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, dxi), d));
+    }
   }
 }
 
-void mul_acc_avx512(float* y, const float* a, const float* b, float s, int64_t n) {
-  const __m512 sv = _mm512_set1_ps(s);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = tail(n - i);
-    const __m512 ab = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i));
-    _mm512_mask_storeu_ps(y + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, y + i), _mm512_mul_ps(ab, sv)));
+void rmsnorm_rows_dw_avx512(float* dw, const float* g, const float* x, const float* rstd, int64_t n, int64_t c) {
+  for (int64_t j = 0; j < c; j += 16) {  // a 16-column strip of dw stays in a register over all rows
+    const __mmask16 k = tail(c - j);
+    __m512 acc = _mm512_maskz_loadu_ps(k, dw + j);
+    for (int64_t i = 0; i < n; ++i) {
+      const __m512 gx = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i * c + j), _mm512_maskz_loadu_ps(k, x + i * c + j));
+      acc = _mm512_add_ps(acc, _mm512_mul_ps(gx, _mm512_set1_ps(rstd[i])));
+    }
+    _mm512_mask_storeu_ps(dw + j, k, acc);
   }
 }
 

@@ -1,7 +1,7 @@
-// The row kernels of vmath.h (RMSNorm forward/backward rows, y += a b s, softmax and its
-// backward) against double loops at every size from 0 to past twice the AVX-512 width and at
-// misaligned pointers, through the dispatch (AVX-512 where the CPU has it) and the scalar path
-// (MOE_ISA-independent: the scalar twin is the n-element loop of vmath.cc below AVX-512).
+// The row kernels of vmath.h (RMSNorm forward, backward and dw over blocks of rows, softmax and
+// its backward) against double loops at every row length from 0 or 1 to past twice the AVX-512
+// width and at misaligned pointers, through the dispatch (AVX-512 where the CPU has it, the scalar
+// twins under MOE_ISA=scalar), and the AVX-512 kernels against their scalar twins.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -31,27 +31,43 @@ void expect_row(const float* got, const std::vector<double>& want, double tol, c
 }
 
 TEST(TrainVmath, RmsnormRowsMatchDouble) {
+  constexpr int64_t kRows = 3;
   for (int64_t off : kOffsets) {
-    for (int64_t n = 0; n <= kMaxN; ++n) {
-      auto x = randf(n + off + 1, 1 + n), w = randf(n + off + 1, 2 + n), g = randf(n + off + 1, 3 + n);
-      auto dx = randf(n + off + 1, 4 + n), y = randf(n + off + 1, 5 + n);
-      const float r = 0.7f, m = -0.3f, s = 1.3f, guard = 12345.0f;
-      std::vector<float> out(static_cast<size_t>(n + off + 1), guard);
-      std::vector<double> want_out(n), want_dx(n), want_y(n);
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t j = i + off;
-        want_out[i] = static_cast<double>(x[j]) * r * w[j];
-        want_dx[i] =
-            dx[j] + static_cast<double>(r) * (static_cast<double>(g[j]) * w[j] - static_cast<double>(x[j]) * r * m);
-        want_y[i] = y[j] + static_cast<double>(g[j]) * x[j] * s;
+    for (int64_t c = 1; c <= kMaxN; ++c) {
+      const int64_t n = kRows * c;
+      auto x = randf(n + off + 1, 1 + c), w = randf(c + off, 2 + c), g = randf(n + off + 1, 3 + c);
+      auto dx = randf(n + off + 1, 4 + c), dw = randf(c + off + 1, 5 + c);
+      const double eps = 1e-6;
+      const float guard = 12345.0f;
+      std::vector<float> out(static_cast<size_t>(n + off + 1), guard), rstd(kRows);
+      std::vector<double> want_out(n), want_dx(n), want_dw(c), want_rstd(kRows);
+      const float *xo = x.data() + off, *wo = w.data() + off, *go = g.data() + off;
+      dw[c + off] = guard;
+      for (int64_t j = 0; j < c; ++j) want_dw[j] = dw[j + off];
+      for (int64_t i = 0; i < kRows; ++i) {
+        double ss = 0, dot = 0;
+        for (int64_t j = 0; j < c; ++j) ss += static_cast<double>(xo[i * c + j]) * xo[i * c + j];
+        const double r = 1.0 / std::sqrt(ss / static_cast<double>(c) + eps);
+        want_rstd[i] = r;
+        for (int64_t j = 0; j < c; ++j) {
+          want_out[i * c + j] = xo[i * c + j] * r * wo[j];
+          dot += static_cast<double>(go[i * c + j]) * wo[j] * xo[i * c + j] * r;
+          want_dw[j] += static_cast<double>(go[i * c + j]) * xo[i * c + j] * r;
+        }
+        const double m = dot / static_cast<double>(c);
+        for (int64_t j = 0; j < c; ++j)
+          want_dx[i * c + j] =
+              dx[i * c + j + off] + r * (static_cast<double>(go[i * c + j]) * wo[j] - xo[i * c + j] * r * m);
       }
-      rmsnorm_row_f32(out.data() + off, x.data() + off, w.data() + off, r, n);
-      rmsnorm_row_backward_f32(dx.data() + off, g.data() + off, x.data() + off, w.data() + off, r, m, n);
-      mul_acc_f32(y.data() + off, g.data() + off, x.data() + off, s, n);
-      expect_row(out.data() + off, want_out, 1e-6, "rmsnorm_row", n);
-      expect_row(dx.data() + off, want_dx, 1e-6, "rmsnorm_row_backward", n);
-      expect_row(y.data() + off, want_y, 1e-6, "mul_acc", n);
-      EXPECT_EQ(out[n + off], guard) << "rmsnorm_row wrote past n " << n;
+      rmsnorm_rows_f32(out.data() + off, rstd.data(), xo, wo, kRows, c, eps);
+      expect_row(out.data() + off, want_out, 1e-5, "rmsnorm_rows", n);
+      expect_row(rstd.data(), want_rstd, 1e-6, "rmsnorm_rows rstd", kRows);
+      EXPECT_EQ(out[n + off], guard) << "rmsnorm_rows wrote past the rows, c " << c;
+      rmsnorm_rows_backward_f32(dx.data() + off, go, xo, wo, rstd.data(), kRows, c);
+      rmsnorm_rows_dw_f32(dw.data() + off, go, xo, rstd.data(), kRows, c);
+      expect_row(dx.data() + off, want_dx, 1e-5, "rmsnorm_rows_backward", n);
+      expect_row(dw.data() + off, want_dw, 1e-5, "rmsnorm_rows_dw", c);
+      EXPECT_EQ(dw[c + off], guard) << "rmsnorm_rows_dw wrote past c " << c;
     }
   }
 }
@@ -82,14 +98,18 @@ TEST(TrainVmath, SoftmaxAndBackwardMatchDouble) {
   }
 }
 
+// The AVX-512 kernels and the scalar loops of vmath.cc make the same elementwise roundings; only
+// the order of the row sums differs, so the results agree to float rounding.
 TEST(TrainVmath, Avx512RowKernelsMatchScalarTwins) {
   if (active_isa() < Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
-  for (int64_t n = 0; n <= kMaxN; ++n) {
-    auto x = randf(n, 30 + n), w = randf(n, 31 + n), g = randf(n, 32 + n);
-    std::vector<float> a(n), b(n);
-    vmath_detail::rmsnorm_row_avx512(a.data(), x.data(), w.data(), 0.9f, n);
-    for (int64_t i = 0; i < n; ++i) b[i] = x[i] * 0.9f * w[i];
-    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(a[i], b[i]) << "rmsnorm_row is elementwise: same rounding, n " << n;
+  for (int64_t c = 1; c <= kMaxN; ++c) {
+    auto x = randf(2 * c, 30 + c), w = randf(c, 31 + c), g = randf(2 * c, 32 + c);
+    std::vector<float> fast(2 * c), twin(2 * c), rf(2), rt(2);
+    vmath_detail::rmsnorm_rows_avx512(fast.data(), rf.data(), x.data(), w.data(), 2, c, 1e-6);
+    const Isa prev = set_isa_override(Isa::kScalar);
+    rmsnorm_rows_f32(twin.data(), rt.data(), x.data(), w.data(), 2, c, 1e-6);
+    set_isa_override(prev);
+    for (int64_t i = 0; i < 2 * c; ++i) EXPECT_NEAR(fast[i], twin[i], 1e-5 * (1 + std::abs(twin[i]))) << "c " << c;
   }
 }
 
