@@ -18,7 +18,7 @@ double learning_rate(const AdamWOptions& o, int64_t step) {
   return floor + 0.5 * (1.0 + std::cos(M_PI * progress)) * (o.lr - floor);
 }
 
-double clip_grad_norm(std::vector<float>& grads, double max_norm) {
+double grad_norm(const std::vector<float>& grads) {
   // 8 interleaved partial sums (a fixed order, so the same bits every run) let the loop vectorize.
   double part[8] = {};
   const size_t n = grads.size(), n8 = n / 8 * 8;
@@ -28,19 +28,25 @@ double clip_grad_norm(std::vector<float>& grads, double max_norm) {
   for (size_t i = n8; i < n; ++i) part[0] += static_cast<double>(g[i]) * g[i];
   double ss = 0;
   for (double p : part) ss += p;
-  const double norm = std::sqrt(ss);
-  if (max_norm > 0) {
-    const double coef = max_norm / (norm + 1e-6);
-    if (coef < 1.0) {
-      const float cf = static_cast<float>(coef);
-      for (float& x : grads) x *= cf;
-    }
-  }
+  return std::sqrt(ss);
+}
+
+float clip_coefficient(double norm, double max_norm) {
+  if (max_norm <= 0) return 1.0f;
+  const double coef = max_norm / (norm + 1e-6);
+  return coef < 1.0 ? static_cast<float>(coef) : 1.0f;
+}
+
+double clip_grad_norm(std::vector<float>& grads, double max_norm) {
+  const double norm = grad_norm(grads);
+  const float cf = clip_coefficient(norm, max_norm);
+  if (cf != 1.0f)
+    for (float& x : grads) x *= cf;
   return norm;
 }
 
-void AdamW::update(std::vector<float>& params, const std::vector<float>& grads, const ParamLayout& layout,
-                   const AdamWOptions& o, double lr) {
+void AdamW::update(std::vector<float>& params, std::vector<float>& grads, const ParamLayout& layout,
+                   const AdamWOptions& o, double lr, AdamWGradOptions g) {
   ++step;
   const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(step));
   const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(step));
@@ -49,7 +55,7 @@ void AdamW::update(std::vector<float>& params, const std::vector<float>& grads, 
   const float eps = static_cast<float>(o.eps);
   for (const auto& t : layout.tensors) {
     const float decay = t.decay ? static_cast<float>(1.0 - lr * o.weight_decay) : 1.0f;
-    const AdamWStep st{decay, b1, b2, step_size, bc2_sqrt, eps};
+    const AdamWStep st{decay, b1, b2, step_size, bc2_sqrt, eps, g.grad_scale, g.zero_grad};
     parallel_items(t.numel, 16, [&](int64_t b, int64_t e) {
       adamw_f32(st, params.data() + t.offset + b, m.data() + t.offset + b, v.data() + t.offset + b,
                 grads.data() + t.offset + b, e - b);

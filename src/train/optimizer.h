@@ -27,12 +27,25 @@ double learning_rate(const AdamWOptions& o, int64_t step);
 // returns the norm before clipping.
 double clip_grad_norm(std::vector<float>& grads, double max_norm);
 
+// The parts of clip_grad_norm, for a caller that folds the scaling into the update: the global L2
+// norm, and the factor clip_grad_norm would scale by (exactly 1 when it would not clip).
+double grad_norm(const std::vector<float>& grads);
+float clip_coefficient(double norm, double max_norm);
+
+// How the update treats the gradients: scaled by grad_scale in registers (the clipping factor,
+// instead of a pass that rewrites them), and left zeroed with zero_grad (instead of a pass before
+// the next backward). Both save a sweep over the gradients, which is memory bound.
+struct AdamWGradOptions {
+  float grad_scale = 1.0f;
+  bool zero_grad = false;
+};
+
 class AdamW {
  public:
   explicit AdamW(int64_t n_params) : m(n_params, 0.0f), v(n_params, 0.0f) {}
   // One update with learning rate lr; increments step.
-  void update(std::vector<float>& params, const std::vector<float>& grads, const ParamLayout& layout,
-              const AdamWOptions& o, double lr);
+  void update(std::vector<float>& params, std::vector<float>& grads, const ParamLayout& layout, const AdamWOptions& o,
+              double lr, AdamWGradOptions g = {});
 
   std::vector<float> m, v;  // first and second moments [n_params]
   int64_t step = 0;         // updates done
