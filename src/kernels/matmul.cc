@@ -133,6 +133,16 @@ void matmul_nt(const float* a, int64_t lda, const WeightView& b, float* c, int64
 
 void matmul_nt_dual(const float* a, int64_t lda, const WeightView& b0, const WeightView& b1, float* c0, float* c1,
                     int64_t ldc, MatmulShape shape) {
+  const auto bf16_panels = [](const WeightView& b) {
+    return b.layout == WeightLayout::kPanels && b.dtype == DType::kBF16;
+  };
+  if (bf16_panels(b0) && bf16_panels(b1) && active_isa() == Isa::kAvx512Bf16 && shape.m > 0 && shape.n > 0 &&
+      shape.k > 0) {
+    check_args(a, lda, b0, c0, ldc, shape);
+    check_args(a, lda, b1, c1, ldc, shape);
+    return matmul_detail::gemm_panels_bf16dot_dual_avx512bf16(MatmulArgs{a, lda, b0, c0, ldc, shape, false},
+                                                              MatmulArgs{a, lda, b1, c1, ldc, shape, false});
+  }
   matmul_nt(a, lda, b0, c0, ldc, shape, false);
   matmul_nt(a, lda, b1, c1, ldc, shape, false);
 }

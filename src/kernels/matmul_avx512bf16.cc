@@ -15,12 +15,6 @@
 namespace moe::matmul_detail {
 namespace {
 
-// Prefetch mode of row block rb of a panel slice (see the micro-kernel): the first block pulls the slice
-// into L1 (m >= 8 only), the second pulls the next slice of this call (if any) into L2.
-inline int prefetch_mode(int64_t rb, int64_t m, bool last_slice) {
-  return rb == 1 ? (last_slice ? 0 : 2) : rb == 0 && m >= 8 ? 1 : 0;
-}
-
 constexpr int kMr = 12;
 constexpr int kNr = 32;
 // Panel kernels: k-steps (128 bytes of B each) between a software prefetch and its use (8 KiB ahead;
@@ -102,23 +96,30 @@ struct Tile {
   int64_t ldc;
   __mmask16 m0, m1;
   bool load_c;
+  const void* pf = nullptr;  // PF 1/2: first line of this row block's share of the next slice
+  int64_t pf_lines = 0;      // PF 1/2: lines in that share
 };
 
 // a: bf16 pairs of MR rows (row stride lda2 pairs); bp: one packed panel of kc2 pairs x 32 columns.
-// PF 1: prefetch B kPrefetchSteps k-steps ahead into L1 (the first row block of a panel slice, which streams
-// B from memory or L2). PF 2: prefetch the next panel slice (contiguous: the slice's kc steps further on)
-// into L2, two lines per step, so that its first row block finds it there.
+// Panel prefetch modes. PF 1 (the first row block of a panel slice, m >= 8): prefetch this slice
+// kPrefetchSteps k-steps ahead into L1, and t.pf_lines lines of the next slice from t.pf into L2 spread
+// evenly over the k-steps. PF 2 (the other row blocks): only the spread prefetch. Each row block thus
+// fetches its share of the next slice (contiguous after this one, in this panel or the next) while this
+// one is computed: fetching the whole next slice in one row block asked ~40 GB/s of each core during
+// that block, more than a core (or the two together) gets, and the next slice's first block waited.
 template <int MR, int PF = 0>
 void micro_dot(const uint32_t* a, int64_t lda2, const uint32_t* bp, int64_t kc2, const Tile& t) {
   __m512 s0[MR], s1[MR];
   for (int i = 0; i < MR; ++i) s0[i] = s1[i] = _mm512_setzero_ps();
+  [[maybe_unused]] int64_t pf_acc = 0;
+  [[maybe_unused]] const char* pf = reinterpret_cast<const char*>(t.pf);
   for (int64_t p2 = 0; p2 < kc2; ++p2) {
     if constexpr (PF == 1) {
       _mm_prefetch(reinterpret_cast<const char*>(bp + (p2 + kPrefetchSteps) * kNr), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(bp + (p2 + kPrefetchSteps) * kNr + 16), _MM_HINT_T0);
-    } else if constexpr (PF == 2) {
-      _mm_prefetch(reinterpret_cast<const char*>(bp + (p2 + kc2) * kNr), _MM_HINT_T1);
-      _mm_prefetch(reinterpret_cast<const char*>(bp + (p2 + kc2) * kNr + 16), _MM_HINT_T1);
+    }
+    if constexpr (PF == 1 || PF == 2) {
+      for (pf_acc += t.pf_lines; pf_acc >= kc2; pf_acc -= kc2, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
     }
     const __m512bh b0 = as_bh(_mm512_load_si512(bp + p2 * kNr));
     const __m512bh b1 = as_bh(_mm512_load_si512(bp + p2 * kNr + 16));
@@ -216,13 +217,34 @@ void gemm_bf16dot_avx512bf16(const MatmulArgs& g) {
   }
 }
 
+namespace {
+
+// The panel product on A already rounded into bf16 pairs (a2, row stride lda2 = k2 pairs).
+void panels_bf16dot_packed_a(const MatmulArgs& g, const uint32_t* a2);
+
+}  // namespace
+
 void gemm_panels_bf16dot_avx512bf16(const MatmulArgs& g) {
+  const int64_t kp = (g.s.k + 1) / 2 * 2;
+  uint16_t* a = static_cast<uint16_t*>(scratch(kScratchA, size_t(g.s.m * kp + 16) * sizeof(uint16_t)));
+  pack_a_bf16(g.a, g.lda, g.s.m, g.s.k, 2, a);
+  panels_bf16dot_packed_a(g, reinterpret_cast<const uint32_t*>(a));
+}
+
+void gemm_panels_bf16dot_dual_avx512bf16(const MatmulArgs& g0, const MatmulArgs& g1) {
+  const int64_t kp = (g0.s.k + 1) / 2 * 2;
+  uint16_t* a = static_cast<uint16_t*>(scratch(kScratchA, size_t(g0.s.m * kp + 16) * sizeof(uint16_t)));
+  pack_a_bf16(g0.a, g0.lda, g0.s.m, g0.s.k, 2, a);  // once for both products
+  panels_bf16dot_packed_a(g0, reinterpret_cast<const uint32_t*>(a));
+  panels_bf16dot_packed_a(g1, reinterpret_cast<const uint32_t*>(a));
+}
+
+namespace {
+
+void panels_bf16dot_packed_a(const MatmulArgs& g, const uint32_t* a2) {
   constexpr int64_t kKc2Panels = 1024;  // pairs per slice: a 128 KiB panel slice stays in L2 across row blocks
   const int64_t m = g.s.m, n = g.s.n, k = g.s.k;
   const int64_t kp = (k + 1) / 2 * 2;
-  uint16_t* a = static_cast<uint16_t*>(scratch(kScratchA, size_t(m * kp + 16) * sizeof(uint16_t)));
-  pack_a_bf16(g.a, g.lda, m, k, 2, a);
-  const uint32_t* a2 = reinterpret_cast<const uint32_t*>(a);
   const int64_t lda2 = kp / 2, k2 = kp / 2, ld2 = g.b.ld / 2;
   const uint32_t* b = static_cast<const uint32_t*>(g.b.data);
   const int64_t n_rb = row_block_count(m, kMr);
@@ -232,13 +254,29 @@ void gemm_panels_bf16dot_avx512bf16(const MatmulArgs& g) {
     for (int64_t p0 = 0; p0 < k2; p0 += kKc2Panels) {
       const int64_t kc2 = std::min(kKc2Panels, k2 - p0);
       const bool last = (q + 1) * kNr >= n && p0 + kc2 >= k2;
+      // The next slice (contiguous after this one, in this panel or the next) is prefetched into L2 while
+      // this one is computed, spread over all row blocks: fetching it all in one row block asked for
+      // ~40 GB/s per core during that block, more than a core (or the two together) gets.
+      const int64_t next_kc2 = p0 + kc2 < k2 ? std::min(kKc2Panels, k2 - p0 - kc2) : std::min(kKc2Panels, k2);
+      const int64_t next_lines = last ? 0 : next_kc2 * kNr * 4 / 64;
+      const char* next = reinterpret_cast<const char*>(panel + (p0 + kc2) * kNr);
+      if (p0 + kc2 >= k2) next = reinterpret_cast<const char*>(panel + kNr * ld2);
       for (int64_t rb = 0; rb < n_rb; ++rb) {
         const int64_t i0 = rb * m / n_rb, i1 = (rb + 1) * m / n_rb;
-        const Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
-        kMicroPanels[prefetch_mode(rb, m, last)][i1 - i0 - 1](a2 + i0 * lda2 + p0, lda2, panel + p0 * kNr, kc2, t);
+        Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
+        int mode = 0;  // m < 8: the hardware prefetcher alone keeps up (software prefetch cost a few percent)
+        if (m >= 8) {
+          const int64_t l0 = next_lines * rb / n_rb, l1 = next_lines * (rb + 1) / n_rb;
+          t.pf = next + l0 * 64;
+          t.pf_lines = l1 - l0;
+          mode = rb == 0 ? 1 : 2;
+        }
+        kMicroPanels[mode][i1 - i0 - 1](a2 + i0 * lda2 + p0, lda2, panel + p0 * kNr, kc2, t);
       }
     }
   }
 }
+
+}  // namespace
 
 }  // namespace moe::matmul_detail

@@ -14,12 +14,6 @@
 namespace moe::matmul_detail {
 namespace {
 
-// Prefetch mode of row block rb of a panel slice (see the micro-kernel): the first block pulls the slice
-// into L1 (m >= 8 only), the second pulls the next slice of this call (if any) into L2.
-inline int prefetch_mode(int64_t rb, int64_t m, bool last_slice) {
-  return rb == 1 ? (last_slice ? 0 : 2) : rb == 0 && m >= 8 ? 1 : 0;
-}
-
 constexpr int kMr = 12;
 constexpr int kNr = 32;
 // Panel kernels: k-steps (128 bytes of B each) between a software prefetch and its use (8 KiB ahead;
@@ -120,22 +114,29 @@ struct Tile {
   int64_t ldc;
   __mmask16 m0, m1;  // valid columns in the two 16-wide halves
   bool load_c;
+  const void* pf = nullptr;  // PF 1/2: first line of this row block's share of the next slice
+  int64_t pf_lines = 0;      // PF 1/2: lines in that share
 };
 
-// PF 1: prefetch B kPrefetchSteps k-steps ahead into L1 (the first row block of a panel slice, which streams
-// B from memory or L2). PF 2: prefetch the next panel slice (contiguous: the slice's kc steps further on)
-// into L2, two lines per step, so that its first row block finds it there.
+// Panel prefetch modes. PF 1 (the first row block of a panel slice, m >= 8): prefetch this slice
+// kPrefetchSteps k-steps ahead into L1, and t.pf_lines lines of the next slice from t.pf into L2 spread
+// evenly over the k-steps. PF 2 (the other row blocks): only the spread prefetch. Each row block thus
+// fetches its share of the next slice (contiguous after this one, in this panel or the next) while this
+// one is computed: fetching the whole next slice in one row block asked ~40 GB/s of each core during
+// that block, more than a core (or the two together) gets, and the next slice's first block waited.
 template <int MR, int PF = 0>
 void micro_f32(const float* a, int64_t lda, const float* bp, int64_t kc, const Tile& t) {
   __m512 s0[MR], s1[MR];
   for (int i = 0; i < MR; ++i) s0[i] = s1[i] = _mm512_setzero_ps();
+  [[maybe_unused]] int64_t pf_acc = 0;
+  [[maybe_unused]] const char* pf = static_cast<const char*>(t.pf);
   for (int64_t p = 0; p < kc; ++p) {
     if constexpr (PF == 1) {
       _mm_prefetch(reinterpret_cast<const char*>(bp + (p + kPrefetchSteps) * kNr), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(bp + (p + kPrefetchSteps) * kNr + 16), _MM_HINT_T0);
-    } else if constexpr (PF == 2) {
-      _mm_prefetch(reinterpret_cast<const char*>(bp + (p + kc) * kNr), _MM_HINT_T1);
-      _mm_prefetch(reinterpret_cast<const char*>(bp + (p + kc) * kNr + 16), _MM_HINT_T1);
+    }
+    if constexpr (PF == 1 || PF == 2) {
+      for (pf_acc += t.pf_lines; pf_acc >= kc; pf_acc -= kc, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
     }
     const __m512 b0 = _mm512_load_ps(bp + p * kNr);
     const __m512 b1 = _mm512_load_ps(bp + p * kNr + 16);
@@ -205,10 +206,21 @@ void gemm_panels_avx512(const MatmulArgs& g) {
     for (int64_t p0 = 0; p0 < k; p0 += kKcPanels) {
       const int64_t kc = std::min(kKcPanels, k - p0);
       const bool last = (q + 1) * kNr >= n && p0 + kc >= k;
+      // The next slice (contiguous after this one) goes into L2 spread over all row blocks (as in the bf16 kernel).
+      const int64_t next_kc = p0 + kc < k ? std::min(kKcPanels, k - p0 - kc) : std::min(kKcPanels, k);
+      const int64_t next_lines = last ? 0 : next_kc * kNr * 4 / 64;
+      const char* next = reinterpret_cast<const char*>(p0 + kc < k ? panel + (p0 + kc) * kNr : panel + kNr * ld);
       for (int64_t rb = 0; rb < n_rb; ++rb) {
         const int64_t i0 = rb * m / n_rb, i1 = (rb + 1) * m / n_rb;
-        const Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
-        kMicroPanels[prefetch_mode(rb, m, last)][i1 - i0 - 1](g.a + i0 * g.lda + p0, g.lda, panel + p0 * kNr, kc, t);
+        Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
+        int mode = 0;  // m < 8: the hardware prefetcher alone keeps up (software prefetch cost a few percent)
+        if (m >= 8) {
+          const int64_t l0 = next_lines * rb / n_rb, l1 = next_lines * (rb + 1) / n_rb;
+          t.pf = next + l0 * 64;
+          t.pf_lines = l1 - l0;
+          mode = rb == 0 ? 1 : 2;
+        }
+        kMicroPanels[mode][i1 - i0 - 1](g.a + i0 * g.lda + p0, g.lda, panel + p0 * kNr, kc, t);
       }
     }
   }

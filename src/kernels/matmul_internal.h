@@ -50,6 +50,8 @@ void gemm_bf16dot_avx512bf16(const MatmulArgs& args);
 // f32 FMA for f32 panels, vdpbf16ps for bf16 pair panels (A rounded to bf16).
 void gemm_panels_avx512(const MatmulArgs& args);
 void gemm_panels_bf16dot_avx512bf16(const MatmulArgs& args);
+// Two products of the same A (gate and up): A rounded into bf16 pairs once.
+void gemm_panels_bf16dot_dual_avx512bf16(const MatmulArgs& g0, const MatmulArgs& g1);
 
 // Packs bf16 B rows [j0, j0+nc) x columns [p0, p0+kc) (p0 even) into panels of 32 columns
 // of bf16 pairs: panel q, pair p2 (columns 2*p2, 2*p2+1 of the block), column col at

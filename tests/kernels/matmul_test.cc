@@ -355,15 +355,21 @@ TEST(Matmul, DualEqualsTwoCalls) {
   IsaGuard guard;
   for (DType dtype : {DType::kF32, DType::kBF16}) {
     for (int64_t m : {int64_t(1), int64_t(7), int64_t(40)}) {
-      const Problem p0 = make_problem({m, 45, 130}, dtype, false, 11);
-      const Problem p1 = make_problem({m, 45, 130}, dtype, false, 11 + 30);  // same lda/ldb/offset, new data
-      std::vector<float> c0 = p0.c0_store, c1 = p0.c0_store;
-      matmul_nt_dual(p0.a(), p0.lda, p0.b(), p1.b(), c0.data() + p0.offset, c1.data() + p0.offset, p0.ldc, p0.s);
-      std::vector<float> w0 = p0.c0_store, w1 = p0.c0_store;
-      matmul_nt(p0.a(), p0.lda, p0.b(), w0.data() + p0.offset, p0.ldc, p0.s, false);
-      matmul_nt(p0.a(), p0.lda, p1.b(), w1.data() + p0.offset, p0.ldc, p0.s, false);
-      EXPECT_EQ(c0, w0);
-      EXPECT_EQ(c1, w1);
+      for (bool panels : {false, true}) {  // panels: bf16 takes the one-A-conversion dual kernel
+        Problem p0 = make_problem({m, 45, 130}, dtype, false, 11);
+        Problem p1 = make_problem({m, 45, 130}, dtype, false, 11 + 30);  // same lda/ldb/offset, new data
+        if (panels) {
+          p0 = with_panels(p0);
+          p1 = with_panels(p1);
+        }
+        std::vector<float> c0 = p0.c0_store, c1 = p0.c0_store;
+        matmul_nt_dual(p0.a(), p0.lda, p0.b(), p1.b(), c0.data() + p0.offset, c1.data() + p0.offset, p0.ldc, p0.s);
+        std::vector<float> w0 = p0.c0_store, w1 = p0.c0_store;
+        matmul_nt(p0.a(), p0.lda, p0.b(), w0.data() + p0.offset, p0.ldc, p0.s, false);
+        matmul_nt(p0.a(), p0.lda, p1.b(), w1.data() + p0.offset, p0.ldc, p0.s, false);
+        EXPECT_EQ(c0, w0);
+        EXPECT_EQ(c1, w1);
+      }
     }
   }
 }
