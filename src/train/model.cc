@@ -19,6 +19,21 @@ TrainModel<T>::TrainModel(const ModelConfig& config, const BalanceOptions& balan
   grads.assign(layout_.total, T(0));
   router_bias.assign(config_.n_layer, std::vector<float>(config_.n_expert, 0.0f));
   acts_.resize(config_.n_layer);
+  std::vector<std::pair<int64_t, int64_t>> written;  // routed expert weights, [offset, end)
+  for (const LayerOffsets& o : layout_.layers)
+    for (size_t e = 0; e < o.expert_gate.size(); ++e) {
+      const int64_t fd = config_.d_ff_expert * config_.d_model;
+      written.insert(written.end(), {{o.expert_gate[e], o.expert_gate[e] + fd},
+                                     {o.expert_up[e], o.expert_up[e] + fd},
+                                     {o.expert_down[e], o.expert_down[e] + fd}});
+    }
+  std::sort(written.begin(), written.end());
+  int64_t at = 0;
+  for (const auto& [b, e] : written) {
+    if (b > at) accumulated_.emplace_back(at, b);
+    at = std::max(at, e);
+  }
+  if (at < layout_.total) accumulated_.emplace_back(at, layout_.total);
 }
 
 template <typename T>
@@ -36,7 +51,7 @@ void TrainModel<T>::init_params(uint64_t seed) {
 
 template <typename T>
 void TrainModel<T>::zero_grad() {
-  std::fill(grads.begin(), grads.end(), T(0));
+  for (const auto& [b, e] : accumulated_) std::fill(grads.begin() + b, grads.begin() + e, T(0));
 }
 
 template <typename T>

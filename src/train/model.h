@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "train/mla.h"
@@ -43,12 +44,14 @@ class TrainModel {
 
   // Normal(0, 0.02) for matrices, ones for norm weights.
   void init_params(uint64_t seed);
+  // Zeroes the gradients backward() accumulates into: all but the routed experts' weights, which
+  // backward() writes whole (see moe_backward).
   void zero_grad();
   // tokens, targets: [B, S]. Keeps the activations for backward().
   LossParts forward(const int32_t* tokens, const int32_t* targets, int64_t batch, int64_t seq);
   // Forward without keeping gradients' needs in mind (same as forward; for evaluation).
   double eval_loss(const int32_t* tokens, const int32_t* targets, int64_t batch, int64_t seq);
-  // grads += d(total loss)/d(params) for the last forward.
+  // grads += d(total loss)/d(params) for the last forward (routed expert weights: grads =).
   void backward();
   // The aux-loss-free update: b_e += rate * sign(mean load - load_e) from the last forward.
   void update_router_bias(double rate);
@@ -73,6 +76,7 @@ class TrainModel {
   int64_t batch_ = 0, seq_ = 0;
   std::vector<int32_t> tokens_, targets_;
   std::vector<LayerActs> acts_;
+  std::vector<std::pair<int64_t, int64_t>> accumulated_;  // [offset, end) spans zero_grad() clears
   std::vector<T> resid_out_, lnf_, rstdf_, logits_;
 };
 

@@ -247,12 +247,17 @@ void expert_backward(std::vector<T>& dxg, const std::vector<T>& dy, T* dp, const
     std::vector<T> dact, dh;
     for (int64_t e = e0; e < e1; ++e) {
       const int64_t r0 = a.plan.expert_offsets[e], rows = a.plan.expert_offsets[e + 1] - r0;
-      if (rows == 0) continue;
+      MOE_CHECK(o.expert_up[e] == o.expert_gate[e] + F * D);
+      if (rows == 0) {  // the weight gradients are written, not accumulated (moe_block.h)
+        std::fill_n(dp + o.expert_gate[e], 2 * F * D, T(0));
+        std::fill_n(dp + o.expert_down[e], D * F, T(0));
+        continue;
+      }
       dact.resize(rows * F);    // [Te, F]
       dh.resize(rows * 2 * F);  // [Te, 2F]: d(gate) | d(up) of each row
       const T* dye = dy.data() + r0 * D;
       mm_nn<T>(dye, p + o.expert_down[e], dact.data(), rows, F, D, false);
-      mm_tn<T>(dye, a.act.data() + r0 * F, dp + o.expert_down[e], D, F, rows, true);  // [D, F]
+      mm_tn<T>(dye, a.act.data() + r0 * F, dp + o.expert_down[e], D, F, rows, false);  // [D, F]
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t at = (r0 + r) * F;
         swiglu_backward<T>(dh.data() + r * 2 * F, dh.data() + r * 2 * F + F, dact.data() + r * F, a.hg.data() + at,
@@ -260,9 +265,8 @@ void expert_backward(std::vector<T>& dxg, const std::vector<T>& dy, T* dp, const
       }
       // gate_proj and up_proj of an expert are adjacent [F, D] blocks (ParamLayout order), one [2F, D]
       // matrix: dx = dh . [Wg; Wu] and [dWg; dWu] += dh^T . xg are one product each (one pass, one pack).
-      MOE_CHECK(o.expert_up[e] == o.expert_gate[e] + F * D);
-      mm_nn<T>(dh.data(), p + o.expert_gate[e], dxg.data() + r0 * D, rows, D, 2 * F, false);   // [Te, D]
-      mm_tn<T>(dh.data(), a.xg.data() + r0 * D, dp + o.expert_gate[e], 2 * F, D, rows, true);  // [2F, D]
+      mm_nn<T>(dh.data(), p + o.expert_gate[e], dxg.data() + r0 * D, rows, D, 2 * F, false);    // [Te, D]
+      mm_tn<T>(dh.data(), a.xg.data() + r0 * D, dp + o.expert_gate[e], 2 * F, D, rows, false);  // [2F, D]
     }
   });
 }

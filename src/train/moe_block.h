@@ -55,7 +55,10 @@ struct MoeLossScale {
   double aux = 0, seq_aux = 0, z = 0;
 };
 
-// dx[N, D] += and dp (flat gradients) += given dout[N, D].
+// dx[N, D] += and dp (flat gradients) += given dout[N, D], except the routed experts' weight
+// gradients (gate_proj, up_proj, down_proj of every expert), which are written, not accumulated:
+// each has one writer per step, and skipping the zeroing and the read of zeros saves two sweeps
+// over most of the gradient memory (TrainModel::zero_grad leaves them alone).
 template <typename T>
 void moe_backward(T* dx, T* dp, const T* dout, const T* x, const MoeActs<T>& a, const T* p, const LayerOffsets& o,
                   const ModelConfig& c, MoeLossScale scale, MoeShape s);

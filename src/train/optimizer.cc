@@ -45,8 +45,8 @@ double clip_grad_norm(std::vector<float>& grads, double max_norm) {
   return norm;
 }
 
-void AdamW::update(std::vector<float>& params, std::vector<float>& grads, const ParamLayout& layout,
-                   const AdamWOptions& o, double lr, AdamWGradOptions g) {
+void AdamW::update(std::vector<float>& params, const std::vector<float>& grads, const ParamLayout& layout,
+                   const AdamWOptions& o, double lr, float grad_scale) {
   ++step;
   const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(step));
   const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(step));
@@ -55,7 +55,7 @@ void AdamW::update(std::vector<float>& params, std::vector<float>& grads, const 
   const float eps = static_cast<float>(o.eps);
   for (const auto& t : layout.tensors) {
     const float decay = t.decay ? static_cast<float>(1.0 - lr * o.weight_decay) : 1.0f;
-    const AdamWStep st{decay, b1, b2, step_size, bc2_sqrt, eps, g.grad_scale, g.zero_grad};
+    const AdamWStep st{decay, b1, b2, step_size, bc2_sqrt, eps, grad_scale};
     parallel_items(t.numel, 16, [&](int64_t b, int64_t e) {
       adamw_f32(st, params.data() + t.offset + b, m.data() + t.offset + b, v.data() + t.offset + b,
                 grads.data() + t.offset + b, e - b);

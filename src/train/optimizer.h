@@ -32,20 +32,13 @@ double clip_grad_norm(std::vector<float>& grads, double max_norm);
 double grad_norm(const std::vector<float>& grads);
 float clip_coefficient(double norm, double max_norm);
 
-// How the update treats the gradients: scaled by grad_scale in registers (the clipping factor,
-// instead of a pass that rewrites them), and left zeroed with zero_grad (instead of a pass before
-// the next backward). Both save a sweep over the gradients, which is memory bound.
-struct AdamWGradOptions {
-  float grad_scale = 1.0f;
-  bool zero_grad = false;
-};
-
 class AdamW {
  public:
   explicit AdamW(int64_t n_params) : m(n_params, 0.0f), v(n_params, 0.0f) {}
-  // One update with learning rate lr; increments step.
-  void update(std::vector<float>& params, std::vector<float>& grads, const ParamLayout& layout, const AdamWOptions& o,
-              double lr, AdamWGradOptions g = {});
+  // One update with learning rate lr on grads * grad_scale (the clipping factor, applied in
+  // registers instead of a pass that rewrites the gradients); increments step.
+  void update(std::vector<float>& params, const std::vector<float>& grads, const ParamLayout& layout,
+              const AdamWOptions& o, double lr, float grad_scale = 1.0f);
 
   std::vector<float> m, v;  // first and second moments [n_params]
   int64_t step = 0;         // updates done

@@ -186,14 +186,14 @@ TrainResult train(const TrainOptions& o, const TextData& data) {
   double window_cpu = process_cpu_seconds();
   int64_t window_tokens = 0;
   const bool tty = o.progress && isatty(2);
-  model.zero_grad();  // once: each update leaves the gradients zeroed for the next backward
   for (int64_t step = start; step < end; ++step) {
     const Batch b = sample_batch(data.train, o.batch, o.seq, rng);
     const LossParts loss = model.forward(b.tokens.data(), b.targets.data(), o.batch, o.seq);
+    model.zero_grad();
     model.backward();
     const double gnorm = grad_norm(model.grads);
     const double lr = learning_rate(aw, step);
-    opt.update(model.params, model.grads, model.layout(), aw, lr, {clip_coefficient(gnorm, aw.grad_clip), true});
+    opt.update(model.params, model.grads, model.layout(), aw, lr, clip_coefficient(gnorm, aw.grad_clip));
     if (o.balance.bias_rate > 0) model.update_router_bias(o.balance.bias_rate);
     win.add(model.layer_loads());
     window_tokens += o.batch * o.seq;

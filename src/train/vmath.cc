@@ -89,11 +89,10 @@ void softmax_backward_f32(float* d, const float* p, int64_t n, float scale) {
   for (int64_t i = 0; i < n; ++i) d[i] = p[i] * (d[i] - dot) * scale;
 }
 
-void adamw_f32(const AdamWStep& s, float* p, float* m, float* v, float* g, int64_t n) {
+void adamw_f32(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n) {
   if (active_isa() >= Isa::kAvx512) return vmath_detail::adamw_avx512(s, p, m, v, g, n);
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i] * s.grad_scale;
-    if (s.zero_grad) g[i] = 0.0f;
     p[i] *= s.decay;
     m[i] = s.b1 * m[i] + (1.0f - s.b1) * gi;
     v[i] = s.b2 * v[i] + (1.0f - s.b2) * gi * gi;

@@ -32,13 +32,11 @@ void softmax_backward_f32(float* d, const float* p, int64_t n, float scale);
 // One AdamW step over n elements (PyTorch order), on the gradient scaled by grad_scale (the
 // clipping coefficient, applied in float as clip_grad_norm would): p *= decay;
 // m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= step_size * m / (sqrt(v) / bc2_sqrt + eps).
-// With zero_grad, g is left zeroed (the next backward accumulates into it without a separate pass).
 struct AdamWStep {
   float decay, b1, b2, step_size, bc2_sqrt, eps;
   float grad_scale = 1.0f;
-  bool zero_grad = false;
 };
-void adamw_f32(const AdamWStep& s, float* p, float* m, float* v, float* g, int64_t n);
+void adamw_f32(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n);
 
 namespace vmath_detail {
 void exp_avx512(float* y, const float* x, int64_t n);
@@ -52,7 +50,7 @@ void rmsnorm_rows_backward_avx512(float* dx, const float* g, const float* x, con
 void rmsnorm_rows_dw_avx512(float* dw, const float* g, const float* x, const float* rstd, int64_t n, int64_t c);
 void softmax_avx512(float* x, int64_t n, float scale);
 void softmax_backward_avx512(float* d, const float* p, int64_t n, float scale);
-void adamw_avx512(const AdamWStep& s, float* p, float* m, float* v, float* g, int64_t n);
+void adamw_avx512(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n);
 }  // namespace vmath_detail
 
 }  // namespace moe::train

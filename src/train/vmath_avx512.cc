@@ -155,7 +155,7 @@ void softmax_backward_avx512(float* d, const float* p, int64_t n, float scale) {
   }
 }
 
-void adamw_avx512(const AdamWStep& s, float* p, float* m, float* v, float* g, int64_t n) {
+void adamw_avx512(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n) {
   const __m512 decay = _mm512_set1_ps(s.decay), b1 = _mm512_set1_ps(s.b1), b2 = _mm512_set1_ps(s.b2);
   const __m512 c1 = _mm512_set1_ps(1.0f - s.b1), c2 = _mm512_set1_ps(1.0f - s.b2);
   const __m512 step = _mm512_set1_ps(s.step_size), bc2 = _mm512_set1_ps(s.bc2_sqrt), eps = _mm512_set1_ps(s.eps);
@@ -163,7 +163,6 @@ void adamw_avx512(const AdamWStep& s, float* p, float* m, float* v, float* g, in
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1);
     const __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), scale);
-    if (s.zero_grad) _mm512_mask_storeu_ps(g + i, k, _mm512_setzero_ps());
     // Separate multiply and add (no FMA) keep the scalar path's rounding.
     const __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(k, m + i)), _mm512_mul_ps(c1, gi));
     const __m512 vi =

@@ -3,6 +3,7 @@
 // norm_topk_prob, aux / sequence aux / z losses, capacity drops, selection bias) and the whole model.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <vector>
@@ -225,6 +226,38 @@ TEST(GradCheck, WholeModel) {
     expect_grad(x, g, tensor_loss, t.name.c_str(), std::max<int64_t>(1, t.numel / 17), 1e-5);
     std::copy(x.begin(), x.end(), m.params.begin() + t.offset);
   }
+}
+
+// backward() writes the routed experts' weight gradients whole (zero_grad leaves them alone), so
+// stale values there must never survive: with 8 experts, top-1 and 3 tokens most experts get no
+// rows, and their gradients must come out zero, not NaN.
+TEST(GradCheck, BackwardWritesExpertGradientsWhole) {
+  ModelConfig c;
+  c.n_layer = 2;
+  c.d_model = 8;
+  c.n_head = 2;
+  c.n_kv_head = 1;
+  c.head_dim = 4;
+  c.n_expert = 8;
+  c.top_k = 1;
+  c.d_ff_expert = 6;
+  c.vocab = 11;
+  c.max_seq = 8;
+  TrainModel<double> m(c, BalanceOptions{});
+  m.init_params(4);
+  const std::vector<int32_t> tok = {1, 5, 7}, tgt = {5, 7, 2};
+  m.forward(tok.data(), tgt.data(), 1, 3);
+  std::fill(m.grads.begin(), m.grads.end(), 0.0);
+  m.backward();
+  const std::vector<double> clean = m.grads;
+  std::fill(m.grads.begin(), m.grads.end(), std::nan(""));
+  m.zero_grad();
+  m.backward();
+  int64_t zero_experts = 0;
+  for (size_t e = 0; e < m.layout().layers[0].expert_gate.size(); ++e)
+    zero_experts += clean[m.layout().layers[0].expert_gate[e]] == 0.0 ? 1 : 0;
+  EXPECT_GE(zero_experts, 5) << "the test needs experts that receive no tokens";
+  for (size_t i = 0; i < clean.size(); ++i) ASSERT_EQ(m.grads[i], clean[i]) << "gradient " << i;
 }
 
 }  // namespace
