@@ -19,10 +19,12 @@ struct HeadView {
   int64_t S, Dh, qs, kvs;  // sequence length, head dim, row strides of q/out and k/v
 };
 
-// Row i of the scores in place: scale, causal softmax over j <= i, zeros after.
-void softmax_row(float* p, int64_t i, int64_t S, float scale) {
+// Row i of the scores in place: scale, causal softmax over j <= i, zeros after up to column
+// `cols` (the end of the row's 32-row block). No product reads a row past its block's end, so the
+// rest of the [S, S] buffer is never written (it was ~40% of the bytes of P and dS).
+void softmax_row(float* p, int64_t i, int64_t cols, float scale) {
   softmax_f32(p, i + 1, scale);
-  std::fill(p + i + 1, p + S, 0.0f);
+  std::fill(p + i + 1, p + cols, 0.0f);
 }
 
 void head_forward(float* o, float* P, const float* q, const float* k, const float* v, const HeadView& h) {
@@ -30,7 +32,7 @@ void head_forward(float* o, float* P, const float* q, const float* k, const floa
   for (int64_t i0 = 0; i0 < h.S; i0 += kRows) {
     const int64_t r = std::min(kRows, h.S - i0), cols = i0 + r;
     gemm_f32({q + i0 * h.qs, h.qs, 1}, {k, 1, h.kvs}, P + i0 * h.S, h.S, {r, cols, h.Dh}, false);  // [r, cols]
-    for (int64_t i = i0; i < i0 + r; ++i) softmax_row(P + i * h.S, i, h.S, scale);
+    for (int64_t i = i0; i < i0 + r; ++i) softmax_row(P + i * h.S, i, cols, scale);
     gemm_f32({P + i0 * h.S, h.S, 1}, {v, h.kvs, 1}, o + i0 * h.qs, h.qs, {r, h.Dh, cols}, false);  // [r, Dh]
   }
 }
@@ -46,7 +48,7 @@ void head_backward(float* dq, float* dk, float* dv, float* ds, const float* dout
     for (int64_t i = i0; i < i0 + r; ++i) {
       float* d = ds + i * S;
       softmax_backward_f32(d, P + i * S, i + 1, scale);
-      std::fill(d + i + 1, d + S, 0.0f);
+      std::fill(d + i + 1, d + cols, 0.0f);
     }
     gemm_f32({ds + i0 * S, S, 1}, {k, h.kvs, 1}, dq + i0 * h.qs, h.qs, {r, h.Dh, cols}, true);  // dQ rows
   }

@@ -200,22 +200,9 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
   });
 }
 
-namespace {
-constexpr int64_t kChunk = 256;  // elements per exp_f32 call (stack buffer)
-}  // namespace
-
 template <typename T>
 void swiglu_forward(T* out, const T* gate, const T* up, int64_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    float e[kChunk];
-    for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
-      const int64_t m = std::min(kChunk, n - i0);
-      for (int64_t i = 0; i < m; ++i) e[i] = -gate[i0 + i];
-      exp_f32(e, e, m);
-      for (int64_t i = 0; i < m; ++i) out[i0 + i] = gate[i0 + i] / (1.0f + e[i]) * up[i0 + i];
-    }
-    return;
-  }
+  if constexpr (std::is_same_v<T, float>) return swiglu_f32(out, gate, up, n);
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i];
     out[i] = g / (T(1) + std::exp(-g)) * up[i];
@@ -224,20 +211,7 @@ void swiglu_forward(T* out, const T* gate, const T* up, int64_t n) {
 
 template <typename T>
 void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    float e[kChunk];
-    for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
-      const int64_t m = std::min(kChunk, n - i0);
-      for (int64_t i = 0; i < m; ++i) e[i] = -gate[i0 + i];
-      exp_f32(e, e, m);
-      for (int64_t i = 0; i < m; ++i) {
-        const float g = gate[i0 + i], sg = 1.0f / (1.0f + e[i]), d = dout[i0 + i];
-        dup[i0 + i] = d * (g * sg);
-        dgate[i0 + i] = d * up[i0 + i] * (sg * (1.0f + g * (1.0f - sg)));
-      }
-    }
-    return;
-  }
+  if constexpr (std::is_same_v<T, float>) return swiglu_backward_f32(dgate, dup, dout, gate, up, n);
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i];
     const T sg = T(1) / (T(1) + std::exp(-g));

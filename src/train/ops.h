@@ -37,7 +37,8 @@ struct AttentionShape {
   int64_t head_dim = 0;               // Dh
 };
 // out[N, H*Dh] = softmax(q k^T / sqrt(Dh), causal) v; q [N, H*Dh], k, v [N, Hkv*Dh];
-// probs [B, H, S, S] saved for backward.
+// probs [B, H, S, S] saved for backward (only the causal part is defined: the float path leaves
+// entries right of the diagonal unwritten past each 32-row block's end).
 template <typename T>
 void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, const AttentionShape& s);
 // dq, dk, dv += gradients given dout [N, H*Dh].

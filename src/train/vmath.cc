@@ -89,6 +89,20 @@ void softmax_backward_f32(float* d, const float* p, int64_t n, float scale) {
   for (int64_t i = 0; i < n; ++i) d[i] = p[i] * (d[i] - dot) * scale;
 }
 
+void swiglu_f32(float* out, const float* gate, const float* up, int64_t n) {
+  if (active_isa() >= Isa::kAvx512) return vmath_detail::swiglu_avx512(out, gate, up, n);
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void swiglu_backward_f32(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
+  if (active_isa() >= Isa::kAvx512) return vmath_detail::swiglu_backward_avx512(dgate, dup, dout, gate, up, n);
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i], sg = 1.0f / (1.0f + std::exp(-g)), d = dout[i];
+    dup[i] = d * (g * sg);
+    dgate[i] = d * up[i] * (sg * (1.0f + g * (1.0f - sg)));
+  }
+}
+
 void adamw_f32(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n) {
   if (active_isa() >= Isa::kAvx512) return vmath_detail::adamw_avx512(s, p, m, v, g, n);
   for (int64_t i = 0; i < n; ++i) {

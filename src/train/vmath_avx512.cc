@@ -155,6 +155,29 @@ void softmax_backward_avx512(float* d, const float* p, int64_t n, float scale) {
   }
 }
 
+void swiglu_avx512(float* out, const float* gate, const float* up, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(k, gate + i);
+    const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+    _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(k, up + i)));
+  }
+}
+
+void swiglu_backward_avx512(float* dgate, float* dup, const float* dout, const float* gate, const float* up,
+                            int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(k, gate + i), d = _mm512_maskz_loadu_ps(k, dout + i);
+    const __m512 sg = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+    _mm512_mask_storeu_ps(dup + i, k, _mm512_mul_ps(d, _mm512_mul_ps(g, sg)));
+    const __m512 dsg = _mm512_mul_ps(sg, _mm512_add_ps(one, _mm512_mul_ps(g, _mm512_sub_ps(one, sg))));
+    _mm512_mask_storeu_ps(dgate + i, k, _mm512_mul_ps(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(k, up + i)), dsg));
+  }
+}
+
 void adamw_avx512(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n) {
   const __m512 decay = _mm512_set1_ps(s.decay), b1 = _mm512_set1_ps(s.b1), b2 = _mm512_set1_ps(s.b2);
   const __m512 c1 = _mm512_set1_ps(1.0f - s.b1), c2 = _mm512_set1_ps(1.0f - s.b2);

@@ -1,5 +1,5 @@
 // The row kernels of vmath.h (RMSNorm forward, backward and dw over blocks of rows, softmax and
-// its backward) against double loops at every row length from 0 or 1 to past twice the AVX-512
+// its backward, SwiGLU and its backward) against double loops at every row length from 0 or 1 to past twice the AVX-512
 // width and at misaligned pointers, through the dispatch (AVX-512 where the CPU has it, the scalar
 // twins under MOE_ISA=scalar), and the AVX-512 kernels against their scalar twins.
 #include <gtest/gtest.h>
@@ -94,6 +94,32 @@ TEST(TrainVmath, SoftmaxAndBackwardMatchDouble) {
       softmax_backward_f32(d.data() + off, x.data() + off, n, scale);
       expect_row(d.data() + off, want_d, 1e-6, "softmax_backward", n);
       EXPECT_EQ(d[n + off], guard) << "softmax_backward wrote past n " << n;
+    }
+  }
+}
+
+TEST(TrainVmath, SwigluAndBackwardMatchDouble) {
+  for (int64_t off : kOffsets) {
+    for (int64_t n = 0; n <= kMaxN; ++n) {
+      auto g = randf(n + off + 1, 40 + n), u = randf(n + off + 1, 41 + n), d = randf(n + off + 1, 42 + n);
+      for (auto& x : g) x *= 6.0f;  // far into both tails of the sigmoid
+      const float guard = 12345.0f;
+      std::vector<float> out(n + off + 1, guard), dg(n + off + 1, guard), du(n + off + 1, guard);
+      std::vector<double> want(n), want_dg(n), want_du(n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double gi = g[i + off], s = 1.0 / (1.0 + std::exp(-gi));
+        want[i] = gi * s * u[i + off];
+        want_du[i] = d[i + off] * gi * s;
+        want_dg[i] = d[i + off] * u[i + off] * s * (1.0 + gi * (1.0 - s));
+      }
+      swiglu_f32(out.data() + off, g.data() + off, u.data() + off, n);
+      swiglu_backward_f32(dg.data() + off, du.data() + off, d.data() + off, g.data() + off, u.data() + off, n);
+      expect_row(out.data() + off, want, 1e-6, "swiglu", n);
+      expect_row(du.data() + off, want_du, 1e-6, "swiglu_backward dup", n);
+      expect_row(dg.data() + off, want_dg, 1e-6, "swiglu_backward dgate", n);
+      EXPECT_EQ(out[n + off], guard);
+      EXPECT_EQ(dg[n + off], guard);
+      EXPECT_EQ(du[n + off], guard);
     }
   }
 }
