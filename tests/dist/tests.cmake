@@ -53,7 +53,15 @@ if(MPI_CXX_FOUND AND MPIEXEC_EXECUTABLE)
   add_test(NAME cli_mpirun_np2_bench_layer
            COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/ep_bench_layer_check.sh $<TARGET_FILE:moe> ${moe_mpirun})
   list(APPEND moe_ep_tests cli_mpirun_np2_bench_layer)
+  set(moe_ep_env "OMPI_MCA_btl_vader_single_copy_mechanism=none")
+  if(MOE_SANITIZE STREQUAL "address")
+    # LeakSanitizer reports Open MPI's own allocations at exit (MPI_Init's components, ~120 KB in
+    # ~3,350 blocks, one-frame stacks in dlopen'ed plugins, no moe frame) on every rank. Leak
+    # checking stays on for the same EP code in test_dist (in-process ranks); here ASan and UBSan
+    # still check every access.
+    list(APPEND moe_ep_env "ASAN_OPTIONS=detect_leaks=0")
+  endif()
   set_tests_properties(${moe_ep_tests}
                        PROPERTIES TIMEOUT 120 LABELS "dist;mpi"
-                                  ENVIRONMENT "OMPI_MCA_btl_vader_single_copy_mechanism=none")
+                                  ENVIRONMENT "${moe_ep_env}")
 endif()
