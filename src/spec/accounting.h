@@ -91,7 +91,10 @@ struct EpTraffic {
   int64_t ranks = 1;
   double remote_copies_per_token_layer = 0;  // K x (R-1)/R expert copies leave the rank
   double remote_ranks_per_token_layer = 0;   // distinct remote ranks (one copy per rank, DeepEP style)
-  double dispatch_bf16_bytes = 0;            // per token per MoE layer, per expert copy
+  // Weights each rank holds with contiguous placement (the first E mod R ranks own one expert more):
+  // its routed experts over all MoE layers + everything else (replicated), at checkpoint dtypes.
+  double weight_bytes_rank_max = 0, weight_bytes_rank_min = 0;
+  double dispatch_bf16_bytes = 0;  // per token per MoE layer, per expert copy
   double dispatch_fp8_bytes = 0;
   double combine_bf16_bytes = 0;
   double dispatch_bf16_bytes_dedup = 0;   // per token per MoE layer, one copy per remote rank

@@ -179,15 +179,15 @@ void decode_floor(const ModelSpec& s, const TensorRegistry& reg, Cost& c) {
   add(c, "decode_floor_bytes_per_token", c.floor.bytes_per_token, "B", "decode floor per step / B");
 }
 
-void ep_traffic(const ModelSpec& s, Cost& c) {
+void ep_traffic(const ModelSpec& s, const TensorRegistry& reg, Cost& c) {
   const Workload& w = c.workload;
   const int64_t R = w.ep_ranks;
   auto& ep = c.ep;
   ep.ranks = R;
   if (R <= 1 || s.n_expert == 0) return;
   const int64_t E = s.n_expert, K = s.n_expert_used, D = s.d_model;
-  const int64_t local = E / R;
-  double p_none = 1;  // a given rank holds none of the K experts (drawn without replacement)
+  const int64_t local = E / R;  // E need not divide by R (the runtime's placements allow it): the smaller share
+  double p_none = 1;            // a given rank holds none of the K experts (drawn without replacement)
   for (int64_t i = 0; i < K; ++i) p_none *= static_cast<double>(E - local - i) / static_cast<double>(E - i);
   if (E - local < K) p_none = 0;
   ep.remote_copies_per_token_layer = static_cast<double>(K) * (R - 1) / R;
@@ -210,6 +210,20 @@ void ep_traffic(const ModelSpec& s, Cost& c) {
       fmt::format("(R-1) x (1 - C(E-E/R, K)/C(E, K)) x D x 2: one copy per remote rank that holds >= 1 chosen expert"));
   add(c, "ep_bytes_per_token_all_layers", ep.per_token_all_layers_bytes, "B",
       fmt::format("{} MoE layers x (dispatch bf16 + combine bf16)", s.n_moe_layers()));
+  double routed = 0, rest = 0;  // checkpoint bytes, MTP excluded (as weight_bytes_checkpoint)
+  for (const TensorEntry& t : reg.tensors) {
+    if (t.is_mtp) continue;
+    (effective_role(reg, t) == Role::kRoutedExpert ? routed : rest) += static_cast<double>(t.nbytes());
+  }
+  const int64_t most = (E + R - 1) / R, least = E / R;
+  ep.weight_bytes_rank_max = rest + routed * static_cast<double>(most) / static_cast<double>(E);
+  ep.weight_bytes_rank_min = rest + routed * static_cast<double>(least) / static_cast<double>(E);
+  add(c, "ep_weight_bytes_rank_max", ep.weight_bytes_rank_max, "B",
+      fmt::format("what the largest rank loads (contiguous placement): replicated {} + ceil(E/R) = {} of {} routed "
+                  "experts x {} per expert over all MoE layers",
+                  format_bytes(rest), most, E, format_bytes(routed / static_cast<double>(E))));
+  add(c, "ep_weight_bytes_rank_min", ep.weight_bytes_rank_min, "B",
+      fmt::format("the smallest rank: replicated + floor(E/R) = {} experts", least));
 }
 
 }  // namespace
@@ -225,8 +239,8 @@ Cost compute_cost(const ModelSpec& s, const TensorRegistry& reg, const Workload&
   if (w.batch < 1) fail_usage("inspect", "--batch must be at least 1, found {}", w.batch);
   if (w.ep_ranks < 1) fail_usage("inspect", "--ep must be at least 1, found {}", w.ep_ranks);
   if (w.ep_ranks > 1 && s.n_expert == 0) fail_usage("inspect", "--ep {}: {} is a dense model", w.ep_ranks, s.source);
-  if (w.ep_ranks > 1 && s.n_expert % w.ep_ranks != 0)
-    fail_usage("inspect", "--ep {} does not divide the {} experts of {}", w.ep_ranks, s.n_expert, s.source);
+  if (w.ep_ranks > s.n_expert && s.n_expert > 0)
+    fail_usage("inspect", "--ep {}: more ranks than the {} experts of {}", w.ep_ranks, s.n_expert, s.source);
   Cost c;
   c.workload = w;
   if (c.workload.prompt == 0) c.workload.prompt = w.context;
@@ -276,7 +290,7 @@ Cost compute_cost(const ModelSpec& s, const TensorRegistry& reg, const Workload&
   add(c, "weight_bytes_4bit", c.weights.int4, "B",
       "matmul weights (not embedding/head) 0.5 B + 1 B e8m0 scale per 32; rest 2 B");
   decode_floor(s, reg, c);
-  ep_traffic(s, c);
+  ep_traffic(s, reg, c);
   return c;
 }
 

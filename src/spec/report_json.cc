@@ -125,7 +125,9 @@ nlohmann::ordered_json report_json(const ModelReport& r, bool explain) {
              {"combine_bf16_bytes_per_token_layer", k.ep.combine_bf16_bytes},
              {"dispatch_bf16_bytes_dedup_per_token_layer", k.ep.dispatch_bf16_bytes_dedup},
              {"bytes_per_token_all_layers", k.ep.per_token_all_layers_bytes},
-             {"bytes_per_step", k.ep.per_step_bytes}};
+             {"bytes_per_step", k.ep.per_step_bytes},
+             {"weight_bytes_rank_max", k.ep.weight_bytes_rank_max},
+             {"weight_bytes_rank_min", k.ep.weight_bytes_rank_min}};
   if (explain) j["explain"] = figures_json(k, true);
   if (r.entry) {
     const CatalogEntry& e = *r.entry;

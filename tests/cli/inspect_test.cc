@@ -105,12 +105,24 @@ TEST(Inspect, CheckpointFolderCrossCheck) {
   EXPECT_EQ(js["checkpoint_check"]["header_params"], js["total_params"]);
 }
 
+// Memory per rank under EP: replicated weights + the rank's routed experts; E need not divide by R.
+TEST(Inspect, EpWeightBytesPerRank) {
+  const auto one = nlohmann::json::parse(run_moe("inspect mixtral-8x7b --json").out);
+  const auto three = nlohmann::json::parse(run_moe("inspect mixtral-8x7b --ep 3 --json").out);
+  const double total = one["weights"]["checkpoint_bytes"].get<double>();
+  const double routed = one["breakdown"]["routed_expert"]["bytes"].get<double>();
+  ASSERT_GT(routed, 0.0);
+  const double rest = total - routed;
+  EXPECT_NEAR(three["ep"]["weight_bytes_rank_max"].get<double>(), rest + routed * 3 / 8, 1.0);  // 3 3 2
+  EXPECT_NEAR(three["ep"]["weight_bytes_rank_min"].get<double>(), rest + routed * 2 / 8, 1.0);
+}
+
 TEST(Inspect, ErrorsExitNonZeroWithAClearMessage) {
   const Result unknown = run_moe("inspect no-such-model", true);
   EXPECT_EQ(unknown.code, 2);
   EXPECT_TRUE(has(unknown.out, "neither a catalog model")) << unknown.out;
   EXPECT_EQ(run_moe("inspect").code, 2);
-  EXPECT_EQ(run_moe("inspect mixtral-8x7b --ep 3").code, 2);
+  EXPECT_EQ(run_moe("inspect mixtral-8x7b --ep 9").code, 2);  // more ranks than experts
   const auto dir = std::filesystem::temp_directory_path() / "moe_inspect_bad";
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "config.json") << R"({"model_type": "gpt2", "n_layer": 12})";
