@@ -95,13 +95,16 @@ template <typename T>
 void expert_forward(MoeActs<T>& a, const T* p, const LayerOffsets& o, const ModelConfig& c) {
   const int64_t D = c.d_model, F = c.d_ff_expert;
   for_experts(a.plan.n_rows() * D * F, c.n_expert, [&](int64_t e0, int64_t e1) {
+    // silu(gate) * up lives only while down_proj reads it (cache-hot); backward recomputes it.
+    std::vector<T> act;
     for (int64_t e = e0; e < e1; ++e) {
       const int64_t r0 = a.plan.expert_offsets[e], rows = a.plan.expert_offsets[e + 1] - r0;
       if (rows == 0) continue;
+      act.resize(rows * F);                                                                           // [Te, F]
       mm_nt<T>(a.xg.data() + r0 * D, p + o.expert_gate[e], a.hg.data() + r0 * F, rows, F, D, false);  // [Te, F]
       mm_nt<T>(a.xg.data() + r0 * D, p + o.expert_up[e], a.hu.data() + r0 * F, rows, F, D, false);    // [Te, F]
-      swiglu_forward<T>(a.act.data() + r0 * F, a.hg.data() + r0 * F, a.hu.data() + r0 * F, rows * F);
-      mm_nt<T>(a.act.data() + r0 * F, p + o.expert_down[e], a.y.data() + r0 * D, rows, D, F, false);  // [Te, D]
+      swiglu_forward<T>(act.data(), a.hg.data() + r0 * F, a.hu.data() + r0 * F, rows * F);
+      mm_nt<T>(act.data(), p + o.expert_down[e], a.y.data() + r0 * D, rows, D, F, false);  // [Te, D]
     }
   });
 }
@@ -139,11 +142,10 @@ void moe_forward(MoeActs<T>& a, T* out, const T* x, const T* p, const LayerOffse
   std::vector<float> wf(a.weights.begin(), a.weights.end());  // the plan keeps f32 weights
   a.plan = make_routing_plan(a.ids.data(), wf.data(), n, K, E, dopt);
   const int64_t R = a.plan.n_rows();
-  a.xg.resize(R * D);   // [R, D]
-  a.hg.resize(R * F);   // [R, F]
-  a.hu.resize(R * F);   // [R, F]
-  a.act.resize(R * F);  // [R, F]
-  a.y.resize(R * D);    // [R, D]
+  a.xg.resize(R * D);  // [R, D]
+  a.hg.resize(R * F);  // [R, F]
+  a.hu.resize(R * F);  // [R, F]
+  a.y.resize(R * D);   // [R, D]
   parallel_items(R, D, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) std::copy_n(x + a.plan.token_of_row(r) * D, D, a.xg.data() + r * D);
   });
@@ -244,7 +246,7 @@ void expert_backward(std::vector<T>& dxg, const std::vector<T>& dy, T* dp, const
                      const LayerOffsets& o, const ModelConfig& c) {
   const int64_t D = c.d_model, F = c.d_ff_expert;
   for_experts(a.plan.n_rows() * D * F, c.n_expert, [&](int64_t e0, int64_t e1) {
-    std::vector<T> dact, dh;
+    std::vector<T> dact, dh, act;
     for (int64_t e = e0; e < e1; ++e) {
       const int64_t r0 = a.plan.expert_offsets[e], rows = a.plan.expert_offsets[e + 1] - r0;
       MOE_CHECK(o.expert_up[e] == o.expert_gate[e] + F * D);
@@ -254,15 +256,16 @@ void expert_backward(std::vector<T>& dxg, const std::vector<T>& dy, T* dp, const
         continue;
       }
       dact.resize(rows * F);    // [Te, F]
+      act.resize(rows * F);     // [Te, F] silu(gate) * up, recomputed by the SwiGLU backward
       dh.resize(rows * 2 * F);  // [Te, 2F]: d(gate) | d(up) of each row
       const T* dye = dy.data() + r0 * D;
       mm_nn<T>(dye, p + o.expert_down[e], dact.data(), rows, F, D, false);
-      mm_tn<T>(dye, a.act.data() + r0 * F, dp + o.expert_down[e], D, F, rows, false);  // [D, F]
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t at = (r0 + r) * F;
         swiglu_backward<T>(dh.data() + r * 2 * F, dh.data() + r * 2 * F + F, dact.data() + r * F, a.hg.data() + at,
-                           a.hu.data() + at, F);
+                           a.hu.data() + at, F, act.data() + r * F);
       }
+      mm_tn<T>(dye, act.data(), dp + o.expert_down[e], D, F, rows, false);  // [D, F]
       // gate_proj and up_proj of an expert are adjacent [F, D] blocks (ParamLayout order), one [2F, D]
       // matrix: dx = dh . [Wg; Wu] and [dWg; dWu] += dh^T . xg are one product each (one pass, one pack).
       mm_nn<T>(dh.data(), p + o.expert_gate[e], dxg.data() + r0 * D, rows, D, 2 * F, false);    // [Te, D]

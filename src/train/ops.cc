@@ -205,17 +205,18 @@ void swiglu_forward(T* out, const T* gate, const T* up, int64_t n) {
   if constexpr (std::is_same_v<T, float>) return swiglu_f32(out, gate, up, n);
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i];
-    out[i] = g / (T(1) + std::exp(-g)) * up[i];
+    out[i] = g * (T(1) / (T(1) + std::exp(-g))) * up[i];
   }
 }
 
 template <typename T>
-void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n) {
-  if constexpr (std::is_same_v<T, float>) return swiglu_backward_f32(dgate, dup, dout, gate, up, n);
+void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n, T* out) {
+  if constexpr (std::is_same_v<T, float>) return swiglu_backward_f32(dgate, dup, dout, gate, up, n, out);
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i];
     const T sg = T(1) / (T(1) + std::exp(-g));
     const T silu = g * sg;
+    if (out != nullptr) out[i] = silu * up[i];
     dup[i] = dout[i] * silu;
     dgate[i] = dout[i] * up[i] * (sg * (T(1) + g * (T(1) - sg)));
   }
@@ -277,7 +278,7 @@ double cross_entropy_forward_backward(T* dlogits, const T* logits, const int32_t
   template void attention_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,    \
                                       const AttentionShape&);                                          \
   template void swiglu_forward<T>(T*, const T*, const T*, int64_t);                                    \
-  template void swiglu_backward<T>(T*, T*, const T*, const T*, const T*, int64_t);                     \
+  template void swiglu_backward<T>(T*, T*, const T*, const T*, const T*, int64_t, T*);                 \
   template double cross_entropy_forward_backward<T>(T*, const T*, const int32_t*, int64_t, int64_t, double);
 
 MOE_TRAIN_OPS_INSTANTIATE(float)

@@ -49,9 +49,10 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
 // out[n] = silu(gate[n]) * up[n] over n elements.
 template <typename T>
 void swiglu_forward(T* out, const T* gate, const T* up, int64_t n);
-// dgate, dup = (overwritten) gradients given dout.
+// dgate, dup = (overwritten) gradients given dout; out (when not null) = the forward's output again,
+// recomputed from the same inputs, so a caller need not keep it.
 template <typename T>
-void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n);
+void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n, T* out = nullptr);
 
 // Mean cross-entropy of logits [N, V] against targets [N]; turns logits into dlogits (already
 // divided by N and multiplied by dloss) when dlogits is non-null. Returns the mean loss.

@@ -91,13 +91,15 @@ void softmax_backward_f32(float* d, const float* p, int64_t n, float scale) {
 
 void swiglu_f32(float* out, const float* gate, const float* up, int64_t n) {
   if (active_isa() >= Isa::kAvx512) return vmath_detail::swiglu_avx512(out, gate, up, n);
-  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] * (1.0f / (1.0f + std::exp(-gate[i]))) * up[i];
 }
 
-void swiglu_backward_f32(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
-  if (active_isa() >= Isa::kAvx512) return vmath_detail::swiglu_backward_avx512(dgate, dup, dout, gate, up, n);
+void swiglu_backward_f32(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
+                         float* out) {
+  if (active_isa() >= Isa::kAvx512) return vmath_detail::swiglu_backward_avx512(dgate, dup, dout, gate, up, n, out);
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i], sg = 1.0f / (1.0f + std::exp(-g)), d = dout[i];
+    if (out != nullptr) out[i] = g * sg * up[i];
     dup[i] = d * (g * sg);
     dgate[i] = d * up[i] * (sg * (1.0f + g * (1.0f - sg)));
   }

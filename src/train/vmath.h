@@ -29,10 +29,12 @@ void softmax_f32(float* x, int64_t n, float scale);
 // Softmax backward in place: d = p (d - sum(d p)) scale.
 void softmax_backward_f32(float* d, const float* p, int64_t n, float scale);
 
-// SwiGLU: out = silu(gate) up = gate / (1 + exp(-gate)) up, and its backward with s = sigmoid(gate):
-// dup = dout gate s, dgate = dout up s (1 + gate (1 - s)).
+// SwiGLU: out = silu(gate) up = gate s up with s = sigmoid(gate) = 1 / (1 + exp(-gate)), and its
+// backward: dup = dout gate s, dgate = dout up s (1 + gate (1 - s)); when out is not null the
+// backward also writes the forward's out (the same bits), so callers need not keep it.
 void swiglu_f32(float* out, const float* gate, const float* up, int64_t n);
-void swiglu_backward_f32(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+void swiglu_backward_f32(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
+                         float* out = nullptr);
 
 // One AdamW step over n elements (PyTorch order), on the gradient scaled by grad_scale (the
 // clipping coefficient, applied in float as clip_grad_norm would): p *= decay;
@@ -56,7 +58,8 @@ void rmsnorm_rows_dw_avx512(float* dw, const float* g, const float* x, const flo
 void softmax_avx512(float* x, int64_t n, float scale);
 void softmax_backward_avx512(float* d, const float* p, int64_t n, float scale);
 void swiglu_avx512(float* out, const float* gate, const float* up, int64_t n);
-void swiglu_backward_avx512(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
+void swiglu_backward_avx512(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
+                            float* out);
 void adamw_avx512(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n);
 }  // namespace vmath_detail
 

@@ -155,26 +155,32 @@ void softmax_backward_avx512(float* d, const float* p, int64_t n, float scale) {
   }
 }
 
-void swiglu_avx512(float* out, const float* gate, const float* up, int64_t n) {
+inline __m512 sigmoid16(__m512 g) {
   const __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+}
+
+void swiglu_avx512(float* out, const float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 k = tail(n - i);
     const __m512 g = _mm512_maskz_loadu_ps(k, gate + i);
-    const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+    const __m512 silu = _mm512_mul_ps(g, sigmoid16(g));
     _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(k, up + i)));
   }
 }
 
-void swiglu_backward_avx512(float* dgate, float* dup, const float* dout, const float* gate, const float* up,
-                            int64_t n) {
+void swiglu_backward_avx512(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
+                            float* out) {
   const __m512 one = _mm512_set1_ps(1.0f);
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 k = tail(n - i);
     const __m512 g = _mm512_maskz_loadu_ps(k, gate + i), d = _mm512_maskz_loadu_ps(k, dout + i);
-    const __m512 sg = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
-    _mm512_mask_storeu_ps(dup + i, k, _mm512_mul_ps(d, _mm512_mul_ps(g, sg)));
+    const __m512 u = _mm512_maskz_loadu_ps(k, up + i);
+    const __m512 sg = sigmoid16(g), silu = _mm512_mul_ps(g, sg);
+    if (out != nullptr) _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(silu, u));
+    _mm512_mask_storeu_ps(dup + i, k, _mm512_mul_ps(d, silu));
     const __m512 dsg = _mm512_mul_ps(sg, _mm512_add_ps(one, _mm512_mul_ps(g, _mm512_sub_ps(one, sg))));
-    _mm512_mask_storeu_ps(dgate + i, k, _mm512_mul_ps(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(k, up + i)), dsg));
+    _mm512_mask_storeu_ps(dgate + i, k, _mm512_mul_ps(_mm512_mul_ps(d, u), dsg));
   }
 }
 

@@ -113,7 +113,10 @@ TEST(TrainVmath, SwigluAndBackwardMatchDouble) {
         want_dg[i] = d[i + off] * u[i + off] * s * (1.0 + gi * (1.0 - s));
       }
       swiglu_f32(out.data() + off, g.data() + off, u.data() + off, n);
-      swiglu_backward_f32(dg.data() + off, du.data() + off, d.data() + off, g.data() + off, u.data() + off, n);
+      std::vector<float> again(n + off + 1, guard);  // the forward's output, written by the backward
+      swiglu_backward_f32(dg.data() + off, du.data() + off, d.data() + off, g.data() + off, u.data() + off, n,
+                          again.data() + off);
+      EXPECT_EQ(again, out) << "the backward's recomputed output differs from the forward's, n " << n;
       expect_row(out.data() + off, want, 1e-6, "swiglu", n);
       expect_row(du.data() + off, want_du, 1e-6, "swiglu_backward dup", n);
       expect_row(dg.data() + off, want_dg, 1e-6, "swiglu_backward dgate", n);
