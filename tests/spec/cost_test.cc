@@ -98,7 +98,12 @@ TEST(Cost, ExpertParallelTraffic) {
   EXPECT_DOUBLE_EQ(c.ep.per_step_bytes, 2 * c.ep.per_token_all_layers_bytes);
   const Cost v3 = cost(load("deepseek-v3"), 16, 1, 64);  // 4 experts per rank: dedup sends fewer copies
   EXPECT_LT(v3.ep.remote_ranks_per_token_layer, v3.ep.remote_copies_per_token_layer);
-  EXPECT_THROW(cost(m, 16, 1, 3), UsageError);
+  EXPECT_THROW(cost(m, 16, 1, 9), UsageError);                   // more ranks than experts
+  const Cost uneven = cost(m, 16, 1, 3);                         // E need not divide by R: ranks own 3, 3, 2 experts
+  const double expert_all_layers = 32.0 * 3 * 4096 * 14336 * 2;  // one expert, bf16, 32 MoE layers
+  EXPECT_DOUBLE_EQ(uneven.ep.weight_bytes_rank_max - uneven.ep.weight_bytes_rank_min, expert_all_layers);
+  EXPECT_DOUBLE_EQ(c.ep.weight_bytes_rank_max - uneven.ep.weight_bytes_rank_max, -2 * expert_all_layers);
+  EXPECT_DOUBLE_EQ(c.ep.weight_bytes_rank_max, c.ep.weight_bytes_rank_min);  // 8 experts on 8 ranks
   EXPECT_THROW(cost(m, 0, 1, 1), UsageError);
   EXPECT_THROW(cost(m, 16, 0, 1), UsageError);
 }
