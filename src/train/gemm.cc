@@ -23,4 +23,24 @@ void gemm_f32(GemmOperand a, GemmOperand b, float* c, int64_t ldc, GemmShape s, 
   gemm_detail::gemm_avx512(a, b, c, ldc, s, accumulate);
 }
 
+int64_t gemm_f32_packed_size(int64_t k, int64_t n) { return k * ((n + 31) / 32 * 32); }
+
+void gemm_f32_pack_b(GemmOperand b, int64_t k, int64_t n, float* dst) {
+  MOE_CHECK(k >= 0 && n >= 0 && (b.rs == 1 || b.cs == 1) && gemm_f32_available());
+  if (k > 0 && n > 0) gemm_detail::pack_b_avx512(b, k, n, dst);
+}
+
+void gemm_f32_packed(GemmOperand a, const float* packed, int64_t packed_k, int64_t p0, float* c, int64_t ldc,
+                     GemmShape s, bool accumulate) {
+  MOE_CHECK(s.m >= 0 && s.n >= 0 && s.k >= 0 && ldc >= s.n && p0 >= 0 && p0 + s.k <= packed_k);
+  MOE_CHECK((a.rs == 1 || a.cs == 1) && gemm_f32_available());
+  if (s.m == 0 || s.n == 0) return;
+  if (s.k == 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < s.m; ++i) std::memset(c + i * ldc, 0, static_cast<size_t>(s.n) * sizeof(float));
+    return;
+  }
+  gemm_detail::gemm_packed_avx512(a, packed, packed_k, p0, c, ldc, s, accumulate);
+}
+
 }  // namespace moe::train

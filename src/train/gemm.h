@@ -25,8 +25,21 @@ bool gemm_f32_available();
 // (or leaves C when accumulating).
 void gemm_f32(GemmOperand a, GemmOperand b, float* c, int64_t ldc, GemmShape s, bool accumulate);
 
+// B packed once for several products that each use a prefix of its columns and a range of its
+// rows (attention's 32-row blocks, attention_f32.cc), instead of one packing per product.
+// gemm_f32_pack_b packs B [k, n] into gemm_f32_packed_size(k, n) floats at dst (64-byte aligned);
+// gemm_f32_packed computes C[m, n'] (+)= A[m, k'] . B[p0 : p0 + k', 0 : n'] from it
+// (n' = s.n <= n, k' = s.k, p0 + k' <= k). Both require gemm_f32_available().
+int64_t gemm_f32_packed_size(int64_t k, int64_t n);
+void gemm_f32_pack_b(GemmOperand b, int64_t k, int64_t n, float* dst);
+void gemm_f32_packed(GemmOperand a, const float* packed, int64_t packed_k, int64_t p0, float* c, int64_t ldc,
+                     GemmShape s, bool accumulate);
+
 namespace gemm_detail {
 void gemm_avx512(GemmOperand a, GemmOperand b, float* c, int64_t ldc, GemmShape s, bool accumulate);
+void pack_b_avx512(GemmOperand b, int64_t k, int64_t n, float* dst);
+void gemm_packed_avx512(GemmOperand a, const float* packed, int64_t packed_k, int64_t p0, float* c, int64_t ldc,
+                        GemmShape s, bool accumulate);
 }  // namespace gemm_detail
 
 }  // namespace moe::train

@@ -182,4 +182,23 @@ void gemm_avx512(GemmOperand a, GemmOperand b, float* c, int64_t ldc, GemmShape 
   }
 }
 
+void pack_b_avx512(GemmOperand b, int64_t k, int64_t n, float* dst) { pack_b(b, 0, n, 0, k, dst); }
+
+// Panel q of the packed B holds its rows 0..k at packed + q*k*32; rows p0.. start p0*32 further.
+void gemm_packed_avx512(GemmOperand a, const float* packed, int64_t packed_k, int64_t p0, float* c, int64_t ldc,
+                        GemmShape s, bool accumulate) {
+  const bool col_major = a.rs == 1 && a.cs != 1;
+  const int64_t lda = col_major ? a.cs : a.rs;
+  const auto& table = col_major ? kColMajor : kRowMajor;
+  for (int64_t i0 = 0; i0 < s.m; i0 += kMr) {
+    const int mr = static_cast<int>(std::min<int64_t>(kMr, s.m - i0));
+    const float* ap = a.data + i0 * (col_major ? 1 : lda);
+    for (int64_t q = 0; q * kNr < s.n; ++q) {
+      const int64_t cols = s.n - q * kNr;
+      const Tile t{c + i0 * ldc + q * kNr, ldc, mask16(cols), mask16(cols - 16), accumulate};
+      table[mr - 1](ap, lda, packed + q * packed_k * kNr + p0 * kNr, s.k, t);
+    }
+  }
+}
+
 }  // namespace moe::train::gemm_detail

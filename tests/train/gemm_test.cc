@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "runtime/aligned.h"
 #include "runtime/thread_pool.h"
 #include "train/gemm.h"
 #include "train/linalg.h"
@@ -56,6 +57,42 @@ TEST(TrainGemm, ThreeLayoutsMatchDoubleLoops) {
       mm_tn<double>(widen(at).data(), widen(bn).data(), want.data(), d.m, d.n, d.k, acc);
       mm_tn<float>(at.data(), bn.data(), got.data(), d.m, d.n, d.k, acc);
       expect_close(got, want, 1e-4, "tn");
+    }
+  }
+}
+
+// B packed once (both layouts), then products over a prefix of its columns and a range of its rows,
+// with row- and column-major A, against double loops.
+TEST(TrainGemm, PrepackedBPrefixesAndRowRanges) {
+  if (!gemm_f32_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  struct Case {
+    int64_t k, n, m, n_used, p0, k_used;
+  };
+  const Case cases[] = {{1, 1, 1, 1, 0, 1},       {37, 70, 13, 45, 5, 30},  {70, 33, 25, 33, 69, 1},
+                        {16, 128, 32, 96, 0, 16}, {128, 32, 7, 17, 64, 64}, {5, 3, 40, 2, 2, 0}};
+  for (const Case& t : cases) {
+    for (bool b_rows : {true, false}) {  // B's rows contiguous (A.B) or its columns (A.W^T)
+      const auto bsrc = randf(t.k * t.n, 21), a = randf(t.m * t.k_used, 22), c0 = randf(t.m * t.n_used, 23);
+      auto b_at = [&](int64_t p, int64_t j) { return b_rows ? bsrc[p * t.n + j] : bsrc[j * t.k + p]; };
+      const GemmOperand b = b_rows ? GemmOperand{bsrc.data(), t.n, 1} : GemmOperand{bsrc.data(), 1, t.k};
+      AlignedBuffer<float> packed(static_cast<size_t>(gemm_f32_packed_size(t.k, t.n)));
+      gemm_f32_pack_b(b, t.k, t.n, packed.data());
+      for (bool a_rows : {true, false}) {
+        for (bool acc : {false, true}) {
+          std::vector<float> got = c0;
+          std::vector<double> want(c0.begin(), c0.end());
+          for (int64_t i = 0; i < t.m; ++i)
+            for (int64_t j = 0; j < t.n_used; ++j) {
+              double sum = 0;
+              for (int64_t p = 0; p < t.k_used; ++p)
+                sum += static_cast<double>(a_rows ? a[i * t.k_used + p] : a[p * t.m + i]) * b_at(t.p0 + p, j);
+              want[i * t.n_used + j] = (acc ? want[i * t.n_used + j] : 0.0) + sum;
+            }
+          const GemmOperand ao = a_rows ? GemmOperand{a.data(), t.k_used, 1} : GemmOperand{a.data(), 1, t.m};
+          gemm_f32_packed(ao, packed.data(), t.k, t.p0, got.data(), t.n_used, {t.m, t.n_used, t.k_used}, acc);
+          expect_close(got, want, 1e-4, "packed");
+        }
+      }
     }
   }
 }
