@@ -140,6 +140,28 @@ void micro_dot(const uint32_t* a, int64_t lda2, const uint32_t* bp, int64_t kc2,
   }
 }
 
+// One row (m = 1) against kNp whole panels at once, each kc2 pairs from bp + q * panel_stride: kNp
+// concurrent streams of B instead of one keep more cache lines in flight. A decode step is bound by each
+// core's lines in flight, not by its dot rate: Qwen3's 1-token layer went from 78-82% to 87-88% of the
+// paired read ceiling (8 streams measured the same as 4).
+constexpr int kNp = 4;
+void row_dot_panels(const uint32_t* a, const uint32_t* bp, int64_t panel_stride, int64_t kc2, float* c, bool load_c) {
+  __m512 s[2 * kNp];
+  for (__m512& v : s) v = _mm512_setzero_ps();
+  for (int64_t p2 = 0; p2 < kc2; ++p2) {
+    const __m512bh av = as_bh(_mm512_set1_epi32(int(a[p2])));
+    for (int q = 0; q < kNp; ++q) {
+      const uint32_t* b = bp + q * panel_stride + p2 * kNr;
+      s[2 * q] = _mm512_dpbf16_ps(s[2 * q], av, as_bh(_mm512_load_si512(b)));
+      s[2 * q + 1] = _mm512_dpbf16_ps(s[2 * q + 1], av, as_bh(_mm512_load_si512(b + 16)));
+    }
+  }
+  for (int j = 0; j < 2 * kNp; ++j) {
+    float* cj = c + j * 16;
+    _mm512_storeu_ps(cj, load_c ? _mm512_add_ps(s[j], _mm512_loadu_ps(cj)) : s[j]);
+  }
+}
+
 using MicroFn = void (*)(const uint32_t*, int64_t, const uint32_t*, int64_t, const Tile&);
 
 template <int PF, int... I>
@@ -248,7 +270,16 @@ void panels_bf16dot_packed_a(const MatmulArgs& g, const uint32_t* a2) {
   const int64_t lda2 = kp / 2, k2 = kp / 2, ld2 = g.b.ld / 2;
   const uint32_t* b = static_cast<const uint32_t*>(g.b.data);
   const int64_t n_rb = row_block_count(m, kMr);
-  for (int64_t q = 0; q * kNr < n; ++q) {
+  int64_t q = 0;
+  if (m == 1) {  // whole groups of kNp full panels first
+    for (; (q + kNp) * kNr <= n; q += kNp) {
+      for (int64_t p0 = 0; p0 < k2; p0 += kKc2Panels) {
+        row_dot_panels(a2 + p0, b + q * kNr * ld2 + p0 * kNr, kNr * ld2, std::min(kKc2Panels, k2 - p0), g.c + q * kNr,
+                       g.accumulate || p0 > 0);
+      }
+    }
+  }
+  for (; q * kNr < n; ++q) {
     const int64_t cols = std::min<int64_t>(kNr, n - q * kNr);
     const uint32_t* panel = b + q * kNr * ld2;
     for (int64_t p0 = 0; p0 < k2; p0 += kKc2Panels) {

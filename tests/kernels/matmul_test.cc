@@ -262,6 +262,23 @@ TEST(Matmul, PanelsCrossTheirKBlocks) {
   }
 }
 
+TEST(Matmul, PanelsOneRowManyPanels) {
+  IsaGuard guard;
+  // m = 1 reads groups of 4 whole panels at once (bf16): n = 4, 5 and 9 panels plus tails, k within
+  // one slice, odd, and past the 2048-element slice.
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    for (bool accumulate : {false, true}) {
+      for (int64_t n : {int64_t(128), int64_t(161), int64_t(300)}) {
+        for (int64_t k : {int64_t(7), int64_t(64), int64_t(2101)}) {
+          check_variants(with_panels(make_problem({1, n, k}, dtype, accumulate, int(n + k + accumulate))),
+                         panel_variants());
+          if (HasFatalFailure()) return;
+        }
+      }
+    }
+  }
+}
+
 TEST(PackedWeights, UnpackRestoresTheRowsAndPaddingIsZero) {
   for (DType dtype : {DType::kF32, DType::kBF16}) {
     for (int64_t n : {int64_t(1), int64_t(31), int64_t(32), int64_t(33), int64_t(70)}) {
