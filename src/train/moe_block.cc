@@ -14,6 +14,16 @@
 namespace moe::train {
 namespace {
 
+// Per-thread buffers that keep their memory between steps and are not zeroed (a std::vector
+// sized afresh zero-fills megabytes per step): every element is written before it is read.
+// kSlot tells apart the buffers that are alive at the same time.
+template <typename T, int kSlot>
+T* scratch(int64_t n) {
+  thread_local std::vector<T> buf;
+  if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
+  return buf.data();
+}
+
 // Experts as dynamic work items (a hot expert does not hold up the others), inline when small.
 template <typename Fn>
 void for_experts(int64_t cost, int n_expert, Fn&& fn) {
@@ -96,15 +106,14 @@ void expert_forward(MoeActs<T>& a, const T* p, const LayerOffsets& o, const Mode
   const int64_t D = c.d_model, F = c.d_ff_expert;
   for_experts(a.plan.n_rows() * D * F, c.n_expert, [&](int64_t e0, int64_t e1) {
     // silu(gate) * up lives only while down_proj reads it (cache-hot); backward recomputes it.
-    std::vector<T> act;
     for (int64_t e = e0; e < e1; ++e) {
       const int64_t r0 = a.plan.expert_offsets[e], rows = a.plan.expert_offsets[e + 1] - r0;
       if (rows == 0) continue;
-      act.resize(rows * F);                                                                           // [Te, F]
+      T* act = scratch<T, 0>(rows * F);                                                               // [Te, F]
       mm_nt<T>(a.xg.data() + r0 * D, p + o.expert_gate[e], a.hg.data() + r0 * F, rows, F, D, false);  // [Te, F]
       mm_nt<T>(a.xg.data() + r0 * D, p + o.expert_up[e], a.hu.data() + r0 * F, rows, F, D, false);    // [Te, F]
-      swiglu_forward<T>(act.data(), a.hg.data() + r0 * F, a.hu.data() + r0 * F, rows * F);
-      mm_nt<T>(act.data(), p + o.expert_down[e], a.y.data() + r0 * D, rows, D, F, false);  // [Te, D]
+      swiglu_forward<T>(act, a.hg.data() + r0 * F, a.hu.data() + r0 * F, rows * F);
+      mm_nt<T>(act, p + o.expert_down[e], a.y.data() + r0 * D, rows, D, F, false);  // [Te, D]
     }
   });
 }
@@ -242,11 +251,10 @@ void sigmoid_logit_grad(T* dl, const double* ds, const T* s, const T* l, int E, 
 }
 
 template <typename T>
-void expert_backward(std::vector<T>& dxg, const std::vector<T>& dy, T* dp, const MoeActs<T>& a, const T* p,
-                     const LayerOffsets& o, const ModelConfig& c) {
+void expert_backward(T* dxg, const T* dy, T* dp, const MoeActs<T>& a, const T* p, const LayerOffsets& o,
+                     const ModelConfig& c) {
   const int64_t D = c.d_model, F = c.d_ff_expert;
   for_experts(a.plan.n_rows() * D * F, c.n_expert, [&](int64_t e0, int64_t e1) {
-    std::vector<T> dact, dh, act;
     for (int64_t e = e0; e < e1; ++e) {
       const int64_t r0 = a.plan.expert_offsets[e], rows = a.plan.expert_offsets[e + 1] - r0;
       MOE_CHECK(o.expert_up[e] == o.expert_gate[e] + F * D);
@@ -255,21 +263,21 @@ void expert_backward(std::vector<T>& dxg, const std::vector<T>& dy, T* dp, const
         std::fill_n(dp + o.expert_down[e], D * F, T(0));
         continue;
       }
-      dact.resize(rows * F);    // [Te, F]
-      act.resize(rows * F);     // [Te, F] silu(gate) * up, recomputed by the SwiGLU backward
-      dh.resize(rows * 2 * F);  // [Te, 2F]: d(gate) | d(up) of each row
-      const T* dye = dy.data() + r0 * D;
-      mm_nn<T>(dye, p + o.expert_down[e], dact.data(), rows, F, D, false);
+      T* dact = scratch<T, 1>(rows * F);    // [Te, F]
+      T* act = scratch<T, 2>(rows * F);     // [Te, F] silu(gate) * up, recomputed by the SwiGLU backward
+      T* dh = scratch<T, 3>(rows * 2 * F);  // [Te, 2F]: d(gate) | d(up) of each row
+      const T* dye = dy + r0 * D;
+      mm_nn<T>(dye, p + o.expert_down[e], dact, rows, F, D, false);
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t at = (r0 + r) * F;
-        swiglu_backward<T>(dh.data() + r * 2 * F, dh.data() + r * 2 * F + F, dact.data() + r * F, a.hg.data() + at,
-                           a.hu.data() + at, F, act.data() + r * F);
+        swiglu_backward<T>(dh + r * 2 * F, dh + r * 2 * F + F, dact + r * F, a.hg.data() + at, a.hu.data() + at, F,
+                           act + r * F);
       }
-      mm_tn<T>(dye, act.data(), dp + o.expert_down[e], D, F, rows, false);  // [D, F]
+      mm_tn<T>(dye, act, dp + o.expert_down[e], D, F, rows, false);  // [D, F]
       // gate_proj and up_proj of an expert are adjacent [F, D] blocks (ParamLayout order), one [2F, D]
       // matrix: dx = dh . [Wg; Wu] and [dWg; dWu] += dh^T . xg are one product each (one pass, one pack).
-      mm_nn<T>(dh.data(), p + o.expert_gate[e], dxg.data() + r0 * D, rows, D, 2 * F, false);    // [Te, D]
-      mm_tn<T>(dh.data(), a.xg.data() + r0 * D, dp + o.expert_gate[e], 2 * F, D, rows, false);  // [2F, D]
+      mm_nn<T>(dh, p + o.expert_gate[e], dxg + r0 * D, rows, D, 2 * F, false);           // [Te, D]
+      mm_tn<T>(dh, a.xg.data() + r0 * D, dp + o.expert_gate[e], 2 * F, D, rows, false);  // [2F, D]
     }
   });
 }
@@ -282,7 +290,7 @@ void moe_backward(T* dx, T* dp, const T* dout, const T* x, const MoeActs<T>& a, 
   const int64_t n = s.batch * s.seq, D = c.d_model, R = a.plan.n_rows();
   const int E = c.n_expert, K = c.top_k;
   // Combine backward: dy[r] = w[slot(r)] * dout[token(r)] (a dispatch), dw[slot] = <dout, y>.
-  std::vector<T> dy(R * D);            // [R, D]
+  T* dy = scratch<T, 4>(R * D);        // [R, D], every row written below
   std::vector<double> dw(n * K, 0.0);  // [N, K]
   parallel_items(n, 2 * K * D, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
@@ -299,7 +307,7 @@ void moe_backward(T* dx, T* dp, const T* dout, const T* x, const MoeActs<T>& a, 
       }
     }
   });
-  std::vector<T> dxg(R * D);  // [R, D]
+  T* dxg = scratch<T, 5>(R * D);  // [R, D], every expert's rows written by expert_backward
   expert_backward(dxg, dy, dp, a, p, o, c);
   // Dispatch backward: a combine without weights, by token.
   parallel_items(n, K * D, [&](int64_t b, int64_t e) {
