@@ -40,9 +40,21 @@ struct Decoder::Layer {
 
 namespace {
 
-// y [T, n] = x [T, k] . w^T + bias, with k = the weight's row length.
+// y [T, n] = x [T, k] . w^T + bias, with k = the weight's row length (rows: ld; panels: ld, which
+// pack_dense only produces when it equals k).
 void linear(const float* x, int64_t T, const WeightView& w, const float* bias, int64_t n, float* y) {
   linear_forward(x, w, bias, y, LinearShape{T, n, w.ld});
+}
+
+// The decoder's dense matrices (attention projections, dense MLPs, LM head) go into the kernels'
+// panel layout once at load, as the experts do: at m = 1 the bf16 panel kernel streams 4 panels at
+// once and reaches the read ceiling, the row-layout GEMV about 80% of it (matmul_bench BM_Decode vs
+// BM_DecodePanels at m 1, n 14336, k 4096). Left in rows: ISAs without panel kernels and bf16 with
+// an odd row length (the panel would be padded, and linear() takes k from ld).
+WeightView pack_dense(const WeightView& w, int64_t n, std::deque<PackedWeights>* store) {
+  if (!panel_layout_supported(w.dtype) || w.layout != WeightLayout::kRows || panel_ld(w.dtype, w.ld) != w.ld) return w;
+  store->push_back(PackedWeights::pack(w, n, w.ld));
+  return store->back().view();
 }
 
 }  // namespace
@@ -57,8 +69,9 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
          quant_method_name(spec_.quant.method));
   }
   store_ = std::make_unique<WeightStore>(path, spec_);
-  embed_ = store_->matrix("model.embed_tokens.weight");
-  head_ = spec_.tie_word_embeddings ? embed_ : store_->matrix("lm_head.weight");
+  embed_ = store_->matrix("model.embed_tokens.weight");  // rows: looked up by id
+  const std::string head_name = spec_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  head_ = pack_dense(store_->matrix(head_name), store_->shape(head_name)[0], &packed_);
   final_norm_ = store_->f32("model.norm.weight");
   for (int64_t li = 0; li < spec_.n_layer; ++li) load_layer(li);
 }
@@ -68,6 +81,7 @@ Decoder::~Decoder() = default;
 void Decoder::load_layer(int64_t li) {
   auto L = std::make_unique<Layer>();
   WeightStore& s = *store_;
+  const auto dense = [&](const std::string& name) { return pack_dense(s.matrix(name), s.shape(name)[0], &packed_); };
   const std::string p = fmt::format("model.layers.{}.", li), a = p + "self_attn.";
   L->in_norm = s.f32(p + "input_layernorm.weight");
   L->post_norm = s.f32(p + "post_attention_layernorm.weight");
@@ -75,15 +89,15 @@ void Decoder::load_layer(int64_t li) {
   if (spec_.is_mla) {
     const MlaSpec& m = spec_.mla;
     if (m.q_lora_rank > 0) {
-      L->q_a = s.matrix(a + "q_a_proj.weight");
+      L->q_a = dense(a + "q_a_proj.weight");
       L->q_a_norm = s.f32(a + "q_a_layernorm.weight");
-      L->q_b = s.matrix(a + "q_b_proj.weight");
+      L->q_b = dense(a + "q_b_proj.weight");
     } else {
-      L->q = s.matrix(a + "q_proj.weight");
+      L->q = dense(a + "q_proj.weight");
     }
-    L->kv_a = s.matrix(a + "kv_a_proj_with_mqa.weight");
+    L->kv_a = dense(a + "kv_a_proj_with_mqa.weight");
     L->kv_a_norm = s.f32(a + "kv_a_layernorm.weight");
-    L->o = s.matrix(a + "o_proj.weight");
+    L->o = dense(a + "o_proj.weight");
     L->mla = std::make_unique<MlaAttention>(
         MlaShape{spec_.n_head, m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim, m.kv_lora_rank},
         s.matrix(a + "kv_b_proj.weight"));
@@ -95,10 +109,10 @@ void Decoder::load_layer(int64_t li) {
     }
     L->scale = static_cast<float>(scale);
   } else {
-    L->q = s.matrix(a + "q_proj.weight");
-    L->k = s.matrix(a + "k_proj.weight");
-    L->v = s.matrix(a + "v_proj.weight");
-    L->o = s.matrix(a + "o_proj.weight");
+    L->q = dense(a + "q_proj.weight");
+    L->k = dense(a + "k_proj.weight");
+    L->v = dense(a + "v_proj.weight");
+    L->o = dense(a + "o_proj.weight");
     L->q_bias = s.f32_or_null(a + "q_proj.bias");
     L->k_bias = s.f32_or_null(a + "k_proj.bias");
     L->v_bias = s.f32_or_null(a + "v_proj.bias");
@@ -124,9 +138,9 @@ void Decoder::load_layer(int64_t li) {
     L->moe = options_.moe_block ? options_.moe_block(li, config, w) : std::make_unique<LocalMoeBlock>(config, w);
   } else {
     const std::string f = p + "mlp.";
-    L->gate = s.matrix(f + "gate_proj.weight");
-    L->up = s.matrix(f + "up_proj.weight");
-    L->down = s.matrix(f + "down_proj.weight");
+    L->gate = dense(f + "gate_proj.weight");
+    L->up = dense(f + "up_proj.weight");
+    L->down = dense(f + "down_proj.weight");
   }
   layers_.push_back(std::move(L));
 }

@@ -4,6 +4,10 @@
 // one forward over a KV cache. Family differences come from ModelSpec flags and families.h.
 #pragma once
 
+#include <deque>
+
+#include "kernels/packed_weights.h"
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -51,6 +55,7 @@ class Decoder {
   std::unique_ptr<WeightStore> store_;
   std::vector<std::unique_ptr<Layer>> layers_;
   WeightView embed_, head_;
+  std::deque<PackedWeights> packed_;  // panel copies of the dense matrices (see pack_dense in decoder.cc)
   const float* final_norm_ = nullptr;
   std::vector<float> scratch_q_, scratch_k_, scratch_v_, scratch_o_, scratch_g_, scratch_u_;
 };

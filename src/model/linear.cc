@@ -4,7 +4,6 @@
 #include <algorithm>
 
 #include "runtime/thread_pool.h"
-#include "util/dtype.h"
 
 namespace moe {
 namespace {
@@ -22,16 +21,17 @@ void linear_forward(const float* x, const WeightView& w, const float* bias, floa
     return;
   }
   const int64_t threads = thread_pool().size();
-  // Column blocks of at least 16 rows of W, enough of them for ~4 items per thread.
-  const int64_t col_block = std::max<int64_t>(16, (s.out + 4 * threads - 1) / (4 * threads) / 16 * 16);
+  // Column blocks of at least 16 rows of W (32 for panels, which slice at panel boundaries), enough
+  // of them for ~4 items per thread.
+  const int64_t unit = w.layout == WeightLayout::kPanels ? 32 : 16;
+  const int64_t col_block = std::max<int64_t>(unit, (s.out + 4 * threads - 1) / (4 * threads) / unit * unit);
   const int64_t row_block = 256;
   const int64_t n_cols = (s.out + col_block - 1) / col_block, n_rows = (s.rows + row_block - 1) / row_block;
-  const size_t elem = dtype_size(w.dtype);
   thread_pool().parallel_for_dynamic(n_cols * n_rows, 1, [&](int64_t begin, int64_t end, int) {
     for (int64_t item = begin; item < end; ++item) {
       const int64_t r0 = (item / n_cols) * row_block, c0 = (item % n_cols) * col_block;
       const int64_t rows = std::min(row_block, s.rows - r0), cols = std::min(col_block, s.out - c0);
-      const WeightView part{static_cast<const uint8_t*>(w.data) + c0 * w.ld * elem, w.dtype, w.ld};
+      const WeightView part = weight_rows(w, c0);
       float* yb = y + r0 * s.out + c0;
       matmul_nt(x + r0 * s.in, s.in, part, yb, s.out, MatmulShape{rows, cols, s.in}, false);
       if (bias) {
