@@ -109,10 +109,12 @@ void expert_forward(MoeActs<T>& a, const T* p, const LayerOffsets& o, const Mode
     for (int64_t e = e0; e < e1; ++e) {
       const int64_t r0 = a.plan.expert_offsets[e], rows = a.plan.expert_offsets[e + 1] - r0;
       if (rows == 0) continue;
-      T* act = scratch<T, 0>(rows * F);                                                               // [Te, F]
-      mm_nt<T>(a.xg.data() + r0 * D, p + o.expert_gate[e], a.hg.data() + r0 * F, rows, F, D, false);  // [Te, F]
-      mm_nt<T>(a.xg.data() + r0 * D, p + o.expert_up[e], a.hu.data() + r0 * F, rows, F, D, false);    // [Te, F]
-      swiglu_forward<T>(act, a.hg.data() + r0 * F, a.hu.data() + r0 * F, rows * F);
+      T* act = scratch<T, 0>(rows * F);  // [Te, F]
+      T* h = a.h.data() + r0 * 2 * F;    // [Te, 2F]
+      // gate_proj and up_proj are adjacent [F, D] blocks (ParamLayout order): one [2F, D] product.
+      MOE_CHECK(o.expert_up[e] == o.expert_gate[e] + F * D);
+      mm_nt<T>(a.xg.data() + r0 * D, p + o.expert_gate[e], h, rows, 2 * F, D, false);  // [Te, 2F]
+      for (int64_t r = 0; r < rows; ++r) swiglu_forward<T>(act + r * F, h + r * 2 * F, h + r * 2 * F + F, F);
       mm_nt<T>(act, p + o.expert_down[e], a.y.data() + r0 * D, rows, D, F, false);  // [Te, D]
     }
   });
@@ -151,10 +153,9 @@ void moe_forward(MoeActs<T>& a, T* out, const T* x, const T* p, const LayerOffse
   std::vector<float> wf(a.weights.begin(), a.weights.end());  // the plan keeps f32 weights
   a.plan = make_routing_plan(a.ids.data(), wf.data(), n, K, E, dopt);
   const int64_t R = a.plan.n_rows();
-  a.xg.resize(R * D);  // [R, D]
-  a.hg.resize(R * F);  // [R, F]
-  a.hu.resize(R * F);  // [R, F]
-  a.y.resize(R * D);   // [R, D]
+  a.xg.resize(R * D);     // [R, D]
+  a.h.resize(R * 2 * F);  // [R, 2F]
+  a.y.resize(R * D);      // [R, D]
   parallel_items(R, D, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) std::copy_n(x + a.plan.token_of_row(r) * D, D, a.xg.data() + r * D);
   });
@@ -269,9 +270,8 @@ void expert_backward(T* dxg, const T* dy, T* dp, const MoeActs<T>& a, const T* p
       const T* dye = dy + r0 * D;
       mm_nn<T>(dye, p + o.expert_down[e], dact, rows, F, D, false);
       for (int64_t r = 0; r < rows; ++r) {
-        const int64_t at = (r0 + r) * F;
-        swiglu_backward<T>(dh + r * 2 * F, dh + r * 2 * F + F, dact + r * F, a.hg.data() + at, a.hu.data() + at, F,
-                           act + r * F);
+        const T* h = a.h.data() + (r0 + r) * 2 * F;
+        swiglu_backward<T>(dh + r * 2 * F, dh + r * 2 * F + F, dact + r * F, h, h + F, F, act + r * F);
       }
       mm_tn<T>(dye, act, dp + o.expert_down[e], D, F, rows, false);  // [D, F]
       // gate_proj and up_proj of an expert are adjacent [F, D] blocks (ParamLayout order), one [2F, D]

@@ -36,7 +36,7 @@ struct MoeActs {
   std::vector<T> weights;    // [N, K] combine weights (normalized when norm_topk_prob)
   RoutingPlan plan;
   std::vector<T> xg;                   // [R, D] gathered rows
-  std::vector<T> hg, hu;               // [R, F] gate, up (silu(gate) * up is recomputed in backward)
+  std::vector<T> h;                    // [R, 2F] gate | up of each row (silu(gate) * up: recomputed)
   std::vector<T> y;                    // [R, D] expert outputs
   double aux = 0, seq_aux = 0, z = 0;  // this layer's balancing losses (unscaled)
 };
