@@ -74,21 +74,40 @@ void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const
 }
 
 namespace {
-// Rotates pairs (x1, x2) = (x[i], x[i + half]) by +angle (sign 1) or -angle (sign -1). The
-// cos / sin of each (position, pair) are computed once per call, not once per row.
+// cos / sin of each (position, pair) for one (positions, head_dim, theta, sign): made once and kept
+// (per thread, per direction) while the shape stays, not once per call (4 calls per layer per step).
+template <typename T>
+struct RopeTable {
+  int64_t positions = -1, head_dim = -1;
+  double theta = 0, sign = 0;
+  std::vector<T> cs, sn;  // [S, half]
+
+  const RopeTable& make(int64_t p, int64_t hd, double th, double sg) {
+    if (p == positions && hd == head_dim && th == theta && sg == sign) return *this;
+    positions = p, head_dim = hd, theta = th, sign = sg;
+    const int64_t half = hd / 2;
+    cs.resize(static_cast<size_t>(p * half));
+    sn.resize(cs.size());
+    for (int64_t i = 0; i < half; ++i) {
+      // As Hugging Face computes it: theta ** (arange(0, dim, 2) / dim), in float.
+      const double inv_freq = 1.0 / std::pow(th, static_cast<double>(2 * i) / static_cast<double>(hd));
+      for (int64_t pos = 0; pos < p; ++pos) {
+        const double a = static_cast<double>(pos) * inv_freq;
+        cs[pos * half + i] = static_cast<T>(std::cos(a));
+        sn[pos * half + i] = static_cast<T>(sg * std::sin(a));
+      }
+    }
+    return *this;
+  }
+};
+
+// Rotates pairs (x1, x2) = (x[i], x[i + half]) by +angle (sign 1) or -angle (sign -1).
 template <typename T>
 void rope_apply(T* x, int64_t n, int64_t n_head, int64_t head_dim, int64_t seq_len, double theta, double sign) {
   const int64_t half = head_dim / 2, positions = std::min(n, seq_len);
-  std::vector<T> cs(static_cast<size_t>(positions * half)), sn(cs.size());  // [S, half]
-  for (int64_t i = 0; i < half; ++i) {
-    // As Hugging Face computes it: theta ** (arange(0, dim, 2) / dim), in float.
-    const double inv_freq = 1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(head_dim));
-    for (int64_t pos = 0; pos < positions; ++pos) {
-      const double a = static_cast<double>(pos) * inv_freq;
-      cs[pos * half + i] = static_cast<T>(std::cos(a));
-      sn[pos * half + i] = static_cast<T>(sign * std::sin(a));
-    }
-  }
+  thread_local RopeTable<T> tables[2];  // forward, backward
+  const RopeTable<T>& table = tables[sign > 0 ? 0 : 1].make(positions, head_dim, theta, sign);
+  const std::vector<T>&cs = table.cs, &sn = table.sn;
   parallel_items(n, n_head * head_dim * 4, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* c = cs.data() + (r % seq_len) * half;
