@@ -285,24 +285,18 @@ void panels_bf16dot_packed_a(const MatmulArgs& g, const uint32_t* a2) {
     for (int64_t p0 = 0; p0 < k2; p0 += kKc2Panels) {
       const int64_t kc2 = std::min(kKc2Panels, k2 - p0);
       const bool last = (q + 1) * kNr >= n && p0 + kc2 >= k2;
-      // The next slice (contiguous after this one, in this panel or the next) is prefetched into L2 while
-      // this one is computed, spread over all row blocks: fetching it all in one row block asked for
-      // ~40 GB/s per core during that block, more than a core (or the two together) gets.
+      // The next slice (contiguous after this one, in this panel or the next) goes into L2 spread over
+      // all row blocks of this one (panel_prefetch): fetching it in one row block asked ~40 GB/s of each
+      // core during that block, more than a core (or the two together) gets.
       const int64_t next_kc2 = p0 + kc2 < k2 ? std::min(kKc2Panels, k2 - p0 - kc2) : std::min(kKc2Panels, k2);
       const int64_t next_lines = last ? 0 : next_kc2 * kNr * 4 / 64;
-      const char* next = reinterpret_cast<const char*>(panel + (p0 + kc2) * kNr);
-      if (p0 + kc2 >= k2) next = reinterpret_cast<const char*>(panel + kNr * ld2);
+      const char* next = reinterpret_cast<const char*>(p0 + kc2 < k2 ? panel + (p0 + kc2) * kNr : panel + kNr * ld2);
       for (int64_t rb = 0; rb < n_rb; ++rb) {
         const int64_t i0 = rb * m / n_rb, i1 = (rb + 1) * m / n_rb;
-        Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
-        int mode = 0;  // m < 8: the hardware prefetcher alone keeps up (software prefetch cost a few percent)
-        if (m >= 8) {
-          const int64_t l0 = next_lines * rb / n_rb, l1 = next_lines * (rb + 1) / n_rb;
-          t.pf = next + l0 * 64;
-          t.pf_lines = l1 - l0;
-          mode = rb == 0 ? 1 : 2;
-        }
-        kMicroPanels[mode][i1 - i0 - 1](a2 + i0 * lda2 + p0, lda2, panel + p0 * kNr, kc2, t);
+        const PanelPrefetch pf = panel_prefetch(m, rb, n_rb, next, next_lines);
+        const Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc,    mask16(cols), mask16(cols - 16),
+                     g.accumulate || p0 > 0,     pf.first, pf.lines};
+        kMicroPanels[pf.mode][i1 - i0 - 1](a2 + i0 * lda2 + p0, lda2, panel + p0 * kNr, kc2, t);
       }
     }
   }

@@ -206,21 +206,16 @@ void gemm_panels_avx512(const MatmulArgs& g) {
     for (int64_t p0 = 0; p0 < k; p0 += kKcPanels) {
       const int64_t kc = std::min(kKcPanels, k - p0);
       const bool last = (q + 1) * kNr >= n && p0 + kc >= k;
-      // The next slice (contiguous after this one) goes into L2 spread over all row blocks (as in the bf16 kernel).
+      // The next slice (contiguous after this one) goes into L2 spread over all row blocks (panel_prefetch).
       const int64_t next_kc = p0 + kc < k ? std::min(kKcPanels, k - p0 - kc) : std::min(kKcPanels, k);
       const int64_t next_lines = last ? 0 : next_kc * kNr * 4 / 64;
       const char* next = reinterpret_cast<const char*>(p0 + kc < k ? panel + (p0 + kc) * kNr : panel + kNr * ld);
       for (int64_t rb = 0; rb < n_rb; ++rb) {
         const int64_t i0 = rb * m / n_rb, i1 = (rb + 1) * m / n_rb;
-        Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc, mask16(cols), mask16(cols - 16), g.accumulate || p0 > 0};
-        int mode = 0;  // m < 8: the hardware prefetcher alone keeps up (software prefetch cost a few percent)
-        if (m >= 8) {
-          const int64_t l0 = next_lines * rb / n_rb, l1 = next_lines * (rb + 1) / n_rb;
-          t.pf = next + l0 * 64;
-          t.pf_lines = l1 - l0;
-          mode = rb == 0 ? 1 : 2;
-        }
-        kMicroPanels[mode][i1 - i0 - 1](g.a + i0 * g.lda + p0, g.lda, panel + p0 * kNr, kc, t);
+        const PanelPrefetch pf = panel_prefetch(m, rb, n_rb, next, next_lines);
+        const Tile t{g.c + i0 * g.ldc + q * kNr, g.ldc,    mask16(cols), mask16(cols - 16),
+                     g.accumulate || p0 > 0,     pf.first, pf.lines};
+        kMicroPanels[pf.mode][i1 - i0 - 1](g.a + i0 * g.lda + p0, g.lda, panel + p0 * kNr, kc, t);
       }
     }
   }

@@ -48,6 +48,22 @@ void gemm_bf16dot_avx512bf16(const MatmulArgs& args);
 
 // Panel-layout weights (kernels/packed_weights.h), read in place at every m: 12x32 micro-kernels,
 // f32 FMA for f32 panels, vdpbf16ps for bf16 pair panels (A rounded to bf16).
+// Row block rb of n_rb of a panel slice prefetches its share of the next slice (next_lines cache lines
+// from `next`) into L2 while it computes the current one, so no single block asks for the whole slice
+// at once; mode is the micro-kernels' PF mode (0: none, for m < 8, where the hardware prefetcher alone
+// keeps up and software prefetch cost a few percent; 1: the first block, which also prefetches its own
+// slice into L1; 2: the others).
+struct PanelPrefetch {
+  const char* first;
+  int64_t lines;
+  int mode;
+};
+inline PanelPrefetch panel_prefetch(int64_t m, int64_t rb, int64_t n_rb, const char* next, int64_t next_lines) {
+  if (m < 8) return {nullptr, 0, 0};
+  const int64_t l0 = next_lines * rb / n_rb, l1 = next_lines * (rb + 1) / n_rb;
+  return {next + l0 * 64, l1 - l0, rb == 0 ? 1 : 2};
+}
+
 void gemm_panels_avx512(const MatmulArgs& args);
 void gemm_panels_bf16dot_avx512bf16(const MatmulArgs& args);
 // Two products of the same A (gate and up): A rounded into bf16 pairs once.
