@@ -187,18 +187,25 @@ TEST(GradCheck, MoeBlockCapacityDrops) {
   check_moe_block(b, true, false);
 }
 
-TEST(GradCheck, WholeModel) {
+// The whole-model tests' shape: 2 layers, D 8, 2 heads sharing one kv head of 4, experts of width 6,
+// vocab 11.
+ModelConfig tiny_model(int n_expert, int top_k) {
   ModelConfig c;
   c.n_layer = 2;
   c.d_model = 8;
   c.n_head = 2;
   c.n_kv_head = 1;
   c.head_dim = 4;
-  c.n_expert = 4;
-  c.top_k = 2;
+  c.n_expert = n_expert;
+  c.top_k = top_k;
   c.d_ff_expert = 6;
   c.vocab = 11;
   c.max_seq = 8;
+  return c;
+}
+
+TEST(GradCheck, WholeModel) {
+  ModelConfig c = tiny_model(4, 2);
   BalanceOptions b;
   b.aux_coef = 0.1;
   b.seq_aux_coef = 0.05;
@@ -232,17 +239,7 @@ TEST(GradCheck, WholeModel) {
 // stale values there must never survive: with 8 experts, top-1 and 3 tokens most experts get no
 // rows, and their gradients must come out zero, not NaN.
 TEST(GradCheck, BackwardWritesExpertGradientsWhole) {
-  ModelConfig c;
-  c.n_layer = 2;
-  c.d_model = 8;
-  c.n_head = 2;
-  c.n_kv_head = 1;
-  c.head_dim = 4;
-  c.n_expert = 8;
-  c.top_k = 1;
-  c.d_ff_expert = 6;
-  c.vocab = 11;
-  c.max_seq = 8;
+  ModelConfig c = tiny_model(8, 1);
   TrainModel<double> m(c, BalanceOptions{});
   m.init_params(4);
   const std::vector<int32_t> tok = {1, 5, 7}, tgt = {5, 7, 2};
