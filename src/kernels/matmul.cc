@@ -2,6 +2,7 @@
 // dispatch target), the scalar reference twin, and the per-thread scratch buffers.
 #include "kernels/matmul.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/matmul_internal.h"
@@ -145,6 +146,38 @@ void matmul_nt_dual(const float* a, int64_t lda, const WeightView& b0, const Wei
   }
   matmul_nt(a, lda, b0, c0, ldc, shape, false);
   matmul_nt(a, lda, b1, c1, ldc, shape, false);
+}
+
+void gather_rows(const GatheredRows& a, int64_t m, int64_t k, float* dst, int64_t ldd) {
+  for (int64_t i = 0; i < m; ++i) {
+    const float* src = a.x + int64_t(a.idx[i]) * a.ldx;
+    float* d = dst + i * ldd;
+    if (a.scale) {
+      const float w = a.scale[i];
+      for (int64_t p = 0; p < k; ++p) d[p] = w * src[p];
+    } else {
+      std::memcpy(d, src, sizeof(float) * size_t(k));
+    }
+  }
+}
+
+void matmul_nt_dual_gathered(const GatheredRows& a, const WeightView& b0, const WeightView& b1, float* c0, float* c1,
+                             int64_t ldc, MatmulShape shape) {
+  MOE_CHECK(shape.m == 0 || (a.x != nullptr && a.idx != nullptr && a.ldx >= shape.k));
+  const auto bf16_panels = [](const WeightView& b) {
+    return b.layout == WeightLayout::kPanels && b.dtype == DType::kBF16;
+  };
+  if (bf16_panels(b0) && bf16_panels(b1) && active_isa() == Isa::kAvx512Bf16 && shape.m > 0 && shape.n > 0 &&
+      shape.k > 0) {
+    check_args(a.x, a.ldx, b0, c0, ldc, shape);
+    check_args(a.x, a.ldx, b1, c1, ldc, shape);
+    return matmul_detail::gemm_panels_bf16dot_dual_gathered_avx512bf16(
+        a, MatmulArgs{nullptr, shape.k, b0, c0, ldc, shape, false}, MatmulArgs{nullptr, shape.k, b1, c1, ldc, shape, false});
+  }
+  float* rows = static_cast<float*>(
+      matmul_detail::scratch(matmul_detail::kScratchGather, size_t(std::max<int64_t>(1, shape.m * shape.k)) * sizeof(float)));
+  gather_rows(a, shape.m, shape.k, rows, shape.k);
+  matmul_nt_dual(rows, shape.k, b0, b1, c0, c1, ldc, shape);
 }
 
 }  // namespace moe

@@ -55,6 +55,24 @@ void matmul_nt(const float* a, int64_t lda, const WeightView& b, float* c, int64
 void matmul_nt_dual(const float* a, int64_t lda, const WeightView& b0, const WeightView& b1, float* c0, float* c1,
                     int64_t ldc, MatmulShape shape);
 
+// A whose row i is x[idx[i]] times scale[i] (scale null: 1): the rows a MoE layer routes to one expert,
+// read where they are instead of first copied into a contiguous buffer (the layer's dispatch).
+struct GatheredRows {
+  const float* x = nullptr;        // [*, ldx]
+  int64_t ldx = 0;
+  const int32_t* idx = nullptr;    // [m] row of x for each row of A
+  const float* scale = nullptr;    // [m] or null
+};
+
+// matmul_nt_dual on gathered rows. Bit for bit the result of matmul_nt_dual on the rows copied (and
+// scaled, one f32 product per element) into a contiguous A. bf16 panels on AVX512_BF16 round the rows
+// into bf16 pairs straight from x; every other case copies them into per-thread scratch first.
+void matmul_nt_dual_gathered(const GatheredRows& a, const WeightView& b0, const WeightView& b1, float* c0, float* c1,
+                             int64_t ldc, MatmulShape shape);
+
+// Copies rows of `a` into dst [m, k] (row stride ldd), scaled: the contiguous A of the contract above.
+void gather_rows(const GatheredRows& a, int64_t m, int64_t k, float* dst, int64_t ldd);
+
 // Scalar reference twin: the same contract, double accumulation, no SIMD.
 void matmul_nt_ref(const float* a, int64_t lda, const WeightView& b, float* c, int64_t ldc, MatmulShape shape,
                    bool accumulate);

@@ -45,6 +45,23 @@ int64_t pack_a_bf16(const float* a, int64_t lda, int64_t m, int64_t k, int64_t a
   return kp;
 }
 
+// The same on gathered rows: row i is rows.x[rows.idx[i]] times rows.scale[i] (one f32 product, then
+// the rounding: the bits of pack_a_bf16 on the scaled copy).
+void pack_a_bf16_gathered(const GatheredRows& rows, int64_t m, int64_t k, int64_t align, uint16_t* dst) {
+  const int64_t kp = (k + align - 1) / align * align;
+  for (int64_t i = 0; i < m; ++i) {
+    const float* src = rows.x + int64_t(rows.idx[i]) * rows.ldx;
+    const __m512 w = _mm512_set1_ps(rows.scale ? rows.scale[i] : 1.0f);
+    for (int64_t p = 0; p < kp; p += 16) {
+      const __mmask16 live = mask16(k - p);
+      __m512 x = _mm512_maskz_loadu_ps(live, src + p);
+      if (rows.scale) x = _mm512_maskz_mul_ps(live, x, w);  // the padding stays 0 whatever the scale
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i * kp + p),
+                          reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x)));
+    }
+  }
+}
+
 template <int MR>
 constexpr int decode_nr() {
   return MR == 1 ? 8 : MR == 2 ? 6 : MR == 3 ? 5 : MR <= 5 ? 4 : MR <= 7 ? 3 : 2;
@@ -257,6 +274,15 @@ void gemm_panels_bf16dot_dual_avx512bf16(const MatmulArgs& g0, const MatmulArgs&
   const int64_t kp = (g0.s.k + 1) / 2 * 2;
   uint16_t* a = static_cast<uint16_t*>(scratch(kScratchA, size_t(g0.s.m * kp + 16) * sizeof(uint16_t)));
   pack_a_bf16(g0.a, g0.lda, g0.s.m, g0.s.k, 2, a);  // once for both products
+  panels_bf16dot_packed_a(g0, reinterpret_cast<const uint32_t*>(a));
+  panels_bf16dot_packed_a(g1, reinterpret_cast<const uint32_t*>(a));
+}
+
+void gemm_panels_bf16dot_dual_gathered_avx512bf16(const GatheredRows& rows, const MatmulArgs& g0,
+                                                  const MatmulArgs& g1) {
+  const int64_t kp = (g0.s.k + 1) / 2 * 2;
+  uint16_t* a = static_cast<uint16_t*>(scratch(kScratchA, size_t(g0.s.m * kp + 16) * sizeof(uint16_t)));
+  pack_a_bf16_gathered(rows, g0.s.m, g0.s.k, 2, a);
   panels_bf16dot_packed_a(g0, reinterpret_cast<const uint32_t*>(a));
   panels_bf16dot_packed_a(g1, reinterpret_cast<const uint32_t*>(a));
 }

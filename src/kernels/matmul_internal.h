@@ -32,7 +32,7 @@ inline int64_t row_block_count(int64_t m, int64_t mr) { return (m + mr - 1) / mr
 // Per-thread scratch memory, 64-byte aligned, grown on demand and kept for the thread's
 // life. `slot` selects one of a few independent buffers (A pack, B pack).
 void* scratch(int slot, size_t bytes);
-enum ScratchSlot { kScratchA = 0, kScratchB = 1, kScratchCount = 2 };
+enum ScratchSlot { kScratchA = 0, kScratchB = 1, kScratchGather = 2, kScratchCount = 3 };
 
 // Decode (streaming) kernels: any m, best for m <= 8.
 void decode_avx512(const MatmulArgs& args);
@@ -68,6 +68,9 @@ void gemm_panels_avx512(const MatmulArgs& args);
 void gemm_panels_bf16dot_avx512bf16(const MatmulArgs& args);
 // Two products of the same A (gate and up): A rounded into bf16 pairs once.
 void gemm_panels_bf16dot_dual_avx512bf16(const MatmulArgs& g0, const MatmulArgs& g1);
+// The same on gathered rows (g0.a and g1.a unused): rounded into bf16 pairs straight from rows.x.
+void gemm_panels_bf16dot_dual_gathered_avx512bf16(const GatheredRows& rows, const MatmulArgs& g0,
+                                                  const MatmulArgs& g1);
 
 // Packs bf16 B rows [j0, j0+nc) x columns [p0, p0+kc) (p0 even) into panels of 32 columns
 // of bf16 pairs: panel q, pair p2 (columns 2*p2, 2*p2+1 of the block), column col at

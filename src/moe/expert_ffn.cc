@@ -209,21 +209,33 @@ void run_expert_up_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, 
   // Per-thread scratch for the up projection, [max row block, max F] with the row stride of h.
   std::vector<std::vector<float>> up_scratch(threads);
   for (auto& s : up_scratch) s.resize(static_cast<size_t>(max_rb) * max_f);  // [rows, F]
+  std::vector<std::vector<float>> ref_rows(threads);  // reference kernels on gathered rows: their copy
   pool.parallel_for_dynamic(static_cast<int64_t>(items.size()), 1, [&](int64_t b, int64_t e, int t) {
     for (int64_t i = b; i < e; ++i) {
       const Item& it = items[i];
       const ExpertTask& task = tasks[it.task];
       const ExpertMatrices& w = *task.w;
       const int64_t rows = it.r1 - it.r0, cols = it.c1 - it.c0, F = task.d_ff;
-      const float* x = task.x + it.r0 * task.ldx;
       float* g = task.h + it.r0 * F + it.c0;  // [rows, cols] of h (row stride F)
       float* u = up_scratch[t].data() + it.c0;
       const WeightView gv = weight_rows(w.gate, it.c0), uv = weight_rows(w.up, it.c0);
+      const GatheredRows gathered{task.x, task.ldx, task.x_rows ? task.x_rows + it.r0 : nullptr,
+                                  task.x_scale ? task.x_scale + it.r0 : nullptr};
       if (o.reference_kernels) {
-        matmul_nt_ref(x, task.ldx, gv, g, F, {rows, cols, D}, false);
-        matmul_nt_ref(x, task.ldx, uv, u, F, {rows, cols, D}, false);
+        const float* x = task.x + it.r0 * task.ldx;
+        int64_t ldx = task.ldx;
+        if (task.x_rows) {
+          ref_rows[t].resize(static_cast<size_t>(rows * D));  // [rows, D]
+          gather_rows(gathered, rows, D, ref_rows[t].data(), D);
+          x = ref_rows[t].data();
+          ldx = D;
+        }
+        matmul_nt_ref(x, ldx, gv, g, F, {rows, cols, D}, false);
+        matmul_nt_ref(x, ldx, uv, u, F, {rows, cols, D}, false);
+      } else if (task.x_rows) {
+        matmul_nt_dual_gathered(gathered, gv, uv, g, u, F, {rows, cols, D});
       } else {
-        matmul_nt_dual(x, task.ldx, gv, uv, g, u, F, {rows, cols, D});
+        matmul_nt_dual(task.x + it.r0 * task.ldx, task.ldx, gv, uv, g, u, F, {rows, cols, D});
       }
       for (int64_t r = 0; r < rows; ++r) {
         float* gr = g + r * F;

@@ -71,12 +71,15 @@ PackedExpertWeights pack_expert_weights(const ExpertWeights& weights);
 // One expert applied to `rows` contiguous input rows: y = down(act(gate x + bg, up x + bu)) + bd.
 struct ExpertTask {
   const ExpertMatrices* w = nullptr;
-  const float* x = nullptr;  // [rows, D] with row stride ldx
+  const float* x = nullptr;  // [rows, D] with row stride ldx (or gathered, see x_rows)
   int64_t ldx = 0;
   int64_t rows = 0;
   int64_t d_ff = 0;    // F of this expert (shared and routed experts may differ)
   float* h = nullptr;  // [rows, F] scratch (activations)
   float* y = nullptr;  // [rows, D] output (row stride D)
+  // Gathered input (the MoE layer's dispatch without a copy): row r is x[x_rows[r]] times x_scale[r].
+  const int32_t* x_rows = nullptr;  // [rows] or null: rows r of x itself
+  const float* x_scale = nullptr;   // [rows] or null: unscaled
 };
 
 enum class KernelPath {

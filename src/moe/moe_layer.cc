@@ -87,24 +87,17 @@ void MoeLayer::route(const float* x, int64_t T, const RunOptions& o) {
   }
 }
 
-void MoeLayer::gather(const float* x) {
-  const int64_t D = config_.d_model, n_rows = plan_.n_rows();
-  xs_.resize(static_cast<size_t>(n_rows) * D);  // [n_rows, D]
-  const bool scale = config_.weight_before_expert;
-  auto body = [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int32_t s = plan_.row_to_slot[r];
-      const float* src = x + (s / plan_.top_k) * D;
-      float* dst = xs_.data() + r * D;
-      if (scale) {
-        const float w = plan_.weights[s];
-        for (int64_t i = 0; i < D; ++i) dst[i] = w * src[i];
-      } else {
-        std::memcpy(dst, src, sizeof(float) * D);
-      }
-    }
-  };
-  run_maybe_inline(n_rows, n_rows * D, body);
+void MoeLayer::gather() {
+  // The experts read their rows of x in place (ExpertTask::x_rows): dispatch only lists, per row of the
+  // plan, its token and (weight before the expert) its scale, instead of copying [n_rows, D] of x.
+  const int64_t n_rows = plan_.n_rows();
+  x_rows_.resize(static_cast<size_t>(n_rows));
+  x_scale_.resize(config_.weight_before_expert ? static_cast<size_t>(n_rows) : 0);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const int32_t s = plan_.row_to_slot[r];
+    x_rows_[r] = s / plan_.top_k;
+    if (config_.weight_before_expert) x_scale_[r] = plan_.weights[s];
+  }
 }
 
 void MoeLayer::run_experts(const float* x, int64_t T, const RunOptions& o, ExpertRunStats* stats) {
@@ -119,8 +112,8 @@ void MoeLayer::run_experts(const float* x, int64_t T, const RunOptions& o, Exper
   for (int e = 0; e < plan_.n_expert; ++e) {
     const int64_t off = plan_.expert_offsets[e], rows = plan_.expert_counts[e];
     if (rows == 0) continue;
-    tasks.push_back(
-        {&weights_.experts.experts[e], xs_.data() + off * D, D, rows, F, hs_.data() + off * F, ys_.data() + off * D});
+    tasks.push_back({&weights_.experts.experts[e], x, D, rows, F, hs_.data() + off * F, ys_.data() + off * D,
+                     x_rows_.data() + off, x_scale_.empty() ? nullptr : x_scale_.data() + off});
   }
   for (int s = 0; s < S; ++s) {
     tasks.push_back(
@@ -154,7 +147,7 @@ void MoeLayer::forward(const float* x, int64_t T, float* out, const RunOptions& 
   timer.reset();
   plan_ = make_routing_plan(router_out_.expert_ids.data(), router_out_.weights.data(), T, router_out_.top_k,
                             config_.router.n_expert, dispatch);
-  gather(x);
+  gather();
   const double dispatch_ms = timer.ms();
   timer.reset();
   ExpertRunStats stats;

@@ -62,7 +62,7 @@ class MoeLayer {
 
  private:
   void route(const float* x, int64_t n_tokens, const RunOptions& options);
-  void gather(const float* x);
+  void gather();  // per row of the plan: its token and scale (no copy of x)
   void run_experts(const float* x, int64_t n_tokens, const RunOptions& options, ExpertRunStats* stats);
   void combine(const float* x, int64_t n_tokens, float* out);
 
@@ -70,7 +70,8 @@ class MoeLayer {
   MoeLayerWeights weights_;
   RouterOutput router_out_;
   RoutingPlan plan_;
-  std::vector<float> xs_;        // [n_rows, D] gathered inputs
+  std::vector<int32_t> x_rows_;  // [n_rows] token of each row of the plan (the experts gather x in place)
+  std::vector<float> x_scale_;   // [n_rows] its routing weight (weight before the expert), else empty
   std::vector<float> hs_;        // [n_rows, F] activations
   std::vector<float> ys_;        // [n_rows, D] expert outputs
   std::vector<float> shared_h_;  // [S, T, Fs]
