@@ -97,7 +97,7 @@ void matmul_nt_ref(const float* a, int64_t lda, const WeightView& b, float* c, i
 }
 
 void matmul_nt(const float* a, int64_t lda, const WeightView& b, float* c, int64_t ldc, MatmulShape shape,
-               bool accumulate) {
+               bool accumulate, const void* next_b) {
   check_args(a, lda, b, c, ldc, shape);
   if (shape.m == 0 || shape.n == 0) return;
   if (shape.k == 0) {
@@ -105,7 +105,7 @@ void matmul_nt(const float* a, int64_t lda, const WeightView& b, float* c, int64
       for (int64_t i = 0; i < shape.m; ++i) std::memset(c + i * ldc, 0, size_t(shape.n) * sizeof(float));
     return;
   }
-  const MatmulArgs g{a, lda, b, c, ldc, shape, accumulate};
+  const MatmulArgs g{a, lda, b, c, ldc, shape, accumulate, next_b};
   if (b.layout == WeightLayout::kPanels) {
     const Isa isa = active_isa();
     if (b.dtype == DType::kBF16 && isa == Isa::kAvx512Bf16) return matmul_detail::gemm_panels_bf16dot_avx512bf16(g);
@@ -141,11 +141,36 @@ void matmul_nt_dual(const float* a, int64_t lda, const WeightView& b0, const Wei
       shape.k > 0) {
     check_args(a, lda, b0, c0, ldc, shape);
     check_args(a, lda, b1, c1, ldc, shape);
-    return matmul_detail::gemm_panels_bf16dot_dual_avx512bf16(MatmulArgs{a, lda, b0, c0, ldc, shape, false},
+    // The first product's last slice prefetches the second's first.
+    return matmul_detail::gemm_panels_bf16dot_dual_avx512bf16(MatmulArgs{a, lda, b0, c0, ldc, shape, false, b1.data},
                                                               MatmulArgs{a, lda, b1, c1, ldc, shape, false});
   }
   matmul_nt(a, lda, b0, c0, ldc, shape, false);
   matmul_nt(a, lda, b1, c1, ldc, shape, false);
+}
+
+bool matmul_rounds_a_to_bf16(const WeightView& b) {
+  return b.layout == WeightLayout::kPanels && b.dtype == DType::kBF16 && active_isa() == Isa::kAvx512Bf16;
+}
+
+void round_to_bf16(const float* x, int64_t n, uint16_t* out) {
+  if (active_isa() == Isa::kAvx512Bf16) return matmul_detail::round_bf16_avx512bf16(x, n, out);
+  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);
+}
+
+void matmul_nt_bf16a(const uint16_t* a, int64_t lda, const WeightView& b, float* c, int64_t ldc, MatmulShape shape,
+                     bool accumulate, const void* next_b) {
+  MOE_CHECK(shape.m == 0 || shape.k == 0 || (a != nullptr && lda % 2 == 0 && lda >= (shape.k + 1) / 2 * 2));
+  if (matmul_rounds_a_to_bf16(b) && shape.m > 0 && shape.n > 0 && shape.k > 0) {
+    check_args(reinterpret_cast<const float*>(a), lda, b, c, ldc, shape);
+    return matmul_detail::gemm_panels_bf16dot_bf16a_avx512bf16(
+        MatmulArgs{nullptr, lda, b, c, ldc, shape, accumulate, next_b}, reinterpret_cast<const uint32_t*>(a), lda / 2);
+  }
+  float* rows = static_cast<float*>(matmul_detail::scratch(
+      matmul_detail::kScratchGather, size_t(std::max<int64_t>(1, shape.m * shape.k)) * sizeof(float)));
+  for (int64_t i = 0; i < shape.m; ++i)
+    for (int64_t p = 0; p < shape.k; ++p) rows[i * shape.k + p] = bf16_to_f32(a[i * lda + p]);
+  matmul_nt(rows, shape.k, b, c, ldc, shape, accumulate, next_b);
 }
 
 void gather_rows(const GatheredRows& a, int64_t m, int64_t k, float* dst, int64_t ldd) {
@@ -172,7 +197,8 @@ void matmul_nt_dual_gathered(const GatheredRows& a, const WeightView& b0, const 
     check_args(a.x, a.ldx, b0, c0, ldc, shape);
     check_args(a.x, a.ldx, b1, c1, ldc, shape);
     return matmul_detail::gemm_panels_bf16dot_dual_gathered_avx512bf16(
-        a, MatmulArgs{nullptr, shape.k, b0, c0, ldc, shape, false}, MatmulArgs{nullptr, shape.k, b1, c1, ldc, shape, false});
+        a, MatmulArgs{nullptr, shape.k, b0, c0, ldc, shape, false, b1.data},
+        MatmulArgs{nullptr, shape.k, b1, c1, ldc, shape, false});
   }
   float* rows = static_cast<float*>(
       matmul_detail::scratch(matmul_detail::kScratchGather, size_t(std::max<int64_t>(1, shape.m * shape.k)) * sizeof(float)));

@@ -47,8 +47,12 @@ struct MatmulShape {
 };
 
 // C = A . B^T (accumulate=false) or C += A . B^T (accumulate=true). Dispatches on active_isa().
+// next_b (optional, panel layouts): the data of the B that this thread's next call reads. The panel
+// kernels prefetch each next slice of B into L2 while computing the current one; with next_b the last
+// slice prefetches the next call's first one too, so a sequence of short calls (the MoE down projection,
+// one per expert) streams without a stall at every call. A hint only: results do not depend on it.
 void matmul_nt(const float* a, int64_t lda, const WeightView& b, float* c, int64_t ldc, MatmulShape shape,
-               bool accumulate);
+               bool accumulate, const void* next_b = nullptr);
 
 // Two weight matrices that share A (gate and up projections of a GLU expert), one pass over A:
 //   C0 = A . B0^T, C1 = A . B1^T (overwrites C0 and C1).
@@ -72,6 +76,18 @@ void matmul_nt_dual_gathered(const GatheredRows& a, const WeightView& b0, const 
 
 // Copies rows of `a` into dst [m, k] (row stride ldd), scaled: the contiguous A of the contract above.
 void gather_rows(const GatheredRows& a, int64_t m, int64_t k, float* dst, int64_t ldd);
+
+// Activations rounded to bf16 once by their producer. On bf16 panels with AVX512_BF16 the kernels round
+// A to bf16 (round to nearest even) at every call; a producer whose output feeds several calls (the MoE
+// down projection's column blocks) rounds it once instead:
+// - matmul_rounds_a_to_bf16(b): true when matmul_nt on b rounds A so (bf16 panels on AVX512_BF16);
+// - round_to_bf16: that rounding, bit for bit (the kernels' vcvtneps2bf16 where there is one);
+// - matmul_nt_bf16a: matmul_nt on such rows, a [m, lda] bf16 (lda even, >= k rounded up to even, the pad
+//   column k of an odd k zero). Bit for bit matmul_nt on the rows widened to f32, at every ISA level.
+bool matmul_rounds_a_to_bf16(const WeightView& b);
+void round_to_bf16(const float* x, int64_t n, uint16_t* out);
+void matmul_nt_bf16a(const uint16_t* a, int64_t lda, const WeightView& b, float* c, int64_t ldc, MatmulShape shape,
+                     bool accumulate, const void* next_b = nullptr);
 
 // Scalar reference twin: the same contract, double accumulation, no SIMD.
 void matmul_nt_ref(const float* a, int64_t lda, const WeightView& b, float* c, int64_t ldc, MatmulShape shape,

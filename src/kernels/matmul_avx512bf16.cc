@@ -258,8 +258,8 @@ void gemm_bf16dot_avx512bf16(const MatmulArgs& g) {
 
 namespace {
 
-// The panel product on A already rounded into bf16 pairs (a2, row stride lda2 = k2 pairs).
-void panels_bf16dot_packed_a(const MatmulArgs& g, const uint32_t* a2);
+// The panel product on A already rounded into bf16 pairs (a2, row stride lda2 pairs).
+void panels_bf16dot_packed_a(const MatmulArgs& g, const uint32_t* a2, int64_t lda2);
 
 }  // namespace
 
@@ -267,15 +267,15 @@ void gemm_panels_bf16dot_avx512bf16(const MatmulArgs& g) {
   const int64_t kp = (g.s.k + 1) / 2 * 2;
   uint16_t* a = static_cast<uint16_t*>(scratch(kScratchA, size_t(g.s.m * kp + 16) * sizeof(uint16_t)));
   pack_a_bf16(g.a, g.lda, g.s.m, g.s.k, 2, a);
-  panels_bf16dot_packed_a(g, reinterpret_cast<const uint32_t*>(a));
+  panels_bf16dot_packed_a(g, reinterpret_cast<const uint32_t*>(a), kp / 2);
 }
 
 void gemm_panels_bf16dot_dual_avx512bf16(const MatmulArgs& g0, const MatmulArgs& g1) {
   const int64_t kp = (g0.s.k + 1) / 2 * 2;
   uint16_t* a = static_cast<uint16_t*>(scratch(kScratchA, size_t(g0.s.m * kp + 16) * sizeof(uint16_t)));
   pack_a_bf16(g0.a, g0.lda, g0.s.m, g0.s.k, 2, a);  // once for both products
-  panels_bf16dot_packed_a(g0, reinterpret_cast<const uint32_t*>(a));
-  panels_bf16dot_packed_a(g1, reinterpret_cast<const uint32_t*>(a));
+  panels_bf16dot_packed_a(g0, reinterpret_cast<const uint32_t*>(a), kp / 2);
+  panels_bf16dot_packed_a(g1, reinterpret_cast<const uint32_t*>(a), kp / 2);
 }
 
 void gemm_panels_bf16dot_dual_gathered_avx512bf16(const GatheredRows& rows, const MatmulArgs& g0,
@@ -283,17 +283,28 @@ void gemm_panels_bf16dot_dual_gathered_avx512bf16(const GatheredRows& rows, cons
   const int64_t kp = (g0.s.k + 1) / 2 * 2;
   uint16_t* a = static_cast<uint16_t*>(scratch(kScratchA, size_t(g0.s.m * kp + 16) * sizeof(uint16_t)));
   pack_a_bf16_gathered(rows, g0.s.m, g0.s.k, 2, a);
-  panels_bf16dot_packed_a(g0, reinterpret_cast<const uint32_t*>(a));
-  panels_bf16dot_packed_a(g1, reinterpret_cast<const uint32_t*>(a));
+  panels_bf16dot_packed_a(g0, reinterpret_cast<const uint32_t*>(a), kp / 2);
+  panels_bf16dot_packed_a(g1, reinterpret_cast<const uint32_t*>(a), kp / 2);
+}
+
+void gemm_panels_bf16dot_bf16a_avx512bf16(const MatmulArgs& g, const uint32_t* a2, int64_t lda2) {
+  panels_bf16dot_packed_a(g, a2, lda2);
+}
+
+void round_bf16_avx512bf16(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 live = mask16(n - i);
+    _mm256_mask_storeu_epi16(out + i, live,
+                             reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(live, x + i))));
+  }
 }
 
 namespace {
 
-void panels_bf16dot_packed_a(const MatmulArgs& g, const uint32_t* a2) {
+void panels_bf16dot_packed_a(const MatmulArgs& g, const uint32_t* a2, int64_t lda2) {
   constexpr int64_t kKc2Panels = 1024;  // pairs per slice: a 128 KiB panel slice stays in L2 across row blocks
   const int64_t m = g.s.m, n = g.s.n, k = g.s.k;
-  const int64_t kp = (k + 1) / 2 * 2;
-  const int64_t lda2 = kp / 2, k2 = kp / 2, ld2 = g.b.ld / 2;
+  const int64_t k2 = (k + 1) / 2, ld2 = g.b.ld / 2;
   const uint32_t* b = static_cast<const uint32_t*>(g.b.data);
   const int64_t n_rb = row_block_count(m, kMr);
   int64_t q = 0;
@@ -315,8 +326,10 @@ void panels_bf16dot_packed_a(const MatmulArgs& g, const uint32_t* a2) {
       // all row blocks of this one (panel_prefetch): fetching it in one row block asked ~40 GB/s of each
       // core during that block, more than a core (or the two together) gets.
       const int64_t next_kc2 = p0 + kc2 < k2 ? std::min(kKc2Panels, k2 - p0 - kc2) : std::min(kKc2Panels, k2);
-      const int64_t next_lines = last ? 0 : next_kc2 * kNr * 4 / 64;
-      const char* next = reinterpret_cast<const char*>(p0 + kc2 < k2 ? panel + (p0 + kc2) * kNr : panel + kNr * ld2);
+      // After the last slice: the first slice of the next call's B when the caller named it (next_b).
+      const int64_t next_lines = last && !g.next_b ? 0 : next_kc2 * kNr * 4 / 64;
+      const char* next = last ? static_cast<const char*>(g.next_b)
+                              : reinterpret_cast<const char*>(p0 + kc2 < k2 ? panel + (p0 + kc2) * kNr : panel + kNr * ld2);
       for (int64_t rb = 0; rb < n_rb; ++rb) {
         const int64_t i0 = rb * m / n_rb, i1 = (rb + 1) * m / n_rb;
         const PanelPrefetch pf = panel_prefetch(m, rb, n_rb, next, next_lines);

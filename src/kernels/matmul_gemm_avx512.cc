@@ -208,8 +208,10 @@ void gemm_panels_avx512(const MatmulArgs& g) {
       const bool last = (q + 1) * kNr >= n && p0 + kc >= k;
       // The next slice (contiguous after this one) goes into L2 spread over all row blocks (panel_prefetch).
       const int64_t next_kc = p0 + kc < k ? std::min(kKcPanels, k - p0 - kc) : std::min(kKcPanels, k);
-      const int64_t next_lines = last ? 0 : next_kc * kNr * 4 / 64;
-      const char* next = reinterpret_cast<const char*>(p0 + kc < k ? panel + (p0 + kc) * kNr : panel + kNr * ld);
+      // After the last slice: the first slice of the next call's B when the caller named it (next_b).
+      const int64_t next_lines = last && !g.next_b ? 0 : next_kc * kNr * 4 / 64;
+      const char* next = last ? static_cast<const char*>(g.next_b)
+                              : reinterpret_cast<const char*>(p0 + kc < k ? panel + (p0 + kc) * kNr : panel + kNr * ld);
       for (int64_t rb = 0; rb < n_rb; ++rb) {
         const int64_t i0 = rb * m / n_rb, i1 = (rb + 1) * m / n_rb;
         const PanelPrefetch pf = panel_prefetch(m, rb, n_rb, next, next_lines);

@@ -19,6 +19,7 @@ struct MatmulArgs {
   int64_t ldc = 0;
   MatmulShape s;
   bool accumulate = false;
+  const void* next_b = nullptr;  // panel kernels: B of this thread's next call, prefetched during the last slice
 };
 
 // Rows of A from which the blocked GEMM (packed panels) beats the streaming GEMV-like
@@ -68,6 +69,10 @@ void gemm_panels_avx512(const MatmulArgs& args);
 void gemm_panels_bf16dot_avx512bf16(const MatmulArgs& args);
 // Two products of the same A (gate and up): A rounded into bf16 pairs once.
 void gemm_panels_bf16dot_dual_avx512bf16(const MatmulArgs& g0, const MatmulArgs& g1);
+// Panel product on A already in bf16 pairs (g.a unused): a2 rows of lda2 pairs.
+void gemm_panels_bf16dot_bf16a_avx512bf16(const MatmulArgs& g, const uint32_t* a2, int64_t lda2);
+// vcvtneps2bf16 of n floats.
+void round_bf16_avx512bf16(const float* x, int64_t n, uint16_t* out);
 // The same on gathered rows (g0.a and g1.a unused): rounded into bf16 pairs straight from rows.x.
 void gemm_panels_bf16dot_dual_gathered_avx512bf16(const GatheredRows& rows, const MatmulArgs& g0,
                                                   const MatmulArgs& g1);

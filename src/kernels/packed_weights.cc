@@ -94,4 +94,10 @@ PackedWeights PackedWeights::pack(const WeightView& src, int64_t n, int64_t k) {
   return w;
 }
 
+WeightView pack_dense(const WeightView& w, int64_t n, std::deque<PackedWeights>* store) {
+  if (!panel_layout_supported(w.dtype) || w.layout != WeightLayout::kRows || panel_ld(w.dtype, w.ld) != w.ld) return w;
+  store->push_back(PackedWeights::pack(w, n, w.ld));
+  return store->back().view();
+}
+
 }  // namespace moe

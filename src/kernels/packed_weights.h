@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 
 #include "kernels/matmul.h"
 #include "runtime/aligned.h"
@@ -44,5 +45,10 @@ class PackedWeights {
   WeightView view_;
   int64_t n_ = 0, k_ = 0;
 };
+
+// A dense [n, k] matrix read by linear layers (k = its row length, w.ld): packed into panels kept in
+// `store` when the ISA has panel kernels for its dtype, else returned as given. Left in rows: bf16 with
+// an odd row length (the panel would be padded, and callers take k from ld) and views already packed.
+WeightView pack_dense(const WeightView& w, int64_t n, std::deque<PackedWeights>* store);
 
 }  // namespace moe

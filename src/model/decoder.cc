@@ -46,16 +46,10 @@ void linear(const float* x, int64_t T, const WeightView& w, const float* bias, i
   linear_forward(x, w, bias, y, LinearShape{T, n, w.ld});
 }
 
-// The decoder's dense matrices (attention projections, dense MLPs, LM head) go into the kernels'
-// panel layout once at load, as the experts do: at m = 1 the bf16 panel kernel streams 4 panels at
-// once and reaches the read ceiling, the row-layout GEMV about 80% of it (matmul_bench BM_Decode vs
-// BM_DecodePanels at m 1, n 14336, k 4096). Left in rows: ISAs without panel kernels and bf16 with
-// an odd row length (the panel would be padded, and linear() takes k from ld).
-WeightView pack_dense(const WeightView& w, int64_t n, std::deque<PackedWeights>* store) {
-  if (!panel_layout_supported(w.dtype) || w.layout != WeightLayout::kRows || panel_ld(w.dtype, w.ld) != w.ld) return w;
-  store->push_back(PackedWeights::pack(w, n, w.ld));
-  return store->back().view();
-}
+// The decoder's dense matrices (attention projections, dense MLPs, routers, LM head) go into the
+// kernels' panel layout once at load (pack_dense), as the experts do: at m = 1 the bf16 panel kernel
+// streams 4 panels at once and reaches the read ceiling, the row-layout GEMV about 80% of it
+// (matmul_bench BM_Decode vs BM_DecodePanels at m 1, n 14336, k 4096).
 
 }  // namespace
 
@@ -129,6 +123,8 @@ void Decoder::load_layer(int64_t li) {
     ExpertKeep keep;
     if (options_.load_expert) keep = [&](int64_t e) { return options_.load_expert(li, e); };
     MoeLayerWeights w = moe_layer_weights(spec_, li, s, keep);
+    // The router too (every rank of expert parallelism the same view, so the same logits' bits).
+    w.router.weight = pack_dense(w.router.weight, config.router.n_expert, &packed_);
     // Experts go into the kernels' panel layout once, here (when the ISA has panel kernels), so no
     // matmul re-packs them per call; every MoE block, local or expert-parallel, reads the same panels.
     L->routed_packed = pack_expert_weights(w.experts);

@@ -7,6 +7,7 @@
 
 #include "kernels/activation.h"
 #include "kernels/packed_weights.h"
+#include "moe/combine.h"
 #include "runtime/thread_pool.h"
 #include "util/check.h"
 #include "util/error.h"
@@ -246,6 +247,13 @@ void run_expert_up_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, 
           for (int64_t c = 0; c < cols; ++c) ur[c] += w.up_bias[it.c0 + c];
         apply_glu(act, gr, ur, gr, cols);
       }
+      if (task.hb && matmul_rounds_a_to_bf16(w.down)) {
+        for (int64_t r = 0; r < rows; ++r) {
+          uint16_t* hr = task.hb + (it.r0 + r) * task.ldhb;
+          round_to_bf16(g + r * F, cols, hr + it.c0);
+          if (it.c1 == F && task.ldhb > F) hr[F] = 0;  // the pad column of an odd F
+        }
+      }
     }
   });
   if (!stats) return;
@@ -292,6 +300,63 @@ void run_expert_down_phase(const std::vector<ExpertTask>& tasks, int64_t d_model
   }
   for (const ExpertTask& task : tasks) stats->flops += 2 * task.rows * task.d_ff * D;
   stats->work_items += static_cast<int64_t>(items.size());
+}
+
+void run_expert_down_combine(const std::vector<ExpertTask>& tasks, int64_t d_model, int64_t n_out, float* out,
+                             const ExpertRunOptions& o, ExpertRunStats* stats) {
+  const int64_t D = d_model;
+  ThreadPool& pool = thread_pool();
+  const int threads = pool.size();
+  // Column blocks: multiples of 32 (panel boundaries), ~8 per thread for the dynamic schedule, at least
+  // 128 columns (the bf16 panel kernel's 4 panels at once at m = 1) unless D is smaller.
+  const int64_t cb = std::min(round_up(D, 32), std::max<int64_t>(128, round_up((D + 8 * threads - 1) / (8 * threads), 32)));
+  const int64_t n_items = (D + cb - 1) / cb;
+  constexpr int64_t kRowChunk = 256;  // rows of one product: its [rows, cb] result stays in L2
+  int64_t max_rows = 0;
+  for (const ExpertTask& t : tasks) max_rows = std::max(max_rows, std::min(t.rows, kRowChunk));
+  std::vector<std::vector<float>> y_scratch(threads);
+  for (auto& y : y_scratch) y.resize(static_cast<size_t>(std::max<int64_t>(1, max_rows * cb)));  // [rows, cb]
+  pool.parallel_for_dynamic(n_items, 1, [&](int64_t b, int64_t e, int t) {
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t c0 = item * cb, cols = std::min(cb, D - c0);
+      for (int64_t r = 0; r < n_out; ++r) std::fill(out + r * D + c0, out + r * D + c0 + cols, 0.0f);
+      float* y = y_scratch[t].data();
+      for (size_t ti = 0; ti < tasks.size(); ++ti) {
+        const ExpertTask& task = tasks[ti];
+        const ExpertMatrices& w = *task.w;
+        const int64_t F = task.d_ff;
+        const WeightView dv = weight_rows(w.down, c0);
+        // The next expert's slice of these columns: prefetched while this one's last slice computes.
+        const void* next_b = ti + 1 < tasks.size() ? weight_rows(tasks[ti + 1].w->down, c0).data : nullptr;
+        for (int64_t r0 = 0; r0 < task.rows; r0 += kRowChunk) {
+          const int64_t rows = std::min(kRowChunk, task.rows - r0);
+          const float* h = task.h + r0 * F;
+          const void* next = r0 + kRowChunk < task.rows ? nullptr : next_b;
+          if (o.reference_kernels) {
+            matmul_nt_ref(h, F, dv, y, cols, {rows, cols, F}, false);
+          } else if (task.hb && matmul_rounds_a_to_bf16(dv)) {
+            matmul_nt_bf16a(task.hb + r0 * task.ldhb, task.ldhb, dv, y, cols, {rows, cols, F}, false, next);
+          } else {
+            matmul_nt(h, F, dv, y, cols, {rows, cols, F}, false, next);
+          }
+          for (int64_t r = 0; r < rows; ++r) {
+            float* yr = y + r * cols;
+            if (w.down_bias) {
+              for (int64_t c = 0; c < cols; ++c) yr[c] += w.down_bias[c0 + c];
+            }
+            add_scaled_row(yr, task.out_scale ? task.out_scale[r0 + r] : 1.0f, cols,
+                           out + int64_t(task.out_rows[r0 + r]) * D + c0);
+          }
+        }
+      }
+    }
+  });
+  if (!stats) return;
+  for (const ExpertTask& task : tasks) {
+    stats->weight_bytes_streamed += D * task.d_ff * static_cast<int64_t>(dtype_size(task.w->down.dtype));
+    stats->flops += 2 * task.rows * task.d_ff * D;
+  }
+  stats->work_items += n_items;
 }
 
 void run_expert_tasks(const std::vector<ExpertTask>& tasks, int64_t d_model, const ActivationOptions& act,

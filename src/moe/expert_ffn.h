@@ -80,6 +80,14 @@ struct ExpertTask {
   // Gathered input (the MoE layer's dispatch without a copy): row r is x[x_rows[r]] times x_scale[r].
   const int32_t* x_rows = nullptr;  // [rows] or null: rows r of x itself
   const float* x_scale = nullptr;   // [rows] or null: unscaled
+  // Optional [rows, ldhb] bf16 copy of h (ldhb = F rounded up to even). Used when the down weights'
+  // kernels round their A to bf16 anyway (matmul_rounds_a_to_bf16): phase 1 rounds each h row once into
+  // it and phase 2 reads it, instead of every down call rounding h again. The same bits either way.
+  uint16_t* hb = nullptr;
+  int64_t ldhb = 0;
+  // run_expert_down_combine only (y unused): output row r adds out_scale[r] * y_r into out[out_rows[r]].
+  const int32_t* out_rows = nullptr;  // [rows]
+  const float* out_scale = nullptr;   // [rows] or null: 1
 };
 
 enum class KernelPath {
@@ -111,5 +119,14 @@ void run_expert_up_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, 
                          const ExpertRunOptions& options, ExpertRunStats* stats);
 void run_expert_down_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, const ExpertRunOptions& options,
                            ExpertRunStats* stats);
+
+// Phase 2 with the combine fused into it: out [n_out, D] = the sum, over tasks in order and their rows in
+// order, of out_scale[r] * (h_r . down^T + down_bias) into row out_rows[r] (out rows that no task reaches
+// are 0). Work items are column blocks of out across all tasks, so each out element is summed by one
+// item, from 0, in that order, one product and one addition per term (combine.h's rule): with the routed
+// experts as tasks in expert order, that is combine_tokens's sum, and no [rows, D] expert output is ever
+// written to memory and read back.
+void run_expert_down_combine(const std::vector<ExpertTask>& tasks, int64_t d_model, int64_t n_out, float* out,
+                             const ExpertRunOptions& options, ExpertRunStats* stats);
 
 }  // namespace moe

@@ -222,9 +222,11 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
 
   std::vector<float> router(static_cast<size_t>(E) * D), corr(E, 0.0f);  // [E, D], [E]
   fill_random(reinterpret_cast<uint8_t*>(router.data()), E * D, DType::kF32);
+  std::deque<PackedWeights> router_packed;  // the router in panels, as the decoder loads it
+  const WeightView router_view = pack_dense({router.data(), DType::kF32, D}, E, &router_packed);
   auto weights_for_call = [&](int64_t c) {
     MoeLayerWeights w;
-    w.router.weight = {router.data(), DType::kF32, D};
+    w.router.weight = router_view;
     w.router.correction_bias = corr.data();
     w.experts.d_model = D;
     w.experts.d_ff = F;
@@ -255,6 +257,30 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
     LayerBenchRow row;
     row.tokens = T;
     std::vector<double> ms, cpu, route, dispatch, experts, combine, ceiling, fraction;
+    // Dense FFNs as expert-sized chunks of the same pool: equal activated = K + S chunks; equal total =
+    // E + S chunks, measured on at most dense_max_chunks routed chunks and scaled by width. Each runs
+    // right after each timed MoE call (paired, like the read ceiling): this VM's speed moves within
+    // seconds, and a speedup of medians taken minutes apart measured the machine's drift as much as
+    // the layer. The speedup is the median over calls of each call's own ratio.
+    const int total_chunks = std::min(E, std::max(opt.dense_max_chunks, K)) + S;
+    const double total_scale = double(E + S) / total_chunks;
+    row.dense_total_extrapolated = total_chunks < E + S;
+    std::vector<float> h;
+    std::vector<double> d_act, d_act_cpu, d_tot, d_tot_cpu, speedup;
+    int64_t dense_call = 0;
+    auto time_dense = [&](int chunks, double* cpu_ms) {
+      ExpertWeights w;
+      w.d_model = D;
+      w.d_ff = F;
+      for (int c = 0; c < chunks; ++c) w.experts.push_back(pool.expert(dense_call * chunks + c));
+      ++dense_call;
+      const double cpu0 = process_cpu_ms();
+      Timer timer;
+      dense_ffn_forward(w, cfg.activation, x.data(), T, out.data(), {}, &h);
+      const double t = timer.ms();
+      *cpu_ms = process_cpu_ms() - cpu0;
+      return t;
+    };
     for (int rep = -1; rep < opt.repetitions; ++rep, ++call) {
       const std::vector<int32_t> ids = make_routing(opt.routing, opt.zipf_s, T, K, E, call);
       layer.set_weights(weights_for_call(call));
@@ -267,6 +293,18 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
       layer.forward(x.data(), T, out.data(), ro, &tel);
       const double t_ms = timer.ms();
       const double cpu_ms = process_cpu_ms() - cpu0;
+      if (opt.dense) {
+        double act_cpu = 0, tot_cpu = 0;
+        const double act = time_dense(K + S, &act_cpu);
+        const double tot = time_dense(total_chunks, &tot_cpu) * total_scale;
+        if (rep >= 0) {
+          d_act.push_back(act);
+          d_act_cpu.push_back(act_cpu);
+          d_tot.push_back(tot);
+          d_tot_cpu.push_back(tot_cpu * total_scale);
+          speedup.push_back(tot / t_ms);
+        }
+      }
       if (rep < 0) continue;  // warm-up: workspace allocation, page faults
       ms.push_back(t_ms);
       cpu.push_back(cpu_ms);
@@ -298,33 +336,11 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
     row.read_fraction = median_of(fraction);
     row.gflops = row.flops / (row.ms * 1e6);
     if (opt.dense) {
-      // Dense FFNs as expert-sized chunks of the same pool: equal activated = K + S chunks; equal total =
-      // E + S chunks, measured on at most dense_max_chunks routed chunks and scaled by width.
-      const int total_chunks = std::min(E, std::max(opt.dense_max_chunks, K)) + S;
-      row.dense_total_extrapolated = total_chunks < E + S;
-      std::vector<float> h;
-      auto time_dense = [&](int chunks, double* cpu_ms) {
-        std::vector<double> t, c;
-        for (int rep = -1; rep < opt.repetitions; ++rep, ++call) {
-          ExpertWeights w;
-          w.d_model = D;
-          w.d_ff = F;
-          for (int c = 0; c < chunks; ++c) w.experts.push_back(pool.expert(call * chunks + c));
-          const double cpu0 = process_cpu_ms();
-          Timer timer;
-          dense_ffn_forward(w, cfg.activation, x.data(), T, out.data(), {}, &h);
-          if (rep >= 0) {
-            t.push_back(timer.ms());
-            c.push_back(process_cpu_ms() - cpu0);
-          }
-        }
-        *cpu_ms = median_of(c);
-        return median_of(t);
-      };
-      row.dense_activated_ms = time_dense(K + S, &row.dense_activated_cpu_ms);
-      const double scale = double(E + S) / total_chunks;
-      row.dense_total_ms = time_dense(total_chunks, &row.dense_total_cpu_ms) * scale;
-      row.dense_total_cpu_ms *= scale;
+      row.dense_activated_ms = median_of(d_act);
+      row.dense_activated_cpu_ms = median_of(d_act_cpu);
+      row.dense_total_ms = median_of(d_tot);
+      row.dense_total_cpu_ms = median_of(d_tot_cpu);
+      row.speedup_vs_dense_total = median_of(speedup);
     }
     res.rows.push_back(row);
   }

@@ -47,7 +47,8 @@ struct LayerBenchRow {
   double experts_touched = 0;                                            // mean over the timed calls
   double route_ms = 0, dispatch_ms = 0, experts_ms = 0, combine_ms = 0;  // medians
   double overhead_fraction = 0;                                          // (route + dispatch + combine) / total
-  double dense_total_ms = 0, dense_activated_ms = 0;
+  double dense_total_ms = 0, dense_activated_ms = 0;  // medians; each measured right after each MoE call
+  double speedup_vs_dense_total = 0;                  // median over calls of dense total / that call's time
   // The same medians in process CPU time (all threads), for ratios on a shared machine: with one
   // thread, work per CPU-second against ceilings measured the same way (kernels/ceilings.h).
   double cpu_ms = 0, dense_total_cpu_ms = 0, dense_activated_cpu_ms = 0;

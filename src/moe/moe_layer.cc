@@ -1,5 +1,6 @@
-// MoeLayer::forward: route, dispatch (plan + gather), grouped experts (routed and shared in one
-// set of work items), combine (weighted sum in slot order, plus gated shared output).
+// MoeLayer::forward: route, dispatch (the plan, and per row its token and weight: no copy of x), the
+// grouped experts (routed and shared in one set of work items) with the combine fused into the down
+// projection (expert order, then the gated shared outputs: combine.h's order).
 #include "moe/moe_layer.h"
 
 #include <algorithm>
@@ -89,53 +90,80 @@ void MoeLayer::route(const float* x, int64_t T, const RunOptions& o) {
 
 void MoeLayer::gather() {
   // The experts read their rows of x in place (ExpertTask::x_rows): dispatch only lists, per row of the
-  // plan, its token and (weight before the expert) its scale, instead of copying [n_rows, D] of x.
+  // plan, its token and its routing weight: the input's scale (weight before the expert) or the output's.
   const int64_t n_rows = plan_.n_rows();
+  const bool before = config_.weight_before_expert;
   x_rows_.resize(static_cast<size_t>(n_rows));
-  x_scale_.resize(config_.weight_before_expert ? static_cast<size_t>(n_rows) : 0);
+  x_scale_.resize(before ? static_cast<size_t>(n_rows) : 0);
+  y_scale_.resize(before ? 0 : static_cast<size_t>(n_rows));
   for (int64_t r = 0; r < n_rows; ++r) {
     const int32_t s = plan_.row_to_slot[r];
     x_rows_[r] = s / plan_.top_k;
-    if (config_.weight_before_expert) x_scale_[r] = plan_.weights[s];
+    (before ? x_scale_ : y_scale_)[r] = plan_.weights[s];
   }
 }
 
-void MoeLayer::run_experts(const float* x, int64_t T, const RunOptions& o, ExpertRunStats* stats) {
+void MoeLayer::shared_gates(const float* x, int64_t T) {
+  const int S = weights_.shared.n_expert();
+  token_rows_.resize(S > 0 ? static_cast<size_t>(T) : 0);
+  for (int64_t t = 0; t < int64_t(token_rows_.size()); ++t) token_rows_[t] = static_cast<int32_t>(t);
+  const bool gated = S > 0 && weights_.shared_gate.data;
+  shared_g_.resize(gated ? static_cast<size_t>(T) : 0);
+  if (gated) shared_gate_values(x, T, config_.d_model, weights_.shared_gate, shared_g_.data());
+}
+
+namespace {
+
+// The down weights of the first expert present (under expert parallelism some are absent).
+const WeightView& first_down(const ExpertWeights& w) {
+  for (const ExpertMatrices& m : w.experts)
+    if (m.down.data) return m.down;
+  return w.experts[0].down;
+}
+
+}  // namespace
+
+// Gate+up+activation into hs_, then the down projection with the combine fused into it
+// (run_expert_down_combine): the routed experts in expert order, then the shared experts in order,
+// added from 0 into out, the order of combine.h.
+void MoeLayer::run_experts(const float* x, int64_t T, float* out, const RunOptions& o, ExpertRunStats* stats) {
   const int64_t D = config_.d_model, F = weights_.experts.d_ff, n_rows = plan_.n_rows();
   const int S = weights_.shared.n_expert();
   const int64_t Fs = weights_.shared.d_ff;
   hs_.resize(static_cast<size_t>(n_rows) * F);        // [n_rows, F]
-  ys_.resize(static_cast<size_t>(n_rows) * D);        // [n_rows, D]
   shared_h_.resize(static_cast<size_t>(S) * T * Fs);  // [S, T, Fs]
-  shared_y_.resize(static_cast<size_t>(S) * T * D);   // [S, T, D]
+  // bf16 copies of h when the down kernels round h to bf16 anyway (see ExpertTask::hb).
+  const int64_t Fp = (F + 1) / 2 * 2, Fsp = (Fs + 1) / 2 * 2;
+  const bool routed_b = weights_.experts.n_expert() > 0 && matmul_rounds_a_to_bf16(first_down(weights_.experts));
+  const bool shared_b = S > 0 && matmul_rounds_a_to_bf16(weights_.shared.experts[0].down);
+  hbs_.resize(routed_b ? static_cast<size_t>(n_rows * Fp) : 0);           // [n_rows, Fp]
+  shared_hb_.resize(shared_b ? static_cast<size_t>(S * T * Fsp) : 0);    // [S, T, Fsp]
   std::vector<ExpertTask> tasks;
   for (int e = 0; e < plan_.n_expert; ++e) {
     const int64_t off = plan_.expert_offsets[e], rows = plan_.expert_counts[e];
     if (rows == 0) continue;
-    tasks.push_back({&weights_.experts.experts[e], x, D, rows, F, hs_.data() + off * F, ys_.data() + off * D,
-                     x_rows_.data() + off, x_scale_.empty() ? nullptr : x_scale_.data() + off});
+    ExpertTask task{&weights_.experts.experts[e], x, D, rows, F, hs_.data() + off * F, nullptr,
+                    x_rows_.data() + off, x_scale_.empty() ? nullptr : x_scale_.data() + off};
+    if (routed_b) {
+      task.hb = hbs_.data() + off * Fp;
+      task.ldhb = Fp;
+    }
+    task.out_rows = x_rows_.data() + off;
+    task.out_scale = y_scale_.empty() ? nullptr : y_scale_.data() + off;
+    tasks.push_back(task);
   }
   for (int s = 0; s < S; ++s) {
-    tasks.push_back(
-        {&weights_.shared.experts[s], x, D, T, Fs, shared_h_.data() + s * T * Fs, shared_y_.data() + s * T * D});
+    ExpertTask task{&weights_.shared.experts[s], x, D, T, Fs, shared_h_.data() + s * T * Fs, nullptr};
+    if (shared_b) {
+      task.hb = shared_hb_.data() + s * T * Fsp;
+      task.ldhb = Fsp;
+    }
+    task.out_rows = token_rows_.data();
+    task.out_scale = shared_g_.empty() ? nullptr : shared_g_.data();
+    tasks.push_back(task);
   }
-  run_expert_tasks(tasks, D, config_.activation, o.experts, stats);
-}
-
-void MoeLayer::combine(const float* x, int64_t T, float* out) {
-  CombineArgs a;
-  a.plan = &plan_;
-  a.ys = ys_.data();
-  a.x = x;
-  a.d_model = config_.d_model;
-  a.weighted = !config_.weight_before_expert;
-  a.shared_y = shared_y_.data();
-  a.n_shared = weights_.shared.n_expert();
-  a.shared_tokens = T;
-  a.shared_gate = &weights_.shared_gate;
-  const int64_t D = config_.d_model, K = plan_.top_k;
-  run_maybe_inline(T, T * (K + a.n_shared + 1) * D,
-                   [&](int64_t t0, int64_t t1, int) { combine_tokens(a, t0, t1, out); });
+  run_expert_up_phase(tasks, D, config_.activation, o.experts, stats);
+  run_expert_down_combine(tasks, D, T, out, o.experts, stats);
 }
 
 void MoeLayer::forward(const float* x, int64_t T, float* out, const RunOptions& o, MoeTelemetry* tel) {
@@ -150,12 +178,12 @@ void MoeLayer::forward(const float* x, int64_t T, float* out, const RunOptions& 
   gather();
   const double dispatch_ms = timer.ms();
   timer.reset();
-  ExpertRunStats stats;
-  if (T > 0) run_experts(x, T, o, &stats);
-  const double experts_ms = timer.ms();
-  timer.reset();
-  combine(x, T, out);
+  shared_gates(x, T);  // what the combine needs besides the experts' outputs; the sum is in run_experts
   const double combine_ms = timer.ms();
+  timer.reset();
+  ExpertRunStats stats;
+  if (T > 0) run_experts(x, T, out, o, &stats);
+  const double experts_ms = timer.ms();
   if (!tel) return;
   *tel = MoeTelemetry{};
   tel->n_tokens = T;

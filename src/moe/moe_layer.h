@@ -1,4 +1,5 @@
-// One MoE layer: router -> RoutingPlan (dispatch) -> gather -> grouped expert FFN -> combine,
+// One MoE layer: router -> RoutingPlan (dispatch: rows listed, not copied) -> grouped expert FFN with
+// the combine fused into its down projection,
 // plus shared experts (optionally sigmoid-gated), with telemetry for every call.
 // Weights are non-owning views (MoeLayerWeights), so a loader can point into mmapped tensors.
 #pragma once
@@ -63,19 +64,22 @@ class MoeLayer {
  private:
   void route(const float* x, int64_t n_tokens, const RunOptions& options);
   void gather();  // per row of the plan: its token and scale (no copy of x)
-  void run_experts(const float* x, int64_t n_tokens, const RunOptions& options, ExpertRunStats* stats);
-  void combine(const float* x, int64_t n_tokens, float* out);
+  void shared_gates(const float* x, int64_t n_tokens);
+  void run_experts(const float* x, int64_t n_tokens, float* out, const RunOptions& options, ExpertRunStats* stats);
 
   MoeLayerConfig config_;
   MoeLayerWeights weights_;
   RouterOutput router_out_;
   RoutingPlan plan_;
   std::vector<int32_t> x_rows_;  // [n_rows] token of each row of the plan (the experts gather x in place)
-  std::vector<float> x_scale_;   // [n_rows] its routing weight (weight before the expert), else empty
+  std::vector<float> x_scale_;   // [n_rows] its routing weight when it scales the input, else empty
+  std::vector<float> y_scale_;   // [n_rows] its routing weight when it scales the output, else empty
+  std::vector<int32_t> token_rows_;  // [T] 0..T-1: the shared experts' output rows (empty without them)
+  std::vector<float> shared_g_;  // [T] sigmoid shared-expert gate, or empty (no gate)
   std::vector<float> hs_;        // [n_rows, F] activations
-  std::vector<float> ys_;        // [n_rows, D] expert outputs
   std::vector<float> shared_h_;  // [S, T, Fs]
-  std::vector<float> shared_y_;  // [S, T, D]
+  std::vector<uint16_t> hbs_;        // [n_rows, F even] bf16 copy of hs_ (ExpertTask::hb), or empty
+  std::vector<uint16_t> shared_hb_;  // [S, T, Fs even] the same for shared_h_
 };
 
 }  // namespace moe

@@ -449,5 +449,50 @@ TEST(Matmul, DualGatheredEqualsDualOnCopiedRows) {
   }
 }
 
+// A rounded to bf16 once by its producer: round_to_bf16 is the kernels' rounding, and matmul_nt_bf16a on
+// the rounded rows equals matmul_nt on them widened to f32, bit for bit, at every ISA level, odd k (the
+// pad column), rows and panels, accumulate on and off. The next_b prefetch hint never changes a result.
+TEST(Matmul, Bf16RoundedAEqualsMatmulOnTheWidenedRows) {
+  IsaGuard guard;
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16}) {
+    if (isa > detected_isa()) continue;
+    set_isa_override(isa);
+    for (DType dtype : {DType::kF32, DType::kBF16}) {
+      for (int64_t m : {int64_t(1), int64_t(7), int64_t(40)}) {
+        for (int64_t k : {int64_t(131), int64_t(2100)}) {  // 2100: more than one 1024-pair slice
+          for (bool panels : {false, true}) {
+            for (bool acc : {false, true}) {
+              Problem pr = make_problem({m, 45, k}, dtype, acc, 3);
+              if (panels) pr = with_panels(pr);
+              const int64_t lda = (k + 1) / 2 * 2 + 4;
+              std::vector<uint16_t> ab(static_cast<size_t>(m * lda), 0);
+              for (int64_t i = 0; i < m; ++i) round_to_bf16(pr.a() + i * pr.lda, k, ab.data() + i * lda);
+              std::vector<float> wide(static_cast<size_t>(m * k));
+              for (int64_t i = 0; i < m; ++i) {
+                for (int64_t p = 0; p < k; ++p) {
+                  const float v = pr.a()[i * pr.lda + p];
+                  ASSERT_EQ(ab[size_t(i * lda + p)], f32_to_bf16(v)) << v;  // no denormals in the data
+                  wide[size_t(i * k + p)] = bf16_to_f32(ab[size_t(i * lda + p)]);
+                }
+              }
+              std::vector<float> got = pr.c0_store, hinted = pr.c0_store, want = pr.c0_store;
+              matmul_nt_bf16a(ab.data(), lda, pr.b(), got.data() + pr.offset, pr.ldc, pr.s, acc);
+              matmul_nt_bf16a(ab.data(), lda, pr.b(), hinted.data() + pr.offset, pr.ldc, pr.s, acc, pr.b().data);
+              matmul_nt(wide.data(), k, pr.b(), want.data() + pr.offset, pr.ldc, pr.s, acc);
+              const std::string what = std::to_string(int(isa)) + " " + std::string(dtype_name(dtype)) + " m=" + std::to_string(m) +
+                                       " k=" + std::to_string(k) + " panels=" + std::to_string(panels);
+              EXPECT_EQ(got, want) << what;
+              EXPECT_EQ(hinted, want) << what;
+              std::vector<float> plain = pr.c0_store;
+              matmul_nt(wide.data(), k, pr.b(), plain.data() + pr.offset, pr.ldc, pr.s, acc, pr.b().data);
+              EXPECT_EQ(plain, want) << what << " (matmul_nt with the hint)";
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace moe

@@ -6,7 +6,9 @@
 
 #include <string>
 
+#include "moe/combine.h"
 #include "moe/dense_ffn.h"
+#include "moe/expert_ffn.h"
 #include "moe/moe_layer.h"
 #include "naive_moe.h"
 #include "runtime/cpu_features.h"
@@ -95,6 +97,77 @@ TEST(PackedExperts, DenseChunksMatchTheRowLayout) {
       EXPECT_LE(max_rel_error(b, want), tolerance(dt)) << dtype_name(dt) << " T=" << T;
     }
   }
+}
+
+// MoeLayer's fused path (rows of x read in place, h rounded to bf16 once by the up phase, the combine
+// inside the down projection with the next expert's weights prefetched) against the unfused steps it
+// replaced (x copied into rows, run_expert_tasks into [rows, D] outputs, combine_tokens): the same bits,
+// f32 and bf16, rows and panels, odd F, a gated shared expert, weight before or after the expert, capacity
+// drops, and experts with more than the fused product's 256-row chunk.
+TEST(PackedExperts, FusedCombineEqualsTheSeparateSteps) {
+  int n = 0;
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    for (bool packed : {false, true}) {
+      for (bool before : {false, true}) {
+        const int64_t D = 70, F = 97, Fs = 33;
+        const int E = 5, K = 3;  // K >= 3: two terms add alike in either order
+        RandomLayer rl(E, 1, D, F, Fs, dt, 21, true);
+        MoeLayerWeights w = rl.views(false, false, true);
+        const PackedExpertWeights routed = pack_expert_weights(w.experts), shared = pack_expert_weights(w.shared);
+        if (packed) {
+          w.experts = routed.weights;
+          w.shared = shared.weights;
+        }
+        MoeLayerConfig cfg;
+        cfg.d_model = D;
+        cfg.router.n_expert = E;
+        cfg.router.top_k = K;
+        cfg.weight_before_expert = before;
+        for (double cf : {0.0, 0.8}) {
+          cfg.dispatch.mode = cf > 0 ? CapacityMode::kCapacity : CapacityMode::kDropless;
+          cfg.dispatch.capacity_factor = cf > 0 ? cf : 1.0;
+          MoeLayer layer(cfg, w);
+          for (int64_t T : {1, 17, 700}) {  // 700 tokens x 3 slots / 5 experts: ~420 rows per expert
+            const auto x = random_input(T, D, static_cast<uint32_t>(T));
+            std::vector<float> got(T * D);
+            layer.forward(x.data(), T, got.data());
+            const RoutingPlan& p = layer.last_plan();
+            const int64_t rows = p.n_rows();
+            std::vector<float> xs(rows * D), hs(rows * F), ys(rows * D), sh(T * Fs), sy(T * D);
+            for (int64_t r = 0; r < rows; ++r) {
+              const int32_t s = p.row_to_slot[r];
+              for (int64_t i = 0; i < D; ++i)
+                xs[r * D + i] = before ? p.weights[s] * x[(s / K) * D + i] : x[(s / K) * D + i];
+            }
+            std::vector<ExpertTask> tasks;
+            for (int e = 0; e < E; ++e) {
+              const int64_t off = p.expert_offsets[e], c = p.expert_counts[e];
+              if (c > 0) tasks.push_back({&w.experts.experts[e], xs.data() + off * D, D, c, F, hs.data() + off * F,
+                                          ys.data() + off * D});
+            }
+            tasks.push_back({&w.shared.experts[0], x.data(), D, T, Fs, sh.data(), sy.data()});
+            run_expert_tasks(tasks, D, cfg.activation, {}, nullptr);
+            CombineArgs a;
+            a.plan = &p;
+            a.ys = ys.data();
+            a.x = x.data();
+            a.d_model = D;
+            a.weighted = !before;
+            a.shared_y = sy.data();
+            a.n_shared = 1;
+            a.shared_tokens = T;
+            a.shared_gate = &w.shared_gate;
+            std::vector<float> want(T * D);
+            combine_tokens(a, 0, T, want.data());
+            EXPECT_EQ(got, want) << dtype_name(dt) << " packed=" << packed << " before=" << before << " cf=" << cf
+                                 << " T=" << T;
+            ++n;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(n, 48);
 }
 
 TEST(PackedExperts, IsaWithoutPanelKernelsLeavesRows) {
