@@ -120,12 +120,21 @@ void EpMoeLayer::compute_local(const EpLocalBatch& batch, const RunOptions& o, f
     x = xs_.data();
   }
   hs_.resize(static_cast<size_t>(n * F));  // [n, F]
+  const int64_t Fp = (F + 1) / 2 * 2;
   std::vector<ExpertTask> tasks;
   for (size_t j = 0; j < batch.experts.size(); ++j) {
     const int64_t off = batch.offsets[j], rows = batch.offsets[j + 1] - off;
     if (rows == 0) continue;
     tasks.push_back({&weights_.experts.experts[size_t(batch.experts[j])], x + off * D, D, rows, F, hs_.data() + off * F,
                      y + off * D});
+  }
+  // h rounded to bf16 once when the down kernels round it anyway (ExpertTask::hb; the same bits).
+  if (!tasks.empty() && matmul_rounds_a_to_bf16(tasks[0].w->down)) {
+    hbs_.resize(static_cast<size_t>(n * Fp));  // [n, Fp]
+    for (ExpertTask& t : tasks) {
+      t.hb = hbs_.data() + (t.h - hs_.data()) / F * Fp;
+      t.ldhb = Fp;
+    }
   }
   ExpertRunStats stats;
   run_expert_tasks(tasks, D, config_.activation, o.experts, &stats);

@@ -85,6 +85,7 @@ class EpMoeLayer {
   std::vector<float> ys_;        // [n_rows, D] expert outputs in plan row order
   std::vector<float> xs_;        // [n_local_rows, D] scaled inputs (weight before expert)
   std::vector<float> hs_;        // [n_local_rows, F]
+  std::vector<uint16_t> hbs_;    // [n_local_rows, F even] bf16 copy of hs_ (ExpertTask::hb), or empty
   std::vector<float> shared_h_;  // [S, T, Fs]
   std::vector<float> shared_y_;  // [S, T, D]
 };

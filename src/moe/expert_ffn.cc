@@ -283,6 +283,8 @@ void run_expert_down_phase(const std::vector<ExpertTask>& tasks, int64_t d_model
       const WeightView dv = weight_rows(w.down, it.c0);
       if (o.reference_kernels) {
         matmul_nt_ref(h, F, dv, y, D, {rows, cols, F}, false);
+      } else if (task.hb && matmul_rounds_a_to_bf16(dv)) {
+        matmul_nt_bf16a(task.hb + it.r0 * task.ldhb, task.ldhb, dv, y, D, {rows, cols, F}, false);
       } else {
         matmul_nt(h, F, dv, y, D, {rows, cols, F}, false);
       }

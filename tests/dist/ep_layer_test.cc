@@ -105,6 +105,14 @@ TEST(EpMoeLayer, LikeOneProcessWeightBeforeExpert) { check_all(make_model(5, 1, 
 
 TEST(EpMoeLayer, LikeOneProcessBf16Experts) { check_all(make_model(7, 3, 32, 16, true, false, true), kCases); }
 
+// Panels: bf16 experts take the down projection on h rounded once (ExpertTask::hb) on both sides, and
+// MoeLayer fuses the combine into it; odd F exercises the pad column.
+TEST(EpMoeLayer, LikeOneProcessBf16PanelExperts) {
+  Model m = make_model(7, 3, 32, 17, true, false, true);
+  pack_experts(m);
+  check_all(m, kCases);
+}
+
 TEST(EpMoeLayer, MoreRanksThanExperts) {
   check_all(make_model(3, 2, 16, 8, false, false, false), {{4, {3, 4, 5, 6}, "contiguous"}});  // rank 3 owns nothing
 }

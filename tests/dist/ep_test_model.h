@@ -15,8 +15,15 @@ struct Model {
   MoeLayerConfig config;
   std::vector<float> router, gate, up, down, shared_gate_up, shared_down, shared_gate;
   std::vector<uint16_t> gate16, up16, down16;
+  PackedExpertWeights packed;  // the routed experts in panels, when pack_experts() was called
   MoeLayerWeights weights;
 };
+
+// The routed experts in the kernels' panel layout, as the decoder loads them (m must not move afterwards).
+inline void pack_experts(Model& m) {
+  m.packed = pack_expert_weights(m.weights.experts);
+  m.weights.experts = m.packed.weights;
+}
 
 inline std::vector<float> random_vec(size_t n, uint32_t seed, float scale) {
   std::vector<float> v(n);
