@@ -18,6 +18,9 @@ struct MoeTelemetry {
   int64_t expert_bytes_streamed = 0;  // routed + shared expert weight bytes read by the work items
   int64_t expert_flops = 0;           // 2 * rows * 3 * F * D over routed and shared experts
   int64_t work_items = 0;
+  // dispatch: the RoutingPlan and the per-row token and weight lists (the experts read x in place).
+  // MoeLayer sums the experts' outputs inside their down projection (run_expert_down_combine), so that
+  // time is in experts_ms; its combine_ms is what remains outside it (the shared-expert gate).
   double route_ms = 0, dispatch_ms = 0, experts_ms = 0, combine_ms = 0;
 
   double total_ms() const { return route_ms + dispatch_ms + experts_ms + combine_ms; }
