@@ -32,8 +32,10 @@ struct DispatchOptions {
 //   expert e's rows are r in [expert_offsets[e], expert_offsets[e + 1]); expert_counts[e] of them.
 //   slot_to_row[s] = r, or -1 when slot s was dropped (capacity mode).
 //   row_to_slot[r] = s; token of row r = row_to_slot[r] / K.
-// Dispatch (gather) copies x[token(r)] into row r; combine computes
-//   out[t] = sum_k weights[t * K + k] * y[slot_to_row[t * K + k]] over kept slots.
+// Dispatch gives row r the input x[token(r)] (MoeLayer's experts read it in place; expert parallelism
+// copies it into the send buffer); combine computes
+//   out[t] = sum_k weights[t * K + k] * y[slot_to_row[t * K + k]] over kept slots,
+// summed in row order (= expert order; moe/combine.h).
 // Backward: the gradient of combine w.r.t. y is dispatch of dout scaled by the weights, and the
 // gradient of dispatch is combine without weights. Expert parallelism sends rows
 // [expert_offsets[e0], expert_offsets[e1]) to the rank owning experts [e0, e1).
