@@ -143,7 +143,8 @@ void print_table(const LayerBenchResult& r) {
   }
   fmt::print(
       "dense_tot / dense_act: dense GLU FFN of equal total / equal activated parameters, same kernels and weight pool"
-      "{}, each run right after each MoE call; speedup = median over calls of dense_tot / that call's ms (paired); theory = total / activated parameters; overhead = route + dispatch + combine\n",
+      "{}, each run right after each MoE call; speedup = median over calls of dense_tot / that call's ms (paired); "
+      "theory = total / activated parameters; overhead = route + dispatch + combine\n",
       r.rows.empty() || !r.rows[0].dense_total_extrapolated
           ? ""
           : fmt::format(" (* measured on {} expert-sized chunks, scaled by width)", o.dense_max_chunks));

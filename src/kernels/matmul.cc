@@ -200,8 +200,8 @@ void matmul_nt_dual_gathered(const GatheredRows& a, const WeightView& b0, const 
         a, MatmulArgs{nullptr, shape.k, b0, c0, ldc, shape, false, b1.data},
         MatmulArgs{nullptr, shape.k, b1, c1, ldc, shape, false});
   }
-  float* rows = static_cast<float*>(
-      matmul_detail::scratch(matmul_detail::kScratchGather, size_t(std::max<int64_t>(1, shape.m * shape.k)) * sizeof(float)));
+  float* rows = static_cast<float*>(matmul_detail::scratch(
+      matmul_detail::kScratchGather, size_t(std::max<int64_t>(1, shape.m * shape.k)) * sizeof(float)));
   gather_rows(a, shape.m, shape.k, rows, shape.k);
   matmul_nt_dual(rows, shape.k, b0, b1, c0, c1, ldc, shape);
 }

@@ -62,10 +62,10 @@ void matmul_nt_dual(const float* a, int64_t lda, const WeightView& b0, const Wei
 // A whose row i is x[idx[i]] times scale[i] (scale null: 1): the rows a MoE layer routes to one expert,
 // read where they are instead of first copied into a contiguous buffer (the layer's dispatch).
 struct GatheredRows {
-  const float* x = nullptr;        // [*, ldx]
+  const float* x = nullptr;  // [*, ldx]
   int64_t ldx = 0;
-  const int32_t* idx = nullptr;    // [m] row of x for each row of A
-  const float* scale = nullptr;    // [m] or null
+  const int32_t* idx = nullptr;  // [m] row of x for each row of A
+  const float* scale = nullptr;  // [m] or null
 };
 
 // matmul_nt_dual on gathered rows. Bit for bit the result of matmul_nt_dual on the rows copied (and

@@ -328,8 +328,9 @@ void panels_bf16dot_packed_a(const MatmulArgs& g, const uint32_t* a2, int64_t ld
       const int64_t next_kc2 = p0 + kc2 < k2 ? std::min(kKc2Panels, k2 - p0 - kc2) : std::min(kKc2Panels, k2);
       // After the last slice: the first slice of the next call's B when the caller named it (next_b).
       const int64_t next_lines = last && !g.next_b ? 0 : next_kc2 * kNr * 4 / 64;
-      const char* next = last ? static_cast<const char*>(g.next_b)
-                              : reinterpret_cast<const char*>(p0 + kc2 < k2 ? panel + (p0 + kc2) * kNr : panel + kNr * ld2);
+      const char* next =
+          last ? static_cast<const char*>(g.next_b)
+               : reinterpret_cast<const char*>(p0 + kc2 < k2 ? panel + (p0 + kc2) * kNr : panel + kNr * ld2);
       for (int64_t rb = 0; rb < n_rb; ++rb) {
         const int64_t i0 = rb * m / n_rb, i1 = (rb + 1) * m / n_rb;
         const PanelPrefetch pf = panel_prefetch(m, rb, n_rb, next, next_lines);

@@ -74,8 +74,7 @@ void gemm_panels_bf16dot_bf16a_avx512bf16(const MatmulArgs& g, const uint32_t* a
 // vcvtneps2bf16 of n floats.
 void round_bf16_avx512bf16(const float* x, int64_t n, uint16_t* out);
 // The same on gathered rows (g0.a and g1.a unused): rounded into bf16 pairs straight from rows.x.
-void gemm_panels_bf16dot_dual_gathered_avx512bf16(const GatheredRows& rows, const MatmulArgs& g0,
-                                                  const MatmulArgs& g1);
+void gemm_panels_bf16dot_dual_gathered_avx512bf16(const GatheredRows& rows, const MatmulArgs& g0, const MatmulArgs& g1);
 
 // Packs bf16 B rows [j0, j0+nc) x columns [p0, p0+kc) (p0 even) into panels of 32 columns
 // of bf16 pairs: panel q, pair p2 (columns 2*p2, 2*p2+1 of the block), column col at

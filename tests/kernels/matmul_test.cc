@@ -400,11 +400,19 @@ namespace {
 // The MoE layer's dispatch without a copy: matmul_nt_dual_gathered equals matmul_nt_dual on the rows
 // copied (and scaled) into a contiguous A, bit for bit, at every ISA level, with repeated and
 // out-of-order rows, with and without a scale, f32 and bf16, rows and panels.
-TEST(Matmul, DualGatheredEqualsDualOnCopiedRows) {
+// Calls fn(isa) with the active ISA capped at each level this machine has (restored afterwards).
+template <typename Fn>
+void for_each_isa(Fn&& fn) {
   IsaGuard guard;
   for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16}) {
     if (isa > detected_isa()) continue;
     set_isa_override(isa);
+    fn(isa);
+  }
+}
+
+TEST(Matmul, DualGatheredEqualsDualOnCopiedRows) {
+  for_each_isa([](Isa isa) {
     for (DType dtype : {DType::kF32, DType::kBF16}) {
       for (int64_t m : {int64_t(1), int64_t(7), int64_t(40)}) {
         for (bool panels : {false, true}) {
@@ -436,27 +444,22 @@ TEST(Matmul, DualGatheredEqualsDualOnCopiedRows) {
               }
             }
             std::vector<float> c0 = p0.c0_store, c1 = p0.c0_store, w0 = p0.c0_store, w1 = p0.c0_store;
-            matmul_nt_dual_gathered(rows, p0.b(), p1.b(), c0.data() + p0.offset, c1.data() + p0.offset, p0.ldc,
-                                    p0.s);
-            matmul_nt_dual(copy.data(), k, p0.b(), p1.b(), w0.data() + p0.offset, w1.data() + p0.offset, p0.ldc,
-                           p0.s);
+            matmul_nt_dual_gathered(rows, p0.b(), p1.b(), c0.data() + p0.offset, c1.data() + p0.offset, p0.ldc, p0.s);
+            matmul_nt_dual(copy.data(), k, p0.b(), p1.b(), w0.data() + p0.offset, w1.data() + p0.offset, p0.ldc, p0.s);
             EXPECT_EQ(c0, w0) << int(isa) << " " << dtype_name(dtype) << " m=" << m << " panels=" << panels;
             EXPECT_EQ(c1, w1) << int(isa) << " " << dtype_name(dtype) << " m=" << m << " panels=" << panels;
           }
         }
       }
     }
-  }
+  });
 }
 
 // A rounded to bf16 once by its producer: round_to_bf16 is the kernels' rounding, and matmul_nt_bf16a on
 // the rounded rows equals matmul_nt on them widened to f32, bit for bit, at every ISA level, odd k (the
 // pad column), rows and panels, accumulate on and off. The next_b prefetch hint never changes a result.
 TEST(Matmul, Bf16RoundedAEqualsMatmulOnTheWidenedRows) {
-  IsaGuard guard;
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16}) {
-    if (isa > detected_isa()) continue;
-    set_isa_override(isa);
+  for_each_isa([](Isa isa) {
     for (DType dtype : {DType::kF32, DType::kBF16}) {
       for (int64_t m : {int64_t(1), int64_t(7), int64_t(40)}) {
         for (int64_t k : {int64_t(131), int64_t(2100)}) {  // 2100: more than one 1024-pair slice
@@ -479,8 +482,9 @@ TEST(Matmul, Bf16RoundedAEqualsMatmulOnTheWidenedRows) {
               matmul_nt_bf16a(ab.data(), lda, pr.b(), got.data() + pr.offset, pr.ldc, pr.s, acc);
               matmul_nt_bf16a(ab.data(), lda, pr.b(), hinted.data() + pr.offset, pr.ldc, pr.s, acc, pr.b().data);
               matmul_nt(wide.data(), k, pr.b(), want.data() + pr.offset, pr.ldc, pr.s, acc);
-              const std::string what = std::to_string(int(isa)) + " " + std::string(dtype_name(dtype)) + " m=" + std::to_string(m) +
-                                       " k=" + std::to_string(k) + " panels=" + std::to_string(panels);
+              const std::string what = std::to_string(int(isa)) + " " + std::string(dtype_name(dtype)) +
+                                       " m=" + std::to_string(m) + " k=" + std::to_string(k) +
+                                       " panels=" + std::to_string(panels);
               EXPECT_EQ(got, want) << what;
               EXPECT_EQ(hinted, want) << what;
               std::vector<float> plain = pr.c0_store;
@@ -491,7 +495,7 @@ TEST(Matmul, Bf16RoundedAEqualsMatmulOnTheWidenedRows) {
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace
