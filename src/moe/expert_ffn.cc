@@ -311,7 +311,8 @@ void run_expert_down_combine(const std::vector<ExpertTask>& tasks, int64_t d_mod
   const int threads = pool.size();
   // Column blocks: multiples of 32 (panel boundaries), ~8 per thread for the dynamic schedule, at least
   // 128 columns (the bf16 panel kernel's 4 panels at once at m = 1) unless D is smaller.
-  const int64_t cb = std::min(round_up(D, 32), std::max<int64_t>(128, round_up((D + 8 * threads - 1) / (8 * threads), 32)));
+  const int64_t cb =
+      std::min(round_up(D, 32), std::max<int64_t>(128, round_up((D + 8 * threads - 1) / (8 * threads), 32)));
   const int64_t n_items = (D + cb - 1) / cb;
   constexpr int64_t kRowChunk = 256;  // rows of one product: its [rows, cb] result stays in L2
   int64_t max_rows = 0;

@@ -136,14 +136,21 @@ void MoeLayer::run_experts(const float* x, int64_t T, float* out, const RunOptio
   const int64_t Fp = (F + 1) / 2 * 2, Fsp = (Fs + 1) / 2 * 2;
   const bool routed_b = weights_.experts.n_expert() > 0 && matmul_rounds_a_to_bf16(first_down(weights_.experts));
   const bool shared_b = S > 0 && matmul_rounds_a_to_bf16(weights_.shared.experts[0].down);
-  hbs_.resize(routed_b ? static_cast<size_t>(n_rows * Fp) : 0);           // [n_rows, Fp]
-  shared_hb_.resize(shared_b ? static_cast<size_t>(S * T * Fsp) : 0);    // [S, T, Fsp]
+  hbs_.resize(routed_b ? static_cast<size_t>(n_rows * Fp) : 0);        // [n_rows, Fp]
+  shared_hb_.resize(shared_b ? static_cast<size_t>(S * T * Fsp) : 0);  // [S, T, Fsp]
   std::vector<ExpertTask> tasks;
   for (int e = 0; e < plan_.n_expert; ++e) {
     const int64_t off = plan_.expert_offsets[e], rows = plan_.expert_counts[e];
     if (rows == 0) continue;
-    ExpertTask task{&weights_.experts.experts[e], x, D, rows, F, hs_.data() + off * F, nullptr,
-                    x_rows_.data() + off, x_scale_.empty() ? nullptr : x_scale_.data() + off};
+    ExpertTask task{&weights_.experts.experts[e],
+                    x,
+                    D,
+                    rows,
+                    F,
+                    hs_.data() + off * F,
+                    nullptr,
+                    x_rows_.data() + off,
+                    x_scale_.empty() ? nullptr : x_scale_.data() + off};
     if (routed_b) {
       task.hb = hbs_.data() + off * Fp;
       task.ldhb = Fp;

@@ -71,13 +71,13 @@ class MoeLayer {
   MoeLayerWeights weights_;
   RouterOutput router_out_;
   RoutingPlan plan_;
-  std::vector<int32_t> x_rows_;  // [n_rows] token of each row of the plan (the experts gather x in place)
-  std::vector<float> x_scale_;   // [n_rows] its routing weight when it scales the input, else empty
-  std::vector<float> y_scale_;   // [n_rows] its routing weight when it scales the output, else empty
+  std::vector<int32_t> x_rows_;      // [n_rows] token of each row of the plan (the experts gather x in place)
+  std::vector<float> x_scale_;       // [n_rows] its routing weight when it scales the input, else empty
+  std::vector<float> y_scale_;       // [n_rows] its routing weight when it scales the output, else empty
   std::vector<int32_t> token_rows_;  // [T] 0..T-1: the shared experts' output rows (empty without them)
-  std::vector<float> shared_g_;  // [T] sigmoid shared-expert gate, or empty (no gate)
-  std::vector<float> hs_;        // [n_rows, F] activations
-  std::vector<float> shared_h_;  // [S, T, Fs]
+  std::vector<float> shared_g_;      // [T] sigmoid shared-expert gate, or empty (no gate)
+  std::vector<float> hs_;            // [n_rows, F] activations
+  std::vector<float> shared_h_;      // [S, T, Fs]
   std::vector<uint16_t> hbs_;        // [n_rows, F even] bf16 copy of hs_ (ExpertTask::hb), or empty
   std::vector<uint16_t> shared_hb_;  // [S, T, Fs even] the same for shared_h_
 };

@@ -142,8 +142,9 @@ TEST(PackedExperts, FusedCombineEqualsTheSeparateSteps) {
             std::vector<ExpertTask> tasks;
             for (int e = 0; e < E; ++e) {
               const int64_t off = p.expert_offsets[e], c = p.expert_counts[e];
-              if (c > 0) tasks.push_back({&w.experts.experts[e], xs.data() + off * D, D, c, F, hs.data() + off * F,
-                                          ys.data() + off * D});
+              if (c > 0)
+                tasks.push_back(
+                    {&w.experts.experts[e], xs.data() + off * D, D, c, F, hs.data() + off * F, ys.data() + off * D});
             }
             tasks.push_back({&w.shared.experts[0], x.data(), D, T, Fs, sh.data(), sy.data()});
             run_expert_tasks(tasks, D, cfg.activation, {}, nullptr);
