@@ -15,17 +15,11 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// a before b when a's value is larger, or equal and a's index is lower (deterministic ties).
-struct Better {
-  const float* v;
-  bool operator()(int32_t a, int32_t b) const { return v[a] > v[b] || (v[a] == v[b] && a < b); }
-};
-
-// The k best of v[0, n) in Better order (larger first, equal values: lower index first), written to
-// out[0, k): one pass in index order keeping a sorted list of the best so far. An expert enters only
-// when strictly larger than the current k-th, and goes after every kept one it does not beat, so equal
-// values keep their index order: the same ids as std::partial_sort with Better, at about one compare
-// per expert (the partial sort's heap took most of the router's per-token time at E = 128).
+// The k best of v[0, n), larger first and, between equal values, the lower index first (deterministic
+// ties), written to out[0, k): one pass in index order keeping a sorted list of the best so far. An
+// entry enters only when strictly larger than the current k-th, and goes after every kept one it does
+// not beat, so equal values keep their index order. About one compare per entry (a partial sort's heap
+// took most of the router's per-token time at E = 128). Used for experts and for groups alike.
 void top_k_select(const float* v, int n, int k, int32_t* out) {
   int len = 0;
   for (int e = 0; e < n; ++e) {
@@ -65,7 +59,8 @@ void score_logits(ScoringFunc f, const float* logits, int n, float* scores) {
   }
 }
 
-// Masks (sets to -inf) every expert outside the topk_group best groups of `sel` [E].
+// Masks (sets to -inf) every expert outside the topk_group best groups of `sel` [E]. group_scores: [n_group]
+// scratch; order: [topk_group] scratch for the chosen groups.
 void apply_group_limit(const RouterOptions& o, float* sel, float* group_scores, int32_t* order) {
   const int group_size = o.n_expert / o.n_group;
   for (int g = 0; g < o.n_group; ++g) {
@@ -86,9 +81,8 @@ void apply_group_limit(const RouterOptions& o, float* sel, float* group_scores, 
       }
       group_scores[g] = a + b;
     }
-    order[g] = g;
   }
-  std::partial_sort(order, order + o.topk_group, order + o.n_group, Better{group_scores});
+  top_k_select(group_scores, o.n_group, o.topk_group, order);
   // Reuse group_scores as a keep flag per group.
   for (int g = 0; g < o.n_group; ++g) group_scores[g] = 0.0f;
   for (int i = 0; i < o.topk_group; ++i) group_scores[order[i]] = 1.0f;
@@ -174,9 +168,9 @@ void route_one_token(const RouterOptions& o, const RouterWeights& w, const float
     for (int e = 0; e < n; ++e) sel[e] += w.correction_bias[e];
   }
   if (o.n_group > 1) {
-    thread_local std::vector<int32_t> order;  // group order (per thread, reused across tokens and calls)
-    order.resize(n);
-    apply_group_limit(o, sel, group_tmp, order.data());
+    thread_local std::vector<int32_t> best_groups;  // per thread, reused across tokens and calls
+    best_groups.resize(static_cast<size_t>(o.topk_group));
+    apply_group_limit(o, sel, group_tmp, best_groups.data());
   }
   top_k_select(sel, n, k, ids);
   finish_weights(o, logits, scores, k, ids, out_weights);
