@@ -12,17 +12,37 @@ namespace {
 struct DTypeInfo {
   DType type;
   std::string_view name;
-  size_t size;
+  size_t size;  // bytes per element; 0 for block types
   bool is_float;
+  int64_t block_elems = 1, block_bytes = 0;  // block types only
 };
 
 constexpr DTypeInfo kDTypes[] = {
-    {DType::kF64, "F64", 8, true},        {DType::kF32, "F32", 4, true},        {DType::kF16, "F16", 2, true},
-    {DType::kBF16, "BF16", 2, true},      {DType::kI64, "I64", 8, false},       {DType::kI32, "I32", 4, false},
-    {DType::kI16, "I16", 2, false},       {DType::kI8, "I8", 1, false},         {DType::kU64, "U64", 8, false},
-    {DType::kU32, "U32", 4, false},       {DType::kU16, "U16", 2, false},       {DType::kU8, "U8", 1, false},
-    {DType::kBool, "BOOL", 1, false},     {DType::kF8E4M3, "F8_E4M3", 1, true}, {DType::kF8E5M2, "F8_E5M2", 1, true},
+    {DType::kF64, "F64", 8, true},
+    {DType::kF32, "F32", 4, true},
+    {DType::kF16, "F16", 2, true},
+    {DType::kBF16, "BF16", 2, true},
+    {DType::kI64, "I64", 8, false},
+    {DType::kI32, "I32", 4, false},
+    {DType::kI16, "I16", 2, false},
+    {DType::kI8, "I8", 1, false},
+    {DType::kU64, "U64", 8, false},
+    {DType::kU32, "U32", 4, false},
+    {DType::kU16, "U16", 2, false},
+    {DType::kU8, "U8", 1, false},
+    {DType::kBool, "BOOL", 1, false},
+    {DType::kF8E4M3, "F8_E4M3", 1, true},
+    {DType::kF8E5M2, "F8_E5M2", 1, true},
     {DType::kF8E8M0, "F8_E8M0", 1, true},
+    {DType::kQ4_0, "Q4_0", 0, true, 32, 18},
+    {DType::kQ4_1, "Q4_1", 0, true, 32, 20},
+    {DType::kQ5_0, "Q5_0", 0, true, 32, 22},
+    {DType::kQ5_1, "Q5_1", 0, true, 32, 24},
+    {DType::kQ8_0, "Q8_0", 0, true, 32, 34},
+    {DType::kQ4_K, "Q4_K", 0, true, 256, 144},
+    {DType::kQ5_K, "Q5_K", 0, true, 256, 176},
+    {DType::kQ6_K, "Q6_K", 0, true, 256, 210},
+    {DType::kMXFP4, "MXFP4", 0, true, 32, 17},
 };
 
 const DTypeInfo& info(DType t) {
@@ -83,10 +103,31 @@ uint32_t encode_minifloat_magnitude(float a, int mant_bits, int bias, uint32_t m
 }  // namespace
 
 std::string_view dtype_name(DType t) { return info(t).name; }
-size_t dtype_size(DType t) { return info(t).size; }
+size_t dtype_size(DType t) {
+  MOE_CHECK_MSG(info(t).size > 0, "dtype_size of a block-quantized type: use dtype_row_bytes");
+  return info(t).size;
+}
 bool dtype_is_float(DType t) { return info(t).is_float; }
+bool dtype_is_block(DType t) { return info(t).size == 0; }
+int64_t dtype_block_elems(DType t) { return info(t).block_elems; }
+int64_t dtype_block_bytes(DType t) {
+  const DTypeInfo& d = info(t);
+  return d.size == 0 ? d.block_bytes : static_cast<int64_t>(d.size);
+}
+int64_t dtype_row_bytes(DType t, int64_t n) {
+  const DTypeInfo& d = info(t);
+  if (d.size > 0) return n * static_cast<int64_t>(d.size);
+  MOE_CHECK_MSG(n % d.block_elems == 0, "row length is not a multiple of the block size");
+  return n / d.block_elems * d.block_bytes;
+}
 
 std::optional<DType> dtype_from_name(std::string_view name) {
+  for (const auto& d : kDTypes)
+    if (d.name == name && d.size > 0) return d.type;
+  return std::nullopt;
+}
+
+std::optional<DType> dtype_from_any_name(std::string_view name) {
   for (const auto& d : kDTypes)
     if (d.name == name) return d.type;
   return std::nullopt;
@@ -201,6 +242,8 @@ void convert_to_f32(DType t, const void* src, float* dst, size_t n) {
       case DType::kF8E8M0:
         dst[i] = f8e8m0_to_f32(b[i]);
         break;
+      default:
+        MOE_CHECK_MSG(false, "convert_to_f32: block-quantized types are dequantized by kernels/quant_blocks.h");
     }
   }
 }

@@ -27,15 +27,34 @@ enum class DType : uint8_t {
   kF8E4M3,
   kF8E5M2,
   kF8E8M0,
+  // Block-quantized weight types (GGUF / ggml): a row of k elements is k / block_elems blocks of
+  // block_bytes each. They have no per-element size: use dtype_row_bytes.
+  kQ4_0,   // 32: f16 d, 16 bytes of nibbles; w = d * (q - 8)
+  kQ4_1,   // 32: f16 d, f16 m, nibbles; w = d * q + m
+  kQ5_0,   // 32: f16 d, 4 bytes of high bits, nibbles; w = d * (q - 16)
+  kQ5_1,   // 32: f16 d, f16 m, high bits, nibbles; w = d * q + m
+  kQ8_0,   // 32: f16 d, 32 int8; w = d * q
+  kQ4_K,   // 256: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins for 8 sub-blocks of 32, nibbles
+  kQ5_K,   // 256: as Q4_K plus 32 bytes of high bits
+  kQ6_K,   // 256: 128 bytes low nibbles, 64 bytes 2-bit highs, 16 int8 scales (sub-blocks of 16), f16 d
+  kMXFP4,  // 32: E8M0 exponent, nibbles indexing the FP4 (E2M1) values
 };
 
 // Name as written in a safetensors header ("F32", "BF16", "F8_E4M3", ...).
 std::string_view dtype_name(DType t);
-// Parses a safetensors dtype name; nullopt when unknown.
+// Parses a safetensors dtype name (block-quantized types are not safetensors dtypes); nullopt when unknown.
 std::optional<DType> dtype_from_name(std::string_view name);
-// Bytes per element.
+// Bytes per element (not for block-quantized types: see dtype_row_bytes).
 size_t dtype_size(DType t);
-bool dtype_is_float(DType t);
+bool dtype_is_float(DType t);  // also true for block-quantized weight types (they encode floats)
+// Block-quantized weight types: elements per block (1 for the others) and bytes per block.
+bool dtype_is_block(DType t);
+int64_t dtype_block_elems(DType t);
+int64_t dtype_block_bytes(DType t);
+// Bytes of n consecutive elements of a row (n a multiple of dtype_block_elems for block types).
+int64_t dtype_row_bytes(DType t, int64_t n);
+// Parses a dtype name as dtype_name writes it, block types included ("Q4_K"); nullopt when unknown.
+std::optional<DType> dtype_from_any_name(std::string_view name);
 
 // bf16 <-> f32. f32 -> bf16 rounds to nearest, ties to even; NaN stays NaN (quiet).
 inline float bf16_to_f32(uint16_t h) {
