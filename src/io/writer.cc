@@ -6,51 +6,44 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "util/error.h"
 
 namespace moe {
-namespace {
 
-class TempFile {
- public:
-  explicit TempFile(const std::string& path) : path_(path), tmp_(path + ".tmp." + std::to_string(getpid())) {
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) fail("io", "{}: cannot create temporary file {}: {}", path_, tmp_, std::strerror(errno));
-  }
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-  void write(const void* data, size_t n) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        fail("io", "{}: write failed: {}", tmp_, std::strerror(errno));
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
+TempFile::TempFile(const std::string& path) : path_(path), tmp_(path + ".tmp." + std::to_string(getpid())) {
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail("io", "{}: cannot create temporary file {}: {}", path_, tmp_, std::strerror(errno));
+}
+
+TempFile::~TempFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+void TempFile::write(const void* data, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd_, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      fail("io", "{}: write failed: {}", tmp_, std::strerror(errno));
     }
+    p += w;
+    n -= static_cast<size_t>(w);
   }
-  void commit() {
-    if (::fsync(fd_) != 0) fail("io", "{}: fsync failed: {}", tmp_, std::strerror(errno));
-    ::close(fd_);
-    fd_ = -1;
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
-      fail("io", "{}: rename from {} failed: {}", path_, tmp_, std::strerror(errno));
-    }
-    committed_ = true;
+}
+
+void TempFile::commit() {
+  if (::fsync(fd_) != 0) fail("io", "{}: fsync failed: {}", tmp_, std::strerror(errno));
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    fail("io", "{}: rename from {} failed: {}", path_, tmp_, std::strerror(errno));
   }
-
- private:
-  std::string path_, tmp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-}  // namespace
+  committed_ = true;
+}
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {
