@@ -7,6 +7,7 @@
 
 #include "kernels/matmul_internal.h"
 #include "kernels/packed_weights.h"
+#include "kernels/quant_matmul.h"
 #include "runtime/aligned.h"
 #include "runtime/cpu_features.h"
 #include "util/check.h"
@@ -48,10 +49,11 @@ void matmul_nt_scalar(const MatmulArgs& g) {
 }
 
 void check_args(const float* a, int64_t lda, const WeightView& b, const float* c, int64_t ldc, MatmulShape s) {
-  MOE_CHECK(b.dtype == DType::kF32 || b.dtype == DType::kBF16);
+  MOE_CHECK(b.dtype == DType::kF32 || b.dtype == DType::kBF16 || dtype_is_block(b.dtype));
+  if (dtype_is_block(b.dtype)) MOE_CHECK(s.k % dtype_block_elems(b.dtype) == 0);
   MOE_CHECK(s.m >= 0 && s.n >= 0 && s.k >= 0);
   if (b.layout == WeightLayout::kPanels) {  // the panel kernels use aligned loads and bf16 pairs
-    MOE_CHECK(reinterpret_cast<uintptr_t>(b.data) % 64 == 0 && (b.dtype == DType::kF32 || b.ld % 2 == 0));
+    MOE_CHECK(reinterpret_cast<uintptr_t>(b.data) % 64 == 0 && (b.dtype != DType::kBF16 || b.ld % 2 == 0));
   }
   if (s.m == 0 || s.n == 0) return;
   MOE_CHECK(c != nullptr && ldc >= s.n);
@@ -78,11 +80,23 @@ void* scratch(int slot, size_t bytes) {
 
 WeightView weight_rows(const WeightView& b, int64_t r0) {
   const auto* base = static_cast<const uint8_t*>(b.data);
-  const int64_t es = static_cast<int64_t>(dtype_size(b.dtype));
-  // Panels: r0 / 32 panels of 32 * ld elements each, the same offset as r0 rows of ld elements.
-  MOE_CHECK(b.layout == WeightLayout::kRows || r0 % 32 == 0);
-  return {base + r0 * b.ld * es, b.dtype, b.ld, b.layout};
+  // Panels: r0 / 32 panels of 32 * ld elements each (block types: r0 / 16 groups of 16 rows), the same
+  // offset as r0 rows of ld elements.
+  MOE_CHECK(b.layout == WeightLayout::kRows || r0 % (dtype_is_block(b.dtype) ? kQuantGroupRows : 32) == 0);
+  return {base + r0 * dtype_row_bytes(b.dtype, b.ld), b.dtype, b.ld, b.layout};
 }
+
+namespace {
+
+// Block-quantized B: A quantized to Q8 rows once (per-thread scratch), then the integer kernels.
+const uint8_t* quantized_a(const float* a, int64_t lda, MatmulShape s) {
+  auto* qa = static_cast<uint8_t*>(
+      matmul_detail::scratch(matmul_detail::kScratchQ8, size_t(std::max<int64_t>(1, s.m)) * q8_row_bytes(s.k)));
+  quantize_rows_q8(a, lda, s.m, s.k, qa);
+  return qa;
+}
+
+}  // namespace
 
 void matmul_nt_ref(const float* a, int64_t lda, const WeightView& b, float* c, int64_t ldc, MatmulShape s,
                    bool accumulate) {
@@ -104,6 +118,9 @@ void matmul_nt(const float* a, int64_t lda, const WeightView& b, float* c, int64
     if (!accumulate)
       for (int64_t i = 0; i < shape.m; ++i) std::memset(c + i * ldc, 0, size_t(shape.n) * sizeof(float));
     return;
+  }
+  if (dtype_is_block(b.dtype)) {
+    return matmul_q8(Q8Rows{quantized_a(a, lda, shape), q8_row_bytes(shape.k)}, b, c, ldc, shape, accumulate);
   }
   const MatmulArgs g{a, lda, b, c, ldc, shape, accumulate, next_b};
   if (b.layout == WeightLayout::kPanels) {
@@ -137,6 +154,13 @@ void matmul_nt_dual(const float* a, int64_t lda, const WeightView& b0, const Wei
   const auto bf16_panels = [](const WeightView& b) {
     return b.layout == WeightLayout::kPanels && b.dtype == DType::kBF16;
   };
+  if (dtype_is_block(b0.dtype) && dtype_is_block(b1.dtype) && shape.m > 0 && shape.n > 0 && shape.k > 0) {
+    check_args(a, lda, b0, c0, ldc, shape);
+    check_args(a, lda, b1, c1, ldc, shape);
+    const Q8Rows qa{quantized_a(a, lda, shape), q8_row_bytes(shape.k)};  // one quantization for both
+    matmul_q8(qa, b0, c0, ldc, shape, false);
+    return matmul_q8(qa, b1, c1, ldc, shape, false);
+  }
   if (bf16_panels(b0) && bf16_panels(b1) && active_isa() == Isa::kAvx512Bf16 && shape.m > 0 && shape.n > 0 &&
       shape.k > 0) {
     check_args(a, lda, b0, c0, ldc, shape);
@@ -189,6 +213,18 @@ void gather_rows(const GatheredRows& a, int64_t m, int64_t k, float* dst, int64_
 void matmul_nt_dual_gathered(const GatheredRows& a, const WeightView& b0, const WeightView& b1, float* c0, float* c1,
                              int64_t ldc, MatmulShape shape) {
   MOE_CHECK(shape.m == 0 || (a.x != nullptr && a.idx != nullptr && a.ldx >= shape.k));
+  if (dtype_is_block(b0.dtype) && dtype_is_block(b1.dtype) && shape.m > 0 && shape.n > 0 && shape.k > 0) {
+    check_args(a.x, a.ldx, b0, c0, ldc, shape);
+    check_args(a.x, a.ldx, b1, c1, ldc, shape);
+    // The rows quantized where they are; their scale multiplies the results (within f32 rounding of
+    // quantizing the scaled rows, which would round the codes differently).
+    auto* qa = static_cast<uint8_t*>(
+        matmul_detail::scratch(matmul_detail::kScratchQ8, size_t(shape.m) * q8_row_bytes(shape.k)));
+    quantize_rows_q8_gathered(a.x, a.ldx, a.idx, shape.m, shape.k, qa);
+    const Q8Rows rows{qa, q8_row_bytes(shape.k), nullptr, a.scale};
+    matmul_q8(rows, b0, c0, ldc, shape, false);
+    return matmul_q8(rows, b1, c1, ldc, shape, false);
+  }
   const auto bf16_panels = [](const WeightView& b) {
     return b.layout == WeightLayout::kPanels && b.dtype == DType::kBF16;
   };

@@ -33,7 +33,7 @@ inline int64_t row_block_count(int64_t m, int64_t mr) { return (m + mr - 1) / mr
 // Per-thread scratch memory, 64-byte aligned, grown on demand and kept for the thread's
 // life. `slot` selects one of a few independent buffers (A pack, B pack).
 void* scratch(int slot, size_t bytes);
-enum ScratchSlot { kScratchA = 0, kScratchB = 1, kScratchGather = 2, kScratchCount = 3 };
+enum ScratchSlot { kScratchA = 0, kScratchB = 1, kScratchGather = 2, kScratchQ8 = 3, kScratchCount = 4 };
 
 // Decode (streaming) kernels: any m, best for m <= 8.
 void decode_avx512(const MatmulArgs& args);

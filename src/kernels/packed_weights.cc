@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/quant_matmul.h"
 #include "runtime/cpu_features.h"
 #include "util/check.h"
 
@@ -44,6 +45,7 @@ void unpack_typed(const WeightView& src, int64_t n, int64_t k, T* dst, int64_t l
 }  // namespace
 
 bool panel_layout_supported(DType dtype) {
+  if (dtype_is_block(dtype)) return quant_panels_supported();
   const Isa isa = active_isa();
   if (dtype == DType::kF32) return isa == Isa::kAvx512 || isa == Isa::kAvx512Bf16;
   if (dtype == DType::kBF16) return isa == Isa::kAvx512Bf16;
@@ -53,11 +55,13 @@ bool panel_layout_supported(DType dtype) {
 int64_t panel_ld(DType dtype, int64_t k) { return dtype == DType::kBF16 ? (k + 1) / 2 * 2 : k; }
 
 size_t panel_bytes(DType dtype, int64_t n, int64_t k) {
+  if (dtype_is_block(dtype)) return quant_panel_bytes(dtype, n, k);
   const int64_t n_pad = (n + kPanel - 1) / kPanel * kPanel;
   return static_cast<size_t>(n_pad * panel_ld(dtype, k)) * dtype_size(dtype);
 }
 
 WeightView pack_panels(const WeightView& src, int64_t n, int64_t k, void* dst) {
+  if (dtype_is_block(src.dtype)) return pack_quant_panels(src, n, k, dst);
   MOE_CHECK(src.layout == WeightLayout::kRows && (src.dtype == DType::kF32 || src.dtype == DType::kBF16));
   MOE_CHECK(n >= 0 && k >= 0 && (n == 0 || k == 0 || (src.data && src.ld >= k)));
   const WeightView out{dst, src.dtype, panel_ld(src.dtype, k), WeightLayout::kPanels};
@@ -71,6 +75,10 @@ WeightView pack_panels(const WeightView& src, int64_t n, int64_t k, void* dst) {
 }
 
 void unpack_panels(const WeightView& src, int64_t n, int64_t k, void* dst, int64_t ld_dst) {
+  if (dtype_is_block(src.dtype)) {
+    MOE_CHECK(ld_dst == k);
+    return unpack_quant_panels(src, n, k, dst);
+  }
   MOE_CHECK(src.layout == WeightLayout::kPanels && src.ld >= k && ld_dst >= k);
   if (src.dtype == DType::kBF16) {
     unpack_typed(src, n, k, static_cast<uint16_t*>(dst), ld_dst);
@@ -80,6 +88,7 @@ void unpack_panels(const WeightView& src, int64_t n, int64_t k, void* dst, int64
 }
 
 float weight_element(const WeightView& b, int64_t j, int64_t p) {
+  if (dtype_is_block(b.dtype)) return quant_weight_element(b, j, p);
   const int64_t i = b.layout == WeightLayout::kPanels ? panel_index(b, j, p) : j * b.ld + p;
   if (b.dtype == DType::kBF16) return bf16_to_f32(static_cast<const uint16_t*>(b.data)[i]);
   return static_cast<const float*>(b.data)[i];

@@ -1,0 +1,87 @@
+// Internal interface of the quantized matmul (quant_matmul.cc) and its per-ISA kernels: the per-type
+// block anatomy, and the interleaved panel tile. Not for callers outside src/kernels.
+//
+// A block is split into a head (its scale fields, concatenated: Q4_K d, dmin, scales[12]; Q6_K d,
+// scales[16]; ...) and raw codes, one per element: the nibble (Q4_0, Q4_1, MXFP4, Q4_K), the 5-bit code
+// (Q5_0, Q5_1, Q5_K), the 6-bit code (Q6_K), or q ^ 0x80 (Q8_0, i.e. q + 128).
+// Panel tile of one block of a 16-row group (the same bytes as the 16 rows' blocks):
+//   head planes: for each head field, the 16 rows' values contiguous (Q4_K: d[16] f16, dmin[16] f16,
+//     then 12 planes of 16 scale bytes);
+//   code planes, k-group g = codes 4g..4g+3 of a block; in a 64-byte line byte 4r + j is row r, code 4g + j:
+//     4-bit part: block/8 lines, line L holds k-groups 2L (low nibbles) and 2L + 1 (high nibbles);
+//     Q5 fifth bits: per k-group 8 bytes, bit 4r + j;
+//     Q6_K top two bits: block/16 lines, line H holds k-groups 4H + i at bits 2i, 2i + 1 of each byte;
+//     Q8_0: block/4 lines of whole bytes.
+//   Order: head planes, then the Q8 lines or [fifth bits | top bits], then the nibble lines.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/quant_matmul.h"
+#include "util/dtype.h"
+
+namespace moe::quant_detail {
+
+struct QuantFormat {
+  DType dtype = DType::kQ4_0;
+  int block = 32;     // elements per block
+  int sub = 32;       // elements per sub-block (one sw, mw pair)
+  int code_bits = 4;  // 4, 5, 6 or 8
+  int n_fields = 1;   // head fields
+  int field_bytes[20] = {};
+  int head_bytes = 0;   // sum of field_bytes
+  int block_bytes = 0;  // head_bytes + block * code_bits / 8
+  // Offsets within a 16-row tile: the planes of fifth / top bits, then the nibble (or Q8) lines.
+  int64_t tile_bits_offset() const { return 16 * head_bytes; }
+  int64_t tile_lines_offset() const;
+  int64_t tile_bytes() const { return 16 * int64_t(block_bytes); }
+};
+const QuantFormat& quant_format(DType t);
+
+// GGUF block -> head (head_bytes) and raw codes (block of them).
+void split_block(DType t, const uint8_t* block, uint8_t* head, uint8_t* codes);
+// The inverse.
+void join_block(DType t, const uint8_t* head, const uint8_t* codes, uint8_t* block);
+// Row r (0..15) of a tile <-> head and raw codes.
+void tile_read(const QuantFormat& f, const uint8_t* tile, int r, uint8_t* head, uint8_t* codes);
+void tile_write(const QuantFormat& f, uint8_t* tile, int r, const uint8_t* head, const uint8_t* codes);
+// Scale and offset of every sub-block from a head (block / sub of each), as the kernels compute them.
+void sub_scales(DType t, const uint8_t* head, float* sw, float* mw);
+// The unsigned code the integer dot product uses for a raw code (MXFP4: FP4 value * 2 + 12).
+inline uint8_t kernel_code(DType t, uint8_t raw);
+
+// Q8 activation row (see q8_row_bytes): codes, then scales, then sums per 32 and per 16.
+struct Q8Row {
+  const int8_t* q;
+  const float* d;    // [k / 32]
+  const float* s32;  // [k / 32]
+  const float* s16;  // [k / 16]
+};
+inline Q8Row q8_row(const uint8_t* base, int64_t k) {
+  return {reinterpret_cast<const int8_t*>(base), reinterpret_cast<const float*>(base + k),
+          reinterpret_cast<const float*>(base + k) + k / 32, reinterpret_cast<const float*>(base + k) + k / 16};
+}
+inline const uint8_t* q8_row_ptr(const Q8Rows& a, int64_t i) {
+  return a.base + (a.idx ? int64_t(a.idx[i]) : i) * a.row_bytes;
+}
+
+// Panel kernels: rows [0, m) of a, weight groups [0, ceil(n / 16)) of b (b.data at group 0), writing
+// columns [0, n) of c.
+struct QuantArgs {
+  Q8Rows a;
+  WeightView b;
+  float* c = nullptr;
+  int64_t ldc = 0;
+  MatmulShape s;
+  bool accumulate = false;
+};
+void quant_panels_avx512vnni(const QuantArgs& args);
+void quant_panels_avx2(const QuantArgs& args);
+void quantize_rows_q8_avx512(const float* x, int64_t ldx, const int32_t* idx, int64_t m, int64_t k, uint8_t* out);
+
+inline uint8_t kernel_code(DType t, uint8_t raw) {
+  static constexpr int8_t kFp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+  return t == DType::kMXFP4 ? static_cast<uint8_t>(kFp4[raw & 15] + 12) : raw;
+}
+
+}  // namespace moe::quant_detail

@@ -1,0 +1,477 @@
+// Quantized matmul (see quant_matmul.h): the block anatomy of every type, activation quantization, the
+// scalar reference twin on rows and panels, panel packing, and the dispatch to the ISA kernels.
+#include "kernels/quant_matmul.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/quant_blocks.h"
+#include "kernels/quant_internal.h"
+#include "runtime/cpu_features.h"
+#include "util/check.h"
+
+namespace moe {
+namespace quant_detail {
+namespace {
+
+float h2f(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+QuantFormat make_format(DType t, int block, int sub, int bits, std::initializer_list<int> fields) {
+  QuantFormat f;
+  f.dtype = t;
+  f.block = block;
+  f.sub = sub;
+  f.code_bits = bits;
+  f.n_fields = 0;
+  for (int b : fields) {
+    f.field_bytes[f.n_fields++] = b;
+    f.head_bytes += b;
+  }
+  f.block_bytes = f.head_bytes + block * bits / 8;
+  MOE_CHECK(f.block_bytes == dtype_block_bytes(t) && block == dtype_block_elems(t));
+  return f;
+}
+
+const QuantFormat* all_formats() {
+  static const QuantFormat formats[] = {
+      make_format(DType::kQ4_0, 32, 32, 4, {2}),
+      make_format(DType::kQ4_1, 32, 32, 4, {2, 2}),
+      make_format(DType::kQ5_0, 32, 32, 5, {2}),
+      make_format(DType::kQ5_1, 32, 32, 5, {2, 2}),
+      make_format(DType::kQ8_0, 32, 32, 8, {2}),
+      make_format(DType::kMXFP4, 32, 32, 4, {1}),
+      make_format(DType::kQ4_K, 256, 32, 4, {2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}),
+      make_format(DType::kQ5_K, 256, 32, 5, {2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}),
+      make_format(DType::kQ6_K, 256, 16, 6, {2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}),
+  };
+  return formats;
+}
+
+// Nibble pairs of the simple types: element j < 16 in the low nibble of qs[j], j + 16 in the high one.
+void split_nibbles32(const uint8_t* qs, uint8_t* codes) {
+  for (int j = 0; j < 16; ++j) {
+    codes[j] = qs[j] & 15;
+    codes[j + 16] = qs[j] >> 4;
+  }
+}
+void join_nibbles32(const uint8_t* codes, uint8_t* qs) {
+  for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>((codes[j] & 15) | ((codes[j + 16] & 15) << 4));
+}
+uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+}  // namespace
+
+int64_t QuantFormat::tile_lines_offset() const {
+  const int64_t bits_planes = code_bits == 5 ? 2 * block : code_bits == 6 ? 4 * block : 0;
+  return tile_bits_offset() + bits_planes;
+}
+
+const QuantFormat& quant_format(DType t) {
+  const QuantFormat* f = all_formats();
+  for (int i = 0; i < 9; ++i)
+    if (f[i].dtype == t) return f[i];
+  MOE_CHECK_MSG(false, "not a block-quantized dtype");
+  return f[0];
+}
+
+void split_block(DType t, const uint8_t* b, uint8_t* head, uint8_t* codes) {
+  const QuantFormat& f = quant_format(t);
+  switch (t) {
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+    case DType::kMXFP4:
+      std::memcpy(head, b, size_t(f.head_bytes));
+      split_nibbles32(b + f.head_bytes, codes);
+      return;
+    case DType::kQ5_0:
+    case DType::kQ5_1: {
+      std::memcpy(head, b, size_t(f.head_bytes));
+      const uint32_t qh = load_u32(b + f.head_bytes);
+      split_nibbles32(b + f.head_bytes + 4, codes);
+      for (int j = 0; j < 32; ++j) codes[j] = static_cast<uint8_t>(codes[j] | (((qh >> j) & 1) << 4));
+      return;
+    }
+    case DType::kQ8_0:
+      std::memcpy(head, b, 2);
+      for (int j = 0; j < 32; ++j) codes[j] = b[2 + j] ^ 0x80;
+      return;
+    case DType::kQ4_K:
+    case DType::kQ5_K: {
+      std::memcpy(head, b, 16);
+      const bool five = t == DType::kQ5_K;
+      const uint8_t* qh = b + 16;
+      const uint8_t* ql = b + (five ? 48 : 16);
+      for (int j = 0; j < 4; ++j) {
+        for (int l = 0; l < 32; ++l) {
+          const int h0 = five ? (qh[l] >> (2 * j)) & 1 : 0, h1 = five ? (qh[l] >> (2 * j + 1)) & 1 : 0;
+          codes[64 * j + l] = static_cast<uint8_t>((ql[32 * j + l] & 15) | (h0 << 4));
+          codes[64 * j + 32 + l] = static_cast<uint8_t>((ql[32 * j + l] >> 4) | (h1 << 4));
+        }
+      }
+      return;
+    }
+    case DType::kQ6_K: {
+      std::memcpy(head, b + 208, 2);       // d
+      std::memcpy(head + 2, b + 192, 16);  // scales
+      for (int h = 0; h < 2; ++h) {
+        const uint8_t* ql = b + 64 * h;
+        const uint8_t* qh = b + 128 + 32 * h;
+        uint8_t* c = codes + 128 * h;
+        for (int l = 0; l < 32; ++l) {
+          c[l] = static_cast<uint8_t>((ql[l] & 15) | (((qh[l] >> 0) & 3) << 4));
+          c[l + 32] = static_cast<uint8_t>((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4));
+          c[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+          c[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+        }
+      }
+      return;
+    }
+    default:
+      MOE_CHECK_MSG(false, "split_block: not a block type");
+  }
+}
+
+void join_block(DType t, const uint8_t* head, const uint8_t* codes, uint8_t* b) {
+  const QuantFormat& f = quant_format(t);
+  switch (t) {
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+    case DType::kMXFP4:
+      std::memcpy(b, head, size_t(f.head_bytes));
+      join_nibbles32(codes, b + f.head_bytes);
+      return;
+    case DType::kQ5_0:
+    case DType::kQ5_1: {
+      std::memcpy(b, head, size_t(f.head_bytes));
+      uint32_t qh = 0;
+      for (int j = 0; j < 32; ++j) qh |= static_cast<uint32_t>((codes[j] >> 4) & 1) << j;
+      std::memcpy(b + f.head_bytes, &qh, 4);
+      join_nibbles32(codes, b + f.head_bytes + 4);
+      return;
+    }
+    case DType::kQ8_0:
+      std::memcpy(b, head, 2);
+      for (int j = 0; j < 32; ++j) b[2 + j] = codes[j] ^ 0x80;
+      return;
+    case DType::kQ4_K:
+    case DType::kQ5_K: {
+      std::memcpy(b, head, 16);
+      const bool five = t == DType::kQ5_K;
+      uint8_t* qh = b + 16;
+      uint8_t* ql = b + (five ? 48 : 16);
+      if (five) std::memset(qh, 0, 32);
+      for (int j = 0; j < 4; ++j) {
+        for (int l = 0; l < 32; ++l) {
+          const uint8_t c0 = codes[64 * j + l], c1 = codes[64 * j + 32 + l];
+          ql[32 * j + l] = static_cast<uint8_t>((c0 & 15) | ((c1 & 15) << 4));
+          if (five)
+            qh[l] = static_cast<uint8_t>(qh[l] | (((c0 >> 4) & 1) << (2 * j)) | (((c1 >> 4) & 1) << (2 * j + 1)));
+        }
+      }
+      return;
+    }
+    case DType::kQ6_K: {
+      std::memcpy(b + 208, head, 2);
+      std::memcpy(b + 192, head + 2, 16);
+      for (int h = 0; h < 2; ++h) {
+        uint8_t* ql = b + 64 * h;
+        uint8_t* qh = b + 128 + 32 * h;
+        const uint8_t* c = codes + 128 * h;
+        for (int l = 0; l < 32; ++l) {
+          ql[l] = static_cast<uint8_t>((c[l] & 15) | ((c[l + 64] & 15) << 4));
+          ql[l + 32] = static_cast<uint8_t>((c[l + 32] & 15) | ((c[l + 96] & 15) << 4));
+          qh[l] = static_cast<uint8_t>((c[l] >> 4) | ((c[l + 32] >> 4) << 2) | ((c[l + 64] >> 4) << 4) |
+                                       ((c[l + 96] >> 4) << 6));
+        }
+      }
+      return;
+    }
+    default:
+      MOE_CHECK_MSG(false, "join_block: not a block type");
+  }
+}
+
+void tile_write(const QuantFormat& f, uint8_t* tile, int r, const uint8_t* head, const uint8_t* codes) {
+  int64_t plane = 0, off = 0;
+  for (int i = 0; i < f.n_fields; ++i) {
+    const int sz = f.field_bytes[i];
+    std::memcpy(tile + plane + r * sz, head + off, size_t(sz));
+    plane += 16 * sz;
+    off += sz;
+  }
+  uint8_t* bits = tile + f.tile_bits_offset();
+  uint8_t* lines = tile + f.tile_lines_offset();
+  for (int e = 0; e < f.block; ++e) {
+    const int kg = e / 4, byte = 4 * r + e % 4;
+    const uint8_t c = codes[e];
+    if (f.code_bits == 8) {
+      lines[kg * 64 + byte] = c;
+      continue;
+    }
+    lines[(kg / 2) * 64 + byte] |= static_cast<uint8_t>((c & 15) << (4 * (kg & 1)));
+    if (f.code_bits == 5) bits[kg * 8 + byte / 8] |= static_cast<uint8_t>(((c >> 4) & 1) << (byte % 8));
+    if (f.code_bits == 6) bits[(kg / 4) * 64 + byte] |= static_cast<uint8_t>(((c >> 4) & 3) << (2 * (kg % 4)));
+  }
+}
+
+void tile_read(const QuantFormat& f, const uint8_t* tile, int r, uint8_t* head, uint8_t* codes) {
+  int64_t plane = 0, off = 0;
+  for (int i = 0; i < f.n_fields; ++i) {
+    const int sz = f.field_bytes[i];
+    std::memcpy(head + off, tile + plane + r * sz, size_t(sz));
+    plane += 16 * sz;
+    off += sz;
+  }
+  const uint8_t* bits = tile + f.tile_bits_offset();
+  const uint8_t* lines = tile + f.tile_lines_offset();
+  for (int e = 0; e < f.block; ++e) {
+    const int kg = e / 4, byte = 4 * r + e % 4;
+    if (f.code_bits == 8) {
+      codes[e] = lines[kg * 64 + byte];
+      continue;
+    }
+    int c = (lines[(kg / 2) * 64 + byte] >> (4 * (kg & 1))) & 15;
+    if (f.code_bits == 5) c |= ((bits[kg * 8 + byte / 8] >> (byte % 8)) & 1) << 4;
+    if (f.code_bits == 6) c |= ((bits[(kg / 4) * 64 + byte] >> (2 * (kg % 4))) & 3) << 4;
+    codes[e] = static_cast<uint8_t>(c);
+  }
+}
+
+void sub_scales(DType t, const uint8_t* head, float* sw, float* mw) {
+  switch (t) {
+    case DType::kQ4_0:
+      sw[0] = h2f(head);
+      mw[0] = sw[0] * -8.0f;
+      return;
+    case DType::kQ5_0:
+      sw[0] = h2f(head);
+      mw[0] = sw[0] * -16.0f;
+      return;
+    case DType::kQ8_0:
+      sw[0] = h2f(head);
+      mw[0] = sw[0] * -128.0f;
+      return;
+    case DType::kQ4_1:
+    case DType::kQ5_1:
+      sw[0] = h2f(head);
+      mw[0] = h2f(head + 2);
+      return;
+    case DType::kMXFP4:
+      sw[0] = e8m0_to_f32_half(head[0]);
+      mw[0] = sw[0] * -12.0f;
+      return;
+    case DType::kQ4_K:
+    case DType::kQ5_K: {
+      const float d = h2f(head), neg_dmin = -h2f(head + 2);
+      for (int j = 0; j < 8; ++j) {
+        uint8_t sc, m;
+        k_scale_min(j, head + 4, &sc, &m);
+        sw[j] = d * static_cast<float>(sc);
+        mw[j] = neg_dmin * static_cast<float>(m);
+      }
+      return;
+    }
+    case DType::kQ6_K: {
+      const float d = h2f(head);
+      for (int j = 0; j < 16; ++j) {
+        sw[j] = d * static_cast<float>(static_cast<int8_t>(head[2 + j]));
+        mw[j] = sw[j] * -32.0f;
+      }
+      return;
+    }
+    default:
+      MOE_CHECK_MSG(false, "sub_scales: not a block type");
+  }
+}
+
+namespace {
+
+// The reference arithmetic for rows [0, m) x weight rows [0, n): block(j, b, head, codes) fills weight row
+// j's block b. One decode per (j, b), then every activation row.
+template <typename BlockSource>
+void reference_kernel(const Q8Rows& a, DType t, int64_t k, float* c, int64_t ldc, MatmulShape s, bool accumulate,
+                      const BlockSource& block) {
+  const QuantFormat& f = quant_format(t);
+  const int64_t nb = k / f.block, n_sub = f.block / f.sub;
+  std::vector<Q8Row> rows(static_cast<size_t>(s.m));
+  for (int64_t i = 0; i < s.m; ++i) rows[size_t(i)] = q8_row(q8_row_ptr(a, i), k);
+  std::vector<float> acc(static_cast<size_t>(s.m));
+  uint8_t head[32], codes[256];
+  float sw[16], mw[16];
+  for (int64_t j = 0; j < s.n; ++j) {
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int64_t b = 0; b < nb; ++b) {
+      block(j, b, head, codes);
+      sub_scales(t, head, sw, mw);
+      for (int64_t sb = 0; sb < n_sub; ++sb) {
+        const int64_t p0 = b * f.block + sb * f.sub;  // first element of the sub-block within the row
+        for (int64_t i = 0; i < s.m; ++i) {
+          const Q8Row& r = rows[size_t(i)];
+          int32_t isum = 0;
+          for (int64_t e = 0; e < f.sub; ++e) isum += int32_t(kernel_code(t, codes[sb * f.sub + e])) * r.q[p0 + e];
+          const float sa = f.sub == 32 ? r.s32[p0 / 32] : r.s16[p0 / 16];
+          float& x = acc[size_t(i)];
+          x = std::fma(static_cast<float>(isum), sw[sb] * r.d[p0 / 32], x);
+          x = std::fma(mw[sb], sa, x);
+        }
+      }
+    }
+    for (int64_t i = 0; i < s.m; ++i) {
+      const float v = a.scale ? acc[size_t(i)] * a.scale[i] : acc[size_t(i)];
+      float& out = c[i * ldc + j];
+      out = accumulate ? out + v : v;
+    }
+  }
+}
+
+void check_quant_args(const Q8Rows& a, const WeightView& b, const float* c, int64_t ldc, MatmulShape s) {
+  MOE_CHECK(dtype_is_block(b.dtype) && s.m >= 0 && s.n >= 0 && s.k >= 0);
+  MOE_CHECK(s.k % dtype_block_elems(b.dtype) == 0 && b.ld >= s.k);
+  if (s.m == 0 || s.n == 0) return;
+  MOE_CHECK(c != nullptr && ldc >= s.n && a.base != nullptr && a.row_bytes >= q8_row_bytes(s.k) && b.data);
+  if (b.layout == WeightLayout::kPanels) MOE_CHECK(b.ld == s.k && reinterpret_cast<uintptr_t>(b.data) % 64 == 0);
+}
+
+bool has_vnni() { return active_isa() >= Isa::kAvx512 && cpu_features().avx512_vnni; }
+
+}  // namespace
+}  // namespace quant_detail
+
+using namespace quant_detail;
+
+int64_t q8_row_bytes(int64_t k) {
+  const int64_t raw = k + 4 * (k / 32) * 2 + 4 * (k / 16);
+  return (raw + 63) / 64 * 64;
+}
+
+void quantize_rows_q8_gathered(const float* x, int64_t ldx, const int32_t* idx, int64_t m, int64_t k, uint8_t* out) {
+  MOE_CHECK(k % 32 == 0);
+  if (active_isa() >= Isa::kAvx512) return quantize_rows_q8_avx512(x, ldx, idx, m, k, out);
+  const int64_t rb = q8_row_bytes(k);
+  for (int64_t i = 0; i < m; ++i) {
+    const float* xr = x + (idx ? int64_t(idx[i]) : i) * ldx;
+    uint8_t* o = out + i * rb;
+    auto* q = reinterpret_cast<int8_t*>(o);
+    auto* d = reinterpret_cast<float*>(o + k);
+    float* s32 = d + k / 32;
+    float* s16 = d + k / 16;
+    for (int64_t b = 0; b < k / 32; ++b) {
+      float amax = 0.0f;
+      for (int e = 0; e < 32; ++e) amax = std::max(amax, std::fabs(xr[32 * b + e]));
+      const float db = amax / 127.0f;
+      const float id = db != 0.0f ? 1.0f / db : 0.0f;
+      int32_t sum[2] = {0, 0};
+      for (int e = 0; e < 32; ++e) {
+        const int v = std::clamp(static_cast<int>(std::nearbyint(xr[32 * b + e] * id)), -127, 127);
+        q[32 * b + e] = static_cast<int8_t>(v);
+        sum[e / 16] += v;
+      }
+      d[b] = db;
+      s32[b] = db * static_cast<float>(sum[0] + sum[1]);
+      s16[2 * b] = db * static_cast<float>(sum[0]);
+      s16[2 * b + 1] = db * static_cast<float>(sum[1]);
+    }
+  }
+}
+
+void quantize_rows_q8(const float* x, int64_t ldx, int64_t m, int64_t k, uint8_t* out) {
+  quantize_rows_q8_gathered(x, ldx, nullptr, m, k, out);
+}
+
+void matmul_q8_ref(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, MatmulShape s, bool accumulate) {
+  check_quant_args(a, b, c, ldc, s);
+  if (s.m == 0 || s.n == 0) return;
+  const QuantFormat& f = quant_format(b.dtype);
+  const auto* base = static_cast<const uint8_t*>(b.data);
+  if (b.layout == WeightLayout::kRows) {
+    const int64_t row_bytes = dtype_row_bytes(b.dtype, b.ld);
+    reference_kernel(a, b.dtype, s.k, c, ldc, s, accumulate, [&](int64_t j, int64_t blk, uint8_t* h, uint8_t* cd) {
+      split_block(b.dtype, base + j * row_bytes + blk * f.block_bytes, h, cd);
+    });
+    return;
+  }
+  const int64_t group_bytes = 16 * dtype_row_bytes(b.dtype, s.k);
+  reference_kernel(a, b.dtype, s.k, c, ldc, s, accumulate, [&](int64_t j, int64_t blk, uint8_t* h, uint8_t* cd) {
+    tile_read(f, base + (j / 16) * group_bytes + blk * f.tile_bytes(), int(j % 16), h, cd);
+  });
+}
+
+void matmul_q8(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, MatmulShape s, bool accumulate) {
+  check_quant_args(a, b, c, ldc, s);
+  if (s.m == 0 || s.n == 0) return;
+  if (b.layout == WeightLayout::kPanels) {
+    const QuantArgs args{a, b, c, ldc, s, accumulate};
+    if (has_vnni()) return quant_panels_avx512vnni(args);
+    if (active_isa() >= Isa::kAvx2) return quant_panels_avx2(args);
+  }
+  matmul_q8_ref(a, b, c, ldc, s, accumulate);
+}
+
+bool quant_panels_supported() { return active_isa() >= Isa::kAvx2; }
+
+size_t quant_panel_bytes(DType dtype, int64_t n, int64_t k) {
+  return static_cast<size_t>((n + 15) / 16 * 16 * dtype_row_bytes(dtype, k));
+}
+
+WeightView pack_quant_panels(const WeightView& src, int64_t n, int64_t k, void* dst) {
+  MOE_CHECK(src.layout == WeightLayout::kRows && dtype_is_block(src.dtype) && src.ld >= k);
+  MOE_CHECK(reinterpret_cast<uintptr_t>(dst) % 64 == 0);
+  const QuantFormat& f = quant_format(src.dtype);
+  std::memset(dst, 0, quant_panel_bytes(src.dtype, n, k));
+  const int64_t nb = k / f.block, src_row = dtype_row_bytes(src.dtype, src.ld),
+                group = 16 * dtype_row_bytes(src.dtype, k);
+  const auto* s = static_cast<const uint8_t*>(src.data);
+  auto* d = static_cast<uint8_t*>(dst);
+  uint8_t head[32], codes[256];
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t b = 0; b < nb; ++b) {
+      split_block(src.dtype, s + j * src_row + b * f.block_bytes, head, codes);
+      tile_write(f, d + (j / 16) * group + b * f.tile_bytes(), int(j % 16), head, codes);
+    }
+  }
+  return {dst, src.dtype, k, WeightLayout::kPanels};
+}
+
+float quant_weight_element(const WeightView& b, int64_t j, int64_t p) {
+  const QuantFormat& f = quant_format(b.dtype);
+  const int64_t blk = p / f.block;
+  uint8_t block[256], head[32], codes[256];
+  const auto* base = static_cast<const uint8_t*>(b.data);
+  const uint8_t* src = base + j * dtype_row_bytes(b.dtype, b.ld) + blk * f.block_bytes;
+  if (b.layout == WeightLayout::kPanels) {
+    tile_read(f, base + (j / 16) * 16 * dtype_row_bytes(b.dtype, b.ld) + blk * f.tile_bytes(), int(j % 16), head,
+              codes);
+    join_block(b.dtype, head, codes, block);
+    src = block;
+  }
+  float values[256];
+  dequantize_row(b.dtype, src, values, f.block);
+  return values[p % f.block];
+}
+
+void unpack_quant_panels(const WeightView& src, int64_t n, int64_t k, void* dst) {
+  MOE_CHECK(src.layout == WeightLayout::kPanels && dtype_is_block(src.dtype));
+  const QuantFormat& f = quant_format(src.dtype);
+  const int64_t nb = k / f.block, row = dtype_row_bytes(src.dtype, k), group = 16 * row;
+  const auto* s = static_cast<const uint8_t*>(src.data);
+  auto* d = static_cast<uint8_t*>(dst);
+  uint8_t head[32], codes[256];
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t b = 0; b < nb; ++b) {
+      tile_read(f, s + (j / 16) * group + b * f.tile_bytes(), int(j % 16), head, codes);
+      join_block(src.dtype, head, codes, d + j * row + b * f.block_bytes);
+    }
+  }
+}
+
+}  // namespace moe
