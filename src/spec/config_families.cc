@@ -131,21 +131,72 @@ void parse_olmoe(ConfigReader& r, ModelSpec& s) {
   set_layers_all(s, true);
 }
 
+// What a DeepSeek-style config means when a routing key is absent: the defaults of the family's
+// configuration class (transformers' DeepseekV2Config / DeepseekV3Config / Glm4MoeConfig, or the
+// remote-code DeepseekConfig for v1). transformers' own save_pretrained writes only the keys its
+// class knows: a DeepseekV3Config has no topk_method and no scoring_func, and its modeling code
+// always routes with sigmoid scores, e_score_correction_bias and top-2-sum group limiting.
+struct DeepseekDefaults {
+  const char* scoring;
+  const char* topk_method;
+  int64_t n_group, topk_group;
+  bool norm_topk_prob;
+  double routed_scaling_factor;
+  int64_t n_shared_experts;
+  int64_t first_k_dense_replace;
+  bool fixed_router;  // the modeling code has one router: scoring_func / topk_method may only restate it
+};
+
+DeepseekDefaults deepseek_defaults(Family f) {
+  switch (f) {
+    case Family::kDeepseekV2:
+      return {"softmax", "greedy", 1, 1, false, 1.0, 2, 0, false};
+    case Family::kDeepseekV3:
+      return {"sigmoid", "noaux_tc", 8, 4, true, 2.5, 1, 3, true};
+    case Family::kGlm4Moe:
+      return {"sigmoid", "noaux_tc", 1, 1, true, 1.0, 1, 1, true};
+    default:  // deepseek (v1, remote code only)
+      return {"softmax", "greedy", 1, 1, false, 1.0, 0, 0, false};
+  }
+}
+
+// An integer whose null means 0 (None: the feature is off) and whose absence means the class default.
+int64_t int_null_is_zero(ConfigReader& r, std::string_view key, int64_t fallback) {
+  if (r.is_null(key)) return 0;
+  const auto v = r.opt_int({key});
+  return v ? *v : fallback;
+}
+
 // DeepSeek-style MoE fields shared by deepseek, deepseek_v2/v3, kimi_k2 and glm4_moe.
 void read_deepseek_moe(ConfigReader& r, ModelSpec& s) {
+  const DeepseekDefaults d = deepseek_defaults(s.family);
   read_topk(r, s, {"n_routed_experts"});
   s.n_ff = r.int_or({"intermediate_size"}, 0);
   s.n_ff_expert = r.int_or({"moe_intermediate_size"}, 0);
-  s.n_expert_shared = r.int_or({"n_shared_experts"}, 0);
+  s.n_expert_shared = int_null_is_zero(r, "n_shared_experts", d.n_shared_experts);
   s.n_ff_shared = s.n_expert_shared * s.n_ff_expert;
-  s.router.norm_topk_prob = r.bool_or({"norm_topk_prob"}, false);
-  s.router.scoring = parse_scoring(r, r.str_or({"scoring_func"}, "softmax"));
-  s.router.topk_method = parse_topk_method(r, r.str_or({"topk_method"}, "greedy"));
-  s.router.n_group = r.int_or({"n_group"}, 1);
-  s.router.topk_group = r.int_or({"topk_group"}, 1);
-  s.router.routed_scaling_factor = r.num_or({"routed_scaling_factor"}, 1.0);
+  s.router.norm_topk_prob = r.bool_or({"norm_topk_prob"}, d.norm_topk_prob);
+  const std::string scoring = r.str_or({"scoring_func"}, d.scoring);
+  const std::string method = r.str_or({"topk_method"}, d.topk_method);
+  s.router.scoring = parse_scoring(r, scoring);
+  s.router.topk_method = parse_topk_method(r, method);
+  if (d.fixed_router && scoring != d.scoring)
+    r.fail_field("scoring_func",
+                 fmt::format("{} always scores with {}, found \"{}\"", s.model_type, d.scoring, scoring));
+  if (d.fixed_router && method != d.topk_method)
+    r.fail_field("topk_method", fmt::format("{} always selects with {} (sigmoid + e_score_correction_bias, "
+                                            "top-2-sum group limit), found \"{}\"",
+                                            s.model_type, d.topk_method, method));
+  const bool group_given = r.has({"n_group"}) || r.is_null("n_group");
+  s.router.n_group = r.is_null("n_group") ? 1 : r.int_or({"n_group"}, d.n_group);
+  if (!group_given && s.n_expert > 0 && s.n_expert % d.n_group != 0)
+    r.fail_field("n_group", fmt::format("absent, so the {} class default {} applies, and it does not divide "
+                                        "n_routed_experts {}; write n_group (1: no group limit)",
+                                        s.model_type, d.n_group, s.n_expert));
+  s.router.topk_group = r.is_null("topk_group") ? 1 : r.int_or({"topk_group"}, d.topk_group);
+  s.router.routed_scaling_factor = r.num_or({"routed_scaling_factor"}, d.routed_scaling_factor);
   s.router.has_score_bias = s.router.topk_method == TopkMethod::kNoAuxTc;
-  const int64_t first_dense = r.int_or({"first_k_dense_replace"}, 0);
+  const int64_t first_dense = r.int_or({"first_k_dense_replace"}, d.first_k_dense_replace);
   const int64_t freq = r.int_or({"moe_layer_freq"}, 1);
   if (freq == 0) r.fail_field("moe_layer_freq", "must be at least 1");
   set_layers_all(s, false);
@@ -166,12 +217,13 @@ void parse_deepseek_mla(ConfigReader& r, ModelSpec& s) {
   s.n_head = r.req_int({"num_attention_heads"});
   if (s.n_head == 0) r.fail_field("num_attention_heads", "must be at least 1");
   s.n_head_kv = s.n_head;  // MLA: every head has its own K and V (from the shared latent)
-  r.acknowledge({"num_key_value_heads", "head_dim"});
+  r.acknowledge({"num_key_value_heads"});
   s.vocab = r.req_int({"vocab_size"});
   read_common(r, s);
   read_deepseek_moe(r, s);
   s.is_mla = true;
-  s.mla.q_lora_rank = r.int_or({"q_lora_rank"}, 0);
+  // DeepseekV2Config and DeepseekV3Config both default q_lora_rank to 1536; null means a plain q_proj.
+  s.mla.q_lora_rank = int_null_is_zero(r, "q_lora_rank", 1536);
   s.mla.kv_lora_rank = r.req_int({"kv_lora_rank"});
   s.mla.qk_nope_head_dim = r.req_int({"qk_nope_head_dim"});
   s.mla.qk_rope_head_dim = r.req_int({"qk_rope_head_dim"});
@@ -179,6 +231,14 @@ void parse_deepseek_mla(ConfigReader& r, ModelSpec& s) {
   if (s.mla.kv_lora_rank == 0 || s.mla.qk_rope_head_dim == 0 || s.mla.v_head_dim == 0)
     fail("spec", "{}: impossible MLA dims: kv_lora_rank, qk_rope_head_dim and v_head_dim must be positive", s.source);
   s.head_dim = s.mla.qk_nope_head_dim + s.mla.qk_rope_head_dim;
+  // transformers writes qk_head_dim = nope + rope and head_dim = qk_rope_head_dim (the rotary width).
+  if (auto qk = r.opt_int({"qk_head_dim"}); qk && *qk != s.head_dim)
+    r.fail_field("qk_head_dim",
+                 fmt::format("{} contradicts qk_nope_head_dim + qk_rope_head_dim = {}", *qk, s.head_dim));
+  if (auto hd = r.opt_int({"head_dim"}); hd && *hd != s.mla.qk_rope_head_dim && *hd != s.head_dim)
+    r.fail_field("head_dim", fmt::format("{} is neither qk_rope_head_dim {} (as transformers writes it) nor "
+                                         "qk_nope_head_dim + qk_rope_head_dim {}",
+                                         *hd, s.mla.qk_rope_head_dim, s.head_dim));
   s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
   s.rope.interleaved = r.bool_or({"rope_interleave"}, true);
   for (auto& l : s.layers) l.attention = AttentionKind::kMla;
@@ -187,9 +247,7 @@ void parse_deepseek_mla(ConfigReader& r, ModelSpec& s) {
 void parse_glm4_moe(ConfigReader& r, ModelSpec& s) {
   read_core_dims(r, s);
   read_common(r, s);
-  read_deepseek_moe(r, s);
-  s.router.scoring = ScoringFunc::kSigmoid;  // Glm4MoeTopkRouter: sigmoid + e_score_correction_bias
-  s.router.has_score_bias = true;
+  read_deepseek_moe(r, s);  // Glm4MoeTopkRouter: the DeepSeek-V3 router (sigmoid, bias, top-2-sum groups)
   s.attention_bias = r.bool_or({"attention_bias"}, false);
   if (r.bool_or({"use_qk_norm"}, false)) s.qk_norm = QkNorm::kPerHead;
 }

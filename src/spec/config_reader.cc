@@ -37,6 +37,12 @@ const nlohmann::json* ConfigReader::find(std::initializer_list<std::string_view>
 
 bool ConfigReader::has(std::initializer_list<std::string_view> aliases) { return find(aliases) != nullptr; }
 
+bool ConfigReader::is_null(std::string_view key) {
+  used_.emplace(key);
+  auto it = obj_.find(std::string(key));
+  return it != obj_.end() && it->is_null();
+}
+
 int64_t ConfigReader::to_int(std::string_view key, const nlohmann::json& v) const {
   if (v.is_number_integer()) {
     if (v.is_number_unsigned()) {

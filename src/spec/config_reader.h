@@ -23,6 +23,9 @@ class ConfigReader {
   // The first present, non-null key among aliases (marks all aliases as read); nullptr if none.
   const nlohmann::json* find(std::initializer_list<std::string_view> aliases);
   bool has(std::initializer_list<std::string_view> aliases);
+  // True when the key is present with the value null (marks it read). transformers writes None as
+  // null, which can mean something else than an absent key (absent: the config class default).
+  bool is_null(std::string_view key);
 
   // Integers must be >= 0 (sizes); integral floats (8.0) are accepted.
   std::optional<int64_t> opt_int(std::initializer_list<std::string_view> aliases);

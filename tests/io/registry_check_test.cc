@@ -75,6 +75,8 @@ nlohmann::json tiny_v3_fp8() {
           {"intermediate_size", 384},
           {"moe_intermediate_size", 128},
           {"n_routed_experts", 4},
+          {"n_group", 1},
+          {"topk_group", 1},
           {"n_shared_experts", 1},
           {"num_experts_per_tok", 2},
           {"first_k_dense_replace", 1},

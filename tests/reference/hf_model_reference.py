@@ -7,6 +7,8 @@ import math
 
 import torch
 
+from hf_config import value
+
 DTYPE = [torch.float64]  # the dtype forward() runs in (weights are converted to it)
 
 # ---------------------------------------------------------------------------------------------
@@ -291,12 +293,23 @@ def group_mask(choice, n_group, topk_group, group_score):
     return gm.unsqueeze(-1).expand(T, n_group, E // n_group).reshape(T, E).bool()
 
 
+def deepseek_router(cfg):
+    """(scoring, topk_method) as the modeling code decides them. transformers' DeepSeek-V3 (and the
+    remote code, which accepts nothing else) always scores with sigmoid and selects with noaux_tc,
+    whatever the config says or leaves out; DeepSeek-V2 reads topk_method and always uses softmax."""
+    if cfg["model_type"] == "deepseek_v3":
+        return "sigmoid", "noaux_tc"
+    return value(cfg, "scoring_func") or "softmax", value(cfg, "topk_method") or "greedy"
+
+
 def moe_deepseek(cfg, W, p, x):
     p = p + "mlp."
     k = cfg["num_experts_per_tok"]
     logits = linear(x, W[p + "gate.weight"])
-    method = cfg["topk_method"]
-    if cfg["scoring_func"] == "softmax":
+    scoring, method = deepseek_router(cfg)
+    n_group, topk_group = value(cfg, "n_group") or 1, value(cfg, "topk_group") or 1
+    norm = value(cfg, "norm_topk_prob")
+    if scoring == "softmax":
         scores = torch.softmax(logits, dim=-1)
     else:
         scores = torch.sigmoid(logits)
@@ -304,7 +317,7 @@ def moe_deepseek(cfg, W, p, x):
         MARGINS.topk(scores, k)
         w, ids = torch.topk(scores, k, dim=-1)
     elif method == "group_limited_greedy":
-        mask = group_mask(scores, cfg["n_group"], cfg["topk_group"], lambda g: g.max(dim=-1).values)
+        mask = group_mask(scores, n_group, topk_group, lambda g: g.max(dim=-1).values)
         tmp = scores.masked_fill(~mask, 0.0)
         MARGINS.topk(tmp, k)
         w, ids = torch.topk(tmp, k, dim=-1)
@@ -313,8 +326,7 @@ def moe_deepseek(cfg, W, p, x):
         # HF masks with 0.0: equal to -inf only while every choice score is positive; a fixture
         # outside that regime is rejected so implementations using either agree.
         MARGINS.positive_choice = min(MARGINS.positive_choice, float(choice.min()))
-        mask = group_mask(choice, cfg["n_group"], cfg["topk_group"],
-                          lambda g: g.topk(2, dim=-1).values.sum(dim=-1))
+        mask = group_mask(choice, n_group, topk_group, lambda g: g.topk(2, dim=-1).values.sum(dim=-1))
         tmp = choice.masked_fill(~mask, 0.0)
         MARGINS.topk(tmp, k)
         ids = torch.topk(tmp, k, dim=-1).indices
@@ -322,16 +334,18 @@ def moe_deepseek(cfg, W, p, x):
     else:
         raise ValueError(method)
     if cfg["model_type"] == "deepseek_v2":
-        if k > 1 and cfg["norm_topk_prob"]:
+        # DeepSeek's V2 code: renormalize OR scale (transformers' port always scales; equal while
+        # norm_topk_prob is false, as in every released V2 checkpoint)
+        if k > 1 and norm:
             w = w / (w.sum(dim=-1, keepdim=True) + 1e-20)
         else:
-            w = w * cfg["routed_scaling_factor"]
+            w = w * value(cfg, "routed_scaling_factor")
     else:
-        if k > 1 and cfg["norm_topk_prob"]:
+        if k > 1 and norm:
             w = w / (w.sum(dim=-1, keepdim=True) + 1e-20)
-        w = w * cfg["routed_scaling_factor"]
+        w = w * value(cfg, "routed_scaling_factor")
     out = experts_swiglu(x, W, p, ("gate_proj", "up_proj", "down_proj"), ids, w)
-    if cfg.get("n_shared_experts"):
+    if value(cfg, "n_shared_experts"):
         out = out + swiglu_mlp(x, W, p + "shared_experts.")
     return out
 

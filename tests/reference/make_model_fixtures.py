@@ -79,8 +79,10 @@ import sys
 
 import torch
 
-from hf_model_reference import (CLAMP_COUNT, DTYPE, MARGINS, Family, dense_mlp, forward, gqa_attention,
-                                mla_attention, moe_deepseek, moe_gpt_oss, moe_mixtral, moe_qwen, rope_params)
+from hf_config import saved_config, value
+from hf_model_reference import (CLAMP_COUNT, DTYPE, MARGINS, Family, deepseek_router, dense_mlp, forward,
+                                gqa_attention, mla_attention, moe_deepseek, moe_gpt_oss, moe_mixtral, moe_qwen,
+                                rope_params)
 from st_write import write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -187,16 +189,17 @@ def init_moe(cfg, ini, li):
         return
     E = cfg.get("num_experts") or cfg.get("n_routed_experts")
     F = cfg.get("moe_intermediate_size") or cfg["intermediate_size"]
-    ini.lin(p + "gate", E, D, gain=1.0 if cfg.get("scoring_func") == "sigmoid" else 3.0)
+    sigmoid = mt.startswith("deepseek") and deepseek_router(cfg)[0] == "sigmoid"
+    ini.lin(p + "gate", E, D, gain=1.0 if sigmoid else 3.0)
     for e in range(E):
         ini.mlp(p + "experts.%d." % e, D, F)
     if mt == "qwen2_moe":
         ini.mlp(p + "shared_expert.", D, cfg["shared_expert_intermediate_size"])
         ini.lin(p + "shared_expert_gate", 1, D)
     if mt.startswith("deepseek"):
-        if cfg.get("n_shared_experts"):
-            ini.mlp(p + "shared_experts.", D, F * cfg["n_shared_experts"])
-        if cfg["topk_method"] == "noaux_tc":
+        if value(cfg, "n_shared_experts"):
+            ini.mlp(p + "shared_experts.", D, F * value(cfg, "n_shared_experts"))
+        if deepseek_router(cfg)[1] == "noaux_tc":
             ini.W[p + "gate.e_score_correction_bias"] = 0.01 * ini.randn(E)
 
 
@@ -269,7 +272,7 @@ def fam_olmoe():
 
 
 def deepseek_mlp(c, W, p, x, li):
-    if li >= c["first_k_dense_replace"] and li % c["moe_layer_freq"] == 0:
+    if li >= value(c, "first_k_dense_replace") and li % (value(c, "moe_layer_freq") or 1) == 0:
         return moe_deepseek(c, W, p, x)
     return dense_mlp(c, W, p, x)
 
@@ -306,6 +309,20 @@ def fam_deepseek_v3():
     return cfg, Family("deepseek_v3", mla_attention, deepseek_mlp), "deepseek"
 
 
+def fam_deepseek_v3_hf():
+    """DeepseekV3Config(...).save_pretrained(): no topk_method, scoring_func, moe_layer_freq or
+    num_nextn_predict_layers; head_dim and qk_head_dim written; rope_scaling with type and rope_type."""
+    cfg = saved_config("deepseek_v3", "DeepseekV3ForCausalLM", vocab_size=128, hidden_size=32,
+                       num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4, intermediate_size=48,
+                       moe_intermediate_size=8, n_routed_experts=8, n_shared_experts=1, num_experts_per_tok=2,
+                       n_group=4, topk_group=2, first_k_dense_replace=1, q_lora_rank=16, kv_lora_rank=16,
+                       qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8, max_position_embeddings=163840,
+                       rope_scaling={"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0,
+                                     "mscale_all_dim": 1.0, "original_max_position_embeddings": 4096,
+                                     "type": "yarn"})
+    return cfg, Family("deepseek_v3_hf", mla_attention, deepseek_mlp), "deepseek"
+
+
 def fam_gpt_oss():
     cfg = base_cfg(architectures=["GptOssForCausalLM"], model_type="gpt_oss", num_hidden_layers=2,
                    head_dim=16, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2,
@@ -329,6 +346,7 @@ FAMILIES = {
     "olmoe": fam_olmoe,
     "deepseek_v2_lite": fam_deepseek_v2_lite,
     "deepseek_v3": fam_deepseek_v3,
+    "deepseek_v3_hf": fam_deepseek_v3_hf,
     "gpt_oss": fam_gpt_oss,
 }
 
@@ -341,7 +359,7 @@ def build_weights(cfg, fam, moe_layers, seed):
             init_mla(cfg, ini, li)
         else:
             init_gqa(cfg, ini, li, fam)
-        sparse = moe_layers == "all" or (moe_layers == "deepseek" and li >= cfg["first_k_dense_replace"])
+        sparse = moe_layers == "all" or (moe_layers == "deepseek" and li >= value(cfg, "first_k_dense_replace"))
         if sparse:
             init_moe(cfg, ini, li)
         else:

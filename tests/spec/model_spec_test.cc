@@ -171,6 +171,110 @@ TEST(ModelSpec, BadInputsAreClearErrors) {
   expect_error(dbrx, {"top-k 32 is larger than the number of experts 16"});
 }
 
+// A config written by transformers' DeepseekV3Config.save_pretrained: no topk_method, no scoring_func,
+// head_dim = qk_rope_head_dim and qk_head_dim written. Its modeling code always routes with sigmoid,
+// e_score_correction_bias and top-2-sum group limiting.
+nlohmann::json transformers_deepseek_v3() {
+  return {{"model_type", "deepseek_v3"},
+          {"architectures", {"DeepseekV3ForCausalLM"}},
+          {"vocab_size", 128},
+          {"hidden_size", 32},
+          {"intermediate_size", 48},
+          {"moe_intermediate_size", 8},
+          {"num_hidden_layers", 3},
+          {"num_attention_heads", 4},
+          {"num_key_value_heads", 4},
+          {"n_shared_experts", 1},
+          {"n_routed_experts", 8},
+          {"routed_scaling_factor", 2.5},
+          {"kv_lora_rank", 16},
+          {"q_lora_rank", 16},
+          {"qk_rope_head_dim", 8},
+          {"v_head_dim", 8},
+          {"qk_nope_head_dim", 8},
+          {"qk_head_dim", 16},
+          {"head_dim", 8},
+          {"n_group", 4},
+          {"topk_group", 2},
+          {"num_experts_per_tok", 2},
+          {"first_k_dense_replace", 1},
+          {"norm_topk_prob", true},
+          {"rope_interleave", true},
+          {"pretraining_tp", 1},
+          {"tie_word_embeddings", false},
+          {"rope_theta", 10000.0},
+          {"rope_scaling", nullptr},
+          {"torch_dtype", "float32"},
+          {"transformers_version", "4.56.0"}};
+}
+
+TEST(ModelSpec, DeepseekV3AsTransformersWritesIt) {
+  const ModelSpec s = parse_model_spec(transformers_deepseek_v3(), "t.json");
+  EXPECT_TRUE(s.unknown_keys.empty()) << s.unknown_keys.front();
+  EXPECT_EQ(s.router.scoring, ScoringFunc::kSigmoid);
+  EXPECT_EQ(s.router.topk_method, TopkMethod::kNoAuxTc);
+  EXPECT_TRUE(s.router.has_score_bias);
+  EXPECT_EQ(s.router.n_group, 4);
+  EXPECT_DOUBLE_EQ(s.router.routed_scaling_factor, 2.5);
+  EXPECT_EQ(s.n_mtp_layers, 0);  // transformers has no MTP layer
+  EXPECT_EQ(s.head_dim, 16);
+  // Only the architecture keys: every other choice is DeepseekV3Config's default (DeepSeek-V3 itself).
+  nlohmann::json bare = {{"model_type", "deepseek_v3"}, {"vocab_size", 128},          {"hidden_size", 32},
+                         {"intermediate_size", 48},     {"moe_intermediate_size", 8}, {"num_hidden_layers", 5},
+                         {"num_attention_heads", 4},    {"n_routed_experts", 16},     {"num_experts_per_tok", 4},
+                         {"kv_lora_rank", 16},          {"qk_rope_head_dim", 8},      {"v_head_dim", 8},
+                         {"qk_nope_head_dim", 8}};
+  const ModelSpec d = parse_model_spec(bare, "bare.json");
+  EXPECT_EQ(d.router.scoring, ScoringFunc::kSigmoid);
+  EXPECT_EQ(d.router.topk_method, TopkMethod::kNoAuxTc);
+  EXPECT_EQ(d.router.n_group, 8);
+  EXPECT_EQ(d.router.topk_group, 4);
+  EXPECT_TRUE(d.router.norm_topk_prob);
+  EXPECT_DOUBLE_EQ(d.router.routed_scaling_factor, 2.5);
+  EXPECT_EQ(d.n_expert_shared, 1);
+  EXPECT_EQ(d.mla.q_lora_rank, 1536);
+  EXPECT_EQ(d.n_moe_layers(), 2);  // first_k_dense_replace 3
+  bare["q_lora_rank"] = nullptr;   // null: a plain q_proj (DeepSeek-V2-Lite style)
+  bare["n_shared_experts"] = nullptr;
+  const ModelSpec n = parse_model_spec(bare, "null.json");
+  EXPECT_EQ(n.mla.q_lora_rank, 0);
+  EXPECT_EQ(n.n_expert_shared, 0);
+  // DeepSeek-V2's class defaults: softmax, greedy, no groups, two shared experts, no dense layers.
+  bare["model_type"] = "deepseek_v2";
+  bare.erase("n_shared_experts");
+  const ModelSpec v2 = parse_model_spec(bare, "v2.json");
+  EXPECT_EQ(v2.router.scoring, ScoringFunc::kSoftmax);
+  EXPECT_EQ(v2.router.topk_method, TopkMethod::kGreedy);
+  EXPECT_FALSE(v2.router.has_score_bias);
+  EXPECT_FALSE(v2.router.norm_topk_prob);
+  EXPECT_EQ(v2.n_expert_shared, 2);
+  EXPECT_EQ(v2.n_moe_layers(), 5);
+}
+
+TEST(ModelSpec, DeepseekV3ContradictionsNameTheField) {
+  nlohmann::json c = transformers_deepseek_v3();
+  c["scoring_func"] = "softmax";
+  expect_error(c, {"\"scoring_func\"", "deepseek_v3 always scores with sigmoid", "softmax"});
+  c = transformers_deepseek_v3();
+  c["topk_method"] = "greedy";
+  expect_error(c, {"\"topk_method\"", "noaux_tc", "greedy"});
+  c = transformers_deepseek_v3();
+  c["qk_head_dim"] = 24;
+  expect_error(c, {"\"qk_head_dim\"", "24 contradicts", "16"});
+  c = transformers_deepseek_v3();
+  c["head_dim"] = 12;
+  expect_error(c, {"\"head_dim\"", "12"});
+  c = transformers_deepseek_v3();
+  c.erase("n_group");
+  c.erase("topk_group");
+  c["n_routed_experts"] = 12;
+  expect_error(c, {"\"n_group\"", "absent", "default 8", "n_routed_experts 12"});
+  c = transformers_deepseek_v3();
+  c["model_type"] = "kimi_k2";
+  c["scoring_func"] = "sqrtsoftplus";
+  expect_error(c, {"\"scoring_func\"", "kimi_k2"});
+}
+
 TEST(ModelSpec, FileErrorsNameTheFile) {
   const std::string bad = write_temp("notjson.json", "{\"model_type\": \"mixtral\", oops}");
   try {
