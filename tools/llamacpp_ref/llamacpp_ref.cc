@@ -1,0 +1,260 @@
+// llamacpp_ref: llama.cpp as a reference peer, through libllama's C API (no JavaScript layer): the tests
+// and benchmarks run the same GGUF file through it and through moe. Built only when
+// scripts/install-llamacpp.sh has installed the prebuilt library and its headers (.llamacpp/).
+//   llamacpp_ref eval GGUF --ids 1,2,3 [--logits-out F] [--threads N]   all positions' logits, f32 [T, V]
+//   llamacpp_ref greedy GGUF --ids 1,2,3 -n N [--threads N]             greedy continuation (argmax)
+//   llamacpp_ref tokenize GGUF --text S [--no-special] [--no-bos]        ids of S with the file's tokenizer
+//   llamacpp_ref bench GGUF --prompt P --decode D [--threads N] [--reps R] [--depth K]
+//                                                                         prefill and decode tokens/s
+// Output: one JSON object on stdout. Errors: a message on stderr and exit 1.
+#include <llama.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <ggml-backend.h>
+
+namespace {
+
+struct Args {
+  std::string cmd, model, text, logits_out, ids_text;
+  std::vector<int32_t> ids;
+  int threads = 2, n = 0, prompt = 512, decode = 64, reps = 3, depth = 0, ctx = 0;
+  bool special = true, bos = true;
+};
+
+[[noreturn]] void die(const std::string& msg) {
+  std::fprintf(stderr, "llamacpp_ref: %s\n", msg.c_str());
+  std::exit(1);
+}
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    const size_t comma = s.find(',', pos);
+    const std::string tok = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (!tok.empty()) out.push_back(static_cast<int32_t>(std::stol(tok)));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+Args parse(int argc, char** argv) {
+  if (argc < 3) die("usage: llamacpp_ref eval|greedy|tokenize|bench GGUF [options]");
+  Args a;
+  a.cmd = argv[1];
+  a.model = argv[2];
+  for (int i = 3; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) die("missing value after " + k);
+      return argv[++i];
+    };
+    if (k == "--ids")
+      a.ids = parse_ids(next());
+    else if (k == "--text")
+      a.text = next();
+    else if (k == "--logits-out")
+      a.logits_out = next();
+    else if (k == "--threads")
+      a.threads = std::stoi(next());
+    else if (k == "-n")
+      a.n = std::stoi(next());
+    else if (k == "--prompt")
+      a.prompt = std::stoi(next());
+    else if (k == "--decode")
+      a.decode = std::stoi(next());
+    else if (k == "--reps")
+      a.reps = std::stoi(next());
+    else if (k == "--depth")
+      a.depth = std::stoi(next());
+    else if (k == "--ctx")
+      a.ctx = std::stoi(next());
+    else if (k == "--no-special")
+      a.special = false;
+    else if (k == "--no-bos")
+      a.bos = false;
+    else
+      die("unknown option " + k);
+  }
+  return a;
+}
+
+void quiet_log(ggml_log_level level, const char* text, void*) {
+  if (level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
+}
+
+struct Model {
+  llama_model* model = nullptr;
+  llama_context* ctx = nullptr;
+  const llama_vocab* vocab = nullptr;
+  int n_vocab = 0;
+  double load_s = 0;
+  ~Model() {
+    if (ctx) llama_free(ctx);
+    if (model) llama_model_free(model);
+  }
+};
+
+void open_model(Model& m, const Args& a, bool vocab_only, int n_ctx) {
+  const auto t0 = std::chrono::steady_clock::now();
+  llama_model_params mp = llama_model_default_params();
+  mp.vocab_only = vocab_only;
+  m.model = llama_model_load_from_file(a.model.c_str(), mp);
+  if (!m.model) die("llama.cpp could not load " + a.model);
+  m.vocab = llama_model_get_vocab(m.model);
+  m.n_vocab = llama_vocab_n_tokens(m.vocab);
+  if (vocab_only) return;
+  llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = static_cast<uint32_t>(n_ctx);
+  cp.n_batch = cp.n_ubatch = static_cast<uint32_t>(std::max(n_ctx, 1));
+  cp.n_threads = cp.n_threads_batch = a.threads;
+  cp.no_perf = true;
+  m.ctx = llama_init_from_model(m.model, cp);
+  if (!m.ctx) die("llama.cpp could not create a context for " + a.model);
+  m.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Runs tokens [0, n) of ids at positions past..past+n-1 (all logits kept when `all`).
+void decode(Model& m, const std::vector<int32_t>& ids, int past, bool all) {
+  llama_batch b = llama_batch_init(static_cast<int32_t>(ids.size()), 0, 1);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    b.token[i] = ids[i];
+    b.pos[i] = past + static_cast<int32_t>(i);
+    b.n_seq_id[i] = 1;
+    b.seq_id[i][0] = 0;
+    b.logits[i] = all || i + 1 == ids.size();
+  }
+  b.n_tokens = static_cast<int32_t>(ids.size());
+  const int rc = llama_decode(m.ctx, b);
+  llama_batch_free(b);
+  if (rc != 0) die("llama_decode failed with " + std::to_string(rc));
+}
+
+int argmax(const float* v, int n) { return static_cast<int>(std::max_element(v, v + n) - v); }
+
+int cmd_eval(const Args& a) {
+  if (a.ids.empty()) die("eval needs --ids");
+  Model m;
+  open_model(m, a, false, static_cast<int>(a.ids.size()));
+  decode(m, a.ids, 0, true);
+  std::vector<float> logits;
+  for (size_t i = 0; i < a.ids.size(); ++i) {
+    const float* row = llama_get_logits_ith(m.ctx, static_cast<int32_t>(i));
+    logits.insert(logits.end(), row, row + m.n_vocab);
+  }
+  if (!a.logits_out.empty()) {
+    std::ofstream out(a.logits_out, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * 4));
+    if (!out) die("cannot write " + a.logits_out);
+  }
+  std::printf("{\"tokens\": %zu, \"vocab\": %d, \"argmax_last\": %d}\n", a.ids.size(), m.n_vocab,
+              argmax(logits.data() + (a.ids.size() - 1) * m.n_vocab, m.n_vocab));
+  return 0;
+}
+
+int cmd_greedy(const Args& a) {
+  if (a.ids.empty() || a.n < 1) die("greedy needs --ids and -n");
+  Model m;
+  open_model(m, a, false, static_cast<int>(a.ids.size()) + a.n);
+  decode(m, a.ids, 0, false);
+  std::vector<int32_t> out;
+  int past = static_cast<int>(a.ids.size());
+  for (int s = 0; s < a.n; ++s) {
+    const int next = argmax(llama_get_logits_ith(m.ctx, -1), m.n_vocab);
+    out.push_back(next);
+    if (s + 1 < a.n) decode(m, {next}, past++, false);
+  }
+  std::printf("{\"greedy_ids\": [");
+  for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? ", " : "", out[i]);
+  std::printf("]}\n");
+  return 0;
+}
+
+int cmd_tokenize(const Args& a) {
+  Model m;
+  open_model(m, a, true, 0);
+  std::vector<llama_token> ids(a.text.size() + 16);
+  int n = llama_tokenize(m.vocab, a.text.data(), static_cast<int32_t>(a.text.size()), ids.data(),
+                         static_cast<int32_t>(ids.size()), a.bos, a.special);
+  if (n < 0) {
+    ids.resize(static_cast<size_t>(-n));
+    n = llama_tokenize(m.vocab, a.text.data(), static_cast<int32_t>(a.text.size()), ids.data(),
+                       static_cast<int32_t>(ids.size()), a.bos, a.special);
+  }
+  std::printf("{\"ids\": [");
+  for (int i = 0; i < n; ++i) std::printf("%s%d", i ? ", " : "", ids[size_t(i)]);
+  std::printf("]}\n");
+  return 0;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Prefill `prompt` tokens, then `decode` single tokens after `depth` cached ones; medians over reps.
+int cmd_bench(const Args& a) {
+  Model m;
+  open_model(m, a, false, std::max(a.prompt, a.depth) + a.decode + 8);
+  std::vector<int32_t> prompt(static_cast<size_t>(a.prompt)), filler(static_cast<size_t>(a.depth));
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 13) % size_t(m.n_vocab));
+  for (size_t i = 0; i < filler.size(); ++i) filler[i] = static_cast<int32_t>((i * 104729 + 7) % size_t(m.n_vocab));
+  std::vector<double> pp, tg;
+  for (int r = 0; r < a.reps; ++r) {
+    llama_memory_clear(llama_get_memory(m.ctx), true);
+    auto t0 = std::chrono::steady_clock::now();
+    decode(m, prompt, 0, false);
+    pp.push_back(a.prompt / seconds_since(t0));
+    llama_memory_clear(llama_get_memory(m.ctx), true);
+    int past = 0;
+    if (a.depth > 0) {
+      decode(m, filler, 0, false);
+      past = a.depth;
+    }
+    int tok = 1;
+    t0 = std::chrono::steady_clock::now();
+    for (int s = 0; s < a.decode; ++s) {
+      decode(m, {tok}, past++, false);
+      tok = argmax(llama_get_logits_ith(m.ctx, -1), m.n_vocab);
+    }
+    tg.push_back(a.decode / seconds_since(t0));
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::printf(
+      "{\"prefill_tokens_per_s\": %.3f, \"decode_tokens_per_s\": %.3f, \"load_s\": %.3f, \"prompt\": %d, "
+      "\"decode\": %d, \"depth\": %d, \"threads\": %d}\n",
+      median(pp), median(tg), m.load_s, a.prompt, a.decode, a.depth, a.threads);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args a = parse(argc, argv);
+  llama_log_set(quiet_log, nullptr);
+#ifdef MOE_LLAMACPP_LIB_DIR
+  ggml_backend_load_all_from_path(MOE_LLAMACPP_LIB_DIR);
+#endif
+  llama_backend_init();
+  try {
+    if (a.cmd == "eval") return cmd_eval(a);
+    if (a.cmd == "greedy") return cmd_greedy(a);
+    if (a.cmd == "tokenize") return cmd_tokenize(a);
+    if (a.cmd == "bench") return cmd_bench(a);
+  } catch (const std::exception& e) {
+    die(e.what());
+  }
+  die("unknown command " + a.cmd);
+}
