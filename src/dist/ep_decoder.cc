@@ -21,7 +21,8 @@ class EpMoeBlock final : public MoeBlock {
       : hook_(hook), layer_(hook.comm(), hook.placement(), config, w), config_(config), weights_(w) {
     for (const ExpertMatrices& m : w.experts.experts) {
       if (!m.gate.data) continue;
-      bytes_per_expert_ = 3 * w.experts.d_ff * w.experts.d_model * int64_t(dtype_size(m.gate.dtype));
+      bytes_per_expert_ = 2 * w.experts.d_ff * dtype_row_bytes(m.gate.dtype, w.experts.d_model) +
+                          w.experts.d_model * dtype_row_bytes(m.down.dtype, w.experts.d_ff);
       bytes_per_expert_ += 4 * ((m.gate_bias ? w.experts.d_ff : 0) + (m.up_bias ? w.experts.d_ff : 0) +
                                 (m.down_bias ? w.experts.d_model : 0));
       break;

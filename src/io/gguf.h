@@ -117,6 +117,7 @@ class GgufFile {
   const GgufTensor* find_tensor(const std::string& name) const;
   const GgufTensor& tensor(const std::string& name) const;  // throws naming it
   std::span<const uint8_t> bytes(const GgufTensor& t) const;
+  const MappedFile& mapping() const { return *map_; }
 
  private:
   std::string path_;

@@ -38,6 +38,11 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops this process's pages of [p, p + n) (the whole pages inside it) when the range lies in this
+  // mapping, after a caller has copied what it needs from them (a weight repacked at load): resident
+  // memory then holds the copy only. Reading the range again faults it back in from the file.
+  // Returns the bytes released.
+  size_t release(const void* p, size_t n) const;
 
  private:
   const uint8_t* data_ = nullptr;
@@ -72,6 +77,7 @@ class SafetensorsFile {
   bool is_aligned(const std::string& name, size_t alignment) const;
   // Copies a float tensor (any float dtype) to f32.
   std::vector<float> to_f32(const std::string& name) const;
+  const MappedFile* mapping() const { return map_.get(); }
 
  private:
   std::span<const uint8_t> checked_bytes(const std::string& name, DType expected, size_t alignment) const;
@@ -97,6 +103,7 @@ class Checkpoint {
   const TensorInfo& info(const std::string& name) const;
   const SafetensorsFile& file_of(const std::string& name) const;
   size_t n_files() const { return files_.size(); }
+  const std::vector<SafetensorsFile>& files() const { return files_; }
 
  private:
   std::string path_;

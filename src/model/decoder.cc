@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "io/gguf_config.h"
+#include "kernels/quant_blocks.h"
 #include "model/attention.h"
 #include "model/families.h"
 #include "model/linear.h"
@@ -54,7 +56,7 @@ void linear(const float* x, int64_t T, const WeightView& w, const float* bias, i
 }  // namespace
 
 Decoder::Decoder(const std::string& path, DecoderOptions options)
-    : spec_(load_model_spec(path)), options_(std::move(options)) {
+    : spec_(load_model_spec_any(path)), options_(std::move(options)) {
   if (spec_.family == Family::kDeepseekV4 || spec_.family == Family::kLlama4 || spec_.family == Family::kDbrx) {
     fail("model", "{}: model_type {} has no decoder yet", path, spec_.model_type);
   }
@@ -65,17 +67,36 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
   store_ = std::make_unique<WeightStore>(path, spec_);
   embed_ = store_->matrix("model.embed_tokens.weight");  // rows: looked up by id
   const std::string head_name = spec_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-  head_ = pack_dense(store_->matrix(head_name), store_->shape(head_name)[0], &packed_);
+  head_ = packed_matrix(head_name);
   final_norm_ = store_->f32("model.norm.weight");
   for (int64_t li = 0; li < spec_.n_layer; ++li) load_layer(li);
 }
 
 Decoder::~Decoder() = default;
 
+// A dense matrix packed into panels, the file's pages of it released (resident once).
+WeightView Decoder::packed_matrix(const std::string& name) {
+  const WeightView rows = store_->matrix(name);
+  const int64_t n = store_->shape(name)[0];
+  const WeightView packed = pack_dense(rows, n, &packed_);
+  if (packed.data != rows.data) store_->release(rows, n);
+  return packed;
+}
+
+void Decoder::release_packed(const ExpertWeights& rows, const PackedExpertWeights& packed) {
+  if (!packed.packed) return;
+  for (const ExpertMatrices& m : rows.experts) {
+    if (!m.gate.data) continue;
+    store_->release(m.gate, rows.d_ff);
+    store_->release(m.up, rows.d_ff);
+    store_->release(m.down, rows.d_model);
+  }
+}
+
 void Decoder::load_layer(int64_t li) {
   auto L = std::make_unique<Layer>();
   WeightStore& s = *store_;
-  const auto dense = [&](const std::string& name) { return pack_dense(s.matrix(name), s.shape(name)[0], &packed_); };
+  const auto dense = [&](const std::string& name) { return packed_matrix(name); };
   const std::string p = fmt::format("model.layers.{}.", li), a = p + "self_attn.";
   L->in_norm = s.f32(p + "input_layernorm.weight");
   L->post_norm = s.f32(p + "post_attention_layernorm.weight");
@@ -129,6 +150,8 @@ void Decoder::load_layer(int64_t li) {
     // matmul re-packs them per call; every MoE block, local or expert-parallel, reads the same panels.
     L->routed_packed = pack_expert_weights(w.experts);
     L->shared_packed = pack_expert_weights(w.shared);
+    release_packed(w.experts, L->routed_packed);
+    release_packed(w.shared, L->shared_packed);
     w.experts = L->routed_packed.weights;
     w.shared = L->shared_packed.weights;
     L->moe = options_.moe_block ? options_.moe_block(li, config, w) : std::make_unique<LocalMoeBlock>(config, w);
@@ -235,12 +258,11 @@ void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logi
     fail("model", "{} tokens after {} exceed the context of {} tokens", T, cache.length(), cache.max_tokens());
   }
   std::vector<float> h(T * D), x(T * D), y(T * D);  // [T, D]
-  const size_t elem = dtype_size(embed_.dtype);
+  const int64_t row_bytes = dtype_row_bytes(embed_.dtype, embed_.ld);
   for (int64_t t = 0; t < T; ++t) {
     if (ids[t] < 0 || ids[t] >= V)
       fail("model", "token id {} at position {} is outside the vocabulary [0, {})", ids[t], t, V);
-    convert_to_f32(embed_.dtype, static_cast<const uint8_t*>(embed_.data) + ids[t] * embed_.ld * elem, &h[t * D],
-                   static_cast<size_t>(D));
+    dequantize_row(embed_.dtype, static_cast<const uint8_t*>(embed_.data) + ids[t] * row_bytes, &h[t * D], D);
   }
   if (stats) {
     stats->moe_layers.assign(static_cast<size_t>(spec_.n_layer), MoeTelemetry{});

@@ -28,7 +28,7 @@ struct ForwardStats {
 
 class Decoder {
  public:
-  // Reads config.json and the weights of a checkpoint folder. Throws moe::Error naming the problem.
+  // Reads config.json and the weights of a checkpoint folder, or a .gguf file. Throws moe::Error naming the problem.
   // options: how MoE layers run and which routed experts are loaded (default: all, MoeLayer).
   explicit Decoder(const std::string& path, DecoderOptions options = {});
   ~Decoder();
@@ -49,6 +49,8 @@ class Decoder {
   void attention_mla(Layer& layer, int64_t li, const float* x, int64_t T, KvCache& cache, float* out);
   void ffn(Layer& layer, const float* x, int64_t T, float* out, MoeTelemetry* telemetry);
   void load_layer(int64_t li);
+  WeightView packed_matrix(const std::string& name);
+  void release_packed(const ExpertWeights& rows, const PackedExpertWeights& packed);
 
   ModelSpec spec_;
   DecoderOptions options_;

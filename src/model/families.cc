@@ -80,6 +80,29 @@ ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, Weigh
   return w;
 }
 
+// Experts stored one Linear matrix each, gate / up / down, with biases [E, F], [E, F], [E, D] (gpt-oss from
+// GGUF, where the converter has already split and transposed gate_up_proj).
+ExpertWeights unfused_experts(const ModelSpec& spec, const std::string& p, WeightStore& store, const ExpertKeep& keep) {
+  ExpertWeights w;
+  w.d_model = spec.d_model;
+  w.d_ff = spec.n_ff_expert;
+  const float* gb = store.f32(p + "experts.gate_proj_bias");  // [E, F]
+  const float* ub = store.f32(p + "experts.up_proj_bias");    // [E, F]
+  const float* db = store.f32(p + "experts.down_proj_bias");  // [E, D]
+  for (int64_t e = 0; e < spec.n_expert; ++e) {
+    if (keep && !keep(e)) {
+      w.experts.emplace_back();  // another rank's expert: not read
+      continue;
+    }
+    ExpertMatrices m = swiglu_views(store, fmt::format("{}experts.{}.", p, e), "gate_proj", "up_proj", "down_proj");
+    m.gate_bias = gb + e * spec.n_ff_expert;
+    m.up_bias = ub + e * spec.n_ff_expert;
+    m.down_bias = db + e * spec.d_model;
+    w.experts.push_back(m);
+  }
+  return w;
+}
+
 }  // namespace
 
 MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
@@ -89,7 +112,11 @@ MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightSt
   if (spec.family == Family::kGptOss) {
     w.router.weight = store.matrix(p + "router.weight");
     w.router.bias = store.f32(p + "router.bias");
-    w.experts = gpt_oss_experts(spec, p, store, keep);
+    if (store.has(p + "experts.0.gate_proj.weight")) {  // unfused experts in Linear layout (GGUF)
+      w.experts = unfused_experts(spec, p, store, keep);
+    } else {
+      w.experts = gpt_oss_experts(spec, p, store, keep);
+    }
     return w;
   }
   w.router.weight = store.matrix(p + "gate.weight");

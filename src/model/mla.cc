@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "kernels/quant_blocks.h"
 #include "runtime/thread_pool.h"
 #include "util/check.h"
 #include "util/dtype.h"
@@ -33,11 +34,11 @@ MlaAttention::MlaAttention(const MlaShape& shape, const WeightView& kv_b) : shap
   const int64_t r = s.kv_lora_rank, per_head = s.nope_dim + s.v_dim;
   w_uk_t_.resize(static_cast<size_t>(s.n_head * r * s.nope_dim));  // [H, r, nope]
   std::vector<float> row(static_cast<size_t>(r));
-  const size_t elem = dtype_size(kv_b.dtype);
+  const int64_t row_bytes = dtype_row_bytes(kv_b.dtype, kv_b.ld);
   for (int64_t h = 0; h < s.n_head; ++h) {
     for (int64_t i = 0; i < s.nope_dim; ++i) {
-      const auto* src = static_cast<const uint8_t*>(kv_b.data) + (h * per_head + i) * kv_b.ld * elem;
-      convert_to_f32(kv_b.dtype, src, row.data(), static_cast<size_t>(r));
+      const auto* src = static_cast<const uint8_t*>(kv_b.data) + (h * per_head + i) * row_bytes;
+      dequantize_row(kv_b.dtype, src, row.data(), r);
       for (int64_t c = 0; c < r; ++c) w_uk_t_[(h * r + c) * s.nope_dim + i] = row[c];
     }
   }
@@ -50,9 +51,9 @@ void MlaAttention::forward_naive(const MlaTensors& t, const AttentionOptions& op
   kv_.resize(static_cast<size_t>(S * H * per_head));  // [S, H, nope + v]
   k_.resize(static_cast<size_t>(S * H * s.q_dim()));  // [S, H, nope + rope]
   v_.resize(static_cast<size_t>(S * H * s.v_dim));    // [S, H, v]
-  const size_t elem = dtype_size(kv_b_.dtype);
+  const int64_t row_bytes = dtype_row_bytes(kv_b_.dtype, kv_b_.ld);
   for_each_head(H, S * per_head * r, [&](int64_t h) {  // kv[:, h] = latent c . W_kv_b[h]^T
-    const WeightView w{static_cast<const uint8_t*>(kv_b_.data) + h * per_head * kv_b_.ld * elem, kv_b_.dtype, kv_b_.ld};
+    const WeightView w{static_cast<const uint8_t*>(kv_b_.data) + h * per_head * row_bytes, kv_b_.dtype, kv_b_.ld};
     matmul_nt(t.latent, lr, w, kv_.data() + h * per_head, H * per_head, MatmulShape{S, per_head, r}, false);
   });
   for (int64_t j = 0; j < S; ++j) {
@@ -88,10 +89,10 @@ void MlaAttention::forward_absorbed(const MlaTensors& t, const AttentionOptions&
   // MQA over the latent rows: keys [c | k_rope] (width r + rope), values c (width r).
   AttentionTensors at{q_cat_.data(), t.latent, t.latent, out_lat_.data(), T, t.n_keys, lr, lr};
   attention_forward(at, AttentionShape{H, 1, lr, r}, options);
-  const size_t elem = dtype_size(kv_b_.dtype);
+  const int64_t row_bytes = dtype_row_bytes(kv_b_.dtype, kv_b_.ld);
   const int64_t per_head = s.nope_dim + s.v_dim;
   for_each_head(H, T * s.v_dim * r, [&](int64_t h) {  // out[:, h] = out_lat[:, h] . W_uv[h]^T
-    const auto* uv = static_cast<const uint8_t*>(kv_b_.data) + (h * per_head + s.nope_dim) * kv_b_.ld * elem;
+    const auto* uv = static_cast<const uint8_t*>(kv_b_.data) + (h * per_head + s.nope_dim) * row_bytes;
     const WeightView w{uv, kv_b_.dtype, kv_b_.ld};
     matmul_nt(out_lat_.data() + h * r, H * r, w, t.out + h * s.v_dim, H * s.v_dim, MatmulShape{T, s.v_dim, r}, false);
   });

@@ -5,12 +5,19 @@
 
 #include <fmt/ranges.h>
 
+#include "io/gguf_config.h"
+#include "kernels/quant_blocks.h"
 #include "util/dtype.h"
 #include "util/error.h"
 
 namespace moe {
 
-WeightStore::WeightStore(const std::string& path, const ModelSpec& spec) : checkpoint_(Checkpoint::open(path)) {
+WeightStore::WeightStore(const std::string& path, const ModelSpec& spec) : path_(path) {
+  if (is_gguf_path(path)) {
+    gguf_ = std::make_unique<GgufTensorSource>(path, spec);
+    return;
+  }
+  checkpoint_.emplace(Checkpoint::open(path));
   validate(spec);
 }
 
@@ -18,81 +25,109 @@ void WeightStore::validate(const ModelSpec& spec) {
   RegistryOptions with_mtp;
   with_mtp.include_mtp = true;
   const TensorRegistry registry = build_registry(spec, with_mtp);
+  const Checkpoint& ck = *checkpoint_;
   for (const TensorEntry& e : registry.tensors) {
-    if (!checkpoint_.has(e.name)) {
+    if (!ck.has(e.name)) {
       if (e.is_mtp) continue;  // MTP weights are optional: the decoder does not run them
-      fail("weights", "{}: missing tensor {} (shape [{}])", checkpoint_.path(), e.name, fmt::join(e.shape, ", "));
+      fail("weights", "{}: missing tensor {} (shape [{}])", ck.path(), e.name, fmt::join(e.shape, ", "));
     }
-    const TensorInfo& info = checkpoint_.info(e.name);
+    const TensorInfo& info = ck.info(e.name);
     if (info.shape != e.shape) {
-      fail("weights", "{}: tensor {} has shape [{}], the config implies [{}]", checkpoint_.path(), e.name,
+      fail("weights", "{}: tensor {} has shape [{}], the config implies [{}]", ck.path(), e.name,
            fmt::join(info.shape, ", "), fmt::join(e.shape, ", "));
     }
     if (dtype_is_float(e.dtype) != dtype_is_float(info.dtype) ||
         ((e.dtype == DType::kF8E4M3 || e.dtype == DType::kF8E5M2) && info.dtype != e.dtype)) {
-      fail("weights", "{}: tensor {} is stored as {}, expected {}", checkpoint_.path(), e.name, dtype_name(info.dtype),
+      fail("weights", "{}: tensor {} is stored as {}, expected {}", ck.path(), e.name, dtype_name(info.dtype),
            dtype_name(e.dtype));
     }
     if (!e.scale_of.empty()) {
       if (info.dtype != DType::kF32 && info.dtype != DType::kBF16) {
-        fail("weights", "{}: block scales {} stored as {}; only F32 / BF16 scales are supported", checkpoint_.path(),
-             e.name, dtype_name(info.dtype));
+        fail("weights", "{}: block scales {} stored as {}; only F32 / BF16 scales are supported", ck.path(), e.name,
+             dtype_name(info.dtype));
       }
       scale_of_[e.scale_of] = e.name;
     }
   }
   block_rows_ = spec.quant.block_rows;
   block_cols_ = spec.quant.block_cols;
-  for (const std::string& name : checkpoint_.tensor_names()) {
+  for (const std::string& name : ck.tensor_names()) {
     if (!registry.find(name)) {
-      fail("weights", "{}: unexpected tensor {} (not part of a {} model with this config)", checkpoint_.path(), name,
+      fail("weights", "{}: unexpected tensor {} (not part of a {} model with this config)", ck.path(), name,
            spec.model_type);
     }
   }
 }
 
-const std::vector<int64_t>& WeightStore::shape(const std::string& name) const {
-  if (!checkpoint_.has(name)) fail("weights", "{}: missing tensor {}", checkpoint_.path(), name);
-  return checkpoint_.info(name).shape;
+bool WeightStore::has(const std::string& name) const {
+  return gguf_ ? gguf_->find(name) != nullptr : checkpoint_->has(name);
 }
 
-WeightView WeightStore::matrix(const std::string& name) {
-  const std::vector<int64_t>& s = shape(name);
-  if (s.size() != 2)
-    fail("weights", "{}: tensor {} should be a matrix, found {} dims", checkpoint_.path(), name, s.size());
-  const TensorInfo& info = checkpoint_.info(name);
-  // Zero-copy only when the mapped data is aligned for its type (the format does not promise it).
-  const bool zero_copy = info.dtype == DType::kF32 || info.dtype == DType::kBF16;
-  if (zero_copy && checkpoint_.file_of(name).is_aligned(name, dtype_size(info.dtype))) {
-    return WeightView{checkpoint_.file_of(name).bytes(name).data(), info.dtype, s[1]};
+WeightStore::Raw WeightStore::raw(const std::string& name) const {
+  if (gguf_) {
+    const SourceTensor* t = gguf_->find(name);
+    if (!t) fail("gguf", "{}: missing tensor {}", path_, name);
+    return {&t->shape, t->dtype, t->data, t->nbytes};
   }
-  return WeightView{f32(name), DType::kF32, s[1]};
+  if (!checkpoint_->has(name)) fail("weights", "{}: missing tensor {}", checkpoint_->path(), name);
+  const TensorInfo& info = checkpoint_->info(name);
+  const auto bytes = checkpoint_->file_of(name).bytes(name);
+  return {&info.shape, info.dtype, bytes.data(), bytes.size()};
+}
+
+const std::vector<int64_t>& WeightStore::shape(const std::string& name) const { return *raw(name).shape; }
+
+WeightView WeightStore::matrix(const std::string& name) {
+  const Raw r = raw(name);
+  if (r.shape->size() != 2) fail("weights", "{}: tensor {} should be a matrix, found {} dims", path_, name, r.shape->size());
+  // Zero-copy only when the mapped data is aligned for its type (safetensors does not promise it).
+  const bool zero_copy = r.dtype == DType::kF32 || r.dtype == DType::kBF16;
+  if (dtype_is_block(r.dtype) || (zero_copy && reinterpret_cast<uintptr_t>(r.data) % dtype_size(r.dtype) == 0)) {
+    return WeightView{r.data, r.dtype, (*r.shape)[1]};
+  }
+  return WeightView{f32(name), DType::kF32, (*r.shape)[1]};
 }
 
 const float* WeightStore::f32(const std::string& name) {
   auto it = converted_.find(name);
   if (it == converted_.end()) {
-    shape(name);  // throws naming the tensor when absent
-    const DType t = checkpoint_.info(name).dtype;
-    if (t == DType::kF8E4M3) {
+    const Raw r = raw(name);
+    if (r.dtype == DType::kF8E4M3) {
       it = converted_.emplace(name, dequantize_fp8(name)).first;
     } else {
-      it = converted_.emplace(name, checkpoint_.file_of(name).to_f32(name)).first;
+      if (!dtype_is_float(r.dtype)) fail("weights", "{}: tensor {}: dtype {} is not a float type", path_, name, dtype_name(r.dtype));
+      int64_t numel = 1;
+      for (int64_t d : *r.shape) numel *= d;
+      std::vector<float> out(static_cast<size_t>(numel));
+      const int64_t cols = r.shape->empty() ? 1 : r.shape->back(), rows = cols == 0 ? 0 : numel / cols;
+      const int64_t row_bytes = dtype_row_bytes(r.dtype, cols);
+      for (int64_t i = 0; i < rows; ++i) dequantize_row(r.dtype, r.data + i * row_bytes, out.data() + i * cols, cols);
+      it = converted_.emplace(name, std::move(out)).first;
     }
   }
   return it->second.data();
 }
 
+size_t WeightStore::release(const WeightView& v, int64_t rows) {
+  if (v.layout != WeightLayout::kRows || v.data == nullptr || rows <= 0) return 0;
+  const size_t n = static_cast<size_t>(rows * dtype_row_bytes(v.dtype, v.ld));
+  if (gguf_) return gguf_->file().mapping().release(v.data, n);
+  size_t released = 0;
+  for (const SafetensorsFile& f : checkpoint_->files())
+    if (f.mapping()) released += f.mapping()->release(v.data, n);
+  return released;
+}
+
 // W[i, j] = fp8(q[i, j]) * scale_inv[i / block_rows, j / block_cols] (DeepSeek-V3 block FP8).
 std::vector<float> WeightStore::dequantize_fp8(const std::string& name) const {
+  const Checkpoint& ck = *checkpoint_;
   const auto it = scale_of_.find(name);
-  const std::vector<int64_t>& s = checkpoint_.info(name).shape;
+  const std::vector<int64_t>& s = ck.info(name).shape;
   if (it == scale_of_.end() || s.size() != 2) {
-    fail("weights", "{}: FP8 tensor {} has no block scales (weight_scale_inv) or is not a matrix", checkpoint_.path(),
-         name);
+    fail("weights", "{}: FP8 tensor {} has no block scales (weight_scale_inv) or is not a matrix", ck.path(), name);
   }
-  const std::vector<float> scale = checkpoint_.file_of(it->second).to_f32(it->second);  // [ceil(N/br), ceil(K/bc)]
-  const std::span<const uint8_t> q = checkpoint_.file_of(name).bytes(name);             // [N, K]
+  const std::vector<float> scale = ck.file_of(it->second).to_f32(it->second);  // [ceil(N/br), ceil(K/bc)]
+  const std::span<const uint8_t> q = ck.file_of(name).bytes(name);             // [N, K]
   const int64_t N = s[0], K = s[1], scale_cols = (K + block_cols_ - 1) / block_cols_;
   std::vector<float> w(static_cast<size_t>(N * K));  // [N, K]
   for (int64_t i = 0; i < N; ++i) {

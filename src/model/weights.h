@@ -1,17 +1,21 @@
-// Model weights out of a Hugging Face checkpoint, checked against the TensorRegistry: a missing,
-// misshapen or unexpected tensor is an error that names it. Linear weights stored as f32 or
-// bf16 are zero-copy views into the memory map; other float dtypes are converted to f32 once;
-// FP8 E4M3 weights with block scales (weight_scale_inv, DeepSeek-V3) are dequantized to f32 on load.
-// MTP-layer tensors (DeepSeek-V3 num_nextn_predict_layers) may be present or absent: not run.
+// Model weights out of a Hugging Face checkpoint (safetensors) or a GGUF file, checked against what the
+// ModelSpec implies: a missing, misshapen or unexpected tensor is an error that names it. Both sources give
+// tensors under the checkpoint names (model/gguf_weights.h maps GGUF's). Linear weights stored as f32, bf16
+// or a block-quantized type are zero-copy views into the memory map; other float dtypes are converted to
+// f32 once; FP8 E4M3 weights with block scales (weight_scale_inv, DeepSeek-V3) are dequantized to f32 on
+// load. MTP-layer tensors (DeepSeek-V3 num_nextn_predict_layers) may be present or absent: not run.
 #pragma once
 
 #include <deque>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "io/safetensors.h"
 #include "kernels/matmul.h"
+#include "model/gguf_weights.h"
 #include "spec/model_spec.h"
 #include "spec/tensor_registry.h"
 
@@ -19,14 +23,14 @@ namespace moe {
 
 class WeightStore {
  public:
-  // Opens the checkpoint (a folder with model.safetensors or shards) and validates every tensor
-  // against build_registry(spec). Throws moe::Error "[weights] ...".
+  // Opens a checkpoint folder (model.safetensors or shards), a .safetensors file, or a .gguf file and
+  // validates every tensor. Throws moe::Error "[weights] ..." (safetensors) or "[gguf] ..." (GGUF).
   WeightStore(const std::string& path, const ModelSpec& spec);
 
-  bool has(const std::string& name) const { return checkpoint_.has(name); }
+  bool has(const std::string& name) const;
   // Shape as stored; throws naming the tensor when absent.
   const std::vector<int64_t>& shape(const std::string& name) const;
-  // A [rows, cols] Linear weight as a matmul view (f32/bf16 zero-copy, others converted).
+  // A [rows, cols] Linear weight as a matmul view (f32/bf16/block types zero-copy, others converted).
   WeightView matrix(const std::string& name);
   // Any float tensor as f32 (converted once, owned by the store): norms, biases, sinks, fused experts.
   const float* f32(const std::string& name);
@@ -34,13 +38,27 @@ class WeightStore {
   const float* f32_or_null(const std::string& name) { return has(name) ? f32(name) : nullptr; }
   // Buffers the caller fills once (re-laid-out experts); stable addresses.
   std::vector<float>& own(size_t n);
-  const Checkpoint& checkpoint() const { return checkpoint_; }
+  // After a caller has copied a view's bytes (packed them into panels): drops this process's pages of its
+  // rows from the file mapping, so the weights are resident once. Views of memory the store does not map
+  // are left alone. Returns the bytes released.
+  size_t release(const WeightView& v, int64_t rows);
+  bool is_gguf() const { return gguf_ != nullptr; }
 
  private:
+  struct Raw {
+    const std::vector<int64_t>* shape;
+    DType dtype;
+    const uint8_t* data;
+    uint64_t nbytes;
+  };
+  Raw raw(const std::string& name) const;
   void validate(const ModelSpec& spec);
   std::vector<float> dequantize_fp8(const std::string& name) const;
+  const std::string& path() const { return path_; }
 
-  Checkpoint checkpoint_;
+  std::string path_;
+  std::optional<Checkpoint> checkpoint_;
+  std::unique_ptr<GgufTensorSource> gguf_;
   std::map<std::string, std::vector<float>> converted_;
   std::deque<std::vector<float>> owned_;
   std::map<std::string, std::string> scale_of_;  // FP8 weight -> its block-scale tensor

@@ -105,7 +105,7 @@ void apply_glu(const ActivationOptions& a, const float* gate, const float* up, f
 int64_t ExpertWeights::bytes_per_expert() const {
   if (experts.empty()) return 0;
   const ExpertMatrices& m = experts[0];
-  int64_t b = 3 * d_ff * d_model * static_cast<int64_t>(dtype_size(m.gate.dtype));
+  int64_t b = 2 * d_ff * dtype_row_bytes(m.gate.dtype, d_model) + d_model * dtype_row_bytes(m.down.dtype, d_ff);
   b += 4 * ((m.gate_bias ? d_ff : 0) + (m.up_bias ? d_ff : 0) + (m.down_bias ? d_model : 0));
   return b;
 }
@@ -122,8 +122,7 @@ ExpertWeights ExpertWeights::stacked(int n_expert, int64_t d_model, int64_t d_ff
   ExpertWeights w;
   w.d_model = d_model;
   w.d_ff = d_ff;
-  const int64_t es = static_cast<int64_t>(dtype_size(dtype));
-  const int64_t stride = d_ff * d_model * es;  // bytes per expert matrix
+  const int64_t stride = d_ff * dtype_row_bytes(dtype, d_model);  // bytes per expert matrix (both shapes)
   auto at = [&](const void* p, int e) { return static_cast<const void*>(static_cast<const uint8_t*>(p) + e * stride); };
   for (int e = 0; e < n_expert; ++e) {
     ExpertMatrices m;
@@ -184,8 +183,9 @@ void ExpertWeights::validate(const char* what) const {
     for (int i = 0; i < 3; ++i) {
       const WeightView& v = *views[i];
       if (!v.data) fail("expert", "{} expert {}: {} weight is missing", what, e, names[i]);
-      if (v.dtype != DType::kF32 && v.dtype != DType::kBF16) {
-        fail("expert", "{} expert {}: {} weight dtype {} is not F32 or BF16", what, e, names[i], dtype_name(v.dtype));
+      if (v.dtype != DType::kF32 && v.dtype != DType::kBF16 && !dtype_is_block(v.dtype)) {
+        fail("expert", "{} expert {}: {} weight dtype {} is not F32, BF16 or block-quantized", what, e, names[i],
+             dtype_name(v.dtype));
       }
       if (v.ld < min_ld[i])
         fail("expert", "{} expert {}: {} leading dimension {} < {}", what, e, names[i], v.ld, min_ld[i]);
@@ -258,8 +258,7 @@ void run_expert_up_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, 
   });
   if (!stats) return;
   for (const Item& it : items) {
-    stats->weight_bytes_streamed +=
-        2 * (it.c1 - it.c0) * D * static_cast<int64_t>(dtype_size(tasks[it.task].w->gate.dtype));
+    stats->weight_bytes_streamed += 2 * (it.c1 - it.c0) * dtype_row_bytes(tasks[it.task].w->gate.dtype, D);
   }
   for (const ExpertTask& task : tasks) stats->flops += 2 * task.rows * 2 * task.d_ff * D;
   stats->work_items += static_cast<int64_t>(items.size());
@@ -297,8 +296,7 @@ void run_expert_down_phase(const std::vector<ExpertTask>& tasks, int64_t d_model
   });
   if (!stats) return;
   for (const Item& it : items) {
-    stats->weight_bytes_streamed +=
-        (it.c1 - it.c0) * tasks[it.task].d_ff * static_cast<int64_t>(dtype_size(tasks[it.task].w->down.dtype));
+    stats->weight_bytes_streamed += (it.c1 - it.c0) * dtype_row_bytes(tasks[it.task].w->down.dtype, tasks[it.task].d_ff);
   }
   for (const ExpertTask& task : tasks) stats->flops += 2 * task.rows * task.d_ff * D;
   stats->work_items += static_cast<int64_t>(items.size());
@@ -356,7 +354,7 @@ void run_expert_down_combine(const std::vector<ExpertTask>& tasks, int64_t d_mod
   });
   if (!stats) return;
   for (const ExpertTask& task : tasks) {
-    stats->weight_bytes_streamed += D * task.d_ff * static_cast<int64_t>(dtype_size(task.w->down.dtype));
+    stats->weight_bytes_streamed += D * dtype_row_bytes(task.w->down.dtype, task.d_ff);
     stats->flops += 2 * task.rows * task.d_ff * D;
   }
   stats->work_items += n_items;

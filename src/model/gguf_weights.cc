@@ -1,0 +1,233 @@
+// GGUF tensors under Hugging Face names (see gguf_weights.h).
+#include "model/gguf_weights.h"
+
+#include <cstring>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "kernels/quant_blocks.h"
+#include "model/families.h"
+#include "spec/tensor_registry.h"
+#include "util/error.h"
+
+namespace moe {
+namespace {
+
+// Per-layer tensors whose HF name is "model.layers.N." + hf (attention, norms, dense FFN).
+struct Rule {
+  const char* gguf;
+  const char* hf;
+};
+constexpr Rule kLayerRules[] = {
+    {"attn_norm.weight", "input_layernorm.weight"},
+    {"attn_q.weight", "self_attn.q_proj.weight"},
+    {"attn_q.bias", "self_attn.q_proj.bias"},
+    {"attn_k.weight", "self_attn.k_proj.weight"},
+    {"attn_k.bias", "self_attn.k_proj.bias"},
+    {"attn_v.weight", "self_attn.v_proj.weight"},
+    {"attn_v.bias", "self_attn.v_proj.bias"},
+    {"attn_output.weight", "self_attn.o_proj.weight"},
+    {"attn_output.bias", "self_attn.o_proj.bias"},
+    {"attn_q_norm.weight", "self_attn.q_norm.weight"},
+    {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+    {"attn_sinks.weight", "self_attn.sinks"},
+    {"ffn_norm.weight", "post_attention_layernorm.weight"},
+    {"post_attention_norm.weight", "post_attention_layernorm.weight"},
+    {"attn_q_a.weight", "self_attn.q_a_proj.weight"},
+    {"attn_q_a_norm.weight", "self_attn.q_a_layernorm.weight"},
+    {"attn_q_b.weight", "self_attn.q_b_proj.weight"},
+    {"attn_kv_a_mqa.weight", "self_attn.kv_a_proj_with_mqa.weight"},
+    {"attn_kv_a_norm.weight", "self_attn.kv_a_layernorm.weight"},
+    {"attn_kv_b.weight", "self_attn.kv_b_proj.weight"},
+    {"ffn_gate.weight", "mlp.gate_proj.weight"},
+    {"ffn_up.weight", "mlp.up_proj.weight"},
+    {"ffn_down.weight", "mlp.down_proj.weight"},
+};
+
+// Splits "blk.12.attn_q.weight" into layer 12 and "attn_q.weight"; false for top-level names.
+bool split_layer(const std::string& name, int64_t* layer, std::string* rest) {
+  if (name.rfind("blk.", 0) != 0) return false;
+  const size_t dot = name.find('.', 4);
+  if (dot == std::string::npos || dot == 4) return false;
+  for (size_t i = 4; i < dot; ++i)
+    if (name[i] < '0' || name[i] > '9') return false;
+  *layer = std::stoll(name.substr(4, dot - 4));
+  *rest = name.substr(dot + 1);
+  return true;
+}
+
+const char* expert_hf_name(const ModelSpec& spec, const std::string& which) {  // which: gate, up, down
+  if (spec.family == Family::kMixtral) return which == "gate" ? "w1" : which == "up" ? "w3" : "w2";
+  return which == "gate" ? "gate_proj" : which == "up" ? "up_proj" : "down_proj";
+}
+
+std::string shared_prefix(const ModelSpec& spec) {
+  return spec.family == Family::kQwen2Moe ? "shared_expert." : "shared_experts.";
+}
+
+}  // namespace
+
+GgufTensorSource::GgufTensorSource(const std::string& path, const ModelSpec& spec) : file_(GgufFile::open(path)) {
+  for (const GgufTensor& t : file_.tensors()) map_tensor(spec, t);
+  rebuild_kv_b(spec);
+  // Every tensor the model needs, with the shape its config implies.
+  RegistryOptions opt;
+  opt.include_mtp = false;
+  const TensorRegistry reg = build_registry(spec, opt);
+  const bool gpt_oss = spec.family == Family::kGptOss;
+  for (const TensorEntry& e : reg.tensors) {
+    if (gpt_oss && e.name.find(".mlp.experts.") != std::string::npos) continue;  // checked below, unfused
+    const SourceTensor* s = find(e.name);
+    if (!s) fail("gguf", "{}: missing tensor for {} (shape [{}])", path, e.name, fmt::join(e.shape, ", "));
+    if (s->shape != e.shape) {
+      fail("gguf", "{}: tensor {} (as {}) has shape [{}], the metadata implies [{}]", path, s->origin, e.name,
+           fmt::join(s->shape, ", "), fmt::join(e.shape, ", "));
+    }
+  }
+  if (gpt_oss) {
+    for (int64_t l = 0; l < spec.n_layer; ++l) {
+      const std::string p = fmt::format("model.layers.{}.mlp.experts.", l);
+      for (const char* w : {"gate_proj", "up_proj", "down_proj"}) {
+        const int64_t out = std::string(w) == "down_proj" ? spec.d_model : spec.n_ff_expert;
+        const SourceTensor* b = find(p + w + "_bias");
+        if (!b || b->shape != std::vector<int64_t>{spec.n_expert, out})
+          fail("gguf", "{}: layer {}: missing or misshapen expert bias {} (expected [{}, {}])", path, l, w,
+               spec.n_expert, out);
+        for (int64_t e = 0; e < spec.n_expert; ++e) {
+          if (!find(fmt::format("{}{}.{}.weight", p, e, w)))
+            fail("gguf", "{}: layer {}: missing expert {} {} weights", path, l, e, w);
+        }
+      }
+    }
+  }
+}
+
+const SourceTensor* GgufTensorSource::find(const std::string& name) const {
+  auto it = tensors_.find(name);
+  return it == tensors_.end() ? nullptr : &it->second;
+}
+
+void GgufTensorSource::add(const std::string& name, std::vector<int64_t> shape, DType dtype, const uint8_t* data,
+                           const std::string& origin) {
+  SourceTensor t;
+  int64_t rows = 1;
+  for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
+  t.nbytes = static_cast<uint64_t>(rows * dtype_row_bytes(dtype, shape.empty() ? 1 : shape.back()));
+  t.shape = std::move(shape);
+  t.dtype = dtype;
+  t.data = data;
+  t.origin = origin;
+  if (!tensors_.emplace(name, std::move(t)).second) {
+    fail("gguf", "{}: tensor {} maps to {}, which another tensor already provides", file_.path(), origin, name);
+  }
+}
+
+void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
+  const GgmlTypeInfo* ti = ggml_type_info(t.ggml_type);
+  if (!ti->dtype || (!dtype_is_float(*ti->dtype))) {
+    fail("gguf", "{}: tensor {}: type {} is not supported (supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K "
+         "Q5_K Q6_K MXFP4)", file_.path(), t.name, ti->name);
+  }
+  const DType dt = *ti->dtype;
+  const uint8_t* data = file_.bytes(t).data();
+  const std::vector<int64_t> shape = t.shape();
+  if (t.name == "token_embd.weight") return add("model.embed_tokens.weight", shape, dt, data, t.name);
+  if (t.name == "output_norm.weight") return add("model.norm.weight", shape, dt, data, t.name);
+  if (t.name == "output.weight") return add("lm_head.weight", shape, dt, data, t.name);
+  int64_t L = 0;
+  std::string rest;
+  if (!split_layer(t.name, &L, &rest)) {
+    fail("gguf", "{}: tensor {} is not part of a {} model", file_.path(), t.name, spec.model_type);
+  }
+  if (L >= spec.n_layer) {
+    if (L < spec.n_layer + spec.n_mtp_layers) return;  // MTP (nextn) layers: counted, not run
+    fail("gguf", "{}: tensor {}: layer {} beyond block_count {}", file_.path(), t.name, L, spec.n_layer);
+  }
+  const std::string hl = fmt::format("model.layers.{}.", L);
+  for (const Rule& r : kLayerRules) {
+    if (rest == r.gguf) return add(hl + r.hf, shape, dt, data, t.name);
+  }
+  const std::string mlp = ffn_prefix(spec, L);
+  const bool gpt_oss = spec.family == Family::kGptOss;
+  if (rest == "ffn_gate_inp.weight") return add(mlp + (gpt_oss ? "router.weight" : "gate.weight"), shape, dt, data, t.name);
+  if (rest == "ffn_gate_inp.bias" && gpt_oss) return add(mlp + "router.bias", shape, dt, data, t.name);
+  if (rest == "exp_probs_b.bias") return add(mlp + "gate.e_score_correction_bias", shape, dt, data, t.name);
+  if (rest == "ffn_gate_inp_shexp.weight") {  // [D] in GGUF, Linear(D, 1) in HF
+    return add(mlp + "shared_expert_gate.weight", {1, shape.back()}, dt, data, t.name);
+  }
+  for (const char* w : {"gate", "up", "down"}) {
+    if (rest == fmt::format("ffn_{}_shexp.weight", w))
+      return add(mlp + shared_prefix(spec) + w + "_proj.weight", shape, dt, data, t.name);
+    if (gpt_oss && rest == fmt::format("ffn_{}_exps.bias", w))
+      return add(mlp + "experts." + w + "_proj_bias", shape, dt, data, t.name);
+  }
+  // Experts: 3-D [E, rows, cols] (gate, up, down, or gate and up fused as [E, 2F, D]).
+  const bool fused = rest == "ffn_gate_up_exps.weight";
+  for (const char* w : {"gate", "up", "down"}) {
+    if (!fused && rest != fmt::format("ffn_{}_exps.weight", w)) continue;
+    if (shape.size() != 3) fail("gguf", "{}: tensor {}: expected 3 dimensions [E, rows, cols]", file_.path(), t.name);
+    const int64_t E = shape[0], rows = shape[1], cols = shape[2];
+    const int64_t expert_bytes = rows * dtype_row_bytes(dt, cols);
+    for (int64_t e = 0; e < E; ++e) {
+      const uint8_t* base = data + e * expert_bytes;
+      const std::string x = fmt::format("{}experts.{}.", mlp, e);
+      if (fused) {
+        if (rows % 2 != 0) fail("gguf", "{}: tensor {}: odd fused gate/up rows {}", file_.path(), t.name, rows);
+        add(x + expert_hf_name(spec, "gate") + ".weight", {rows / 2, cols}, dt, base, t.name);
+        add(x + expert_hf_name(spec, "up") + ".weight", {rows / 2, cols}, dt,
+            base + rows / 2 * dtype_row_bytes(dt, cols), t.name);
+      } else {
+        add(x + expert_hf_name(spec, w) + ".weight", {rows, cols}, dt, base, t.name);
+      }
+    }
+    return;
+  }
+  // Older Mixtral conversions: one tensor per expert, blk.N.ffn_gate.E.weight.
+  for (const char* w : {"gate", "up", "down"}) {
+    const std::string p = fmt::format("ffn_{}.", w);
+    if (rest.rfind(p, 0) == 0 && rest.size() > p.size() + 7 && rest.substr(rest.size() - 7) == ".weight") {
+      const std::string e = rest.substr(p.size(), rest.size() - p.size() - 7);
+      if (!e.empty() && e.find_first_not_of("0123456789") == std::string::npos)
+        return add(fmt::format("{}experts.{}.{}.weight", mlp, e, expert_hf_name(spec, w)), shape, dt, data, t.name);
+    }
+  }
+  if (rest == "attn_k_b.weight" || rest == "attn_v_b.weight") {
+    return add(hl + "self_attn." + rest.substr(0, rest.size() - 7) + ".gguf", shape, dt, data, t.name);
+  }
+  fail("gguf", "{}: tensor {} is not part of a {} model (general.architecture {})", file_.path(), t.name,
+       spec.model_type, file_.opt_str("general.architecture").value_or("?"));
+}
+
+// kv_b_proj [H * (nope + v), kv_lora] from attn_k_b [H, kv_lora, nope] (transposed per head) and attn_v_b
+// [H, v, kv_lora], in f32.
+void GgufTensorSource::rebuild_kv_b(const ModelSpec& spec) {
+  if (!spec.is_mla) return;
+  const int64_t H = spec.n_head, r = spec.mla.kv_lora_rank, nope = spec.mla.qk_nope_head_dim, v = spec.mla.v_head_dim;
+  for (int64_t l = 0; l < spec.n_layer; ++l) {
+    const std::string a = fmt::format("model.layers.{}.self_attn.", l);
+    const SourceTensor* kb = find(a + "attn_k_b.gguf");
+    const SourceTensor* vb = find(a + "attn_v_b.gguf");
+    if (!kb && !vb) continue;
+    if (!kb || !vb) fail("gguf", "{}: layer {}: attn_k_b and attn_v_b must come together", file_.path(), l);
+    if (kb->shape != std::vector<int64_t>{H, r, nope} || vb->shape != std::vector<int64_t>{H, v, r}) {
+      fail("gguf", "{}: layer {}: attn_k_b [{}] / attn_v_b [{}], expected [{}, {}, {}] / [{}, {}, {}]", file_.path(), l,
+           fmt::join(kb->shape, ", "), fmt::join(vb->shape, ", "), H, r, nope, H, v, r);
+    }
+    std::vector<float> k(static_cast<size_t>(H * r * nope)), vv(static_cast<size_t>(H * v * r));
+    for (int64_t row = 0; row < H * r; ++row)
+      dequantize_row(kb->dtype, kb->data + row * dtype_row_bytes(kb->dtype, nope), k.data() + row * nope, nope);
+    for (int64_t row = 0; row < H * v; ++row)
+      dequantize_row(vb->dtype, vb->data + row * dtype_row_bytes(vb->dtype, r), vv.data() + row * r, r);
+    std::vector<float>& kv = owned_.emplace_back(static_cast<size_t>(H * (nope + v) * r));  // [H * (nope + v), r]
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t i = 0; i < nope; ++i)
+        for (int64_t c = 0; c < r; ++c) kv[((h * (nope + v)) + i) * r + c] = k[(h * r + c) * nope + i];
+      std::memcpy(&kv[(h * (nope + v) + nope) * r], &vv[h * v * r], sizeof(float) * size_t(v * r));
+    }
+    add(a + "kv_b_proj.weight", {H * (nope + v), r}, DType::kF32, reinterpret_cast<const uint8_t*>(kv.data()),
+        "attn_k_b + attn_v_b");
+  }
+}
+
+}  // namespace moe
