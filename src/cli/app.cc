@@ -32,6 +32,7 @@ int run_main(int argc, char** argv) {
   register_run(app, global);
   register_train(app, global);
   register_tokenize(app, global);
+  register_quantize(app, global);
 
   // Under `mpirun ... --ep R` an error only this rank has aborts the job (the other ranks may be
   // waiting in a collective); MPI is finalized only after the command has ended on this rank.

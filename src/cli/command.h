@@ -18,6 +18,7 @@ void register_inspect(CLI::App& app, const GlobalOptions& global);
 void register_run(CLI::App& app, const GlobalOptions& global);       // run, eval
 void register_train(CLI::App& app, const GlobalOptions& global);     // train, plot
 void register_tokenize(CLI::App& app, const GlobalOptions& global);  // tokenize, detokenize
+void register_quantize(CLI::App& app, const GlobalOptions& global);
 
 // `moe bench` sub-subcommands, one file each.
 void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global);

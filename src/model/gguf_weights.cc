@@ -8,42 +8,12 @@
 
 #include "kernels/quant_blocks.h"
 #include "model/families.h"
+#include "model/gguf_names.h"
 #include "spec/tensor_registry.h"
 #include "util/error.h"
 
 namespace moe {
 namespace {
-
-// Per-layer tensors whose HF name is "model.layers.N." + hf (attention, norms, dense FFN).
-struct Rule {
-  const char* gguf;
-  const char* hf;
-};
-constexpr Rule kLayerRules[] = {
-    {"attn_norm.weight", "input_layernorm.weight"},
-    {"attn_q.weight", "self_attn.q_proj.weight"},
-    {"attn_q.bias", "self_attn.q_proj.bias"},
-    {"attn_k.weight", "self_attn.k_proj.weight"},
-    {"attn_k.bias", "self_attn.k_proj.bias"},
-    {"attn_v.weight", "self_attn.v_proj.weight"},
-    {"attn_v.bias", "self_attn.v_proj.bias"},
-    {"attn_output.weight", "self_attn.o_proj.weight"},
-    {"attn_output.bias", "self_attn.o_proj.bias"},
-    {"attn_q_norm.weight", "self_attn.q_norm.weight"},
-    {"attn_k_norm.weight", "self_attn.k_norm.weight"},
-    {"attn_sinks.weight", "self_attn.sinks"},
-    {"ffn_norm.weight", "post_attention_layernorm.weight"},
-    {"post_attention_norm.weight", "post_attention_layernorm.weight"},
-    {"attn_q_a.weight", "self_attn.q_a_proj.weight"},
-    {"attn_q_a_norm.weight", "self_attn.q_a_layernorm.weight"},
-    {"attn_q_b.weight", "self_attn.q_b_proj.weight"},
-    {"attn_kv_a_mqa.weight", "self_attn.kv_a_proj_with_mqa.weight"},
-    {"attn_kv_a_norm.weight", "self_attn.kv_a_layernorm.weight"},
-    {"attn_kv_b.weight", "self_attn.kv_b_proj.weight"},
-    {"ffn_gate.weight", "mlp.gate_proj.weight"},
-    {"ffn_up.weight", "mlp.up_proj.weight"},
-    {"ffn_down.weight", "mlp.down_proj.weight"},
-};
 
 // Splits "blk.12.attn_q.weight" into layer 12 and "attn_q.weight"; false for top-level names.
 bool split_layer(const std::string& name, int64_t* layer, std::string* rest) {
@@ -55,15 +25,6 @@ bool split_layer(const std::string& name, int64_t* layer, std::string* rest) {
   *layer = std::stoll(name.substr(4, dot - 4));
   *rest = name.substr(dot + 1);
   return true;
-}
-
-const char* expert_hf_name(const ModelSpec& spec, const std::string& which) {  // which: gate, up, down
-  if (spec.family == Family::kMixtral) return which == "gate" ? "w1" : which == "up" ? "w3" : "w2";
-  return which == "gate" ? "gate_proj" : which == "up" ? "up_proj" : "down_proj";
-}
-
-std::string shared_prefix(const ModelSpec& spec) {
-  return spec.family == Family::kQwen2Moe ? "shared_expert." : "shared_experts.";
 }
 
 }  // namespace
@@ -145,9 +106,7 @@ void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
     fail("gguf", "{}: tensor {}: layer {} beyond block_count {}", file_.path(), t.name, L, spec.n_layer);
   }
   const std::string hl = fmt::format("model.layers.{}.", L);
-  for (const Rule& r : kLayerRules) {
-    if (rest == r.gguf) return add(hl + r.hf, shape, dt, data, t.name);
-  }
+  if (const char* hf = gguf_names::hf_for(rest)) return add(hl + hf, shape, dt, data, t.name);
   const std::string mlp = ffn_prefix(spec, L);
   const bool gpt_oss = spec.family == Family::kGptOss;
   if (rest == "ffn_gate_inp.weight") return add(mlp + (gpt_oss ? "router.weight" : "gate.weight"), shape, dt, data, t.name);
@@ -158,7 +117,7 @@ void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
   }
   for (const char* w : {"gate", "up", "down"}) {
     if (rest == fmt::format("ffn_{}_shexp.weight", w))
-      return add(mlp + shared_prefix(spec) + w + "_proj.weight", shape, dt, data, t.name);
+      return add(mlp + gguf_names::shared_prefix(spec) + w + "_proj.weight", shape, dt, data, t.name);
     if (gpt_oss && rest == fmt::format("ffn_{}_exps.bias", w))
       return add(mlp + "experts." + w + "_proj_bias", shape, dt, data, t.name);
   }
@@ -174,11 +133,11 @@ void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
       const std::string x = fmt::format("{}experts.{}.", mlp, e);
       if (fused) {
         if (rows % 2 != 0) fail("gguf", "{}: tensor {}: odd fused gate/up rows {}", file_.path(), t.name, rows);
-        add(x + expert_hf_name(spec, "gate") + ".weight", {rows / 2, cols}, dt, base, t.name);
-        add(x + expert_hf_name(spec, "up") + ".weight", {rows / 2, cols}, dt,
+        add(x + gguf_names::expert_hf_name(spec, "gate") + ".weight", {rows / 2, cols}, dt, base, t.name);
+        add(x + gguf_names::expert_hf_name(spec, "up") + ".weight", {rows / 2, cols}, dt,
             base + rows / 2 * dtype_row_bytes(dt, cols), t.name);
       } else {
-        add(x + expert_hf_name(spec, w) + ".weight", {rows, cols}, dt, base, t.name);
+        add(x + gguf_names::expert_hf_name(spec, w) + ".weight", {rows, cols}, dt, base, t.name);
       }
     }
     return;
@@ -189,7 +148,7 @@ void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
     if (rest.rfind(p, 0) == 0 && rest.size() > p.size() + 7 && rest.substr(rest.size() - 7) == ".weight") {
       const std::string e = rest.substr(p.size(), rest.size() - p.size() - 7);
       if (!e.empty() && e.find_first_not_of("0123456789") == std::string::npos)
-        return add(fmt::format("{}experts.{}.{}.weight", mlp, e, expert_hf_name(spec, w)), shape, dt, data, t.name);
+        return add(fmt::format("{}experts.{}.{}.weight", mlp, e, gguf_names::expert_hf_name(spec, w)), shape, dt, data, t.name);
     }
   }
   if (rest == "attn_k_b.weight" || rest == "attn_v_b.weight") {

@@ -88,23 +88,22 @@ WeightView WeightStore::matrix(const std::string& name) {
   return WeightView{f32(name), DType::kF32, (*r.shape)[1]};
 }
 
+std::vector<float> WeightStore::read_f32(const std::string& name) const {
+  const Raw r = raw(name);
+  if (r.dtype == DType::kF8E4M3) return dequantize_fp8(name);
+  if (!dtype_is_float(r.dtype)) fail("weights", "{}: tensor {}: dtype {} is not a float type", path_, name, dtype_name(r.dtype));
+  int64_t numel = 1;
+  for (int64_t d : *r.shape) numel *= d;
+  std::vector<float> out(static_cast<size_t>(numel));
+  const int64_t cols = r.shape->empty() ? 1 : r.shape->back(), rows = cols == 0 ? 0 : numel / cols;
+  const int64_t row_bytes = dtype_row_bytes(r.dtype, cols);
+  for (int64_t i = 0; i < rows; ++i) dequantize_row(r.dtype, r.data + i * row_bytes, out.data() + i * cols, cols);
+  return out;
+}
+
 const float* WeightStore::f32(const std::string& name) {
   auto it = converted_.find(name);
-  if (it == converted_.end()) {
-    const Raw r = raw(name);
-    if (r.dtype == DType::kF8E4M3) {
-      it = converted_.emplace(name, dequantize_fp8(name)).first;
-    } else {
-      if (!dtype_is_float(r.dtype)) fail("weights", "{}: tensor {}: dtype {} is not a float type", path_, name, dtype_name(r.dtype));
-      int64_t numel = 1;
-      for (int64_t d : *r.shape) numel *= d;
-      std::vector<float> out(static_cast<size_t>(numel));
-      const int64_t cols = r.shape->empty() ? 1 : r.shape->back(), rows = cols == 0 ? 0 : numel / cols;
-      const int64_t row_bytes = dtype_row_bytes(r.dtype, cols);
-      for (int64_t i = 0; i < rows; ++i) dequantize_row(r.dtype, r.data + i * row_bytes, out.data() + i * cols, cols);
-      it = converted_.emplace(name, std::move(out)).first;
-    }
-  }
+  if (it == converted_.end()) it = converted_.emplace(name, read_f32(name)).first;
   return it->second.data();
 }
 

@@ -34,6 +34,8 @@ class WeightStore {
   WeightView matrix(const std::string& name);
   // Any float tensor as f32 (converted once, owned by the store): norms, biases, sinks, fused experts.
   const float* f32(const std::string& name);
+  // A float tensor as a fresh f32 copy the store does not keep (a converter streaming tensors one by one).
+  std::vector<float> read_f32(const std::string& name) const;
   // f32(name) when the tensor exists, else null.
   const float* f32_or_null(const std::string& name) { return has(name) ? f32(name) : nullptr; }
   // Buffers the caller fills once (re-laid-out experts); stable addresses.

@@ -1,0 +1,88 @@
+// `moe quantize --model DIR --out FILE.gguf --type T`: a Hugging Face checkpoint written as a GGUF file
+// (model/gguf_export.h), with a progress bar on a terminal and a summary of the types written.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "model/gguf_export.h"
+#include "runtime/timer.h"
+#include "util/error.h"
+
+namespace moe::cli {
+namespace {
+
+struct QuantizeArgs {
+  std::string model, out, type = "Q4_K_M";
+  bool progress = true;
+};
+
+// True when out names one of the files the model is read from (the same file through any link).
+bool is_an_input(const std::string& model, const std::string& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(out, ec)) return false;
+  if (fs::is_regular_file(model, ec)) return fs::equivalent(model, out, ec);
+  for (const auto& entry : fs::directory_iterator(model, ec))
+    if (fs::equivalent(entry.path(), out, ec)) return true;
+  return false;
+}
+
+void run_quantize(const QuantizeArgs& a, const GlobalOptions& g) {
+  if (a.out.size() < 6 || a.out.substr(a.out.size() - 5) != ".gguf") fail_usage("quantize", "--out {} must end in .gguf", a.out);
+  if (is_an_input(a.model, a.out)) fail_usage("quantize", "--out {} is one of the model's own files", a.out);
+  QuantizeOptions o;
+  o.type = a.type;
+  const bool tty = a.progress && !g.json && isatty(2);
+  Timer timer;
+  if (tty) {
+    o.progress = [&](uint64_t done, uint64_t total) {
+      const double f = total ? double(done) / double(total) : 1.0;
+      const int bars = static_cast<int>(f * 30);
+      std::fprintf(stderr, "\r[%s%s] %5.1f%%  %.2f / %.2f GB  %.0f s", std::string(size_t(bars), '#').c_str(),
+                   std::string(size_t(30 - bars), '.').c_str(), 100.0 * f, double(done) * 1e-9, double(total) * 1e-9,
+                   timer.seconds());
+    };
+  }
+  const QuantizeSummary s = quantize_to_gguf(a.model, a.out, o);
+  if (tty) std::fprintf(stderr, "\n");
+  if (g.json) {
+    nlohmann::ordered_json j;
+    j["model"] = a.model;
+    j["out"] = a.out;
+    j["type"] = a.type;
+    j["tensors"] = s.tensors;
+    j["params"] = s.params;
+    j["file_bytes"] = s.file_bytes;
+    j["bits_per_weight"] = s.bits_per_weight();
+    j["tensors_by_type"] = s.tensors_by_type;
+    j["params_by_type"] = s.params_by_type;
+    j["seconds"] = timer.seconds();
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::printf("wrote %s: %s, %lld tensors, %.3f GB, %.2f bits per weight, %.1f s\n", a.out.c_str(), a.type.c_str(),
+              static_cast<long long>(s.tensors), double(s.file_bytes) * 1e-9, s.bits_per_weight(), timer.seconds());
+  for (const auto& [type, n] : s.tensors_by_type) {
+    std::printf("  %-5s %4lld tensors %14lld params\n", type.c_str(), static_cast<long long>(n),
+                static_cast<long long>(s.params_by_type.at(type)));
+  }
+}
+
+}  // namespace
+
+void register_quantize(CLI::App& app, const GlobalOptions& global) {
+  auto args = std::make_shared<QuantizeArgs>();
+  CLI::App* cmd = app.add_subcommand("quantize", "Write a Hugging Face checkpoint as a quantized GGUF file");
+  cmd->add_option("--model", args->model, "Checkpoint folder (config.json + safetensors)")->required();
+  cmd->add_option("--out", args->out, "Output .gguf file (written atomically)")->required();
+  cmd->add_option("--type", args->type, std::string("Quantization: ") + quantize_types())->capture_default_str();
+  cmd->add_flag("!--no-progress", args->progress, "No progress bar on stderr");
+  cmd->callback([args, &global] { run_quantize(*args, global); });
+}
+
+}  // namespace moe::cli
