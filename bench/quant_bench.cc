@@ -65,11 +65,11 @@ QuantSets& cached(DType t, int64_t n, int64_t k, bool rotate) {
   return *cache;
 }
 
-std::vector<uint8_t> quantized_acts(int64_t m, int64_t k) {
+std::vector<uint8_t> quantized_acts(DType t, int64_t m, int64_t k) {
   std::vector<float> x(size_t(m * k));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 61) - 30) * 0.03f;
   std::vector<uint8_t> q(size_t(m * moe::q8_row_bytes(k)));
-  moe::quantize_rows_q8(x.data(), k, m, k, q.data());
+  moe::quantize_rows_q8(moe::act_format(t), x.data(), k, m, k, q.data());
   return q;
 }
 
@@ -87,9 +87,9 @@ void BM_QuantDecode(benchmark::State& state) {
   const int64_t n = state.range(1), k = state.range(2);
   moe::set_num_threads(int(state.range(3)));
   QuantSets& w = cached(t, n, k, true);
-  const std::vector<uint8_t> qa = quantized_acts(1, k);
+  const std::vector<uint8_t> qa = quantized_acts(t, 1, k);
   std::vector<float> c(static_cast<size_t>(n));
-  const moe::Q8Rows a{qa.data(), moe::q8_row_bytes(k)};
+  const moe::Q8Rows a{qa.data(), moe::q8_row_bytes(k), nullptr, nullptr, moe::act_format(t)};
   for (auto _ : state) {
     run_split(a, w.take(), c.data(), 1, n, k);
     benchmark::DoNotOptimize(c.data());
@@ -104,9 +104,9 @@ void BM_QuantPrefill(benchmark::State& state) {
   const int64_t n = state.range(1), k = state.range(2), m = state.range(3);
   moe::set_num_threads(1);
   QuantSets& w = cached(t, n, k, false);
-  const std::vector<uint8_t> qa = quantized_acts(m, k);
+  const std::vector<uint8_t> qa = quantized_acts(t, m, k);
   std::vector<float> c(size_t(m * n));
-  const moe::Q8Rows a{qa.data(), moe::q8_row_bytes(k)};
+  const moe::Q8Rows a{qa.data(), moe::q8_row_bytes(k), nullptr, nullptr, moe::act_format(t)};
   for (auto _ : state) {
     moe::matmul_q8(a, w.views[0], c.data(), n, {m, n, k}, false);
     benchmark::DoNotOptimize(c.data());

@@ -33,7 +33,8 @@ bool is_an_input(const std::string& model, const std::string& out) {
 }
 
 void run_quantize(const QuantizeArgs& a, const GlobalOptions& g) {
-  if (a.out.size() < 6 || a.out.substr(a.out.size() - 5) != ".gguf") fail_usage("quantize", "--out {} must end in .gguf", a.out);
+  if (a.out.size() < 6 || a.out.substr(a.out.size() - 5) != ".gguf")
+    fail_usage("quantize", "--out {} must end in .gguf", a.out);
   if (is_an_input(a.model, a.out)) fail_usage("quantize", "--out {} is one of the model's own files", a.out);
   QuantizeOptions o;
   o.type = a.type;

@@ -179,7 +179,7 @@ void run_generate(const RunArgs& a, const GlobalOptions& global) {
 void register_run(CLI::App& app, const GlobalOptions& global) {
   auto eval_args = std::make_shared<EvalArgs>();
   auto* eval = app.add_subcommand("eval", "Score token ids with a model: next-token cross-entropy, logits out");
-  eval->add_option("--model", eval_args->model, "Model folder (config.json + safetensors); default: embedded model");
+  eval->add_option("--model", eval_args->model, "Model folder (config.json + safetensors) or .gguf file; default: embedded model");
   eval->add_option("--ids", eval_args->ids, "Token ids, comma-separated");
   eval->add_option("--ids-file", eval_args->ids_file, "File of whitespace-separated token ids");
   eval->add_option("--text-file", eval_args->text_file, "UTF-8 text, encoded with the model's tokenizer");
@@ -189,7 +189,7 @@ void register_run(CLI::App& app, const GlobalOptions& global) {
 
   auto run_args = std::make_shared<RunArgs>();
   auto* run = app.add_subcommand("run", "Generate text with an MoE model and report what activation cost");
-  run->add_option("--model", run_args->model, "Model folder (config.json + safetensors); default: embedded model");
+  run->add_option("--model", run_args->model, "Model folder (config.json + safetensors) or .gguf file; default: embedded model");
   run->add_option("--prompt", run_args->prompt, "Prompt text (model tokenizer, or bytes for a vocab-256 model)");
   run->add_option("--prompt-ids", run_args->prompt_ids, "Prompt as token ids, comma-separated");
   run->add_option("--max-new-tokens", run_args->max_new_tokens, "Tokens to generate")

@@ -4,12 +4,16 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "io/gguf_config.h"
 #include "io/safetensors.h"
+#include "model/gguf_weights.h"
 #include "spec/model_spec.h"
 #include "spec/tensor_registry.h"
 #include "util/error.h"
@@ -35,7 +39,7 @@ RankedModel load_ranked_model(const std::string& model_dir, const dist::EpArgs& 
     return m;
   }
   dist::run_collectively(*m.ep.comm, "loading the model", [&] {
-    const ModelSpec spec = load_model_spec(model_dir);
+    const ModelSpec spec = load_model_spec_any(model_dir);
     m.hook = std::make_unique<dist::EpDecoderHook>(*m.ep.comm, m.ep.placement_spec, static_cast<int>(spec.n_expert));
     m.decoder = std::make_unique<Decoder>(model_dir, m.hook->options());
   });
@@ -106,14 +110,34 @@ std::string decode_ids(const Tokenizer* tok, const std::vector<int32_t>& ids, in
 }
 
 double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spec) {
-  const Checkpoint ckpt = Checkpoint::open(model_dir, /*header_only=*/true);
+  // The bytes each tensor occupies as loaded: the file's bytes for f32, bf16 and block types (read in
+  // place or repacked to the same size), f32 for what is converted at load.
+  std::function<double(const TensorEntry&)> loaded_size;
+  std::optional<Checkpoint> ckpt;
+  std::optional<GgufTensorSource> gguf;
+  if (is_gguf_path(model_dir)) {
+    gguf.emplace(model_dir, spec);
+    loaded_size = [&](const TensorEntry& t) {
+      const SourceTensor* s = gguf->find(t.name);
+      if (!s) return -1.0;
+      const bool in_place = s->dtype == DType::kF32 || s->dtype == DType::kBF16 || dtype_is_block(s->dtype);
+      return in_place ? static_cast<double>(s->nbytes) : 4.0 * static_cast<double>(t.numel());
+    };
+  } else {
+    ckpt.emplace(Checkpoint::open(model_dir, /*header_only=*/true));
+    loaded_size = [&](const TensorEntry& t) {
+      if (!ckpt->has(t.name)) return -1.0;
+      const TensorInfo& info = ckpt->info(t.name);
+      const bool zero_copy = info.dtype == DType::kF32 || info.dtype == DType::kBF16;
+      return zero_copy ? static_cast<double>(info.nbytes()) : 4.0 * static_cast<double>(info.numel());
+    };
+  }
   const TensorRegistry reg = build_registry(spec);
   double bytes = 0;
   for (const TensorEntry& t : reg.tensors) {
-    if (t.is_mtp || !ckpt.has(t.name)) continue;
-    const TensorInfo& info = ckpt.info(t.name);
-    const bool zero_copy = info.dtype == DType::kF32 || info.dtype == DType::kBF16;
-    const double size = zero_copy ? static_cast<double>(info.nbytes()) : 4.0 * static_cast<double>(info.numel());
+    if (t.is_mtp) continue;
+    const double size = loaded_size(t);
+    if (size < 0) continue;
     if (t.role == Role::kEmbedding) {
       bytes += size / std::max<int64_t>(1, spec.vocab);  // one row per token
       if (spec.tie_word_embeddings) bytes += size;       // the head reads the whole table

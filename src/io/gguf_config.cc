@@ -17,8 +17,8 @@ struct ArchInfo {
   const char* model_type;  // Hugging Face model_type (Mixtral when the llama architecture has experts)
 };
 constexpr ArchInfo kArchs[] = {
-    {"llama", "llama"},   {"qwen2moe", "qwen2_moe"},  {"qwen3moe", "qwen3_moe"},
-    {"olmoe", "olmoe"},   {"deepseek2", "deepseek_v2"}, {"gpt-oss", "gpt_oss"},
+    {"llama", "llama"}, {"qwen2moe", "qwen2_moe"},    {"qwen3moe", "qwen3_moe"},
+    {"olmoe", "olmoe"}, {"deepseek2", "deepseek_v2"}, {"gpt-oss", "gpt_oss"},
 };
 
 class Meta {
@@ -118,7 +118,7 @@ void put_deepseek2(const Meta& m, nlohmann::json& c) {
   c["v_head_dim"] = v_head;
   c["kv_lora_rank"] = kv_lora;
   c["q_lora_rank"] = m.opt("attention.q_lora_rank").has_value() ? nlohmann::json(*m.opt("attention.q_lora_rank"))
-                                                                  : nlohmann::json(nullptr);
+                                                                : nlohmann::json(nullptr);
   c["n_routed_experts"] = m.req("expert_count");
   c.erase("num_experts");
   c["moe_intermediate_size"] = m.req("expert_feed_forward_length");
@@ -129,7 +129,8 @@ void put_deepseek2(const Meta& m, nlohmann::json& c) {
   c["n_group"] = m.opt("expert_group_count").value_or(1);
   c["topk_group"] = m.opt("expert_group_used_count").value_or(1);
   const int64_t gating = m.opt("expert_gating_func").value_or(1);
-  if (gating != 1 && gating != 2) m.bad("expert_gating_func", fmt::format("{} (expected 1 softmax or 2 sigmoid)", gating));
+  if (gating != 1 && gating != 2)
+    m.bad("expert_gating_func", fmt::format("{} (expected 1 softmax or 2 sigmoid)", gating));
   // Sigmoid gating with a score-correction bias is DeepSeek-V3 (and Kimi-K2); softmax is DeepSeek-V2.
   bool has_bias = false;
   for (const GgufTensor& t : m.file().tensors()) has_bias = has_bias || t.name.find("exp_probs_b") != std::string::npos;
@@ -137,11 +138,14 @@ void put_deepseek2(const Meta& m, nlohmann::json& c) {
   c["model_type"] = v3 ? "deepseek_v3" : "deepseek_v2";
   c["scoring_func"] = v3 ? "sigmoid" : "softmax";
   c["topk_method"] = v3 ? "noaux_tc" : (c["n_group"].get<int64_t>() > 1 ? "group_limited_greedy" : "greedy");
-  if (v3 && !has_bias) m.bad("expert_gating_func", "sigmoid gating without exp_probs_b tensors (DeepSeek-V3 needs them)");
+  if (v3 && !has_bias)
+    m.bad("expert_gating_func", "sigmoid gating without exp_probs_b tensors (DeepSeek-V3 needs them)");
   if (c.contains("rope_scaling")) {
-    // The converter stores 0.1 * mscale_all_dim as yarn_log_multiplier.
-    c["rope_scaling"]["mscale_all_dim"] = m.num("rope.scaling.yarn_log_multiplier").value_or(0.0) / 0.1;
-    c["rope_scaling"]["mscale"] = 1.0;
+    // The converter stores 0.1 * mscale_all_dim as yarn_log_multiplier and drops mscale; like llama.cpp,
+    // take mscale = mscale_all_dim (what DeepSeek-V2's configs say; V3's are both 1).
+    const double all = m.num("rope.scaling.yarn_log_multiplier").value_or(0.0) / 0.1;
+    c["rope_scaling"]["mscale_all_dim"] = all;
+    c["rope_scaling"]["mscale"] = all != 0.0 ? all : 1.0;
   }
   c["rope_interleave"] = true;
 }

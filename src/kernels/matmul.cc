@@ -88,12 +88,14 @@ WeightView weight_rows(const WeightView& b, int64_t r0) {
 
 namespace {
 
-// Block-quantized B: A quantized to Q8 rows once (per-thread scratch), then the integer kernels.
-const uint8_t* quantized_a(const float* a, int64_t lda, MatmulShape s) {
+// Block-quantized B: A quantized to Q8 rows once (per-thread scratch) as B's type needs, then the integer
+// kernels.
+Q8Rows quantized_a(const float* a, int64_t lda, MatmulShape s, DType b_type) {
   auto* qa = static_cast<uint8_t*>(
       matmul_detail::scratch(matmul_detail::kScratchQ8, size_t(std::max<int64_t>(1, s.m)) * q8_row_bytes(s.k)));
-  quantize_rows_q8(a, lda, s.m, s.k, qa);
-  return qa;
+  const ActFormat f = act_format(b_type);
+  quantize_rows_q8(f, a, lda, s.m, s.k, qa);
+  return Q8Rows{qa, q8_row_bytes(s.k), nullptr, nullptr, f};
 }
 
 }  // namespace
@@ -120,7 +122,7 @@ void matmul_nt(const float* a, int64_t lda, const WeightView& b, float* c, int64
     return;
   }
   if (dtype_is_block(b.dtype)) {
-    return matmul_q8(Q8Rows{quantized_a(a, lda, shape), q8_row_bytes(shape.k)}, b, c, ldc, shape, accumulate);
+    return matmul_q8(quantized_a(a, lda, shape, b.dtype), b, c, ldc, shape, accumulate);
   }
   const MatmulArgs g{a, lda, b, c, ldc, shape, accumulate, next_b};
   if (b.layout == WeightLayout::kPanels) {
@@ -154,10 +156,11 @@ void matmul_nt_dual(const float* a, int64_t lda, const WeightView& b0, const Wei
   const auto bf16_panels = [](const WeightView& b) {
     return b.layout == WeightLayout::kPanels && b.dtype == DType::kBF16;
   };
-  if (dtype_is_block(b0.dtype) && dtype_is_block(b1.dtype) && shape.m > 0 && shape.n > 0 && shape.k > 0) {
+  if (dtype_is_block(b0.dtype) && act_format(b0.dtype) == act_format(b1.dtype) && dtype_is_block(b1.dtype) &&
+      shape.m > 0 && shape.n > 0 && shape.k > 0) {
     check_args(a, lda, b0, c0, ldc, shape);
     check_args(a, lda, b1, c1, ldc, shape);
-    const Q8Rows qa{quantized_a(a, lda, shape), q8_row_bytes(shape.k)};  // one quantization for both
+    const Q8Rows qa = quantized_a(a, lda, shape, b0.dtype);  // one quantization for both
     matmul_q8(qa, b0, c0, ldc, shape, false);
     return matmul_q8(qa, b1, c1, ldc, shape, false);
   }
@@ -213,15 +216,17 @@ void gather_rows(const GatheredRows& a, int64_t m, int64_t k, float* dst, int64_
 void matmul_nt_dual_gathered(const GatheredRows& a, const WeightView& b0, const WeightView& b1, float* c0, float* c1,
                              int64_t ldc, MatmulShape shape) {
   MOE_CHECK(shape.m == 0 || (a.x != nullptr && a.idx != nullptr && a.ldx >= shape.k));
-  if (dtype_is_block(b0.dtype) && dtype_is_block(b1.dtype) && shape.m > 0 && shape.n > 0 && shape.k > 0) {
+  if (dtype_is_block(b0.dtype) && dtype_is_block(b1.dtype) && act_format(b0.dtype) == act_format(b1.dtype) &&
+      shape.m > 0 && shape.n > 0 && shape.k > 0) {
     check_args(a.x, a.ldx, b0, c0, ldc, shape);
     check_args(a.x, a.ldx, b1, c1, ldc, shape);
     // The rows quantized where they are; their scale multiplies the results (within f32 rounding of
     // quantizing the scaled rows, which would round the codes differently).
     auto* qa = static_cast<uint8_t*>(
         matmul_detail::scratch(matmul_detail::kScratchQ8, size_t(shape.m) * q8_row_bytes(shape.k)));
-    quantize_rows_q8_gathered(a.x, a.ldx, a.idx, shape.m, shape.k, qa);
-    const Q8Rows rows{qa, q8_row_bytes(shape.k), nullptr, a.scale};
+    const ActFormat f = act_format(b0.dtype);
+    quantize_rows_q8_gathered(f, a.x, a.ldx, a.idx, shape.m, shape.k, qa);
+    const Q8Rows rows{qa, q8_row_bytes(shape.k), nullptr, a.scale, f};
     matmul_q8(rows, b0, c0, ldc, shape, false);
     return matmul_q8(rows, b1, c1, ldc, shape, false);
   }

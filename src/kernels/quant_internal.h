@@ -45,21 +45,32 @@ void join_block(DType t, const uint8_t* head, const uint8_t* codes, uint8_t* blo
 // Row r (0..15) of a tile <-> head and raw codes.
 void tile_read(const QuantFormat& f, const uint8_t* tile, int r, uint8_t* head, uint8_t* codes);
 void tile_write(const QuantFormat& f, uint8_t* tile, int r, const uint8_t* head, const uint8_t* codes);
-// Scale and offset of every sub-block from a head (block / sub of each), as the kernels compute them.
-void sub_scales(DType t, const uint8_t* head, float* sw, float* mw);
+
+// A block's scales as the integer kernels use them: d (f32), and per sub-block the integer scale and min
+// (K-quants), or m (Q4_1 / Q5_1).
+struct BlockScales {
+  float d = 0, dmin = 0;  // dmin: K-quants' min scale, or Q4_1 / Q5_1's m
+  int32_t sc[16] = {}, mn[16] = {};
+};
+void block_scales(DType t, const uint8_t* head, BlockScales* out);
 // The unsigned code the integer dot product uses for a raw code (MXFP4: FP4 value * 2 + 12).
 inline uint8_t kernel_code(DType t, uint8_t raw);
+// What the kernels subtract per unit of an activation block's code sum (the codes' zero point): 8 for
+// Q4_0, 16 Q5_0, 128 Q8_0 (codes are q + 128), 12 MXFP4, 32 Q6_K (per 16), 0 otherwise.
+int code_offset(DType t);
 
-// Q8 activation row (see q8_row_bytes): codes, then scales, then sums per 32 and per 16.
+// Q8 activation row (see q8_row_bytes).
 struct Q8Row {
   const int8_t* q;
-  const float* d;    // [k / 32]
-  const float* s32;  // [k / 32]
-  const float* s16;  // [k / 16]
+  const float* d;        // [k / 32] (kQ8_K: [k / 256])
+  const float* s;        // [k / 32] kQ8_1: f16(d * sum q) as f32
+  const int32_t* sum32;  // [k / 32]
+  const int16_t* sum16;  // [k / 16]
 };
 inline Q8Row q8_row(const uint8_t* base, int64_t k) {
-  return {reinterpret_cast<const int8_t*>(base), reinterpret_cast<const float*>(base + k),
-          reinterpret_cast<const float*>(base + k) + k / 32, reinterpret_cast<const float*>(base + k) + k / 16};
+  const auto* f = reinterpret_cast<const float*>(base + k);
+  return {reinterpret_cast<const int8_t*>(base), f, f + k / 32, reinterpret_cast<const int32_t*>(f + 2 * (k / 32)),
+          reinterpret_cast<const int16_t*>(f + 3 * (k / 32))};
 }
 inline const uint8_t* q8_row_ptr(const Q8Rows& a, int64_t i) {
   return a.base + (a.idx ? int64_t(a.idx[i]) : i) * a.row_bytes;
@@ -77,7 +88,8 @@ struct QuantArgs {
 };
 void quant_panels_avx512vnni(const QuantArgs& args);
 void quant_panels_avx2(const QuantArgs& args);
-void quantize_rows_q8_avx512(const float* x, int64_t ldx, const int32_t* idx, int64_t m, int64_t k, uint8_t* out);
+void quantize_rows_q8_avx512(ActFormat format, const float* x, int64_t ldx, const int32_t* idx, int64_t m, int64_t k,
+                             uint8_t* out);
 
 inline uint8_t kernel_code(DType t, uint8_t raw) {
   static constexpr int8_t kFp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};

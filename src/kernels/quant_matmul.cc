@@ -247,54 +247,91 @@ void tile_read(const QuantFormat& f, const uint8_t* tile, int r, uint8_t* head, 
   }
 }
 
-void sub_scales(DType t, const uint8_t* head, float* sw, float* mw) {
+void block_scales(DType t, const uint8_t* head, BlockScales* out) {
   switch (t) {
     case DType::kQ4_0:
-      sw[0] = h2f(head);
-      mw[0] = sw[0] * -8.0f;
-      return;
     case DType::kQ5_0:
-      sw[0] = h2f(head);
-      mw[0] = sw[0] * -16.0f;
-      return;
     case DType::kQ8_0:
-      sw[0] = h2f(head);
-      mw[0] = sw[0] * -128.0f;
+      out->d = h2f(head);
       return;
     case DType::kQ4_1:
     case DType::kQ5_1:
-      sw[0] = h2f(head);
-      mw[0] = h2f(head + 2);
+      out->d = h2f(head);
+      out->dmin = h2f(head + 2);
       return;
     case DType::kMXFP4:
-      sw[0] = e8m0_to_f32_half(head[0]);
-      mw[0] = sw[0] * -12.0f;
+      out->d = e8m0_to_f32_half(head[0]);
       return;
     case DType::kQ4_K:
     case DType::kQ5_K: {
-      const float d = h2f(head), neg_dmin = -h2f(head + 2);
+      out->d = h2f(head);
+      out->dmin = h2f(head + 2);
       for (int j = 0; j < 8; ++j) {
         uint8_t sc, m;
         k_scale_min(j, head + 4, &sc, &m);
-        sw[j] = d * static_cast<float>(sc);
-        mw[j] = neg_dmin * static_cast<float>(m);
+        out->sc[j] = sc;
+        out->mn[j] = m;
       }
       return;
     }
-    case DType::kQ6_K: {
-      const float d = h2f(head);
-      for (int j = 0; j < 16; ++j) {
-        sw[j] = d * static_cast<float>(static_cast<int8_t>(head[2 + j]));
-        mw[j] = sw[j] * -32.0f;
-      }
+    case DType::kQ6_K:
+      out->d = h2f(head);
+      for (int j = 0; j < 16; ++j) out->sc[j] = static_cast<int8_t>(head[2 + j]);
       return;
-    }
     default:
-      MOE_CHECK_MSG(false, "sub_scales: not a block type");
+      MOE_CHECK_MSG(false, "block_scales: not a block type");
+  }
+}
+
+int code_offset(DType t) {
+  switch (t) {
+    case DType::kQ4_0:
+      return 8;
+    case DType::kQ5_0:
+      return 16;
+    case DType::kQ8_0:
+      return 128;
+    case DType::kMXFP4:
+      return 12;
+    case DType::kQ6_K:
+      return 32;
+    default:
+      return 0;
   }
 }
 
 namespace {
+
+// sum over [p0, p0 + n) of kernel code * activation code, exactly.
+int32_t dot_codes(DType t, const uint8_t* codes, const int8_t* q, int64_t n) {
+  int32_t s = 0;
+  for (int64_t e = 0; e < n; ++e) s += int32_t(kernel_code(t, codes[e])) * q[e];
+  return s;
+}
+
+// One block of weight row j against activation row r, added to acc (the header's formulas).
+float block_dot(DType t, const QuantFormat& f, const uint8_t* codes, const BlockScales& w, const Q8Row& r, int64_t p0,
+                float acc) {
+  const int off = code_offset(t);
+  if (f.block == 32) {
+    const int32_t isum = dot_codes(t, codes, r.q + p0, 32) - off * r.sum32[p0 / 32];
+    acc = std::fma(static_cast<float>(isum), w.d * r.d[p0 / 32], acc);
+    if (t == DType::kQ4_1 || t == DType::kQ5_1) acc = std::fma(w.dmin, r.s[p0 / 32], acc);
+    return acc;
+  }
+  int32_t sumi = 0, summ = 0;
+  for (int j = 0; j < f.block / f.sub; ++j) {
+    const int64_t s0 = p0 + j * f.sub;
+    int32_t isum = dot_codes(t, codes + j * f.sub, r.q + s0, f.sub);
+    if (f.sub == 16) isum -= off * r.sum16[s0 / 16];
+    sumi += w.sc[j] * isum;
+    if (t != DType::kQ6_K) summ += w.mn[j] * r.sum32[s0 / 32];
+  }
+  const float da = r.d[p0 / 256];
+  acc = std::fma(static_cast<float>(sumi), w.d * da, acc);
+  if (t != DType::kQ6_K) acc = std::fma(-static_cast<float>(summ), w.dmin * da, acc);
+  return acc;
+}
 
 // The reference arithmetic for rows [0, m) x weight rows [0, n): block(j, b, head, codes) fills weight row
 // j's block b. One decode per (j, b), then every activation row.
@@ -302,29 +339,19 @@ template <typename BlockSource>
 void reference_kernel(const Q8Rows& a, DType t, int64_t k, float* c, int64_t ldc, MatmulShape s, bool accumulate,
                       const BlockSource& block) {
   const QuantFormat& f = quant_format(t);
-  const int64_t nb = k / f.block, n_sub = f.block / f.sub;
+  const int64_t nb = k / f.block;
   std::vector<Q8Row> rows(static_cast<size_t>(s.m));
   for (int64_t i = 0; i < s.m; ++i) rows[size_t(i)] = q8_row(q8_row_ptr(a, i), k);
   std::vector<float> acc(static_cast<size_t>(s.m));
   uint8_t head[32], codes[256];
-  float sw[16], mw[16];
+  BlockScales w;
   for (int64_t j = 0; j < s.n; ++j) {
     std::fill(acc.begin(), acc.end(), 0.0f);
     for (int64_t b = 0; b < nb; ++b) {
       block(j, b, head, codes);
-      sub_scales(t, head, sw, mw);
-      for (int64_t sb = 0; sb < n_sub; ++sb) {
-        const int64_t p0 = b * f.block + sb * f.sub;  // first element of the sub-block within the row
-        for (int64_t i = 0; i < s.m; ++i) {
-          const Q8Row& r = rows[size_t(i)];
-          int32_t isum = 0;
-          for (int64_t e = 0; e < f.sub; ++e) isum += int32_t(kernel_code(t, codes[sb * f.sub + e])) * r.q[p0 + e];
-          const float sa = f.sub == 32 ? r.s32[p0 / 32] : r.s16[p0 / 16];
-          float& x = acc[size_t(i)];
-          x = std::fma(static_cast<float>(isum), sw[sb] * r.d[p0 / 32], x);
-          x = std::fma(mw[sb], sa, x);
-        }
-      }
+      block_scales(t, head, &w);
+      for (int64_t i = 0; i < s.m; ++i)
+        acc[size_t(i)] = block_dot(t, f, codes, w, rows[size_t(i)], b * f.block, acc[size_t(i)]);
     }
     for (int64_t i = 0; i < s.m; ++i) {
       const float v = a.scale ? acc[size_t(i)] * a.scale[i] : acc[size_t(i)];
@@ -337,6 +364,7 @@ void reference_kernel(const Q8Rows& a, DType t, int64_t k, float* c, int64_t ldc
 void check_quant_args(const Q8Rows& a, const WeightView& b, const float* c, int64_t ldc, MatmulShape s) {
   MOE_CHECK(dtype_is_block(b.dtype) && s.m >= 0 && s.n >= 0 && s.k >= 0);
   MOE_CHECK(s.k % dtype_block_elems(b.dtype) == 0 && b.ld >= s.k);
+  MOE_CHECK_MSG(a.format == act_format(b.dtype), "activations quantized for another weight type");
   if (s.m == 0 || s.n == 0) return;
   MOE_CHECK(c != nullptr && ldc >= s.n && a.base != nullptr && a.row_bytes >= q8_row_bytes(s.k) && b.data);
   if (b.layout == WeightLayout::kPanels) MOE_CHECK(b.ld == s.k && reinterpret_cast<uintptr_t>(b.data) % 64 == 0);
@@ -344,48 +372,97 @@ void check_quant_args(const Q8Rows& a, const WeightView& b, const float* c, int6
 
 bool has_vnni() { return active_isa() >= Isa::kAvx512 && cpu_features().avx512_vnni; }
 
+// ggml's CPU quantization of activations, element for element.
+void quantize_row_q8_32(bool with_s, const float* x, int64_t k, uint8_t* o) {
+  const Q8Row r = q8_row(o, k);
+  auto* q = const_cast<int8_t*>(r.q);
+  for (int64_t b = 0; b < k / 32; ++b) {
+    const float* xb = x + 32 * b;
+    float amax = 0.0f;
+    for (int e = 0; e < 32; ++e) amax = std::max(amax, std::fabs(xb[e]));
+    const float d = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int32_t sum[2] = {0, 0};
+    for (int e = 0; e < 32; ++e) {
+      const int v = static_cast<int>(std::nearbyint(xb[e] * id));
+      q[32 * b + e] = static_cast<int8_t>(v);
+      sum[e / 16] += v;
+    }
+    const_cast<float*>(r.d)[b] = f16_to_f32(f32_to_f16(d));
+    const_cast<float*>(r.s)[b] = with_s ? f16_to_f32(f32_to_f16(d * static_cast<float>(sum[0] + sum[1]))) : 0.0f;
+    const_cast<int32_t*>(r.sum32)[b] = sum[0] + sum[1];
+    const_cast<int16_t*>(r.sum16)[2 * b] = static_cast<int16_t>(sum[0]);
+    const_cast<int16_t*>(r.sum16)[2 * b + 1] = static_cast<int16_t>(sum[1]);
+  }
+}
+
+void quantize_row_q8_256(const float* x, int64_t k, uint8_t* o) {
+  const Q8Row r = q8_row(o, k);
+  auto* q = const_cast<int8_t*>(r.q);
+  for (int64_t b = 0; b < k / 256; ++b) {
+    const float* xb = x + 256 * b;
+    float max = 0.0f, amax = 0.0f;
+    for (int e = 0; e < 256; ++e) {
+      if (std::fabs(xb[e]) > amax) {
+        amax = std::fabs(xb[e]);
+        max = xb[e];
+      }
+    }
+    const float iscale = amax != 0.0f ? -127.0f / max : 0.0f;
+    for (int e = 0; e < 256; ++e)
+      q[256 * b + e] = static_cast<int8_t>(std::min(127, static_cast<int>(std::nearbyint(iscale * xb[e]))));
+    const_cast<float*>(r.d)[b] = amax != 0.0f ? 1.0f / iscale : 0.0f;
+    for (int j = 0; j < 16; ++j) {
+      int32_t s16 = 0;
+      for (int e = 0; e < 16; ++e) s16 += q[256 * b + 16 * j + e];
+      const_cast<int16_t*>(r.sum16)[16 * b + j] = static_cast<int16_t>(s16);
+    }
+    for (int j = 0; j < 8; ++j)
+      const_cast<int32_t*>(r.sum32)[8 * b + j] = r.sum16[16 * b + 2 * j] + r.sum16[16 * b + 2 * j + 1];
+  }
+}
+
 }  // namespace
 }  // namespace quant_detail
 
 using namespace quant_detail;
 
+ActFormat act_format(DType weight) {
+  switch (weight) {
+    case DType::kQ4_1:
+    case DType::kQ5_1:
+      return ActFormat::kQ8_1;
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      return ActFormat::kQ8_K;
+    default:
+      return ActFormat::kQ8_0;
+  }
+}
+
 int64_t q8_row_bytes(int64_t k) {
-  const int64_t raw = k + 4 * (k / 32) * 2 + 4 * (k / 16);
+  const int64_t raw = k + 4 * (k / 32) * 3 + 2 * (k / 16);
   return (raw + 63) / 64 * 64;
 }
 
-void quantize_rows_q8_gathered(const float* x, int64_t ldx, const int32_t* idx, int64_t m, int64_t k, uint8_t* out) {
-  MOE_CHECK(k % 32 == 0);
-  if (active_isa() >= Isa::kAvx512) return quantize_rows_q8_avx512(x, ldx, idx, m, k, out);
+void quantize_rows_q8_gathered(ActFormat format, const float* x, int64_t ldx, const int32_t* idx, int64_t m, int64_t k,
+                               uint8_t* out) {
+  MOE_CHECK(k % (format == ActFormat::kQ8_K ? 256 : 32) == 0);
+  if (active_isa() >= Isa::kAvx512) return quantize_rows_q8_avx512(format, x, ldx, idx, m, k, out);
   const int64_t rb = q8_row_bytes(k);
   for (int64_t i = 0; i < m; ++i) {
     const float* xr = x + (idx ? int64_t(idx[i]) : i) * ldx;
-    uint8_t* o = out + i * rb;
-    auto* q = reinterpret_cast<int8_t*>(o);
-    auto* d = reinterpret_cast<float*>(o + k);
-    float* s32 = d + k / 32;
-    float* s16 = d + k / 16;
-    for (int64_t b = 0; b < k / 32; ++b) {
-      float amax = 0.0f;
-      for (int e = 0; e < 32; ++e) amax = std::max(amax, std::fabs(xr[32 * b + e]));
-      const float db = amax / 127.0f;
-      const float id = db != 0.0f ? 1.0f / db : 0.0f;
-      int32_t sum[2] = {0, 0};
-      for (int e = 0; e < 32; ++e) {
-        const int v = std::clamp(static_cast<int>(std::nearbyint(xr[32 * b + e] * id)), -127, 127);
-        q[32 * b + e] = static_cast<int8_t>(v);
-        sum[e / 16] += v;
-      }
-      d[b] = db;
-      s32[b] = db * static_cast<float>(sum[0] + sum[1]);
-      s16[2 * b] = db * static_cast<float>(sum[0]);
-      s16[2 * b + 1] = db * static_cast<float>(sum[1]);
+    if (format == ActFormat::kQ8_K) {
+      quantize_row_q8_256(xr, k, out + i * rb);
+    } else {
+      quantize_row_q8_32(format == ActFormat::kQ8_1, xr, k, out + i * rb);
     }
   }
 }
 
-void quantize_rows_q8(const float* x, int64_t ldx, int64_t m, int64_t k, uint8_t* out) {
-  quantize_rows_q8_gathered(x, ldx, nullptr, m, k, out);
+void quantize_rows_q8(ActFormat format, const float* x, int64_t ldx, int64_t m, int64_t k, uint8_t* out) {
+  quantize_rows_q8_gathered(format, x, ldx, nullptr, m, k, out);
 }
 
 void matmul_q8_ref(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, MatmulShape s, bool accumulate) {

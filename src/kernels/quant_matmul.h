@@ -1,18 +1,21 @@
 // Matmul on block-quantized weights (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, MXFP4):
 //   C[m, n] (+)= A[m, k] . B[n, k]^T, B a WeightView of a block dtype (kernels/quant_blocks.h).
-// A is quantized on the fly to 8-bit blocks of 32 ("Q8 rows": int8 codes, an f32 scale per 32, and the
-// scaled sums of the codes per 32 and per 16), and every weight block is computed on as unsigned integer
-// codes with an f32 scale and offset per sub-block of 32 (16 for Q6_K):
-//   w = sw * code + mw          (Q4_0: code = nibble, mw = -8 sw; Q8_0: code = q + 128, mw = -128 sw; ...)
-//   C[i, j] = sum over sub-blocks s of  float(sum_p code[j, p] * qa[i, p]) * (sw_s * da_s) + mw_s * sa_s
-// with da the activation block's scale and sa = da * sum_p qa[i, p]. Integer sums are exact; the f32 steps
-// are two fused multiply-adds per sub-block in sub-block order, so every kernel below gives the same bits:
-// - quant_matmul_rows_ref: scalar, on the file's row layout (the reference twin);
+// A is quantized on the fly to 8-bit codes the way llama.cpp's CPU backend quantizes it for each weight
+// type (act_format): Q8_0 blocks of 32 (f16-rounded scale max|x| / 127, codes round-to-even(x * 127 / max))
+// for Q4_0, Q5_0, Q8_0 and MXFP4; Q8_1 (the same plus the f16 scaled sum) for Q4_1 and Q5_1; Q8_K blocks of
+// 256 (scale max / -127 of the signed max) for the K-quants. The dot products are then integer, as ggml's:
+//   Q4_0 / Q5_0 / Q8_0 / MXFP4, per block:  acc += float(sum (q - offset) a) * (d_w * d_a)
+//   Q4_1 / Q5_1, per block:                  acc += float(sum q a) * (d_w * d_a) + m_w * s_a
+//   Q4_K / Q5_K, per super-block of 256:     acc += float(sum_j sc_j sum q a) * (d_w * d_a)
+//                                                   - float(sum_j m_j sum a) * (dmin_w * d_a)
+//   Q6_K, per super-block:                   acc += float(sum_j sc_j sum (q - 32) a) * (d_w * d_a)
+// with exact integer sums and one or two fused multiply-adds per block, in block order, so every kernel
+// below gives the same bits, and they differ from llama.cpp only by its order of float additions:
+// - matmul_q8_ref: scalar, on the file's row layout or on panels (the reference twin);
 // - panel kernels (AVX512-VNNI vpdpbusd; AVX2 vpmaddubsw) on the interleaved layout that pack_quant_panels
 //   writes at load: 16 rows per group, per block the 16 rows' scales then their codes arranged so one
 //   64-byte line holds 4 consecutive codes of each of the 16 rows (the vpdpbusd operand), nibbles paired.
 //   Same bytes as the rows (n padded to 16): memory is not doubled.
-// Accuracy against f32: the weights' own quantization plus ~0.5% relative from the 8-bit activations.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +24,10 @@
 
 namespace moe {
 
+// How activations are quantized for a weight type (llama.cpp's vec_dot_type of the type).
+enum class ActFormat : uint8_t { kQ8_0, kQ8_1, kQ8_K };
+ActFormat act_format(DType weight);
+
 // Rows of quantized activations, each q8_row_bytes(k) bytes: row i is base + idx[i] * row_bytes (idx null:
 // + i * row_bytes); scale (optional) multiplies row i's results (a token's routing weight).
 struct Q8Rows {
@@ -28,17 +35,20 @@ struct Q8Rows {
   int64_t row_bytes = 0;
   const int32_t* idx = nullptr;
   const float* scale = nullptr;
+  ActFormat format = ActFormat::kQ8_0;
 };
 
-// Bytes of one quantized row of k values (k a multiple of 32): k int8, then k/32 f32 scales d, k/32 f32
-// sums d * sum(q) per 32, k/16 f32 sums per 16; rounded up to 64 bytes.
+// Bytes of one quantized row of k values (k a multiple of 32; of 256 for kQ8_K): k int8 codes, then k/32
+// f32 scales (kQ8_K: k/256 used), k/32 f32 scaled sums (kQ8_1), k/32 int32 and k/16 int16 sums of the
+// codes; rounded up to 64 bytes.
 int64_t q8_row_bytes(int64_t k);
-// x [m, k] (row stride ldx) -> out [m, q8_row_bytes(k)]. d = max|x| / 127, q = round-to-even(x / d).
-void quantize_rows_q8(const float* x, int64_t ldx, int64_t m, int64_t k, uint8_t* out);
+// x [m, k] (row stride ldx) -> out [m, q8_row_bytes(k)] in the format (bit-identical to ggml's CPU backend).
+void quantize_rows_q8(ActFormat format, const float* x, int64_t ldx, int64_t m, int64_t k, uint8_t* out);
 // The same for rows x[idx[i]] (the rows routed to one expert).
-void quantize_rows_q8_gathered(const float* x, int64_t ldx, const int32_t* idx, int64_t m, int64_t k, uint8_t* out);
+void quantize_rows_q8_gathered(ActFormat format, const float* x, int64_t ldx, const int32_t* idx, int64_t m, int64_t k,
+                               uint8_t* out);
 
-// C = A . B^T (+ C when accumulate), B block-quantized in rows (kRows: ld = row length in elements) or
+// C = A . B^T (+ C when accumulate), a.format == act_format(b.dtype), B block-quantized in rows (kRows: ld = row length in elements) or
 // panels (kPanels). Dispatches on the ISA; equals quant_matmul_rows_ref bit for bit.
 void matmul_q8(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, MatmulShape shape, bool accumulate);
 // Scalar reference twin on the row layout.

@@ -1,8 +1,8 @@
 // Quantized panel kernels for AVX2 (no VNNI): the layout and arithmetic of the AVX-512 VNNI kernels on
 // two ymm halves of a weight group (rows 0-7 and 8-15). A k-group's dot product is vpmaddubsw (u8 codes x
 // s8 activations into saturating i16 pairs) then vpmaddwd with ones; codes of at most 63 never saturate.
-// Q8_0's codes (q + 128, up to 255) could: its sums use the signed codes with the sign trick and add
-// 128 x the activations' sum. Sub-block scales come from the scalar sub_scales, so results are
+// Q8_0's codes (q + 128, up to 255) could: its sums use the signed codes with the sign trick, which is the
+// offset-corrected sum directly. Block scales come from the scalar block_scales, so results are
 // bit-identical to the reference.
 #include <immintrin.h>
 
@@ -74,47 +74,84 @@ inline __m256i bcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-inline int32_t sum_codes(const int8_t* q, int n) {
-  int32_t s = 0;
-  for (int e = 0; e < n; ++e) s += q[e];
-  return s;
-}
-
 constexpr int kMaxRows = 4;
+
+// Decoded scales of one block of a group: d and m / dmin per row, then the K-quants' int32 sub-block scales
+// and mins, lane = row of the group.
+struct GroupScales {
+  alignas(32) float d[16], m[16];
+  alignas(32) int32_t sc[16][16], mn[16][16];
+};
+
+// Exact integer sums of one sub-block (n codes from element p0) for R rows, as two halves of 8 lanes.
+template <int R>
+void sub_block_sums(const QuantFormat& f, const uint8_t* tile, int kg0, int n, const Q8Row* rows, int64_t p0,
+                    __m256i (*isum)[2]) {
+  const bool q8 = f.code_bits == 8;
+  for (int r = 0; r < R; ++r) isum[r][0] = isum[r][1] = _mm256_setzero_si256();
+  for (int g = 0; g < n / 4; ++g) {
+    for (int h = 0; h < 2; ++h) {
+      __m256i w = codes_half(f, tile, kg0 + g, h);
+      if (q8) w = _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80)));  // back to signed q
+      for (int r = 0; r < R; ++r)
+        isum[r][h] = _mm256_add_epi32(isum[r][h], dot4(w, bcast4(rows[r].q + p0 + 4 * g), q8));
+    }
+  }
+}
 
 // R rows of A against one weight group (16 columns as two halves).
 template <int R>
-void group_rows(const QuantFormat& f, const uint8_t* group, int64_t nb, const float* sws, const float* mws,
-                const Q8Row* rows, __m256* out) {
-  const int kg_per_sub = f.sub / 4, n_sub = f.block / f.sub;
-  const bool q8 = f.code_bits == 8;
+void group_rows(const QuantFormat& f, const uint8_t* group, int64_t nb, const GroupScales* scales, const Q8Row* rows,
+                __m256* out) {
+  const DType t = f.dtype;
+  const int off = f.code_bits == 8 ? 0 : code_offset(t);  // Q8_0's signed sums need no correction
+  const bool affine = t == DType::kQ4_1 || t == DType::kQ5_1, mins = t == DType::kQ4_K || t == DType::kQ5_K;
   __m256 acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  __m256i isum[R][2];
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* tile = group + b * f.tile_bytes();
-    for (int s = 0; s < n_sub; ++s) {
-      const int64_t p0 = b * f.block + s * f.sub;
-      __m256i isum[R][2];
-      for (int r = 0; r < R; ++r) isum[r][0] = isum[r][1] = _mm256_setzero_si256();
-      for (int g = 0; g < kg_per_sub; ++g) {
+    const GroupScales& gs = scales[b];
+    const int64_t p0 = b * f.block;
+    if (f.block == 32) {
+      sub_block_sums<R>(f, tile, 0, 32, rows, p0, isum);
+      for (int r = 0; r < R; ++r) {
+        const __m256i o = _mm256_set1_epi32(off * rows[r].sum32[p0 / 32]);
+        const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 32]), sa = _mm256_set1_ps(rows[r].s[p0 / 32]);
         for (int h = 0; h < 2; ++h) {
-          __m256i w = codes_half(f, tile, s * kg_per_sub + g, h);
-          if (q8) w = _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80)));  // back to signed q
-          for (int r = 0; r < R; ++r)
-            isum[r][h] = _mm256_add_epi32(isum[r][h], dot4(w, bcast4(rows[r].q + p0 + 4 * g), q8));
+          const __m256 x = _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[r][h], o));
+          acc[r][h] = _mm256_fmadd_ps(x, _mm256_mul_ps(_mm256_load_ps(gs.d + 8 * h), da), acc[r][h]);
+          if (affine) acc[r][h] = _mm256_fmadd_ps(_mm256_load_ps(gs.m + 8 * h), sa, acc[r][h]);
         }
       }
-      const float* sw = sws + (b * n_sub + s) * 16;
-      const float* mw = mws + (b * n_sub + s) * 16;
+      continue;
+    }
+    __m256i sumi[R][2], summ[R][2];
+    for (int r = 0; r < R; ++r) sumi[r][0] = sumi[r][1] = summ[r][0] = summ[r][1] = _mm256_setzero_si256();
+    for (int j = 0; j < f.block / f.sub; ++j) {
+      const int64_t s0 = p0 + j * f.sub;
+      sub_block_sums<R>(f, tile, j * (f.sub / 4), f.sub, rows, s0, isum);
       for (int r = 0; r < R; ++r) {
-        const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 32]);
-        const __m256 sa = _mm256_set1_ps(f.sub == 32 ? rows[r].s32[p0 / 32] : rows[r].s16[p0 / 16]);
-        const __m256i bias = q8 ? _mm256_set1_epi32(128 * sum_codes(rows[r].q + p0, f.sub)) : _mm256_setzero_si256();
+        const __m256i o = _mm256_set1_epi32(f.sub == 16 ? off * rows[r].sum16[s0 / 16] : 0);
         for (int h = 0; h < 2; ++h) {
-          const __m256 x = _mm256_cvtepi32_ps(_mm256_add_epi32(isum[r][h], bias));
-          acc[r][h] = _mm256_fmadd_ps(x, _mm256_mul_ps(_mm256_load_ps(sw + 8 * h), da), acc[r][h]);
-          acc[r][h] = _mm256_fmadd_ps(_mm256_load_ps(mw + 8 * h), sa, acc[r][h]);
+          const __m256i sc = _mm256_load_si256(reinterpret_cast<const __m256i*>(gs.sc[j] + 8 * h));
+          sumi[r][h] = _mm256_add_epi32(sumi[r][h], _mm256_mullo_epi32(_mm256_sub_epi32(isum[r][h], o), sc));
+          if (mins) {
+            const __m256i mn = _mm256_load_si256(reinterpret_cast<const __m256i*>(gs.mn[j] + 8 * h));
+            summ[r][h] =
+                _mm256_add_epi32(summ[r][h], _mm256_mullo_epi32(mn, _mm256_set1_epi32(rows[r].sum32[s0 / 32])));
+          }
         }
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 256]);
+      for (int h = 0; h < 2; ++h) {
+        acc[r][h] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][h]), _mm256_mul_ps(_mm256_load_ps(gs.d + 8 * h), da), acc[r][h]);
+        if (mins)
+          acc[r][h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ[r][h]), _mm256_mul_ps(_mm256_load_ps(gs.m + 8 * h), da),
+                                       acc[r][h]);
       }
     }
   }
@@ -128,23 +165,24 @@ void group_rows(const QuantFormat& f, const uint8_t* group, int64_t nb, const fl
 
 void quant_panels_avx2(const QuantArgs& g) {
   const QuantFormat& f = quant_format(g.b.dtype);
-  const int64_t k = g.s.k, nb = k / f.block, n_sub = nb * (f.block / f.sub);
+  const int64_t k = g.s.k, nb = k / f.block;
   const int64_t group_bytes = nb * f.tile_bytes(), n_groups = (g.s.n + 15) / 16;
-  // Sub-block scales of one group, [n_sub][16] each (lane = row of the group).
-  auto* sws = static_cast<float*>(matmul_detail::scratch(matmul_detail::kScratchB, size_t(2 * n_sub * 16) * 4));
-  float* mws = sws + n_sub * 16;
+  auto* scales =
+      static_cast<GroupScales*>(matmul_detail::scratch(matmul_detail::kScratchB, size_t(nb) * sizeof(GroupScales)));
   const auto* base = static_cast<const uint8_t*>(g.b.data);
   uint8_t head[32], codes[256];
-  float sw[16], mw[16];
+  BlockScales bs;
   for (int64_t grp = 0; grp < n_groups; ++grp) {
     const uint8_t* group = base + grp * group_bytes;
     for (int64_t b = 0; b < nb; ++b) {
       for (int r = 0; r < 16; ++r) {
         tile_read(f, group + b * f.tile_bytes(), r, head, codes);
-        sub_scales(g.b.dtype, head, sw, mw);
-        for (int s = 0; s < f.block / f.sub; ++s) {
-          sws[(b * (f.block / f.sub) + s) * 16 + r] = sw[s];
-          mws[(b * (f.block / f.sub) + s) * 16 + r] = mw[s];
+        block_scales(g.b.dtype, head, &bs);
+        scales[b].d[r] = bs.d;
+        scales[b].m[r] = bs.dmin;
+        for (int j = 0; j < f.block / f.sub && f.block == 256; ++j) {
+          scales[b].sc[j][r] = bs.sc[j];
+          scales[b].mn[j][r] = bs.mn[j];
         }
       }
     }
@@ -156,16 +194,16 @@ void quant_panels_avx2(const QuantArgs& g) {
       __m256 res[2 * kMaxRows];
       switch (rn) {
         case 1:
-          group_rows<1>(f, group, nb, sws, mws, rows, res);
+          group_rows<1>(f, group, nb, scales, rows, res);
           break;
         case 2:
-          group_rows<2>(f, group, nb, sws, mws, rows, res);
+          group_rows<2>(f, group, nb, scales, rows, res);
           break;
         case 3:
-          group_rows<3>(f, group, nb, sws, mws, rows, res);
+          group_rows<3>(f, group, nb, scales, rows, res);
           break;
         default:
-          group_rows<4>(f, group, nb, sws, mws, rows, res);
+          group_rows<4>(f, group, nb, scales, rows, res);
           break;
       }
       for (int r = 0; r < rn; ++r) {

@@ -1,9 +1,10 @@
 // Quantized panel kernels for AVX-512 with VNNI (vpdpbusd: u8 weight codes x s8 activation codes, four
 // per 32-bit lane): a zmm of 16 lanes is one k-group of the 16 rows of a weight group (quant_internal.h),
 // so each vpdpbusd with a broadcast of 4 activation codes advances 16 output columns of one row of A.
-// Per weight group: the sub-block scales of all its blocks are decoded once into a buffer, then each tile
-// of up to 8 rows of A runs over the group's blocks: integer sums per sub-block, two FMAs into f32 lanes.
-// The arithmetic is quant_matmul.cc's reference_kernel's, so the results are bit-identical to it.
+// Per weight group: the scales of all its blocks are decoded once into a buffer (f32 block scales, int32
+// sub-block scales and mins of the K-quants), then each tile of up to 8 rows of A (4 for K-quants) runs over
+// the group's blocks: exact integer sums per block (K-quants: scaled by the sub-block scales in int32), then
+// one or two FMAs into f32 lanes. The arithmetic is quant_matmul.cc's block_dot, so the bits are the same.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -34,64 +35,55 @@ inline __m512i add_fifth_bit(__m512i codes, const uint8_t* bits, int kg) {
   return _mm512_mask_add_epi8(codes, m, codes, _mm512_set1_epi8(0x10));
 }
 
-// Per type: kBlock, kSub, kTile (bytes of a 16-row tile), scales(tile, sw, mw) for every sub-block, and
-// codes(tile, kg) the unsigned codes of k-group kg.
+// Per type: kBlock, kSub, kTile (bytes of a 16-row tile), kSlots (zmm of decoded scales per block: f32
+// d [, f32 m or dmin] [, int32 sub-block scales] [, int32 mins]), scales(tile, slots), codes(tile, kg) the
+// unsigned codes of k-group kg, and kOffset (subtracted per unit of the activation sum: the codes' zero).
 struct Q4_0T {
   static constexpr DType kType = DType::kQ4_0;
-  static constexpr int kBlock = 32, kSub = 32, kTile = 288;
-  static void scales(const uint8_t* t, __m512* sw, __m512* mw) {
-    sw[0] = load_f16x16(t);
-    mw[0] = _mm512_mul_ps(sw[0], _mm512_set1_ps(-8.0f));
-  }
+  static constexpr int kBlock = 32, kSub = 32, kTile = 288, kSlots = 1, kOffset = 8;
+  static void scales(const uint8_t* t, __m512* s) { s[0] = load_f16x16(t); }
   static __m512i codes(const uint8_t* t, int kg) { return nibbles(t + 32, kg); }
 };
 struct Q4_1T {
   static constexpr DType kType = DType::kQ4_1;
-  static constexpr int kBlock = 32, kSub = 32, kTile = 320;
-  static void scales(const uint8_t* t, __m512* sw, __m512* mw) {
-    sw[0] = load_f16x16(t);
-    mw[0] = load_f16x16(t + 32);
+  static constexpr int kBlock = 32, kSub = 32, kTile = 320, kSlots = 2, kOffset = 0;
+  static void scales(const uint8_t* t, __m512* s) {
+    s[0] = load_f16x16(t);
+    s[1] = load_f16x16(t + 32);
   }
   static __m512i codes(const uint8_t* t, int kg) { return nibbles(t + 64, kg); }
 };
 struct Q5_0T {
   static constexpr DType kType = DType::kQ5_0;
-  static constexpr int kBlock = 32, kSub = 32, kTile = 352;
-  static void scales(const uint8_t* t, __m512* sw, __m512* mw) {
-    sw[0] = load_f16x16(t);
-    mw[0] = _mm512_mul_ps(sw[0], _mm512_set1_ps(-16.0f));
-  }
+  static constexpr int kBlock = 32, kSub = 32, kTile = 352, kSlots = 1, kOffset = 16;
+  static void scales(const uint8_t* t, __m512* s) { s[0] = load_f16x16(t); }
   static __m512i codes(const uint8_t* t, int kg) { return add_fifth_bit(nibbles(t + 96, kg), t + 32, kg); }
 };
 struct Q5_1T {
   static constexpr DType kType = DType::kQ5_1;
-  static constexpr int kBlock = 32, kSub = 32, kTile = 384;
-  static void scales(const uint8_t* t, __m512* sw, __m512* mw) {
-    sw[0] = load_f16x16(t);
-    mw[0] = load_f16x16(t + 32);
+  static constexpr int kBlock = 32, kSub = 32, kTile = 384, kSlots = 2, kOffset = 0;
+  static void scales(const uint8_t* t, __m512* s) {
+    s[0] = load_f16x16(t);
+    s[1] = load_f16x16(t + 32);
   }
   static __m512i codes(const uint8_t* t, int kg) { return add_fifth_bit(nibbles(t + 128, kg), t + 64, kg); }
 };
 struct Q8_0T {
   static constexpr DType kType = DType::kQ8_0;
-  static constexpr int kBlock = 32, kSub = 32, kTile = 544;
-  static void scales(const uint8_t* t, __m512* sw, __m512* mw) {
-    sw[0] = load_f16x16(t);
-    mw[0] = _mm512_mul_ps(sw[0], _mm512_set1_ps(-128.0f));
-  }
+  static constexpr int kBlock = 32, kSub = 32, kTile = 544, kSlots = 1, kOffset = 128;
+  static void scales(const uint8_t* t, __m512* s) { s[0] = load_f16x16(t); }
   static __m512i codes(const uint8_t* t, int kg) { return load_line(t + 32 + kg * 64); }
 };
 struct Mxfp4T {
   static constexpr DType kType = DType::kMXFP4;
-  static constexpr int kBlock = 32, kSub = 32, kTile = 272;
-  static void scales(const uint8_t* t, __m512* sw, __m512* mw) {
+  static constexpr int kBlock = 32, kSub = 32, kTile = 272, kSlots = 1, kOffset = 12;
+  static void scales(const uint8_t* t, __m512* s) {
     // 2^(e - 128): exponent field e - 1 for e >= 2, the subnormals 2^-128, 2^-127 below.
     const __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
     const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
     const __m512i sub = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), e);
     const __mmask16 small = _mm512_cmplt_epu32_mask(e, _mm512_set1_epi32(2));
-    sw[0] = _mm512_castsi512_ps(_mm512_mask_blend_epi32(small, normal, sub));
-    mw[0] = _mm512_mul_ps(sw[0], _mm512_set1_ps(-12.0f));
+    s[0] = _mm512_castsi512_ps(_mm512_mask_blend_epi32(small, normal, sub));
   }
   static __m512i codes(const uint8_t* t, int kg) {
     const __m512i table =
@@ -100,8 +92,8 @@ struct Mxfp4T {
   }
 };
 
-// Q4_K / Q5_K: 6-bit scales and mins of sub-block j of the 16 rows from the 12 scale planes.
-inline void k_scales_mins(const uint8_t* planes, int j, __m512* sc, __m512* mn) {
+// Q4_K / Q5_K: the 6-bit scale and min of sub-block j of the 16 rows from the 12 scale planes, as int32.
+inline void k_scales_mins(const uint8_t* planes, int j, __m512i* sc, __m512i* mn) {
   auto plane = [planes](int p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(planes + 16 * p)); };
   const __m128i m63 = _mm_set1_epi8(63), m15 = _mm_set1_epi8(15), m3 = _mm_set1_epi8(3);
   __m128i s, m;
@@ -114,21 +106,21 @@ inline void k_scales_mins(const uint8_t* planes, int j, __m512* sc, __m512* mn) 
     s = _mm_or_si128(_mm_and_si128(plane(j + 4), m15), hi_s);
     m = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(plane(j + 4), 4), m15), hi_m);
   }
-  *sc = u8x16_to_ps(s);
-  *mn = u8x16_to_ps(m);
+  *sc = _mm512_cvtepu8_epi32(s);
+  *mn = _mm512_cvtepu8_epi32(m);
 }
 template <bool kFive>
 struct QKAffineT {
   static constexpr DType kType = kFive ? DType::kQ5_K : DType::kQ4_K;
-  static constexpr int kBlock = 256, kSub = 32, kTile = kFive ? 2816 : 2304;
-  static void scales(const uint8_t* t, __m512* sw, __m512* mw) {
-    const __m512 d = load_f16x16(t);
-    const __m512 neg_dmin = _mm512_sub_ps(_mm512_setzero_ps(), load_f16x16(t + 32));
+  static constexpr int kBlock = 256, kSub = 32, kTile = kFive ? 2816 : 2304, kSlots = 18, kOffset = 0;
+  static void scales(const uint8_t* t, __m512* s) {
+    s[0] = load_f16x16(t);
+    s[1] = load_f16x16(t + 32);
     for (int j = 0; j < 8; ++j) {
-      __m512 sc, mn;
+      __m512i sc, mn;
       k_scales_mins(t + 64, j, &sc, &mn);
-      sw[j] = _mm512_mul_ps(d, sc);
-      mw[j] = _mm512_mul_ps(neg_dmin, mn);
+      s[2 + j] = _mm512_castsi512_ps(sc);
+      s[10 + j] = _mm512_castsi512_ps(mn);
     }
   }
   static __m512i codes(const uint8_t* t, int kg) {
@@ -138,13 +130,12 @@ struct QKAffineT {
 };
 struct Q6_KT {
   static constexpr DType kType = DType::kQ6_K;
-  static constexpr int kBlock = 256, kSub = 16, kTile = 3360;
-  static void scales(const uint8_t* t, __m512* sw, __m512* mw) {
-    const __m512 d = load_f16x16(t);
+  static constexpr int kBlock = 256, kSub = 16, kTile = 3360, kSlots = 17, kOffset = 32;
+  static void scales(const uint8_t* t, __m512* s) {
+    s[0] = load_f16x16(t);
     for (int j = 0; j < 16; ++j) {
       const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t + 32 + 16 * j));
-      sw[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(s8)));
-      mw[j] = _mm512_mul_ps(sw[j], _mm512_set1_ps(-32.0f));
+      s[1 + j] = _mm512_castsi512_ps(_mm512_cvtepi8_epi32(s8));
     }
   }
   static __m512i codes(const uint8_t* t, int kg) {
@@ -174,82 +165,109 @@ inline __m512i bcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+// Exact integer sum over the kKg k-groups of one sub-block starting at element p0, for R rows of A.
+template <typename T, int R, int kKg>
+inline void sub_block_sums(const uint8_t* tile, int kg0, const Q8Row* rows, int64_t p0, __m512i* isum) {
+  constexpr int kChains = R <= 2 ? (kKg >= 4 ? 4 : 2) : (R <= 4 ? 2 : 1);  // independent dp chains per row
+  __m512i acc[R][kChains];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < kChains; ++c) acc[r][c] = _mm512_setzero_si512();
+  for (int g = 0; g < kKg; ++g) {
+    const __m512i w = T::codes(tile, kg0 + g);
+    for (int r = 0; r < R; ++r)
+      acc[r][g % kChains] = _mm512_dpbusd_epi32(acc[r][g % kChains], w, bcast4(rows[r].q + p0 + 4 * g));
+  }
+  for (int r = 0; r < R; ++r) {
+    isum[r] = acc[r][0];
+    for (int c = 1; c < kChains; ++c) isum[r] = _mm512_add_epi32(isum[r], acc[r][c]);
+  }
+}
+
 // R rows of A against one weight group: f[r] lanes = the 16 columns' results.
 template <typename T, int R>
-void group_rows(const uint8_t* group, int64_t nb, const __m512* sws, const __m512* mws, const Q8Row* rows, __m512* f) {
-  constexpr int kKg = T::kSub / 4;                                         // k-groups per sub-block
-  constexpr int kChains = R <= 2 ? (kKg >= 4 ? 4 : 2) : (R <= 4 ? 2 : 1);  // independent sums per row
-  constexpr int kSubs = T::kBlock / T::kSub;
+void group_rows(const uint8_t* group, int64_t nb, const __m512* scales, const Q8Row* rows, __m512* f) {
   for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* tile = group + b * T::kTile;
-    for (int s = 0; s < kSubs; ++s) {
-      const int64_t p0 = b * T::kBlock + s * T::kSub;
-      __m512i acc[R][kChains];
-      for (int r = 0; r < R; ++r)
-        for (int c = 0; c < kChains; ++c) acc[r][c] = _mm512_setzero_si512();
-      for (int g = 0; g < kKg; ++g) {
-        const __m512i w = T::codes(tile, s * kKg + g);
-        for (int r = 0; r < R; ++r)
-          acc[r][g % kChains] = _mm512_dpbusd_epi32(acc[r][g % kChains], w, bcast4(rows[r].q + p0 + 4 * g));
-      }
-      const __m512 sw = sws[b * kSubs + s], mw = mws[b * kSubs + s];
+    const __m512* sc = scales + b * T::kSlots;
+    const int64_t p0 = b * T::kBlock;
+    __m512i isum[R];
+    if constexpr (T::kBlock == 32) {
+      sub_block_sums<T, R, 8>(tile, 0, rows, p0, isum);
       for (int r = 0; r < R; ++r) {
-        __m512i sum = acc[r][0];
-        for (int c = 1; c < kChains; ++c) sum = _mm512_add_epi32(sum, acc[r][c]);
-        const float sa = T::kSub == 32 ? rows[r].s32[p0 / 32] : rows[r].s16[p0 / 16];
-        f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(sw, _mm512_set1_ps(rows[r].d[p0 / 32])), f[r]);
-        f[r] = _mm512_fmadd_ps(mw, _mm512_set1_ps(sa), f[r]);
+        __m512i s = isum[r];
+        if constexpr (T::kOffset != 0) s = _mm512_sub_epi32(s, _mm512_set1_epi32(T::kOffset * rows[r].sum32[p0 / 32]));
+        f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sc[0], _mm512_set1_ps(rows[r].d[p0 / 32])), f[r]);
+        if constexpr (T::kSlots == 2) f[r] = _mm512_fmadd_ps(sc[1], _mm512_set1_ps(rows[r].s[p0 / 32]), f[r]);
       }
+      continue;
+    }
+    constexpr bool kMins = T::kType != DType::kQ6_K;
+    __m512i sumi[R], summ[R];
+    for (int r = 0; r < R; ++r) sumi[r] = summ[r] = _mm512_setzero_si512();
+    for (int j = 0; j < T::kBlock / T::kSub; ++j) {
+      const int64_t s0 = p0 + j * T::kSub;
+      sub_block_sums<T, R, T::kSub / 4>(tile, j * (T::kSub / 4), rows, s0, isum);
+      const __m512i scale = _mm512_castps_si512(sc[(kMins ? 2 : 1) + j]);
+      for (int r = 0; r < R; ++r) {
+        __m512i s = isum[r];
+        if constexpr (!kMins) s = _mm512_sub_epi32(s, _mm512_set1_epi32(T::kOffset * rows[r].sum16[s0 / 16]));
+        sumi[r] = _mm512_add_epi32(sumi[r], _mm512_mullo_epi32(s, scale));
+        if constexpr (kMins) {
+          summ[r] = _mm512_add_epi32(
+              summ[r], _mm512_mullo_epi32(_mm512_castps_si512(sc[10 + j]), _mm512_set1_epi32(rows[r].sum32[s0 / 32])));
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m512 da = _mm512_set1_ps(rows[r].d[p0 / 256]);
+      f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[r]), _mm512_mul_ps(sc[0], da), f[r]);
+      if constexpr (kMins) f[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ[r]), _mm512_mul_ps(sc[1], da), f[r]);
     }
   }
 }
 
-constexpr int kMaxRows = 8;
-
 template <typename T>
 void run(const QuantArgs& g) {
-  const int64_t k = g.s.k, nb = k / T::kBlock, n_sub = nb * (T::kBlock / T::kSub);
+  constexpr int kMaxRows = T::kBlock == 32 ? 8 : 4;
+  const int64_t k = g.s.k, nb = k / T::kBlock;
   const int64_t group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
-  auto* scales = static_cast<__m512*>(matmul_detail::scratch(matmul_detail::kScratchB, size_t(2 * n_sub) * 64));
-  __m512* sws = scales;
-  __m512* mws = scales + n_sub;
+  auto* scales = static_cast<__m512*>(matmul_detail::scratch(matmul_detail::kScratchB, size_t(nb * T::kSlots) * 64));
   const auto* base = static_cast<const uint8_t*>(g.b.data);
   for (int64_t grp = 0; grp < n_groups; ++grp) {
     const uint8_t* group = base + grp * group_bytes;
-    for (int64_t b = 0; b < nb; ++b)
-      T::scales(group + b * T::kTile, sws + b * (T::kBlock / T::kSub), mws + b * (T::kBlock / T::kSub));
+    for (int64_t b = 0; b < nb; ++b) T::scales(group + b * T::kTile, scales + b * T::kSlots);
     const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
     const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1);
     for (int64_t i0 = 0; i0 < g.s.m; i0 += kMaxRows) {
       const int rn = static_cast<int>(std::min<int64_t>(kMaxRows, g.s.m - i0));
-      Q8Row rows[kMaxRows];
+      Q8Row rows[8];
       for (int r = 0; r < rn; ++r) rows[r] = q8_row(q8_row_ptr(g.a, i0 + r), k);
-      __m512 f[kMaxRows];
+      __m512 f[8];
       switch (rn) {
         case 1:
-          group_rows<T, 1>(group, nb, sws, mws, rows, f);
+          group_rows<T, 1>(group, nb, scales, rows, f);
           break;
         case 2:
-          group_rows<T, 2>(group, nb, sws, mws, rows, f);
+          group_rows<T, 2>(group, nb, scales, rows, f);
           break;
         case 3:
-          group_rows<T, 3>(group, nb, sws, mws, rows, f);
+          group_rows<T, 3>(group, nb, scales, rows, f);
           break;
         case 4:
-          group_rows<T, 4>(group, nb, sws, mws, rows, f);
+          group_rows<T, 4>(group, nb, scales, rows, f);
           break;
         case 5:
-          group_rows<T, 5>(group, nb, sws, mws, rows, f);
+          if constexpr (kMaxRows > 4) group_rows<T, 5>(group, nb, scales, rows, f);
           break;
         case 6:
-          group_rows<T, 6>(group, nb, sws, mws, rows, f);
+          if constexpr (kMaxRows > 4) group_rows<T, 6>(group, nb, scales, rows, f);
           break;
         case 7:
-          group_rows<T, 7>(group, nb, sws, mws, rows, f);
+          if constexpr (kMaxRows > 4) group_rows<T, 7>(group, nb, scales, rows, f);
           break;
         default:
-          group_rows<T, 8>(group, nb, sws, mws, rows, f);
+          if constexpr (kMaxRows > 4) group_rows<T, 8>(group, nb, scales, rows, f);
           break;
       }
       for (int r = 0; r < rn; ++r) {

@@ -50,18 +50,30 @@ struct Mixture {
 Mixture parse_mixture(const std::string& t) {
   Mixture m;
   m.type = t;
-  if (t == "Q8_0") m.base = DType::kQ8_0;
-  else if (t == "Q4_0") m.base = DType::kQ4_0;
-  else if (t == "Q4_1") m.base = DType::kQ4_1;
-  else if (t == "Q5_0") m.base = DType::kQ5_0;
-  else if (t == "Q5_1") m.base = DType::kQ5_1;
-  else if (t == "Q6_K") m.base = DType::kQ6_K;
-  else if (t == "Q4_K_M") m.base = DType::kQ4_K, m.k_mixture = true;
-  else if (t == "Q5_K_M") m.base = DType::kQ5_K, m.k_mixture = true;
-  else if (t == "MXFP4") m.base = DType::kQ8_0, m.mxfp4 = true;
-  else if (t == "BF16") m.base = DType::kBF16;
-  else if (t == "F32") m.base = DType::kF32;
-  else fail_usage("quantize", "--type {} is not one of {}", t, quantize_types());
+  if (t == "Q8_0")
+    m.base = DType::kQ8_0;
+  else if (t == "Q4_0")
+    m.base = DType::kQ4_0;
+  else if (t == "Q4_1")
+    m.base = DType::kQ4_1;
+  else if (t == "Q5_0")
+    m.base = DType::kQ5_0;
+  else if (t == "Q5_1")
+    m.base = DType::kQ5_1;
+  else if (t == "Q6_K")
+    m.base = DType::kQ6_K;
+  else if (t == "Q4_K_M")
+    m.base = DType::kQ4_K, m.k_mixture = true;
+  else if (t == "Q5_K_M")
+    m.base = DType::kQ5_K, m.k_mixture = true;
+  else if (t == "MXFP4")
+    m.base = DType::kQ8_0, m.mxfp4 = true;
+  else if (t == "BF16")
+    m.base = DType::kBF16;
+  else if (t == "F32")
+    m.base = DType::kF32;
+  else
+    fail_usage("quantize", "--type {} is not one of {}", t, quantize_types());
   return m;
 }
 
@@ -90,7 +102,8 @@ DType fit_rows(DType t, int64_t cols) {
 }
 
 DType choose_type(const Mixture& mx, const ModelSpec& spec, const Planned& t, Role2 role) {
-  if (t.shape.size() < 2 || mx.base == DType::kF32 || role == Role2::kRouter) return DType::kF32;
+  const bool bias = t.name.size() > 5 && t.name.compare(t.name.size() - 5, 5, ".bias") == 0;
+  if (t.shape.size() < 2 || bias || mx.base == DType::kF32 || role == Role2::kRouter) return DType::kF32;
   if (mx.base == DType::kBF16) return DType::kBF16;
   DType d = mx.base;
   if (role == Role2::kOutput) {
@@ -257,7 +270,8 @@ void Planner::gpt_oss_experts(int64_t l, const std::string& mlp) {
       std::vector<float> out(static_cast<size_t>(E * F * D));
       for (int64_t e = 0; e < E; ++e)
         for (int64_t d = 0; d < D; ++d)
-          for (int64_t f = 0; f < F; ++f) out[size_t((e * F + f) * D + d)] = src[size_t((e * D + d) * 2 * F + 2 * f + half)];
+          for (int64_t f = 0; f < F; ++f)
+            out[size_t((e * F + f) * D + d)] = src[size_t((e * D + d) * 2 * F + 2 * f + half)];
       return out;
     };
     push(std::move(w), Role2::kExperts);
@@ -327,7 +341,8 @@ void write_metadata(GgufWriter& w, const ModelSpec& s, const std::string& arch, 
   }
   if (s.is_mla) {
     const MlaSpec& m = s.mla;
-    set_u32(w, a + "leading_dense_block_count", std::count_if(s.layers.begin(), s.layers.end(), [](auto& l) { return !l.is_moe; }));
+    set_u32(w, a + "leading_dense_block_count",
+            std::count_if(s.layers.begin(), s.layers.end(), [](auto& l) { return !l.is_moe; }));
     set_u32(w, a + "attention.q_lora_rank", m.q_lora_rank);
     set_u32(w, a + "attention.kv_lora_rank", m.kv_lora_rank);
     set_u32(w, a + "attention.key_length", m.qk_nope_head_dim + m.qk_rope_head_dim);
@@ -339,13 +354,24 @@ void write_metadata(GgufWriter& w, const ModelSpec& s, const std::string& arch, 
     set_u32(w, a + "expert_gating_func", s.router.scoring == ScoringFunc::kSigmoid ? 2 : 1);
     set_u32(w, a + "expert_group_count", s.router.n_group);
     set_u32(w, a + "expert_group_used_count", s.router.topk_group);
-    if (s.rope.type == RopeType::kYarn) set_f32(w, a + "rope.scaling.yarn_log_multiplier", 0.1 * s.rope.mscale_all_dim);
+    if (s.rope.type == RopeType::kYarn) {
+      // GGUF keeps only mscale_all_dim; readers (llama.cpp, moe) take mscale = mscale_all_dim when it is not 1.
+      const double implied = s.rope.mscale_all_dim != 0.0 && s.rope.mscale_all_dim != 1.0 ? s.rope.mscale_all_dim : 1.0;
+      if (std::fabs(s.rope.mscale - implied) > 1e-6) {
+        fail("quantize",
+             "{}: rope_scaling mscale {} with mscale_all_dim {} cannot be written to GGUF (readers "
+             "assume mscale {})",
+             s.source, s.rope.mscale, s.rope.mscale_all_dim, implied);
+      }
+      set_f32(w, a + "rope.scaling.yarn_log_multiplier", 0.1 * s.rope.mscale_all_dim);
+    }
   } else {
     set_u32(w, a + "rope.dimension_count", s.head_dim);
     set_u32(w, a + "attention.key_length", s.head_dim);
     set_u32(w, a + "attention.value_length", s.head_dim);
   }
-  if (s.family == Family::kQwen2Moe && s.n_ff_shared > 0) set_u32(w, a + "expert_shared_feed_forward_length", s.n_ff_shared);
+  if (s.family == Family::kQwen2Moe && s.n_ff_shared > 0)
+    set_u32(w, a + "expert_shared_feed_forward_length", s.n_ff_shared);
   if (s.family == Family::kGptOss) set_u32(w, a + "attention.sliding_window", s.sliding_window);
   // No tokenizer written here: a vocabulary of `vocab_size` ids (llama.cpp's "none" model) evaluates ids.
   w.set("tokenizer.ggml.model", GgufValue::str("none"));
@@ -353,18 +379,23 @@ void write_metadata(GgufWriter& w, const ModelSpec& s, const std::string& arch, 
 
 void check_supported(const ModelSpec& s) {
   if (!gguf_names::gguf_architecture(s)) {
-    fail("quantize", "{}: model_type {} cannot be written to GGUF by moe (supported: llama, mixtral, qwen2_moe, "
-         "qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss)", s.source, s.model_type);
+    fail("quantize",
+         "{}: model_type {} cannot be written to GGUF by moe (supported: llama, mixtral, qwen2_moe, "
+         "qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss)",
+         s.source, s.model_type);
   }
   const bool router_ok = s.family != Family::kQwen3Moe || s.router.norm_topk_prob;
   const bool router_ok2 = (s.family != Family::kQwen2Moe && s.family != Family::kOlmoe) || !s.router.norm_topk_prob;
   if (!router_ok || !router_ok2) {
-    fail("quantize", "{}: norm_topk_prob = {} differs from what llama.cpp's {} graph does; the GGUF would not "
-         "mean the same model", s.source, s.router.norm_topk_prob, gguf_names::gguf_architecture(s));
+    fail("quantize",
+         "{}: norm_topk_prob = {} differs from what llama.cpp's {} graph does; the GGUF would not "
+         "mean the same model",
+         s.source, s.router.norm_topk_prob, gguf_names::gguf_architecture(s));
   }
   for (const LayerSpec& l : s.layers) {
     if (s.family != Family::kGptOss && l.attention == AttentionKind::kSliding)
-      fail("quantize", "{}: sliding-window attention of {} cannot be written to GGUF by moe yet", s.source, s.model_type);
+      fail("quantize", "{}: sliding-window attention of {} cannot be written to GGUF by moe yet", s.source,
+           s.model_type);
   }
 }
 

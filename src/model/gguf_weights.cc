@@ -87,8 +87,10 @@ void GgufTensorSource::add(const std::string& name, std::vector<int64_t> shape, 
 void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
   const GgmlTypeInfo* ti = ggml_type_info(t.ggml_type);
   if (!ti->dtype || (!dtype_is_float(*ti->dtype))) {
-    fail("gguf", "{}: tensor {}: type {} is not supported (supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K "
-         "Q5_K Q6_K MXFP4)", file_.path(), t.name, ti->name);
+    fail("gguf",
+         "{}: tensor {}: type {} is not supported (supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K "
+         "Q5_K Q6_K MXFP4)",
+         file_.path(), t.name, ti->name);
   }
   const DType dt = *ti->dtype;
   const uint8_t* data = file_.bytes(t).data();
@@ -109,7 +111,8 @@ void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
   if (const char* hf = gguf_names::hf_for(rest)) return add(hl + hf, shape, dt, data, t.name);
   const std::string mlp = ffn_prefix(spec, L);
   const bool gpt_oss = spec.family == Family::kGptOss;
-  if (rest == "ffn_gate_inp.weight") return add(mlp + (gpt_oss ? "router.weight" : "gate.weight"), shape, dt, data, t.name);
+  if (rest == "ffn_gate_inp.weight")
+    return add(mlp + (gpt_oss ? "router.weight" : "gate.weight"), shape, dt, data, t.name);
   if (rest == "ffn_gate_inp.bias" && gpt_oss) return add(mlp + "router.bias", shape, dt, data, t.name);
   if (rest == "exp_probs_b.bias") return add(mlp + "gate.e_score_correction_bias", shape, dt, data, t.name);
   if (rest == "ffn_gate_inp_shexp.weight") {  // [D] in GGUF, Linear(D, 1) in HF
@@ -148,7 +151,8 @@ void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
     if (rest.rfind(p, 0) == 0 && rest.size() > p.size() + 7 && rest.substr(rest.size() - 7) == ".weight") {
       const std::string e = rest.substr(p.size(), rest.size() - p.size() - 7);
       if (!e.empty() && e.find_first_not_of("0123456789") == std::string::npos)
-        return add(fmt::format("{}experts.{}.{}.weight", mlp, e, gguf_names::expert_hf_name(spec, w)), shape, dt, data, t.name);
+        return add(fmt::format("{}experts.{}.{}.weight", mlp, e, gguf_names::expert_hf_name(spec, w)), shape, dt, data,
+                   t.name);
     }
   }
   if (rest == "attn_k_b.weight" || rest == "attn_v_b.weight") {

@@ -79,7 +79,8 @@ const std::vector<int64_t>& WeightStore::shape(const std::string& name) const { 
 
 WeightView WeightStore::matrix(const std::string& name) {
   const Raw r = raw(name);
-  if (r.shape->size() != 2) fail("weights", "{}: tensor {} should be a matrix, found {} dims", path_, name, r.shape->size());
+  if (r.shape->size() != 2)
+    fail("weights", "{}: tensor {} should be a matrix, found {} dims", path_, name, r.shape->size());
   // Zero-copy only when the mapped data is aligned for its type (safetensors does not promise it).
   const bool zero_copy = r.dtype == DType::kF32 || r.dtype == DType::kBF16;
   if (dtype_is_block(r.dtype) || (zero_copy && reinterpret_cast<uintptr_t>(r.data) % dtype_size(r.dtype) == 0)) {
@@ -91,7 +92,8 @@ WeightView WeightStore::matrix(const std::string& name) {
 std::vector<float> WeightStore::read_f32(const std::string& name) const {
   const Raw r = raw(name);
   if (r.dtype == DType::kF8E4M3) return dequantize_fp8(name);
-  if (!dtype_is_float(r.dtype)) fail("weights", "{}: tensor {}: dtype {} is not a float type", path_, name, dtype_name(r.dtype));
+  if (!dtype_is_float(r.dtype))
+    fail("weights", "{}: tensor {}: dtype {} is not a float type", path_, name, dtype_name(r.dtype));
   int64_t numel = 1;
   for (int64_t d : *r.shape) numel *= d;
   std::vector<float> out(static_cast<size_t>(numel));

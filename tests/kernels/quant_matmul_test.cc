@@ -3,13 +3,16 @@
 // gives the same bits for every block type at odd sizes (m, n across the 8-row tile and 16-column group,
 // several blocks), with gathered and scaled rows and accumulation; and the result is within the 8-bit
 // activations' error of the f32 product on the dequantized weights.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
 
+#include "common/llamacpp_ref.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_internal.h"
 #include "kernels/quant_matmul.h"
@@ -80,20 +83,73 @@ TEST_P(QuantMatmul, PanelsRoundTripToTheSameBytes) {
 
 TEST(QuantActivations, SameBytesAtEveryIsa) {
   std::mt19937 rng(5);
-  for (int64_t k : {32, 96, 2048}) {
-    const int64_t m = 5;
-    std::vector<float> x = make_acts(m, k, rng);
-    x[3] = 0.0f;
-    std::fill(x.begin() + 32, x.begin() + 64, 0.0f);  // an all-zero block
-    const int64_t rb = q8_row_bytes(k);
-    std::vector<uint8_t> simd(size_t(m * rb)), scalar(size_t(m * rb));
-    quantize_rows_q8(x.data(), k, m, k, simd.data());
-    const Isa prev = set_isa_override(Isa::kScalar);
-    quantize_rows_q8(x.data(), k, m, k, scalar.data());
-    set_isa_override(prev);
-    for (int64_t i = 0; i < m; ++i)
-      ASSERT_EQ(0, std::memcmp(simd.data() + i * rb, scalar.data() + i * rb, size_t(k + k / 32 * 8 + k / 16 * 4)));
+  for (ActFormat f : {ActFormat::kQ8_0, ActFormat::kQ8_1, ActFormat::kQ8_K}) {
+    for (int64_t k : {256, 768, 2048}) {
+      const int64_t m = 5;
+      std::vector<float> x = make_acts(m, k, rng);
+      x[3] = 0.0f;
+      std::fill(x.begin() + 32, x.begin() + 64, 0.0f);    // an all-zero block
+      std::fill(x.begin() + k, x.begin() + 2 * k, 0.0f);  // an all-zero row
+      x[2 * k + 5] = 7.5f;                                // equal magnitudes of both signs: the first wins
+      x[2 * k + 9] = -7.5f;
+      const int64_t rb = q8_row_bytes(k);
+      std::vector<uint8_t> simd(size_t(m * rb), 0), scalar(size_t(m * rb), 0);
+      quantize_rows_q8(f, x.data(), k, m, k, simd.data());
+      const Isa prev = set_isa_override(Isa::kScalar);
+      quantize_rows_q8(f, x.data(), k, m, k, scalar.data());
+      set_isa_override(prev);
+      ASSERT_EQ(simd, scalar) << int(f) << " k " << k;
+    }
   }
+}
+
+// Our activation rows hold the same codes and scales as ggml's CPU quantize_row_q8_0 / q8_1 / q8_K (the
+// AVX2 build llama.cpp runs on such machines).
+TEST(QuantActivations, SameCodesAndScalesAsGgml) {
+  if (!cpu_features().avx2 || !cpu_features().fma || !cpu_features().f16c) GTEST_SKIP() << "needs AVX2";
+  MOE_GGML_REF(ref);
+  void* cpu = dlopen((testing::llamacpp_lib_dir() + "/libggml-cpu-haswell.so").c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(cpu, nullptr);
+  using QuantizeFn = void (*)(const float*, void*, int64_t);
+  std::mt19937 rng(8);
+  const int64_t k = 1024;
+  const std::vector<float> x = make_acts(1, k, rng);
+  const int64_t rb = q8_row_bytes(k);
+  for (ActFormat f : {ActFormat::kQ8_0, ActFormat::kQ8_1, ActFormat::kQ8_K}) {
+    const char* name = f == ActFormat::kQ8_0   ? "quantize_row_q8_0"
+                       : f == ActFormat::kQ8_1 ? "quantize_row_q8_1"
+                                               : "quantize_row_q8_K";
+    auto fn = reinterpret_cast<QuantizeFn>(dlsym(cpu, name));
+    ASSERT_NE(fn, nullptr) << name;
+    std::vector<uint8_t> theirs(static_cast<size_t>(k * 2), 0), ours(static_cast<size_t>(rb));
+    fn(x.data(), theirs.data(), k);
+    quantize_rows_q8(f, x.data(), k, 1, k, ours.data());
+    const quant_detail::Q8Row r = quant_detail::q8_row(ours.data(), k);
+    if (f == ActFormat::kQ8_K) {  // block_q8_K: f32 d, int8 qs[256], int16 bsums[16]
+      for (int64_t b = 0; b < k / 256; ++b) {
+        const uint8_t* blk = theirs.data() + b * 292;
+        float d;
+        std::memcpy(&d, blk, 4);
+        EXPECT_EQ(d, r.d[b]) << name << " block " << b;
+        EXPECT_EQ(0, std::memcmp(blk + 4, r.q + 256 * b, 256)) << name << " block " << b;
+        EXPECT_EQ(0, std::memcmp(blk + 260, r.sum16 + 16 * b, 32)) << name << " block " << b;
+      }
+    } else {  // block_q8_0: f16 d, int8 qs[32]; block_q8_1: f16 d, f16 s, int8 qs[32]
+      const int64_t bb = f == ActFormat::kQ8_0 ? 34 : 36, qs = f == ActFormat::kQ8_0 ? 2 : 4;
+      for (int64_t b = 0; b < k / 32; ++b) {
+        const uint8_t* blk = theirs.data() + b * bb;
+        uint16_t h;
+        std::memcpy(&h, blk, 2);
+        EXPECT_EQ(f16_to_f32(h), r.d[b]) << name << " block " << b;
+        EXPECT_EQ(0, std::memcmp(blk + qs, r.q + 32 * b, 32)) << name << " block " << b;
+        if (f == ActFormat::kQ8_1) {
+          std::memcpy(&h, blk + 2, 2);
+          EXPECT_EQ(f16_to_f32(h), r.s[b]) << name << " block " << b;
+        }
+      }
+    }
+  }
+  dlclose(cpu);
 }
 
 using Kernel = void (*)(const quant_detail::QuantArgs&);
@@ -114,7 +170,7 @@ TEST_P(QuantMatmul, EveryKernelGivesTheReferenceBits) {
         const std::vector<float> x = make_acts(m + 3, k, rng);
         const int64_t rb = q8_row_bytes(k);
         std::vector<uint8_t> qa(size_t((m + 3) * rb));
-        quantize_rows_q8(x.data(), k, m + 3, k, qa.data());
+        quantize_rows_q8(act_format(t), x.data(), k, m + 3, k, qa.data());
         std::vector<int32_t> idx(static_cast<size_t>(m));
         std::vector<float> scale(static_cast<size_t>(m));
         for (int64_t i = 0; i < m; ++i) {
@@ -122,7 +178,7 @@ TEST_P(QuantMatmul, EveryKernelGivesTheReferenceBits) {
           scale[size_t(i)] = 0.25f + 0.1f * float(i);
         }
         for (int variant = 0; variant < 3; ++variant) {
-          Q8Rows a{qa.data(), rb};
+          Q8Rows a{qa.data(), rb, nullptr, nullptr, act_format(t)};
           if (variant >= 1) a.idx = idx.data();
           if (variant >= 2) a.scale = scale.data();
           const bool accumulate = variant == 2;
@@ -170,6 +226,60 @@ TEST_P(QuantMatmul, CloseToTheF32ProductOnTheDequantizedWeights) {
       EXPECT_NEAR(got, exact, 0.01 * norm) << dtype_name(t) << " (" << i << ", " << j << ")";
     }
   }
+}
+
+// One row against one row: our reference kernel equals ggml's own dot product (ggml_vec_dot_<type>_q8_*
+// of the baseline CPU build, on blocks converted from our activation row) up to float reordering.
+TEST_P(QuantMatmul, SameDotProductAsGgml) {
+  MOE_GGML_REF(ref);
+  void* cpu = dlopen((testing::llamacpp_lib_dir() + "/libggml-cpu-x64.so").c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(cpu, nullptr);
+  reinterpret_cast<void (*)()>(dlsym(cpu, "ggml_cpu_init"))();  // its f16 tables
+  const DType t = GetParam();
+  const ActFormat af = act_format(t);
+  std::string type = std::string(dtype_name(t));
+  for (char& ch : type)
+    if (ch != 'K') ch = static_cast<char>(std::tolower(ch));
+  const std::string name = "ggml_vec_dot_" + type +
+                           (af == ActFormat::kQ8_K   ? "_q8_K"
+                            : af == ActFormat::kQ8_1 ? "_q8_1"
+                                                     : "_q8_0");
+  using DotFn = void (*)(int, float*, size_t, const void*, size_t, const void*, size_t, int);
+  auto dot = reinterpret_cast<DotFn>(dlsym(cpu, name.c_str()));
+  ASSERT_NE(dot, nullptr) << name;
+  std::mt19937 rng(41);
+  const int64_t k = 2048;
+  for (int round = 0; round < 10; ++round) {
+    const Weights w = make_weights(t, 1, k, rng);
+    const std::vector<float> x = make_acts(1, k, rng);
+    std::vector<uint8_t> qa(static_cast<size_t>(q8_row_bytes(k)));
+    quantize_rows_q8(af, x.data(), k, 1, k, qa.data());
+    const quant_detail::Q8Row r = quant_detail::q8_row(qa.data(), k);
+    std::vector<uint8_t> blocks;  // our row in ggml's block_q8_0 / q8_1 / q8_K layout
+    for (int64_t b = 0; b < k / (af == ActFormat::kQ8_K ? 256 : 32); ++b) {
+      if (af == ActFormat::kQ8_K) {
+        const uint8_t* d = reinterpret_cast<const uint8_t*>(&r.d[b]);
+        blocks.insert(blocks.end(), d, d + 4);
+        blocks.insert(blocks.end(), r.q + 256 * b, r.q + 256 * b + 256);
+        const auto* bs = reinterpret_cast<const uint8_t*>(r.sum16 + 16 * b);
+        blocks.insert(blocks.end(), bs, bs + 32);
+        continue;
+      }
+      const uint16_t d = f32_to_f16(r.d[b]), sv = f32_to_f16(r.s[b]);
+      blocks.insert(blocks.end(), reinterpret_cast<const uint8_t*>(&d), reinterpret_cast<const uint8_t*>(&d) + 2);
+      if (af == ActFormat::kQ8_1)
+        blocks.insert(blocks.end(), reinterpret_cast<const uint8_t*>(&sv), reinterpret_cast<const uint8_t*>(&sv) + 2);
+      blocks.insert(blocks.end(), r.q + 32 * b, r.q + 32 * b + 32);
+    }
+    float theirs = 0, ours = 0;
+    dot(static_cast<int>(k), &theirs, 0, w.rows.data(), 0, blocks.data(), 0, 1);
+    matmul_q8_ref(Q8Rows{qa.data(), q8_row_bytes(k), nullptr, nullptr, af},
+                  WeightView{w.rows.data(), t, k, WeightLayout::kRows}, &ours, 1, {1, 1, k}, false);
+    double norm = 0;
+    for (int64_t p = 0; p < k; ++p) norm += std::fabs(double(x[p]) * w.deq[p]);
+    EXPECT_NEAR(ours, theirs, 1e-6 * norm) << name << " round " << round;
+  }
+  dlclose(cpu);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, QuantMatmul, ::testing::ValuesIn(kTypes),

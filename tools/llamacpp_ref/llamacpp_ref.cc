@@ -2,6 +2,7 @@
 // and benchmarks run the same GGUF file through it and through moe. Built only when
 // scripts/install-llamacpp.sh has installed the prebuilt library and its headers (.llamacpp/).
 //   llamacpp_ref eval GGUF --ids 1,2,3 [--logits-out F] [--threads N]   all positions' logits, f32 [T, V]
+//   (--kv-f32 with any command: an f32 KV cache instead of llama.cpp's default f16)
 //   llamacpp_ref greedy GGUF --ids 1,2,3 -n N [--threads N]             greedy continuation (argmax)
 //   llamacpp_ref tokenize GGUF --text S [--no-special] [--no-bos]        ids of S with the file's tokenizer
 //   llamacpp_ref bench GGUF --prompt P --decode D [--threads N] [--reps R] [--depth K]
@@ -27,7 +28,7 @@ struct Args {
   std::string cmd, model, text, logits_out, ids_text;
   std::vector<int32_t> ids;
   int threads = 2, n = 0, prompt = 512, decode = 64, reps = 3, depth = 0, ctx = 0;
-  bool special = true, bos = true;
+  bool special = true, bos = true, kv_f32 = false;
 };
 
 [[noreturn]] void die(const std::string& msg) {
@@ -83,6 +84,8 @@ Args parse(int argc, char** argv) {
       a.special = false;
     else if (k == "--no-bos")
       a.bos = false;
+    else if (k == "--kv-f32")
+      a.kv_f32 = true;
     else
       die("unknown option " + k);
   }
@@ -119,6 +122,7 @@ void open_model(Model& m, const Args& a, bool vocab_only, int n_ctx) {
   cp.n_batch = cp.n_ubatch = static_cast<uint32_t>(std::max(n_ctx, 1));
   cp.n_threads = cp.n_threads_batch = a.threads;
   cp.no_perf = true;
+  if (a.kv_f32) cp.type_k = cp.type_v = GGML_TYPE_F32;  // accuracy comparisons: no f16 rounding of K and V
   m.ctx = llama_init_from_model(m.model, cp);
   if (!m.ctx) die("llama.cpp could not create a context for " + a.model);
   m.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
