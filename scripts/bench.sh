@@ -9,3 +9,7 @@ for b in "$build"/bin/*_bench; do
 done
 echo "== moe bench ceilings"
 "$build/bin/moe" bench ceilings
+if [[ -f "$(dirname "$0")/../data/default-model/config.json" ]]; then
+  echo "== thread pool: decode with --threads 1 and the default, quiet and with one busy core"
+  bash "$(dirname "$0")/bench-threads.sh" --rounds 5 "$build/bin/moe"
+fi

@@ -1,5 +1,6 @@
 // Builds the `moe` command line, applies global options, maps errors to exit codes.
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/command.h"
 #include "dist/ep_setup.h"
@@ -18,9 +19,15 @@ int run_main(int argc, char** argv) {
   app.require_subcommand(1);
   GlobalOptions global;
   app.add_flag("--json", global.json, "Print machine-readable JSON instead of tables")->configurable();
-  app.add_option("--threads", global.threads, "Worker threads (default: MOE_THREADS or all cores)")
-      ->check(CLI::NonNegativeNumber);
+  app.add_option(
+         "--threads", global.threads,
+         fmt::format("Worker threads, 1 to {} (default: MOE_THREADS, else the CPUs this process may use)", kMaxThreads))
+      ->check(CLI::Range(0, kMaxThreads));
   app.parse_complete_callback([&] {
+    if (const char* env = std::getenv("MOE_THREADS");
+        env != nullptr && global.threads == 0 && parse_thread_count(env) == 0) {
+      fail_usage("cli", "MOE_THREADS={}: expected a thread count from 1 to {}", env, kMaxThreads);
+    }
     if (global.threads > 0) set_num_threads(global.threads);
   });
   // Global flags are accepted after the subcommand too (`moe info --json`).

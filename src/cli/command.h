@@ -8,7 +8,7 @@ namespace moe::cli {
 
 struct GlobalOptions {
   bool json = false;
-  int threads = 0;  // 0: MOE_THREADS or all hardware threads
+  int threads = 0;  // 0: MOE_THREADS, else the CPUs this process may use (runtime/cpu_limits.h)
 };
 
 // Each adds its subcommand(s) to `app`; the callback runs after global options are applied.

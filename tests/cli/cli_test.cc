@@ -1,4 +1,5 @@
 // The `moe` binary end to end: info, bench ceilings --json keys, exit codes of errors and placeholders.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -61,6 +62,25 @@ TEST(Cli, UsageErrorsExitTwo) {
   EXPECT_EQ(run_moe("no-such-command").code, 2);
   EXPECT_EQ(run_moe("bench ceilings --repetitions 0").code, 2);
   EXPECT_EQ(run_moe("--threads -3 info").code, 2);
+}
+
+// --threads and MOE_THREADS: absurd counts are usage errors naming the flag and the range; more
+// threads than usable CPUs work but warn.
+TEST(Cli, ThreadCounts) {
+  for (const char* bad : {"--threads 5000", "--threads -1", "--threads 1e9", "--threads two"}) {
+    const Result r = run_moe(fmt::format("{} info", bad), true);
+    EXPECT_EQ(r.code, 2) << bad;
+    EXPECT_NE(r.out.find("--threads"), std::string::npos) << bad << ": " << r.out;
+    EXPECT_NE(r.out.find("1024"), std::string::npos) << bad << ": " << r.out;
+  }
+  const Result env = run_moe("info", true);
+  EXPECT_EQ(env.code, 0);
+  const Result bad_env = moe::testing::run_moe_env("MOE_THREADS=lots", "info");
+  EXPECT_EQ(bad_env.code, 2);
+  EXPECT_NE(bad_env.out.find("MOE_THREADS"), std::string::npos) << bad_env.out;
+  const Result many = run_moe("--threads 64 --json info", true);
+  ASSERT_EQ(many.code, 0) << many.out;
+  EXPECT_NE(many.out.find("64 threads asked for"), std::string::npos) << many.out;
 }
 
 TEST(Cli, HelpAndVersion) {

@@ -15,9 +15,8 @@ struct MoeResult {
   std::string out;
 };
 
-// `moe <args>` through the shell; merge_stderr folds stderr into out (else it is discarded).
-inline MoeResult run_moe(const std::string& args, bool merge_stderr = false) {
-  const std::string cmd = std::string(MOE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+// A shell command line: its exit code and stdout.
+inline MoeResult run_shell(const std::string& cmd) {
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return {};
   MoeResult r;
@@ -27,6 +26,16 @@ inline MoeResult run_moe(const std::string& args, bool merge_stderr = false) {
   const int status = pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// `moe <args>` through the shell; merge_stderr folds stderr into out (else it is discarded).
+inline MoeResult run_moe(const std::string& args, bool merge_stderr = false) {
+  return run_shell(std::string(MOE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null"));
+}
+
+// `ENV moe <args>` (e.g. "MOE_THREADS=3"), stderr folded into out.
+inline MoeResult run_moe_env(const std::string& env, const std::string& args) {
+  return run_shell(env + " " + std::string(MOE_BINARY) + " " + args + " 2>&1");
 }
 
 }  // namespace moe::testing
