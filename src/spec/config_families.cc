@@ -22,9 +22,11 @@ TopkMethod parse_topk_method(ConfigReader& r, const std::string& s) {
   r.fail_field("topk_method", fmt::format("unsupported \"{}\" (expected greedy, group_limited_greedy, noaux_tc)", s));
 }
 
-// Sliding window as Mistral / Mixtral spell it: every layer, when set.
+// Sliding window as Mistral / Mixtral spell it: every layer, when set. Absent: MistralConfig's 4096
+// (Mixtral and PhiMoE default to none); null: none.
 void mistral_sliding(ConfigReader& r, ModelSpec& s) {
-  s.sliding_window = r.int_or({"sliding_window"}, 0);
+  const int64_t fallback = s.family == Family::kMistral ? 4096 : 0;
+  s.sliding_window = r.is_null("sliding_window") ? 0 : r.int_or({"sliding_window"}, fallback);
   if (s.sliding_window > 0)
     for (auto& l : s.layers) l = LayerSpec{l.is_moe, AttentionKind::kSliding, s.sliding_window, 0, false, true};
 }
@@ -84,7 +86,7 @@ void parse_mixtral(ConfigReader& r, ModelSpec& s) {
   read_topk(r, s, {"num_local_experts"});
   s.n_ff_expert = r.req_int({"intermediate_size"});
   if (s.family == Family::kPhiMoe) {
-    s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, true);
+    s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);  // PhimoeConfig default
     s.norm = NormKind::kLayerNorm;
     if (r.bool_or({"lm_head_bias"}, false)) s.notes.push_back("lm_head_bias: the head bias ([vocab]) is not modelled");
     r.acknowledge({"input_jitter_noise", "router_jitter_noise"});
@@ -101,8 +103,8 @@ void parse_qwen_moe(ConfigReader& r, ModelSpec& s) {
   s.n_ff_expert = r.req_int({"moe_intermediate_size"});
   s.router.norm_topk_prob = r.bool_or({"norm_topk_prob"}, false);
   if (s.family == Family::kQwen2Moe) {
-    s.attention_bias = true;
-    s.n_ff_shared = r.int_or({"shared_expert_intermediate_size"}, 0);
+    s.attention_bias = r.bool_or({"qkv_bias"}, true);                     // transformers 5 names the q/k/v biases
+    s.n_ff_shared = r.int_or({"shared_expert_intermediate_size"}, 5632);  // Qwen2MoeConfig default
     s.n_expert_shared = s.n_ff_shared > 0 ? 1 : 0;
     s.shared_expert_gate = s.n_ff_shared > 0;
   } else {
@@ -270,10 +272,22 @@ void parse_gpt_oss(ConfigReader& r, ModelSpec& s) {
   s.activation = Activation::kSwigluClamped;
   s.swiglu_limit = r.num_or({"swiglu_limit"}, 7.0);
   s.swiglu_alpha = 1.702;
-  s.sliding_window = r.int_or({"sliding_window"}, 0);
+  s.sliding_window = r.is_null("sliding_window") ? 0 : r.int_or({"sliding_window"}, 128);
   r.acknowledge({"initial_context_length"});
   set_layers_all(s, true);
-  read_layer_types(r, s);
+  if (r.has({"layer_types"})) {
+    read_layer_types(r, s);
+  } else if (s.sliding_window > 0) {  // GptOssConfig: even layers sliding, odd layers full
+    for (int64_t i = 0; i < s.n_layer; i += 2)
+      s.layers[i] = LayerSpec{true, AttentionKind::kSliding, s.sliding_window, 0, false, true};
+  }
+  if (!r.has({"rope_scaling", "rope_parameters"}) && !r.is_null("rope_scaling")) {
+    // GptOssConfig's default: YaRN x32 over 4096 positions, no truncation of the correction range
+    s.rope.type = RopeType::kYarn;
+    s.rope.factor = 32;
+    s.rope.original_max_position = 4096;
+    s.rope.truncate = false;
+  }
 }
 
 void parse_dbrx(ConfigReader& r, ModelSpec& s) {
@@ -326,8 +340,8 @@ void parse_llama4_text(ConfigReader& r, ModelSpec& s) {
   s.router.scoring = ScoringFunc::kSigmoid;
   s.router.norm_topk_prob = false;
   s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
-  s.attention_chunk_size = r.int_or({"attention_chunk_size"}, 0);
-  const bool qk_norm = r.bool_or({"use_qk_norm"}, false);
+  s.attention_chunk_size = r.is_null("attention_chunk_size") ? 0 : r.int_or({"attention_chunk_size"}, 8192);
+  const bool qk_norm = r.bool_or({"use_qk_norm"}, true);  // Llama4TextConfig default
   set_layers_all(s, false);
   std::vector<int64_t> moe_layers = r.int_list({"moe_layers"});
   const int64_t step = r.int_or({"interleave_moe_layer_step"}, 1);
@@ -439,6 +453,40 @@ void parse_deepseek_v4(ConfigReader& r, ModelSpec& s) {
 }
 
 }  // namespace
+
+CommonDefaults common_defaults(Family f) {
+  CommonDefaults d;
+  switch (f) {
+    case Family::kMixtral:
+    case Family::kPhiMoe:
+      d.norm_eps = 1e-5;
+      d.rope_theta = 1e6;
+      break;
+    case Family::kQwen3:
+      d.head_dim = 128;
+      break;
+    case Family::kOlmoe:
+      d.norm_eps = 1e-5;
+      break;
+    case Family::kGlm4Moe:
+      d.norm_eps = 1e-5;
+      d.partial_rotary_factor = 0.5;
+      break;
+    case Family::kGptOss:
+      d.norm_eps = 1e-5;
+      d.rope_theta = 150000;
+      d.head_dim = 64;
+      break;
+    case Family::kLlama4:
+      d.norm_eps = 1e-5;
+      d.rope_theta = 500000;
+      d.head_dim = 128;
+      break;
+    default:  // LlamaConfig, MistralConfig, Qwen2/3(-MoE)Config, DeepseekV2/V3Config: 1e-6, 10000
+      break;
+  }
+  return d;
+}
 
 const std::vector<FamilyEntry>& family_table() {
   static const std::vector<FamilyEntry> table = {

@@ -22,6 +22,8 @@ void read_core_dims(ConfigReader& r, ModelSpec& s) {
   if (s.n_head_kv == 0) r.fail_field("num_key_value_heads", "must be at least 1");
   if (auto hd = r.opt_int({"head_dim"})) {
     s.head_dim = *hd;
+  } else if (const int64_t d = common_defaults(s.family).head_dim; d > 0) {
+    s.head_dim = d;
   } else {
     if (s.d_model % s.n_head != 0)
       fail("spec",
@@ -58,14 +60,29 @@ RopeType parse_rope_type(ConfigReader& r, const std::string& t) {
 
 }  // namespace
 
+namespace {
+
+void check_partial_rotary(ConfigReader& r, double f) {
+  if (f <= 0 || f > 1) r.fail_field("partial_rotary_factor", fmt::format("must be in (0, 1], found {}", f));
+}
+
+}  // namespace
+
 void read_rope(ConfigReader& r, ModelSpec& s) {
-  s.rope.theta = r.num_or({"rope_theta", "rotary_emb_base"}, 10000.0);
-  s.rope.partial_rotary_factor = r.num_or({"partial_rotary_factor"}, 1.0);
-  if (s.rope.partial_rotary_factor <= 0 || s.rope.partial_rotary_factor > 1)
-    r.fail_field("partial_rotary_factor", fmt::format("must be in (0, 1], found {}", s.rope.partial_rotary_factor));
+  const CommonDefaults d = common_defaults(s.family);
+  s.rope.theta = r.num_or({"rope_theta", "rotary_emb_base"}, d.rope_theta);
+  s.rope.partial_rotary_factor = r.num_or({"partial_rotary_factor"}, d.partial_rotary_factor);
+  check_partial_rotary(r, s.rope.partial_rotary_factor);
+  // transformers 5 writes rope_parameters (rope_theta and partial_rotary_factor inside, rope_type
+  // "default" when unscaled); 4.x writes rope_scaling beside a top-level rope_theta.
+  const char* key = r.has({"rope_scaling"}) ? "rope_scaling" : "rope_parameters";
   const nlohmann::json* rs = r.object({"rope_scaling", "rope_parameters"});
   if (!rs) return;
-  ConfigReader q(*rs, r.source(), r.prefix() + "rope_scaling.");
+  ConfigReader q(*rs, r.source(), r.prefix() + key + ".");
+  if (q.has({"partial_rotary_factor"})) {
+    s.rope.partial_rotary_factor = q.num_or({"partial_rotary_factor"}, s.rope.partial_rotary_factor);
+    check_partial_rotary(q, s.rope.partial_rotary_factor);
+  }
   s.rope.type = parse_rope_type(q, q.str_or({"type", "rope_type"}, "default"));
   s.rope.factor = q.num_or({"factor"}, 1.0);
   s.rope.original_max_position = q.int_or({"original_max_position_embeddings"}, 0);
@@ -139,8 +156,9 @@ void read_quantization(ConfigReader& r, ModelSpec& s) {
 
 void read_common(ConfigReader& r, ModelSpec& s) {
   r.acknowledge_common();
-  s.norm_eps = r.num_or({"rms_norm_eps", "layer_norm_eps", "norm_eps", "layer_norm_epsilon"}, 1e-6);
-  s.tie_word_embeddings = r.bool_or({"tie_word_embeddings"}, false);
+  const CommonDefaults d = common_defaults(s.family);
+  s.norm_eps = r.num_or({"rms_norm_eps", "layer_norm_eps", "norm_eps", "layer_norm_epsilon"}, d.norm_eps);
+  s.tie_word_embeddings = r.bool_or({"tie_word_embeddings"}, d.tie_word_embeddings);
   s.max_position = r.int_or({"max_position_embeddings", "max_seq_len"}, 0);
   s.torch_dtype = r.str_or({"torch_dtype", "dtype"}, "bfloat16");
   s.activation = parse_activation(r, r.str_or({"hidden_act", "hidden_activation"}, "silu"));

@@ -125,17 +125,21 @@ def _derive(mt, c):
         rs["rope_type"] = rs["type"]  # rope_config_validation's backward-compatibility copy
 
 
-def saved_config(model_type, architecture, torch_dtype="float32", **overrides):
-    """The config.json transformers writes for CLASSES[model_type](**overrides).save_pretrained()."""
+def saved_config(model_type, architecture, torch_dtype="float32", extra=None, **overrides):
+    """The config.json transformers writes for CLASSES[model_type](**overrides, **extra).save_pretrained().
+    overrides: arguments of the class (or of PretrainedConfig: token ids, tie_word_embeddings); extra:
+    keys the class does not declare, which PretrainedConfig stores and writes back as they are (Qwen3-MoE's
+    head_dim, vendor keys)."""
     cls = CLASSES[model_type]
-    unknown = set(overrides) - set(cls)
-    assert not unknown, "%s has no %s" % (model_type, sorted(unknown))
+    unknown = set(overrides) - set(cls) - set(BASE_DEFAULTS)
+    assert not unknown, "%s has no %s (pass vendor keys as extra=)" % (model_type, sorted(unknown))
     c = copy.deepcopy(cls)
     c.update(copy.deepcopy(overrides))
+    c.update(copy.deepcopy(extra or {}))
     _derive(model_type, c)
     out = {}
     for k, v in c.items():
-        if k in BASE_DEFAULTS and v == BASE_DEFAULTS[k] and v == cls.get(k, v):
+        if k in BASE_DEFAULTS and v == BASE_DEFAULTS[k] and v == cls.get(k, BASE_DEFAULTS[k]):
             continue
         out[k] = v
     out.update(architectures=[architecture], model_type=model_type, torch_dtype=torch_dtype,

@@ -217,57 +217,59 @@ def base_cfg(**kw):
     return c
 
 
+def tiny(**kw):
+    """The fixtures' common size (overridable), as keyword arguments of a configuration class."""
+    c = dict(vocab_size=256, hidden_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+             bos_token_id=1, eos_token_id=2)
+    c.update(kw)
+    return c
+
+
+# The transformers-native families' configs are written as save_pretrained writes them (hf_config.py).
+
+
 def fam_llama():
-    cfg = base_cfg(architectures=["LlamaForCausalLM"], model_type="llama", intermediate_size=64,
-                   rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=True,
-                   attention_bias=False, mlp_bias=False, head_dim=12, pretraining_tp=1,
-                   max_position_embeddings=131072, transformers_version="4.45.0",
-                   rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
-                                 "original_max_position_embeddings": 8192, "rope_type": "llama3"})
+    cfg = saved_config("llama", "LlamaForCausalLM", **tiny(
+        intermediate_size=64, rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=True, head_dim=12,
+        max_position_embeddings=131072,
+        rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                      "original_max_position_embeddings": 8192, "rope_type": "llama3"}))
     return cfg, Family("llama", gqa_attention, lambda c, W, p, x, li: dense_mlp(c, W, p, x)), None
 
 
 def fam_qwen3():
-    cfg = base_cfg(architectures=["Qwen3ForCausalLM"], model_type="qwen3", intermediate_size=64,
-                   head_dim=16, rope_theta=1000000.0, tie_word_embeddings=True, attention_bias=False,
-                   max_position_embeddings=40960, max_window_layers=2, rope_scaling=None,
-                   sliding_window=None, use_sliding_window=False, transformers_version="4.51.0")
+    cfg = saved_config("qwen3", "Qwen3ForCausalLM", **tiny(
+        intermediate_size=64, head_dim=16, rope_theta=1000000.0, tie_word_embeddings=True,
+        max_position_embeddings=40960, max_window_layers=2))
     return cfg, Family("qwen3", gqa_attention, lambda c, W, p, x, li: dense_mlp(c, W, p, x), "head"), None
 
 
 def fam_mixtral():
-    cfg = base_cfg(architectures=["MixtralForCausalLM"], model_type="mixtral", intermediate_size=12,
-                   num_local_experts=8, num_experts_per_tok=2, rope_theta=1000000.0, rms_norm_eps=1e-5,
-                   sliding_window=None, max_position_embeddings=32768, router_aux_loss_coef=0.02,
-                   output_router_logits=False, transformers_version="4.36.0")
+    cfg = saved_config("mixtral", "MixtralForCausalLM", **tiny(
+        intermediate_size=12, num_local_experts=8, num_experts_per_tok=2, rope_theta=1000000.0,
+        rms_norm_eps=1e-5, max_position_embeddings=32768, router_aux_loss_coef=0.02))
     return cfg, Family("mixtral", gqa_attention, lambda c, W, p, x, li: moe_mixtral(c, W, p, x)), "all"
 
 
 def fam_qwen2_moe():
-    cfg = base_cfg(architectures=["Qwen2MoeForCausalLM"], model_type="qwen2_moe", intermediate_size=64,
-                   moe_intermediate_size=12, shared_expert_intermediate_size=32, num_experts=8,
-                   num_experts_per_tok=2, norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[],
-                   rope_theta=1000000.0, sliding_window=4096, use_sliding_window=False,
-                   max_window_layers=2, max_position_embeddings=131072, router_aux_loss_coef=0.001,
-                   output_router_logits=False, transformers_version="4.40.1")
+    cfg = saved_config("qwen2_moe", "Qwen2MoeForCausalLM", **tiny(
+        intermediate_size=64, moe_intermediate_size=12, shared_expert_intermediate_size=32, num_experts=8,
+        num_experts_per_tok=2, norm_topk_prob=False, rope_theta=1000000.0, max_window_layers=2,
+        max_position_embeddings=131072))
     return cfg, Family("qwen2_moe", gqa_attention, lambda c, W, p, x, li: moe_qwen(c, W, p, x)), "all"
 
 
 def fam_qwen3_moe():
-    cfg = base_cfg(architectures=["Qwen3MoeForCausalLM"], model_type="qwen3_moe", intermediate_size=64,
-                   moe_intermediate_size=12, num_experts=8, num_experts_per_tok=2, norm_topk_prob=True,
-                   decoder_sparse_step=1, mlp_only_layers=[], head_dim=16, attention_bias=False,
-                   rope_theta=1000000.0, rope_scaling=None, sliding_window=None, use_sliding_window=False,
-                   max_window_layers=2, max_position_embeddings=40960, router_aux_loss_coef=0.001,
-                   output_router_logits=False, transformers_version="4.51.0")
+    cfg = saved_config("qwen3_moe", "Qwen3MoeForCausalLM", extra={"head_dim": 16}, **tiny(
+        intermediate_size=64, moe_intermediate_size=12, num_experts=8, num_experts_per_tok=2, norm_topk_prob=True,
+        rope_theta=1000000.0, max_window_layers=2, max_position_embeddings=40960))
     return cfg, Family("qwen3_moe", gqa_attention, lambda c, W, p, x, li: moe_qwen(c, W, p, x), "head"), "all"
 
 
 def fam_olmoe():
-    cfg = base_cfg(architectures=["OlmoeForCausalLM"], model_type="olmoe", intermediate_size=12,
-                   num_experts=8, num_experts_per_tok=2, norm_topk_prob=False, clip_qkv=None,
-                   attention_bias=False, rms_norm_eps=1e-5, rope_scaling=None, pad_token_id=1,
-                   router_aux_loss_coef=0.01, output_router_logits=False, transformers_version="4.44.0")
+    cfg = saved_config("olmoe", "OlmoeForCausalLM", **tiny(
+        intermediate_size=12, num_experts=8, num_experts_per_tok=2, norm_topk_prob=False, rms_norm_eps=1e-5,
+        pad_token_id=1))
     return cfg, Family("olmoe", gqa_attention, lambda c, W, p, x, li: moe_qwen(c, W, p, x), "full"), "all"
 
 
@@ -324,16 +326,11 @@ def fam_deepseek_v3_hf():
 
 
 def fam_gpt_oss():
-    cfg = base_cfg(architectures=["GptOssForCausalLM"], model_type="gpt_oss", num_hidden_layers=2,
-                   head_dim=16, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2,
-                   experts_per_token=2, attention_bias=True, rms_norm_eps=1e-5, sliding_window=4,
-                   layer_types=["sliding_attention", "full_attention"], swiglu_limit=2.0,
-                   rope_theta=150000, initial_context_length=4096, max_position_embeddings=131072,
-                   rope_scaling={"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0,
-                                 "original_max_position_embeddings": 4096, "rope_type": "yarn",
-                                 "truncate": False},
-                   router_aux_loss_coef=0.9, output_router_logits=False, pad_token_id=0,
-                   transformers_version="4.55.0")
+    cfg = saved_config("gpt_oss", "GptOssForCausalLM", **tiny(
+        head_dim=16, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2, rms_norm_eps=1e-5,
+        sliding_window=4, swiglu_limit=2.0, pad_token_id=0,
+        rope_scaling={"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0,
+                      "original_max_position_embeddings": 4096, "rope_type": "yarn", "truncate": False}))
     return cfg, Family("gpt_oss", gqa_attention, lambda c, W, p, x, li: moe_gpt_oss(c, W, p, x)), "all"
 
 
@@ -346,8 +343,9 @@ FAMILIES = {
     "olmoe": fam_olmoe,
     "deepseek_v2_lite": fam_deepseek_v2_lite,
     "deepseek_v3": fam_deepseek_v3,
-    "deepseek_v3_hf": fam_deepseek_v3_hf,
     "gpt_oss": fam_gpt_oss,
+    # appended: a family's seed is its index here, so existing fixtures keep theirs
+    "deepseek_v3_hf": fam_deepseek_v3_hf,
 }
 
 

@@ -1,0 +1,126 @@
+// Each family's absent keys mean what its transformers configuration class defaults to: a config with
+// only the architecture sizes must parse to the semantics of the class defaults (values transcribed in
+// tests/reference/hf_config.py), and transformers 5's spelling (rope_parameters, dtype) parses the same
+// as 4.x's (rope_theta + rope_scaling, torch_dtype).
+#include <gtest/gtest.h>
+
+#include "spec/model_spec.h"
+
+namespace moe {
+namespace {
+
+// The sizes every Llama-style family needs, nothing else.
+nlohmann::json sizes(const std::string& model_type) {
+  return {{"model_type", model_type},   {"num_hidden_layers", 4}, {"hidden_size", 64},
+          {"num_attention_heads", 4},   {"vocab_size", 100},      {"intermediate_size", 96},
+          {"moe_intermediate_size", 16}};
+}
+
+nlohmann::json with_experts(nlohmann::json c, const char* count_key) {
+  c[count_key] = 16;
+  c["num_experts_per_tok"] = 2;
+  return c;
+}
+
+TEST(FamilyDefaults, LlamaStyleDenseFamilies) {
+  const ModelSpec llama = parse_model_spec(sizes("llama"), "llama");
+  EXPECT_DOUBLE_EQ(llama.norm_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(llama.rope.theta, 10000);
+  EXPECT_EQ(llama.head_dim, 16);
+  EXPECT_FALSE(llama.tie_word_embeddings);
+  const ModelSpec mistral = parse_model_spec(sizes("mistral"), "mistral");
+  EXPECT_EQ(mistral.layers[0].attention, AttentionKind::kSliding);  // MistralConfig: sliding_window 4096
+  EXPECT_EQ(mistral.layers[0].window, 4096);
+  nlohmann::json m = sizes("mistral");
+  m["sliding_window"] = nullptr;  // null: no window
+  EXPECT_EQ(parse_model_spec(m, "m").layers[0].attention, AttentionKind::kFull);
+  const ModelSpec qwen3 = parse_model_spec(sizes("qwen3"), "qwen3");
+  EXPECT_EQ(qwen3.head_dim, 128);  // Qwen3Config: head_dim 128, not hidden / heads
+  EXPECT_EQ(qwen3.qk_norm, QkNorm::kPerHead);
+  EXPECT_EQ(qwen3.layers[0].attention, AttentionKind::kFull);
+}
+
+TEST(FamilyDefaults, MoeFamilies) {
+  const ModelSpec mixtral = parse_model_spec(with_experts(sizes("mixtral"), "num_local_experts"), "mixtral");
+  EXPECT_DOUBLE_EQ(mixtral.norm_eps, 1e-5);
+  EXPECT_DOUBLE_EQ(mixtral.rope.theta, 1e6);
+  EXPECT_EQ(mixtral.layers[0].attention, AttentionKind::kFull);
+  const ModelSpec phimoe = parse_model_spec(with_experts(sizes("phimoe"), "num_local_experts"), "phimoe");
+  EXPECT_FALSE(phimoe.attention_bias);  // PhimoeConfig: attention_bias False (the released config sets true)
+  EXPECT_DOUBLE_EQ(phimoe.norm_eps, 1e-5);
+  const ModelSpec q2 = parse_model_spec(with_experts(sizes("qwen2_moe"), "num_experts"), "qwen2_moe");
+  EXPECT_TRUE(q2.attention_bias);
+  EXPECT_FALSE(q2.router.norm_topk_prob);
+  EXPECT_EQ(q2.n_ff_shared, 5632);  // Qwen2MoeConfig: shared_expert_intermediate_size 5632
+  EXPECT_TRUE(q2.shared_expert_gate);
+  const ModelSpec q3 = parse_model_spec(with_experts(sizes("qwen3_moe"), "num_experts"), "qwen3_moe");
+  EXPECT_FALSE(q3.router.norm_topk_prob);  // Qwen3MoeConfig: False (the released configs set true)
+  EXPECT_EQ(q3.head_dim, 16);
+  EXPECT_EQ(q3.n_moe_layers(), 4);
+  const ModelSpec olmoe = parse_model_spec(with_experts(sizes("olmoe"), "num_experts"), "olmoe");
+  EXPECT_DOUBLE_EQ(olmoe.norm_eps, 1e-5);
+  EXPECT_DOUBLE_EQ(olmoe.clip_qkv, 0);
+  EXPECT_EQ(olmoe.qk_norm, QkNorm::kFullWidth);
+}
+
+TEST(FamilyDefaults, GptOss) {
+  const ModelSpec s = parse_model_spec(with_experts(sizes("gpt_oss"), "num_local_experts"), "gpt_oss");
+  EXPECT_EQ(s.head_dim, 64);
+  EXPECT_DOUBLE_EQ(s.rope.theta, 150000);
+  EXPECT_EQ(s.rope.type, RopeType::kYarn);  // GptOssConfig's default rope_scaling
+  EXPECT_DOUBLE_EQ(s.rope.factor, 32);
+  EXPECT_FALSE(s.rope.truncate);
+  EXPECT_EQ(s.layers[0].attention, AttentionKind::kSliding);  // layer_types: sliding, full, ...
+  EXPECT_EQ(s.layers[0].window, 128);
+  EXPECT_EQ(s.layers[1].attention, AttentionKind::kFull);
+  EXPECT_TRUE(s.attention_bias);
+  EXPECT_DOUBLE_EQ(s.swiglu_limit, 7.0);
+}
+
+TEST(FamilyDefaults, Glm4MoeAndLlama4) {
+  nlohmann::json g = with_experts(sizes("glm4_moe"), "n_routed_experts");
+  const ModelSpec glm = parse_model_spec(g, "glm4_moe");
+  EXPECT_DOUBLE_EQ(glm.rope.partial_rotary_factor, 0.5);
+  EXPECT_DOUBLE_EQ(glm.norm_eps, 1e-5);
+  EXPECT_EQ(glm.router.scoring, ScoringFunc::kSigmoid);
+  EXPECT_TRUE(glm.router.has_score_bias);
+  EXPECT_TRUE(glm.router.norm_topk_prob);
+  EXPECT_EQ(glm.n_expert_shared, 1);
+  EXPECT_FALSE(glm.layers[0].is_moe);  // first_k_dense_replace 1
+  EXPECT_TRUE(glm.layers[1].is_moe);
+  nlohmann::json l = sizes("llama4_text");
+  l["num_local_experts"] = 16;
+  l["num_experts_per_tok"] = 1;
+  const ModelSpec llama4 = parse_model_spec(l, "llama4_text");
+  EXPECT_EQ(llama4.qk_norm, QkNorm::kL2);  // Llama4TextConfig: use_qk_norm True
+  EXPECT_EQ(llama4.attention_chunk_size, 8192);
+  EXPECT_EQ(llama4.layers[0].attention, AttentionKind::kChunked);
+  EXPECT_FALSE(llama4.layers[3].use_rope);
+  EXPECT_DOUBLE_EQ(llama4.rope.theta, 500000);
+}
+
+TEST(FamilyDefaults, Transformers5SpellingParsesTheSame) {
+  nlohmann::json v4 = with_experts(sizes("glm4_moe"), "n_routed_experts");
+  v4["rope_theta"] = 1000000.0;
+  v4["partial_rotary_factor"] = 0.5;
+  v4["torch_dtype"] = "bfloat16";
+  nlohmann::json v5 = with_experts(sizes("glm4_moe"), "n_routed_experts");
+  v5["rope_parameters"] = {{"rope_theta", 1000000.0}, {"rope_type", "default"}, {"partial_rotary_factor", 0.5}};
+  v5["dtype"] = "bfloat16";
+  const ModelSpec a = parse_model_spec(v4, "v4"), b = parse_model_spec(v5, "v5");
+  EXPECT_TRUE(b.unknown_keys.empty()) << b.unknown_keys.front();
+  EXPECT_DOUBLE_EQ(a.rope.theta, b.rope.theta);
+  EXPECT_DOUBLE_EQ(a.rope.partial_rotary_factor, b.rope.partial_rotary_factor);
+  EXPECT_EQ(b.rope.type, RopeType::kDefault);
+  EXPECT_EQ(a.torch_dtype, b.torch_dtype);
+  v5["rope_parameters"]["partial_rotary_factor"] = 2.0;
+  try {
+    parse_model_spec(v5, "v5");
+    ADD_FAILURE() << "partial_rotary_factor 2 accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("rope_parameters.partial_rotary_factor"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace moe
