@@ -22,6 +22,7 @@ MoeLayerConfig decoder_moe_config(const ModelSpec& spec) {
     case Family::kOlmoe:
     case Family::kDeepseekV2:
     case Family::kDeepseekV3:
+    case Family::kGlm4Moe:
     case Family::kGptOss:
       break;
     default:

@@ -72,8 +72,12 @@ std::string expert_summary(const ModelSpec& s) {
 
 std::string published_for(const ModelReport& r, const std::string& convention, const std::string& published) {
   if (!r.entry || published.empty()) return "";
-  const bool ok =
-      matches_published(static_cast<double>(counts_field(r.counts, convention)), published, r.entry->truncates);
+  const double computed = static_cast<double>(counts_field(r.counts, convention));
+  const bool ok = r.entry->matches(computed, published);
+  if (r.entry->tolerance > 0) {
+    const double off = 100.0 * (computed / parse_published(published).value - 1.0);
+    return fmt::format("{} ({} 1%: {:+.2f}%)", published, ok ? "within" : "outside", off);
+  }
   return fmt::format("{} {}", published, ok ? "(matches)" : "(differs)");
 }
 

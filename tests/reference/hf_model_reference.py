@@ -192,9 +192,11 @@ def gqa_attention(cfg, W, p, x, pos, cache, li, fam):
     if fam.qk_norm == "head":  # Qwen3: per-head norm over head_dim
         q = rms_norm(q, W[p + "q_norm.weight"], eps)
         k = rms_norm(k, W[p + "k_norm.weight"], eps)
-    inv_freq, att = rope_params(cfg, Dh)
+    rot = int(Dh * (value(cfg, "partial_rotary_factor") or 1.0))  # GLM-4.5: the first half of each head
+    inv_freq, att = rope_params(cfg, rot)
     cos, sin = cos_sin(inv_freq, att, pos)
-    q, k = rope_half(q, cos, sin), rope_half(k, cos, sin)
+    q = torch.cat([rope_half(q[..., :rot], cos, sin), q[..., rot:]], dim=-1)
+    k = torch.cat([rope_half(k[..., :rot], cos, sin), k[..., rot:]], dim=-1)
     k, v = cache_append(cache, li, k, v)
     S = k.shape[1]
     k_pos = torch.arange(S)
@@ -295,9 +297,10 @@ def group_mask(choice, n_group, topk_group, group_score):
 
 def deepseek_router(cfg):
     """(scoring, topk_method) as the modeling code decides them. transformers' DeepSeek-V3 (and the
-    remote code, which accepts nothing else) always scores with sigmoid and selects with noaux_tc,
-    whatever the config says or leaves out; DeepSeek-V2 reads topk_method and always uses softmax."""
-    if cfg["model_type"] == "deepseek_v3":
+    remote code, which accepts nothing else) and GLM-4.5 (Glm4MoeTopkRouter, the V3 router) always score
+    with sigmoid and select with noaux_tc, whatever the config says or leaves out; DeepSeek-V2 reads
+    topk_method and always uses softmax."""
+    if cfg["model_type"] in ("deepseek_v3", "glm4_moe"):
         return "sigmoid", "noaux_tc"
     return value(cfg, "scoring_func") or "softmax", value(cfg, "topk_method") or "greedy"
 

@@ -142,7 +142,8 @@ def init_gqa(cfg, ini, li, fam):
     ini.lin(p + "q_proj", H * Dh, D, bias_qkv, gain=2.0)
     ini.lin(p + "k_proj", Hkv * Dh, D, bias_qkv, gain=2.0)
     ini.lin(p + "v_proj", Hkv * Dh, D, bias_qkv)
-    ini.lin(p + "o_proj", D, H * Dh, cfg.get("attention_bias", False))
+    o_bias = cfg.get("attention_bias", False) and cfg["model_type"] != "glm4_moe"  # GLM: q/k/v only
+    ini.lin(p + "o_proj", D, H * Dh, o_bias)
     if fam.qk_norm == "head":
         ini.norm(p + "q_norm", Dh)
         ini.norm(p + "k_norm", Dh)
@@ -189,14 +190,15 @@ def init_moe(cfg, ini, li):
         return
     E = cfg.get("num_experts") or cfg.get("n_routed_experts")
     F = cfg.get("moe_intermediate_size") or cfg["intermediate_size"]
-    sigmoid = mt.startswith("deepseek") and deepseek_router(cfg)[0] == "sigmoid"
+    deepseek_style = mt.startswith("deepseek") or mt == "glm4_moe"
+    sigmoid = deepseek_style and deepseek_router(cfg)[0] == "sigmoid"
     ini.lin(p + "gate", E, D, gain=1.0 if sigmoid else 3.0)
     for e in range(E):
         ini.mlp(p + "experts.%d." % e, D, F)
     if mt == "qwen2_moe":
         ini.mlp(p + "shared_expert.", D, cfg["shared_expert_intermediate_size"])
         ini.lin(p + "shared_expert_gate", 1, D)
-    if mt.startswith("deepseek"):
+    if deepseek_style:
         if value(cfg, "n_shared_experts"):
             ini.mlp(p + "shared_experts.", D, F * value(cfg, "n_shared_experts"))
         if deepseek_router(cfg)[1] == "noaux_tc":
@@ -325,6 +327,20 @@ def fam_deepseek_v3_hf():
     return cfg, Family("deepseek_v3_hf", mla_attention, deepseek_mlp), "deepseek"
 
 
+def fam_glm4_moe():
+    """Glm4MoeConfig(...).save_pretrained() in GLM-4.5's shape: partial rotary (half of each head),
+    per-head q/k RMSNorm, q/k/v biases without an o bias, a dense first layer, the DeepSeek-V3 router
+    (sigmoid, e_score_correction_bias, top-2-sum groups: n_group 2 here to exercise it), one shared
+    expert; num_nextn_predict_layers as GLM writes it (the MTP layer is counted, not run, not stored)."""
+    cfg = saved_config("glm4_moe", "Glm4MoeForCausalLM", extra={"head_dim": 12, "num_nextn_predict_layers": 1},
+                       **tiny(vocab_size=128, hidden_size=32, num_hidden_layers=3, intermediate_size=48,
+                              moe_intermediate_size=8,
+                              n_routed_experts=8, num_experts_per_tok=2, n_group=2, topk_group=1,
+                              routed_scaling_factor=2.5, attention_bias=True, use_qk_norm=True,
+                              rope_theta=1000000.0, eos_token_id=[2, 3]))
+    return cfg, Family("glm4_moe", gqa_attention, deepseek_mlp, "head"), "deepseek"
+
+
 def fam_gpt_oss():
     cfg = saved_config("gpt_oss", "GptOssForCausalLM", **tiny(
         head_dim=16, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2, rms_norm_eps=1e-5,
@@ -346,6 +362,7 @@ FAMILIES = {
     "gpt_oss": fam_gpt_oss,
     # appended: a family's seed is its index here, so existing fixtures keep theirs
     "deepseek_v3_hf": fam_deepseek_v3_hf,
+    "glm4_moe": fam_glm4_moe,
 }
 
 
@@ -411,7 +428,7 @@ def run_family(cfg, fam, W32, prompt):
     MARGINS.greedy = float((top2[:, 0] - top2[:, 1]).min())
     distinct = len(set(greedy))
     ok = (MARGINS.routing >= ROUTING_MARGIN and MARGINS.positive_choice > ROUTING_MARGIN and MARGINS.greedy >= GREEDY_MARGIN and distinct >= 8
-          and cfg["eos_token_id"] not in greedy and greedy32 == greedy and f32_vs_f64 < 2e-5)
+          and not set(eos_ids(cfg)) & set(greedy) and greedy32 == greedy and f32_vs_f64 < 2e-5)
     if not ok:
         print("  rejected: routing margin %.3g greedy margin %.3g distinct %d f32 err %.3g min choice %.3g" %
               (MARGINS.routing, MARGINS.greedy, distinct, f32_vs_f64, MARGINS.positive_choice))
@@ -421,10 +438,16 @@ def run_family(cfg, fam, W32, prompt):
             "f32_vs_f64": f32_vs_f64}
 
 
+def eos_ids(cfg):
+    e = cfg["eos_token_id"]
+    return e if isinstance(e, list) else [e]
+
+
 def rope_dim(cfg):
     if "qk_rope_head_dim" in cfg:
         return cfg["qk_rope_head_dim"]
-    return cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    head = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    return int(head * (value(cfg, "partial_rotary_factor") or 1.0))
 
 
 def write_family(folder, cfg, W, prompt, res, seed):
