@@ -23,6 +23,7 @@ MoeLayerConfig decoder_moe_config(const ModelSpec& spec) {
     case Family::kDeepseekV2:
     case Family::kDeepseekV3:
     case Family::kGlm4Moe:
+    case Family::kDots1:
     case Family::kGptOss:
       break;
     default:

@@ -1,6 +1,7 @@
 // One dialect parser per model family: which config.json keys mean experts, top-k, shared
 // experts, dense-first / every-N MoE layers, attention variants and MTP in that family.
 #include <algorithm>
+#include <tuple>
 
 #include "spec/config_families.h"
 #include "util/error.h"
@@ -146,7 +147,8 @@ struct DeepseekDefaults {
   double routed_scaling_factor;
   int64_t n_shared_experts;
   int64_t first_k_dense_replace;
-  bool fixed_router;  // the modeling code has one router: scoring_func / topk_method may only restate it
+  bool fixed_router;                // the modeling code has one router: scoring_func / topk_method may only restate it
+  bool router_keys_unread = false;  // not in the class and not read by the code (dots1): noted, ignored
 };
 
 DeepseekDefaults deepseek_defaults(Family f) {
@@ -157,6 +159,8 @@ DeepseekDefaults deepseek_defaults(Family f) {
       return {"sigmoid", "noaux_tc", 8, 4, true, 2.5, 1, 3, true};
     case Family::kGlm4Moe:
       return {"sigmoid", "noaux_tc", 1, 1, true, 1.0, 1, 1, true};
+    case Family::kDots1:
+      return {"sigmoid", "noaux_tc", 1, 1, false, 1.0, 0, 0, true, true};
     default:  // deepseek (v1, remote code only)
       return {"softmax", "greedy", 1, 1, false, 1.0, 0, 0, false};
   }
@@ -178,8 +182,20 @@ void read_deepseek_moe(ConfigReader& r, ModelSpec& s) {
   s.n_expert_shared = int_null_is_zero(r, "n_shared_experts", d.n_shared_experts);
   s.n_ff_shared = s.n_expert_shared * s.n_ff_expert;
   s.router.norm_topk_prob = r.bool_or({"norm_topk_prob"}, d.norm_topk_prob);
-  const std::string scoring = r.str_or({"scoring_func"}, d.scoring);
-  const std::string method = r.str_or({"topk_method"}, d.topk_method);
+  std::string scoring = r.str_or({"scoring_func"}, d.scoring);
+  std::string method = r.str_or({"topk_method"}, d.topk_method);
+  if (d.router_keys_unread) {
+    // dots.llm1's own config writes "scoring_func": "noaux_tc"; transformers never reads either key.
+    for (const auto& [key, v, want] :
+         {std::tuple{"scoring_func", scoring, d.scoring}, {"topk_method", method, d.topk_method}})
+      if (v != want)
+        s.notes.push_back(
+            fmt::format("{} \"{}\" is not read by the {} modeling code, which always routes with "
+                        "sigmoid + e_score_correction_bias",
+                        key, v, s.model_type));
+    scoring = d.scoring;
+    method = d.topk_method;
+  }
   s.router.scoring = parse_scoring(r, scoring);
   s.router.topk_method = parse_topk_method(r, method);
   if (d.fixed_router && scoring != d.scoring)
@@ -199,8 +215,14 @@ void read_deepseek_moe(ConfigReader& r, ModelSpec& s) {
   s.router.routed_scaling_factor = r.num_or({"routed_scaling_factor"}, d.routed_scaling_factor);
   s.router.has_score_bias = s.router.topk_method == TopkMethod::kNoAuxTc;
   const int64_t first_dense = r.int_or({"first_k_dense_replace"}, d.first_k_dense_replace);
-  const int64_t freq = r.int_or({"moe_layer_freq"}, 1);
+  int64_t freq = r.int_or({"moe_layer_freq"}, 1);
   if (freq == 0) r.fail_field("moe_layer_freq", "must be at least 1");
+  if (freq != 1 && (s.family == Family::kGlm4Moe || s.family == Family::kDots1)) {
+    // transformers' GLM-4.5 and dots.llm1 code has no moe_layer_freq: every layer from
+    // first_k_dense_replace on is an MoE layer
+    s.notes.push_back(fmt::format("moe_layer_freq {} is not read by the {} modeling code", freq, s.model_type));
+    freq = 1;
+  }
   set_layers_all(s, false);
   for (int64_t i = 0; i < s.n_layer; ++i) s.layers[i].is_moe = s.n_expert > 0 && i >= first_dense && i % freq == 0;
   s.n_mtp_layers = r.int_or({"num_nextn_predict_layers"}, 0);
@@ -252,6 +274,30 @@ void parse_glm4_moe(ConfigReader& r, ModelSpec& s) {
   read_deepseek_moe(r, s);  // Glm4MoeTopkRouter: the DeepSeek-V3 router (sigmoid, bias, top-2-sum groups)
   s.attention_bias = r.bool_or({"attention_bias"}, false);
   if (r.bool_or({"use_qk_norm"}, false)) s.qk_norm = QkNorm::kPerHead;
+}
+
+// dots.llm1: Qwen3Attention (per-head QK-norm, biases on q/k/v/o when attention_bias) in front of the
+// DeepSeek-V3 MoE block; sliding window on layers >= max_window_layers when sliding_window is set.
+void parse_dots1(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  read_deepseek_moe(r, s);
+  s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
+  s.qk_norm = QkNorm::kPerHead;
+  r.acknowledge({"use_sliding_window", "pretraining_tp"});  // written by dots' own config, unread
+  if (r.has({"layer_types"})) {
+    s.sliding_window = r.int_or({"sliding_window"}, 0);
+    read_layer_types(r, s);
+    return;
+  }
+  const int64_t window = r.is_null("sliding_window") ? 0 : r.int_or({"sliding_window"}, 4096);
+  const int64_t first = r.int_or({"max_window_layers"}, 62);
+  if (window == 0) return;
+  s.sliding_window = window;
+  for (int64_t i = first; i < s.n_layer; ++i) {
+    s.layers[i].attention = AttentionKind::kSliding;
+    s.layers[i].window = window;
+  }
 }
 
 void parse_gpt_oss(ConfigReader& r, ModelSpec& s) {
@@ -505,6 +551,7 @@ const std::vector<FamilyEntry>& family_table() {
       {"kimi_k2", Family::kDeepseekV3, parse_deepseek_mla},
       {"deepseek_v4", Family::kDeepseekV4, parse_deepseek_v4},
       {"glm4_moe", Family::kGlm4Moe, parse_glm4_moe},
+      {"dots1", Family::kDots1, parse_dots1},
       {"gpt_oss", Family::kGptOss, parse_gpt_oss},
       {"dbrx", Family::kDbrx, parse_dbrx},
       {"llama4", Family::kLlama4, parse_llama4},

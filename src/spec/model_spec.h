@@ -28,6 +28,7 @@ enum class Family {
   kDeepseekV3,  // also kimi_k2: MLA, sigmoid router with score-correction bias, MTP
   kDeepseekV4,  // mHC, compressed attention, grouped low-rank output, hash layers
   kGlm4Moe,
+  kDots1,  // dots.llm1: Qwen3 attention + the DeepSeek-V3 MoE block
   kGptOss,
   kDbrx,
   kLlama4,

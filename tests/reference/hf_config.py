@@ -88,6 +88,13 @@ CLASSES = {
                      attention_dropout=0.0, moe_intermediate_size=1408, num_experts_per_tok=8, n_shared_experts=1,
                      n_routed_experts=128, routed_scaling_factor=1.0, n_group=1, topk_group=1,
                      first_k_dense_replace=1, norm_topk_prob=True, use_qk_norm=False),
+    "dots1": dict(vocab_size=152064, hidden_size=4608, intermediate_size=10944, moe_intermediate_size=1408,
+                  num_hidden_layers=62, num_attention_heads=32, num_key_value_heads=32, n_shared_experts=None,
+                  n_routed_experts=None, n_group=1, topk_group=1, num_experts_per_tok=None, first_k_dense_replace=0,
+                  norm_topk_prob=False, hidden_act="silu", max_position_embeddings=2048, initializer_range=0.02,
+                  rms_norm_eps=1e-6, use_cache=True, tie_word_embeddings=False, rope_theta=10000.0,
+                  rope_scaling=None, attention_bias=False, attention_dropout=0.0, routed_scaling_factor=1.0,
+                  sliding_window=4096, max_window_layers=62, layer_types=None),
     "gpt_oss": dict(num_hidden_layers=36, num_local_experts=128, vocab_size=201088, hidden_size=2880,
                     intermediate_size=2880, head_dim=64, num_attention_heads=64, num_key_value_heads=8,
                     sliding_window=128, rope_theta=150000.0, tie_word_embeddings=False, hidden_act="silu",
@@ -118,6 +125,9 @@ def _derive(mt, c):
         c["qk_head_dim"] = c["qk_nope_head_dim"] + c["qk_rope_head_dim"]
     if mt == "deepseek_v2":
         c.pop("pretraining_tp")  # the class deletes it
+    if mt == "dots1" and c["layer_types"] is None:
+        c["layer_types"] = ["sliding_attention" if c["sliding_window"] is not None and i >= c["max_window_layers"]
+                            else "full_attention" for i in range(c["num_hidden_layers"])]
     if mt == "qwen3":
         c["sliding_window"] = c["sliding_window"] if c["use_sliding_window"] else None
         if c["layer_types"] is None:

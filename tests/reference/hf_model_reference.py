@@ -297,10 +297,10 @@ def group_mask(choice, n_group, topk_group, group_score):
 
 def deepseek_router(cfg):
     """(scoring, topk_method) as the modeling code decides them. transformers' DeepSeek-V3 (and the
-    remote code, which accepts nothing else) and GLM-4.5 (Glm4MoeTopkRouter, the V3 router) always score
+    remote code, which accepts nothing else), GLM-4.5 and dots.llm1 (the V3 router) always score
     with sigmoid and select with noaux_tc, whatever the config says or leaves out; DeepSeek-V2 reads
     topk_method and always uses softmax."""
-    if cfg["model_type"] in ("deepseek_v3", "glm4_moe"):
+    if cfg["model_type"] in ("deepseek_v3", "glm4_moe", "dots1"):
         return "sigmoid", "noaux_tc"
     return value(cfg, "scoring_func") or "softmax", value(cfg, "topk_method") or "greedy"
 

@@ -190,7 +190,7 @@ def init_moe(cfg, ini, li):
         return
     E = cfg.get("num_experts") or cfg.get("n_routed_experts")
     F = cfg.get("moe_intermediate_size") or cfg["intermediate_size"]
-    deepseek_style = mt.startswith("deepseek") or mt == "glm4_moe"
+    deepseek_style = mt.startswith("deepseek") or mt in ("glm4_moe", "dots1")
     sigmoid = deepseek_style and deepseek_router(cfg)[0] == "sigmoid"
     ini.lin(p + "gate", E, D, gain=1.0 if sigmoid else 3.0)
     for e in range(E):
@@ -341,6 +341,18 @@ def fam_glm4_moe():
     return cfg, Family("glm4_moe", gqa_attention, deepseek_mlp, "head"), "deepseek"
 
 
+def fam_dots1():
+    """Dots1Config(...).save_pretrained(): Qwen3 attention (per-head QK-norm) in front of the DeepSeek-V3
+    MoE block (sigmoid router with e_score_correction_bias, two shared experts, a dense first layer,
+    normalized and scaled weights); layers >= max_window_layers slide (layer_types written)."""
+    cfg = saved_config("dots1", "Dots1ForCausalLM", **tiny(
+        vocab_size=128, hidden_size=32, num_hidden_layers=3, intermediate_size=48, moe_intermediate_size=8,
+        n_routed_experts=8, n_shared_experts=2, num_experts_per_tok=3, first_k_dense_replace=1,
+        norm_topk_prob=True, routed_scaling_factor=2.5, rms_norm_eps=1e-5, rope_theta=10000000.0,
+        sliding_window=6, max_window_layers=2, max_position_embeddings=32768))
+    return cfg, Family("dots1", gqa_attention, deepseek_mlp, "head"), "deepseek"
+
+
 def fam_gpt_oss():
     cfg = saved_config("gpt_oss", "GptOssForCausalLM", **tiny(
         head_dim=16, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2, rms_norm_eps=1e-5,
@@ -363,6 +375,7 @@ FAMILIES = {
     # appended: a family's seed is its index here, so existing fixtures keep theirs
     "deepseek_v3_hf": fam_deepseek_v3_hf,
     "glm4_moe": fam_glm4_moe,
+    "dots1": fam_dots1,
 }
 
 

@@ -99,6 +99,28 @@ TEST(FamilyDefaults, Glm4MoeAndLlama4) {
   EXPECT_DOUBLE_EQ(llama4.rope.theta, 500000);
 }
 
+TEST(FamilyDefaults, Dots1) {
+  nlohmann::json c = with_experts(sizes("dots1"), "n_routed_experts");
+  const ModelSpec d = parse_model_spec(c, "dots1");
+  EXPECT_EQ(d.qk_norm, QkNorm::kPerHead);
+  EXPECT_EQ(d.router.scoring, ScoringFunc::kSigmoid);
+  EXPECT_TRUE(d.router.has_score_bias);
+  EXPECT_FALSE(d.router.norm_topk_prob);  // Dots1Config: False, scale 1, no shared expert, no dense layer
+  EXPECT_EQ(d.n_expert_shared, 0);
+  EXPECT_EQ(d.n_moe_layers(), 4);
+  EXPECT_EQ(d.layers[3].attention, AttentionKind::kFull);  // sliding only from max_window_layers (62) on
+  c["max_window_layers"] = 2;
+  c["moe_layer_freq"] = 2;         // not read by transformers' code: noted, every layer stays MoE
+  c["scoring_func"] = "noaux_tc";  // dots' own config writes this; unread
+  const ModelSpec w = parse_model_spec(c, "dots1");
+  EXPECT_EQ(w.layers[1].attention, AttentionKind::kFull);
+  EXPECT_EQ(w.layers[2].attention, AttentionKind::kSliding);
+  EXPECT_EQ(w.layers[2].window, 4096);
+  EXPECT_EQ(w.n_moe_layers(), 4);
+  EXPECT_EQ(w.notes.size(), 2u);
+  EXPECT_EQ(w.router.scoring, ScoringFunc::kSigmoid);
+}
+
 TEST(FamilyDefaults, Transformers5SpellingParsesTheSame) {
   nlohmann::json v4 = with_experts(sizes("glm4_moe"), "n_routed_experts");
   v4["rope_theta"] = 1000000.0;
