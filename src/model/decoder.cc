@@ -32,8 +32,9 @@ struct Decoder::Layer {
   std::unique_ptr<MlaAttention> mla;
   RopeTable rope;
   float scale = 1.0f;
-  // FFN: dense SwiGLU or MoE
+  // FFN: dense SwiGLU (biases when mlp_bias) or MoE
   WeightView gate, up, down;
+  const float *gate_b = nullptr, *up_b = nullptr, *down_b = nullptr;
   std::unique_ptr<MoeBlock> moe;
   PackedExpertWeights routed_packed, shared_packed;  // own the panel-packed experts `moe` reads
 };
@@ -66,6 +67,7 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
   embed_ = store_->matrix("model.embed_tokens.weight");  // rows: looked up by id
   const std::string head_name = spec_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
   head_ = pack_dense(store_->matrix(head_name), store_->shape(head_name)[0], &packed_);
+  head_bias_ = store_->f32_or_null("lm_head.bias");  // PhiMoE lm_head_bias, ERNIE use_bias (also when tied)
   final_norm_ = store_->f32("model.norm.weight");
   for (int64_t li = 0; li < spec_.n_layer; ++li) load_layer(li);
 }
@@ -137,6 +139,9 @@ void Decoder::load_layer(int64_t li) {
     L->gate = dense(f + "gate_proj.weight");
     L->up = dense(f + "up_proj.weight");
     L->down = dense(f + "down_proj.weight");
+    L->gate_b = s.f32_or_null(f + "gate_proj.bias");
+    L->up_b = s.f32_or_null(f + "up_proj.bias");
+    L->down_b = s.f32_or_null(f + "down_proj.bias");
   }
   layers_.push_back(std::move(L));
 }
@@ -222,10 +227,10 @@ void Decoder::ffn(Layer& L, const float* x, int64_t T, float* out, MoeTelemetry*
   const int64_t D = spec_.d_model, F = spec_.n_ff;
   scratch_g_.resize(T * F);  // [T, F]
   scratch_u_.resize(T * F);  // [T, F]
-  linear(x, T, L.gate, nullptr, F, scratch_g_.data());
-  linear(x, T, L.up, nullptr, F, scratch_u_.data());
+  linear(x, T, L.gate, L.gate_b, F, scratch_g_.data());
+  linear(x, T, L.up, L.up_b, F, scratch_u_.data());
   apply_glu(ActivationOptions{}, scratch_g_.data(), scratch_u_.data(), scratch_g_.data(), T * F);
-  linear(scratch_g_.data(), T, L.down, nullptr, D, out);
+  linear(scratch_g_.data(), T, L.down, L.down_b, D, out);
 }
 
 void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logits, ForwardStats* stats) {
@@ -263,7 +268,7 @@ void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logi
   }
   cache.advance(T);
   rms_norm(h.data(), final_norm_, x.data(), T, D, eps);
-  linear(x.data(), T, head_, nullptr, V, logits);
+  linear(x.data(), T, head_, head_bias_, V, logits);
 }
 
 }  // namespace moe

@@ -57,6 +57,7 @@ class Decoder {
   WeightView embed_, head_;
   std::deque<PackedWeights> packed_;  // panel copies of the dense matrices (see pack_dense in decoder.cc)
   const float* final_norm_ = nullptr;
+  const float* head_bias_ = nullptr;  // [V] or null
   std::vector<float> scratch_q_, scratch_k_, scratch_v_, scratch_o_, scratch_g_, scratch_u_;
 };
 

@@ -24,6 +24,7 @@ MoeLayerConfig decoder_moe_config(const ModelSpec& spec) {
     case Family::kDeepseekV3:
     case Family::kGlm4Moe:
     case Family::kDots1:
+    case Family::kErnie45Moe:
     case Family::kGptOss:
       break;
     default:
@@ -43,6 +44,9 @@ ExpertMatrices swiglu_views(WeightStore& store, const std::string& p, const char
   m.gate = store.matrix(p + gate + ".weight");
   m.up = store.matrix(p + up + ".weight");
   m.down = store.matrix(p + down + ".weight");
+  m.gate_bias = store.f32_or_null(p + gate + ".bias");  // mlp_bias families (ERNIE use_bias)
+  m.up_bias = store.f32_or_null(p + up + ".bias");
+  m.down_bias = store.f32_or_null(p + down + ".bias");
   return m;
 }
 
@@ -95,7 +99,8 @@ MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightSt
     return w;
   }
   w.router.weight = store.matrix(p + "gate.weight");
-  w.router.correction_bias = store.f32_or_null(p + "gate.e_score_correction_bias");
+  w.router.correction_bias = store.f32_or_null(
+      p + (spec.family == Family::kErnie45Moe ? "moe_statics.e_score_correction_bias" : "gate.e_score_correction_bias"));
   w.experts.d_ff = spec.n_ff_expert;
   const bool mixtral = spec.family == Family::kMixtral;
   for (int64_t e = 0; e < spec.n_expert; ++e) {

@@ -61,7 +61,7 @@ void parse_llama(ConfigReader& r, ModelSpec& s) {
   read_common(r, s);
   s.n_ff = r.req_int({"intermediate_size"});
   s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
-  if (r.bool_or({"mlp_bias"}, false)) s.notes.push_back("mlp_bias: true is not modelled (MLP biases left out)");
+  s.mlp_bias = r.bool_or({"mlp_bias"}, false);
   set_layers_all(s, false);
   if (s.family == Family::kMistral) mistral_sliding(r, s);
   r.acknowledge({"head_dim"});
@@ -89,7 +89,7 @@ void parse_mixtral(ConfigReader& r, ModelSpec& s) {
   if (s.family == Family::kPhiMoe) {
     s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);  // PhimoeConfig default
     s.norm = NormKind::kLayerNorm;
-    if (r.bool_or({"lm_head_bias"}, false)) s.notes.push_back("lm_head_bias: the head bias ([vocab]) is not modelled");
+    s.lm_head_bias = r.bool_or({"lm_head_bias"}, false);
     r.acknowledge({"input_jitter_noise", "router_jitter_noise"});
   }
   set_layers_all(s, true);
@@ -298,6 +298,44 @@ void parse_dots1(ConfigReader& r, ModelSpec& s) {
     s.layers[i].attention = AttentionKind::kSliding;
     s.layers[i].window = window;
   }
+}
+
+// ERNIE-4.5-MoE: Llama attention with interleaved RoPE, use_bias on every Linear (and the head),
+// MoE layers where (i + 1) % moe_layer_interval == 0 within [moe_layer_start_index, moe_layer_end_index],
+// softmax router whose top-k is chosen on softmax + moe_statics.e_score_correction_bias and whose
+// weights (the unbiased softmax of the chosen) are divided by max(sum, moe_norm_min).
+void parse_ernie45_moe(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  s.n_ff = r.req_int({"intermediate_size"});
+  s.n_expert = r.int_or({"moe_num_experts"}, 64);
+  s.n_expert_used = r.int_or({"moe_k"}, 6);
+  s.n_ff_expert = r.int_or({"moe_intermediate_size"}, 1536);
+  s.n_expert_shared = r.int_or({"moe_num_shared_experts"}, 2);
+  s.n_ff_shared = s.n_expert_shared * s.n_ff_expert;
+  const bool bias = r.bool_or({"use_bias"}, false);
+  s.attention_bias = s.o_bias = s.mlp_bias = s.lm_head_bias = bias;
+  s.rope.interleaved = true;
+  s.router.scoring = ScoringFunc::kSoftmax;
+  s.router.has_score_bias = true;
+  s.router.norm_topk_prob = true;
+  const double norm_min = r.num_or({"moe_norm_min"}, 1e-12);
+  if (norm_min <= 0 || norm_min > 1e-6)
+    r.fail_field("moe_norm_min", fmt::format("only values in (0, 1e-6] are supported, found {}", norm_min));
+  const int64_t start = r.int_or({"moe_layer_start_index"}, 1);
+  const nlohmann::json* end_json = r.find({"moe_layer_end_index"});
+  int64_t end = s.n_layer - 1;  // -1 (the default) means the last layer
+  if (end_json && !(end_json->is_number_integer() && end_json->get<int64_t>() == -1))
+    end = r.int_or({"moe_layer_end_index"}, end);
+  const int64_t interval = r.int_or({"moe_layer_interval"}, 1);
+  if (interval == 0) r.fail_field("moe_layer_interval", "must be at least 1");
+  set_layers_all(s, false);
+  for (int64_t i = 0; i < s.n_layer; ++i)
+    s.layers[i].is_moe = s.n_expert > 0 && (i + 1) % interval == 0 && i >= start && i <= end;
+  // Keys of Baidu's own config class that transformers does not read.
+  r.acknowledge({"use_flash_attention", "use_rmsnorm", "use_moe", "moe_capacity", "moe_gate", "moe_use_aux_free",
+                 "moe_gate_act", "moe_dropout_prob", "fuse_linear", "fuse_rope", "freq_allocation",
+                 "rope_3d", "compression_ratio", "weight_share_add_bias", "head_dim_for_rope", "use_cache"});
 }
 
 void parse_gpt_oss(ConfigReader& r, ModelSpec& s) {
@@ -518,6 +556,11 @@ CommonDefaults common_defaults(Family f) {
       d.norm_eps = 1e-5;
       d.partial_rotary_factor = 0.5;
       break;
+    case Family::kErnie45Moe:
+      d.norm_eps = 1e-5;
+      d.rope_theta = 500000;
+      d.tie_word_embeddings = true;  // Ernie4_5_MoeConfig: save_pretrained leaves it out when true
+      break;
     case Family::kGptOss:
       d.norm_eps = 1e-5;
       d.rope_theta = 150000;
@@ -552,6 +595,7 @@ const std::vector<FamilyEntry>& family_table() {
       {"deepseek_v4", Family::kDeepseekV4, parse_deepseek_v4},
       {"glm4_moe", Family::kGlm4Moe, parse_glm4_moe},
       {"dots1", Family::kDots1, parse_dots1},
+      {"ernie4_5_moe", Family::kErnie45Moe, parse_ernie45_moe},
       {"gpt_oss", Family::kGptOss, parse_gpt_oss},
       {"dbrx", Family::kDbrx, parse_dbrx},
       {"llama4", Family::kLlama4, parse_llama4},

@@ -28,7 +28,8 @@ enum class Family {
   kDeepseekV3,  // also kimi_k2: MLA, sigmoid router with score-correction bias, MTP
   kDeepseekV4,  // mHC, compressed attention, grouped low-rank output, hash layers
   kGlm4Moe,
-  kDots1,  // dots.llm1: Qwen3 attention + the DeepSeek-V3 MoE block
+  kDots1,       // dots.llm1: Qwen3 attention + the DeepSeek-V3 MoE block
+  kErnie45Moe,  // ERNIE-4.5-MoE: softmax router with a selection bias (moe_statics), interleaved RoPE
   kGptOss,
   kDbrx,
   kLlama4,
@@ -136,6 +137,8 @@ struct ModelSpec {
   double swiglu_limit = 0;   // gpt-oss 7.0, DeepSeek-V4 10.0; 0: no clamp
   double swiglu_alpha = 0;   // gpt-oss 1.702
   bool expert_bias = false;  // gpt-oss expert Linear biases
+  bool mlp_bias = false;     // biases on every gate/up/down Linear: dense, shared, routed (ERNIE use_bias, Llama)
+  bool lm_head_bias = false;  // lm_head.bias [V] (PhiMoE lm_head_bias, ERNIE use_bias), also with tied weights
 
   bool attention_bias = false;  // q/k/v biases
   bool o_bias = false;

@@ -95,6 +95,14 @@ CLASSES = {
                   rms_norm_eps=1e-6, use_cache=True, tie_word_embeddings=False, rope_theta=10000.0,
                   rope_scaling=None, attention_bias=False, attention_dropout=0.0, routed_scaling_factor=1.0,
                   sliding_window=4096, max_window_layers=62, layer_types=None),
+    "ernie4_5_moe": dict(vocab_size=103424, pad_token_id=0, bos_token_id=1, eos_token_id=2, hidden_size=2560,
+                         intermediate_size=12288, num_hidden_layers=28, num_attention_heads=20, num_key_value_heads=4,
+                         hidden_act="silu", max_position_embeddings=131072, initializer_range=0.02, rms_norm_eps=1e-5,
+                         use_cache=True, tie_word_embeddings=True, rope_theta=500000.0, rope_scaling=None,
+                         use_bias=False, moe_intermediate_size=1536, moe_k=6, moe_num_experts=64,
+                         moe_num_shared_experts=2, moe_layer_start_index=1, moe_layer_end_index=-1,
+                         moe_layer_interval=1, moe_norm_min=1e-12, output_router_logits=False,
+                         router_aux_loss_coef=0.001),
     "gpt_oss": dict(num_hidden_layers=36, num_local_experts=128, vocab_size=201088, hidden_size=2880,
                     intermediate_size=2880, head_dim=64, num_attention_heads=64, num_key_value_heads=8,
                     sliding_window=128, rope_theta=150000.0, tie_word_embeddings=False, hidden_act="silu",
@@ -128,6 +136,8 @@ def _derive(mt, c):
     if mt == "dots1" and c["layer_types"] is None:
         c["layer_types"] = ["sliding_attention" if c["sliding_window"] is not None and i >= c["max_window_layers"]
                             else "full_attention" for i in range(c["num_hidden_layers"])]
+    if mt == "ernie4_5_moe" and c["moe_layer_end_index"] == -1:
+        c["moe_layer_end_index"] = c["num_hidden_layers"] - 1
     if mt == "qwen3":
         c["sliding_window"] = c["sliding_window"] if c["use_sliding_window"] else None
         if c["layer_types"] is None:

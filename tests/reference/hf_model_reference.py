@@ -51,9 +51,10 @@ def silu(x):
 
 
 def swiglu_mlp(x, W, prefix):
-    g = linear(x, W[prefix + "gate_proj.weight"])
-    u = linear(x, W[prefix + "up_proj.weight"])
-    return linear(silu(g) * u, W[prefix + "down_proj.weight"])
+    """down(silu(gate x) * up x), each Linear with its bias when the checkpoint has one (ERNIE use_bias)."""
+    g = linear(x, W[prefix + "gate_proj.weight"], W.get(prefix + "gate_proj.bias"))
+    u = linear(x, W[prefix + "up_proj.weight"], W.get(prefix + "up_proj.bias"))
+    return linear(silu(g) * u, W[prefix + "down_proj.weight"], W.get(prefix + "down_proj.bias"))
 
 
 def yarn_mscale(scale, mscale=1.0):
@@ -132,6 +133,14 @@ def rope_half(x, cos, sin):
     return x * cos + rotate_half(x) * sin
 
 
+def rope_interleaved(x, cos, sin):
+    """ERNIE 4.5 (GLM's rotate_half with cos/sin repeat-interleaved): pairs (2i, 2i+1) rotate by inv_freq[i]."""
+    d = x.shape[-1]
+    c, s_ = cos[..., : d // 2], sin[..., : d // 2]
+    x0, x1 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x0 * c - x1 * s_, x1 * c + x0 * s_], dim=-1).flatten(-2)
+
+
 def rope_deepseek(x, cos, sin):
     """DeepSeek remote code: de-interleave the pairs, then rotate_half (== interleaved RoPE)."""
     *lead, t, d = x.shape
@@ -195,8 +204,9 @@ def gqa_attention(cfg, W, p, x, pos, cache, li, fam):
     rot = int(Dh * (value(cfg, "partial_rotary_factor") or 1.0))  # GLM-4.5: the first half of each head
     inv_freq, att = rope_params(cfg, rot)
     cos, sin = cos_sin(inv_freq, att, pos)
-    q = torch.cat([rope_half(q[..., :rot], cos, sin), q[..., rot:]], dim=-1)
-    k = torch.cat([rope_half(k[..., :rot], cos, sin), k[..., rot:]], dim=-1)
+    rope = rope_interleaved if cfg["model_type"] == "ernie4_5_moe" else rope_half
+    q = torch.cat([rope(q[..., :rot], cos, sin), q[..., rot:]], dim=-1)
+    k = torch.cat([rope(k[..., :rot], cos, sin), k[..., rot:]], dim=-1)
     k, v = cache_append(cache, li, k, v)
     S = k.shape[1]
     k_pos = torch.arange(S)
@@ -253,9 +263,9 @@ def experts_swiglu(x, W, p, names, ids, weights):
         for j in range(ids.shape[1]):
             e = int(ids[t, j])
             q = p + "experts.%d." % e
-            g = linear(x[t], W[q + names[0] + ".weight"])
-            u = linear(x[t], W[q + names[1] + ".weight"])
-            out[t] += weights[t, j] * linear(silu(g) * u, W[q + names[2] + ".weight"])
+            g = linear(x[t], W[q + names[0] + ".weight"], W.get(q + names[0] + ".bias"))
+            u = linear(x[t], W[q + names[1] + ".weight"], W.get(q + names[1] + ".bias"))
+            out[t] += weights[t, j] * linear(silu(g) * u, W[q + names[2] + ".weight"], W.get(q + names[2] + ".bias"))
     return out
 
 
@@ -353,6 +363,29 @@ def moe_deepseek(cfg, W, p, x):
     return out
 
 
+def moe_ernie(cfg, W, p, x):
+    """ERNIE-4.5-MoE: top-k of softmax + moe_statics bias; weights = the chosen softmax values divided by
+    max(their sum, moe_norm_min); plus the shared experts (SwiGLU with biases when use_bias)."""
+    p = p + "mlp."
+    k = value(cfg, "moe_k")
+    probs = torch.softmax(linear(x, W[p + "gate.weight"]), dim=-1)
+    choice = probs + W[p + "moe_statics.e_score_correction_bias"].reshape(1, -1)
+    MARGINS.topk(choice, k)
+    ids = torch.topk(choice, k, dim=-1).indices
+    w = probs.gather(1, ids)
+    w = w / torch.clamp(w.sum(dim=-1, keepdim=True), min=value(cfg, "moe_norm_min"))
+    out = experts_swiglu(x, W, p, ("gate_proj", "up_proj", "down_proj"), ids, w)
+    if value(cfg, "moe_num_shared_experts"):
+        out = out + swiglu_mlp(x, W, p + "shared_experts.")
+    return out
+
+
+def ernie_is_moe(cfg, li):
+    end = value(cfg, "moe_layer_end_index")
+    end = cfg["num_hidden_layers"] - 1 if end == -1 else end
+    return (li + 1) % value(cfg, "moe_layer_interval") == 0 and value(cfg, "moe_layer_start_index") <= li <= end
+
+
 CLAMP_COUNT = [0]
 
 
@@ -410,5 +443,5 @@ def forward(cfg, W, fam, ids, cache, start, hidden_out=None):
         if hidden_out is not None:
             hidden_out.append(h.clone())
     h = rms_norm(h, W["model.norm.weight"], eps)
-    head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else W["lm_head.weight"]
-    return h @ head.t()
+    head = W["model.embed_tokens.weight"] if value(cfg, "tie_word_embeddings") else W["lm_head.weight"]
+    return linear(h, head, W.get("lm_head.bias"))

@@ -80,9 +80,9 @@ import sys
 import torch
 
 from hf_config import saved_config, value
-from hf_model_reference import (CLAMP_COUNT, DTYPE, MARGINS, Family, deepseek_router, dense_mlp, forward,
-                                gqa_attention, mla_attention, moe_deepseek, moe_gpt_oss, moe_mixtral, moe_qwen,
-                                rope_params)
+from hf_model_reference import (CLAMP_COUNT, DTYPE, MARGINS, Family, deepseek_router, dense_mlp, ernie_is_moe,
+                                forward, gqa_attention, mla_attention, moe_deepseek, moe_ernie, moe_gpt_oss,
+                                moe_mixtral, moe_qwen, rope_params)
 from st_write import write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -114,16 +114,18 @@ class Init:
     def norm(self, name, n):
         self.W[name + ".weight"] = 1.0 + 0.1 * self.randn(n)
 
-    def mlp(self, p, D, F, names=("gate_proj", "up_proj", "down_proj"), gain=1.0):
-        self.lin(p + names[0], F, D)
-        self.lin(p + names[1], F, D)
-        self.lin(p + names[2], D, F, gain=gain)
+    def mlp(self, p, D, F, names=("gate_proj", "up_proj", "down_proj"), gain=1.0, bias=False):
+        self.lin(p + names[0], F, D, bias)
+        self.lin(p + names[1], F, D, bias)
+        self.lin(p + names[2], D, F, bias, gain=gain)
 
 
 def init_common(cfg, ini):
     V, D = cfg["vocab_size"], cfg["hidden_size"]
     ini.norm("model.norm", D)
-    if not cfg.get("tie_word_embeddings"):
+    if value(cfg, "use_bias"):  # ERNIE: the head has a bias, tied weights or not
+        ini.W["lm_head.bias"] = ini.randn(V) * 0.1
+    if not value(cfg, "tie_word_embeddings"):
         ini.W["model.embed_tokens.weight"] = ini.randn(V, D)
         ini.lin("lm_head", V, D, gain=1.0)
     else:  # small embeddings, or the residual copy of the input token dominates its own logit
@@ -138,11 +140,11 @@ def init_gqa(cfg, ini, li, fam):
     D, H, Hkv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     Dh = cfg.get("head_dim") or D // H
     p = "model.layers.%d.self_attn." % li
-    bias_qkv = cfg.get("attention_bias", False) or cfg["model_type"] == "qwen2_moe"
+    bias_qkv = cfg.get("attention_bias", False) or cfg["model_type"] == "qwen2_moe" or value(cfg, "use_bias")
     ini.lin(p + "q_proj", H * Dh, D, bias_qkv, gain=2.0)
     ini.lin(p + "k_proj", Hkv * Dh, D, bias_qkv, gain=2.0)
     ini.lin(p + "v_proj", Hkv * Dh, D, bias_qkv)
-    o_bias = cfg.get("attention_bias", False) and cfg["model_type"] != "glm4_moe"  # GLM: q/k/v only
+    o_bias = (cfg.get("attention_bias", False) and cfg["model_type"] != "glm4_moe") or value(cfg, "use_bias")
     ini.lin(p + "o_proj", D, H * Dh, o_bias)
     if fam.qk_norm == "head":
         ini.norm(p + "q_norm", Dh)
@@ -179,6 +181,15 @@ def init_moe(cfg, ini, li):
         ini.lin(p + "gate", cfg["num_local_experts"], D, gain=3.0)
         for e in range(cfg["num_local_experts"]):
             ini.mlp(p + "experts.%d." % e, D, cfg["intermediate_size"], ("w1", "w3", "w2"))
+        return
+    if mt == "ernie4_5_moe":
+        E, F, bias = cfg["moe_num_experts"], cfg["moe_intermediate_size"], cfg["use_bias"]
+        ini.lin(p + "gate", E, D, gain=3.0)
+        ini.W[p + "moe_statics.e_score_correction_bias"] = 0.02 * ini.randn(1, E)
+        for e in range(E):
+            ini.mlp(p + "experts.%d." % e, D, F, bias=bias)
+        if cfg["moe_num_shared_experts"]:
+            ini.mlp(p + "shared_experts.", D, F * cfg["moe_num_shared_experts"], bias=bias)
         return
     if mt == "gpt_oss":
         E, F = cfg["num_local_experts"], cfg["intermediate_size"]
@@ -353,6 +364,21 @@ def fam_dots1():
     return cfg, Family("dots1", gqa_attention, deepseek_mlp, "head"), "deepseek"
 
 
+def ernie_mlp(c, W, p, x, li):
+    return moe_ernie(c, W, p, x) if ernie_is_moe(c, li) else dense_mlp(c, W, p, x)
+
+
+def fam_ernie4_5_moe():
+    """Ernie4_5_MoeConfig(...).save_pretrained(): tie_word_embeddings left out (true, the class default),
+    use_bias on every Linear and the head, interleaved RoPE, MoE only in layers 1..moe_layer_end_index (the
+    last layer dense again), softmax router with the moe_statics selection bias, two shared experts."""
+    cfg = saved_config("ernie4_5_moe", "Ernie4_5_MoeForCausalLM", **tiny(
+        vocab_size=128, hidden_size=32, num_hidden_layers=3, intermediate_size=48, moe_intermediate_size=8,
+        moe_num_experts=8, moe_k=2, moe_num_shared_experts=2, moe_layer_end_index=1, use_bias=True,
+        tie_word_embeddings=True, max_position_embeddings=4096, pad_token_id=0))
+    return cfg, Family("ernie4_5_moe", gqa_attention, ernie_mlp), "ernie"
+
+
 def fam_gpt_oss():
     cfg = saved_config("gpt_oss", "GptOssForCausalLM", **tiny(
         head_dim=16, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2, rms_norm_eps=1e-5,
@@ -376,6 +402,7 @@ FAMILIES = {
     "deepseek_v3_hf": fam_deepseek_v3_hf,
     "glm4_moe": fam_glm4_moe,
     "dots1": fam_dots1,
+    "ernie4_5_moe": fam_ernie4_5_moe,
 }
 
 
@@ -387,12 +414,14 @@ def build_weights(cfg, fam, moe_layers, seed):
             init_mla(cfg, ini, li)
         else:
             init_gqa(cfg, ini, li, fam)
-        sparse = moe_layers == "all" or (moe_layers == "deepseek" and li >= value(cfg, "first_k_dense_replace"))
+        sparse = moe_layers == "all" or (moe_layers == "deepseek" and li >= value(cfg, "first_k_dense_replace")) \
+            or (moe_layers == "ernie" and ernie_is_moe(cfg, li))
         if sparse:
             init_moe(cfg, ini, li)
         else:
             # a strong token-wise MLP keeps greedy decoding of the dense models from locking on one token
-            ini.mlp("model.layers.%d.mlp." % li, cfg["hidden_size"], cfg["intermediate_size"], gain=3.0)
+            ini.mlp("model.layers.%d.mlp." % li, cfg["hidden_size"], cfg["intermediate_size"], gain=3.0,
+                    bias=bool(value(cfg, "use_bias")))
     return ini.W
 
 

@@ -121,6 +121,36 @@ TEST(FamilyDefaults, Dots1) {
   EXPECT_EQ(w.router.scoring, ScoringFunc::kSigmoid);
 }
 
+TEST(FamilyDefaults, Ernie45Moe) {
+  nlohmann::json c = sizes("ernie4_5_moe");  // only sizes: the rest is Ernie4_5_MoeConfig's defaults
+  const ModelSpec e = parse_model_spec(c, "ernie");
+  EXPECT_TRUE(e.tie_word_embeddings);  // absent means true: save_pretrained leaves it out when it is
+  EXPECT_DOUBLE_EQ(e.rope.theta, 500000);
+  EXPECT_TRUE(e.rope.interleaved);
+  EXPECT_EQ(e.n_expert, 64);
+  EXPECT_EQ(e.n_expert_used, 6);
+  EXPECT_EQ(e.n_ff_shared, 2 * 16);
+  EXPECT_EQ(e.router.scoring, ScoringFunc::kSoftmax);
+  EXPECT_TRUE(e.router.has_score_bias);
+  EXPECT_TRUE(e.router.norm_topk_prob);
+  EXPECT_FALSE(e.attention_bias);
+  EXPECT_FALSE(e.lm_head_bias);
+  EXPECT_FALSE(e.layers[0].is_moe);  // moe_layer_start_index 1, end -1 (the last layer)
+  EXPECT_TRUE(e.layers[3].is_moe);
+  c["moe_layer_end_index"] = 2;
+  c["moe_layer_interval"] = 2;
+  c["use_bias"] = true;
+  c["tie_word_embeddings"] = false;
+  const ModelSpec f = parse_model_spec(c, "ernie");
+  std::vector<bool> moe;
+  for (const auto& l : f.layers) moe.push_back(l.is_moe);
+  EXPECT_EQ(moe, (std::vector<bool>{false, true, false, false}));
+  EXPECT_TRUE(f.mlp_bias && f.lm_head_bias && f.attention_bias && f.o_bias);
+  EXPECT_FALSE(f.tie_word_embeddings);
+  c["moe_layer_end_index"] = -2;
+  EXPECT_THROW(parse_model_spec(c, "ernie"), std::exception);
+}
+
 TEST(FamilyDefaults, Transformers5SpellingParsesTheSame) {
   nlohmann::json v4 = with_experts(sizes("glm4_moe"), "n_routed_experts");
   v4["rope_theta"] = 1000000.0;
