@@ -118,7 +118,8 @@ void Decoder::load_layer(int64_t li) {
     L->sinks = s.f32_or_null(a + "sinks");
     L->window = ls.attention == AttentionKind::kSliding ? ls.window : 0;
     L->rope = make_rope_table(rope_config_from_spec(spec_.rope, spec_.head_dim));
-    L->scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(spec_.head_dim)));
+    const double granite = spec_.multipliers.attention;  // Granite's attention_multiplier replaces Dh^-0.5
+    L->scale = static_cast<float>(granite > 0 ? granite : 1.0 / std::sqrt(static_cast<double>(spec_.head_dim)));
   }
   if (ls.is_moe) {
     const MoeLayerConfig config = decoder_moe_config(spec_);
@@ -247,11 +248,14 @@ void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logi
     convert_to_f32(embed_.dtype, static_cast<const uint8_t*>(embed_.data) + ids[t] * embed_.ld * elem, &h[t * D],
                    static_cast<size_t>(D));
   }
+  if (const float m = static_cast<float>(spec_.multipliers.embedding); m != 1.0f)
+    for (float& v : h) v *= m;  // Granite's embedding_multiplier
   if (stats) {
     stats->moe_layers.assign(static_cast<size_t>(spec_.n_layer), MoeTelemetry{});
     stats->expert_ids.assign(static_cast<size_t>(spec_.n_layer), {});
   }
   const float eps = static_cast<float>(spec_.norm_eps);
+  const float residual = static_cast<float>(spec_.multipliers.residual);  // Granite: each branch scaled
   for (int64_t li = 0; li < spec_.n_layer; ++li) {
     Layer& L = *layers_[static_cast<size_t>(li)];
     rms_norm(h.data(), L.in_norm, x.data(), T, D, eps);
@@ -260,15 +264,17 @@ void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logi
     } else {
       attention_gqa(L, li, x.data(), T, cache, y.data());
     }
-    for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
+    for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
     rms_norm(h.data(), L.post_norm, x.data(), T, D, eps);
     ffn(L, x.data(), T, y.data(), stats ? &stats->moe_layers[static_cast<size_t>(li)] : nullptr);
     if (stats && L.moe) stats->expert_ids[static_cast<size_t>(li)] = L.moe->last_expert_ids();
-    for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
+    for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
   }
   cache.advance(T);
   rms_norm(h.data(), final_norm_, x.data(), T, D, eps);
   linear(x.data(), T, head_, head_bias_, V, logits);
+  if (const float d = static_cast<float>(spec_.multipliers.logits_divisor); d != 1.0f)
+    for (int64_t i = 0; i < T * V; ++i) logits[i] /= d;  // Granite's logits_scaling
 }
 
 }  // namespace moe

@@ -11,7 +11,8 @@ namespace moe {
 
 std::string ffn_prefix(const ModelSpec& spec, int64_t layer) {
   const std::string p = fmt::format("model.layers.{}.", layer);
-  return spec.family == Family::kMixtral ? p + "block_sparse_moe." : p + "mlp.";
+  const bool block_sparse = spec.family == Family::kMixtral || spec.family == Family::kGraniteMoe;
+  return block_sparse ? p + "block_sparse_moe." : p + "mlp.";
 }
 
 MoeLayerConfig decoder_moe_config(const ModelSpec& spec) {
@@ -25,6 +26,7 @@ MoeLayerConfig decoder_moe_config(const ModelSpec& spec) {
     case Family::kGlm4Moe:
     case Family::kDots1:
     case Family::kErnie45Moe:
+    case Family::kGraniteMoe:
     case Family::kGptOss:
       break;
     default:
@@ -86,12 +88,42 @@ ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, Weigh
   return w;
 }
 
+// Granite-MoE: input_linear [E, 2F, D] (gate rows, then up rows) and output_linear [E, D, F] are
+// already PyTorch Linear layouts per expert: zero-copy views. The shared MLP fuses gate and up alike.
+MoeLayerWeights granite_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
+  const int64_t F = spec.n_ff_expert, D = spec.d_model;
+  const std::string p = ffn_prefix(spec, layer);
+  MoeLayerWeights w;
+  w.experts.d_model = w.shared.d_model = D;
+  w.experts.d_ff = F;
+  w.router.weight = store.matrix(p + "router.layer.weight");
+  for (int64_t e = 0; e < spec.n_expert; ++e) {
+    ExpertMatrices m;  // another rank's expert stays empty (not read)
+    if (!keep || keep(e)) {
+      m.gate = store.rows(p + "input_linear.weight", e * 2 * F, F);
+      m.up = store.rows(p + "input_linear.weight", e * 2 * F + F, F);
+      m.down = store.rows(p + "output_linear.weight", e * D, D);
+    }
+    w.experts.experts.push_back(m);
+  }
+  if (spec.n_ff_shared > 0) {
+    const int64_t Fs = spec.n_ff_shared;
+    const std::string s = fmt::format("model.layers.{}.shared_mlp.", layer);
+    w.shared.d_ff = Fs;
+    w.shared.experts.push_back({store.rows(s + "input_linear.weight", 0, Fs),
+                                store.rows(s + "input_linear.weight", Fs, Fs),
+                                store.matrix(s + "output_linear.weight")});
+  }
+  return w;
+}
+
 }  // namespace
 
 MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
   const std::string p = ffn_prefix(spec, layer);
   MoeLayerWeights w;
   w.experts.d_model = w.shared.d_model = spec.d_model;
+  if (spec.family == Family::kGraniteMoe) return granite_weights(spec, layer, store, keep);
   if (spec.family == Family::kGptOss) {
     w.router.weight = store.matrix(p + "router.weight");
     w.router.bias = store.f32(p + "router.bias");
@@ -99,8 +131,9 @@ MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightSt
     return w;
   }
   w.router.weight = store.matrix(p + "gate.weight");
-  w.router.correction_bias = store.f32_or_null(
-      p + (spec.family == Family::kErnie45Moe ? "moe_statics.e_score_correction_bias" : "gate.e_score_correction_bias"));
+  w.router.correction_bias =
+      store.f32_or_null(p + (spec.family == Family::kErnie45Moe ? "moe_statics.e_score_correction_bias"
+                                                                : "gate.e_score_correction_bias"));
   w.experts.d_ff = spec.n_ff_expert;
   const bool mixtral = spec.family == Family::kMixtral;
   for (int64_t e = 0; e < spec.n_expert; ++e) {

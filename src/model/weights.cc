@@ -69,6 +69,25 @@ WeightView WeightStore::matrix(const std::string& name) {
   return WeightView{f32(name), DType::kF32, s[1]};
 }
 
+WeightView WeightStore::rows(const std::string& name, int64_t first_row, int64_t n_rows) {
+  const std::vector<int64_t>& s = shape(name);
+  if (s.size() < 2)
+    fail("weights", "{}: tensor {} should have at least 2 dims, found {}", checkpoint_.path(), name, s.size());
+  const int64_t cols = s.back();
+  int64_t total = 1;
+  for (size_t i = 0; i + 1 < s.size(); ++i) total *= s[i];
+  if (first_row < 0 || n_rows < 0 || first_row + n_rows > total)
+    fail("weights", "{}: rows [{}, {}) of tensor {} are outside its {} rows", checkpoint_.path(), first_row,
+         first_row + n_rows, name, total);
+  const TensorInfo& info = checkpoint_.info(name);
+  const bool zero_copy = info.dtype == DType::kF32 || info.dtype == DType::kBF16;
+  if (zero_copy && checkpoint_.file_of(name).is_aligned(name, dtype_size(info.dtype))) {
+    const uint8_t* base = checkpoint_.file_of(name).bytes(name).data();
+    return WeightView{base + first_row * cols * static_cast<int64_t>(dtype_size(info.dtype)), info.dtype, cols};
+  }
+  return WeightView{f32(name) + first_row * cols, DType::kF32, cols};
+}
+
 const float* WeightStore::f32(const std::string& name) {
   auto it = converted_.find(name);
   if (it == converted_.end()) {

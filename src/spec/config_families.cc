@@ -334,8 +334,38 @@ void parse_ernie45_moe(ConfigReader& r, ModelSpec& s) {
     s.layers[i].is_moe = s.n_expert > 0 && (i + 1) % interval == 0 && i >= start && i <= end;
   // Keys of Baidu's own config class that transformers does not read.
   r.acknowledge({"use_flash_attention", "use_rmsnorm", "use_moe", "moe_capacity", "moe_gate", "moe_use_aux_free",
-                 "moe_gate_act", "moe_dropout_prob", "fuse_linear", "fuse_rope", "freq_allocation",
-                 "rope_3d", "compression_ratio", "weight_share_add_bias", "head_dim_for_rope", "use_cache"});
+                 "moe_gate_act", "moe_dropout_prob", "fuse_linear", "fuse_rope", "freq_allocation", "rope_3d",
+                 "compression_ratio", "weight_share_add_bias", "head_dim_for_rope", "use_cache"});
+}
+
+// Granite-MoE: Llama attention scaled by attention_multiplier, embedding / residual / logits
+// multipliers, Mixtral routing (softmax over the top-k logits) with experts fused per layer
+// (input_linear [E, 2F, D] = gate rows then up rows, output_linear [E, D, F]); granitemoeshared adds
+// an ungated shared MLP of shared_intermediate_size.
+void parse_granitemoe(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  s.n_expert = r.int_or({"num_local_experts"}, 8);
+  s.n_expert_used = r.int_or({"num_experts_per_tok"}, 2);
+  s.n_ff_expert = r.req_int({"intermediate_size"});
+  s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
+  s.router.norm_topk_prob = true;  // softmax over the k selected logits
+  auto positive = [&](const char* key) {
+    const double v = r.num_or({key}, 1.0);
+    if (!(v > 0)) r.fail_field(key, fmt::format("must be positive, found {}", v));
+    return v;
+  };
+  s.multipliers.embedding = positive("embedding_multiplier");
+  s.multipliers.residual = positive("residual_multiplier");
+  s.multipliers.attention = positive("attention_multiplier");
+  s.multipliers.logits_divisor = positive("logits_scaling");
+  if (s.model_type == "granitemoeshared") {
+    s.n_ff_shared = r.int_or({"shared_intermediate_size"}, 0);
+    s.n_expert_shared = s.n_ff_shared > 0 ? 1 : 0;
+  }
+  const std::string pos = r.str_or({"position_embedding_type"}, "rope");  // written by the class, always rope
+  if (pos != "rope") r.fail_field("position_embedding_type", fmt::format("only rope is supported, found \"{}\"", pos));
+  set_layers_all(s, true);
 }
 
 void parse_gpt_oss(ConfigReader& r, ModelSpec& s) {
@@ -596,6 +626,8 @@ const std::vector<FamilyEntry>& family_table() {
       {"glm4_moe", Family::kGlm4Moe, parse_glm4_moe},
       {"dots1", Family::kDots1, parse_dots1},
       {"ernie4_5_moe", Family::kErnie45Moe, parse_ernie45_moe},
+      {"granitemoe", Family::kGraniteMoe, parse_granitemoe},
+      {"granitemoeshared", Family::kGraniteMoe, parse_granitemoe},
       {"gpt_oss", Family::kGptOss, parse_gpt_oss},
       {"dbrx", Family::kDbrx, parse_dbrx},
       {"llama4", Family::kLlama4, parse_llama4},

@@ -30,6 +30,7 @@ enum class Family {
   kGlm4Moe,
   kDots1,       // dots.llm1: Qwen3 attention + the DeepSeek-V3 MoE block
   kErnie45Moe,  // ERNIE-4.5-MoE: softmax router with a selection bias (moe_statics), interleaved RoPE
+  kGraniteMoe,  // Granite-MoE (and granitemoeshared): multipliers, fused input_linear / output_linear experts
   kGptOss,
   kDbrx,
   kLlama4,
@@ -111,6 +112,15 @@ struct Dsv4Spec {
   std::vector<int> compress_ratios;  // n_layer + n_mtp_layers entries
 };
 
+// Granite's scalings (1 everywhere else): embeddings x embedding, each residual branch x residual,
+// attention scores x attention (instead of head_dim^-0.5 when set), logits / logits_divisor.
+struct MultiplierSpec {
+  double embedding = 1.0;
+  double residual = 1.0;
+  double attention = 0.0;  // 0: head_dim^-0.5
+  double logits_divisor = 1.0;
+};
+
 struct ModelSpec {
   std::string source;      // file or catalog name it came from
   std::string model_type;  // as written in the config
@@ -134,10 +144,10 @@ struct ModelSpec {
 
   RouterSpec router;
   Activation activation = Activation::kSilu;
-  double swiglu_limit = 0;   // gpt-oss 7.0, DeepSeek-V4 10.0; 0: no clamp
-  double swiglu_alpha = 0;   // gpt-oss 1.702
-  bool expert_bias = false;  // gpt-oss expert Linear biases
-  bool mlp_bias = false;     // biases on every gate/up/down Linear: dense, shared, routed (ERNIE use_bias, Llama)
+  double swiglu_limit = 0;    // gpt-oss 7.0, DeepSeek-V4 10.0; 0: no clamp
+  double swiglu_alpha = 0;    // gpt-oss 1.702
+  bool expert_bias = false;   // gpt-oss expert Linear biases
+  bool mlp_bias = false;      // biases on every gate/up/down Linear: dense, shared, routed (ERNIE use_bias, Llama)
   bool lm_head_bias = false;  // lm_head.bias [V] (PhiMoE lm_head_bias, ERNIE use_bias), also with tied weights
 
   bool attention_bias = false;  // q/k/v biases
@@ -150,6 +160,7 @@ struct ModelSpec {
   bool is_mla = false;
   MlaSpec mla;
   RopeSpec rope;
+  MultiplierSpec multipliers;
 
   NormKind norm = NormKind::kRms;
   double norm_eps = 1e-6;

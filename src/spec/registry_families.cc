@@ -97,6 +97,20 @@ void experts_mixtral(RegistryBuilder& b, const std::string& p) {
   b.expert(-1);
 }
 
+// Granite-MoE: experts fused per layer, no ".weight"-per-expert; the shared MLP fuses gate and up too.
+void experts_granite(RegistryBuilder& b, const std::string& p) {
+  const ModelSpec& s = b.spec();
+  const int64_t E = s.n_expert, D = s.d_model, F = s.n_ff_expert;
+  const std::string m = p + "block_sparse_moe.";
+  b.linear(m + "router.layer", E, D, Role::kRouter, false);
+  b.routed(m + "input_linear.weight", {E, 2 * F, D}, E);  // [E, 2F, D]: gate rows, then up rows
+  b.routed(m + "output_linear.weight", {E, D, F}, E);     // [E, D, F]
+  if (s.n_ff_shared > 0) {
+    b.linear(p + "shared_mlp.input_linear", 2 * s.n_ff_shared, D, Role::kSharedExpert);  // [2Fs, D]
+    b.linear(p + "shared_mlp.output_linear", D, s.n_ff_shared, Role::kSharedExpert);     // [D, Fs]
+  }
+}
+
 void experts_gpt_oss(RegistryBuilder& b, const std::string& p) {
   const ModelSpec& s = b.spec();
   const int64_t E = s.n_expert, D = s.d_model, F = s.n_ff_expert;
@@ -171,6 +185,9 @@ void ffn(RegistryBuilder& b, const std::string& p, bool is_moe) {
       break;
     case Family::kGptOss:
       experts_gpt_oss(b, p);
+      break;
+    case Family::kGraniteMoe:
+      experts_granite(b, p);
       break;
     case Family::kLlama4:
       experts_llama4(b, p);

@@ -103,6 +103,20 @@ CLASSES = {
                          moe_num_shared_experts=2, moe_layer_start_index=1, moe_layer_end_index=-1,
                          moe_layer_interval=1, moe_norm_min=1e-12, output_router_logits=False,
                          router_aux_loss_coef=0.001),
+    "granitemoe": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                 num_attention_heads=32, num_key_value_heads=None, hidden_act="silu", max_position_embeddings=2048,
+                 initializer_range=0.02, rms_norm_eps=1e-6, use_cache=True, pad_token_id=None, bos_token_id=1,
+                 eos_token_id=2, tie_word_embeddings=False, rope_theta=10000.0, rope_scaling=None,
+                 attention_bias=False, attention_dropout=0.0, embedding_multiplier=1.0, logits_scaling=1.0,
+                 residual_multiplier=1.0, attention_multiplier=1.0, num_local_experts=8, num_experts_per_tok=2,
+                 output_router_logits=False, router_aux_loss_coef=0.001),
+    "granitemoeshared": dict(dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                 num_attention_heads=32, num_key_value_heads=None, hidden_act="silu", max_position_embeddings=2048,
+                 initializer_range=0.02, rms_norm_eps=1e-6, use_cache=True, pad_token_id=None, bos_token_id=1,
+                 eos_token_id=2, tie_word_embeddings=False, rope_theta=10000.0, rope_scaling=None,
+                 attention_bias=False, attention_dropout=0.0, embedding_multiplier=1.0, logits_scaling=1.0,
+                 residual_multiplier=1.0, attention_multiplier=1.0, num_local_experts=8, num_experts_per_tok=2,
+                 output_router_logits=False, router_aux_loss_coef=0.001), shared_intermediate_size=0),
     "gpt_oss": dict(num_hidden_layers=36, num_local_experts=128, vocab_size=201088, hidden_size=2880,
                     intermediate_size=2880, head_dim=64, num_attention_heads=64, num_key_value_heads=8,
                     sliding_window=128, rope_theta=150000.0, tie_word_embeddings=False, hidden_act="silu",
@@ -138,6 +152,8 @@ def _derive(mt, c):
                             else "full_attention" for i in range(c["num_hidden_layers"])]
     if mt == "ernie4_5_moe" and c["moe_layer_end_index"] == -1:
         c["moe_layer_end_index"] = c["num_hidden_layers"] - 1
+    if mt.startswith("granitemoe"):
+        c["position_embedding_type"] = "rope"  # hard-coded by the class, written all the same
     if mt == "qwen3":
         c["sliding_window"] = c["sliding_window"] if c["use_sliding_window"] else None
         if c["layer_types"] is None:

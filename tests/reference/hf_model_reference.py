@@ -214,7 +214,9 @@ def gqa_attention(cfg, W, p, x, pos, cache, li, fam):
     if cfg.get("layer_types") and cfg["layer_types"][li] == "sliding_attention":
         window = cfg["sliding_window"]
     sinks = W.get(p + "sinks")
-    o = attend(q, k, v, pos, k_pos, Dh ** -0.5, window, sinks)
+    granite = cfg["model_type"].startswith("granitemoe")
+    scale = value(cfg, "attention_multiplier") if granite else Dh ** -0.5  # Granite replaces Dh^-0.5
+    o = attend(q, k, v, pos, k_pos, scale, window, sinks)
     return linear(o, W[p + "o_proj.weight"], W.get(p + "o_proj.bias"))
 
 
@@ -380,6 +382,30 @@ def moe_ernie(cfg, W, p, x):
     return out
 
 
+def moe_granite(cfg, W, p, x, li):
+    """Granite-MoE (JetMoE's gating): top-k of the router logits, softmax over those k; experts fused in
+    input_linear [E, 2F, D] (first F rows gate, next F up) and output_linear [E, D, F]; plus the ungated
+    shared MLP of granitemoeshared (input_linear [2Fs, D] split the same way)."""
+    m = p + "block_sparse_moe."
+    k = cfg["num_experts_per_tok"]
+    logits = linear(x, W[m + "router.layer.weight"])
+    MARGINS.topk(logits, k)
+    top, ids = torch.topk(logits, k, dim=-1)
+    w = torch.softmax(top, dim=-1)
+    wi, wo = W[m + "input_linear.weight"], W[m + "output_linear.weight"]
+    out = torch.zeros_like(x)
+    for t in range(x.shape[0]):
+        for j in range(k):
+            e = int(ids[t, j])
+            g, u = (x[t] @ wi[e].t()).chunk(2, dim=-1)
+            out[t] += w[t, j] * ((silu(g) * u) @ wo[e].t())
+    s = "model.layers.%d.shared_mlp." % li
+    if s + "input_linear.weight" in W:
+        g, u = linear(x, W[s + "input_linear.weight"]).chunk(2, dim=-1)
+        out = out + linear(silu(g) * u, W[s + "output_linear.weight"])
+    return out
+
+
 def ernie_is_moe(cfg, li):
     end = value(cfg, "moe_layer_end_index")
     end = cfg["num_hidden_layers"] - 1 if end == -1 else end
@@ -429,7 +455,11 @@ class Family:
 def forward(cfg, W, fam, ids, cache, start, hidden_out=None):
     """ids [T] at positions start..start+T-1; cache: dict layer -> (k, v). Returns logits [T, V]."""
     pos = torch.arange(start, start + ids.shape[0])
+    granite = cfg["model_type"].startswith("granitemoe")  # embedding / residual / logits multipliers
     h = W["model.embed_tokens.weight"][ids]  # [T, D]
+    if granite:
+        h = h * value(cfg, "embedding_multiplier")
+    r = value(cfg, "residual_multiplier") if granite else 1.0
     if hidden_out is not None:
         hidden_out.append(h.clone())
     eps = cfg["rms_norm_eps"]
@@ -437,11 +467,12 @@ def forward(cfg, W, fam, ids, cache, start, hidden_out=None):
         p = "model.layers.%d." % li
         a = fam.attention(cfg, W, p + "self_attn.", rms_norm(h, W[p + "input_layernorm.weight"], eps),
                           pos, cache, li, fam)
-        h = h + a
+        h = h + a * r
         m = fam.mlp(cfg, W, p, rms_norm(h, W[p + "post_attention_layernorm.weight"], eps), li)
-        h = h + m
+        h = h + m * r
         if hidden_out is not None:
             hidden_out.append(h.clone())
     h = rms_norm(h, W["model.norm.weight"], eps)
     head = W["model.embed_tokens.weight"] if value(cfg, "tie_word_embeddings") else W["lm_head.weight"]
-    return linear(h, head, W.get("lm_head.bias"))
+    logits = linear(h, head, W.get("lm_head.bias"))
+    return logits / value(cfg, "logits_scaling") if granite else logits

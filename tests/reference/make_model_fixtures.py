@@ -82,7 +82,7 @@ import torch
 from hf_config import saved_config, value
 from hf_model_reference import (CLAMP_COUNT, DTYPE, MARGINS, Family, deepseek_router, dense_mlp, ernie_is_moe,
                                 forward, gqa_attention, mla_attention, moe_deepseek, moe_ernie, moe_gpt_oss,
-                                moe_mixtral, moe_qwen, rope_params)
+                                moe_granite, moe_mixtral, moe_qwen, rope_params)
 from st_write import write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -129,7 +129,7 @@ def init_common(cfg, ini):
         ini.W["model.embed_tokens.weight"] = ini.randn(V, D)
         ini.lin("lm_head", V, D, gain=1.0)
     else:  # small embeddings, or the residual copy of the input token dominates its own logit
-        ini.W["model.embed_tokens.weight"] = ini.randn(V, D) * 0.1
+        ini.W["model.embed_tokens.weight"] = ini.randn(V, D) * (0.1 / (value(cfg, "embedding_multiplier") or 1.0))
     for li in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % li
         ini.norm(p + "input_layernorm", D)
@@ -190,6 +190,17 @@ def init_moe(cfg, ini, li):
             ini.mlp(p + "experts.%d." % e, D, F, bias=bias)
         if cfg["moe_num_shared_experts"]:
             ini.mlp(p + "shared_experts.", D, F * cfg["moe_num_shared_experts"], bias=bias)
+        return
+    if mt.startswith("granitemoe"):
+        E, F = cfg["num_local_experts"], cfg["intermediate_size"]
+        m = "model.layers.%d.block_sparse_moe." % li
+        ini.lin(m + "router.layer", E, D, gain=3.0)
+        ini.W[m + "input_linear.weight"] = ini.randn(E, 2 * F, D) * (1.0 / math.sqrt(D))
+        ini.W[m + "output_linear.weight"] = ini.randn(E, D, F) * (1.0 / math.sqrt(F))
+        Fs = cfg.get("shared_intermediate_size", 0)
+        if Fs:
+            ini.lin("model.layers.%d.shared_mlp.input_linear" % li, 2 * Fs, D)
+            ini.lin("model.layers.%d.shared_mlp.output_linear" % li, D, Fs)
         return
     if mt == "gpt_oss":
         E, F = cfg["num_local_experts"], cfg["intermediate_size"]
@@ -379,6 +390,29 @@ def fam_ernie4_5_moe():
     return cfg, Family("ernie4_5_moe", gqa_attention, ernie_mlp), "ernie"
 
 
+def granite_cfg(model_type, arch, **kw):
+    """Granite's four multipliers, each far from 1 but milder than Granite-3.0's (12, 0.22, 1/64, 6), which
+    leave a random tiny model's greedy decoding stuck on one token."""
+    args = tiny(vocab_size=128, hidden_size=32, intermediate_size=8, num_local_experts=8, num_experts_per_tok=3,
+                embedding_multiplier=3.0, residual_multiplier=0.6, attention_multiplier=0.2,
+                logits_scaling=1.7, tie_word_embeddings=True, max_position_embeddings=4096)
+    args.update(kw)
+    return saved_config(model_type, arch, **args)
+
+
+def fam_granitemoe():
+    """GraniteMoeConfig(...).save_pretrained() with Granite-3.0's multipliers and tied embeddings."""
+    cfg = granite_cfg("granitemoe", "GraniteMoeForCausalLM")
+    return cfg, Family("granitemoe", gqa_attention, moe_granite), "all"
+
+
+def fam_granitemoeshared():
+    """GraniteMoeSharedConfig(...).save_pretrained(): GraniteMoe plus an ungated shared MLP, with attention biases."""
+    cfg = granite_cfg("granitemoeshared", "GraniteMoeSharedForCausalLM", shared_intermediate_size=16,
+                      attention_bias=True, tie_word_embeddings=False)
+    return cfg, Family("granitemoeshared", gqa_attention, moe_granite), "all"
+
+
 def fam_gpt_oss():
     cfg = saved_config("gpt_oss", "GptOssForCausalLM", **tiny(
         head_dim=16, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2, rms_norm_eps=1e-5,
@@ -403,6 +437,8 @@ FAMILIES = {
     "glm4_moe": fam_glm4_moe,
     "dots1": fam_dots1,
     "ernie4_5_moe": fam_ernie4_5_moe,
+    "granitemoe": fam_granitemoe,
+    "granitemoeshared": fam_granitemoeshared,
 }
 
 

@@ -151,6 +151,29 @@ TEST(FamilyDefaults, Ernie45Moe) {
   EXPECT_THROW(parse_model_spec(c, "ernie"), std::exception);
 }
 
+TEST(FamilyDefaults, GraniteMoe) {
+  nlohmann::json c = sizes("granitemoe");
+  c.erase("moe_intermediate_size");
+  const ModelSpec g = parse_model_spec(c, "granite");
+  EXPECT_EQ(g.n_expert, 8);  // GraniteMoeConfig: 8 experts, top-2, every multiplier 1
+  EXPECT_EQ(g.n_expert_used, 2);
+  EXPECT_DOUBLE_EQ(g.multipliers.attention, 1.0);  // scores x 1, not x head_dim^-0.5
+  EXPECT_DOUBLE_EQ(g.multipliers.embedding, 1.0);
+  EXPECT_EQ(g.n_ff_shared, 0);
+  c["model_type"] = "granitemoeshared";
+  c["shared_intermediate_size"] = 64;
+  c["residual_multiplier"] = 0.22;
+  const ModelSpec s = parse_model_spec(c, "granite");
+  EXPECT_EQ(s.n_ff_shared, 64);
+  EXPECT_DOUBLE_EQ(s.multipliers.residual, 0.22);
+  EXPECT_TRUE(s.unknown_keys.empty());
+  c["logits_scaling"] = 0;
+  EXPECT_THROW(parse_model_spec(c, "granite"), std::exception);
+  c["logits_scaling"] = 1;
+  c["position_embedding_type"] = "alibi";
+  EXPECT_THROW(parse_model_spec(c, "granite"), std::exception);
+}
+
 TEST(FamilyDefaults, Transformers5SpellingParsesTheSame) {
   nlohmann::json v4 = with_experts(sizes("glm4_moe"), "n_routed_experts");
   v4["rope_theta"] = 1000000.0;
