@@ -21,6 +21,7 @@ namespace moe {
 struct Decoder::Layer {
   const float* in_norm = nullptr;
   const float* post_norm = nullptr;
+  const float *in_norm_b = nullptr, *post_norm_b = nullptr;  // LayerNorm biases (PhiMoE)
   // GQA / MHA
   WeightView q, k, v, o;
   const float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
@@ -31,6 +32,7 @@ struct Decoder::Layer {
   const float *q_a_norm = nullptr, *kv_a_norm = nullptr;
   std::unique_ptr<MlaAttention> mla;
   RopeTable rope;
+  RopeTable rope_long;  // LongRoPE: the table of sequences longer than original_max_position_embeddings
   float scale = 1.0f;
   // FFN: dense SwiGLU (biases when mlp_bias) or MoE
   WeightView gate, up, down;
@@ -69,6 +71,7 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
   head_ = pack_dense(store_->matrix(head_name), store_->shape(head_name)[0], &packed_);
   head_bias_ = store_->f32_or_null("lm_head.bias");  // PhiMoE lm_head_bias, ERNIE use_bias (also when tied)
   final_norm_ = store_->f32("model.norm.weight");
+  final_norm_b_ = store_->f32_or_null("model.norm.bias");
   for (int64_t li = 0; li < spec_.n_layer; ++li) load_layer(li);
 }
 
@@ -81,6 +84,8 @@ void Decoder::load_layer(int64_t li) {
   const std::string p = fmt::format("model.layers.{}.", li), a = p + "self_attn.";
   L->in_norm = s.f32(p + "input_layernorm.weight");
   L->post_norm = s.f32(p + "post_attention_layernorm.weight");
+  L->in_norm_b = s.f32_or_null(p + "input_layernorm.bias");
+  L->post_norm_b = s.f32_or_null(p + "post_attention_layernorm.bias");
   const LayerSpec& ls = spec_.layers[static_cast<size_t>(li)];
   if (spec_.is_mla) {
     const MlaSpec& m = spec_.mla;
@@ -118,6 +123,8 @@ void Decoder::load_layer(int64_t li) {
     L->sinks = s.f32_or_null(a + "sinks");
     L->window = ls.attention == AttentionKind::kSliding ? ls.window : 0;
     L->rope = make_rope_table(rope_config_from_spec(spec_.rope, spec_.head_dim));
+    if (spec_.rope.type == RopeType::kLongrope)
+      L->rope_long = make_rope_table(rope_config_from_spec(spec_.rope, spec_.head_dim, true));
     const double granite = spec_.multipliers.attention;  // Granite's attention_multiplier replaces Dh^-0.5
     L->scale = static_cast<float>(granite > 0 ? granite : 1.0 / std::sqrt(static_cast<double>(spec_.head_dim)));
   }
@@ -178,8 +185,9 @@ void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, int64_t T, KvC
   }
   const int64_t past = cache.length();
   const RopeStyle style = rope_style_from_spec(spec_.rope);
-  apply_rope(q, T, past, RopeLayout{H, Dh, H * Dh, style}, L.rope);
-  apply_rope(k, T, past, RopeLayout{Hkv, Dh, Hkv * Dh, style}, L.rope);
+  const RopeTable& rope = longrope_uses_long(spec_.rope, past + T) ? L.rope_long : L.rope;
+  apply_rope(q, T, past, RopeLayout{H, Dh, H * Dh, style}, rope);
+  apply_rope(k, T, past, RopeLayout{Hkv, Dh, Hkv * Dh, style}, rope);
   cache.store(li, k, v, T);
   AttentionTensors at{q, cache.keys(li), cache.values(li), scratch_o_.data(), T, past + T};
   attention_forward(at, AttentionShape{H, Hkv, Dh, Dh}, AttentionOptions{L.scale, L.window, L.sinks});
@@ -234,11 +242,33 @@ void Decoder::ffn(Layer& L, const float* x, int64_t T, float* out, MoeTelemetry*
   linear(scratch_g_.data(), T, L.down, L.down_b, D, out);
 }
 
+void Decoder::norm(const float* x, const float* weight, const float* bias, float* y, int64_t T) const {
+  const float eps = static_cast<float>(spec_.norm_eps);
+  if (spec_.norm == NormKind::kRms) {
+    rms_norm(x, weight, y, T, spec_.d_model, eps);
+  } else {
+    layer_norm(x, weight, bias, y, T, spec_.d_model, eps);
+  }
+}
+
 void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logits, ForwardStats* stats) {
   const int64_t D = spec_.d_model, V = spec_.vocab;
   if (T <= 0) fail("model", "empty input: at least one token is needed");
   if (cache.length() + T > cache.max_tokens()) {
     fail("model", "{} tokens after {} exceed the context of {} tokens", T, cache.length(), cache.max_tokens());
+  }
+  const int64_t past = cache.length();
+  if (past > 0 && !longrope_uses_long(spec_.rope, past) && longrope_uses_long(spec_.rope, past + T)) {
+    // LongRoPE switches every position to the long factors once the sequence is longer than
+    // original_max_position_embeddings; transformers' generation then recomputes the whole prefix
+    // (the cached keys and every later layer's states change), and so does this.
+    std::vector<int32_t> all = cache.ids();  // [past + T]
+    all.insert(all.end(), ids, ids + T);
+    std::vector<float> all_logits(all.size() * static_cast<size_t>(V));  // [past + T, V]
+    cache.reset();
+    forward(all.data(), static_cast<int64_t>(all.size()), cache, all_logits.data(), stats);
+    std::copy(all_logits.end() - T * V, all_logits.end(), logits);
+    return;
   }
   std::vector<float> h(T * D), x(T * D), y(T * D);  // [T, D]
   const size_t elem = dtype_size(embed_.dtype);
@@ -254,24 +284,24 @@ void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logi
     stats->moe_layers.assign(static_cast<size_t>(spec_.n_layer), MoeTelemetry{});
     stats->expert_ids.assign(static_cast<size_t>(spec_.n_layer), {});
   }
-  const float eps = static_cast<float>(spec_.norm_eps);
   const float residual = static_cast<float>(spec_.multipliers.residual);  // Granite: each branch scaled
   for (int64_t li = 0; li < spec_.n_layer; ++li) {
     Layer& L = *layers_[static_cast<size_t>(li)];
-    rms_norm(h.data(), L.in_norm, x.data(), T, D, eps);
+    norm(h.data(), L.in_norm, L.in_norm_b, x.data(), T);
     if (spec_.is_mla) {
       attention_mla(L, li, x.data(), T, cache, y.data());
     } else {
       attention_gqa(L, li, x.data(), T, cache, y.data());
     }
     for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
-    rms_norm(h.data(), L.post_norm, x.data(), T, D, eps);
+    norm(h.data(), L.post_norm, L.post_norm_b, x.data(), T);
     ffn(L, x.data(), T, y.data(), stats ? &stats->moe_layers[static_cast<size_t>(li)] : nullptr);
     if (stats && L.moe) stats->expert_ids[static_cast<size_t>(li)] = L.moe->last_expert_ids();
     for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
   }
+  cache.record_ids(ids, T);
   cache.advance(T);
-  rms_norm(h.data(), final_norm_, x.data(), T, D, eps);
+  norm(h.data(), final_norm_, final_norm_b_, x.data(), T);
   linear(x.data(), T, head_, head_bias_, V, logits);
   if (const float d = static_cast<float>(spec_.multipliers.logits_divisor); d != 1.0f)
     for (int64_t i = 0; i < T * V; ++i) logits[i] /= d;  // Granite's logits_scaling

@@ -48,6 +48,8 @@ class Decoder {
   void attention_gqa(Layer& layer, int64_t li, const float* x, int64_t T, KvCache& cache, float* out);
   void attention_mla(Layer& layer, int64_t li, const float* x, int64_t T, KvCache& cache, float* out);
   void ffn(Layer& layer, const float* x, int64_t T, float* out, MoeTelemetry* telemetry);
+  // The family's block norm (RMSNorm, or LayerNorm with an optional bias) over T rows of d_model.
+  void norm(const float* x, const float* weight, const float* bias, float* y, int64_t T) const;
   void load_layer(int64_t li);
 
   ModelSpec spec_;
@@ -57,7 +59,8 @@ class Decoder {
   WeightView embed_, head_;
   std::deque<PackedWeights> packed_;  // panel copies of the dense matrices (see pack_dense in decoder.cc)
   const float* final_norm_ = nullptr;
-  const float* head_bias_ = nullptr;  // [V] or null
+  const float* final_norm_b_ = nullptr;  // LayerNorm bias (PhiMoE) or null
+  const float* head_bias_ = nullptr;     // [V] or null
   std::vector<float> scratch_q_, scratch_k_, scratch_v_, scratch_o_, scratch_g_, scratch_u_;
 };
 

@@ -11,7 +11,8 @@ namespace moe {
 
 std::string ffn_prefix(const ModelSpec& spec, int64_t layer) {
   const std::string p = fmt::format("model.layers.{}.", layer);
-  const bool block_sparse = spec.family == Family::kMixtral || spec.family == Family::kGraniteMoe;
+  const bool block_sparse =
+      spec.family == Family::kMixtral || spec.family == Family::kPhiMoe || spec.family == Family::kGraniteMoe;
   return block_sparse ? p + "block_sparse_moe." : p + "mlp.";
 }
 
@@ -27,6 +28,7 @@ MoeLayerConfig decoder_moe_config(const ModelSpec& spec) {
     case Family::kDots1:
     case Family::kErnie45Moe:
     case Family::kGraniteMoe:
+    case Family::kPhiMoe:
     case Family::kGptOss:
       break;
     default:
@@ -135,7 +137,7 @@ MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightSt
       store.f32_or_null(p + (spec.family == Family::kErnie45Moe ? "moe_statics.e_score_correction_bias"
                                                                 : "gate.e_score_correction_bias"));
   w.experts.d_ff = spec.n_ff_expert;
-  const bool mixtral = spec.family == Family::kMixtral;
+  const bool mixtral = spec.family == Family::kMixtral || spec.family == Family::kPhiMoe;  // w1 / w3 / w2
   for (int64_t e = 0; e < spec.n_expert; ++e) {
     if (keep && !keep(e)) {
       w.experts.experts.emplace_back();  // another rank's expert: not read

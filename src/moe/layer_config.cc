@@ -26,6 +26,10 @@ MoeLayerConfig moe_layer_config(const ModelSpec& spec) {
   // Mixtral, gpt-oss, Granite-MoE: softmax over the selected logits (Mixtral's softmax + renormalize is the same).
   if (spec.family == Family::kGptOss || spec.family == Family::kMixtral || spec.family == Family::kGraniteMoe)
     r.selection = Selection::kSoftmaxOverTopK;
+  if (spec.family == Family::kPhiMoe) {
+    r.selection = Selection::kSparseMixer;
+    r.sparsemixer_eps = static_cast<float>(spec.router.jitter_eps);
+  }
   c.weight_before_expert = spec.family == Family::kLlama4;
   switch (spec.activation) {
     case Activation::kSilu:

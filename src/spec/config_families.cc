@@ -90,7 +90,18 @@ void parse_mixtral(ConfigReader& r, ModelSpec& s) {
     s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);  // PhimoeConfig default
     s.norm = NormKind::kLayerNorm;
     s.lm_head_bias = r.bool_or({"lm_head_bias"}, false);
-    r.acknowledge({"input_jitter_noise", "router_jitter_noise"});
+    // sparsemixer routing: router_jitter_noise is not training noise here but the mask width at inference
+    s.router.jitter_eps = r.num_or({"router_jitter_noise"}, 0.01);
+    if (s.n_expert_used != 2)
+      r.fail_field("num_experts_per_tok",
+                   fmt::format("PhiMoE's sparsemixer routes to exactly 2 experts, found {}", s.n_expert_used));
+    r.acknowledge({"input_jitter_noise"});
+    // PhimoeConfig copies rope_scaling's original_max_position_embeddings to the top level (and saves it)
+    if (auto orig = r.opt_int({"original_max_position_embeddings"});
+        orig && s.rope.original_max_position > 0 && *orig != s.rope.original_max_position)
+      r.fail_field("original_max_position_embeddings",
+                   fmt::format("{} contradicts rope_scaling.original_max_position_embeddings {}", *orig,
+                               s.rope.original_max_position));
   }
   set_layers_all(s, true);
   mistral_sliding(r, s);

@@ -94,7 +94,28 @@ void read_rope(ConfigReader& r, ModelSpec& s) {
   s.rope.high_freq_factor = q.num_or({"high_freq_factor"}, 4.0);
   s.rope.truncate = q.bool_or({"truncate"}, true);
   if (q.has({"rope_theta"})) s.rope.theta = q.num_or({"rope_theta"}, s.rope.theta);
-  q.acknowledge({"attention_factor", "short_factor", "long_factor", "short_mscale", "long_mscale"});
+  s.rope.attention_factor = q.num_or({"attention_factor"}, 0.0);
+  if (s.rope.type == RopeType::kLongrope) {
+    // transformers' longrope attention factor uses max_position_embeddings / original_max_position_embeddings
+    if (s.max_position > 0 && s.rope.original_max_position > 0)
+      s.rope.factor = static_cast<double>(s.max_position) / static_cast<double>(s.rope.original_max_position);
+    s.rope.short_factor = q.num_list({"short_factor"});
+    s.rope.long_factor = q.num_list({"long_factor"});
+    s.rope.short_mscale = q.num_or({"short_mscale"}, 0.0);
+    s.rope.long_mscale = q.num_or({"long_mscale"}, 0.0);
+    const size_t half = static_cast<size_t>(static_cast<double>(s.head_dim) * s.rope.partial_rotary_factor) / 2;
+    for (const auto& [key, f] :
+         {std::pair{"short_factor", &s.rope.short_factor}, {"long_factor", &s.rope.long_factor}}) {
+      if (f->size() != half)
+        q.fail_field(key, fmt::format("has {} entries, expected rotary dims / 2 = {}", f->size(), half));
+      for (double v : *f)
+        if (!(v > 0)) q.fail_field(key, fmt::format("entries must be positive, found {}", v));
+    }
+    if (s.rope.original_max_position == 0)
+      q.fail_field("original_max_position_embeddings", "longrope needs the pretraining length");
+  } else {
+    q.acknowledge({"short_factor", "long_factor", "short_mscale", "long_mscale"});
+  }
   for (auto& k : q.unused_keys()) s.unknown_keys.push_back(k);
 }
 

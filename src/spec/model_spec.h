@@ -69,6 +69,7 @@ struct RouterSpec {
   double routed_scaling_factor = 1.0;
   bool has_score_bias = false;   // e_score_correction_bias (selection only)
   bool has_router_bias = false;  // gpt-oss router Linear bias
+  double jitter_eps = 0;         // PhiMoE sparsemixer: router_jitter_noise sets the relative mask width
 };
 
 struct RopeSpec {
@@ -81,6 +82,12 @@ struct RopeSpec {
   bool truncate = true;
   double partial_rotary_factor = 1.0;
   bool interleaved = false;  // pairs (2i, 2i+1) instead of halves (i, i + d/2)
+  // LongRoPE (Phi-3 / Phi-3.5-MoE): per-frequency divisors [rot_dim / 2] used while the sequence is at
+  // most original_max_position tokens long (short) and once it is longer (long), with the cos/sin
+  // multiplier of each (short_mscale / long_mscale; 0: the attention factor of the HF formula).
+  std::vector<double> short_factor, long_factor;
+  double short_mscale = 0, long_mscale = 0;
+  double attention_factor = 0;  // rope_scaling.attention_factor; 0: absent
 };
 
 struct MlaSpec {

@@ -65,8 +65,10 @@ std::string expert_summary(const ModelSpec& s) {
   std::string shared = s.n_ff_shared > 0 ? fmt::format(", shared {} (width {}){}", s.n_expert_shared, s.n_ff_shared,
                                                        s.shared_expert_gate ? " with sigmoid gate" : "")
                                          : "";
+  const std::string router = s.family == Family::kPhiMoe ? fmt::format("sparsemixer (eps {})", s.router.jitter_eps)
+                                                         : scoring_func_name(s.router.scoring);
   return fmt::format("{} routed, top-{}, width {}{}; {} MoE / {} layers; router {}{}", s.n_expert, s.n_expert_used,
-                     s.n_ff_expert, shared, s.n_moe_layers(), s.n_layer, scoring_func_name(s.router.scoring),
+                     s.n_ff_expert, shared, s.n_moe_layers(), s.n_layer, router,
                      s.router.has_score_bias ? " + correction bias" : "");
 }
 

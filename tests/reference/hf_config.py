@@ -117,6 +117,13 @@ CLASSES = {
                  attention_bias=False, attention_dropout=0.0, embedding_multiplier=1.0, logits_scaling=1.0,
                  residual_multiplier=1.0, attention_multiplier=1.0, num_local_experts=8, num_experts_per_tok=2,
                  output_router_logits=False, router_aux_loss_coef=0.001), shared_intermediate_size=0),
+    "phimoe": dict(vocab_size=32064, hidden_size=4096, intermediate_size=6400, num_hidden_layers=32,
+                   num_attention_heads=32, num_key_value_heads=8, hidden_act="silu",
+                   max_position_embeddings=4096 * 32, initializer_range=0.02, rms_norm_eps=1e-5, use_cache=True,
+                   pad_token_id=None, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, rope_theta=1e6,
+                   rope_scaling=None, sliding_window=None, attention_dropout=0.0, num_experts_per_tok=2,
+                   num_local_experts=16, output_router_logits=False, router_aux_loss_coef=0.001,
+                   router_jitter_noise=0.01, input_jitter_noise=0.0, attention_bias=False, lm_head_bias=False),
     "gpt_oss": dict(num_hidden_layers=36, num_local_experts=128, vocab_size=201088, hidden_size=2880,
                     intermediate_size=2880, head_dim=64, num_attention_heads=64, num_key_value_heads=8,
                     sliding_window=128, rope_theta=150000.0, tie_word_embeddings=False, hidden_act="silu",
@@ -152,6 +159,8 @@ def _derive(mt, c):
                             else "full_attention" for i in range(c["num_hidden_layers"])]
     if mt == "ernie4_5_moe" and c["moe_layer_end_index"] == -1:
         c["moe_layer_end_index"] = c["num_hidden_layers"] - 1
+    if mt == "phimoe" and isinstance(c["rope_scaling"], dict) and "original_max_position_embeddings" in c["rope_scaling"]:
+        c["original_max_position_embeddings"] = c["rope_scaling"]["original_max_position_embeddings"]
     if mt.startswith("granitemoe"):
         c["position_embedding_type"] = "rope"  # hard-coded by the class, written all the same
     if mt == "qwen3":

@@ -61,14 +61,17 @@ def yarn_mscale(scale, mscale=1.0):
     return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
 
 
-def rope_params(cfg, dim):
-    """Returns (inv_freq [dim/2] f32, attention_scaling) for the config's rope_scaling."""
+def rope_params(cfg, dim, seq_len=None):
+    """Returns (inv_freq [dim/2] f32, attention_scaling) for the config's rope_scaling. seq_len: the
+    length of the sequence so far (LongRoPE switches to its long factors beyond the original length)."""
     base = float(cfg["rope_theta"])
     inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
     rs = cfg.get("rope_scaling")
     if not rs:
         return inv_freq, 1.0
     kind = rs.get("rope_type", rs.get("type"))
+    if kind == "longrope":
+        return longrope_params(cfg, rs, dim, base, seq_len)
     if kind == "linear":
         return inv_freq / rs["factor"], 1.0
     if kind == "llama3":
@@ -84,6 +87,21 @@ def rope_params(cfg, dim):
     if kind == "yarn":
         return yarn_inv_freq(rs, dim, base, cfg)
     raise ValueError("rope type " + str(kind))
+
+
+def longrope_params(cfg, rs, dim, base, seq_len):
+    """transformers' _compute_longrope_parameters with PhiMoE's mscale: the long factors and long_mscale
+    for every position once seq_len > original_max_position_embeddings, the short ones before."""
+    orig = rs["original_max_position_embeddings"]
+    long = seq_len is not None and seq_len > orig
+    ext = torch.tensor(rs["long_factor"] if long else rs["short_factor"], dtype=torch.float32)
+    shape = torch.arange(0, dim, 2, dtype=torch.int64).float() / dim
+    inv_freq = 1.0 / (ext * base ** shape)
+    mscale = rs.get("long_mscale" if long else "short_mscale")
+    if mscale is None:
+        factor = cfg["max_position_embeddings"] / orig
+        mscale = 1.0 if factor <= 1 else math.sqrt(1 + math.log(factor) / math.log(orig))
+    return inv_freq, float(mscale)
 
 
 def yarn_inv_freq(rs, dim, base, cfg):
@@ -202,7 +220,7 @@ def gqa_attention(cfg, W, p, x, pos, cache, li, fam):
         q = rms_norm(q, W[p + "q_norm.weight"], eps)
         k = rms_norm(k, W[p + "k_norm.weight"], eps)
     rot = int(Dh * (value(cfg, "partial_rotary_factor") or 1.0))  # GLM-4.5: the first half of each head
-    inv_freq, att = rope_params(cfg, rot)
+    inv_freq, att = rope_params(cfg, rot, int(pos[-1]) + 1)
     cos, sin = cos_sin(inv_freq, att, pos)
     rope = rope_interleaved if cfg["model_type"] == "ernie4_5_moe" else rope_half
     q = torch.cat([rope(q[..., :rot], cos, sin), q[..., rot:]], dim=-1)
@@ -406,6 +424,32 @@ def moe_granite(cfg, W, p, x, li):
     return out
 
 
+def sparsemixer(logits, eps):
+    """PhiMoE's sparsemixer in its inference form (transformers' sparsemixer with training=False), top-2:
+    expert 1 is the argmax; its weight the softmax, at the max, over the logits whose relative distance
+    (max - l) / max(|l|, max) is at most 2 eps; expert 2 the same among the others."""
+    def one(scores, masked):
+        m, ind = masked.max(dim=-1, keepdim=True)
+        factor = scores.abs().clamp(min=m)
+        ratio = (m - scores) / factor
+        # every mask decision must be clear of the threshold, or an f32 engine may take the other side
+        gap = (ratio - 2 * eps).abs().masked_fill(torch.isinf(masked), math.inf)
+        MARGINS.routing = min(MARGINS.routing, float(gap.min())) if MARGINS.enabled else MARGINS.routing
+        gates = torch.softmax(masked.masked_fill(ratio > 2 * eps, float("-inf")), dim=-1)
+        return ind, gates.gather(-1, ind)
+    MARGINS.topk(logits, 1)
+    MARGINS.topk(logits, 2)
+    ind1, w1 = one(logits, logits)
+    ind2, w2 = one(logits, torch.scatter(logits, -1, ind1, float("-inf")))
+    return torch.cat([ind1, ind2], dim=-1), torch.cat([w1, w2], dim=-1)
+
+
+def moe_phimoe(cfg, W, p, x, li):
+    p = p + "block_sparse_moe."
+    ids, w = sparsemixer(linear(x, W[p + "gate.weight"]), value(cfg, "router_jitter_noise"))
+    return experts_swiglu(x, W, p, ("w1", "w3", "w2"), ids, w)
+
+
 def ernie_is_moe(cfg, li):
     end = value(cfg, "moe_layer_end_index")
     end = cfg["num_hidden_layers"] - 1 if end == -1 else end
@@ -452,6 +496,14 @@ class Family:
         self.name, self.attention, self.mlp, self.qk_norm = name, attention, mlp, qk_norm
 
 
+def block_norm(cfg, W, name, x):
+    """RMSNorm, or PhiMoE's LayerNorm with weight and bias (eps = rms_norm_eps)."""
+    if cfg["model_type"] == "phimoe":
+        return torch.nn.functional.layer_norm(x, (x.shape[-1],), W[name + ".weight"], W[name + ".bias"],
+                                              cfg["rms_norm_eps"])
+    return rms_norm(x, W[name + ".weight"], cfg["rms_norm_eps"])
+
+
 def forward(cfg, W, fam, ids, cache, start, hidden_out=None):
     """ids [T] at positions start..start+T-1; cache: dict layer -> (k, v). Returns logits [T, V]."""
     pos = torch.arange(start, start + ids.shape[0])
@@ -462,17 +514,16 @@ def forward(cfg, W, fam, ids, cache, start, hidden_out=None):
     r = value(cfg, "residual_multiplier") if granite else 1.0
     if hidden_out is not None:
         hidden_out.append(h.clone())
-    eps = cfg["rms_norm_eps"]
     for li in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % li
-        a = fam.attention(cfg, W, p + "self_attn.", rms_norm(h, W[p + "input_layernorm.weight"], eps),
-                          pos, cache, li, fam)
+        a = fam.attention(cfg, W, p + "self_attn.", block_norm(cfg, W, p + "input_layernorm", h), pos, cache, li,
+                          fam)
         h = h + a * r
-        m = fam.mlp(cfg, W, p, rms_norm(h, W[p + "post_attention_layernorm.weight"], eps), li)
+        m = fam.mlp(cfg, W, p, block_norm(cfg, W, p + "post_attention_layernorm", h), li)
         h = h + m * r
         if hidden_out is not None:
             hidden_out.append(h.clone())
-    h = rms_norm(h, W["model.norm.weight"], eps)
+    h = block_norm(cfg, W, "model.norm", h)
     head = W["model.embed_tokens.weight"] if value(cfg, "tie_word_embeddings") else W["lm_head.weight"]
     logits = linear(h, head, W.get("lm_head.bias"))
     return logits / value(cfg, "logits_scaling") if granite else logits

@@ -82,7 +82,7 @@ import torch
 from hf_config import saved_config, value
 from hf_model_reference import (CLAMP_COUNT, DTYPE, MARGINS, Family, deepseek_router, dense_mlp, ernie_is_moe,
                                 forward, gqa_attention, mla_attention, moe_deepseek, moe_ernie, moe_gpt_oss,
-                                moe_granite, moe_mixtral, moe_qwen, rope_params)
+                                moe_granite, moe_mixtral, moe_phimoe, moe_qwen, rope_params)
 from st_write import write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -111,8 +111,10 @@ class Init:
         if bias:
             self.W[name + ".bias"] = self.randn(out) * 0.1
 
-    def norm(self, name, n):
+    def norm(self, name, n, bias=False):
         self.W[name + ".weight"] = 1.0 + 0.1 * self.randn(n)
+        if bias:  # LayerNorm (PhiMoE)
+            self.W[name + ".bias"] = 0.1 * self.randn(n)
 
     def mlp(self, p, D, F, names=("gate_proj", "up_proj", "down_proj"), gain=1.0, bias=False):
         self.lin(p + names[0], F, D, bias)
@@ -122,8 +124,9 @@ class Init:
 
 def init_common(cfg, ini):
     V, D = cfg["vocab_size"], cfg["hidden_size"]
-    ini.norm("model.norm", D)
-    if value(cfg, "use_bias"):  # ERNIE: the head has a bias, tied weights or not
+    ln = cfg["model_type"] == "phimoe"
+    ini.norm("model.norm", D, ln)
+    if value(cfg, "use_bias") or value(cfg, "lm_head_bias"):  # ERNIE, PhiMoE: the head has a bias
         ini.W["lm_head.bias"] = ini.randn(V) * 0.1
     if not value(cfg, "tie_word_embeddings"):
         ini.W["model.embed_tokens.weight"] = ini.randn(V, D)
@@ -132,8 +135,8 @@ def init_common(cfg, ini):
         ini.W["model.embed_tokens.weight"] = ini.randn(V, D) * (0.1 / (value(cfg, "embedding_multiplier") or 1.0))
     for li in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % li
-        ini.norm(p + "input_layernorm", D)
-        ini.norm(p + "post_attention_layernorm", D)
+        ini.norm(p + "input_layernorm", D, ln)
+        ini.norm(p + "post_attention_layernorm", D, ln)
 
 
 def init_gqa(cfg, ini, li, fam):
@@ -176,7 +179,7 @@ def init_moe(cfg, ini, li):
     """Mixed routed-expert initializer by model_type."""
     D, mt = cfg["hidden_size"], cfg["model_type"]
     p = "model.layers.%d.mlp." % li
-    if mt == "mixtral":
+    if mt in ("mixtral", "phimoe"):
         p = "model.layers.%d.block_sparse_moe." % li
         ini.lin(p + "gate", cfg["num_local_experts"], D, gain=3.0)
         for e in range(cfg["num_local_experts"]):
@@ -413,6 +416,24 @@ def fam_granitemoeshared():
     return cfg, Family("granitemoeshared", gqa_attention, moe_granite), "all"
 
 
+def fam_phimoe():
+    """PhimoeConfig(...).save_pretrained(): LayerNorm with biases, q/k/v/o and head biases, sparsemixer
+    top-2 routing (router_jitter_noise 0.3 so the relative mask drops some logits and keeps others),
+    LongRoPE with distinct short / long factors and mscales. original_max_position_embeddings is 8, so
+    the 12-token prompt and its decoding run on the long factors; short_logits (a 6-token prefix) the
+    short ones."""
+    rot = 8 // 2
+    cfg = saved_config("phimoe", "PhimoeForCausalLM", **tiny(
+        vocab_size=128, hidden_size=32, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2,
+        attention_bias=True, lm_head_bias=True, router_jitter_noise=0.3, max_position_embeddings=64,
+        rope_theta=10000.0,
+        rope_scaling={"type": "longrope", "original_max_position_embeddings": 8,
+                      "short_factor": [1.0 + 0.25 * i for i in range(rot)],
+                      "long_factor": [1.0 + 3.0 * i for i in range(rot)],
+                      "short_mscale": 1.1, "long_mscale": 1.3}))
+    return cfg, Family("phimoe", gqa_attention, moe_phimoe), "all"
+
+
 def fam_gpt_oss():
     cfg = saved_config("gpt_oss", "GptOssForCausalLM", **tiny(
         head_dim=16, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2, rms_norm_eps=1e-5,
@@ -439,6 +460,7 @@ FAMILIES = {
     "ernie4_5_moe": fam_ernie4_5_moe,
     "granitemoe": fam_granitemoe,
     "granitemoeshared": fam_granitemoeshared,
+    "phimoe": fam_phimoe,
 }
 
 
@@ -511,7 +533,12 @@ def run_family(cfg, fam, W32, prompt):
         print("  rejected: routing margin %.3g greedy margin %.3g distinct %d f32 err %.3g min choice %.3g" %
               (MARGINS.routing, MARGINS.greedy, distinct, f32_vs_f64, MARGINS.positive_choice))
         return None
-    return {"logits": logits.float(), "greedy": greedy, "decode": decode.float(), "full": full.float(),
+    extra = []
+    rs = cfg.get("rope_scaling") or {}
+    if rs.get("type", rs.get("rope_type")) == "longrope":  # a prefix short enough for the short factors
+        n = rs["original_max_position_embeddings"] - 2
+        extra.append(("short_logits", forward(cfg, W, fam, prompt[:n], {}, 0).float()))
+    return {"extra": extra, "logits": logits.float(), "greedy": greedy, "decode": decode.float(), "full": full.float(),
             "hidden": torch.stack(hidden).float(), "decode_err_f64": err, "decode_err_f32": err32,
             "f32_vs_f64": f32_vs_f64}
 
@@ -538,7 +565,7 @@ def write_family(folder, cfg, W, prompt, res, seed):
     write_safetensors(os.path.join(d, "model.safetensors"), [(n, W[n]) for n in names],
                       {"format": "pt"})
     inv_freq, att = rope_params(cfg, rope_dim(cfg))
-    exp = [("prompt_ids", prompt.long()), ("logits", res["logits"]),
+    exp = list(res.get("extra", [])) + [("prompt_ids", prompt.long()), ("logits", res["logits"]),
            ("greedy_ids", torch.tensor(res["greedy"], dtype=torch.int64)),
            ("decode_logits", res["decode"]), ("hidden", res["hidden"]),
            ("rope_inv_freq", inv_freq.float()), ("rope_attention_scaling", torch.tensor([att]))]

@@ -174,6 +174,41 @@ TEST(FamilyDefaults, GraniteMoe) {
   EXPECT_THROW(parse_model_spec(c, "granite"), std::exception);
 }
 
+TEST(FamilyDefaults, PhiMoe) {
+  nlohmann::json c = with_experts(sizes("phimoe"), "num_local_experts");
+  c.erase("moe_intermediate_size");
+  const ModelSpec p = parse_model_spec(c, "phimoe");
+  EXPECT_EQ(p.norm, NormKind::kLayerNorm);
+  EXPECT_FALSE(p.attention_bias);  // the class default; the release sets true
+  EXPECT_FALSE(p.lm_head_bias);
+  EXPECT_DOUBLE_EQ(p.router.jitter_eps, 0.01);
+  auto error_names = [&](const nlohmann::json& bad, const char* field) {
+    try {
+      parse_model_spec(bad, "phimoe.json");
+      ADD_FAILURE() << "accepted " << field;
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  };
+  nlohmann::json k = c;
+  k["num_experts_per_tok"] = 3;  // sparsemixer is top-2 only
+  error_names(k, "num_experts_per_tok");
+  nlohmann::json r = c;  // head_dim 16: 8 factors each
+  r["rope_scaling"] = {{"type", "longrope"},
+                       {"original_max_position_embeddings", 8},
+                       {"short_factor", std::vector<double>(8, 1.0)},
+                       {"long_factor", std::vector<double>(7, 2.0)},
+                       {"short_mscale", 1.1},
+                       {"long_mscale", 1.2}};
+  error_names(r, "rope_scaling.long_factor");
+  r["rope_scaling"]["long_factor"] = std::vector<double>(8, 2.0);
+  const ModelSpec l = parse_model_spec(r, "phimoe");
+  EXPECT_EQ(l.rope.type, RopeType::kLongrope);
+  EXPECT_DOUBLE_EQ(l.rope.long_mscale, 1.2);
+  r["original_max_position_embeddings"] = 16;  // PhimoeConfig writes a top-level copy; it must agree
+  error_names(r, "original_max_position_embeddings");
+}
+
 TEST(FamilyDefaults, Transformers5SpellingParsesTheSame) {
   nlohmann::json v4 = with_experts(sizes("glm4_moe"), "n_routed_experts");
   v4["rope_theta"] = 1000000.0;
