@@ -58,7 +58,7 @@ void linear(const float* x, int64_t T, const WeightView& w, const float* bias, i
 
 Decoder::Decoder(const std::string& path, DecoderOptions options)
     : spec_(load_model_spec(path)), options_(std::move(options)) {
-  if (spec_.family == Family::kDeepseekV4 || spec_.family == Family::kLlama4 || spec_.family == Family::kDbrx) {
+  if (spec_.family == Family::kDeepseekV4 || spec_.family == Family::kLlama4) {
     fail("model", "{}: model_type {} has no decoder yet", path, spec_.model_type);
   }
   if (spec_.quant.method != QuantMethod::kNone && spec_.quant.method != QuantMethod::kFp8) {
@@ -66,12 +66,13 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
          quant_method_name(spec_.quant.method));
   }
   store_ = std::make_unique<WeightStore>(path, spec_);
-  embed_ = store_->matrix("model.embed_tokens.weight");  // rows: looked up by id
-  const std::string head_name = spec_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  names_ = decoder_names(spec_);
+  embed_ = store_->matrix(names_.embed);  // rows: looked up by id
+  const std::string head_name = spec_.tie_word_embeddings ? names_.embed : names_.head + ".weight";
   head_ = pack_dense(store_->matrix(head_name), store_->shape(head_name)[0], &packed_);
-  head_bias_ = store_->f32_or_null("lm_head.bias");  // PhiMoE lm_head_bias, ERNIE use_bias (also when tied)
-  final_norm_ = store_->f32("model.norm.weight");
-  final_norm_b_ = store_->f32_or_null("model.norm.bias");
+  head_bias_ = store_->f32_or_null(names_.head + ".bias");  // PhiMoE lm_head_bias, ERNIE use_bias (also tied)
+  final_norm_ = store_->f32(names_.final_norm + ".weight");
+  final_norm_b_ = store_->f32_or_null(names_.final_norm + ".bias");
   for (int64_t li = 0; li < spec_.n_layer; ++li) load_layer(li);
 }
 
@@ -81,11 +82,11 @@ void Decoder::load_layer(int64_t li) {
   auto L = std::make_unique<Layer>();
   WeightStore& s = *store_;
   const auto dense = [&](const std::string& name) { return pack_dense(s.matrix(name), s.shape(name)[0], &packed_); };
-  const std::string p = fmt::format("model.layers.{}.", li), a = p + "self_attn.";
-  L->in_norm = s.f32(p + "input_layernorm.weight");
-  L->post_norm = s.f32(p + "post_attention_layernorm.weight");
-  L->in_norm_b = s.f32_or_null(p + "input_layernorm.bias");
-  L->post_norm_b = s.f32_or_null(p + "post_attention_layernorm.bias");
+  const std::string p = names_.layer(li), a = p + names_.attn;
+  L->in_norm = s.f32(p + names_.in_norm + ".weight");
+  L->post_norm = s.f32(p + names_.post_norm + ".weight");
+  L->in_norm_b = s.f32_or_null(p + names_.in_norm + ".bias");
+  L->post_norm_b = s.f32_or_null(p + names_.post_norm + ".bias");
   const LayerSpec& ls = spec_.layers[static_cast<size_t>(li)];
   if (spec_.is_mla) {
     const MlaSpec& m = spec_.mla;
@@ -110,10 +111,7 @@ void Decoder::load_layer(int64_t li) {
     }
     L->scale = static_cast<float>(scale);
   } else {
-    L->q = dense(a + "q_proj.weight");
-    L->k = dense(a + "k_proj.weight");
-    L->v = dense(a + "v_proj.weight");
-    L->o = dense(a + "o_proj.weight");
+    load_gqa_projections(*L, a);
     L->q_bias = s.f32_or_null(a + "q_proj.bias");
     L->k_bias = s.f32_or_null(a + "k_proj.bias");
     L->v_bias = s.f32_or_null(a + "v_proj.bias");
@@ -143,7 +141,7 @@ void Decoder::load_layer(int64_t li) {
     w.shared = L->shared_packed.weights;
     L->moe = options_.moe_block ? options_.moe_block(li, config, w) : std::make_unique<LocalMoeBlock>(config, w);
   } else {
-    const std::string f = p + "mlp.";
+    const std::string f = p + names_.dense_ffn;
     L->gate = dense(f + "gate_proj.weight");
     L->up = dense(f + "up_proj.weight");
     L->down = dense(f + "down_proj.weight");
@@ -152,6 +150,23 @@ void Decoder::load_layer(int64_t li) {
     L->down_b = s.f32_or_null(f + "down_proj.bias");
   }
   layers_.push_back(std::move(L));
+}
+
+// q/k/v/o of a GQA layer: separate Linear weights, or DBRX's fused Wqkv [(H + 2 Hkv) Dh, D] viewed by row blocks.
+void Decoder::load_gqa_projections(Layer& L, const std::string& a) {
+  WeightStore& s = *store_;
+  const int64_t q_rows = spec_.n_head * spec_.head_dim, kv_rows = spec_.n_head_kv * spec_.head_dim;
+  if (names_.fused_qkv.empty()) {
+    L.q = pack_dense(s.matrix(a + "q_proj.weight"), q_rows, &packed_);
+    L.k = pack_dense(s.matrix(a + "k_proj.weight"), kv_rows, &packed_);
+    L.v = pack_dense(s.matrix(a + "v_proj.weight"), kv_rows, &packed_);
+  } else {
+    const std::string w = a + names_.fused_qkv + ".weight";
+    L.q = pack_dense(s.rows(w, 0, q_rows), q_rows, &packed_);
+    L.k = pack_dense(s.rows(w, q_rows, kv_rows), kv_rows, &packed_);
+    L.v = pack_dense(s.rows(w, q_rows + kv_rows, kv_rows), kv_rows, &packed_);
+  }
+  L.o = pack_dense(s.matrix(a + names_.o_proj + ".weight"), spec_.d_model, &packed_);
 }
 
 KvCache Decoder::make_cache(int64_t max_tokens) const {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "model/families.h"
 #include "model/kv_cache.h"
 #include "model/moe_block.h"
 #include "model/weights.h"
@@ -51,8 +52,10 @@ class Decoder {
   // The family's block norm (RMSNorm, or LayerNorm with an optional bias) over T rows of d_model.
   void norm(const float* x, const float* weight, const float* bias, float* y, int64_t T) const;
   void load_layer(int64_t li);
+  void load_gqa_projections(Layer& layer, const std::string& attn_prefix);
 
   ModelSpec spec_;
+  DecoderNames names_;
   DecoderOptions options_;
   std::unique_ptr<WeightStore> store_;
   std::vector<std::unique_ptr<Layer>> layers_;

@@ -9,7 +9,25 @@
 
 namespace moe {
 
+std::string DecoderNames::layer(int64_t i) const { return fmt::format("{}{}.", layers, i); }
+
+DecoderNames decoder_names(const ModelSpec& spec) {
+  DecoderNames n;
+  if (spec.family == Family::kDbrx) {
+    n.embed = "transformer.wte.weight";
+    n.final_norm = "transformer.norm_f";
+    n.layers = "transformer.blocks.";
+    n.in_norm = "norm_attn_norm.norm_1";
+    n.post_norm = "norm_attn_norm.norm_2";
+    n.attn = "norm_attn_norm.attn.";
+    n.fused_qkv = "Wqkv";
+    n.o_proj = "out_proj";
+  }
+  return n;
+}
+
 std::string ffn_prefix(const ModelSpec& spec, int64_t layer) {
+  if (spec.family == Family::kDbrx) return decoder_names(spec).layer(layer) + "ffn.";
   const std::string p = fmt::format("model.layers.{}.", layer);
   const bool block_sparse =
       spec.family == Family::kMixtral || spec.family == Family::kPhiMoe || spec.family == Family::kGraniteMoe;
@@ -29,6 +47,7 @@ MoeLayerConfig decoder_moe_config(const ModelSpec& spec) {
     case Family::kErnie45Moe:
     case Family::kGraniteMoe:
     case Family::kPhiMoe:
+    case Family::kDbrx:
     case Family::kGptOss:
       break;
     default:
@@ -119,6 +138,32 @@ MoeLayerWeights granite_weights(const ModelSpec& spec, int64_t layer, WeightStor
   return w;
 }
 
+// DBRX: w1 and v1 [E*F, D] hold each expert's gate and up rows (viewed in place); w2 [E*F, D] holds
+// each expert's down projection transposed ([F, D]), re-laid out once into [D, F].
+MoeLayerWeights dbrx_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
+  const int64_t F = spec.n_ff_expert, D = spec.d_model;
+  const std::string p = ffn_prefix(spec, layer), x = p + "experts.mlp.";
+  MoeLayerWeights w;
+  w.experts.d_model = w.shared.d_model = D;
+  w.experts.d_ff = F;
+  w.router.weight = store.matrix(p + "router.layer.weight");
+  const float* w2 = nullptr;
+  for (int64_t e = 0; e < spec.n_expert; ++e) {
+    ExpertMatrices m;  // another rank's expert stays empty (not read)
+    if (!keep || keep(e)) {
+      if (!w2) w2 = store.f32(x + "w2");                                 // [E*F, D]
+      std::vector<float>& down = store.own(static_cast<size_t>(D * F));  // [D, F]
+      for (int64_t f = 0; f < F; ++f)
+        for (int64_t d = 0; d < D; ++d) down[d * F + f] = w2[(e * F + f) * D + d];
+      m.gate = store.rows(x + "w1", e * F, F);
+      m.up = store.rows(x + "v1", e * F, F);
+      m.down = WeightView{down.data(), DType::kF32, F};
+    }
+    w.experts.experts.push_back(m);
+  }
+  return w;
+}
+
 }  // namespace
 
 MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
@@ -126,6 +171,7 @@ MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightSt
   MoeLayerWeights w;
   w.experts.d_model = w.shared.d_model = spec.d_model;
   if (spec.family == Family::kGraniteMoe) return granite_weights(spec, layer, store, keep);
+  if (spec.family == Family::kDbrx) return dbrx_weights(spec, layer, store, keep);
   if (spec.family == Family::kGptOss) {
     w.router.weight = store.matrix(p + "router.weight");
     w.router.bias = store.f32(p + "router.bias");

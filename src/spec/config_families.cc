@@ -415,6 +415,9 @@ void parse_gpt_oss(ConfigReader& r, ModelSpec& s) {
   }
 }
 
+// DBRX: DbrxConfig saves attn_config and ffn_config as differences from DbrxAttentionConfig /
+// DbrxFFNConfig, so an absent nested key is that class's default (kv_n_heads 1, rope_theta 10000,
+// ffn_hidden_size 3584, moe_num_experts 4, moe_top_k 1, moe_normalize_expert_weights 1).
 void parse_dbrx(ConfigReader& r, ModelSpec& s) {
   r.acknowledge_common();
   s.n_layer = r.req_int({"n_layers"});
@@ -426,29 +429,38 @@ void parse_dbrx(ConfigReader& r, ModelSpec& s) {
          s.n_head);
   s.head_dim = s.d_model / s.n_head;
   s.vocab = r.req_int({"vocab_size"});
-  s.max_position = r.int_or({"max_seq_len"}, 0);
-  s.tie_word_embeddings = r.bool_or({"tie_word_embeddings"}, false);
-  s.torch_dtype = r.str_or({"torch_dtype"}, "bfloat16");
+  s.max_position = r.int_or({"max_seq_len"}, 2048);
+  if (r.bool_or({"tie_word_embeddings"}, false))
+    r.fail_field("tie_word_embeddings", "DBRX has separate embedding and head (DbrxConfig rejects true)");
+  s.torch_dtype = r.str_or({"torch_dtype", "dtype"}, "bfloat16");
   s.norm = NormKind::kLayerNormNoBias;
-  s.norm_eps = 1e-5;
+  s.norm_eps = 1e-5;  // nn.LayerNorm's default; DBRX has no eps key
+  const nlohmann::json empty = nlohmann::json::object();
   const nlohmann::json* attn = r.object({"attn_config"});
   const nlohmann::json* ffn = r.object({"ffn_config"});
-  if (!attn) fail("spec", "{}: missing required field \"attn_config\" (an object)", r.source());
-  if (!ffn) fail("spec", "{}: missing required field \"ffn_config\" (an object)", r.source());
-  ConfigReader a(*attn, r.source(), "attn_config.");
-  s.n_head_kv = a.req_int({"kv_n_heads"});
+  ConfigReader a(attn ? *attn : empty, r.source(), "attn_config.");
+  s.n_head_kv = a.int_or({"kv_n_heads"}, 1);
   if (s.n_head_kv == 0) a.fail_field("kv_n_heads", "must be at least 1");
-  s.clip_qkv = a.num_or({"clip_qkv"}, 0);
+  s.clip_qkv = a.is_null("clip_qkv") ? 0 : a.num_or({"clip_qkv"}, 0);
   s.rope.theta = a.num_or({"rope_theta"}, 10000.0);
   a.acknowledge({"model_type", "attn_pdrop", "attn_impl", "attn_uses_sequence_id", "alibi", "alibi_bias_max"});
-  ConfigReader f(*ffn, r.source(), "ffn_config.");
-  s.n_ff_expert = f.req_int({"ffn_hidden_size"});
-  s.n_expert = f.req_int({"moe_num_experts"});
-  s.n_expert_used = f.req_int({"moe_top_k"});
-  s.router.norm_topk_prob = f.num_or({"moe_normalize_expert_weights"}, 1.0) != 0;
+  ConfigReader f(ffn ? *ffn : empty, r.source(), "ffn_config.");
+  s.n_ff_expert = f.int_or({"ffn_hidden_size"}, 3584);
+  s.n_expert = f.int_or({"moe_num_experts"}, 4);
+  s.n_expert_used = f.int_or({"moe_top_k"}, 1);
+  // The top-k weights are divided by their p-norm, p = moe_normalize_expert_weights (null: not divided).
+  s.router.norm_topk_prob = false;
+  if (!f.is_null("moe_normalize_expert_weights")) {
+    const double p = f.num_or({"moe_normalize_expert_weights"}, 1.0);
+    if (p != 1.0)
+      f.fail_field("moe_normalize_expert_weights",
+                   fmt::format("only 1 (divide by the sum) or null is supported, found {}", p));
+    s.router.norm_topk_prob = true;
+  }
   const nlohmann::json* act = f.object({"ffn_act_fn"});
   if (act && act->contains("name") && (*act)["name"] != "silu") f.fail_field("ffn_act_fn", "only silu is supported");
-  f.acknowledge({"model_type", "moe_jitter_eps", "moe_loss_weight", "uniform_expert_assignment", "ffn_type"});
+  f.acknowledge(
+      {"model_type", "moe_jitter_eps", "moe_loss_weight", "uniform_expert_assignment", "ffn_type", "hidden_size"});
   for (auto& k : a.unused_keys()) s.unknown_keys.push_back(k);
   for (auto& k : f.unused_keys()) s.unknown_keys.push_back(k);
   set_layers_all(s, true);

@@ -124,6 +124,9 @@ CLASSES = {
                    rope_scaling=None, sliding_window=None, attention_dropout=0.0, num_experts_per_tok=2,
                    num_local_experts=16, output_router_logits=False, router_aux_loss_coef=0.001,
                    router_jitter_noise=0.01, input_jitter_noise=0.0, attention_bias=False, lm_head_bias=False),
+    "dbrx": dict(d_model=2048, n_heads=16, n_layers=24, max_seq_len=2048, vocab_size=32000, resid_pdrop=0.0,
+                 emb_pdrop=0.0, attn_config=None, ffn_config=None, use_cache=True, initializer_range=0.02,
+                 output_router_logits=False, tie_word_embeddings=False),
     "gpt_oss": dict(num_hidden_layers=36, num_local_experts=128, vocab_size=201088, hidden_size=2880,
                     intermediate_size=2880, head_dim=64, num_attention_heads=64, num_key_value_heads=8,
                     sliding_window=128, rope_theta=150000.0, tie_word_embeddings=False, hidden_act="silu",
@@ -134,6 +137,19 @@ CLASSES = {
                     output_router_logits=False, use_cache=True, layer_types=None, swiglu_limit=7.0,
                     attention_bias=True),
 }
+
+
+# DbrxConfig's nested classes; save_pretrained writes each nested config as its difference from these
+# (plus its model_type), so an absent nested key means the default below.
+DBRX_ATTN = dict(attn_pdrop=0.0, clip_qkv=None, kv_n_heads=1, rope_theta=10000.0)
+DBRX_FFN = dict(ffn_act_fn={"name": "silu"}, ffn_hidden_size=3584, moe_num_experts=4, moe_top_k=1,
+                moe_jitter_eps=None, moe_loss_weight=0.01, moe_normalize_expert_weights=1.0)
+
+
+def _nested_diff(value, defaults):
+    out = {k: v for k, v in (value or {}).items() if k not in defaults or defaults[k] != v}
+    out["model_type"] = ""
+    return dict(sorted(out.items()))
 
 
 def _layer_types_qwen(c):
@@ -161,6 +177,9 @@ def _derive(mt, c):
         c["moe_layer_end_index"] = c["num_hidden_layers"] - 1
     if mt == "phimoe" and isinstance(c["rope_scaling"], dict) and "original_max_position_embeddings" in c["rope_scaling"]:
         c["original_max_position_embeddings"] = c["rope_scaling"]["original_max_position_embeddings"]
+    if mt == "dbrx":
+        c["attn_config"] = _nested_diff(c["attn_config"], DBRX_ATTN)
+        c["ffn_config"] = _nested_diff(c["ffn_config"], DBRX_FFN)
     if mt.startswith("granitemoe"):
         c["position_embedding_type"] = "rope"  # hard-coded by the class, written all the same
     if mt == "qwen3":
@@ -204,3 +223,9 @@ def value(cfg, key):
     if key in cfg:
         return cfg[key]
     return CLASSES.get(cfg["model_type"], {}).get(key)
+
+
+def dbrx_value(cfg, section, key):
+    """A DBRX attn_config / ffn_config value: the saved difference, else the nested class default."""
+    defaults = DBRX_ATTN if section == "attn_config" else DBRX_FFN
+    return (cfg.get(section) or {}).get(key, defaults[key])

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from hf_config import value
+from hf_config import dbrx_value, value
 
 DTYPE = [torch.float64]  # the dtype forward() runs in (weights are converted to it)
 
@@ -496,6 +496,55 @@ class Family:
         self.name, self.attention, self.mlp, self.qk_norm = name, attention, mlp, qk_norm
 
 
+def forward_dbrx(cfg, W, ids, cache, start, hidden_out=None):
+    """transformers' DBRX: LayerNorm without bias (eps 1e-5), fused Wqkv clamped to +-clip_qkv, half-split
+    RoPE, softmax router whose top-k weights are divided by their sum (moe_normalize_expert_weights 1),
+    experts w1 / v1 [E*F, D] (gate / up rows) and w2 [E*F, D] (down, transposed: out = h @ w2_e)."""
+    D, H = cfg["d_model"], cfg["n_heads"]
+    Hkv, Dh = dbrx_value(cfg, "attn_config", "kv_n_heads"), D // H
+    clip = dbrx_value(cfg, "attn_config", "clip_qkv")
+    E, F = dbrx_value(cfg, "ffn_config", "moe_num_experts"), dbrx_value(cfg, "ffn_config", "ffn_hidden_size")
+    k = dbrx_value(cfg, "ffn_config", "moe_top_k")
+    norm_p = dbrx_value(cfg, "ffn_config", "moe_normalize_expert_weights")
+    ln = lambda x, name: torch.nn.functional.layer_norm(x, (D,), W[name + ".weight"], None, 1e-5)
+    T = ids.shape[0]
+    pos = torch.arange(start, start + T)
+    h = W["transformer.wte.weight"][ids]
+    if hidden_out is not None:
+        hidden_out.append(h.clone())
+    inv_freq, att = rope_params({"rope_theta": dbrx_value(cfg, "attn_config", "rope_theta")}, Dh)
+    cos, sin = cos_sin(inv_freq, att, pos)
+    for li in range(cfg["n_layers"]):
+        p = "transformer.blocks.%d." % li
+        qkv = linear(ln(h, p + "norm_attn_norm.norm_1"), W[p + "norm_attn_norm.attn.Wqkv.weight"])
+        if clip:
+            qkv = qkv.clamp(min=-clip, max=clip)
+        q, kk, v = qkv.split([D, Hkv * Dh, Hkv * Dh], dim=-1)
+        q = rope_half(q.view(T, H, Dh).transpose(0, 1), cos, sin)
+        kk = rope_half(kk.view(T, Hkv, Dh).transpose(0, 1), cos, sin)
+        kk, vv = cache_append(cache, li, kk, v.view(T, Hkv, Dh).transpose(0, 1))
+        o = attend(q, kk, vv, pos, torch.arange(kk.shape[1]), Dh ** -0.5)
+        h = h + linear(o, W[p + "norm_attn_norm.attn.out_proj.weight"])
+        x = ln(h, p + "norm_attn_norm.norm_2")
+        probs = torch.softmax(linear(x, W[p + "ffn.router.layer.weight"]), dim=-1)
+        MARGINS.topk(probs, k)
+        w, sel = torch.topk(probs, k, dim=-1)
+        if norm_p is not None:
+            w = w / torch.norm(w, p=norm_p, dim=-1, keepdim=True)
+        w1 = W[p + "ffn.experts.mlp.w1"].view(E, F, D)
+        v1 = W[p + "ffn.experts.mlp.v1"].view(E, F, D)
+        w2 = W[p + "ffn.experts.mlp.w2"].view(E, F, D)
+        out = torch.zeros_like(x)
+        for t in range(T):
+            for j in range(k):
+                e = int(sel[t, j])
+                out[t] += w[t, j] * ((silu(x[t] @ w1[e].t()) * (x[t] @ v1[e].t())) @ w2[e])
+        h = h + out
+        if hidden_out is not None:
+            hidden_out.append(h.clone())
+    return linear(ln(h, "transformer.norm_f"), W["lm_head.weight"])
+
+
 def block_norm(cfg, W, name, x):
     """RMSNorm, or PhiMoE's LayerNorm with weight and bias (eps = rms_norm_eps)."""
     if cfg["model_type"] == "phimoe":
@@ -506,6 +555,8 @@ def block_norm(cfg, W, name, x):
 
 def forward(cfg, W, fam, ids, cache, start, hidden_out=None):
     """ids [T] at positions start..start+T-1; cache: dict layer -> (k, v). Returns logits [T, V]."""
+    if cfg["model_type"] == "dbrx":
+        return forward_dbrx(cfg, W, ids, cache, start, hidden_out)
     pos = torch.arange(start, start + ids.shape[0])
     granite = cfg["model_type"].startswith("granitemoe")  # embedding / residual / logits multipliers
     h = W["model.embed_tokens.weight"][ids]  # [T, D]

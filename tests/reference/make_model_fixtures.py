@@ -79,7 +79,7 @@ import sys
 
 import torch
 
-from hf_config import saved_config, value
+from hf_config import dbrx_value, saved_config, value
 from hf_model_reference import (CLAMP_COUNT, DTYPE, MARGINS, Family, deepseek_router, dense_mlp, ernie_is_moe,
                                 forward, gqa_attention, mla_attention, moe_deepseek, moe_ernie, moe_gpt_oss,
                                 moe_granite, moe_mixtral, moe_phimoe, moe_qwen, rope_params)
@@ -434,6 +434,16 @@ def fam_phimoe():
     return cfg, Family("phimoe", gqa_attention, moe_phimoe), "all"
 
 
+def fam_dbrx():
+    """DbrxConfig(...).save_pretrained(): nested attn_config / ffn_config written as differences from
+    their defaults (rope_theta and moe_normalize_expert_weights left out: 10000 and 1), clip_qkv 1.5
+    so the clamp bites, fused Wqkv, bias-free LayerNorm, experts w1 / v1 / w2 fused per layer."""
+    cfg = saved_config("dbrx", "DbrxForCausalLM", d_model=32, n_heads=4, n_layers=2, vocab_size=128,
+                       max_seq_len=4096, attn_config={"kv_n_heads": 2, "clip_qkv": 1.5},
+                       ffn_config={"ffn_hidden_size": 8, "moe_num_experts": 8, "moe_top_k": 3}, eos_token_id=2)
+    return cfg, Family("dbrx", None, None), "dbrx"
+
+
 def fam_gpt_oss():
     cfg = saved_config("gpt_oss", "GptOssForCausalLM", **tiny(
         head_dim=16, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2, rms_norm_eps=1e-5,
@@ -461,11 +471,34 @@ FAMILIES = {
     "granitemoe": fam_granitemoe,
     "granitemoeshared": fam_granitemoeshared,
     "phimoe": fam_phimoe,
+    "dbrx": fam_dbrx,
 }
+
+
+def build_dbrx(cfg, ini):
+    D, V, H = cfg["d_model"], cfg["vocab_size"], cfg["n_heads"]
+    a, f = cfg["attn_config"], cfg["ffn_config"]
+    Hkv, E, F = a.get("kv_n_heads", 1), f.get("moe_num_experts", 4), f.get("ffn_hidden_size", 3584)
+    ini.W["transformer.wte.weight"] = ini.randn(V, D)
+    ini.norm("transformer.norm_f", D)
+    ini.lin("lm_head", V, D)
+    for li in range(cfg["n_layers"]):
+        p = "transformer.blocks.%d." % li
+        ini.norm(p + "norm_attn_norm.norm_1", D)
+        ini.norm(p + "norm_attn_norm.norm_2", D)
+        ini.lin(p + "norm_attn_norm.attn.Wqkv", D + 2 * Hkv * (D // H), D, gain=2.0)
+        ini.lin(p + "norm_attn_norm.attn.out_proj", D, D)
+        ini.lin(p + "ffn.router.layer", E, D, gain=3.0)
+        ini.W[p + "ffn.experts.mlp.w1"] = ini.randn(E * F, D) * (1.0 / math.sqrt(D))
+        ini.W[p + "ffn.experts.mlp.v1"] = ini.randn(E * F, D) * (1.0 / math.sqrt(D))
+        ini.W[p + "ffn.experts.mlp.w2"] = ini.randn(E * F, D) * (1.0 / math.sqrt(F))
+    return ini.W
 
 
 def build_weights(cfg, fam, moe_layers, seed):
     ini = Init(seed)
+    if cfg["model_type"] == "dbrx":
+        return build_dbrx(cfg, ini)
     init_common(cfg, ini)
     for li in range(cfg["num_hidden_layers"]):
         if fam.attention is mla_attention:
@@ -549,6 +582,8 @@ def eos_ids(cfg):
 
 
 def rope_dim(cfg):
+    if cfg["model_type"] == "dbrx":
+        return cfg["d_model"] // cfg["n_heads"]
     if "qk_rope_head_dim" in cfg:
         return cfg["qk_rope_head_dim"]
     head = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
@@ -564,7 +599,8 @@ def write_family(folder, cfg, W, prompt, res, seed):
     names = sorted(W)
     write_safetensors(os.path.join(d, "model.safetensors"), [(n, W[n]) for n in names],
                       {"format": "pt"})
-    inv_freq, att = rope_params(cfg, rope_dim(cfg))
+    rope_cfg = {"rope_theta": dbrx_value(cfg, "attn_config", "rope_theta")} if cfg["model_type"] == "dbrx" else cfg
+    inv_freq, att = rope_params(rope_cfg, rope_dim(cfg))
     exp = list(res.get("extra", [])) + [("prompt_ids", prompt.long()), ("logits", res["logits"]),
            ("greedy_ids", torch.tensor(res["greedy"], dtype=torch.int64)),
            ("decode_logits", res["decode"]), ("hidden", res["hidden"]),

@@ -209,6 +209,29 @@ TEST(FamilyDefaults, PhiMoe) {
   error_names(r, "original_max_position_embeddings");
 }
 
+TEST(FamilyDefaults, DbrxNestedConfigsAreDiffs) {
+  // DbrxConfig saves attn_config / ffn_config as differences from their classes' defaults.
+  const nlohmann::json c = {{"model_type", "dbrx"},
+                            {"d_model", 64},
+                            {"n_heads", 4},
+                            {"n_layers", 2},
+                            {"vocab_size", 100},
+                            {"attn_config", {{"model_type", ""}}},
+                            {"ffn_config", {{"model_type", ""}, {"ffn_hidden_size", 32}}}};
+  const ModelSpec d = parse_model_spec(c, "dbrx");
+  EXPECT_TRUE(d.unknown_keys.empty()) << d.unknown_keys.front();
+  EXPECT_EQ(d.n_head_kv, 1);  // DbrxAttentionConfig: kv_n_heads 1, no clip_qkv, rope_theta 10000
+  EXPECT_DOUBLE_EQ(d.clip_qkv, 0);
+  EXPECT_DOUBLE_EQ(d.rope.theta, 10000);
+  EXPECT_EQ(d.n_expert, 4);  // DbrxFFNConfig: 4 experts, top-1, weights divided by their sum
+  EXPECT_EQ(d.n_expert_used, 1);
+  EXPECT_TRUE(d.router.norm_topk_prob);
+  EXPECT_EQ(d.norm, NormKind::kLayerNormNoBias);
+  nlohmann::json n = c;
+  n["ffn_config"]["moe_normalize_expert_weights"] = nullptr;
+  EXPECT_FALSE(parse_model_spec(n, "dbrx").router.norm_topk_prob);
+}
+
 TEST(FamilyDefaults, Transformers5SpellingParsesTheSame) {
   nlohmann::json v4 = with_experts(sizes("glm4_moe"), "n_routed_experts");
   v4["rope_theta"] = 1000000.0;
