@@ -23,6 +23,7 @@ namespace moe {
 struct Decoder::Layer {
   const float* in_norm = nullptr;
   const float* post_norm = nullptr;
+  const float *in_norm_b = nullptr, *post_norm_b = nullptr;  // LayerNorm biases (PhiMoE)
   // GQA / MHA
   WeightView q, k, v, o;
   const float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
@@ -33,9 +34,11 @@ struct Decoder::Layer {
   const float *q_a_norm = nullptr, *kv_a_norm = nullptr;
   std::unique_ptr<MlaAttention> mla;
   RopeTable rope;
+  RopeTable rope_long;  // LongRoPE: the table of sequences longer than original_max_position_embeddings
   float scale = 1.0f;
-  // FFN: dense SwiGLU or MoE
+  // FFN: dense SwiGLU (biases when mlp_bias) or MoE
   WeightView gate, up, down;
+  const float *gate_b = nullptr, *up_b = nullptr, *down_b = nullptr;
   std::unique_ptr<MoeBlock> moe;
   PackedExpertWeights routed_packed, shared_packed;  // own the panel-packed experts `moe` reads
 };
@@ -57,7 +60,7 @@ void linear(const float* x, int64_t T, const WeightView& w, const float* bias, i
 
 Decoder::Decoder(const std::string& path, DecoderOptions options)
     : spec_(load_model_spec_any(path)), options_(std::move(options)) {
-  if (spec_.family == Family::kDeepseekV4 || spec_.family == Family::kLlama4 || spec_.family == Family::kDbrx) {
+  if (spec_.family == Family::kDeepseekV4 || spec_.family == Family::kLlama4) {
     fail("model", "{}: model_type {} has no decoder yet", path, spec_.model_type);
   }
   if (spec_.quant.method != QuantMethod::kNone && spec_.quant.method != QuantMethod::kFp8) {
@@ -65,10 +68,13 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
          quant_method_name(spec_.quant.method));
   }
   store_ = std::make_unique<WeightStore>(path, spec_);
-  embed_ = store_->matrix("model.embed_tokens.weight");  // rows: looked up by id
-  const std::string head_name = spec_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  names_ = decoder_names(spec_);
+  embed_ = store_->matrix(names_.embed);  // rows: looked up by id
+  const std::string head_name = spec_.tie_word_embeddings ? names_.embed : names_.head + ".weight";
   head_ = packed_matrix(head_name);
-  final_norm_ = store_->f32("model.norm.weight");
+  head_bias_ = store_->f32_or_null(names_.head + ".bias");  // PhiMoE lm_head_bias, ERNIE use_bias (also tied)
+  final_norm_ = store_->f32(names_.final_norm + ".weight");
+  final_norm_b_ = store_->f32_or_null(names_.final_norm + ".bias");
   for (int64_t li = 0; li < spec_.n_layer; ++li) load_layer(li);
 }
 
@@ -97,9 +103,11 @@ void Decoder::load_layer(int64_t li) {
   auto L = std::make_unique<Layer>();
   WeightStore& s = *store_;
   const auto dense = [&](const std::string& name) { return packed_matrix(name); };
-  const std::string p = fmt::format("model.layers.{}.", li), a = p + "self_attn.";
-  L->in_norm = s.f32(p + "input_layernorm.weight");
-  L->post_norm = s.f32(p + "post_attention_layernorm.weight");
+  const std::string p = names_.layer(li), a = p + names_.attn;
+  L->in_norm = s.f32(p + names_.in_norm + ".weight");
+  L->post_norm = s.f32(p + names_.post_norm + ".weight");
+  L->in_norm_b = s.f32_or_null(p + names_.in_norm + ".bias");
+  L->post_norm_b = s.f32_or_null(p + names_.post_norm + ".bias");
   const LayerSpec& ls = spec_.layers[static_cast<size_t>(li)];
   if (spec_.is_mla) {
     const MlaSpec& m = spec_.mla;
@@ -124,10 +132,7 @@ void Decoder::load_layer(int64_t li) {
     }
     L->scale = static_cast<float>(scale);
   } else {
-    L->q = dense(a + "q_proj.weight");
-    L->k = dense(a + "k_proj.weight");
-    L->v = dense(a + "v_proj.weight");
-    L->o = dense(a + "o_proj.weight");
+    load_gqa_projections(*L, a);
     L->q_bias = s.f32_or_null(a + "q_proj.bias");
     L->k_bias = s.f32_or_null(a + "k_proj.bias");
     L->v_bias = s.f32_or_null(a + "v_proj.bias");
@@ -137,7 +142,10 @@ void Decoder::load_layer(int64_t li) {
     L->sinks = s.f32_or_null(a + "sinks");
     L->window = ls.attention == AttentionKind::kSliding ? ls.window : 0;
     L->rope = make_rope_table(rope_config_from_spec(spec_.rope, spec_.head_dim));
-    L->scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(spec_.head_dim)));
+    if (spec_.rope.type == RopeType::kLongrope)
+      L->rope_long = make_rope_table(rope_config_from_spec(spec_.rope, spec_.head_dim, true));
+    const double granite = spec_.multipliers.attention;  // Granite's attention_multiplier replaces Dh^-0.5
+    L->scale = static_cast<float>(granite > 0 ? granite : 1.0 / std::sqrt(static_cast<double>(spec_.head_dim)));
   }
   if (ls.is_moe) {
     const MoeLayerConfig config = decoder_moe_config(spec_);
@@ -156,12 +164,32 @@ void Decoder::load_layer(int64_t li) {
     w.shared = L->shared_packed.weights;
     L->moe = options_.moe_block ? options_.moe_block(li, config, w) : std::make_unique<LocalMoeBlock>(config, w);
   } else {
-    const std::string f = p + "mlp.";
+    const std::string f = p + names_.dense_ffn;
     L->gate = dense(f + "gate_proj.weight");
     L->up = dense(f + "up_proj.weight");
     L->down = dense(f + "down_proj.weight");
+    L->gate_b = s.f32_or_null(f + "gate_proj.bias");
+    L->up_b = s.f32_or_null(f + "up_proj.bias");
+    L->down_b = s.f32_or_null(f + "down_proj.bias");
   }
   layers_.push_back(std::move(L));
+}
+
+// q/k/v/o of a GQA layer: separate Linear weights, or DBRX's fused Wqkv [(H + 2 Hkv) Dh, D] viewed by row blocks.
+void Decoder::load_gqa_projections(Layer& L, const std::string& a) {
+  WeightStore& s = *store_;
+  const int64_t q_rows = spec_.n_head * spec_.head_dim, kv_rows = spec_.n_head_kv * spec_.head_dim;
+  if (names_.fused_qkv.empty()) {
+    L.q = pack_dense(s.matrix(a + "q_proj.weight"), q_rows, &packed_);
+    L.k = pack_dense(s.matrix(a + "k_proj.weight"), kv_rows, &packed_);
+    L.v = pack_dense(s.matrix(a + "v_proj.weight"), kv_rows, &packed_);
+  } else {
+    const std::string w = a + names_.fused_qkv + ".weight";
+    L.q = pack_dense(s.rows(w, 0, q_rows), q_rows, &packed_);
+    L.k = pack_dense(s.rows(w, q_rows, kv_rows), kv_rows, &packed_);
+    L.v = pack_dense(s.rows(w, q_rows + kv_rows, kv_rows), kv_rows, &packed_);
+  }
+  L.o = pack_dense(s.matrix(a + names_.o_proj + ".weight"), spec_.d_model, &packed_);
 }
 
 KvCache Decoder::make_cache(int64_t max_tokens) const {
@@ -195,8 +223,9 @@ void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, int64_t T, KvC
   }
   const int64_t past = cache.length();
   const RopeStyle style = rope_style_from_spec(spec_.rope);
-  apply_rope(q, T, past, RopeLayout{H, Dh, H * Dh, style}, L.rope);
-  apply_rope(k, T, past, RopeLayout{Hkv, Dh, Hkv * Dh, style}, L.rope);
+  const RopeTable& rope = longrope_uses_long(spec_.rope, past + T) ? L.rope_long : L.rope;
+  apply_rope(q, T, past, RopeLayout{H, Dh, H * Dh, style}, rope);
+  apply_rope(k, T, past, RopeLayout{Hkv, Dh, Hkv * Dh, style}, rope);
   cache.store(li, k, v, T);
   AttentionTensors at{q, cache.keys(li), cache.values(li), scratch_o_.data(), T, past + T};
   attention_forward(at, AttentionShape{H, Hkv, Dh, Dh}, AttentionOptions{L.scale, L.window, L.sinks});
@@ -245,10 +274,19 @@ void Decoder::ffn(Layer& L, const float* x, int64_t T, float* out, MoeTelemetry*
   const int64_t D = spec_.d_model, F = spec_.n_ff;
   scratch_g_.resize(T * F);  // [T, F]
   scratch_u_.resize(T * F);  // [T, F]
-  linear(x, T, L.gate, nullptr, F, scratch_g_.data());
-  linear(x, T, L.up, nullptr, F, scratch_u_.data());
+  linear(x, T, L.gate, L.gate_b, F, scratch_g_.data());
+  linear(x, T, L.up, L.up_b, F, scratch_u_.data());
   apply_glu(ActivationOptions{}, scratch_g_.data(), scratch_u_.data(), scratch_g_.data(), T * F);
-  linear(scratch_g_.data(), T, L.down, nullptr, D, out);
+  linear(scratch_g_.data(), T, L.down, L.down_b, D, out);
+}
+
+void Decoder::norm(const float* x, const float* weight, const float* bias, float* y, int64_t T) const {
+  const float eps = static_cast<float>(spec_.norm_eps);
+  if (spec_.norm == NormKind::kRms) {
+    rms_norm(x, weight, y, T, spec_.d_model, eps);
+  } else {
+    layer_norm(x, weight, bias, y, T, spec_.d_model, eps);
+  }
 }
 
 void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logits, ForwardStats* stats) {
@@ -257,6 +295,19 @@ void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logi
   if (cache.length() + T > cache.max_tokens()) {
     fail("model", "{} tokens after {} exceed the context of {} tokens", T, cache.length(), cache.max_tokens());
   }
+  const int64_t past = cache.length();
+  if (past > 0 && !longrope_uses_long(spec_.rope, past) && longrope_uses_long(spec_.rope, past + T)) {
+    // LongRoPE switches every position to the long factors once the sequence is longer than
+    // original_max_position_embeddings; transformers' generation then recomputes the whole prefix
+    // (the cached keys and every later layer's states change), and so does this.
+    std::vector<int32_t> all = cache.ids();  // [past + T]
+    all.insert(all.end(), ids, ids + T);
+    std::vector<float> all_logits(all.size() * static_cast<size_t>(V));  // [past + T, V]
+    cache.reset();
+    forward(all.data(), static_cast<int64_t>(all.size()), cache, all_logits.data(), stats);
+    std::copy(all_logits.end() - T * V, all_logits.end(), logits);
+    return;
+  }
   std::vector<float> h(T * D), x(T * D), y(T * D);  // [T, D]
   const int64_t row_bytes = dtype_row_bytes(embed_.dtype, embed_.ld);
   for (int64_t t = 0; t < T; ++t) {
@@ -264,28 +315,33 @@ void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logi
       fail("model", "token id {} at position {} is outside the vocabulary [0, {})", ids[t], t, V);
     dequantize_row(embed_.dtype, static_cast<const uint8_t*>(embed_.data) + ids[t] * row_bytes, &h[t * D], D);
   }
+  if (const float m = static_cast<float>(spec_.multipliers.embedding); m != 1.0f)
+    for (float& v : h) v *= m;  // Granite's embedding_multiplier
   if (stats) {
     stats->moe_layers.assign(static_cast<size_t>(spec_.n_layer), MoeTelemetry{});
     stats->expert_ids.assign(static_cast<size_t>(spec_.n_layer), {});
   }
-  const float eps = static_cast<float>(spec_.norm_eps);
+  const float residual = static_cast<float>(spec_.multipliers.residual);  // Granite: each branch scaled
   for (int64_t li = 0; li < spec_.n_layer; ++li) {
     Layer& L = *layers_[static_cast<size_t>(li)];
-    rms_norm(h.data(), L.in_norm, x.data(), T, D, eps);
+    norm(h.data(), L.in_norm, L.in_norm_b, x.data(), T);
     if (spec_.is_mla) {
       attention_mla(L, li, x.data(), T, cache, y.data());
     } else {
       attention_gqa(L, li, x.data(), T, cache, y.data());
     }
-    for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
-    rms_norm(h.data(), L.post_norm, x.data(), T, D, eps);
+    for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
+    norm(h.data(), L.post_norm, L.post_norm_b, x.data(), T);
     ffn(L, x.data(), T, y.data(), stats ? &stats->moe_layers[static_cast<size_t>(li)] : nullptr);
     if (stats && L.moe) stats->expert_ids[static_cast<size_t>(li)] = L.moe->last_expert_ids();
-    for (int64_t i = 0; i < T * D; ++i) h[i] += y[i];
+    for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
   }
+  cache.record_ids(ids, T);
   cache.advance(T);
-  rms_norm(h.data(), final_norm_, x.data(), T, D, eps);
-  linear(x.data(), T, head_, nullptr, V, logits);
+  norm(h.data(), final_norm_, final_norm_b_, x.data(), T);
+  linear(x.data(), T, head_, head_bias_, V, logits);
+  if (const float d = static_cast<float>(spec_.multipliers.logits_divisor); d != 1.0f)
+    for (int64_t i = 0; i < T * V; ++i) logits[i] /= d;  // Granite's logits_scaling
 }
 
 }  // namespace moe

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "model/families.h"
 #include "model/kv_cache.h"
 #include "model/moe_block.h"
 #include "model/weights.h"
@@ -48,17 +49,23 @@ class Decoder {
   void attention_gqa(Layer& layer, int64_t li, const float* x, int64_t T, KvCache& cache, float* out);
   void attention_mla(Layer& layer, int64_t li, const float* x, int64_t T, KvCache& cache, float* out);
   void ffn(Layer& layer, const float* x, int64_t T, float* out, MoeTelemetry* telemetry);
+  // The family's block norm (RMSNorm, or LayerNorm with an optional bias) over T rows of d_model.
+  void norm(const float* x, const float* weight, const float* bias, float* y, int64_t T) const;
   void load_layer(int64_t li);
+  void load_gqa_projections(Layer& layer, const std::string& attn_prefix);
   WeightView packed_matrix(const std::string& name);
   void release_packed(const ExpertWeights& rows, const PackedExpertWeights& packed);
 
   ModelSpec spec_;
+  DecoderNames names_;
   DecoderOptions options_;
   std::unique_ptr<WeightStore> store_;
   std::vector<std::unique_ptr<Layer>> layers_;
   WeightView embed_, head_;
   std::deque<PackedWeights> packed_;  // panel copies of the dense matrices (see pack_dense in decoder.cc)
   const float* final_norm_ = nullptr;
+  const float* final_norm_b_ = nullptr;  // LayerNorm bias (PhiMoE) or null
+  const float* head_bias_ = nullptr;     // [V] or null
   std::vector<float> scratch_q_, scratch_k_, scratch_v_, scratch_o_, scratch_g_, scratch_u_;
 };
 

@@ -9,9 +9,29 @@
 
 namespace moe {
 
+std::string DecoderNames::layer(int64_t i) const { return fmt::format("{}{}.", layers, i); }
+
+DecoderNames decoder_names(const ModelSpec& spec) {
+  DecoderNames n;
+  if (spec.family == Family::kDbrx) {
+    n.embed = "transformer.wte.weight";
+    n.final_norm = "transformer.norm_f";
+    n.layers = "transformer.blocks.";
+    n.in_norm = "norm_attn_norm.norm_1";
+    n.post_norm = "norm_attn_norm.norm_2";
+    n.attn = "norm_attn_norm.attn.";
+    n.fused_qkv = "Wqkv";
+    n.o_proj = "out_proj";
+  }
+  return n;
+}
+
 std::string ffn_prefix(const ModelSpec& spec, int64_t layer) {
+  if (spec.family == Family::kDbrx) return decoder_names(spec).layer(layer) + "ffn.";
   const std::string p = fmt::format("model.layers.{}.", layer);
-  return spec.family == Family::kMixtral ? p + "block_sparse_moe." : p + "mlp.";
+  const bool block_sparse =
+      spec.family == Family::kMixtral || spec.family == Family::kPhiMoe || spec.family == Family::kGraniteMoe;
+  return block_sparse ? p + "block_sparse_moe." : p + "mlp.";
 }
 
 MoeLayerConfig decoder_moe_config(const ModelSpec& spec) {
@@ -22,6 +42,12 @@ MoeLayerConfig decoder_moe_config(const ModelSpec& spec) {
     case Family::kOlmoe:
     case Family::kDeepseekV2:
     case Family::kDeepseekV3:
+    case Family::kGlm4Moe:
+    case Family::kDots1:
+    case Family::kErnie45Moe:
+    case Family::kGraniteMoe:
+    case Family::kPhiMoe:
+    case Family::kDbrx:
     case Family::kGptOss:
       break;
     default:
@@ -41,6 +67,9 @@ ExpertMatrices swiglu_views(WeightStore& store, const std::string& p, const char
   m.gate = store.matrix(p + gate + ".weight");
   m.up = store.matrix(p + up + ".weight");
   m.down = store.matrix(p + down + ".weight");
+  m.gate_bias = store.f32_or_null(p + gate + ".bias");  // mlp_bias families (ERNIE use_bias)
+  m.up_bias = store.f32_or_null(p + up + ".bias");
+  m.down_bias = store.f32_or_null(p + down + ".bias");
   return m;
 }
 
@@ -103,12 +132,69 @@ ExpertWeights unfused_experts(const ModelSpec& spec, const std::string& p, Weigh
   return w;
 }
 
+// Granite-MoE: input_linear [E, 2F, D] (gate rows, then up rows) and output_linear [E, D, F] are
+// already PyTorch Linear layouts per expert: zero-copy views. The shared MLP fuses gate and up alike.
+MoeLayerWeights granite_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
+  const int64_t F = spec.n_ff_expert, D = spec.d_model;
+  const std::string p = ffn_prefix(spec, layer);
+  MoeLayerWeights w;
+  w.experts.d_model = w.shared.d_model = D;
+  w.experts.d_ff = F;
+  w.router.weight = store.matrix(p + "router.layer.weight");
+  for (int64_t e = 0; e < spec.n_expert; ++e) {
+    ExpertMatrices m;  // another rank's expert stays empty (not read)
+    if (!keep || keep(e)) {
+      m.gate = store.rows(p + "input_linear.weight", e * 2 * F, F);
+      m.up = store.rows(p + "input_linear.weight", e * 2 * F + F, F);
+      m.down = store.rows(p + "output_linear.weight", e * D, D);
+    }
+    w.experts.experts.push_back(m);
+  }
+  if (spec.n_ff_shared > 0) {
+    const int64_t Fs = spec.n_ff_shared;
+    const std::string s = fmt::format("model.layers.{}.shared_mlp.", layer);
+    w.shared.d_ff = Fs;
+    w.shared.experts.push_back({store.rows(s + "input_linear.weight", 0, Fs),
+                                store.rows(s + "input_linear.weight", Fs, Fs),
+                                store.matrix(s + "output_linear.weight")});
+  }
+  return w;
+}
+
+// DBRX: w1 and v1 [E*F, D] hold each expert's gate and up rows (viewed in place); w2 [E*F, D] holds
+// each expert's down projection transposed ([F, D]), re-laid out once into [D, F].
+MoeLayerWeights dbrx_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
+  const int64_t F = spec.n_ff_expert, D = spec.d_model;
+  const std::string p = ffn_prefix(spec, layer), x = p + "experts.mlp.";
+  MoeLayerWeights w;
+  w.experts.d_model = w.shared.d_model = D;
+  w.experts.d_ff = F;
+  w.router.weight = store.matrix(p + "router.layer.weight");
+  const float* w2 = nullptr;
+  for (int64_t e = 0; e < spec.n_expert; ++e) {
+    ExpertMatrices m;  // another rank's expert stays empty (not read)
+    if (!keep || keep(e)) {
+      if (!w2) w2 = store.f32(x + "w2");                                 // [E*F, D]
+      std::vector<float>& down = store.own(static_cast<size_t>(D * F));  // [D, F]
+      for (int64_t f = 0; f < F; ++f)
+        for (int64_t d = 0; d < D; ++d) down[d * F + f] = w2[(e * F + f) * D + d];
+      m.gate = store.rows(x + "w1", e * F, F);
+      m.up = store.rows(x + "v1", e * F, F);
+      m.down = WeightView{down.data(), DType::kF32, F};
+    }
+    w.experts.experts.push_back(m);
+  }
+  return w;
+}
+
 }  // namespace
 
 MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
   const std::string p = ffn_prefix(spec, layer);
   MoeLayerWeights w;
   w.experts.d_model = w.shared.d_model = spec.d_model;
+  if (spec.family == Family::kGraniteMoe) return granite_weights(spec, layer, store, keep);
+  if (spec.family == Family::kDbrx) return dbrx_weights(spec, layer, store, keep);
   if (spec.family == Family::kGptOss) {
     w.router.weight = store.matrix(p + "router.weight");
     w.router.bias = store.f32(p + "router.bias");
@@ -120,9 +206,11 @@ MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightSt
     return w;
   }
   w.router.weight = store.matrix(p + "gate.weight");
-  w.router.correction_bias = store.f32_or_null(p + "gate.e_score_correction_bias");
+  w.router.correction_bias =
+      store.f32_or_null(p + (spec.family == Family::kErnie45Moe ? "moe_statics.e_score_correction_bias"
+                                                                : "gate.e_score_correction_bias"));
   w.experts.d_ff = spec.n_ff_expert;
-  const bool mixtral = spec.family == Family::kMixtral;
+  const bool mixtral = spec.family == Family::kMixtral || spec.family == Family::kPhiMoe;  // w1 / w3 / w2
   for (int64_t e = 0; e < spec.n_expert; ++e) {
     if (keep && !keep(e)) {
       w.experts.experts.emplace_back();  // another rank's expert: not read

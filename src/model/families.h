@@ -28,4 +28,19 @@ MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightSt
 // Prefix of a layer's feed-forward block: "model.layers.<i>.mlp." or Mixtral's block_sparse_moe.
 std::string ffn_prefix(const ModelSpec& spec, int64_t layer);
 
+// Where a family keeps the decoder's tensors (checkpoint names; the Llama layout unless noted).
+struct DecoderNames {
+  std::string embed = "model.embed_tokens.weight";
+  std::string final_norm = "model.norm";  // + ".weight" (and ".bias" for LayerNorm)
+  std::string head = "lm_head";           // + ".weight" / ".bias"
+  std::string layers = "model.layers.";   // + "<i>."
+  std::string in_norm = "input_layernorm", post_norm = "post_attention_layernorm";
+  std::string attn = "self_attn.";
+  std::string fused_qkv;  // DBRX "Wqkv": the q, k and v rows stacked in one matrix; empty: q/k/v_proj
+  std::string o_proj = "o_proj";
+  std::string dense_ffn = "mlp.";
+  std::string layer(int64_t i) const;  // layers + "<i>."
+};
+DecoderNames decoder_names(const ModelSpec& spec);
+
 }  // namespace moe

@@ -29,13 +29,21 @@ class KvCache {
   // Copies T rows into every position length() + i of one layer. Throws when it would overflow.
   void store(int64_t layer, const float* k_rows, const float* v_rows, int64_t n_tokens);
   void advance(int64_t n_tokens);  // throws when it would pass max_tokens()
-  void reset() { length_ = 0; }
+  void reset() {
+    length_ = 0;
+    ids_.clear();
+  }
+  // The token ids of the cached positions, as the decoder recorded them (LongRoPE recomputes the
+  // prefix from them when a sequence first outgrows original_max_position_embeddings).
+  void record_ids(const int32_t* ids, int64_t n_tokens) { ids_.insert(ids_.end(), ids, ids + n_tokens); }
+  const std::vector<int32_t>& ids() const { return ids_; }
   // Bytes held by the cache for `tokens` tokens (all layers).
   uint64_t bytes_for(int64_t tokens) const;
 
  private:
   int64_t n_layer_ = 0, max_tokens_ = 0, k_row_ = 0, v_row_ = 0, length_ = 0;
   std::vector<float> k_, v_;  // [L, max_tokens, k_row], [L, max_tokens, v_row]
+  std::vector<int32_t> ids_;  // [length]
 };
 
 }  // namespace moe

@@ -1,4 +1,4 @@
-// RMSNorm (see norm.h).
+// RMSNorm and LayerNorm (see norm.h).
 #include "model/norm.h"
 
 #include <cmath>
@@ -21,6 +21,24 @@ void rms_norm(const float* x, const float* weight, float* y, const RmsNormShape&
       for (int64_t i = 0; i < dim; ++i) yr[i] = weight[i] * (xr[i] * inv);
     } else {
       for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * inv;
+    }
+  }
+}
+
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int64_t dim,
+                float eps) {
+  MOE_CHECK(dim > 0 && weight != nullptr);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    float* yr = y + r * dim;
+    double sum = 0.0, sq = 0.0;
+    for (int64_t i = 0; i < dim; ++i) sum += xr[i];
+    const double mean = sum / static_cast<double>(dim);
+    for (int64_t i = 0; i < dim; ++i) sq += (xr[i] - mean) * (xr[i] - mean);
+    const double inv = 1.0 / std::sqrt(sq / static_cast<double>(dim) + eps);
+    for (int64_t i = 0; i < dim; ++i) {
+      const float n = static_cast<float>((xr[i] - mean) * inv);
+      yr[i] = weight[i] * n + (bias ? bias[i] : 0.0f);
     }
   }
 }

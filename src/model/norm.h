@@ -1,5 +1,6 @@
-// RMSNorm as Hugging Face computes it for every family here (Llama, Qwen, Mixtral, OLMoE,
-// DeepSeek, gpt-oss): y = w * (x * rsqrt(mean(x^2) + eps)), in f32 with a double sum.
+// RMSNorm as Hugging Face computes it for the Llama-style families (Llama, Qwen, Mixtral, OLMoE,
+// DeepSeek, gpt-oss, ...): y = w * (x * rsqrt(mean(x^2) + eps)), in f32 with a double sum; and the
+// LayerNorm of PhiMoE / DBRX.
 // Per-head QK-norm (Qwen3) is rows = T * H over head_dim; OLMoE's full-projection QK-norm and
 // DeepSeek's latent norms (q_a_layernorm, kv_a_layernorm) are rows = T over their widths.
 #pragma once
@@ -20,5 +21,10 @@ void rms_norm(const float* x, const float* weight, float* y, const RmsNormShape&
 inline void rms_norm(const float* x, const float* weight, float* y, int64_t rows, int64_t dim, float eps) {
   rms_norm(x, weight, y, RmsNormShape{rows, dim, dim, dim}, eps);
 }
+
+// LayerNorm as PyTorch computes it (PhiMoE with biases, DBRX without): y = (x - mean) / sqrt(var + eps)
+// * weight + bias, biased variance, a double sum. x, y: [rows, dim] contiguous (y may alias x);
+// weight [dim]; bias [dim] or null.
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int64_t dim, float eps);
 
 }  // namespace moe

@@ -62,6 +62,19 @@ double yarn(const RopeConfig& c, std::vector<double>& f) {
   return yarn_get_mscale(c.factor);
 }
 
+// LongRoPE: inv_freq[i] = 1 / (ext[i] * theta^(2i/d)) in f32 as HF computes it. Returns the attention factor.
+double longrope(const RopeConfig& c, std::vector<double>& f) {
+  for (size_t i = 0; i < f.size(); ++i) {
+    const float expo = static_cast<float>(2 * i) / static_cast<float>(c.rot_dim);
+    const float denom = static_cast<float>(c.ext_factors[i]) * std::pow(static_cast<float>(c.theta), expo);
+    f[i] = static_cast<double>(1.0f / denom);
+  }
+  if (c.longrope_mscale > 0) return c.longrope_mscale;
+  if (c.attention_factor > 0) return c.attention_factor;
+  if (c.factor <= 1.0) return 1.0;
+  return std::sqrt(1.0 + std::log(c.factor) / std::log(static_cast<double>(c.original_max_position)));
+}
+
 }  // namespace
 
 double yarn_get_mscale(double scale, double mscale) {
@@ -75,6 +88,9 @@ RopeTable make_rope_table(const RopeConfig& c) {
   if (scaled && !(c.factor > 0)) fail("rope", "rope_scaling.factor must be > 0, found {}", c.factor);
   if ((c.scaling == RopeScaling::kLlama3 || c.scaling == RopeScaling::kYarn) && c.original_max_position <= 0) {
     fail("rope", "rope_scaling needs original_max_position_embeddings > 0, found {}", c.original_max_position);
+  }
+  if (c.scaling == RopeScaling::kLongrope && c.ext_factors.size() != static_cast<size_t>(c.rot_dim / 2)) {
+    fail("rope", "longrope needs {} factors (rotary dims / 2), found {}", c.rot_dim / 2, c.ext_factors.size());
   }
   if (c.scaling == RopeScaling::kLlama3 && !(c.high_freq_factor > c.low_freq_factor)) {
     fail("rope", "llama3 rope_scaling needs high_freq_factor > low_freq_factor, found {} and {}", c.high_freq_factor,
@@ -94,6 +110,9 @@ RopeTable make_rope_table(const RopeConfig& c) {
     case RopeScaling::kYarn:
       attention = yarn(c, f);
       break;
+    case RopeScaling::kLongrope:
+      attention = longrope(c, f);
+      break;
   }
   RopeTable t;
   t.rot_dim = c.rot_dim;
@@ -102,7 +121,7 @@ RopeTable make_rope_table(const RopeConfig& c) {
   return t;
 }
 
-RopeConfig rope_config_from_spec(const RopeSpec& spec, int64_t head_dim) {
+RopeConfig rope_config_from_spec(const RopeSpec& spec, int64_t head_dim, bool long_factors) {
   RopeConfig c;
   c.rot_dim = static_cast<int64_t>(static_cast<double>(head_dim) * spec.partial_rotary_factor);
   c.theta = spec.theta;
@@ -129,9 +148,14 @@ RopeConfig rope_config_from_spec(const RopeSpec& spec, int64_t head_dim) {
     case RopeType::kYarn:
       c.scaling = RopeScaling::kYarn;
       break;
-    case RopeType::kDynamic:
     case RopeType::kLongrope:
-      fail("rope", "rope_scaling type dynamic / longrope is not implemented");
+      c.scaling = RopeScaling::kLongrope;
+      c.ext_factors = long_factors ? spec.long_factor : spec.short_factor;
+      c.longrope_mscale = long_factors ? spec.long_mscale : spec.short_mscale;
+      c.attention_factor = spec.attention_factor;
+      break;
+    case RopeType::kDynamic:
+      fail("rope", "rope_scaling type dynamic is not implemented");
   }
   return c;
 }

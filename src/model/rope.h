@@ -11,7 +11,7 @@
 
 namespace moe {
 
-enum class RopeScaling { kNone, kLinear, kLlama3, kYarn };
+enum class RopeScaling { kNone, kLinear, kLlama3, kYarn, kLongrope };
 enum class RopeStyle { kHalfSplit, kInterleaved };
 
 struct RopeConfig {
@@ -25,7 +25,9 @@ struct RopeConfig {
   double beta_fast = 32.0, beta_slow = 1.0;   // YaRN correction range, in rotations
   double mscale = 0.0, mscale_all_dim = 0.0;  // YaRN (DeepSeek); 0 = absent
   double attention_factor = 0.0;              // YaRN; 0 = derived from factor / mscale
-  bool truncate = true;  // YaRN: floor/ceil the correction range (HF default, DeepSeek); gpt-oss: false
+  bool truncate = true;             // YaRN: floor/ceil the correction range (HF default, DeepSeek); gpt-oss: false
+  std::vector<double> ext_factors;  // LongRoPE: divisors of each frequency [rot_dim / 2]
+  double longrope_mscale = 0.0;     // LongRoPE: cos/sin multiplier; 0 = the HF formula from factor
 };
 
 struct RopeTable {
@@ -42,7 +44,14 @@ RopeTable make_rope_table(const RopeConfig& config);
 
 // The RoPE of a model (head_dim: the per-head dims RoPE applies to, before partial_rotary_factor;
 // for MLA the qk_rope_head_dim). Throws moe::Error "[rope] ..." for rope types not implemented.
-RopeConfig rope_config_from_spec(const RopeSpec& spec, int64_t head_dim);
+// LongRoPE has two tables: long_factors picks the one for sequences longer than
+// original_max_position (see longrope_uses_long).
+RopeConfig rope_config_from_spec(const RopeSpec& spec, int64_t head_dim, bool long_factors = false);
+// LongRoPE as transformers runs it: a sequence of `length` tokens uses the long factors for every
+// position once length > original_max_position_embeddings.
+inline bool longrope_uses_long(const RopeSpec& spec, int64_t length) {
+  return spec.type == RopeType::kLongrope && length > spec.original_max_position;
+}
 RopeStyle rope_style_from_spec(const RopeSpec& spec);
 
 // Where the heads of T tokens live: x[t * token_stride + h * head_stride + i], i < rot_dim.

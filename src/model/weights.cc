@@ -103,6 +103,23 @@ std::vector<float> WeightStore::read_f32(const std::string& name) const {
   return out;
 }
 
+WeightView WeightStore::rows(const std::string& name, int64_t first_row, int64_t n_rows) {
+  const Raw r = raw(name);
+  const std::vector<int64_t>& s = *r.shape;
+  if (s.size() < 2) fail("weights", "{}: tensor {} should have at least 2 dims, found {}", path_, name, s.size());
+  const int64_t cols = s.back();
+  int64_t total = 1;
+  for (size_t i = 0; i + 1 < s.size(); ++i) total *= s[i];
+  if (first_row < 0 || n_rows < 0 || first_row + n_rows > total)
+    fail("weights", "{}: rows [{}, {}) of tensor {} are outside its {} rows", path_, first_row, first_row + n_rows,
+         name, total);
+  const bool zero_copy = r.dtype == DType::kF32 || r.dtype == DType::kBF16;
+  if (dtype_is_block(r.dtype) || (zero_copy && reinterpret_cast<uintptr_t>(r.data) % dtype_size(r.dtype) == 0)) {
+    return WeightView{r.data + first_row * dtype_row_bytes(r.dtype, cols), r.dtype, cols};
+  }
+  return WeightView{f32(name) + first_row * cols, DType::kF32, cols};
+}
+
 const float* WeightStore::f32(const std::string& name) {
   auto it = converted_.find(name);
   if (it == converted_.end()) it = converted_.emplace(name, read_f32(name)).first;

@@ -32,6 +32,10 @@ class WeightStore {
   const std::vector<int64_t>& shape(const std::string& name) const;
   // A [rows, cols] Linear weight as a matmul view (f32/bf16/block types zero-copy, others converted).
   WeightView matrix(const std::string& name);
+  // Rows [first_row, first_row + rows) of a tensor seen as [R, C] (C its last dimension, R the product
+  // of the others) as a matmul view with ld C: one expert's block of a fused [E, rows, C] tensor, or
+  // the up half of a fused [2F, D] gate_up matrix. Zero-copy like matrix(); throws when out of range.
+  WeightView rows(const std::string& name, int64_t first_row, int64_t rows);
   // Any float tensor as f32 (converted once, owned by the store): norms, biases, sinks, fused experts.
   const float* f32(const std::string& name);
   // A float tensor as a fresh f32 copy the store does not keep (a converter streaming tensors one by one).

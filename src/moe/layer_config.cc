@@ -23,8 +23,13 @@ MoeLayerConfig moe_layer_config(const ModelSpec& spec) {
   }
   // DeepSeek-V2's code applies routed_scaling_factor only when it does not renormalize.
   if (spec.family == Family::kDeepseekV2 && r.norm_topk_prob && r.top_k > 1) r.routed_scaling_factor = 1.0f;
-  // Mixtral and gpt-oss: softmax over the selected logits (Mixtral's softmax + renormalize is the same).
-  if (spec.family == Family::kGptOss || spec.family == Family::kMixtral) r.selection = Selection::kSoftmaxOverTopK;
+  // Mixtral, gpt-oss, Granite-MoE: softmax over the selected logits (Mixtral's softmax + renormalize is the same).
+  if (spec.family == Family::kGptOss || spec.family == Family::kMixtral || spec.family == Family::kGraniteMoe)
+    r.selection = Selection::kSoftmaxOverTopK;
+  if (spec.family == Family::kPhiMoe) {
+    r.selection = Selection::kSparseMixer;
+    r.sparsemixer_eps = static_cast<float>(spec.router.jitter_eps);
+  }
   c.weight_before_expert = spec.family == Family::kLlama4;
   switch (spec.activation) {
     case Activation::kSilu:

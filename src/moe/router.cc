@@ -120,6 +120,31 @@ void finish_weights(const RouterOptions& o, const float* logits, const float* sc
   }
 }
 
+// PhiMoE sparsemixer (inference form): ids [2], weights [2] from the logits [n].
+void sparse_mixer(const float* logits, int n, float eps, int32_t* ids, float* w) {
+  auto best_except = [&](int skip) {
+    int b = -1;
+    for (int e = 0; e < n; ++e)
+      if (e != skip && (b < 0 || logits[e] > logits[b])) b = e;
+    return b;
+  };
+  // softmax at the maximum m over the logits whose relative distance to m is within 2 eps
+  auto weight = [&](float m, int skip) {
+    double sum = 0.0;
+    for (int e = 0; e < n; ++e) {
+      if (e == skip) continue;
+      const float factor = std::max(std::abs(logits[e]), m);
+      if ((m - logits[e]) / factor > 2.0f * eps) continue;  // NaN (0 / 0) keeps the expert, as torch does
+      sum += std::exp(static_cast<double>(logits[e]) - m);
+    }
+    return static_cast<float>(1.0 / sum);
+  };
+  ids[0] = best_except(-1);
+  w[0] = weight(logits[ids[0]], -1);
+  ids[1] = best_except(ids[0]);
+  w[1] = weight(logits[ids[1]], ids[0]);
+}
+
 }  // namespace
 
 void RouterOptions::validate() const {
@@ -142,6 +167,9 @@ void RouterOptions::validate() const {
     fail("router", "group score top-2 sum needs groups of >= 2 experts, got {} (n_expert {} / n_group {})", group_size,
          n_expert, n_group);
   }
+  if (selection == Selection::kSparseMixer && top_k != 2) {
+    fail("router", "sparsemixer routing picks exactly 2 experts, num_experts_per_tok is {}", top_k);
+  }
   if (!std::isfinite(routed_scaling_factor) || routed_scaling_factor <= 0.0f) {
     fail("router", "routed_scaling_factor must be finite and > 0, got {}", routed_scaling_factor);
   }
@@ -151,12 +179,20 @@ int RouterOptions::effective_top_k(int top_k_override) const {
   if (top_k_override < 0 || top_k_override > top_k) {
     fail("router", "top-k override {} must be in [0, top_k = {}] (0 keeps top_k)", top_k_override, top_k);
   }
+  if (selection == Selection::kSparseMixer && top_k_override != 0 && top_k_override != 2)
+    fail("router", "sparsemixer routing always picks 2 experts; a top-k override of {} is not possible",
+         top_k_override);
   return top_k_override == 0 ? top_k : top_k_override;
 }
 
 void route_one_token(const RouterOptions& o, const RouterWeights& w, const float* logits, int k, int32_t* ids,
                      float* out_weights, float* scratch) {
   const int n = o.n_expert;
+  if (o.selection == Selection::kSparseMixer) {
+    MOE_CHECK(k == 2);  // a top-k override cannot shrink sparsemixer's pair
+    sparse_mixer(logits, n, o.sparsemixer_eps, ids, out_weights);
+    return;
+  }
   float* scores = scratch;             // [E]
   float* sel = scratch + n;            // [E] selection scores
   float* group_tmp = scratch + 2 * n;  // [n_group] (n_group <= E)
@@ -181,6 +217,8 @@ void weights_for_ids(const RouterOptions& o, const float* logits, int k, const i
   for (int i = 0; i < k; ++i) {
     if (ids[i] < 0 || ids[i] >= o.n_expert) fail("router", "given expert id {} is outside [0, {})", ids[i], o.n_expert);
   }
+  if (o.selection == Selection::kSparseMixer)
+    fail("router", "given expert ids cannot be weighted by sparsemixer routing");
   score_logits(o.scoring, logits, o.n_expert, scratch);
   finish_weights(o, logits, scratch, k, ids, out_weights);
 }

@@ -20,6 +20,7 @@ namespace moe {
 enum class Selection {
   kTopK,             // top-k of the (biased) scores; weights = the unbiased scores of the chosen
   kSoftmaxOverTopK,  // top-k of the logits; weights = softmax over those k logits only
+  kSparseMixer,      // PhiMoE's sparsemixer at inference, top-2 only (see RouterOptions::sparsemixer_eps)
 };
 
 // Group score for group-limited routing (n_group > 1).
@@ -66,6 +67,10 @@ struct RouterOptions {
   bool use_correction_bias = false;  // RouterWeights::correction_bias is added for selection only
   bool norm_topk_prob = false;
   float routed_scaling_factor = 1.0f;
+  // kSparseMixer: expert 1 is the best logit, weighted by the softmax over the logits within a relative
+  // 2 * eps of it ((best - l) / max(|l|, best) <= 2 eps), taken at the best; expert 2 the same among
+  // the others. PhiMoE's router_jitter_noise is this eps.
+  float sparsemixer_eps = 0.0f;
 
   // Throws moe::Error("router", ...) naming the bad field (top-k > experts, groups not dividing
   // experts, topk_group > n_group, top_k * ... not reachable inside the allowed groups, ...).

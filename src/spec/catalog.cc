@@ -44,7 +44,11 @@ std::vector<CatalogEntry> load() {
     e.total_convention = m.value("total_convention", "total_params");
     e.activated_convention = m.value("activated_convention", "activated_params");
     e.total_with_mtp_convention = m.value("total_with_mtp_convention", "total_params_with_mtp");
-    e.truncates = m.value("published_rounding", "nearest") == "truncate";
+    const std::string rounding = m.value("published_rounding", "nearest");
+    if (rounding != "nearest" && rounding != "truncate" && rounding != "within_1pct")
+      fail("catalog", "{}: published_rounding \"{}\" (expected nearest, truncate or within_1pct)", e.name, rounding);
+    e.truncates = rounding == "truncate";
+    e.tolerance = rounding == "within_1pct" ? 0.01 : 0.0;
     e.total_includes_vision = m.value("total_includes_vision", false);
     e.source = m.value("source", "");
     e.notes = m.value("notes", "");
@@ -95,8 +99,13 @@ PublishedNumber parse_published(const std::string& text) {
   return {v * unit, unit * std::pow(10.0, -decimals)};
 }
 
-bool matches_published(double computed, const std::string& published, bool truncates) {
+bool CatalogEntry::matches(double computed, const std::string& published) const {
+  return matches_published(computed, published, truncates, tolerance);
+}
+
+bool matches_published(double computed, const std::string& published, bool truncates, double rel_tolerance) {
   const PublishedNumber p = parse_published(published);
+  if (rel_tolerance > 0) return std::abs(computed - p.value) <= rel_tolerance * p.value;
   if (truncates) return computed >= p.value && computed < p.value + p.ulp;
   return std::abs(computed - p.value) <= 0.5 * p.ulp;
 }

@@ -21,9 +21,16 @@ struct CatalogEntry {
   std::string activated_convention = "activated_params";  // a ParamCounts field name
   std::string total_with_mtp_convention = "total_params_with_mtp";
   bool truncates = false;  // the card truncates instead of rounding to nearest
+  // > 0: no counting convention reproduces the card's rounding; the figure is checked to within this
+  // relative distance (0.01: 1%), and the notes say which convention comes closest.
+  double tolerance = 0;
   bool total_includes_vision = false;
   std::string source, notes;
   nlohmann::json config;
+
+  // Whether a computed count agrees with one of this entry's published figures (rounding, truncation
+  // or tolerance as the entry says).
+  bool matches(double computed, const std::string& published) const;
 };
 
 // All entries, in catalog.json order.
@@ -39,7 +46,7 @@ struct PublishedNumber {
 };
 PublishedNumber parse_published(const std::string& text);
 // Whether a computed count prints as the published figure: |x - v| <= ulp/2, or v <= x < v + ulp
-// when the card truncates.
-bool matches_published(double computed, const std::string& published, bool truncates);
+// when the card truncates; with rel_tolerance > 0, |x - v| <= rel_tolerance * v instead.
+bool matches_published(double computed, const std::string& published, bool truncates, double rel_tolerance = 0);
 
 }  // namespace moe

@@ -1,6 +1,7 @@
 // One dialect parser per model family: which config.json keys mean experts, top-k, shared
 // experts, dense-first / every-N MoE layers, attention variants and MTP in that family.
 #include <algorithm>
+#include <tuple>
 
 #include "spec/config_families.h"
 #include "util/error.h"
@@ -22,9 +23,11 @@ TopkMethod parse_topk_method(ConfigReader& r, const std::string& s) {
   r.fail_field("topk_method", fmt::format("unsupported \"{}\" (expected greedy, group_limited_greedy, noaux_tc)", s));
 }
 
-// Sliding window as Mistral / Mixtral spell it: every layer, when set.
+// Sliding window as Mistral / Mixtral spell it: every layer, when set. Absent: MistralConfig's 4096
+// (Mixtral and PhiMoE default to none); null: none.
 void mistral_sliding(ConfigReader& r, ModelSpec& s) {
-  s.sliding_window = r.int_or({"sliding_window"}, 0);
+  const int64_t fallback = s.family == Family::kMistral ? 4096 : 0;
+  s.sliding_window = r.is_null("sliding_window") ? 0 : r.int_or({"sliding_window"}, fallback);
   if (s.sliding_window > 0)
     for (auto& l : s.layers) l = LayerSpec{l.is_moe, AttentionKind::kSliding, s.sliding_window, 0, false, true};
 }
@@ -58,7 +61,7 @@ void parse_llama(ConfigReader& r, ModelSpec& s) {
   read_common(r, s);
   s.n_ff = r.req_int({"intermediate_size"});
   s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
-  if (r.bool_or({"mlp_bias"}, false)) s.notes.push_back("mlp_bias: true is not modelled (MLP biases left out)");
+  s.mlp_bias = r.bool_or({"mlp_bias"}, false);
   set_layers_all(s, false);
   if (s.family == Family::kMistral) mistral_sliding(r, s);
   r.acknowledge({"head_dim"});
@@ -84,10 +87,21 @@ void parse_mixtral(ConfigReader& r, ModelSpec& s) {
   read_topk(r, s, {"num_local_experts"});
   s.n_ff_expert = r.req_int({"intermediate_size"});
   if (s.family == Family::kPhiMoe) {
-    s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, true);
+    s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);  // PhimoeConfig default
     s.norm = NormKind::kLayerNorm;
-    if (r.bool_or({"lm_head_bias"}, false)) s.notes.push_back("lm_head_bias: the head bias ([vocab]) is not modelled");
-    r.acknowledge({"input_jitter_noise", "router_jitter_noise"});
+    s.lm_head_bias = r.bool_or({"lm_head_bias"}, false);
+    // sparsemixer routing: router_jitter_noise is not training noise here but the mask width at inference
+    s.router.jitter_eps = r.num_or({"router_jitter_noise"}, 0.01);
+    if (s.n_expert_used != 2)
+      r.fail_field("num_experts_per_tok",
+                   fmt::format("PhiMoE's sparsemixer routes to exactly 2 experts, found {}", s.n_expert_used));
+    r.acknowledge({"input_jitter_noise"});
+    // PhimoeConfig copies rope_scaling's original_max_position_embeddings to the top level (and saves it)
+    if (auto orig = r.opt_int({"original_max_position_embeddings"});
+        orig && s.rope.original_max_position > 0 && *orig != s.rope.original_max_position)
+      r.fail_field("original_max_position_embeddings",
+                   fmt::format("{} contradicts rope_scaling.original_max_position_embeddings {}", *orig,
+                               s.rope.original_max_position));
   }
   set_layers_all(s, true);
   mistral_sliding(r, s);
@@ -101,8 +115,8 @@ void parse_qwen_moe(ConfigReader& r, ModelSpec& s) {
   s.n_ff_expert = r.req_int({"moe_intermediate_size"});
   s.router.norm_topk_prob = r.bool_or({"norm_topk_prob"}, false);
   if (s.family == Family::kQwen2Moe) {
-    s.attention_bias = true;
-    s.n_ff_shared = r.int_or({"shared_expert_intermediate_size"}, 0);
+    s.attention_bias = r.bool_or({"qkv_bias"}, true);                     // transformers 5 names the q/k/v biases
+    s.n_ff_shared = r.int_or({"shared_expert_intermediate_size"}, 5632);  // Qwen2MoeConfig default
     s.n_expert_shared = s.n_ff_shared > 0 ? 1 : 0;
     s.shared_expert_gate = s.n_ff_shared > 0;
   } else {
@@ -144,7 +158,8 @@ struct DeepseekDefaults {
   double routed_scaling_factor;
   int64_t n_shared_experts;
   int64_t first_k_dense_replace;
-  bool fixed_router;  // the modeling code has one router: scoring_func / topk_method may only restate it
+  bool fixed_router;                // the modeling code has one router: scoring_func / topk_method may only restate it
+  bool router_keys_unread = false;  // not in the class and not read by the code (dots1): noted, ignored
 };
 
 DeepseekDefaults deepseek_defaults(Family f) {
@@ -155,6 +170,8 @@ DeepseekDefaults deepseek_defaults(Family f) {
       return {"sigmoid", "noaux_tc", 8, 4, true, 2.5, 1, 3, true};
     case Family::kGlm4Moe:
       return {"sigmoid", "noaux_tc", 1, 1, true, 1.0, 1, 1, true};
+    case Family::kDots1:
+      return {"sigmoid", "noaux_tc", 1, 1, false, 1.0, 0, 0, true, true};
     default:  // deepseek (v1, remote code only)
       return {"softmax", "greedy", 1, 1, false, 1.0, 0, 0, false};
   }
@@ -176,8 +193,20 @@ void read_deepseek_moe(ConfigReader& r, ModelSpec& s) {
   s.n_expert_shared = int_null_is_zero(r, "n_shared_experts", d.n_shared_experts);
   s.n_ff_shared = s.n_expert_shared * s.n_ff_expert;
   s.router.norm_topk_prob = r.bool_or({"norm_topk_prob"}, d.norm_topk_prob);
-  const std::string scoring = r.str_or({"scoring_func"}, d.scoring);
-  const std::string method = r.str_or({"topk_method"}, d.topk_method);
+  std::string scoring = r.str_or({"scoring_func"}, d.scoring);
+  std::string method = r.str_or({"topk_method"}, d.topk_method);
+  if (d.router_keys_unread) {
+    // dots.llm1's own config writes "scoring_func": "noaux_tc"; transformers never reads either key.
+    for (const auto& [key, v, want] :
+         {std::tuple{"scoring_func", scoring, d.scoring}, {"topk_method", method, d.topk_method}})
+      if (v != want)
+        s.notes.push_back(
+            fmt::format("{} \"{}\" is not read by the {} modeling code, which always routes with "
+                        "sigmoid + e_score_correction_bias",
+                        key, v, s.model_type));
+    scoring = d.scoring;
+    method = d.topk_method;
+  }
   s.router.scoring = parse_scoring(r, scoring);
   s.router.topk_method = parse_topk_method(r, method);
   if (d.fixed_router && scoring != d.scoring)
@@ -197,8 +226,14 @@ void read_deepseek_moe(ConfigReader& r, ModelSpec& s) {
   s.router.routed_scaling_factor = r.num_or({"routed_scaling_factor"}, d.routed_scaling_factor);
   s.router.has_score_bias = s.router.topk_method == TopkMethod::kNoAuxTc;
   const int64_t first_dense = r.int_or({"first_k_dense_replace"}, d.first_k_dense_replace);
-  const int64_t freq = r.int_or({"moe_layer_freq"}, 1);
+  int64_t freq = r.int_or({"moe_layer_freq"}, 1);
   if (freq == 0) r.fail_field("moe_layer_freq", "must be at least 1");
+  if (freq != 1 && (s.family == Family::kGlm4Moe || s.family == Family::kDots1)) {
+    // transformers' GLM-4.5 and dots.llm1 code has no moe_layer_freq: every layer from
+    // first_k_dense_replace on is an MoE layer
+    s.notes.push_back(fmt::format("moe_layer_freq {} is not read by the {} modeling code", freq, s.model_type));
+    freq = 1;
+  }
   set_layers_all(s, false);
   for (int64_t i = 0; i < s.n_layer; ++i) s.layers[i].is_moe = s.n_expert > 0 && i >= first_dense && i % freq == 0;
   s.n_mtp_layers = r.int_or({"num_nextn_predict_layers"}, 0);
@@ -252,6 +287,98 @@ void parse_glm4_moe(ConfigReader& r, ModelSpec& s) {
   if (r.bool_or({"use_qk_norm"}, false)) s.qk_norm = QkNorm::kPerHead;
 }
 
+// dots.llm1: Qwen3Attention (per-head QK-norm, biases on q/k/v/o when attention_bias) in front of the
+// DeepSeek-V3 MoE block; sliding window on layers >= max_window_layers when sliding_window is set.
+void parse_dots1(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  read_deepseek_moe(r, s);
+  s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
+  s.qk_norm = QkNorm::kPerHead;
+  r.acknowledge({"use_sliding_window", "pretraining_tp"});  // written by dots' own config, unread
+  if (r.has({"layer_types"})) {
+    s.sliding_window = r.int_or({"sliding_window"}, 0);
+    read_layer_types(r, s);
+    return;
+  }
+  const int64_t window = r.is_null("sliding_window") ? 0 : r.int_or({"sliding_window"}, 4096);
+  const int64_t first = r.int_or({"max_window_layers"}, 62);
+  if (window == 0) return;
+  s.sliding_window = window;
+  for (int64_t i = first; i < s.n_layer; ++i) {
+    s.layers[i].attention = AttentionKind::kSliding;
+    s.layers[i].window = window;
+  }
+}
+
+// ERNIE-4.5-MoE: Llama attention with interleaved RoPE, use_bias on every Linear (and the head),
+// MoE layers where (i + 1) % moe_layer_interval == 0 within [moe_layer_start_index, moe_layer_end_index],
+// softmax router whose top-k is chosen on softmax + moe_statics.e_score_correction_bias and whose
+// weights (the unbiased softmax of the chosen) are divided by max(sum, moe_norm_min).
+void parse_ernie45_moe(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  s.n_ff = r.req_int({"intermediate_size"});
+  s.n_expert = r.int_or({"moe_num_experts"}, 64);
+  s.n_expert_used = r.int_or({"moe_k"}, 6);
+  s.n_ff_expert = r.int_or({"moe_intermediate_size"}, 1536);
+  s.n_expert_shared = r.int_or({"moe_num_shared_experts"}, 2);
+  s.n_ff_shared = s.n_expert_shared * s.n_ff_expert;
+  const bool bias = r.bool_or({"use_bias"}, false);
+  s.attention_bias = s.o_bias = s.mlp_bias = s.lm_head_bias = bias;
+  s.rope.interleaved = true;
+  s.router.scoring = ScoringFunc::kSoftmax;
+  s.router.has_score_bias = true;
+  s.router.norm_topk_prob = true;
+  const double norm_min = r.num_or({"moe_norm_min"}, 1e-12);
+  if (norm_min <= 0 || norm_min > 1e-6)
+    r.fail_field("moe_norm_min", fmt::format("only values in (0, 1e-6] are supported, found {}", norm_min));
+  const int64_t start = r.int_or({"moe_layer_start_index"}, 1);
+  const nlohmann::json* end_json = r.find({"moe_layer_end_index"});
+  int64_t end = s.n_layer - 1;  // -1 (the default) means the last layer
+  if (end_json && !(end_json->is_number_integer() && end_json->get<int64_t>() == -1))
+    end = r.int_or({"moe_layer_end_index"}, end);
+  const int64_t interval = r.int_or({"moe_layer_interval"}, 1);
+  if (interval == 0) r.fail_field("moe_layer_interval", "must be at least 1");
+  set_layers_all(s, false);
+  for (int64_t i = 0; i < s.n_layer; ++i)
+    s.layers[i].is_moe = s.n_expert > 0 && (i + 1) % interval == 0 && i >= start && i <= end;
+  // Keys of Baidu's own config class that transformers does not read.
+  r.acknowledge({"use_flash_attention", "use_rmsnorm", "use_moe", "moe_capacity", "moe_gate", "moe_use_aux_free",
+                 "moe_gate_act", "moe_dropout_prob", "fuse_linear", "fuse_rope", "freq_allocation", "rope_3d",
+                 "compression_ratio", "weight_share_add_bias", "head_dim_for_rope", "use_cache"});
+}
+
+// Granite-MoE: Llama attention scaled by attention_multiplier, embedding / residual / logits
+// multipliers, Mixtral routing (softmax over the top-k logits) with experts fused per layer
+// (input_linear [E, 2F, D] = gate rows then up rows, output_linear [E, D, F]); granitemoeshared adds
+// an ungated shared MLP of shared_intermediate_size.
+void parse_granitemoe(ConfigReader& r, ModelSpec& s) {
+  read_core_dims(r, s);
+  read_common(r, s);
+  s.n_expert = r.int_or({"num_local_experts"}, 8);
+  s.n_expert_used = r.int_or({"num_experts_per_tok"}, 2);
+  s.n_ff_expert = r.req_int({"intermediate_size"});
+  s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
+  s.router.norm_topk_prob = true;  // softmax over the k selected logits
+  auto positive = [&](const char* key) {
+    const double v = r.num_or({key}, 1.0);
+    if (!(v > 0)) r.fail_field(key, fmt::format("must be positive, found {}", v));
+    return v;
+  };
+  s.multipliers.embedding = positive("embedding_multiplier");
+  s.multipliers.residual = positive("residual_multiplier");
+  s.multipliers.attention = positive("attention_multiplier");
+  s.multipliers.logits_divisor = positive("logits_scaling");
+  if (s.model_type == "granitemoeshared") {
+    s.n_ff_shared = r.int_or({"shared_intermediate_size"}, 0);
+    s.n_expert_shared = s.n_ff_shared > 0 ? 1 : 0;
+  }
+  const std::string pos = r.str_or({"position_embedding_type"}, "rope");  // written by the class, always rope
+  if (pos != "rope") r.fail_field("position_embedding_type", fmt::format("only rope is supported, found \"{}\"", pos));
+  set_layers_all(s, true);
+}
+
 void parse_gpt_oss(ConfigReader& r, ModelSpec& s) {
   read_core_dims(r, s);
   read_common(r, s);
@@ -270,12 +397,27 @@ void parse_gpt_oss(ConfigReader& r, ModelSpec& s) {
   s.activation = Activation::kSwigluClamped;
   s.swiglu_limit = r.num_or({"swiglu_limit"}, 7.0);
   s.swiglu_alpha = 1.702;
-  s.sliding_window = r.int_or({"sliding_window"}, 0);
+  s.sliding_window = r.is_null("sliding_window") ? 0 : r.int_or({"sliding_window"}, 128);
   r.acknowledge({"initial_context_length"});
   set_layers_all(s, true);
-  read_layer_types(r, s);
+  if (r.has({"layer_types"})) {
+    read_layer_types(r, s);
+  } else if (s.sliding_window > 0) {  // GptOssConfig: even layers sliding, odd layers full
+    for (int64_t i = 0; i < s.n_layer; i += 2)
+      s.layers[i] = LayerSpec{true, AttentionKind::kSliding, s.sliding_window, 0, false, true};
+  }
+  if (!r.has({"rope_scaling", "rope_parameters"}) && !r.is_null("rope_scaling")) {
+    // GptOssConfig's default: YaRN x32 over 4096 positions, no truncation of the correction range
+    s.rope.type = RopeType::kYarn;
+    s.rope.factor = 32;
+    s.rope.original_max_position = 4096;
+    s.rope.truncate = false;
+  }
 }
 
+// DBRX: DbrxConfig saves attn_config and ffn_config as differences from DbrxAttentionConfig /
+// DbrxFFNConfig, so an absent nested key is that class's default (kv_n_heads 1, rope_theta 10000,
+// ffn_hidden_size 3584, moe_num_experts 4, moe_top_k 1, moe_normalize_expert_weights 1).
 void parse_dbrx(ConfigReader& r, ModelSpec& s) {
   r.acknowledge_common();
   s.n_layer = r.req_int({"n_layers"});
@@ -287,29 +429,38 @@ void parse_dbrx(ConfigReader& r, ModelSpec& s) {
          s.n_head);
   s.head_dim = s.d_model / s.n_head;
   s.vocab = r.req_int({"vocab_size"});
-  s.max_position = r.int_or({"max_seq_len"}, 0);
-  s.tie_word_embeddings = r.bool_or({"tie_word_embeddings"}, false);
-  s.torch_dtype = r.str_or({"torch_dtype"}, "bfloat16");
+  s.max_position = r.int_or({"max_seq_len"}, 2048);
+  if (r.bool_or({"tie_word_embeddings"}, false))
+    r.fail_field("tie_word_embeddings", "DBRX has separate embedding and head (DbrxConfig rejects true)");
+  s.torch_dtype = r.str_or({"torch_dtype", "dtype"}, "bfloat16");
   s.norm = NormKind::kLayerNormNoBias;
-  s.norm_eps = 1e-5;
+  s.norm_eps = 1e-5;  // nn.LayerNorm's default; DBRX has no eps key
+  const nlohmann::json empty = nlohmann::json::object();
   const nlohmann::json* attn = r.object({"attn_config"});
   const nlohmann::json* ffn = r.object({"ffn_config"});
-  if (!attn) fail("spec", "{}: missing required field \"attn_config\" (an object)", r.source());
-  if (!ffn) fail("spec", "{}: missing required field \"ffn_config\" (an object)", r.source());
-  ConfigReader a(*attn, r.source(), "attn_config.");
-  s.n_head_kv = a.req_int({"kv_n_heads"});
+  ConfigReader a(attn ? *attn : empty, r.source(), "attn_config.");
+  s.n_head_kv = a.int_or({"kv_n_heads"}, 1);
   if (s.n_head_kv == 0) a.fail_field("kv_n_heads", "must be at least 1");
-  s.clip_qkv = a.num_or({"clip_qkv"}, 0);
+  s.clip_qkv = a.is_null("clip_qkv") ? 0 : a.num_or({"clip_qkv"}, 0);
   s.rope.theta = a.num_or({"rope_theta"}, 10000.0);
   a.acknowledge({"model_type", "attn_pdrop", "attn_impl", "attn_uses_sequence_id", "alibi", "alibi_bias_max"});
-  ConfigReader f(*ffn, r.source(), "ffn_config.");
-  s.n_ff_expert = f.req_int({"ffn_hidden_size"});
-  s.n_expert = f.req_int({"moe_num_experts"});
-  s.n_expert_used = f.req_int({"moe_top_k"});
-  s.router.norm_topk_prob = f.num_or({"moe_normalize_expert_weights"}, 1.0) != 0;
+  ConfigReader f(ffn ? *ffn : empty, r.source(), "ffn_config.");
+  s.n_ff_expert = f.int_or({"ffn_hidden_size"}, 3584);
+  s.n_expert = f.int_or({"moe_num_experts"}, 4);
+  s.n_expert_used = f.int_or({"moe_top_k"}, 1);
+  // The top-k weights are divided by their p-norm, p = moe_normalize_expert_weights (null: not divided).
+  s.router.norm_topk_prob = false;
+  if (!f.is_null("moe_normalize_expert_weights")) {
+    const double p = f.num_or({"moe_normalize_expert_weights"}, 1.0);
+    if (p != 1.0)
+      f.fail_field("moe_normalize_expert_weights",
+                   fmt::format("only 1 (divide by the sum) or null is supported, found {}", p));
+    s.router.norm_topk_prob = true;
+  }
   const nlohmann::json* act = f.object({"ffn_act_fn"});
   if (act && act->contains("name") && (*act)["name"] != "silu") f.fail_field("ffn_act_fn", "only silu is supported");
-  f.acknowledge({"model_type", "moe_jitter_eps", "moe_loss_weight", "uniform_expert_assignment", "ffn_type"});
+  f.acknowledge(
+      {"model_type", "moe_jitter_eps", "moe_loss_weight", "uniform_expert_assignment", "ffn_type", "hidden_size"});
   for (auto& k : a.unused_keys()) s.unknown_keys.push_back(k);
   for (auto& k : f.unused_keys()) s.unknown_keys.push_back(k);
   set_layers_all(s, true);
@@ -326,8 +477,8 @@ void parse_llama4_text(ConfigReader& r, ModelSpec& s) {
   s.router.scoring = ScoringFunc::kSigmoid;
   s.router.norm_topk_prob = false;
   s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
-  s.attention_chunk_size = r.int_or({"attention_chunk_size"}, 0);
-  const bool qk_norm = r.bool_or({"use_qk_norm"}, false);
+  s.attention_chunk_size = r.is_null("attention_chunk_size") ? 0 : r.int_or({"attention_chunk_size"}, 8192);
+  const bool qk_norm = r.bool_or({"use_qk_norm"}, true);  // Llama4TextConfig default
   set_layers_all(s, false);
   std::vector<int64_t> moe_layers = r.int_list({"moe_layers"});
   const int64_t step = r.int_or({"interleave_moe_layer_step"}, 1);
@@ -440,6 +591,45 @@ void parse_deepseek_v4(ConfigReader& r, ModelSpec& s) {
 
 }  // namespace
 
+CommonDefaults common_defaults(Family f) {
+  CommonDefaults d;
+  switch (f) {
+    case Family::kMixtral:
+    case Family::kPhiMoe:
+      d.norm_eps = 1e-5;
+      d.rope_theta = 1e6;
+      break;
+    case Family::kQwen3:
+      d.head_dim = 128;
+      break;
+    case Family::kOlmoe:
+      d.norm_eps = 1e-5;
+      break;
+    case Family::kGlm4Moe:
+      d.norm_eps = 1e-5;
+      d.partial_rotary_factor = 0.5;
+      break;
+    case Family::kErnie45Moe:
+      d.norm_eps = 1e-5;
+      d.rope_theta = 500000;
+      d.tie_word_embeddings = true;  // Ernie4_5_MoeConfig: save_pretrained leaves it out when true
+      break;
+    case Family::kGptOss:
+      d.norm_eps = 1e-5;
+      d.rope_theta = 150000;
+      d.head_dim = 64;
+      break;
+    case Family::kLlama4:
+      d.norm_eps = 1e-5;
+      d.rope_theta = 500000;
+      d.head_dim = 128;
+      break;
+    default:  // LlamaConfig, MistralConfig, Qwen2/3(-MoE)Config, DeepseekV2/V3Config: 1e-6, 10000
+      break;
+  }
+  return d;
+}
+
 const std::vector<FamilyEntry>& family_table() {
   static const std::vector<FamilyEntry> table = {
       {"llama", Family::kLlama, parse_llama},
@@ -457,6 +647,10 @@ const std::vector<FamilyEntry>& family_table() {
       {"kimi_k2", Family::kDeepseekV3, parse_deepseek_mla},
       {"deepseek_v4", Family::kDeepseekV4, parse_deepseek_v4},
       {"glm4_moe", Family::kGlm4Moe, parse_glm4_moe},
+      {"dots1", Family::kDots1, parse_dots1},
+      {"ernie4_5_moe", Family::kErnie45Moe, parse_ernie45_moe},
+      {"granitemoe", Family::kGraniteMoe, parse_granitemoe},
+      {"granitemoeshared", Family::kGraniteMoe, parse_granitemoe},
       {"gpt_oss", Family::kGptOss, parse_gpt_oss},
       {"dbrx", Family::kDbrx, parse_dbrx},
       {"llama4", Family::kLlama4, parse_llama4},

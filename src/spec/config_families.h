@@ -20,6 +20,18 @@ struct FamilyEntry {
 // Every accepted model_type with its family and dialect parser.
 const std::vector<FamilyEntry>& family_table();
 
+// What an absent key shared by the Llama-style dialects means for a family: the default of its
+// transformers configuration class (save_pretrained writes these keys, so this matters for
+// hand-written and trimmed configs, and for keys a newer transformers moved elsewhere).
+struct CommonDefaults {
+  double norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  double partial_rotary_factor = 1.0;
+  int64_t head_dim = 0;  // 0: hidden_size / num_attention_heads
+  bool tie_word_embeddings = false;
+};
+CommonDefaults common_defaults(Family family);
+
 // Shared pieces of the Llama-style dialect.
 void read_core_dims(ConfigReader& r, ModelSpec& s);  // layers, hidden, heads, kv heads, head_dim, vocab
 void read_common(ConfigReader& r, ModelSpec& s);     // eps, tie, max pos, dtype, activation, rope, quantization

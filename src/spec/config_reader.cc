@@ -120,6 +120,21 @@ std::vector<int64_t> ConfigReader::int_list(std::initializer_list<std::string_vi
   return out;
 }
 
+std::vector<double> ConfigReader::num_list(std::initializer_list<std::string_view> aliases) {
+  const nlohmann::json* v = find(aliases);
+  std::vector<double> out;
+  if (!v) return out;
+  if (!v->is_array()) fail_field(*aliases.begin(), fmt::format("expected a list of numbers, found {}", describe(*v)));
+  for (size_t i = 0; i < v->size(); ++i) {
+    const nlohmann::json& e = (*v)[i];
+    if (!e.is_number() || !std::isfinite(e.get<double>()))
+      fail_field(fmt::format("{}[{}]", *aliases.begin(), i),
+                 fmt::format("expected a finite number, found {}", describe(e)));
+    out.push_back(e.get<double>());
+  }
+  return out;
+}
+
 std::vector<std::string> ConfigReader::str_list(std::initializer_list<std::string_view> aliases) {
   const nlohmann::json* v = find(aliases);
   std::vector<std::string> out;

@@ -36,6 +36,7 @@ class ConfigReader {
   std::string str_or(std::initializer_list<std::string_view> aliases, const std::string& fallback);
   std::vector<int64_t> int_list(std::initializer_list<std::string_view> aliases);  // empty if absent
   std::vector<std::string> str_list(std::initializer_list<std::string_view> aliases);
+  std::vector<double> num_list(std::initializer_list<std::string_view> aliases);  // finite numbers; empty if absent
   // A nested object (nullptr if absent or null); errors if present with another type.
   const nlohmann::json* object(std::initializer_list<std::string_view> aliases);
 

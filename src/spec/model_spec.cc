@@ -22,6 +22,8 @@ void read_core_dims(ConfigReader& r, ModelSpec& s) {
   if (s.n_head_kv == 0) r.fail_field("num_key_value_heads", "must be at least 1");
   if (auto hd = r.opt_int({"head_dim"})) {
     s.head_dim = *hd;
+  } else if (const int64_t d = common_defaults(s.family).head_dim; d > 0) {
+    s.head_dim = d;
   } else {
     if (s.d_model % s.n_head != 0)
       fail("spec",
@@ -58,14 +60,29 @@ RopeType parse_rope_type(ConfigReader& r, const std::string& t) {
 
 }  // namespace
 
+namespace {
+
+void check_partial_rotary(ConfigReader& r, double f) {
+  if (f <= 0 || f > 1) r.fail_field("partial_rotary_factor", fmt::format("must be in (0, 1], found {}", f));
+}
+
+}  // namespace
+
 void read_rope(ConfigReader& r, ModelSpec& s) {
-  s.rope.theta = r.num_or({"rope_theta", "rotary_emb_base"}, 10000.0);
-  s.rope.partial_rotary_factor = r.num_or({"partial_rotary_factor"}, 1.0);
-  if (s.rope.partial_rotary_factor <= 0 || s.rope.partial_rotary_factor > 1)
-    r.fail_field("partial_rotary_factor", fmt::format("must be in (0, 1], found {}", s.rope.partial_rotary_factor));
+  const CommonDefaults d = common_defaults(s.family);
+  s.rope.theta = r.num_or({"rope_theta", "rotary_emb_base"}, d.rope_theta);
+  s.rope.partial_rotary_factor = r.num_or({"partial_rotary_factor"}, d.partial_rotary_factor);
+  check_partial_rotary(r, s.rope.partial_rotary_factor);
+  // transformers 5 writes rope_parameters (rope_theta and partial_rotary_factor inside, rope_type
+  // "default" when unscaled); 4.x writes rope_scaling beside a top-level rope_theta.
+  const char* key = r.has({"rope_scaling"}) ? "rope_scaling" : "rope_parameters";
   const nlohmann::json* rs = r.object({"rope_scaling", "rope_parameters"});
   if (!rs) return;
-  ConfigReader q(*rs, r.source(), r.prefix() + "rope_scaling.");
+  ConfigReader q(*rs, r.source(), r.prefix() + key + ".");
+  if (q.has({"partial_rotary_factor"})) {
+    s.rope.partial_rotary_factor = q.num_or({"partial_rotary_factor"}, s.rope.partial_rotary_factor);
+    check_partial_rotary(q, s.rope.partial_rotary_factor);
+  }
   s.rope.type = parse_rope_type(q, q.str_or({"type", "rope_type"}, "default"));
   s.rope.factor = q.num_or({"factor"}, 1.0);
   s.rope.original_max_position = q.int_or({"original_max_position_embeddings"}, 0);
@@ -77,7 +94,28 @@ void read_rope(ConfigReader& r, ModelSpec& s) {
   s.rope.high_freq_factor = q.num_or({"high_freq_factor"}, 4.0);
   s.rope.truncate = q.bool_or({"truncate"}, true);
   if (q.has({"rope_theta"})) s.rope.theta = q.num_or({"rope_theta"}, s.rope.theta);
-  q.acknowledge({"attention_factor", "short_factor", "long_factor", "short_mscale", "long_mscale"});
+  s.rope.attention_factor = q.num_or({"attention_factor"}, 0.0);
+  if (s.rope.type == RopeType::kLongrope) {
+    // transformers' longrope attention factor uses max_position_embeddings / original_max_position_embeddings
+    if (s.max_position > 0 && s.rope.original_max_position > 0)
+      s.rope.factor = static_cast<double>(s.max_position) / static_cast<double>(s.rope.original_max_position);
+    s.rope.short_factor = q.num_list({"short_factor"});
+    s.rope.long_factor = q.num_list({"long_factor"});
+    s.rope.short_mscale = q.num_or({"short_mscale"}, 0.0);
+    s.rope.long_mscale = q.num_or({"long_mscale"}, 0.0);
+    const size_t half = static_cast<size_t>(static_cast<double>(s.head_dim) * s.rope.partial_rotary_factor) / 2;
+    for (const auto& [key, f] :
+         {std::pair{"short_factor", &s.rope.short_factor}, {"long_factor", &s.rope.long_factor}}) {
+      if (f->size() != half)
+        q.fail_field(key, fmt::format("has {} entries, expected rotary dims / 2 = {}", f->size(), half));
+      for (double v : *f)
+        if (!(v > 0)) q.fail_field(key, fmt::format("entries must be positive, found {}", v));
+    }
+    if (s.rope.original_max_position == 0)
+      q.fail_field("original_max_position_embeddings", "longrope needs the pretraining length");
+  } else {
+    q.acknowledge({"short_factor", "long_factor", "short_mscale", "long_mscale"});
+  }
   for (auto& k : q.unused_keys()) s.unknown_keys.push_back(k);
 }
 
@@ -139,8 +177,9 @@ void read_quantization(ConfigReader& r, ModelSpec& s) {
 
 void read_common(ConfigReader& r, ModelSpec& s) {
   r.acknowledge_common();
-  s.norm_eps = r.num_or({"rms_norm_eps", "layer_norm_eps", "norm_eps", "layer_norm_epsilon"}, 1e-6);
-  s.tie_word_embeddings = r.bool_or({"tie_word_embeddings"}, false);
+  const CommonDefaults d = common_defaults(s.family);
+  s.norm_eps = r.num_or({"rms_norm_eps", "layer_norm_eps", "norm_eps", "layer_norm_epsilon"}, d.norm_eps);
+  s.tie_word_embeddings = r.bool_or({"tie_word_embeddings"}, d.tie_word_embeddings);
   s.max_position = r.int_or({"max_position_embeddings", "max_seq_len"}, 0);
   s.torch_dtype = r.str_or({"torch_dtype", "dtype"}, "bfloat16");
   s.activation = parse_activation(r, r.str_or({"hidden_act", "hidden_activation"}, "silu"));

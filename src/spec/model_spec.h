@@ -28,6 +28,9 @@ enum class Family {
   kDeepseekV3,  // also kimi_k2: MLA, sigmoid router with score-correction bias, MTP
   kDeepseekV4,  // mHC, compressed attention, grouped low-rank output, hash layers
   kGlm4Moe,
+  kDots1,       // dots.llm1: Qwen3 attention + the DeepSeek-V3 MoE block
+  kErnie45Moe,  // ERNIE-4.5-MoE: softmax router with a selection bias (moe_statics), interleaved RoPE
+  kGraniteMoe,  // Granite-MoE (and granitemoeshared): multipliers, fused input_linear / output_linear experts
   kGptOss,
   kDbrx,
   kLlama4,
@@ -66,6 +69,7 @@ struct RouterSpec {
   double routed_scaling_factor = 1.0;
   bool has_score_bias = false;   // e_score_correction_bias (selection only)
   bool has_router_bias = false;  // gpt-oss router Linear bias
+  double jitter_eps = 0;         // PhiMoE sparsemixer: router_jitter_noise sets the relative mask width
 };
 
 struct RopeSpec {
@@ -78,6 +82,12 @@ struct RopeSpec {
   bool truncate = true;
   double partial_rotary_factor = 1.0;
   bool interleaved = false;  // pairs (2i, 2i+1) instead of halves (i, i + d/2)
+  // LongRoPE (Phi-3 / Phi-3.5-MoE): per-frequency divisors [rot_dim / 2] used while the sequence is at
+  // most original_max_position tokens long (short) and once it is longer (long), with the cos/sin
+  // multiplier of each (short_mscale / long_mscale; 0: the attention factor of the HF formula).
+  std::vector<double> short_factor, long_factor;
+  double short_mscale = 0, long_mscale = 0;
+  double attention_factor = 0;  // rope_scaling.attention_factor; 0: absent
 };
 
 struct MlaSpec {
@@ -109,6 +119,15 @@ struct Dsv4Spec {
   std::vector<int> compress_ratios;  // n_layer + n_mtp_layers entries
 };
 
+// Granite's scalings (1 everywhere else): embeddings x embedding, each residual branch x residual,
+// attention scores x attention (instead of head_dim^-0.5 when set), logits / logits_divisor.
+struct MultiplierSpec {
+  double embedding = 1.0;
+  double residual = 1.0;
+  double attention = 0.0;  // 0: head_dim^-0.5
+  double logits_divisor = 1.0;
+};
+
 struct ModelSpec {
   std::string source;      // file or catalog name it came from
   std::string model_type;  // as written in the config
@@ -132,9 +151,11 @@ struct ModelSpec {
 
   RouterSpec router;
   Activation activation = Activation::kSilu;
-  double swiglu_limit = 0;   // gpt-oss 7.0, DeepSeek-V4 10.0; 0: no clamp
-  double swiglu_alpha = 0;   // gpt-oss 1.702
-  bool expert_bias = false;  // gpt-oss expert Linear biases
+  double swiglu_limit = 0;    // gpt-oss 7.0, DeepSeek-V4 10.0; 0: no clamp
+  double swiglu_alpha = 0;    // gpt-oss 1.702
+  bool expert_bias = false;   // gpt-oss expert Linear biases
+  bool mlp_bias = false;      // biases on every gate/up/down Linear: dense, shared, routed (ERNIE use_bias, Llama)
+  bool lm_head_bias = false;  // lm_head.bias [V] (PhiMoE lm_head_bias, ERNIE use_bias), also with tied weights
 
   bool attention_bias = false;  // q/k/v biases
   bool o_bias = false;
@@ -146,6 +167,7 @@ struct ModelSpec {
   bool is_mla = false;
   MlaSpec mla;
   RopeSpec rope;
+  MultiplierSpec multipliers;
 
   NormKind norm = NormKind::kRms;
   double norm_eps = 1e-6;

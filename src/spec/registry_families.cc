@@ -59,18 +59,29 @@ void attention_mla(RegistryBuilder& b, const std::string& p) {
   if (s.o_bias) b.add(a + "o_proj.bias", {s.d_model}, Role::kAttention);
 }
 
-// gate/up/down MLP (dense FFN, shared expert, or one routed expert).
+// gate/up/down MLP (dense FFN, shared expert, or one routed expert), with biases when mlp_bias.
 void swiglu(RegistryBuilder& b, const std::string& p, int64_t width, Role role) {
   const ModelSpec& s = b.spec();
+  const int64_t D = s.d_model;
   if (role == Role::kRoutedExpert) {
-    b.routed_linear(p + "gate_proj", width, s.d_model);
-    b.routed_linear(p + "up_proj", width, s.d_model);
-    b.routed_linear(p + "down_proj", s.d_model, width);
+    b.routed_linear(p + "gate_proj", width, D);
+    b.routed_linear(p + "up_proj", width, D);
+    b.routed_linear(p + "down_proj", D, width);
+    if (s.mlp_bias) {
+      b.routed(p + "gate_proj.bias", {width}, 1);
+      b.routed(p + "up_proj.bias", {width}, 1);
+      b.routed(p + "down_proj.bias", {D}, 1);
+    }
     return;
   }
-  b.linear(p + "gate_proj", width, s.d_model, role);
-  b.linear(p + "up_proj", width, s.d_model, role);
-  b.linear(p + "down_proj", s.d_model, width, role);
+  b.linear(p + "gate_proj", width, D, role);
+  b.linear(p + "up_proj", width, D, role);
+  b.linear(p + "down_proj", D, width, role);
+  if (s.mlp_bias) {
+    b.add(p + "gate_proj.bias", {width}, role);
+    b.add(p + "up_proj.bias", {width}, role);
+    b.add(p + "down_proj.bias", {D}, role);
+  }
 }
 
 void experts_mixtral(RegistryBuilder& b, const std::string& p) {
@@ -84,6 +95,20 @@ void experts_mixtral(RegistryBuilder& b, const std::string& p) {
     b.routed_linear(x + "w3", s.n_ff_expert, s.d_model);
   }
   b.expert(-1);
+}
+
+// Granite-MoE: experts fused per layer, no ".weight"-per-expert; the shared MLP fuses gate and up too.
+void experts_granite(RegistryBuilder& b, const std::string& p) {
+  const ModelSpec& s = b.spec();
+  const int64_t E = s.n_expert, D = s.d_model, F = s.n_ff_expert;
+  const std::string m = p + "block_sparse_moe.";
+  b.linear(m + "router.layer", E, D, Role::kRouter, false);
+  b.routed(m + "input_linear.weight", {E, 2 * F, D}, E);  // [E, 2F, D]: gate rows, then up rows
+  b.routed(m + "output_linear.weight", {E, D, F}, E);     // [E, D, F]
+  if (s.n_ff_shared > 0) {
+    b.linear(p + "shared_mlp.input_linear", 2 * s.n_ff_shared, D, Role::kSharedExpert);  // [2Fs, D]
+    b.linear(p + "shared_mlp.output_linear", D, s.n_ff_shared, Role::kSharedExpert);     // [D, Fs]
+  }
 }
 
 void experts_gpt_oss(RegistryBuilder& b, const std::string& p) {
@@ -123,8 +148,15 @@ void experts_llama4(RegistryBuilder& b, const std::string& p) {
 // Qwen2/3-MoE, OLMoE, DeepSeek v1/V2/V3, GLM-4.5: mlp.gate + mlp.experts.{e}.{gate,up,down}_proj.
 void experts_mlp(RegistryBuilder& b, const std::string& p) {
   const ModelSpec& s = b.spec();
-  b.linear(p + "mlp.gate", s.n_expert, s.d_model, Role::kRouter, false);
-  if (s.router.has_score_bias) b.add(p + "mlp.gate.e_score_correction_bias", {s.n_expert}, Role::kRouter, DType::kF32);
+  if (s.family == Family::kErnie45Moe) {
+    // kept in f32 (_keep_in_fp32_modules_strict); the bias is [1, E] under moe_statics
+    b.add(p + "mlp.gate.weight", {s.n_expert, s.d_model}, Role::kRouter, DType::kF32);
+    b.add(p + "mlp.moe_statics.e_score_correction_bias", {1, s.n_expert}, Role::kRouter, DType::kF32);
+  } else {
+    b.linear(p + "mlp.gate", s.n_expert, s.d_model, Role::kRouter, false);
+    if (s.router.has_score_bias)
+      b.add(p + "mlp.gate.e_score_correction_bias", {s.n_expert}, Role::kRouter, DType::kF32);
+  }
   for (int64_t e = 0; e < s.n_expert; ++e) {
     b.expert(static_cast<int>(e));
     swiglu(b, p + fmt::format("mlp.experts.{}.", e), s.n_ff_expert, Role::kRoutedExpert);
@@ -153,6 +185,9 @@ void ffn(RegistryBuilder& b, const std::string& p, bool is_moe) {
       break;
     case Family::kGptOss:
       experts_gpt_oss(b, p);
+      break;
+    case Family::kGraniteMoe:
+      experts_granite(b, p);
       break;
     case Family::kLlama4:
       experts_llama4(b, p);
@@ -200,6 +235,7 @@ void build_llama_style(RegistryBuilder& b) {
   b.at(-1, false);
   norm(b, m + "norm", s.d_model);
   if (!s.tie_word_embeddings) b.linear(s.tensor_prefix + "lm_head", s.vocab, s.d_model, Role::kLmHead, false);
+  if (s.lm_head_bias) b.add(s.tensor_prefix + "lm_head.bias", {s.vocab}, Role::kLmHead);
   if (b.include_mtp())
     for (int64_t j = 0; j < s.n_mtp_layers; ++j) mtp_layer(b, j);
   b.at(-1, false);

@@ -65,15 +65,21 @@ std::string expert_summary(const ModelSpec& s) {
   std::string shared = s.n_ff_shared > 0 ? fmt::format(", shared {} (width {}){}", s.n_expert_shared, s.n_ff_shared,
                                                        s.shared_expert_gate ? " with sigmoid gate" : "")
                                          : "";
+  const std::string router = s.family == Family::kPhiMoe ? fmt::format("sparsemixer (eps {})", s.router.jitter_eps)
+                                                         : scoring_func_name(s.router.scoring);
   return fmt::format("{} routed, top-{}, width {}{}; {} MoE / {} layers; router {}{}", s.n_expert, s.n_expert_used,
-                     s.n_ff_expert, shared, s.n_moe_layers(), s.n_layer, scoring_func_name(s.router.scoring),
+                     s.n_ff_expert, shared, s.n_moe_layers(), s.n_layer, router,
                      s.router.has_score_bias ? " + correction bias" : "");
 }
 
 std::string published_for(const ModelReport& r, const std::string& convention, const std::string& published) {
   if (!r.entry || published.empty()) return "";
-  const bool ok =
-      matches_published(static_cast<double>(counts_field(r.counts, convention)), published, r.entry->truncates);
+  const double computed = static_cast<double>(counts_field(r.counts, convention));
+  const bool ok = r.entry->matches(computed, published);
+  if (r.entry->tolerance > 0) {
+    const double off = 100.0 * (computed / parse_published(published).value - 1.0);
+    return fmt::format("{} ({} 1%: {:+.2f}%)", published, ok ? "within" : "outside", off);
+  }
   return fmt::format("{} {}", published, ok ? "(matches)" : "(differs)");
 }
 

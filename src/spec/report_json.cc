@@ -139,10 +139,10 @@ nlohmann::ordered_json report_json(const ModelReport& r, bool explain) {
         {"activated_convention", e.activated_convention},
         {"total_matches", e.total_includes_vision
                               ? false
-                              : matches_published(static_cast<double>(counts_field(c, e.total_convention)),
-                                                  e.published_total, e.truncates)},
-        {"activated_matches", matches_published(static_cast<double>(counts_field(c, e.activated_convention)),
-                                                e.published_activated, e.truncates)},
+                              : e.matches(static_cast<double>(counts_field(c, e.total_convention)), e.published_total)},
+        {"activated_matches",
+         e.matches(static_cast<double>(counts_field(c, e.activated_convention)), e.published_activated)},
+        {"match_tolerance", e.tolerance},
         {"total_includes_vision", e.total_includes_vision},
         {"source", e.source},
         {"notes", e.notes}};

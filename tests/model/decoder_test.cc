@@ -89,8 +89,40 @@ TEST_P(DecoderGolden, MatchesPyTorch) {
 
 INSTANTIATE_TEST_SUITE_P(Families, DecoderGolden,
                          ::testing::Values("llama", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe",
-                                           "deepseek_v2_lite", "deepseek_v3", "deepseek_v3_hf", "gpt_oss"),
+                                           "deepseek_v2_lite", "deepseek_v3", "deepseek_v3_hf", "gpt_oss", "glm4_moe",
+                                           "dots1", "ernie4_5_moe", "granitemoe", "granitemoeshared", "phimoe", "dbrx"),
                          [](const auto& info) { return std::string(info.param); });
+
+// LongRoPE (PhiMoE): a sequence no longer than original_max_position_embeddings (8 in the fixture) runs on
+// the short factors; once it grows past it every position switches to the long ones and the cached prefix
+// is recomputed, so decoding across the boundary equals a fresh pass over the whole sequence.
+TEST(Decoder, LongRopeShortFactorsAndTheSwitch) {
+  const std::string dir = fixture_dir("phimoe");
+  Decoder model(dir);
+  const SafetensorsFile expected = SafetensorsFile::open(dir + "/expected.safetensors");
+  const auto prompt64 = expected.view<int64_t>("prompt_ids", DType::kI64);
+  const std::vector<int32_t> prompt(prompt64.begin(), prompt64.end());
+  const std::vector<float> want_short = expected.to_f32("short_logits");
+  const int64_t V = model.spec().vocab, n = static_cast<int64_t>(want_short.size()) / V;
+  ASSERT_LE(n, model.spec().rope.original_max_position);
+  KvCache cache = model.make_cache(16);
+  std::vector<float> logits(n * V);  // [n, V]
+  model.forward(prompt.data(), n, cache, logits.data());
+  EXPECT_LT(max_abs_diff(logits.data(), want_short.data(), logits.size()), 1e-4) << "short factors";
+  // Decode one token at a time across the boundary; each step must equal a fresh pass over the prefix.
+  std::vector<float> step(V), fresh;
+  for (int64_t len = n + 1; len <= 12; ++len) {
+    model.forward(&prompt[len - 1], 1, cache, step.data());
+    KvCache again = model.make_cache(16);
+    fresh.resize(len * V);
+    model.forward(prompt.data(), len, again, fresh.data());
+    EXPECT_LT(max_abs_diff(step.data(), fresh.data() + (len - 1) * V, V), 1e-4) << "length " << len;
+  }
+  EXPECT_EQ(cache.length(), 12);
+  // The prompt's last logits (long factors) are the golden ones.
+  const std::vector<float> want = expected.to_f32("logits");
+  EXPECT_LT(max_abs_diff(step.data(), want.data() + 11 * V, V), 1e-4);
+}
 
 TEST(Decoder, BadTokensAreErrors) {
   Decoder model(fixture_dir("qwen3_moe"));

@@ -2,6 +2,7 @@
 // normalization and scaling option, at odd sizes; deterministic ties; bad settings as errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 
 #include "moe/router.h"
@@ -262,6 +263,33 @@ TEST(Router, BadSettingsAreClearErrors) {
   o.group_score = GroupScore::kTop2Sum;
   EXPECT_NE(msg(o).find("top-2"), std::string::npos) << msg(o);
   EXPECT_THROW(o.effective_top_k(3), Error);
+}
+
+// PhiMoE's sparsemixer, worked by hand: logits {2.0, 1.9, 0.5, -1.0}, eps 0.05 (mask width 0.1).
+// Expert 0: relative distances 0, 0.05, 0.75, 1.5 keep experts 0 and 1: weight 1 / (1 + e^-0.1).
+// Expert 1 (best of the rest): 0.5 and -1 are 0.74 and 1.5 away, expert 0 is out: weight 1.
+TEST(Router, SparseMixerByHand) {
+  RouterOptions o;
+  o.n_expert = 4;
+  o.top_k = 2;
+  o.selection = Selection::kSparseMixer;
+  o.sparsemixer_eps = 0.05f;
+  const float logits[4] = {2.0f, 1.9f, 0.5f, -1.0f};
+  int32_t ids[2];
+  float w[2], scratch[12];
+  route_one_token(o, RouterWeights{}, logits, 2, ids, w, scratch);
+  EXPECT_EQ(ids[0], 0);
+  EXPECT_EQ(ids[1], 1);
+  EXPECT_NEAR(w[0], 1.0 / (1.0 + std::exp(-0.1)), 1e-6);
+  EXPECT_NEAR(w[1], 1.0, 1e-6);
+  o.sparsemixer_eps = 0.5f;  // a width of 1: 0.5 (0.75 away) joins expert 0's softmax and expert 1's
+  route_one_token(o, RouterWeights{}, logits, 2, ids, w, scratch);
+  EXPECT_NEAR(w[0], 1.0 / (1.0 + std::exp(-0.1) + std::exp(-1.5)), 1e-6);
+  EXPECT_NEAR(w[1], 1.0 / (1.0 + std::exp(-1.4)), 1e-6);
+  o.top_k = 3;
+  EXPECT_THROW(o.validate(), Error);
+  o.top_k = 2;
+  EXPECT_THROW(o.effective_top_k(1), Error);
 }
 
 }  // namespace

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from hf_config import value
+from hf_config import dbrx_value, value
 
 DTYPE = [torch.float64]  # the dtype forward() runs in (weights are converted to it)
 
@@ -51,23 +51,27 @@ def silu(x):
 
 
 def swiglu_mlp(x, W, prefix):
-    g = linear(x, W[prefix + "gate_proj.weight"])
-    u = linear(x, W[prefix + "up_proj.weight"])
-    return linear(silu(g) * u, W[prefix + "down_proj.weight"])
+    """down(silu(gate x) * up x), each Linear with its bias when the checkpoint has one (ERNIE use_bias)."""
+    g = linear(x, W[prefix + "gate_proj.weight"], W.get(prefix + "gate_proj.bias"))
+    u = linear(x, W[prefix + "up_proj.weight"], W.get(prefix + "up_proj.bias"))
+    return linear(silu(g) * u, W[prefix + "down_proj.weight"], W.get(prefix + "down_proj.bias"))
 
 
 def yarn_mscale(scale, mscale=1.0):
     return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
 
 
-def rope_params(cfg, dim):
-    """Returns (inv_freq [dim/2] f32, attention_scaling) for the config's rope_scaling."""
+def rope_params(cfg, dim, seq_len=None):
+    """Returns (inv_freq [dim/2] f32, attention_scaling) for the config's rope_scaling. seq_len: the
+    length of the sequence so far (LongRoPE switches to its long factors beyond the original length)."""
     base = float(cfg["rope_theta"])
     inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
     rs = cfg.get("rope_scaling")
     if not rs:
         return inv_freq, 1.0
     kind = rs.get("rope_type", rs.get("type"))
+    if kind == "longrope":
+        return longrope_params(cfg, rs, dim, base, seq_len)
     if kind == "linear":
         return inv_freq / rs["factor"], 1.0
     if kind == "llama3":
@@ -83,6 +87,21 @@ def rope_params(cfg, dim):
     if kind == "yarn":
         return yarn_inv_freq(rs, dim, base, cfg)
     raise ValueError("rope type " + str(kind))
+
+
+def longrope_params(cfg, rs, dim, base, seq_len):
+    """transformers' _compute_longrope_parameters with PhiMoE's mscale: the long factors and long_mscale
+    for every position once seq_len > original_max_position_embeddings, the short ones before."""
+    orig = rs["original_max_position_embeddings"]
+    long = seq_len is not None and seq_len > orig
+    ext = torch.tensor(rs["long_factor"] if long else rs["short_factor"], dtype=torch.float32)
+    shape = torch.arange(0, dim, 2, dtype=torch.int64).float() / dim
+    inv_freq = 1.0 / (ext * base ** shape)
+    mscale = rs.get("long_mscale" if long else "short_mscale")
+    if mscale is None:
+        factor = cfg["max_position_embeddings"] / orig
+        mscale = 1.0 if factor <= 1 else math.sqrt(1 + math.log(factor) / math.log(orig))
+    return inv_freq, float(mscale)
 
 
 def yarn_inv_freq(rs, dim, base, cfg):
@@ -130,6 +149,14 @@ def rotate_half(x):
 def rope_half(x, cos, sin):
     """x [..., T, d], cos/sin [T, d]: Llama / Qwen / Mistral / gpt-oss style."""
     return x * cos + rotate_half(x) * sin
+
+
+def rope_interleaved(x, cos, sin):
+    """ERNIE 4.5 (GLM's rotate_half with cos/sin repeat-interleaved): pairs (2i, 2i+1) rotate by inv_freq[i]."""
+    d = x.shape[-1]
+    c, s_ = cos[..., : d // 2], sin[..., : d // 2]
+    x0, x1 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x0 * c - x1 * s_, x1 * c + x0 * s_], dim=-1).flatten(-2)
 
 
 def rope_deepseek(x, cos, sin):
@@ -192,9 +219,12 @@ def gqa_attention(cfg, W, p, x, pos, cache, li, fam):
     if fam.qk_norm == "head":  # Qwen3: per-head norm over head_dim
         q = rms_norm(q, W[p + "q_norm.weight"], eps)
         k = rms_norm(k, W[p + "k_norm.weight"], eps)
-    inv_freq, att = rope_params(cfg, Dh)
+    rot = int(Dh * (value(cfg, "partial_rotary_factor") or 1.0))  # GLM-4.5: the first half of each head
+    inv_freq, att = rope_params(cfg, rot, int(pos[-1]) + 1)
     cos, sin = cos_sin(inv_freq, att, pos)
-    q, k = rope_half(q, cos, sin), rope_half(k, cos, sin)
+    rope = rope_interleaved if cfg["model_type"] == "ernie4_5_moe" else rope_half
+    q = torch.cat([rope(q[..., :rot], cos, sin), q[..., rot:]], dim=-1)
+    k = torch.cat([rope(k[..., :rot], cos, sin), k[..., rot:]], dim=-1)
     k, v = cache_append(cache, li, k, v)
     S = k.shape[1]
     k_pos = torch.arange(S)
@@ -202,7 +232,9 @@ def gqa_attention(cfg, W, p, x, pos, cache, li, fam):
     if cfg.get("layer_types") and cfg["layer_types"][li] == "sliding_attention":
         window = cfg["sliding_window"]
     sinks = W.get(p + "sinks")
-    o = attend(q, k, v, pos, k_pos, Dh ** -0.5, window, sinks)
+    granite = cfg["model_type"].startswith("granitemoe")
+    scale = value(cfg, "attention_multiplier") if granite else Dh ** -0.5  # Granite replaces Dh^-0.5
+    o = attend(q, k, v, pos, k_pos, scale, window, sinks)
     return linear(o, W[p + "o_proj.weight"], W.get(p + "o_proj.bias"))
 
 
@@ -251,9 +283,9 @@ def experts_swiglu(x, W, p, names, ids, weights):
         for j in range(ids.shape[1]):
             e = int(ids[t, j])
             q = p + "experts.%d." % e
-            g = linear(x[t], W[q + names[0] + ".weight"])
-            u = linear(x[t], W[q + names[1] + ".weight"])
-            out[t] += weights[t, j] * linear(silu(g) * u, W[q + names[2] + ".weight"])
+            g = linear(x[t], W[q + names[0] + ".weight"], W.get(q + names[0] + ".bias"))
+            u = linear(x[t], W[q + names[1] + ".weight"], W.get(q + names[1] + ".bias"))
+            out[t] += weights[t, j] * linear(silu(g) * u, W[q + names[2] + ".weight"], W.get(q + names[2] + ".bias"))
     return out
 
 
@@ -295,9 +327,10 @@ def group_mask(choice, n_group, topk_group, group_score):
 
 def deepseek_router(cfg):
     """(scoring, topk_method) as the modeling code decides them. transformers' DeepSeek-V3 (and the
-    remote code, which accepts nothing else) always scores with sigmoid and selects with noaux_tc,
-    whatever the config says or leaves out; DeepSeek-V2 reads topk_method and always uses softmax."""
-    if cfg["model_type"] == "deepseek_v3":
+    remote code, which accepts nothing else), GLM-4.5 and dots.llm1 (the V3 router) always score
+    with sigmoid and select with noaux_tc, whatever the config says or leaves out; DeepSeek-V2 reads
+    topk_method and always uses softmax."""
+    if cfg["model_type"] in ("deepseek_v3", "glm4_moe", "dots1"):
         return "sigmoid", "noaux_tc"
     return value(cfg, "scoring_func") or "softmax", value(cfg, "topk_method") or "greedy"
 
@@ -350,6 +383,79 @@ def moe_deepseek(cfg, W, p, x):
     return out
 
 
+def moe_ernie(cfg, W, p, x):
+    """ERNIE-4.5-MoE: top-k of softmax + moe_statics bias; weights = the chosen softmax values divided by
+    max(their sum, moe_norm_min); plus the shared experts (SwiGLU with biases when use_bias)."""
+    p = p + "mlp."
+    k = value(cfg, "moe_k")
+    probs = torch.softmax(linear(x, W[p + "gate.weight"]), dim=-1)
+    choice = probs + W[p + "moe_statics.e_score_correction_bias"].reshape(1, -1)
+    MARGINS.topk(choice, k)
+    ids = torch.topk(choice, k, dim=-1).indices
+    w = probs.gather(1, ids)
+    w = w / torch.clamp(w.sum(dim=-1, keepdim=True), min=value(cfg, "moe_norm_min"))
+    out = experts_swiglu(x, W, p, ("gate_proj", "up_proj", "down_proj"), ids, w)
+    if value(cfg, "moe_num_shared_experts"):
+        out = out + swiglu_mlp(x, W, p + "shared_experts.")
+    return out
+
+
+def moe_granite(cfg, W, p, x, li):
+    """Granite-MoE (JetMoE's gating): top-k of the router logits, softmax over those k; experts fused in
+    input_linear [E, 2F, D] (first F rows gate, next F up) and output_linear [E, D, F]; plus the ungated
+    shared MLP of granitemoeshared (input_linear [2Fs, D] split the same way)."""
+    m = p + "block_sparse_moe."
+    k = cfg["num_experts_per_tok"]
+    logits = linear(x, W[m + "router.layer.weight"])
+    MARGINS.topk(logits, k)
+    top, ids = torch.topk(logits, k, dim=-1)
+    w = torch.softmax(top, dim=-1)
+    wi, wo = W[m + "input_linear.weight"], W[m + "output_linear.weight"]
+    out = torch.zeros_like(x)
+    for t in range(x.shape[0]):
+        for j in range(k):
+            e = int(ids[t, j])
+            g, u = (x[t] @ wi[e].t()).chunk(2, dim=-1)
+            out[t] += w[t, j] * ((silu(g) * u) @ wo[e].t())
+    s = "model.layers.%d.shared_mlp." % li
+    if s + "input_linear.weight" in W:
+        g, u = linear(x, W[s + "input_linear.weight"]).chunk(2, dim=-1)
+        out = out + linear(silu(g) * u, W[s + "output_linear.weight"])
+    return out
+
+
+def sparsemixer(logits, eps):
+    """PhiMoE's sparsemixer in its inference form (transformers' sparsemixer with training=False), top-2:
+    expert 1 is the argmax; its weight the softmax, at the max, over the logits whose relative distance
+    (max - l) / max(|l|, max) is at most 2 eps; expert 2 the same among the others."""
+    def one(scores, masked):
+        m, ind = masked.max(dim=-1, keepdim=True)
+        factor = scores.abs().clamp(min=m)
+        ratio = (m - scores) / factor
+        # every mask decision must be clear of the threshold, or an f32 engine may take the other side
+        gap = (ratio - 2 * eps).abs().masked_fill(torch.isinf(masked), math.inf)
+        MARGINS.routing = min(MARGINS.routing, float(gap.min())) if MARGINS.enabled else MARGINS.routing
+        gates = torch.softmax(masked.masked_fill(ratio > 2 * eps, float("-inf")), dim=-1)
+        return ind, gates.gather(-1, ind)
+    MARGINS.topk(logits, 1)
+    MARGINS.topk(logits, 2)
+    ind1, w1 = one(logits, logits)
+    ind2, w2 = one(logits, torch.scatter(logits, -1, ind1, float("-inf")))
+    return torch.cat([ind1, ind2], dim=-1), torch.cat([w1, w2], dim=-1)
+
+
+def moe_phimoe(cfg, W, p, x, li):
+    p = p + "block_sparse_moe."
+    ids, w = sparsemixer(linear(x, W[p + "gate.weight"]), value(cfg, "router_jitter_noise"))
+    return experts_swiglu(x, W, p, ("w1", "w3", "w2"), ids, w)
+
+
+def ernie_is_moe(cfg, li):
+    end = value(cfg, "moe_layer_end_index")
+    end = cfg["num_hidden_layers"] - 1 if end == -1 else end
+    return (li + 1) % value(cfg, "moe_layer_interval") == 0 and value(cfg, "moe_layer_start_index") <= li <= end
+
+
 CLAMP_COUNT = [0]
 
 
@@ -390,22 +496,85 @@ class Family:
         self.name, self.attention, self.mlp, self.qk_norm = name, attention, mlp, qk_norm
 
 
-def forward(cfg, W, fam, ids, cache, start, hidden_out=None):
-    """ids [T] at positions start..start+T-1; cache: dict layer -> (k, v). Returns logits [T, V]."""
-    pos = torch.arange(start, start + ids.shape[0])
-    h = W["model.embed_tokens.weight"][ids]  # [T, D]
+def forward_dbrx(cfg, W, ids, cache, start, hidden_out=None):
+    """transformers' DBRX: LayerNorm without bias (eps 1e-5), fused Wqkv clamped to +-clip_qkv, half-split
+    RoPE, softmax router whose top-k weights are divided by their sum (moe_normalize_expert_weights 1),
+    experts w1 / v1 [E*F, D] (gate / up rows) and w2 [E*F, D] (down, transposed: out = h @ w2_e)."""
+    D, H = cfg["d_model"], cfg["n_heads"]
+    Hkv, Dh = dbrx_value(cfg, "attn_config", "kv_n_heads"), D // H
+    clip = dbrx_value(cfg, "attn_config", "clip_qkv")
+    E, F = dbrx_value(cfg, "ffn_config", "moe_num_experts"), dbrx_value(cfg, "ffn_config", "ffn_hidden_size")
+    k = dbrx_value(cfg, "ffn_config", "moe_top_k")
+    norm_p = dbrx_value(cfg, "ffn_config", "moe_normalize_expert_weights")
+    ln = lambda x, name: torch.nn.functional.layer_norm(x, (D,), W[name + ".weight"], None, 1e-5)
+    T = ids.shape[0]
+    pos = torch.arange(start, start + T)
+    h = W["transformer.wte.weight"][ids]
     if hidden_out is not None:
         hidden_out.append(h.clone())
-    eps = cfg["rms_norm_eps"]
-    for li in range(cfg["num_hidden_layers"]):
-        p = "model.layers.%d." % li
-        a = fam.attention(cfg, W, p + "self_attn.", rms_norm(h, W[p + "input_layernorm.weight"], eps),
-                          pos, cache, li, fam)
-        h = h + a
-        m = fam.mlp(cfg, W, p, rms_norm(h, W[p + "post_attention_layernorm.weight"], eps), li)
-        h = h + m
+    inv_freq, att = rope_params({"rope_theta": dbrx_value(cfg, "attn_config", "rope_theta")}, Dh)
+    cos, sin = cos_sin(inv_freq, att, pos)
+    for li in range(cfg["n_layers"]):
+        p = "transformer.blocks.%d." % li
+        qkv = linear(ln(h, p + "norm_attn_norm.norm_1"), W[p + "norm_attn_norm.attn.Wqkv.weight"])
+        if clip:
+            qkv = qkv.clamp(min=-clip, max=clip)
+        q, kk, v = qkv.split([D, Hkv * Dh, Hkv * Dh], dim=-1)
+        q = rope_half(q.view(T, H, Dh).transpose(0, 1), cos, sin)
+        kk = rope_half(kk.view(T, Hkv, Dh).transpose(0, 1), cos, sin)
+        kk, vv = cache_append(cache, li, kk, v.view(T, Hkv, Dh).transpose(0, 1))
+        o = attend(q, kk, vv, pos, torch.arange(kk.shape[1]), Dh ** -0.5)
+        h = h + linear(o, W[p + "norm_attn_norm.attn.out_proj.weight"])
+        x = ln(h, p + "norm_attn_norm.norm_2")
+        probs = torch.softmax(linear(x, W[p + "ffn.router.layer.weight"]), dim=-1)
+        MARGINS.topk(probs, k)
+        w, sel = torch.topk(probs, k, dim=-1)
+        if norm_p is not None:
+            w = w / torch.norm(w, p=norm_p, dim=-1, keepdim=True)
+        w1 = W[p + "ffn.experts.mlp.w1"].view(E, F, D)
+        v1 = W[p + "ffn.experts.mlp.v1"].view(E, F, D)
+        w2 = W[p + "ffn.experts.mlp.w2"].view(E, F, D)
+        out = torch.zeros_like(x)
+        for t in range(T):
+            for j in range(k):
+                e = int(sel[t, j])
+                out[t] += w[t, j] * ((silu(x[t] @ w1[e].t()) * (x[t] @ v1[e].t())) @ w2[e])
+        h = h + out
         if hidden_out is not None:
             hidden_out.append(h.clone())
-    h = rms_norm(h, W["model.norm.weight"], eps)
-    head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else W["lm_head.weight"]
-    return h @ head.t()
+    return linear(ln(h, "transformer.norm_f"), W["lm_head.weight"])
+
+
+def block_norm(cfg, W, name, x):
+    """RMSNorm, or PhiMoE's LayerNorm with weight and bias (eps = rms_norm_eps)."""
+    if cfg["model_type"] == "phimoe":
+        return torch.nn.functional.layer_norm(x, (x.shape[-1],), W[name + ".weight"], W[name + ".bias"],
+                                              cfg["rms_norm_eps"])
+    return rms_norm(x, W[name + ".weight"], cfg["rms_norm_eps"])
+
+
+def forward(cfg, W, fam, ids, cache, start, hidden_out=None):
+    """ids [T] at positions start..start+T-1; cache: dict layer -> (k, v). Returns logits [T, V]."""
+    if cfg["model_type"] == "dbrx":
+        return forward_dbrx(cfg, W, ids, cache, start, hidden_out)
+    pos = torch.arange(start, start + ids.shape[0])
+    granite = cfg["model_type"].startswith("granitemoe")  # embedding / residual / logits multipliers
+    h = W["model.embed_tokens.weight"][ids]  # [T, D]
+    if granite:
+        h = h * value(cfg, "embedding_multiplier")
+    r = value(cfg, "residual_multiplier") if granite else 1.0
+    if hidden_out is not None:
+        hidden_out.append(h.clone())
+    for li in range(cfg["num_hidden_layers"]):
+        p = "model.layers.%d." % li
+        a = fam.attention(cfg, W, p + "self_attn.", block_norm(cfg, W, p + "input_layernorm", h), pos, cache, li,
+                          fam)
+        h = h + a * r
+        m = fam.mlp(cfg, W, p, block_norm(cfg, W, p + "post_attention_layernorm", h), li)
+        h = h + m * r
+        if hidden_out is not None:
+            hidden_out.append(h.clone())
+    h = block_norm(cfg, W, "model.norm", h)
+    head = W["model.embed_tokens.weight"] if value(cfg, "tie_word_embeddings") else W["lm_head.weight"]
+    logits = linear(h, head, W.get("lm_head.bias"))
+    return logits / value(cfg, "logits_scaling") if granite else logits

@@ -79,10 +79,10 @@ import sys
 
 import torch
 
-from hf_config import saved_config, value
-from hf_model_reference import (CLAMP_COUNT, DTYPE, MARGINS, Family, deepseek_router, dense_mlp, forward,
-                                gqa_attention, mla_attention, moe_deepseek, moe_gpt_oss, moe_mixtral, moe_qwen,
-                                rope_params)
+from hf_config import dbrx_value, saved_config, value
+from hf_model_reference import (CLAMP_COUNT, DTYPE, MARGINS, Family, deepseek_router, dense_mlp, ernie_is_moe,
+                                forward, gqa_attention, mla_attention, moe_deepseek, moe_ernie, moe_gpt_oss,
+                                moe_granite, moe_mixtral, moe_phimoe, moe_qwen, rope_params)
 from st_write import write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -111,38 +111,44 @@ class Init:
         if bias:
             self.W[name + ".bias"] = self.randn(out) * 0.1
 
-    def norm(self, name, n):
+    def norm(self, name, n, bias=False):
         self.W[name + ".weight"] = 1.0 + 0.1 * self.randn(n)
+        if bias:  # LayerNorm (PhiMoE)
+            self.W[name + ".bias"] = 0.1 * self.randn(n)
 
-    def mlp(self, p, D, F, names=("gate_proj", "up_proj", "down_proj"), gain=1.0):
-        self.lin(p + names[0], F, D)
-        self.lin(p + names[1], F, D)
-        self.lin(p + names[2], D, F, gain=gain)
+    def mlp(self, p, D, F, names=("gate_proj", "up_proj", "down_proj"), gain=1.0, bias=False):
+        self.lin(p + names[0], F, D, bias)
+        self.lin(p + names[1], F, D, bias)
+        self.lin(p + names[2], D, F, bias, gain=gain)
 
 
 def init_common(cfg, ini):
     V, D = cfg["vocab_size"], cfg["hidden_size"]
-    ini.norm("model.norm", D)
-    if not cfg.get("tie_word_embeddings"):
+    ln = cfg["model_type"] == "phimoe"
+    ini.norm("model.norm", D, ln)
+    if value(cfg, "use_bias") or value(cfg, "lm_head_bias"):  # ERNIE, PhiMoE: the head has a bias
+        ini.W["lm_head.bias"] = ini.randn(V) * 0.1
+    if not value(cfg, "tie_word_embeddings"):
         ini.W["model.embed_tokens.weight"] = ini.randn(V, D)
         ini.lin("lm_head", V, D, gain=1.0)
     else:  # small embeddings, or the residual copy of the input token dominates its own logit
-        ini.W["model.embed_tokens.weight"] = ini.randn(V, D) * 0.1
+        ini.W["model.embed_tokens.weight"] = ini.randn(V, D) * (0.1 / (value(cfg, "embedding_multiplier") or 1.0))
     for li in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % li
-        ini.norm(p + "input_layernorm", D)
-        ini.norm(p + "post_attention_layernorm", D)
+        ini.norm(p + "input_layernorm", D, ln)
+        ini.norm(p + "post_attention_layernorm", D, ln)
 
 
 def init_gqa(cfg, ini, li, fam):
     D, H, Hkv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     Dh = cfg.get("head_dim") or D // H
     p = "model.layers.%d.self_attn." % li
-    bias_qkv = cfg.get("attention_bias", False) or cfg["model_type"] == "qwen2_moe"
+    bias_qkv = cfg.get("attention_bias", False) or cfg["model_type"] == "qwen2_moe" or value(cfg, "use_bias")
     ini.lin(p + "q_proj", H * Dh, D, bias_qkv, gain=2.0)
     ini.lin(p + "k_proj", Hkv * Dh, D, bias_qkv, gain=2.0)
     ini.lin(p + "v_proj", Hkv * Dh, D, bias_qkv)
-    ini.lin(p + "o_proj", D, H * Dh, cfg.get("attention_bias", False))
+    o_bias = (cfg.get("attention_bias", False) and cfg["model_type"] != "glm4_moe") or value(cfg, "use_bias")
+    ini.lin(p + "o_proj", D, H * Dh, o_bias)
     if fam.qk_norm == "head":
         ini.norm(p + "q_norm", Dh)
         ini.norm(p + "k_norm", Dh)
@@ -173,11 +179,31 @@ def init_moe(cfg, ini, li):
     """Mixed routed-expert initializer by model_type."""
     D, mt = cfg["hidden_size"], cfg["model_type"]
     p = "model.layers.%d.mlp." % li
-    if mt == "mixtral":
+    if mt in ("mixtral", "phimoe"):
         p = "model.layers.%d.block_sparse_moe." % li
         ini.lin(p + "gate", cfg["num_local_experts"], D, gain=3.0)
         for e in range(cfg["num_local_experts"]):
             ini.mlp(p + "experts.%d." % e, D, cfg["intermediate_size"], ("w1", "w3", "w2"))
+        return
+    if mt == "ernie4_5_moe":
+        E, F, bias = cfg["moe_num_experts"], cfg["moe_intermediate_size"], cfg["use_bias"]
+        ini.lin(p + "gate", E, D, gain=3.0)
+        ini.W[p + "moe_statics.e_score_correction_bias"] = 0.02 * ini.randn(1, E)
+        for e in range(E):
+            ini.mlp(p + "experts.%d." % e, D, F, bias=bias)
+        if cfg["moe_num_shared_experts"]:
+            ini.mlp(p + "shared_experts.", D, F * cfg["moe_num_shared_experts"], bias=bias)
+        return
+    if mt.startswith("granitemoe"):
+        E, F = cfg["num_local_experts"], cfg["intermediate_size"]
+        m = "model.layers.%d.block_sparse_moe." % li
+        ini.lin(m + "router.layer", E, D, gain=3.0)
+        ini.W[m + "input_linear.weight"] = ini.randn(E, 2 * F, D) * (1.0 / math.sqrt(D))
+        ini.W[m + "output_linear.weight"] = ini.randn(E, D, F) * (1.0 / math.sqrt(F))
+        Fs = cfg.get("shared_intermediate_size", 0)
+        if Fs:
+            ini.lin("model.layers.%d.shared_mlp.input_linear" % li, 2 * Fs, D)
+            ini.lin("model.layers.%d.shared_mlp.output_linear" % li, D, Fs)
         return
     if mt == "gpt_oss":
         E, F = cfg["num_local_experts"], cfg["intermediate_size"]
@@ -189,14 +215,15 @@ def init_moe(cfg, ini, li):
         return
     E = cfg.get("num_experts") or cfg.get("n_routed_experts")
     F = cfg.get("moe_intermediate_size") or cfg["intermediate_size"]
-    sigmoid = mt.startswith("deepseek") and deepseek_router(cfg)[0] == "sigmoid"
+    deepseek_style = mt.startswith("deepseek") or mt in ("glm4_moe", "dots1")
+    sigmoid = deepseek_style and deepseek_router(cfg)[0] == "sigmoid"
     ini.lin(p + "gate", E, D, gain=1.0 if sigmoid else 3.0)
     for e in range(E):
         ini.mlp(p + "experts.%d." % e, D, F)
     if mt == "qwen2_moe":
         ini.mlp(p + "shared_expert.", D, cfg["shared_expert_intermediate_size"])
         ini.lin(p + "shared_expert_gate", 1, D)
-    if mt.startswith("deepseek"):
+    if deepseek_style:
         if value(cfg, "n_shared_experts"):
             ini.mlp(p + "shared_experts.", D, F * value(cfg, "n_shared_experts"))
         if deepseek_router(cfg)[1] == "noaux_tc":
@@ -217,57 +244,59 @@ def base_cfg(**kw):
     return c
 
 
+def tiny(**kw):
+    """The fixtures' common size (overridable), as keyword arguments of a configuration class."""
+    c = dict(vocab_size=256, hidden_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+             bos_token_id=1, eos_token_id=2)
+    c.update(kw)
+    return c
+
+
+# The transformers-native families' configs are written as save_pretrained writes them (hf_config.py).
+
+
 def fam_llama():
-    cfg = base_cfg(architectures=["LlamaForCausalLM"], model_type="llama", intermediate_size=64,
-                   rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=True,
-                   attention_bias=False, mlp_bias=False, head_dim=12, pretraining_tp=1,
-                   max_position_embeddings=131072, transformers_version="4.45.0",
-                   rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
-                                 "original_max_position_embeddings": 8192, "rope_type": "llama3"})
+    cfg = saved_config("llama", "LlamaForCausalLM", **tiny(
+        intermediate_size=64, rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=True, head_dim=12,
+        max_position_embeddings=131072,
+        rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                      "original_max_position_embeddings": 8192, "rope_type": "llama3"}))
     return cfg, Family("llama", gqa_attention, lambda c, W, p, x, li: dense_mlp(c, W, p, x)), None
 
 
 def fam_qwen3():
-    cfg = base_cfg(architectures=["Qwen3ForCausalLM"], model_type="qwen3", intermediate_size=64,
-                   head_dim=16, rope_theta=1000000.0, tie_word_embeddings=True, attention_bias=False,
-                   max_position_embeddings=40960, max_window_layers=2, rope_scaling=None,
-                   sliding_window=None, use_sliding_window=False, transformers_version="4.51.0")
+    cfg = saved_config("qwen3", "Qwen3ForCausalLM", **tiny(
+        intermediate_size=64, head_dim=16, rope_theta=1000000.0, tie_word_embeddings=True,
+        max_position_embeddings=40960, max_window_layers=2))
     return cfg, Family("qwen3", gqa_attention, lambda c, W, p, x, li: dense_mlp(c, W, p, x), "head"), None
 
 
 def fam_mixtral():
-    cfg = base_cfg(architectures=["MixtralForCausalLM"], model_type="mixtral", intermediate_size=12,
-                   num_local_experts=8, num_experts_per_tok=2, rope_theta=1000000.0, rms_norm_eps=1e-5,
-                   sliding_window=None, max_position_embeddings=32768, router_aux_loss_coef=0.02,
-                   output_router_logits=False, transformers_version="4.36.0")
+    cfg = saved_config("mixtral", "MixtralForCausalLM", **tiny(
+        intermediate_size=12, num_local_experts=8, num_experts_per_tok=2, rope_theta=1000000.0,
+        rms_norm_eps=1e-5, max_position_embeddings=32768, router_aux_loss_coef=0.02))
     return cfg, Family("mixtral", gqa_attention, lambda c, W, p, x, li: moe_mixtral(c, W, p, x)), "all"
 
 
 def fam_qwen2_moe():
-    cfg = base_cfg(architectures=["Qwen2MoeForCausalLM"], model_type="qwen2_moe", intermediate_size=64,
-                   moe_intermediate_size=12, shared_expert_intermediate_size=32, num_experts=8,
-                   num_experts_per_tok=2, norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[],
-                   rope_theta=1000000.0, sliding_window=4096, use_sliding_window=False,
-                   max_window_layers=2, max_position_embeddings=131072, router_aux_loss_coef=0.001,
-                   output_router_logits=False, transformers_version="4.40.1")
+    cfg = saved_config("qwen2_moe", "Qwen2MoeForCausalLM", **tiny(
+        intermediate_size=64, moe_intermediate_size=12, shared_expert_intermediate_size=32, num_experts=8,
+        num_experts_per_tok=2, norm_topk_prob=False, rope_theta=1000000.0, max_window_layers=2,
+        max_position_embeddings=131072))
     return cfg, Family("qwen2_moe", gqa_attention, lambda c, W, p, x, li: moe_qwen(c, W, p, x)), "all"
 
 
 def fam_qwen3_moe():
-    cfg = base_cfg(architectures=["Qwen3MoeForCausalLM"], model_type="qwen3_moe", intermediate_size=64,
-                   moe_intermediate_size=12, num_experts=8, num_experts_per_tok=2, norm_topk_prob=True,
-                   decoder_sparse_step=1, mlp_only_layers=[], head_dim=16, attention_bias=False,
-                   rope_theta=1000000.0, rope_scaling=None, sliding_window=None, use_sliding_window=False,
-                   max_window_layers=2, max_position_embeddings=40960, router_aux_loss_coef=0.001,
-                   output_router_logits=False, transformers_version="4.51.0")
+    cfg = saved_config("qwen3_moe", "Qwen3MoeForCausalLM", extra={"head_dim": 16}, **tiny(
+        intermediate_size=64, moe_intermediate_size=12, num_experts=8, num_experts_per_tok=2, norm_topk_prob=True,
+        rope_theta=1000000.0, max_window_layers=2, max_position_embeddings=40960))
     return cfg, Family("qwen3_moe", gqa_attention, lambda c, W, p, x, li: moe_qwen(c, W, p, x), "head"), "all"
 
 
 def fam_olmoe():
-    cfg = base_cfg(architectures=["OlmoeForCausalLM"], model_type="olmoe", intermediate_size=12,
-                   num_experts=8, num_experts_per_tok=2, norm_topk_prob=False, clip_qkv=None,
-                   attention_bias=False, rms_norm_eps=1e-5, rope_scaling=None, pad_token_id=1,
-                   router_aux_loss_coef=0.01, output_router_logits=False, transformers_version="4.44.0")
+    cfg = saved_config("olmoe", "OlmoeForCausalLM", **tiny(
+        intermediate_size=12, num_experts=8, num_experts_per_tok=2, norm_topk_prob=False, rms_norm_eps=1e-5,
+        pad_token_id=1))
     return cfg, Family("olmoe", gqa_attention, lambda c, W, p, x, li: moe_qwen(c, W, p, x), "full"), "all"
 
 
@@ -323,17 +352,104 @@ def fam_deepseek_v3_hf():
     return cfg, Family("deepseek_v3_hf", mla_attention, deepseek_mlp), "deepseek"
 
 
+def fam_glm4_moe():
+    """Glm4MoeConfig(...).save_pretrained() in GLM-4.5's shape: partial rotary (half of each head),
+    per-head q/k RMSNorm, q/k/v biases without an o bias, a dense first layer, the DeepSeek-V3 router
+    (sigmoid, e_score_correction_bias, top-2-sum groups: n_group 2 here to exercise it), one shared
+    expert; num_nextn_predict_layers as GLM writes it (the MTP layer is counted, not run, not stored)."""
+    cfg = saved_config("glm4_moe", "Glm4MoeForCausalLM", extra={"head_dim": 12, "num_nextn_predict_layers": 1},
+                       **tiny(vocab_size=128, hidden_size=32, num_hidden_layers=3, intermediate_size=48,
+                              moe_intermediate_size=8,
+                              n_routed_experts=8, num_experts_per_tok=2, n_group=2, topk_group=1,
+                              routed_scaling_factor=2.5, attention_bias=True, use_qk_norm=True,
+                              rope_theta=1000000.0, eos_token_id=[2, 3]))
+    return cfg, Family("glm4_moe", gqa_attention, deepseek_mlp, "head"), "deepseek"
+
+
+def fam_dots1():
+    """Dots1Config(...).save_pretrained(): Qwen3 attention (per-head QK-norm) in front of the DeepSeek-V3
+    MoE block (sigmoid router with e_score_correction_bias, two shared experts, a dense first layer,
+    normalized and scaled weights); layers >= max_window_layers slide (layer_types written)."""
+    cfg = saved_config("dots1", "Dots1ForCausalLM", **tiny(
+        vocab_size=128, hidden_size=32, num_hidden_layers=3, intermediate_size=48, moe_intermediate_size=8,
+        n_routed_experts=8, n_shared_experts=2, num_experts_per_tok=3, first_k_dense_replace=1,
+        norm_topk_prob=True, routed_scaling_factor=2.5, rms_norm_eps=1e-5, rope_theta=10000000.0,
+        sliding_window=6, max_window_layers=2, max_position_embeddings=32768))
+    return cfg, Family("dots1", gqa_attention, deepseek_mlp, "head"), "deepseek"
+
+
+def ernie_mlp(c, W, p, x, li):
+    return moe_ernie(c, W, p, x) if ernie_is_moe(c, li) else dense_mlp(c, W, p, x)
+
+
+def fam_ernie4_5_moe():
+    """Ernie4_5_MoeConfig(...).save_pretrained(): tie_word_embeddings left out (true, the class default),
+    use_bias on every Linear and the head, interleaved RoPE, MoE only in layers 1..moe_layer_end_index (the
+    last layer dense again), softmax router with the moe_statics selection bias, two shared experts."""
+    cfg = saved_config("ernie4_5_moe", "Ernie4_5_MoeForCausalLM", **tiny(
+        vocab_size=128, hidden_size=32, num_hidden_layers=3, intermediate_size=48, moe_intermediate_size=8,
+        moe_num_experts=8, moe_k=2, moe_num_shared_experts=2, moe_layer_end_index=1, use_bias=True,
+        tie_word_embeddings=True, max_position_embeddings=4096, pad_token_id=0))
+    return cfg, Family("ernie4_5_moe", gqa_attention, ernie_mlp), "ernie"
+
+
+def granite_cfg(model_type, arch, **kw):
+    """Granite's four multipliers, each far from 1 but milder than Granite-3.0's (12, 0.22, 1/64, 6), which
+    leave a random tiny model's greedy decoding stuck on one token."""
+    args = tiny(vocab_size=128, hidden_size=32, intermediate_size=8, num_local_experts=8, num_experts_per_tok=3,
+                embedding_multiplier=3.0, residual_multiplier=0.6, attention_multiplier=0.2,
+                logits_scaling=1.7, tie_word_embeddings=True, max_position_embeddings=4096)
+    args.update(kw)
+    return saved_config(model_type, arch, **args)
+
+
+def fam_granitemoe():
+    """GraniteMoeConfig(...).save_pretrained() with Granite-3.0's multipliers and tied embeddings."""
+    cfg = granite_cfg("granitemoe", "GraniteMoeForCausalLM")
+    return cfg, Family("granitemoe", gqa_attention, moe_granite), "all"
+
+
+def fam_granitemoeshared():
+    """GraniteMoeSharedConfig(...).save_pretrained(): GraniteMoe plus an ungated shared MLP, with attention biases."""
+    cfg = granite_cfg("granitemoeshared", "GraniteMoeSharedForCausalLM", shared_intermediate_size=16,
+                      attention_bias=True, tie_word_embeddings=False)
+    return cfg, Family("granitemoeshared", gqa_attention, moe_granite), "all"
+
+
+def fam_phimoe():
+    """PhimoeConfig(...).save_pretrained(): LayerNorm with biases, q/k/v/o and head biases, sparsemixer
+    top-2 routing (router_jitter_noise 0.3 so the relative mask drops some logits and keeps others),
+    LongRoPE with distinct short / long factors and mscales. original_max_position_embeddings is 8, so
+    the 12-token prompt and its decoding run on the long factors; short_logits (a 6-token prefix) the
+    short ones."""
+    rot = 8 // 2
+    cfg = saved_config("phimoe", "PhimoeForCausalLM", **tiny(
+        vocab_size=128, hidden_size=32, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2,
+        attention_bias=True, lm_head_bias=True, router_jitter_noise=0.3, max_position_embeddings=64,
+        rope_theta=10000.0,
+        rope_scaling={"type": "longrope", "original_max_position_embeddings": 8,
+                      "short_factor": [1.0 + 0.25 * i for i in range(rot)],
+                      "long_factor": [1.0 + 3.0 * i for i in range(rot)],
+                      "short_mscale": 1.1, "long_mscale": 1.3}))
+    return cfg, Family("phimoe", gqa_attention, moe_phimoe), "all"
+
+
+def fam_dbrx():
+    """DbrxConfig(...).save_pretrained(): nested attn_config / ffn_config written as differences from
+    their defaults (rope_theta and moe_normalize_expert_weights left out: 10000 and 1), clip_qkv 1.5
+    so the clamp bites, fused Wqkv, bias-free LayerNorm, experts w1 / v1 / w2 fused per layer."""
+    cfg = saved_config("dbrx", "DbrxForCausalLM", d_model=32, n_heads=4, n_layers=2, vocab_size=128,
+                       max_seq_len=4096, attn_config={"kv_n_heads": 2, "clip_qkv": 1.5},
+                       ffn_config={"ffn_hidden_size": 8, "moe_num_experts": 8, "moe_top_k": 3}, eos_token_id=2)
+    return cfg, Family("dbrx", None, None), "dbrx"
+
+
 def fam_gpt_oss():
-    cfg = base_cfg(architectures=["GptOssForCausalLM"], model_type="gpt_oss", num_hidden_layers=2,
-                   head_dim=16, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2,
-                   experts_per_token=2, attention_bias=True, rms_norm_eps=1e-5, sliding_window=4,
-                   layer_types=["sliding_attention", "full_attention"], swiglu_limit=2.0,
-                   rope_theta=150000, initial_context_length=4096, max_position_embeddings=131072,
-                   rope_scaling={"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0,
-                                 "original_max_position_embeddings": 4096, "rope_type": "yarn",
-                                 "truncate": False},
-                   router_aux_loss_coef=0.9, output_router_logits=False, pad_token_id=0,
-                   transformers_version="4.55.0")
+    cfg = saved_config("gpt_oss", "GptOssForCausalLM", **tiny(
+        head_dim=16, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2, rms_norm_eps=1e-5,
+        sliding_window=4, swiglu_limit=2.0, pad_token_id=0,
+        rope_scaling={"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0,
+                      "original_max_position_embeddings": 4096, "rope_type": "yarn", "truncate": False}))
     return cfg, Family("gpt_oss", gqa_attention, lambda c, W, p, x, li: moe_gpt_oss(c, W, p, x)), "all"
 
 
@@ -346,25 +462,57 @@ FAMILIES = {
     "olmoe": fam_olmoe,
     "deepseek_v2_lite": fam_deepseek_v2_lite,
     "deepseek_v3": fam_deepseek_v3,
-    "deepseek_v3_hf": fam_deepseek_v3_hf,
     "gpt_oss": fam_gpt_oss,
+    # appended: a family's seed is its index here, so existing fixtures keep theirs
+    "deepseek_v3_hf": fam_deepseek_v3_hf,
+    "glm4_moe": fam_glm4_moe,
+    "dots1": fam_dots1,
+    "ernie4_5_moe": fam_ernie4_5_moe,
+    "granitemoe": fam_granitemoe,
+    "granitemoeshared": fam_granitemoeshared,
+    "phimoe": fam_phimoe,
+    "dbrx": fam_dbrx,
 }
+
+
+def build_dbrx(cfg, ini):
+    D, V, H = cfg["d_model"], cfg["vocab_size"], cfg["n_heads"]
+    a, f = cfg["attn_config"], cfg["ffn_config"]
+    Hkv, E, F = a.get("kv_n_heads", 1), f.get("moe_num_experts", 4), f.get("ffn_hidden_size", 3584)
+    ini.W["transformer.wte.weight"] = ini.randn(V, D)
+    ini.norm("transformer.norm_f", D)
+    ini.lin("lm_head", V, D)
+    for li in range(cfg["n_layers"]):
+        p = "transformer.blocks.%d." % li
+        ini.norm(p + "norm_attn_norm.norm_1", D)
+        ini.norm(p + "norm_attn_norm.norm_2", D)
+        ini.lin(p + "norm_attn_norm.attn.Wqkv", D + 2 * Hkv * (D // H), D, gain=2.0)
+        ini.lin(p + "norm_attn_norm.attn.out_proj", D, D)
+        ini.lin(p + "ffn.router.layer", E, D, gain=3.0)
+        ini.W[p + "ffn.experts.mlp.w1"] = ini.randn(E * F, D) * (1.0 / math.sqrt(D))
+        ini.W[p + "ffn.experts.mlp.v1"] = ini.randn(E * F, D) * (1.0 / math.sqrt(D))
+        ini.W[p + "ffn.experts.mlp.w2"] = ini.randn(E * F, D) * (1.0 / math.sqrt(F))
+    return ini.W
 
 
 def build_weights(cfg, fam, moe_layers, seed):
     ini = Init(seed)
+    if cfg["model_type"] == "dbrx":
+        return build_dbrx(cfg, ini)
     init_common(cfg, ini)
     for li in range(cfg["num_hidden_layers"]):
         if fam.attention is mla_attention:
             init_mla(cfg, ini, li)
         else:
             init_gqa(cfg, ini, li, fam)
-        sparse = moe_layers == "all" or (moe_layers == "deepseek" and li >= value(cfg, "first_k_dense_replace"))
+        sparse = moe_layers == "all" or (moe_layers == "deepseek" and li >= value(cfg, "first_k_dense_replace")) \
+            or (moe_layers == "ernie" and ernie_is_moe(cfg, li))
         if sparse:
             init_moe(cfg, ini, li)
         else:
             # a strong token-wise MLP keeps greedy decoding of the dense models from locking on one token
-            ini.mlp("model.layers.%d.mlp." % li, cfg["hidden_size"], cfg["intermediate_size"], gain=3.0)
+            ini.mlp("model.layers.%d.mlp." % li, cfg["hidden_size"], cfg["intermediate_size"], gain=3.0,
+                    bias=bool(value(cfg, "use_bias")))
     return ini.W
 
 
@@ -413,20 +561,33 @@ def run_family(cfg, fam, W32, prompt):
     MARGINS.greedy = float((top2[:, 0] - top2[:, 1]).min())
     distinct = len(set(greedy))
     ok = (MARGINS.routing >= ROUTING_MARGIN and MARGINS.positive_choice > ROUTING_MARGIN and MARGINS.greedy >= GREEDY_MARGIN and distinct >= 8
-          and cfg["eos_token_id"] not in greedy and greedy32 == greedy and f32_vs_f64 < 2e-5)
+          and not set(eos_ids(cfg)) & set(greedy) and greedy32 == greedy and f32_vs_f64 < 2e-5)
     if not ok:
         print("  rejected: routing margin %.3g greedy margin %.3g distinct %d f32 err %.3g min choice %.3g" %
               (MARGINS.routing, MARGINS.greedy, distinct, f32_vs_f64, MARGINS.positive_choice))
         return None
-    return {"logits": logits.float(), "greedy": greedy, "decode": decode.float(), "full": full.float(),
+    extra = []
+    rs = cfg.get("rope_scaling") or {}
+    if rs.get("type", rs.get("rope_type")) == "longrope":  # a prefix short enough for the short factors
+        n = rs["original_max_position_embeddings"] - 2
+        extra.append(("short_logits", forward(cfg, W, fam, prompt[:n], {}, 0).float()))
+    return {"extra": extra, "logits": logits.float(), "greedy": greedy, "decode": decode.float(), "full": full.float(),
             "hidden": torch.stack(hidden).float(), "decode_err_f64": err, "decode_err_f32": err32,
             "f32_vs_f64": f32_vs_f64}
 
 
+def eos_ids(cfg):
+    e = cfg["eos_token_id"]
+    return e if isinstance(e, list) else [e]
+
+
 def rope_dim(cfg):
+    if cfg["model_type"] == "dbrx":
+        return cfg["d_model"] // cfg["n_heads"]
     if "qk_rope_head_dim" in cfg:
         return cfg["qk_rope_head_dim"]
-    return cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    head = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    return int(head * (value(cfg, "partial_rotary_factor") or 1.0))
 
 
 def write_family(folder, cfg, W, prompt, res, seed):
@@ -438,8 +599,9 @@ def write_family(folder, cfg, W, prompt, res, seed):
     names = sorted(W)
     write_safetensors(os.path.join(d, "model.safetensors"), [(n, W[n]) for n in names],
                       {"format": "pt"})
-    inv_freq, att = rope_params(cfg, rope_dim(cfg))
-    exp = [("prompt_ids", prompt.long()), ("logits", res["logits"]),
+    rope_cfg = {"rope_theta": dbrx_value(cfg, "attn_config", "rope_theta")} if cfg["model_type"] == "dbrx" else cfg
+    inv_freq, att = rope_params(rope_cfg, rope_dim(cfg))
+    exp = list(res.get("extra", [])) + [("prompt_ids", prompt.long()), ("logits", res["logits"]),
            ("greedy_ids", torch.tensor(res["greedy"], dtype=torch.int64)),
            ("decode_logits", res["decode"]), ("hidden", res["hidden"]),
            ("rope_inv_freq", inv_freq.float()), ("rope_attention_scaling", torch.tensor([att]))]

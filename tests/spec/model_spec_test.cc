@@ -164,8 +164,11 @@ TEST(ModelSpec, BadInputsAreClearErrors) {
   ds.erase("kv_lora_rank");
   expect_error(ds, {"missing required field \"kv_lora_rank\""});
   nlohmann::json dbrx = find_catalog_entry("dbrx")->config;
-  dbrx.erase("ffn_config");
-  expect_error(dbrx, {"missing required field \"ffn_config\""});
+  dbrx["tie_word_embeddings"] = true;  // DbrxConfig rejects it
+  expect_error(dbrx, {"\"tie_word_embeddings\"", "DBRX"});
+  dbrx = find_catalog_entry("dbrx")->config;
+  dbrx["ffn_config"]["moe_normalize_expert_weights"] = 2;
+  expect_error(dbrx, {"\"ffn_config.moe_normalize_expert_weights\"", "found 2"});
   dbrx = find_catalog_entry("dbrx")->config;
   dbrx["ffn_config"]["moe_top_k"] = 32;
   expect_error(dbrx, {"top-k 32 is larger than the number of experts 16"});
