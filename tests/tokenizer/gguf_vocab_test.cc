@@ -12,10 +12,12 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/llamacpp_ref.h"
 #include "io/gguf.h"
 #include "tokenizer/gguf_pre.h"
 #include "tokenizer/gguf_vocab.h"
@@ -56,17 +58,11 @@ class TempDir {
   fs::path path_;
 };
 
-// A vocab-only GGUF: general.architecture "llama", the hyper-parameters llama.cpp reads before the
-// vocabulary, the tokenizer metadata, no tensors.
+// A vocab-only GGUF: general.architecture "llama" and the tokenizer metadata, no tensors. llama.cpp's
+// vocab_only load reads no other key (its llama.* hyper-parameters are only needed for weights).
 void write_vocab_gguf(const std::string& path, const Metadata& tokenizer) {
   GgufWriter w;
   w.set("general.architecture", GgufValue::str("llama"));
-  w.set("llama.context_length", GgufValue::u32(4096));
-  w.set("llama.embedding_length", GgufValue::u32(64));
-  w.set("llama.block_count", GgufValue::u32(1));
-  w.set("llama.feed_forward_length", GgufValue::u32(128));
-  w.set("llama.attention.head_count", GgufValue::u32(4));
-  w.set("llama.attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
   for (const auto& [key, value] : tokenizer) w.set(key, value);
   w.write(path, [](size_t, std::vector<uint8_t>&) {});
 }
@@ -213,6 +209,60 @@ TEST_P(GgufFixture, SameIdsAsTokenizerJsonAndLlamaCpp) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GgufFixture, ::testing::ValuesIn(kNames));
+
+// The vocab-only GGUF files of llama.cpp's own tokenizer tests (written by its converter from the models'
+// Hugging Face folders, installed with llama.cpp by scripts/install-llamacpp.sh), with the ids Hugging
+// Face gives for their test texts (<name>.gguf.inp: texts separated by "\n__ggml_vocab_test__\n";
+// .out: one line of ids per text). Real SentencePiece scores (llama-spm, phi-3) and pre-tokenizers
+// the fixtures do not have.
+class LlamaCppVocab : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(LlamaCppVocab, HuggingFaceIds) {
+  const std::string path = testing::llamacpp_lib_dir() + "/../llama.cpp/models/ggml-vocab-" + GetParam() + ".gguf";
+  if (!fs::exists(path)) {
+    if (std::getenv("MOE_NO_LLAMACPP")) GTEST_SKIP() << "MOE_NO_LLAMACPP set: llama.cpp checks skipped";
+    FAIL() << path << " not found: run scripts/install-llamacpp.sh (make test does), or set MOE_NO_LLAMACPP=1";
+  }
+  const auto tok = load_tokenizer(path);
+  std::ifstream inp(path + ".inp", std::ios::binary), out(path + ".out");
+  std::stringstream raw;
+  raw << inp.rdbuf();
+  std::vector<std::string> texts;
+  const std::string all = raw.str(), sep = "\n__ggml_vocab_test__\n";
+  for (size_t pos = 0; pos < all.size();) {
+    const size_t next = std::min(all.find(sep, pos), all.size());
+    texts.push_back(all.substr(pos, next - pos));
+    pos = next == all.size() ? next : next + sep.size();
+  }
+  size_t i = 0;
+  for (std::string line; std::getline(out, line); ++i) {
+    ASSERT_LT(i, texts.size());
+    std::istringstream ids(line);
+    const std::vector<int32_t> want{std::istream_iterator<int32_t>(ids), std::istream_iterator<int32_t>()};
+    EXPECT_EQ(tok->encode(texts[i]), want) << GetParam() << " text #" << i << ": " << texts[i].substr(0, 60);
+  }
+  EXPECT_EQ(i, texts.size());
+  EXPECT_GE(i, 40u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, LlamaCppVocab,
+                         ::testing::Values("command-r", "deepseek-coder", "deepseek-llm", "falcon", "gpt-2",
+                                           "llama-bpe", "llama-spm", "mpt", "phi-3", "qwen2", "qwen35", "refact",
+                                           "starcoder"));
+
+// Its files of tokenizer models moe does not run are errors naming the key.
+TEST(GgufVocab, LlamaCppVocabFilesOfOtherModels) {
+  for (const char* name : {"bert-bge", "gemma-4"}) {
+    const std::string path = testing::llamacpp_lib_dir() + "/../llama.cpp/models/ggml-vocab-" + name + ".gguf";
+    if (!fs::exists(path)) GTEST_SKIP() << path << " not found";
+    try {
+      load_tokenizer(path);
+      ADD_FAILURE() << name << " loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("tokenizer.ggml.model: \""), std::string::npos) << e.what();
+    }
+  }
+}
 
 TEST(GgufVocab, ConverterTokenTypesAndSpecialIds) {
   const Metadata llama2 = gguf_tokenizer_metadata(fixture_dir("llama2"));
