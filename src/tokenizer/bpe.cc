@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <climits>
 #include <nlohmann/json.hpp>
 #include <queue>
@@ -63,6 +64,21 @@ void BpeModel::load_vocab(const nlohmann::json& vocab, const std::string& file) 
   }
   id_to_token_.assign(size_t(max_id + 1), std::string());
   for (const auto& [token, id] : vocab_) id_to_token_[size_t(id)] = token;
+  index_vocab();
+}
+
+BpeModel::BpeModel(const std::vector<std::string>& tokens, const BpeOptions& options)
+    : byte_level_(options.byte_level),
+      byte_fallback_(options.byte_fallback),
+      ignore_merges_(options.ignore_merges),
+      unk_id_(options.unk_id) {
+  id_to_token_ = tokens;
+  vocab_.reserve(tokens.size());
+  for (size_t id = 0; id < tokens.size(); ++id) vocab_.emplace(tokens[id], int32_t(id));
+  index_vocab();
+}
+
+void BpeModel::index_vocab() {
   fallback_ids_.fill(-1);
   byte_ids_.fill(-1);
   for (int b = 0; b < 256; ++b) {
@@ -111,11 +127,46 @@ void BpeModel::load_merges(const nlohmann::json& merges, const std::string& file
     } else {
       fail("tokenizer", "{}: model.merges[{}] is {}, expected \"left right\" or [left, right]", file, rank, m.dump());
     }
-    const int32_t a = token_to_id(left), b = token_to_id(right), c = token_to_id(left + right);
-    if (a < 0 || b < 0 || c < 0)
+    if (!add_merge(left, right, int32_t(rank)))
       fail("tokenizer", "{}: model.merges[{}] ({:?} + {:?}) uses a token that is not in model.vocab", file, rank, left,
            right);
-    merges_.emplace(pair_key(a, b), Merge{int32_t(rank), c});  // the first (lowest) rank wins
+  }
+}
+
+bool BpeModel::add_merge(const std::string& left, const std::string& right, int32_t rank) {
+  const int32_t a = token_to_id(left), b = token_to_id(right), c = token_to_id(left + right);
+  if (a < 0 || b < 0 || c < 0) return false;
+  merges_.emplace(pair_key(a, b), Merge{rank, c});  // the first (lowest) rank wins
+  return true;
+}
+
+void BpeModel::add_merges(const std::vector<std::pair<std::string, std::string>>& merges, const std::string& file,
+                          const std::string& field) {
+  merges_.reserve(merges.size());
+  for (size_t rank = 0; rank < merges.size(); ++rank)
+    if (!add_merge(merges[rank].first, merges[rank].second, int32_t(rank)))
+      fail("tokenizer", "{}: {}[{}] ({:?} + {:?}) names a token that is not in the vocabulary", file, field, rank,
+           merges[rank].first, merges[rank].second);
+}
+
+void BpeModel::ranks_from_scores(const std::vector<float>& scores) {
+  // Rank = position of the token's score among the distinct scores, highest first, so that equal
+  // scores tie and the leftmost pair merges first, as SentencePiece does.
+  std::vector<float> distinct(scores);
+  std::sort(distinct.begin(), distinct.end(), std::greater<>());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  for (size_t id = 0; id < id_to_token_.size() && id < scores.size(); ++id) {
+    const std::string& token = id_to_token_[id];
+    const auto rank =
+        int32_t(std::lower_bound(distinct.begin(), distinct.end(), scores[id], std::greater<>()) - distinct.begin());
+    // Every split of the token at a character boundary into two tokens is a merge into it.
+    for (size_t cut = 0; cut < token.size();) {
+      next_code_point(token, cut);
+      if (cut >= token.size()) break;
+      const int32_t a = token_to_id(std::string_view(token).substr(0, cut));
+      const int32_t b = token_to_id(std::string_view(token).substr(cut));
+      if (a >= 0 && b >= 0) merges_.emplace(pair_key(a, b), Merge{rank, int32_t(id)});
+    }
   }
 }
 

@@ -75,6 +75,8 @@ std::string literal_regex(const std::string& s) {
 
 }  // namespace
 
+const char* gpt2_split_regex() { return kGpt2Pattern; }
+
 // ---------------------------------------------------------------- normalizer
 
 void Normalizer::parse(const json& j, const std::string& where) {

@@ -14,6 +14,9 @@
 
 namespace moe::tok {
 
+// The GPT-2 split regex that a ByteLevel pre-tokenizer with use_regex applies.
+const char* gpt2_split_regex();
+
 class Normalizer {
  public:
   // `j` is the "normalizer" value (null for none); `where` names the file for errors.

@@ -12,61 +12,14 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "tokenizer/bpe.h"
-#include "tokenizer/pipeline.h"
+#include "tokenizer/gguf_vocab.h"
+#include "tokenizer/tokenizer_impl.h"
 #include "util/error.h"
 
 namespace moe {
 namespace {
 
 using nlohmann::json;
-
-struct AddedToken {
-  std::string content;
-  int32_t id = -1;
-  bool special = false, lstrip = false, rstrip = false;
-};
-
-// Leftmost-longest matcher of the added tokens over raw bytes (a byte trie).
-class AddedMatcher {
- public:
-  void add(const std::string& s, int32_t index) {
-    int32_t node = 0;
-    for (unsigned char c : s) {
-      const uint64_t key = uint64_t(node) * 256 + c;
-      auto it = children_.find(key);
-      if (it == children_.end()) {
-        it = children_.emplace(key, int32_t(terminal_.size())).first;
-        terminal_.push_back(-1);
-      }
-      node = it->second;
-    }
-    terminal_[size_t(node)] = index;
-    first_[static_cast<unsigned char>(s[0])] = true;
-  }
-  // Longest token starting at text[i]: its index and length, or -1.
-  int32_t match(std::string_view text, size_t i, size_t& len) const {
-    int32_t node = 0, best = -1;
-    if (!first_[static_cast<unsigned char>(text[i])]) return -1;
-    for (size_t j = i; j < text.size(); ++j) {
-      auto it = children_.find(uint64_t(node) * 256 + static_cast<unsigned char>(text[j]));
-      if (it == children_.end()) break;
-      node = it->second;
-      if (terminal_[size_t(node)] >= 0) best = terminal_[size_t(node)], len = j + 1 - i;
-    }
-    return best;
-  }
-
- private:
-  std::unordered_map<uint64_t, int32_t> children_;
-  std::vector<int32_t> terminal_{-1};
-  bool first_[256] = {};
-};
-
-struct Section {
-  std::string_view text;
-  int32_t added = -1;  // index into added tokens, or -1 for ordinary text
-};
 
 bool is_space_at_end(std::string_view s, size_t& len) {
   static const char* const spaces[] = {" ", "\t", "\n", "\r", "\v", "\f", "\xC2\xA0", "\xE3\x80\x80", "\xE2\x80\xAF"};
@@ -102,24 +55,45 @@ std::optional<std::string> config_token(const json& config, const char* key) {
 
 }  // namespace
 
-struct Tokenizer::Impl {
-  std::string path;
-  std::unique_ptr<tok::BpeModel> model;
-  tok::Normalizer normalizer;
-  tok::PreTokenizer pre_tokenizer;
-  tok::PostProcessor post_processor;
-  tok::Decoder decoder;
-  std::vector<AddedToken> added;
-  std::unordered_map<int32_t, size_t> added_by_id;
-  std::unordered_map<std::string, int32_t> added_by_content;
-  std::unordered_set<std::string> added_set;
-  AddedMatcher matcher;
-  std::optional<int32_t> bos, eos;
+void AddedMatcher::add(const std::string& s, int32_t index) {
+  int32_t node = 0;
+  for (unsigned char c : s) {
+    const uint64_t key = uint64_t(node) * 256 + c;
+    auto it = children_.find(key);
+    if (it == children_.end()) {
+      it = children_.emplace(key, int32_t(terminal_.size())).first;
+      terminal_.push_back(-1);
+    }
+    node = it->second;
+  }
+  terminal_[size_t(node)] = index;
+  first_[static_cast<unsigned char>(s[0])] = true;
+}
 
-  void load_added(const json& list);
-  void load_config(const std::filesystem::path& config_path);
-  std::vector<Section> split_added(std::string_view text) const;
-};
+int32_t AddedMatcher::match(std::string_view text, size_t i, size_t& len) const {
+  int32_t node = 0, best = -1;
+  if (!first_[static_cast<unsigned char>(text[i])]) return -1;
+  for (size_t j = i; j < text.size(); ++j) {
+    auto it = children_.find(uint64_t(node) * 256 + static_cast<unsigned char>(text[j]));
+    if (it == children_.end()) break;
+    node = it->second;
+    if (terminal_[size_t(node)] >= 0) best = terminal_[size_t(node)], len = j + 1 - i;
+  }
+  return best;
+}
+
+void Tokenizer::Impl::add_token(AddedToken t) {
+  matcher.add(t.content, int32_t(added.size()));
+  added_by_id[t.id] = added.size();
+  added_by_content[t.content] = t.id;
+  added_set.insert(t.content);
+  added.push_back(std::move(t));
+}
+
+const tok::BpeModel& Tokenizer::Impl::require_model() const {
+  if (!model) fail("tokenizer", "{}", no_model_reason);
+  return *model;
+}
 
 void Tokenizer::Impl::load_added(const json& list) {
   if (list.is_null()) return;
@@ -136,22 +110,18 @@ void Tokenizer::Impl::load_added(const json& list) {
                  a.value("lstrip", false), a.value("rstrip", false)};
     if (tok::find_invalid_utf8(t.content) != std::string_view::npos)
       fail("tokenizer", "{}: added_tokens[{}].content is not valid UTF-8", path, i);
-    matcher.add(t.content, int32_t(added.size()));
-    added_by_id[t.id] = added.size();
-    added_by_content[t.content] = t.id;
-    added_set.insert(t.content);
-    added.push_back(std::move(t));
+    add_token(std::move(t));
   }
 }
 
-void Tokenizer::Impl::load_config(const std::filesystem::path& config_path) {
+void Tokenizer::Impl::load_config(const std::string& config_path) {
   if (!post_processor.prefix.empty()) bos = post_processor.prefix.front();
   if (!std::filesystem::exists(config_path)) return;
   json config;
   try {
-    config = json::parse(read_text_file(config_path.string()));
+    config = json::parse(read_text_file(config_path));
   } catch (const json::exception& e) {
-    fail("tokenizer", "{}: malformed JSON: {}", config_path.string(), e.what());
+    fail("tokenizer", "{}: malformed JSON: {}", config_path, e.what());
   }
   auto lookup = [&](const char* key) -> std::optional<int32_t> {
     const auto name = config_token(config, key);
@@ -162,10 +132,17 @@ void Tokenizer::Impl::load_config(const std::filesystem::path& config_path) {
   };
   if (auto b = lookup("bos_token")) bos = b;
   if (auto e = lookup("eos_token")) eos = e;
+  if (auto u = lookup("unk_token")) unk = u;
+  if (auto p = lookup("pad_token")) pad = p;
+  const json& templ = config.value("chat_template", json());
+  if (templ.is_string()) chat_template = templ.get<std::string>();
+  for (const json& named : templ.is_array() ? templ : json::array())  // [{"name": ..., "template": ...}]
+    if (named.value("name", "") == "default" && named.contains("template") && named["template"].is_string())
+      chat_template = named["template"].get<std::string>();
 }
 
-std::vector<Section> Tokenizer::Impl::split_added(std::string_view text) const {
-  std::vector<Section> sections;
+std::vector<TokenizerSection> Tokenizer::Impl::split_added(std::string_view text) const {
+  std::vector<TokenizerSection> sections;
   size_t start = 0, i = 0;
   while (i < text.size()) {
     size_t len = 0;
@@ -222,8 +199,14 @@ Tokenizer::Tokenizer(const std::string& json_path) : impl_(std::make_unique<Impl
   } catch (const json::exception& e) {
     fail("tokenizer", "{}: unexpected JSON value: {}", json_path, e.what());
   }
-  m.load_config(std::filesystem::path(json_path).parent_path() / "tokenizer_config.json");
+  if (!model.value("unk_token", json()).is_null()) {
+    const int32_t unk = token_to_id(model["unk_token"].get<std::string>());
+    if (unk >= 0) m.unk = unk;
+  }
+  m.load_config((std::filesystem::path(json_path).parent_path() / "tokenizer_config.json").string());
 }
+
+Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Tokenizer::~Tokenizer() = default;
 
@@ -235,11 +218,12 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 8);
   if (add_special) ids = m.post_processor.prefix;
-  const std::vector<Section> sections = m.split_added(text);
+  const tok::BpeModel& model = m.require_model();
+  const std::vector<TokenizerSection> sections = m.split_added(text);
   std::string buffer;
   std::vector<tok::Span> words;
   for (size_t k = 0; k < sections.size(); ++k) {
-    const Section& s = sections[k];
+    const TokenizerSection& s = sections[k];
     if (s.added >= 0) {
       ids.push_back(m.added[size_t(s.added)].id);
       continue;
@@ -248,8 +232,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
     m.normalizer.apply(buffer);
     if (buffer.empty()) continue;
     m.pre_tokenizer.split(buffer, k == 0, words);
-    for (const tok::Span& w : words)
-      m.model->encode_word(std::string_view(buffer).substr(w.begin, w.end - w.begin), ids);
+    for (const tok::Span& w : words) model.encode_word(std::string_view(buffer).substr(w.begin, w.end - w.begin), ids);
   }
   if (add_special) ids.insert(ids.end(), m.post_processor.suffix.begin(), m.post_processor.suffix.end());
   return ids;
@@ -257,6 +240,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
   const Impl& m = *impl_;
+  const tok::BpeModel& model = m.require_model();
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (const int32_t id : ids) {
@@ -265,7 +249,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
       if (!(skip_special && t.special)) tokens.push_back(t.content);
       continue;
     }
-    const std::string* token = m.model->id_to_token(id);
+    const std::string* token = model.id_to_token(id);
     if (token == nullptr) fail("tokenizer", "{}: id {} is not in the vocabulary (size {})", m.path, id, vocab_size());
     tokens.push_back(*token);
   }
@@ -273,6 +257,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
 }
 
 size_t Tokenizer::vocab_size() const {
+  if (!impl_->model) return impl_->declared_vocab_size;
   int32_t max_id = impl_->model->max_id();
   for (const AddedToken& t : impl_->added) max_id = std::max(max_id, t.id);
   return size_t(max_id + 1);
@@ -281,24 +266,28 @@ size_t Tokenizer::vocab_size() const {
 int32_t Tokenizer::token_to_id(std::string_view token) const {
   if (auto it = impl_->added_by_content.find(std::string(token)); it != impl_->added_by_content.end())
     return it->second;
-  return impl_->model->token_to_id(token);
+  return impl_->model ? impl_->model->token_to_id(token) : -1;
 }
 
 std::string Tokenizer::id_to_token(int32_t id) const {
   if (auto it = impl_->added_by_id.find(id); it != impl_->added_by_id.end()) return impl_->added[it->second].content;
-  const std::string* token = impl_->model->id_to_token(id);
+  const std::string* token = impl_->model ? impl_->model->id_to_token(id) : nullptr;
   return token ? *token : std::string();
 }
 
 std::optional<int32_t> Tokenizer::bos_id() const { return impl_->bos; }
 std::optional<int32_t> Tokenizer::eos_id() const { return impl_->eos; }
+std::optional<int32_t> Tokenizer::unk_id() const { return impl_->unk; }
+std::optional<int32_t> Tokenizer::pad_id() const { return impl_->pad; }
+const std::string& Tokenizer::chat_template() const { return impl_->chat_template; }
 const std::string& Tokenizer::path() const { return impl_->path; }
 
 std::string Tokenizer::summary() const {
   const Impl& m = *impl_;
+  if (!m.model) return m.description;
   return fmt::format(
-      "BPE ({}), vocab {}, {} added tokens, normalizer {}, pre-tokenizer {}, post-processor {}, decoder {}",
-      m.model->byte_level() ? "byte-level" : "SentencePiece-style", vocab_size(), m.added.size(),
+      "{}BPE ({}), vocab {}, {} added tokens, normalizer {}, pre-tokenizer {}, post-processor {}, decoder {}",
+      m.description, m.model->byte_level() ? "byte-level" : "SentencePiece-style", vocab_size(), m.added.size(),
       m.normalizer.describe(), m.pre_tokenizer.describe(), m.post_processor.name, m.decoder.describe());
 }
 
@@ -314,7 +303,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& file_or_dir) {
            file_or_dir);
     fail("tokenizer", "no tokenizer.json in {}", file_or_dir);
   }
-  if (!fs::exists(p)) fail("tokenizer", "{} does not exist (expected a tokenizer.json or a model folder)", file_or_dir);
+  if (!fs::exists(p))
+    fail("tokenizer", "{} does not exist (expected a tokenizer.json, a .gguf file or a model folder)", file_or_dir);
+  if (is_gguf_file(p.string())) return load_gguf_tokenizer(p.string());
   if (p.extension() == ".model")
     fail("tokenizer", "{} is a SentencePiece model; only tokenizer.json is supported", file_or_dir);
   return std::make_unique<Tokenizer>(p.string());

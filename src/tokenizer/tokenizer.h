@@ -1,6 +1,7 @@
 // Tokenizers of real models from a Hugging Face tokenizer.json: byte-level BPE (Qwen3,
 // DeepSeek-V3, gpt-oss o200k, OLMoE, Llama 3) and SentencePiece-style BPE with byte fallback
 // (Llama 2, Mixtral). Ids match Hugging Face tokenizers / transformers.js on the test corpus.
+// The same class runs a GGUF file's tokenizer.ggml.* vocabulary (gguf_vocab.h), as llama.cpp does.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,8 @@ class Tokenizer {
  public:
   // Loads a tokenizer.json (and a tokenizer_config.json beside it, for bos/eos, when present).
   explicit Tokenizer(const std::string& json_path);
+  struct Impl;
+  explicit Tokenizer(std::unique_ptr<Impl> impl);  // for the loaders (gguf_vocab.h)
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
@@ -32,16 +35,20 @@ class Tokenizer {
   std::string id_to_token(int32_t id) const;          // "" if unknown
   std::optional<int32_t> bos_id() const;
   std::optional<int32_t> eos_id() const;
+  std::optional<int32_t> unk_id() const;
+  std::optional<int32_t> pad_id() const;
+  // The Jinja chat template (tokenizer_config.json "chat_template", GGUF tokenizer.chat_template);
+  // empty when the files have none.
+  const std::string& chat_template() const;
   const std::string& path() const;
   std::string summary() const;  // one line: model type, vocab size, normalizer, pre-tokenizer
-
-  struct Impl;
 
  private:
   std::unique_ptr<Impl> impl_;
 };
 
-// Accepts a tokenizer.json file or a model folder that contains one.
+// Accepts a tokenizer.json file, a .gguf file (its tokenizer.ggml.* metadata) or a model folder that
+// contains a tokenizer.json.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& file_or_dir);
 
 }  // namespace moe

@@ -5,6 +5,9 @@
 //   (--kv-f32 with any command: an f32 KV cache instead of llama.cpp's default f16)
 //   llamacpp_ref greedy GGUF --ids 1,2,3 -n N [--threads N]             greedy continuation (argmax)
 //   llamacpp_ref tokenize GGUF --text S [--no-special] [--no-bos]        ids of S with the file's tokenizer
+//   llamacpp_ref tokenize GGUF --texts-file F [--no-special] [--no-bos]  ids of many texts, one load: F holds
+//                                                                         records "<byte length>\n<bytes>";
+//                                                                         prints {"ids": [[...], ...]}
 //   llamacpp_ref bench GGUF --prompt P --decode D [--threads N] [--reps R] [--depth K]
 //                                                                         prefill and decode tokens/s
 // Output: one JSON object on stdout. Errors: a message on stderr and exit 1.
@@ -25,7 +28,7 @@
 namespace {
 
 struct Args {
-  std::string cmd, model, text, logits_out, ids_text;
+  std::string cmd, model, text, logits_out, ids_text, texts_file;
   std::vector<int32_t> ids;
   int threads = 2, n = 0, prompt = 512, decode = 64, reps = 3, depth = 0, ctx = 0;
   bool special = true, bos = true, kv_f32 = false;
@@ -64,6 +67,8 @@ Args parse(int argc, char** argv) {
       a.ids = parse_ids(next());
     else if (k == "--text")
       a.text = next();
+    else if (k == "--texts-file")
+      a.texts_file = next();
     else if (k == "--logits-out")
       a.logits_out = next();
     else if (k == "--threads")
@@ -184,20 +189,56 @@ int cmd_greedy(const Args& a) {
   return 0;
 }
 
-int cmd_tokenize(const Args& a) {
-  Model m;
-  open_model(m, a, true, 0);
-  std::vector<llama_token> ids(a.text.size() + 16);
-  int n = llama_tokenize(m.vocab, a.text.data(), static_cast<int32_t>(a.text.size()), ids.data(),
+std::vector<llama_token> tokenize(const Model& m, const std::string& text, const Args& a) {
+  std::vector<llama_token> ids(text.size() + 16);
+  int n = llama_tokenize(m.vocab, text.data(), static_cast<int32_t>(text.size()), ids.data(),
                          static_cast<int32_t>(ids.size()), a.bos, a.special);
   if (n < 0) {
     ids.resize(static_cast<size_t>(-n));
-    n = llama_tokenize(m.vocab, a.text.data(), static_cast<int32_t>(a.text.size()), ids.data(),
+    n = llama_tokenize(m.vocab, text.data(), static_cast<int32_t>(text.size()), ids.data(),
                        static_cast<int32_t>(ids.size()), a.bos, a.special);
   }
-  std::printf("{\"ids\": [");
-  for (int i = 0; i < n; ++i) std::printf("%s%d", i ? ", " : "", ids[size_t(i)]);
-  std::printf("]}\n");
+  ids.resize(static_cast<size_t>(std::max(n, 0)));
+  return ids;
+}
+
+// Records "<byte length>\n<bytes>", one per text.
+std::vector<std::string> read_texts(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) die("cannot open " + path);
+  std::vector<std::string> texts;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    std::string text(static_cast<size_t>(std::stoull(line)), '\0');
+    if (!in.read(text.data(), static_cast<std::streamsize>(text.size()))) die("truncated record in " + path);
+    texts.push_back(std::move(text));
+  }
+  return texts;
+}
+
+void print_ids(const std::vector<llama_token>& ids) {
+  std::printf("[");
+  for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? ", " : "", ids[i]);
+  std::printf("]");
+}
+
+int cmd_tokenize(const Args& a) {
+  Model m;
+  open_model(m, a, true, 0);
+  std::printf("{\"ids\": ");
+  if (a.texts_file.empty()) {
+    print_ids(tokenize(m, a.text, a));
+  } else {
+    const std::vector<std::string> texts = read_texts(a.texts_file);
+    std::printf("[");
+    for (size_t i = 0; i < texts.size(); ++i) {
+      std::printf("%s", i ? ",\n" : "");
+      print_ids(tokenize(m, texts[i], a));
+    }
+    std::printf("]");
+  }
+  std::printf("}\n");
   return 0;
 }
 
