@@ -16,6 +16,7 @@
 #include "model/gguf_weights.h"
 #include "spec/model_spec.h"
 #include "spec/tensor_registry.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace moe::cli {
@@ -90,6 +91,11 @@ std::vector<int32_t> read_ids_file(const std::string& path) {
 }
 
 std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model_dir, const ModelSpec& spec) {
+  if (is_gguf_path(model_dir)) {  // the file's own tokenizer, unless it carries none ("none": ids only)
+    const auto model = GgufFile::open(model_dir).opt_str("tokenizer.ggml.model");
+    if (model && *model != "none") return load_tokenizer(model_dir);
+    return nullptr;
+  }
   if (fs::exists(fs::path(model_dir) / "tokenizer.json")) return load_tokenizer(model_dir);
   if (spec.vocab == 256) return nullptr;  // byte-level: id = byte
   return nullptr;

@@ -17,6 +17,7 @@
 #include "model/weights.h"
 #include "runtime/thread_pool.h"
 #include "spec/model_spec.h"
+#include "tokenizer/gguf_vocab.h"
 #include "util/error.h"
 
 namespace moe {
@@ -373,8 +374,16 @@ void write_metadata(GgufWriter& w, const ModelSpec& s, const std::string& arch, 
   if (s.family == Family::kQwen2Moe && s.n_ff_shared > 0)
     set_u32(w, a + "expert_shared_feed_forward_length", s.n_ff_shared);
   if (s.family == Family::kGptOss) set_u32(w, a + "attention.sliding_window", s.sliding_window);
-  // No tokenizer written here: a vocabulary of `vocab_size` ids (llama.cpp's "none" model) evaluates ids.
-  w.set("tokenizer.ggml.model", GgufValue::str("none"));
+}
+
+// The checkpoint's tokenizer (tokenizer.json and its configs) as llama.cpp's converter writes it; without
+// one, llama.cpp's "none" model: a vocabulary of vocab_size ids, enough to evaluate ids.
+void write_tokenizer(GgufWriter& w, const std::string& dir) {
+  if (!fs::exists(fs::path(dir) / "tokenizer.json")) {
+    w.set("tokenizer.ggml.model", GgufValue::str("none"));
+    return;
+  }
+  for (auto& [key, value] : gguf_tokenizer_metadata(dir)) w.set(key, std::move(value));
 }
 
 void check_supported(const ModelSpec& s) {
@@ -412,6 +421,7 @@ QuantizeSummary quantize_to_gguf(const std::string& in, const std::string& out, 
   std::vector<Planned> plan = Planner(spec, store, mx).plan();
   GgufWriter w;
   write_metadata(w, spec, gguf_names::gguf_architecture(spec), mx);
+  write_tokenizer(w, fs::is_directory(in) ? in : fs::path(in).parent_path().string());
   QuantizeSummary sum;
   for (const Planned& p : plan) {
     w.add_tensor(p.name, p.shape, p.dtype);
