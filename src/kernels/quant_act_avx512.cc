@@ -25,11 +25,11 @@ inline int32_t codes16(const float* x, __m512 scale, __m512i lo, int8_t* q) {
   return _mm512_reduce_add_epi32(v);
 }
 
-void row_q8_32(bool with_s, const float* x, int64_t k, uint8_t* o) {
+void row_q8_32(bool with_s, const float* x, int64_t k, int64_t b0, int64_t b1, uint8_t* o) {
   const Q8Row r = q8_row(o, k);
   auto* q = const_cast<int8_t*>(r.q);
   const __m512i lo = _mm512_set1_epi32(-128);
-  for (int64_t b = 0; b < k / 32; ++b) {
+  for (int64_t b = b0; b < b1; ++b) {
     const float amax = abs_max(x + 32 * b, 32);
     const float d = amax / 127.0f;
     const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
@@ -44,11 +44,11 @@ void row_q8_32(bool with_s, const float* x, int64_t k, uint8_t* o) {
   }
 }
 
-void row_q8_256(const float* x, int64_t k, uint8_t* o) {
+void row_q8_256(const float* x, int64_t k, int64_t b0, int64_t b1, uint8_t* o) {
   const Q8Row r = q8_row(o, k);
   auto* q = const_cast<int8_t*>(r.q);
   const __m512i lo = _mm512_set1_epi32(INT32_MIN);
-  for (int64_t b = 0; b < k / 256; ++b) {
+  for (int64_t b = b0; b < b1; ++b) {
     const float* xb = x + 256 * b;
     const float amax = abs_max(xb, 256);
     float max = 0.0f;  // the first element with that magnitude, signed
@@ -72,17 +72,9 @@ void row_q8_256(const float* x, int64_t k, uint8_t* o) {
 
 }  // namespace
 
-void quantize_rows_q8_avx512(ActFormat format, const float* x, int64_t ldx, const int32_t* idx, int64_t m, int64_t k,
-                             uint8_t* out) {
-  const int64_t rb = q8_row_bytes(k);
-  for (int64_t i = 0; i < m; ++i) {
-    const float* xr = x + (idx ? int64_t(idx[i]) : i) * ldx;
-    if (format == ActFormat::kQ8_K) {
-      row_q8_256(xr, k, out + i * rb);
-    } else {
-      row_q8_32(format == ActFormat::kQ8_1, xr, k, out + i * rb);
-    }
-  }
+void quantize_part_avx512(ActFormat format, const float* x, int64_t k, int64_t b0, int64_t b1, uint8_t* row) {
+  if (format == ActFormat::kQ8_K) return row_q8_256(x, k, b0, b1, row);
+  row_q8_32(format == ActFormat::kQ8_1, x, k, b0, b1, row);
 }
 
 }  // namespace moe::quant_detail

@@ -88,8 +88,8 @@ struct QuantArgs {
 };
 void quant_panels_avx512vnni(const QuantArgs& args);
 void quant_panels_avx2(const QuantArgs& args);
-void quantize_rows_q8_avx512(ActFormat format, const float* x, int64_t ldx, const int32_t* idx, int64_t m, int64_t k,
-                             uint8_t* out);
+// Blocks [b0, b1) of one row (x: the row's start) into row (the row's Q8 bytes, length k).
+void quantize_part_avx512(ActFormat format, const float* x, int64_t k, int64_t b0, int64_t b1, uint8_t* row);
 
 inline uint8_t kernel_code(DType t, uint8_t raw) {
   static constexpr int8_t kFp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};

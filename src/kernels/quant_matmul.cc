@@ -372,11 +372,11 @@ void check_quant_args(const Q8Rows& a, const WeightView& b, const float* c, int6
 
 bool has_vnni() { return active_isa() >= Isa::kAvx512 && cpu_features().avx512_vnni; }
 
-// ggml's CPU quantization of activations, element for element.
-void quantize_row_q8_32(bool with_s, const float* x, int64_t k, uint8_t* o) {
+// ggml's CPU quantization of activations, element for element, blocks [b0, b1) of a row.
+void quantize_row_q8_32(bool with_s, const float* x, int64_t k, int64_t b0, int64_t b1, uint8_t* o) {
   const Q8Row r = q8_row(o, k);
   auto* q = const_cast<int8_t*>(r.q);
-  for (int64_t b = 0; b < k / 32; ++b) {
+  for (int64_t b = b0; b < b1; ++b) {
     const float* xb = x + 32 * b;
     float amax = 0.0f;
     for (int e = 0; e < 32; ++e) amax = std::max(amax, std::fabs(xb[e]));
@@ -396,10 +396,10 @@ void quantize_row_q8_32(bool with_s, const float* x, int64_t k, uint8_t* o) {
   }
 }
 
-void quantize_row_q8_256(const float* x, int64_t k, uint8_t* o) {
+void quantize_row_q8_256(const float* x, int64_t k, int64_t b0, int64_t b1, uint8_t* o) {
   const Q8Row r = q8_row(o, k);
   auto* q = const_cast<int8_t*>(r.q);
-  for (int64_t b = 0; b < k / 256; ++b) {
+  for (int64_t b = b0; b < b1; ++b) {
     const float* xb = x + 256 * b;
     float max = 0.0f, amax = 0.0f;
     for (int e = 0; e < 256; ++e) {
@@ -446,19 +446,21 @@ int64_t q8_row_bytes(int64_t k) {
   return (raw + 63) / 64 * 64;
 }
 
+int64_t act_block(ActFormat format) { return format == ActFormat::kQ8_K ? 256 : 32; }
+
+void quantize_row_q8_part(ActFormat format, const float* x, int64_t k, int64_t c0, int64_t c1, uint8_t* row) {
+  const int64_t bs = act_block(format);
+  MOE_CHECK(k % bs == 0 && c0 % bs == 0 && c1 % bs == 0 && 0 <= c0 && c0 <= c1 && c1 <= k);
+  if (active_isa() >= Isa::kAvx512) return quantize_part_avx512(format, x, k, c0 / bs, c1 / bs, row);
+  if (format == ActFormat::kQ8_K) return quantize_row_q8_256(x, k, c0 / bs, c1 / bs, row);
+  quantize_row_q8_32(format == ActFormat::kQ8_1, x, k, c0 / bs, c1 / bs, row);
+}
+
 void quantize_rows_q8_gathered(ActFormat format, const float* x, int64_t ldx, const int32_t* idx, int64_t m, int64_t k,
                                uint8_t* out) {
-  MOE_CHECK(k % (format == ActFormat::kQ8_K ? 256 : 32) == 0);
-  if (active_isa() >= Isa::kAvx512) return quantize_rows_q8_avx512(format, x, ldx, idx, m, k, out);
   const int64_t rb = q8_row_bytes(k);
-  for (int64_t i = 0; i < m; ++i) {
-    const float* xr = x + (idx ? int64_t(idx[i]) : i) * ldx;
-    if (format == ActFormat::kQ8_K) {
-      quantize_row_q8_256(xr, k, out + i * rb);
-    } else {
-      quantize_row_q8_32(format == ActFormat::kQ8_1, xr, k, out + i * rb);
-    }
-  }
+  for (int64_t i = 0; i < m; ++i)
+    quantize_row_q8_part(format, x + (idx ? int64_t(idx[i]) : i) * ldx, k, 0, k, out + i * rb);
 }
 
 void quantize_rows_q8(ActFormat format, const float* x, int64_t ldx, int64_t m, int64_t k, uint8_t* out) {

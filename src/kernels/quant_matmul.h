@@ -44,6 +44,11 @@ struct Q8Rows {
 int64_t q8_row_bytes(int64_t k);
 // x [m, k] (row stride ldx) -> out [m, q8_row_bytes(k)] in the format (bit-identical to ggml's CPU backend).
 void quantize_rows_q8(ActFormat format, const float* x, int64_t ldx, int64_t m, int64_t k, uint8_t* out);
+// Elements [c0, c1) of one row of length k (c0 and c1 multiples of act_block(format)) into the matching part
+// of that row's Q8 layout (row: the whole row's q8_row_bytes(k) bytes): a producer that computes a row in
+// column blocks quantizes each block when it is done. Whole rows give quantize_rows_q8's bytes.
+void quantize_row_q8_part(ActFormat format, const float* x, int64_t k, int64_t c0, int64_t c1, uint8_t* row);
+int64_t act_block(ActFormat format);  // 32, or 256 for kQ8_K
 // The same for rows x[idx[i]] (the rows routed to one expert).
 void quantize_rows_q8_gathered(ActFormat format, const float* x, int64_t ldx, const int32_t* idx, int64_t m, int64_t k,
                                uint8_t* out);

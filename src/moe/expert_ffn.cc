@@ -7,6 +7,7 @@
 
 #include "kernels/activation.h"
 #include "kernels/packed_weights.h"
+#include "kernels/quant_matmul.h"
 #include "moe/combine.h"
 #include "runtime/thread_pool.h"
 #include "util/check.h"
@@ -26,9 +27,11 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Row blocks per task, then column blocks sized so that there are several items per thread.
 // n_cols(task) is F (phase 1) or D (phase 2).
+// Column blocks are multiples of 32 (packed weights are sliced at panel boundaries), or of the block of the
+// format h is quantized in when phase 1 quantizes it (align).
 template <typename NCols>
 std::vector<Item> make_items(const std::vector<ExpertTask>& tasks, NCols n_cols, const ExpertRunOptions& o, int threads,
-                             int64_t* max_row_block) {
+                             int64_t* max_row_block, int64_t align = 32) {
   struct RowBlock {
     int32_t task;
     int64_t r0, r1;
@@ -52,8 +55,8 @@ std::vector<Item> make_items(const std::vector<ExpertTask>& tasks, NCols n_cols,
     const int64_t cols = n_cols(tasks[rb.task]);
     // Enough column blocks for ~8 items per thread overall, and at most 512 columns per item.
     const int64_t want = std::max<int64_t>((8 * threads + n_rb - 1) / n_rb, (cols + 511) / 512);
-    // Multiples of 32 columns: packed weights are sliced at panel boundaries.
-    const int64_t cb = std::clamp<int64_t>(round_up((cols + want - 1) / want, 32), 32, std::max<int64_t>(32, cols));
+    const int64_t cb =
+        std::clamp<int64_t>(round_up((cols + want - 1) / want, align), align, std::max<int64_t>(align, cols));
     for (int64_t c0 = 0; c0 < cols; c0 += cb) items.push_back({rb.task, rb.r0, rb.r1, c0, std::min(cols, c0 + cb)});
   }
   return items;
@@ -204,8 +207,11 @@ void run_expert_up_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, 
   const int threads = pool.size();
   int64_t max_rb = 0, max_f = 0;
   for (const ExpertTask& task : tasks) max_f = std::max(max_f, task.d_ff);
+  int64_t align = 32;
+  for (const ExpertTask& task : tasks)
+    if (task.hq) align = std::max(align, act_block(act_format(task.w->down.dtype)));
   const std::vector<Item> items = make_items(
-      tasks, [](const ExpertTask& t) { return t.d_ff; }, o, threads, &max_rb);
+      tasks, [](const ExpertTask& t) { return t.d_ff; }, o, threads, &max_rb, align);
   if (items.empty()) return;
   // Per-thread scratch for the up projection, [max row block, max F] with the row stride of h.
   std::vector<std::vector<float>> up_scratch(threads);
@@ -233,6 +239,11 @@ void run_expert_up_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, 
         }
         matmul_nt_ref(x, ldx, gv, g, F, {rows, cols, D}, false);
         matmul_nt_ref(x, ldx, uv, u, F, {rows, cols, D}, false);
+      } else if (task.xq) {  // x quantized once by the caller
+        const Q8Rows a{task.xq + (task.x_rows ? 0 : it.r0 * task.xq_bytes), task.xq_bytes,
+                       task.x_rows ? task.x_rows + it.r0 : nullptr, gathered.scale, act_format(gv.dtype)};
+        matmul_q8(a, gv, g, F, {rows, cols, D}, false);
+        matmul_q8(a, uv, u, F, {rows, cols, D}, false);
       } else if (task.x_rows) {
         matmul_nt_dual_gathered(gathered, gv, uv, g, u, F, {rows, cols, D});
       } else {
@@ -246,6 +257,11 @@ void run_expert_up_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, 
         if (w.up_bias)
           for (int64_t c = 0; c < cols; ++c) ur[c] += w.up_bias[it.c0 + c];
         apply_glu(act, gr, ur, gr, cols);
+      }
+      if (task.hq) {
+        const ActFormat f = act_format(w.down.dtype);
+        for (int64_t r = 0; r < rows; ++r)
+          quantize_row_q8_part(f, g + r * F - it.c0, F, it.c0, it.c1, task.hq + (it.r0 + r) * task.hq_bytes);
       }
       if (task.hb && matmul_rounds_a_to_bf16(w.down)) {
         for (int64_t r = 0; r < rows; ++r) {
@@ -282,6 +298,9 @@ void run_expert_down_phase(const std::vector<ExpertTask>& tasks, int64_t d_model
       const WeightView dv = weight_rows(w.down, it.c0);
       if (o.reference_kernels) {
         matmul_nt_ref(h, F, dv, y, D, {rows, cols, F}, false);
+      } else if (task.hq) {
+        matmul_q8(Q8Rows{task.hq + it.r0 * task.hq_bytes, task.hq_bytes, nullptr, nullptr, act_format(dv.dtype)}, dv, y,
+                  D, {rows, cols, F}, false);
       } else if (task.hb && matmul_rounds_a_to_bf16(dv)) {
         matmul_nt_bf16a(task.hb + it.r0 * task.ldhb, task.ldhb, dv, y, D, {rows, cols, F}, false);
       } else {
@@ -296,7 +315,8 @@ void run_expert_down_phase(const std::vector<ExpertTask>& tasks, int64_t d_model
   });
   if (!stats) return;
   for (const Item& it : items) {
-    stats->weight_bytes_streamed += (it.c1 - it.c0) * dtype_row_bytes(tasks[it.task].w->down.dtype, tasks[it.task].d_ff);
+    stats->weight_bytes_streamed +=
+        (it.c1 - it.c0) * dtype_row_bytes(tasks[it.task].w->down.dtype, tasks[it.task].d_ff);
   }
   for (const ExpertTask& task : tasks) stats->flops += 2 * task.rows * task.d_ff * D;
   stats->work_items += static_cast<int64_t>(items.size());
@@ -335,6 +355,9 @@ void run_expert_down_combine(const std::vector<ExpertTask>& tasks, int64_t d_mod
           const void* next = r0 + kRowChunk < task.rows ? nullptr : next_b;
           if (o.reference_kernels) {
             matmul_nt_ref(h, F, dv, y, cols, {rows, cols, F}, false);
+          } else if (task.hq) {
+            matmul_q8(Q8Rows{task.hq + r0 * task.hq_bytes, task.hq_bytes, nullptr, nullptr, act_format(dv.dtype)}, dv,
+                      y, cols, {rows, cols, F}, false);
           } else if (task.hb && matmul_rounds_a_to_bf16(dv)) {
             matmul_nt_bf16a(task.hb + r0 * task.ldhb, task.ldhb, dv, y, cols, {rows, cols, F}, false, next);
           } else {

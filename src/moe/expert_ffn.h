@@ -85,6 +85,14 @@ struct ExpertTask {
   // it and phase 2 reads it, instead of every down call rounding h again. The same bits either way.
   uint16_t* hb = nullptr;
   int64_t ldhb = 0;
+  // Block-quantized weights (kernels/quant_matmul.h): the caller quantizes x once for the gate/up weights'
+  // format: row r's codes are xq + x_rows[r] * xq_bytes (x_rows null: + r * xq_bytes), x_scale still scaling
+  // the results. hq (rows of hq_bytes) receives h quantized for the down weights' format by phase 1, which then
+  // splits F at that format's block boundaries; phase 2 reads it.
+  const uint8_t* xq = nullptr;
+  int64_t xq_bytes = 0;
+  uint8_t* hq = nullptr;
+  int64_t hq_bytes = 0;
   // run_expert_down_combine only (y unused): output row r adds out_scale[r] * y_r into out[out_rows[r]].
   const int32_t* out_rows = nullptr;  // [rows]
   const float* out_scale = nullptr;   // [rows] or null: 1

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/quant_matmul.h"
 #include "moe/combine.h"
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
@@ -138,6 +139,26 @@ void MoeLayer::run_experts(const float* x, int64_t T, float* out, const RunOptio
   const bool shared_b = S > 0 && matmul_rounds_a_to_bf16(weights_.shared.experts[0].down);
   hbs_.resize(routed_b ? static_cast<size_t>(n_rows * Fp) : 0);        // [n_rows, Fp]
   shared_hb_.resize(shared_b ? static_cast<size_t>(S * T * Fsp) : 0);  // [S, T, Fsp]
+  // Block-quantized experts: x quantized once for each format the gate/up weights need (in parallel over
+  // tokens), h's quantized rows for the down weights.
+  const auto quantized_x = [&](const WeightView& gate) -> const uint8_t* {
+    if (!dtype_is_block(gate.dtype)) return nullptr;
+    const ActFormat f = act_format(gate.dtype);
+    std::vector<uint8_t>& buf = xq_[static_cast<int>(f)];
+    const int64_t rb = q8_row_bytes(D);
+    if (static_cast<int64_t>(buf.size()) != T * rb) {
+      buf.resize(static_cast<size_t>(T * rb));
+      thread_pool().parallel_for(T, [&](int64_t r0, int64_t r1, int) {
+        quantize_rows_q8(f, x + r0 * D, D, r1 - r0, D, buf.data() + r0 * rb);
+      });
+    }
+    return buf.data();
+  };
+  for (auto& b : xq_) b.clear();
+  const bool routed_q = weights_.experts.n_expert() > 0 && dtype_is_block(first_down(weights_.experts).dtype);
+  const bool shared_q = S > 0 && dtype_is_block(weights_.shared.experts[0].down.dtype);
+  hq_.resize(routed_q ? static_cast<size_t>(n_rows * q8_row_bytes(F)) : 0);         // [n_rows, rb(F)]
+  shared_hq_.resize(shared_q ? static_cast<size_t>(S * T * q8_row_bytes(Fs)) : 0);  // [S, T, rb(Fs)]
   std::vector<ExpertTask> tasks;
   for (int e = 0; e < plan_.n_expert; ++e) {
     const int64_t off = plan_.expert_offsets[e], rows = plan_.expert_counts[e];
@@ -155,6 +176,11 @@ void MoeLayer::run_experts(const float* x, int64_t T, float* out, const RunOptio
       task.hb = hbs_.data() + off * Fp;
       task.ldhb = Fp;
     }
+    if ((task.xq = quantized_x(task.w->gate))) task.xq_bytes = q8_row_bytes(D);
+    if (routed_q) {
+      task.hq = hq_.data() + off * q8_row_bytes(F);
+      task.hq_bytes = q8_row_bytes(F);
+    }
     task.out_rows = x_rows_.data() + off;
     task.out_scale = y_scale_.empty() ? nullptr : y_scale_.data() + off;
     tasks.push_back(task);
@@ -164,6 +190,11 @@ void MoeLayer::run_experts(const float* x, int64_t T, float* out, const RunOptio
     if (shared_b) {
       task.hb = shared_hb_.data() + s * T * Fsp;
       task.ldhb = Fsp;
+    }
+    if ((task.xq = quantized_x(task.w->gate))) task.xq_bytes = q8_row_bytes(D);
+    if (shared_q) {
+      task.hq = shared_hq_.data() + s * T * q8_row_bytes(Fs);
+      task.hq_bytes = q8_row_bytes(Fs);
     }
     task.out_rows = token_rows_.data();
     task.out_scale = shared_g_.empty() ? nullptr : shared_g_.data();

@@ -80,6 +80,10 @@ class MoeLayer {
   std::vector<float> shared_h_;      // [S, T, Fs]
   std::vector<uint16_t> hbs_;        // [n_rows, F even] bf16 copy of hs_ (ExpertTask::hb), or empty
   std::vector<uint16_t> shared_hb_;  // [S, T, Fs even] the same for shared_h_
+  // Block-quantized experts: x quantized once per activation format the gate/up weights need, and h
+  // quantized by the up phase for the down weights (ExpertTask::xq / hq).
+  std::vector<uint8_t> xq_[3];           // [T, q8_row_bytes(D)] per ActFormat
+  std::vector<uint8_t> hq_, shared_hq_;  // [n_rows, q8_row_bytes(F)], [S, T, q8_row_bytes(Fs)]
 };
 
 }  // namespace moe

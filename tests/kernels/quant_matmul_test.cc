@@ -103,6 +103,25 @@ TEST(QuantActivations, SameBytesAtEveryIsa) {
   }
 }
 
+// A row quantized block range by block range (as a producer of h's column blocks does) has the bytes of
+// the row quantized at once.
+TEST(QuantActivations, PartsMakeTheWholeRow) {
+  std::mt19937 rng(6);
+  for (ActFormat f : {ActFormat::kQ8_0, ActFormat::kQ8_1, ActFormat::kQ8_K}) {
+    const int64_t k = 1536, bs = act_block(f);
+    const std::vector<float> x = make_acts(1, k, rng);
+    std::vector<uint8_t> whole(static_cast<size_t>(q8_row_bytes(k)), 0), parts(whole.size(), 0);
+    quantize_rows_q8(f, x.data(), k, 1, k, whole.data());
+    int64_t n = 1;
+    for (int64_t c0 = 0; c0 < k; n = n % 3 + 1) {  // uneven parts of 1, 2, 3 blocks
+      const int64_t c1 = std::min(k, c0 + n * bs);
+      quantize_row_q8_part(f, x.data(), k, c0, c1, parts.data());
+      c0 = c1;
+    }
+    EXPECT_EQ(whole, parts) << int(f);
+  }
+}
+
 // Our activation rows hold the same codes and scales as ggml's CPU quantize_row_q8_0 / q8_1 / q8_K (the
 // AVX2 build llama.cpp runs on such machines).
 TEST(QuantActivations, SameCodesAndScalesAsGgml) {
