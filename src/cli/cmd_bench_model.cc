@@ -4,12 +4,15 @@
 // the bandwidth floor and the prefill fraction of the FMA peak, both ceilings measured in the same run.
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "cli/command.h"
 #include "cli/run_common.h"
+#include "io/gguf_config.h"
 #include "io/safetensors.h"
 #include "kernels/ceilings.h"
 #include "runtime/timer.h"
@@ -30,7 +33,8 @@ struct BenchModelArgs {
   int64_t prompt = 512;
   int64_t decode = 16;
   int repetitions = 3;
-  std::string dir;  // where the checkpoint goes (default: a temporary folder, removed after)
+  std::string dir;      // where the checkpoint goes (default: a temporary folder, removed after)
+  std::string weights;  // an existing checkpoint folder or .gguf file to measure instead of a random one
 };
 
 // The catalog config with fewer layers, dense weights in `dtype`, no MTP and no quantization.
@@ -84,14 +88,24 @@ void write_random_checkpoint(const std::string& dir, const nlohmann::json& confi
 
 struct Measured {
   double prefill_tps = 0, decode_tps = 0;
+  double load_seconds = 0;  // Decoder construction: read, validate, pack
+  double peak_rss_gb = 0;   // the process's peak resident memory after loading and running
   RunReport report;
   // Read ceiling paired with each timed run (a ReadProbe pass before and after it, averaged), median,
   // and the median over runs of decode tokens/s / that run's bandwidth floor.
   double read_gbps_paired = 0, decode_floor_fraction = 0;
 };
 
+double peak_rss_gb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) * 1024.0 * 1e-9;  // ru_maxrss is in KiB on Linux
+}
+
 Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gbps) {
+  Timer load;
   Decoder dec(dir);
+  const double load_seconds = load.seconds();
   std::mt19937 rng(7);
   std::vector<int32_t> prompt(static_cast<size_t>(a.prompt));
   for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(dec.spec().vocab));
@@ -111,6 +125,8 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
     ceiling.push_back(0.5 * (before + after));
   }
   Measured m;
+  m.load_seconds = load_seconds;
+  m.peak_rss_gb = peak_rss_gb();
   m.prefill_tps = median(prefill);
   m.decode_tps = median(decode);
   m.report = report_of_generation(last, dec.spec(), dir, read_gbps);
@@ -123,7 +139,48 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   return m;
 }
 
+// An existing checkpoint or GGUF file: the same measurements on its weights.
+void run_bench_weights(const BenchModelArgs& a, const GlobalOptions& global) {
+  const ModelSpec spec = load_model_spec_any(a.weights);
+  RegistryOptions ro;
+  ro.include_mtp = false;
+  const TensorRegistry reg = build_registry(spec, ro);
+  const CeilingRow ceiling = measure_quick_ceilings(3);
+  const Measured m = measure(a.weights, a, ceiling.read_gbps);
+  Workload w;
+  w.prompt = w.context = a.prompt;
+  const Cost cost = compute_cost(spec, reg, w);
+  const double bytes = m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token;
+  nlohmann::ordered_json j{{"weights", a.weights},
+                           {"model_type", spec.model_type},
+                           {"layers", spec.n_layer},
+                           {"prompt_tokens", a.prompt},
+                           {"decode_tokens", a.decode},
+                           {"load_seconds", m.load_seconds},
+                           {"peak_rss_gb", m.peak_rss_gb},
+                           {"prefill_tokens_per_s", m.prefill_tps},
+                           {"prefill_gflops", cost.prefill_flops_per_token * m.prefill_tps * 1e-9},
+                           {"decode_tokens_per_s", m.decode_tps},
+                           {"bytes_per_decode_token", bytes},
+                           {"read_gbps_ceiling", m.read_gbps_paired},
+                           {"decode_floor_tokens_per_s", m.read_gbps_paired * 1e9 / bytes},
+                           {"decode_fraction_of_bandwidth_floor", m.decode_floor_fraction}};
+  if (global.json) {
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("bench model {} ({} layers): loaded in {:.2f} s, peak RSS {:.2f} GB\n", a.weights, spec.n_layer,
+             m.load_seconds, m.peak_rss_gb);
+  fmt::print("  prefill {:>5} tokens: {:>9.1f} tokens/s  {:>7.1f} GFLOP/s\n", a.prompt, m.prefill_tps,
+             cost.prefill_flops_per_token * m.prefill_tps * 1e-9);
+  fmt::print(
+      "  decode  {:>5} tokens: {:>9.1f} tokens/s  {} per token; floor {:.1f} tokens/s at {:.1f} GB/s = {:.1f}%\n",
+      a.decode, m.decode_tps, format_bytes(bytes), m.read_gbps_paired * 1e9 / bytes, m.read_gbps_paired,
+      100 * m.decode_floor_fraction);
+}
+
 void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
+  if (!a.weights.empty()) return run_bench_weights(a, global);
   const CatalogEntry* entry = find_catalog_entry(a.model);
   if (entry == nullptr) fail_usage("bench", "--model '{}' is not in the catalog (see `moe inspect --list`)", a.model);
   if (a.dtype != "bf16" && a.dtype != "f32") fail_usage("bench", "--dtype must be bf16 or f32, got '{}'", a.dtype);
@@ -207,6 +264,7 @@ void register_bench_model(CLI::App& bench, const GlobalOptions& global) {
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   cmd->add_option("--dir", a->dir, "Keep the random checkpoint in this folder");
+  cmd->add_option("--weights", a->weights, "Measure this checkpoint folder or .gguf file instead of random weights");
   cmd->callback([a, &global] { run_bench_model(*a, global); });
 }
 

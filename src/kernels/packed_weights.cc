@@ -96,7 +96,7 @@ float weight_element(const WeightView& b, int64_t j, int64_t p) {
 
 PackedWeights PackedWeights::pack(const WeightView& src, int64_t n, int64_t k) {
   PackedWeights w;
-  w.buf_ = AlignedBuffer<uint8_t>(panel_bytes(src.dtype, n, k));
+  w.buf_ = AlignedBuffer<uint8_t>(panel_bytes(src.dtype, n, k), kUninitialized);  // packing writes every byte
   w.view_ = pack_panels(src, n, k, w.buf_.data());
   w.n_ = n;
   w.k_ = k;

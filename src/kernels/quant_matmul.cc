@@ -10,6 +10,7 @@
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_internal.h"
 #include "runtime/cpu_features.h"
+#include "runtime/thread_pool.h"
 #include "util/check.h"
 
 namespace moe {
@@ -85,7 +86,9 @@ const QuantFormat& quant_format(DType t) {
 }
 
 void split_block(DType t, const uint8_t* b, uint8_t* head, uint8_t* codes) {
-  const QuantFormat& f = quant_format(t);
+  static thread_local const QuantFormat* cached = nullptr;
+  if (!cached || cached->dtype != t) cached = &quant_format(t);
+  const QuantFormat& f = *cached;
   switch (t) {
     case DType::kQ4_0:
     case DType::kQ4_1:
@@ -502,22 +505,79 @@ size_t quant_panel_bytes(DType dtype, int64_t n, int64_t k) {
   return static_cast<size_t>((n + 15) / 16 * 16 * dtype_row_bytes(dtype, k));
 }
 
+namespace {
+
+// One whole tile from the 16 rows' heads and raw codes (rows past n are zeros): the layout of tile_write,
+// built plane by plane with plain loops rather than element by element.
+void write_tile(const QuantFormat& f, int rows, const uint8_t (*head)[32], const uint8_t (*codes)[256], uint8_t* tile) {
+  int64_t plane = 0, off = 0;
+  for (int i = 0; i < f.n_fields; ++i) {
+    const int sz = f.field_bytes[i];
+    for (int r = 0; r < 16; ++r) {
+      if (r < rows) {
+        std::memcpy(tile + plane + r * sz, head[r] + off, size_t(sz));
+      } else {
+        std::memset(tile + plane + r * sz, 0, size_t(sz));
+      }
+    }
+    plane += 16 * sz;
+    off += sz;
+  }
+  uint8_t* bits = tile + f.tile_bits_offset();
+  uint8_t* lines = tile + f.tile_lines_offset();
+  const int n_kg = f.block / 4;
+  if (f.code_bits == 8) {  // line kg: each row's codes 4kg..4kg+3
+    for (int kg = 0; kg < n_kg; ++kg)
+      for (int r = 0; r < 16; ++r) std::memcpy(lines + kg * 64 + 4 * r, codes[r] + 4 * kg, 4);
+    return;
+  }
+  for (int L = 0; L < n_kg / 2; ++L)
+    for (int r = 0; r < 16; ++r) {
+      const uint8_t* c = codes[r] + 8 * L;
+      for (int j = 0; j < 4; ++j)
+        lines[L * 64 + 4 * r + j] = static_cast<uint8_t>((c[j] & 15) | ((c[4 + j] & 15) << 4));
+    }
+  if (f.code_bits == 5) {
+    for (int kg = 0; kg < n_kg; ++kg) {
+      uint64_t word = 0;
+      for (int r = 0; r < 16; ++r)
+        for (int j = 0; j < 4; ++j) word |= static_cast<uint64_t>((codes[r][4 * kg + j] >> 4) & 1) << (4 * r + j);
+      std::memcpy(bits + kg * 8, &word, 8);
+    }
+  } else if (f.code_bits == 6) {
+    for (int H = 0; H < n_kg / 4; ++H)
+      for (int r = 0; r < 16; ++r)
+        for (int j = 0; j < 4; ++j) {
+          const uint8_t* c = codes[r] + 16 * H + j;
+          bits[H * 64 + 4 * r + j] = static_cast<uint8_t>(((c[0] >> 4) & 3) | (((c[4] >> 4) & 3) << 2) |
+                                                          (((c[8] >> 4) & 3) << 4) | (((c[12] >> 4) & 3) << 6));
+        }
+  }
+}
+
+}  // namespace
+
 WeightView pack_quant_panels(const WeightView& src, int64_t n, int64_t k, void* dst) {
   MOE_CHECK(src.layout == WeightLayout::kRows && dtype_is_block(src.dtype) && src.ld >= k);
   MOE_CHECK(reinterpret_cast<uintptr_t>(dst) % 64 == 0);
   const QuantFormat& f = quant_format(src.dtype);
-  std::memset(dst, 0, quant_panel_bytes(src.dtype, n, k));
   const int64_t nb = k / f.block, src_row = dtype_row_bytes(src.dtype, src.ld),
-                group = 16 * dtype_row_bytes(src.dtype, k);
+                group = 16 * dtype_row_bytes(src.dtype, k), n_groups = (n + 15) / 16;
   const auto* s = static_cast<const uint8_t*>(src.data);
   auto* d = static_cast<uint8_t*>(dst);
-  uint8_t head[32], codes[256];
-  for (int64_t j = 0; j < n; ++j) {
-    for (int64_t b = 0; b < nb; ++b) {
-      split_block(src.dtype, s + j * src_row + b * f.block_bytes, head, codes);
-      tile_write(f, d + (j / 16) * group + b * f.tile_bytes(), int(j % 16), head, codes);
+  // Groups are independent: split them across the pool (a call from inside a pool task runs inline).
+  thread_pool().parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
+    uint8_t head[16][32], codes[16][256];
+    std::memset(codes, 0, sizeof(codes));  // rows past n stay zero codes (and zero scales)
+    for (int64_t g = g0; g < g1; ++g) {
+      const int rows = static_cast<int>(std::min<int64_t>(16, n - 16 * g));
+      for (int64_t b = 0; b < nb; ++b) {
+        for (int r = 0; r < rows; ++r)
+          split_block(src.dtype, s + (16 * g + r) * src_row + b * f.block_bytes, head[r], codes[r]);
+        write_tile(f, rows, head, codes, d + g * group + b * f.tile_bytes());
+      }
     }
-  }
+  });
   return {dst, src.dtype, k, WeightLayout::kPanels};
 }
 

@@ -148,12 +148,15 @@ PackedExpertWeights pack_expert_weights(const ExpertWeights& w) {
   const auto first = std::find_if(w.experts.begin(), w.experts.end(), present);
   if (first == w.experts.end()) return out;
   if (std::all_of(w.experts.begin(), w.experts.end(), present)) w.validate("pack");
-  const DType dt = first->gate.dtype;
-  if (!panel_layout_supported(dt)) return out;
+  // Each matrix kind (gate, up, down) one dtype across the experts, each with panel kernels (a quantization
+  // mixture may give down another type than gate and up).
   for (const ExpertMatrices& m : w.experts) {
     if (!present(m)) continue;
-    if (m.gate.dtype != dt || m.up.dtype != dt || m.down.dtype != dt) return out;  // mixed: leave as rows
+    if (m.gate.dtype != first->gate.dtype || m.up.dtype != first->up.dtype || m.down.dtype != first->down.dtype)
+      return out;  // mixed across experts: leave as rows
   }
+  for (DType dt : {first->gate.dtype, first->up.dtype, first->down.dtype})
+    if (!panel_layout_supported(dt)) return out;
   const int64_t D = w.d_model, F = w.d_ff;
   out.matrices.resize(3 * w.experts.size());
   thread_pool().parallel_for(w.n_expert(), [&](int64_t b, int64_t e, int) {

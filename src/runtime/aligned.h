@@ -1,4 +1,5 @@
-// 64-byte aligned buffers: AlignedBuffer<T> owns n elements, zero-initialized.
+// 64-byte aligned buffers: AlignedBuffer<T> owns n elements, zero-initialized unless the owner overwrites
+// every element anyway (kUninitialized: packed weights), which saves a pass over gigabytes at load.
 #pragma once
 
 #include <cstddef>
@@ -14,6 +15,9 @@ constexpr size_t kAlignment = 64;
 void* aligned_alloc_bytes(size_t bytes);  // throws std::bad_alloc; never returns null
 void aligned_free(void* p);
 
+struct Uninitialized {};
+inline constexpr Uninitialized kUninitialized{};
+
 template <typename T>
 class AlignedBuffer {
  public:
@@ -21,6 +25,7 @@ class AlignedBuffer {
   explicit AlignedBuffer(size_t n) : data_(static_cast<T*>(aligned_alloc_bytes(n * sizeof(T)))), size_(n) {
     std::memset(static_cast<void*>(data_), 0, n * sizeof(T));
   }
+  AlignedBuffer(size_t n, Uninitialized) : data_(static_cast<T*>(aligned_alloc_bytes(n * sizeof(T)))), size_(n) {}
   ~AlignedBuffer() { aligned_free(data_); }
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;

@@ -12,6 +12,7 @@
 //                                                                         prefill and decode tokens/s
 // Output: one JSON object on stdout. Errors: a message on stderr and exit 1.
 #include <llama.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -242,6 +243,12 @@ int cmd_tokenize(const Args& a) {
   return 0;
 }
 
+double peak_rss_gb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) * 1024.0 * 1e-9;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -278,9 +285,9 @@ int cmd_bench(const Args& a) {
     return v[v.size() / 2];
   };
   std::printf(
-      "{\"prefill_tokens_per_s\": %.3f, \"decode_tokens_per_s\": %.3f, \"load_s\": %.3f, \"prompt\": %d, "
-      "\"decode\": %d, \"depth\": %d, \"threads\": %d}\n",
-      median(pp), median(tg), m.load_s, a.prompt, a.decode, a.depth, a.threads);
+      "{\"prefill_tokens_per_s\": %.3f, \"decode_tokens_per_s\": %.3f, \"load_s\": %.3f, \"peak_rss_gb\": %.3f, "
+      "\"prompt\": %d, \"decode\": %d, \"depth\": %d, \"threads\": %d}\n",
+      median(pp), median(tg), m.load_s, peak_rss_gb(), a.prompt, a.decode, a.depth, a.threads);
   return 0;
 }
 
