@@ -63,9 +63,8 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
   if (spec_.family == Family::kDeepseekV4 || spec_.family == Family::kLlama4) {
     fail("model", "{}: model_type {} has no decoder yet", path, spec_.model_type);
   }
-  if (spec_.quant.method != QuantMethod::kNone && spec_.quant.method != QuantMethod::kFp8) {
-    fail("model", "{}: quantization {} is not supported by the decoder yet", path,
-         quant_method_name(spec_.quant.method));
+  if (spec_.quant.method == QuantMethod::kMxfp4 && spec_.family != Family::kGptOss) {
+    fail("model", "{}: MXFP4 checkpoints are read for gpt-oss only (its experts' *_blocks / *_scales)", path);
   }
   store_ = std::make_unique<WeightStore>(path, spec_);
   names_ = decoder_names(spec_);

@@ -109,6 +109,72 @@ ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, Weigh
   return w;
 }
 
+// Rows of gpt-oss's MXFP4 experts as GGUF MXFP4 blocks. The checkpoint's blocks [E, rows, cols/32, 16]
+// hold element 2i of a block in byte i's low nibble and 2i+1 in its high one, with one E8M0 scale per block
+// in scales [E, rows, cols/32]; a GGUF block is the scale, then element j in the low nibble of byte j and
+// j + 16 in the high one (the same FP4 codes, so no value changes).
+void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const std::vector<int64_t>& rows,
+                uint8_t* out) {
+  const int64_t nb = cols / 32;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* src = blocks + (rows[r] * nb + b) * 16;
+      uint8_t* dst = out + (static_cast<int64_t>(r) * nb + b) * 17;
+      dst[0] = scales[rows[r] * nb + b];
+      const auto nibble = [src](int i) { return (src[i / 2] >> (4 * (i & 1))) & 15; };
+      for (int j = 0; j < 16; ++j) dst[1 + j] = static_cast<uint8_t>(nibble(j) | (nibble(j + 16) << 4));
+    }
+  }
+}
+
+// gpt-oss's MXFP4 experts: each expert's gate (even rows of gate_up), up (odd rows) and down matrices
+// rebuilt as MXFP4 rows and packed into the kernels' panels at once (the rows are not kept), biases f32.
+ExpertWeights gpt_oss_mxfp4_experts(const ModelSpec& spec, const std::string& p, WeightStore& store,
+                                    const ExpertKeep& keep) {
+  const int64_t E = spec.n_expert, D = spec.d_model, F = spec.n_ff_expert;
+  const auto bytes = [&](const std::string& n) { return store.raw_bytes(p + n); };
+  const uint8_t *gu_b = bytes("experts.gate_up_proj_blocks"), *gu_s = bytes("experts.gate_up_proj_scales");
+  const uint8_t *dn_b = bytes("experts.down_proj_blocks"), *dn_s = bytes("experts.down_proj_scales");
+  const float* gu_bias = store.f32(p + "experts.gate_up_proj_bias");  // [E, 2F]
+  std::vector<float>& gate_b = store.own(E * F);                      // [E, F]
+  std::vector<float>& up_b = store.own(E * F);                        // [E, F]
+  std::vector<int64_t> even(static_cast<size_t>(F)), odd(static_cast<size_t>(F)), down_rows(static_cast<size_t>(D));
+  for (int64_t f = 0; f < F; ++f) even[size_t(f)] = 2 * f, odd[size_t(f)] = 2 * f + 1;
+  for (int64_t d = 0; d < D; ++d) down_rows[size_t(d)] = d;
+  ExpertWeights w;
+  w.d_model = D;
+  w.d_ff = F;
+  std::vector<uint8_t> tmp(static_cast<size_t>(std::max(F * (D / 32), D * (F / 32)) * 17));
+  const auto matrix = [&](const uint8_t* blocks, const uint8_t* scales, int64_t cols,
+                          const std::vector<int64_t>& rows) {
+    mxfp4_rows(blocks, scales, cols, rows, tmp.data());
+    const WeightView v{tmp.data(), DType::kMXFP4, cols};
+    const int64_t n = static_cast<int64_t>(rows.size());
+    if (panel_layout_supported(DType::kMXFP4)) return store.own_packed(PackedWeights::pack(v, n, cols));
+    std::vector<uint8_t>& keep_rows = store.own_bytes(static_cast<size_t>(n * dtype_row_bytes(DType::kMXFP4, cols)));
+    std::copy_n(tmp.data(), keep_rows.size(), keep_rows.data());
+    return WeightView{keep_rows.data(), DType::kMXFP4, cols};
+  };
+  for (int64_t e = 0; e < E; ++e) {
+    for (int64_t f = 0; f < F; ++f) {
+      gate_b[size_t(e * F + f)] = gu_bias[e * 2 * F + 2 * f];
+      up_b[size_t(e * F + f)] = gu_bias[e * 2 * F + 2 * f + 1];
+    }
+    ExpertMatrices m;
+    if (!keep || keep(e)) {
+      const int64_t gu_expert = 2 * F * (D / 32), dn_expert = D * (F / 32);  // blocks per expert
+      m.gate = matrix(gu_b + e * gu_expert * 16, gu_s + e * gu_expert, D, even);
+      m.up = matrix(gu_b + e * gu_expert * 16, gu_s + e * gu_expert, D, odd);
+      m.down = matrix(dn_b + e * dn_expert * 16, dn_s + e * dn_expert, F, down_rows);
+      m.gate_bias = gate_b.data() + e * F;
+      m.up_bias = up_b.data() + e * F;
+      m.down_bias = store.f32(p + "experts.down_proj_bias") + e * D;
+    }
+    w.experts.push_back(m);
+  }
+  return w;
+}
+
 // Experts stored one Linear matrix each, gate / up / down, with biases [E, F], [E, F], [E, D] (gpt-oss from
 // GGUF, where the converter has already split and transposed gate_up_proj).
 ExpertWeights unfused_experts(const ModelSpec& spec, const std::string& p, WeightStore& store, const ExpertKeep& keep) {
@@ -200,6 +266,8 @@ MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightSt
     w.router.bias = store.f32(p + "router.bias");
     if (store.has(p + "experts.0.gate_proj.weight")) {  // unfused experts in Linear layout (GGUF)
       w.experts = unfused_experts(spec, p, store, keep);
+    } else if (store.has(p + "experts.gate_up_proj_blocks")) {  // the released MXFP4 checkpoint
+      w.experts = gpt_oss_mxfp4_experts(spec, p, store, keep);
     } else {
       w.experts = gpt_oss_experts(spec, p, store, keep);
     }

@@ -42,6 +42,7 @@ void WeightStore::validate(const ModelSpec& spec) {
            dtype_name(e.dtype));
     }
     if (!e.scale_of.empty()) {
+      if (e.dtype == DType::kU8 && info.dtype == DType::kU8) continue;  // MXFP4 E8M0 scales (read with the blocks)
       if (info.dtype != DType::kF32 && info.dtype != DType::kBF16) {
         fail("weights", "{}: block scales {} stored as {}; only F32 / BF16 scales are supported", ck.path(), e.name,
              dtype_name(info.dtype));
@@ -154,6 +155,16 @@ std::vector<float> WeightStore::dequantize_fp8(const std::string& name) const {
     }
   }
   return w;
+}
+
+std::vector<uint8_t>& WeightStore::own_bytes(size_t n) {
+  owned_bytes_.emplace_back(n, uint8_t{0});
+  return owned_bytes_.back();
+}
+
+WeightView WeightStore::own_packed(PackedWeights&& w) {
+  owned_packed_.push_back(std::move(w));
+  return owned_packed_.back().view();
 }
 
 std::vector<float>& WeightStore::own(size_t n) {

@@ -15,6 +15,7 @@
 
 #include "io/safetensors.h"
 #include "kernels/matmul.h"
+#include "kernels/packed_weights.h"
 #include "model/gguf_weights.h"
 #include "spec/model_spec.h"
 #include "spec/tensor_registry.h"
@@ -38,12 +39,17 @@ class WeightStore {
   WeightView rows(const std::string& name, int64_t first_row, int64_t rows);
   // Any float tensor as f32 (converted once, owned by the store): norms, biases, sinks, fused experts.
   const float* f32(const std::string& name);
+  // A tensor's stored bytes (any dtype; for re-layouts such as MXFP4 blocks), valid as long as the store.
+  const uint8_t* raw_bytes(const std::string& name) const { return raw(name).data; }
   // A float tensor as a fresh f32 copy the store does not keep (a converter streaming tensors one by one).
   std::vector<float> read_f32(const std::string& name) const;
   // f32(name) when the tensor exists, else null.
   const float* f32_or_null(const std::string& name) { return has(name) ? f32(name) : nullptr; }
   // Buffers the caller fills once (re-laid-out experts); stable addresses.
   std::vector<float>& own(size_t n);
+  std::vector<uint8_t>& own_bytes(size_t n);
+  // A matrix the caller re-laid out into the kernels' panels (kept as long as the store).
+  WeightView own_packed(PackedWeights&& w);
   // After a caller has copied a view's bytes (packed them into panels): drops this process's pages of its
   // rows from the file mapping, so the weights are resident once. Views of memory the store does not map
   // are left alone. Returns the bytes released.
@@ -67,6 +73,8 @@ class WeightStore {
   std::unique_ptr<GgufTensorSource> gguf_;
   std::map<std::string, std::vector<float>> converted_;
   std::deque<std::vector<float>> owned_;
+  std::deque<std::vector<uint8_t>> owned_bytes_;
+  std::deque<PackedWeights> owned_packed_;
   std::map<std::string, std::string> scale_of_;  // FP8 weight -> its block-scale tensor
   int64_t block_rows_ = 128, block_cols_ = 128;
 };
