@@ -500,8 +500,32 @@ void parse_llama4_text(ConfigReader& r, ModelSpec& s) {
       s.layers[i].window = s.attention_chunk_size;
     }
   }
-  if (qk_norm) s.qk_norm = QkNorm::kL2;
-  r.acknowledge({"attn_temperature_tuning", "floor_scale", "attn_scale", "for_llm_compressor", "rope_type"});
+  // transformers 4.5x writes layer_types (chunked_attention on the RoPE layers): it decides the mask
+  const std::vector<std::string> types = r.str_list({"layer_types"});
+  if (!types.empty() && static_cast<int64_t>(types.size()) != s.n_layer)
+    r.fail_field("layer_types",
+                 fmt::format("has {} entries, expected num_hidden_layers = {}", types.size(), s.n_layer));
+  for (size_t i = 0; i < types.size(); ++i) {
+    LayerSpec& l = s.layers[i];
+    if (types[i] == "chunked_attention" && s.attention_chunk_size > 0) {
+      l.attention = AttentionKind::kChunked;
+      l.window = s.attention_chunk_size;
+    } else if (types[i] == "full_attention" || types[i] == "chunked_attention") {
+      l.attention = AttentionKind::kFull;
+      l.window = 0;
+    } else {
+      r.fail_field(fmt::format("layer_types[{}]", i),
+                   fmt::format("unsupported \"{}\" (expected chunked_attention or full_attention)", types[i]));
+    }
+  }
+  if (qk_norm) s.qk_norm = QkNorm::kL2;  // without weights, after RoPE, on the RoPE layers only
+  s.rope.interleaved = true;             // Llama 4 rotates (2i, 2i+1) pairs (complex multiplication)
+  if (r.bool_or({"attn_temperature_tuning"}, true)) {
+    s.attn_temperature_floor = r.num_or({"floor_scale"}, 8192);
+    s.attn_temperature_scale = r.num_or({"attn_scale"}, 0.1);
+    if (!(s.attn_temperature_floor > 0)) r.fail_field("floor_scale", "must be positive");
+  }
+  r.acknowledge({"floor_scale", "attn_scale", "for_llm_compressor", "rope_type"});
 }
 
 void parse_llama4(ConfigReader& r, ModelSpec& s) {

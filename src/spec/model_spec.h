@@ -164,6 +164,9 @@ struct ModelSpec {
   double clip_qkv = 0;
   int64_t sliding_window = 0;
   int64_t attention_chunk_size = 0;
+  // Llama 4 attention temperature tuning on its NoPE layers: q x (log(floor((pos + 1) / floor) + 1)
+  // x scale + 1), pos the absolute position; floor 0: off.
+  double attn_temperature_floor = 0, attn_temperature_scale = 0;
   bool is_mla = false;
   MlaSpec mla;
   RopeSpec rope;
