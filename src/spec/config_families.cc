@@ -51,11 +51,6 @@ void qwen_sliding(ConfigReader& r, ModelSpec& s) {
   }
 }
 
-void read_topk(ConfigReader& r, ModelSpec& s, std::initializer_list<std::string_view> expert_keys) {
-  s.n_expert = r.int_or(expert_keys, 0);
-  s.n_expert_used = r.int_or({"num_experts_per_tok", "experts_per_token", "moe_top_k"}, 0);
-}
-
 void parse_llama(ConfigReader& r, ModelSpec& s) {
   read_core_dims(r, s);
   read_common(r, s);
@@ -615,6 +610,11 @@ void parse_deepseek_v4(ConfigReader& r, ModelSpec& s) {
 
 }  // namespace
 
+void read_topk(ConfigReader& r, ModelSpec& s, std::initializer_list<std::string_view> expert_keys) {
+  s.n_expert = r.int_or(expert_keys, 0);
+  s.n_expert_used = r.int_or({"num_experts_per_tok", "experts_per_token", "moe_top_k"}, 0);
+}
+
 CommonDefaults common_defaults(Family f) {
   CommonDefaults d;
   switch (f) {
@@ -637,6 +637,18 @@ CommonDefaults common_defaults(Family f) {
       d.norm_eps = 1e-5;
       d.rope_theta = 500000;
       d.tie_word_embeddings = true;  // Ernie4_5_MoeConfig: save_pretrained leaves it out when true
+      break;
+    case Family::kGrok1:
+      d.norm_eps = 1e-5;
+      d.tie_word_embeddings = true;  // Grok1Config
+      break;
+    case Family::kQwen3Next:
+      d.head_dim = 256;
+      d.partial_rotary_factor = 0.25;
+      break;
+    case Family::kMiniMaxM2:
+      d.rope_theta = 5e6;
+      d.head_dim = 128;
       break;
     case Family::kGptOss:
       d.norm_eps = 1e-5;
@@ -675,6 +687,11 @@ const std::vector<FamilyEntry>& family_table() {
       {"ernie4_5_moe", Family::kErnie45Moe, parse_ernie45_moe},
       {"granitemoe", Family::kGraniteMoe, parse_granitemoe},
       {"granitemoeshared", Family::kGraniteMoe, parse_granitemoe},
+      {"grok-1", Family::kGrok1, parse_grok1},
+      {"minimax_m2", Family::kMiniMaxM2, parse_minimax_m2},
+      {"qwen3_next", Family::kQwen3Next, parse_qwen3_next},
+      {"hunyuan_v1_moe", Family::kHunyuanMoe, parse_hunyuan_moe},
+      {"bailing_moe", Family::kBailingMoe, parse_bailing_moe},
       {"gpt_oss", Family::kGptOss, parse_gpt_oss},
       {"dbrx", Family::kDbrx, parse_dbrx},
       {"llama4", Family::kLlama4, parse_llama4},
