@@ -470,6 +470,18 @@ def fam_llama4_text():
     return cfg, Family("llama4_text", gqa_attention, llama4_mlp), "llama4"
 
 
+def fam_deepseek_v2_hf():
+    """DeepseekV2Config(...).save_pretrained(): topk_method group_limited_greedy (a class key), no scoring_func,
+    q_lora_rank null (a plain q_proj), two shared experts, norm_topk_prob false so the weights are scaled."""
+    cfg = saved_config("deepseek_v2", "DeepseekV2ForCausalLM", vocab_size=128, hidden_size=32, num_hidden_layers=3,
+                       num_attention_heads=4, num_key_value_heads=4, intermediate_size=48, moe_intermediate_size=8,
+                       n_routed_experts=8, n_shared_experts=2, num_experts_per_tok=2, n_group=4, topk_group=2,
+                       topk_method="group_limited_greedy", routed_scaling_factor=2.0, first_k_dense_replace=1,
+                       q_lora_rank=None, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8,
+                       max_position_embeddings=4096, bos_token_id=1, eos_token_id=2)
+    return cfg, Family("deepseek_v2_hf", mla_attention, deepseek_mlp), "deepseek"
+
+
 def fam_gpt_oss():
     cfg = saved_config("gpt_oss", "GptOssForCausalLM", **tiny(
         head_dim=16, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2, rms_norm_eps=1e-5,
@@ -499,6 +511,7 @@ FAMILIES = {
     "phimoe": fam_phimoe,
     "dbrx": fam_dbrx,
     "llama4_text": fam_llama4_text,
+    "deepseek_v2_hf": fam_deepseek_v2_hf,
 }
 
 
