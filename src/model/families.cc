@@ -118,15 +118,21 @@ ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, Weigh
   return w;
 }
 
+// The frame of a layer whose experts are fused tensors: sizes and the router Linear `router`.
+MoeLayerWeights fused_frame(const ModelSpec& spec, WeightStore& store, const std::string& router) {
+  MoeLayerWeights w;
+  w.experts.d_model = w.shared.d_model = spec.d_model;
+  w.experts.d_ff = spec.n_ff_expert;
+  w.router.weight = store.matrix(router);
+  return w;
+}
+
 // Granite-MoE: input_linear [E, 2F, D] (gate rows, then up rows) and output_linear [E, D, F] are
 // already PyTorch Linear layouts per expert: zero-copy views. The shared MLP fuses gate and up alike.
 MoeLayerWeights granite_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
   const int64_t F = spec.n_ff_expert, D = spec.d_model;
   const std::string p = ffn_prefix(spec, layer);
-  MoeLayerWeights w;
-  w.experts.d_model = w.shared.d_model = D;
-  w.experts.d_ff = F;
-  w.router.weight = store.matrix(p + "router.layer.weight");
+  MoeLayerWeights w = fused_frame(spec, store, p + "router.layer.weight");
   for (int64_t e = 0; e < spec.n_expert; ++e) {
     ExpertMatrices m;  // another rank's expert stays empty (not read)
     if (!keep || keep(e)) {
@@ -152,10 +158,7 @@ MoeLayerWeights granite_weights(const ModelSpec& spec, int64_t layer, WeightStor
 MoeLayerWeights dbrx_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
   const int64_t F = spec.n_ff_expert, D = spec.d_model;
   const std::string p = ffn_prefix(spec, layer), x = p + "experts.mlp.";
-  MoeLayerWeights w;
-  w.experts.d_model = w.shared.d_model = D;
-  w.experts.d_ff = F;
-  w.router.weight = store.matrix(p + "router.layer.weight");
+  MoeLayerWeights w = fused_frame(spec, store, p + "router.layer.weight");
   const float* w2 = nullptr;
   for (int64_t e = 0; e < spec.n_expert; ++e) {
     ExpertMatrices m;  // another rank's expert stays empty (not read)
@@ -178,10 +181,7 @@ MoeLayerWeights dbrx_weights(const ModelSpec& spec, int64_t layer, WeightStore& 
 MoeLayerWeights llama4_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
   const int64_t F = spec.n_ff_expert, D = spec.d_model;
   const std::string p = ffn_prefix(spec, layer);
-  MoeLayerWeights w;
-  w.experts.d_model = w.shared.d_model = D;
-  w.experts.d_ff = F;
-  w.router.weight = store.matrix(p + "router.weight");
+  MoeLayerWeights w = fused_frame(spec, store, p + "router.weight");
   const float *gu = nullptr, *dn = nullptr;
   for (int64_t e = 0; e < spec.n_expert; ++e) {
     ExpertMatrices m;  // another rank's expert stays empty (not read)

@@ -32,6 +32,15 @@ void mistral_sliding(ConfigReader& r, ModelSpec& s) {
     for (auto& l : s.layers) l = LayerSpec{l.is_moe, AttentionKind::kSliding, s.sliding_window, 0, false, true};
 }
 
+// Layers first.. slide with `window` (the Qwen / dots1 max_window_layers rule).
+void slide_from(ModelSpec& s, int64_t first, int64_t window) {
+  s.sliding_window = window;
+  for (int64_t i = first; i < s.n_layer; ++i) {
+    s.layers[i].attention = AttentionKind::kSliding;
+    s.layers[i].window = window;
+  }
+}
+
 // Qwen2/Qwen3 (dense and MoE): sliding only with use_sliding_window, for layers >= max_window_layers;
 // newer configs spell it with layer_types.
 void qwen_sliding(ConfigReader& r, ModelSpec& s) {
@@ -44,11 +53,7 @@ void qwen_sliding(ConfigReader& r, ModelSpec& s) {
     return;
   }
   if (!use || window == 0) return;
-  s.sliding_window = window;
-  for (int64_t i = max_window_layers; i < s.n_layer; ++i) {
-    s.layers[i].attention = AttentionKind::kSliding;
-    s.layers[i].window = window;
-  }
+  slide_from(s, max_window_layers, window);
 }
 
 void parse_llama(ConfigReader& r, ModelSpec& s) {
@@ -118,13 +123,7 @@ void parse_qwen_moe(ConfigReader& r, ModelSpec& s) {
     s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
     s.qk_norm = QkNorm::kPerHead;
   }
-  const int64_t step = r.int_or({"decoder_sparse_step"}, 1);
-  const std::vector<int64_t> mlp_only = r.int_list({"mlp_only_layers"});
-  set_layers_all(s, false);
-  for (int64_t i = 0; i < s.n_layer; ++i) {
-    const bool dense = std::find(mlp_only.begin(), mlp_only.end(), i) != mlp_only.end();
-    s.layers[i].is_moe = !dense && s.n_expert > 0 && step > 0 && (i + 1) % step == 0;
-  }
+  read_qwen_moe_layers(r, s);
   qwen_sliding(r, s);
 }
 
@@ -298,12 +297,7 @@ void parse_dots1(ConfigReader& r, ModelSpec& s) {
   }
   const int64_t window = r.is_null("sliding_window") ? 0 : r.int_or({"sliding_window"}, 4096);
   const int64_t first = r.int_or({"max_window_layers"}, 62);
-  if (window == 0) return;
-  s.sliding_window = window;
-  for (int64_t i = first; i < s.n_layer; ++i) {
-    s.layers[i].attention = AttentionKind::kSliding;
-    s.layers[i].window = window;
-  }
+  if (window > 0) slide_from(s, first, window);
 }
 
 // ERNIE-4.5-MoE: Llama attention with interleaved RoPE, use_bias on every Linear (and the head),
@@ -609,6 +603,16 @@ void parse_deepseek_v4(ConfigReader& r, ModelSpec& s) {
 }
 
 }  // namespace
+
+void read_qwen_moe_layers(ConfigReader& r, ModelSpec& s) {
+  const int64_t step = r.int_or({"decoder_sparse_step"}, 1);
+  const std::vector<int64_t> mlp_only = r.int_list({"mlp_only_layers"});
+  set_layers_all(s, false);
+  for (int64_t i = 0; i < s.n_layer; ++i) {
+    const bool dense = std::find(mlp_only.begin(), mlp_only.end(), i) != mlp_only.end();
+    s.layers[i].is_moe = !dense && s.n_expert > 0 && step > 0 && (i + 1) % step == 0;
+  }
+}
 
 void read_topk(ConfigReader& r, ModelSpec& s, std::initializer_list<std::string_view> expert_keys) {
   s.n_expert = r.int_or(expert_keys, 0);

@@ -40,6 +40,8 @@ void parse_hunyuan_moe(ConfigReader& r, ModelSpec& s);
 void parse_bailing_moe(ConfigReader& r, ModelSpec& s);
 // Shared by them: top-k from the usual aliases (num_experts_per_tok, experts_per_token, moe_top_k).
 void read_topk(ConfigReader& r, ModelSpec& s, std::initializer_list<std::string_view> expert_keys);
+// Qwen-style MoE placement (decoder_sparse_step, mlp_only_layers); sets s.layers.
+void read_qwen_moe_layers(ConfigReader& r, ModelSpec& s);
 
 // Shared pieces of the Llama-style dialect.
 void read_core_dims(ConfigReader& r, ModelSpec& s);  // layers, hidden, heads, kv heads, head_dim, vocab

@@ -107,13 +107,7 @@ void parse_qwen3_next(ConfigReader& r, ModelSpec& s) {
   if (a.n_key_heads == 0 || a.n_value_heads % a.n_key_heads != 0)
     r.fail_field("linear_num_value_heads",
                  fmt::format("{} is not a multiple of linear_num_key_heads {}", a.n_value_heads, a.n_key_heads));
-  const int64_t step = r.int_or({"decoder_sparse_step"}, 1);
-  const std::vector<int64_t> mlp_only = r.int_list({"mlp_only_layers"});
-  set_layers_all(s, false);
-  for (int64_t i = 0; i < s.n_layer; ++i) {
-    const bool dense = std::find(mlp_only.begin(), mlp_only.end(), i) != mlp_only.end();
-    s.layers[i].is_moe = !dense && s.n_expert > 0 && step > 0 && (i + 1) % step == 0;
-  }
+  read_qwen_moe_layers(r, s);
   const std::vector<std::string> types = r.str_list({"layer_types"});
   const int64_t interval = r.int_or({"full_attention_interval"}, 4);
   if (!types.empty() && static_cast<int64_t>(types.size()) != s.n_layer)
