@@ -27,6 +27,7 @@ void check_shapes(const AttentionTensors& t, const AttentionShape& s) {
 void key_range(int64_t qpos, const AttentionOptions& o, int64_t* first, int64_t* last) {
   *last = qpos;
   *first = o.sliding_window > 0 ? std::max<int64_t>(0, qpos - o.sliding_window + 1) : 0;
+  if (o.chunk > 0) *first = std::max(*first, qpos - qpos % o.chunk);  // the start of qpos's chunk
 }
 
 int64_t key_stride(const AttentionTensors& t, const AttentionShape& s) {

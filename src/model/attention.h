@@ -1,5 +1,5 @@
 // Scaled dot-product attention of one sequence's new tokens over its KV cache: GQA/MHA
-// (query head h reads kv head h / (H / Hkv)), causal, optional sliding window, optional
+// (query head h reads kv head h / (H / Hkv)), causal, optional sliding window or chunks, optional
 // attention sinks (gpt-oss), softmax in f32. QK-norm and RoPE are applied by the caller to q and
 // k before this call (norm.h, rope.h), as each family orders them differently.
 #pragma once
@@ -19,6 +19,7 @@ struct AttentionOptions {
   float scale = 0.0f;            // multiplies q.k (Dqk^-0.5, or MLA's YaRN-corrected scale)
   int64_t sliding_window = 0;    // 0: full causal; W: key k visible to query q iff 0 <= q - k < W
   const float* sinks = nullptr;  // [H]: an extra logit per head in the softmax denominator, or null
+  int64_t chunk = 0;             // Llama 4 chunked attention: a key is visible only within its query's chunk
 };
 
 // The T new tokens are the last T of the n_keys cached positions (query i sits at position

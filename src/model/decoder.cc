@@ -29,6 +29,8 @@ struct Decoder::Layer {
   const float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
   const float *q_norm = nullptr, *k_norm = nullptr, *sinks = nullptr;
   int64_t window = 0;
+  int64_t chunk = 0;     // Llama 4 chunked attention
+  bool use_rope = true;  // Llama 4 NoPE layers: false
   // MLA
   WeightView q_a, q_b, kv_a;
   const float *q_a_norm = nullptr, *kv_a_norm = nullptr;
@@ -60,7 +62,7 @@ void linear(const float* x, int64_t T, const WeightView& w, const float* bias, i
 
 Decoder::Decoder(const std::string& path, DecoderOptions options)
     : spec_(load_model_spec_any(path)), options_(std::move(options)) {
-  if (spec_.family == Family::kDeepseekV4 || spec_.family == Family::kLlama4) {
+  if (spec_.family == Family::kDeepseekV4) {
     fail("model", "{}: model_type {} has no decoder yet", path, spec_.model_type);
   }
   if (spec_.quant.method == QuantMethod::kMxfp4 && spec_.family != Family::kGptOss) {
@@ -140,6 +142,8 @@ void Decoder::load_layer(int64_t li) {
     L->k_norm = s.f32_or_null(a + "k_norm.weight");
     L->sinks = s.f32_or_null(a + "sinks");
     L->window = ls.attention == AttentionKind::kSliding ? ls.window : 0;
+    L->chunk = ls.attention == AttentionKind::kChunked ? ls.window : 0;
+    L->use_rope = ls.use_rope;
     L->rope = make_rope_table(rope_config_from_spec(spec_.rope, spec_.head_dim));
     if (spec_.rope.type == RopeType::kLongrope)
       L->rope_long = make_rope_table(rope_config_from_spec(spec_.rope, spec_.head_dim, true));
@@ -223,11 +227,25 @@ void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, int64_t T, KvC
   const int64_t past = cache.length();
   const RopeStyle style = rope_style_from_spec(spec_.rope);
   const RopeTable& rope = longrope_uses_long(spec_.rope, past + T) ? L.rope_long : L.rope;
-  apply_rope(q, T, past, RopeLayout{H, Dh, H * Dh, style}, rope);
-  apply_rope(k, T, past, RopeLayout{Hkv, Dh, Hkv * Dh, style}, rope);
+  if (L.use_rope) {
+    apply_rope(q, T, past, RopeLayout{H, Dh, H * Dh, style}, rope);
+    apply_rope(k, T, past, RopeLayout{Hkv, Dh, Hkv * Dh, style}, rope);
+    if (spec_.qk_norm == QkNorm::kL2) {  // Llama 4: weightless RMSNorm per head, after RoPE, RoPE layers only
+      rms_norm(q, nullptr, q, T * H, Dh, eps);
+      rms_norm(k, nullptr, k, T * Hkv, Dh, eps);
+    }
+  } else if (spec_.attn_temperature_floor > 0) {
+    // Llama 4 temperature tuning of the NoPE layers: q x (log(floor((pos + 1) / floor) + 1) x scale + 1)
+    for (int64_t t = 0; t < T; ++t) {
+      const double pos = static_cast<double>(past + t);
+      const float m = static_cast<float>(
+          std::log(std::floor((pos + 1.0) / spec_.attn_temperature_floor) + 1.0) * spec_.attn_temperature_scale + 1.0);
+      for (int64_t i = 0; i < H * Dh; ++i) q[t * H * Dh + i] *= m;
+    }
+  }
   cache.store(li, k, v, T);
   AttentionTensors at{q, cache.keys(li), cache.values(li), scratch_o_.data(), T, past + T};
-  attention_forward(at, AttentionShape{H, Hkv, Dh, Dh}, AttentionOptions{L.scale, L.window, L.sinks});
+  attention_forward(at, AttentionShape{H, Hkv, Dh, Dh}, AttentionOptions{L.scale, L.window, L.sinks, L.chunk});
   linear(scratch_o_.data(), T, L.o, L.o_bias, D, out);
 }
 

@@ -13,6 +13,13 @@ std::string DecoderNames::layer(int64_t i) const { return fmt::format("{}{}.", l
 
 DecoderNames decoder_names(const ModelSpec& spec) {
   DecoderNames n;
+  if (spec.family == Family::kLlama4) {  // text model, or the text half of the multimodal wrapper
+    n.embed = spec.tensor_prefix + "model.embed_tokens.weight";
+    n.final_norm = spec.tensor_prefix + "model.norm";
+    n.head = spec.tensor_prefix + "lm_head";
+    n.layers = spec.tensor_prefix + "model.layers.";
+    n.dense_ffn = "feed_forward.";
+  }
   if (spec.family == Family::kDbrx) {
     n.embed = "transformer.wte.weight";
     n.final_norm = "transformer.norm_f";
@@ -28,6 +35,7 @@ DecoderNames decoder_names(const ModelSpec& spec) {
 
 std::string ffn_prefix(const ModelSpec& spec, int64_t layer) {
   if (spec.family == Family::kDbrx) return decoder_names(spec).layer(layer) + "ffn.";
+  if (spec.family == Family::kLlama4) return decoder_names(spec).layer(layer) + "feed_forward.";
   const std::string p = fmt::format("model.layers.{}.", layer);
   const bool block_sparse =
       spec.family == Family::kMixtral || spec.family == Family::kPhiMoe || spec.family == Family::kGraniteMoe;
@@ -48,6 +56,7 @@ MoeLayerConfig decoder_moe_config(const ModelSpec& spec) {
     case Family::kGraniteMoe:
     case Family::kPhiMoe:
     case Family::kDbrx:
+    case Family::kLlama4:
     case Family::kGptOss:
       break;
     default:
@@ -198,15 +207,21 @@ ExpertWeights unfused_experts(const ModelSpec& spec, const std::string& p, Weigh
   return w;
 }
 
+// The frame of a layer whose experts are fused tensors: sizes and the router Linear `router`.
+MoeLayerWeights fused_frame(const ModelSpec& spec, WeightStore& store, const std::string& router) {
+  MoeLayerWeights w;
+  w.experts.d_model = w.shared.d_model = spec.d_model;
+  w.experts.d_ff = spec.n_ff_expert;
+  w.router.weight = store.matrix(router);
+  return w;
+}
+
 // Granite-MoE: input_linear [E, 2F, D] (gate rows, then up rows) and output_linear [E, D, F] are
 // already PyTorch Linear layouts per expert: zero-copy views. The shared MLP fuses gate and up alike.
 MoeLayerWeights granite_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
   const int64_t F = spec.n_ff_expert, D = spec.d_model;
   const std::string p = ffn_prefix(spec, layer);
-  MoeLayerWeights w;
-  w.experts.d_model = w.shared.d_model = D;
-  w.experts.d_ff = F;
-  w.router.weight = store.matrix(p + "router.layer.weight");
+  MoeLayerWeights w = fused_frame(spec, store, p + "router.layer.weight");
   for (int64_t e = 0; e < spec.n_expert; ++e) {
     ExpertMatrices m;  // another rank's expert stays empty (not read)
     if (!keep || keep(e)) {
@@ -232,10 +247,7 @@ MoeLayerWeights granite_weights(const ModelSpec& spec, int64_t layer, WeightStor
 MoeLayerWeights dbrx_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
   const int64_t F = spec.n_ff_expert, D = spec.d_model;
   const std::string p = ffn_prefix(spec, layer), x = p + "experts.mlp.";
-  MoeLayerWeights w;
-  w.experts.d_model = w.shared.d_model = D;
-  w.experts.d_ff = F;
-  w.router.weight = store.matrix(p + "router.layer.weight");
+  MoeLayerWeights w = fused_frame(spec, store, p + "router.layer.weight");
   const float* w2 = nullptr;
   for (int64_t e = 0; e < spec.n_expert; ++e) {
     ExpertMatrices m;  // another rank's expert stays empty (not read)
@@ -253,6 +265,38 @@ MoeLayerWeights dbrx_weights(const ModelSpec& spec, int64_t layer, WeightStore& 
   return w;
 }
 
+// Llama 4: gate_up_proj [E, D, 2F] (gate the first F columns, up the last F) and down_proj [E, F, D]
+// become gate, up [F, D] and down [D, F] per expert; the shared expert and the router are Linear.
+MoeLayerWeights llama4_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
+  const int64_t F = spec.n_ff_expert, D = spec.d_model;
+  const std::string p = ffn_prefix(spec, layer);
+  MoeLayerWeights w = fused_frame(spec, store, p + "router.weight");
+  const float *gu = nullptr, *dn = nullptr;
+  for (int64_t e = 0; e < spec.n_expert; ++e) {
+    ExpertMatrices m;  // another rank's expert stays empty (not read)
+    if (!keep || keep(e)) {
+      if (!gu) gu = store.f32(p + "experts.gate_up_proj");               // [E, D, 2F]
+      if (!dn) dn = store.f32(p + "experts.down_proj");                  // [E, F, D]
+      std::vector<float>& gate = store.own(static_cast<size_t>(F * D));  // [F, D]
+      std::vector<float>& up = store.own(static_cast<size_t>(F * D));    // [F, D]
+      std::vector<float>& down = store.own(static_cast<size_t>(D * F));  // [D, F]
+      for (int64_t d = 0; d < D; ++d)
+        for (int64_t f = 0; f < F; ++f) {
+          gate[f * D + d] = gu[(e * D + d) * 2 * F + f];
+          up[f * D + d] = gu[(e * D + d) * 2 * F + F + f];
+          down[d * F + f] = dn[(e * F + f) * D + d];
+        }
+      m.gate = WeightView{gate.data(), DType::kF32, D};
+      m.up = WeightView{up.data(), DType::kF32, D};
+      m.down = WeightView{down.data(), DType::kF32, F};
+    }
+    w.experts.experts.push_back(m);
+  }
+  w.shared.d_ff = spec.n_ff_shared;
+  w.shared.experts.push_back(swiglu_views(store, p + "shared_expert.", "gate_proj", "up_proj", "down_proj"));
+  return w;
+}
+
 }  // namespace
 
 MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
@@ -261,6 +305,7 @@ MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightSt
   w.experts.d_model = w.shared.d_model = spec.d_model;
   if (spec.family == Family::kGraniteMoe) return granite_weights(spec, layer, store, keep);
   if (spec.family == Family::kDbrx) return dbrx_weights(spec, layer, store, keep);
+  if (spec.family == Family::kLlama4) return llama4_weights(spec, layer, store, keep);
   if (spec.family == Family::kGptOss) {
     w.router.weight = store.matrix(p + "router.weight");
     w.router.bias = store.f32(p + "router.bias");

@@ -53,6 +53,8 @@ void WeightStore::validate(const ModelSpec& spec) {
   block_rows_ = spec.quant.block_rows;
   block_cols_ = spec.quant.block_cols;
   for (const std::string& name : ck.tensor_names()) {
+    // A multimodal wrapper (Llama 4) keeps its vision tower and projector beside the text model: not run.
+    if (spec.multimodal_wrapper && !name.starts_with(spec.tensor_prefix)) continue;
     if (!registry.find(name)) {
       fail("weights", "{}: unexpected tensor {} (not part of a {} model with this config)", ck.path(), name,
            spec.model_type);

@@ -80,7 +80,9 @@ const CatalogEntry* find_catalog_entry(const std::string& name) {
 PublishedNumber parse_published(const std::string& text) {
   if (text.empty()) fail("catalog", "empty published number");
   double unit = 1;
-  std::string digits = text;
+  const bool approximate = text[0] == '~';
+  std::string digits = approximate ? text.substr(1) : text;
+  if (digits.empty()) fail("catalog", "malformed published number \"{}\"", text);
   const char suffix = digits.back();
   if (suffix == 'T') unit = 1e12;
   if (suffix == 'B') unit = 1e9;
@@ -96,7 +98,7 @@ PublishedNumber parse_published(const std::string& text) {
   if (used != digits.size() || used == 0) fail("catalog", "malformed published number \"{}\"", text);
   const size_t dot = digits.find('.');
   const int decimals = dot == std::string::npos ? 0 : static_cast<int>(digits.size() - dot - 1);
-  return {v * unit, unit * std::pow(10.0, -decimals)};
+  return {v * unit, unit * std::pow(10.0, -decimals), approximate};
 }
 
 bool CatalogEntry::matches(double computed, const std::string& published) const {
@@ -105,6 +107,7 @@ bool CatalogEntry::matches(double computed, const std::string& published) const 
 
 bool matches_published(double computed, const std::string& published, bool truncates, double rel_tolerance) {
   const PublishedNumber p = parse_published(published);
+  if (p.approximate && rel_tolerance == 0) rel_tolerance = 0.01;
   if (rel_tolerance > 0) return std::abs(computed - p.value) <= rel_tolerance * p.value;
   if (truncates) return computed >= p.value && computed < p.value + p.ulp;
   return std::abs(computed - p.value) <= 0.5 * p.ulp;

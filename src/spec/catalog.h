@@ -39,10 +39,12 @@ const std::vector<CatalogEntry>& catalog();
 const CatalogEntry* find_catalog_entry(const std::string& name);
 
 // Parses a published figure ("46.7B", "1.026T", "685B") into its value and its last printed
-// digit (ulp). Throws on malformed text.
+// digit (ulp). A leading '~' ("~230B") marks a figure the card only approximates: it is checked to
+// within 1% instead of by its rounding. Throws on malformed text.
 struct PublishedNumber {
   double value = 0;
   double ulp = 0;
+  bool approximate = false;
 };
 PublishedNumber parse_published(const std::string& text);
 // Whether a computed count prints as the published figure: |x - v| <= ulp/2, or v <= x < v + ulp

@@ -32,6 +32,15 @@ void mistral_sliding(ConfigReader& r, ModelSpec& s) {
     for (auto& l : s.layers) l = LayerSpec{l.is_moe, AttentionKind::kSliding, s.sliding_window, 0, false, true};
 }
 
+// Layers first.. slide with `window` (the Qwen / dots1 max_window_layers rule).
+void slide_from(ModelSpec& s, int64_t first, int64_t window) {
+  s.sliding_window = window;
+  for (int64_t i = first; i < s.n_layer; ++i) {
+    s.layers[i].attention = AttentionKind::kSliding;
+    s.layers[i].window = window;
+  }
+}
+
 // Qwen2/Qwen3 (dense and MoE): sliding only with use_sliding_window, for layers >= max_window_layers;
 // newer configs spell it with layer_types.
 void qwen_sliding(ConfigReader& r, ModelSpec& s) {
@@ -44,16 +53,7 @@ void qwen_sliding(ConfigReader& r, ModelSpec& s) {
     return;
   }
   if (!use || window == 0) return;
-  s.sliding_window = window;
-  for (int64_t i = max_window_layers; i < s.n_layer; ++i) {
-    s.layers[i].attention = AttentionKind::kSliding;
-    s.layers[i].window = window;
-  }
-}
-
-void read_topk(ConfigReader& r, ModelSpec& s, std::initializer_list<std::string_view> expert_keys) {
-  s.n_expert = r.int_or(expert_keys, 0);
-  s.n_expert_used = r.int_or({"num_experts_per_tok", "experts_per_token", "moe_top_k"}, 0);
+  slide_from(s, max_window_layers, window);
 }
 
 void parse_llama(ConfigReader& r, ModelSpec& s) {
@@ -123,13 +123,7 @@ void parse_qwen_moe(ConfigReader& r, ModelSpec& s) {
     s.attention_bias = s.o_bias = r.bool_or({"attention_bias"}, false);
     s.qk_norm = QkNorm::kPerHead;
   }
-  const int64_t step = r.int_or({"decoder_sparse_step"}, 1);
-  const std::vector<int64_t> mlp_only = r.int_list({"mlp_only_layers"});
-  set_layers_all(s, false);
-  for (int64_t i = 0; i < s.n_layer; ++i) {
-    const bool dense = std::find(mlp_only.begin(), mlp_only.end(), i) != mlp_only.end();
-    s.layers[i].is_moe = !dense && s.n_expert > 0 && step > 0 && (i + 1) % step == 0;
-  }
+  read_qwen_moe_layers(r, s);
   qwen_sliding(r, s);
 }
 
@@ -303,12 +297,7 @@ void parse_dots1(ConfigReader& r, ModelSpec& s) {
   }
   const int64_t window = r.is_null("sliding_window") ? 0 : r.int_or({"sliding_window"}, 4096);
   const int64_t first = r.int_or({"max_window_layers"}, 62);
-  if (window == 0) return;
-  s.sliding_window = window;
-  for (int64_t i = first; i < s.n_layer; ++i) {
-    s.layers[i].attention = AttentionKind::kSliding;
-    s.layers[i].window = window;
-  }
+  if (window > 0) slide_from(s, first, window);
 }
 
 // ERNIE-4.5-MoE: Llama attention with interleaved RoPE, use_bias on every Linear (and the head),
@@ -500,8 +489,32 @@ void parse_llama4_text(ConfigReader& r, ModelSpec& s) {
       s.layers[i].window = s.attention_chunk_size;
     }
   }
-  if (qk_norm) s.qk_norm = QkNorm::kL2;
-  r.acknowledge({"attn_temperature_tuning", "floor_scale", "attn_scale", "for_llm_compressor", "rope_type"});
+  // transformers 4.5x writes layer_types (chunked_attention on the RoPE layers): it decides the mask
+  const std::vector<std::string> types = r.str_list({"layer_types"});
+  if (!types.empty() && static_cast<int64_t>(types.size()) != s.n_layer)
+    r.fail_field("layer_types",
+                 fmt::format("has {} entries, expected num_hidden_layers = {}", types.size(), s.n_layer));
+  for (size_t i = 0; i < types.size(); ++i) {
+    LayerSpec& l = s.layers[i];
+    if (types[i] == "chunked_attention" && s.attention_chunk_size > 0) {
+      l.attention = AttentionKind::kChunked;
+      l.window = s.attention_chunk_size;
+    } else if (types[i] == "full_attention" || types[i] == "chunked_attention") {
+      l.attention = AttentionKind::kFull;
+      l.window = 0;
+    } else {
+      r.fail_field(fmt::format("layer_types[{}]", i),
+                   fmt::format("unsupported \"{}\" (expected chunked_attention or full_attention)", types[i]));
+    }
+  }
+  if (qk_norm) s.qk_norm = QkNorm::kL2;  // without weights, after RoPE, on the RoPE layers only
+  s.rope.interleaved = true;             // Llama 4 rotates (2i, 2i+1) pairs (complex multiplication)
+  if (r.bool_or({"attn_temperature_tuning"}, true)) {
+    s.attn_temperature_floor = r.num_or({"floor_scale"}, 8192);
+    s.attn_temperature_scale = r.num_or({"attn_scale"}, 0.1);
+    if (!(s.attn_temperature_floor > 0)) r.fail_field("floor_scale", "must be positive");
+  }
+  r.acknowledge({"floor_scale", "attn_scale", "for_llm_compressor", "rope_type"});
 }
 
 void parse_llama4(ConfigReader& r, ModelSpec& s) {
@@ -591,6 +604,21 @@ void parse_deepseek_v4(ConfigReader& r, ModelSpec& s) {
 
 }  // namespace
 
+void read_qwen_moe_layers(ConfigReader& r, ModelSpec& s) {
+  const int64_t step = r.int_or({"decoder_sparse_step"}, 1);
+  const std::vector<int64_t> mlp_only = r.int_list({"mlp_only_layers"});
+  set_layers_all(s, false);
+  for (int64_t i = 0; i < s.n_layer; ++i) {
+    const bool dense = std::find(mlp_only.begin(), mlp_only.end(), i) != mlp_only.end();
+    s.layers[i].is_moe = !dense && s.n_expert > 0 && step > 0 && (i + 1) % step == 0;
+  }
+}
+
+void read_topk(ConfigReader& r, ModelSpec& s, std::initializer_list<std::string_view> expert_keys) {
+  s.n_expert = r.int_or(expert_keys, 0);
+  s.n_expert_used = r.int_or({"num_experts_per_tok", "experts_per_token", "moe_top_k"}, 0);
+}
+
 CommonDefaults common_defaults(Family f) {
   CommonDefaults d;
   switch (f) {
@@ -613,6 +641,18 @@ CommonDefaults common_defaults(Family f) {
       d.norm_eps = 1e-5;
       d.rope_theta = 500000;
       d.tie_word_embeddings = true;  // Ernie4_5_MoeConfig: save_pretrained leaves it out when true
+      break;
+    case Family::kGrok1:
+      d.norm_eps = 1e-5;
+      d.tie_word_embeddings = true;  // Grok1Config
+      break;
+    case Family::kQwen3Next:
+      d.head_dim = 256;
+      d.partial_rotary_factor = 0.25;
+      break;
+    case Family::kMiniMaxM2:
+      d.rope_theta = 5e6;
+      d.head_dim = 128;
       break;
     case Family::kGptOss:
       d.norm_eps = 1e-5;
@@ -651,6 +691,11 @@ const std::vector<FamilyEntry>& family_table() {
       {"ernie4_5_moe", Family::kErnie45Moe, parse_ernie45_moe},
       {"granitemoe", Family::kGraniteMoe, parse_granitemoe},
       {"granitemoeshared", Family::kGraniteMoe, parse_granitemoe},
+      {"grok-1", Family::kGrok1, parse_grok1},
+      {"minimax_m2", Family::kMiniMaxM2, parse_minimax_m2},
+      {"qwen3_next", Family::kQwen3Next, parse_qwen3_next},
+      {"hunyuan_v1_moe", Family::kHunyuanMoe, parse_hunyuan_moe},
+      {"bailing_moe", Family::kBailingMoe, parse_bailing_moe},
       {"gpt_oss", Family::kGptOss, parse_gpt_oss},
       {"dbrx", Family::kDbrx, parse_dbrx},
       {"llama4", Family::kLlama4, parse_llama4},

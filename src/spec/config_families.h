@@ -32,6 +32,17 @@ struct CommonDefaults {
 };
 CommonDefaults common_defaults(Family family);
 
+// Dialects counted by `moe inspect` only (config_families_inspect.cc).
+void parse_grok1(ConfigReader& r, ModelSpec& s);
+void parse_minimax_m2(ConfigReader& r, ModelSpec& s);
+void parse_qwen3_next(ConfigReader& r, ModelSpec& s);
+void parse_hunyuan_moe(ConfigReader& r, ModelSpec& s);
+void parse_bailing_moe(ConfigReader& r, ModelSpec& s);
+// Shared by them: top-k from the usual aliases (num_experts_per_tok, experts_per_token, moe_top_k).
+void read_topk(ConfigReader& r, ModelSpec& s, std::initializer_list<std::string_view> expert_keys);
+// Qwen-style MoE placement (decoder_sparse_step, mlp_only_layers); sets s.layers.
+void read_qwen_moe_layers(ConfigReader& r, ModelSpec& s);
+
 // Shared pieces of the Llama-style dialect.
 void read_core_dims(ConfigReader& r, ModelSpec& s);  // layers, hidden, heads, kv heads, head_dim, vocab
 void read_common(ConfigReader& r, ModelSpec& s);     // eps, tie, max pos, dtype, activation, rope, quantization

@@ -34,6 +34,11 @@ double layer_attention_flops(const ModelSpec& s, const LayerSpec& l, int64_t t, 
       if (decode) return 2.0 * H * (m.kv_lora_rank + m.qk_rope_head_dim) * t + 2.0 * H * m.kv_lora_rank * t;
       return 2.0 * H * (m.qk_nope_head_dim + m.qk_rope_head_dim) * t + 2.0 * H * m.v_head_dim * t;
     }
+    case AttentionKind::kLinear: {
+      // Gated DeltaNet: read and update a [dk, dv] state per value head, independent of t
+      const LinearAttnSpec& a = s.linear_attn;
+      return 6.0 * a.n_value_heads * a.key_head_dim * a.value_head_dim;
+    }
     case AttentionKind::kCompressed:
       break;
   }
@@ -76,6 +81,12 @@ double layer_kv_elems(const ModelSpec& s, const LayerSpec& l, int64_t L) {
       return gqa * std::min(L, l.window);
     case AttentionKind::kMla:
       return static_cast<double>(s.mla.kv_lora_rank + s.mla.qk_rope_head_dim) * L;
+    case AttentionKind::kLinear: {  // the recurrent state and the convolution's last kernel - 1 inputs
+      const LinearAttnSpec& a = s.linear_attn;
+      const double conv_dim = 2.0 * a.n_key_heads * a.key_head_dim + a.n_value_heads * a.value_head_dim;
+      return static_cast<double>(a.n_value_heads * a.key_head_dim * a.value_head_dim) +
+             conv_dim * static_cast<double>(a.conv_kernel - 1);
+    }
     case AttentionKind::kCompressed:
       break;
   }

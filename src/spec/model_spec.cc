@@ -95,6 +95,7 @@ void read_rope(ConfigReader& r, ModelSpec& s) {
   s.rope.truncate = q.bool_or({"truncate"}, true);
   if (q.has({"rope_theta"})) s.rope.theta = q.num_or({"rope_theta"}, s.rope.theta);
   s.rope.attention_factor = q.num_or({"attention_factor"}, 0.0);
+  q.acknowledge({"alpha"});  // Hunyuan's NTK-alpha for dynamic scaling (dynamic is not run by the decoder)
   if (s.rope.type == RopeType::kLongrope) {
     // transformers' longrope attention factor uses max_position_embeddings / original_max_position_embeddings
     if (s.max_position > 0 && s.rope.original_max_position > 0)
@@ -329,6 +330,8 @@ const char* attention_kind_name(AttentionKind k) {
       return "mla";
     case AttentionKind::kCompressed:
       return "compressed";
+    case AttentionKind::kLinear:
+      return "linear (gated deltanet)";
   }
   return "?";
 }

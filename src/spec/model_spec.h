@@ -31,6 +31,12 @@ enum class Family {
   kDots1,       // dots.llm1: Qwen3 attention + the DeepSeek-V3 MoE block
   kErnie45Moe,  // ERNIE-4.5-MoE: softmax router with a selection bias (moe_statics), interleaved RoPE
   kGraniteMoe,  // Granite-MoE (and granitemoeshared): multipliers, fused input_linear / output_linear experts
+  // Read by moe inspect only (counted, not run):
+  kGrok1,       // Grok-1: four norms per layer, attn / moe_block names
+  kMiniMaxM2,   // MiniMax-M2 / M2.5: full-width QK-norm, partial rotary, sigmoid router with bias
+  kQwen3Next,   // Qwen3-Next: Gated DeltaNet and gated attention layers, 512 experts + gated shared expert
+  kHunyuanMoe,  // Hunyuan-A13B (hunyuan_v1_moe): per-layer lists, QK-norm, shared MLP
+  kBailingMoe,  // Ling / Bailing-MoE: fused query_key_value, shared experts
   kGptOss,
   kDbrx,
   kLlama4,
@@ -42,6 +48,7 @@ enum class AttentionKind {
   kChunked,     // Llama 4: attention within chunks of attention_chunk_size tokens
   kMla,         // DeepSeek-V2/V3 multi-head latent attention (full context)
   kCompressed,  // DeepSeek-V4: sliding window + compressed KV (ratio 4 with indexer, or 128)
+  kLinear,      // Qwen3-Next Gated DeltaNet: a fixed-size recurrent state instead of a KV cache
 };
 
 enum class ScoringFunc { kSoftmax, kSigmoid, kSqrtSoftplus };
@@ -107,6 +114,13 @@ struct QuantSpec {
   std::vector<std::string> modules_to_not_convert;
 };
 
+// Qwen3-Next's Gated DeltaNet layers (AttentionKind::kLinear).
+struct LinearAttnSpec {
+  int64_t n_key_heads = 0, n_value_heads = 0;
+  int64_t key_head_dim = 0, value_head_dim = 0;
+  int64_t conv_kernel = 0;
+};
+
 // DeepSeek-V4 only.
 struct Dsv4Spec {
   int64_t hc_mult = 0;
@@ -164,6 +178,9 @@ struct ModelSpec {
   double clip_qkv = 0;
   int64_t sliding_window = 0;
   int64_t attention_chunk_size = 0;
+  // Llama 4 attention temperature tuning on its NoPE layers: q x (log(floor((pos + 1) / floor) + 1)
+  // x scale + 1), pos the absolute position; floor 0: off.
+  double attn_temperature_floor = 0, attn_temperature_scale = 0;
   bool is_mla = false;
   MlaSpec mla;
   RopeSpec rope;
@@ -177,6 +194,7 @@ struct ModelSpec {
   std::string torch_dtype = "bfloat16";
   QuantSpec quant;
   Dsv4Spec dsv4;
+  LinearAttnSpec linear_attn;
 
   // Llama 4 configs wrap the text model (text_config) and a vision tower we do not count.
   bool multimodal_wrapper = false;

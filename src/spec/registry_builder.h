@@ -57,5 +57,8 @@ class RegistryBuilder {
 void build_llama_style(RegistryBuilder& b);
 void build_dbrx(RegistryBuilder& b);
 void build_deepseek_v4(RegistryBuilder& b);
+void build_grok1(RegistryBuilder& b);       // registry_inspect.cc
+void build_bailing(RegistryBuilder& b);     // registry_inspect.cc
+void build_qwen3_next(RegistryBuilder& b);  // registry_inspect.cc
 
 }  // namespace moe::spec_detail

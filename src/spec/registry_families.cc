@@ -29,8 +29,9 @@ void attention_gqa(RegistryBuilder& b, const std::string& p) {
   b.linear(a + "o_proj", s.d_model, q, Role::kAttention);
   if (s.o_bias) b.add(a + "o_proj.bias", {s.d_model}, Role::kAttention);
   if (s.qk_norm == QkNorm::kPerHead) {
-    b.add(a + "q_norm.weight", {s.head_dim}, Role::kNorm);
-    b.add(a + "k_norm.weight", {s.head_dim}, Role::kNorm);
+    const bool hunyuan = s.family == Family::kHunyuanMoe;
+    b.add(a + (hunyuan ? "query_layernorm.weight" : "q_norm.weight"), {s.head_dim}, Role::kNorm);
+    b.add(a + (hunyuan ? "key_layernorm.weight" : "k_norm.weight"), {s.head_dim}, Role::kNorm);
   } else if (s.qk_norm == QkNorm::kFullWidth) {
     b.add(a + "q_norm.weight", {q}, Role::kNorm);
     b.add(a + "k_norm.weight", {kv}, Role::kNorm);
@@ -87,6 +88,8 @@ void swiglu(RegistryBuilder& b, const std::string& p, int64_t width, Role role) 
 void experts_mixtral(RegistryBuilder& b, const std::string& p) {
   const ModelSpec& s = b.spec();
   b.linear(p + "block_sparse_moe.gate", s.n_expert, s.d_model, Role::kRouter, false);
+  if (s.router.has_score_bias)  // MiniMax-M2
+    b.add(p + "block_sparse_moe.e_score_correction_bias", {s.n_expert}, Role::kRouter, DType::kF32);
   for (int64_t e = 0; e < s.n_expert; ++e) {
     b.expert(static_cast<int>(e));
     const std::string x = p + fmt::format("block_sparse_moe.experts.{}.", e);
@@ -153,7 +156,8 @@ void experts_mlp(RegistryBuilder& b, const std::string& p) {
     b.add(p + "mlp.gate.weight", {s.n_expert, s.d_model}, Role::kRouter, DType::kF32);
     b.add(p + "mlp.moe_statics.e_score_correction_bias", {1, s.n_expert}, Role::kRouter, DType::kF32);
   } else {
-    b.linear(p + "mlp.gate", s.n_expert, s.d_model, Role::kRouter, false);
+    const bool hunyuan = s.family == Family::kHunyuanMoe;  // its router Linear is mlp.gate.wg
+    b.linear(p + (hunyuan ? "mlp.gate.wg" : "mlp.gate"), s.n_expert, s.d_model, Role::kRouter, false);
     if (s.router.has_score_bias)
       b.add(p + "mlp.gate.e_score_correction_bias", {s.n_expert}, Role::kRouter, DType::kF32);
   }
@@ -166,6 +170,8 @@ void experts_mlp(RegistryBuilder& b, const std::string& p) {
     if (s.family == Family::kQwen2Moe) {
       swiglu(b, p + "mlp.shared_expert.", s.n_ff_shared, Role::kSharedExpert);
       b.linear(p + "mlp.shared_expert_gate", 1, s.d_model, Role::kSharedExpert, false);
+    } else if (s.family == Family::kHunyuanMoe) {
+      swiglu(b, p + "mlp.shared_mlp.", s.n_ff_shared, Role::kSharedExpert);
     } else {
       swiglu(b, p + "mlp.shared_experts.", s.n_ff_shared, Role::kSharedExpert);
     }
@@ -181,6 +187,7 @@ void ffn(RegistryBuilder& b, const std::string& p, bool is_moe) {
   switch (s.family) {
     case Family::kMixtral:
     case Family::kPhiMoe:
+    case Family::kMiniMaxM2:
       experts_mixtral(b, p);
       break;
     case Family::kGptOss:

@@ -76,7 +76,7 @@ std::string published_for(const ModelReport& r, const std::string& convention, c
   if (!r.entry || published.empty()) return "";
   const double computed = static_cast<double>(counts_field(r.counts, convention));
   const bool ok = r.entry->matches(computed, published);
-  if (r.entry->tolerance > 0) {
+  if (r.entry->tolerance > 0 || parse_published(published).approximate) {
     const double off = 100.0 * (computed / parse_published(published).value - 1.0);
     return fmt::format("{} ({} 1%: {:+.2f}%)", published, ok ? "within" : "outside", off);
   }

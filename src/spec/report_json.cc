@@ -141,7 +141,8 @@ nlohmann::ordered_json report_json(const ModelReport& r, bool explain) {
                               ? false
                               : e.matches(static_cast<double>(counts_field(c, e.total_convention)), e.published_total)},
         {"activated_matches",
-         e.matches(static_cast<double>(counts_field(c, e.activated_convention)), e.published_activated)},
+         !e.published_activated.empty() &&
+             e.matches(static_cast<double>(counts_field(c, e.activated_convention)), e.published_activated)},
         {"match_tolerance", e.tolerance},
         {"total_includes_vision", e.total_includes_vision},
         {"source", e.source},

@@ -158,6 +158,15 @@ TensorRegistry build_registry(const ModelSpec& spec, const RegistryOptions& opti
     case Family::kDeepseekV4:
       spec_detail::build_deepseek_v4(b);
       break;
+    case Family::kGrok1:
+      spec_detail::build_grok1(b);
+      break;
+    case Family::kBailingMoe:
+      spec_detail::build_bailing(b);
+      break;
+    case Family::kQwen3Next:
+      spec_detail::build_qwen3_next(b);
+      break;
     default:
       spec_detail::build_llama_style(b);
       break;

@@ -1,4 +1,4 @@
-// Attention (GQA, causal, sliding window, sinks) against a double-precision loop written from
+// Attention (GQA, causal, sliding window, chunks, sinks) against a double-precision loop written from
 // the definitions, and MLA naive vs weight-absorbed vs the same definitions.
 #include <cmath>
 #include <random>
@@ -31,7 +31,8 @@ std::vector<double> definition(const std::vector<float>& q, const std::vector<fl
       std::vector<double> w(S, 0.0);
       double denom = o.sinks ? std::exp(double(o.sinks[h])) : 0.0;
       for (int64_t j = 0; j < S; ++j) {
-        const bool visible = j <= qpos && (o.sliding_window == 0 || qpos - j < o.sliding_window);
+        const bool visible = j <= qpos && (o.sliding_window == 0 || qpos - j < o.sliding_window) &&
+                             (o.chunk == 0 || j / o.chunk == qpos / o.chunk);
         if (!visible) continue;
         double dot = 0;
         for (int64_t d = 0; d < s.qk_dim; ++d)
@@ -50,6 +51,7 @@ std::vector<double> definition(const std::vector<float>& q, const std::vector<fl
 struct Case {
   int64_t H, Hkv, Dqk, Dv, T, S, window;
   bool sinks;
+  int64_t chunk = 0;  // Llama 4 chunked attention
 };
 
 TEST(Attention, MatchesDefinition) {
@@ -63,13 +65,17 @@ TEST(Attention, MatchesDefinition) {
                         {8, 2, 16, 16, 40, 70, 0, false},
                         {8, 1, 12, 9, 33, 50, 20, true},
                         {16, 4, 8, 8, 1, 100, 0, false},
-                        {12, 12, 7, 5, 21, 29, 0, true}};
+                        {12, 12, 7, 5, 21, 29, 0, true},
+                        // chunks: queries in several chunks, a chunk boundary inside a query block
+                        {4, 2, 8, 8, 12, 12, 0, false, 5},
+                        {8, 2, 16, 16, 40, 70, 0, false, 16},
+                        {4, 1, 8, 8, 1, 23, 0, false, 8}};
   uint64_t seed = 10;
   for (const Case& c : cases) {
     AttentionShape s{c.H, c.Hkv, c.Dqk, c.Dv};
     auto q = randn(c.T * c.H * c.Dqk, seed++), k = randn(c.S * c.Hkv * c.Dqk, seed++),
          v = randn(c.S * c.Hkv * c.Dv, seed++), sinks = randn(c.H, seed++, 2.0f);
-    AttentionOptions o{1.0f / std::sqrt(float(c.Dqk)), c.window, c.sinks ? sinks.data() : nullptr};
+    AttentionOptions o{1.0f / std::sqrt(float(c.Dqk)), c.window, c.sinks ? sinks.data() : nullptr, c.chunk};
     std::vector<float> out(c.T * c.H * c.Dv), ref(out.size());
     attention_forward({q.data(), k.data(), v.data(), out.data(), c.T, c.S}, s, o);
     attention_forward_ref({q.data(), k.data(), v.data(), ref.data(), c.T, c.S}, s, o);

@@ -90,7 +90,8 @@ TEST_P(DecoderGolden, MatchesPyTorch) {
 INSTANTIATE_TEST_SUITE_P(Families, DecoderGolden,
                          ::testing::Values("llama", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe",
                                            "deepseek_v2_lite", "deepseek_v3", "deepseek_v3_hf", "gpt_oss", "glm4_moe",
-                                           "dots1", "ernie4_5_moe", "granitemoe", "granitemoeshared", "phimoe", "dbrx"),
+                                           "dots1", "ernie4_5_moe", "granitemoe", "granitemoeshared", "phimoe", "dbrx",
+                                           "llama4_text", "deepseek_v2_hf"),
                          [](const auto& info) { return std::string(info.param); });
 
 // LongRoPE (PhiMoE): a sequence no longer than original_max_position_embeddings (8 in the fixture) runs on
@@ -122,6 +123,42 @@ TEST(Decoder, LongRopeShortFactorsAndTheSwitch) {
   // The prompt's last logits (long factors) are the golden ones.
   const std::vector<float> want = expected.to_f32("logits");
   EXPECT_LT(max_abs_diff(step.data(), want.data() + 11 * V, V), 1e-4);
+}
+
+// The multimodal Llama 4 checkpoint (Llama4ForConditionalGeneration) keeps the text model under
+// "language_model." next to a vision tower: the same text weights in that layout give the same logits,
+// and the vision tensors are not read.
+TEST(Decoder, Llama4MultimodalWrapperRunsItsTextModel) {
+  namespace fs = std::filesystem;
+  const std::string src = fixture_dir("llama4_text");
+  const fs::path dst = fs::path(testing::TempDir()) / "llama4_wrapper";
+  fs::create_directories(dst);
+  const nlohmann::json text = nlohmann::json::parse(std::ifstream(src + "/config.json"));
+  const nlohmann::json wrapper = {
+      {"model_type", "llama4"},    {"architectures", {"Llama4ForConditionalGeneration"}},
+      {"text_config", text},       {"vision_config", {{"model_type", "llama4_vision_model"}, {"hidden_size", 8}}},
+      {"boi_token_index", 200080}, {"torch_dtype", "float32"}};
+  std::ofstream(dst / "config.json") << wrapper.dump(2);
+  const SafetensorsFile file = SafetensorsFile::open(src + "/model.safetensors");
+  std::vector<TensorToWrite> tensors;
+  std::vector<std::string> names;
+  names.reserve(file.tensors().size());
+  for (const TensorInfo& t : file.tensors()) names.push_back("language_model." + t.name);
+  size_t i = 0;
+  for (const TensorInfo& t : file.tensors()) tensors.push_back({names[i++], t.dtype, t.shape, file.bytes(t.name)});
+  const TensorInfo& any = file.tensors().front();
+  tensors.push_back({"vision_model.patch_embedding.weight", any.dtype, any.shape, file.bytes(any.name)});
+  write_safetensors((dst / "model.safetensors").string(), tensors);
+
+  Decoder plain(src), wrapped(dst.string());
+  EXPECT_TRUE(wrapped.spec().multimodal_wrapper);
+  const std::vector<int32_t> ids = {5, 17, 99, 3, 120, 42, 7};
+  const int64_t V = plain.spec().vocab, T = static_cast<int64_t>(ids.size());
+  std::vector<float> a(T * V), b(T * V);
+  KvCache ca = plain.make_cache(T), cb = wrapped.make_cache(T);
+  plain.forward(ids.data(), T, ca, a.data());
+  wrapped.forward(ids.data(), T, cb, b.data());
+  EXPECT_EQ(max_abs_diff(a.data(), b.data(), a.size()), 0.0);
 }
 
 TEST(Decoder, BadTokensAreErrors) {

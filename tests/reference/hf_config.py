@@ -127,6 +127,16 @@ CLASSES = {
     "dbrx": dict(d_model=2048, n_heads=16, n_layers=24, max_seq_len=2048, vocab_size=32000, resid_pdrop=0.0,
                  emb_pdrop=0.0, attn_config=None, ffn_config=None, use_cache=True, initializer_range=0.02,
                  output_router_logits=False, tie_word_embeddings=False),
+    "llama4_text": dict(vocab_size=202048, hidden_size=5120, intermediate_size=8192, intermediate_size_mlp=16384,
+                        num_hidden_layers=48, num_attention_heads=40, num_key_value_heads=8, head_dim=128,
+                        hidden_act="silu", max_position_embeddings=4096 * 32, initializer_range=0.02,
+                        rms_norm_eps=1e-5, use_cache=True, pad_token_id=None, bos_token_id=1, eos_token_id=2,
+                        tie_word_embeddings=False, rope_theta=500000.0, attention_dropout=0.0,
+                        num_experts_per_tok=1, num_local_experts=16, moe_layers=None, interleave_moe_layer_step=1,
+                        use_qk_norm=True, output_router_logits=False, router_aux_loss_coef=0.001,
+                        router_jitter_noise=0.0, rope_scaling=None, no_rope_layers=None, no_rope_layer_interval=4,
+                        attention_chunk_size=8192, layer_types=None, attn_temperature_tuning=True,
+                        floor_scale=8192, attn_scale=0.1, attention_bias=False),
     "gpt_oss": dict(num_hidden_layers=36, num_local_experts=128, vocab_size=201088, hidden_size=2880,
                     intermediate_size=2880, head_dim=64, num_attention_heads=64, num_key_value_heads=8,
                     sliding_window=128, rope_theta=150000.0, tie_word_embeddings=False, hidden_act="silu",
@@ -180,6 +190,15 @@ def _derive(mt, c):
     if mt == "dbrx":
         c["attn_config"] = _nested_diff(c["attn_config"], DBRX_ATTN)
         c["ffn_config"] = _nested_diff(c["ffn_config"], DBRX_FFN)
+    if mt == "llama4_text":
+        L = c["num_hidden_layers"]
+        if not c["no_rope_layers"]:
+            c["no_rope_layers"] = [int((i + 1) % c["no_rope_layer_interval"] != 0) for i in range(L)]
+        if c["moe_layers"] is None:
+            step = c["interleave_moe_layer_step"]
+            c["moe_layers"] = list(range(step - 1, L, step))
+        if c["layer_types"] is None:
+            c["layer_types"] = ["chunked_attention" if r else "full_attention" for r in c["no_rope_layers"]]
     if mt.startswith("granitemoe"):
         c["position_embedding_type"] = "rope"  # hard-coded by the class, written all the same
     if mt == "qwen3":

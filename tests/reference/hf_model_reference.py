@@ -166,8 +166,8 @@ def rope_deepseek(x, cos, sin):
     return x * cos + rotate_half(x) * sin
 
 
-def attend(q, k, v, q_pos, k_pos, scale, window=None, sinks=None):
-    """q [H, T, Dq], k [Hkv, S, Dq], v [Hkv, S, Dv] -> [T, H * Dv]."""
+def attend(q, k, v, q_pos, k_pos, scale, window=None, sinks=None, chunk=None):
+    """q [H, T, Dq], k [Hkv, S, Dq], v [Hkv, S, Dv] -> [T, H * Dv]. chunk: Llama 4's chunked mask."""
     rep = q.shape[0] // k.shape[0]
     k = k.repeat_interleave(rep, dim=0)
     v = v.repeat_interleave(rep, dim=0)
@@ -176,6 +176,8 @@ def attend(q, k, v, q_pos, k_pos, scale, window=None, sinks=None):
     allowed = rel >= 0
     if window is not None:
         allowed &= rel < window
+    if chunk is not None:
+        allowed &= (q_pos[:, None] // chunk) == (k_pos[None, :] // chunk)
     scores = scores.masked_fill(~allowed, float("-inf"))
     if sinks is not None:
         s = sinks.reshape(-1, 1, 1).expand(-1, scores.shape[1], 1)
@@ -222,19 +224,30 @@ def gqa_attention(cfg, W, p, x, pos, cache, li, fam):
     rot = int(Dh * (value(cfg, "partial_rotary_factor") or 1.0))  # GLM-4.5: the first half of each head
     inv_freq, att = rope_params(cfg, rot, int(pos[-1]) + 1)
     cos, sin = cos_sin(inv_freq, att, pos)
-    rope = rope_interleaved if cfg["model_type"] == "ernie4_5_moe" else rope_half
-    q = torch.cat([rope(q[..., :rot], cos, sin), q[..., rot:]], dim=-1)
-    k = torch.cat([rope(k[..., :rot], cos, sin), k[..., rot:]], dim=-1)
+    llama4 = cfg["model_type"] == "llama4_text"
+    rope = rope_interleaved if cfg["model_type"] in ("ernie4_5_moe", "llama4_text") else rope_half
+    use_rope = not llama4 or cfg["no_rope_layers"][li]  # Llama 4: 0 marks a NoPE layer
+    if use_rope:
+        q = torch.cat([rope(q[..., :rot], cos, sin), q[..., rot:]], dim=-1)
+        k = torch.cat([rope(k[..., :rot], cos, sin), k[..., rot:]], dim=-1)
+    if llama4 and use_rope and value(cfg, "use_qk_norm"):  # weightless L2 norm per head, after RoPE
+        q = q * torch.rsqrt(q.pow(2).mean(-1, keepdim=True) + eps)
+        k = k * torch.rsqrt(k.pow(2).mean(-1, keepdim=True) + eps)
+    if llama4 and not use_rope and value(cfg, "attn_temperature_tuning"):
+        scales = torch.log(torch.floor((pos.to(q.dtype) + 1.0) / value(cfg, "floor_scale")) + 1.0)
+        q = q * (scales * value(cfg, "attn_scale") + 1.0)[None, :, None]
     k, v = cache_append(cache, li, k, v)
     S = k.shape[1]
     k_pos = torch.arange(S)
-    window = None
+    window = chunk = None
     if cfg.get("layer_types") and cfg["layer_types"][li] == "sliding_attention":
         window = cfg["sliding_window"]
+    if cfg.get("layer_types") and cfg["layer_types"][li] == "chunked_attention":
+        chunk = cfg["attention_chunk_size"]
     sinks = W.get(p + "sinks")
     granite = cfg["model_type"].startswith("granitemoe")
     scale = value(cfg, "attention_multiplier") if granite else Dh ** -0.5  # Granite replaces Dh^-0.5
-    o = attend(q, k, v, pos, k_pos, scale, window, sinks)
+    o = attend(q, k, v, pos, k_pos, scale, window, sinks, chunk)
     return linear(o, W[p + "o_proj.weight"], W.get(p + "o_proj.bias"))
 
 
@@ -484,7 +497,28 @@ def moe_gpt_oss(cfg, W, p, x):
 
 
 def dense_mlp(cfg, W, p, x):
-    return swiglu_mlp(x, W, p + "mlp.")
+    return swiglu_mlp(x, W, p + ("feed_forward." if cfg["model_type"] == "llama4_text" else "mlp."))
+
+
+def moe_llama4(cfg, W, p, x):
+    """Llama 4 text MoE as fixed by transformers PR #40609: top-k of the router logits, each chosen
+    expert fed its token scaled by sigmoid(logit) (the score multiplies the expert's input, and for the
+    right (token, expert) pair), gate_up_proj [E, D, 2F] (gate the first F columns, up the last F),
+    down_proj [E, F, D], plus the shared expert on the unscaled token."""
+    p = p + "feed_forward."
+    k = cfg["num_experts_per_tok"]
+    logits = linear(x, W[p + "router.weight"])
+    MARGINS.topk(logits, k)
+    top, ids = torch.topk(logits, k, dim=-1)
+    scores = torch.sigmoid(top)
+    gu_w, dn_w = W[p + "experts.gate_up_proj"], W[p + "experts.down_proj"]
+    out = swiglu_mlp(x, W, p + "shared_expert.")
+    for t in range(x.shape[0]):
+        for j in range(k):
+            e = int(ids[t, j])
+            gate, up = ((x[t] * scores[t, j]) @ gu_w[e]).chunk(2, dim=-1)
+            out[t] = out[t] + (up * silu(gate)) @ dn_w[e]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

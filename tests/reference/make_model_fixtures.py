@@ -82,7 +82,7 @@ import torch
 from hf_config import dbrx_value, saved_config, value
 from hf_model_reference import (CLAMP_COUNT, DTYPE, MARGINS, Family, deepseek_router, dense_mlp, ernie_is_moe,
                                 forward, gqa_attention, mla_attention, moe_deepseek, moe_ernie, moe_gpt_oss,
-                                moe_granite, moe_mixtral, moe_phimoe, moe_qwen, rope_params)
+                                moe_granite, moe_llama4, moe_mixtral, moe_phimoe, moe_qwen, rope_params)
 from st_write import write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -193,6 +193,14 @@ def init_moe(cfg, ini, li):
             ini.mlp(p + "experts.%d." % e, D, F, bias=bias)
         if cfg["moe_num_shared_experts"]:
             ini.mlp(p + "shared_experts.", D, F * cfg["moe_num_shared_experts"], bias=bias)
+        return
+    if mt == "llama4_text":
+        E, F = cfg["num_local_experts"], cfg["intermediate_size"]
+        f = "model.layers.%d.feed_forward." % li
+        ini.lin(f + "router", E, D, gain=3.0)
+        ini.W[f + "experts.gate_up_proj"] = ini.randn(E, D, 2 * F) * (2.0 / math.sqrt(D))
+        ini.W[f + "experts.down_proj"] = ini.randn(E, F, D) * (1.0 / math.sqrt(F))
+        ini.mlp(f + "shared_expert.", D, F)
         return
     if mt.startswith("granitemoe"):
         E, F = cfg["num_local_experts"], cfg["intermediate_size"]
@@ -444,6 +452,36 @@ def fam_dbrx():
     return cfg, Family("dbrx", None, None), "dbrx"
 
 
+def llama4_mlp(c, W, p, x, li):
+    return moe_llama4(c, W, p, x) if li in c["moe_layers"] else dense_mlp(c, W, p, x)
+
+
+def fam_llama4_text():
+    """Llama4TextConfig(...).save_pretrained(): MoE every 2nd layer (dense layers use intermediate_size_mlp),
+    layer 3 NoPE (no_rope_layer_interval 4) with temperature tuning (floor_scale 4 so it fires within the
+    fixture's 32 positions), chunked attention of 5 tokens on the RoPE layers, interleaved llama3-scaled
+    RoPE, weightless QK L2-norm after RoPE, top-2 sigmoid routing applied to the expert input."""
+    cfg = saved_config("llama4_text", "Llama4ForCausalLM", **tiny(
+        vocab_size=128, hidden_size=32, num_hidden_layers=4, head_dim=8, intermediate_size=8,
+        intermediate_size_mlp=48, num_local_experts=8, num_experts_per_tok=2, interleave_moe_layer_step=2,
+        attention_chunk_size=5, floor_scale=4, attn_scale=0.5, max_position_embeddings=4096,
+        rope_scaling={"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                      "original_max_position_embeddings": 64, "rope_type": "llama3"}))
+    return cfg, Family("llama4_text", gqa_attention, llama4_mlp), "llama4"
+
+
+def fam_deepseek_v2_hf():
+    """DeepseekV2Config(...).save_pretrained(): topk_method group_limited_greedy (a class key), no scoring_func,
+    q_lora_rank null (a plain q_proj), two shared experts, norm_topk_prob false so the weights are scaled."""
+    cfg = saved_config("deepseek_v2", "DeepseekV2ForCausalLM", vocab_size=128, hidden_size=32, num_hidden_layers=3,
+                       num_attention_heads=4, num_key_value_heads=4, intermediate_size=48, moe_intermediate_size=8,
+                       n_routed_experts=8, n_shared_experts=2, num_experts_per_tok=2, n_group=4, topk_group=2,
+                       topk_method="group_limited_greedy", routed_scaling_factor=2.0, first_k_dense_replace=1,
+                       q_lora_rank=None, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8,
+                       max_position_embeddings=4096, bos_token_id=1, eos_token_id=2)
+    return cfg, Family("deepseek_v2_hf", mla_attention, deepseek_mlp), "deepseek"
+
+
 def fam_gpt_oss():
     cfg = saved_config("gpt_oss", "GptOssForCausalLM", **tiny(
         head_dim=16, intermediate_size=12, num_local_experts=8, num_experts_per_tok=2, rms_norm_eps=1e-5,
@@ -472,6 +510,8 @@ FAMILIES = {
     "granitemoeshared": fam_granitemoeshared,
     "phimoe": fam_phimoe,
     "dbrx": fam_dbrx,
+    "llama4_text": fam_llama4_text,
+    "deepseek_v2_hf": fam_deepseek_v2_hf,
 }
 
 
@@ -506,12 +546,14 @@ def build_weights(cfg, fam, moe_layers, seed):
         else:
             init_gqa(cfg, ini, li, fam)
         sparse = moe_layers == "all" or (moe_layers == "deepseek" and li >= value(cfg, "first_k_dense_replace")) \
-            or (moe_layers == "ernie" and ernie_is_moe(cfg, li))
+            or (moe_layers == "ernie" and ernie_is_moe(cfg, li)) or (moe_layers == "llama4" and li in cfg["moe_layers"])
         if sparse:
             init_moe(cfg, ini, li)
         else:
             # a strong token-wise MLP keeps greedy decoding of the dense models from locking on one token
-            ini.mlp("model.layers.%d.mlp." % li, cfg["hidden_size"], cfg["intermediate_size"], gain=3.0,
+            llama4 = cfg["model_type"] == "llama4_text"
+            ini.mlp("model.layers.%d.%s." % (li, "feed_forward" if llama4 else "mlp"), cfg["hidden_size"],
+                    cfg["intermediate_size_mlp" if llama4 else "intermediate_size"], gain=3.0,
                     bias=bool(value(cfg, "use_bias")))
     return ini.W
 

@@ -97,6 +97,17 @@ TEST(FamilyDefaults, Glm4MoeAndLlama4) {
   EXPECT_EQ(llama4.layers[0].attention, AttentionKind::kChunked);
   EXPECT_FALSE(llama4.layers[3].use_rope);
   EXPECT_DOUBLE_EQ(llama4.rope.theta, 500000);
+  EXPECT_TRUE(llama4.rope.interleaved);
+  EXPECT_DOUBLE_EQ(llama4.attn_temperature_floor, 8192);  // attn_temperature_tuning true, floor_scale 8192
+  EXPECT_DOUBLE_EQ(llama4.attn_temperature_scale, 0.1);
+  l["layer_types"] = {"chunked_attention", "full_attention", "chunked_attention", "chunked_attention"};
+  l["attn_temperature_tuning"] = false;
+  const ModelSpec t = parse_model_spec(l, "llama4_text");
+  EXPECT_EQ(t.layers[1].attention, AttentionKind::kFull);  // layer_types decides the mask
+  EXPECT_EQ(t.layers[3].attention, AttentionKind::kChunked);
+  EXPECT_DOUBLE_EQ(t.attn_temperature_floor, 0);
+  l["layer_types"][2] = "sliding_attention";
+  EXPECT_THROW(parse_model_spec(l, "llama4_text"), std::exception);
 }
 
 TEST(FamilyDefaults, Dots1) {
