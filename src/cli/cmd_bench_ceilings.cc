@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/flags.h"
 #include "kernels/ceilings.h"
 
 namespace moe::cli {
@@ -11,13 +12,10 @@ namespace moe::cli {
 void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global) {
   auto* cmd = bench.add_subcommand("ceilings", "Memory bandwidth, f32 FMA, bf16 dot and sgemm peaks");
   auto opts = std::make_shared<CeilingsOptions>();
-  cmd->add_option("--repetitions", opts->repetitions, "Timed repetitions per figure (median reported)")
-      ->check(CLI::Range(1, 100))
-      ->capture_default_str();
-  cmd->add_option("--stream-mib", opts->stream_mib, "Stream array size in MiB (far above the LLC)")
-      ->check(CLI::Range(8, 16384))
-      ->capture_default_str();
-  cmd->add_option("--sgemm-n", opts->sgemm_n, "Square sgemm size")->check(CLI::Range(64, 8192))->capture_default_str();
+  add_number(cmd, "--repetitions", opts->repetitions, "Timed repetitions per figure (median reported)", 1, 100);
+  add_number(cmd, "--stream-mib", opts->stream_mib, "Stream array size in MiB (far above the LLC)", size_t{8},
+             size_t{16384});
+  add_number(cmd, "--sgemm-n", opts->sgemm_n, "Square sgemm size", 64, 8192);
   cmd->callback([&global, opts] {
     const Ceilings c = measure_ceilings(*opts);
     if (global.json) {

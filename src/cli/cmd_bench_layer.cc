@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/flags.h"
 #include "dist/ep_layer_bench.h"
 #include "dist/ep_setup.h"
 #include "moe/layer_bench.h"
@@ -173,27 +174,23 @@ void register_bench_layer(CLI::App& bench, const GlobalOptions& global) {
   auto fl = std::make_shared<LayerFlags>();
   cmd->add_option("--model", fl->model, "Catalog model whose layer shape to use (see `moe inspect`)")
       ->capture_default_str();
-  cmd->add_option("--d", fl->d, "Override d_model");
-  cmd->add_option("--f", fl->f, "Override the expert hidden size");
-  cmd->add_option("--e", fl->e, "Override the number of routed experts");
-  cmd->add_option("--k", fl->k, "Override top-k");
-  cmd->add_option("--shared", fl->shared, "Override the shared experts (count of expert-width experts)");
-  cmd->add_option("--tokens", fl->tokens, "Token counts, comma-separated")->delimiter(',')->capture_default_str();
+  add_number(cmd, "--d", fl->d, "Override d_model", int64_t{0}, int64_t{1} << 20, "0 = the model's");
+  add_number(cmd, "--f", fl->f, "Override the expert hidden size", int64_t{0}, int64_t{1} << 20, "0 = the model's");
+  add_number(cmd, "--e", fl->e, "Override the number of routed experts", 0, 1 << 16, "0 = the model's");
+  add_number(cmd, "--k", fl->k, "Override top-k", 0, 1 << 16, "0 = the model's");
+  add_number(cmd, "--shared", fl->shared, "Override the shared experts (count of expert-width experts)", int64_t{-1},
+             int64_t{1024}, "-1 = the model's");
+  add_numbers(cmd, "--tokens", fl->tokens, "Token counts, comma-separated", int64_t{1}, int64_t{1} << 24);
   cmd->add_option("--dtype", fl->dtype, "Expert weight dtype: f32 or bf16")->capture_default_str();
   cmd->add_option("--routing", fl->routing, "uniform | balanced | zipf:S")->capture_default_str();
-  cmd->add_option("--capacity-factor", fl->capacity_factor, "Capacity factor (0: dropless)")->capture_default_str();
-  cmd->add_option("--repetitions", fl->repetitions, "Timed calls per row (median)")
-      ->check(CLI::Range(1, 1000))
-      ->capture_default_str();
-  cmd->add_option("--max-weight-gib", fl->max_weight_gib, "Memory for the expert weight pool")
-      ->check(CLI::Range(0.01, 1024.0))
-      ->capture_default_str();
-  cmd->add_option("--dense-max-chunks", fl->dense_max_chunks, "Routed chunks measured for the dense-total baseline")
-      ->check(CLI::Range(1, 100000))
-      ->capture_default_str();
+  add_number(cmd, "--capacity-factor", fl->capacity_factor, "Capacity factor", 0.0, 1e6, "0 = dropless");
+  add_number(cmd, "--repetitions", fl->repetitions, "Timed calls per row (median)", 1, 1000);
+  add_number(cmd, "--max-weight-gib", fl->max_weight_gib, "Memory for the expert weight pool", 0.01, 1024.0);
+  add_number(cmd, "--dense-max-chunks", fl->dense_max_chunks, "Routed chunks measured for the dense-total baseline", 1,
+             100000);
   cmd->add_flag("--no-dense", fl->no_dense, "Skip the dense baselines");
-  cmd->add_option("--ep", fl->ep.ep, "Expert-parallel ranks R: run as 'mpirun -np R moe bench layer --ep R'")
-      ->capture_default_str();
+  add_number(cmd, "--ep", fl->ep.ep, "Expert-parallel ranks R: run as 'mpirun -np R moe bench layer --ep R'", 1,
+             kMaxEpRanks);
   cmd->add_option("--ep-placement", fl->ep.placement, "Experts to ranks: contiguous, round-robin or file:PATH")
       ->capture_default_str();
   cmd->callback([&global, fl] {

@@ -11,10 +11,12 @@
 #include <random>
 
 #include "cli/command.h"
+#include "cli/flags.h"
 #include "cli/run_common.h"
 #include "io/gguf_config.h"
 #include "io/safetensors.h"
 #include "kernels/ceilings.h"
+#include "runtime/process_limits.h"
 #include "runtime/timer.h"
 #include "spec/accounting.h"
 #include "spec/catalog.h"
@@ -194,10 +196,15 @@ void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
   const TensorRegistry reg = build_registry(spec, ro);
   const std::string dir =
       a.dir.empty() ? (fs::temp_directory_path() / fmt::format("moe-bench-model-{}", ::getpid())).string() : a.dir;
-  write_random_checkpoint(dir, config, reg, dtype);
+  long double bytes = 0;
+  for (const TensorEntry& t : reg.tensors) bytes += static_cast<long double>(t.numel()) * dtype_size(dtype);
+  const std::string what = fmt::format("--model {} --layers {}: the random checkpoint", entry->name, a.layers);
+  check_fits_on_disk(bytes, dir, "bench", what);
+  check_fits_in_memory(bytes, "bench", what + " (read on every decode step)");
   const CeilingRow ceiling = measure_quick_ceilings(3);
   Measured m;
   try {
+    write_random_checkpoint(dir, config, reg, dtype);
     m = measure(dir, a, ceiling.read_gbps);
   } catch (...) {
     if (a.dir.empty()) fs::remove_all(dir);
@@ -256,13 +263,11 @@ void register_bench_model(CLI::App& bench, const GlobalOptions& global) {
   auto a = std::make_shared<BenchModelArgs>();
   auto* cmd = bench.add_subcommand("model", "A random-weight model in a catalog shape: prefill and decode speed");
   cmd->add_option("--model", a->model, "Catalog model whose shape to use")->capture_default_str();
-  cmd->add_option("--layers", a->layers, "Decoder layers to keep")->capture_default_str();
+  add_number(cmd, "--layers", a->layers, "Decoder layers to keep", int64_t{1}, int64_t{1} << 16);
   cmd->add_option("--dtype", a->dtype, "Weight dtype: bf16 or f32")->capture_default_str();
-  cmd->add_option("--prompt", a->prompt, "Prefill tokens")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--decode", a->decode, "Decode steps")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--repetitions", a->repetitions, "Timed runs (median)")
-      ->check(CLI::Range(1, 100))
-      ->capture_default_str();
+  add_number(cmd, "--prompt", a->prompt, "Prefill tokens", int64_t{1}, int64_t{1} << 24);
+  add_number(cmd, "--decode", a->decode, "Decode steps", int64_t{1}, int64_t{1} << 24);
+  add_number(cmd, "--repetitions", a->repetitions, "Timed runs (median)", 1, 100);
   cmd->add_option("--dir", a->dir, "Keep the random checkpoint in this folder");
   cmd->add_option("--weights", a->weights, "Measure this checkpoint folder or .gguf file instead of random weights");
   cmd->callback([a, &global] { run_bench_model(*a, global); });

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "cli/command.h"
+#include "cli/flags.h"
 #include "io/registry_check.h"
 #include "spec/catalog.h"
 #include "spec/report.h"
@@ -15,6 +16,8 @@
 
 namespace moe::cli {
 namespace {
+
+constexpr int64_t kMaxAccountedTokens = int64_t{1} << 50;  // ~1.1e15
 
 struct InspectOptions {
   std::vector<std::string> targets;
@@ -112,13 +115,16 @@ void register_inspect(CLI::App& app, const GlobalOptions& global) {
   cmd->add_flag("--markdown", o.markdown, "Print Markdown tables");
   cmd->add_flag("--explain", o.explain, "Show the formula behind every cost figure");
   cmd->add_flag("--tensors", o.tensors, "List every registry tensor (name, shape, dtype, role)");
-  cmd->add_option("--context", o.workload.context, "Context length L for decode cost and KV cache")
-      ->capture_default_str();
-  cmd->add_option("--batch", o.workload.batch, "Batch B of decoded sequences")->capture_default_str();
-  cmd->add_option("--prompt", o.workload.prompt, "Prefill length N (default: the context)");
-  cmd->add_option("--ep", o.workload.ep_ranks, "Expert-parallel ranks R")->capture_default_str();
-  cmd->add_option("--kv-bytes", o.workload.kv_bytes_per_elem, "Bytes per KV-cache element (2 bf16, 1 fp8)")
-      ->capture_default_str();
+  // Accounting is closed-form in these, so they may be huge (--context 1e11); the caps keep every
+  // figure finite and exact enough in a double.
+  add_number(cmd, "--context", o.workload.context, "Context length L for decode cost and KV cache", int64_t{1},
+             kMaxAccountedTokens);
+  add_number(cmd, "--batch", o.workload.batch, "Batch B of decoded sequences", int64_t{1}, kMaxAccountedTokens);
+  add_number(cmd, "--prompt", o.workload.prompt, "Prefill length N", int64_t{0}, kMaxAccountedTokens,
+             "0 = the context");
+  add_number(cmd, "--ep", o.workload.ep_ranks, "Expert-parallel ranks R", int64_t{1}, int64_t{1} << 20);
+  add_number_above(cmd, "--kv-bytes", o.workload.kv_bytes_per_elem, "Bytes per KV-cache element (2 bf16, 1 fp8)", 0.0,
+                   64.0);
   cmd->callback([&global] { run_inspect(o, global); });
 }
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "io/paths.h"
 #include "model/gguf_export.h"
 #include "runtime/timer.h"
 #include "util/error.h"
@@ -21,21 +22,15 @@ struct QuantizeArgs {
   bool progress = true;
 };
 
-// True when out names one of the files the model is read from (the same file through any link).
-bool is_an_input(const std::string& model, const std::string& out) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::exists(out, ec)) return false;
-  if (fs::is_regular_file(model, ec)) return fs::equivalent(model, out, ec);
-  for (const auto& entry : fs::directory_iterator(model, ec))
-    if (fs::equivalent(entry.path(), out, ec)) return true;
-  return false;
-}
-
 void run_quantize(const QuantizeArgs& a, const GlobalOptions& g) {
   if (a.out.size() < 6 || a.out.substr(a.out.size() - 5) != ".gguf")
     fail_usage("quantize", "--out {} must end in .gguf", a.out);
-  if (is_an_input(a.model, a.out)) fail_usage("quantize", "--out {} is one of the model's own files", a.out);
+  if (std::filesystem::is_regular_file(a.model)) {
+    require_input_file(a.model, "--model", "quantize");
+  } else {
+    require_input_folder(a.model, "--model", "quantize");
+  }
+  check_output_file(a.out, "--out", {a.model}, "quantize");
   QuantizeOptions o;
   o.type = a.type;
   const bool tty = a.progress && !g.json && isatty(2);

@@ -8,7 +8,9 @@
 #include <optional>
 
 #include "cli/command.h"
+#include "cli/flags.h"
 #include "cli/run_common.h"
+#include "io/paths.h"
 #include "io/safetensors.h"
 #include "kernels/ceilings.h"
 #include "model/generate.h"
@@ -20,6 +22,8 @@
 
 namespace moe::cli {
 namespace {
+
+constexpr int64_t kMaxRunTokens = int64_t{1} << 24;  // prompt + generated tokens one KV cache holds
 
 struct EvalArgs {
   std::string model, ids, ids_file, text_file, logits_out;
@@ -42,9 +46,7 @@ std::vector<int32_t> eval_ids(const EvalArgs& a, const std::string& model_dir, c
   if (given != 1) fail_usage("eval", "give exactly one of --ids, --ids-file, --text-file");
   if (!a.ids.empty()) return parse_ids(a.ids, "--ids");
   if (!a.ids_file.empty()) return read_ids_file(a.ids_file);
-  std::ifstream in(a.text_file, std::ios::binary);
-  if (!in) fail("eval", "{}: cannot open the text file", a.text_file);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = read_input_file(a.text_file, "--text-file", "eval");
   auto tok = find_tokenizer(model_dir, spec);
   if (!tok && spec.vocab != 256) fail("eval", "{}: no tokenizer.json in the model folder for --text-file", model_dir);
   return encode_text(tok.get(), text);
@@ -58,6 +60,7 @@ std::optional<dist::EpReport> ep_report(const RankedModel& m) {
 
 void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   const std::string dir = resolve_model_dir(a.model);
+  if (!a.logits_out.empty()) check_output_file(a.logits_out, "--logits-out", {dir, a.ids_file, a.text_file}, "eval");
   std::vector<int32_t> ids;
   RankedModel m = load_ranked_model(dir, a.ep, [&](const Decoder& dec) { ids = eval_ids(a, dir, dec.spec()); });
   Decoder& dec = *m.decoder;
@@ -94,7 +97,7 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
 }
 
 // Each token's experts per layer as JSON lines (rows [first, first + n) of one forward call).
-void write_trace(std::ofstream& trace, const ForwardStats& stats, const std::vector<int32_t>& ids, int64_t first,
+void write_trace(std::string& trace, const ForwardStats& stats, const std::vector<int32_t>& ids, int64_t first,
                  int64_t position) {
   const int64_t n = static_cast<int64_t>(ids.size()) - first;
   for (int64_t row = 0; row < n; ++row) {
@@ -107,8 +110,8 @@ void write_trace(std::ofstream& trace, const ForwardStats& stats, const std::vec
       const int64_t k = static_cast<int64_t>(layer_ids.size()) / n;
       experts.push_back(std::vector<int32_t>(layer_ids.begin() + row * k, layer_ids.begin() + (row + 1) * k));
     }
-    trace << nlohmann::json{{"position", position + row}, {"token", ids[first + row]}, {"experts", experts}}.dump()
-          << "\n";
+    trace += nlohmann::json{{"position", position + row}, {"token", ids[first + row]}, {"experts", experts}}.dump();
+    trace += "\n";
   }
 }
 
@@ -123,6 +126,7 @@ std::vector<int32_t> prompt_ids(const RunArgs& a, const std::string& dir, const 
 
 void run_generate(const RunArgs& a, const GlobalOptions& global) {
   const std::string dir = resolve_model_dir(a.model);
+  if (!a.trace.empty()) check_output_file(a.trace, "--trace", {dir}, "run");
   std::unique_ptr<Tokenizer> tok;
   std::vector<int32_t> ids;
   RankedModel m = load_ranked_model(dir, a.ep, [&](const Decoder& dec) {
@@ -147,8 +151,7 @@ void run_generate(const RunArgs& a, const GlobalOptions& global) {
   const std::optional<dist::EpReport> ep = ep_report(m);
   if (!m.is_root()) return;  // every rank generated the same tokens; rank 0 reports
   if (!a.trace.empty()) {
-    std::ofstream trace(a.trace);
-    if (!trace) fail("run", "{}: cannot open the trace file", a.trace);
+    std::string trace;  // written whole, atomically: a kill never leaves half a trace
     write_trace(trace, g.prefill, ids, 0, 0);
     std::vector<int32_t> all = ids;
     all.insert(all.end(), g.tokens.begin(), g.tokens.end());
@@ -156,6 +159,7 @@ void run_generate(const RunArgs& a, const GlobalOptions& global) {
       const int64_t pos = static_cast<int64_t>(ids.size() + i);
       write_trace(trace, g.decode[i], std::vector<int32_t>(all.begin(), all.begin() + pos + 1), pos, pos);
     }
+    write_file_atomic(a.trace, trace);
   }
   const RunReport report = report_of_generation(g, spec, dir, a.no_ceiling ? 0.0 : measure_quick_ceilings(3).read_gbps);
   if (global.json) {
@@ -192,15 +196,16 @@ void register_run(CLI::App& app, const GlobalOptions& global) {
   run->add_option("--model", run_args->model, "Model folder (config.json + safetensors) or .gguf file; default: embedded model");
   run->add_option("--prompt", run_args->prompt, "Prompt text (model tokenizer, or bytes for a vocab-256 model)");
   run->add_option("--prompt-ids", run_args->prompt_ids, "Prompt as token ids, comma-separated");
-  run->add_option("--max-new-tokens", run_args->max_new_tokens, "Tokens to generate")
-      ->check(CLI::NonNegativeNumber)
+  add_number(run, "--max-new-tokens", run_args->max_new_tokens, "Tokens to generate", int64_t{0}, kMaxRunTokens);
+  add_number(run, "--context", run_args->context, "KV-cache length", int64_t{0}, kMaxRunTokens,
+             "0 = prompt + max new tokens");
+  add_number(run, "--temperature", run_args->sampler.temperature, "Sampling temperature", 0.0f, 1000.0f, "0 = greedy");
+  add_number(run, "--top-k", run_args->sampler.top_k, "Keep the k most likely tokens", int64_t{0}, int64_t{1} << 31,
+             "0 = all");
+  add_number_above(run, "--top-p", run_args->sampler.top_p, "Nucleus mass", 0.0f, 1.0f);
+  run->add_option("--seed", run_args->sampler.seed, "Sampling seed")
+      ->transform(any_number<uint64_t>())
       ->capture_default_str();
-  run->add_option("--context", run_args->context, "KV-cache length (default: prompt + max new tokens)")
-      ->check(CLI::NonNegativeNumber);
-  run->add_option("--temperature", run_args->sampler.temperature, "0 = greedy")->capture_default_str();
-  run->add_option("--top-k", run_args->sampler.top_k, "Keep the k most likely tokens (0 = all)")->capture_default_str();
-  run->add_option("--top-p", run_args->sampler.top_p, "Nucleus mass")->capture_default_str();
-  run->add_option("--seed", run_args->sampler.seed, "Sampling seed")->capture_default_str();
   run->add_option("--stop-ids", run_args->stop_ids, "Token ids that end generation, comma-separated");
   run->add_option("--trace", run_args->trace, "Write each token's experts per layer as JSON lines");
   run->add_flag("--no-ceiling", run_args->no_ceiling, "Skip measuring the read bandwidth for the roofline");

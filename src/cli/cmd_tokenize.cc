@@ -10,6 +10,8 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/run_common.h"
+#include "io/paths.h"
 #include "runtime/timer.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -39,44 +41,8 @@ double thread_cpu_seconds() {
   return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
 
-std::string read_file(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_usage("cli", "cannot open {} {}", what, path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Ids written as a JSON array or separated by commas and/or whitespace.
-std::vector<int32_t> parse_ids(const std::string& text, const std::string& source) {
-  std::vector<int32_t> ids;
-  std::string token;
-  auto flush = [&] {
-    if (token.empty()) return;
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(token, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != token.size() || v < 0 || v > INT32_MAX)
-      fail_usage("cli", "{}: {:?} is not a token id (expected non-negative integers)", source, token);
-    ids.push_back(int32_t(v));
-    token.clear();
-  };
-  for (char c : text) {
-    if (c == ',' || c == '[' || c == ']' || std::isspace(static_cast<unsigned char>(c)))
-      flush();
-    else
-      token.push_back(c);
-  }
-  flush();
-  return ids;
-}
-
 void run_tokenize(const TokenizeOptions& o, const GlobalOptions& global) {
-  const std::string text = o.text_file.empty() ? o.text : read_file(o.text_file, "--text-file");
+  const std::string text = o.text_file.empty() ? o.text : read_input_file(o.text_file, "--text-file", "cli");
   const auto tok = load_tokenizer(o.tokenizer);
   Timer timer;
   const double cpu0 = thread_cpu_seconds();
@@ -106,8 +72,7 @@ void run_tokenize(const TokenizeOptions& o, const GlobalOptions& global) {
 
 void run_detokenize(const DetokenizeOptions& o, const GlobalOptions& global) {
   if (o.ids.empty() && o.ids_file.empty()) fail_usage("cli", "give --ids or --ids-file");
-  const std::vector<int32_t> ids =
-      o.ids_file.empty() ? parse_ids(o.ids, "--ids") : parse_ids(read_file(o.ids_file, "--ids-file"), o.ids_file);
+  const std::vector<int32_t> ids = o.ids_file.empty() ? parse_ids(o.ids, "--ids") : read_ids_file(o.ids_file);
   const auto tok = load_tokenizer(o.tokenizer);
   const std::string text = tok->decode(ids, o.skip_special);
   if (global.json) {

@@ -9,10 +9,13 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/flags.h"
+#include "io/paths.h"
 #include "io/safetensors.h"
 #include "runtime/thread_pool.h"
 #include "train/checkpoint.h"
 #include "train/plot.h"
+#include "train/train_memory.h"
 #include "train/trainer.h"
 #include "util/error.h"
 
@@ -37,71 +40,73 @@ std::string default_corpus() {
   return path;
 }
 
+constexpr int kMaxDim = train::kMaxTrainWidth;    // widths (D, F, ranks)
+constexpr int kMaxCount = train::kMaxTrainCount;  // layers, heads, experts
+constexpr int64_t kMaxSteps = 1'000'000'000'000;  // steps and step intervals
+
 void add_model_flags(CLI::App* t, TrainCli& c) {
   auto& m = c.o.model;
   t->add_option("--config", c.config,
                 "Hugging Face config.json (qwen3_moe or deepseek_v3) defining the model; overrides the flags below");
-  t->add_option("--layers", m.n_layer, "decoder layers L")->capture_default_str();
-  t->add_option("--d-model", m.d_model, "model dim D (hidden_size)")->capture_default_str();
-  t->add_option("--heads", m.n_head, "attention heads H")->capture_default_str();
-  t->add_option("--kv-heads", m.n_kv_head, "key/value heads Hkv")->capture_default_str();
-  t->add_option("--head-dim", m.head_dim, "head dim Dh")->capture_default_str();
-  t->add_option("--experts", m.n_expert, "routed experts E")->capture_default_str();
-  t->add_option("--top-k", m.top_k, "experts per token K")->capture_default_str();
-  t->add_option("--d-ff", m.d_ff_expert, "expert hidden dim F (moe_intermediate_size)")->capture_default_str();
-  t->add_option("--max-seq", m.max_seq, "max_position_embeddings")->capture_default_str();
-  t->add_option("--rope-theta", m.rope_theta, "RoPE base")->capture_default_str();
+  add_number(t, "--layers", m.n_layer, "decoder layers L", 1, kMaxCount);
+  add_number(t, "--d-model", m.d_model, "model dim D (hidden_size)", 1, kMaxDim);
+  add_number(t, "--heads", m.n_head, "attention heads H", 1, kMaxCount);
+  add_number(t, "--kv-heads", m.n_kv_head, "key/value heads Hkv", 1, kMaxCount);
+  add_number(t, "--head-dim", m.head_dim, "head dim Dh", 1, kMaxCount);
+  add_number(t, "--experts", m.n_expert, "routed experts E", 1, kMaxCount);
+  add_number(t, "--top-k", m.top_k, "experts per token K", 1, kMaxCount);
+  add_number(t, "--d-ff", m.d_ff_expert, "expert hidden dim F (moe_intermediate_size)", 1, kMaxDim);
+  add_number(t, "--max-seq", m.max_seq, "max_position_embeddings", 1, train::kMaxTrainTokens);
+  add_number_above(t, "--rope-theta", m.rope_theta, "RoPE base", 0.0, 1e12);
   t->add_flag("!--no-norm-topk", m.norm_topk_prob, "do not renormalize the top-k weights (norm_topk_prob false)");
   t->add_option("--arch", c.arch,
                 "qwen3-moe (Qwen3MoeForCausalLM) or deepseek-v3 (DeepseekV3ForCausalLM: MLA, sigmoid router with "
                 "e_score_correction_bias, shared experts)")
       ->capture_default_str();
-  t->add_option("--q-lora-rank", m.q_lora_rank, "deepseek-v3: q_lora_rank (0: q_proj)")->capture_default_str();
-  t->add_option("--kv-lora-rank", m.kv_lora_rank, "deepseek-v3: kv_lora_rank")->capture_default_str();
-  t->add_option("--qk-nope-dim", m.qk_nope_dim, "deepseek-v3: qk_nope_head_dim")->capture_default_str();
-  t->add_option("--qk-rope-dim", m.qk_rope_dim, "deepseek-v3: qk_rope_head_dim")->capture_default_str();
-  t->add_option("--v-head-dim", m.v_head_dim, "deepseek-v3: v_head_dim")->capture_default_str();
-  t->add_option("--shared-experts", m.n_shared_expert, "deepseek-v3: n_shared_experts (width F each)")
-      ->capture_default_str();
-  t->add_option("--dense-layers", m.first_dense, "deepseek-v3: first_k_dense_replace (dense first layers)")
-      ->capture_default_str();
-  t->add_option("--d-ff-dense", m.d_ff_dense, "deepseek-v3: intermediate_size of the dense layers")
-      ->capture_default_str();
-  t->add_option("--routed-scaling", m.routed_scaling_factor, "deepseek-v3: routed_scaling_factor")
-      ->capture_default_str();
+  add_number(t, "--q-lora-rank", m.q_lora_rank, "deepseek-v3: q_lora_rank", 0, kMaxDim, "0 = q_proj");
+  add_number(t, "--kv-lora-rank", m.kv_lora_rank, "deepseek-v3: kv_lora_rank", 1, kMaxDim);
+  add_number(t, "--qk-nope-dim", m.qk_nope_dim, "deepseek-v3: qk_nope_head_dim", 1, kMaxCount);
+  add_number(t, "--qk-rope-dim", m.qk_rope_dim, "deepseek-v3: qk_rope_head_dim", 1, kMaxCount);
+  add_number(t, "--v-head-dim", m.v_head_dim, "deepseek-v3: v_head_dim", 1, kMaxCount);
+  add_number(t, "--shared-experts", m.n_shared_expert, "deepseek-v3: n_shared_experts (width F each)", 0, kMaxCount);
+  add_number(t, "--dense-layers", m.first_dense, "deepseek-v3: first_k_dense_replace (dense first layers)", 0,
+             kMaxCount);
+  add_number(t, "--d-ff-dense", m.d_ff_dense, "deepseek-v3: intermediate_size of the dense layers", 1, kMaxDim);
+  add_number_above(t, "--routed-scaling", m.routed_scaling_factor, "deepseek-v3: routed_scaling_factor", 0.0, 1e6);
 }
 
 void add_run_flags(CLI::App* t, TrainCli& c) {
   auto& o = c.o;
   t->add_option("--data", c.data, "UTF-8 text file(s) (default: the embedded corpus data/corpus/kjv.txt)");
-  t->add_option("--val-fraction", c.val_fraction, "tail fraction of the text used for validation")
+  add_number_above(t, "--val-fraction", c.val_fraction, "tail fraction of the text used for validation", 0.0, 0.99);
+  add_number(t, "--batch", o.batch, "sequences per step B", int64_t{1}, int64_t{1} << 20);
+  add_number(t, "--seq", o.seq, "tokens per sequence S", int64_t{1}, int64_t{1} << 24);
+  add_number(t, "--steps", o.steps, "optimizer steps", int64_t{1}, kMaxSteps);
+  t->add_option("--seed", o.seed, "seed for initialization and batches")
+      ->transform(any_number<uint64_t>())
       ->capture_default_str();
-  t->add_option("--batch", o.batch, "sequences per step B")->capture_default_str();
-  t->add_option("--seq", o.seq, "tokens per sequence S")->capture_default_str();
-  t->add_option("--steps", o.steps, "optimizer steps")->capture_default_str();
-  t->add_option("--seed", o.seed, "seed for initialization and batches")->capture_default_str();
-  t->add_option("--lr", o.adamw.lr, "peak learning rate")->capture_default_str();
-  t->add_option("--min-lr-ratio", o.adamw.min_lr_ratio, "cosine floor as a fraction of --lr")->capture_default_str();
-  t->add_option("--warmup", o.adamw.warmup_steps, "linear warmup steps")->capture_default_str();
-  t->add_option("--weight-decay", o.adamw.weight_decay, "AdamW weight decay (matrices)")->capture_default_str();
-  t->add_option("--grad-clip", o.adamw.grad_clip, "max global gradient norm (0: off)")->capture_default_str();
-  t->add_option("--aux-loss", o.balance.aux_coef, "Switch/GShard auxiliary loss coefficient")->capture_default_str();
-  t->add_option("--seq-aux-loss", o.balance.seq_aux_coef, "sequence-level auxiliary loss coefficient")
-      ->capture_default_str();
-  t->add_option("--z-loss", o.balance.z_coef, "router z-loss coefficient")->capture_default_str();
-  t->add_option("--bias-update", o.balance.bias_rate, "aux-loss-free bias update rate (DeepSeek-V3), 0: off")
-      ->capture_default_str();
-  t->add_option("--capacity-factor", o.balance.capacity_factor, "expert capacity factor (0: dropless)")
-      ->capture_default_str();
+  add_number_above(t, "--lr", o.adamw.lr, "peak learning rate", 0.0, 10.0);
+  add_number(t, "--min-lr-ratio", o.adamw.min_lr_ratio, "cosine floor as a fraction of --lr", 0.0, 1.0);
+  add_number(t, "--warmup", o.adamw.warmup_steps, "linear warmup steps", int64_t{0}, kMaxSteps);
+  add_number(t, "--weight-decay", o.adamw.weight_decay, "AdamW weight decay (matrices)", 0.0, 100.0);
+  add_number(t, "--grad-clip", o.adamw.grad_clip, "max global gradient norm", 0.0, 1e12, "0 = off");
+  add_number(t, "--aux-loss", o.balance.aux_coef, "Switch/GShard auxiliary loss coefficient", 0.0, 1e6);
+  add_number(t, "--seq-aux-loss", o.balance.seq_aux_coef, "sequence-level auxiliary loss coefficient", 0.0, 1e6);
+  add_number(t, "--z-loss", o.balance.z_coef, "router z-loss coefficient", 0.0, 1e6);
+  add_number(t, "--bias-update", o.balance.bias_rate, "aux-loss-free bias update rate (DeepSeek-V3)", 0.0, 1e6,
+             "0 = off");
+  add_number(t, "--capacity-factor", o.balance.capacity_factor, "expert capacity factor", 0.0, 1e6, "0 = dropless");
   t->add_option("--drop-policy", c.drop_policy, "position|probability (with --capacity-factor)")->capture_default_str();
-  t->add_option("--log-every", o.log_every, "metrics line every N steps")->capture_default_str();
-  t->add_option("--eval-every", o.eval_every, "validation every N steps (0: at the end)")->capture_default_str();
-  t->add_option("--eval-batches", o.eval_batches, "validation batches")->capture_default_str();
-  t->add_option("--checkpoint-every", o.checkpoint_every, "checkpoint every N steps (0: at the end)")
-      ->capture_default_str();
+  add_number(t, "--log-every", o.log_every, "metrics line every N steps", int64_t{1}, kMaxSteps);
+  add_number(t, "--eval-every", o.eval_every, "validation every N steps", int64_t{0}, kMaxSteps, "0 = at the end");
+  add_number(t, "--eval-batches", o.eval_batches, "validation batches", int64_t{1}, int64_t{1} << 20);
+  add_number(t, "--checkpoint-every", o.checkpoint_every, "checkpoint every N steps", int64_t{0}, kMaxSteps,
+             "0 = at the end");
   t->add_option("--out", o.out_dir, "output folder: checkpoints (HF layout + optimizer) and metrics.jsonl");
   t->add_flag("--resume", o.resume, "continue from --out DIR/latest (exactly the same losses as an uninterrupted run)");
-  t->add_option("--stop-after", o.stop_after, "stop after this step (checkpointing it), as if interrupted");
+  t->add_flag("--overwrite", o.overwrite, "replace the run already in --out (its checkpoints and metrics are deleted)");
+  add_number(t, "--stop-after", o.stop_after, "stop after this step (checkpointing it), as if interrupted", int64_t{0},
+             kMaxSteps, "0 = run every step");
   t->add_flag("!--no-progress", o.progress, "no progress output on stderr");
   t->add_flag("!--no-mfu", o.measure_mfu, "skip the FMA-ceiling measurement (MFU reported as 0)");
 }
@@ -127,17 +132,17 @@ void run_train(TrainCli& c, const GlobalOptions& g) {
     fail_usage("train", "--arch must be qwen3-moe or deepseek-v3, got {}", c.arch);
   }
   if (!c.config.empty()) {
-    std::ifstream f(c.config);
-    if (!f) fail("train", "{}: cannot open --config", c.config);
+    const std::string text = read_input_file(c.config, "--config", "train");
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(f);
+      j = nlohmann::json::parse(text);
     } catch (const std::exception& e) {
       fail("train", "{}: not valid JSON ({})", c.config, e.what());
     }
     c.o.model = train::ModelConfig::from_hf_json(j, c.config);
   }
   c.o.model.validate();
+  train::check_train_fits_in_memory(c.o);
   if (c.drop_policy == "position") {
     c.o.balance.drop_policy = DropPolicy::kPosition;
   } else if (c.drop_policy == "probability") {
@@ -146,6 +151,12 @@ void run_train(TrainCli& c, const GlobalOptions& g) {
     fail_usage("train", "--drop-policy must be position or probability, got {}", c.drop_policy);
   }
   if (c.data.empty()) c.data.push_back(default_corpus());
+  for (const std::string& d : c.data) require_input_file(d, "--data", "train");
+  if (!c.o.out_dir.empty()) {
+    std::vector<std::string> inputs = c.data;
+    inputs.push_back(c.config);
+    check_output_folder(c.o.out_dir, "--out", inputs, "train");
+  }
   const train::TextData data = train::TextData::load(c.data, c.val_fraction, c.o.seq);
   if (c.o.progress) {
     std::fprintf(stderr, "moe train: %lld parameters, %zu train / %zu val bytes, %d threads\n",
@@ -190,12 +201,16 @@ void register_train(CLI::App& app, const GlobalOptions& global) {
   p->add_option("--out", *plot_out, "SVG file to write")->required();
   p->callback([plot_logs, plot_out] {
     std::vector<train::PlotRun> runs;
+    std::vector<std::string> inputs;
     for (const auto& l : *plot_logs) {
       const bool dir = fs::is_directory(l);
       const fs::path path = dir ? fs::path(l) / "metrics.jsonl" : fs::path(l);
+      require_input_file(path.string(), "metrics", "plot");
       const std::string label = dir ? fs::path(l).filename().string() : path.parent_path().filename().string();
       runs.push_back({label.empty() ? path.string() : label, path.string()});
+      inputs.push_back(path.string());
     }
+    check_output_file(*plot_out, "--out", inputs, "plot");
     write_file_atomic(*plot_out, train::plot_metrics_svg(runs));
     std::cout << "wrote " << *plot_out << "\n";
   });

@@ -8,7 +8,7 @@ namespace moe::cli {
 
 struct GlobalOptions {
   bool json = false;
-  int threads = 0;  // 0: MOE_THREADS, else the CPUs this process may use (runtime/cpu_limits.h)
+  int threads = 0;  // 0: MOE_THREADS, else the CPUs this process may use (runtime/process_limits.h)
 };
 
 // Each adds its subcommand(s) to `app`; the callback runs after global options are applied.
@@ -24,6 +24,9 @@ void register_quantize(CLI::App& app, const GlobalOptions& global);
 void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global);
 void register_bench_layer(CLI::App& bench, const GlobalOptions& global);
 void register_bench_model(CLI::App& bench, const GlobalOptions& global);
+
+// Declares the global flags and every subcommand on `app` (callbacks keep a reference to `global`).
+void build_app(CLI::App& app, GlobalOptions& global);
 
 // Builds the app, parses argv, runs the chosen subcommand; returns the process exit code.
 int run_main(int argc, char** argv);

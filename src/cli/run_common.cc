@@ -1,6 +1,7 @@
 // Shared helpers of the model-running commands.
 #include "cli/run_common.h"
 
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -11,7 +12,9 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "cli/flags.h"
 #include "io/gguf_config.h"
+#include "io/paths.h"
 #include "io/safetensors.h"
 #include "model/gguf_weights.h"
 #include "spec/model_spec.h"
@@ -24,8 +27,7 @@ namespace moe::cli {
 namespace fs = std::filesystem;
 
 void add_ep_options(CLI::App* command, dist::EpArgs& args) {
-  command->add_option("--ep", args.ep, "Expert-parallel ranks R: run as 'mpirun -np R moe ... --ep R'")
-      ->capture_default_str();
+  add_number(command, "--ep", args.ep, "Expert-parallel ranks R: run as 'mpirun -np R moe ... --ep R'", 1, kMaxEpRanks);
   command->add_option("--ep-placement", args.placement, "Experts to ranks: contiguous, round-robin or file:PATH")
       ->capture_default_str();
 }
@@ -49,7 +51,12 @@ RankedModel load_ranked_model(const std::string& model_dir, const dist::EpArgs& 
 }
 
 std::string resolve_model_dir(const std::string& model) {
-  if (!model.empty()) return model;
+  if (!model.empty()) {
+    // A missing folder is reported by the (collective, under --ep) load; a file is named here.
+    std::error_code ec;
+    if (fs::exists(model, ec) && !fs::is_directory(model, ec)) require_input_folder(model, "--model", "run");
+    return model;
+  }
   const std::string def = std::string(MOE_DATA_DIR) + "/default-model";
   if (!fs::exists(fs::path(def) / "config.json")) {
     fail("run", "no --model given and the embedded default model is missing at {}", def);
@@ -59,35 +66,35 @@ std::string resolve_model_dir(const std::string& model) {
 
 std::vector<int32_t> parse_ids(const std::string& text, const std::string& source) {
   std::vector<int32_t> ids;
-  std::string token;
-  std::istringstream in(text);
-  while (in >> token) {
-    std::stringstream parts(token);
-    std::string part;
-    while (std::getline(parts, part, ',')) {
-      if (part.empty()) continue;
-      size_t used = 0;
-      long long v = 0;
-      try {
-        v = std::stoll(part, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != part.size() || v < 0 || v > INT32_MAX) {
-        fail_usage("run", "{}: '{}' is not a token id (expected a non-negative integer)", source, part);
-      }
-      ids.push_back(static_cast<int32_t>(v));
+  size_t begin = 0;
+  auto flush = [&](size_t end) {
+    if (end == begin) return;
+    const std::string_view token(text.data() + begin, end - begin);
+    int64_t v = 0;
+    bool ok = token.size() <= 10;
+    for (char c : token) {
+      ok = ok && c >= '0' && c <= '9';
+      if (ok) v = v * 10 + (c - '0');
+    }
+    if (!ok || v > INT32_MAX) {
+      fail_usage("cli", "{}: {:?} at byte {} is not a token id (expected an integer from 0 to {})", source,
+                 std::string(token.substr(0, 40)), begin, INT32_MAX);
+    }
+    ids.push_back(static_cast<int32_t>(v));
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == ',' || c == '[' || c == ']' || std::isspace(static_cast<unsigned char>(c))) {
+      flush(i);
+      begin = i + 1;
     }
   }
+  flush(text.size());
   return ids;
 }
 
 std::vector<int32_t> read_ids_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail("run", "{}: cannot open the ids file", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_ids(ss.str(), path);
+  return parse_ids(read_input_file(path, "--ids-file", "cli"), path);
 }
 
 std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model_dir, const ModelSpec& spec) {

@@ -127,4 +127,10 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
 // Writes text atomically (temporary file + rename): for config.json, reports, logs snapshots.
 void write_file_atomic(const std::string& path, const std::string& contents);
 
+// Removes what killed writers left in `dir`: "<name>.tmp.<pid>" files and ".tmp-<name>-<pid>"
+// folders whose process no longer runs (a live writer's are kept). `only_of`, when not empty,
+// limits it to the temporaries of that file name. Returns how many it removed. Both writers
+// above call it for their target before writing, so a kill leaves nothing after the next run.
+int remove_stale_temporaries(const std::string& dir, const std::string& only_of = "");
+
 }  // namespace moe

@@ -1,9 +1,11 @@
 // Atomic writers: safetensors files and text files (temporary name, fsync, rename).
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
@@ -12,7 +14,24 @@
 
 namespace moe {
 
+namespace {
+
+// The pid a temporary's name ends with ("x.tmp.123", ".tmp-step-5-123"), or 0.
+pid_t owner_pid(const std::string& name, const std::string& marker) {
+  const size_t at = name.rfind(marker);
+  if (at == std::string::npos) return 0;
+  const std::string digits = name.substr(name.find_last_not_of("0123456789") + 1);
+  if (digits.empty() || digits.size() > 9 || name.size() - digits.size() != at + marker.size()) return 0;
+  return static_cast<pid_t>(std::stol(digits));
+}
+
+bool process_gone(pid_t pid) { return pid > 0 && pid != getpid() && ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+}  // namespace
+
 TempFile::TempFile(const std::string& path) : path_(path), tmp_(path + ".tmp." + std::to_string(getpid())) {
+  const std::filesystem::path p(path);
+  remove_stale_temporaries(p.has_parent_path() ? p.parent_path().string() : ".", p.filename().string());
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) fail("io", "{}: cannot create temporary file {}: {}", path_, tmp_, std::strerror(errno));
 }
@@ -85,6 +104,24 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
     written = offsets[i] + tensors[i].bytes.size();
   }
   out.commit();
+}
+
+int remove_stale_temporaries(const std::string& dir, const std::string& only_of) {
+  namespace fs = std::filesystem;
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const bool file_tmp =
+        (only_of.empty() || name.rfind(only_of + ".tmp.", 0) == 0) && process_gone(owner_pid(name, ".tmp."));
+    const bool dir_tmp = only_of.empty() && name.rfind(".tmp-", 0) == 0 && process_gone(owner_pid(name, "-"));
+    if (file_tmp || dir_tmp) {
+      std::error_code rm;
+      fs::remove_all(e.path(), rm);
+      removed += !rm;
+    }
+  }
+  return removed;
 }
 
 void write_file_atomic(const std::string& path, const std::string& contents) {

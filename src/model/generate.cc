@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "runtime/process_limits.h"
 #include "runtime/timer.h"
 #include "util/error.h"
 
@@ -12,6 +13,8 @@ namespace moe {
 EvalResult evaluate(Decoder& model, const std::vector<int32_t>& ids) {
   const int64_t T = static_cast<int64_t>(ids.size()), V = model.spec().vocab;
   if (T < 2) fail("model", "evaluate needs at least two token ids (found {}): nothing to score", T);
+  check_fits_in_memory(4.0L * T * V, "model",
+                       fmt::format("{} token ids (the logits: {} x vocab_size {} floats)", T, T, V));
   EvalResult r;
   r.logits.resize(static_cast<size_t>(T * V));  // [T, V]
   KvCache cache = model.make_cache(T);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "runtime/process_limits.h"
 #include "util/check.h"
 #include "util/error.h"
 
@@ -14,6 +15,10 @@ KvCache::KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_r
     fail("kv-cache", "expected positive sizes, found layers {} tokens {} key row {} value row {}", n_layer, max_tokens,
          k_row, v_row);
   }
+  const long double bytes = 4.0L * n_layer * max_tokens * (static_cast<long double>(k_row) + v_row);
+  check_fits_in_memory(bytes, "kv-cache",
+                       fmt::format("a context of {} tokens (the KV cache: {} layers x {} floats per token)", max_tokens,
+                                   n_layer, k_row + v_row));
   k_.assign(static_cast<size_t>(n_layer * max_tokens * k_row), 0.0f);  // [L, S, k_row]
   v_.assign(static_cast<size_t>(n_layer * max_tokens * v_row), 0.0f);  // [L, S, v_row]
 }

@@ -16,6 +16,7 @@
 #include "moe/layer_config.h"
 #include "runtime/aligned.h"
 #include "runtime/cpu_features.h"
+#include "runtime/process_limits.h"
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
 #include "spec/catalog.h"
@@ -200,6 +201,14 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
   int64_t want = std::max<int64_t>(E + S, (target + pool.bpe - 1) / pool.bpe);
   if (want > E + S) want = (want + E - 1) / E * E;  // whole extra weight sets for small models
   pool.P = static_cast<int>(std::min(want, fit));
+  int64_t max_tokens = 1;
+  for (int64_t T : opt.tokens) max_tokens = std::max(max_tokens, T);
+  check_fits_in_memory(static_cast<long double>(pool.P) * pool.bpe +
+                           4.0L * max_tokens * (4.0L * D + (static_cast<long double>(K) + S) * 3 * F),
+                       "bench",
+                       fmt::format("d_model {} x d_ff {} (--d, --f) with up to {} tokens (--tokens): the weight pool "
+                                   "and activations",
+                                   D, F, max_tokens));
   res.physical_experts = pool.P;
   res.weight_sets = std::max(1, pool.P / E);
   res.pool_bytes = pool.P * pool.bpe;

@@ -13,7 +13,7 @@
 #include <memory>
 #include <system_error>
 
-#include "runtime/cpu_limits.h"
+#include "runtime/process_limits.h"
 #include "util/error.h"
 #include "util/log.h"
 

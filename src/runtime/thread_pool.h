@@ -90,7 +90,7 @@ class ThreadPool {
 };
 
 // The process-wide pool used by kernels and layers. Created on first use with MOE_THREADS or
-// the CPUs this process may use (affinity and cgroup quota, runtime/cpu_limits.h);
+// the CPUs this process may use (affinity and cgroup quota, runtime/process_limits.h);
 // set_num_threads() replaces it (n < 1: that default). Asking for more threads than usable
 // CPUs works but warns once. Throws moe::Error when the threads cannot be started.
 ThreadPool& thread_pool();

@@ -122,6 +122,8 @@ Cost compute_cost(const ModelSpec& spec, const TensorRegistry& registry, const W
 // Attention FLOPs of one query token at position L (it sees L keys incl. itself), all main layers.
 // decode=true uses the cached form (MLA absorbed into the latent), false the prefill form.
 double attention_flops_per_token(const ModelSpec& spec, int64_t context, bool decode);
+// Sum over t = 1..n of attention_flops_per_token(spec, t, false): closed forms, constant time in n.
+double prefill_attention_flops(const ModelSpec& spec, int64_t n);
 
 // Human-readable count: 46.70B, 1.026T, 512.0M.
 std::string format_count(double n);

@@ -48,24 +48,53 @@ double layer_attention_flops(const ModelSpec& s, const LayerSpec& l, int64_t t, 
   return f;
 }
 
-using LayerKey = std::tuple<int, int64_t, int>;
-LayerKey key_of(const LayerSpec& l) { return {static_cast<int>(l.attention), l.window, l.compress_ratio}; }
+// Closed-form sums over t = 1..n (long double: n may be 1e15, n^2 far beyond int64).
+using Sum = long double;
+Sum sum_t(int64_t n) { return static_cast<Sum>(n) * (static_cast<Sum>(n) + 1) / 2; }
+// sum of min(t, w)
+Sum sum_min(int64_t n, int64_t w) { return n <= w ? sum_t(n) : sum_t(w) + static_cast<Sum>(n - w) * w; }
+// sum of (t - 1) mod w + 1 (position inside its chunk)
+Sum sum_chunk(int64_t n, int64_t w) { return w <= 0 ? sum_t(n) : static_cast<Sum>(n / w) * sum_t(w) + sum_t(n % w); }
+// sum of floor(t / c)
+Sum sum_floor(int64_t n, int64_t c) {
+  const Sum q = static_cast<Sum>(n / c), r = static_cast<Sum>(n % c);
+  return static_cast<Sum>(c) * q * (q - 1) / 2 + q * (r + 1);
+}
+// sum of min(floor(t / c), cap)
+Sum sum_floor_capped(int64_t n, int64_t c, int64_t cap) {
+  if (cap <= 0) return 0;
+  const Sum last_below = static_cast<Sum>(c) * static_cast<Sum>(cap) - 1;  // floor(t / c) < cap up to here
+  const int64_t m = last_below >= static_cast<Sum>(n) ? n : static_cast<int64_t>(last_below);
+  return sum_floor(m, c) + static_cast<Sum>(cap) * static_cast<Sum>(n - m);
+}
 
-// Sum over t = 1..N of the attention FLOPs, once per distinct layer kind.
-double prefill_attention_flops(const ModelSpec& s, int64_t n) {
-  std::map<LayerKey, std::pair<const LayerSpec*, int64_t>> kinds;
-  for (const LayerSpec& l : s.layers) {
-    auto& k = kinds[key_of(l)];
-    k.first = &l;
-    k.second += 1;
+// Sum over t = 1..n of layer_attention_flops(s, l, t, false), in constant time.
+double layer_prefill_attention_flops(const ModelSpec& s, const LayerSpec& l, int64_t n) {
+  if (n <= 0) return 0;
+  const Sum H = static_cast<Sum>(s.n_head), head = 4 * H * static_cast<Sum>(s.head_dim);
+  switch (l.attention) {
+    case AttentionKind::kFull:
+      return static_cast<double>(head * sum_t(n));
+    case AttentionKind::kSliding:
+      return static_cast<double>(head * sum_min(n, l.window));
+    case AttentionKind::kChunked:
+      return static_cast<double>(head * sum_chunk(n, l.window));
+    case AttentionKind::kMla: {
+      const MlaSpec& m = s.mla;
+      return static_cast<double>((2 * H * (m.qk_nope_head_dim + m.qk_rope_head_dim) + 2 * H * m.v_head_dim) * sum_t(n));
+    }
+    case AttentionKind::kCompressed:
+      break;
   }
-  double total = 0;
-  for (const auto& [key, v] : kinds) {
-    double sum = 0;
-    for (int64_t t = 1; t <= n; ++t) sum += layer_attention_flops(s, *v.first, t, false);
-    total += sum * static_cast<double>(v.second);
+  Sum keys = sum_min(n, l.window);
+  if (l.compress_ratio == 4) {
+    keys += sum_floor_capped(n, 4, s.dsv4.index_topk);
+  } else if (l.compress_ratio > 0) {
+    keys += sum_floor(n, l.compress_ratio);
   }
-  return total;
+  Sum f = head * keys;
+  if (l.compress_ratio == 4) f += 2 * static_cast<Sum>(s.dsv4.index_n_heads) * s.dsv4.index_head_dim * sum_floor(n, 4);
+  return static_cast<double>(f);
 }
 
 // KV elements one sequence keeps for layer l at context L (caps applied).
@@ -238,6 +267,12 @@ void ep_traffic(const ModelSpec& s, const TensorRegistry& reg, Cost& c) {
 }
 
 }  // namespace
+
+double prefill_attention_flops(const ModelSpec& spec, int64_t n) {
+  double f = 0;
+  for (const LayerSpec& l : spec.layers) f += layer_prefill_attention_flops(spec, l, n);
+  return f;
+}
 
 double attention_flops_per_token(const ModelSpec& spec, int64_t context, bool decode) {
   double f = 0;

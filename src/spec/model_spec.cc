@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "spec/config_families.h"
+#include "spec/spec_limits.h"
 #include "util/error.h"
 
 namespace moe {
@@ -189,6 +190,7 @@ void read_common(ConfigReader& r, ModelSpec& s) {
 }
 
 void set_layers_all(ModelSpec& s, bool is_moe) {
+  check_spec_field(s.source, "num_hidden_layers", s.n_layer, kMaxSpecLayers);  // before the table is sized
   s.layers.assign(static_cast<size_t>(s.n_layer), LayerSpec{});
   for (auto& l : s.layers) l.is_moe = is_moe;
 }
@@ -220,6 +222,7 @@ void read_layer_types(ConfigReader& r, ModelSpec& s) {
 namespace {
 
 void validate(const ModelSpec& s) {
+  check_spec_limits(s);
   auto bad = [&](const std::string& what) { fail("spec", "{}: impossible config: {}", s.source, what); };
   if (s.n_layer == 0) bad("num_hidden_layers is 0");
   if (s.d_model == 0) bad("hidden_size is 0");

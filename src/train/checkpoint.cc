@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -34,6 +35,30 @@ nlohmann::json read_json(const std::string& path) {
     return nlohmann::json::parse(text);
   } catch (const std::exception& e) {
     fail("checkpoint", "{}: not valid JSON ({}); the checkpoint is corrupt", path, e.what());
+  }
+}
+
+uint64_t parse_u64(const std::string& text, const std::string& path, const char* field) {
+  size_t used = 0;
+  uint64_t v = 0;
+  try {
+    v = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || text[0] == '-') {
+    fail("checkpoint", "{}: {}: expected an unsigned 64-bit integer, found \"{}\"", path, field, text);
+  }
+  return v;
+}
+
+// A resumed run must not start from NaN or infinite weights or moments.
+template <typename Vec>
+void check_finite(const Vec& values, const std::string& path) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      fail("checkpoint", "{}: value {} is {} (not finite); the checkpoint is corrupt", path, i, values[i]);
+    }
   }
 }
 
@@ -76,11 +101,11 @@ void save_hf_model(const std::string& dir, const TrainModel<float>& model) {
   write_model_files(dir, model);
 }
 
-void save_checkpoint(const std::string& out_dir, const TrainModel<float>& model, const AdamW& opt,
-                     const TrainerState& state, int keep) {
-  fs::create_directories(out_dir);
-  const std::string name = fmt::format("step-{:08d}", state.step);
-  const std::string tmp = fmt::format("{}/.tmp-{}-{}", out_dir, name, getpid());
+namespace {
+
+// Every file of one checkpoint into the folder `tmp` (created afresh).
+void write_checkpoint_files(const std::string& tmp, const TrainModel<float>& model, const AdamW& opt,
+                            const TrainerState& state) {
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   write_model_files(tmp, model);
@@ -89,7 +114,6 @@ void save_checkpoint(const std::string& out_dir, const TrainModel<float>& model,
     _exit(86);
   }
   std::vector<TensorToWrite> ts;
-  std::vector<std::string> names;
   for (const auto& t : model.layout().tensors) {
     ts.push_back({"exp_avg." + t.name, DType::kF32, t.shape, as_bytes(opt.m.data() + t.offset, t.numel)});
     ts.push_back({"exp_avg_sq." + t.name, DType::kF32, t.shape, as_bytes(opt.v.data() + t.offset, t.numel)});
@@ -108,10 +132,10 @@ void save_checkpoint(const std::string& out_dir, const TrainModel<float>& model,
   for (uint64_t w : state.rng) st["rng"].push_back(std::to_string(w));
   st["run"] = state.run;
   write_file_atomic(tmp + "/trainer_state.json", st.dump(2) + "\n");
-  const std::string final_dir = out_dir + "/" + name;
-  fs::remove_all(final_dir);
-  fs::rename(tmp, final_dir);
-  write_file_atomic(out_dir + "/latest", name + "\n");
+}
+
+// Keeps the newest `keep` step folders (and always `current`).
+void remove_old_steps(const std::string& out_dir, const std::string& current, int keep) {
   std::vector<std::string> steps;
   for (const auto& e : fs::directory_iterator(out_dir)) {
     const std::string n = e.path().filename().string();
@@ -119,7 +143,54 @@ void save_checkpoint(const std::string& out_dir, const TrainModel<float>& model,
   }
   std::sort(steps.begin(), steps.end());
   for (size_t i = 0; i + keep < steps.size(); ++i)
-    if (steps[i] != name) fs::remove_all(out_dir + "/" + steps[i]);
+    if (steps[i] != current) fs::remove_all(out_dir + "/" + steps[i]);
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& out_dir, const TrainModel<float>& model, const AdamW& opt,
+                     const TrainerState& state, int keep) {
+  fs::create_directories(out_dir);
+  const std::string name = fmt::format("step-{:08d}", state.step);
+  const std::string tmp = fmt::format("{}/.tmp-{}-{}", out_dir, name, getpid());
+  try {
+    write_checkpoint_files(tmp, model, opt, state);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);  // a full disk must not stay full of a half-written checkpoint
+    throw;
+  }
+  const std::string final_dir = out_dir + "/" + name;
+  fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  write_file_atomic(out_dir + "/latest", name + "\n");
+  remove_old_steps(out_dir, name, keep);
+}
+
+void prepare_out_dir(const std::string& out_dir, bool resume, bool overwrite) {
+  std::error_code ec;
+  if (fs::exists(out_dir, ec) && !fs::is_directory(out_dir, ec)) {
+    fail_usage("train", "--out {}: is a file; expected a folder for checkpoints and metrics.jsonl", out_dir);
+  }
+  fs::create_directories(out_dir);
+  remove_stale_temporaries(out_dir);
+  if (resume) return;
+  std::vector<fs::path> run_files;
+  for (const auto& e : fs::directory_iterator(out_dir)) {
+    const std::string n = e.path().filename().string();
+    if (n == "metrics.jsonl" || n == "latest" || (n.rfind("step-", 0) == 0 && e.is_directory())) {
+      run_files.push_back(e.path());
+    }
+  }
+  if (run_files.empty()) return;
+  if (!overwrite) {
+    fail_usage("train",
+               "--out {}: holds another run ({}{}); use --resume to continue it, --overwrite to replace it, or another "
+               "folder",
+               out_dir, run_files.front().filename().string(),
+               run_files.size() > 1 ? fmt::format(" and {} more", run_files.size() - 1) : "");
+  }
+  for (const fs::path& p : run_files) fs::remove_all(p);
 }
 
 std::string resolve_checkpoint(const std::string& path) {
@@ -167,11 +238,19 @@ void load_checkpoint(const std::string& dir, TrainModel<float>& model, AdamW* op
     if (st.at("format") != "moe-train-1") fail("checkpoint", "{}: unknown format {}", sp, st.at("format").dump());
     state->step = st.at("step").get<int64_t>();
     opt->step = st.at("adam_step").get<int64_t>();
-    for (int i = 0; i < 4; ++i) state->rng[i] = std::stoull(st.at("rng").at(i).get<std::string>());
+    if (st.at("rng").size() != 4) fail("checkpoint", "{}: rng: expected 4 words, found {}", sp, st.at("rng").dump());
+    for (int i = 0; i < 4; ++i) state->rng[i] = parse_u64(st.at("rng").at(i).get<std::string>(), sp, "rng");
     state->run = st.at("run");
   } catch (const nlohmann::json::exception& e) {
     fail("checkpoint", "{}: missing or malformed field ({})", sp, e.what());
   }
+  if (state->step < 0 || opt->step != state->step) {
+    fail("checkpoint", "{}: step {} and adam_step {} must be equal and >= 0; the checkpoint is corrupt", sp,
+         state->step, opt->step);
+  }
+  check_finite(model.params, dir + "/model.safetensors");
+  check_finite(opt->m, dir + "/optimizer.safetensors");
+  check_finite(opt->v, dir + "/optimizer.safetensors");
 }
 
 }  // namespace moe::train

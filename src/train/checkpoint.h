@@ -24,11 +24,17 @@ struct TrainerState {
 };
 
 // Writes <out_dir>/step-<N>/ and points <out_dir>/latest at it; keeps the newest `keep` steps.
+// A failed write (disk full, ...) removes its temporary folder before the error propagates.
 void save_checkpoint(const std::string& out_dir, const TrainModel<float>& model, const AdamW& opt,
                      const TrainerState& state, int keep = 2);
 
 // Writes only config.json + model.safetensors (the Hugging Face model) into dir (atomically per file).
 void save_hf_model(const std::string& dir, const TrainModel<float>& model);
+
+// Makes `out_dir` ready for a run: removes the temporaries of killed runs; for a fresh run
+// (!resume) refuses a folder that holds another run (metrics.jsonl, latest, step-* folders) with a
+// usage error, unless `overwrite`, which deletes that run's files first. A file is refused too.
+void prepare_out_dir(const std::string& out_dir, bool resume, bool overwrite);
 
 // Resolves a checkpoint folder: a step folder itself, or an output folder with a `latest` file.
 std::string resolve_checkpoint(const std::string& path);

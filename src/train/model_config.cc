@@ -1,24 +1,26 @@
 // ModelConfig validation, Hugging Face config.json (Qwen3-MoE or DeepSeek-V3), and the parameter layout.
 #include "train/model_config.h"
 
+#include <limits>
+
 #include "util/error.h"
 
 namespace moe::train {
 
 void ModelConfig::validate() const {
-  auto positive = [](const char* field, int v) {
-    if (v <= 0) fail("train", "model config: {} must be > 0, got {}", field, v);
+  auto within = [](const char* field, int v, int hi) {
+    if (v <= 0 || v > hi) fail("train", "model config: {} must be from 1 to {}, got {}", field, hi, v);
   };
-  positive("num_hidden_layers", n_layer);
-  positive("hidden_size", d_model);
-  positive("num_attention_heads", n_head);
-  positive("num_key_value_heads", n_kv_head);
-  positive("head_dim", head_dim);
-  positive("num_experts", n_expert);
-  positive("num_experts_per_tok", top_k);
-  positive("moe_intermediate_size", d_ff_expert);
-  positive("vocab_size", vocab);
-  positive("max_position_embeddings", max_seq);
+  within("num_hidden_layers", n_layer, kMaxTrainCount);
+  within("hidden_size", d_model, kMaxTrainWidth);
+  within("num_attention_heads", n_head, kMaxTrainCount);
+  within("num_key_value_heads", n_kv_head, kMaxTrainCount);
+  within("head_dim", head_dim, kMaxTrainCount);
+  within("num_experts", n_expert, kMaxTrainCount);
+  within("num_experts_per_tok", top_k, kMaxTrainCount);
+  within("moe_intermediate_size", d_ff_expert, kMaxTrainWidth);
+  within("vocab_size", vocab, kMaxTrainTokens);
+  within("max_position_embeddings", max_seq, kMaxTrainTokens);
   if (top_k > n_expert) fail("train", "model config: num_experts_per_tok {} > num_experts {}", top_k, n_expert);
   if (is_v3()) return validate_v3();
   if (n_head % n_kv_head != 0)
@@ -30,19 +32,19 @@ void ModelConfig::validate() const {
 }
 
 void ModelConfig::validate_v3() const {
-  auto positive = [](const char* field, int v) {
-    if (v <= 0) fail("train", "model config: {} must be > 0, got {}", field, v);
+  auto within = [](const char* field, int v, int lo, int hi) {
+    if (v < lo || v > hi) fail("train", "model config: {} must be from {} to {}, got {}", field, lo, hi, v);
   };
-  positive("kv_lora_rank", kv_lora_rank);
-  positive("qk_nope_head_dim", qk_nope_dim);
-  positive("qk_rope_head_dim", qk_rope_dim);
-  positive("v_head_dim", v_head_dim);
-  if (q_lora_rank < 0) fail("train", "model config: q_lora_rank must be >= 0 (0: q_proj), got {}", q_lora_rank);
-  if (n_shared_expert < 0) fail("train", "model config: n_shared_experts must be >= 0, got {}", n_shared_expert);
+  within("kv_lora_rank", kv_lora_rank, 1, kMaxTrainWidth);
+  within("qk_nope_head_dim", qk_nope_dim, 1, kMaxTrainCount);
+  within("qk_rope_head_dim", qk_rope_dim, 1, kMaxTrainCount);
+  within("v_head_dim", v_head_dim, 1, kMaxTrainCount);
+  within("q_lora_rank (0: q_proj)", q_lora_rank, 0, kMaxTrainWidth);
+  within("n_shared_experts", n_shared_expert, 0, kMaxTrainCount);
+  within("intermediate_size", d_ff_dense, first_dense > 0 ? 1 : 0, kMaxTrainWidth);
   if (first_dense < 0 || first_dense > n_layer)
     fail("train", "model config: first_k_dense_replace must be in [0, num_hidden_layers {}], got {}", n_layer,
          first_dense);
-  if (first_dense > 0) positive("intermediate_size", d_ff_dense);
   if (qk_rope_dim % 2 != 0) fail("train", "model config: qk_rope_head_dim must be even for RoPE, got {}", qk_rope_dim);
   if (!(rms_eps > 0)) fail("train", "model config: rms_norm_eps must be > 0, got {}", rms_eps);
   if (!(rope_theta > 0)) fail("train", "model config: rope_theta must be > 0, got {}", rope_theta);
@@ -197,16 +199,44 @@ nlohmann::json ModelConfig::to_hf_json() const {
 
 ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) fail("train", "{}: expected a JSON object", path);
-  const std::string type = j.value("model_type", "");
-  if (type == "deepseek_v3") return from_deepseek_v3_json(j, path);
-  if (type != "qwen3_moe")
-    fail("train", "{}: model_type must be \"qwen3_moe\" or \"deepseek_v3\" for training, found \"{}\"", path, type);
+  try {
+    const std::string type = j.value("model_type", "");
+    if (type == "deepseek_v3") return from_deepseek_v3_json(j, path);
+    if (type != "qwen3_moe")
+      fail("train", "{}: model_type must be \"qwen3_moe\" or \"deepseek_v3\" for training, found \"{}\"", path, type);
+    return from_qwen3_json(j, path);
+  } catch (const nlohmann::json::exception& e) {
+    fail("train", "{}: a field has the wrong type ({})", path, e.what());
+  }
+}
+
+namespace {
+
+// A required integer field that fits an int (sizes are range-checked by validate()).
+void get_int(const nlohmann::json& j, const std::string& path, const char* key, int& out) {
+  if (!j.contains(key) || !j[key].is_number_integer())
+    fail("train", "{}: field {} missing or not an integer", path, key);
+  const int64_t v = j[key].get<int64_t>();
+  if (v < 0 || v > std::numeric_limits<int>::max() ||
+      (j[key].is_number_unsigned() && j[key].get<uint64_t>() > INT64_MAX))
+    fail("train", "{}: {}: expected an integer from 0 to {}, found {}", path, key, std::numeric_limits<int>::max(),
+         j[key].dump());
+  out = static_cast<int>(v);
+}
+
+// An optional integer field (absent or null: `fallback`).
+int int_or(const nlohmann::json& j, const std::string& path, const char* key, int fallback) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  int v = 0;
+  get_int(j, path, key, v);
+  return v;
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::from_qwen3_json(const nlohmann::json& j, const std::string& path) {
   ModelConfig c;
-  auto get_int = [&](const char* key, int& out) {
-    if (!j.contains(key) || !j[key].is_number_integer())
-      fail("train", "{}: field {} missing or not an integer", path, key);
-    out = j[key].get<int>();
-  };
+  auto get_int = [&](const char* key, int& out) { train::get_int(j, path, key, out); };
   get_int("num_hidden_layers", c.n_layer);
   get_int("hidden_size", c.d_model);
   get_int("num_attention_heads", c.n_head);
@@ -216,7 +246,7 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
   get_int("moe_intermediate_size", c.d_ff_expert);
   get_int("vocab_size", c.vocab);
   get_int("max_position_embeddings", c.max_seq);
-  c.head_dim = j.value("head_dim", c.d_model / c.n_head);
+  c.head_dim = int_or(j, path, "head_dim", c.n_head > 0 ? c.d_model / c.n_head : 0);
   c.rope_theta = j.value("rope_theta", 10000.0);
   c.rms_eps = j.value("rms_norm_eps", 1e-6);
   c.norm_topk_prob = j.value("norm_topk_prob", false);
@@ -231,11 +261,7 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
 ModelConfig ModelConfig::from_deepseek_v3_json(const nlohmann::json& j, const std::string& path) {
   ModelConfig c;
   c.arch = Arch::kDeepseekV3;
-  auto get_int = [&](const char* key, int& out) {
-    if (!j.contains(key) || !j[key].is_number_integer())
-      fail("train", "{}: field {} missing or not an integer", path, key);
-    out = j[key].get<int>();
-  };
+  auto get_int = [&](const char* key, int& out) { train::get_int(j, path, key, out); };
   get_int("num_hidden_layers", c.n_layer);
   get_int("hidden_size", c.d_model);
   get_int("num_attention_heads", c.n_head);
@@ -250,11 +276,10 @@ ModelConfig ModelConfig::from_deepseek_v3_json(const nlohmann::json& j, const st
   get_int("v_head_dim", c.v_head_dim);
   c.n_kv_head = c.n_head;
   c.head_dim = c.qk_nope_dim + c.qk_rope_dim;
-  const auto q_lora = j.value("q_lora_rank", nlohmann::json(nullptr));
-  c.q_lora_rank = q_lora.is_number_integer() ? q_lora.get<int>() : 0;
-  c.n_shared_expert = j.value("n_shared_experts", 0);
-  c.first_dense = j.value("first_k_dense_replace", 0);
-  c.d_ff_dense = j.value("intermediate_size", c.d_ff_dense);
+  c.q_lora_rank = int_or(j, path, "q_lora_rank", 0);
+  c.n_shared_expert = int_or(j, path, "n_shared_experts", 0);
+  c.first_dense = int_or(j, path, "first_k_dense_replace", 0);
+  c.d_ff_dense = int_or(j, path, "intermediate_size", c.d_ff_dense);
   c.routed_scaling_factor = j.value("routed_scaling_factor", 1.0);
   c.norm_topk_prob = j.value("norm_topk_prob", false);
   c.rope_theta = j.value("rope_theta", 10000.0);

@@ -15,6 +15,12 @@ namespace moe::train {
 
 enum class Arch { kQwen3Moe, kDeepseekV3 };
 
+// Upper bounds on a training config's sizes (validate() and the `moe train` flag ranges). What
+// fits in memory is checked separately (train_memory.h).
+inline constexpr int kMaxTrainCount = 1 << 16;   // layers, heads, head dims, experts
+inline constexpr int kMaxTrainWidth = 1 << 20;   // hidden size, expert widths, latent ranks
+inline constexpr int kMaxTrainTokens = 1 << 24;  // vocabulary, max_position_embeddings
+
 struct ModelConfig {
   Arch arch = Arch::kQwen3Moe;
   int n_layer = 2;
@@ -54,6 +60,7 @@ struct ModelConfig {
 
  private:
   void validate_v3() const;
+  static ModelConfig from_qwen3_json(const nlohmann::json& j, const std::string& path);
   static ModelConfig from_deepseek_v3_json(const nlohmann::json& j, const std::string& path);
 };
 

@@ -9,8 +9,10 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "io/safetensors.h"
 #include "kernels/ceilings.h"
@@ -18,6 +20,7 @@
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
 #include "train/checkpoint.h"
+#include "train/train_memory.h"
 #include "util/error.h"
 
 namespace moe::train {
@@ -134,12 +137,32 @@ struct LoadWindow {
   }
 };
 
+// A NaN or infinite loss or gradient: stop before the optimizer or a checkpoint sees it, so the
+// last checkpoint written stays the last good one.
+[[noreturn]] void stop_on_non_finite(const TrainOptions& o, int64_t step, double loss, double gnorm) {
+  std::string kept = "no checkpoint was written (no --out)";
+  if (!o.out_dir.empty()) {
+    std::error_code ec;
+    kept = std::filesystem::exists(o.out_dir + "/latest", ec)
+               ? fmt::format("the last good checkpoint is {} (continue with --resume, e.g. with a lower --lr)",
+                             resolve_checkpoint(o.out_dir))
+               : fmt::format("no checkpoint had been written to {} yet", o.out_dir);
+  }
+  fail("train", "step {}: the {} is {} (not finite); training stopped before updating the weights; {}", step,
+       std::isfinite(loss) ? "gradient norm" : "loss", std::isfinite(loss) ? gnorm : loss, kept);
+}
+
 }  // namespace
 
 TrainResult train(const TrainOptions& o, const TextData& data) {
   if (o.batch <= 0 || o.seq <= 0 || o.steps <= 0) fail_usage("train", "--batch, --seq and --steps must be > 0");
   if (o.seq > o.model.max_seq)
     fail_usage("train", "--seq {} exceeds max_position_embeddings {}", o.seq, o.model.max_seq);
+  o.model.validate();
+  check_train_fits_in_memory(o);
+  if (o.resume && o.out_dir.empty())
+    fail_usage("train", "--resume needs --out DIR (the folder holding the checkpoints)");
+  if (!o.out_dir.empty()) prepare_out_dir(o.out_dir, o.resume, o.overwrite);
   blas::set_threads(1);  // we split the work across thread_pool() ourselves
 #ifdef __GLIBC__
   // Each step allocates its gradient buffers (up to a few MB) afresh. Keep them on the heap:
@@ -157,7 +180,6 @@ TrainResult train(const TrainOptions& o, const TextData& data) {
   int64_t start = 0;
   const std::string metrics_path = o.out_dir.empty() ? "" : o.out_dir + "/metrics.jsonl";
   if (o.resume) {
-    if (o.out_dir.empty()) fail_usage("train", "--resume needs --out DIR (the folder holding the checkpoints)");
     const std::string dir = resolve_checkpoint(o.out_dir);
     TrainerState st;
     load_checkpoint(dir, model, &opt, &st);
@@ -165,11 +187,13 @@ TrainResult train(const TrainOptions& o, const TextData& data) {
       fail("checkpoint", "{}: the checkpoint was trained with {} but this run asks for {}", dir, st.run.dump(),
            run_fingerprint(o).dump());
     }
+    if (st.step < 0 || st.step > o.steps) {
+      fail("checkpoint", "{}/trainer_state.json: step: expected 0 to --steps {}, found {}", dir, o.steps, st.step);
+    }
     start = st.step;
     rng.set_state(st.rng);
     if (std::filesystem::exists(metrics_path)) truncate_metrics(metrics_path, start);
   } else if (!o.out_dir.empty()) {
-    std::filesystem::create_directories(o.out_dir);
     write_file_atomic(metrics_path, "");
   }
   std::ofstream metrics;
@@ -188,10 +212,15 @@ TrainResult train(const TrainOptions& o, const TextData& data) {
   const bool tty = o.progress && isatty(2);
   for (int64_t step = start; step < end; ++step) {
     const Batch b = sample_batch(data.train, o.batch, o.seq, rng);
+    // A test hook: poison one weight before this step, as a diverging run would (the NaN stop's tests).
+    if (const char* p = std::getenv("MOE_TRAIN_POISON_STEP"); p && std::atoll(p) == step + 1) {
+      model.params[static_cast<size_t>(model.layout().final_norm)] = std::numeric_limits<float>::quiet_NaN();
+    }
     const LossParts loss = model.forward(b.tokens.data(), b.targets.data(), o.batch, o.seq);
     model.zero_grad();
     model.backward();
     const double gnorm = grad_norm(model.grads);
+    if (!std::isfinite(loss.total) || !std::isfinite(gnorm)) stop_on_non_finite(o, step + 1, loss.total, gnorm);
     const double lr = learning_rate(aw, step);
     opt.update(model.params, model.grads, model.layout(), aw, lr, clip_coefficient(gnorm, aw.grad_clip));
     if (o.balance.bias_rate > 0) model.update_router_bias(o.balance.bias_rate);

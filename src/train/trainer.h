@@ -29,6 +29,7 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;  // 0 = only at the end
   std::string out_dir;           // checkpoints and metrics.jsonl; empty = none
   bool resume = false;           // continue from out_dir/latest
+  bool overwrite = false;        // out_dir holds another run: delete it instead of refusing
   bool progress = true;          // progress bar on stderr
   bool measure_mfu = true;       // measure the FMA ceiling once for MFU
   int64_t stop_after = 0;        // stop (after checkpointing) at this step; 0 = run all steps

@@ -30,12 +30,16 @@ inline MoeResult run_shell(const std::string& cmd) {
 
 // `moe <args>` through the shell; merge_stderr folds stderr into out (else it is discarded).
 inline MoeResult run_moe(const std::string& args, bool merge_stderr = false) {
-  return run_shell(std::string(MOE_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null"));
+  std::string cmd = MOE_BINARY;
+  cmd.append(" ").append(args).append(merge_stderr ? " 2>&1" : " 2>/dev/null");
+  return run_shell(cmd);
 }
 
 // `ENV moe <args>` (e.g. "MOE_THREADS=3"), stderr folded into out.
 inline MoeResult run_moe_env(const std::string& env, const std::string& args) {
-  return run_shell(env + " " + std::string(MOE_BINARY) + " " + args + " 2>&1");
+  std::string cmd = env;
+  cmd.append(" ").append(MOE_BINARY).append(" ").append(args).append(" 2>&1");
+  return run_shell(cmd);
 }
 
 }  // namespace moe::testing

@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/cpu_limits.h"
+#include "runtime/process_limits.h"
 #include "util/error.h"
 
 namespace moe {

@@ -50,6 +50,24 @@ TEST(Cost, KvCacheGqaMlaAndSlidingCaps) {
   EXPECT_DOUBLE_EQ(g_short.kv.bytes_at_context, 24 * per_layer_token * 100);
 }
 
+// The closed-form prefill attention sum equals the per-token loop for every attention kind
+// (full, sliding, chunked, MLA, DeepSeek-V4 compressed with the capped indexer), at sizes around
+// the windows, ratios and caps; and it is constant time (a context of 1e15 returns at once).
+TEST(Cost, PrefillAttentionClosedFormEqualsTheLoop) {
+  for (const char* name : {"mixtral-8x7b", "gpt-oss-20b", "llama-4-scout", "deepseek-v3", "deepseek-v4-flash"}) {
+    const Model m = load(name);
+    double loop = 0;
+    int64_t t = 0;
+    for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 127, 128, 129, 255, 256, 1000, 4096, 8191, 8192, 8193, 20000}) {
+      for (; t < n; ++t) loop += attention_flops_per_token(m.spec, t + 1, false);
+      const double closed = prefill_attention_flops(m.spec, n);
+      EXPECT_NEAR(closed, loop, 1e-12 * loop) << name << " n=" << n;
+    }
+    const double huge = prefill_attention_flops(m.spec, int64_t{1} << 50);
+    EXPECT_TRUE(std::isfinite(huge) && huge > 0) << name;
+  }
+}
+
 TEST(Cost, DecodeAndPrefillFlops) {
   const Model m = load("mixtral-8x7b");
   const ParamCounts counts = count_params(m.spec, m.reg);

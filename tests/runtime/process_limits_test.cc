@@ -1,12 +1,14 @@
-// CPU limits: the default thread count from the affinity mask and the cgroup v1/v2 CPU quota,
-// read from fake /proc and /sys/fs/cgroup trees.
-#include "runtime/cpu_limits.h"
+// Process limits: the default thread count from the affinity mask and the cgroup v1/v2 CPU quota,
+// the usable memory from meminfo and the cgroup memory limit, read from fake /proc and cgroup trees.
+#include "runtime/process_limits.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include "util/error.h"
 
 namespace moe {
 namespace {
@@ -95,6 +97,48 @@ TEST_F(FakeRoot, NoCgroupOrUnreadableFilesMeanNoQuota) {
   EXPECT_DOUBLE_EQ(quota(), 0.0);  // no cpu.max anywhere
   write("sys/fs/cgroup/a/cpu.max", "lots of junk here\n");
   EXPECT_DOUBLE_EQ(quota(), 0.0);
+}
+
+TEST_F(FakeRoot, MemoryFromMeminfoAndCgroups) {
+  write("proc/meminfo", "MemTotal:       24000000 kB\nMemFree:  100 kB\nSwapTotal:  1000 kB\n");
+  EXPECT_EQ(read_memory_limits(root_.string()).physical, 24000000ull * 1024);
+  EXPECT_EQ(usable_memory(read_memory_limits(root_.string())), 24001000ull * 1024);
+  write("proc/self/cgroup", "4:memory:/job\n0::/job\n");
+  write("proc/self/mountinfo",
+        "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+        "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n");
+  write("sys/fs/cgroup/memory/job/memory.limit_in_bytes", "9223372036854771712\n");  // v1 "no limit"
+  write("sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n");
+  EXPECT_EQ(read_memory_limits(root_.string()).cgroup, 0u);
+  write("sys/fs/cgroup/unified/job/memory.max", "4294967296\n");
+  EXPECT_EQ(usable_memory(read_memory_limits(root_.string())), 4294967296ull);
+  write("sys/fs/cgroup/memory/job/memory.limit_in_bytes", "1073741824\n");
+  EXPECT_EQ(usable_memory(read_memory_limits(root_.string())), 1073741824ull);
+  write("sys/fs/cgroup/unified/job/memory.max", "max\n");
+  EXPECT_EQ(usable_memory(read_memory_limits(root_.string())), 1073741824ull);
+}
+
+TEST(MemoryLimits, UsableTakesTheTightestAndSizesFormat) {
+  EXPECT_EQ(usable_memory({}), 0u);
+  EXPECT_EQ(usable_memory({.physical = 100, .swap = 20}), 120u);
+  EXPECT_EQ(usable_memory({.physical = 100, .swap = 20, .cgroup = 50}), 50u);
+  EXPECT_EQ(usable_memory({.physical = 100, .swap = 20, .cgroup = 50, .rlimit = 30}), 30u);
+  EXPECT_EQ(format_byte_size(512), "512 B");
+  EXPECT_EQ(format_byte_size(1536), "1.5 KiB");
+  EXPECT_EQ(format_byte_size(3.4L * 1024 * 1024 * 1024 * 1024 * 1024), "3.4 PiB");
+}
+
+// A size beyond the machine is an error naming what set it; a small one passes.
+TEST(MemoryLimits, CheckFitsNamesTheField) {
+  EXPECT_NO_THROW(check_fits_in_memory(4096, "test", "a page"));
+  try {
+    check_fits_in_memory(1e30L, "train", "num_hidden_layers = 1000000000: the weights");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("[train] num_hidden_layers = 1000000000: the weights needs"), std::string::npos) << what;
+    EXPECT_NE(what.find("this process may use"), std::string::npos) << what;
+  }
 }
 
 TEST(CpuLimits, ThisProcessHasAtLeastOneCpu) {
