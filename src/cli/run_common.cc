@@ -52,9 +52,12 @@ RankedModel load_ranked_model(const std::string& model_dir, const dist::EpArgs& 
 
 std::string resolve_model_dir(const std::string& model) {
   if (!model.empty()) {
-    // A missing folder is reported by the (collective, under --ep) load; a file is named here.
+    // A missing folder is reported by the (collective, under --ep) load; a file other than a
+    // .gguf is named here.
     std::error_code ec;
-    if (fs::exists(model, ec) && !fs::is_directory(model, ec)) require_input_folder(model, "--model", "run");
+    if (fs::exists(model, ec) && !fs::is_directory(model, ec) && !model.ends_with(".gguf")) {
+      fail_usage("run", "--model {}: is a file; expected a checkpoint folder or a .gguf file", model);
+    }
     return model;
   }
   const std::string def = std::string(MOE_DATA_DIR) + "/default-model";
