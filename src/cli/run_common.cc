@@ -145,6 +145,10 @@ double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spe
       if (!ckpt->has(t.name)) return -1.0;
       const TensorInfo& info = ckpt->info(t.name);
       const bool zero_copy = info.dtype == DType::kF32 || info.dtype == DType::kBF16;
+      // Block-scaled FP8 matrices stay FP8 (F8_E4M3_B128: 132 bytes per 128 weights; model/weights.h).
+      const bool fp8_blocks = info.dtype == DType::kF8E4M3 && info.shape.size() == 2 && info.shape[1] % 128 == 0 &&
+                              spec.quant.block_cols % 128 == 0 && spec.quant.method == QuantMethod::kFp8;
+      if (fp8_blocks) return static_cast<double>(info.numel()) * 132.0 / 128.0;
       return zero_copy ? static_cast<double>(info.nbytes()) : 4.0 * static_cast<double>(info.numel());
     };
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/fp8_matmul.h"
 #include "kernels/matmul_internal.h"
 #include "kernels/packed_weights.h"
 #include "kernels/quant_matmul.h"
@@ -121,6 +122,7 @@ void matmul_nt(const float* a, int64_t lda, const WeightView& b, float* c, int64
       for (int64_t i = 0; i < shape.m; ++i) std::memset(c + i * ldc, 0, size_t(shape.n) * sizeof(float));
     return;
   }
+  if (b.dtype == DType::kF8E4M3_B128) return matmul_fp8(a, lda, b, c, ldc, shape, accumulate);
   if (dtype_is_block(b.dtype)) {
     return matmul_q8(quantized_a(a, lda, shape, b.dtype), b, c, ldc, shape, accumulate);
   }
@@ -156,8 +158,8 @@ void matmul_nt_dual(const float* a, int64_t lda, const WeightView& b0, const Wei
   const auto bf16_panels = [](const WeightView& b) {
     return b.layout == WeightLayout::kPanels && b.dtype == DType::kBF16;
   };
-  if (dtype_is_block(b0.dtype) && act_format(b0.dtype) == act_format(b1.dtype) && dtype_is_block(b1.dtype) &&
-      shape.m > 0 && shape.n > 0 && shape.k > 0) {
+  if (takes_q8_activations(b0.dtype) && takes_q8_activations(b1.dtype) &&
+      act_format(b0.dtype) == act_format(b1.dtype) && shape.m > 0 && shape.n > 0 && shape.k > 0) {
     check_args(a, lda, b0, c0, ldc, shape);
     check_args(a, lda, b1, c1, ldc, shape);
     const Q8Rows qa = quantized_a(a, lda, shape, b0.dtype);  // one quantization for both
@@ -216,8 +218,8 @@ void gather_rows(const GatheredRows& a, int64_t m, int64_t k, float* dst, int64_
 void matmul_nt_dual_gathered(const GatheredRows& a, const WeightView& b0, const WeightView& b1, float* c0, float* c1,
                              int64_t ldc, MatmulShape shape) {
   MOE_CHECK(shape.m == 0 || (a.x != nullptr && a.idx != nullptr && a.ldx >= shape.k));
-  if (dtype_is_block(b0.dtype) && dtype_is_block(b1.dtype) && act_format(b0.dtype) == act_format(b1.dtype) &&
-      shape.m > 0 && shape.n > 0 && shape.k > 0) {
+  if (takes_q8_activations(b0.dtype) && takes_q8_activations(b1.dtype) &&
+      act_format(b0.dtype) == act_format(b1.dtype) && shape.m > 0 && shape.n > 0 && shape.k > 0) {
     check_args(a.x, a.ldx, b0, c0, ldc, shape);
     check_args(a.x, a.ldx, b1, c1, ldc, shape);
     // The rows quantized where they are; their scale multiplies the results (within f32 rounding of

@@ -33,7 +33,19 @@ inline int64_t row_block_count(int64_t m, int64_t mr) { return (m + mr - 1) / mr
 // Per-thread scratch memory, 64-byte aligned, grown on demand and kept for the thread's
 // life. `slot` selects one of a few independent buffers (A pack, B pack).
 void* scratch(int slot, size_t bytes);
-enum ScratchSlot { kScratchA = 0, kScratchB = 1, kScratchGather = 2, kScratchQ8 = 3, kScratchCount = 4 };
+enum ScratchSlot {
+  kScratchA = 0,
+  kScratchB = 1,
+  kScratchGather = 2,
+  kScratchQ8 = 3,
+  kScratchFp8 = 4,
+  kScratchCount = 5
+};
+
+// F8_E4M3_B128 (kernels/fp8_matmul.h): the streaming kernel (any m, for m <= 8) converting codes in
+// registers, and one row of k codes (k % 128 == 0) to f32, bit for bit dequantize_row.
+void decode_fp8_avx512(const MatmulArgs& args);
+void fp8_row_to_f32_avx512(const uint8_t* row, int64_t k, float* dst);
 
 // Decode (streaming) kernels: any m, best for m <= 8.
 void decode_avx512(const MatmulArgs& args);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/quant_blocks.h"
 #include "kernels/quant_matmul.h"
 #include "runtime/cpu_features.h"
 #include "util/check.h"
@@ -45,6 +46,7 @@ void unpack_typed(const WeightView& src, int64_t n, int64_t k, T* dst, int64_t l
 }  // namespace
 
 bool panel_layout_supported(DType dtype) {
+  if (dtype == DType::kF8E4M3_B128) return false;  // computed on in rows (kernels/fp8_matmul.h)
   if (dtype_is_block(dtype)) return quant_panels_supported();
   const Isa isa = active_isa();
   if (dtype == DType::kF32) return isa == Isa::kAvx512 || isa == Isa::kAvx512Bf16;
@@ -88,6 +90,13 @@ void unpack_panels(const WeightView& src, int64_t n, int64_t k, void* dst, int64
 }
 
 float weight_element(const WeightView& b, int64_t j, int64_t p) {
+  if (b.dtype == DType::kF8E4M3_B128) {
+    MOE_CHECK(b.layout == WeightLayout::kRows);
+    float block[128];
+    dequantize_row(b.dtype, static_cast<const uint8_t*>(b.data) + j * dtype_row_bytes(b.dtype, b.ld) + p / 128 * 132,
+                   block, 128);
+    return block[p % 128];
+  }
   if (dtype_is_block(b.dtype)) return quant_weight_element(b, j, p);
   const int64_t i = b.layout == WeightLayout::kPanels ? panel_index(b, j, p) : j * b.ld + p;
   if (b.dtype == DType::kBF16) return bf16_to_f32(static_cast<const uint16_t*>(b.data)[i]);

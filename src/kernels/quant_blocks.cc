@@ -483,6 +483,27 @@ void k_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* mn) {
   }
 }
 
+namespace {
+
+// F8_E4M3_B128: the f32 scale, then 128 E4M3 codes; w = fp8(q) * scale (one f32 rounding).
+void deq_f8_b128(const uint8_t* b, float* y) {
+  float scale;
+  std::memcpy(&scale, b, 4);
+  for (int i = 0; i < 128; ++i) y[i] = f8e4m3_to_f32(b[4 + i]) * scale;
+}
+
+// The inverse for tests and tools: scale max|x| / 448 (E4M3's largest finite), codes x / scale rounded to
+// nearest even.
+void quant_f8_b128(const float* x, uint8_t* y) {
+  float amax = 0.0f;
+  for (int i = 0; i < 128; ++i) amax = std::max(amax, std::abs(x[i]));
+  const float scale = amax / 448.0f;
+  std::memcpy(y, &scale, 4);
+  for (int i = 0; i < 128; ++i) y[4 + i] = f32_to_f8e4m3(scale > 0.0f ? x[i] / scale : 0.0f);
+}
+
+}  // namespace
+
 void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
   if (!dtype_is_block(t)) {
     convert_to_f32(t, src, dst, static_cast<size_t>(n));
@@ -519,6 +540,9 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
       break;
     case DType::kQ6_K:
       fn = deq_q6_k;
+      break;
+    case DType::kF8E4M3_B128:
+      fn = deq_f8_b128;
       break;
     default:
       MOE_CHECK_MSG(false, "dequantize_row: unknown block type");
@@ -563,6 +587,9 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
         break;
       case DType::kQ6_K:
         quant_q6_k(x, y);
+        break;
+      case DType::kF8E4M3_B128:
+        quant_f8_b128(x, y);
         break;
       default:
         MOE_CHECK_MSG(false, "quantize_row: unknown block type");

@@ -430,7 +430,10 @@ void quantize_row_q8_256(const float* x, int64_t k, int64_t b0, int64_t b1, uint
 
 using namespace quant_detail;
 
+bool takes_q8_activations(DType weight) { return dtype_is_block(weight) && weight != DType::kF8E4M3_B128; }
+
 ActFormat act_format(DType weight) {
+  MOE_CHECK_MSG(takes_q8_activations(weight), "act_format of a weight type without Q8 kernels");
   switch (weight) {
     case DType::kQ4_1:
     case DType::kQ5_1:

@@ -27,6 +27,9 @@ namespace moe {
 // How activations are quantized for a weight type (llama.cpp's vec_dot_type of the type).
 enum class ActFormat : uint8_t { kQ8_0, kQ8_1, kQ8_K };
 ActFormat act_format(DType weight);
+// True for the GGUF block types, whose kernels take A quantized to Q8 rows (act_format); false for float
+// weights and for F8_E4M3_B128, whose kernels take f32 A (kernels/fp8_matmul.h).
+bool takes_q8_activations(DType weight);
 
 // Rows of quantized activations, each q8_row_bytes(k) bytes: row i is base + idx[i] * row_bytes (idx null:
 // + i * row_bytes); scale (optional) multiplies row i's results (a token's routing weight).

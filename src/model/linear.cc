@@ -48,7 +48,7 @@ void linear_forward(const float* x, const WeightView& w, const float* bias, floa
   const int64_t col_block = std::max<int64_t>(unit, (s.out + 4 * threads - 1) / (4 * threads) / unit * unit);
   const int64_t row_block = 256;
   const int64_t n_cols = (s.out + col_block - 1) / col_block, n_rows = (s.rows + row_block - 1) / row_block;
-  const bool quantized = dtype_is_block(w.dtype);
+  const bool quantized = takes_q8_activations(w.dtype);
   const ActFormat f = quantized ? act_format(w.dtype) : ActFormat::kQ8_0;
   const uint8_t* xq = quantized ? quantize_input(x, w, s, f) : nullptr;
   const int64_t xq_bytes = q8_row_bytes(s.in);

@@ -1,12 +1,16 @@
 // WeightStore (see weights.h).
 #include "model/weights.h"
 
+#include <atomic>
+#include <cmath>
+#include <cstring>
 #include <span>
 
 #include <fmt/ranges.h>
 
 #include "io/gguf_config.h"
 #include "kernels/quant_blocks.h"
+#include "runtime/thread_pool.h"
 #include "util/dtype.h"
 #include "util/error.h"
 
@@ -84,6 +88,9 @@ WeightView WeightStore::matrix(const std::string& name) {
   const Raw r = raw(name);
   if (r.shape->size() != 2)
     fail("weights", "{}: tensor {} should be a matrix, found {} dims", path_, name, r.shape->size());
+  if (r.dtype == DType::kF8E4M3) {
+    if (const uint8_t* b = fp8_blocks(name)) return WeightView{b, DType::kF8E4M3_B128, (*r.shape)[1]};
+  }
   // Zero-copy only when the mapped data is aligned for its type (safetensors does not promise it).
   const bool zero_copy = r.dtype == DType::kF32 || r.dtype == DType::kBF16;
   if (dtype_is_block(r.dtype) || (zero_copy && reinterpret_cast<uintptr_t>(r.data) % dtype_size(r.dtype) == 0)) {
@@ -116,6 +123,10 @@ WeightView WeightStore::rows(const std::string& name, int64_t first_row, int64_t
   if (first_row < 0 || n_rows < 0 || first_row + n_rows > total)
     fail("weights", "{}: rows [{}, {}) of tensor {} are outside its {} rows", path_, first_row, first_row + n_rows,
          name, total);
+  if (r.dtype == DType::kF8E4M3 && s.size() == 2) {
+    if (const uint8_t* b = fp8_blocks(name))
+      return WeightView{b + first_row * dtype_row_bytes(DType::kF8E4M3_B128, cols), DType::kF8E4M3_B128, cols};
+  }
   const bool zero_copy = r.dtype == DType::kF32 || r.dtype == DType::kBF16;
   if (dtype_is_block(r.dtype) || (zero_copy && reinterpret_cast<uintptr_t>(r.data) % dtype_size(r.dtype) == 0)) {
     return WeightView{r.data + first_row * dtype_row_bytes(r.dtype, cols), r.dtype, cols};
@@ -157,6 +168,49 @@ std::vector<float> WeightStore::dequantize_fp8(const std::string& name) const {
     }
   }
   return w;
+}
+
+const uint8_t* WeightStore::fp8_blocks(const std::string& name) {
+  if (const auto it = fp8_.find(name); it != fp8_.end()) return it->second.data();
+  const Checkpoint& ck = *checkpoint_;
+  const auto sit = scale_of_.find(name);
+  const std::vector<int64_t>& s = ck.info(name).shape;
+  if (sit == scale_of_.end() || s.size() != 2 || s[1] % 128 != 0 || block_cols_ % 128 != 0) return nullptr;
+  const std::vector<float> scale = ck.file_of(sit->second).to_f32(sit->second);  // [ceil(N/br), ceil(K/bc)]
+  const std::span<const uint8_t> q = ck.file_of(name).bytes(name);               // [N, K]
+  const int64_t N = s[0], K = s[1], scale_cols = (K + block_cols_ - 1) / block_cols_, nb = K / 128;
+  for (float v : scale) {
+    if (!std::isfinite(v))
+      fail("weights", "{}: block scales {} hold {} (expected finite values)", ck.path(), sit->second, v);
+  }
+  const int64_t row_bytes = dtype_row_bytes(DType::kF8E4M3_B128, K);
+  AlignedBuffer<uint8_t> out(static_cast<size_t>(N * row_bytes), kUninitialized);
+  // E4M3 has no infinities; 0x7f / 0xff are NaN, which no trained weight holds: a corrupt file.
+  std::atomic<int64_t> first_nan{N * K};
+  thread_pool().parallel_for(N, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t i = r0; i < r1; ++i) {
+      for (int64_t b = 0; b < nb; ++b) {
+        uint8_t* dst = out.data() + i * row_bytes + b * 132;
+        const uint8_t* codes = q.data() + i * K + b * 128;
+        const float sc = scale[static_cast<size_t>((i / block_rows_) * scale_cols + b * 128 / block_cols_)];
+        std::memcpy(dst, &sc, 4);
+        std::memcpy(dst + 4, codes, 128);
+        for (int64_t j = 0; j < 128; ++j) {
+          if ((codes[j] & 0x7f) != 0x7f) continue;
+          int64_t seen = first_nan.load();
+          const int64_t at = i * K + b * 128 + j;
+          while (at < seen && !first_nan.compare_exchange_weak(seen, at)) {
+          }
+          break;
+        }
+      }
+    }
+  });
+  if (const int64_t at = first_nan.load(); at < N * K) {
+    fail("weights", "{}: FP8 tensor {} holds a NaN code at row {}, column {}", ck.path(), name, at / K, at % K);
+  }
+  release(WeightView{q.data(), DType::kF8E4M3, K}, N);
+  return fp8_.emplace(name, std::move(out)).first->second.data();
 }
 
 std::vector<uint8_t>& WeightStore::own_bytes(size_t n) {

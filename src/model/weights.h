@@ -2,8 +2,11 @@
 // ModelSpec implies: a missing, misshapen or unexpected tensor is an error that names it. Both sources give
 // tensors under the checkpoint names (model/gguf_weights.h maps GGUF's). Linear weights stored as f32, bf16
 // or a block-quantized type are zero-copy views into the memory map; other float dtypes are converted to
-// f32 once; FP8 E4M3 weights with block scales (weight_scale_inv, DeepSeek-V3) are dequantized to f32 on
-// load. MTP-layer tensors (DeepSeek-V3 num_nextn_predict_layers) may be present or absent: not run.
+// f32 once; FP8 E4M3 matrices with block scales (weight_scale_inv: DeepSeek-V3, Kimi-K2, Qwen3-FP8) stay
+// FP8, held as F8_E4M3_B128 rows (each 128 codes of a row after their block's f32 scale, 1.03 bytes per
+// weight; the file's pages of the codes released) and computed on by the FP8 kernels; f32(name) still
+// dequantizes one for a caller that needs floats, and a matrix whose row length or scale block width is
+// not a multiple of 128 is dequantized to f32 at load. MTP-layer tensors (DeepSeek-V3 num_nextn_predict_layers) may be present or absent: not run.
 #pragma once
 
 #include <deque>
@@ -17,6 +20,7 @@
 #include "kernels/matmul.h"
 #include "kernels/packed_weights.h"
 #include "model/gguf_weights.h"
+#include "runtime/aligned.h"
 #include "spec/model_spec.h"
 #include "spec/tensor_registry.h"
 
@@ -66,6 +70,8 @@ class WeightStore {
   Raw raw(const std::string& name) const;
   void validate(const ModelSpec& spec);
   std::vector<float> dequantize_fp8(const std::string& name) const;
+  // The F8_E4M3_B128 rows of an FP8 matrix (built once), or null when its layout does not allow them.
+  const uint8_t* fp8_blocks(const std::string& name);
   const std::string& path() const { return path_; }
 
   std::string path_;
@@ -75,7 +81,8 @@ class WeightStore {
   std::deque<std::vector<float>> owned_;
   std::deque<std::vector<uint8_t>> owned_bytes_;
   std::deque<PackedWeights> owned_packed_;
-  std::map<std::string, std::string> scale_of_;  // FP8 weight -> its block-scale tensor
+  std::map<std::string, std::string> scale_of_;        // FP8 weight -> its block-scale tensor
+  std::map<std::string, AlignedBuffer<uint8_t>> fp8_;  // FP8 weight -> its F8_E4M3_B128 rows
   int64_t block_rows_ = 128, block_cols_ = 128;
 };
 

@@ -142,7 +142,7 @@ void MoeLayer::run_experts(const float* x, int64_t T, float* out, const RunOptio
   // Block-quantized experts: x quantized once for each format the gate/up weights need (in parallel over
   // tokens), h's quantized rows for the down weights.
   const auto quantized_x = [&](const WeightView& gate) -> const uint8_t* {
-    if (!dtype_is_block(gate.dtype)) return nullptr;
+    if (!takes_q8_activations(gate.dtype)) return nullptr;
     const ActFormat f = act_format(gate.dtype);
     std::vector<uint8_t>& buf = xq_[static_cast<int>(f)];
     const int64_t rb = q8_row_bytes(D);
@@ -155,8 +155,8 @@ void MoeLayer::run_experts(const float* x, int64_t T, float* out, const RunOptio
     return buf.data();
   };
   for (auto& b : xq_) b.clear();
-  const bool routed_q = weights_.experts.n_expert() > 0 && dtype_is_block(first_down(weights_.experts).dtype);
-  const bool shared_q = S > 0 && dtype_is_block(weights_.shared.experts[0].down.dtype);
+  const bool routed_q = weights_.experts.n_expert() > 0 && takes_q8_activations(first_down(weights_.experts).dtype);
+  const bool shared_q = S > 0 && takes_q8_activations(weights_.shared.experts[0].down.dtype);
   hq_.resize(routed_q ? static_cast<size_t>(n_rows * q8_row_bytes(F)) : 0);         // [n_rows, rb(F)]
   shared_hq_.resize(shared_q ? static_cast<size_t>(S * T * q8_row_bytes(Fs)) : 0);  // [S, T, rb(Fs)]
   std::vector<ExpertTask> tasks;

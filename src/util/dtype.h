@@ -38,6 +38,10 @@ enum class DType : uint8_t {
   kQ5_K,   // 256: as Q4_K plus 32 bytes of high bits
   kQ6_K,   // 256: 128 bytes low nibbles, 64 bytes 2-bit highs, 16 int8 scales (sub-blocks of 16), f16 d
   kMXFP4,  // 32: E8M0 exponent, nibbles indexing the FP4 (E2M1) values
+  // FP8 E4M3 codes in blocks of 128 with their f32 scale first (132 bytes): w = scale * fp8(q). Not a GGUF
+  // type: block-scaled FP8 checkpoints (weight_scale_inv) are held so, each row carrying its blocks' scales.
+  // Its kernels compute in f32 on the A given (kernels/fp8_matmul.h), not on 8-bit activations.
+  kF8E4M3_B128,
 };
 
 // Name as written in a safetensors header ("F32", "BF16", "F8_E4M3", ...).

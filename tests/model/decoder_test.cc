@@ -15,9 +15,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/random_checkpoint.h"
 #include "io/safetensors.h"
 #include "model/decoder.h"
 #include "model/sampler.h"
+#include "model/weights.h"
 #include "runtime/cpu_features.h"
 #include "spec/tensor_registry.h"
 #include "util/dtype.h"
@@ -131,7 +133,7 @@ TEST(Decoder, LongRopeShortFactorsAndTheSwitch) {
 TEST(Decoder, Llama4MultimodalWrapperRunsItsTextModel) {
   namespace fs = std::filesystem;
   const std::string src = fixture_dir("llama4_text");
-  const fs::path dst = fs::path(testing::TempDir()) / "llama4_wrapper";
+  const fs::path dst = fs::path(::testing::TempDir()) / "llama4_wrapper";
   fs::create_directories(dst);
   const nlohmann::json text = nlohmann::json::parse(std::ifstream(src + "/config.json"));
   const nlohmann::json wrapper = {
@@ -176,7 +178,7 @@ TEST(Decoder, BadTokensAreErrors) {
 std::string broken_copy(const std::string& family, const std::string& victim, bool reshape) {
   namespace fs = std::filesystem;
   const std::string src = fixture_dir(family);
-  const fs::path dst = fs::path(testing::TempDir()) / ("broken_" + family + (reshape ? "_shape" : "_missing"));
+  const fs::path dst = fs::path(::testing::TempDir()) / ("broken_" + family + (reshape ? "_shape" : "_missing"));
   fs::create_directories(dst);
   fs::copy_file(src + "/config.json", dst / "config.json", fs::copy_options::overwrite_existing);
   const SafetensorsFile file = SafetensorsFile::open(src + "/model.safetensors");
@@ -203,7 +205,7 @@ void expect_error_naming(const std::string& dir, const std::string& name) {
 TEST(Decoder, ExtraTensorAndUnsupportedQuantizationAreErrors) {
   namespace fs = std::filesystem;
   const std::string src = fixture_dir("gpt_oss");
-  const fs::path extra = fs::path(testing::TempDir()) / "extra_gpt_oss";
+  const fs::path extra = fs::path(::testing::TempDir()) / "extra_gpt_oss";
   fs::create_directories(extra);
   fs::copy_file(src + "/config.json", extra / "config.json", fs::copy_options::overwrite_existing);
   const SafetensorsFile file = SafetensorsFile::open(src + "/model.safetensors");
@@ -214,7 +216,7 @@ TEST(Decoder, ExtraTensorAndUnsupportedQuantizationAreErrors) {
   write_safetensors((extra / "model.safetensors").string(), tensors);
   expect_error_naming(extra.string(), bogus);
 
-  const fs::path mxfp4 = fs::path(testing::TempDir()) / "mxfp4_gpt_oss";
+  const fs::path mxfp4 = fs::path(::testing::TempDir()) / "mxfp4_gpt_oss";
   fs::create_directories(mxfp4);
   nlohmann::json config = nlohmann::json::parse(std::ifstream(src + "/config.json"));
   config["quantization_config"] = {{"quant_method", "mxfp4"}};
@@ -234,7 +236,7 @@ TEST(Decoder, MissingOrMisshapenTensorIsAnErrorNamingIt) {
 std::string rounded_copy(const std::string& family, bool as_bf16) {
   namespace fs = std::filesystem;
   const std::string src = fixture_dir(family);
-  const fs::path dst = fs::path(testing::TempDir()) / ("rounded_" + family + (as_bf16 ? "_bf16" : "_f32"));
+  const fs::path dst = fs::path(::testing::TempDir()) / ("rounded_" + family + (as_bf16 ? "_bf16" : "_f32"));
   fs::create_directories(dst);
   fs::copy_file(src + "/config.json", dst / "config.json", fs::copy_options::overwrite_existing);
   const SafetensorsFile file = SafetensorsFile::open(src + "/model.safetensors");
@@ -317,19 +319,19 @@ Fp8Matrix quantize_fp8(const std::vector<float>& w, int64_t N, int64_t K, int64_
   return m;
 }
 
-TEST(Decoder, Fp8BlockScaledWeightsMatchTheirDequantizedValues) {
+// Writes src (an f32 checkpoint) as a block-scaled FP8 checkpoint in q_dir (every matrix the registry
+// marks FP8 quantized with `block` x `block` scales) and the same weights dequantized, in f32, in d_dir.
+void write_fp8_pair(const std::string& src, const std::filesystem::path& q_dir, const std::filesystem::path& d_dir,
+                    int64_t block) {
   namespace fs = std::filesystem;
-  const std::string src = fixture_dir("deepseek_v3");
   nlohmann::json config = nlohmann::json::parse(std::ifstream(src + "/config.json"));
-  const fs::path q_dir = fs::path(testing::TempDir()) / "fp8_deepseek_v3";
-  const fs::path d_dir = fs::path(testing::TempDir()) / "fp8_dequantized_deepseek_v3";
   fs::create_directories(q_dir);
   fs::create_directories(d_dir);
   std::ofstream(d_dir / "config.json") << config.dump(2);
   config["quantization_config"] = {{"activation_scheme", "dynamic"},
                                    {"fmt", "e4m3"},
                                    {"quant_method", "fp8"},
-                                   {"weight_block_size", {16, 16}}};  // several blocks per matrix
+                                   {"weight_block_size", {block, block}}};
   std::ofstream(q_dir / "config.json") << config.dump(2);
   const TensorRegistry registry = build_registry(parse_model_spec(config, "fp8 test"));
   std::map<std::string, std::string> scale_name;
@@ -353,27 +355,85 @@ TEST(Decoder, Fp8BlockScaledWeightsMatchTheirDequantizedValues) {
       d_tensors.push_back({t.name, DType::kF32, t.shape, bytes});
       continue;
     }
-    const Fp8Matrix m = quantize_fp8(v, t.shape[0], t.shape[1], 16);
+    const Fp8Matrix m = quantize_fp8(v, t.shape[0], t.shape[1], block);
     q_tensors.push_back({t.name, DType::kF8E4M3, t.shape, keep(m.codes.data(), m.codes.size())});
     q_tensors.push_back({it->second,
                          DType::kF32,
-                         {(t.shape[0] + 15) / 16, (t.shape[1] + 15) / 16},
+                         {(t.shape[0] + block - 1) / block, (t.shape[1] + block - 1) / block},
                          keep(m.scales.data(), m.scales.size() * 4)});
     d_tensors.push_back({t.name, DType::kF32, t.shape, keep(m.dequantized.data(), m.dequantized.size() * 4)});
   }
   write_safetensors((q_dir / "model.safetensors").string(), q_tensors);
   write_safetensors((d_dir / "model.safetensors").string(), d_tensors);
+}
 
-  Decoder fp8(q_dir.string()), dequantized(d_dir.string()), original(src);
-  const std::vector<int32_t> ids = {5, 17, 99, 3, 250, 42};
+// The FP8 model's logits equal the dequantized f32 model's (f32 compute on both) and differ from the
+// original's (the weights really were quantized).
+void expect_fp8_matches_dequantized(const std::string& src, const std::string& q_dir, const std::string& d_dir) {
+  Decoder fp8(q_dir), dequantized(d_dir), original(src);
+  const std::vector<int32_t> ids = {5, 17, 99, 3, 250, 42, 7, 8, 9, 10, 11, 12};  // prefill and decode paths
   const int64_t V = original.spec().vocab, T = static_cast<int64_t>(ids.size());
   std::vector<float> a(T * V), b(T * V), c(T * V);
-  KvCache ca = fp8.make_cache(T), cb = dequantized.make_cache(T), cc = original.make_cache(T);
+  KvCache ca = fp8.make_cache(T + 1), cb = dequantized.make_cache(T + 1), cc = original.make_cache(T);
   fp8.forward(ids.data(), T, ca, a.data());
   dequantized.forward(ids.data(), T, cb, b.data());
   original.forward(ids.data(), T, cc, c.data());
-  EXPECT_LT(max_abs_diff(a.data(), b.data(), a.size()), 1e-4);
-  EXPECT_GT(max_abs_diff(a.data(), c.data(), a.size()), 1e-3);  // the weights really were quantized
+  double scale = 0.0;
+  for (float v : b) scale = std::max(scale, double(std::abs(v)));
+  EXPECT_LT(max_abs_diff(a.data(), b.data(), a.size()), 1e-5 * scale + 1e-5);
+  EXPECT_GT(max_abs_diff(a.data(), c.data(), a.size()), 1e-3);
+  for (float v : a) ASSERT_FALSE(std::isnan(v));
+  // One decode step (m = 1: the streaming FP8 kernel).
+  std::vector<float> la(V), lb(V);
+  const int32_t next = 77;
+  fp8.forward(&next, 1, ca, la.data());
+  dequantized.forward(&next, 1, cb, lb.data());
+  EXPECT_LT(max_abs_diff(la.data(), lb.data(), V), 1e-5 * scale + 1e-5);
+}
+
+// 16 x 16 blocks on the tiny fixture: rows shorter than the 128-column blocks FP8 is held in, so these
+// matrices are dequantized to f32 at load (the fallback).
+TEST(Decoder, Fp8BlockScaledWeightsMatchTheirDequantizedValues) {
+  namespace fs = std::filesystem;
+  const std::string src = fixture_dir("deepseek_v3");
+  const fs::path q_dir = fs::path(::testing::TempDir()) / "fp8_deepseek_v3";
+  const fs::path d_dir = fs::path(::testing::TempDir()) / "fp8_dequantized_deepseek_v3";
+  write_fp8_pair(src, q_dir, d_dir, 16);
+  expect_fp8_matches_dequantized(src, q_dir.string(), d_dir.string());
+}
+
+// 128 x 128 blocks as DeepSeek-V3 / Kimi-K2 / Qwen3-FP8 ship them, on models whose row lengths are
+// multiples of 128: the matrices stay FP8 in memory (F8_E4M3_B128) and the FP8 kernels compute on them.
+TEST(Decoder, Fp8CheckpointsStayFp8AndComputeLikeTheirDequantizedWeights) {
+  namespace fs = std::filesystem;
+  for (const std::string family : {"deepseek_v3", "qwen3_moe"}) {
+    SCOPED_TRACE(family);
+    nlohmann::json config = nlohmann::json::parse(std::ifstream(fixture_dir(family) + "/config.json"));
+    config["hidden_size"] = 128;
+    config["intermediate_size"] = 256;
+    config["moe_intermediate_size"] = 128;
+    if (family == "deepseek_v3") {
+      config["q_lora_rank"] = 128;
+      config["kv_lora_rank"] = 128;
+      config["qk_nope_head_dim"] = 32;
+      config["qk_rope_head_dim"] = 16;
+      config["v_head_dim"] = 32;  // o_proj rows: 4 heads x 32 = 128
+    } else {
+      config["head_dim"] = 32;
+    }
+    const fs::path base = fs::path(::testing::TempDir()) / ("fp8_128_" + family);
+    moe::testing::write_random_checkpoint((base / "f32").string(), config, 11);
+    write_fp8_pair((base / "f32").string(), base / "fp8", base / "deq", 128);
+    {
+      const ModelSpec spec = load_model_spec((base / "fp8").string());
+      WeightStore store((base / "fp8").string(), spec);
+      const std::string expert = family == "deepseek_v3" ? "model.layers.1.mlp.experts.3.down_proj.weight"
+                                                         : "model.layers.1.mlp.experts.3.down_proj.weight";
+      EXPECT_EQ(store.matrix(expert).dtype, DType::kF8E4M3_B128);
+      EXPECT_EQ(store.matrix("model.layers.0.self_attn.o_proj.weight").dtype, DType::kF8E4M3_B128);
+    }
+    expect_fp8_matches_dequantized((base / "f32").string(), (base / "fp8").string(), (base / "deq").string());
+  }
 }
 
 }  // namespace
