@@ -91,6 +91,7 @@ void write_random_checkpoint(const std::string& dir, const nlohmann::json& confi
 struct Measured {
   double prefill_tps = 0, decode_tps = 0;
   double load_seconds = 0;  // Decoder construction: read, validate, pack
+  std::string pack_cache;   // "mapped": the panels came from the pack cache; "packed": packed at load; "off"
   double peak_rss_gb = 0;   // the process's peak resident memory after loading and running
   RunReport report;
   // Read ceiling paired with each timed run (a ReadProbe pass before and after it, averaged), median,
@@ -104,10 +105,14 @@ double peak_rss_gb() {
   return static_cast<double>(u.ru_maxrss) * 1024.0 * 1e-9;  // ru_maxrss is in KiB on Linux
 }
 
-Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gbps) {
+// cache_panels false: a temporary random checkpoint, whose panels are not worth a cache file.
+Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gbps, bool cache_panels) {
   Timer load;
-  Decoder dec(dir);
+  DecoderOptions options;
+  if (!cache_panels) options.pack_cache = PackCacheOptions{.enabled = false};
+  Decoder dec(dir, options);
   const double load_seconds = load.seconds();
+  const std::string pack_cache = !dec.pack_cache().enabled() ? "off" : dec.pack_cache().hit() ? "mapped" : "packed";
   std::mt19937 rng(7);
   std::vector<int32_t> prompt(static_cast<size_t>(a.prompt));
   for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(dec.spec().vocab));
@@ -128,6 +133,7 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   }
   Measured m;
   m.load_seconds = load_seconds;
+  m.pack_cache = pack_cache;
   m.peak_rss_gb = peak_rss_gb();
   m.prefill_tps = median(prefill);
   m.decode_tps = median(decode);
@@ -148,7 +154,7 @@ void run_bench_weights(const BenchModelArgs& a, const GlobalOptions& global) {
   ro.include_mtp = false;
   const TensorRegistry reg = build_registry(spec, ro);
   const CeilingRow ceiling = measure_quick_ceilings(3);
-  const Measured m = measure(a.weights, a, ceiling.read_gbps);
+  const Measured m = measure(a.weights, a, ceiling.read_gbps, true);
   Workload w;
   w.prompt = w.context = a.prompt;
   const Cost cost = compute_cost(spec, reg, w);
@@ -159,6 +165,7 @@ void run_bench_weights(const BenchModelArgs& a, const GlobalOptions& global) {
                            {"prompt_tokens", a.prompt},
                            {"decode_tokens", a.decode},
                            {"load_seconds", m.load_seconds},
+                           {"pack_cache", m.pack_cache},
                            {"peak_rss_gb", m.peak_rss_gb},
                            {"prefill_tokens_per_s", m.prefill_tps},
                            {"prefill_gflops", cost.prefill_flops_per_token * m.prefill_tps * 1e-9},
@@ -171,8 +178,8 @@ void run_bench_weights(const BenchModelArgs& a, const GlobalOptions& global) {
     fmt::print("{}\n", j.dump(2));
     return;
   }
-  fmt::print("bench model {} ({} layers): loaded in {:.2f} s, peak RSS {:.2f} GB\n", a.weights, spec.n_layer,
-             m.load_seconds, m.peak_rss_gb);
+  fmt::print("bench model {} ({} layers): loaded in {:.2f} s (panels {}), peak RSS {:.2f} GB\n", a.weights,
+             spec.n_layer, m.load_seconds, m.pack_cache, m.peak_rss_gb);
   fmt::print("  prefill {:>5} tokens: {:>9.1f} tokens/s  {:>7.1f} GFLOP/s\n", a.prompt, m.prefill_tps,
              cost.prefill_flops_per_token * m.prefill_tps * 1e-9);
   fmt::print(
@@ -205,7 +212,7 @@ void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
   Measured m;
   try {
     write_random_checkpoint(dir, config, reg, dtype);
-    m = measure(dir, a, ceiling.read_gbps);
+    m = measure(dir, a, ceiling.read_gbps, !a.dir.empty());
   } catch (...) {
     if (a.dir.empty()) fs::remove_all(dir);
     throw;

@@ -76,6 +76,10 @@ WeightView pack_panels(const WeightView& src, int64_t n, int64_t k, void* dst) {
   return out;
 }
 
+WeightView panel_view(DType dtype, int64_t k, const void* data) {
+  return WeightView{data, dtype, dtype_is_block(dtype) ? k : panel_ld(dtype, k), WeightLayout::kPanels};
+}
+
 void unpack_panels(const WeightView& src, int64_t n, int64_t k, void* dst, int64_t ld_dst) {
   if (dtype_is_block(src.dtype)) {
     MOE_CHECK(ld_dst == k);

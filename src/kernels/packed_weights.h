@@ -24,6 +24,8 @@ size_t panel_bytes(DType dtype, int64_t n, int64_t k);  // bytes of [n, k] in pa
 
 // src: kRows view of [n, k]; dst: panel_bytes(src.dtype, n, k) bytes. Returns the kPanels view of dst.
 WeightView pack_panels(const WeightView& src, int64_t n, int64_t k, void* dst);
+// The view pack_panels returns for a dtype and k, on panels already at data (a cache of them).
+WeightView panel_view(DType dtype, int64_t k, const void* data);
 // src: kPanels view of [n, k]; dst: [n, k] rows with row stride ld_dst, src's dtype.
 void unpack_panels(const WeightView& src, int64_t n, int64_t k, void* dst, int64_t ld_dst);
 

@@ -15,8 +15,10 @@
 #include "model/rope.h"
 #include "moe/expert_ffn.h"
 #include "moe/moe_layer.h"
+#include "runtime/cpu_features.h"
 #include "util/dtype.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace moe {
 
@@ -69,6 +71,20 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
     fail("model", "{}: MXFP4 checkpoints are read for gpt-oss only (its experts' *_blocks / *_scales)", path);
   }
   store_ = std::make_unique<WeightStore>(path, spec_);
+  // What decides the panels' bytes besides the source: the packers' format, the ISA (which dtypes have
+  // panel kernels) and, under expert parallelism, which experts this process loads.
+  std::string layout = fmt::format("panels v1, {}", isa_name(active_isa()));
+  if (options_.load_expert) {  // asked once per MoE layer and expert; load_layer reads the answers
+    layout += ", experts ";
+    expert_keep_.resize(static_cast<size_t>(spec_.n_layer));
+    for (int64_t li = 0; li < spec_.n_layer; ++li) {
+      if (!spec_.layers[static_cast<size_t>(li)].is_moe) continue;
+      for (int64_t e = 0; e < spec_.n_expert; ++e) expert_keep_[size_t(li)].push_back(options_.load_expert(li, e));
+      for (const bool k : expert_keep_[size_t(li)]) layout += k ? '1' : '0';
+      layout += ' ';
+    }
+  }
+  pack_cache_ = std::make_unique<PackCache>(path, layout, options_.pack_cache.value_or(PackCacheOptions::from_env()));
   names_ = decoder_names(spec_);
   embed_ = store_->matrix(names_.embed);  // rows: looked up by id
   const std::string head_name = spec_.tie_word_embeddings ? names_.embed : names_.head + ".weight";
@@ -77,27 +93,40 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
   final_norm_ = store_->f32(names_.final_norm + ".weight");
   final_norm_b_ = store_->f32_or_null(names_.final_norm + ".bias");
   for (int64_t li = 0; li < spec_.n_layer; ++li) load_layer(li);
+  if (!pack_cache_->hit()) {
+    if (const uint64_t bytes = pack_cache_->save())
+      log_info("cached the packed weights ({:.2f} GB) in {}; later loads map them", double(bytes) * 1e-9,
+               pack_cache_->path());
+  }
 }
 
 Decoder::~Decoder() = default;
 
 // A dense matrix packed into panels, the file's pages of it released (resident once).
 WeightView Decoder::packed_matrix(const std::string& name) {
-  const WeightView rows = store_->matrix(name);
-  const int64_t n = store_->shape(name)[0];
+  return panels(name, store_->matrix(name), store_->shape(name)[0]);
+}
+
+WeightView Decoder::panels(const std::string& key, const WeightView& rows, int64_t n) {
+  const bool packs = panel_layout_supported(rows.dtype) && rows.layout == WeightLayout::kRows &&
+                     panel_ld(rows.dtype, rows.ld) == rows.ld;
+  if (!packs) return rows;  // as pack_dense leaves it
+  const size_t bytes = panel_bytes(rows.dtype, n, rows.ld);
+  if (const uint8_t* cached = pack_cache_->find(key, bytes)) return panel_view(rows.dtype, rows.ld, cached);
   const WeightView packed = pack_dense(rows, n, &packed_);
-  if (packed.data != rows.data) store_->release(rows, n);
+  store_->release(rows, n);
+  pack_cache_->record(key, packed.data, bytes);
   return packed;
 }
 
-void Decoder::release_packed(const ExpertWeights& rows, const PackedExpertWeights& packed) {
-  if (!packed.packed) return;
-  for (const ExpertMatrices& m : rows.experts) {
-    if (!m.gate.data) continue;
-    store_->release(m.gate, rows.d_ff);
-    store_->release(m.up, rows.d_ff);
-    store_->release(m.down, rows.d_model);
-  }
+PackedExpertWeights Decoder::expert_panels(const std::string& key, const ExpertWeights& rows) {
+  const size_t bytes = packed_expert_bytes(rows);
+  if (bytes == 0) return pack_expert_weights(rows);  // stays rows
+  if (const uint8_t* cached = pack_cache_->find(key, bytes)) return pack_expert_weights(rows, {}, cached);
+  PackedExpertWeights packed =
+      pack_expert_weights(rows, [this](const WeightView& r, int64_t n) { store_->release(r, n); });
+  pack_cache_->record(key, packed.arena.data(), bytes);
+  return packed;
 }
 
 void Decoder::load_layer(int64_t li) {
@@ -153,16 +182,14 @@ void Decoder::load_layer(int64_t li) {
   if (ls.is_moe) {
     const MoeLayerConfig config = decoder_moe_config(spec_);
     ExpertKeep keep;
-    if (options_.load_expert) keep = [&](int64_t e) { return options_.load_expert(li, e); };
+    if (options_.load_expert) keep = [&](int64_t e) { return bool(expert_keep_[size_t(li)][size_t(e)]); };
     MoeLayerWeights w = moe_layer_weights(spec_, li, s, keep);
     // The router too (every rank of expert parallelism the same view, so the same logits' bits).
-    w.router.weight = pack_dense(w.router.weight, config.router.n_expert, &packed_);
+    w.router.weight = panels(p + "router", w.router.weight, config.router.n_expert);
     // Experts go into the kernels' panel layout once, here (when the ISA has panel kernels), so no
     // matmul re-packs them per call; every MoE block, local or expert-parallel, reads the same panels.
-    L->routed_packed = pack_expert_weights(w.experts);
-    L->shared_packed = pack_expert_weights(w.shared);
-    release_packed(w.experts, L->routed_packed);
-    release_packed(w.shared, L->shared_packed);
+    L->routed_packed = expert_panels(p + "routed experts", w.experts);
+    L->shared_packed = expert_panels(p + "shared experts", w.shared);
     w.experts = L->routed_packed.weights;
     w.shared = L->shared_packed.weights;
     L->moe = options_.moe_block ? options_.moe_block(li, config, w) : std::make_unique<LocalMoeBlock>(config, w);
@@ -183,16 +210,16 @@ void Decoder::load_gqa_projections(Layer& L, const std::string& a) {
   WeightStore& s = *store_;
   const int64_t q_rows = spec_.n_head * spec_.head_dim, kv_rows = spec_.n_head_kv * spec_.head_dim;
   if (names_.fused_qkv.empty()) {
-    L.q = pack_dense(s.matrix(a + "q_proj.weight"), q_rows, &packed_);
-    L.k = pack_dense(s.matrix(a + "k_proj.weight"), kv_rows, &packed_);
-    L.v = pack_dense(s.matrix(a + "v_proj.weight"), kv_rows, &packed_);
+    L.q = packed_matrix(a + "q_proj.weight");
+    L.k = packed_matrix(a + "k_proj.weight");
+    L.v = packed_matrix(a + "v_proj.weight");
   } else {
     const std::string w = a + names_.fused_qkv + ".weight";
-    L.q = pack_dense(s.rows(w, 0, q_rows), q_rows, &packed_);
-    L.k = pack_dense(s.rows(w, q_rows, kv_rows), kv_rows, &packed_);
-    L.v = pack_dense(s.rows(w, q_rows + kv_rows, kv_rows), kv_rows, &packed_);
+    L.q = panels(w + " q", s.rows(w, 0, q_rows), q_rows);
+    L.k = panels(w + " k", s.rows(w, q_rows, kv_rows), kv_rows);
+    L.v = panels(w + " v", s.rows(w, q_rows + kv_rows, kv_rows), kv_rows);
   }
-  L.o = pack_dense(s.matrix(a + names_.o_proj + ".weight"), spec_.d_model, &packed_);
+  L.o = packed_matrix(a + names_.o_proj + ".weight");
 }
 
 KvCache Decoder::make_cache(int64_t max_tokens) const {

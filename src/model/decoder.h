@@ -37,6 +37,8 @@ class Decoder {
   Decoder& operator=(const Decoder&) = delete;
 
   const ModelSpec& spec() const { return spec_; }
+  // Where the weights' panels came from: mapped from the pack cache (hit) or packed at this load.
+  const PackCache& pack_cache() const { return *pack_cache_; }
   KvCache make_cache(int64_t max_tokens) const;
 
   // Runs T tokens after the cached ones and appends them to the cache. logits: [T, V] for every
@@ -54,12 +56,17 @@ class Decoder {
   void load_layer(int64_t li);
   void load_gqa_projections(Layer& layer, const std::string& attn_prefix);
   WeightView packed_matrix(const std::string& name);
-  void release_packed(const ExpertWeights& rows, const PackedExpertWeights& packed);
+  // rows [n, rows.ld] in the kernels' panels (pack_dense), from the pack cache when it holds `key`; else
+  // packed, the file's pages of the rows released, and recorded for the cache.
+  WeightView panels(const std::string& key, const WeightView& rows, int64_t n);
+  PackedExpertWeights expert_panels(const std::string& key, const ExpertWeights& rows);
 
   ModelSpec spec_;
   DecoderNames names_;
   DecoderOptions options_;
   std::unique_ptr<WeightStore> store_;
+  std::unique_ptr<PackCache> pack_cache_;
+  std::vector<std::vector<char>> expert_keep_;  // [layer][expert]: options_.load_expert's answers
   std::vector<std::unique_ptr<Layer>> layers_;
   WeightView embed_, head_;
   std::deque<PackedWeights> packed_;  // panel copies of the dense matrices (see pack_dense in decoder.cc)

@@ -3,11 +3,14 @@
 // carries the factory plus a filter saying which routed experts' tensors this process loads.
 #pragma once
 
+#include <optional>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <vector>
 
+#include "model/pack_cache.h"
 #include "moe/moe_layer.h"
 #include "moe/telemetry.h"
 
@@ -45,6 +48,8 @@ using ExpertFilter = std::function<bool(int64_t layer, int64_t expert)>;
 struct DecoderOptions {
   MoeBlockFactory moe_block;  // empty: LocalMoeBlock
   ExpertFilter load_expert;   // empty: every expert
+  // Where packed panels are cached between loads (model/pack_cache.h); nullopt: PackCacheOptions::from_env().
+  std::optional<PackCacheOptions> pack_cache;
 };
 
 }  // namespace moe

@@ -140,33 +140,70 @@ ExpertWeights ExpertWeights::stacked(int n_expert, int64_t d_model, int64_t d_ff
   return w;
 }
 
-PackedExpertWeights pack_expert_weights(const ExpertWeights& w) {
-  PackedExpertWeights out;
-  out.weights = w;
+namespace {
+
+// Where pack_expert_weights puts each expert's three matrices in its arena: offset[3 e + j] (64-byte
+// aligned; panels of a matrix that was already packed take no room), offset.back() the arena's size; empty
+// when the experts stay rows (mixed dtypes across experts, or a dtype without panel kernels).
+std::vector<size_t> expert_arena_plan(const ExpertWeights& w) {
   // Experts with no data belong to another rank (expert parallelism): they stay absent.
   const auto present = [](const ExpertMatrices& m) { return m.gate.data && m.up.data && m.down.data; };
   const auto first = std::find_if(w.experts.begin(), w.experts.end(), present);
-  if (first == w.experts.end()) return out;
+  if (first == w.experts.end()) return {};
   if (std::all_of(w.experts.begin(), w.experts.end(), present)) w.validate("pack");
   // Each matrix kind (gate, up, down) one dtype across the experts, each with panel kernels (a quantization
   // mixture may give down another type than gate and up).
   for (const ExpertMatrices& m : w.experts) {
     if (!present(m)) continue;
     if (m.gate.dtype != first->gate.dtype || m.up.dtype != first->up.dtype || m.down.dtype != first->down.dtype)
-      return out;  // mixed across experts: leave as rows
+      return {};  // mixed across experts: leave as rows
   }
   for (DType dt : {first->gate.dtype, first->up.dtype, first->down.dtype})
-    if (!panel_layout_supported(dt)) return out;
+    if (!panel_layout_supported(dt)) return {};
   const int64_t D = w.d_model, F = w.d_ff;
-  out.matrices.resize(3 * w.experts.size());
+  const auto room = [](const WeightView& v, int64_t n, int64_t k) -> size_t {
+    return v.layout == WeightLayout::kPanels ? 0 : (panel_bytes(v.dtype, n, k) + 63) / 64 * 64;
+  };
+  std::vector<size_t> offset(3 * w.experts.size() + 1, 0);
+  for (size_t i = 0; i < w.experts.size(); ++i) {
+    const ExpertMatrices& m = w.experts[i];
+    const bool p = present(m);
+    offset[3 * i + 1] = offset[3 * i] + (p ? room(m.gate, F, D) : 0);
+    offset[3 * i + 2] = offset[3 * i + 1] + (p ? room(m.up, F, D) : 0);
+    offset[3 * i + 3] = offset[3 * i + 2] + (p ? room(m.down, D, F) : 0);
+  }
+  return offset;
+}
+
+}  // namespace
+
+size_t packed_expert_bytes(const ExpertWeights& w) {
+  const std::vector<size_t> plan = expert_arena_plan(w);
+  return plan.empty() ? 0 : plan.back();
+}
+
+PackedExpertWeights pack_expert_weights(const ExpertWeights& w, const ReleaseRows& release, const uint8_t* prepacked) {
+  PackedExpertWeights out;
+  out.weights = w;
+  const std::vector<size_t> offset = expert_arena_plan(w);
+  if (offset.empty()) return out;
+  uint8_t* arena = nullptr;
+  if (!prepacked) {
+    out.arena = AlignedBuffer<uint8_t>(offset.back(), kUninitialized);  // packing writes every byte
+    arena = out.arena.data();
+  }
+  const int64_t D = w.d_model, F = w.d_ff;
   thread_pool().parallel_for(w.n_expert(), [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
       const ExpertMatrices& m = w.experts[size_t(i)];
-      if (!present(m)) continue;
+      if (!(m.gate.data && m.up.data && m.down.data)) continue;
       const auto pack = [&](int j, const WeightView& v, int64_t n, int64_t k) {
         if (v.layout == WeightLayout::kPanels) return v;  // already packed
-        out.matrices[size_t(3 * i + j)] = PackedWeights::pack(v, n, k);
-        return out.matrices[size_t(3 * i + j)].view();
+        const size_t at = offset[size_t(3 * i + j)];
+        if (prepacked) return panel_view(v.dtype, k, prepacked + at);
+        const WeightView packed = pack_panels(v, n, k, arena + at);
+        if (release) release(v, n);
+        return packed;
       };
       ExpertMatrices& pm = out.weights.experts[size_t(i)];
       pm.gate = pack(0, m.gate, F, D);

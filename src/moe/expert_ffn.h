@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "kernels/matmul.h"
 #include "kernels/packed_weights.h"
+#include "runtime/aligned.h"
 
 namespace moe {
 
@@ -58,15 +60,24 @@ struct ExpertWeights {
 // Experts with their matrices packed into the kernels' panel layout (owned here); `weights` views them.
 struct PackedExpertWeights {
   ExpertWeights weights;
-  std::vector<PackedWeights> matrices;  // [E * 3]: gate, up, down per expert (empty entries: was already packed)
-  bool packed = false;                  // false: the ISA has no panel kernel for the dtype, views are the input's
+  AlignedBuffer<uint8_t> arena;  // every packed matrix, one allocation (2 MiB pages: few faults at load)
+  bool packed = false;           // false: the ISA has no panel kernel for the dtype, views are the input's
 };
 
 // Packs every expert's gate, up and down once (load time) when panel_layout_supported(dtype): afterwards no
 // matmul packs B per call, and decode and prefill read the same panels. Biases stay the input's pointers.
 // The input's matrices are not read afterwards (biases still point into the input). Results differ from the row layout's kernels by
 // f32 rounding (another summation order), so compare packed and unpacked layers with a tolerance.
-PackedExpertWeights pack_expert_weights(const ExpertWeights& weights);
+// release (optional) is called with each input matrix (rows view, row count) once it is packed, from the
+// packing threads: a loader drops the file's pages of it there, so no more than a few experts are ever
+// resident twice.
+using ReleaseRows = std::function<void(const WeightView& rows, int64_t n)>;
+// prepacked: the arena's bytes as an earlier pack_expert_weights of the same experts wrote them (a pack
+// cache, model/pack_cache.h): the views point into it and nothing is packed or released.
+PackedExpertWeights pack_expert_weights(const ExpertWeights& weights, const ReleaseRows& release = {},
+                                        const uint8_t* prepacked = nullptr);
+// The size of the arena pack_expert_weights fills for these experts (0: they stay rows).
+size_t packed_expert_bytes(const ExpertWeights& weights);
 
 // One expert applied to `rows` contiguous input rows: y = down(act(gate x + bg, up x + bu)) + bd.
 struct ExpertTask {

@@ -1,0 +1,213 @@
+// PackCache (see pack_cache.h). File: "MOEPACK1", u64 header length, the JSON header, zero padding to
+// 4096, then the entries, each at a 4096-aligned offset.
+#include "model/pack_cache.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "io/atomic_file.h"
+#include "util/check.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace moe {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kMagic[8] = {'M', 'O', 'E', 'P', 'A', 'C', 'K', '1'};
+constexpr uint64_t kAlign = 4096;
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Each file the model is read from: path, size and modification time in nanoseconds.
+std::string source_identity(const std::string& source) {
+  std::error_code ec;
+  const fs::path canonical = fs::weakly_canonical(source, ec);
+  std::vector<fs::path> files;
+  if (fs::is_directory(canonical, ec)) {
+    for (const auto& e : fs::directory_iterator(canonical, ec)) {
+      const std::string ext = e.path().extension().string();
+      if (e.is_regular_file(ec) && (ext == ".safetensors" || ext == ".json")) files.push_back(e.path());
+    }
+    std::sort(files.begin(), files.end());
+  } else {
+    files.push_back(canonical);
+  }
+  std::string id = canonical.string();
+  for (const fs::path& f : files) {
+    struct stat st {};
+    if (::stat(f.c_str(), &st) != 0) return {};
+    id += fmt::format("|{}:{}:{}.{:09}", f.filename().string(), static_cast<long long>(st.st_size),
+                      static_cast<long long>(st.st_mtim.tv_sec), static_cast<long>(st.st_mtim.tv_nsec));
+  }
+  return id;
+}
+
+}  // namespace
+
+PackCacheOptions PackCacheOptions::from_env() {
+  PackCacheOptions o;
+  if (const char* v = std::getenv("MOE_PACK_CACHE"); v && (std::string(v) == "0" || std::string(v) == "off"))
+    o.enabled = false;
+  if (const char* v = std::getenv("MOE_CACHE_DIR"); v && *v) {
+    o.dir = v;
+  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
+    o.dir = std::string(x) + "/moe";
+  } else if (const char* h = std::getenv("HOME"); h && *h) {
+    o.dir = std::string(h) + "/.cache/moe";
+  }
+  if (const char* v = std::getenv("MOE_PACK_CACHE_MIN_BYTES"); v && *v) {
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    if (end && *end == '\0') o.min_bytes = n;
+  }
+  if (o.dir.empty()) o.enabled = false;
+  return o;
+}
+
+PackCache::PackCache(const std::string& source, const std::string& layout, PackCacheOptions options)
+    : options_(std::move(options)) {
+  if (!options_.enabled) return;
+  const std::string id = source_identity(source);
+  if (id.empty()) {
+    options_.enabled = false;
+    return;
+  }
+  identity_ = id + "||" + layout;
+  std::error_code ec;
+  path_ = (fs::path(options_.dir) /
+           fmt::format("{:016x}.moepack", fnv1a(fs::weakly_canonical(source, ec).string() + "|" + layout)))
+              .string();
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;  // not cached yet
+  struct stat st {};
+  char magic[8];
+  uint64_t header_len = 0;
+  const bool ok_head = ::fstat(fd, &st) == 0 && st.st_size >= 16 && ::pread(fd, magic, 8, 0) == 8 &&
+                       std::memcmp(magic, kMagic, 8) == 0 && ::pread(fd, &header_len, 8, 8) == 8 &&
+                       header_len < uint64_t(st.st_size) - 16 && header_len < (uint64_t{64} << 20);
+  std::string header(ok_head ? header_len : 0, '\0');
+  if (!ok_head || ::pread(fd, header.data(), header_len, 16) != static_cast<ssize_t>(header_len)) {
+    ::close(fd);
+    return;  // not ours, or torn: rebuilt by this load
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  try {
+    const nlohmann::json h = nlohmann::json::parse(header);
+    if (h.at("identity").get<std::string>() != identity_) {
+      ::close(fd);
+      return;  // another source or layout: rebuilt
+    }
+    for (const auto& e : h.at("entries")) {
+      const uint64_t offset = e.at(1).get<uint64_t>(), bytes = e.at(2).get<uint64_t>();
+      if (offset % kAlign != 0 || offset > size || bytes > size - offset) {
+        ::close(fd);
+        return;
+      }
+      entries_[e.at(0).get<std::string>()] = Entry{offset, bytes, nullptr};
+    }
+  } catch (const nlohmann::json::exception&) {
+    ::close(fd);
+    entries_.clear();
+    return;
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) {
+    entries_.clear();
+    return;
+  }
+  map_ = static_cast<const uint8_t*>(p);
+  map_bytes_ = size;
+}
+
+PackCache::~PackCache() {
+  if (map_) ::munmap(const_cast<uint8_t*>(map_), map_bytes_);
+}
+
+const uint8_t* PackCache::find(const std::string& name, size_t bytes) const {
+  if (!map_) return nullptr;
+  const auto it = entries_.find(name);
+  if (it == entries_.end() || it->second.bytes != bytes) return nullptr;
+  return map_ + it->second.offset;
+}
+
+void PackCache::record(const std::string& name, const void* data, size_t bytes) {
+  if (map_ || !options_.enabled || entries_.count(name)) return;
+  entries_[name] = Entry{0, bytes, data};
+  order_.push_back(name);
+}
+
+uint64_t PackCache::bytes() const {
+  if (map_) return map_bytes_;
+  uint64_t n = 0;
+  for (const auto& [name, e] : entries_) n += e.bytes;
+  return n;
+}
+
+uint64_t PackCache::save() {
+  if (map_ || !options_.enabled || order_.empty() || bytes() < options_.min_bytes) return 0;
+  try {
+    std::error_code ec;
+    fs::create_directories(options_.dir, ec);
+    const fs::space_info space = fs::space(options_.dir, ec);
+    if (ec || space.available < bytes() + (uint64_t{1} << 30)) {
+      log_warn("packed weights not cached: {} has {:.1f} GB free, the panels need {:.1f} GB (and 1 GB to spare)",
+               options_.dir, ec ? 0.0 : double(space.available) * 1e-9, double(bytes()) * 1e-9);
+      return 0;
+    }
+    // Offsets: the header's size depends on them, so lay out with a bound on the header first.
+    nlohmann::json h;
+    h["identity"] = identity_;
+    h["entries"] = nlohmann::json::array();
+    for (const std::string& name : order_) h["entries"].push_back({name, uint64_t{0}, entries_[name].bytes});
+    const uint64_t header_room = (16 + h.dump().size() + order_.size() * 24 + kAlign - 1) / kAlign * kAlign + kAlign;
+    uint64_t offset = header_room;
+    h["entries"] = nlohmann::json::array();
+    for (const std::string& name : order_) {
+      Entry& e = entries_[name];
+      e.offset = offset;
+      h["entries"].push_back({name, e.offset, e.bytes});
+      offset = (offset + e.bytes + kAlign - 1) / kAlign * kAlign;
+    }
+    const std::string header = h.dump();
+    MOE_CHECK(16 + header.size() <= header_room);
+    TempFile out(path_);
+    const uint64_t len = header.size();
+    out.write(kMagic, 8);
+    out.write(&len, 8);
+    out.write(header.data(), header.size());
+    static const uint8_t kZeros[kAlign] = {};
+    uint64_t at = 16 + header.size();
+    for (const std::string& name : order_) {
+      const Entry& e = entries_.at(name);
+      out.write(kZeros, e.offset - at);
+      out.write(e.data, e.bytes);
+      at = e.offset + e.bytes;
+    }
+    out.write(kZeros, (kAlign - at % kAlign) % kAlign);
+    out.commit();
+    return (at + kAlign - 1) / kAlign * kAlign;
+  } catch (const Error& e) {
+    log_warn("packed weights not cached: {}", e.what());
+    return 0;
+  }
+}
+
+}  // namespace moe
