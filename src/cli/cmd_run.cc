@@ -14,6 +14,7 @@
 #include "io/safetensors.h"
 #include "kernels/ceilings.h"
 #include "model/generate.h"
+#include "model/logit_compare.h"
 #include "model/run_report.h"
 #include "model/sampler.h"
 #include "runtime/timer.h"
@@ -26,7 +27,7 @@ namespace {
 constexpr int64_t kMaxRunTokens = int64_t{1} << 24;  // prompt + generated tokens one KV cache holds
 
 struct EvalArgs {
-  std::string model, ids, ids_file, text_file, logits_out;
+  std::string model, ids, ids_file, text_file, logits_out, kl_base;
   dist::EpArgs ep;
 };
 
@@ -60,7 +61,10 @@ std::optional<dist::EpReport> ep_report(const RankedModel& m) {
 
 void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   const std::string dir = resolve_model_dir(a.model);
-  if (!a.logits_out.empty()) check_output_file(a.logits_out, "--logits-out", {dir, a.ids_file, a.text_file}, "eval");
+  if (!a.logits_out.empty()) {
+    check_output_file(a.logits_out, "--logits-out", {dir, a.ids_file, a.text_file, a.kl_base}, "eval");
+  }
+  if (!a.kl_base.empty()) require_input_file(a.kl_base, "--kl-base", "eval");
   std::vector<int32_t> ids;
   RankedModel m = load_ranked_model(dir, a.ep, [&](const Decoder& dec) { ids = eval_ids(a, dir, dec.spec()); });
   Decoder& dec = *m.decoder;
@@ -77,6 +81,17 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
     write_file_atomic(a.logits_out,
                       std::string(reinterpret_cast<const char*>(r.logits.data()), r.logits.size() * sizeof(float)));
   }
+  std::optional<LogitComparison> kl;
+  if (!a.kl_base.empty()) {
+    std::ifstream in(a.kl_base, std::ios::binary);
+    std::vector<float> base(r.logits.size());
+    in.read(reinterpret_cast<char*>(base.data()), static_cast<std::streamsize>(base.size() * sizeof(float)));
+    if (!in || in.peek() != std::char_traits<char>::eof()) {
+      fail("eval", "{}: --kl-base: expected {} bytes of f32 logits [{}, {}] (a --logits-out of the same ids)",
+           a.kl_base, base.size() * sizeof(float), T, V);
+    }
+    kl = compare_logits(base, r.logits, V);
+  }
   if (global.json) {
     nlohmann::ordered_json j{{"model", dir},
                              {"tokens", T},
@@ -85,6 +100,14 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
                              {"perplexity", std::exp(r.mean_nll)},
                              {"cross_entropy", r.nll},
                              {"seconds", seconds}};
+    if (kl) {
+      j["kl_base"] = {{"file", a.kl_base},
+                      {"mean_kl", kl->mean_kl},
+                      {"median_kl", kl->median_kl},
+                      {"max_kl", kl->max_kl},
+                      {"top1_agreement", kl->top1_agreement},
+                      {"rms_dp", kl->rms_dp}};
+    }
     if (ep) j["ep"] = nlohmann::ordered_json::parse(dist::ep_report_json(*ep));
     fmt::print("{}\n", j.dump(2));
     return;
@@ -93,6 +116,10 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   fmt::print("mean cross-entropy of the next token: {:.6f} nats (perplexity {:.3f}) over {} predictions\n", r.mean_nll,
              std::exp(r.mean_nll), r.nll.size());
   if (!a.logits_out.empty()) fmt::print("logits [{}, {}] f32 written to {}\n", T, V, a.logits_out);
+  if (kl) {
+    fmt::print("against {}: KL mean {:.6f}, median {:.6f}, max {:.6f} nats; same top token {:.2f}%; RMS dp {:.6f}\n",
+               a.kl_base, kl->mean_kl, kl->median_kl, kl->max_kl, 100.0 * kl->top1_agreement, kl->rms_dp);
+  }
   if (ep) fmt::print("{}", dist::format_ep_report(*ep));
 }
 
@@ -183,17 +210,22 @@ void run_generate(const RunArgs& a, const GlobalOptions& global) {
 void register_run(CLI::App& app, const GlobalOptions& global) {
   auto eval_args = std::make_shared<EvalArgs>();
   auto* eval = app.add_subcommand("eval", "Score token ids with a model: next-token cross-entropy, logits out");
-  eval->add_option("--model", eval_args->model, "Model folder (config.json + safetensors) or .gguf file; default: embedded model");
+  eval->add_option("--model", eval_args->model,
+                   "Model folder (config.json + safetensors) or .gguf file; default: embedded model");
   eval->add_option("--ids", eval_args->ids, "Token ids, comma-separated");
   eval->add_option("--ids-file", eval_args->ids_file, "File of whitespace-separated token ids");
   eval->add_option("--text-file", eval_args->text_file, "UTF-8 text, encoded with the model's tokenizer");
   eval->add_option("--logits-out", eval_args->logits_out, "Write logits [T, V] as raw little-endian f32");
+  eval->add_option("--kl-base", eval_args->kl_base,
+                   "Reference logits (a --logits-out of the same ids, e.g. from the bf16 model): report KL "
+                   "divergence and top-token agreement against them");
   add_ep_options(eval, eval_args->ep);
   eval->callback([eval_args, &global] { run_eval(*eval_args, global); });
 
   auto run_args = std::make_shared<RunArgs>();
   auto* run = app.add_subcommand("run", "Generate text with an MoE model and report what activation cost");
-  run->add_option("--model", run_args->model, "Model folder (config.json + safetensors) or .gguf file; default: embedded model");
+  run->add_option("--model", run_args->model,
+                  "Model folder (config.json + safetensors) or .gguf file; default: embedded model");
   run->add_option("--prompt", run_args->prompt, "Prompt text (model tokenizer, or bytes for a vocab-256 model)");
   run->add_option("--prompt-ids", run_args->prompt_ids, "Prompt as token ids, comma-separated");
   add_number(run, "--max-new-tokens", run_args->max_new_tokens, "Tokens to generate", int64_t{0}, kMaxRunTokens);
