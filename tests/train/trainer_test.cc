@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
+#include "runtime/thread_pool.h"
 #include "train/checkpoint.h"
 #include "train/plot.h"
 #include "train/trainer.h"
@@ -127,7 +128,9 @@ TEST(Trainer, KillDuringCheckpointLeavesThePreviousOne) {
   // `moe train` dies (as if killed) after writing part of the step-4 checkpoint.
   const std::string data_file = a + ".txt";
   std::ofstream(data_file) << text();
-  const std::string cmd = "MOE_TRAIN_CRASH_IN_CHECKPOINT=4 " + std::string(MOE_BINARY) + " --threads 1 train --data " +
+  const std::string cmd = "MOE_TRAIN_CRASH_IN_CHECKPOINT=4 " + std::string(MOE_BINARY) + " --threads " +
+                          std::to_string(num_threads()) + " train --data " +  // as this process: the same bits
+
                           data_file +
                           " --val-fraction 0.1 --layers 2 --d-model 16"
                           " --heads 2 --kv-heads 1 --head-dim 8 --experts 4 --top-k 2 --d-ff 16 --max-seq 16"
