@@ -1,9 +1,11 @@
-// Quantized panel kernels for AVX2 (no VNNI): the layout and arithmetic of the AVX-512 VNNI kernels on
-// two ymm halves of a weight group (rows 0-7 and 8-15). A k-group's dot product is vpmaddubsw (u8 codes x
-// s8 activations into saturating i16 pairs) then vpmaddwd with ones; codes of at most 63 never saturate.
-// Q8_0's codes (q + 128, up to 255) could: its sums use the signed codes with the sign trick, which is the
-// offset-corrected sum directly. Block scales come from the scalar block_scales, so results are
-// bit-identical to the reference.
+// Quantized panel kernels for AVX2 (no VNNI): the layout and arithmetic of the AVX-512 VNNI kernels
+// (quant_matmul_avx512vnni.cc) on two ymm halves of a weight group (rows 0-7 and 8-15). A k-group's dot
+// product is vpmaddubsw (u8 codes x s8 activations into i16 pairs) then vpmaddwd with ones; codes of at
+// most 63 never saturate. Q8_0's codes (q + 128, up to 255) could: its sums use the signed codes with the
+// sign trick, which is the offset-corrected sum directly. Per type (a traits struct, as in the VNNI file)
+// the block scales of a group are decoded once per call with vector loads straight from the tile heads,
+// and the codes of a k-group are extracted with a few shifts and masks; the integer sums and the f32
+// arithmetic are the reference's (block_dot in quant_matmul.cc), so the results are bit-identical to it.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -16,28 +18,148 @@ namespace moe::quant_detail {
 namespace {
 
 inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-
-// Unsigned codes of k-group kg, half h (rows 8h..8h+7), 32 bytes.
-__m256i codes_half(const QuantFormat& f, const uint8_t* tile, int kg, int h) {
-  const uint8_t* lines = tile + f.tile_lines_offset();
-  if (f.code_bits == 8) return load32(lines + kg * 64 + 32 * h);
-  const __m256i m15 = _mm256_set1_epi8(0x0F);
+inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+// 16 f16 values (the 16 rows of a tile head) as two halves of 8 f32.
+inline void load_f16x16(const uint8_t* p, __m256* s) {
+  s[0] = _mm256_cvtph_ps(load16(p));
+  s[1] = _mm256_cvtph_ps(load16(p + 16));
+}
+// 16 bytes as two halves of 8 int32 (zero- or sign-extended), stored as float bits.
+inline void u8x16_to_i32(__m128i v, __m256* s) {
+  s[0] = _mm256_castsi256_ps(_mm256_cvtepu8_epi32(v));
+  s[1] = _mm256_castsi256_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)));
+}
+inline void s8x16_to_i32(__m128i v, __m256* s) {
+  s[0] = _mm256_castsi256_ps(_mm256_cvtepi8_epi32(v));
+  s[1] = _mm256_castsi256_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
+}
+// Half h (rows 8h..8h+7) of the 4-bit part of k-group kg: line kg / 2, low nibbles for even kg, high for odd.
+inline __m256i nibbles(const uint8_t* lines, int kg, int h) {
   const __m256i v = load32(lines + (kg / 2) * 64 + 32 * h);
-  __m256i c = (kg & 1) ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m15) : _mm256_and_si256(v, m15);
-  const uint8_t* bits = tile + f.tile_bits_offset();
-  if (f.code_bits == 5) {
-    uint32_t word;
-    std::memcpy(&word, bits + kg * 8 + 4 * h, 4);
-    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int32_t>(word)),
-                                               _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
-                                                                2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
-    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
-    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-    c = _mm256_add_epi8(c, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
-  } else if (f.code_bits == 6) {
-    const __m256i top = load32(bits + (kg / 4) * 64 + 32 * h);
+  const __m256i m15 = _mm256_set1_epi8(0x0F);
+  return (kg & 1) ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m15) : _mm256_and_si256(v, m15);
+}
+// + 16 where the k-group's fifth bit (8 bytes per k-group, one bit per byte of the line) is set.
+inline __m256i add_fifth_bit(__m256i codes, const uint8_t* bits, int kg, int h) {
+  uint32_t word;
+  std::memcpy(&word, bits + kg * 8 + 4 * h, 4);
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int32_t>(word)),
+      _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  return _mm256_add_epi8(codes, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+}
+
+// Per type: kBlock, kSub, kTile (bytes of a 16-row tile), kSlots (decoded scale vectors per block, each two
+// halves: f32 d [, f32 m or dmin] [, int32 sub-block scales] [, int32 mins]), scales(tile, s) filling
+// 2 * kSlots halves, codes(tile, kg, h), kOffset (the codes' zero, subtracted per unit of the activation
+// sum) and kSigned (Q8_0: codes are signed q, summed with the sign trick).
+struct Q4_0T {
+  static constexpr int kBlock = 32, kSub = 32, kTile = 288, kSlots = 1, kOffset = 8, kI16 = 8;
+  static constexpr bool kSigned = false, kAffine = false, kMins = false;
+  static void scales(const uint8_t* t, __m256* s) { load_f16x16(t, s); }
+  static __m256i codes(const uint8_t* t, int kg, int h) { return nibbles(t + 32, kg, h); }
+};
+struct Q4_1T {
+  static constexpr int kBlock = 32, kSub = 32, kTile = 320, kSlots = 2, kOffset = 0, kI16 = 8;
+  static constexpr bool kSigned = false, kAffine = true, kMins = false;
+  static void scales(const uint8_t* t, __m256* s) {
+    load_f16x16(t, s);
+    load_f16x16(t + 32, s + 2);
+  }
+  static __m256i codes(const uint8_t* t, int kg, int h) { return nibbles(t + 64, kg, h); }
+};
+struct Q5_0T {
+  static constexpr int kBlock = 32, kSub = 32, kTile = 352, kSlots = 1, kOffset = 16, kI16 = 4;
+  static constexpr bool kSigned = false, kAffine = false, kMins = false;
+  static void scales(const uint8_t* t, __m256* s) { load_f16x16(t, s); }
+  static __m256i codes(const uint8_t* t, int kg, int h) { return add_fifth_bit(nibbles(t + 96, kg, h), t + 32, kg, h); }
+};
+struct Q5_1T {
+  static constexpr int kBlock = 32, kSub = 32, kTile = 384, kSlots = 2, kOffset = 0, kI16 = 4;
+  static constexpr bool kSigned = false, kAffine = true, kMins = false;
+  static void scales(const uint8_t* t, __m256* s) {
+    load_f16x16(t, s);
+    load_f16x16(t + 32, s + 2);
+  }
+  static __m256i codes(const uint8_t* t, int kg, int h) {
+    return add_fifth_bit(nibbles(t + 128, kg, h), t + 64, kg, h);
+  }
+};
+struct Q8_0T {
+  static constexpr int kBlock = 32, kSub = 32, kTile = 544, kSlots = 1, kOffset = 0, kI16 = 1;
+  static constexpr bool kSigned = true, kAffine = false, kMins = false;
+  static void scales(const uint8_t* t, __m256* s) { load_f16x16(t, s); }
+  static __m256i codes(const uint8_t* t, int kg, int h) {  // stored as q + 128: back to signed q
+    return _mm256_xor_si256(load32(t + 32 + kg * 64 + 32 * h), _mm256_set1_epi8(static_cast<char>(0x80)));
+  }
+};
+struct Mxfp4T {
+  static constexpr int kBlock = 32, kSub = 32, kTile = 272, kSlots = 1, kOffset = 12, kI16 = 4;
+  static constexpr bool kSigned = false, kAffine = false, kMins = false;
+  static void scales(const uint8_t* t, __m256* s) {
+    // 2^(e - 128): exponent field e - 1 for e >= 2, the subnormals 2^-128, 2^-127 below.
+    const __m128i e16 = load16(t);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i e = _mm256_cvtepu8_epi32(h == 0 ? e16 : _mm_srli_si128(e16, 8));
+      const __m256i normal = _mm256_slli_epi32(_mm256_sub_epi32(e, _mm256_set1_epi32(1)), 23);
+      const __m256i sub = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), e);
+      const __m256i small = _mm256_cmpgt_epi32(_mm256_set1_epi32(2), e);
+      s[h] = _mm256_castsi256_ps(_mm256_blendv_epi8(normal, sub, small));
+    }
+  }
+  static __m256i codes(const uint8_t* t, int kg, int h) {
+    const __m256i table = _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0, 12, 13, 14, 15,
+                                           16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+    return _mm256_shuffle_epi8(table, nibbles(t + 16, kg, h));
+  }
+};
+// Q4_K / Q5_K: the 6-bit scale and min of sub-block j of the 16 rows from the 12 scale planes.
+inline void k_scales_mins(const uint8_t* planes, int j, __m128i* sc, __m128i* mn) {
+  auto plane = [planes](int p) { return load16(planes + 16 * p); };
+  const __m128i m63 = _mm_set1_epi8(63), m15 = _mm_set1_epi8(15), m3 = _mm_set1_epi8(3);
+  if (j < 4) {
+    *sc = _mm_and_si128(plane(j), m63);
+    *mn = _mm_and_si128(plane(j + 4), m63);
+  } else {
+    const __m128i hi_s = _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(plane(j - 4), 6), m3), 4);
+    const __m128i hi_m = _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(plane(j), 6), m3), 4);
+    *sc = _mm_or_si128(_mm_and_si128(plane(j + 4), m15), hi_s);
+    *mn = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(plane(j + 4), 4), m15), hi_m);
+  }
+}
+template <bool kFive>
+struct QKAffineT {
+  static constexpr int kBlock = 256, kSub = 32, kTile = kFive ? 2816 : 2304, kSlots = 18, kOffset = 0,
+                       kI16 = kFive ? 4 : 8;
+  static constexpr bool kSigned = false, kAffine = false, kMins = true;
+  static void scales(const uint8_t* t, __m256* s) {
+    load_f16x16(t, s);
+    load_f16x16(t + 32, s + 2);
+    for (int j = 0; j < 8; ++j) {
+      __m128i sc, mn;
+      k_scales_mins(t + 64, j, &sc, &mn);
+      u8x16_to_i32(sc, s + 2 * (2 + j));
+      u8x16_to_i32(mn, s + 2 * (10 + j));
+    }
+  }
+  static __m256i codes(const uint8_t* t, int kg, int h) {
+    if constexpr (kFive) return add_fifth_bit(nibbles(t + 768, kg, h), t + 256, kg, h);
+    return nibbles(t + 256, kg, h);
+  }
+};
+struct Q6_KT {
+  static constexpr int kBlock = 256, kSub = 16, kTile = 3360, kSlots = 17, kOffset = 32, kI16 = 2;
+  static constexpr bool kSigned = false, kAffine = false, kMins = false;
+  static void scales(const uint8_t* t, __m256* s) {
+    load_f16x16(t, s);
+    for (int j = 0; j < 16; ++j) s8x16_to_i32(load16(t + 32 + 16 * j), s + 2 * (1 + j));
+  }
+  static __m256i codes(const uint8_t* t, int kg, int h) {
+    const __m256i top = load32(t + 288 + (kg / 4) * 64 + 32 * h);
     __m256i hi;
-    switch (kg % 4) {
+    switch (kg % 4) {  // bits 2i, 2i + 1 of each byte to bits 4, 5
       case 0:
         hi = _mm256_slli_epi16(top, 4);
         break;
@@ -51,22 +173,9 @@ __m256i codes_half(const QuantFormat& f, const uint8_t* tile, int kg, int h) {
         hi = _mm256_srli_epi16(top, 2);
         break;
     }
-    c = _mm256_or_si256(c, _mm256_and_si256(hi, _mm256_set1_epi8(0x30)));
+    return _mm256_or_si256(nibbles(t + 1312, kg, h), _mm256_and_si256(hi, _mm256_set1_epi8(0x30)));
   }
-  if (f.dtype == DType::kMXFP4) {
-    const __m256i table = _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0, 12, 13, 14, 15,
-                                           16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
-    c = _mm256_shuffle_epi8(table, c);
-  }
-  return c;
-}
-
-// 8 lanes of sum over 4 bytes of w * a (w unsigned <= 63 or, for Q8_0, signed via the sign trick).
-inline __m256i dot4(__m256i w, __m256i a, bool signed_w) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  if (signed_w) return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)), ones);
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones);
-}
+};
 
 inline __m256i bcast4(const int8_t* p) {
   int32_t v;
@@ -74,84 +183,106 @@ inline __m256i bcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-constexpr int kMaxRows = 4;
+// 16 lanes of i16: the pair sums w * a over 2 of the 4 bytes of each lane (w unsigned, or signed via the sign
+// trick). A code of at most c bits gives at most (2^c - 1) * 127 * 2 per lane, so kI16 of them (per type:
+// 8 for 4-bit codes, 4 for 5-bit and MXFP4, 2 for 6-bit, 1 for Q8_0) add up in i16 without overflow before
+// vpmaddwd widens them: the integer sums are exact, as the reference's.
+template <bool kSigned>
+inline __m256i pairs(__m256i w, __m256i a) {
+  if constexpr (kSigned) return _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+  return _mm256_maddubs_epi16(w, a);
+}
 
-// Decoded scales of one block of a group: d and m / dmin per row, then the K-quants' int32 sub-block scales
-// and mins, lane = row of the group.
-struct GroupScales {
-  alignas(32) float d[16], m[16];
-  alignas(32) int32_t sc[16][16], mn[16][16];
-};
-
-// Exact integer sums of one sub-block (n codes from element p0) for R rows, as two halves of 8 lanes.
-template <int R>
-void sub_block_sums(const QuantFormat& f, const uint8_t* tile, int kg0, int n, const Q8Row* rows, int64_t p0,
-                    __m256i (*isum)[2]) {
-  const bool q8 = f.code_bits == 8;
+// Exact integer sums over the kKg k-groups of one sub-block starting at element p0, for R rows of A, as two
+// halves of 8 lanes.
+template <typename T, int R, int kKg>
+inline void sub_block_sums(const uint8_t* tile, int kg0, const Q8Row* rows, int64_t p0, __m256i (*isum)[2]) {
+  static_assert(kKg % T::kI16 == 0);
+  const __m256i ones = _mm256_set1_epi16(1);
   for (int r = 0; r < R; ++r) isum[r][0] = isum[r][1] = _mm256_setzero_si256();
-  for (int g = 0; g < n / 4; ++g) {
-    for (int h = 0; h < 2; ++h) {
-      __m256i w = codes_half(f, tile, kg0 + g, h);
-      if (q8) w = _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80)));  // back to signed q
-      for (int r = 0; r < R; ++r)
-        isum[r][h] = _mm256_add_epi32(isum[r][h], dot4(w, bcast4(rows[r].q + p0 + 4 * g), q8));
+  if constexpr (T::kI16 == 1) {  // each pair sum widened at once
+    for (int g = 0; g < kKg; ++g) {
+      const __m256i w0 = T::codes(tile, kg0 + g, 0), w1 = T::codes(tile, kg0 + g, 1);
+      for (int r = 0; r < R; ++r) {
+        const __m256i a = bcast4(rows[r].q + p0 + 4 * g);
+        isum[r][0] = _mm256_add_epi32(isum[r][0], _mm256_madd_epi16(pairs<T::kSigned>(w0, a), ones));
+        isum[r][1] = _mm256_add_epi32(isum[r][1], _mm256_madd_epi16(pairs<T::kSigned>(w1, a), ones));
+      }
+    }
+    return;
+  }
+  for (int g0 = 0; g0 < kKg; g0 += T::kI16) {
+    __m256i s16[R][2];
+    for (int g = g0; g < g0 + T::kI16; ++g) {
+      const __m256i w0 = T::codes(tile, kg0 + g, 0), w1 = T::codes(tile, kg0 + g, 1);
+      for (int r = 0; r < R; ++r) {
+        const __m256i a = bcast4(rows[r].q + p0 + 4 * g);
+        const __m256i p0v = pairs<T::kSigned>(w0, a), p1v = pairs<T::kSigned>(w1, a);
+        s16[r][0] = g == g0 ? p0v : _mm256_add_epi16(s16[r][0], p0v);
+        s16[r][1] = g == g0 ? p1v : _mm256_add_epi16(s16[r][1], p1v);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      isum[r][0] = _mm256_add_epi32(isum[r][0], _mm256_madd_epi16(s16[r][0], ones));
+      isum[r][1] = _mm256_add_epi32(isum[r][1], _mm256_madd_epi16(s16[r][1], ones));
     }
   }
 }
 
-// R rows of A against one weight group (16 columns as two halves).
-template <int R>
-void group_rows(const QuantFormat& f, const uint8_t* group, int64_t nb, const GroupScales* scales, const Q8Row* rows,
-                __m256* out) {
-  const DType t = f.dtype;
-  const int off = f.code_bits == 8 ? 0 : code_offset(t);  // Q8_0's signed sums need no correction
-  const bool affine = t == DType::kQ4_1 || t == DType::kQ5_1, mins = t == DType::kQ4_K || t == DType::kQ5_K;
+// scales: the group's decoded block scales, or null to decode each block's as it comes (one pass over the
+// group: decode, where a separate pass would only add a second walk through memory).
+template <typename T, int R>
+void group_rows(const uint8_t* group, int64_t nb, const __m256* scales, const Q8Row* rows, __m256* out) {
   __m256 acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   __m256i isum[R][2];
+  __m256 local[2 * T::kSlots];
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* tile = group + b * f.tile_bytes();
-    const GroupScales& gs = scales[b];
-    const int64_t p0 = b * f.block;
-    if (f.block == 32) {
-      sub_block_sums<R>(f, tile, 0, 32, rows, p0, isum);
+    const uint8_t* tile = group + b * T::kTile;
+    const __m256* sc = scales ? scales + b * 2 * T::kSlots : local;
+    if (!scales) T::scales(tile, local);
+    const int64_t p0 = b * T::kBlock;
+    if constexpr (T::kBlock == 32) {
+      sub_block_sums<T, R, 8>(tile, 0, rows, p0, isum);
       for (int r = 0; r < R; ++r) {
-        const __m256i o = _mm256_set1_epi32(off * rows[r].sum32[p0 / 32]);
-        const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 32]), sa = _mm256_set1_ps(rows[r].s[p0 / 32]);
+        const __m256i o = _mm256_set1_epi32(T::kOffset * rows[r].sum32[p0 / 32]);
+        const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 32]);
         for (int h = 0; h < 2; ++h) {
-          const __m256 x = _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[r][h], o));
-          acc[r][h] = _mm256_fmadd_ps(x, _mm256_mul_ps(_mm256_load_ps(gs.d + 8 * h), da), acc[r][h]);
-          if (affine) acc[r][h] = _mm256_fmadd_ps(_mm256_load_ps(gs.m + 8 * h), sa, acc[r][h]);
+          __m256i s = isum[r][h];
+          if constexpr (T::kOffset != 0) s = _mm256_sub_epi32(s, o);
+          acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc[h], da), acc[r][h]);
+          if constexpr (T::kAffine)
+            acc[r][h] = _mm256_fmadd_ps(sc[2 + h], _mm256_set1_ps(rows[r].s[p0 / 32]), acc[r][h]);
         }
       }
       continue;
-    }
-    __m256i sumi[R][2], summ[R][2];
-    for (int r = 0; r < R; ++r) sumi[r][0] = sumi[r][1] = summ[r][0] = summ[r][1] = _mm256_setzero_si256();
-    for (int j = 0; j < f.block / f.sub; ++j) {
-      const int64_t s0 = p0 + j * f.sub;
-      sub_block_sums<R>(f, tile, j * (f.sub / 4), f.sub, rows, s0, isum);
-      for (int r = 0; r < R; ++r) {
-        const __m256i o = _mm256_set1_epi32(f.sub == 16 ? off * rows[r].sum16[s0 / 16] : 0);
-        for (int h = 0; h < 2; ++h) {
-          const __m256i sc = _mm256_load_si256(reinterpret_cast<const __m256i*>(gs.sc[j] + 8 * h));
-          sumi[r][h] = _mm256_add_epi32(sumi[r][h], _mm256_mullo_epi32(_mm256_sub_epi32(isum[r][h], o), sc));
-          if (mins) {
-            const __m256i mn = _mm256_load_si256(reinterpret_cast<const __m256i*>(gs.mn[j] + 8 * h));
-            summ[r][h] =
-                _mm256_add_epi32(summ[r][h], _mm256_mullo_epi32(mn, _mm256_set1_epi32(rows[r].sum32[s0 / 32])));
+    } else {
+      __m256i sumi[R][2], summ[R][2];
+      for (int r = 0; r < R; ++r) sumi[r][0] = sumi[r][1] = summ[r][0] = summ[r][1] = _mm256_setzero_si256();
+      for (int j = 0; j < T::kBlock / T::kSub; ++j) {
+        const int64_t s0 = p0 + j * T::kSub;
+        sub_block_sums<T, R, T::kSub / 4>(tile, j * (T::kSub / 4), rows, s0, isum);
+        const __m256* scale = sc + 2 * ((T::kMins ? 2 : 1) + j);
+        for (int r = 0; r < R; ++r) {
+          for (int h = 0; h < 2; ++h) {
+            __m256i s = isum[r][h];
+            if constexpr (!T::kMins) s = _mm256_sub_epi32(s, _mm256_set1_epi32(T::kOffset * rows[r].sum16[s0 / 16]));
+            sumi[r][h] = _mm256_add_epi32(sumi[r][h], _mm256_mullo_epi32(s, _mm256_castps_si256(scale[h])));
+            if constexpr (T::kMins) {
+              summ[r][h] = _mm256_add_epi32(summ[r][h], _mm256_mullo_epi32(_mm256_castps_si256(sc[2 * (10 + j) + h]),
+                                                                           _mm256_set1_epi32(rows[r].sum32[s0 / 32])));
+            }
           }
         }
       }
-    }
-    for (int r = 0; r < R; ++r) {
-      const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 256]);
-      for (int h = 0; h < 2; ++h) {
-        acc[r][h] =
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][h]), _mm256_mul_ps(_mm256_load_ps(gs.d + 8 * h), da), acc[r][h]);
-        if (mins)
-          acc[r][h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ[r][h]), _mm256_mul_ps(_mm256_load_ps(gs.m + 8 * h), da),
-                                       acc[r][h]);
+      for (int r = 0; r < R; ++r) {
+        const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 256]);
+        for (int h = 0; h < 2; ++h) {
+          acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][h]), _mm256_mul_ps(sc[h], da), acc[r][h]);
+          if constexpr (T::kMins) {
+            acc[r][h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ[r][h]), _mm256_mul_ps(sc[2 + h], da), acc[r][h]);
+          }
+        }
       }
     }
   }
@@ -161,31 +292,21 @@ void group_rows(const QuantFormat& f, const uint8_t* group, int64_t nb, const Gr
   }
 }
 
-}  // namespace
-
-void quant_panels_avx2(const QuantArgs& g) {
-  const QuantFormat& f = quant_format(g.b.dtype);
-  const int64_t k = g.s.k, nb = k / f.block;
-  const int64_t group_bytes = nb * f.tile_bytes(), n_groups = (g.s.n + 15) / 16;
+template <typename T>
+void run(const QuantArgs& g) {
+  constexpr int kMaxRows = 4;
+  const int64_t k = g.s.k, nb = k / T::kBlock;
+  const int64_t group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
   auto* scales =
-      static_cast<GroupScales*>(matmul_detail::scratch(matmul_detail::kScratchB, size_t(nb) * sizeof(GroupScales)));
+      static_cast<__m256*>(matmul_detail::scratch(matmul_detail::kScratchB, size_t(nb * 2 * T::kSlots) * 32));
   const auto* base = static_cast<const uint8_t*>(g.b.data);
-  uint8_t head[32], codes[256];
-  BlockScales bs;
   for (int64_t grp = 0; grp < n_groups; ++grp) {
     const uint8_t* group = base + grp * group_bytes;
-    for (int64_t b = 0; b < nb; ++b) {
-      for (int r = 0; r < 16; ++r) {
-        tile_read(f, group + b * f.tile_bytes(), r, head, codes);
-        block_scales(g.b.dtype, head, &bs);
-        scales[b].d[r] = bs.d;
-        scales[b].m[r] = bs.dmin;
-        for (int j = 0; j < f.block / f.sub && f.block == 256; ++j) {
-          scales[b].sc[j][r] = bs.sc[j];
-          scales[b].mn[j][r] = bs.mn[j];
-        }
-      }
+    const bool reuse = g.s.m > kMaxRows;  // several row tiles read the scales: decode them once
+    if (reuse) {
+      for (int64_t b = 0; b < nb; ++b) T::scales(group + b * T::kTile, scales + b * 2 * T::kSlots);
     }
+    const __m256* group_scales = reuse ? scales : nullptr;
     const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
     for (int64_t i0 = 0; i0 < g.s.m; i0 += kMaxRows) {
       const int rn = static_cast<int>(std::min<int64_t>(kMaxRows, g.s.m - i0));
@@ -194,29 +315,62 @@ void quant_panels_avx2(const QuantArgs& g) {
       __m256 res[2 * kMaxRows];
       switch (rn) {
         case 1:
-          group_rows<1>(f, group, nb, scales, rows, res);
+          group_rows<T, 1>(group, nb, group_scales, rows, res);
           break;
         case 2:
-          group_rows<2>(f, group, nb, scales, rows, res);
+          group_rows<T, 2>(group, nb, group_scales, rows, res);
           break;
         case 3:
-          group_rows<3>(f, group, nb, scales, rows, res);
+          group_rows<T, 3>(group, nb, group_scales, rows, res);
           break;
         default:
-          group_rows<4>(f, group, nb, scales, rows, res);
+          group_rows<T, 4>(group, nb, group_scales, rows, res);
           break;
       }
       for (int r = 0; r < rn; ++r) {
-        alignas(32) float v[16];
-        _mm256_store_ps(v, res[2 * r]);
-        _mm256_store_ps(v + 8, res[2 * r + 1]);
         float* out = g.c + (i0 + r) * g.ldc + c0;
-        for (int64_t j = 0; j < cols; ++j) {
-          const float x = g.a.scale ? v[j] * g.a.scale[i0 + r] : v[j];
-          out[j] = g.accumulate ? out[j] + x : x;
+        for (int h = 0; h < 2; ++h) {
+          __m256 v = res[2 * r + h];
+          if (g.a.scale) v = _mm256_mul_ps(v, _mm256_set1_ps(g.a.scale[i0 + r]));
+          const int64_t n = std::clamp<int64_t>(cols - 8 * h, 0, 8);
+          if (n == 8) {
+            if (g.accumulate) v = _mm256_add_ps(_mm256_loadu_ps(out + 8 * h), v);
+            _mm256_storeu_ps(out + 8 * h, v);
+          } else if (n > 0) {
+            alignas(32) float tmp[8];
+            _mm256_store_ps(tmp, v);
+            for (int64_t j = 0; j < n; ++j) out[8 * h + j] = g.accumulate ? out[8 * h + j] + tmp[j] : tmp[j];
+          }
         }
       }
     }
+  }
+}
+
+}  // namespace
+
+void quant_panels_avx2(const QuantArgs& g) {
+  switch (g.b.dtype) {
+    case DType::kQ4_0:
+      return run<Q4_0T>(g);
+    case DType::kQ4_1:
+      return run<Q4_1T>(g);
+    case DType::kQ5_0:
+      return run<Q5_0T>(g);
+    case DType::kQ5_1:
+      return run<Q5_1T>(g);
+    case DType::kQ8_0:
+      return run<Q8_0T>(g);
+    case DType::kMXFP4:
+      return run<Mxfp4T>(g);
+    case DType::kQ4_K:
+      return run<QKAffineT<false>>(g);
+    case DType::kQ5_K:
+      return run<QKAffineT<true>>(g);
+    case DType::kQ6_K:
+      return run<Q6_KT>(g);
+    default:
+      break;
   }
 }
 
