@@ -2,6 +2,7 @@
 // written as a real checkpoint (config.json + model.safetensors named by the TensorRegistry) and
 // run through the same Decoder as `moe run`: prefill and decode tokens/s, the decode fraction of
 // the bandwidth floor and the prefill fraction of the FMA peak, both ceilings measured in the same run.
+#include <fstream>
 #include <fmt/format.h>
 
 #include <sys/resource.h>
@@ -191,7 +192,19 @@ void run_bench_weights(const BenchModelArgs& a, const GlobalOptions& global) {
 void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
   if (!a.weights.empty()) return run_bench_weights(a, global);
   const CatalogEntry* entry = find_catalog_entry(a.model);
-  if (entry == nullptr) fail_usage("bench", "--model '{}' is not in the catalog (see `moe inspect --list`)", a.model);
+  CatalogEntry from_file;  // --model CONFIG.json: that config's shape
+  if (entry == nullptr && a.model.size() > 5 && a.model.ends_with(".json") && fs::is_regular_file(a.model)) {
+    (void)load_model_spec(a.model);  // validated first: errors name the file and field
+    std::ifstream in(a.model);
+    from_file.name = fs::path(a.model).stem().string();
+    from_file.file = a.model;
+    from_file.config = nlohmann::json::parse(in);
+    entry = &from_file;
+  }
+  if (entry == nullptr) {
+    fail_usage("bench", "--model '{}' is neither in the catalog (see `moe inspect --list`) nor a config.json file",
+               a.model);
+  }
   if (a.dtype != "bf16" && a.dtype != "f32") fail_usage("bench", "--dtype must be bf16 or f32, got '{}'", a.dtype);
   const DType dtype = a.dtype == "bf16" ? DType::kBF16 : DType::kF32;
   const nlohmann::json config = shrink_config(*entry, a.layers, a.dtype == "bf16" ? "bfloat16" : "float32");
@@ -269,7 +282,7 @@ void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
 void register_bench_model(CLI::App& bench, const GlobalOptions& global) {
   auto a = std::make_shared<BenchModelArgs>();
   auto* cmd = bench.add_subcommand("model", "A random-weight model in a catalog shape: prefill and decode speed");
-  cmd->add_option("--model", a->model, "Catalog model whose shape to use")->capture_default_str();
+  cmd->add_option("--model", a->model, "Catalog model (or a config.json file) whose shape to use")->capture_default_str();
   add_number(cmd, "--layers", a->layers, "Decoder layers to keep", int64_t{1}, int64_t{1} << 16);
   cmd->add_option("--dtype", a->dtype, "Weight dtype: bf16 or f32")->capture_default_str();
   add_number(cmd, "--prompt", a->prompt, "Prefill tokens", int64_t{1}, int64_t{1} << 24);
