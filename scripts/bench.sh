@@ -13,3 +13,9 @@ if [[ -f "$(dirname "$0")/../data/default-model/config.json" ]]; then
   echo "== thread pool: decode with --threads 1 and the default, quiet and with one busy core"
   bash "$(dirname "$0")/bench-threads.sh" --rounds 5 "$build/bin/moe"
 fi
+if [[ -n "${MOE_BENCH_GGUF:-}" ]]; then
+  echo "== moe vs llama.cpp on: $MOE_BENCH_GGUF"
+  bash "$(dirname "$0")/bench-vs-llamacpp.sh" --build "$build" $MOE_BENCH_GGUF
+else
+  echo "(set MOE_BENCH_GGUF='a.gguf b.gguf' to add the moe vs llama.cpp table, scripts/bench-vs-llamacpp.sh)"
+fi
