@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 PYTHON_REF ?= /usr/bin/python3
 
-.PHONY: all deps build run test bench check-all asan tsan fixtures format clean
+.PHONY: all deps build run test bench check-all asan tsan fixtures chat-fixtures format clean
 
 all: build
 
@@ -49,6 +49,12 @@ tsan: deps
 fixtures:
 	@bash scripts/install-deps.sh --fixtures
 	@for s in tests/reference/make_*.py; do echo "== $$s"; $(PYTHON_REF) $$s || exit 1; done
+
+# Renders the real chat templates with @huggingface/jinja (npm) into the expected outputs the Jinja
+# interpreter's tests compare against.
+chat-fixtures:
+	cd tests/reference/chat && npm install --no-audit --no-fund
+	node tests/reference/make_chat_template_fixtures.mjs
 
 format:
 	find src tests bench -name '*.cc' -o -name '*.h' | xargs clang-format -i

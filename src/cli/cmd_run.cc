@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "cli/chat_session.h"
 #include "cli/command.h"
 #include "cli/flags.h"
 #include "cli/run_common.h"
@@ -35,6 +36,8 @@ struct EvalArgs {
 
 struct RunArgs {
   std::string model, prompt, prompt_ids, trace;
+  bool chat = false;  // --prompt is one user message, rendered with the chat template
+  std::string system, chat_template;
   int64_t max_new_tokens = 64;
   int64_t context = 0;  // 0: prompt + max_new_tokens
   SamplingArgs sampling;
@@ -121,10 +124,18 @@ void write_trace(std::string& trace, const ForwardStats& stats, const std::vecto
 std::vector<int32_t> prompt_ids(const RunArgs& a, const std::string& dir, const ModelSpec& spec, const Tokenizer* tok) {
   if (a.prompt.empty() && a.prompt_ids.empty()) fail_usage("run", "the prompt is empty: give --prompt or --prompt-ids");
   if (!a.prompt.empty() && !a.prompt_ids.empty()) fail_usage("run", "give only one of --prompt, --prompt-ids");
+  if (a.chat && a.prompt.empty()) fail_usage("run", "--chat needs --prompt (the user message)");
+  if (a.chat && tok == nullptr) fail("run", "{}: --chat needs the model's tokenizer and chat template", dir);
   if (!a.prompt.empty() && tok == nullptr && spec.vocab != 256) {
     fail("run", "{}: no tokenizer.json in the model folder; use --prompt-ids", dir);
   }
   if (a.prompt.empty()) return parse_ids(a.prompt_ids, "--prompt-ids");
+  if (a.chat) {
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
+    messages.push_back({{"role", "user"}, {"content", a.prompt}});
+    return chat_prompt_ids(*tok, load_chat_template(tok, a.chat_template), messages);
+  }
   return tok != nullptr ? tok->encode_prompt(a.prompt) : encode_text(tok, a.prompt);
 }
 
@@ -153,7 +164,7 @@ void run_generate(const RunArgs& a, const GlobalOptions& global) {
   TextStream text(tok.get(), spec.vocab);
   opts.text = &text;
   const bool stream = !global.json && !a.quiet && m.is_root();
-  if (stream) fmt::print("{}", a.prompt.empty() ? decode_ids(tok.get(), ids, spec.vocab) : a.prompt);
+  if (stream && !a.chat) fmt::print("{}", a.prompt.empty() ? decode_ids(tok.get(), ids, spec.vocab) : a.prompt);
   opts.on_text = [&](std::string_view piece) {
     if (!stream) return;
     fmt::print("{}", piece);
@@ -219,6 +230,10 @@ void register_run(CLI::App& app, const GlobalOptions& global) {
              "0 = prompt + max new tokens");
   add_sampling_options(run, run_args->sampling);
   run->add_option("--stop-ids", run_args->stop_ids, "Token ids that end generation, comma-separated");
+  run->add_flag("--chat", run_args->chat, "Apply the model's chat template to --prompt as one user message");
+  run->add_option("--system", run_args->system, "With --chat: a system message before the prompt");
+  run->add_option("--chat-template", run_args->chat_template,
+                  "With --chat: a Jinja template file instead of the model's");
   run->add_option("--trace", run_args->trace, "Write each token's experts per layer as JSON lines");
   run->add_flag("--no-ceiling", run_args->no_ceiling, "Skip measuring the read bandwidth for the roofline");
   run->add_flag("--quiet", run_args->quiet, "Do not stream the text");
