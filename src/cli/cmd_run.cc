@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "cli/chat_session.h"
+#include "chat/chat_session.h"
 #include "cli/command.h"
 #include "cli/flags.h"
 #include "cli/run_common.h"

@@ -69,7 +69,16 @@ std::string StopStrings::push(std::string_view piece, bool& stopped) {
 
 std::string StopStrings::flush() { return std::exchange(held_, {}); }
 
-const char* finish_reason_name(FinishReason r) { return r == FinishReason::kLength ? "length" : "stop"; }
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    default:
+      return "stop";
+  }
+}
 
 GenerateResult generate(Decoder& model, const std::vector<int32_t>& prompt, const GenerateOptions& o,
                         const TokenCallback& on_token) {
@@ -114,6 +123,10 @@ GenerateResult generate(Decoder& model, const std::vector<int32_t>& prompt, cons
       if (stop_string) break;
     }
     if (i + 1 == o.max_new_tokens) break;  // the last token needs no forward pass
+    if (o.keep_going && !o.keep_going()) {
+      r.finish_reason = FinishReason::kCancelled;
+      break;
+    }
     ForwardStats* stats = nullptr;
     if (o.record_routing) stats = &r.decode.emplace_back();
     model.forward(&token, 1, cache, logits.data(), stats);
@@ -131,7 +144,7 @@ GenerateResult generate(Decoder& model, const std::vector<int32_t>& prompt, cons
     r.finish_reason = FinishReason::kStopString;
     r.stop_string = stops.matched();
   }
-  r.stopped = r.finish_reason != FinishReason::kLength;
+  r.stopped = r.finish_reason == FinishReason::kStopId || r.finish_reason == FinishReason::kStopString;
   r.decode_seconds = decode.seconds();
   r.kv_cache_bytes = cache.bytes_for(cache.length());
   return r;

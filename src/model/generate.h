@@ -41,8 +41,9 @@ class StopStrings {
   std::string held_, matched_;
 };
 
-enum class FinishReason { kLength, kStopId, kStopString };
-const char* finish_reason_name(FinishReason r);  // "length", "stop" (both stop kinds)
+enum class FinishReason { kLength, kStopId, kStopString, kCancelled };
+// "length", "stop" (both stop kinds), "cancelled"
+const char* finish_reason_name(FinishReason r);
 
 struct GenerateOptions {
   int64_t max_new_tokens = 32;
@@ -54,6 +55,7 @@ struct GenerateOptions {
   bool record_routing = false;                    // keep ForwardStats of the prefill and of every decode step
   TextStream* text = nullptr;                     // detokenizer of the generated ids (text, stop strings)
   std::function<void(std::string_view)> on_text;  // streamed text (complete UTF-8, stop strings cut)
+  std::function<bool()> keep_going;               // checked before each decode step; false cancels
 };
 
 struct GenerateResult {

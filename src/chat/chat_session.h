@@ -14,7 +14,7 @@
 #include "model/generation_config.h"
 #include "tokenizer/tokenizer.h"
 
-namespace moe::cli {
+namespace moe {
 
 // The model's template (tokenizer_config.json / GGUF), or the file given with --chat-template.
 ChatTemplate load_chat_template(const Tokenizer* tok, const std::string& template_file);
@@ -30,4 +30,4 @@ GenerateResult chat_reply(Decoder& model, const Tokenizer& tok, const ChatTempla
                           const nlohmann::ordered_json& messages, GenerateOptions options,
                           const ChatTemplateOptions& template_options = {});
 
-}  // namespace moe::cli
+}  // namespace moe

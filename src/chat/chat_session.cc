@@ -1,10 +1,10 @@
 // Chat helpers shared by `moe chat`, `moe run --chat` and `moe serve` (see chat_session.h).
-#include "cli/chat_session.h"
+#include "chat/chat_session.h"
 
 #include "io/paths.h"
 #include "util/error.h"
 
-namespace moe::cli {
+namespace moe {
 
 ChatTemplate load_chat_template(const Tokenizer* tok, const std::string& template_file) {
   if (tok == nullptr) fail("chat", "the model has no tokenizer (tokenizer.json or GGUF vocabulary): chat needs one");
@@ -35,4 +35,4 @@ GenerateResult chat_reply(Decoder& model, const Tokenizer& tok, const ChatTempla
   return generate(model, ids, options);
 }
 
-}  // namespace moe::cli
+}  // namespace moe
