@@ -69,7 +69,7 @@ class Renderer {
   Renderer(const std::string& name) : name_(name) {}
 
   [[noreturn]] void error(const Node& n, const std::string& what) const {
-    throw Error("template", name_ + ":" + std::to_string(n.line) + ": " + what);
+    throw Error("template", fmt::format("{}:{}: {}", name_, n.line, what));
   }
 
   void render(const Node& n, const ScopePtr& scope, std::string& out, LoopControl& ctl) {

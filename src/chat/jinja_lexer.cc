@@ -66,7 +66,7 @@ std::vector<Token> lex(const std::string& source, const std::string& name) {
   int curly = 0;
   auto line_at = [&](size_t p) { return s.line.empty() ? 1 : s.line[std::min(p, s.line.size() - 1)]; };
   auto error = [&](size_t p, const std::string& what) {
-    throw Error("template", name + ":" + std::to_string(line_at(p)) + ": " + what);
+    throw Error("template", fmt::format("{}:{}: {}", name, line_at(p), what));
   };
   auto push = [&](Tok t, std::string text, size_t at) { tokens.push_back({t, std::move(text), line_at(at)}); };
   auto strip_trailing = [&] {

@@ -28,7 +28,7 @@ class Parser {
 
   [[noreturn]] void error(const std::string& what) const {
     const int line = p_ < t_.size() ? t_[p_].line : (t_.empty() ? 1 : t_.back().line);
-    throw Error("template", name_ + ":" + std::to_string(line) + ": " + what);
+    throw Error("template", fmt::format("{}:{}: {}", name_, line, what));
   }
   NodePtr node(NodeKind k) const {
     auto n = std::make_unique<Node>();

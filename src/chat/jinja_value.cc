@@ -129,15 +129,20 @@ std::string json_of(const Value& v, int indent, int depth, bool undefined_as_nul
     case Value::Kind::kArray:
     case Value::Kind::kObject: {
       const std::string item_sep = indent > 0 ? "," : ", ";
-      const std::string base = "\n" + std::string(static_cast<size_t>(indent * depth), ' ');
+      std::string base(static_cast<size_t>(indent * depth) + 1, ' ');
+      base[0] = '\n';
       const std::string child = base + std::string(static_cast<size_t>(indent), ' ');
       std::vector<std::string> core;
       if (v.is_array()) {
         for (const Value& x : v.items()) core.push_back(json_of(x, indent, depth + 1, undefined_as_null));
       } else {
-        for (const auto& [k, x] : v.obj().entries)
-          core.push_back((indent > 0 ? child : "") + nlohmann::json(k).dump() + ": " +
-                         json_of(x, indent, depth + 1, undefined_as_null));
+        for (const auto& [k, x] : v.obj().entries) {
+          std::string entry = indent > 0 ? child : std::string();
+          entry += nlohmann::json(k).dump();
+          entry += ": ";
+          entry += json_of(x, indent, depth + 1, undefined_as_null);
+          core.push_back(std::move(entry));
+        }
       }
       std::string out = v.is_array() ? "[" : "{";
       const bool pretty = indent > 0 && !core.empty();

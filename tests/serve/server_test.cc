@@ -239,5 +239,31 @@ TEST_F(Serve, ClientDisconnectMidStreamCancelsAndServingGoesOn) {
   EXPECT_EQ(r->status, 200) << r->body;
 }
 
+TEST_F(Serve, ConcurrentRequestsTakeTurnsAndMatchSequentialAnswers) {
+  auto s = start();
+  auto body = [](int seed) {
+    return json({{"prompt", "Count:"}, {"max_tokens", 8}, {"temperature", 1.0}, {"seed", seed}}).dump();
+  };
+  std::vector<std::string> sequential(4), concurrent(4);
+  {
+    httplib::Client c("127.0.0.1", s->port);
+    for (int i = 0; i < 4; ++i) {
+      auto r = c.Post("/v1/completions", body(i), "application/json");
+      ASSERT_TRUE(r);
+      sequential[i] = json::parse(r->body)["choices"][0]["text"];
+    }
+  }
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&, i] {
+      httplib::Client c("127.0.0.1", s->port);
+      auto r = c.Post("/v1/completions", body(i), "application/json");
+      if (r && r->status == 200) concurrent[i] = json::parse(r->body)["choices"][0]["text"];
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(concurrent, sequential);
+}
+
 }  // namespace
 }  // namespace moe
