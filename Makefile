@@ -11,6 +11,7 @@ all: build
 deps:
 	@bash scripts/install-deps.sh
 	@bash scripts/install-llamacpp.sh
+	@cd tests/reference/serve && [ -d node_modules/openai ] || npm install --no-audit --no-fund  # the openai client tests/serve drives moe serve with
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)

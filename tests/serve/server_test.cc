@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -263,6 +266,24 @@ TEST_F(Serve, ConcurrentRequestsTakeTurnsAndMatchSequentialAnswers) {
   }
   for (auto& t : clients) t.join();
   EXPECT_EQ(concurrent, sequential);
+}
+
+// The npm openai client against the server (tests/reference/serve, installed by `make deps`).
+TEST_F(Serve, NpmOpenAIClient) {
+  const std::string ref = std::string(MOE_TEST_DATA_DIR) + "/reference/serve";
+  if (!fs::exists(ref + "/node_modules/openai/package.json"))
+    GTEST_SKIP() << "npm openai client not installed: cd tests/reference/serve && npm install (make deps does)";
+  auto s = start();
+  const std::string cmd =
+      "node " + ref + "/openai_client.mjs http://127.0.0.1:" + std::to_string(s->port) + "/v1 tiny 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
 }
 
 }  // namespace
