@@ -9,6 +9,7 @@
 
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -52,6 +53,8 @@ class Serve : public ::testing::Test {
     r->server = std::make_unique<serve::Server>(*r->model, r->tok.get(), ChatTemplate::of(*r->tok), o);
     r->port = r->server->bind();
     r->thread = std::thread([s = r->server.get()] { s->run(); });
+    httplib::Client c("127.0.0.1", r->port);  // serving once /health answers (stop() before then would be lost)
+    for (int i = 0; i < 200 && !c.Get("/health"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     return r;
   }
   static std::string dir_;
