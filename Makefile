@@ -4,13 +4,14 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 PYTHON_REF ?= /usr/bin/python3
 
-.PHONY: all deps build run test bench check-all asan tsan fixtures format clean
+.PHONY: all deps build run test bench check-all asan tsan fixtures chat-fixtures format clean
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
 	@bash scripts/install-llamacpp.sh
+	@cd tests/reference/serve && [ -d node_modules/openai ] || npm install --no-audit --no-fund  # the openai client tests/serve drives moe serve with
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
@@ -49,6 +50,12 @@ tsan: deps
 fixtures:
 	@bash scripts/install-deps.sh --fixtures
 	@for s in tests/reference/make_*.py; do echo "== $$s"; $(PYTHON_REF) $$s || exit 1; done
+
+# Renders the real chat templates with @huggingface/jinja (npm) into the expected outputs the Jinja
+# interpreter's tests compare against.
+chat-fixtures:
+	cd tests/reference/chat && npm install --no-audit --no-fund
+	node tests/reference/make_chat_template_fixtures.mjs
 
 format:
 	find src tests bench -name '*.cc' -o -name '*.h' | xargs clang-format -i

@@ -10,6 +10,7 @@ packages=(
   libopenblas-dev libopenmpi-dev openmpi-bin
   libpcre2-dev libsentencepiece-dev libicu-dev
   clang-format
+  libcpp-httplib-dev
 )
 if [[ "${1:-}" == "--fixtures" ]]; then
   packages+=(python3-torch python3-numpy)

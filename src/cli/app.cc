@@ -38,6 +38,8 @@ void build_app(CLI::App& app, GlobalOptions& global) {
   register_train(app, global);
   register_tokenize(app, global);
   register_quantize(app, global);
+  register_chat(app, global);
+  register_serve(app, global);
 }
 
 namespace {

@@ -19,6 +19,8 @@ void register_run(CLI::App& app, const GlobalOptions& global);       // run, eva
 void register_train(CLI::App& app, const GlobalOptions& global);     // train, plot
 void register_tokenize(CLI::App& app, const GlobalOptions& global);  // tokenize, detokenize
 void register_quantize(CLI::App& app, const GlobalOptions& global);
+void register_chat(CLI::App& app, const GlobalOptions& global);   // chat
+void register_serve(CLI::App& app, const GlobalOptions& global);  // serve
 
 // `moe bench` sub-subcommands, one file each.
 void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global);

@@ -1,14 +1,18 @@
 // The two ways the CLI drives a Decoder: evaluate (one pass over given ids: logits of every
 // position and the cross-entropy of each next token; `moe eval`) and generate (prefill, then
-// token-by-token decode with a Sampler and stop ids, timing and per-step routing; `moe run`).
+// token-by-token decode with a Sampler, stop ids and stop strings, streamed UTF-8-safe text,
+// logprobs, timing and per-step routing; `moe run`, `moe chat`).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/decoder.h"
 #include "model/sampler.h"
+#include "tokenizer/text_stream.h"
 
 namespace moe {
 
@@ -21,18 +25,47 @@ struct EvalResult {
 // Throws moe::Error "[model] ..." for fewer than two ids (nothing to score) or a bad id.
 EvalResult evaluate(Decoder& model, const std::vector<int32_t>& ids);
 
+// Holds back the text that could begin a stop string, and cuts the text before the first stop
+// string found (also one that spans several pieces).
+class StopStrings {
+ public:
+  explicit StopStrings(std::vector<std::string> stops);
+  // The part of `piece` (appended to what is held) that is safe to show; `stopped` becomes true and
+  // `matched` names the stop string when one occurs (the text is then cut before it).
+  std::string push(std::string_view piece, bool& stopped);
+  std::string flush();  // what is held at the end of generation
+  const std::string& matched() const { return matched_; }
+
+ private:
+  std::vector<std::string> stops_;
+  std::string held_, matched_;
+};
+
+enum class FinishReason { kLength, kStopId, kStopString, kCancelled };
+// "length", "stop" (both stop kinds), "cancelled"
+const char* finish_reason_name(FinishReason r);
+
 struct GenerateOptions {
   int64_t max_new_tokens = 32;
-  SamplerOptions sampler;         // greedy by default
-  std::vector<int32_t> stop_ids;  // generation ends after emitting one of these
-  int64_t context = 0;            // KV cache size in tokens; 0: prompt + max_new_tokens
-  bool record_routing = false;    // keep ForwardStats of the prefill and of every decode step
+  SamplerOptions sampler;                         // greedy by default
+  std::vector<int32_t> stop_ids;                  // generation ends after emitting one of these (EOS)
+  std::vector<std::string> stop_strings;          // generation ends when the text contains one; needs `text`
+  int64_t logprobs = -1;                          // >= 0: each token's logprob with this many alternatives
+  int64_t context = 0;                            // KV cache size in tokens; 0: prompt + max_new_tokens
+  bool record_routing = false;                    // keep ForwardStats of the prefill and of every decode step
+  TextStream* text = nullptr;                     // detokenizer of the generated ids (text, stop strings)
+  std::function<void(std::string_view)> on_text;  // streamed text (complete UTF-8, stop strings cut)
+  std::function<bool()> keep_going;               // checked before each decode step; false cancels
 };
 
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated ids (a stop id that ended it included)
+  std::string text;             // with options.text: the generated text without the stop id or string
   int64_t prompt_tokens = 0;
-  bool stopped = false;  // ended on a stop id
+  FinishReason finish_reason = FinishReason::kLength;
+  bool stopped = false;                 // ended on a stop id or a stop string
+  std::string stop_string;              // the stop string that ended it
+  std::vector<TokenLogprobs> logprobs;  // options.logprobs >= 0: one per generated token
   double prefill_seconds = 0.0, decode_seconds = 0.0;
   uint64_t kv_cache_bytes = 0;       // bytes of the cache actually filled
   ForwardStats prefill;              // record_routing only
@@ -41,8 +74,8 @@ struct GenerateResult {
 
 using TokenCallback = std::function<void(int32_t token)>;
 
-// Throws moe::Error for an empty prompt, max_new_tokens < 0, or a prompt + generation longer than
-// the context. on_token is called as each token is chosen (streaming).
+// Throws moe::Error for an empty prompt, max_new_tokens < 0, stop strings without options.text,
+// or a prompt + generation longer than the context. on_token is called as each token is chosen.
 GenerateResult generate(Decoder& model, const std::vector<int32_t>& prompt, const GenerateOptions& options,
                         const TokenCallback& on_token = {});
 

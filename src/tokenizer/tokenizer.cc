@@ -134,6 +134,7 @@ void Tokenizer::Impl::load_config(const std::string& config_path) {
   if (auto e = lookup("eos_token")) eos = e;
   if (auto u = lookup("unk_token")) unk = u;
   if (auto p = lookup("pad_token")) pad = p;
+  if (const json& add = config.value("add_bos_token", json()); add.is_boolean()) add_bos_token = add.get<bool>();
   const json& templ = config.value("chat_template", json());
   if (templ.is_string()) chat_template = templ.get<std::string>();
   for (const json& named : templ.is_array() ? templ : json::array())  // [{"name": ..., "template": ...}]
@@ -276,6 +277,23 @@ std::string Tokenizer::id_to_token(int32_t id) const {
 }
 
 std::optional<int32_t> Tokenizer::bos_id() const { return impl_->bos; }
+
+bool Tokenizer::adds_bos() const {
+  const Impl& m = *impl_;
+  if (!m.bos) return false;
+  if (m.add_bos_token) return *m.add_bos_token;
+  return !m.post_processor.prefix.empty() && m.post_processor.prefix.front() == *m.bos;
+}
+
+std::vector<int32_t> Tokenizer::encode_prompt(std::string_view text) const {
+  const Impl& m = *impl_;
+  std::vector<int32_t> ids = encode(text, /*add_special=*/true);
+  const bool post_bos = m.bos && !m.post_processor.prefix.empty() && m.post_processor.prefix.front() == *m.bos;
+  if (adds_bos() && !post_bos) ids.insert(ids.begin(), *m.bos);
+  if (!adds_bos() && post_bos) ids.erase(ids.begin());
+  return ids;
+}
+
 std::optional<int32_t> Tokenizer::eos_id() const { return impl_->eos; }
 std::optional<int32_t> Tokenizer::unk_id() const { return impl_->unk; }
 std::optional<int32_t> Tokenizer::pad_id() const { return impl_->pad; }

@@ -27,6 +27,12 @@ class Tokenizer {
   // Text (valid UTF-8, else a [tokenizer] error) to ids. Added/special tokens in the text are
   // matched first; add_special adds what the post_processor adds (e.g. <s> for Llama 2).
   std::vector<int32_t> encode(std::string_view text, bool add_special = false) const;
+  // A prompt as Hugging Face transformers and llama.cpp encode it for generation: encode(text, true),
+  // with the BOS exactly when adds_bos() says.
+  std::vector<int32_t> encode_prompt(std::string_view text) const;
+  // Whether a prompt starts with the BOS: tokenizer_config.json add_bos_token (transformers rebuilds
+  // the post-processor from it), GGUF tokenizer.ggml.add_bos_token, else the post-processor's own.
+  bool adds_bos() const;
   // Ids to text through the decoder; skip_special drops special added tokens.
   std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
 

@@ -59,7 +59,8 @@ struct Tokenizer::Impl {
   AddedMatcher matcher;
   std::optional<int32_t> bos, eos, unk, pad;
   std::string chat_template;
-  std::string description;  // summary() prefix for GGUF tokenizers; empty for tokenizer.json
+  std::optional<bool> add_bos_token;  // tokenizer_config.json add_bos_token, when a boolean
+  std::string description;            // summary() prefix for GGUF tokenizers; empty for tokenizer.json
 
   void add_token(AddedToken t);
   void load_added(const nlohmann::json& list);

@@ -79,7 +79,7 @@ TEST(Flags, BadValuesAreUsageErrorsNamingTheFlag) {
       {"train --val-fraction 1", "--val-fraction"},
       {"train --layers 1e9", "--layers"},
       {"run --top-p 0", "--top-p"},
-      {"run --temperature -1", "--temperature"},
+      {"run --temp -1", "--temp"},
       {"run --max-new-tokens 1.5", "--max-new-tokens"},
       {"eval --ep 0", "--ep"},
       {"inspect qwen3-30b-a3b --context 0", "--context"},

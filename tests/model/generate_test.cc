@@ -77,5 +77,91 @@ TEST(Generate, StopIdsSamplingSeedsAndErrors) {
   EXPECT_THROW(evaluate(model, {5, 300}), Error);
 }
 
+TEST(StopStrings, CutBeforeTheStopAlsoAcrossPieces) {
+  StopStrings s({"<END>", "xyz"});
+  bool stopped = false;
+  std::string out = s.push("Hello <E", stopped);
+  EXPECT_EQ(out, "Hello ");  // "<E" may begin "<END>": held back
+  EXPECT_FALSE(stopped);
+  out = s.push("N", stopped);
+  EXPECT_EQ(out, "");
+  out = s.push("D> more", stopped);
+  EXPECT_TRUE(stopped);
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(s.matched(), "<END>");
+
+  StopStrings t({"<END>"});
+  stopped = false;
+  EXPECT_EQ(t.push("a <E", stopped), "a ");
+  EXPECT_EQ(t.push("nd", stopped), "<End");  // not a stop after all: released
+  EXPECT_EQ(t.push("x<", stopped), "x");
+  EXPECT_EQ(t.flush(), "<");
+  EXPECT_FALSE(stopped);
+  EXPECT_THROW(StopStrings({""}), Error);
+}
+
+// The vocab-256 fixtures are byte models: the text of the ids is their bytes.
+TEST(Generate, TextStreamsStopStringsLogprobsAndSeeds) {
+  Decoder model(fixture_dir("qwen3"));
+  const Golden want = golden("qwen3");
+  GenerateOptions o;
+  o.max_new_tokens = 20;
+  o.logprobs = 2;
+  TextStream whole(nullptr, 256);
+  o.text = &whole;
+  std::string streamed;
+  o.on_text = [&](std::string_view piece) { streamed += piece; };
+  const GenerateResult r = generate(model, want.prompt, o);
+  EXPECT_EQ(r.tokens, want.greedy);
+  EXPECT_EQ(r.finish_reason, FinishReason::kLength);
+  const std::string all(want.greedy.begin(), want.greedy.end());
+  EXPECT_EQ(r.text, all);
+  EXPECT_EQ(streamed, all);
+  ASSERT_EQ(r.logprobs.size(), r.tokens.size());
+  for (size_t i = 0; i < r.tokens.size(); ++i) {
+    EXPECT_EQ(r.logprobs[i].chosen.token, r.tokens[i]);
+    ASSERT_EQ(r.logprobs[i].top.size(), 2u);
+    EXPECT_EQ(r.logprobs[i].top[0].token, r.tokens[i]);  // greedy picks the most likely
+    EXPECT_LE(r.logprobs[i].chosen.logprob, 0.0);
+  }
+
+  // A stop string spanning tokens 5..7 of the greedy text: the text ends before it.
+  const std::string stop = all.substr(5, 3);
+  TextStream cut(nullptr, 256);
+  o.text = &cut;
+  o.stop_strings = {stop};
+  streamed.clear();
+  const GenerateResult s = generate(model, want.prompt, o);
+  EXPECT_EQ(s.finish_reason, FinishReason::kStopString);
+  EXPECT_EQ(s.stop_string, stop);
+  EXPECT_EQ(s.text, all.substr(0, all.find(stop)));
+  EXPECT_EQ(streamed, s.text);
+  EXPECT_EQ(s.tokens.size(), all.find(stop) + 3);  // generation ends on the token that completes it
+
+  // An EOS id ends generation; its own text is not part of the answer.
+  TextStream eos(nullptr, 256);
+  o.text = &eos;
+  o.stop_strings.clear();
+  o.stop_ids = {want.greedy[4]};
+  const GenerateResult e = generate(model, want.prompt, o);
+  EXPECT_EQ(e.finish_reason, FinishReason::kStopId);
+  EXPECT_EQ(e.tokens.size(), 5u);
+  EXPECT_EQ(e.text, all.substr(0, 4));
+
+  // Seeds: the same seed repeats, another seed differs; penalties change greedy output.
+  o.stop_ids.clear();
+  o.text = nullptr;
+  o.sampler = SamplerOptions{1.5f, 0, 1.0f, 7};
+  const auto a = generate(model, want.prompt, o).tokens;
+  EXPECT_EQ(a, generate(model, want.prompt, o).tokens);
+  o.sampler.seed = 8;
+  EXPECT_NE(a, generate(model, want.prompt, o).tokens);
+  o.sampler = SamplerOptions{};
+  o.sampler.frequency_penalty = 2.0f;
+  EXPECT_NE(generate(model, want.prompt, o).tokens, want.greedy);
+  o.stop_strings = {"x"};
+  EXPECT_THROW(generate(model, want.prompt, o), Error);  // stop strings need a detokenizer
+}
+
 }  // namespace
 }  // namespace moe

@@ -1,4 +1,5 @@
 // Sampler: greedy, top-k, top-p, temperature, seeds, bad options.
+#include <cmath>
 #include <map>
 #include <vector>
 
@@ -43,11 +44,84 @@ TEST(Sampler, SeedsRepeatAndTopKTopPRestrict) {
   EXPECT_EQ(hot.size(), 6u);
 }
 
+TEST(Sampler, RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogits) {
+  SamplerOptions o;
+  o.repetition_penalty = 2.0f;
+  std::vector<float> pos = {3.0f, 2.5f, -1.0f};  // token 0 seen: 3 / 2 = 1.5 < 2.5
+  Sampler a(o);
+  a.add_context(std::vector<int32_t>{0});
+  EXPECT_EQ(a.sample(pos.data(), 3), 1);
+  std::vector<float> neg = {-1.0f, -1.5f};  // token 0 seen: -1 * 2 = -2 < -1.5
+  Sampler b(o);
+  b.add_context(std::vector<int32_t>{0});
+  EXPECT_EQ(b.sample(neg.data(), 2), 1);
+  Sampler off({});
+  off.add_context(std::vector<int32_t>{0});
+  EXPECT_EQ(off.sample(pos.data(), 3), 0);
+  // The generated token joins the context: greedy alternates instead of repeating.
+  Sampler c(o);
+  std::vector<float> l = {2.0f, 1.5f};
+  EXPECT_EQ(c.sample(l.data(), 2), 0);
+  EXPECT_EQ(c.sample(l.data(), 2), 1);
+}
+
+TEST(Sampler, PresenceAndFrequencyPenaltiesAsOpenAI) {
+  std::vector<float> l = {1.0f, 0.75f};
+  SamplerOptions presence;
+  presence.presence_penalty = 0.5f;  // once any count: 1.0 - 0.5 = 0.5 < 0.75
+  Sampler p(presence);
+  EXPECT_EQ(p.sample(l.data(), 2), 0);
+  EXPECT_EQ(p.sample(l.data(), 2), 1);
+  EXPECT_EQ(p.sample(l.data(), 2), 0);  // both seen: 0.5 vs 0.25
+  SamplerOptions frequency;
+  frequency.frequency_penalty = 0.1f;  // 1.0 - 0.1 n against 0.75 - 0.1 m
+  Sampler f(frequency);
+  std::vector<int32_t> got;
+  for (int i = 0; i < 5; ++i) got.push_back(f.sample(l.data(), 2));
+  EXPECT_EQ(got, (std::vector<int32_t>{0, 0, 0, 1, 0}));
+  // The prompt does not count for OpenAI's penalties.
+  Sampler q(presence);
+  q.add_context(std::vector<int32_t>{0});
+  EXPECT_EQ(q.sample(l.data(), 2), 0);
+}
+
+TEST(Sampler, MinPKeepsTokensNearTheMostLikely) {
+  // p ~ (0.64, 0.24, 0.09, 0.03): min-p 0.3 keeps p >= 0.19, ids 0 and 1.
+  std::vector<float> l = {2.0f, 1.0f, 0.0f, -1.0f};
+  SamplerOptions o{1.0f, 0, 1.0f, 9};
+  o.min_p = 0.3f;
+  Sampler s(o);
+  std::map<int32_t, int> seen;
+  for (int i = 0; i < 400; ++i) ++seen[s.sample(l.data(), 4)];
+  EXPECT_EQ(seen.size(), 2u);
+  EXPECT_GT(seen[1], 40);
+  o.min_p = 1.0f;  // only the most likely
+  Sampler one(o);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(one.sample(l.data(), 4), 0);
+}
+
+TEST(Sampler, LogprobsOfTheModelDistribution) {
+  std::vector<float> l = {0.0f, 2.0f, 1.0f, 2.0f};
+  const TokenLogprobs r = logprobs_of(l.data(), 4, 2, 3);
+  const double z = std::log(1 + 2 * std::exp(2.0) + std::exp(1.0));
+  EXPECT_EQ(r.chosen.token, 2);
+  EXPECT_NEAR(r.chosen.logprob, 1.0 - z, 1e-12);
+  ASSERT_EQ(r.top.size(), 3u);
+  EXPECT_EQ(r.top[0].token, 1);  // ties: lower id first
+  EXPECT_EQ(r.top[1].token, 3);
+  EXPECT_EQ(r.top[2].token, 2);
+  EXPECT_NEAR(r.top[0].logprob, 2.0 - z, 1e-12);
+  EXPECT_TRUE(logprobs_of(l.data(), 4, 0, 0).top.empty());
+}
+
 TEST(Sampler, BadOptionsAndNaNAreErrors) {
   EXPECT_THROW(Sampler({-1.0f, 0, 1.0f, 0}), Error);
   EXPECT_THROW(Sampler({1.0f, -2, 1.0f, 0}), Error);
   EXPECT_THROW(Sampler({1.0f, 0, 0.0f, 0}), Error);
   EXPECT_THROW(Sampler({1.0f, 0, 1.5f, 0}), Error);
+  EXPECT_THROW(Sampler({1.0f, 0, 1.0f, 0, 1.5f}), Error);        // min-p
+  EXPECT_THROW(Sampler({1.0f, 0, 1.0f, 0, 0.0f, 0.0f}), Error);  // repetition penalty 0
+  EXPECT_THROW(Sampler({1.0f, 0, 1.0f, 0, 0.0f, 1.0f, NAN}), Error);
   std::vector<float> l = {1.0f, NAN};
   Sampler s({});
   EXPECT_THROW(s.sample(l.data(), 2), Error);
