@@ -10,6 +10,7 @@
 #include "spec/config_families.h"
 #include "spec/spec_limits.h"
 #include "util/error.h"
+#include "util/input_file.h"
 
 namespace moe {
 namespace spec_detail {
@@ -302,13 +303,12 @@ ModelSpec load_model_spec(const std::string& path) {
   std::string file = path;
   std::error_code ec;
   if (fs::is_directory(path, ec)) file = (fs::path(path) / "config.json").string();
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail("spec", "{}: cannot open (expected a config.json file or a folder containing one)", file);
-  std::stringstream ss;
-  ss << in.rdbuf();
+  if (!fs::exists(file, ec))
+    fail("spec", "{}: cannot open (expected a config.json file or a folder containing one)", file);
+  const std::string text = read_input_file(file, "", "spec");  // config.json itself a folder: named
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(ss.str());
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     fail("spec", "{}: not valid JSON: {}", file, e.what());
   }

@@ -15,6 +15,7 @@
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "util/error.h"
+#include "util/input_file.h"
 
 namespace moe {
 namespace {
@@ -37,13 +38,7 @@ bool is_space_at_start(std::string_view s, size_t& len) {
   return false;
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("tokenizer", "cannot open {}", path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string read_text_file(const std::string& path) { return read_input_file(path, "", "tokenizer"); }
 
 std::optional<std::string> config_token(const json& config, const char* key) {
   if (!config.contains(key)) return std::nullopt;

@@ -2,6 +2,7 @@
 // (non-JSON, wrong types, missing fields, unknown family, negative sizes, top-k > experts,
 // inconsistent head dims ...) each a clear moe::Error naming the problem.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -290,6 +291,16 @@ TEST(ModelSpec, FileErrorsNameTheFile) {
   EXPECT_THROW(load_model_spec("/nonexistent/dir/config.json"), Error);
   const std::string good = write_temp("good.json", tiny_mixtral().dump());
   EXPECT_EQ(load_model_spec(good).n_expert, 4);
+  // A model folder whose config.json is a folder: named as such, not "not valid JSON".
+  const auto folder = std::filesystem::temp_directory_path() / ("moe_spec_folder_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(folder / "config.json");
+  try {
+    load_model_spec(folder.string());
+    ADD_FAILURE();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json: is a folder; expected a file"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(folder);
 }
 
 TEST(ModelSpec, SupportedTypesCoverTheIssueFamilies) {
