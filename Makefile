@@ -29,7 +29,8 @@ test: build
 bench: build
 	@bash scripts/bench.sh $(BUILD)
 
-# Sanitizer builds (ASan+UBSan, then TSan) and the test suite under each.
+# Sanitizer builds (ASan+UBSan, then TSan) and the test suite under each; the ASan suite includes the
+# fault injection (reliability_kill9: kill -9 during every command that writes files).
 check-all: asan tsan
 
 asan: deps
