@@ -25,7 +25,7 @@ nlohmann::json read_index(const std::string& path) {
   DuplicateKey dup;
   try {
     index = parse_json_checking_keys(text.str(), &dup);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     fail(kComponent, "{}: shard index is not valid JSON: {}", path, e.what());
   }
   if (dup.parent == "weight_map" && dup.depth == 2) {

@@ -4,6 +4,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "util/json_depth.h"
+
 namespace moe {
 
 nlohmann::json parse_json_checking_keys(std::string_view text, DuplicateKey* duplicate) {
@@ -38,6 +40,11 @@ nlohmann::json parse_json_checking_keys(std::string_view text, DuplicateKey* dup
     }
     return true;
   };
+  if (json_nesting_depth(text) > kMaxJsonDepth) {
+    throw nlohmann::json::parse_error::create(
+        0, 0, "JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels, more than any real file needs",
+        nullptr);
+  }
   return nlohmann::json::parse(text.begin(), text.end(), callback);
 }
 

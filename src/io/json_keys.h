@@ -15,8 +15,8 @@ struct DuplicateKey {
   std::string parent;  // the key holding the object the repeat is in (empty at depth 1)
 };
 
-// Parses `text` (throws nlohmann::json::parse_error as json::parse does) and reports the first key
-// that repeats within one object in *duplicate.
+// Parses `text` (throws nlohmann::json::parse_error as json::parse does, also for nesting deeper
+// than kMaxJsonDepth) and reports the first key that repeats within one object in *duplicate.
 nlohmann::json parse_json_checking_keys(std::string_view text, DuplicateKey* duplicate);
 
 }  // namespace moe

@@ -190,7 +190,7 @@ SafetensorsFile SafetensorsFile::parse(std::string path, const uint8_t* bytes, s
   DuplicateKey dup;
   try {
     header = parse_json_checking_keys({reinterpret_cast<const char*>(bytes) + 8, header_len}, &dup);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     fail(kComponent, "{}: header is not valid JSON: {}", path, e.what());
   }
   if (dup.depth == 1 && dup.key == "__metadata__") fail(kComponent, "{}: '__metadata__' appears twice", path);

@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "util/error.h"
 #include "util/input_file.h"
+#include "util/json_depth.h"
 
 namespace moe::train {
 namespace fs = std::filesystem;
@@ -27,6 +28,7 @@ std::string read_text(const std::string& path) { return read_input_file(path, ""
 nlohmann::json read_json(const std::string& path) {
   const std::string text = read_text(path);
   try {
+    check_json_depth(text, "checkpoint", path);
     return nlohmann::json::parse(text);
   } catch (const std::exception& e) {
     fail("checkpoint", "{}: not valid JSON ({}); the checkpoint is corrupt", path, e.what());

@@ -196,6 +196,28 @@ TEST_F(SafetensorsTest, MalformedFiles) {
     expect_error(path, {"'w'", "truncated"});
   }
   expect_error((dir_ / "does-not-exist.safetensors").string(), {"cannot open"});  // 16
+  // 17. Fuzzing finding (fuzz/safetensors_fuzz.cc): a shape nested 200,000 levels deep parsed, then
+  // overflowed the stack when the error message printed it. Nesting is refused before parsing.
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  expect_error(
+      write_raw("deep.safetensors", R"({"w": {"dtype": "F32", "shape": )" + deep + R"(, "data_offsets": [0, 0]}})", ""),
+      {"not valid JSON", "nests deeper than 256"});
+  // 18. Fuzzing finding: a number too large for a double ("1e99999") made nlohmann throw out_of_range,
+  // which is not a parse_error, so it escaped as "unexpected error" naming no file.
+  expect_error(write_raw("bignum.safetensors", R"({"w": {"dtype": "F32", "shape": [1e99999], "data_offsets": [0, 4]}})",
+                         std::string(4, '\0')),
+               {"not valid JSON", "number overflow"});
+  write_file_atomic((dir_ / "model.safetensors.index.json").string(), R"({"weight_map": {"a": 1e99999}})");
+  try {
+    Checkpoint::open(dir_.string());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("shard index is not valid JSON"), std::string::npos) << e.what();
+  }
+  fs::remove(dir_ / "model.safetensors.index.json");
+  expect_error(write_raw("deep_ok.safetensors", R"({"w": {"dtype": "F32", "shape": [[1]], "data_offsets": [0, 4]}})",
+                         std::string(4, '\0')),
+               {"'w'", "non-negative integers"});
 }
 
 // nlohmann keeps the last of two equal keys; a header that names a tensor twice is refused by name,

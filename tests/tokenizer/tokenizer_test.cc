@@ -156,6 +156,20 @@ TEST_F(BadTokenizerFile, ErrorsNameTheFileAndField) {
                 R"(, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"}})");
   EXPECT_NE(error_of(p).find("does not compile"), std::string::npos) << error_of(p);
   EXPECT_NE(error_of("/nonexistent/dir").find("does not exist"), std::string::npos);
+  // Fuzzing findings (fuzz/tokenizer_fuzz.cc): an id of INT32_MAX overflowed the table size (UB) and a
+  // sparse id allocated a table of 2^31 strings; added token ids outside int32 were truncated.
+  p = write("sparse.json", R"({"model": {"type": "BPE", "vocab": {"a": 2147483647}, "merges": []}})");
+  EXPECT_NE(error_of(p).find("model.vocab[\"a\"]"), std::string::npos) << error_of(p);
+  p = write("sparse2.json", R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 2000000000}, "merges": []}})");
+  EXPECT_NE(error_of(p).find("ids must be dense"), std::string::npos) << error_of(p);
+  for (const char* id : {"-1", "2147483647", "1099511627776"}) {
+    p = write("added.json", "{" + bpe + R"(, "added_tokens": [{"id": )" + id + R"(, "content": "<x>"}]})");
+    EXPECT_NE(error_of(p).find("added_tokens[0].id must be from 0"), std::string::npos) << id << ": " << error_of(p);
+  }
+  p = write("single_word.json", "{" + bpe + R"(, "added_tokens": [{"id": 3, "content": "<x>", "single_word": 1}]})");
+  EXPECT_NE(error_of(p).find("[tokenizer]"), std::string::npos) << error_of(p);
+  p = write("deep.json", "{" + bpe + R"(, "normalizer": )" + std::string(100000, '[') + std::string(100000, ']') + "}");
+  EXPECT_NE(error_of(p).find("JSON nests 100001 levels deep"), std::string::npos) << error_of(p).substr(0, 200);
   // A model folder whose tokenizer.json is a folder is named as such.
   const auto folder = std::filesystem::temp_directory_path() / "moe_tokenizer_test" / "folder_model";
   std::filesystem::create_directories(folder / "tokenizer.json");
