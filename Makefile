@@ -3,8 +3,9 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 PYTHON_REF ?= /usr/bin/python3
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test bench check-all asan tsan fixtures chat-fixtures format clean
+.PHONY: all deps build run test bench check-all asan tsan fuzz fixtures chat-fixtures format clean
 
 all: build
 
@@ -29,7 +30,8 @@ test: build
 bench: build
 	@bash scripts/bench.sh $(BUILD)
 
-# Sanitizer builds (ASan+UBSan, then TSan) and the test suite under each.
+# Sanitizer builds (ASan+UBSan, then TSan) and the test suite under each; the ASan suite includes the
+# fault injection (reliability_kill9: kill -9 during every command that writes files).
 check-all: asan tsan
 
 asan: deps
@@ -46,6 +48,15 @@ tsan: deps
 	TSAN_OPTIONS=halt_on_error=1 MOE_SANITIZER_BUILD=1 \
 	  ctest --test-dir build-tsan --output-on-failure -j $(JOBS) --timeout 1200 -L "runtime|kernels|moe|dist" -LE mpi
 
+# libFuzzer targets (fuzz/, clang, ASan+UBSan), each run FUZZ_SECONDS from its committed seed corpus;
+# fails on any finding (crash, sanitizer report, hang, huge allocation, non-moe exception).
+fuzz:
+	@bash scripts/install-deps.sh --fuzz
+	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DMOE_FUZZ=ON \
+	  -DMOE_BUILD_TESTS=OFF -DMOE_BUILD_BENCH=OFF -DMOE_WITH_MPI=OFF
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_all
+	bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
 # Regenerates the committed reference fixtures with Debian's python3-torch.
 fixtures:
 	@bash scripts/install-deps.sh --fixtures
@@ -61,4 +72,4 @@ format:
 	find src tests bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

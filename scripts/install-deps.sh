@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages moe needs, only the missing ones. Idempotent.
-# Usage: scripts/install-deps.sh [--fixtures]   (--fixtures adds python3-torch/numpy for tests/reference)
+# Usage: scripts/install-deps.sh [--fixtures] [--fuzz]
+#   --fixtures adds python3-torch/numpy for tests/reference;
+#   --fuzz adds clang and libclang-rt-14-dev (libclang_rt.fuzzer/asan/ubsan, which clang-14 only
+#   recommends) for the libFuzzer targets in fuzz/ (`make fuzz`).
 set -euo pipefail
 
 packages=(
@@ -12,9 +15,13 @@ packages=(
   clang-format
   libcpp-httplib-dev
 )
-if [[ "${1:-}" == "--fixtures" ]]; then
-  packages+=(python3-torch python3-numpy)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --fixtures) packages+=(python3-torch python3-numpy) ;;
+    --fuzz) packages+=(clang libclang-rt-14-dev) ;;
+    *) echo "[install-deps] unknown option '$arg' (expected --fixtures or --fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -18,6 +18,7 @@
 #include "train/train_memory.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/json_depth.h"
 
 namespace moe::cli {
 namespace {
@@ -135,6 +136,7 @@ void run_train(TrainCli& c, const GlobalOptions& g) {
     const std::string text = read_input_file(c.config, "--config", "train");
     nlohmann::json j;
     try {
+      check_json_depth(text, "train", c.config);
       j = nlohmann::json::parse(text);
     } catch (const std::exception& e) {
       fail("train", "{}: not valid JSON ({})", c.config, e.what());

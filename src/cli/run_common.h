@@ -13,6 +13,7 @@
 #include "model/decoder.h"
 #include "model/generate.h"
 #include "model/run_report.h"
+#include "tokenizer/ids.h"
 #include "tokenizer/tokenizer.h"
 
 namespace CLI {
@@ -41,9 +42,7 @@ RankedModel load_ranked_model(const std::string& model_dir, const dist::EpArgs& 
 
 // --model, or the embedded default model when empty.
 std::string resolve_model_dir(const std::string& model);
-// Token ids separated by commas and/or whitespace, optionally in JSON brackets ("1,2,3",
-// "[1, 2, 3]"); a usage error naming the source, the bad entry and its byte offset otherwise.
-std::vector<int32_t> parse_ids(const std::string& text, const std::string& source);
+// --ids-file through parse_ids (tokenizer/ids.h).
 std::vector<int32_t> read_ids_file(const std::string& path);
 // The model folder's tokenizer, or null for a byte-level (vocab 256) model without one.
 std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model_dir, const ModelSpec& spec);

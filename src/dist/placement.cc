@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/input_file.h"
 
 namespace moe::dist {
 
@@ -51,6 +52,7 @@ ExpertPlacement ExpertPlacement::round_robin(int n_expert, int n_rank) {
 
 ExpertPlacement ExpertPlacement::from_file(const std::string& path, int n_expert, int n_rank) {
   check_sizes(n_expert, n_rank);
+  require_input_file(path, "placement file", "placement");
   std::ifstream in(path);
   if (!in) fail("placement", "cannot open placement file '{}'", path);
   std::vector<int> owner(size_t(n_expert), -1);

@@ -2,7 +2,9 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "io/json_keys.h"
 #include "io/safetensors.h"
 #include "util/error.h"
 
@@ -13,13 +15,24 @@ namespace fs = std::filesystem;
 constexpr const char* kComponent = "safetensors";
 
 nlohmann::json read_index(const std::string& path) {
-  std::ifstream in(path);
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) fail(kComponent, "{}: is a folder; expected the shard index file", path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) fail(kComponent, "{}: cannot open the shard index", path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  nlohmann::json index;
+  DuplicateKey dup;
   try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+    index = parse_json_checking_keys(text.str(), &dup);
+  } catch (const nlohmann::json::exception& e) {
     fail(kComponent, "{}: shard index is not valid JSON: {}", path, e.what());
   }
+  if (dup.parent == "weight_map" && dup.depth == 2) {
+    fail(kComponent, "{}: weight_map names tensor '{}' twice", path, dup.key);
+  }
+  if (!dup.key.empty()) fail(kComponent, "{}: key '{}' appears twice in one object", path, dup.key);
+  return index;
 }
 
 }  // namespace
@@ -58,6 +71,13 @@ Checkpoint Checkpoint::open(const std::string& path, bool header_only) {
     std::map<std::string, std::vector<std::string>> by_shard;
     for (auto it = wm->begin(); it != wm->end(); ++it) {
       if (!it->is_string()) fail(kComponent, "{}: weight_map['{}'] must be a file name", index_path.string(), it.key());
+      const std::string& shard = it->get_ref<const std::string&>();
+      // Shards sit beside the index: a path out of the folder (or to a device) is never a shard.
+      if (shard.empty() || shard == "." || shard == ".." || shard.find('/') != std::string::npos ||
+          shard.find('\0') != std::string::npos) {
+        fail(kComponent, "{}: weight_map['{}'] is {:?}; expected the name of a shard file in this folder",
+             index_path.string(), it.key(), shard);
+      }
       by_shard[it->get<std::string>()].push_back(it.key());
     }
     for (const auto& [shard, names] : by_shard) {

@@ -7,8 +7,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "util/error.h"
 
@@ -51,28 +49,6 @@ std::vector<std::pair<FileId, std::string>> input_ids(const std::vector<std::str
 }
 
 }  // namespace
-
-void require_input_file(const std::string& path, const std::string& what, const std::string& component) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) fail(component, "{} {}: {}", what, path, std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) fail_usage(component, "{} {}: is a folder; expected a file", what, path);
-}
-
-void require_input_folder(const std::string& path, const std::string& what, const std::string& component) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) fail(component, "{} {}: {}", what, path, std::strerror(errno));
-  if (!S_ISDIR(st.st_mode)) fail_usage(component, "{} {}: is a file; expected a folder", what, path);
-}
-
-std::string read_input_file(const std::string& path, const std::string& what, const std::string& component) {
-  require_input_file(path, what, component);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(component, "{} {}: cannot open: {}", what, path, std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(component, "{} {}: read failed", what, path);
-  return ss.str();
-}
 
 void check_output_file(const std::string& path, const std::string& what, const std::vector<std::string>& inputs,
                        const std::string& component) {

@@ -7,14 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace moe {
+#include "util/input_file.h"  // read_input_file, require_input_file, require_input_folder
 
-// The bytes of an input file. A folder, a missing or unreadable path is an error naming `what`
-// ("--ids-file") and the path: "is a folder; expected a file", "does not exist".
-std::string read_input_file(const std::string& path, const std::string& what, const std::string& component);
-void require_input_file(const std::string& path, const std::string& what, const std::string& component);
-// An input folder: "is a file; expected a folder" otherwise.
-void require_input_folder(const std::string& path, const std::string& what, const std::string& component);
+namespace moe {
 
 // An output file path: not an existing folder, in an existing folder, and not the same file as
 // any input (an input folder stands for every file directly in it).

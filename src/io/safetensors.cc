@@ -13,6 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/json_keys.h"
 #include "util/error.h"
 
 namespace moe {
@@ -85,6 +86,11 @@ void check_no_overlap(const std::string& path, std::vector<TensorInfo> sorted) {
 }
 
 std::string read_prefix(const std::string& path, uint64_t* file_size, uint64_t max_bytes) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode)) fail(kComponent, "{}: is a folder; expected a file", path);
+    fail(kComponent, "{}: not a regular file", path);
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(kComponent, "{}: cannot open: {}", path, std::strerror(errno));
   in.seekg(0, std::ios::end);
@@ -106,6 +112,12 @@ int64_t TensorInfo::numel() const {
 MappedFile MappedFile::open(const std::string& path) {
   MappedFile m;
   m.path_ = path;
+  // Checked before open(): opening a FIFO or a device for reading can block, or read forever.
+  struct stat pre {};
+  if (::stat(path.c_str(), &pre) == 0 && !S_ISREG(pre.st_mode)) {
+    if (S_ISDIR(pre.st_mode)) fail(kComponent, "{}: is a folder; expected a file", path);
+    fail(kComponent, "{}: not a regular file", path);
+  }
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(kComponent, "{}: cannot open: {}", path, std::strerror(errno));
   struct stat st {};
@@ -116,6 +128,7 @@ MappedFile MappedFile::open(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
+    if (S_ISDIR(st.st_mode)) fail(kComponent, "{}: is a folder; expected a file", path);
     fail(kComponent, "{}: not a regular file", path);
   }
   m.size_ = static_cast<size_t>(st.st_size);
@@ -174,11 +187,15 @@ SafetensorsFile SafetensorsFile::parse(std::string path, const uint8_t* bytes, s
   }
   if (8 + header_len > size) fail(kComponent, "{}: could not read the {}-byte header", path, header_len);
   nlohmann::json header;
+  DuplicateKey dup;
   try {
-    header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len);
-  } catch (const nlohmann::json::parse_error& e) {
+    header = parse_json_checking_keys({reinterpret_cast<const char*>(bytes) + 8, header_len}, &dup);
+  } catch (const nlohmann::json::exception& e) {
     fail(kComponent, "{}: header is not valid JSON: {}", path, e.what());
   }
+  if (dup.depth == 1 && dup.key == "__metadata__") fail(kComponent, "{}: '__metadata__' appears twice", path);
+  if (dup.depth == 1) fail(kComponent, "{}: tensor '{}' appears twice in the header", path, dup.key);
+  if (!dup.key.empty()) fail(kComponent, "{}: '{}': field '{}' appears twice in the header", path, dup.parent, dup.key);
   if (!header.is_object()) fail(kComponent, "{}: header must be a JSON object, found {}", path, header.type_name());
 
   SafetensorsFile f;

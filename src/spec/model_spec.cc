@@ -10,6 +10,8 @@
 #include "spec/config_families.h"
 #include "spec/spec_limits.h"
 #include "util/error.h"
+#include "util/input_file.h"
+#include "util/json_depth.h"
 
 namespace moe {
 namespace spec_detail {
@@ -302,17 +304,20 @@ ModelSpec load_model_spec(const std::string& path) {
   std::string file = path;
   std::error_code ec;
   if (fs::is_directory(path, ec)) file = (fs::path(path) / "config.json").string();
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail("spec", "{}: cannot open (expected a config.json file or a folder containing one)", file);
-  std::stringstream ss;
-  ss << in.rdbuf();
+  if (!fs::exists(file, ec))
+    fail("spec", "{}: cannot open (expected a config.json file or a folder containing one)", file);
+  return parse_model_spec_text(read_input_file(file, "", "spec"), file);  // config.json a folder: named
+}
+
+ModelSpec parse_model_spec_text(std::string_view text, const std::string& source_name) {
+  check_json_depth(text, "spec", source_name);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("spec", "{}: not valid JSON: {}", file, e.what());
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("spec", "{}: not valid JSON: {}", source_name, e.what());
   }
-  return parse_model_spec(j, file);
+  return parse_model_spec(j, source_name);
 }
 
 const char* family_name(Family f) {

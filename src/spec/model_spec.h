@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -211,6 +212,9 @@ struct ModelSpec {
 // Throws moe::Error("spec", ...) for unknown model_type (listing the supported ones), a
 // missing required field (named), wrong JSON types, or impossible values.
 ModelSpec parse_model_spec(const nlohmann::json& config, const std::string& source_name);
+// The text of a config.json: JSON nesting deeper than kMaxJsonDepth and invalid JSON are errors naming
+// source_name, then parse_model_spec.
+ModelSpec parse_model_spec_text(std::string_view text, const std::string& source_name);
 // Reads config.json (a file, or a directory containing one) and parses it.
 ModelSpec load_model_spec(const std::string& path);
 

@@ -53,15 +53,23 @@ BpeModel::BpeModel(const nlohmann::json& model, bool byte_level, const std::stri
 
 void BpeModel::load_vocab(const nlohmann::json& vocab, const std::string& file) {
   vocab_.reserve(vocab.size());
-  int32_t max_id = -1;
+  int64_t max_id = -1;
+  std::string max_token;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() > INT32_MAX)
-      fail("tokenizer", "{}: model.vocab[{:?}] must be a non-negative integer id, found {}", file, it.key(),
-           it.value().dump());
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() >= INT32_MAX)
+      fail("tokenizer", "{}: model.vocab[{:?}] must be a non-negative integer id below {}, found {}", file, it.key(),
+           INT32_MAX, it.value().dump());
     const auto id = it.value().get<int32_t>();
     vocab_.emplace(it.key(), id);
-    max_id = std::max(max_id, id);
+    if (id > max_id) max_id = id, max_token = it.key();
   }
+  // id_to_token_ is indexed by id: a sparse vocabulary ({"a": 2000000000}) would allocate gigabytes for
+  // one token. Real vocabularies are dense (ids 0 .. n-1); a few holes are allowed.
+  const int64_t max_allowed = 2 * static_cast<int64_t>(vocab.size()) + 1024;
+  if (max_id > max_allowed)
+    fail("tokenizer",
+         "{}: model.vocab[{:?}] is id {} but the vocabulary has only {} entries; ids must be dense (at most {})", file,
+         max_token, max_id, vocab.size(), max_allowed);
   id_to_token_.assign(size_t(max_id + 1), std::string());
   for (const auto& [token, id] : vocab_) id_to_token_[size_t(id)] = token;
   index_vocab();

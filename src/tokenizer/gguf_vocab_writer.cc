@@ -17,6 +17,7 @@
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/pipeline.h"
 #include "util/error.h"
+#include "util/json_depth.h"
 
 namespace moe {
 namespace {
@@ -40,6 +41,7 @@ json read_json_file(const fs::path& path, bool required) {
   std::ostringstream ss;
   ss << in.rdbuf();
   try {
+    check_json_depth(ss.str(), "tokenizer", path.string());
     return json::parse(ss.str());
   } catch (const json::exception& e) {
     fail("tokenizer", "{}: malformed JSON: {}", path.string(), e.what());

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,8 @@
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "util/error.h"
+#include "util/input_file.h"
+#include "util/json_depth.h"
 
 namespace moe {
 namespace {
@@ -37,13 +40,7 @@ bool is_space_at_start(std::string_view s, size_t& len) {
   return false;
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("tokenizer", "cannot open {}", path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string read_text_file(const std::string& path) { return read_input_file(path, "", "tokenizer"); }
 
 std::optional<std::string> config_token(const json& config, const char* key) {
   if (!config.contains(key)) return std::nullopt;
@@ -104,6 +101,9 @@ void Tokenizer::Impl::load_added(const json& list) {
         !a["content"].is_string() || a["content"].get_ref<const std::string&>().empty())
       fail("tokenizer", "{}: added_tokens[{}] must have an integer \"id\" and a non-empty string \"content\", found {}",
            path, i, a.dump().substr(0, 200));
+    if (a["id"].get<int64_t>() < 0 || a["id"].get<int64_t>() >= INT32_MAX)
+      fail("tokenizer", "{}: added_tokens[{}].id must be from 0 to {}, found {}", path, i, INT32_MAX - 1,
+           a["id"].dump());
     if (a.value("single_word", false))
       fail("tokenizer", "{}: added_tokens[{}].single_word = true is not supported", path, i);
     AddedToken t{a["content"].get<std::string>(), a["id"].get<int32_t>(), a.value("special", false),
@@ -119,7 +119,9 @@ void Tokenizer::Impl::load_config(const std::string& config_path) {
   if (!std::filesystem::exists(config_path)) return;
   json config;
   try {
-    config = json::parse(read_text_file(config_path));
+    const std::string text = read_text_file(config_path);
+    check_json_depth(text, "tokenizer", config_path);
+    config = json::parse(text);
   } catch (const json::exception& e) {
     fail("tokenizer", "{}: malformed JSON: {}", config_path, e.what());
   }
@@ -176,7 +178,9 @@ Tokenizer::Tokenizer(const std::string& json_path) : impl_(std::make_unique<Impl
   m.path = json_path;
   json j;
   try {
-    j = json::parse(read_text_file(json_path));
+    const std::string text = read_text_file(json_path);
+    check_json_depth(text, "tokenizer", json_path);
+    j = json::parse(text);
   } catch (const json::exception& e) {
     fail("tokenizer", "{}: malformed JSON: {}", json_path, e.what());
   }
@@ -259,8 +263,8 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
 
 size_t Tokenizer::vocab_size() const {
   if (!impl_->model) return impl_->declared_vocab_size;
-  int32_t max_id = impl_->model->max_id();
-  for (const AddedToken& t : impl_->added) max_id = std::max(max_id, t.id);
+  int64_t max_id = impl_->model->max_id();
+  for (const AddedToken& t : impl_->added) max_id = std::max<int64_t>(max_id, t.id);
   return size_t(max_id + 1);
 }
 

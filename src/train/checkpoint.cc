@@ -12,6 +12,8 @@
 
 #include "io/safetensors.h"
 #include "util/error.h"
+#include "util/input_file.h"
+#include "util/json_depth.h"
 
 namespace moe::train {
 namespace fs = std::filesystem;
@@ -21,17 +23,12 @@ std::span<const uint8_t> as_bytes(const float* p, int64_t n) {
   return {reinterpret_cast<const uint8_t*>(p), static_cast<size_t>(n) * sizeof(float)};
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("checkpoint", "{}: cannot open", path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string read_text(const std::string& path) { return read_input_file(path, "", "checkpoint"); }
 
 nlohmann::json read_json(const std::string& path) {
   const std::string text = read_text(path);
   try {
+    check_json_depth(text, "checkpoint", path);
     return nlohmann::json::parse(text);
   } catch (const std::exception& e) {
     fail("checkpoint", "{}: not valid JSON ({}); the checkpoint is corrupt", path, e.what());

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/input_file.h"
 
 namespace moe::train {
 namespace {
@@ -19,6 +20,7 @@ struct Series {
 };
 
 Series read_series(const PlotRun& r) {
+  require_input_file(r.path, "metrics file", "plot");
   std::ifstream in(r.path);
   if (!in) fail("plot", "{}: cannot open metrics file", r.path);
   Series s;

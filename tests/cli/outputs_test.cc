@@ -94,6 +94,22 @@ TEST_F(Outputs, FolderFileMixUpsAreNamed) {
                 r.out.find("is a file; expected a") != std::string::npos)
         << args << ": " << r.out;
   }
+  // Inside a model folder: config.json, model.safetensors or tokenizer.json that is a folder is named
+  // as such (not "not valid JSON" from an empty read), whichever command reads it.
+  const fs::path bad = dir_ / "bad";
+  fs::create_directories(bad / "config.json");
+  fs::copy_file(dir_ / "model/model.safetensors", bad / "model.safetensors");
+  fs::create_directories(dir_ / "bad2/model.safetensors");
+  fs::copy_file(dir_ / "model/config.json", dir_ / "bad2/config.json");
+  fs::create_directories(dir_ / "bad3/tokenizer.json");
+  for (const std::string& args :
+       {"inspect " + bad.string(), "eval --ids 1 --model " + bad.string(),
+        "eval --ids 1 --model " + (dir_ / "bad2").string(), "inspect " + (dir_ / "bad2").string(),
+        "tokenize --text x --tokenizer " + (dir_ / "bad3").string()}) {
+    const MoeResult r = moe_cmd(args);
+    EXPECT_NE(r.code, 0) << args;
+    EXPECT_NE(r.out.find("is a folder; expected a file"), std::string::npos) << args << ": " << r.out;
+  }
 }
 
 }  // namespace

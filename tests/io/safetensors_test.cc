@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
@@ -195,6 +196,105 @@ TEST_F(SafetensorsTest, MalformedFiles) {
     expect_error(path, {"'w'", "truncated"});
   }
   expect_error((dir_ / "does-not-exist.safetensors").string(), {"cannot open"});  // 16
+  // 17. Fuzzing finding (fuzz/safetensors_fuzz.cc): a shape nested 200,000 levels deep parsed, then
+  // overflowed the stack when the error message printed it. Nesting is refused before parsing.
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  expect_error(
+      write_raw("deep.safetensors", R"({"w": {"dtype": "F32", "shape": )" + deep + R"(, "data_offsets": [0, 0]}})", ""),
+      {"not valid JSON", "nests deeper than 256"});
+  // 18. Fuzzing finding: a number too large for a double ("1e99999") made nlohmann throw out_of_range,
+  // which is not a parse_error, so it escaped as "unexpected error" naming no file.
+  expect_error(write_raw("bignum.safetensors", R"({"w": {"dtype": "F32", "shape": [1e99999], "data_offsets": [0, 4]}})",
+                         std::string(4, '\0')),
+               {"not valid JSON", "number overflow"});
+  write_file_atomic((dir_ / "model.safetensors.index.json").string(), R"({"weight_map": {"a": 1e99999}})");
+  try {
+    Checkpoint::open(dir_.string());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("shard index is not valid JSON"), std::string::npos) << e.what();
+  }
+  fs::remove(dir_ / "model.safetensors.index.json");
+  expect_error(write_raw("deep_ok.safetensors", R"({"w": {"dtype": "F32", "shape": [[1]], "data_offsets": [0, 4]}})",
+                         std::string(4, '\0')),
+               {"'w'", "non-negative integers"});
+}
+
+// nlohmann keeps the last of two equal keys; a header that names a tensor twice is refused by name,
+// whether the whole file or only its header is read.
+TEST_F(SafetensorsTest, DuplicateNamesAreRefused) {
+  const std::string twice = write_raw("twice.safetensors",
+                                      R"({"dup.weight": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+                                          "dup.weight": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})",
+                                      std::string(8, '\0'));
+  expect_error(twice, {"'dup.weight'", "twice"});
+  try {
+    SafetensorsFile::open_header_only(twice);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'dup.weight' appears twice"), std::string::npos) << e.what();
+  }
+  expect_error(write_raw("field.safetensors", R"({"w": {"dtype": "F32", "dtype": "F16", "shape": [1],
+                                                   "data_offsets": [0, 4]}})",
+                         std::string(4, '\0')),
+               {"'w'", "'dtype'", "twice"});
+  expect_error(write_raw("meta2.safetensors", R"({"__metadata__": {}, "__metadata__": {}})", ""),
+               {"'__metadata__' appears twice"});
+
+  const std::vector<float> a = {1};
+  write_safetensors((dir_ / "s.safetensors").string(),
+                    {{"a", DType::kF32, {1}, {reinterpret_cast<const uint8_t*>(a.data()), 4}}});
+  fs::remove(twice);
+  fs::remove(dir_ / "field.safetensors");
+  fs::remove(dir_ / "meta2.safetensors");
+  write_file_atomic((dir_ / "model.safetensors.index.json").string(),
+                    R"({"weight_map": {"a": "s.safetensors", "a": "other.safetensors"}})");
+  try {
+    Checkpoint::open(dir_.string());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("weight_map names tensor 'a' twice"), std::string::npos) << e.what();
+  }
+}
+
+// A folder where a file is expected is named as such: the file itself, the header-only reader, a
+// model folder whose model.safetensors or shard index is a folder, and a shard that is a folder.
+TEST_F(SafetensorsTest, FoldersWhereFilesAreExpected) {
+  auto message = [](const std::function<void()>& fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string folder = (dir_ / "sub").string();
+  fs::create_directories(folder);
+  EXPECT_NE(message([&] { SafetensorsFile::open(folder); }).find("is a folder; expected a file"), std::string::npos);
+  EXPECT_NE(message([&] { SafetensorsFile::open_header_only(folder); }).find("is a folder; expected a file"),
+            std::string::npos);
+  fs::create_directories(dir_ / "m1/model.safetensors");
+  EXPECT_NE(message([&] { Checkpoint::open((dir_ / "m1").string()); }).find("is a folder; expected a file"),
+            std::string::npos);
+  EXPECT_NE(message([&] { Checkpoint::open((dir_ / "m1").string(), true); }).find("is a folder; expected a file"),
+            std::string::npos);
+  fs::create_directories(dir_ / "m2/model.safetensors.index.json");
+  EXPECT_NE(message([&] { Checkpoint::open((dir_ / "m2").string()); }).find("is a folder; expected the shard index"),
+            std::string::npos);
+  fs::create_directories(dir_ / "m3/shard.safetensors");
+  write_file_atomic((dir_ / "m3/model.safetensors.index.json").string(),
+                    R"({"weight_map": {"a": "shard.safetensors"}})");
+  EXPECT_NE(message([&] { Checkpoint::open((dir_ / "m3").string()); }).find("is a folder; expected a file"),
+            std::string::npos);
+  // A shard outside the folder (or a device) is never a shard.
+  for (const char* shard : {"../m1/model.safetensors", "/dev/zero", "..", ""}) {
+    write_file_atomic((dir_ / "m3/model.safetensors.index.json").string(),
+                      nlohmann::json{{"weight_map", {{"a", shard}}}}.dump());
+    EXPECT_NE(message([&] { Checkpoint::open((dir_ / "m3").string()); }).find("expected the name of a shard file"),
+              std::string::npos)
+        << shard;
+  }
+  EXPECT_NE(message([&] { SafetensorsFile::open("/dev/zero"); }).find("not a regular file"), std::string::npos);
 }
 
 }  // namespace

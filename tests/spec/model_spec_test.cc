@@ -2,6 +2,7 @@
 // (non-JSON, wrong types, missing fields, unknown family, negative sizes, top-k > experts,
 // inconsistent head dims ...) each a clear moe::Error naming the problem.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -290,6 +291,29 @@ TEST(ModelSpec, FileErrorsNameTheFile) {
   EXPECT_THROW(load_model_spec("/nonexistent/dir/config.json"), Error);
   const std::string good = write_temp("good.json", tiny_mixtral().dump());
   EXPECT_EQ(load_model_spec(good).n_expert, 4);
+  // Fuzzing finding (fuzz/model_spec_fuzz.cc): a field nested 200,000 levels deep overflowed the stack
+  // when the error message printed it; nesting is checked on the text first.
+  try {
+    parse_model_spec_text(R"({"model_type": "mixtral", "num_hidden_layers": )" + std::string(200000, '[') +
+                              std::string(200000, ']') + "}",
+                          "deep.json");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("deep.json: JSON nests 200001 levels deep"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(parse_model_spec_text(tiny_mixtral().dump(), "tiny").n_expert, 4);
+  // Fuzzing finding: a number beyond a double ("1e99999") threw nlohmann's out_of_range, not a parse_error.
+  EXPECT_THROW(parse_model_spec_text(R"({"model_type": "mixtral", "num_hidden_layers": 1e99999})", "big.json"), Error);
+  // A model folder whose config.json is a folder: named as such, not "not valid JSON".
+  const auto folder = std::filesystem::temp_directory_path() / ("moe_spec_folder_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(folder / "config.json");
+  try {
+    load_model_spec(folder.string());
+    ADD_FAILURE();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json: is a folder; expected a file"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(folder);
 }
 
 TEST(ModelSpec, SupportedTypesCoverTheIssueFamilies) {

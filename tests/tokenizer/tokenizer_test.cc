@@ -1,6 +1,7 @@
 // Real tokenizers (Qwen3, DeepSeek-V3, gpt-oss, Llama 3, Llama 2) against the ids that the
 // JavaScript port of Hugging Face tokenizers gives (tests/reference/make_tokenizer_fixtures.mjs).
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/regex.h"
 
 #include <gtest/gtest.h>
 
@@ -155,6 +156,26 @@ TEST_F(BadTokenizerFile, ErrorsNameTheFileAndField) {
                 R"(, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"}})");
   EXPECT_NE(error_of(p).find("does not compile"), std::string::npos) << error_of(p);
   EXPECT_NE(error_of("/nonexistent/dir").find("does not exist"), std::string::npos);
+  // Fuzzing findings (fuzz/tokenizer_fuzz.cc): an id of INT32_MAX overflowed the table size (UB) and a
+  // sparse id allocated a table of 2^31 strings; added token ids outside int32 were truncated.
+  p = write("sparse.json", R"({"model": {"type": "BPE", "vocab": {"a": 2147483647}, "merges": []}})");
+  EXPECT_NE(error_of(p).find("model.vocab[\"a\"]"), std::string::npos) << error_of(p);
+  p = write("sparse2.json", R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 2000000000}, "merges": []}})");
+  EXPECT_NE(error_of(p).find("ids must be dense"), std::string::npos) << error_of(p);
+  for (const char* id : {"-1", "2147483647", "1099511627776"}) {
+    p = write("added.json", "{" + bpe + R"(, "added_tokens": [{"id": )" + id + R"(, "content": "<x>"}]})");
+    EXPECT_NE(error_of(p).find("added_tokens[0].id must be from 0"), std::string::npos) << id << ": " << error_of(p);
+  }
+  p = write("single_word.json", "{" + bpe + R"(, "added_tokens": [{"id": 3, "content": "<x>", "single_word": 1}]})");
+  EXPECT_NE(error_of(p).find("[tokenizer]"), std::string::npos) << error_of(p);
+  p = write("deep.json", "{" + bpe + R"(, "normalizer": )" + std::string(100000, '[') + std::string(100000, ']') + "}");
+  EXPECT_NE(error_of(p).find("JSON nests 100001 levels deep"), std::string::npos) << error_of(p).substr(0, 200);
+  // A model folder whose tokenizer.json is a folder is named as such.
+  const auto folder = std::filesystem::temp_directory_path() / "moe_tokenizer_test" / "folder_model";
+  std::filesystem::create_directories(folder / "tokenizer.json");
+  EXPECT_NE(error_of(folder.string()).find("tokenizer.json: is a folder; expected a file"), std::string::npos)
+      << error_of(folder.string());
+  std::filesystem::remove_all(folder);
 }
 
 TEST_F(BadTokenizerFile, TinyBpeWithSplitBehaviours) {
@@ -165,6 +186,48 @@ TEST_F(BadTokenizerFile, TinyBpeWithSplitBehaviours) {
   auto tok = load_tokenizer(p);
   EXPECT_EQ(tok->encode("ab-ab"), (std::vector<int32_t>{2, 3, 2}));
   EXPECT_EQ(tok->encode("abz"), (std::vector<int32_t>{2, 4}));
+}
+
+// A legitimate input of one long whitespace run (2 MB here; `moe tokenize` on 50 MB is timed in
+// docs/RELIABILITY.md) tokenizes with every real tokenizer: no regex match-limit failure and no
+// quadratic cost (a quadratic split of 2 MB would take hours and hit the test timeout). The text
+// decodes back to itself. (Ids may be one per character: Llama 2 and DeepSeek-V3 have no merged
+// newline tokens.)
+TEST_P(RealTokenizer, LongWhitespaceRunsTokenize) {
+  const std::string name = GetParam();
+  const Tokenizer& tok = tokenizer(name);
+  const size_t n = size_t(2) << 20;
+  for (const std::string unit : {" ", "\n", " \t\r\n"}) {
+    std::string run;
+    run.reserve(n + 16);
+    while (run.size() < n) run += unit;
+    const std::string text = "a" + run + "b";
+    std::vector<int32_t> ids;
+    ASSERT_NO_THROW(ids = tok.encode(text)) << name << " unit " << json(unit).dump();
+    ASSERT_FALSE(ids.empty());
+    EXPECT_LE(ids.size(), text.size() + 2) << name;
+    if (name == "llama2") continue;  // its normalizer prepends "\u2581", decoded as a leading space
+    EXPECT_TRUE(tok.decode(ids) == text) << name << " unit " << json(unit).dump();
+  }
+}
+
+// The split regexes themselves on a run far past PCRE2's default match limit (10 million steps,
+// which 10 MB of spaces exceeded in `\s*[\r\n]+`): the whole run is matched, in pieces that
+// cover it.
+TEST(Regex, LongRunsStayWithinTheMatchLimit) {
+  const std::string pattern =
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  const tok::Regex regex(pattern, "test pattern");
+  for (const std::string tail : {"", "x", "\n", "\n\n x"}) {
+    const std::string text = std::string(size_t(24) << 20, ' ') + tail;
+    std::vector<tok::Span> spans;
+    ASSERT_NO_THROW(regex.find_all(text, spans)) << json(tail).dump();
+    ASSERT_FALSE(spans.empty());
+    EXPECT_EQ(spans.front().begin, 0u);
+    EXPECT_EQ(spans.back().end, text.size());
+    for (size_t i = 1; i < spans.size(); ++i) EXPECT_EQ(spans[i].begin, spans[i - 1].end);
+    EXPECT_LE(spans.size(), 6u);
+  }
 }
 
 }  // namespace
