@@ -25,10 +25,18 @@ namespace {
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD: what the decoders make of a partial sequence
 }
 
-TextStream::TextStream(const Tokenizer* tok, int64_t vocab) : tok_(tok), vocab_(vocab) {}
+TextStream::TextStream(const Tokenizer* tok, int64_t vocab)
+    : tok_(tok), vocab_(vocab), tok_vocab_(tok ? static_cast<int64_t>(tok->vocab_size()) : 0) {}
 
 std::string TextStream::decode(size_t begin, size_t end) const {
-  if (tok_ != nullptr) return tok_->decode(std::span<const int32_t>(ids_.data() + begin, end - begin));
+  if (tok_ != nullptr) {
+    // A model's vocabulary may be padded past the tokenizer's: such ids have no text.
+    std::vector<int32_t> known;
+    known.reserve(end - begin);
+    for (size_t i = begin; i < end; ++i)
+      if (ids_[i] >= 0 && ids_[i] < tok_vocab_) known.push_back(ids_[i]);
+    return tok_->decode(known);
+  }
   std::string s;
   for (size_t i = begin; i < end; ++i)
     s += vocab_ == 256 ? std::string(1, static_cast<char>(ids_[i])) : fmt::format("<{}>", ids_[i]);

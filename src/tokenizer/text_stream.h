@@ -21,6 +21,7 @@ size_t complete_utf8_prefix(std::string_view bytes);
 class TextStream {
  public:
   // tok: the model's tokenizer; null decodes ids as bytes for a vocab-256 model, else as "<id>".
+  // Ids beyond the tokenizer's vocabulary (a model's padded rows) have no text.
   TextStream(const Tokenizer* tok, int64_t vocab);
   // The text that token completes (often empty while a character is incomplete).
   std::string put(int32_t id);
@@ -31,7 +32,7 @@ class TextStream {
  private:
   std::string decode(size_t begin, size_t end) const;
   const Tokenizer* tok_;
-  int64_t vocab_;
+  int64_t vocab_, tok_vocab_;
   std::vector<int32_t> ids_;
   size_t prefix_ = 0, read_ = 0;  // ids_[prefix_, read_) emitted, the decode context of the rest
 };

@@ -66,4 +66,21 @@ TEST_F(ChatCli, NoTemplateIsAClearError) {
   EXPECT_NE(r.out.find("--chat needs the model's tokenizer"), std::string::npos) << r.out;
 }
 
+// The same model as a GGUF (moe quantize --type F32): the chat template and the EOS come from its
+// metadata (tokenizer.chat_template, tokenizer.ggml.eos_token_id); prompt and tokens are the same.
+TEST_F(ChatCli, GgufCarriesTheTemplateAndEos) {
+  const std::string gguf = dir_ + "/chat.gguf";
+  const auto q = moe::testing::run_moe("quantize --no-progress --type F32 --model " + dir_ + " --out " + gguf, true);
+  ASSERT_EQ(q.code, 0) << q.out;
+  const std::string args =
+      "--json run --chat --no-ceiling --max-new-tokens 6 --temp 0.9 --seed 4 --prompt \"Hi there\" --model ";
+  const auto a = moe::testing::run_moe(args + dir_, true), b = moe::testing::run_moe(args + gguf, true);
+  ASSERT_EQ(a.code, 0) << a.out;
+  ASSERT_EQ(b.code, 0) << b.out;
+  const json ja = json::parse(a.out), jb = json::parse(b.out);
+  EXPECT_EQ(ja["prompt_ids"], jb["prompt_ids"]);
+  EXPECT_EQ(jb["sampling"]["stop_ids"], json::array({257}));
+  EXPECT_EQ(ja["generated_ids"], jb["generated_ids"]);
+}
+
 }  // namespace

@@ -80,6 +80,17 @@ TEST(TextStream, BytesOfAVocab256ModelWaitForTheirCharacter) {
   EXPECT_EQ(complete_utf8_prefix("\xFF"), 1u);
 }
 
+TEST(TextStream, IdsPastTheTokenizerVocabularyHaveNoText) {
+  const auto tok = load("qwen3");
+  const int32_t padded = static_cast<int32_t>(tok->vocab_size()) + 5;  // Qwen3's model rows run past the tokenizer
+  TextStream stream(tok.get(), 151936);
+  std::string s = stream.put(tok->encode("a")[0]);
+  s += stream.put(padded);
+  s += stream.put(tok->encode("b")[0]);
+  s += stream.finish();
+  EXPECT_EQ(s, "ab");
+}
+
 TEST(PromptBos, AsTheTokenizerConfigSays) {
   // DeepSeek-V3: add_bos_token true; Llama 2: the post-processor adds <s>; Qwen3: add_bos_token false.
   const auto ds = load("deepseek_v3");
