@@ -16,7 +16,7 @@ constexpr const char* kComponent = "safetensors";
 
 nlohmann::json read_index(const std::string& path) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) fail(kComponent, "{}: is a folder; expected the shard index file", path);
+  if (fs::is_directory(path, ec)) fail_usage(kComponent, "{}: is a folder; expected the shard index file", path);
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(kComponent, "{}: cannot open the shard index", path);
   std::ostringstream text;

@@ -88,7 +88,7 @@ void check_no_overlap(const std::string& path, std::vector<TensorInfo> sorted) {
 std::string read_prefix(const std::string& path, uint64_t* file_size, uint64_t max_bytes) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
-    if (S_ISDIR(st.st_mode)) fail(kComponent, "{}: is a folder; expected a file", path);
+    if (S_ISDIR(st.st_mode)) fail_usage(kComponent, "{}: is a folder; expected a file", path);
     fail(kComponent, "{}: not a regular file", path);
   }
   std::ifstream in(path, std::ios::binary);
@@ -115,7 +115,7 @@ MappedFile MappedFile::open(const std::string& path) {
   // Checked before open(): opening a FIFO or a device for reading can block, or read forever.
   struct stat pre {};
   if (::stat(path.c_str(), &pre) == 0 && !S_ISREG(pre.st_mode)) {
-    if (S_ISDIR(pre.st_mode)) fail(kComponent, "{}: is a folder; expected a file", path);
+    if (S_ISDIR(pre.st_mode)) fail_usage(kComponent, "{}: is a folder; expected a file", path);
     fail(kComponent, "{}: not a regular file", path);
   }
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -128,7 +128,7 @@ MappedFile MappedFile::open(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    if (S_ISDIR(st.st_mode)) fail(kComponent, "{}: is a folder; expected a file", path);
+    if (S_ISDIR(st.st_mode)) fail_usage(kComponent, "{}: is a folder; expected a file", path);
     fail(kComponent, "{}: not a regular file", path);
   }
   m.size_ = static_cast<size_t>(st.st_size);
