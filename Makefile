@@ -12,7 +12,8 @@ all: build
 deps:
 	@bash scripts/install-deps.sh
 	@bash scripts/install-llamacpp.sh
-	@cd tests/reference/serve && [ -d node_modules/openai ] || npm install --no-audit --no-fund  # the openai client tests/serve drives moe serve with
+	@# the openai client test_serve drives moe serve with (the test skips itself when it is missing)
+	@cd tests/reference/serve && { [ -d node_modules/openai ] || npm install --no-audit --no-fund || echo "[deps] npm install of the openai client failed: Serve.NpmOpenAIClient will skip"; }
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
