@@ -194,14 +194,17 @@ uint64_t PackCache::save() {
     out.write(&len, 8);
     out.write(header.data(), header.size());
     static const uint8_t kZeros[kAlign] = {};
+    const auto pad = [&out](uint64_t n) {  // the gap before the first entry may exceed one alignment unit
+      for (; n > 0; n -= std::min<uint64_t>(n, kAlign)) out.write(kZeros, std::min<uint64_t>(n, kAlign));
+    };
     uint64_t at = 16 + header.size();
     for (const std::string& name : order_) {
       const Entry& e = entries_.at(name);
-      out.write(kZeros, e.offset - at);
+      pad(e.offset - at);
       out.write(e.data, e.bytes);
       at = e.offset + e.bytes;
     }
-    out.write(kZeros, (kAlign - at % kAlign) % kAlign);
+    pad((kAlign - at % kAlign) % kAlign);
     out.commit();
     return (at + kAlign - 1) / kAlign * kAlign;
   } catch (const Error& e) {
