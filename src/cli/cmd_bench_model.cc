@@ -2,8 +2,8 @@
 // written as a real checkpoint (config.json + model.safetensors named by the TensorRegistry) and
 // run through the same Decoder as `moe run`: prefill and decode tokens/s, the decode fraction of
 // the bandwidth floor and the prefill fraction of the FMA peak, both ceilings measured in the same run.
-#include <fstream>
 #include <fmt/format.h>
+#include <fstream>
 
 #include <sys/resource.h>
 
@@ -282,7 +282,8 @@ void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
 void register_bench_model(CLI::App& bench, const GlobalOptions& global) {
   auto a = std::make_shared<BenchModelArgs>();
   auto* cmd = bench.add_subcommand("model", "A random-weight model in a catalog shape: prefill and decode speed");
-  cmd->add_option("--model", a->model, "Catalog model (or a config.json file) whose shape to use")->capture_default_str();
+  cmd->add_option("--model", a->model, "Catalog model (or a config.json file) whose shape to use")
+      ->capture_default_str();
   add_number(cmd, "--layers", a->layers, "Decoder layers to keep", int64_t{1}, int64_t{1} << 16);
   cmd->add_option("--dtype", a->dtype, "Weight dtype: bf16 or f32")->capture_default_str();
   add_number(cmd, "--prompt", a->prompt, "Prefill tokens", int64_t{1}, int64_t{1} << 24);
