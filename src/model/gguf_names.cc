@@ -81,4 +81,27 @@ const char* gguf_architecture(const ModelSpec& spec) {
   }
 }
 
+std::string gguf_name(const ModelSpec& spec, const std::string& hf) {
+  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
+  if (hf == "lm_head.weight") return "output.weight";
+  if (hf == "model.norm.weight") return "output_norm.weight";
+  const std::string pre = "model.layers.";
+  if (hf.rfind(pre, 0) != 0) return {};
+  const size_t dot = hf.find('.', pre.size());
+  if (dot == std::string::npos) return {};
+  const std::string blk = "blk." + hf.substr(pre.size(), dot - pre.size()) + ".", rest = hf.substr(dot + 1);
+  auto ends = [&](const std::string& tail) {
+    return rest.size() >= tail.size() && rest.compare(rest.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  if (ends("mlp.gate.weight") || ends("block_sparse_moe.gate.weight")) return blk + "ffn_gate_inp.weight";
+  for (const char* w : {"gate", "up", "down"}) {
+    if (rest.find("shared_expert") != std::string::npos && ends(std::string(w) + "_proj.weight"))
+      return blk + "ffn_" + w + "_shexp.weight";
+    if (rest.find("experts.") != std::string::npos && ends(std::string(expert_hf_name(spec, w)) + ".weight"))
+      return blk + "ffn_" + w + "_exps.weight";
+  }
+  if (const char* g = gguf_for(rest, spec.family)) return blk + g;
+  return {};
+}
+
 }  // namespace moe::gguf_names

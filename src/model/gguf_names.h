@@ -32,4 +32,7 @@ std::string shared_prefix(const ModelSpec& spec);
 // The general.architecture a family is written as (nullptr when moe cannot write it to GGUF).
 const char* gguf_architecture(const ModelSpec& spec);
 
+// The GGUF name of a model tensor (HF name) for the architectures above; empty when it has none.
+std::string gguf_name(const ModelSpec& spec, const std::string& hf);
+
 }  // namespace moe::gguf_names

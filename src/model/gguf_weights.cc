@@ -27,31 +27,6 @@ bool split_layer(const std::string& name, int64_t* layer, std::string* rest) {
   return true;
 }
 
-// The GGUF name a model tensor is read from (for errors about a missing one); empty when unknown.
-std::string gguf_name_of(const ModelSpec& spec, const std::string& hf) {
-  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
-  if (hf == "lm_head.weight") return "output.weight";
-  if (hf == "model.norm.weight") return "output_norm.weight";
-  const std::string pre = "model.layers.";
-  if (hf.rfind(pre, 0) != 0) return {};
-  const size_t dot = hf.find('.', pre.size());
-  if (dot == std::string::npos) return {};
-  const std::string blk = "blk." + hf.substr(pre.size(), dot - pre.size()) + ".", rest = hf.substr(dot + 1);
-  auto ends = [&](const std::string& tail) {
-    return rest.size() >= tail.size() && rest.compare(rest.size() - tail.size(), tail.size(), tail) == 0;
-  };
-  if (ends("mlp.gate.weight") || ends("block_sparse_moe.gate.weight")) return blk + "ffn_gate_inp.weight";
-  for (const char* w : {"gate", "up", "down"}) {
-    if (rest.find("shared_expert") != std::string::npos && ends(std::string(w) + "_proj.weight"))
-      return blk + "ffn_" + w + "_shexp.weight";
-    if (rest.find("experts.") != std::string::npos &&
-        ends(std::string(gguf_names::expert_hf_name(spec, w)) + ".weight"))
-      return blk + "ffn_" + w + "_exps.weight";
-  }
-  if (const char* g = gguf_names::gguf_for(rest, spec.family)) return blk + g;
-  return {};
-}
-
 }  // namespace
 
 GgufTensorSource::GgufTensorSource(const std::string& path, const ModelSpec& spec) : file_(GgufFile::open(path)) {
@@ -66,7 +41,7 @@ GgufTensorSource::GgufTensorSource(const std::string& path, const ModelSpec& spe
     if (gpt_oss && e.name.find(".mlp.experts.") != std::string::npos) continue;  // checked below, unfused
     const SourceTensor* s = find(e.name);
     if (!s) {
-      const std::string g = gguf_name_of(spec, e.name);
+      const std::string g = gguf_names::gguf_name(spec, e.name);
       if (g.empty()) fail("gguf", "{}: missing tensor for {} (shape [{}])", path, e.name, fmt::join(e.shape, ", "));
       fail("gguf", "{}: missing tensor {} (for {}, shape [{}])", path, g, e.name, fmt::join(e.shape, ", "));
     }
