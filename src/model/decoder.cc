@@ -1,7 +1,10 @@
 // Decoder forward (see decoder.h). Shapes: T new tokens, D model dim, H / Hkv heads, Dh head dim.
 #include "model/decoder.h"
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -228,8 +231,10 @@ KvCache Decoder::make_cache(int64_t max_tokens) const {
   return KvCache(spec_.n_layer, max_tokens, row, row);
 }
 
-void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, int64_t T, KvCache& cache, float* out) {
+void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, const SequenceChunk* chunks, int64_t n_chunks,
+                            const int64_t* rows, float* out) {
   const int64_t D = spec_.d_model, H = spec_.n_head, Hkv = spec_.n_head_kv, Dh = spec_.head_dim;
+  const int64_t T = rows[n_chunks];
   const float eps = static_cast<float>(spec_.norm_eps);
   scratch_q_.resize(T * H * Dh);    // [T, H, Dh]
   scratch_k_.resize(T * Hkv * Dh);  // [T, Hkv, Dh]
@@ -251,35 +256,41 @@ void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, int64_t T, KvC
     rms_norm(q, L.q_norm, q, T, H * Dh, eps);
     rms_norm(k, L.k_norm, k, T, Hkv * Dh, eps);
   }
-  const int64_t past = cache.length();
   const RopeStyle style = rope_style_from_spec(spec_.rope);
-  const RopeTable& rope = longrope_uses_long(spec_.rope, past + T) ? L.rope_long : L.rope;
-  if (L.use_rope) {
-    apply_rope(q, T, past, RopeLayout{H, Dh, H * Dh, style}, rope);
-    apply_rope(k, T, past, RopeLayout{Hkv, Dh, Hkv * Dh, style}, rope);
-    if (spec_.qk_norm == QkNorm::kL2) {  // Llama 4: weightless RMSNorm per head, after RoPE, RoPE layers only
-      rms_norm(q, nullptr, q, T * H, Dh, eps);
-      rms_norm(k, nullptr, k, T * Hkv, Dh, eps);
+  for (int64_t c = 0; c < n_chunks; ++c) {  // positions, the cache and attention are per sequence
+    KvCache& cache = *chunks[c].cache;
+    const int64_t r0 = rows[c], n = rows[c + 1] - rows[c], past = cache.length();
+    float *qc = q + r0 * H * Dh, *kc = k + r0 * Hkv * Dh, *vc = v + r0 * Hkv * Dh;
+    const RopeTable& rope = longrope_uses_long(spec_.rope, past + n) ? L.rope_long : L.rope;
+    if (L.use_rope) {
+      apply_rope(qc, n, past, RopeLayout{H, Dh, H * Dh, style}, rope);
+      apply_rope(kc, n, past, RopeLayout{Hkv, Dh, Hkv * Dh, style}, rope);
+      if (spec_.qk_norm == QkNorm::kL2) {  // Llama 4: weightless RMSNorm per head, after RoPE, RoPE layers only
+        rms_norm(qc, nullptr, qc, n * H, Dh, eps);
+        rms_norm(kc, nullptr, kc, n * Hkv, Dh, eps);
+      }
+    } else if (spec_.attn_temperature_floor > 0) {
+      // Llama 4 temperature tuning of the NoPE layers: q x (log(floor((pos + 1) / floor) + 1) x scale + 1)
+      for (int64_t t = 0; t < n; ++t) {
+        const double pos = static_cast<double>(past + t);
+        const float m = static_cast<float>(std::log(std::floor((pos + 1.0) / spec_.attn_temperature_floor) + 1.0) *
+                                               spec_.attn_temperature_scale +
+                                           1.0);
+        for (int64_t i = 0; i < H * Dh; ++i) qc[t * H * Dh + i] *= m;
+      }
     }
-  } else if (spec_.attn_temperature_floor > 0) {
-    // Llama 4 temperature tuning of the NoPE layers: q x (log(floor((pos + 1) / floor) + 1) x scale + 1)
-    for (int64_t t = 0; t < T; ++t) {
-      const double pos = static_cast<double>(past + t);
-      const float m = static_cast<float>(
-          std::log(std::floor((pos + 1.0) / spec_.attn_temperature_floor) + 1.0) * spec_.attn_temperature_scale + 1.0);
-      for (int64_t i = 0; i < H * Dh; ++i) q[t * H * Dh + i] *= m;
-    }
+    cache.store(li, kc, vc, n);
+    AttentionTensors at{qc, cache.keys(li), cache.values(li), scratch_o_.data() + r0 * H * Dh, n, past + n};
+    attention_forward(at, AttentionShape{H, Hkv, Dh, Dh}, AttentionOptions{L.scale, L.window, L.sinks, L.chunk});
   }
-  cache.store(li, k, v, T);
-  AttentionTensors at{q, cache.keys(li), cache.values(li), scratch_o_.data(), T, past + T};
-  attention_forward(at, AttentionShape{H, Hkv, Dh, Dh}, AttentionOptions{L.scale, L.window, L.sinks, L.chunk});
   linear(scratch_o_.data(), T, L.o, L.o_bias, D, out);
 }
 
-void Decoder::attention_mla(Layer& L, int64_t li, const float* x, int64_t T, KvCache& cache, float* out) {
+void Decoder::attention_mla(Layer& L, int64_t li, const float* x, const SequenceChunk* chunks, int64_t n_chunks,
+                            const int64_t* rows, float* out) {
   const MlaSpec& m = spec_.mla;
   const int64_t D = spec_.d_model, H = spec_.n_head, dq = m.qk_nope_head_dim + m.qk_rope_head_dim;
-  const int64_t r = m.kv_lora_rank, lr = r + m.qk_rope_head_dim;
+  const int64_t r = m.kv_lora_rank, lr = r + m.qk_rope_head_dim, T = rows[n_chunks];
   const float eps = static_cast<float>(spec_.norm_eps);
   scratch_q_.resize(T * H * dq);            // [T, H, nope + rope]
   scratch_k_.resize(T * lr);                // [T, r + rope] latent rows
@@ -295,17 +306,21 @@ void Decoder::attention_mla(Layer& L, int64_t li, const float* x, int64_t T, KvC
   }
   linear(x, T, L.kv_a, nullptr, lr, lat);
   rms_norm(lat, L.kv_a_norm, lat, RmsNormShape{T, r, lr, lr}, eps);
-  const int64_t past = cache.length();
   const RopeStyle style = rope_style_from_spec(spec_.rope);
-  apply_rope(q + m.qk_nope_head_dim, T, past, RopeLayout{H, dq, H * dq, style}, L.rope);
-  apply_rope(lat + r, T, past, RopeLayout{1, lr, lr, style}, L.rope);
-  cache.store(li, lat, nullptr, T);
-  const MlaTensors t{q, cache.keys(li), scratch_o_.data(), T, past + T};
-  const AttentionOptions o{L.scale, 0, nullptr};
-  if (T == 1) {
-    L.mla->forward_absorbed(t, o);
-  } else {
-    L.mla->forward_naive(t, o);
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    KvCache& cache = *chunks[c].cache;
+    const int64_t r0 = rows[c], n = rows[c + 1] - rows[c], past = cache.length();
+    float *qc = q + r0 * H * dq, *lc = lat + r0 * lr;
+    apply_rope(qc + m.qk_nope_head_dim, n, past, RopeLayout{H, dq, H * dq, style}, L.rope);
+    apply_rope(lc + r, n, past, RopeLayout{1, lr, lr, style}, L.rope);
+    cache.store(li, lc, nullptr, n);
+    const MlaTensors t{qc, cache.keys(li), scratch_o_.data() + r0 * H * m.v_head_dim, n, past + n};
+    const AttentionOptions o{L.scale, 0, nullptr};
+    if (n == 1) {
+      L.mla->forward_absorbed(t, o);
+    } else {
+      L.mla->forward_naive(t, o);
+    }
   }
   linear(scratch_o_.data(), T, L.o, nullptr, D, out);
 }
@@ -334,30 +349,64 @@ void Decoder::norm(const float* x, const float* weight, const float* bias, float
 }
 
 void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logits, ForwardStats* stats) {
+  const SequenceChunk chunk{ids, T, &cache, logits, false};
+  forward_batch(&chunk, 1, stats);
+}
+
+void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, ForwardStats* stats) {
   const int64_t D = spec_.d_model, V = spec_.vocab;
-  if (T <= 0) fail("model", "empty input: at least one token is needed");
-  if (cache.length() + T > cache.max_tokens()) {
-    fail("model", "{} tokens after {} exceed the context of {} tokens", T, cache.length(), cache.max_tokens());
+  if (n_chunks <= 0) fail("model", "empty batch: at least one sequence is needed");
+  std::vector<SequenceChunk> batch;  // the chunks this pass runs together
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const SequenceChunk& s = chunks[c];
+    const std::string who = n_chunks > 1 ? fmt::format("sequence {} of the batch: ", c) : std::string();
+    if (s.n_tokens <= 0 || s.ids == nullptr) fail("model", "{}empty input: at least one token is needed", who);
+    if (s.cache == nullptr || s.logits == nullptr) fail("model", "{}no KV cache or logits buffer", who);
+    KvCache& cache = *s.cache;
+    if (cache.length() + s.n_tokens > cache.max_tokens()) {
+      fail("model", "{}{} tokens after {} exceed the context of {} tokens", who, s.n_tokens, cache.length(),
+           cache.max_tokens());
+    }
+    for (int64_t t = 0; t < s.n_tokens; ++t) {
+      if (s.ids[t] < 0 || s.ids[t] >= V)
+        fail("model", "{}token id {} at position {} is outside the vocabulary [0, {})", who, s.ids[t], t, V);
+    }
+    for (int64_t o = 0; o < c; ++o)
+      if (chunks[o].cache == s.cache) fail("model", "{}shares its KV cache with sequence {}", who, o);
   }
-  const int64_t past = cache.length();
-  if (past > 0 && !longrope_uses_long(spec_.rope, past) && longrope_uses_long(spec_.rope, past + T)) {
-    // LongRoPE switches every position to the long factors once the sequence is longer than
-    // original_max_position_embeddings; transformers' generation then recomputes the whole prefix
-    // (the cached keys and every later layer's states change), and so does this.
-    std::vector<int32_t> all = cache.ids();  // [past + T]
-    all.insert(all.end(), ids, ids + T);
-    std::vector<float> all_logits(all.size() * static_cast<size_t>(V));  // [past + T, V]
-    cache.reset();
-    forward(all.data(), static_cast<int64_t>(all.size()), cache, all_logits.data(), stats);
-    std::copy(all_logits.end() - T * V, all_logits.end(), logits);
-    return;
+  for (int64_t c = 0; c < n_chunks; ++c) {  // all checked: nothing is written before every chunk passed
+    const SequenceChunk& s = chunks[c];
+    KvCache& cache = *s.cache;
+    const int64_t past = cache.length();
+    if (past > 0 && !longrope_uses_long(spec_.rope, past) && longrope_uses_long(spec_.rope, past + s.n_tokens)) {
+      // LongRoPE switches every position to the long factors once the sequence is longer than
+      // original_max_position_embeddings; transformers' generation then recomputes the whole prefix
+      // (the cached keys and every later layer's states change), and so does this, for this sequence alone.
+      std::vector<int32_t> all = cache.ids();  // [past + T]
+      all.insert(all.end(), s.ids, s.ids + s.n_tokens);
+      const int64_t n_all = static_cast<int64_t>(all.size());
+      std::vector<float> all_logits(static_cast<size_t>((s.last_only ? 1 : n_all) * V));
+      cache.reset();
+      const SequenceChunk whole{all.data(), n_all, &cache, all_logits.data(), s.last_only};
+      forward_batch(&whole, 1, n_chunks == 1 ? stats : nullptr);
+      const int64_t keep = s.last_only ? 1 : s.n_tokens;
+      std::copy(all_logits.end() - keep * V, all_logits.end(), s.logits);
+      continue;
+    }
+    batch.push_back(s);
   }
+  if (batch.empty()) return;
+  const int64_t B = static_cast<int64_t>(batch.size());
+  std::vector<int64_t> rows(static_cast<size_t>(B + 1), 0);  // chunk c: rows [rows[c], rows[c + 1])
+  for (int64_t c = 0; c < B; ++c) rows[c + 1] = rows[c] + batch[c].n_tokens;
+  const int64_t T = rows[B];
   std::vector<float> h(T * D), x(T * D), y(T * D);  // [T, D]
   const int64_t row_bytes = dtype_row_bytes(embed_.dtype, embed_.ld);
-  for (int64_t t = 0; t < T; ++t) {
-    if (ids[t] < 0 || ids[t] >= V)
-      fail("model", "token id {} at position {} is outside the vocabulary [0, {})", ids[t], t, V);
-    dequantize_row(embed_.dtype, static_cast<const uint8_t*>(embed_.data) + ids[t] * row_bytes, &h[t * D], D);
+  for (int64_t c = 0; c < B; ++c) {
+    for (int64_t t = 0; t < batch[c].n_tokens; ++t) {
+      dequantize_row(embed_.dtype, static_cast<const uint8_t*>(embed_.data) + batch[c].ids[t] * row_bytes,
+                     &h[(rows[c] + t) * D], D);
+    }
   }
   if (const float m = static_cast<float>(spec_.multipliers.embedding); m != 1.0f)
     for (float& v : h) v *= m;  // Granite's embedding_multiplier
@@ -370,9 +419,9 @@ void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logi
     Layer& L = *layers_[static_cast<size_t>(li)];
     norm(h.data(), L.in_norm, L.in_norm_b, x.data(), T);
     if (spec_.is_mla) {
-      attention_mla(L, li, x.data(), T, cache, y.data());
+      attention_mla(L, li, x.data(), batch.data(), B, rows.data(), y.data());
     } else {
-      attention_gqa(L, li, x.data(), T, cache, y.data());
+      attention_gqa(L, li, x.data(), batch.data(), B, rows.data(), y.data());
     }
     for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
     norm(h.data(), L.post_norm, L.post_norm_b, x.data(), T);
@@ -380,12 +429,36 @@ void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logi
     if (stats && L.moe) stats->expert_ids[static_cast<size_t>(li)] = L.moe->last_expert_ids();
     for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
   }
-  cache.record_ids(ids, T);
-  cache.advance(T);
-  norm(h.data(), final_norm_, final_norm_b_, x.data(), T);
-  linear(x.data(), T, head_, head_bias_, V, logits);
+  for (const SequenceChunk& s : batch) {
+    s.cache->record_ids(s.ids, s.n_tokens);
+    s.cache->advance(s.n_tokens);
+  }
+  // The LM head runs only over the rows whose logits are asked for (at prefill, usually one row of
+  // many: the head is the largest matrix of most MoE models).
+  int64_t n_out = 0;
+  for (const SequenceChunk& s : batch) n_out += s.last_only ? 1 : s.n_tokens;
+  const bool direct = B == 1 && !batch[0].last_only;
+  if (n_out < T) {  // gather the final states of the rows asked for to the front of h
+    int64_t o = 0;
+    for (int64_t c = 0; c < B; ++c) {
+      const int64_t first = batch[c].last_only ? rows[c + 1] - 1 : rows[c], n = rows[c + 1] - first;
+      std::copy(h.begin() + first * D, h.begin() + (first + n) * D, h.begin() + o * D);
+      o += n;
+    }
+  }
+  norm(h.data(), final_norm_, final_norm_b_, x.data(), n_out);
+  std::vector<float> gathered(direct ? 0 : static_cast<size_t>(n_out * V));  // [n_out, V]
+  float* out = direct ? batch[0].logits : gathered.data();
+  linear(x.data(), n_out, head_, head_bias_, V, out);
   if (const float d = static_cast<float>(spec_.multipliers.logits_divisor); d != 1.0f)
-    for (int64_t i = 0; i < T * V; ++i) logits[i] /= d;  // Granite's logits_scaling
+    for (int64_t i = 0; i < n_out * V; ++i) out[i] /= d;  // Granite's logits_scaling
+  if (direct) return;
+  int64_t o = 0;
+  for (const SequenceChunk& s : batch) {
+    const int64_t n = s.last_only ? 1 : s.n_tokens;
+    std::copy(out + o * V, out + (o + n) * V, s.logits);
+    o += n;
+  }
 }
 
 }  // namespace moe

@@ -27,6 +27,15 @@ struct ForwardStats {
   std::vector<std::vector<int32_t>> expert_ids;  // [L] -> [T * K] routed experts of this call
 };
 
+// One sequence's share of a batched forward: its new tokens, its own KV cache, and where its logits go.
+struct SequenceChunk {
+  const int32_t* ids = nullptr;
+  int64_t n_tokens = 0;
+  KvCache* cache = nullptr;  // distinct for every chunk of one call
+  float* logits = nullptr;   // [n_tokens, V], or [1, V] (the last position) when last_only
+  bool last_only = false;
+};
+
 class Decoder {
  public:
   // Reads config.json and the weights of a checkpoint folder, or a .gguf file. Throws moe::Error naming the problem.
@@ -45,11 +54,20 @@ class Decoder {
   // position. Errors (moe::Error "[model] ..."): no tokens, an id outside the vocabulary, or more
   // tokens than the cache holds.
   void forward(const int32_t* ids, int64_t n_tokens, KvCache& cache, float* logits, ForwardStats* stats = nullptr);
+  // Several sequences in one pass (continuous batching): every per-token step (norms, projections,
+  // MoE layers, LM head) runs once over the rows of all chunks, attention runs per sequence over its
+  // own cache. Row i of chunk c gives the same logits as forward() of that sequence alone. stats
+  // rows follow the chunks' order. Same errors as forward(), naming the chunk.
+  void forward_batch(const SequenceChunk* chunks, int64_t n_chunks, ForwardStats* stats = nullptr);
 
  private:
   struct Layer;
-  void attention_gqa(Layer& layer, int64_t li, const float* x, int64_t T, KvCache& cache, float* out);
-  void attention_mla(Layer& layer, int64_t li, const float* x, int64_t T, KvCache& cache, float* out);
+  // Attention over the rows of all chunks (row offsets `rows`, [n_chunks + 1]); each chunk reads and
+  // extends its own cache.
+  void attention_gqa(Layer& layer, int64_t li, const float* x, const SequenceChunk* chunks, int64_t n_chunks,
+                     const int64_t* rows, float* out);
+  void attention_mla(Layer& layer, int64_t li, const float* x, const SequenceChunk* chunks, int64_t n_chunks,
+                     const int64_t* rows, float* out);
   void ffn(Layer& layer, const float* x, int64_t T, float* out, MoeTelemetry* telemetry);
   // The family's block norm (RMSNorm, or LayerNorm with an optional bias) over T rows of d_model.
   void norm(const float* x, const float* weight, const float* bias, float* y, int64_t T) const;

@@ -80,73 +80,104 @@ const char* finish_reason_name(FinishReason r) {
   }
 }
 
+Generation::Generation(int64_t vocab, const std::vector<int32_t>& prompt, GenerateOptions options,
+                       TokenCallback on_token)
+    : vocab_(vocab),
+      prompt_(prompt),
+      o_(std::move(options)),
+      on_token_(std::move(on_token)),
+      sampler_(o_.sampler),
+      stops_(o_.stop_strings) {
+  const int64_t T = static_cast<int64_t>(prompt_.size());
+  if (T == 0) fail("model", "empty prompt: at least one token is needed");
+  if (o_.max_new_tokens < 0) fail("model", "max-new-tokens must be >= 0, found {}", o_.max_new_tokens);
+  if (!o_.stop_strings.empty() && o_.text == nullptr) fail("model", "stop strings need a detokenizer (options.text)");
+  context_ = o_.context > 0 ? o_.context : T + o_.max_new_tokens;
+  if (T + std::max<int64_t>(o_.max_new_tokens - 1, 0) > context_) {
+    fail("model", "prompt of {} tokens plus {} new tokens exceeds the context of {} tokens", T, o_.max_new_tokens,
+         context_);
+  }
+  r_.prompt_tokens = T;
+  sampler_.add_context(prompt_);
+  done_ = o_.max_new_tokens == 0;
+}
+
+void Generation::emit(const std::string& piece) {
+  const std::string out = stop_string_ ? std::string() : stops_.push(piece, stop_string_);
+  r_.text += out;
+  if (!out.empty() && o_.on_text) o_.on_text(out);
+}
+
+bool Generation::step(const float* logits) {
+  if (done_) return false;
+  const int32_t token = sampler_.sample(logits, vocab_);
+  r_.tokens.push_back(token);
+  if (o_.logprobs >= 0) r_.logprobs.push_back(logprobs_of(logits, vocab_, token, o_.logprobs));
+  if (on_token_) on_token_(token);
+  if (std::find(o_.stop_ids.begin(), o_.stop_ids.end(), token) != o_.stop_ids.end()) {
+    r_.finish_reason = FinishReason::kStopId;  // the stop id's own text is not part of the answer
+    return !(done_ = true);
+  }
+  if (o_.text != nullptr) {
+    emit(o_.text->put(token));
+    if (stop_string_) return !(done_ = true);
+  }
+  if (static_cast<int64_t>(r_.tokens.size()) == o_.max_new_tokens) return !(done_ = true);  // needs no forward
+  if (o_.keep_going && !o_.keep_going()) {
+    r_.finish_reason = FinishReason::kCancelled;
+    return !(done_ = true);
+  }
+  return true;
+}
+
+void Generation::cancel() {
+  if (done_) return;
+  r_.finish_reason = FinishReason::kCancelled;
+  done_ = true;
+}
+
+GenerateResult Generation::finish() {
+  if (o_.text != nullptr) {
+    emit(o_.text->finish());
+    if (!stop_string_) {
+      const std::string tail = stops_.flush();
+      r_.text += tail;
+      if (!tail.empty() && o_.on_text) o_.on_text(tail);
+    }
+  }
+  if (stop_string_) {
+    r_.finish_reason = FinishReason::kStopString;
+    r_.stop_string = stops_.matched();
+  }
+  r_.stopped = r_.finish_reason == FinishReason::kStopId || r_.finish_reason == FinishReason::kStopString;
+  return std::move(r_);
+}
+
 GenerateResult generate(Decoder& model, const std::vector<int32_t>& prompt, const GenerateOptions& o,
                         const TokenCallback& on_token) {
-  const int64_t T = static_cast<int64_t>(prompt.size()), V = model.spec().vocab;
-  if (T == 0) fail("model", "empty prompt: at least one token is needed");
-  if (o.max_new_tokens < 0) fail("model", "max-new-tokens must be >= 0, found {}", o.max_new_tokens);
-  if (!o.stop_strings.empty() && o.text == nullptr) fail("model", "stop strings need a detokenizer (options.text)");
-  const int64_t context = o.context > 0 ? o.context : T + o.max_new_tokens;
-  if (T + std::max<int64_t>(o.max_new_tokens - 1, 0) > context) {
-    fail("model", "prompt of {} tokens plus {} new tokens exceeds the context of {} tokens", T, o.max_new_tokens,
-         context);
-  }
-  GenerateResult r;
-  r.prompt_tokens = T;
-  Sampler sampler(o.sampler);
-  sampler.add_context(prompt);
-  StopStrings stops(o.stop_strings);
-  bool stop_string = false;
-  auto emit = [&](const std::string& piece) {
-    const std::string out = stop_string ? std::string() : stops.push(piece, stop_string);
-    r.text += out;
-    if (!out.empty() && o.on_text) o.on_text(out);
-  };
-  KvCache cache = model.make_cache(context);
-  std::vector<float> logits(static_cast<size_t>(T * V));  // [T, V]
+  const int64_t V = model.spec().vocab;
+  Generation g(V, prompt, o, on_token);
+  KvCache cache = model.make_cache(g.context());
+  std::vector<float> logits(static_cast<size_t>(V));  // [V]: the last position's
+  ForwardStats prefill_stats;
+  std::vector<ForwardStats> decode_stats;
   Timer prefill;
-  model.forward(prompt.data(), T, cache, logits.data(), o.record_routing ? &r.prefill : nullptr);
-  r.prefill_seconds = prefill.seconds();
-  const float* last = logits.data() + (T - 1) * V;
+  const SequenceChunk chunk{prompt.data(), static_cast<int64_t>(prompt.size()), &cache, logits.data(), true};
+  model.forward_batch(&chunk, 1, o.record_routing ? &prefill_stats : nullptr);
+  const double prefill_seconds = prefill.seconds();
   Timer decode;
-  for (int64_t i = 0; i < o.max_new_tokens; ++i) {
-    const int32_t token = sampler.sample(last, V);
-    r.tokens.push_back(token);
-    if (o.logprobs >= 0) r.logprobs.push_back(logprobs_of(last, V, token, o.logprobs));
-    if (on_token) on_token(token);
-    if (std::find(o.stop_ids.begin(), o.stop_ids.end(), token) != o.stop_ids.end()) {
-      r.finish_reason = FinishReason::kStopId;  // the stop id's own text is not part of the answer
-      break;
-    }
-    if (o.text != nullptr) {
-      emit(o.text->put(token));
-      if (stop_string) break;
-    }
-    if (i + 1 == o.max_new_tokens) break;  // the last token needs no forward pass
-    if (o.keep_going && !o.keep_going()) {
-      r.finish_reason = FinishReason::kCancelled;
-      break;
-    }
-    ForwardStats* stats = nullptr;
-    if (o.record_routing) stats = &r.decode.emplace_back();
+  while (g.step(logits.data())) {
+    ForwardStats* stats = o.record_routing ? &decode_stats.emplace_back() : nullptr;
+    const int32_t token = g.last_token();
     model.forward(&token, 1, cache, logits.data(), stats);
-    last = logits.data();
   }
-  if (o.text != nullptr) {
-    emit(o.text->finish());
-    if (!stop_string) {
-      const std::string tail = stops.flush();
-      r.text += tail;
-      if (!tail.empty() && o.on_text) o.on_text(tail);
-    }
-  }
-  if (stop_string) {
-    r.finish_reason = FinishReason::kStopString;
-    r.stop_string = stops.matched();
-  }
-  r.stopped = r.finish_reason == FinishReason::kStopId || r.finish_reason == FinishReason::kStopString;
-  r.decode_seconds = decode.seconds();
+  const double decode_seconds = decode.seconds();
+  GenerateResult r = g.finish();
+  r.prefill_seconds = prefill_seconds;
+  r.decode_seconds = decode_seconds;
   r.kv_cache_bytes = cache.bytes_for(cache.length());
+  r.prefill = std::move(prefill_stats);
+  r.decode = std::move(decode_stats);
   return r;
 }
 

@@ -74,6 +74,45 @@ struct GenerateResult {
 
 using TokenCallback = std::function<void(int32_t token)>;
 
+// One generation as a sequence of steps, for callers that run the forward passes themselves:
+// generate() below, and the server's scheduler, which runs the steps of many generations in one
+// batched forward (Decoder::forward_batch). Sampling, stop ids and strings, streamed text, logprobs
+// and cancellation behave the same either way.
+class Generation {
+ public:
+  // Throws moe::Error for an empty prompt, max_new_tokens < 0, stop strings without options.text,
+  // or a prompt + generation longer than the context.
+  Generation(int64_t vocab, const std::vector<int32_t>& prompt, GenerateOptions options, TokenCallback on_token = {});
+
+  const std::vector<int32_t>& prompt() const { return prompt_; }
+  int64_t context() const { return context_; }  // the KV cache size the generation needs
+  const GenerateOptions& options() const { return o_; }
+  // Takes the logits [V] after the last position fed (the prompt's last, then each token returned by
+  // last_token()): samples and records the next token and streams its text. Returns true when that
+  // token is to be fed for another step, false when the generation is over (a stop, the length,
+  // or options.keep_going() answering false).
+  bool step(const float* logits);
+  int32_t last_token() const { return r_.tokens.back(); }
+  bool done() const { return done_; }
+  // Ends it now (finish reason "cancelled" unless it was already over).
+  void cancel();
+  // Flushes held text and returns the result; call once, when done().
+  GenerateResult finish();
+
+ private:
+  void emit(const std::string& piece);
+
+  int64_t vocab_;
+  std::vector<int32_t> prompt_;
+  GenerateOptions o_;
+  TokenCallback on_token_;
+  int64_t context_ = 0;
+  Sampler sampler_;
+  StopStrings stops_;
+  bool stop_string_ = false, done_ = false;
+  GenerateResult r_;
+};
+
 // Throws moe::Error for an empty prompt, max_new_tokens < 0, stop strings without options.text,
 // or a prompt + generation longer than the context. on_token is called as each token is chosen.
 GenerateResult generate(Decoder& model, const std::vector<int32_t>& prompt, const GenerateOptions& options,
