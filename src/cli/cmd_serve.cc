@@ -2,9 +2,12 @@
 // generation defaults, the sampling flags of `moe run` as server-wide defaults, and its chat template.
 #include <fmt/format.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "chat/chat_session.h"
 #include "cli/command.h"
@@ -24,10 +27,11 @@ struct ServeArgs {
   int64_t context = 4096;
   int64_t max_tokens = 256;
   int64_t max_body_kib = 1024;
+  int64_t parallel = 4, queue = 64, batch_tokens = 512;
   SamplingArgs sampling;
 };
 
-serve::Server* g_server = nullptr;  // for the signal handler
+std::atomic<bool> g_stop{false};  // set by SIGINT / SIGTERM; a watcher thread stops the server
 
 void run_serve(const ServeArgs& a, const GlobalOptions&) {
   const std::string dir = resolve_model_dir(a.model);
@@ -47,20 +51,22 @@ void run_serve(const ServeArgs& a, const GlobalOptions&) {
   o.max_body_bytes = static_cast<size_t>(a.max_body_kib) * 1024;
   o.sampler = resolve_sampling(a.sampling, defaults);
   if (!a.sampling.ignore_eos) o.eos_ids = defaults.eos_ids;
+  o.batching = {a.parallel, a.queue, a.batch_tokens};
   serve::Server server(model, tok.get(), std::move(tmpl), o);
   const int port = server.bind();
-  fmt::print("moe serve: {} on http://{}:{} (chat template: {}; Ctrl-C stops)\n", o.model_name, a.host, port,
-             tok && !tok->chat_template().empty() ? "yes" : "no");
+  fmt::print("moe serve: {} on http://{}:{} ({} slots, queue {}, chat template: {}; Ctrl-C stops)\n", o.model_name,
+             a.host, port, a.parallel, a.queue, tok && !tok->chat_template().empty() ? "yes" : "no");
   std::fflush(stdout);
-  g_server = &server;
-  std::signal(SIGINT, [](int) {
-    if (g_server) g_server->stop();
-  });
-  std::signal(SIGTERM, [](int) {
-    if (g_server) g_server->stop();
+  std::signal(SIGINT, [](int) { g_stop = true; });
+  std::signal(SIGTERM, [](int) { g_stop = true; });
+  std::atomic<bool> served{false};
+  std::thread watcher([&] {
+    while (!served && !g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    server.stop();
   });
   server.run();
-  g_server = nullptr;
+  served = true;
+  watcher.join();
 }
 
 }  // namespace
@@ -78,6 +84,12 @@ void register_serve(CLI::App& app, const GlobalOptions& global) {
   add_number(cmd, "--max-tokens", a->max_tokens, "Completion tokens when a request gives no max_tokens", int64_t{1},
              int64_t{1} << 24);
   add_number(cmd, "--max-body-kib", a->max_body_kib, "Largest request body (413 beyond)", int64_t{1}, int64_t{1} << 20);
+  add_number(cmd, "--parallel", a->parallel, "Sequences decoded together (continuous batching slots)", int64_t{1},
+             int64_t{4096});
+  add_number(cmd, "--queue", a->queue, "Requests that may wait for a slot (429 beyond)", int64_t{0}, int64_t{1} << 20);
+  add_number(cmd, "--batch-tokens", a->batch_tokens,
+             "Most tokens one step carries (one per decoding sequence, prompt chunks in the rest)", int64_t{2},
+             int64_t{1} << 20);
   add_sampling_options(cmd, a->sampling);
   cmd->callback([a, &global] { run_serve(*a, global); });
 }

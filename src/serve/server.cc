@@ -1,5 +1,5 @@
-// The OpenAI-compatible server (see server.h): request fields to GenerateOptions, one generation
-// at a time under a mutex, JSON or server-sent-event responses.
+// The OpenAI-compatible server (see server.h): request fields to GenerateOptions, generations
+// submitted to the batching Scheduler, JSON or server-sent-event responses.
 #include "serve/server.h"
 
 #include <httplib.h>
@@ -11,7 +11,7 @@
 
 #include "chat/chat_session.h"
 #include "model/generate.h"
-#include "tokenizer/text_stream.h"
+#include "serve/metrics.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -146,11 +146,18 @@ struct Server::Impl {
   std::optional<ChatTemplate> tmpl;
   ServerOptions opt;
   httplib::Server http;
-  std::mutex generating;  // one sequence at a time
+  Scheduler sched;
   std::atomic<uint64_t> next_id{1};
+  std::mutex counters_mu;
+  HttpCounters counters;
 
   Impl(Decoder& m, const Tokenizer* t, std::optional<ChatTemplate> c, ServerOptions o)
-      : model(m), tok(t), tmpl(std::move(c)), opt(std::move(o)) {}
+      : model(m), tok(t), tmpl(std::move(c)), opt(std::move(o)), sched(m, t, opt.batching) {}
+
+  void count(const std::string& endpoint, int status) {
+    std::lock_guard<std::mutex> lock(counters_mu);
+    ++counters.requests[{endpoint, status}];
+  }
 
   std::string token_text(int32_t id) const {
     if (tok != nullptr) return tok->decode(std::vector<int32_t>{id});
@@ -213,16 +220,16 @@ struct Server::Impl {
       throw e;
     }
     r.gen.max_new_tokens = std::min(r.gen.max_new_tokens, opt.context - n);
-    r.gen.context = opt.context;
+    r.gen.context = 0;  // the KV cache holds this request's prompt + max_tokens, not the whole context
   }
 
-  ordered_json chat_logprobs(const GenerateResult& g) const {
+  ordered_json chat_logprobs(const std::vector<TokenLogprobs>& lps) const {
     ordered_json content = ordered_json::array();
     auto one = [&](const TokenLogprob& t) {
       const std::string s = token_text(t.token);
       return ordered_json{{"token", s}, {"logprob", t.logprob}, {"bytes", std::vector<int>(s.begin(), s.end())}};
     };
-    for (const TokenLogprobs& l : g.logprobs) {
+    for (const TokenLogprobs& l : lps) {
       ordered_json j = one(l.chosen);
       j["top_logprobs"] = ordered_json::array();
       for (const TokenLogprob& t : l.top) j["top_logprobs"].push_back(one(t));
@@ -231,9 +238,9 @@ struct Server::Impl {
     return {{"content", content}};
   }
 
-  ordered_json completion_logprobs(const GenerateResult& g) const {
+  ordered_json completion_logprobs(const std::vector<TokenLogprobs>& given) const {
     ordered_json tokens = ordered_json::array(), lps = ordered_json::array(), tops = ordered_json::array();
-    for (const TokenLogprobs& l : g.logprobs) {
+    for (const TokenLogprobs& l : given) {
       tokens.push_back(token_text(l.chosen.token));
       lps.push_back(l.chosen.logprob);
       ordered_json top = ordered_json::object();
@@ -241,13 +248,6 @@ struct Server::Impl {
       tops.push_back(std::move(top));
     }
     return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}};
-  }
-
-  GenerateResult run_locked(const std::vector<int32_t>& ids, GenerateOptions gen) {
-    std::lock_guard<std::mutex> lock(generating);
-    TextStream text(tok, model.spec().vocab);
-    gen.text = &text;
-    return generate(model, ids, gen);
   }
 
   void handle(bool chat, const httplib::Request& req, httplib::Response& res) {
@@ -258,14 +258,15 @@ struct Server::Impl {
     const int64_t created = static_cast<int64_t>(std::time(nullptr));
     const char* object = chat ? "chat.completion" : "text_completion";
     if (!r.stream) {
-      const GenerateResult g = run_locked(ids, r.gen);
+      const std::shared_ptr<Ticket> ticket = sched.submit(ids, r.gen);
+      const GenerateResult& g = ticket->result();
       ordered_json choice{{"index", 0}};
       if (chat) {
         choice["message"] = {{"role", "assistant"}, {"content", g.text}};
-        choice["logprobs"] = r.logprobs >= 0 ? chat_logprobs(g) : ordered_json();
+        choice["logprobs"] = r.logprobs >= 0 ? chat_logprobs(g.logprobs) : ordered_json();
       } else {
         choice["text"] = g.text;
-        choice["logprobs"] = r.logprobs >= 0 ? completion_logprobs(g) : ordered_json();
+        choice["logprobs"] = r.logprobs >= 0 ? completion_logprobs(g.logprobs) : ordered_json();
       }
       choice["finish_reason"] = finish_reason_name(g.finish_reason);
       send_json(res, 200,
@@ -278,9 +279,11 @@ struct Server::Impl {
       return;
     }
     const char* chunk_object = chat ? "chat.completion.chunk" : "text_completion";
+    // Submitted before the response starts, so a full queue or a shutdown still answers 429 / 503.
+    std::shared_ptr<Ticket> ticket = sched.submit(ids, r.gen);
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
-        "text/event-stream", [this, r, ids, id, created, chat, chunk_object](size_t, httplib::DataSink& sink) {
+        "text/event-stream", [this, r, ids, id, created, chat, chunk_object, ticket](size_t, httplib::DataSink& sink) {
           auto chunk = [&](const ordered_json& choice) {
             return ordered_json{{"id", id},
                                 {"object", chunk_object},
@@ -295,20 +298,25 @@ struct Server::Impl {
           if (chat)
             write(sse(chunk(
                 {{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"finish_reason", nullptr}})));
-          GenerateOptions gen = r.gen;
-          gen.on_text = [&](std::string_view piece) {
-            ordered_json choice{{"index", 0}};
-            if (chat) {
-              choice["delta"] = {{"content", std::string(piece)}};
-            } else {
-              choice["text"] = std::string(piece);
+          for (;;) {
+            Ticket::Event e = ticket->next();
+            if (!e.text.empty() || !e.logprobs.empty()) {
+              ordered_json choice{{"index", 0}};
+              if (chat) {
+                choice["delta"] = {{"content", e.text}};
+              } else {
+                choice["text"] = e.text;
+              }
+              if (r.logprobs >= 0)
+                choice["logprobs"] = chat ? chat_logprobs(e.logprobs) : completion_logprobs(e.logprobs);
+              choice["finish_reason"] = nullptr;
+              write(sse(chunk(choice)));
             }
-            choice["finish_reason"] = nullptr;
-            write(sse(chunk(choice)));
-          };
-          gen.keep_going = [&] { return alive && sink.is_writable(); };
+            if (!alive || !sink.is_writable()) ticket->cancel();  // the client is gone
+            if (e.done) break;
+          }
           try {
-            const GenerateResult g = run_locked(ids, gen);
+            const GenerateResult& g = ticket->result();
             ordered_json last{{"index", 0}, {"finish_reason", finish_reason_name(g.finish_reason)}};
             if (chat) {
               last["delta"] = ordered_json::object();
@@ -333,6 +341,16 @@ struct Server::Impl {
       handle(chat, req, res);
     } catch (const RequestError& e) {
       send_json(res, e.status, error_body(e));
+    } catch (const QueueFull& q) {
+      RequestError e{429,
+                     fmt::format("the server is busy: {} requests already wait for one of its {} slots; retry later",
+                                 q.waiting, opt.batching.parallel),
+                     "", "rate_limit_error", "queue_full"};
+      res.set_header("Retry-After", "1");
+      send_json(res, 429, error_body(e));
+    } catch (const ShuttingDown&) {
+      send_json(res, 503,
+                error_body(RequestError{503, "the server is shutting down", "", "server_error", "shutting_down"}));
     } catch (const Error& e) {
       send_json(res, 400, error_body(RequestError{400, e.what(), ""}));
     } catch (const std::exception& e) {
@@ -341,7 +359,16 @@ struct Server::Impl {
   }
 
   void install() {
+    // Every streaming request holds a handler thread while it runs or waits: enough threads for all
+    // slots and the whole queue, and a few for /health and /metrics.
+    const int64_t threads = std::clamp<int64_t>(opt.batching.parallel + opt.batching.queue + 4, 8, 1024);
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
     http.set_payload_max_length(opt.max_body_bytes);
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      static const char* known[] = {"/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions"};
+      const bool ok = std::find(std::begin(known), std::end(known), req.path) != std::end(known);
+      count(ok ? req.path : "other", res.status);
+    });
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       if (opt.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
       if (req.get_header_value("Authorization") == "Bearer " + opt.api_key)
@@ -364,6 +391,14 @@ struct Server::Impl {
     });
     http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200, {{"status", "ok"}});
+    });
+    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      HttpCounters c;
+      {
+        std::lock_guard<std::mutex> lock(counters_mu);
+        c = counters;
+      }
+      res.set_content(prometheus_text(model.spec(), sched.options(), sched.stats(), c), "text/plain; version=0.0.4");
     });
     http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200,
@@ -405,7 +440,9 @@ int Server::bind() {
 void Server::run() { impl_->http.listen_after_bind(); }
 
 void Server::stop() {
-  if (impl_) impl_->http.stop();
+  if (!impl_) return;
+  impl_->sched.stop();  // running and waiting generations end (cancelled); their handlers return
+  impl_->http.stop();
 }
 
 }  // namespace moe::serve

@@ -1,8 +1,10 @@
 // `moe serve`: an OpenAI-compatible HTTP server over one model (cpp-httplib). Endpoints:
-// GET /health, GET /v1/models, POST /v1/completions and POST /v1/chat/completions, each
-// non-streaming or streaming as server-sent events ending in `data: [DONE]`. One sequence runs at
-// a time (requests wait their turn); a streaming client that disconnects cancels its generation.
-// Errors are OpenAI-style JSON: {"error": {"message", "type", "param", "code"}}.
+// GET /health, GET /v1/models, GET /metrics (Prometheus), POST /v1/completions and
+// POST /v1/chat/completions, each non-streaming or streaming as server-sent events ending in
+// `data: [DONE]`. Concurrent requests share decode steps (continuous batching, scheduler.h); a
+// streaming client that disconnects cancels its generation. Errors are OpenAI-style JSON:
+// {"error": {"message", "type", "param", "code"}}: 400 bad request or context, 401 key, 404 route,
+// 413 body size, 429 queue full, 503 shutting down, 500 internal.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +17,7 @@
 #include "model/decoder.h"
 #include "model/generation_config.h"
 #include "model/sampler.h"
+#include "serve/scheduler.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moe::serve {
@@ -29,6 +32,7 @@ struct ServerOptions {
   size_t max_body_bytes = size_t{1} << 20;
   SamplerOptions sampler;        // defaults for fields a request leaves out
   std::vector<int32_t> eos_ids;  // end every completion
+  SchedulerOptions batching;     // --parallel, --queue, --batch-tokens
 };
 
 class Server {

@@ -1,7 +1,8 @@
 // `moe serve` on a loopback port with a tiny instruct model (tests/common/chat_model.h), driven by
 // an HTTP client: /health, /v1/models, /v1/completions and /v1/chat/completions streamed (SSE) and
 // not, the streamed text equal to the non-streamed one for the same seed, usage counts, logprobs,
-// OpenAI-style errors (400, 401, 404, 413), and a client that disconnects mid-stream.
+// OpenAI-style errors (400, 401, 404, 413, 429), a client that disconnects mid-stream, /metrics,
+// and a bounded load test (16 clients x 20 requests, mixed lengths, some cancelled midway).
 #include "serve/server.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -43,13 +45,14 @@ class Serve : public ::testing::Test {
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
 
-  static std::unique_ptr<Running> start(serve::ServerOptions o = {}) {
+  // eos: <|im_end|> ends completions (false: only the length does, for requests that must run long).
+  static std::unique_ptr<Running> start(serve::ServerOptions o = {}, bool eos = true) {
     auto r = std::make_unique<Running>();
     r->model = std::make_unique<Decoder>(dir_);
     r->tok = load_tokenizer(dir_);
     o.port = 0;
     o.model_name = "tiny";
-    o.eos_ids = {257};
+    if (eos) o.eos_ids = {257};
     r->server = std::make_unique<serve::Server>(*r->model, r->tok.get(), ChatTemplate::of(*r->tok), o);
     r->port = r->server->bind();
     r->thread = std::thread([s = r->server.get()] { s->run(); });
@@ -147,8 +150,7 @@ TEST_F(Serve, ChatCompletionsStreamedEqualsNotStreamedWithLogprobs) {
   ASSERT_EQ(j["choices"][0]["logprobs"]["content"].size(), static_cast<size_t>(completion));
   EXPECT_EQ(j["choices"][0]["logprobs"]["content"][0]["top_logprobs"].size(), 2u);
 
-  req["stream"] = true;
-  req.erase("logprobs");
+  req["stream"] = true;  // logprobs stream too, in the chunks of their tokens
   auto st = c.Post("/v1/chat/completions", req.dump(), "application/json");
   ASSERT_TRUE(st);
   bool done = false;
@@ -158,10 +160,15 @@ TEST_F(Serve, ChatCompletionsStreamedEqualsNotStreamedWithLogprobs) {
   EXPECT_EQ(ev.front()["object"], "chat.completion.chunk");
   EXPECT_EQ(ev.front()["choices"][0]["delta"]["role"], "assistant");
   std::string streamed;
-  for (const json& e : ev)
+  json streamed_logprobs = json::array();
+  for (const json& e : ev) {
     if (e["choices"][0]["delta"].contains("content"))
       streamed += e["choices"][0]["delta"]["content"].get<std::string>();
+    if (e["choices"][0].contains("logprobs") && !e["choices"][0]["logprobs"].is_null())
+      for (const json& t : e["choices"][0]["logprobs"]["content"]) streamed_logprobs.push_back(t);
+  }
   EXPECT_EQ(streamed, text);
+  EXPECT_EQ(streamed_logprobs, j["choices"][0]["logprobs"]["content"]);
   EXPECT_FALSE(ev.back()["choices"][0]["finish_reason"].is_null());
 }
 
@@ -245,7 +252,7 @@ TEST_F(Serve, ClientDisconnectMidStreamCancelsAndServingGoesOn) {
   EXPECT_EQ(r->status, 200) << r->body;
 }
 
-TEST_F(Serve, ConcurrentRequestsTakeTurnsAndMatchSequentialAnswers) {
+TEST_F(Serve, ConcurrentRequestsShareStepsAndMatchSequentialAnswers) {
   auto s = start();
   auto body = [](int seed) {
     return json({{"prompt", "Count:"}, {"max_tokens", 8}, {"temperature", 1.0}, {"seed", seed}}).dump();
@@ -287,6 +294,152 @@ TEST_F(Serve, NpmOpenAIClient) {
   while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
   const int status = pclose(p);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+}
+
+TEST_F(Serve, QueueLimitAnswers429AndMetricsCountIt) {
+  serve::ServerOptions o;
+  o.batching = {1, 0, 64};  // one slot, no queue
+  auto s = start(o, false);
+  std::atomic<bool> started{false};
+  std::thread holder([&] {  // a long stream in the only slot, dropped after a few chunks
+    httplib::Client c("127.0.0.1", s->port);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.set_header("Content-Type", "application/json");
+    req.body = json({{"prompt", "Go"}, {"max_tokens", 4000}, {"stream", true}, {"temperature", 1.0}}).dump();
+    int chunks = 0;
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+      started = true;
+      if (++chunks < 40) return true;
+      return false;
+    };
+    c.send(req);
+  });
+  while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  httplib::Client c("127.0.0.1", s->port);
+  auto r = c.Post("/v1/completions", json({{"prompt", "x"}, {"max_tokens", 2}}).dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 429) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "queue_full");
+  EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+  holder.join();
+  // The slot frees once the dropped stream is cancelled.
+  for (int i = 0; i < 200; ++i) {
+    r = c.Post("/v1/completions", json({{"prompt", "x"}, {"max_tokens", 2}}).dump(), "application/json");
+    if (r && r->status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 200);
+  EXPECT_NE(m->get_header_value("Content-Type").find("text/plain"), std::string::npos);
+  for (const char* want : {"moe_http_requests_total{endpoint=\"/v1/completions\",status=\"429\"}",
+                           "moe_requests_cancelled_total 1", "moe_queue_length 0", "moe_generated_tokens_total",
+                           "moe_distinct_experts_per_step", "moe_distinct_experts_predicted",
+                           "moe_expert_tokens_total{layer=\"0\",expert=\"0\"}", "moe_batch_size"})
+    EXPECT_NE(m->body.find(want), std::string::npos) << want << "\n" << m->body.substr(0, 2000);
+}
+
+// 16 clients x 20 requests against 4 slots: mixed prompts and lengths, streamed and not, every
+// fifth one dropped midway. Each answer that completes is whole and equals the answer of the
+// same request made alone; nothing is lost or duplicated, and the counters add up.
+TEST_F(Serve, LoadSixteenClientsTwentyRequestsWithCancels) {
+  serve::ServerOptions o;
+  o.batching = {4, 64, 64};
+  auto s = start(o);
+  const std::vector<std::string> prompts = {"Hi", "Count to ten:", "A much longer prompt about many things, and more",
+                                            "x", "The quick brown fox jumps over the lazy dog. Again:"};
+  auto request = [&](int k) {
+    return json({{"prompt", prompts[k % prompts.size()]},
+                 {"max_tokens", 1 + (k * 7) % 24},
+                 {"temperature", 0.8},
+                 {"seed", k % 11}});
+  };
+  const int kinds = 5 * 24;  // distinct (prompt, max_tokens, seed) triples cycle with k
+  std::vector<std::string> want(kinds);
+  {
+    httplib::Client c("127.0.0.1", s->port);
+    for (int k = 0; k < kinds; ++k) {
+      auto r = c.Post("/v1/completions", request(k).dump(), "application/json");
+      ASSERT_TRUE(r);
+      ASSERT_EQ(r->status, 200) << r->body;
+      want[k] = json::parse(r->body)["choices"][0]["text"];
+    }
+  }
+  std::atomic<int> ok{0}, cancelled{0}, wrong{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 16; ++t) {
+    clients.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1", s->port);
+      c.set_read_timeout(60, 0);
+      for (int i = 0; i < 20; ++i) {
+        const int n = t * 20 + i, k = (n * 13) % kinds;
+        json body = request(k);
+        const bool stream = n % 2 == 0, cancel = n % 5 == 0;
+        if (!stream && !cancel) {
+          auto r = c.Post("/v1/completions", body.dump(), "application/json");
+          if (r && r->status == 200 && json::parse(r->body)["choices"][0]["text"] == want[k]) {
+            ++ok;
+          } else {
+            ++wrong;
+          }
+          continue;
+        }
+        body["stream"] = true;
+        body["max_tokens"] = cancel ? 400 : body["max_tokens"].get<int>();
+        httplib::Request req;
+        req.method = "POST";
+        req.path = "/v1/completions";
+        req.set_header("Content-Type", "application/json");
+        req.body = body.dump();
+        std::string got;
+        int chunks = 0;
+        req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
+          got.append(data, len);
+          return !cancel || ++chunks < 3;
+        };
+        c.send(req);
+        if (cancel) {
+          ++cancelled;
+          continue;
+        }
+        bool done = false;
+        std::string text;
+        for (const json& e : events(got, done)) text += e["choices"][0]["text"].get<std::string>();
+        if (done && text == want[k]) {
+          ++ok;
+        } else {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& th : clients) th.join();
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(ok + cancelled, 320);
+  EXPECT_EQ(cancelled, 64);
+  httplib::Client c("127.0.0.1", s->port);
+  json health;
+  for (int i = 0; i < 500; ++i) {  // the dropped streams end at their next step
+    auto m = c.Get("/metrics");
+    ASSERT_TRUE(m);
+    if (m->body.find("moe_active_sequences 0") != std::string::npos) {
+      auto value = [&](const std::string& name) {
+        const size_t at = m->body.find("\n" + name + " ");
+        return at == std::string::npos ? -1L : std::stol(m->body.substr(at + name.size() + 2));
+      };
+      // A dropped stream may have finished before the server saw the drop: completed or cancelled.
+      EXPECT_EQ(value("moe_requests_completed_total") + value("moe_requests_cancelled_total"), kinds + 320);
+      EXPECT_GE(value("moe_requests_completed_total"), kinds + ok);
+      EXPECT_EQ(value("moe_requests_failed_total"), 0);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ADD_FAILURE() << "sequences still active long after every client finished";
 }
 
 }  // namespace
