@@ -1,4 +1,4 @@
-// `moe bench`: groups the benchmarks (ceilings, layer, model).
+// `moe bench`: groups the benchmarks (ceilings, layer, model, serve).
 #include "cli/command.h"
 
 namespace moe::cli {
@@ -9,6 +9,7 @@ void register_bench(CLI::App& app, const GlobalOptions& global) {
   register_bench_ceilings(*bench, global);
   register_bench_layer(*bench, global);
   register_bench_model(*bench, global);
+  register_bench_serve(*bench, global);
 }
 
 }  // namespace moe::cli

@@ -7,6 +7,7 @@
 
 #include <sys/resource.h>
 
+#include <deque>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -36,8 +37,9 @@ struct BenchModelArgs {
   int64_t prompt = 512;
   int64_t decode = 16;
   int repetitions = 3;
-  std::string dir;      // where the checkpoint goes (default: a temporary folder, removed after)
-  std::string weights;  // an existing checkpoint folder or .gguf file to measure instead of a random one
+  std::string dir;         // where the checkpoint goes (default: a temporary folder, removed after)
+  std::string weights;     // an existing checkpoint folder or .gguf file to measure instead of a random one
+  double router_skew = 0;  // > 0: Zipf-like expert popularity (see skew_router)
 };
 
 // The catalog config with fewer layers, dense weights in `dtype`, no MTP and no quantization.
@@ -64,11 +66,33 @@ nlohmann::json shrink_config(const CatalogEntry& entry, int64_t layers, const st
   return config;
 }
 
+// Random weights route uniformly; real routers have favourites. With skew S > 0 every embedding
+// row gets a constant C = 1 in dimension 0 (which the residual stream keeps, so the normed input
+// of every router has a large positive x0 = C / rms), and router row e of each layer gets
+// -S sigma ln(rank_e + 1) / x0 in column 0, with rank a per-layer random permutation and sigma the
+// spread of the random part of a router logit (0.02 x 0.02 sqrt(D - 1) / rms; rms cancels). Logits
+// then carry offsets -S sigma ln(rank + 1) against noise sigma: expert popularity falls off with
+// rank like a power law, hotter for larger S (`moe bench serve` reports the load it measures).
+void skew_tensor(const TensorEntry& t, double skew, int64_t d_model, uint64_t layer_seed, std::vector<float>& w) {
+  const int64_t rows = t.shape[0], cols = t.shape.size() > 1 ? t.shape[1] : 1;
+  if (t.role == Role::kEmbedding) {
+    for (int64_t r = 0; r < rows; ++r) w[static_cast<size_t>(r * cols)] = 1.0f;
+    return;
+  }
+  std::vector<int64_t> rank(static_cast<size_t>(rows));
+  for (int64_t e = 0; e < rows; ++e) rank[e] = e;
+  std::mt19937_64 rng(layer_seed);
+  std::shuffle(rank.begin(), rank.end(), rng);
+  const double sigma_x0 = 0.02 * 0.02 * std::sqrt(static_cast<double>(d_model - 1));  // sigma / x0 with C = 1
+  for (int64_t e = 0; e < rows; ++e)
+    w[static_cast<size_t>(e * cols)] = static_cast<float>(-skew * sigma_x0 * std::log(double(rank[e]) + 1.0));
+}
+
 // Writes every registry tensor: norms = 1, everything else from one random pool (N(0, 0.02)).
 // Tensors share the pool's contents but each has its own bytes in the file, so decode streams
-// distinct memory for each expert, as with real weights.
+// distinct memory for each expert, as with real weights. router_skew > 0: see skew_tensor.
 void write_random_checkpoint(const std::string& dir, const nlohmann::json& config, const TensorRegistry& reg,
-                             DType dtype) {
+                             DType dtype, double router_skew = 0, int64_t d_model = 0) {
   int64_t largest = 0;
   for (const TensorEntry& t : reg.tensors) largest = std::max(largest, t.numel());
   std::vector<float> pool_f32(static_cast<size_t>(largest)), ones(static_cast<size_t>(largest), 1.0f);
@@ -79,10 +103,22 @@ void write_random_checkpoint(const std::string& dir, const nlohmann::json& confi
   convert_from_f32(dtype, pool_f32.data(), pool.data(), pool_f32.size());
   convert_from_f32(dtype, ones.data(), one.data(), ones.size());
   std::vector<TensorToWrite> tensors;
+  std::deque<std::vector<uint8_t>> skewed;  // own copies of the tensors skew_tensor changes
   for (const TensorEntry& t : reg.tensors) {
     const size_t n = static_cast<size_t>(t.numel()) * dtype_size(dtype);
     const auto& src = t.role == Role::kNorm ? one : pool;
-    tensors.push_back({t.name, dtype, t.shape, std::span<const uint8_t>(src.data(), n)});
+    const bool skew = router_skew > 0 && t.shape.size() == 2 &&
+                      ((t.role == Role::kEmbedding && t.name.find("embed") != std::string::npos) ||
+                       (t.role == Role::kRouter && t.shape[1] == d_model));
+    if (!skew) {
+      tensors.push_back({t.name, dtype, t.shape, std::span<const uint8_t>(src.data(), n)});
+      continue;
+    }
+    std::vector<float> w(pool_f32.begin(), pool_f32.begin() + t.numel());
+    skew_tensor(t, router_skew, d_model, 77 + static_cast<uint64_t>(t.layer + 1), w);
+    auto& bytes = skewed.emplace_back(n);
+    convert_from_f32(dtype, w.data(), bytes.data(), w.size());
+    tensors.push_back({t.name, dtype, t.shape, std::span<const uint8_t>(bytes.data(), n)});
   }
   fs::create_directories(dir);
   write_file_atomic(dir + "/config.json", config.dump(2));
@@ -224,7 +260,7 @@ void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
   const CeilingRow ceiling = measure_quick_ceilings(3);
   Measured m;
   try {
-    write_random_checkpoint(dir, config, reg, dtype);
+    write_random_checkpoint(dir, config, reg, dtype, a.router_skew, spec.d_model);
     m = measure(dir, a, ceiling.read_gbps, !a.dir.empty());
   } catch (...) {
     if (a.dir.empty()) fs::remove_all(dir);
@@ -291,6 +327,10 @@ void register_bench_model(CLI::App& bench, const GlobalOptions& global) {
   add_number(cmd, "--repetitions", a->repetitions, "Timed runs (median)", 1, 100);
   cmd->add_option("--dir", a->dir, "Keep the random checkpoint in this folder");
   cmd->add_option("--weights", a->weights, "Measure this checkpoint folder or .gguf file instead of random weights");
+  add_number(
+      cmd, "--router-skew", a->router_skew,
+      "Zipf-like expert popularity in the random checkpoint (0: uniform routing; 1: about what real models show)", 0.0,
+      100.0);
   cmd->callback([a, &global] { run_bench_model(*a, global); });
 }
 

@@ -13,7 +13,7 @@ struct GlobalOptions {
 
 // Each adds its subcommand(s) to `app`; the callback runs after global options are applied.
 void register_info(CLI::App& app, const GlobalOptions& global);
-void register_bench(CLI::App& app, const GlobalOptions& global);  // bench ceilings|layer|model
+void register_bench(CLI::App& app, const GlobalOptions& global);  // bench ceilings|layer|model|serve
 void register_inspect(CLI::App& app, const GlobalOptions& global);
 void register_run(CLI::App& app, const GlobalOptions& global);       // run, eval
 void register_train(CLI::App& app, const GlobalOptions& global);     // train, plot
@@ -26,6 +26,7 @@ void register_serve(CLI::App& app, const GlobalOptions& global);  // serve
 void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global);
 void register_bench_layer(CLI::App& bench, const GlobalOptions& global);
 void register_bench_model(CLI::App& bench, const GlobalOptions& global);
+void register_bench_serve(CLI::App& bench, const GlobalOptions& global);
 
 // Declares the global flags and every subcommand on `app` (callbacks keep a reference to `global`).
 void build_app(CLI::App& app, GlobalOptions& global);

@@ -94,6 +94,8 @@ class Generation {
   bool step(const float* logits);
   int32_t last_token() const { return r_.tokens.back(); }
   bool done() const { return done_; }
+  // What is recorded so far (tokens, text, logprobs); complete only after finish().
+  const GenerateResult& partial() const { return r_; }
   // Ends it now (finish reason "cancelled" unless it was already over).
   void cancel();
   // Flushes held text and returns the result; call once, when done().

@@ -98,6 +98,17 @@ void Scheduler::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Scheduler::pause() {
+  std::lock_guard<std::mutex> lock(mu_);
+  paused_ = true;
+}
+
+void Scheduler::resume() {
+  std::lock_guard<std::mutex> lock(mu_);
+  paused_ = false;
+  cv_.notify_all();
+}
+
 SchedulerStats Scheduler::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;
@@ -148,7 +159,7 @@ void Scheduler::loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !waiting_.empty() || !active.empty(); });
+      cv_.wait(lock, [&] { return stopping_ || (!paused_ && (!waiting_.empty() || !active.empty())); });
       if (stopping_) break;
       while (static_cast<int64_t>(active.size()) < opt_.parallel && !waiting_.empty()) {
         active.push_back(std::move(waiting_.front()));
@@ -218,6 +229,8 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
     budget -= a->feeding;
     prefill_rows += a->feeding;
   }
+  uint64_t kv_bytes = 0;
+  for (const SequenceChunk& c : chunks) kv_bytes += c.cache->bytes_for(c.cache->length() + c.n_tokens);
   ForwardStats fs;
   Timer timer;
   try {
@@ -255,7 +268,8 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
   }
   std::erase(active, nullptr);
 
-  StepRecord rec{decode_rows, prefill_rows, seconds, {}};
+  StepRecord rec{decode_rows, prefill_rows, seconds, {}, 0, kv_bytes};
+  for (const MoeTelemetry& t : fs.moe_layers) rec.expert_bytes += t.expert_bytes_streamed;
   const int64_t E = model_.spec().n_expert;
   std::lock_guard<std::mutex> lock(mu_);
   double distinct_sum = 0;

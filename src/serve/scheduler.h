@@ -33,6 +33,8 @@ struct StepRecord {
   int64_t decode_rows = 0, prefill_rows = 0;
   double seconds = 0;
   std::vector<int32_t> distinct_experts;  // [MoE layers]: distinct routed experts the step touched
+  int64_t expert_bytes = 0;               // routed + shared expert weight bytes the step read (all layers)
+  uint64_t kv_bytes = 0;                  // KV cache bytes its attention read (every sequence, all layers)
 };
 
 struct SchedulerStats {
@@ -97,6 +99,10 @@ class Scheduler {
   std::shared_ptr<Ticket> submit(const std::vector<int32_t>& prompt, GenerateOptions options);
   // Ends every waiting and running generation as cancelled and joins the thread.
   void stop();
+  // No step starts while paused (the one running finishes); resume() goes on. For benchmarks and
+  // tests that submit several requests and want them to start in the same step.
+  void pause();
+  void resume();
 
   SchedulerStats stats() const;
   // Per-step records, kept when record_steps is on (`moe bench serve`); cleared by take_steps().
@@ -116,7 +122,7 @@ class Scheduler {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Active>> waiting_;
-  bool stopping_ = false, record_steps_ = false;
+  bool stopping_ = false, record_steps_ = false, paused_ = false;
   SchedulerStats stats_;
   std::vector<StepRecord> steps_;
   std::thread thread_;

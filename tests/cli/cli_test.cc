@@ -57,6 +57,35 @@ TEST(Cli, BenchLayerJsonHasTheKeys) {
   }
 }
 
+// `moe bench serve` on the qwen3_moe fixture: one row per stream count, distinct experts between
+// k and E and at most B x k, the uniform prediction, finite floors.
+TEST(Cli, BenchServeJsonHasTheKeys) {
+  const std::string fixture = std::string(MOE_TEST_DATA_DIR) + "/reference/fixtures/models/qwen3_moe";
+  const Result r =
+      run_moe("--threads 2 --json bench serve --weights " + fixture + " --streams 1,3 --prompt 4 --decode 4");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["rows"].size(), 2u);
+  const double E = j["experts"].get<double>(), k = j["experts_per_token"].get<double>();
+  for (const auto& row : j["rows"]) {
+    for (const char* key :
+         {"tokens_per_s", "step_ms", "distinct_experts_per_layer", "distinct_experts_uniform_prediction",
+          "bytes_per_step", "floor_tokens_per_s", "fraction_of_floor", "compute_bound_tokens_per_s",
+          "fraction_of_roofline", "hottest_k_share"}) {
+      ASSERT_TRUE(row.contains(key)) << key;
+      EXPECT_TRUE(std::isfinite(row[key].get<double>())) << key;
+      EXPECT_GT(row[key].get<double>(), 0.0) << key;
+    }
+    const double B = row["streams"].get<double>(), d = row["distinct_experts_per_layer"].get<double>();
+    EXPECT_GE(d, k);
+    EXPECT_LE(d, std::min(E, B * k));
+  }
+  EXPECT_NEAR(j["rows"][0]["distinct_experts_uniform_prediction"].get<double>(), k, 1e-9);
+  const Result bad = run_moe("bench serve --weights " + fixture + " --streams 1,x", true);
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("--streams"), std::string::npos) << bad.out;
+}
+
 TEST(Cli, UsageErrorsExitTwo) {
   EXPECT_EQ(run_moe("").code, 2);
   EXPECT_EQ(run_moe("no-such-command").code, 2);

@@ -83,10 +83,12 @@ TEST_F(SchedulerTest, EachRequestEqualsItsRunAloneWhateverSharesTheSteps) {
   std::vector<GenerateResult> want;
   for (const Case& c : cases) want.push_back(alone(c.prompt, c.o));
   // 3 slots for 7 requests; a budget of 16 tokens per step splits the longer prompts into chunks.
-  serve::Scheduler s(*model_, tok_.get(), {3, 16, 16});
+  serve::Scheduler s(*model_, tok_.get(), {3, 4, 16});
   s.record_steps(true);
   std::vector<std::shared_ptr<serve::Ticket>> tickets;
+  s.pause();  // all queued before the first step: the steps are the same on every run
   for (const Case& c : cases) tickets.push_back(s.submit(c.prompt, c.o));
+  s.resume();
   for (size_t i = 0; i < cases.size(); ++i) {
     std::string streamed;
     size_t streamed_logprobs = 0;

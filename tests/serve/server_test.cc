@@ -336,10 +336,10 @@ TEST_F(Serve, QueueLimitAnswers429AndMetricsCountIt) {
   ASSERT_TRUE(m);
   EXPECT_EQ(m->status, 200);
   EXPECT_NE(m->get_header_value("Content-Type").find("text/plain"), std::string::npos);
-  for (const char* want : {"moe_http_requests_total{endpoint=\"/v1/completions\",status=\"429\"}",
-                           "moe_requests_cancelled_total 1", "moe_queue_length 0", "moe_generated_tokens_total",
-                           "moe_distinct_experts_per_step", "moe_distinct_experts_predicted",
-                           "moe_expert_tokens_total{layer=\"0\",expert=\"0\"}", "moe_batch_size"})
+  for (const char* want :
+       {"moe_http_requests_total{endpoint=\"/v1/completions\",status=\"429\"}", "moe_requests_cancelled_total 1",
+        "moe_queue_length 0", "moe_generated_tokens_total", "moe_distinct_experts_per_step",
+        "moe_distinct_experts_predicted", "moe_expert_tokens_total{layer=\"0\",expert=\"0\"}", "moe_batch_size"})
     EXPECT_NE(m->body.find(want), std::string::npos) << want << "\n" << m->body.substr(0, 2000);
 }
 
