@@ -243,6 +243,30 @@ def gguf_tokenizer_seeds():
                                         ("llama.vocab_size", U32, 32)]))
 
 
+def http_request_seeds():
+    # First byte: bit 0 chat, bit 1 the real tokenizer and template; the rest is the body.
+    bodies = [
+        (0, {"prompt": "Hello", "max_tokens": 8}),
+        (2, {"prompt": "Hello", "max_tokens": 8, "temperature": 0.7, "top_p": 0.9, "seed": 3, "stop": ["\n", "."],
+             "logprobs": 2, "stream": True, "stream_options": {"include_usage": True}}),
+        (2, {"prompt": [1, 2, 3], "max_tokens": 4, "presence_penalty": 0.5, "frequency_penalty": -0.5}),
+        (2, {"prompt": ["one string"], "top_k": 5, "min_p": 0.1, "repetition_penalty": 1.1, "n": 1}),
+        (3, {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+             "max_completion_tokens": 16, "logprobs": True, "top_logprobs": 3}),
+        (3, {"messages": [{"role": "user", "content": [{"type": "text", "text": "parts"}]}],
+             "chat_template_kwargs": {"enable_thinking": False}}),
+        (3, {"messages": [{"role": "user", "content": "weather?"},
+                          {"role": "assistant", "content": "", "tool_calls": [
+                              {"type": "function", "function": {"name": "get", "arguments": {"city": "Paris"}}}]},
+                          {"role": "tool", "content": "sunny"}],
+             "tools": [{"type": "function", "function": {"name": "get", "parameters": {"type": "object"}}}]}),
+        (1, {"messages": [{"role": "user", "content": "no template"}]}),
+    ]
+    for i, (flags, body) in enumerate(bodies):
+        put("http_request", f"seed{i}", bytes([flags]) + json.dumps(body).encode())
+    put("http_request", "not_json", bytes([0]) + b'{"prompt": ')
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
@@ -254,6 +278,7 @@ def main():
     ids_seeds()
     gguf_seeds()
     gguf_tokenizer_seeds()
+    http_request_seeds()
     for target in sorted(os.listdir(OUT)):
         files = os.listdir(os.path.join(OUT, target))
         size = sum(os.path.getsize(os.path.join(OUT, target, f)) for f in files)

@@ -282,10 +282,15 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
     if (load.empty()) load.assign(static_cast<size_t>(E), 0);
     std::fill(seen.begin(), seen.end(), 0);
     int32_t distinct = 0;
-    for (int32_t e : ids) {
+    // The decode rows come first in the batch (k ids each): distinct experts are those of the decode
+    // rows, the step's prefill rows only add to the load.
+    const size_t decode_ids =
+        static_cast<size_t>(decode_rows) * ids.size() / static_cast<size_t>(decode_rows + prefill_rows);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const int32_t e = ids[i];
       if (e < 0 || e >= E) continue;
       ++load[static_cast<size_t>(e)];
-      if (!seen[static_cast<size_t>(e)]) seen[static_cast<size_t>(e)] = 1, ++distinct;
+      if (i < decode_ids && !seen[static_cast<size_t>(e)]) seen[static_cast<size_t>(e)] = 1, ++distinct;
     }
     rec.distinct_experts.push_back(distinct);
     distinct_sum += distinct;

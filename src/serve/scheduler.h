@@ -32,7 +32,7 @@ struct SchedulerOptions {
 struct StepRecord {
   int64_t decode_rows = 0, prefill_rows = 0;
   double seconds = 0;
-  std::vector<int32_t> distinct_experts;  // [MoE layers]: distinct routed experts the step touched
+  std::vector<int32_t> distinct_experts;  // [MoE layers]: distinct routed experts of the step's decode rows
   int64_t expert_bytes = 0;               // routed + shared expert weight bytes the step read (all layers)
   uint64_t kv_bytes = 0;                  // KV cache bytes its attention read (every sequence, all layers)
 };

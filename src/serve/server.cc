@@ -12,6 +12,7 @@
 #include "chat/chat_session.h"
 #include "model/generate.h"
 #include "serve/metrics.h"
+#include "serve/request.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -19,18 +20,6 @@ namespace moe::serve {
 namespace {
 
 using nlohmann::ordered_json;
-
-// A request the client got wrong: 400 (or `status`) with an OpenAI-style error body.
-struct RequestError {
-  RequestError(int s, std::string m, std::string p = "", std::string t = "invalid_request_error", std::string c = "")
-      : status(s), message(std::move(m)), param(std::move(p)), type(std::move(t)), code(std::move(c)) {}
-  int status;
-  std::string message, param, type, code;
-};
-
-[[noreturn]] void bad(const std::string& param, const std::string& message, int status = 400) {
-  throw RequestError{status, message, param};
-}
 
 ordered_json error_body(const RequestError& e) {
   ordered_json err{{"message", e.message},
@@ -43,91 +32,6 @@ ordered_json error_body(const RequestError& e) {
 void send_json(httplib::Response& res, int status, const ordered_json& body) {
   res.status = status;
   res.set_content(body.dump(-1, ' ', false, ordered_json::error_handler_t::replace), "application/json");
-}
-
-double number(const ordered_json& j, const char* key, double lo, double hi, double fallback) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  const ordered_json& v = j[key];
-  if (!v.is_number()) bad(key, fmt::format("'{}' must be a number, found {}", key, v.dump()));
-  const double x = v.get<double>();
-  if (!(x >= lo && x <= hi)) bad(key, fmt::format("'{}' must be from {} to {}, found {}", key, lo, hi, v.dump()));
-  return x;
-}
-
-int64_t integer(const ordered_json& j, const char* key, int64_t lo, int64_t hi, int64_t fallback) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  const ordered_json& v = j[key];
-  if (!v.is_number_integer()) bad(key, fmt::format("'{}' must be an integer, found {}", key, v.dump()));
-  const int64_t x = v.get<int64_t>();
-  if (x < lo || x > hi) bad(key, fmt::format("'{}' must be from {} to {}, found {}", key, lo, hi, x));
-  return x;
-}
-
-// The parts of a request every endpoint shares.
-struct Request {
-  ordered_json body;
-  GenerateOptions gen;
-  bool stream = false;
-  bool include_usage = false;
-  int64_t logprobs = -1;  // alternatives per token; -1: no logprobs
-};
-
-Request parse_common(const std::string& text, const ServerOptions& s, bool chat) {
-  Request r;
-  try {
-    r.body = ordered_json::parse(text);
-  } catch (const ordered_json::exception& e) {
-    bad("", std::string("the request body is not valid JSON: ") + e.what());
-  }
-  const ordered_json& b = r.body;
-  if (!b.is_object()) bad("", "the request body must be a JSON object");
-  if (b.contains("n") && !b["n"].is_null() && b["n"] != 1) bad("n", "only n = 1 is supported");
-  const char* max_key = chat && b.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-  r.gen.max_new_tokens = integer(b, max_key, 0, s.context, s.default_max_tokens);
-  SamplerOptions& o = r.gen.sampler;
-  o = s.sampler;
-  o.temperature = static_cast<float>(number(b, "temperature", 0.0, 1000.0, o.temperature));
-  o.top_p = static_cast<float>(number(b, "top_p", 1e-9, 1.0, o.top_p));
-  o.top_k = integer(b, "top_k", 0, int64_t{1} << 31, o.top_k);
-  o.min_p = static_cast<float>(number(b, "min_p", 0.0, 1.0, o.min_p));
-  o.presence_penalty = static_cast<float>(number(b, "presence_penalty", -2.0, 2.0, o.presence_penalty));
-  o.frequency_penalty = static_cast<float>(number(b, "frequency_penalty", -2.0, 2.0, o.frequency_penalty));
-  o.repetition_penalty = static_cast<float>(number(b, "repetition_penalty", 1e-6, 100.0, o.repetition_penalty));
-  if (b.contains("seed") && !b["seed"].is_null()) {
-    if (!b["seed"].is_number_integer()) bad("seed", "'seed' must be an integer");
-    o.seed =
-        b["seed"].is_number_unsigned() ? b["seed"].get<uint64_t>() : static_cast<uint64_t>(b["seed"].get<int64_t>());
-  }
-  if (b.contains("stop") && !b["stop"].is_null()) {
-    const ordered_json& st = b["stop"];
-    if (st.is_string()) {
-      r.gen.stop_strings.push_back(st.get<std::string>());
-    } else if (st.is_array()) {
-      for (const auto& x : st) {
-        if (!x.is_string()) bad("stop", "'stop' must be a string or a list of strings");
-        r.gen.stop_strings.push_back(x.get<std::string>());
-      }
-    } else {
-      bad("stop", "'stop' must be a string or a list of strings");
-    }
-    for (const std::string& x : r.gen.stop_strings)
-      if (x.empty()) bad("stop", "a stop string is empty");
-  }
-  r.gen.stop_ids = s.eos_ids;
-  if (b.contains("stream") && !b["stream"].is_null()) {
-    if (!b["stream"].is_boolean()) bad("stream", "'stream' must be true or false");
-    r.stream = b["stream"].get<bool>();
-  }
-  if (b.contains("stream_options") && b["stream_options"].is_object())
-    r.include_usage = b["stream_options"].value("include_usage", false);
-  if (chat) {
-    if (b.contains("logprobs") && b["logprobs"].is_boolean() && b["logprobs"].get<bool>())
-      r.logprobs = integer(b, "top_logprobs", 0, 20, 0);
-  } else if (b.contains("logprobs") && !b["logprobs"].is_null()) {
-    r.logprobs = integer(b, "logprobs", 0, 20, 0);
-  }
-  r.gen.logprobs = r.logprobs;
-  return r;
 }
 
 ordered_json usage(int64_t prompt, int64_t completion) {
@@ -164,65 +68,6 @@ struct Server::Impl {
     return model.spec().vocab == 256 ? std::string(1, static_cast<char>(id)) : fmt::format("<{}>", id);
   }
 
-  std::vector<int32_t> completion_prompt(const ordered_json& b) const {
-    if (!b.contains("prompt")) bad("prompt", "'prompt' is required");
-    const ordered_json& p = b["prompt"];
-    if (p.is_array() && p.size() == 1 && p[0].is_string()) return completion_prompt({{"prompt", p[0]}});
-    if (p.is_string()) {
-      const std::string& text = p.get_ref<const std::string&>();
-      if (tok != nullptr) return tok->encode_prompt(text);
-      if (model.spec().vocab != 256) bad("prompt", "the model has no tokenizer: give the prompt as token ids");
-      return std::vector<int32_t>(text.begin(), text.end());
-    }
-    if (p.is_array()) {
-      std::vector<int32_t> ids;
-      for (const auto& x : p) {
-        if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= model.spec().vocab)
-          bad("prompt", fmt::format("'prompt' as token ids must hold integers from 0 to {}", model.spec().vocab - 1));
-        ids.push_back(static_cast<int32_t>(x.get<int64_t>()));
-      }
-      return ids;
-    }
-    bad("prompt", "'prompt' must be a string, a list with one string, or a list of token ids");
-  }
-
-  std::vector<int32_t> chat_prompt(const ordered_json& b) const {
-    if (!tmpl || tok == nullptr) bad("messages", "the model has no chat template; use /v1/completions");
-    if (!b.contains("messages") || !b["messages"].is_array() || b["messages"].empty())
-      bad("messages", "'messages' must be a non-empty list");
-    ordered_json messages = b["messages"];
-    for (auto& m : messages) {  // content as a list of parts: the text parts joined, as servers do
-      if (m.is_object() && m.contains("content") && m["content"].is_array()) {
-        std::string text;
-        for (const auto& part : m["content"])
-          if (part.is_object() && part.value("type", "") == "text") text += part.value("text", "");
-        m["content"] = text;
-      }
-    }
-    ChatTemplateOptions o;
-    if (b.contains("tools") && b["tools"].is_array()) o.tools = b["tools"];
-    if (b.contains("chat_template_kwargs") && b["chat_template_kwargs"].is_object())
-      o.extra = b["chat_template_kwargs"];
-    try {
-      return chat_prompt_ids(*tok, *tmpl, messages, o);
-    } catch (const Error& e) {
-      bad("messages", e.what());
-    }
-  }
-
-  void check_length(const std::vector<int32_t>& ids, Request& r) const {
-    if (ids.empty()) bad("prompt", "the prompt is empty");
-    const int64_t n = static_cast<int64_t>(ids.size());
-    if (n >= opt.context) {
-      RequestError e{400, fmt::format("the prompt is {} tokens; this server's context is {} tokens", n, opt.context),
-                     "messages"};
-      e.code = "context_length_exceeded";
-      throw e;
-    }
-    r.gen.max_new_tokens = std::min(r.gen.max_new_tokens, opt.context - n);
-    r.gen.context = 0;  // the KV cache holds this request's prompt + max_tokens, not the whole context
-  }
-
   ordered_json chat_logprobs(const std::vector<TokenLogprobs>& lps) const {
     ordered_json content = ordered_json::array();
     auto one = [&](const TokenLogprob& t) {
@@ -251,9 +96,9 @@ struct Server::Impl {
   }
 
   void handle(bool chat, const httplib::Request& req, httplib::Response& res) {
-    Request r = parse_common(req.body, opt, chat);
-    const std::vector<int32_t> ids = chat ? chat_prompt(r.body) : completion_prompt(r.body);
-    check_length(ids, r);
+    const Request r =
+        parse_request(req.body, chat, opt, RequestContext{tok, tmpl ? &*tmpl : nullptr, model.spec().vocab});
+    const std::vector<int32_t>& ids = r.prompt;
     const std::string id = fmt::format("{}-{}", chat ? "chatcmpl" : "cmpl", next_id++);
     const int64_t created = static_cast<int64_t>(std::time(nullptr));
     const char* object = chat ? "chat.completion" : "text_completion";
