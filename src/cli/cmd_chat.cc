@@ -40,6 +40,9 @@ void run_chat(const ChatArgs& a, const GlobalOptions&) {
   opts.sampler = resolve_sampling(a.sampling, defaults);
   if (!a.sampling.ignore_eos) opts.stop_ids = defaults.eos_ids;
   opts.stop_strings = a.sampling.stop;
+  // Kept across turns: each turn prefills only what its prompt adds to the conversation cached so far.
+  KvCache cache = model.make_cache(a.context);
+  opts.cache = &cache;
   opts.on_text = [](std::string_view piece) {
     fmt::print("{}", piece);
     std::fflush(stdout);

@@ -157,12 +157,27 @@ GenerateResult generate(Decoder& model, const std::vector<int32_t>& prompt, cons
                         const TokenCallback& on_token) {
   const int64_t V = model.spec().vocab;
   Generation g(V, prompt, o, on_token);
-  KvCache cache = model.make_cache(g.context());
+  KvCache own;
+  KvCache* kept = o.cache;
+  int64_t reused = 0;
+  if (kept != nullptr) {
+    if (kept->max_tokens() < g.context())
+      fail("model", "the kept KV cache holds {} tokens; this generation needs {}", kept->max_tokens(), g.context());
+    const std::vector<int32_t>& held = kept->ids();
+    const int64_t T = static_cast<int64_t>(prompt.size());
+    const int64_t n = std::min<int64_t>(static_cast<int64_t>(held.size()), T - 1);  // the last is always fed
+    while (reused < n && held[static_cast<size_t>(reused)] == prompt[static_cast<size_t>(reused)]) ++reused;
+    kept->truncate(reused);
+  } else {
+    own = model.make_cache(g.context());
+  }
+  KvCache& cache = kept != nullptr ? *kept : own;
   std::vector<float> logits(static_cast<size_t>(V));  // [V]: the last position's
   ForwardStats prefill_stats;
   std::vector<ForwardStats> decode_stats;
   Timer prefill;
-  const SequenceChunk chunk{prompt.data(), static_cast<int64_t>(prompt.size()), &cache, logits.data(), true};
+  const SequenceChunk chunk{prompt.data() + reused, static_cast<int64_t>(prompt.size()) - reused, &cache, logits.data(),
+                            true};
   model.forward_batch(&chunk, 1, o.record_routing ? &prefill_stats : nullptr);
   const double prefill_seconds = prefill.seconds();
   Timer decode;
@@ -176,6 +191,7 @@ GenerateResult generate(Decoder& model, const std::vector<int32_t>& prompt, cons
   r.prefill_seconds = prefill_seconds;
   r.decode_seconds = decode_seconds;
   r.kv_cache_bytes = cache.bytes_for(cache.length());
+  r.reused_tokens = reused;
   r.prefill = std::move(prefill_stats);
   r.decode = std::move(decode_stats);
   return r;

@@ -56,6 +56,10 @@ struct GenerateOptions {
   TextStream* text = nullptr;                     // detokenizer of the generated ids (text, stop strings)
   std::function<void(std::string_view)> on_text;  // streamed text (complete UTF-8, stop strings cut)
   std::function<bool()> keep_going;               // checked before each decode step; false cancels
+  // A cache kept from an earlier generation (a chat's previous turn): the positions it holds that
+  // match the start of the prompt are kept and only the rest of the prompt is prefilled; the others
+  // are dropped. Null: a fresh cache of `context` tokens. Its size must be at least the context.
+  KvCache* cache = nullptr;
 };
 
 struct GenerateResult {
@@ -68,6 +72,7 @@ struct GenerateResult {
   std::vector<TokenLogprobs> logprobs;  // options.logprobs >= 0: one per generated token
   double prefill_seconds = 0.0, decode_seconds = 0.0;
   uint64_t kv_cache_bytes = 0;       // bytes of the cache actually filled
+  int64_t reused_tokens = 0;         // prompt tokens options.cache already held (not prefilled again)
   ForwardStats prefill;              // record_routing only
   std::vector<ForwardStats> decode;  // record_routing only: one per decode step
 };

@@ -49,6 +49,13 @@ void KvCache::advance(int64_t n_tokens) {
   length_ += n_tokens;
 }
 
+void KvCache::truncate(int64_t n_tokens) {
+  if (n_tokens < 0 || n_tokens > length_)
+    fail("kv-cache", "cannot keep {} tokens of a cache holding {}", n_tokens, length_);
+  length_ = n_tokens;
+  if (ids_.size() > static_cast<size_t>(n_tokens)) ids_.resize(static_cast<size_t>(n_tokens));
+}
+
 uint64_t KvCache::bytes_for(int64_t tokens) const {
   return static_cast<uint64_t>(n_layer_) * static_cast<uint64_t>(tokens) * static_cast<uint64_t>(k_row_ + v_row_) *
          sizeof(float);

@@ -29,6 +29,8 @@ class KvCache {
   // Copies T rows into every position length() + i of one layer. Throws when it would overflow.
   void store(int64_t layer, const float* k_rows, const float* v_rows, int64_t n_tokens);
   void advance(int64_t n_tokens);  // throws when it would pass max_tokens()
+  // Keeps the first n_tokens positions (a prefix another prompt shares); throws beyond length().
+  void truncate(int64_t n_tokens);
   void reset() {
     length_ = 0;
     ids_.clear();

@@ -160,5 +160,41 @@ TEST(BatchForward, GenerateStepsMatchAManualLoop) {
   EXPECT_EQ(r.tokens, want);
 }
 
+// A cache kept across generations (a chat's turns): the second prompt extends the first and its
+// answer; only the new tokens are prefilled, and the tokens are those of a fresh cache. A prompt that
+// diverges keeps only the common prefix.
+TEST(BatchForward, KeptCacheReusesTheCommonPrefix) {
+  Decoder model(fixture_dir("qwen3_moe"));
+  const int64_t V = model.spec().vocab;
+  GenerateOptions o;
+  o.max_new_tokens = 4;
+  o.context = 40;
+  KvCache kept = model.make_cache(40);
+  o.cache = &kept;
+  const std::vector<int32_t> first = ids(7, 1, V);
+  const GenerateResult a = generate(model, first, o);
+  EXPECT_EQ(a.reused_tokens, 0);
+  EXPECT_EQ(kept.length(), 7 + 4 - 1);  // the last token was never fed
+  std::vector<int32_t> second = first;
+  second.insert(second.end(), a.tokens.begin(), a.tokens.end());
+  for (int32_t t : ids(5, 2, V)) second.push_back(t);
+  const GenerateResult b = generate(model, second, o);
+  EXPECT_EQ(b.reused_tokens, 7 + 4 - 1);
+  GenerateOptions fresh = o;
+  fresh.cache = nullptr;
+  EXPECT_EQ(b.tokens, generate(model, second, fresh).tokens);
+  std::vector<int32_t> third = first;
+  third[3] = (third[3] + 1) % static_cast<int32_t>(V);
+  const GenerateResult c = generate(model, third, o);
+  EXPECT_EQ(c.reused_tokens, 3);
+  EXPECT_EQ(c.tokens, generate(model, third, fresh).tokens);
+  const GenerateResult d = generate(model, third, o);  // the same prompt again: all but its last token
+  EXPECT_EQ(d.reused_tokens, 6);
+  EXPECT_EQ(d.tokens, c.tokens);
+  KvCache small = model.make_cache(8);
+  o.cache = &small;
+  EXPECT_THROW(generate(model, first, o), Error);
+}
+
 }  // namespace
 }  // namespace moe
