@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/matmul_internal.h"
 #include "kernels/quant_internal.h"
 
 namespace moe::quant_detail {
@@ -231,125 +230,243 @@ inline void sub_block_sums(const uint8_t* tile, int kg0, const Q8Row* rows, int6
   }
 }
 
-// scales: the group's decoded block scales, or null to decode each block's as it comes (one pass over the
-// group: decode, where a separate pass would only add a second walk through memory).
-template <typename T, int R>
-void group_rows(const uint8_t* group, int64_t nb, const __m256* scales, const Q8Row* rows, __m256* out) {
-  __m256 acc[R][2];
-  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-  __m256i isum[R][2];
-  __m256 local[2 * T::kSlots];
+// m = 1 (decode): one row against both halves of a group, block scales decoded as each tile comes (a separate
+// pass would only add a second walk through memory).
+template <typename T>
+void group_row(const uint8_t* group, int64_t nb, const Q8Row& row, __m256* out) {
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256i isum[1][2];
+  __m256 sc[2 * T::kSlots];
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* tile = group + b * T::kTile;
     // The tile kPrefetchAhead bytes on (the next tiles of this group, then the next group: panels are
     // contiguous): a tile's planes are several streams the hardware prefetcher does not follow on its own.
     for (int l = 0; l < T::kTile; l += 64)
       _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchAhead + l), _MM_HINT_T0);
-    const __m256* sc = scales ? scales + b * 2 * T::kSlots : local;
-    if (!scales) T::scales(tile, local);
+    T::scales(tile, sc);
     const int64_t p0 = b * T::kBlock;
     if constexpr (T::kBlock == 32) {
-      sub_block_sums<T, R, 8>(tile, 0, rows, p0, isum);
-      for (int r = 0; r < R; ++r) {
-        const __m256i o = _mm256_set1_epi32(T::kOffset * rows[r].sum32[p0 / 32]);
-        const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 32]);
-        for (int h = 0; h < 2; ++h) {
-          __m256i s = isum[r][h];
-          if constexpr (T::kOffset != 0) s = _mm256_sub_epi32(s, o);
-          acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc[h], da), acc[r][h]);
-          if constexpr (T::kAffine)
-            acc[r][h] = _mm256_fmadd_ps(sc[2 + h], _mm256_set1_ps(rows[r].s[p0 / 32]), acc[r][h]);
-        }
+      sub_block_sums<T, 1, 8>(tile, 0, &row, p0, isum);
+      const __m256i o = _mm256_set1_epi32(T::kOffset * row.sum32[p0 / 32]);
+      const __m256 da = _mm256_set1_ps(row.d[p0 / 32]);
+      for (int h = 0; h < 2; ++h) {
+        __m256i s = isum[0][h];
+        if constexpr (T::kOffset != 0) s = _mm256_sub_epi32(s, o);
+        acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc[h], da), acc[h]);
+        if constexpr (T::kAffine) acc[h] = _mm256_fmadd_ps(sc[2 + h], _mm256_set1_ps(row.s[p0 / 32]), acc[h]);
       }
-      continue;
     } else {
-      __m256i sumi[R][2], summ[R][2];
-      for (int r = 0; r < R; ++r) sumi[r][0] = sumi[r][1] = summ[r][0] = summ[r][1] = _mm256_setzero_si256();
+      __m256i sumi[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()}, summ[2] = {sumi[0], sumi[1]};
       for (int j = 0; j < T::kBlock / T::kSub; ++j) {
         const int64_t s0 = p0 + j * T::kSub;
-        sub_block_sums<T, R, T::kSub / 4>(tile, j * (T::kSub / 4), rows, s0, isum);
+        sub_block_sums<T, 1, T::kSub / 4>(tile, j * (T::kSub / 4), &row, s0, isum);
         const __m256* scale = sc + 2 * ((T::kMins ? 2 : 1) + j);
-        for (int r = 0; r < R; ++r) {
-          for (int h = 0; h < 2; ++h) {
-            __m256i s = isum[r][h];
-            if constexpr (!T::kMins) s = _mm256_sub_epi32(s, _mm256_set1_epi32(T::kOffset * rows[r].sum16[s0 / 16]));
-            sumi[r][h] = _mm256_add_epi32(sumi[r][h], _mm256_mullo_epi32(s, _mm256_castps_si256(scale[h])));
-            if constexpr (T::kMins) {
-              summ[r][h] = _mm256_add_epi32(summ[r][h], _mm256_mullo_epi32(_mm256_castps_si256(sc[2 * (10 + j) + h]),
-                                                                           _mm256_set1_epi32(rows[r].sum32[s0 / 32])));
-            }
+        for (int h = 0; h < 2; ++h) {
+          __m256i s = isum[0][h];
+          if constexpr (!T::kMins) s = _mm256_sub_epi32(s, _mm256_set1_epi32(T::kOffset * row.sum16[s0 / 16]));
+          sumi[h] = _mm256_add_epi32(sumi[h], _mm256_mullo_epi32(s, _mm256_castps_si256(scale[h])));
+          if constexpr (T::kMins) {
+            summ[h] = _mm256_add_epi32(summ[h], _mm256_mullo_epi32(_mm256_castps_si256(sc[2 * (10 + j) + h]),
+                                                                   _mm256_set1_epi32(row.sum32[s0 / 32])));
           }
         }
       }
-      for (int r = 0; r < R; ++r) {
-        const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 256]);
-        for (int h = 0; h < 2; ++h) {
-          acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][h]), _mm256_mul_ps(sc[h], da), acc[r][h]);
-          if constexpr (T::kMins) {
-            acc[r][h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ[r][h]), _mm256_mul_ps(sc[2 + h], da), acc[r][h]);
-          }
-        }
+      const __m256 da = _mm256_set1_ps(row.d[p0 / 256]);
+      for (int h = 0; h < 2; ++h) {
+        acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[h]), _mm256_mul_ps(sc[h], da), acc[h]);
+        if constexpr (T::kMins)
+          acc[h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ[h]), _mm256_mul_ps(sc[2 + h], da), acc[h]);
       }
     }
   }
-  for (int r = 0; r < R; ++r) {
-    out[2 * r] = acc[r][0];
-    out[2 * r + 1] = acc[r][1];
+  out[0] = acc[0];
+  out[1] = acc[1];
+}
+
+// m >= 2: row tiles of R rows against one half (8 columns) of a tile at a time, so that few registers are
+// live (R i32 sums, R i16 sums, the codes, one activation broadcast: R = 6, or 8 for Q8_0 which has no i16
+// sums) and a k-group's codes are extracted once for R rows. A tile's scales are decoded once for all the
+// rows of a chunk, in the forms the integer sums take them:
+//   mul[j]: sub-block j's scale in both i16 of each i32 lane (K-quants, Q6_K), so that vpmaddwd of the i16
+//     pair sums with it gives sc_j * sum directly (no vpmulld);
+//   pair[p]: sub-blocks 2p and 2p + 1 as the two i16 of each lane: K-quants' mins (times the i16 pair of the
+//     activation's 32-sums), Q6_K's scales (times the pair of 16-sums: the offset term 32 sum_j sc_j sum_j a).
+// All of it integer and exact, so the per-block f32 steps, unchanged, give the reference's bits.
+struct TileScales {
+  __m256 d[2], m[2];  // d_w; Q4_1 / Q5_1 m, K-quants' dmin
+  __m256i mul[16][2], pair[8][2];
+};
+
+inline __m256i dup16(__m256i x) {  // the low i16 of each i32 lane in both halves
+  return _mm256_or_si256(_mm256_and_si256(x, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(x, 16));
+}
+inline __m256i pair16(__m256i lo, __m256i hi) {
+  return _mm256_or_si256(_mm256_and_si256(lo, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(hi, 16));
+}
+
+template <typename T>
+inline void tile_scales(const uint8_t* tile, TileScales* ts) {
+  __m256 s[2 * T::kSlots];
+  T::scales(tile, s);
+  for (int h = 0; h < 2; ++h) {
+    ts->d[h] = s[h];
+    if constexpr (T::kAffine || T::kMins) ts->m[h] = s[2 + h];
+  }
+  if constexpr (T::kBlock == 256) {
+    constexpr int kSubs = T::kBlock / T::kSub, kScale = T::kMins ? 2 : 1, kPair = T::kMins ? 10 : 1;
+    for (int h = 0; h < 2; ++h) {
+      for (int j = 0; j < kSubs; ++j) ts->mul[j][h] = dup16(_mm256_castps_si256(s[2 * (kScale + j) + h]));
+      for (int p = 0; p < kSubs / 2; ++p) {
+        ts->pair[p][h] = pair16(_mm256_castps_si256(s[2 * (kPair + 2 * p) + h]),
+                                _mm256_castps_si256(s[2 * (kPair + 2 * p + 1) + h]));
+      }
+    }
+  }
+}
+
+// isum[r] += the i32 sums over k-groups [kg0, kg0 + kKg) of half h for R rows (q[r]: row r's codes at kg0),
+// each i16 pair sum weighted by mul (ones, or a sub-block scale) in vpmaddwd.
+template <typename T, int R, int kKg>
+inline void add_row_sums(const uint8_t* tile, int kg0, int h, const int8_t* const* q, __m256i mul, __m256i* isum) {
+  static_assert(kKg % T::kI16 == 0);
+  for (int g0 = 0; g0 < kKg; g0 += T::kI16) {
+    __m256i s16[R];
+    for (int r = 0; r < R; ++r) s16[r] = _mm256_setzero_si256();
+    for (int g = g0; g < g0 + T::kI16; ++g) {
+      const __m256i w = T::codes(tile, kg0 + g, h);
+      __m256i wu = w;
+      if constexpr (T::kSigned) wu = _mm256_sign_epi8(w, w);  // the sign trick's |w|, once for R rows
+      for (int r = 0; r < R; ++r) {
+        __m256i a = bcast4(q[r] + 4 * g);
+        if constexpr (T::kSigned) a = _mm256_sign_epi8(a, w);
+        s16[r] = _mm256_add_epi16(s16[r], _mm256_maddubs_epi16(wu, a));
+      }
+    }
+    for (int r = 0; r < R; ++r) isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(s16[r], mul));
+  }
+}
+
+// acc[r * 16 + 8h ..] += rows' products with half h of one tile (block p0 / kBlock), the reference's f32 steps.
+template <typename T, int R>
+inline void tile_rows(const uint8_t* tile, const TileScales& ts, int h, const Q8Row* rows, int64_t p0, float* acc) {
+  const int8_t* q[R];
+  for (int r = 0; r < R; ++r) q[r] = rows[r].q + p0;
+  __m256i isum[R];
+  for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
+  if constexpr (T::kBlock == 32) {
+    add_row_sums<T, R, 8>(tile, 0, h, q, _mm256_set1_epi16(1), isum);
+    for (int r = 0; r < R; ++r) {
+      __m256i s = isum[r];
+      if constexpr (T::kOffset != 0) s = _mm256_sub_epi32(s, _mm256_set1_epi32(T::kOffset * rows[r].sum32[p0 / 32]));
+      __m256 a = _mm256_load_ps(acc + r * 16 + 8 * h);
+      a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(ts.d[h], _mm256_set1_ps(rows[r].d[p0 / 32])), a);
+      if constexpr (T::kAffine) a = _mm256_fmadd_ps(ts.m[h], _mm256_set1_ps(rows[r].s[p0 / 32]), a);
+      _mm256_store_ps(acc + r * 16 + 8 * h, a);
+    }
+  } else {
+    constexpr int kSubs = T::kBlock / T::kSub, kKg = T::kSub / 4;
+    for (int j = 0; j < kSubs; ++j) {
+      const int8_t* qj[R];
+      for (int r = 0; r < R; ++r) qj[r] = q[r] + j * T::kSub;
+      add_row_sums<T, R, kKg>(tile, j * kKg, h, qj, ts.mul[j][h], isum);
+    }
+    for (int r = 0; r < R; ++r) {
+      // K-quants: sum_j mn_j sum32_j; Q6_K: sum_j sc_j sum16_j (pairs of consecutive sums as i16 pairs).
+      __m256i pm = _mm256_setzero_si256();
+      for (int p = 0; p < kSubs / 2; ++p) {
+        int32_t pair;
+        if constexpr (T::kMins) {
+          const int32_t* s32 = rows[r].sum32 + p0 / 32 + 2 * p;
+          pair = int32_t((uint32_t(s32[0]) & 0xFFFFu) | (uint32_t(s32[1]) << 16));
+        } else {
+          std::memcpy(&pair, rows[r].sum16 + p0 / 16 + 2 * p, 4);
+        }
+        pm = _mm256_add_epi32(pm, _mm256_madd_epi16(ts.pair[p][h], _mm256_set1_epi32(pair)));
+      }
+      __m256i sumi = isum[r];
+      if constexpr (!T::kMins) sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(pm, 5));  // 32 = Q6_K's offset
+      static_assert(T::kMins || T::kOffset == 32);
+      const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 256]);
+      __m256 a = _mm256_load_ps(acc + r * 16 + 8 * h);
+      a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_mul_ps(ts.d[h], da), a);
+      if constexpr (T::kMins) a = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(pm), _mm256_mul_ps(ts.m[h], da), a);
+      _mm256_store_ps(acc + r * 16 + 8 * h, a);
+    }
+  }
+}
+
+template <typename T, int R = T::kSigned ? 8 : 6>
+inline void tile_rows_n(int rn, const uint8_t* tile, const TileScales& ts, int h, const Q8Row* rows, int64_t p0,
+                        float* acc) {
+  if constexpr (R > 1) {
+    if (rn < R) return tile_rows_n<T, R - 1>(rn, tile, ts, h, rows, p0, acc);
+  }
+  tile_rows<T, R>(tile, ts, h, rows, p0, acc);
+}
+
+// v (half h of row i's 16 results) into c's columns [c0 + 8h, c0 + cols).
+inline void store_half(const QuantArgs& g, int64_t i, int64_t c0, int64_t cols, int h, __m256 v) {
+  float* out = g.c + i * g.ldc + c0;
+  if (g.a.scale) v = _mm256_mul_ps(v, _mm256_set1_ps(g.a.scale[i]));
+  const int64_t n = std::clamp<int64_t>(cols - 8 * h, 0, 8);
+  if (n == 8) {
+    if (g.accumulate) v = _mm256_add_ps(_mm256_loadu_ps(out + 8 * h), v);
+    _mm256_storeu_ps(out + 8 * h, v);
+  } else if (n > 0) {
+    alignas(32) float tmp[8];
+    _mm256_store_ps(tmp, v);
+    for (int64_t j = 0; j < n; ++j) out[8 * h + j] = g.accumulate ? out[8 * h + j] + tmp[j] : tmp[j];
+  }
+}
+
+template <typename T>
+void run_rows(const QuantArgs& g) {
+  constexpr int kTileRows = T::kSigned ? 8 : 6;
+  constexpr int64_t kChunk = 64;  // rows sharing one decode of each tile's scales: acc 4 KiB, codes k * 64 bytes
+  const int64_t k = g.s.k, nb = k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
+  const auto* base = static_cast<const uint8_t*>(g.b.data);
+  alignas(64) float acc[kChunk * 16];
+  Q8Row rows[kChunk];
+  TileScales ts;
+  for (int64_t i0 = 0; i0 < g.s.m; i0 += kChunk) {
+    const int64_t rc = std::min(kChunk, g.s.m - i0);
+    for (int64_t r = 0; r < rc; ++r) rows[r] = q8_row(q8_row_ptr(g.a, i0 + r), k);
+    // Row tiles of near equal size (9 rows: 5 + 4, not 8 + 1).
+    const int64_t n_tiles = (rc + kTileRows - 1) / kTileRows;
+    for (int64_t grp = 0; grp < n_groups; ++grp) {
+      const uint8_t* group = base + grp * group_bytes;
+      std::fill(acc, acc + rc * 16, 0.0f);
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* tile = group + b * T::kTile;
+        for (int l = 0; l < T::kTile; l += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchAhead + l), _MM_HINT_T0);
+        tile_scales<T>(tile, &ts);
+        for (int h = 0; h < 2; ++h) {
+          for (int64_t t = 0, r0 = 0; t < n_tiles; ++t) {
+            const int rn = static_cast<int>(rc / n_tiles + (t < rc % n_tiles ? 1 : 0));
+            tile_rows_n<T>(rn, tile, ts, h, rows + r0, b * T::kBlock, acc + r0 * 16);
+            r0 += rn;
+          }
+        }
+      }
+      const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
+      for (int64_t r = 0; r < rc; ++r)
+        for (int h = 0; h < 2; ++h) store_half(g, i0 + r, c0, cols, h, _mm256_load_ps(acc + r * 16 + 8 * h));
+    }
   }
 }
 
 template <typename T>
 void run(const QuantArgs& g) {
-  constexpr int kMaxRows = 4;
-  const int64_t k = g.s.k, nb = k / T::kBlock;
-  const int64_t group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
-  auto* scales =
-      static_cast<__m256*>(matmul_detail::scratch(matmul_detail::kScratchB, size_t(nb * 2 * T::kSlots) * 32));
+  if (g.s.m >= 2) return run_rows<T>(g);
+  const int64_t k = g.s.k, nb = k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
   const auto* base = static_cast<const uint8_t*>(g.b.data);
+  const Q8Row row = q8_row(q8_row_ptr(g.a, 0), k);
   for (int64_t grp = 0; grp < n_groups; ++grp) {
-    const uint8_t* group = base + grp * group_bytes;
-    const bool reuse = g.s.m > kMaxRows;  // several row tiles read the scales: decode them once
-    if (reuse) {
-      for (int64_t b = 0; b < nb; ++b) T::scales(group + b * T::kTile, scales + b * 2 * T::kSlots);
-    }
-    const __m256* group_scales = reuse ? scales : nullptr;
+    __m256 res[2];
+    group_row<T>(base + grp * group_bytes, nb, row, res);
     const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
-    for (int64_t i0 = 0; i0 < g.s.m; i0 += kMaxRows) {
-      const int rn = static_cast<int>(std::min<int64_t>(kMaxRows, g.s.m - i0));
-      Q8Row rows[kMaxRows];
-      for (int r = 0; r < rn; ++r) rows[r] = q8_row(q8_row_ptr(g.a, i0 + r), k);
-      __m256 res[2 * kMaxRows];
-      switch (rn) {
-        case 1:
-          group_rows<T, 1>(group, nb, group_scales, rows, res);
-          break;
-        case 2:
-          group_rows<T, 2>(group, nb, group_scales, rows, res);
-          break;
-        case 3:
-          group_rows<T, 3>(group, nb, group_scales, rows, res);
-          break;
-        default:
-          group_rows<T, 4>(group, nb, group_scales, rows, res);
-          break;
-      }
-      for (int r = 0; r < rn; ++r) {
-        float* out = g.c + (i0 + r) * g.ldc + c0;
-        for (int h = 0; h < 2; ++h) {
-          __m256 v = res[2 * r + h];
-          if (g.a.scale) v = _mm256_mul_ps(v, _mm256_set1_ps(g.a.scale[i0 + r]));
-          const int64_t n = std::clamp<int64_t>(cols - 8 * h, 0, 8);
-          if (n == 8) {
-            if (g.accumulate) v = _mm256_add_ps(_mm256_loadu_ps(out + 8 * h), v);
-            _mm256_storeu_ps(out + 8 * h, v);
-          } else if (n > 0) {
-            alignas(32) float tmp[8];
-            _mm256_store_ps(tmp, v);
-            for (int64_t j = 0; j < n; ++j) out[8 * h + j] = g.accumulate ? out[8 * h + j] + tmp[j] : tmp[j];
-          }
-        }
-      }
-    }
+    for (int h = 0; h < 2; ++h) store_half(g, 0, c0, cols, h, res[h]);
   }
 }
 
