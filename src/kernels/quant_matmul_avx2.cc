@@ -177,6 +177,9 @@ struct Q6_KT {
 };
 
 constexpr int64_t kPrefetchAhead = 4096;
+// Up to this many rows run through group_rows (both halves of a group at once), more through run_rows
+// (measured: at m = 2 group_rows is faster for most types, at m = 3 run_rows for the K-quants).
+constexpr int64_t kGroupRowsMax = 2;
 
 inline __m256i bcast4(const int8_t* p) {
   int32_t v;
@@ -230,12 +233,13 @@ inline void sub_block_sums(const uint8_t* tile, int kg0, const Q8Row* rows, int6
   }
 }
 
-// m = 1 (decode): one row against both halves of a group, block scales decoded as each tile comes (a separate
-// pass would only add a second walk through memory).
-template <typename T>
-void group_row(const uint8_t* group, int64_t nb, const Q8Row& row, __m256* out) {
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  __m256i isum[1][2];
+// m <= 2 (decode, and the smallest batches): R rows against both halves of a group, block scales decoded as
+// each tile comes (a separate pass would only add a second walk through memory).
+template <typename T, int R>
+void group_rows(const uint8_t* group, int64_t nb, const Q8Row* rows, __m256* out) {
+  __m256 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  __m256i isum[R][2];
   __m256 sc[2 * T::kSlots];
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* tile = group + b * T::kTile;
@@ -246,41 +250,53 @@ void group_row(const uint8_t* group, int64_t nb, const Q8Row& row, __m256* out) 
     T::scales(tile, sc);
     const int64_t p0 = b * T::kBlock;
     if constexpr (T::kBlock == 32) {
-      sub_block_sums<T, 1, 8>(tile, 0, &row, p0, isum);
-      const __m256i o = _mm256_set1_epi32(T::kOffset * row.sum32[p0 / 32]);
-      const __m256 da = _mm256_set1_ps(row.d[p0 / 32]);
-      for (int h = 0; h < 2; ++h) {
-        __m256i s = isum[0][h];
-        if constexpr (T::kOffset != 0) s = _mm256_sub_epi32(s, o);
-        acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc[h], da), acc[h]);
-        if constexpr (T::kAffine) acc[h] = _mm256_fmadd_ps(sc[2 + h], _mm256_set1_ps(row.s[p0 / 32]), acc[h]);
+      sub_block_sums<T, R, 8>(tile, 0, rows, p0, isum);
+      for (int r = 0; r < R; ++r) {
+        const __m256i o = _mm256_set1_epi32(T::kOffset * rows[r].sum32[p0 / 32]);
+        const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 32]);
+        for (int h = 0; h < 2; ++h) {
+          __m256i s = isum[r][h];
+          if constexpr (T::kOffset != 0) s = _mm256_sub_epi32(s, o);
+          acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc[h], da), acc[r][h]);
+          if constexpr (T::kAffine)
+            acc[r][h] = _mm256_fmadd_ps(sc[2 + h], _mm256_set1_ps(rows[r].s[p0 / 32]), acc[r][h]);
+        }
       }
+      continue;
     } else {
-      __m256i sumi[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()}, summ[2] = {sumi[0], sumi[1]};
+      __m256i sumi[R][2], summ[R][2];
+      for (int r = 0; r < R; ++r) sumi[r][0] = sumi[r][1] = summ[r][0] = summ[r][1] = _mm256_setzero_si256();
       for (int j = 0; j < T::kBlock / T::kSub; ++j) {
         const int64_t s0 = p0 + j * T::kSub;
-        sub_block_sums<T, 1, T::kSub / 4>(tile, j * (T::kSub / 4), &row, s0, isum);
+        sub_block_sums<T, R, T::kSub / 4>(tile, j * (T::kSub / 4), rows, s0, isum);
         const __m256* scale = sc + 2 * ((T::kMins ? 2 : 1) + j);
-        for (int h = 0; h < 2; ++h) {
-          __m256i s = isum[0][h];
-          if constexpr (!T::kMins) s = _mm256_sub_epi32(s, _mm256_set1_epi32(T::kOffset * row.sum16[s0 / 16]));
-          sumi[h] = _mm256_add_epi32(sumi[h], _mm256_mullo_epi32(s, _mm256_castps_si256(scale[h])));
-          if constexpr (T::kMins) {
-            summ[h] = _mm256_add_epi32(summ[h], _mm256_mullo_epi32(_mm256_castps_si256(sc[2 * (10 + j) + h]),
-                                                                   _mm256_set1_epi32(row.sum32[s0 / 32])));
+        for (int r = 0; r < R; ++r) {
+          for (int h = 0; h < 2; ++h) {
+            __m256i s = isum[r][h];
+            if constexpr (!T::kMins) s = _mm256_sub_epi32(s, _mm256_set1_epi32(T::kOffset * rows[r].sum16[s0 / 16]));
+            sumi[r][h] = _mm256_add_epi32(sumi[r][h], _mm256_mullo_epi32(s, _mm256_castps_si256(scale[h])));
+            if constexpr (T::kMins) {
+              summ[r][h] = _mm256_add_epi32(summ[r][h], _mm256_mullo_epi32(_mm256_castps_si256(sc[2 * (10 + j) + h]),
+                                                                           _mm256_set1_epi32(rows[r].sum32[s0 / 32])));
+            }
           }
         }
       }
-      const __m256 da = _mm256_set1_ps(row.d[p0 / 256]);
-      for (int h = 0; h < 2; ++h) {
-        acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[h]), _mm256_mul_ps(sc[h], da), acc[h]);
-        if constexpr (T::kMins)
-          acc[h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ[h]), _mm256_mul_ps(sc[2 + h], da), acc[h]);
+      for (int r = 0; r < R; ++r) {
+        const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 256]);
+        for (int h = 0; h < 2; ++h) {
+          acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][h]), _mm256_mul_ps(sc[h], da), acc[r][h]);
+          if constexpr (T::kMins) {
+            acc[r][h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ[r][h]), _mm256_mul_ps(sc[2 + h], da), acc[r][h]);
+          }
+        }
       }
     }
   }
-  out[0] = acc[0];
-  out[1] = acc[1];
+  for (int r = 0; r < R; ++r) {
+    out[2 * r] = acc[r][0];
+    out[2 * r + 1] = acc[r][1];
+  }
 }
 
 // m >= 2: row tiles of R rows against one half (8 columns) of a tile at a time, so that few registers are
@@ -458,15 +474,19 @@ void run_rows(const QuantArgs& g) {
 
 template <typename T>
 void run(const QuantArgs& g) {
-  if (g.s.m >= 2) return run_rows<T>(g);
+  if (g.s.m > kGroupRowsMax) return run_rows<T>(g);
   const int64_t k = g.s.k, nb = k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
   const auto* base = static_cast<const uint8_t*>(g.b.data);
-  const Q8Row row = q8_row(q8_row_ptr(g.a, 0), k);
+  Q8Row rows[kGroupRowsMax];
+  for (int64_t r = 0; r < g.s.m; ++r) rows[r] = q8_row(q8_row_ptr(g.a, r), k);
   for (int64_t grp = 0; grp < n_groups; ++grp) {
-    __m256 res[2];
-    group_row<T>(base + grp * group_bytes, nb, row, res);
+    __m256 res[2 * kGroupRowsMax];
+    const uint8_t* group = base + grp * group_bytes;
+    if (g.s.m == 1) group_rows<T, 1>(group, nb, rows, res);
+    if (g.s.m == 2) group_rows<T, 2>(group, nb, rows, res);
     const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
-    for (int h = 0; h < 2; ++h) store_half(g, 0, c0, cols, h, res[h]);
+    for (int64_t r = 0; r < g.s.m; ++r)
+      for (int h = 0; h < 2; ++h) store_half(g, r, c0, cols, h, res[2 * r + h]);
   }
 }
 
