@@ -2,7 +2,8 @@
 // gate/up 768x2048, down 2048x768; gpt-oss-20b: 5760x2880): decode (m = 1, weights streamed from memory,
 // rotating over >= 384 MiB of packed copies; 1 and 2 threads split by 16-row groups) as GB/s of weight
 // bytes beside the read ceiling of the same run, and prefill (m = 32, 512: one expert's rows in a 512-token
-// layer, and a dense 512-token projection) as GFLOP/s beside the bf16 panel kernel on the same shape.
+// layer, and a dense 512-token projection; m = 2..16: a batched decode step's rows; an LM head at m = 16) as
+// GFLOP/s beside the bf16 panel kernel on the same shape.
 // Run: build/bin/quant_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only
 #include <benchmark/benchmark.h>
 
@@ -102,13 +103,18 @@ void BM_QuantDecode(benchmark::State& state) {
 void BM_QuantPrefill(benchmark::State& state) {
   const auto t = static_cast<DType>(state.range(0));
   const int64_t n = state.range(1), k = state.range(2), m = state.range(3);
-  moe::set_num_threads(1);
+  const int threads = int(state.range(4));
+  moe::set_num_threads(threads);
   QuantSets& w = cached(t, n, k, false);
   const std::vector<uint8_t> qa = quantized_acts(t, m, k);
   std::vector<float> c(size_t(m * n));
   const moe::Q8Rows a{qa.data(), moe::q8_row_bytes(k), nullptr, nullptr, moe::act_format(t)};
   for (auto _ : state) {
-    moe::matmul_q8(a, w.views[0], c.data(), n, {m, n, k}, false);
+    if (threads == 1) {
+      moe::matmul_q8(a, w.views[0], c.data(), n, {m, n, k}, false);
+    } else {
+      run_split(a, w.views[0], c.data(), m, n, k);
+    }
     benchmark::DoNotOptimize(c.data());
   }
   state.SetLabel(std::string(moe::dtype_name(t)));
@@ -206,11 +212,20 @@ void decode_args(benchmark::internal::Benchmark* b) {
   b->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
+// {type, n, k, m, threads}: an expert's rows of a 512-token prefill (m 32) and a dense 512-token projection
+// on 1 and 2 threads; the rows a batched decode step gives one weight matrix (m 4, 8, 16: attention
+// projections, experts seeing several of the batch's tokens); and an LM head (n 151936, Qwen3's vocab) at
+// m 16 for the types a Q8_0 / Q4_K_M model stores it in. Weights stay cached (not rotated): GFLOP/s of the
+// kernel, not of memory.
 void prefill_args(benchmark::internal::Benchmark* b) {
   for (DType t : kTypes) {
-    b->Args({int64_t(t), 768, 2048, 32});
-    b->Args({int64_t(t), 2048, 2048, 512});
+    b->Args({int64_t(t), 768, 2048, 32, 1});
+    b->Args({int64_t(t), 2048, 2048, 512, 1});
+    b->Args({int64_t(t), 2048, 2048, 512, 2});
+    for (int64_t m : {2, 3, 4, 8, 16}) b->Args({int64_t(t), 2048, 2048, m, 1});
+    b->Args({int64_t(t), 2048, 2048, 16, 2});
   }
+  for (DType t : {DType::kQ8_0, DType::kQ6_K}) b->Args({int64_t(t), 151936, 2048, 16, 2});
   b->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 

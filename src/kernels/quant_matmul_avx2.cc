@@ -6,6 +6,10 @@
 // the block scales of a group are decoded once per call with vector loads straight from the tile heads,
 // and the codes of a k-group are extracted with a few shifts and masks; the integer sums and the f32
 // arithmetic are the reference's (block_dot in quant_matmul.cc), so the results are bit-identical to it.
+// m <= 2 (decode) runs both halves of a group per row (group_rows); m >= 3 runs row tiles against one half at
+// a time (run_rows: fewer live registers, codes extracted once per tile of rows, scales once per 64-row chunk).
+// On Zen 1 vector integer multiplies issue on one pipe: Q8_0 (one vpmaddwd per k-group) peaks near the f32
+// FMA rate, the 4-bit types (one vpmaddwd per 8 k-groups) near twice that.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -178,6 +182,9 @@ struct Q6_KT {
 };
 
 constexpr int64_t kPrefetchAhead = 4096;
+// Up to this many rows run through group_rows (both halves of a group at once), more through run_rows
+// (measured: at m = 2 group_rows is faster for most types, at m = 3 run_rows for the K-quants).
+constexpr int64_t kGroupRowsMax = 2;
 
 inline __m256i bcast4(const int8_t* p) {
   int32_t v;
@@ -231,22 +238,21 @@ inline void sub_block_sums(const uint8_t* tile, int kg0, const Q8Row* rows, int6
   }
 }
 
-// scales: the group's decoded block scales, or null to decode each block's as it comes (one pass over the
-// group: decode, where a separate pass would only add a second walk through memory).
+// m <= 2 (decode, and the smallest batches): R rows against both halves of a group, block scales decoded as
+// each tile comes (a separate pass would only add a second walk through memory).
 template <typename T, int R>
-void group_rows(const uint8_t* group, int64_t nb, const __m256* scales, const Q8Row* rows, __m256* out) {
+void group_rows(const uint8_t* group, int64_t nb, const Q8Row* rows, __m256* out) {
   __m256 acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   __m256i isum[R][2];
-  __m256 local[2 * T::kSlots];
+  __m256 sc[2 * T::kSlots];
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* tile = group + b * T::kTile;
     // The tile kPrefetchAhead bytes on (the next tiles of this group, then the next group: panels are
     // contiguous): a tile's planes are several streams the hardware prefetcher does not follow on its own.
     for (int l = 0; l < T::kTile; l += 64)
       _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchAhead + l), _MM_HINT_T0);
-    const __m256* sc = scales ? scales + b * 2 * T::kSlots : local;
-    if (!scales) T::scales(tile, local);
+    T::scales(tile, sc);
     const int64_t p0 = b * T::kBlock;
     if constexpr (T::kBlock == 32) {
       sub_block_sums<T, R, 8>(tile, 0, rows, p0, isum);
@@ -298,58 +304,237 @@ void group_rows(const uint8_t* group, int64_t nb, const __m256* scales, const Q8
   }
 }
 
+// m >= 2: row tiles of R rows against one half (8 columns) of a tile at a time, so that few registers are
+// live (R i32 sums, R i16 sums, the codes, one activation broadcast: R = 6, or 8 for Q8_0 which has no i16
+// sums) and a k-group's codes are extracted once for R rows. A tile's scales are decoded once for all the
+// rows of a chunk, in the forms the integer sums take them:
+//   mul[j]: sub-block j's scale in both i16 of each i32 lane (K-quants, Q6_K), so that vpmaddwd of the i16
+//     pair sums with it gives sc_j * sum directly (no vpmulld);
+//   pair[p]: sub-blocks 2p and 2p + 1 as the two i16 of each lane: K-quants' mins (times the i16 pair of the
+//     activation's 32-sums), Q6_K's scales (times the pair of 16-sums: the offset term 32 sum_j sc_j sum_j a).
+// All of it integer and exact, so the per-block f32 steps, unchanged, give the reference's bits.
+// Q8_0 row tiles of at least this many rows take i16 codes (vpmaddwd alone), smaller ones vpmaddubsw with the
+// sign trick: the i16 path extracts two vectors per k-group and broadcasts two per row, which only pays over
+// enough rows (measured with quant_bench: +5..10% at m 8 and 512, -10% at m 3 and 4).
+constexpr int kWideRows = 5;
+
+// Q8_0 activation codes q [k] as i16 out [k], each k-group reordered a0 a2 a1 a3 (the even pair, then the odd).
+inline void widen_q8_0(const int8_t* q, int64_t k, int16_t* out) {
+  for (int64_t i = 0; i < k; i += 16) {
+    __m256i v = _mm256_cvtepi8_epi16(load16(reinterpret_cast<const uint8_t*>(q + i)));
+    v = _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(v, 0xD8), 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), v);
+  }
+}
+
+struct TileScales {
+  __m256 d[2], m[2];  // d_w; Q4_1 / Q5_1 m, K-quants' dmin
+  __m256i mul[16][2], pair[8][2];
+};
+
+inline __m256i dup16(__m256i x) {  // the low i16 of each i32 lane in both halves
+  return _mm256_or_si256(_mm256_and_si256(x, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(x, 16));
+}
+inline __m256i pair16(__m256i lo, __m256i hi) {
+  return _mm256_or_si256(_mm256_and_si256(lo, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(hi, 16));
+}
+
 template <typename T>
-void run(const QuantArgs& g) {
-  constexpr int kMaxRows = 4;
-  const int64_t k = g.s.k, nb = k / T::kBlock;
-  const int64_t group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
-  auto* scales =
-      static_cast<__m256*>(matmul_detail::scratch(matmul_detail::kScratchB, size_t(nb * 2 * T::kSlots) * 32));
-  const auto* base = static_cast<const uint8_t*>(g.b.data);
-  for (int64_t grp = 0; grp < n_groups; ++grp) {
-    const uint8_t* group = base + grp * group_bytes;
-    const bool reuse = g.s.m > kMaxRows;  // several row tiles read the scales: decode them once
-    if (reuse) {
-      for (int64_t b = 0; b < nb; ++b) T::scales(group + b * T::kTile, scales + b * 2 * T::kSlots);
-    }
-    const __m256* group_scales = reuse ? scales : nullptr;
-    const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
-    for (int64_t i0 = 0; i0 < g.s.m; i0 += kMaxRows) {
-      const int rn = static_cast<int>(std::min<int64_t>(kMaxRows, g.s.m - i0));
-      Q8Row rows[kMaxRows];
-      for (int r = 0; r < rn; ++r) rows[r] = q8_row(q8_row_ptr(g.a, i0 + r), k);
-      __m256 res[2 * kMaxRows];
-      switch (rn) {
-        case 1:
-          group_rows<T, 1>(group, nb, group_scales, rows, res);
-          break;
-        case 2:
-          group_rows<T, 2>(group, nb, group_scales, rows, res);
-          break;
-        case 3:
-          group_rows<T, 3>(group, nb, group_scales, rows, res);
-          break;
-        default:
-          group_rows<T, 4>(group, nb, group_scales, rows, res);
-          break;
+inline void tile_scales(const uint8_t* tile, TileScales* ts) {
+  __m256 s[2 * T::kSlots];
+  T::scales(tile, s);
+  for (int h = 0; h < 2; ++h) {
+    ts->d[h] = s[h];
+    if constexpr (T::kAffine || T::kMins) ts->m[h] = s[2 + h];
+  }
+  if constexpr (T::kBlock == 256) {
+    constexpr int kSubs = T::kBlock / T::kSub, kScale = T::kMins ? 2 : 1, kPair = T::kMins ? 10 : 1;
+    for (int h = 0; h < 2; ++h) {
+      for (int j = 0; j < kSubs; ++j) ts->mul[j][h] = dup16(_mm256_castps_si256(s[2 * (kScale + j) + h]));
+      for (int p = 0; p < kSubs / 2; ++p) {
+        ts->pair[p][h] = pair16(_mm256_castps_si256(s[2 * (kPair + 2 * p) + h]),
+                                _mm256_castps_si256(s[2 * (kPair + 2 * p + 1) + h]));
       }
-      for (int r = 0; r < rn; ++r) {
-        float* out = g.c + (i0 + r) * g.ldc + c0;
+    }
+  }
+}
+
+// isum[r] += the i32 sums over k-groups [kg0, kg0 + kKg) of half h for R rows (q[r]: row r's codes at kg0),
+// each i16 pair sum weighted by mul (ones, or a sub-block scale) in vpmaddwd.
+template <typename T, int R, int kKg>
+inline void add_row_sums(const uint8_t* tile, int kg0, int h, const int8_t* const* q, __m256i mul, __m256i* isum) {
+  static_assert(kKg % T::kI16 == 0);
+  for (int g0 = 0; g0 < kKg; g0 += T::kI16) {
+    __m256i s16[R];
+    for (int r = 0; r < R; ++r) s16[r] = _mm256_setzero_si256();
+    for (int g = g0; g < g0 + T::kI16; ++g) {
+      const __m256i w = T::codes(tile, kg0 + g, h);
+      __m256i wu = w;
+      if constexpr (T::kSigned) wu = _mm256_sign_epi8(w, w);  // the sign trick's |w|, once for R rows
+      for (int r = 0; r < R; ++r) {
+        __m256i a = bcast4(q[r] + 4 * g);
+        if constexpr (T::kSigned) a = _mm256_sign_epi8(a, w);
+        s16[r] = _mm256_add_epi16(s16[r], _mm256_maddubs_epi16(wu, a));
+      }
+    }
+    for (int r = 0; r < R; ++r) isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(s16[r], mul));
+  }
+}
+
+// acc[r * 16 + 8h ..] += rows' products with half h of one tile (block p0 / kBlock), the reference's f32 steps.
+template <typename T, int R>
+inline void tile_rows(const uint8_t* tile, const TileScales& ts, int h, const Q8Row* rows, const int16_t* const* a16,
+                      int64_t p0, float* acc) {
+  const int8_t* q[R];
+  for (int r = 0; r < R; ++r) q[r] = rows[r].q + p0;
+  __m256i isum[R];
+  for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
+  if constexpr (T::kSigned && R >= kWideRows) {
+    // Q8_0: vpmaddwd of i16 codes and activations (q16: the rows' codes widened and reordered per k-group as
+    // a0 a2 a1 a3, see widen_q8_0), 16 products per instruction as vpmaddubsw + vpmaddwd give 32 with two,
+    // without the sign trick's per-row vpsignb. Even codes (0, 2 of each k-group) are each i32 lane's low i16
+    // sign-extended, odd ones its high bytes shifted down.
+    const int16_t* q16[R];
+    for (int r = 0; r < R; ++r) q16[r] = a16[r] + p0;
+    for (int g = 0; g < 8; ++g) {
+      const __m256i x = T::codes(tile, g, h);
+      const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(x, 8), 8), odd = _mm256_srai_epi16(x, 8);
+      for (int r = 0; r < R; ++r) {
+        const __m256i pe = _mm256_madd_epi16(even, bcast4(reinterpret_cast<const int8_t*>(q16[r] + 4 * g)));
+        const __m256i po = _mm256_madd_epi16(odd, bcast4(reinterpret_cast<const int8_t*>(q16[r] + 4 * g + 2)));
+        isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(pe, po));
+      }
+    }
+  } else if constexpr (T::kBlock == 32) {
+    add_row_sums<T, R, 8>(tile, 0, h, q, _mm256_set1_epi16(1), isum);  // Q8_0: with the sign trick
+  }
+  if constexpr (T::kBlock == 32) {
+    for (int r = 0; r < R; ++r) {
+      __m256i s = isum[r];
+      if constexpr (T::kOffset != 0) s = _mm256_sub_epi32(s, _mm256_set1_epi32(T::kOffset * rows[r].sum32[p0 / 32]));
+      __m256 a = _mm256_load_ps(acc + r * 16 + 8 * h);
+      a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(ts.d[h], _mm256_set1_ps(rows[r].d[p0 / 32])), a);
+      if constexpr (T::kAffine) a = _mm256_fmadd_ps(ts.m[h], _mm256_set1_ps(rows[r].s[p0 / 32]), a);
+      _mm256_store_ps(acc + r * 16 + 8 * h, a);
+    }
+  } else {
+    constexpr int kSubs = T::kBlock / T::kSub, kKg = T::kSub / 4;
+    for (int j = 0; j < kSubs; ++j) {
+      const int8_t* qj[R];
+      for (int r = 0; r < R; ++r) qj[r] = q[r] + j * T::kSub;
+      add_row_sums<T, R, kKg>(tile, j * kKg, h, qj, ts.mul[j][h], isum);
+    }
+    for (int r = 0; r < R; ++r) {
+      // K-quants: sum_j mn_j sum32_j; Q6_K: sum_j sc_j sum16_j (pairs of consecutive sums as i16 pairs).
+      __m256i pm = _mm256_setzero_si256();
+      for (int p = 0; p < kSubs / 2; ++p) {
+        int32_t pair;
+        if constexpr (T::kMins) {
+          const int32_t* s32 = rows[r].sum32 + p0 / 32 + 2 * p;
+          pair = int32_t((uint32_t(s32[0]) & 0xFFFFu) | (uint32_t(s32[1]) << 16));
+        } else {
+          std::memcpy(&pair, rows[r].sum16 + p0 / 16 + 2 * p, 4);
+        }
+        pm = _mm256_add_epi32(pm, _mm256_madd_epi16(ts.pair[p][h], _mm256_set1_epi32(pair)));
+      }
+      __m256i sumi = isum[r];
+      if constexpr (!T::kMins) sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(pm, 5));  // 32 = Q6_K's offset
+      static_assert(T::kMins || T::kOffset == 32);
+      const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 256]);
+      __m256 a = _mm256_load_ps(acc + r * 16 + 8 * h);
+      a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_mul_ps(ts.d[h], da), a);
+      if constexpr (T::kMins) a = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(pm), _mm256_mul_ps(ts.m[h], da), a);
+      _mm256_store_ps(acc + r * 16 + 8 * h, a);
+    }
+  }
+}
+
+template <typename T, int R = T::kSigned ? 8 : 6>
+inline void tile_rows_n(int rn, const uint8_t* tile, const TileScales& ts, int h, const Q8Row* rows,
+                        const int16_t* const* a16, int64_t p0, float* acc) {
+  if constexpr (R > 1) {
+    if (rn < R) return tile_rows_n<T, R - 1>(rn, tile, ts, h, rows, a16, p0, acc);
+  }
+  tile_rows<T, R>(tile, ts, h, rows, a16, p0, acc);
+}
+
+// v (half h of row i's 16 results) into c's columns [c0 + 8h, c0 + cols).
+inline void store_half(const QuantArgs& g, int64_t i, int64_t c0, int64_t cols, int h, __m256 v) {
+  float* out = g.c + i * g.ldc + c0;
+  if (g.a.scale) v = _mm256_mul_ps(v, _mm256_set1_ps(g.a.scale[i]));
+  const int64_t n = std::clamp<int64_t>(cols - 8 * h, 0, 8);
+  if (n == 8) {
+    if (g.accumulate) v = _mm256_add_ps(_mm256_loadu_ps(out + 8 * h), v);
+    _mm256_storeu_ps(out + 8 * h, v);
+  } else if (n > 0) {
+    alignas(32) float tmp[8];
+    _mm256_store_ps(tmp, v);
+    for (int64_t j = 0; j < n; ++j) out[8 * h + j] = g.accumulate ? out[8 * h + j] + tmp[j] : tmp[j];
+  }
+}
+
+template <typename T>
+void run_rows(const QuantArgs& g) {
+  constexpr int kTileRows = T::kSigned ? 8 : 6;
+  // Rows sharing one decode of each tile's scales: acc 4 KiB, codes k * 64 bytes (Q8_0: also k * 64 bytes of
+  // i16 codes).
+  constexpr int64_t kChunk = T::kSigned ? 32 : 64;
+  const int64_t k = g.s.k, nb = k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
+  const auto* base = static_cast<const uint8_t*>(g.b.data);
+  alignas(64) float acc[kChunk * 16];
+  Q8Row rows[kChunk];
+  const int16_t* a16[kChunk] = {};
+  TileScales ts;
+  for (int64_t i0 = 0; i0 < g.s.m; i0 += kChunk) {
+    const int64_t rc = std::min(kChunk, g.s.m - i0);
+    for (int64_t r = 0; r < rc; ++r) rows[r] = q8_row(q8_row_ptr(g.a, i0 + r), k);
+    if constexpr (T::kSigned) {
+      auto* wide = static_cast<int16_t*>(matmul_detail::scratch(matmul_detail::kScratchB, size_t(rc * k) * 2));
+      for (int64_t r = 0; r < rc; ++r) {
+        a16[r] = wide + r * k;
+        widen_q8_0(rows[r].q, k, wide + r * k);
+      }
+    }
+    // Row tiles of near equal size (9 rows: 5 + 4, not 8 + 1).
+    const int64_t n_tiles = (rc + kTileRows - 1) / kTileRows;
+    for (int64_t grp = 0; grp < n_groups; ++grp) {
+      const uint8_t* group = base + grp * group_bytes;
+      std::fill(acc, acc + rc * 16, 0.0f);
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* tile = group + b * T::kTile;
+        for (int l = 0; l < T::kTile; l += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchAhead + l), _MM_HINT_T0);
+        tile_scales<T>(tile, &ts);
         for (int h = 0; h < 2; ++h) {
-          __m256 v = res[2 * r + h];
-          if (g.a.scale) v = _mm256_mul_ps(v, _mm256_set1_ps(g.a.scale[i0 + r]));
-          const int64_t n = std::clamp<int64_t>(cols - 8 * h, 0, 8);
-          if (n == 8) {
-            if (g.accumulate) v = _mm256_add_ps(_mm256_loadu_ps(out + 8 * h), v);
-            _mm256_storeu_ps(out + 8 * h, v);
-          } else if (n > 0) {
-            alignas(32) float tmp[8];
-            _mm256_store_ps(tmp, v);
-            for (int64_t j = 0; j < n; ++j) out[8 * h + j] = g.accumulate ? out[8 * h + j] + tmp[j] : tmp[j];
+          for (int64_t t = 0, r0 = 0; t < n_tiles; ++t) {
+            const int rn = static_cast<int>(rc / n_tiles + (t < rc % n_tiles ? 1 : 0));
+            tile_rows_n<T>(rn, tile, ts, h, rows + r0, a16 + r0, b * T::kBlock, acc + r0 * 16);
+            r0 += rn;
           }
         }
       }
+      const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
+      for (int64_t r = 0; r < rc; ++r)
+        for (int h = 0; h < 2; ++h) store_half(g, i0 + r, c0, cols, h, _mm256_load_ps(acc + r * 16 + 8 * h));
     }
+  }
+}
+
+template <typename T>
+void run(const QuantArgs& g) {
+  if (g.s.m > kGroupRowsMax) return run_rows<T>(g);
+  const int64_t k = g.s.k, nb = k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
+  const auto* base = static_cast<const uint8_t*>(g.b.data);
+  Q8Row rows[kGroupRowsMax];
+  for (int64_t r = 0; r < g.s.m; ++r) rows[r] = q8_row(q8_row_ptr(g.a, r), k);
+  for (int64_t grp = 0; grp < n_groups; ++grp) {
+    __m256 res[2 * kGroupRowsMax];
+    const uint8_t* group = base + grp * group_bytes;
+    if (g.s.m == 1) group_rows<T, 1>(group, nb, rows, res);
+    if (g.s.m == 2) group_rows<T, 2>(group, nb, rows, res);
+    const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
+    for (int64_t r = 0; r < g.s.m; ++r)
+      for (int h = 0; h < 2; ++h) store_half(g, r, c0, cols, h, res[2 * r + h]);
   }
 }
 
