@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/attention_pv.h"
 #include "kernels/matmul.h"
 #include "runtime/thread_pool.h"
 #include "util/check.h"
@@ -36,6 +37,12 @@ int64_t key_stride(const AttentionTensors& t, const AttentionShape& s) {
 int64_t value_stride(const AttentionTensors& t, const AttentionShape& s) {
   return t.v_stride ? t.v_stride : s.n_kv_head * s.v_dim;
 }
+int64_t key_head_stride(const AttentionTensors& t, const AttentionShape& s) {
+  return t.k_head_stride ? t.k_head_stride : s.qk_dim;
+}
+int64_t value_head_stride(const AttentionTensors& t, const AttentionShape& s) {
+  return t.v_head_stride ? t.v_head_stride : s.v_dim;
+}
 
 // One item: query tokens [i0, i1) and heads [h0, h1) of kv head kvh.
 struct Item {
@@ -47,7 +54,7 @@ struct Scratch {
 };
 
 // Rows with at least this many queries multiply P . V as a GEMM over transposed values;
-// fewer rows add value rows one by one (no transpose to pay for).
+// fewer rows go through attention_pv (value rows read in place: no transpose to pay for).
 constexpr int64_t kGemmRows = 16;
 
 void run_item(const AttentionTensors& t, const AttentionShape& s, const AttentionOptions& o, const Item& it,
@@ -65,7 +72,7 @@ void run_item(const AttentionTensors& t, const AttentionShape& s, const Attentio
     const float* q = t.q + ((it.i0 + r / nh) * s.n_head + it.h0 + r % nh) * Dq;
     std::copy(q, q + Dq, sc.a.data() + r * Dq);
   }
-  const WeightView keys{t.k + first * ks + it.kvh * Dq, DType::kF32, ks};
+  const WeightView keys{t.k + first * ks + it.kvh * key_head_stride(t, s), DType::kF32, ks};
   matmul_nt(sc.a.data(), Dq, keys, sc.p.data(), n, MatmulShape{m, n, Dq}, false);
   for (int64_t r = 0; r < m; ++r) {
     int64_t lo = 0, hi = 0;
@@ -88,23 +95,14 @@ void run_item(const AttentionTensors& t, const AttentionShape& s, const Attentio
     for (int64_t j = b; j < e; ++j) p[j] *= inv;
     std::fill(p + e, p + n, 0.0f);
   }
-  const float* v0 = t.v + first * vs + it.kvh * Dv;
+  const float* v0 = t.v + first * vs + it.kvh * value_head_stride(t, s);
   if (m >= kGemmRows) {
     sc.vt.resize(static_cast<size_t>(Dv * n));  // [Dv, n] values transposed
     for (int64_t j = 0; j < n; ++j)
       for (int64_t d = 0; d < Dv; ++d) sc.vt[d * n + j] = v0[j * vs + d];
     matmul_nt(sc.p.data(), n, WeightView{sc.vt.data(), DType::kF32, n}, sc.o.data(), Dv, MatmulShape{m, Dv, n}, false);
-  } else {
-    std::fill(sc.o.begin(), sc.o.end(), 0.0f);
-    for (int64_t j = 0; j < n; ++j) {
-      const float* v = v0 + j * vs;
-      for (int64_t r = 0; r < m; ++r) {
-        const float w = sc.p[r * n + j];
-        if (w == 0.0f) continue;
-        float* out = sc.o.data() + r * Dv;
-        for (int64_t d = 0; d < Dv; ++d) out[d] += w * v[d];
-      }
-    }
+  } else {  // few rows (decode): the value rows in place, each read once per 4 query rows
+    attention_pv(sc.p.data(), v0, sc.o.data(), PvShape{m, n, Dv, n, vs, Dv});
   }
   for (int64_t r = 0; r < m; ++r) {
     const float* src = sc.o.data() + r * Dv;
@@ -140,7 +138,7 @@ void one_row_ref(const AttentionTensors& t, const AttentionShape& s, const Atten
   p.resize(static_cast<size_t>(last - first + 1));
   Acc mx = -std::numeric_limits<Acc>::infinity();
   for (int64_t j = first; j <= last; ++j) {
-    const float* k = t.k + j * ks + kvh * s.qk_dim;
+    const float* k = t.k + j * ks + kvh * key_head_stride(t, s);
     Acc dot = 0;
     for (int64_t d = 0; d < s.qk_dim; ++d) dot += static_cast<Acc>(q[d]) * static_cast<Acc>(k[d]);
     const Acc score = dot * static_cast<Acc>(o.scale);
@@ -158,7 +156,7 @@ void one_row_ref(const AttentionTensors& t, const AttentionShape& s, const Atten
   float* out = t.out + (i * s.n_head + h) * s.v_dim;
   std::vector<Acc> acc(static_cast<size_t>(s.v_dim), Acc(0));
   for (int64_t j = first; j <= last; ++j) {
-    const float* v = t.v + j * vs + kvh * s.v_dim;
+    const float* v = t.v + j * vs + kvh * value_head_stride(t, s);
     const Acc w = p[j - first] * inv;
     for (int64_t d = 0; d < s.v_dim; ++d) acc[d] += w * static_cast<Acc>(v[d]);
   }

@@ -34,6 +34,10 @@ struct AttentionTensors {
   int64_t n_keys = 0;        // S >= T
   int64_t k_stride = 0;      // floats between key rows; 0 = Hkv * Dqk
   int64_t v_stride = 0;      // floats between value rows; 0 = Hkv * Dv
+  // floats between kv heads' keys / values: 0 = Dqk / Dv (heads interleaved in a row); a head-major
+  // cache ([Hkv, S, D], KvCache with heads) gives S_max * D with k_stride = Dqk, v_stride = Dv.
+  int64_t k_head_stride = 0;
+  int64_t v_head_stride = 0;
 };
 
 // Parallel over (kv head, query block, head chunk) items on thread_pool(), through the NT matmul

@@ -228,7 +228,7 @@ void Decoder::load_gqa_projections(Layer& L, const std::string& a) {
 KvCache Decoder::make_cache(int64_t max_tokens) const {
   if (spec_.is_mla) return KvCache(spec_.n_layer, max_tokens, spec_.mla.kv_lora_rank + spec_.mla.qk_rope_head_dim, 0);
   const int64_t row = spec_.n_head_kv * spec_.head_dim;
-  return KvCache(spec_.n_layer, max_tokens, row, row);
+  return KvCache(spec_.n_layer, max_tokens, row, row, spec_.n_head_kv);  // head-major: attention streams each head
 }
 
 void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, const SequenceChunk* chunks, int64_t n_chunks,
@@ -280,7 +280,9 @@ void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, const Sequence
       }
     }
     cache.store(li, kc, vc, n);
-    AttentionTensors at{qc, cache.keys(li), cache.values(li), scratch_o_.data() + r0 * H * Dh, n, past + n};
+    AttentionTensors at{
+        qc, cache.keys(li),          cache.values(li),         scratch_o_.data() + r0 * H * Dh, n, past + n, Dh,
+        Dh, cache.key_head_stride(), cache.value_head_stride()};
     attention_forward(at, AttentionShape{H, Hkv, Dh, Dh}, AttentionOptions{L.scale, L.window, L.sinks, L.chunk});
   }
   linear(scratch_o_.data(), T, L.o, L.o_bias, D, out);

@@ -9,11 +9,14 @@
 
 namespace moe {
 
-KvCache::KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_row)
-    : n_layer_(n_layer), max_tokens_(max_tokens), k_row_(k_row), v_row_(v_row) {
-  if (n_layer <= 0 || max_tokens <= 0 || k_row <= 0 || v_row < 0) {
-    fail("kv-cache", "expected positive sizes, found layers {} tokens {} key row {} value row {}", n_layer, max_tokens,
-         k_row, v_row);
+KvCache::KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_row, int64_t heads)
+    : n_layer_(n_layer), max_tokens_(max_tokens), k_row_(k_row), v_row_(v_row), heads_(heads) {
+  if (n_layer <= 0 || max_tokens <= 0 || k_row <= 0 || v_row < 0 || heads <= 0 || k_row % heads != 0 ||
+      v_row % heads != 0) {
+    fail("kv-cache",
+         "expected positive sizes, rows divisible by the heads; found layers {} tokens {} key row {} "
+         "value row {} heads {}",
+         n_layer, max_tokens, k_row, v_row, heads);
   }
   const long double bytes = 4.0L * n_layer * max_tokens * (static_cast<long double>(k_row) + v_row);
   check_fits_in_memory(bytes, "kv-cache",
@@ -38,8 +41,16 @@ void KvCache::store(int64_t layer, const float* k_rows, const float* v_rows, int
   if (length_ + n_tokens > max_tokens_) {
     fail("kv-cache", "{} new tokens after {} do not fit the context of {} tokens", n_tokens, length_, max_tokens_);
   }
-  std::copy(k_rows, k_rows + n_tokens * k_row_, keys(layer) + length_ * k_row_);
-  if (v_row_) std::copy(v_rows, v_rows + n_tokens * v_row_, values(layer) + length_ * v_row_);
+  auto put = [&](const float* rows, float* base, int64_t row) {
+    const int64_t w = row / heads_;
+    for (int64_t h = 0; h < heads_; ++h) {
+      float* dst = base + h * max_tokens_ * w + length_ * w;
+      for (int64_t t = 0; t < n_tokens; ++t)
+        std::copy(rows + t * row + h * w, rows + t * row + (h + 1) * w, dst + t * w);
+    }
+  };
+  put(k_rows, keys(layer), k_row_);
+  if (v_row_) put(v_rows, values(layer), v_row_);
 }
 
 void KvCache::advance(int64_t n_tokens) {

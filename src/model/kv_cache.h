@@ -1,5 +1,9 @@
-// KV cache of one sequence: per layer, key rows [S_max, k_row] and value rows [S_max, v_row]
-// (k_row = Hkv * Dk for GQA/MHA; for MLA the key row is the latent [c_kv | k_rope] and v_row = 0).
+// KV cache of one sequence: per layer, the keys and values of S_max positions, k_row and v_row
+// floats per position (k_row = Hkv * Dk for GQA/MHA; for MLA the key row is the latent
+// [c_kv | k_rope] and v_row = 0). With `heads` > 1 the layout is head-major, [heads, S_max,
+// row / heads] per layer: the positions of one kv head are contiguous, so attention streams them
+// (a position-major row interleaves the heads, and reading one head's quarter of every row wastes
+// most of what the memory system fetches).
 // The decoder writes the rows of new tokens at positions length() .. length() + T - 1 in every
 // layer, then calls advance(T).
 #pragma once
@@ -13,7 +17,7 @@ class KvCache {
  public:
   KvCache() = default;
   // Throws moe::Error "[kv-cache] ..." on non-positive sizes.
-  KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_row);
+  KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_row, int64_t heads = 1);
 
   int64_t n_layer() const { return n_layer_; }
   int64_t max_tokens() const { return max_tokens_; }
@@ -21,12 +25,17 @@ class KvCache {
   int64_t v_row() const { return v_row_; }
   int64_t length() const { return length_; }
 
-  float* keys(int64_t layer);    // [max_tokens, k_row]
-  float* values(int64_t layer);  // [max_tokens, v_row]; null when v_row == 0
+  int64_t heads() const { return heads_; }
+  // Floats between heads (max_tokens * row / heads) and between positions of a head (row / heads).
+  int64_t key_head_stride() const { return max_tokens_ * (k_row_ / heads_); }
+  int64_t value_head_stride() const { return max_tokens_ * (v_row_ / heads_); }
+  float* keys(int64_t layer);    // [heads, max_tokens, k_row / heads]
+  float* values(int64_t layer);  // [heads, max_tokens, v_row / heads]; null when v_row == 0
   const float* keys(int64_t layer) const;
   const float* values(int64_t layer) const;
 
-  // Copies T rows into every position length() + i of one layer. Throws when it would overflow.
+  // Copies T rows ([T, k_row], heads interleaved) to positions length() + i of one layer. Throws
+  // when it would overflow.
   void store(int64_t layer, const float* k_rows, const float* v_rows, int64_t n_tokens);
   void advance(int64_t n_tokens);  // throws when it would pass max_tokens()
   // Keeps the first n_tokens positions (a prefix another prompt shares); throws beyond length().
@@ -43,7 +52,7 @@ class KvCache {
   uint64_t bytes_for(int64_t tokens) const;
 
  private:
-  int64_t n_layer_ = 0, max_tokens_ = 0, k_row_ = 0, v_row_ = 0, length_ = 0;
+  int64_t n_layer_ = 0, max_tokens_ = 0, k_row_ = 0, v_row_ = 0, heads_ = 1, length_ = 0;
   std::vector<float> k_, v_;  // [L, max_tokens, k_row], [L, max_tokens, v_row]
   std::vector<int32_t> ids_;  // [length]
 };

@@ -80,8 +80,18 @@ TEST(Attention, MatchesDefinition) {
     attention_forward({q.data(), k.data(), v.data(), out.data(), c.T, c.S}, s, o);
     attention_forward_ref({q.data(), k.data(), v.data(), ref.data(), c.T, c.S}, s, o);
     auto def = definition(q, k, v, c.T, c.S, s, o);
+    // The decoder's head-major cache ([Hkv, S, D], KvCache with heads): the same keys and values.
+    std::vector<float> kh(k.size()), vh(v.size()), out_h(out.size());
+    for (int64_t j = 0; j < c.S; ++j)
+      for (int64_t h = 0; h < c.Hkv; ++h) {
+        for (int64_t d = 0; d < c.Dqk; ++d) kh[(h * c.S + j) * c.Dqk + d] = k[(j * c.Hkv + h) * c.Dqk + d];
+        for (int64_t d = 0; d < c.Dv; ++d) vh[(h * c.S + j) * c.Dv + d] = v[(j * c.Hkv + h) * c.Dv + d];
+      }
+    attention_forward({q.data(), kh.data(), vh.data(), out_h.data(), c.T, c.S, c.Dqk, c.Dv, c.S * c.Dqk, c.S * c.Dv}, s,
+                      o);
     for (size_t i = 0; i < out.size(); ++i) {
       EXPECT_NEAR(out[i], def[i], 1e-5) << "case H" << c.H << " T" << c.T << " S" << c.S << " i " << i;
+      EXPECT_NEAR(out_h[i], def[i], 1e-5) << "head-major, case H" << c.H << " T" << c.T << " S" << c.S << " i " << i;
       EXPECT_NEAR(ref[i], def[i], 1e-6);
     }
   }

@@ -1,0 +1,53 @@
+// Decode attention over a long KV cache: one query token per sequence, Qwen3-30B-A3B's heads
+// (32 query heads over 4 kv heads of 128), f32 cache of S positions. Reports the KV bytes read per
+// second next to the read ceiling measured in the same run, the figure the decode floor assumes
+// (the cache is streamed once per token): BM_AttentionDecode/S/threads/head_major.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "kernels/ceilings.h"
+#include "model/attention.h"
+#include "runtime/thread_pool.h"
+
+namespace {
+
+void BM_AttentionDecode(benchmark::State& state) {
+  const int64_t S = state.range(0), H = 32, Hkv = 4, D = 128;
+  moe::set_num_threads(static_cast<int>(state.range(1)));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> q(static_cast<size_t>(H * D)), k(static_cast<size_t>(S * Hkv * D)),
+      v(static_cast<size_t>(S * Hkv * D)), out(static_cast<size_t>(H * D));
+  for (auto* buf : {&q, &k, &v})
+    for (float& x : *buf) x = dist(rng);
+  // The decoder's cache layout: head-major, [Hkv, S, D] (KvCache with heads); range(2) = 0: the
+  // position-major [S, Hkv, D] layout it replaced.
+  const bool head_major = state.range(2) != 0;
+  moe::AttentionTensors t{q.data(), k.data(), v.data(), out.data(), 1, S};
+  if (head_major) t.k_stride = t.v_stride = D, t.k_head_stride = t.v_head_stride = S * D;
+  const moe::AttentionShape shape{H, Hkv, D, D};
+  const moe::AttentionOptions options{1.0f / 11.3137f, 0, nullptr};
+  for (auto _ : state) {
+    moe::attention_forward(t, shape, options);
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double bytes = 2.0 * static_cast<double>(S * Hkv * D) * sizeof(float);
+  state.counters["GB/s"] = benchmark::Counter(double(state.iterations()) * bytes * 1e-9, benchmark::Counter::kIsRate);
+  moe::ReadProbe probe(256);
+  state.counters["read_ceiling_GB/s"] = probe.gbps();
+}
+
+BENCHMARK(BM_AttentionDecode)
+    ->Args({512, 2, 1})
+    ->Args({4096, 1, 1})
+    ->Args({4096, 2, 1})
+    ->Args({4096, 2, 0})
+    ->Args({32768, 2, 1})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
