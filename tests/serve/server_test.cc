@@ -300,19 +300,17 @@ TEST_F(Serve, QueueLimitAnswers429AndMetricsCountIt) {
   serve::ServerOptions o;
   o.batching = {1, 0, 64};  // one slot, no queue
   auto s = start(o, false);
-  std::atomic<bool> started{false};
-  std::thread holder([&] {  // a long stream in the only slot, dropped after a few chunks
+  std::atomic<bool> started{false}, release{false};
+  std::thread holder([&] {  // a long stream in the only slot, dropped once the 429 was seen
     httplib::Client c("127.0.0.1", s->port);
     httplib::Request req;
     req.method = "POST";
     req.path = "/v1/completions";
     req.set_header("Content-Type", "application/json");
     req.body = json({{"prompt", "Go"}, {"max_tokens", 4000}, {"stream", true}, {"temperature", 1.0}}).dump();
-    int chunks = 0;
     req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
       started = true;
-      if (++chunks < 40) return true;
-      return false;
+      return !release.load();
     };
     c.send(req);
   });
@@ -323,6 +321,7 @@ TEST_F(Serve, QueueLimitAnswers429AndMetricsCountIt) {
   EXPECT_EQ(r->status, 429) << r->body;
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "queue_full");
   EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+  release = true;
   holder.join();
   // The slot frees once the dropped stream is cancelled.
   for (int i = 0; i < 200; ++i) {
