@@ -101,7 +101,9 @@ std::vector<int32_t> completion_prompt(const ordered_json& b, const RequestConte
     const std::string& text = p.get_ref<const std::string&>();
     if (ctx.tok != nullptr) return ctx.tok->encode_prompt(text);
     if (ctx.vocab != 256) bad("prompt", "the model has no tokenizer: give the prompt as token ids");
-    return std::vector<int32_t>(text.begin(), text.end());
+    std::vector<int32_t> ids;  // a byte model: each byte its id (as unsigned: UTF-8 bytes are >= 128)
+    for (unsigned char b : text) ids.push_back(b);
+    return ids;
   }
   if (p.is_array()) {
     std::vector<int32_t> ids;

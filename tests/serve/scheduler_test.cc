@@ -3,6 +3,7 @@
 // prompts longer than a step's token budget so they prefill in chunks); cancellation, the queue
 // limit, zero-token requests, stop() with work in flight, and the step records.
 #include "serve/scheduler.h"
+#include "serve/request.h"
 
 #include <gtest/gtest.h>
 
@@ -151,6 +152,22 @@ TEST_F(SchedulerTest, BadOptionsNameTheFlag) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--batch-tokens"), std::string::npos);
+  }
+}
+
+// The HTTP fuzz target's finding: on a byte model (no tokenizer) a prompt's UTF-8 bytes >= 128 were
+// signed chars, so negative ids. A prompt of the wrong type is a 400 naming the field.
+TEST(Request, ByteModelPromptsAreUnsignedBytes) {
+  serve::ServerOptions options;
+  const serve::RequestContext bytes{nullptr, nullptr, 256};
+  const serve::Request r = serve::parse_request(R"({"prompt": ["é你"], "max_tokens": 2})", false, options, bytes);
+  EXPECT_EQ(r.prompt, (std::vector<int32_t>{0xC3, 0xA9, 0xE4, 0xBD, 0xA0}));
+  try {
+    serve::parse_request(R"({"prompt": 5})", false, options, bytes);
+    FAIL();
+  } catch (const serve::RequestError& e) {
+    EXPECT_EQ(e.status, 400);
+    EXPECT_EQ(e.param, "prompt");
   }
 }
 
