@@ -110,7 +110,7 @@ Row measure_streams(Decoder& model, const BenchServeArgs& a, int64_t B, double a
   row.step_seconds = median(step_seconds);
   row.tokens_per_s = static_cast<double>(B) / row.step_seconds;
   for (double d : distinct) row.distinct += d / static_cast<double>(distinct.size());
-  row.predicted = serve::expected_distinct_experts(spec.n_expert, spec.n_expert_used, static_cast<double>(B));
+  row.predicted = expected_distinct_experts(spec.n_expert, spec.n_expert_used, static_cast<double>(B));
   row.bytes_per_step = median(bytes);
   row.read_gbps = median(ceilings);
   row.floor_tokens_per_s = static_cast<double>(B) * row.read_gbps * 1e9 / row.bytes_per_step;

@@ -2,17 +2,10 @@
 #include "serve/metrics.h"
 
 #include <algorithm>
-#include <cmath>
 
 #include <fmt/format.h>
 
 namespace moe::serve {
-
-double expected_distinct_experts(int64_t n_expert, int64_t k, double batch) {
-  if (n_expert <= 0 || k <= 0 || batch <= 0) return 0.0;
-  const double E = static_cast<double>(n_expert);
-  return E * (1.0 - std::pow(1.0 - static_cast<double>(k) / E, batch));
-}
 
 namespace {
 

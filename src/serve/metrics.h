@@ -9,13 +9,10 @@
 #include <utility>
 
 #include "serve/scheduler.h"
+#include "spec/accounting.h"
 #include "spec/model_spec.h"
 
 namespace moe::serve {
-
-// Distinct experts a step of `batch` tokens touches per MoE layer when each token picks k of E
-// uniformly: E (1 - (1 - k/E)^batch) (the accounting's decode floor uses the same expectation).
-double expected_distinct_experts(int64_t n_expert, int64_t k, double batch);
 
 struct HttpCounters {
   std::map<std::pair<std::string, int>, int64_t> requests;  // (endpoint, status) -> count

@@ -124,15 +124,14 @@ std::vector<StepRecord> Scheduler::take_steps() {
   return std::exchange(steps_, {});
 }
 
-void Scheduler::finish(Active& a, const std::string& error) {
-  GenerateResult r;
+void Scheduler::finish(Active& a, const std::string& error, bool admitted) {
   if (!a.gen->done()) a.gen->cancel();
-  r = a.gen->finish();  // flushes held text through on_text
+  GenerateResult r = a.gen->finish();  // flushes held text through on_text
   const bool cancelled = r.finish_reason == FinishReason::kCancelled;
   const int64_t generated = static_cast<int64_t>(r.tokens.size()), prompt = r.prompt_tokens;
   {  // counted before the ticket is done, so a caller who saw the result sees the counts
     std::lock_guard<std::mutex> lock(mu_);
-    --stats_.active;  // its slot is free for submit()'s queue check at once
+    if (admitted) --stats_.active;  // its slot is free for submit()'s queue check at once
     if (!error.empty()) {
       ++stats_.requests_failed;
     } else if (cancelled) {
@@ -193,19 +192,13 @@ void Scheduler::loop() {
     if (!active.empty()) step(active);
   }
   for (auto& a : active) finish(*a, "");
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& a : waiting_) {
-    a->gen->cancel();
-    Ticket& t = *a->ticket;
-    GenerateResult r = a->gen->finish();
-    std::lock_guard<std::mutex> tl(t.mu_);
-    t.result_ = std::move(r);
-    t.done_ = true;
-    t.cv_.notify_all();
-    ++stats_.requests_cancelled;
+  std::deque<std::unique_ptr<Active>> never_admitted;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    never_admitted.swap(waiting_);
+    stats_.queued = 0;
   }
-  waiting_.clear();
-  stats_.queued = stats_.active = 0;
+  for (auto& a : never_admitted) finish(*a, "", /*admitted=*/false);
 }
 
 void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
@@ -255,7 +248,8 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
     if (a->gen->options().logprobs >= 0) {
       const auto& lp = a->gen->partial().logprobs;
       std::lock_guard<std::mutex> lock(a->ticket->mu_);
-      a->ticket->logprobs_.assign(lp.begin(), lp.end());
+      auto& sent = a->ticket->logprobs_;
+      sent.insert(sent.end(), lp.begin() + static_cast<std::ptrdiff_t>(sent.size()), lp.end());
       a->ticket->cv_.notify_all();
     }
     if (more) a->next_token = a->gen->last_token();
@@ -284,8 +278,7 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
     int32_t distinct = 0;
     // The decode rows come first in the batch (k ids each): distinct experts are those of the decode
     // rows, the step's prefill rows only add to the load.
-    const size_t decode_ids =
-        static_cast<size_t>(decode_rows) * ids.size() / static_cast<size_t>(decode_rows + prefill_rows);
+    const size_t decode_ids = static_cast<size_t>(decode_rows * model_.spec().n_expert_used);
     for (size_t i = 0; i < ids.size(); ++i) {
       const int32_t e = ids[i];
       if (e < 0 || e >= E) continue;

@@ -114,7 +114,9 @@ class Scheduler {
   struct Active;
   void loop();
   void step(std::vector<std::unique_ptr<Active>>& active);
-  void finish(Active& a, const std::string& error);
+  // Ends a generation (cancelled unless it is over) and hands its result to the ticket; admitted:
+  // it held a slot (false: still waiting when stop() came).
+  void finish(Active& a, const std::string& error, bool admitted = true);
 
   Decoder& model_;
   const Tokenizer* tok_;

@@ -125,6 +125,11 @@ double attention_flops_per_token(const ModelSpec& spec, int64_t context, bool de
 // Sum over t = 1..n of attention_flops_per_token(spec, t, false): closed forms, constant time in n.
 double prefill_attention_flops(const ModelSpec& spec, int64_t n);
 
+// Distinct experts a step of `batch` tokens touches per MoE layer when each picks k of E uniformly:
+// E (1 - (1 - k/E)^batch); 0 for a dense model or an empty batch. The decode floor uses it, and
+// `moe serve` / `moe bench serve` report it next to the measured count.
+double expected_distinct_experts(int64_t n_expert, int64_t k, double batch);
+
 // Human-readable count: 46.70B, 1.026T, 512.0M.
 std::string format_count(double n);
 std::string format_bytes(double b);

@@ -202,7 +202,7 @@ void decode_floor(const ModelSpec& s, const TensorRegistry& reg, Cost& c) {
   }
   c.floor.always_on_bytes += B * embed_row_bytes;
   const double E = static_cast<double>(s.n_expert), K = static_cast<double>(s.n_expert_used);
-  c.floor.expected_experts_per_layer = E > 0 ? E * (1.0 - std::pow(1.0 - K / E, B)) : 0;
+  c.floor.expected_experts_per_layer = expected_distinct_experts(s.n_expert, s.n_expert_used, B);
   for (const auto& [layer, bytes] : routed_bytes)
     c.floor.expert_bytes += c.floor.expected_experts_per_layer * bytes / E;
   c.floor.kv_bytes = c.kv.bytes_at_batch;
@@ -338,6 +338,12 @@ Cost compute_cost(const ModelSpec& s, const TensorRegistry& reg, const Workload&
   decode_floor(s, reg, c);
   ep_traffic(s, reg, c);
   return c;
+}
+
+double expected_distinct_experts(int64_t n_expert, int64_t k, double batch) {
+  if (n_expert <= 0 || k <= 0 || batch <= 0) return 0.0;
+  const double E = static_cast<double>(n_expert);
+  return E * (1.0 - std::pow(1.0 - static_cast<double>(k) / E, batch));
 }
 
 }  // namespace moe
