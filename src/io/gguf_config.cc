@@ -3,7 +3,11 @@
 // wrong type is an error naming it.
 #include "io/gguf_config.h"
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <span>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -17,8 +21,11 @@ struct ArchInfo {
   const char* model_type;  // Hugging Face model_type (Mixtral when the llama architecture has experts)
 };
 constexpr ArchInfo kArchs[] = {
-    {"llama", "llama"}, {"qwen2moe", "qwen2_moe"},    {"qwen3moe", "qwen3_moe"},
-    {"olmoe", "olmoe"}, {"deepseek2", "deepseek_v2"}, {"gpt-oss", "gpt_oss"},
+    {"llama", "llama"},           {"qwen2moe", "qwen2_moe"},    {"qwen3moe", "qwen3_moe"},
+    {"olmoe", "olmoe"},           {"deepseek2", "deepseek_v2"}, {"gpt-oss", "gpt_oss"},
+    {"glm4moe", "glm4_moe"},      {"dots1", "dots1"},           {"ernie4_5-moe", "ernie4_5_moe"},
+    {"granitemoe", "granitemoe"}, {"phimoe", "phimoe"},         {"dbrx", "dbrx"},
+    {"llama4", "llama4_text"},
 };
 
 class Meta {
@@ -150,6 +157,187 @@ void put_deepseek2(const Meta& m, nlohmann::json& c) {
   c["rope_interleave"] = true;
 }
 
+bool has_tensor(const Meta& m, const std::string& name) { return m.file().find_tensor(name) != nullptr; }
+
+// A small F32 vector tensor (rotary factors) as numbers.
+std::vector<double> f32_vector(const Meta& m, const std::string& name) {
+  const GgufTensor* t = m.file().find_tensor(name);
+  if (!t) return {};
+  if (t->ggml_type != 0 || t->shape().size() != 1)
+    fail("gguf", "{}: tensor {}: expected a 1-D F32 vector", m.file().path(), name);
+  const std::span<const uint8_t> b = m.file().bytes(*t);
+  std::vector<double> v(b.size() / 4);
+  for (size_t i = 0; i < v.size(); ++i) {
+    float f;
+    std::memcpy(&f, b.data() + 4 * i, 4);
+    v[i] = f;
+  }
+  return v;
+}
+
+// The DeepSeek-V3 style MoE keys (GLM-4.5, dots.llm1): sigmoid scores, correction bias, groups, shared experts.
+void put_v3_style_moe(const Meta& m, nlohmann::json& c) {
+  c["n_routed_experts"] = m.req("expert_count");
+  c.erase("num_experts");
+  c["moe_intermediate_size"] = m.req("expert_feed_forward_length");
+  c["n_shared_experts"] = m.opt("expert_shared_count").value_or(0);
+  c["first_k_dense_replace"] = m.opt("leading_dense_block_count").value_or(0);
+  c["routed_scaling_factor"] = m.num("expert_weights_scale").value_or(1.0);
+  c["norm_topk_prob"] = m.flag("expert_weights_norm").value_or(false);
+  c["n_group"] = m.opt("expert_group_count").value_or(1);
+  c["topk_group"] = m.opt("expert_group_used_count").value_or(1);
+  if (auto g = m.opt("expert_gating_func"); g && *g != 2)
+    m.bad("expert_gating_func", fmt::format("{} (this family always routes with sigmoid scores, 2)", *g));
+  const int64_t dense = c["first_k_dense_replace"].get<int64_t>();
+  if (dense < c["num_hidden_layers"].get<int64_t>() && !has_tensor(m, fmt::format("blk.{}.exp_probs_b.bias", dense)))
+    m.bad("expert_gating_func", "sigmoid routing without exp_probs_b tensors (the correction bias is required)");
+  c["attention_bias"] = has_tensor(m, "blk.0.attn_q.bias");
+}
+
+// GLM-4.5: block_count counts the MTP (nextn) layers; partial rotary from rope.dimension_count.
+void put_glm4moe(const Meta& m, nlohmann::json& c) {
+  const int64_t nextn = m.opt("nextn_predict_layers").value_or(0);
+  const int64_t blocks = c["num_hidden_layers"].get<int64_t>();
+  if (nextn < 0 || nextn >= blocks) m.bad("nextn_predict_layers", fmt::format("{} of {} blocks", nextn, blocks));
+  c["num_hidden_layers"] = blocks - nextn;
+  c["num_nextn_predict_layers"] = nextn;
+  put_v3_style_moe(m, c);
+  const int64_t head_dim =
+      c.value("head_dim", c["hidden_size"].get<int64_t>() / c["num_attention_heads"].get<int64_t>());
+  c["head_dim"] = head_dim;
+  c["partial_rotary_factor"] = double(m.opt("rope.dimension_count").value_or(head_dim / 2)) / double(head_dim);
+  c["use_qk_norm"] = has_tensor(m, "blk.0.attn_q_norm.weight");
+}
+
+// ERNIE-4.5-MoE: MoE layers from leading_dense_block_count on, every interleave_moe_layer_step-th.
+void put_ernie(const Meta& m, nlohmann::json& c) {
+  c["moe_num_experts"] = m.req("expert_count");
+  c["moe_k"] = m.req("expert_used_count");
+  c.erase("num_experts");
+  c.erase("num_experts_per_tok");
+  const int64_t f = m.req("expert_feed_forward_length");
+  c["moe_intermediate_size"] = f;
+  c["moe_layer_interval"] = m.req("interleave_moe_layer_step");
+  c["moe_layer_start_index"] = m.opt("leading_dense_block_count").value_or(0);
+  c["moe_layer_end_index"] = -1;
+  int64_t shared = m.opt("expert_shared_count").value_or(0);
+  if (const GgufTensor* t = m.file().find_tensor("blk.1.ffn_gate_shexp.weight"); t && !m.opt("expert_shared_count"))
+    shared = t->shape()[0] / f;  // the tensor's width (the converter's expert_shared_feed_forward_length is not it)
+  c["moe_num_shared_experts"] = shared;
+  c["use_bias"] = has_tensor(m, "blk.0.attn_q.bias");
+}
+
+// Granite-MoE: the multipliers; a shared MLP makes it granitemoeshared. llama.cpp scales attention by
+// 1/sqrt(head_dim) when attention.scale is absent (the converter writes it only when the config has one).
+void put_granitemoe(const Meta& m, nlohmann::json& c) {
+  c["num_local_experts"] = m.req("expert_count");
+  c.erase("num_experts");
+  c["intermediate_size"] = m.opt("expert_feed_forward_length").value_or(m.req("feed_forward_length"));
+  const int64_t head_dim =
+      c.value("head_dim", c["hidden_size"].get<int64_t>() / c["num_attention_heads"].get<int64_t>());
+  c["attention_multiplier"] = m.num("attention.scale").value_or(1.0 / std::sqrt(double(head_dim)));
+  c["embedding_multiplier"] = m.num("embedding_scale").value_or(1.0);
+  c["residual_multiplier"] = m.num("residual_scale").value_or(1.0);
+  c["logits_scaling"] = m.num("logit_scale").value_or(1.0);
+  c["attention_bias"] = has_tensor(m, "blk.0.attn_q.bias");
+  if (auto sh = m.opt("expert_shared_feed_forward_length"); sh && *sh > 0) {
+    c["model_type"] = "granitemoeshared";
+    c["shared_intermediate_size"] = *sh;
+  }
+}
+
+// Phi-3.5-MoE: LayerNorm with biases, a biased head, LongRoPE factors as tensors and one attention factor
+// (llama.cpp's converter keeps one for both factor sets). The sparsemixer's mask width is not in llama.cpp's
+// files: moe writes it as phimoe.sparsemixer_jitter_eps, else the PhimoeConfig default (0.01, Phi-3.5-MoE's).
+void put_phimoe(const Meta& m, nlohmann::json& c) {
+  c["num_local_experts"] = m.req("expert_count");
+  c.erase("num_experts");
+  c["attention_bias"] = has_tensor(m, "blk.0.attn_q.bias");
+  c["lm_head_bias"] = has_tensor(m, "output.bias");
+  c["router_jitter_noise"] = m.num("sparsemixer_jitter_eps").value_or(0.01);  // written by moe quantize only
+  const std::vector<double> lf = f32_vector(m, "rope_factors_long.weight"),
+                            sf = f32_vector(m, "rope_factors_short.weight");
+  if (lf.empty() != sf.empty()) m.bad("rope.scaling", "rope_factors_long and rope_factors_short must come together");
+  if (!lf.empty()) {
+    nlohmann::json rs;
+    rs["rope_type"] = "longrope";
+    rs["long_factor"] = lf;
+    rs["short_factor"] = sf;
+    const double mscale = m.num("rope.scaling.attn_factor").value_or(1.0);
+    rs["long_mscale"] = mscale;
+    rs["short_mscale"] = mscale;
+    const int64_t orig = m.opt("rope.scaling.original_context_length").value_or(0);
+    if (orig <= 0) m.bad("rope.scaling.original_context_length", "required with LongRoPE factors");
+    rs["original_max_position_embeddings"] = orig;
+    c["original_max_position_embeddings"] = orig;
+    c["rope_scaling"] = rs;
+  }
+}
+
+// DBRX: its own config shape (attn_config / ffn_config); top-k weights normalised as llama.cpp does.
+nlohmann::json dbrx_config(const Meta& m, const nlohmann::json& common) {
+  nlohmann::json c;
+  c["model_type"] = "dbrx";
+  c["n_layers"] = common["num_hidden_layers"];
+  c["d_model"] = common["hidden_size"];
+  c["n_heads"] = common["num_attention_heads"];
+  c["vocab_size"] = common["vocab_size"];
+  if (common.contains("max_position_embeddings")) c["max_seq_len"] = common["max_position_embeddings"];
+  c["torch_dtype"] = "bfloat16";
+  if (common["tie_word_embeddings"].get<bool>()) m.bad("output.weight", "DBRX needs a separate output.weight");
+  c["attn_config"] = {
+      {"kv_n_heads", common["num_key_value_heads"]},
+      {"clip_qkv", m.num("attention.clamp_kqv").has_value() ? nlohmann::json(*m.num("attention.clamp_kqv"))
+                                                            : nlohmann::json(nullptr)},
+      {"rope_theta", common["rope_theta"]}};
+  c["ffn_config"] = {{"ffn_hidden_size", m.req("feed_forward_length")},
+                     {"moe_num_experts", m.req("expert_count")},
+                     {"moe_top_k", m.req("expert_used_count")},
+                     {"moe_normalize_expert_weights", 1}};
+  return c;
+}
+
+// Llama 4 text: llama.cpp fixes the chunk (8192), the NoPE step (4), the temperature tuning (floor 8192,
+// scale 0.1) and QK-norm (all but the 128-expert model); attention.sliding_window = 0 turns chunks, NoPE
+// layers and temperature off (MobileLLM-style all-full configs).
+void put_llama4(const Meta& m, nlohmann::json& c) {
+  c["num_local_experts"] = m.req("expert_count");
+  c.erase("num_experts");
+  c["intermediate_size"] = m.req("expert_feed_forward_length");
+  c["intermediate_size_mlp"] = m.req("feed_forward_length");
+  c["interleave_moe_layer_step"] = m.req("interleave_moe_layer_step");
+  const auto swa = m.opt("attention.sliding_window");
+  if (swa && *swa == 0) {
+    c["attention_chunk_size"] = nullptr;
+    c["no_rope_layer_interval"] = 0;
+    c["attn_temperature_tuning"] = false;
+  } else {
+    c["attention_chunk_size"] = 8192;
+    c["no_rope_layer_interval"] = 4;
+    c["attn_temperature_tuning"] = true;
+    c["floor_scale"] = 8192;
+    c["attn_scale"] = 0.1;
+  }
+  c["use_qk_norm"] = c["num_local_experts"].get<int64_t>() != 128;
+  c["attention_bias"] = false;
+}
+
+// rope_freqs (Llama 3 / Llama 4 rope scaling, stored as its per-frequency divisors): LongRoPE with one
+// factor set and no attention factor computes the same rotation.
+void put_rope_freqs(const Meta& m, nlohmann::json& c) {
+  const std::vector<double> f = f32_vector(m, "rope_freqs.weight");
+  if (f.empty()) return;
+  if (c.contains("rope_scaling")) m.bad("rope.scaling.type", "rope scaling given twice (key and rope_freqs)");
+  nlohmann::json rs;
+  rs["rope_type"] = "longrope";
+  rs["long_factor"] = f;
+  rs["short_factor"] = f;
+  rs["long_mscale"] = 1.0;
+  rs["short_mscale"] = 1.0;
+  rs["original_max_position_embeddings"] = c.value("max_position_embeddings", int64_t{1} << 20);
+  c["rope_scaling"] = rs;
+}
+
 }  // namespace
 
 std::string gguf_supported_architectures() {
@@ -190,13 +378,30 @@ nlohmann::json gguf_hf_config(const GgufFile& f) {
     put_deepseek2(m, c);
   } else if (a == "gpt-oss") {
     put_gpt_oss(m, c);
+  } else if (a == "glm4moe") {
+    put_glm4moe(m, c);
+  } else if (a == "dots1") {
+    put_v3_style_moe(m, c);
+  } else if (a == "ernie4_5-moe") {
+    put_ernie(m, c);
+  } else if (a == "granitemoe") {
+    put_granitemoe(m, c);
+  } else if (a == "phimoe") {
+    put_phimoe(m, c);
+  } else if (a == "dbrx") {
+    return dbrx_config(m, c);
+  } else if (a == "llama4") {
+    put_llama4(m, c);
   }
+  if (a == "llama" || a == "llama4") put_rope_freqs(m, c);
   return c;
 }
 
 ModelSpec gguf_model_spec(const GgufFile& f) {
   ModelSpec s = parse_model_spec(gguf_hf_config(f), f.path());
-  if (*f.opt_str("general.architecture") == "llama") s.rope.interleaved = true;
+  // The converter reordered q and k rows so that llama.cpp's pairs (2j, 2j+1) rotate: moe rotates those.
+  const std::string arch = *f.opt_str("general.architecture");
+  if (arch == "llama" || arch == "granitemoe") s.rope.interleaved = true;
   return s;
 }
 

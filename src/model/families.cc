@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "model/gguf_names.h"
 #include "moe/layer_config.h"
 #include "util/error.h"
 
@@ -297,15 +298,45 @@ MoeLayerWeights llama4_weights(const ModelSpec& spec, int64_t layer, WeightStore
   return w;
 }
 
+// Experts one Linear matrix each under ffn_prefix + "experts.<e>.": every family's checkpoints but the
+// fused ones, and every family read from GGUF (whose converters split the fused layouts).
+ExpertWeights split_experts(const ModelSpec& spec, const std::string& p, WeightStore& store, const ExpertKeep& keep) {
+  ExpertWeights w;
+  w.d_model = spec.d_model;
+  w.d_ff = spec.n_ff_expert;
+  for (int64_t e = 0; e < spec.n_expert; ++e) {
+    if (keep && !keep(e)) {
+      w.experts.emplace_back();  // another rank's expert: not read
+      continue;
+    }
+    const std::string x = fmt::format("{}experts.{}.", p, e);
+    w.experts.push_back(swiglu_views(store, x, gguf_names::expert_hf_name(spec, "gate"),
+                                     gguf_names::expert_hf_name(spec, "up"), gguf_names::expert_hf_name(spec, "down")));
+  }
+  return w;
+}
+
 }  // namespace
 
 MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
   const std::string p = ffn_prefix(spec, layer);
   MoeLayerWeights w;
   w.experts.d_model = w.shared.d_model = spec.d_model;
-  if (spec.family == Family::kGraniteMoe) return granite_weights(spec, layer, store, keep);
-  if (spec.family == Family::kDbrx) return dbrx_weights(spec, layer, store, keep);
-  if (spec.family == Family::kLlama4) return llama4_weights(spec, layer, store, keep);
+  const bool split = store.has(p + "experts.0." + gguf_names::expert_hf_name(spec, "gate") + ".weight");
+  const Family f = spec.family;
+  if (split && (f == Family::kGraniteMoe || f == Family::kDbrx || f == Family::kLlama4)) {  // from GGUF
+    w.router.weight = store.matrix(gguf_names::router_name(spec, layer));
+    w.experts = split_experts(spec, p, store, keep);
+    if (spec.n_ff_shared > 0) {
+      w.shared.d_ff = spec.n_ff_shared;
+      w.shared.experts.push_back(
+          swiglu_views(store, gguf_names::shared_prefix(spec, layer), "gate_proj", "up_proj", "down_proj"));
+    }
+    return w;
+  }
+  if (f == Family::kGraniteMoe) return granite_weights(spec, layer, store, keep);
+  if (f == Family::kDbrx) return dbrx_weights(spec, layer, store, keep);
+  if (f == Family::kLlama4) return llama4_weights(spec, layer, store, keep);
   if (spec.family == Family::kGptOss) {
     w.router.weight = store.matrix(p + "router.weight");
     w.router.bias = store.f32(p + "router.bias");
@@ -318,25 +349,14 @@ MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightSt
     }
     return w;
   }
-  w.router.weight = store.matrix(p + "gate.weight");
-  w.router.correction_bias =
-      store.f32_or_null(p + (spec.family == Family::kErnie45Moe ? "moe_statics.e_score_correction_bias"
-                                                                : "gate.e_score_correction_bias"));
-  w.experts.d_ff = spec.n_ff_expert;
-  const bool mixtral = spec.family == Family::kMixtral || spec.family == Family::kPhiMoe;  // w1 / w3 / w2
-  for (int64_t e = 0; e < spec.n_expert; ++e) {
-    if (keep && !keep(e)) {
-      w.experts.experts.emplace_back();  // another rank's expert: not read
-      continue;
-    }
-    const std::string x = fmt::format("{}experts.{}.", p, e);
-    w.experts.experts.push_back(mixtral ? swiglu_views(store, x, "w1", "w3", "w2")
-                                        : swiglu_views(store, x, "gate_proj", "up_proj", "down_proj"));
-  }
+  w.router.weight = store.matrix(gguf_names::router_name(spec, layer));
+  w.router.correction_bias = store.f32_or_null(gguf_names::score_bias_name(spec, layer));
+  w.experts = split_experts(spec, p, store, keep);
   if (spec.n_ff_shared > 0) {
-    const std::string s = p + (spec.family == Family::kQwen2Moe ? "shared_expert." : "shared_experts.");
+    w.shared.d_model = spec.d_model;
     w.shared.d_ff = spec.n_ff_shared;
-    w.shared.experts.push_back(swiglu_views(store, s, "gate_proj", "up_proj", "down_proj"));
+    w.shared.experts.push_back(
+        swiglu_views(store, gguf_names::shared_prefix(spec, layer), "gate_proj", "up_proj", "down_proj"));
     if (spec.shared_expert_gate) w.shared_gate = store.matrix(p + "shared_expert_gate.weight");
   }
   return w;

@@ -36,9 +36,8 @@ GgufTensorSource::GgufTensorSource(const std::string& path, const ModelSpec& spe
   RegistryOptions opt;
   opt.include_mtp = false;
   const TensorRegistry reg = build_registry(spec, opt);
-  const bool gpt_oss = spec.family == Family::kGptOss;
   for (const TensorEntry& e : reg.tensors) {
-    if (gpt_oss && e.name.find(".mlp.experts.") != std::string::npos) continue;  // checked below, unfused
+    if (gguf_names::fused_expert_tensor(spec, e.name)) continue;  // GGUF splits them: checked below
     const SourceTensor* s = find(e.name);
     if (!s) {
       const std::string g = gguf_names::gguf_name(spec, e.name);
@@ -50,20 +49,42 @@ GgufTensorSource::GgufTensorSource(const std::string& path, const ModelSpec& spe
            fmt::join(s->shape, ", "), fmt::join(e.shape, ", "));
     }
   }
-  if (gpt_oss) {
-    for (int64_t l = 0; l < spec.n_layer; ++l) {
-      const std::string p = fmt::format("model.layers.{}.mlp.experts.", l);
+  check_split_experts(spec);
+}
+
+// The families whose checkpoints fuse experts (or a shared MLP) get them from GGUF one matrix each.
+void GgufTensorSource::check_split_experts(const ModelSpec& spec) {
+  const Family f = spec.family;
+  if (f != Family::kGptOss && f != Family::kGraniteMoe && f != Family::kDbrx && f != Family::kLlama4) return;
+  const int64_t D = spec.d_model, F = spec.n_ff_expert;
+  const auto need = [&](const std::string& name, std::vector<int64_t> shape, int64_t l) {
+    const SourceTensor* t = find(name);
+    if (!t) fail("gguf", "{}: layer {}: missing {} (as {})", file_.path(), l, gguf_names::gguf_name(spec, name), name);
+    if (t->shape != shape)
+      fail("gguf", "{}: layer {}: {} has shape [{}], the metadata implies [{}]", file_.path(), l, t->origin,
+           fmt::join(t->shape, ", "), fmt::join(shape, ", "));
+  };
+  for (int64_t l = 0; l < spec.n_layer; ++l) {
+    if (!spec.layers[size_t(l)].is_moe) continue;
+    const std::string p = ffn_prefix(spec, l);
+    for (int64_t e = 0; e < spec.n_expert; ++e) {
+      const std::string x = fmt::format("{}experts.{}.", p, e);
+      need(x + gguf_names::expert_hf_name(spec, "gate") + ".weight", {F, D}, l);
+      need(x + gguf_names::expert_hf_name(spec, "up") + ".weight", {F, D}, l);
+      need(x + gguf_names::expert_hf_name(spec, "down") + ".weight", {D, F}, l);
+    }
+    if (spec.family == Family::kGptOss) {
       for (const char* w : {"gate_proj", "up_proj", "down_proj"}) {
-        const int64_t out = std::string(w) == "down_proj" ? spec.d_model : spec.n_ff_expert;
-        const SourceTensor* b = find(p + w + "_bias");
-        if (!b || b->shape != std::vector<int64_t>{spec.n_expert, out})
-          fail("gguf", "{}: layer {}: missing or misshapen expert bias {} (expected [{}, {}])", path, l, w,
-               spec.n_expert, out);
-        for (int64_t e = 0; e < spec.n_expert; ++e) {
-          if (!find(fmt::format("{}{}.{}.weight", p, e, w)))
-            fail("gguf", "{}: layer {}: missing expert {} {} weights", path, l, e, w);
-        }
+        const int64_t out = std::string(w) == "down_proj" ? D : F;
+        need(p + "experts." + w + "_bias", {spec.n_expert, out}, l);
       }
+    }
+    if (spec.family == Family::kGraniteMoe && spec.n_ff_shared > 0) {
+      const std::string sp = gguf_names::shared_prefix(spec, l);
+      const int64_t Fs = spec.n_ff_shared;
+      need(sp + "gate_proj.weight", {Fs, D}, l);
+      need(sp + "up_proj.weight", {Fs, D}, l);
+      need(sp + "down_proj.weight", {D, Fs}, l);
     }
   }
 }
@@ -99,9 +120,17 @@ void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
   const DType dt = *ti->dtype;
   const uint8_t* data = file_.bytes(t).data();
   const std::vector<int64_t> shape = t.shape();
-  if (t.name == "token_embd.weight") return add("model.embed_tokens.weight", shape, dt, data, t.name);
-  if (t.name == "output_norm.weight") return add("model.norm.weight", shape, dt, data, t.name);
-  if (t.name == "output.weight") return add("lm_head.weight", shape, dt, data, t.name);
+  const DecoderNames names = decoder_names(spec);
+  if (t.name == "token_embd.weight") return add(names.embed, shape, dt, data, t.name);
+  for (const char* part : {"weight", "bias"}) {
+    if (t.name == fmt::format("output_norm.{}", part))
+      return add(fmt::format("{}.{}", names.final_norm, part), shape, dt, data, t.name);
+    if (t.name == fmt::format("output.{}", part))
+      return add(fmt::format("{}.{}", names.head, part), shape, dt, data, t.name);
+  }
+  // Rotary frequency factors: read into the config (gguf_config.cc), not weights.
+  if (t.name == "rope_factors_long.weight" || t.name == "rope_factors_short.weight" || t.name == "rope_freqs.weight")
+    return;
   int64_t L = 0;
   std::string rest;
   if (!split_layer(t.name, &L, &rest)) {
@@ -111,20 +140,22 @@ void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
     if (L < spec.n_layer + spec.n_mtp_layers) return;  // MTP (nextn) layers: counted, not run
     fail("gguf", "{}: tensor {}: layer {} beyond block_count {}", file_.path(), t.name, L, spec.n_layer);
   }
-  const std::string hl = fmt::format("model.layers.{}.", L);
-  if (const char* hf = gguf_names::hf_for(rest)) return add(hl + hf, shape, dt, data, t.name);
+  const std::string hl = names.layer(L);
+  if (const std::string hf = gguf_names::hf_for(spec, rest); !hf.empty()) return add(hl + hf, shape, dt, data, t.name);
   const std::string mlp = ffn_prefix(spec, L);
   const bool gpt_oss = spec.family == Family::kGptOss;
-  if (rest == "ffn_gate_inp.weight")
-    return add(mlp + (gpt_oss ? "router.weight" : "gate.weight"), shape, dt, data, t.name);
+  if (rest == "ffn_gate_inp.weight") return add(gguf_names::router_name(spec, L), shape, dt, data, t.name);
   if (rest == "ffn_gate_inp.bias" && gpt_oss) return add(mlp + "router.bias", shape, dt, data, t.name);
-  if (rest == "exp_probs_b.bias") return add(mlp + "gate.e_score_correction_bias", shape, dt, data, t.name);
+  if (rest == "exp_probs_b.bias") {  // [E]; ERNIE's moe_statics holds it as [1, E]
+    std::vector<int64_t> s = spec.family == Family::kErnie45Moe ? std::vector<int64_t>{1, shape.back()} : shape;
+    return add(gguf_names::score_bias_name(spec, L), std::move(s), dt, data, t.name);
+  }
   if (rest == "ffn_gate_inp_shexp.weight") {  // [D] in GGUF, Linear(D, 1) in HF
     return add(mlp + "shared_expert_gate.weight", {1, shape.back()}, dt, data, t.name);
   }
   for (const char* w : {"gate", "up", "down"}) {
     if (rest == fmt::format("ffn_{}_shexp.weight", w))
-      return add(mlp + gguf_names::shared_prefix(spec) + w + "_proj.weight", shape, dt, data, t.name);
+      return add(gguf_names::shared_prefix(spec, L) + w + "_proj.weight", shape, dt, data, t.name);
     if (gpt_oss && rest == fmt::format("ffn_{}_exps.bias", w))
       return add(mlp + "experts." + w + "_proj_bias", shape, dt, data, t.name);
   }

@@ -41,6 +41,7 @@ class GgufTensorSource {
   void add(const std::string& name, std::vector<int64_t> shape, DType dtype, const uint8_t* data,
            const std::string& origin);
   void rebuild_kv_b(const ModelSpec& spec);
+  void check_split_experts(const ModelSpec& spec);
 
   GgufFile file_;
   std::map<std::string, SourceTensor> tensors_;
