@@ -617,6 +617,9 @@ void check_supported(const ModelSpec& s) {
   if (s.family == Family::kDbrx && !s.router.norm_topk_prob)
     fail("quantize", "{}: moe_normalize_expert_weights null: llama.cpp's dbrx graph always normalises", s.source);
   if (s.family == Family::kLlama4) check_llama4(s);
+  if (s.family == Family::kDots1 && s.n_head_kv != s.n_head)
+    fail("quantize", "{}: num_key_value_heads {}: llama.cpp's dots1 loader needs as many as num_attention_heads ({})",
+         s.source, s.n_head_kv, s.n_head);
   for (const LayerSpec& l : s.layers) {
     if (s.family != Family::kGptOss && l.attention == AttentionKind::kSliding)
       fail("quantize", "{}: sliding-window attention of {} cannot be written to GGUF by moe yet", s.source,

@@ -29,9 +29,10 @@ json fixture_config(const std::string& family) {
 // The fixture's config as a GGUF can hold it (what llama.cpp's graph for the architecture fixes).
 json expressible_config(const std::string& family) {
   json c = fixture_config(family);
-  if (family == "dots1") {  // llama.cpp's dots1 has no sliding window
+  if (family == "dots1") {  // llama.cpp's dots1 has no sliding window and no grouped-query attention
     c.erase("layer_types");
     c["sliding_window"] = nullptr;
+    c["num_key_value_heads"] = c["num_attention_heads"];
   }
   if (family == "ernie4_5_moe") {  // no MLP / head biases, MoE layers up to the last
     c["use_bias"] = false;
@@ -106,6 +107,7 @@ TEST(GgufFamilies, InexpressibleSettingsNameTheKey) {
       {"llama4_text", "attention_chunk_size", "attention_chunk_size"},
       {"phimoe", "short_mscale", "short_mscale"},
       {"dots1", "sliding_window", "sliding-window"},
+      {"dots1", "num_key_value_heads", "num_key_value_heads"},
   };
   for (const auto& c : cases) {
     const std::string hf = (dir / c.family).string(), out = (dir / (c.family + ".gguf")).string();
@@ -113,7 +115,11 @@ TEST(GgufFamilies, InexpressibleSettingsNameTheKey) {
     if (c.key == "use_bias") cfg["use_bias"] = true;
     if (c.key == "attention_chunk_size") cfg["attention_chunk_size"] = 16;
     if (c.key == "short_mscale") cfg["rope_scaling"]["short_mscale"] = 1.0;
-    if (c.key == "sliding_window") cfg = fixture_config("dots1");
+    if (c.key == "num_key_value_heads") cfg["num_key_value_heads"] = 2;
+    if (c.key == "sliding_window") {
+      cfg = fixture_config("dots1");
+      cfg["num_key_value_heads"] = cfg["num_attention_heads"];
+    }
     testing::write_random_checkpoint(hf, cfg, 5);
     auto q = testing::run_moe("quantize --no-progress --model " + hf + " --out " + out + " --type Q8_0", true);
     EXPECT_NE(q.code, 0) << c.family;

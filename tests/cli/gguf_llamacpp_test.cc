@@ -1,6 +1,8 @@
 // GGUF against llama.cpp (tools/llamacpp_ref, the prebuilt llama.cpp scripts/install-llamacpp.sh installs):
 // for each architecture moe writes (qwen3moe, Mixtral as llama, olmoe, qwen2moe, DeepSeek-V3 and -V2 as
-// deepseek2, gpt-oss), a random checkpoint at quantizable sizes goes through `moe quantize` at Q8_0 and
+// deepseek2, gpt-oss, glm4moe, dots1, ernie4_5-moe, granitemoe, dbrx, llama4; phimoe aside, whose llama.cpp
+// graph routes with a softmax top-2 instead of the sparsemixer and picks LongRoPE factors by context size),
+// a random checkpoint at quantizable sizes goes through `moe quantize` at Q8_0 and
 // Q4_K_M (and MXFP4 for gpt-oss); llama.cpp must load every file moe writes, and on the same file:
 // - at F32 the `moe eval` logits equal llama.cpp's within 0.5% of the largest logit (float rounding and
 //   llama.cpp's f16 steps), at the quantized type within 5% rms (8-bit activation codes round differently
@@ -74,7 +76,39 @@ json quantizable_config(const std::string& family) {
     }
     return c;
   }
-  c["num_key_value_heads"] = family == "olmoe" ? 4 : 2;
+  if (family == "dbrx") {
+    c["d_model"] = 256;
+    c["n_heads"] = 4;
+    c["vocab_size"] = 512;
+    c["attn_config"]["kv_n_heads"] = 2;
+    c["ffn_config"]["ffn_hidden_size"] = 256;
+    return c;
+  }
+  // As llama.cpp's graphs fix them (see gguf_families_test.cc): no dots1 window, no ERNIE biases, Llama 4's
+  // 8192-token chunks and temperature tuning.
+  if (family == "dots1") {
+    c.erase("layer_types");
+    c["sliding_window"] = nullptr;
+  }
+  if (family == "ernie4_5_moe") {
+    c["use_bias"] = false;
+    c["moe_layer_end_index"] = -1;
+  }
+  if (family == "llama4_text") {
+    c.erase("layer_types");
+    c["attention_chunk_size"] = 8192;
+    c["floor_scale"] = 8192;
+    c["attn_scale"] = 0.1;
+    c["intermediate_size_mlp"] = 512;
+  }
+  if (family == "glm4_moe" || family == "llama4_text") c["head_dim"] = 64;
+  if (family == "granitemoe" || family == "granitemoeshared" || family == "llama4_text") c["intermediate_size"] = 256;
+  if (family == "granitemoeshared") c["shared_intermediate_size"] = 256;
+  if (family == "glm4_moe" || family == "dots1" || family == "ernie4_5_moe") {
+    c["intermediate_size"] = 512;
+    c["moe_intermediate_size"] = 256;
+  }
+  c["num_key_value_heads"] = family == "olmoe" || family == "dots1" ? 4 : 2;  // llama.cpp's dots1: no GQA
   if (family == "qwen3_moe" || family == "gpt_oss") c["head_dim"] = 64;
   if (family == "mixtral" || family == "olmoe" || family == "gpt_oss") c["intermediate_size"] = 256;
   if (family == "qwen3_moe" || family == "qwen2_moe") {
@@ -160,9 +194,10 @@ TEST_P(GgufVsLlamaCpp, SameLogits) {
       c.family.c_str(), c.type.c_str(), max32, 100 * max32 / scale, c.type.c_str(), diff_q, 100 * diff_q / size,
       err_moe, err_llama);
   EXPECT_LE(max32, 0.005 * scale) << "F32 logits differ beyond float rounding";
-  // Group-limited sigmoid routing (DeepSeek-V3) turns the last-bit differences into another expert for a
+  // Sigmoid routing with the correction bias (DeepSeek-V3, dots.llm1) turns the last-bit differences into another expert for a
   // few tokens, whose logits then differ as much as two models do: there only the accuracy check holds.
-  if (c.family != "deepseek_v3") EXPECT_LE(diff_q, 0.05 * size) << c.type << " logits differ beyond quantization noise";
+  if (c.family != "deepseek_v3" && c.family != "dots1")
+    EXPECT_LE(diff_q, 0.05 * size) << c.type << " logits differ beyond quantization noise";
   EXPECT_LE(err_moe, 1.25 * err_llama + 1e-3 * size) << "moe's " << c.type << " is less accurate than llama.cpp's";
 }
 
@@ -186,13 +221,49 @@ TEST_P(GgufVsLlamaCpp, SameGreedyTokens) {
   EXPECT_EQ(moe_ids, llama_ids) << c.family << " " << c.type;
 }
 
+// Phi-3.5-MoE: llama.cpp's phimoe graph computes another function (softmax top-2 routing, LongRoPE factors
+// chosen by context size), so only the file is checked: llama.cpp loads what moe writes and evaluates it.
+TEST(GgufPhimoe, LlamaCppLoadsTheFile) {
+  const std::string ref = MOE_LLAMACPP_REF;
+  if (ref.empty() || !fs::exists(ref)) GTEST_SKIP() << "llamacpp_ref not built";
+  const fs::path dir = fs::temp_directory_path() / ("moe_gguf_phimoe_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  json c = fixture_config("phimoe");
+  c["vocab_size"] = 512;
+  c["hidden_size"] = 256;
+  c["intermediate_size"] = 256;
+  c["torch_dtype"] = "float32";
+  c["rope_scaling"]["short_mscale"] = c["rope_scaling"]["long_mscale"];
+  const int64_t half = 256 / 4 / 2;  // factors per frequency of a 64-wide head
+  std::vector<double> sf(half, 1.0), lf(half, 2.0);
+  c["rope_scaling"]["short_factor"] = sf;
+  c["rope_scaling"]["long_factor"] = lf;
+  testing::write_random_checkpoint((dir / "hf").string(), c, 7);
+  const std::string gguf = (dir / "m.gguf").string();
+  auto q = testing::run_moe("quantize --no-progress --model " + (dir / "hf").string() + " --out " + gguf + " --type Q8_0",
+                            true);
+  ASSERT_EQ(q.code, 0) << q.out;
+  int code = 0;
+  const std::string r = run_cmd(ref + " eval " + gguf + " --threads 2 --ids 5,17,301,42 --logits-out " +
+                                    (dir / "l.bin").string(),
+                                &code);
+  EXPECT_EQ(code, 0) << r;
+  for (float v : read_f32((dir / "l.bin").string())) ASSERT_TRUE(std::isfinite(v));
+  fs::remove_all(dir);
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, GgufVsLlamaCpp,
                          ::testing::Values(Case{"qwen3_moe", "Q8_0"}, Case{"qwen3_moe", "Q4_K_M"},
                                            Case{"mixtral", "Q8_0"}, Case{"mixtral", "Q4_K_M"}, Case{"olmoe", "Q8_0"},
                                            Case{"qwen2_moe", "Q4_K_M"}, Case{"deepseek_v3", "Q8_0"},
                                            Case{"deepseek_v3", "Q4_K_M"}, Case{"deepseek_v2_lite", "Q8_0"},
                                            Case{"gpt_oss", "Q8_0"}, Case{"gpt_oss", "Q4_K_M"},
-                                           Case{"gpt_oss", "MXFP4"}),
+                                           Case{"gpt_oss", "MXFP4"}, Case{"glm4_moe", "Q8_0"},
+                                           Case{"glm4_moe", "Q4_K_M"}, Case{"dots1", "Q8_0"},
+                                           Case{"ernie4_5_moe", "Q8_0"}, Case{"ernie4_5_moe", "Q4_K_M"},
+                                           Case{"granitemoe", "Q8_0"}, Case{"granitemoeshared", "Q4_K_M"},
+                                           Case{"dbrx", "Q8_0"}, Case{"llama4_text", "Q8_0"},
+                                           Case{"llama4_text", "Q4_K_M"}),
                          [](const auto& info) { return info.param.family + "_" + info.param.type; });
 
 }  // namespace
