@@ -33,14 +33,17 @@ void add_ep_options(CLI::App* command, dist::EpArgs& args) {
 }
 
 RankedModel load_ranked_model(const std::string& model_dir, const dist::EpArgs& args,
-                              const std::function<void(const Decoder&)>& then) {
+                              const std::function<void(const Decoder&)>& then, const OffloadOptions& offload) {
   RankedModel m;
   m.ep = dist::init_from_args(args);
   if (!m.multi_rank()) {
-    m.decoder = std::make_unique<Decoder>(model_dir);
+    DecoderOptions options;
+    options.offload = offload;
+    m.decoder = std::make_unique<Decoder>(model_dir, options);
     if (then) then(*m.decoder);
     return m;
   }
+  if (offload.mem_budget > 0) fail_usage("run", "--mem-budget runs in one process; it cannot be combined with --ep");
   dist::run_collectively(*m.ep.comm, "loading the model", [&] {
     const ModelSpec spec = load_model_spec_any(model_dir);
     m.hook = std::make_unique<dist::EpDecoderHook>(*m.ep.comm, m.ep.placement_spec, static_cast<int>(spec.n_expert));

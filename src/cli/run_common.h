@@ -37,8 +37,9 @@ struct RankedModel {
 
 // Checks --ep, then loads the model; `then` (reading the inputs) runs after the load. On several
 // ranks both run collectively: a rank that fails makes every rank fail with its message.
+// offload: --mem-budget and its options (one process only).
 RankedModel load_ranked_model(const std::string& model_dir, const dist::EpArgs& args,
-                              const std::function<void(const Decoder&)>& then);
+                              const std::function<void(const Decoder&)>& then, const OffloadOptions& offload = {});
 
 // --model, or the embedded default model when empty.
 std::string resolve_model_dir(const std::string& model);

@@ -87,6 +87,12 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
       layout += ' ';
     }
   }
+  if (options_.offload.mem_budget > 0) {
+    if (options_.moe_block || options_.load_expert)
+      fail("model", "{}: --mem-budget cannot be combined with expert parallelism (--ep)", path);
+    offload_ = std::make_unique<ExpertOffload>(spec_, options_.offload);
+    layout += ", routed experts on disk";
+  }
   pack_cache_ = std::make_unique<PackCache>(path, layout, options_.pack_cache.value_or(PackCacheOptions::from_env()));
   names_ = decoder_names(spec_);
   embed_ = store_->matrix(names_.embed);  // rows: looked up by id
@@ -101,6 +107,36 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
       log_info("cached the packed weights ({:.2f} GB) in {}; later loads map them", double(bytes) * 1e-9,
                pack_cache_->path());
   }
+  if (offload_) offload_->start(resident_bytes_now());
+}
+
+std::vector<ExpertSource> Decoder::expert_sources(int64_t li, const ExpertWeights& experts) {
+  std::vector<ExpertSource> out;
+  const int64_t D = experts.d_model, F = experts.d_ff;
+  for (size_t e = 0; e < experts.experts.size(); ++e) {
+    const ExpertMatrices& m = experts.experts[e];
+    ExpertSource src;
+    const WeightView* v[3] = {&m.gate, &m.up, &m.down};
+    const int64_t n[3] = {F, F, D}, k[3] = {D, D, F};
+    for (int j = 0; j < 3; ++j) {
+      const uint64_t bytes = uint64_t(n[j]) * uint64_t(dtype_row_bytes(v[j]->dtype, k[j]));
+      const auto where = v[j]->data && v[j]->layout == WeightLayout::kRows && v[j]->ld == k[j]
+                             ? store_->locate(v[j]->data, bytes)
+                             : std::nullopt;
+      if (!where) {
+        fail("model",
+             "{}: --mem-budget: layer {} expert {}: the weights are re-laid out at load (a fused or FP8 layout), "
+             "not read from the file as they are; convert the model to GGUF first (moe quantize)",
+             spec_.source, li, e);
+      }
+      src.m[j] = ExpertSlice{offload_->file_index(where->first), where->second, bytes, v[j]->dtype, n[j], k[j]};
+    }
+    src.bias[0] = m.gate_bias;
+    src.bias[1] = m.up_bias;
+    src.bias[2] = m.down_bias;
+    out.push_back(src);
+  }
+  return out;
 }
 
 Decoder::~Decoder() = default;
@@ -189,13 +225,23 @@ void Decoder::load_layer(int64_t li) {
     MoeLayerWeights w = moe_layer_weights(spec_, li, s, keep);
     // The router too (every rank of expert parallelism the same view, so the same logits' bits).
     w.router.weight = panels(p + "router", w.router.weight, config.router.n_expert);
+    std::vector<ExpertSource> on_disk;
+    if (offload_) {  // routed experts stay in the file (their views are only located, never read)
+      on_disk = expert_sources(li, w.experts);
+      for (ExpertMatrices& m : w.experts.experts) m = ExpertMatrices{};
+    }
     // Experts go into the kernels' panel layout once, here (when the ISA has panel kernels), so no
     // matmul re-packs them per call; every MoE block, local or expert-parallel, reads the same panels.
     L->routed_packed = expert_panels(p + "routed experts", w.experts);
     L->shared_packed = expert_panels(p + "shared experts", w.shared);
     w.experts = L->routed_packed.weights;
     w.shared = L->shared_packed.weights;
-    L->moe = options_.moe_block ? options_.moe_block(li, config, w) : std::make_unique<LocalMoeBlock>(config, w);
+    if (offload_) {
+      offload_->add_layer(li, std::move(on_disk), config, w.router);
+      L->moe = offload_->make_block(li, config, w);
+    } else {
+      L->moe = options_.moe_block ? options_.moe_block(li, config, w) : std::make_unique<LocalMoeBlock>(config, w);
+    }
   } else {
     const std::string f = p + names_.dense_ffn;
     L->gate = dense(f + "gate_proj.weight");

@@ -16,6 +16,7 @@
 #include "model/families.h"
 #include "model/kv_cache.h"
 #include "model/moe_block.h"
+#include "model/offload.h"
 #include "model/weights.h"
 #include "moe/telemetry.h"
 #include "spec/model_spec.h"
@@ -48,6 +49,8 @@ class Decoder {
   const ModelSpec& spec() const { return spec_; }
   // Where the weights' panels came from: mapped from the pack cache (hit) or packed at this load.
   const PackCache& pack_cache() const { return *pack_cache_; }
+  // With DecoderOptions::offload.mem_budget: the routed experts' disk cache and what it did; else null.
+  const ExpertOffload* offload() const { return offload_.get(); }
   KvCache make_cache(int64_t max_tokens) const;
 
   // Runs T tokens after the cached ones and appends them to the cache. logits: [T, V] for every
@@ -78,12 +81,15 @@ class Decoder {
   // packed, the file's pages of the rows released, and recorded for the cache.
   WeightView panels(const std::string& key, const WeightView& rows, int64_t n);
   PackedExpertWeights expert_panels(const std::string& key, const ExpertWeights& rows);
+  // Where each routed expert's rows are in the model file (offload); throws when they are not file views.
+  std::vector<ExpertSource> expert_sources(int64_t layer, const ExpertWeights& experts);
 
   ModelSpec spec_;
   DecoderNames names_;
   DecoderOptions options_;
   std::unique_ptr<WeightStore> store_;
   std::unique_ptr<PackCache> pack_cache_;
+  std::unique_ptr<ExpertOffload> offload_;      // --mem-budget: routed experts read from disk into slots
   std::vector<std::vector<char>> expert_keep_;  // [layer][expert]: options_.load_expert's answers
   std::vector<std::unique_ptr<Layer>> layers_;
   WeightView embed_, head_;

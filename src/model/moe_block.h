@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model/pack_cache.h"
@@ -45,11 +46,21 @@ using MoeBlockFactory =
 // be given such weights).
 using ExpertFilter = std::function<bool(int64_t layer, int64_t expert)>;
 
+// Routed experts kept on disk and read into a pool of slots under a memory budget (model/offload.h).
+struct OffloadOptions {
+  uint64_t mem_budget = 0;     // bytes for the weights (always-on + expert slots); 0: every expert in memory
+  std::string expert_profile;  // a routing trace (`moe run --trace`): its most used experts stay resident
+  bool prefetch = true;        // read the next MoE layer's likely experts ahead (its router on this layer's input)
+  int io_threads = 2;
+  bool direct_io = true;  // O_DIRECT reads where the file system allows them
+};
+
 struct DecoderOptions {
   MoeBlockFactory moe_block;  // empty: LocalMoeBlock
   ExpertFilter load_expert;   // empty: every expert
   // Where packed panels are cached between loads (model/pack_cache.h); nullopt: PackCacheOptions::from_env().
   std::optional<PackCacheOptions> pack_cache;
+  OffloadOptions offload;
 };
 
 }  // namespace moe

@@ -66,6 +66,18 @@ void WeightStore::validate(const ModelSpec& spec) {
   }
 }
 
+std::optional<std::pair<std::string, uint64_t>> WeightStore::locate(const void* p, uint64_t n) const {
+  const auto in = [&](const MappedFile* m) -> std::optional<std::pair<std::string, uint64_t>> {
+    const auto* b = static_cast<const uint8_t*>(p);
+    if (!m || b < m->data() || b + n > m->data() + m->size()) return std::nullopt;
+    return std::make_pair(m->path(), static_cast<uint64_t>(b - m->data()));
+  };
+  if (gguf_) return in(&gguf_->file().mapping());
+  for (const SafetensorsFile& f : checkpoint_->files())
+    if (auto r = in(f.mapping())) return r;
+  return std::nullopt;
+}
+
 bool WeightStore::has(const std::string& name) const {
   return gguf_ ? gguf_->find(name) != nullptr : checkpoint_->has(name);
 }

@@ -59,6 +59,9 @@ class WeightStore {
   // are left alone. Returns the bytes released.
   size_t release(const WeightView& v, int64_t rows);
   bool is_gguf() const { return gguf_ != nullptr; }
+  // The file and byte offset of [p, p + n) when the range lies in one of the store's memory-mapped files
+  // (a zero-copy view); nullopt for memory the store converted or owns.
+  std::optional<std::pair<std::string, uint64_t>> locate(const void* p, uint64_t n) const;
 
  private:
   struct Raw {

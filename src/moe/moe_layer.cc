@@ -54,7 +54,12 @@ void MoeLayer::set_weights(const MoeLayerWeights& weights) {
   if (weights.experts.d_model != D) {
     fail("moe_layer", "routed experts have d_model {} but the layer has {}", weights.experts.d_model, D);
   }
-  weights.experts.validate("routed");
+  if (!config.experts_per_call) {
+    weights.experts.validate("routed");
+  } else if (weights.experts.d_model < 1 || weights.experts.d_ff < 1) {
+    fail("moe_layer", "routed experts need d_model and d_ff >= 1, got {} and {}", weights.experts.d_model,
+         weights.experts.d_ff);
+  }
   if (weights.shared.n_expert() > 0) {
     if (weights.shared.d_model != D) {
       fail("moe_layer", "shared experts have d_model {} but the layer has {}", weights.shared.d_model, D);
@@ -219,6 +224,9 @@ void MoeLayer::forward(const float* x, int64_t T, float* out, const RunOptions& 
   shared_gates(x, T);  // what the combine needs besides the experts' outputs; the sum is in run_experts
   const double combine_ms = timer.ms();
   timer.reset();
+  if (o.prepare_experts) o.prepare_experts(router_out_, weights_.experts.experts);  // (loading them counts here)
+  if (config_.experts_per_call && !o.prepare_experts)
+    fail("moe_layer", "the routed experts are supplied per call, but no RunOptions::prepare_experts was given");
   ExpertRunStats stats;
   if (T > 0) run_experts(x, T, out, o, &stats);
   const double experts_ms = timer.ms();

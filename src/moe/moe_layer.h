@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "kernels/matmul.h"
@@ -23,6 +24,9 @@ struct MoeLayerConfig {
   DispatchOptions dispatch;      // dropless by default
   // Llama 4: the routing weight scales the expert's input instead of its output.
   bool weight_before_expert = false;
+  // Routed experts may be absent from the weights: every call's RunOptions::prepare_experts supplies the
+  // chosen ones (experts served from disk, model/offload.h).
+  bool experts_per_call = false;
 };
 
 struct MoeLayerWeights {
@@ -39,6 +43,10 @@ struct RunOptions {
                                               // weights still come from the router's scores
   const DispatchOptions* dispatch = nullptr;  // overrides the config's capacity mode when set
   ExpertRunOptions experts;                   // kernel path and blocking
+  // Called once per call after routing, before any expert runs, with this call's routing and the routed
+  // experts' views: a caller that keeps experts out of memory (model/expert_cache.h) points the chosen
+  // ones at where it loaded them. Only experts the routing chose are read.
+  std::function<void(const RouterOutput& routing, std::vector<ExpertMatrices>& experts)> prepare_experts;
 };
 
 // Not thread-safe: one call at a time per object (it reuses its workspace between calls).

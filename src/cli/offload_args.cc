@@ -1,0 +1,114 @@
+// Offload flags and report (see offload_args.h).
+#include "cli/offload_args.h"
+
+#include <cctype>
+#include <cmath>
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include "util/error.h"
+
+namespace moe::cli {
+
+uint64_t parse_size(const std::string& text, const std::string& flag) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    fail_usage("cli", "{} {}: expected a size such as 24G, 512M or 1073741824", flag, text);
+  }
+  std::string unit = text.substr(used);
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (unit.size() > 1 && unit.back() == 'B') unit.pop_back();
+  if (unit.size() > 1 && unit.back() == 'I') unit.pop_back();
+  double scale = 1;
+  if (unit == "K")
+    scale = 1024.0;
+  else if (unit == "M")
+    scale = 1024.0 * 1024;
+  else if (unit == "G")
+    scale = 1024.0 * 1024 * 1024;
+  else if (unit == "T")
+    scale = 1024.0 * 1024 * 1024 * 1024;
+  else if (!unit.empty() && unit != "B")
+    fail_usage("cli", "{} {}: unknown unit \"{}\" (K, M, G or T)", flag, text, text.substr(used));
+  if (!(v > 0) || !std::isfinite(v * scale) || v * scale > 1e18)
+    fail_usage("cli", "{} {}: expected a positive size", flag, text);
+  return static_cast<uint64_t>(v * scale);
+}
+
+OffloadOptions OffloadArgs::options() const {
+  OffloadOptions o;
+  if (!mem_budget.empty()) o.mem_budget = parse_size(mem_budget, "--mem-budget");
+  if (!expert_profile.empty() && mem_budget.empty())
+    fail_usage("cli", "--expert-profile {}: only with --mem-budget (it picks the experts kept resident)",
+               expert_profile);
+  o.expert_profile = expert_profile;
+  o.prefetch = !no_prefetch;
+  return o;
+}
+
+void add_offload_options(CLI::App* command, OffloadArgs& args) {
+  command->add_option("--mem-budget", args.mem_budget,
+                      "Weights budget (e.g. 12G): routed experts stay in the model file and are read into a cache");
+  command->add_option("--expert-profile", args.expert_profile,
+                      "With --mem-budget: a routing trace (moe run --trace) whose most used experts stay resident");
+  command->add_flag("--no-prefetch", args.no_prefetch,
+                    "With --mem-budget: read experts only when asked (no pre-gating of the next layer)");
+}
+
+nlohmann::ordered_json offload_json(const Decoder& dec, int64_t tokens) {
+  const ExpertOffload* off = dec.offload();
+  if (!off) return nullptr;
+  const OffloadReport r = off->report();
+  nlohmann::ordered_json layers = nlohmann::ordered_json::array();
+  for (const ExpertCacheLayerStats& l : r.stats.layers) {
+    if (l.requests == 0) continue;
+    layers.push_back({{"requests", l.requests},
+                      {"hit_rate", l.hit_rate()},
+                      {"prefetch_hits", l.prefetch_hits},
+                      {"misses", l.misses},
+                      {"prefetches", l.prefetches},
+                      {"bytes_read", l.bytes_read}});
+  }
+  return {{"mem_budget_bytes", r.mem_budget},
+          {"resident_bytes", r.resident_bytes},
+          {"slot_bytes", r.slot_bytes},
+          {"slots", r.slots},
+          {"experts_total", r.experts_total},
+          {"pinned", r.pinned},
+          {"requests", r.stats.requests},
+          {"hit_rate", r.stats.hit_rate()},
+          {"bytes_read", r.stats.bytes_read},
+          {"bytes_read_per_token", tokens > 0 ? double(r.stats.bytes_read) / double(tokens) : 0.0},
+          {"read_seconds", r.stats.read_seconds},
+          {"read_gbps", r.stats.read_gbps()},
+          {"wait_seconds", r.stats.wait_seconds},
+          {"layers", layers}};
+}
+
+std::string offload_text(const Decoder& dec, int64_t tokens) {
+  const ExpertOffload* off = dec.offload();
+  if (!off) return {};
+  const OffloadReport r = off->report();
+  std::string s = fmt::format(
+      "offload: budget {:.2f} GB = resident {:.2f} GB + {} slots x {:.2f} MB ({:.1f}% of {} experts; {} pinned)\n",
+      double(r.mem_budget) * 1e-9, double(r.resident_bytes) * 1e-9, r.slots, double(r.slot_bytes) * 1e-6,
+      100.0 * double(r.slots) / double(std::max<int64_t>(1, r.experts_total)), r.experts_total, r.pinned);
+  s += fmt::format(
+      "offload: hit rate {:.1f}% of {} expert requests; read {:.3f} GB ({:.1f} MB per token) at {:.2f} GB/s; "
+      "compute waited {:.2f} s\n",
+      100.0 * r.stats.hit_rate(), r.stats.requests, double(r.stats.bytes_read) * 1e-9,
+      tokens > 0 ? double(r.stats.bytes_read) / double(tokens) * 1e-6 : 0.0, r.stats.read_gbps(), r.stats.wait_seconds);
+  std::string per;
+  for (size_t l = 0; l < r.stats.layers.size(); ++l) {
+    if (r.stats.layers[l].requests == 0) continue;
+    per += fmt::format("{}{}:{:.0f}%", per.empty() ? "" : " ", l, 100.0 * r.stats.layers[l].hit_rate());
+  }
+  if (!per.empty()) s += "offload: hit rate per layer " + per + "\n";
+  return s;
+}
+
+}  // namespace moe::cli

@@ -1,0 +1,34 @@
+// --mem-budget / --expert-profile / --no-prefetch on the commands that run a model (run, eval, bench
+// model, serve), and the offload section of their reports.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "model/decoder.h"
+
+namespace CLI {
+class App;
+}
+
+namespace moe::cli {
+
+struct OffloadArgs {
+  std::string mem_budget;  // "24G", "512M", "1.5GB", bytes; empty: every expert in memory
+  std::string expert_profile;
+  bool no_prefetch = false;
+  OffloadOptions options() const;  // throws a usage error naming --mem-budget when it does not parse
+};
+
+void add_offload_options(CLI::App* command, OffloadArgs& args);
+// "24G" -> bytes (K/M/G/T, optional B or iB, powers of 1024; a plain number is bytes).
+uint64_t parse_size(const std::string& text, const std::string& flag);
+
+// The offload section (null / nothing when the decoder keeps every expert in memory). tokens: the
+// tokens the reads served (bytes per token).
+nlohmann::ordered_json offload_json(const Decoder& dec, int64_t tokens);
+std::string offload_text(const Decoder& dec, int64_t tokens);
+
+}  // namespace moe::cli

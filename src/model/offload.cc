@@ -1,0 +1,202 @@
+// Expert offload (see offload.h): the per-layer block that asks the cache for its experts, the
+// pre-gating prefetch, the budget arithmetic and routing profiles.
+#include "model/offload.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "util/error.h"
+
+namespace moe {
+namespace {
+
+class OffloadMoeBlock final : public MoeBlock {
+ public:
+  OffloadMoeBlock(int64_t layer, const MoeLayerConfig& config, const MoeLayerWeights& w,
+                  std::vector<ExpertMatrices> blank, ExpertOffload& off)
+      : layer_index_(layer), layer_(per_call(config), w), blank_(std::move(blank)), off_(off) {}
+
+  void forward(const float* x, int64_t n_tokens, float* out, MoeTelemetry* telemetry) override {
+    std::vector<int32_t> held;
+    RunOptions o;
+    o.prepare_experts = [&](const RouterOutput& r, std::vector<ExpertMatrices>& experts) {
+      held.assign(r.expert_ids.begin(), r.expert_ids.end());
+      std::sort(held.begin(), held.end());
+      held.erase(std::unique(held.begin(), held.end()), held.end());
+      experts = blank_;  // only this call's experts are valid (the others: biases only)
+      off_.cache().acquire(layer_index_, held, experts);
+      off_.prefetch_after(layer_index_, x, n_tokens);  // the next layer's reads run while these compute
+    };
+    try {
+      layer_.forward(x, n_tokens, out, o, telemetry);
+    } catch (...) {
+      off_.cache().release(layer_index_, held);
+      throw;
+    }
+    off_.cache().release(layer_index_, held);
+  }
+  const std::vector<int32_t>& last_expert_ids() const override { return layer_.last_router_output().expert_ids; }
+
+ private:
+  static MoeLayerConfig per_call(MoeLayerConfig c) {
+    c.experts_per_call = true;
+    return c;
+  }
+  int64_t layer_index_;
+  MoeLayer layer_;
+  std::vector<ExpertMatrices> blank_;
+  ExpertOffload& off_;
+};
+
+}  // namespace
+
+uint64_t resident_bytes_now() {
+  std::ifstream in("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  in >> size >> resident;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+std::vector<std::pair<int64_t, int32_t>> hottest_experts(const std::string& trace_path, int64_t n_layer) {
+  std::ifstream in(trace_path);
+  if (!in) fail("offload", "--expert-profile {}: cannot open", trace_path);
+  std::map<std::pair<int64_t, int32_t>, int64_t> counts;
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.empty()) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const std::exception& e) {
+      fail("offload", "--expert-profile {}: line {}: not JSON ({})", trace_path, line_no, e.what());
+    }
+    if (!j.contains("experts") || !j["experts"].is_array())
+      fail("offload", "--expert-profile {}: line {}: expected an \"experts\" array (moe run --trace lines)", trace_path,
+           line_no);
+    const auto& layers = j["experts"];
+    if (static_cast<int64_t>(layers.size()) != n_layer)
+      fail("offload", "--expert-profile {}: line {}: {} layers, the model has {}", trace_path, line_no, layers.size(),
+           n_layer);
+    for (size_t l = 0; l < layers.size(); ++l) {
+      if (layers[l].is_null()) continue;
+      if (!layers[l].is_array())
+        fail("offload", "--expert-profile {}: line {}: layer {}: expected a list of expert ids", trace_path, line_no,
+             l);
+      for (const auto& e : layers[l]) {
+        if (!e.is_number_integer())
+          fail("offload", "--expert-profile {}: line {}: layer {}: expert ids must be integers", trace_path, line_no,
+               l);
+        counts[{int64_t(l), e.get<int32_t>()}]++;
+      }
+    }
+  }
+  std::vector<std::pair<std::pair<int64_t, int32_t>, int64_t>> v(counts.begin(), counts.end());
+  std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::vector<std::pair<int64_t, int32_t>> out;
+  for (const auto& [key, n] : v) out.push_back(key);
+  return out;
+}
+
+ExpertOffload::ExpertOffload(const ModelSpec& spec, OffloadOptions options)
+    : spec_(spec), options_(std::move(options)), layers_(static_cast<size_t>(spec.n_layer)) {}
+
+ExpertOffload::~ExpertOffload() = default;
+
+int ExpertOffload::file_index(const std::string& path) {
+  for (size_t i = 0; i < files_.size(); ++i)
+    if (files_[i] == path) return static_cast<int>(i);
+  files_.push_back(path);
+  return static_cast<int>(files_.size() - 1);
+}
+
+void ExpertOffload::add_layer(int64_t layer, std::vector<ExpertSource> sources, const MoeLayerConfig& config,
+                              const RouterWeights& router) {
+  LayerInfo& l = layers_[size_t(layer)];
+  l.sources = std::move(sources);
+  l.config = config;
+  l.router = router;
+}
+
+void ExpertOffload::start(uint64_t resident_bytes) {
+  resident_ = resident_bytes;
+  std::vector<std::vector<ExpertSource>> sources;
+  size_t slot = 0;
+  int64_t widest = 0, total = 0;
+  for (const LayerInfo& l : layers_) {
+    sources.push_back(l.sources);
+    for (const ExpertSource& s : l.sources) slot = std::max(slot, ExpertCache::slot_bytes_for(s));
+    widest = std::max(widest, static_cast<int64_t>(l.sources.size()));
+    total += static_cast<int64_t>(l.sources.size());
+  }
+  if (total == 0) fail("offload", "{}: --mem-budget: the model has no routed experts to keep on disk", spec_.source);
+  // One MoE layer's experts must fit at once (a long prompt can route to all of them).
+  const uint64_t need = resident_bytes + uint64_t(widest) * slot;
+  if (options_.mem_budget < need) {
+    fail("offload",
+         "--mem-budget {:.3f} GB is too small: the always-on weights take {:.3f} GB (resident after loading) and "
+         "one MoE layer's {} experts {:.3f} GB; give at least {:.3f} GB",
+         double(options_.mem_budget) * 1e-9, double(resident_bytes) * 1e-9, widest, double(widest * slot) * 1e-9,
+         double(need) * 1e-9);
+  }
+  const int64_t slots = std::min<int64_t>(total, int64_t((options_.mem_budget - resident_bytes) / slot));
+  ExpertCache::Options o;
+  o.slots = slots;
+  o.io_threads = options_.io_threads;
+  o.direct_io = options_.direct_io;
+  cache_ = std::make_unique<ExpertCache>(files_, std::move(sources), o);
+  if (!options_.expert_profile.empty()) {
+    const auto hot = hottest_experts(options_.expert_profile, spec_.n_layer);
+    pinned_ = cache_->pin_forever(hot, std::max<int64_t>(widest, slots / 2));  // half the pool stays adaptive
+    cache_->reset_stats();
+  }
+}
+
+std::unique_ptr<MoeBlock> ExpertOffload::make_block(int64_t layer, const MoeLayerConfig& config,
+                                                    const MoeLayerWeights& w) {
+  std::vector<ExpertMatrices> blank;
+  for (const ExpertSource& s : layers_[size_t(layer)].sources) {
+    ExpertMatrices m;
+    m.gate_bias = s.bias[0];
+    m.up_bias = s.bias[1];
+    m.down_bias = s.bias[2];
+    blank.push_back(m);
+  }
+  return std::make_unique<OffloadMoeBlock>(layer, config, w, std::move(blank), *this);
+}
+
+void ExpertOffload::prefetch_after(int64_t layer, const float* x, int64_t n_tokens) {
+  if (!options_.prefetch || !cache_) return;
+  int64_t next = layer + 1;
+  while (next < static_cast<int64_t>(layers_.size()) && layers_[size_t(next)].sources.empty()) ++next;
+  if (next >= static_cast<int64_t>(layers_.size())) return;
+  const LayerInfo& n = layers_[size_t(next)];
+  route_tokens(n.config.router, n.router, x, n_tokens, n.config.d_model, 0, &predicted_);
+  std::vector<int32_t> ids(predicted_.expert_ids.begin(), predicted_.expert_ids.end());
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  cache_->prefetch(next, ids);
+}
+
+OffloadReport ExpertOffload::report() const {
+  OffloadReport r;
+  r.mem_budget = options_.mem_budget;
+  r.resident_bytes = resident_;
+  for (const LayerInfo& l : layers_) r.experts_total += static_cast<int64_t>(l.sources.size());
+  if (cache_) {
+    r.slot_bytes = cache_->slot_bytes();
+    r.slots = cache_->n_slots();
+    r.stats = cache_->stats();
+  }
+  r.pinned = pinned_;
+  return r;
+}
+
+}  // namespace moe

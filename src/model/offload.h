@@ -1,0 +1,75 @@
+// Models bigger than RAM: a Decoder's routed experts stay in the model file and are read into an
+// ExpertCache (model/expert_cache.h) sized by --mem-budget. The always-on weights (attention, dense and
+// shared FFNs, routers, embeddings, head) load as usual; the budget left after them, divided by one
+// expert's slot size, is the pool. Each MoE layer's block asks the cache for the experts its router
+// chose, then predicts the next MoE layer's experts by running that layer's router on its own input
+// (pre-gating) and queues their reads, so disk and compute overlap. Outputs are bit-identical to the
+// all-in-memory run: the slots hold the same panels the load would have packed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/expert_cache.h"
+#include "model/moe_block.h"
+#include "moe/router.h"
+#include "spec/model_spec.h"
+
+namespace moe {
+
+// What the offload run did, for reports.
+struct OffloadReport {
+  uint64_t mem_budget = 0;
+  uint64_t resident_bytes = 0;  // always-on weights and the process around them, measured after the load
+  uint64_t slot_bytes = 0;
+  int64_t slots = 0;
+  int64_t experts_total = 0;  // routed experts of the model
+  int64_t pinned = 0;         // from --expert-profile
+  ExpertCacheStats stats;
+};
+
+class ExpertOffload {
+ public:
+  ExpertOffload(const ModelSpec& spec, OffloadOptions options);
+  ~ExpertOffload();
+
+  // The file index of a path (registered on first use).
+  int file_index(const std::string& path);
+  // Registers a MoE layer: where each routed expert is, and its router (for the previous layer's prefetch).
+  void add_layer(int64_t layer, std::vector<ExpertSource> sources, const MoeLayerConfig& config,
+                 const RouterWeights& router);
+  // Sizes the pool from the budget minus what is resident now and pins the profile's hottest experts.
+  // Throws naming the budget it needs when one MoE layer's experts do not fit.
+  void start(uint64_t resident_bytes);
+  std::unique_ptr<MoeBlock> make_block(int64_t layer, const MoeLayerConfig& config, const MoeLayerWeights& w);
+
+  ExpertCache& cache() { return *cache_; }
+  OffloadReport report() const;
+  // Queues the reads of the next MoE layer's likely experts for the tokens x [T, D] of `layer`.
+  void prefetch_after(int64_t layer, const float* x, int64_t n_tokens);
+
+ private:
+  struct LayerInfo {
+    std::vector<ExpertSource> sources;
+    MoeLayerConfig config;
+    RouterWeights router;
+  };
+  const ModelSpec& spec_;
+  OffloadOptions options_;
+  std::vector<std::string> files_;
+  std::vector<LayerInfo> layers_;  // [L]; empty sources for dense layers
+  std::unique_ptr<ExpertCache> cache_;
+  uint64_t resident_ = 0;
+  int64_t pinned_ = 0;
+  RouterOutput predicted_;
+};
+
+// Counts of each (layer, expert) in a routing trace (`moe run --trace` JSON lines), most used first.
+std::vector<std::pair<int64_t, int32_t>> hottest_experts(const std::string& trace_path, int64_t n_layer);
+
+// The process's resident memory now (bytes).
+uint64_t resident_bytes_now();
+
+}  // namespace moe
