@@ -45,8 +45,14 @@ def main():
                                           gridspec_kw={"width_ratios": [1, 2]})
     share = load / load.sum(axis=1, keepdims=True)
     im = ax_load.imshow(share * 100, aspect="auto", cmap="viridis")
-    for li, e in zip(*np.nonzero(load == 0)):
-        ax_load.text(e, li, "x", ha="center", va="center", color="red")
+    for li in range(n_layers):
+        for e in range(model.n_expert):
+            if load[li, e] == 0:
+                ax_load.text(e, li, "x", ha="center", va="center", color="red", fontsize=14)
+            elif model.n_expert <= 16:
+                bright = share[li, e] > (share.min() + share.max()) / 2
+                ax_load.text(e, li, f"{100 * share[li, e]:.0f}", ha="center", va="center", fontsize=8,
+                             color="black" if bright else "white")
     ax_load.set_xlabel("expert")
     ax_load.set_ylabel("MoE layer")
     ax_load.set_yticks(range(n_layers), [str(l) for l in trace.layers])
@@ -54,15 +60,20 @@ def main():
     ax_load.set_title("share of routed tokens (%); x: never used")
     fig.colorbar(im, ax=ax_load, label="% of the layer's token-slots")
 
-    chosen = np.zeros((model.n_expert, n_tokens))
+    chosen = np.full((model.n_expert, n_tokens), np.nan)  # experts not chosen stay blank
     for j in range(k):  # weight of each chosen expert, first MoE layer
         chosen[trace.expert_ids[0, :, j], np.arange(n_tokens)] = trace.weights[0, :, j]
-    im2 = ax_tok.imshow(chosen, aspect="auto", cmap="magma", interpolation="nearest")
-    ax_tok.axvline(len(gen.prompt_ids) - 0.5, color="white", lw=1)  # where generation starts
+    im2 = ax_tok.imshow(np.ma.masked_invalid(chosen), aspect="auto", cmap="viridis", interpolation="nearest",
+                        vmin=0, vmax=1)
+    ax_tok.set_facecolor("#eeeeee")
+    prompt_len = len(gen.prompt_ids)
+    ax_tok.axvline(prompt_len - 0.5, color="black", lw=1)  # where generation starts
+    ax_tok.text(prompt_len - 1, -0.7, "prompt ", ha="right", va="bottom", fontsize=8)
+    ax_tok.text(prompt_len, -0.7, " generated", ha="left", va="bottom", fontsize=8)
     ax_tok.set_xlabel("token position (prompt, then generated)")
     ax_tok.set_ylabel("expert")
     ax_tok.set_yticks(range(model.n_expert))
-    ax_tok.set_title(f"routing weight per token, MoE layer {trace.layers[0]}")
+    ax_tok.set_title(f"router weight of each token's top-{k} experts, MoE layer {trace.layers[0]}", pad=16)
     fig.colorbar(im2, ax=ax_tok, label="router weight")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)

@@ -3,7 +3,10 @@ trace as `moe run --trace` writes it, report() as `moe run --json`, errors as th
 
 import json
 import os
+import sys
 import tempfile
+import threading
+import time
 import unittest
 
 import numpy as np
@@ -142,6 +145,38 @@ class ModelTest(unittest.TestCase):
         text = "".join(p.text for p in m.generate("The ", max_new_tokens=8))
         _, out, _ = run_moe("run", "--quiet", "--json", "--no-ceiling", "--prompt", "The ", "--max-new-tokens", 8)
         self.assertEqual(text, json.loads(out)["text"])
+
+
+class Gil(unittest.TestCase):
+    def test_other_threads_run_while_the_engine_computes(self):
+        # With a 5 s switch interval a thread that holds the GIL keeps it until it blocks: the main
+        # thread could then poll only after the worker's last call. It polls meanwhile only because
+        # eval and each generation step release the GIL.
+        m = moe.Model(threads=1)
+        ids = list(range(1, 251))
+        state = {"inside": False}
+
+        def work():
+            state["inside"] = True
+            for _ in range(3):
+                m.eval(ids)
+            for _ in m.generate(ids[:100], max_new_tokens=10):
+                pass
+            state["inside"] = False
+
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(5.0)
+        try:
+            worker = threading.Thread(target=work)
+            worker.start()
+            seen = 0
+            while worker.is_alive():
+                seen += state["inside"]
+                time.sleep(0.001)
+            worker.join()
+        finally:
+            sys.setswitchinterval(interval)
+        self.assertGreater(seen, 0)
 
 
 class Errors(unittest.TestCase):
