@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,12 @@ inline py::str to_str(std::string_view bytes) {
   PyObject* s = PyUnicode_DecodeUTF8(bytes.data(), static_cast<Py_ssize_t>(bytes.size()), "replace");
   if (s == nullptr) throw py::error_already_set();
   return py::reinterpret_steal<py::str>(s);
+}
+
+// A path argument: a str or an os.PathLike (pathlib.Path); None gives nullopt.
+inline std::optional<std::string> path_arg(const py::object& path) {
+  if (path.is_none()) return std::nullopt;
+  return py::module_::import("os").attr("fspath")(path).cast<std::string>();
 }
 
 // json.loads of the engine's JSON: the dict `json.loads` gives for the command's --json output.

@@ -301,8 +301,10 @@ void register_model(py::module_& m) {
   py::class_<Model, std::shared_ptr<Model>>(m, "Model", R"(A model: a checkpoint folder (config.json +
 safetensors) or a .gguf file, loaded as `moe eval --model PATH` loads it; None: the embedded default.
 threads sets the process-wide worker pool to that size whenever this model computes.)")
-      .def(py::init<const std::optional<std::string>&, const std::optional<int>&>(), py::arg("path") = py::none(),
-           py::kw_only(), py::arg("threads") = py::none())
+      .def(py::init([](const py::object& path, const std::optional<int>& threads) {
+             return std::make_shared<Model>(path_arg(path), threads);
+           }),
+           py::arg("path") = py::none(), py::kw_only(), py::arg("threads") = py::none())
       .def("eval", &eval, py::arg("ids"),
            "Logits [T, V] float32 of every position of ids (`moe eval --ids ... --logits-out F`).")
       .def("generate", &generate, py::arg("prompt"), py::kw_only(), py::arg("max_new_tokens") = int64_t{64},

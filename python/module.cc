@@ -48,8 +48,8 @@ void register_errors(py::module_& m) {
 // moe.inspect's targets: a str (catalog name, config.json, model folder), a dict (a config.json's
 // contents) or a list of those.
 void add_target(const py::handle& target, std::vector<cli::InspectTarget>& out, const std::string& name) {
-  if (py::isinstance<py::str>(target)) {
-    out.push_back({target.cast<std::string>(), {}});
+  if (py::isinstance<py::str>(target) || py::hasattr(target, "__fspath__")) {
+    out.push_back({*path_arg(py::reinterpret_borrow<py::object>(target)), {}});
   } else if (py::isinstance<py::dict>(target)) {
     const std::string text = py::module_::import("json").attr("dumps")(target).cast<std::string>();
     out.push_back({name.empty() ? std::string("config") : name, text});
@@ -80,7 +80,9 @@ py::object inspect(const py::object& model, int64_t context, int64_t batch, int6
 void register_tokenizer(py::module_& m) {
   py::class_<Tokenizer, std::shared_ptr<Tokenizer>>(m, "Tokenizer", R"(A model's tokenizer: a tokenizer.json, a
 model folder holding one, or a .gguf file's vocabulary (as `moe tokenize --tokenizer PATH`).)")
-      .def(py::init([](const std::string& path) { return std::shared_ptr<Tokenizer>(load_tokenizer(path)); }),
+      .def(py::init([](const py::object& path) {
+             return std::shared_ptr<Tokenizer>(load_tokenizer(path_arg(path).value_or("")));
+           }),
            py::arg("path"))
       .def(
           "encode",

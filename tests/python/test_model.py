@@ -3,6 +3,7 @@ trace as `moe run --trace` writes it, report() as `moe run --json`, errors as th
 
 import json
 import os
+import pathlib
 import sys
 import tempfile
 import threading
@@ -139,6 +140,17 @@ class ModelTest(unittest.TestCase):
         self.assertEqual(r["prompt_tokens"], len(self.exp["prompt_ids"]))
         self.assertEqual(r["generated_tokens"], 0)
         self.assertEqual(len(r["expert_load"]), 2)
+
+    def test_thread_pool(self):
+        before = moe.threads()
+        try:
+            moe.set_threads(1)
+            self.assertEqual(moe.threads(), 1)
+            m = moe.Model(pathlib.Path(self.dir), threads=THREADS)  # a path-like works too
+            m.eval([1, 2])
+            self.assertEqual(moe.threads(), THREADS)  # the model's own count while it computes
+        finally:
+            moe.set_threads(before)
 
     def test_default_model_and_text(self):
         m = moe.Model(threads=THREADS)  # the embedded default, as `moe run` without --model

@@ -1,6 +1,7 @@
 """moe.Tokenizer: encode and decode as `moe tokenize` and `moe detokenize` do."""
 
 import os
+import pathlib
 import unittest
 
 import moe
@@ -37,9 +38,10 @@ class TokenizerTest(unittest.TestCase):
         self.assertEqual(ids, run_moe_json("tokenize", "--tokenizer", self.tok_path("llama2"), "--text", "Hi",
                                            "--add-special"))
         self.assertEqual(tok.decode(ids, skip_special=True), "Hi")
+        self.assertEqual(tok.encode_prompt("Hi"), ids)  # Llama 2 adds the BOS to a prompt
 
     def test_vocabulary(self):
-        tok = moe.Tokenizer(os.path.join(TOKENIZERS, "qwen3"))  # a folder holding tokenizer.json
+        tok = moe.Tokenizer(pathlib.Path(TOKENIZERS) / "qwen3")  # a folder holding tokenizer.json
         self.assertGreater(tok.vocab_size, 150000)
         tid = tok.token_to_id("Hello")
         self.assertEqual(tok.id_to_token(tid), "Hello")
