@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages moe needs, only the missing ones. Idempotent.
-# Usage: scripts/install-deps.sh [--fixtures] [--fuzz]
-#   --fixtures adds python3-torch/numpy for tests/reference;
+# Usage: scripts/install-deps.sh [--fixtures] [--fuzz] [--matplotlib]
+#   --fixtures adds python3-torch for tests/reference;
+#   --matplotlib adds python3-matplotlib for the Python example plot (docs/PYTHON.md; optional, no test needs it);
 #   --fuzz adds clang and libclang-rt-14-dev (libclang_rt.fuzzer/asan/ubsan, which clang-14 only
 #   recommends) for the libFuzzer targets in fuzz/ (`make fuzz`).
 set -euo pipefail
@@ -14,12 +15,14 @@ packages=(
   libpcre2-dev libsentencepiece-dev libicu-dev
   clang-format
   libcpp-httplib-dev
+  pybind11-dev python3-dev python3-numpy
 )
 for arg in "$@"; do
   case "$arg" in
-    --fixtures) packages+=(python3-torch python3-numpy) ;;
+    --fixtures) packages+=(python3-torch) ;;  # python3-numpy is a base package (the Python tests)
     --fuzz) packages+=(clang libclang-rt-14-dev) ;;
-    *) echo "[install-deps] unknown option '$arg' (expected --fixtures or --fuzz)" >&2; exit 2 ;;
+    --matplotlib) packages+=(python3-matplotlib) ;;
+    *) echo "[install-deps] unknown option '$arg' (expected --fixtures, --fuzz or --matplotlib)" >&2; exit 2 ;;
   esac
 done
 

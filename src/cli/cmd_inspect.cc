@@ -9,6 +9,7 @@
 
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "cli/inspect.h"
 #include "io/registry_check.h"
 #include "spec/catalog.h"
 #include "spec/report.h"
@@ -16,8 +17,6 @@
 
 namespace moe::cli {
 namespace {
-
-constexpr int64_t kMaxAccountedTokens = int64_t{1} << 50;  // ~1.1e15
 
 struct InspectOptions {
   std::vector<std::string> targets;
@@ -44,10 +43,15 @@ bool has_safetensors(const std::filesystem::path& dir) {
   return false;
 }
 
-Target resolve(const std::string& arg) {
+Target resolve(const InspectTarget& target) {
   namespace fs = std::filesystem;
+  const std::string& arg = target.arg;
   Target t;
   t.name = arg;
+  if (!target.config_text.empty()) {
+    t.spec = parse_model_spec_text(target.config_text, arg);
+    return t;
+  }
   if (const CatalogEntry* e = find_catalog_entry(arg)) {
     t.entry = e;
     t.name = e->name;
@@ -61,6 +65,31 @@ Target resolve(const std::string& arg) {
   t.spec = load_model_spec(arg);
   if (fs::is_directory(arg, ec) && has_safetensors(arg)) t.checkpoint_dir = arg;
   return t;
+}
+
+struct Reports {
+  std::vector<ModelReport> reports;
+  std::vector<std::string> dirs;  // [i]: the checkpoint folder of reports[i], or empty
+};
+
+Reports make_reports(const std::vector<InspectTarget>& targets, const Workload& workload) {
+  Reports r;
+  for (const InspectTarget& target : targets) {
+    Target t = resolve(target);
+    r.dirs.push_back(t.checkpoint_dir);
+    r.reports.push_back(make_report(std::move(t.spec), t.name, t.entry, workload));
+  }
+  return r;
+}
+
+nlohmann::ordered_json reports_json(const Reports& r, bool explain) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < r.reports.size(); ++i) {
+    nlohmann::ordered_json j = report_json(r.reports[i], explain);
+    if (!r.dirs[i].empty()) j["checkpoint_check"] = check_json(check_checkpoint_dir(r.reports[i].spec, r.dirs[i]));
+    out.push_back(std::move(j));
+  }
+  return out.size() == 1 ? out[0] : nlohmann::ordered_json{{"models", out}};
 }
 
 void print_list(const InspectOptions& o, bool json) {
@@ -79,23 +108,15 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& global) {
   if (o.targets.empty())
     fail_usage("inspect", "name a model (catalog name, config.json or checkpoint folder), or use --list");
   const ReportFormat fmt_kind = o.markdown ? ReportFormat::kMarkdown : ReportFormat::kText;
-  std::vector<ModelReport> reports;
-  std::vector<std::string> dirs;
-  for (const std::string& arg : o.targets) {
-    Target t = resolve(arg);
-    dirs.push_back(t.checkpoint_dir);
-    reports.push_back(make_report(std::move(t.spec), t.name, t.entry, o.workload));
-  }
+  std::vector<InspectTarget> targets;
+  for (const std::string& arg : o.targets) targets.push_back(InspectTarget{arg, {}});
+  const Reports r = make_reports(targets, o.workload);
   if (global.json) {
-    nlohmann::ordered_json out = nlohmann::ordered_json::array();
-    for (size_t i = 0; i < reports.size(); ++i) {
-      nlohmann::ordered_json j = report_json(reports[i], o.explain);
-      if (!dirs[i].empty()) j["checkpoint_check"] = check_json(check_checkpoint_dir(reports[i].spec, dirs[i]));
-      out.push_back(std::move(j));
-    }
-    fmt::print("{}\n", (out.size() == 1 ? out[0] : nlohmann::ordered_json{{"models", out}}).dump(2));
+    fmt::print("{}\n", reports_json(r, o.explain).dump(2));
     return;
   }
+  const std::vector<ModelReport>& reports = r.reports;
+  const std::vector<std::string>& dirs = r.dirs;
   if (reports.size() > 1) {
     fmt::print("{}", render_comparison(reports, fmt_kind));
     return;
@@ -106,6 +127,10 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& global) {
 }
 
 }  // namespace
+
+nlohmann::ordered_json inspect_json(const std::vector<InspectTarget>& targets, const Workload& workload, bool explain) {
+  return reports_json(make_reports(targets, workload), explain);
+}
 
 void register_inspect(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand("inspect", "Parameters, FLOPs, bytes, KV cache and EP traffic of a model");
@@ -122,9 +147,9 @@ void register_inspect(CLI::App& app, const GlobalOptions& global) {
   add_number(cmd, "--batch", o.workload.batch, "Batch B of decoded sequences", int64_t{1}, kMaxAccountedTokens);
   add_number(cmd, "--prompt", o.workload.prompt, "Prefill length N", int64_t{0}, kMaxAccountedTokens,
              "0 = the context");
-  add_number(cmd, "--ep", o.workload.ep_ranks, "Expert-parallel ranks R", int64_t{1}, int64_t{1} << 20);
+  add_number(cmd, "--ep", o.workload.ep_ranks, "Expert-parallel ranks R", int64_t{1}, kMaxAccountedEpRanks);
   add_number_above(cmd, "--kv-bytes", o.workload.kv_bytes_per_elem, "Bytes per KV-cache element (2 bf16, 1 fp8)", 0.0,
-                   64.0);
+                   kMaxKvBytesPerElem);
   cmd->callback([&global] { run_inspect(o, global); });
 }
 

@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/flags.h"
+#include "cli/sampling_args.h"
 #include "io/gguf_config.h"
 #include "io/paths.h"
 #include "io/safetensors.h"
@@ -92,6 +93,14 @@ std::vector<int32_t> encode_text(const Tokenizer* tok, const std::string& text) 
   return ids;
 }
 
+std::vector<int32_t> prompt_text_ids(const std::string& model_dir, const ModelSpec& spec, const Tokenizer* tok,
+                                     const std::string& text) {
+  if (tok == nullptr && spec.vocab != 256) {
+    fail("run", "{}: no tokenizer.json in the model folder; use --prompt-ids", model_dir);
+  }
+  return tok != nullptr ? tok->encode_prompt(text) : encode_text(tok, text);
+}
+
 std::string decode_ids(const Tokenizer* tok, const std::vector<int32_t>& ids, int64_t vocab) {
   if (tok != nullptr) return tok->decode(ids);
   std::string s;
@@ -143,6 +152,12 @@ double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spe
   return bytes;
 }
 
+void check_finite_logits(const std::vector<float>& logits, const std::string& model_dir) {
+  for (float v : logits) {
+    if (!std::isfinite(v)) fail("eval", "{}: the model produced a non-finite logit", model_dir);
+  }
+}
+
 RunReport report_of_generation(const GenerateResult& g, const ModelSpec& spec, const std::string& model_dir,
                                double read_gbps) {
   RunRecorder rec(spec, build_registry(spec), always_on_weight_bytes(model_dir, spec));
@@ -156,6 +171,22 @@ RunReport report_of_generation(const GenerateResult& g, const ModelSpec& spec, c
   RunReport r = rec.finish(read_gbps, g.kv_cache_bytes);
   r.generated_tokens = static_cast<int64_t>(g.tokens.size());  // the first comes from the prefill's logits
   return r;
+}
+
+nlohmann::ordered_json run_json(const GenerateResult& g, const std::vector<int32_t>& prompt_ids,
+                                const GenerateOptions& options, const GenerationDefaults& defaults,
+                                const Tokenizer* tok, int64_t vocab, const RunReport& report) {
+  nlohmann::ordered_json out;
+  out["text"] = g.text;
+  out["finish_reason"] = finish_reason_name(g.finish_reason);
+  if (!g.stop_string.empty()) out["stop"] = g.stop_string;
+  out["prompt_ids"] = prompt_ids;
+  out["generated_ids"] = g.tokens;
+  out["sampling"] = sampling_json(options, defaults);
+  if (options.logprobs >= 0) out["logprobs"] = logprobs_json(g.logprobs, tok, vocab);
+  const auto j = nlohmann::ordered_json::parse(run_report_json(report));
+  for (auto it = j.begin(); it != j.end(); ++it) out[it.key()] = it.value();
+  return out;
 }
 
 }  // namespace moe::cli

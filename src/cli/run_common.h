@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "dist/ep_setup.h"
 #include "model/decoder.h"
 #include "model/generate.h"
+#include "model/generation_config.h"
 #include "model/run_report.h"
 #include "tokenizer/ids.h"
 #include "tokenizer/tokenizer.h"
@@ -48,15 +50,28 @@ std::vector<int32_t> read_ids_file(const std::string& path);
 // The model folder's tokenizer, or null for a byte-level (vocab 256) model without one.
 std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model_dir, const ModelSpec& spec);
 std::vector<int32_t> encode_text(const Tokenizer* tok, const std::string& text);
+// A text prompt's ids as `moe run --prompt` encodes them: the tokenizer's encode_prompt (BOS as its
+// config says), bytes for a vocab-256 model without one; an error when the model has no tokenizer.
+std::vector<int32_t> prompt_text_ids(const std::string& model_dir, const ModelSpec& spec, const Tokenizer* tok,
+                                     const std::string& text);
 // Text of ids: the tokenizer's decode, bytes for a vocab-256 model, else "<id>" per token.
 std::string decode_ids(const Tokenizer* tok, const std::vector<int32_t>& ids, int64_t vocab);
 // Bytes of the weights every decode step reads (everything but routed experts and the embedding
 // table, plus one embedding row), at the dtype the decoder holds them in.
 double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spec);
 
+// `moe eval`'s check of its logits: an error naming the model when one is NaN or infinite.
+void check_finite_logits(const std::vector<float>& logits, const std::string& model_dir);
+
 // The activation report of a finished generation (decode time split evenly over its steps);
 // read_gbps: the read ceiling measured in the same run, or 0.
 RunReport report_of_generation(const GenerateResult& g, const ModelSpec& spec, const std::string& model_dir,
                                double read_gbps);
+
+// `moe run --json` without the "ep" key: text, finish_reason, stop, prompt_ids, generated_ids,
+// sampling, logprobs (when asked), then the activation report's keys (run_report_json).
+nlohmann::ordered_json run_json(const GenerateResult& g, const std::vector<int32_t>& prompt_ids,
+                                const GenerateOptions& options, const GenerationDefaults& defaults,
+                                const Tokenizer* tok, int64_t vocab, const RunReport& report);
 
 }  // namespace moe::cli

@@ -38,19 +38,51 @@ void add_sampling_options(CLI::App* cmd, SamplingArgs& a) {
   cmd->add_flag("--ignore-eos", a.ignore_eos, "Do not stop at the model's end-of-sequence ids");
 }
 
-SamplerOptions resolve_sampling(const SamplingArgs& a, const GenerationDefaults& d) {
-  SamplerOptions s = d.sampler;
+SamplingOverrides sampling_overrides(const SamplingArgs& a) {
   const SamplerOptions& v = a.values;
   auto given = [](const CLI::Option* o) { return o != nullptr && o->count() > 0; };
-  if (given(a.temp)) s.temperature = v.temperature;
-  if (given(a.top_k)) s.top_k = v.top_k;
-  if (given(a.top_p)) s.top_p = v.top_p;
-  if (given(a.min_p)) s.min_p = v.min_p;
-  if (given(a.repeat)) s.repetition_penalty = v.repetition_penalty;
-  if (given(a.presence)) s.presence_penalty = v.presence_penalty;
-  if (given(a.frequency)) s.frequency_penalty = v.frequency_penalty;
-  s.seed = v.seed;
+  SamplingOverrides g;
+  if (given(a.temp)) g.temperature = v.temperature;
+  if (given(a.top_k)) g.top_k = v.top_k;
+  if (given(a.top_p)) g.top_p = v.top_p;
+  if (given(a.min_p)) g.min_p = v.min_p;
+  if (given(a.repeat)) g.repetition_penalty = v.repetition_penalty;
+  if (given(a.presence)) g.presence_penalty = v.presence_penalty;
+  if (given(a.frequency)) g.frequency_penalty = v.frequency_penalty;
+  g.seed = v.seed;
+  return g;
+}
+
+SamplerOptions resolve_sampling(const SamplingOverrides& g, const GenerationDefaults& d) {
+  SamplerOptions s = d.sampler;
+  if (g.temperature) s.temperature = *g.temperature;
+  if (g.top_k) s.top_k = *g.top_k;
+  if (g.top_p) s.top_p = *g.top_p;
+  if (g.min_p) s.min_p = *g.min_p;
+  if (g.repetition_penalty) s.repetition_penalty = *g.repetition_penalty;
+  if (g.presence_penalty) s.presence_penalty = *g.presence_penalty;
+  if (g.frequency_penalty) s.frequency_penalty = *g.frequency_penalty;
+  s.seed = g.seed;
   return s;
+}
+
+SamplerOptions resolve_sampling(const SamplingArgs& a, const GenerationDefaults& d) {
+  return resolve_sampling(sampling_overrides(a), d);
+}
+
+GenerateOptions run_generate_options(const SamplingOverrides& given, const GenerationDefaults& defaults,
+                                     std::vector<int32_t> stop_ids, std::vector<std::string> stop_strings,
+                                     bool ignore_eos, int64_t logprobs, int64_t max_new_tokens, int64_t context) {
+  GenerateOptions opts;
+  opts.max_new_tokens = max_new_tokens;
+  opts.sampler = resolve_sampling(given, defaults);
+  opts.stop_ids = std::move(stop_ids);
+  if (!ignore_eos) opts.stop_ids.insert(opts.stop_ids.end(), defaults.eos_ids.begin(), defaults.eos_ids.end());
+  opts.stop_strings = std::move(stop_strings);
+  opts.logprobs = logprobs;
+  opts.context = context;
+  opts.record_routing = true;
+  return opts;
 }
 
 nlohmann::ordered_json sampling_json(const GenerateOptions& o, const GenerationDefaults& d) {

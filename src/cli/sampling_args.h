@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,8 +37,24 @@ struct SamplingArgs {
 
 void add_sampling_options(CLI::App* command, SamplingArgs& args);
 
-// The model's defaults with the given flags on top.
+// The sampling values a caller gave (a flag, a Python keyword); nullopt leaves the model's default.
+struct SamplingOverrides {
+  std::optional<float> temperature, top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty;
+  std::optional<int64_t> top_k;
+  uint64_t seed = 0;
+};
+
+// The flags given on the command line.
+SamplingOverrides sampling_overrides(const SamplingArgs& args);
+// The model's defaults with the given values on top.
+SamplerOptions resolve_sampling(const SamplingOverrides& given, const GenerationDefaults& defaults);
 SamplerOptions resolve_sampling(const SamplingArgs& args, const GenerationDefaults& defaults);
+
+// The GenerateOptions of `moe run` (and of moe.Model.generate): the resolved sampler, `stop_ids`
+// plus the model's EOS ids unless ignore_eos, stop strings, routing recorded for the report.
+GenerateOptions run_generate_options(const SamplingOverrides& given, const GenerationDefaults& defaults,
+                                     std::vector<int32_t> stop_ids, std::vector<std::string> stop_strings,
+                                     bool ignore_eos, int64_t logprobs, int64_t max_new_tokens, int64_t context);
 
 // {"temperature", ..., "seed", "eos_ids", "stop", "defaults_from"}: what generation used.
 nlohmann::ordered_json sampling_json(const GenerateOptions& options, const GenerationDefaults& defaults);

@@ -41,7 +41,7 @@ class EpMoeBlock final : public MoeBlock {
     if (telemetry) fill(t, T, telemetry);
   }
 
-  const std::vector<int32_t>& last_expert_ids() const override { return layer_.last_router_output().expert_ids; }
+  const RouterOutput& last_router_output() const override { return layer_.last_router_output(); }
 
  private:
   // The whole layer as one process would count it (routing is replicated, so every rank knows

@@ -461,6 +461,7 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
   if (stats) {
     stats->moe_layers.assign(static_cast<size_t>(spec_.n_layer), MoeTelemetry{});
     stats->expert_ids.assign(static_cast<size_t>(spec_.n_layer), {});
+    stats->expert_weights.assign(static_cast<size_t>(spec_.n_layer), {});
   }
   const float residual = static_cast<float>(spec_.multipliers.residual);  // Granite: each branch scaled
   for (int64_t li = 0; li < spec_.n_layer; ++li) {
@@ -474,7 +475,11 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
     for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
     norm(h.data(), L.post_norm, L.post_norm_b, x.data(), T);
     ffn(L, x.data(), T, y.data(), stats ? &stats->moe_layers[static_cast<size_t>(li)] : nullptr);
-    if (stats && L.moe) stats->expert_ids[static_cast<size_t>(li)] = L.moe->last_expert_ids();
+    if (stats && L.moe) {
+      const RouterOutput& routing = L.moe->last_router_output();
+      stats->expert_ids[static_cast<size_t>(li)] = routing.expert_ids;
+      stats->expert_weights[static_cast<size_t>(li)] = routing.weights;
+    }
     for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
   }
   for (const SequenceChunk& s : batch) {

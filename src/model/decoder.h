@@ -24,8 +24,9 @@
 namespace moe {
 
 struct ForwardStats {
-  std::vector<MoeTelemetry> moe_layers;          // [L]; empty telemetry for dense layers
-  std::vector<std::vector<int32_t>> expert_ids;  // [L] -> [T * K] routed experts of this call
+  std::vector<MoeTelemetry> moe_layers;            // [L]; empty telemetry for dense layers
+  std::vector<std::vector<int32_t>> expert_ids;    // [L] -> [T * K] routed experts of this call
+  std::vector<std::vector<float>> expert_weights;  // [L] -> [T * K] their combine weights
 };
 
 // One sequence's share of a batched forward: its new tokens, its own KV cache, and where its logits go.

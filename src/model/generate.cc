@@ -11,7 +11,7 @@
 
 namespace moe {
 
-EvalResult evaluate(Decoder& model, const std::vector<int32_t>& ids) {
+EvalResult evaluate(Decoder& model, const std::vector<int32_t>& ids, ForwardStats* stats) {
   const int64_t T = static_cast<int64_t>(ids.size()), V = model.spec().vocab;
   if (T < 2) fail("model", "evaluate needs at least two token ids (found {}): nothing to score", T);
   check_fits_in_memory(4.0L * T * V, "model",
@@ -19,7 +19,7 @@ EvalResult evaluate(Decoder& model, const std::vector<int32_t>& ids) {
   EvalResult r;
   r.logits.resize(static_cast<size_t>(T * V));  // [T, V]
   KvCache cache = model.make_cache(T);
-  model.forward(ids.data(), T, cache, r.logits.data());
+  model.forward(ids.data(), T, cache, r.logits.data(), stats);
   r.nll.resize(static_cast<size_t>(T - 1));  // [T - 1]
   for (int64_t t = 0; t + 1 < T; ++t) {
     const float* row = r.logits.data() + t * V;
@@ -153,48 +153,68 @@ GenerateResult Generation::finish() {
   return std::move(r_);
 }
 
-GenerateResult generate(Decoder& model, const std::vector<int32_t>& prompt, const GenerateOptions& o,
-                        const TokenCallback& on_token) {
-  const int64_t V = model.spec().vocab;
-  Generation g(V, prompt, o, on_token);
-  KvCache own;
+DecoderGeneration::DecoderGeneration(Decoder& model, const std::vector<int32_t>& prompt, const GenerateOptions& o,
+                                     const TokenCallback& on_token)
+    : model_(model), g_(model.spec().vocab, prompt, o, on_token) {
   KvCache* kept = o.cache;
-  int64_t reused = 0;
   if (kept != nullptr) {
-    if (kept->max_tokens() < g.context())
-      fail("model", "the kept KV cache holds {} tokens; this generation needs {}", kept->max_tokens(), g.context());
+    if (kept->max_tokens() < g_.context())
+      fail("model", "the kept KV cache holds {} tokens; this generation needs {}", kept->max_tokens(), g_.context());
     const std::vector<int32_t>& held = kept->ids();
     const int64_t T = static_cast<int64_t>(prompt.size());
     const int64_t n = std::min<int64_t>(static_cast<int64_t>(held.size()), T - 1);  // the last is always fed
-    while (reused < n && held[static_cast<size_t>(reused)] == prompt[static_cast<size_t>(reused)]) ++reused;
-    kept->truncate(reused);
+    while (reused_ < n && held[static_cast<size_t>(reused_)] == prompt[static_cast<size_t>(reused_)]) ++reused_;
+    kept->truncate(reused_);
+    cache_ = kept;
   } else {
-    own = model.make_cache(g.context());
+    own_ = model.make_cache(g_.context());
+    cache_ = &own_;
   }
-  KvCache& cache = kept != nullptr ? *kept : own;
-  std::vector<float> logits(static_cast<size_t>(V));  // [V]: the last position's
-  ForwardStats prefill_stats;
-  std::vector<ForwardStats> decode_stats;
-  Timer prefill;
-  const SequenceChunk chunk{prompt.data() + reused, static_cast<int64_t>(prompt.size()) - reused, &cache, logits.data(),
-                            true};
-  model.forward_batch(&chunk, 1, o.record_routing ? &prefill_stats : nullptr);
-  const double prefill_seconds = prefill.seconds();
+  logits_.resize(static_cast<size_t>(model.spec().vocab));  // [V]: the last position's
+}
+
+bool DecoderGeneration::next() {
+  const bool record = g_.options().record_routing;
+  if (!prefilled_) {
+    prefilled_ = true;
+    Timer prefill;
+    const std::vector<int32_t>& prompt = g_.prompt();
+    const SequenceChunk chunk{prompt.data() + reused_, static_cast<int64_t>(prompt.size()) - reused_, cache_,
+                              logits_.data(), true};
+    model_.forward_batch(&chunk, 1, record ? &prefill_stats_ : nullptr);
+    prefill_seconds_ = prefill.seconds();
+    Timer decode;
+    more_ = g_.step(logits_.data());
+    decode_seconds_ += decode.seconds();
+    return more_;
+  }
+  if (!more_) return false;
   Timer decode;
-  while (g.step(logits.data())) {
-    ForwardStats* stats = o.record_routing ? &decode_stats.emplace_back() : nullptr;
-    const int32_t token = g.last_token();
-    model.forward(&token, 1, cache, logits.data(), stats);
-  }
-  const double decode_seconds = decode.seconds();
-  GenerateResult r = g.finish();
-  r.prefill_seconds = prefill_seconds;
-  r.decode_seconds = decode_seconds;
-  r.kv_cache_bytes = cache.bytes_for(cache.length());
-  r.reused_tokens = reused;
-  r.prefill = std::move(prefill_stats);
-  r.decode = std::move(decode_stats);
+  ForwardStats* stats = record ? &decode_stats_.emplace_back() : nullptr;
+  const int32_t token = g_.last_token();
+  model_.forward(&token, 1, *cache_, logits_.data(), stats);
+  more_ = g_.step(logits_.data());
+  decode_seconds_ += decode.seconds();
+  return more_;
+}
+
+GenerateResult DecoderGeneration::finish() {
+  GenerateResult r = g_.finish();
+  r.prefill_seconds = prefill_seconds_;
+  r.decode_seconds = decode_seconds_;
+  r.kv_cache_bytes = cache_->bytes_for(cache_->length());
+  r.reused_tokens = reused_;
+  r.prefill = std::move(prefill_stats_);
+  r.decode = std::move(decode_stats_);
   return r;
+}
+
+GenerateResult generate(Decoder& model, const std::vector<int32_t>& prompt, const GenerateOptions& o,
+                        const TokenCallback& on_token) {
+  DecoderGeneration g(model, prompt, o, on_token);
+  while (g.next()) {
+  }
+  return g.finish();
 }
 
 }  // namespace moe

@@ -22,8 +22,9 @@ struct EvalResult {
   double mean_nll = 0.0;      // mean of nll (nats)
 };
 
-// Throws moe::Error "[model] ..." for fewer than two ids (nothing to score) or a bad id.
-EvalResult evaluate(Decoder& model, const std::vector<int32_t>& ids);
+// Throws moe::Error "[model] ..." for fewer than two ids (nothing to score) or a bad id. stats, when
+// given, receives the routing of the pass.
+EvalResult evaluate(Decoder& model, const std::vector<int32_t>& ids, ForwardStats* stats = nullptr);
 
 // Holds back the text that could begin a stop string, and cuts the text before the first stop
 // string found (also one that spans several pieces).
@@ -118,6 +119,38 @@ class Generation {
   StopStrings stops_;
   bool stop_string_ = false, done_ = false;
   GenerateResult r_;
+};
+
+// generate() one token at a time, for callers that stream between tokens (the Python bindings'
+// iterator): the first next() prefills the prompt and samples the first token, each later one runs
+// one decode step and samples the next. generate() is `while (next()) {}` then finish(). The Decoder
+// (and options.cache) must outlive it.
+class DecoderGeneration {
+ public:
+  // The same errors as generate().
+  DecoderGeneration(Decoder& model, const std::vector<int32_t>& prompt, const GenerateOptions& options,
+                    const TokenCallback& on_token = {});
+  DecoderGeneration(const DecoderGeneration&) = delete;
+  DecoderGeneration& operator=(const DecoderGeneration&) = delete;
+
+  // Runs the next forward pass and samples; false when the generation is over (as Generation::step).
+  bool next();
+  bool done() const { return prefilled_ && !more_; }
+  const GenerateResult& partial() const { return g_.partial(); }
+  // Flushes held text; the result with timing, cache bytes and routing. Call once, when done().
+  GenerateResult finish();
+
+ private:
+  Decoder& model_;
+  Generation g_;
+  KvCache own_;
+  KvCache* cache_ = nullptr;
+  int64_t reused_ = 0;
+  std::vector<float> logits_;
+  bool prefilled_ = false, more_ = false;
+  double prefill_seconds_ = 0.0, decode_seconds_ = 0.0;
+  ForwardStats prefill_stats_;
+  std::vector<ForwardStats> decode_stats_;
 };
 
 // Throws moe::Error for an empty prompt, max_new_tokens < 0, stop strings without options.text,

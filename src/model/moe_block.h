@@ -22,8 +22,8 @@ class MoeBlock {
   virtual ~MoeBlock() = default;
   // out = MoE(x). x, out: [T, D] row-major f32, not overlapping. telemetry may be null.
   virtual void forward(const float* x, int64_t n_tokens, float* out, MoeTelemetry* telemetry) = 0;
-  // [T * K] routed experts of the last call, token-major.
-  virtual const std::vector<int32_t>& last_expert_ids() const = 0;
+  // The routing of the last call: expert_ids and weights [T, K], token-major.
+  virtual const RouterOutput& last_router_output() const = 0;
 };
 
 // The one-process block: MoeLayer with default run options.
@@ -33,7 +33,7 @@ class LocalMoeBlock final : public MoeBlock {
   void forward(const float* x, int64_t n_tokens, float* out, MoeTelemetry* telemetry) override {
     layer_.forward(x, n_tokens, out, RunOptions{}, telemetry);
   }
-  const std::vector<int32_t>& last_expert_ids() const override { return layer_.last_router_output().expert_ids; }
+  const RouterOutput& last_router_output() const override { return layer_.last_router_output(); }
 
  private:
   MoeLayer layer_;

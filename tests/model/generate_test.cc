@@ -1,5 +1,6 @@
 // evaluate and generate on the golden fixtures: the same logits and greedy tokens as PyTorch,
-// cross-entropy from those logits, stop ids, sampling determinism, bad inputs.
+// cross-entropy from those logits, stop ids, sampling determinism, bad inputs; DecoderGeneration
+// step by step gives generate()'s tokens and routing (expert ids and weights).
 #include <cmath>
 #include <string>
 #include <vector>
@@ -75,6 +76,46 @@ TEST(Generate, StopIdsSamplingSeedsAndErrors) {
   EXPECT_THROW(generate(model, want.prompt, o), Error);  // 12 + 10 tokens in a 12-token context
   EXPECT_THROW(evaluate(model, {5}), Error);
   EXPECT_THROW(evaluate(model, {5, 300}), Error);
+}
+
+TEST(Generate, StepwiseGenerationEqualsGenerateAndRecordsRoutingWeights) {
+  Decoder model(fixture_dir("qwen3_moe"));
+  const Golden want = golden("qwen3_moe");
+  GenerateOptions o;
+  o.max_new_tokens = 6;
+  o.record_routing = true;
+  const GenerateResult whole = generate(model, want.prompt, o);
+  DecoderGeneration g(model, want.prompt, o);
+  EXPECT_FALSE(g.done());
+  int64_t steps = 0;
+  while (g.next()) {
+    ++steps;
+    EXPECT_EQ(static_cast<int64_t>(g.partial().tokens.size()), steps);  // one token per step
+  }
+  EXPECT_TRUE(g.done());
+  EXPECT_FALSE(g.next());
+  const GenerateResult r = g.finish();
+  EXPECT_EQ(r.tokens, whole.tokens);
+  ASSERT_EQ(r.decode.size(), whole.decode.size());
+  const int64_t T = static_cast<int64_t>(want.prompt.size()), K = model.spec().n_expert_used;
+  for (size_t li = 0; li < r.prefill.expert_ids.size(); ++li) {
+    EXPECT_EQ(r.prefill.expert_ids[li], whole.prefill.expert_ids[li]);
+    ASSERT_EQ(static_cast<int64_t>(r.prefill.expert_weights[li].size()), T * K);
+    for (int64_t t = 0; t < T; ++t) {  // norm_topk_prob: a token's weights sum to 1
+      double sum = 0;
+      for (int64_t k = 0; k < K; ++k) sum += r.prefill.expert_weights[li][static_cast<size_t>(t * K + k)];
+      EXPECT_NEAR(sum, 1.0, 1e-5);
+    }
+    for (size_t s = 0; s < r.decode.size(); ++s) {
+      EXPECT_EQ(r.decode[s].expert_ids[li], whole.decode[s].expert_ids[li]);
+      EXPECT_EQ(r.decode[s].expert_weights[li], whole.decode[s].expert_weights[li]);
+    }
+  }
+  ForwardStats stats;
+  const EvalResult e = evaluate(model, want.prompt, &stats);
+  EXPECT_EQ(stats.expert_ids, r.prefill.expert_ids);
+  EXPECT_EQ(stats.expert_weights, r.prefill.expert_weights);
+  EXPECT_EQ(e.logits.size(), want.logits.size());
 }
 
 TEST(StopStrings, CutBeforeTheStopAlsoAcrossPieces) {
