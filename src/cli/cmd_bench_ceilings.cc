@@ -5,7 +5,10 @@
 
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "io/disk_read.h"
 #include "kernels/ceilings.h"
+
+#include <optional>
 
 namespace moe::cli {
 
@@ -16,8 +19,15 @@ void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global) {
   add_number(cmd, "--stream-mib", opts->stream_mib, "Stream array size in MiB (far above the LLC)", size_t{8},
              size_t{16384});
   add_number(cmd, "--sgemm-n", opts->sgemm_n, "Square sgemm size", 64, 8192);
-  cmd->callback([&global, opts] {
+  auto disk = std::make_shared<std::string>();
+  auto disk_mib = std::make_shared<uint64_t>(4096);
+  cmd->add_option("--disk", *disk,
+                  "Also measure the disk's read ceiling on this file (O_DIRECT, 2 threads; a model file to offload)");
+  add_number(cmd, "--disk-mib", *disk_mib, "MiB of --disk to read", uint64_t{1}, uint64_t{1} << 22);
+  cmd->callback([&global, opts, disk, disk_mib] {
     const Ceilings c = measure_ceilings(*opts);
+    std::optional<DiskReadCeiling> d;
+    if (!disk->empty()) d = measure_disk_read(*disk, *disk_mib << 20);
     if (global.json) {
       nlohmann::ordered_json j;
       j["read_gbps"] = c.all.read_gbps;
@@ -31,6 +41,9 @@ void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global) {
       j["openblas_inherited_coretype"] = c.openblas_inherited_coretype;
       j["stream_bytes"] = c.stream_bytes;
       j["repetitions"] = opts->repetitions;
+      if (d)
+        j["disk"] = {{"file", *disk}, {"read_gbps", d->gbps}, {"bytes", d->bytes}, {"direct_io", d->direct},
+                     {"threads", d->threads}, {"chunk_bytes", d->chunk_bytes}};
       for (const CeilingRow& r : c.rows) {
         j["per_threads"].push_back({{"threads", r.threads},
                                     {"read_gbps", r.read_gbps},
@@ -56,6 +69,10 @@ void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global) {
             ? ""
             : fmt::format("; environment had OPENBLAS_CORETYPE={}, overridden (MOE_OPENBLAS_CORETYPE=inherit keeps it)",
                           c.openblas_inherited_coretype));
+    if (d)
+      fmt::print("disk read {}: {:.2f} GB/s ({:.2f} GB, {} threads x {} MiB chunks, {})\n", *disk, d->gbps,
+                 double(d->bytes) * 1e-9, d->threads, d->chunk_bytes >> 20,
+                 d->direct ? "O_DIRECT" : "buffered: cached pages may inflate it");
   });
 }
 

@@ -14,6 +14,7 @@
 
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "cli/offload_args.h"
 #include "cli/run_common.h"
 #include "io/gguf_config.h"
 #include "io/safetensors.h"
@@ -39,6 +40,7 @@ struct BenchModelArgs {
   int repetitions = 3;
   std::string dir;         // where the checkpoint goes (default: a temporary folder, removed after)
   std::string weights;     // an existing checkpoint folder or .gguf file to measure instead of a random one
+  OffloadArgs offload;     // --mem-budget: routed experts read from disk
   double router_skew = 0;  // > 0: Zipf-like expert popularity (see skew_router)
 };
 
@@ -134,6 +136,8 @@ struct Measured {
   // Read ceiling paired with each timed run (a ReadProbe pass before and after it, averaged), median,
   // and the median over runs of decode tokens/s / that run's bandwidth floor.
   double read_gbps_paired = 0, decode_floor_fraction = 0;
+  nlohmann::ordered_json offload;  // null without --mem-budget
+  std::string offload_text;
 };
 
 double peak_rss_gb() {
@@ -147,6 +151,7 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   Timer load;
   DecoderOptions options;
   if (!cache_panels) options.pack_cache = PackCacheOptions{.enabled = false};
+  options.offload = a.offload.options();
   Decoder dec(dir, options);
   const double load_seconds = load.seconds();
   const std::string pack_cache = !dec.pack_cache().enabled() ? "off" : dec.pack_cache().hit() ? "mapped" : "packed";
@@ -159,9 +164,17 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   std::vector<double> prefill, decode, ceiling;
   GenerateResult last;
   ReadProbe probe;
+  std::vector<int32_t> warm(prompt.size());  // with --mem-budget the warm-up routes elsewhere: no free hits
+  for (int32_t& id : warm) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(dec.spec().vocab));
   for (int r = 0; r < a.repetitions + 1; ++r) {  // the first run warms up the page cache
+    bool reset = r == 1 && dec.offload() != nullptr;  // the timed runs' decode reads only
+    opts.keep_going = [&] {  // called before each decode step: the first time, the prefill is done
+      if (reset) dec.offload()->cache().reset_stats();
+      reset = false;
+      return true;
+    };
     const double before = probe.gbps();
-    last = generate(dec, prompt, opts);
+    last = generate(dec, r == 0 && dec.offload() ? warm : prompt, opts);
     const double after = probe.gbps();
     if (r == 0) continue;
     prefill.push_back(a.prompt / last.prefill_seconds);
@@ -175,6 +188,9 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   m.prefill_tps = median(prefill);
   m.decode_tps = median(decode);
   m.report = report_of_generation(last, dec.spec(), dir, read_gbps);
+  const int64_t tokens = a.repetitions * static_cast<int64_t>(last.decode.size());  // decode steps read
+  m.offload = offload_json(dec, tokens);
+  m.offload_text = offload_text(dec, tokens);
   // Greedy decoding of the same prompt routes identically in every run: the same bytes per token.
   const double bytes = m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token;
   std::vector<double> fraction;
@@ -211,6 +227,7 @@ void run_bench_weights(const BenchModelArgs& a, const GlobalOptions& global) {
                            {"read_gbps_ceiling", m.read_gbps_paired},
                            {"decode_floor_tokens_per_s", m.read_gbps_paired * 1e9 / bytes},
                            {"decode_fraction_of_bandwidth_floor", m.decode_floor_fraction}};
+  if (!m.offload.is_null()) j["offload"] = m.offload;
   if (global.json) {
     fmt::print("{}\n", j.dump(2));
     return;
@@ -223,6 +240,7 @@ void run_bench_weights(const BenchModelArgs& a, const GlobalOptions& global) {
       "  decode  {:>5} tokens: {:>9.1f} tokens/s  {} per token; floor {:.1f} tokens/s at {:.1f} GB/s = {:.1f}%\n",
       a.decode, m.decode_tps, format_bytes(bytes), m.read_gbps_paired * 1e9 / bytes, m.read_gbps_paired,
       100 * m.decode_floor_fraction);
+  fmt::print("{}", m.offload_text);
 }
 
 void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
@@ -327,6 +345,7 @@ void register_bench_model(CLI::App& bench, const GlobalOptions& global) {
   add_number(cmd, "--repetitions", a->repetitions, "Timed runs (median)", 1, 100);
   cmd->add_option("--dir", a->dir, "Keep the random checkpoint in this folder");
   cmd->add_option("--weights", a->weights, "Measure this checkpoint folder or .gguf file instead of random weights");
+  add_offload_options(cmd, a->offload);
   add_number(
       cmd, "--router-skew", a->router_skew,
       "Zipf-like expert popularity in the random checkpoint (0: uniform routing; 1: about what real models show)", 0.0,

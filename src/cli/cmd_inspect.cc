@@ -12,6 +12,7 @@
 #include "cli/inspect.h"
 #include "io/registry_check.h"
 #include "spec/catalog.h"
+#include "cli/offload_args.h"
 #include "spec/report.h"
 #include "util/error.h"
 
@@ -25,6 +26,7 @@ struct InspectOptions {
   bool explain = false;
   bool tensors = false;
   Workload workload;
+  std::string mem_budget, trace;  // --mem-budget: what fits and the expected hit rate (uniform, --trace)
 };
 
 struct Target {
@@ -111,8 +113,16 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& global) {
   std::vector<InspectTarget> targets;
   for (const std::string& arg : o.targets) targets.push_back(InspectTarget{arg, {}});
   const Reports r = make_reports(targets, o.workload);
+  std::optional<OffloadPrediction> pred;
+  if (!o.trace.empty() && o.mem_budget.empty()) fail_usage("inspect", "--trace {}: only with --mem-budget", o.trace);
+  if (!o.mem_budget.empty()) {
+    if (r.reports.size() != 1) fail_usage("inspect", "--mem-budget: name one model");
+    pred = offload_prediction(r.reports[0], parse_size(o.mem_budget, "--mem-budget"), o.trace);
+  }
   if (global.json) {
-    fmt::print("{}\n", reports_json(r, o.explain).dump(2));
+    nlohmann::ordered_json j = reports_json(r, o.explain);
+    if (pred) j["offload_prediction"] = prediction_json(*pred);
+    fmt::print("{}\n", j.dump(2));
     return;
   }
   const std::vector<ModelReport>& reports = r.reports;
@@ -124,6 +134,7 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& global) {
   fmt::print("{}", render_report(reports[0], fmt_kind, o.explain));
   if (o.tensors) fmt::print("\n{}", render_tensors(reports[0], fmt_kind));
   if (!dirs[0].empty()) fmt::print("\n{}", render_check(check_checkpoint_dir(reports[0].spec, dirs[0])));
+  if (pred) fmt::print("\n{}", prediction_text(*pred));
 }
 
 }  // namespace
@@ -150,6 +161,9 @@ void register_inspect(CLI::App& app, const GlobalOptions& global) {
   add_number(cmd, "--ep", o.workload.ep_ranks, "Expert-parallel ranks R", int64_t{1}, kMaxAccountedEpRanks);
   add_number_above(cmd, "--kv-bytes", o.workload.kv_bytes_per_elem, "Bytes per KV-cache element (2 bf16, 1 fp8)", 0.0,
                    kMaxKvBytesPerElem);
+  cmd->add_option("--mem-budget", o.mem_budget,
+                  "Predict experts served from disk under this weights budget (e.g. 12G): slots, hit rate");
+  cmd->add_option("--trace", o.trace, "With --mem-budget: replay this routing trace (moe run --trace) for the hit rate");
   cmd->callback([&global] { run_inspect(o, global); });
 }
 

@@ -12,6 +12,7 @@
 #include "chat/chat_session.h"
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "cli/offload_args.h"
 #include "cli/run_common.h"
 #include "cli/sampling_args.h"
 #include "model/generation_config.h"
@@ -29,13 +30,16 @@ struct ServeArgs {
   int64_t max_body_kib = 1024;
   int64_t parallel = 4, queue = 64, batch_tokens = 512;
   SamplingArgs sampling;
+  OffloadArgs offload;
 };
 
 std::atomic<bool> g_stop{false};  // set by SIGINT / SIGTERM; a watcher thread stops the server
 
 void run_serve(const ServeArgs& a, const GlobalOptions&) {
   const std::string dir = resolve_model_dir(a.model);
-  Decoder model(dir);
+  DecoderOptions options;
+  options.offload = a.offload.options();
+  Decoder model(dir, options);
   const std::unique_ptr<Tokenizer> tok = find_tokenizer(dir, model.spec());
   std::optional<ChatTemplate> tmpl;
   if (tok != nullptr && (!tok->chat_template().empty() || !a.chat_template.empty()))
@@ -75,6 +79,7 @@ void register_serve(CLI::App& app, const GlobalOptions& global) {
   auto a = std::make_shared<ServeArgs>();
   auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions");
   cmd->add_option("--model", a->model, "Model folder or .gguf file");
+  add_offload_options(cmd, a->offload);
   cmd->add_option("--host", a->host, "Address to listen on")->capture_default_str();
   add_number(cmd, "--port", a->port, "Port to listen on", 0, 65535, "0 = any free port");
   cmd->add_option("--api-key", a->api_key, "Require 'Authorization: Bearer KEY' on every request but /health");

@@ -111,4 +111,50 @@ std::string offload_text(const Decoder& dec, int64_t tokens) {
   return s;
 }
 
+OffloadPrediction offload_prediction(const ModelReport& report, uint64_t mem_budget, const std::string& trace) {
+  double routed = 0;
+  for (const RoleCount& rc : report.counts.breakdown)
+    if (rc.role == Role::kRoutedExpert) routed += double(rc.bytes);
+  int64_t moe_layers = 0;
+  for (const LayerSpec& l : report.spec.layers) moe_layers += l.is_moe;
+  const int64_t experts = moe_layers * report.spec.n_expert;
+  if (experts == 0) fail_usage("inspect", "--mem-budget: {} has no routed experts", report.name);
+  return predict_offload(report.spec, double(report.counts.bytes) - routed, routed / double(experts), mem_budget,
+                         trace);
+}
+
+nlohmann::ordered_json prediction_json(const OffloadPrediction& p) {
+  nlohmann::ordered_json j{{"mem_budget_bytes", p.mem_budget},
+                           {"always_on_bytes", p.always_on_bytes},
+                           {"expert_bytes", p.expert_bytes},
+                           {"experts_total", p.experts_total},
+                           {"min_budget_bytes", p.min_budget},
+                           {"fits", p.fits}};
+  if (!p.fits) return j;
+  j["slots"] = p.slots;
+  j["fraction_cached"] = p.fraction_cached;
+  j["uniform"] = {{"hit_rate", p.uniform_hit_rate}, {"bytes_read_per_token", p.uniform_bytes_per_token}};
+  if (p.trace_tokens > 0)
+    j["trace"] = {{"tokens", p.trace_tokens},
+                  {"hit_rate", p.trace_hit_rate},
+                  {"bytes_read_per_token", p.trace_bytes_per_token}};
+  return j;
+}
+
+std::string prediction_text(const OffloadPrediction& p) {
+  std::string s = fmt::format(
+      "Experts from disk under --mem-budget {:.2f} GB (checkpoint dtypes): always-on {:.2f} GB, one expert {:.2f} MB, "
+      "{} routed experts; the least that runs is {:.2f} GB (always-on + one layer's {} experts)\n",
+      double(p.mem_budget) * 1e-9, p.always_on_bytes * 1e-9, p.expert_bytes * 1e-6, p.experts_total,
+      p.min_budget * 1e-9, p.experts_per_layer);
+  if (!p.fits) return s + "  does not fit\n";
+  s += fmt::format("  {} slots hold {:.1f}% of the experts\n", p.slots, 100 * p.fraction_cached);
+  s += fmt::format("  uniform routing: hit rate {:.1f}%, {:.1f} MB read per decoded token\n", 100 * p.uniform_hit_rate,
+                   p.uniform_bytes_per_token * 1e-6);
+  if (p.trace_tokens > 0)
+    s += fmt::format("  trace ({} tokens, demand reads): hit rate {:.1f}%, {:.1f} MB read per token\n", p.trace_tokens,
+                     100 * p.trace_hit_rate, p.trace_bytes_per_token * 1e-6);
+  return s;
+}
+
 }  // namespace moe::cli

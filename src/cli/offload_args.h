@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "model/decoder.h"
+#include "model/offload.h"
+#include "spec/report.h"
 
 namespace CLI {
 class App;
@@ -30,5 +32,10 @@ uint64_t parse_size(const std::string& text, const std::string& flag);
 // tokens the reads served (bytes per token).
 nlohmann::ordered_json offload_json(const Decoder& dec, int64_t tokens);
 std::string offload_text(const Decoder& dec, int64_t tokens);
+
+// `moe inspect --mem-budget`: the prediction for a model's report (checkpoint dtypes).
+OffloadPrediction offload_prediction(const ModelReport& report, uint64_t mem_budget, const std::string& trace);
+nlohmann::ordered_json prediction_json(const OffloadPrediction& p);
+std::string prediction_text(const OffloadPrediction& p);
 
 }  // namespace moe::cli

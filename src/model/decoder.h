@@ -52,6 +52,7 @@ class Decoder {
   const PackCache& pack_cache() const { return *pack_cache_; }
   // With DecoderOptions::offload.mem_budget: the routed experts' disk cache and what it did; else null.
   const ExpertOffload* offload() const { return offload_.get(); }
+  ExpertOffload* offload() { return offload_.get(); }
   KvCache make_cache(int64_t max_tokens) const;
 
   // Runs T tokens after the cached ones and appends them to the cache. logits: [T, V] for every

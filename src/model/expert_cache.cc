@@ -171,10 +171,15 @@ void ExpertCache::acquire(int64_t layer, const std::vector<int32_t>& ids, std::v
     ls.misses++;
     stats_.misses++;
     int64_t v = start_load_locked(layer, id, false);
-    while (v < 0) {  // every slot pinned or in flight: wait for a read to finish or a pin to drop
-      if (static_cast<int64_t>(held.size()) >= evictable) {
+    while (v < 0) {  // every slot pinned or in flight: wait for an unpinned read (a prefetch) to finish
+      const bool in_flight = std::any_of(slots_.begin(), slots_.end(),
+                                         [](const Slot& s) { return s.state == State::kLoading && s.pins == 0; });
+      if (!in_flight) {
         for (int64_t h : held) slots_[size_t(h)].pins--;
-        fail("offload", "layer {}: {} experts needed at once but the cache has {} evictable slots (raise --mem-budget)",
+        ready_cv_.notify_all();
+        fail("offload",
+             "layer {}: {} experts needed at once, but the cache's {} evictable slots are all in use (raise "
+             "--mem-budget)",
              layer, ids.size(), evictable);
       }
       ready_cv_.wait(lock);

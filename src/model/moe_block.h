@@ -53,6 +53,7 @@ struct OffloadOptions {
   bool prefetch = true;        // read the next MoE layer's likely experts ahead (its router on this layer's input)
   int io_threads = 2;
   bool direct_io = true;  // O_DIRECT reads where the file system allows them
+  int64_t slots = 0;      // > 0: exactly this many expert slots instead of what the budget leaves (tests)
 };
 
 struct DecoderOptions {

@@ -41,7 +41,7 @@ class OffloadMoeBlock final : public MoeBlock {
     }
     off_.cache().release(layer_index_, held);
   }
-  const std::vector<int32_t>& last_expert_ids() const override { return layer_.last_router_output().expert_ids; }
+  const RouterOutput& last_router_output() const override { return layer_.last_router_output(); }
 
  private:
   static MoeLayerConfig per_call(MoeLayerConfig c) {
@@ -105,6 +105,81 @@ std::vector<std::pair<int64_t, int32_t>> hottest_experts(const std::string& trac
   return out;
 }
 
+OffloadPrediction predict_offload(const ModelSpec& spec, double always_on_bytes, double expert_bytes,
+                                  uint64_t mem_budget, const std::string& trace_path) {
+  OffloadPrediction p;
+  p.mem_budget = mem_budget;
+  p.always_on_bytes = always_on_bytes;
+  p.expert_bytes = expert_bytes;
+  p.experts_per_layer = spec.n_expert;
+  p.top_k = spec.n_expert_used;
+  for (const LayerSpec& l : spec.layers) p.moe_layers += l.is_moe;
+  p.experts_total = p.moe_layers * spec.n_expert;
+  p.min_budget = always_on_bytes + double(spec.n_expert) * expert_bytes;
+  p.fits = p.experts_total > 0 && double(mem_budget) >= p.min_budget;
+  if (!p.fits) return p;
+  p.slots = std::min<int64_t>(p.experts_total, int64_t((double(mem_budget) - always_on_bytes) / expert_bytes));
+  p.fraction_cached = double(p.slots) / double(p.experts_total);
+  p.uniform_hit_rate = p.fraction_cached;
+  p.uniform_bytes_per_token = (1 - p.uniform_hit_rate) * double(p.top_k * p.moe_layers) * expert_bytes;
+  if (trace_path.empty()) return p;
+  // Replay: per token and MoE layer one call of k experts, the cache's rule (counts halved every `slots`
+  // uses, evict the lowest count, the least recent among equals; the call's own experts are pinned).
+  struct Entry {
+    double count = 0;
+    uint64_t last = 0;
+  };
+  std::map<std::pair<int64_t, int32_t>, Entry> resident;
+  uint64_t tick = 0, since_decay = 0;
+  int64_t requests = 0, hits = 0;
+  std::ifstream in(trace_path);
+  if (!in) fail("offload", "--trace {}: cannot open", trace_path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.contains("experts") || !j["experts"].is_array())
+      fail("offload", "--trace {}: expected `moe run --trace` JSON lines with an \"experts\" array", trace_path);
+    p.trace_tokens++;
+    for (size_t l = 0; l < j["experts"].size(); ++l) {
+      const auto& ids = j["experts"][l];
+      if (!ids.is_array()) continue;
+      std::set<int32_t> call;
+      for (const auto& e : ids) call.insert(e.get<int32_t>());
+      for (int32_t e : call) {
+        ++requests;
+        auto it = resident.find({int64_t(l), e});
+        if (it == resident.end()) {
+          if (static_cast<int64_t>(resident.size()) >= p.slots) {
+            auto victim = resident.end();
+            for (auto r = resident.begin(); r != resident.end(); ++r) {
+              if (r->first.first == int64_t(l) && call.count(r->first.second)) continue;
+              if (victim == resident.end() || r->second.count < victim->second.count ||
+                  (r->second.count == victim->second.count && r->second.last < victim->second.last))
+                victim = r;
+            }
+            if (victim != resident.end()) resident.erase(victim);
+          }
+          it = resident.emplace(std::make_pair(int64_t(l), e), Entry{}).first;
+        } else {
+          ++hits;
+        }
+        it->second.count += 1;
+        it->second.last = ++tick;
+        if (++since_decay >= uint64_t(p.slots)) {
+          since_decay = 0;
+          for (auto& [key, entry] : resident) entry.count *= 0.5;
+        }
+      }
+    }
+  }
+  if (p.trace_tokens > 0 && requests > 0) {
+    p.trace_hit_rate = double(hits) / double(requests);
+    p.trace_bytes_per_token = double(requests - hits) * expert_bytes / double(p.trace_tokens);
+  }
+  return p;
+}
+
 ExpertOffload::ExpertOffload(const ModelSpec& spec, OffloadOptions options)
     : spec_(spec), options_(std::move(options)), layers_(static_cast<size_t>(spec.n_layer)) {}
 
@@ -146,7 +221,12 @@ void ExpertOffload::start(uint64_t resident_bytes) {
          double(options_.mem_budget) * 1e-9, double(resident_bytes) * 1e-9, widest, double(widest * slot) * 1e-9,
          double(need) * 1e-9);
   }
-  const int64_t slots = std::min<int64_t>(total, int64_t((options_.mem_budget - resident_bytes) / slot));
+  int64_t slots = std::min<int64_t>(total, int64_t((options_.mem_budget - resident_bytes) / slot));
+  if (options_.slots > 0) {
+    if (options_.slots < widest)
+      fail("offload", "{} expert slots cannot hold one MoE layer's {} experts", options_.slots, widest);
+    slots = std::min<int64_t>(total, options_.slots);
+  }
   ExpertCache::Options o;
   o.slots = slots;
   o.io_threads = options_.io_threads;

@@ -66,6 +66,24 @@ class ExpertOffload {
   RouterOutput predicted_;
 };
 
+// What `moe inspect --mem-budget` predicts: the pool a budget leaves and the decode hit rate, for uniform
+// routing (any policy caches a fraction f of equally likely experts: hit rate f) and, given a routing trace,
+// by replaying it through the cache's replacement rule (demand reads only, no prefetch).
+struct OffloadPrediction {
+  uint64_t mem_budget = 0;
+  double always_on_bytes = 0, expert_bytes = 0;  // at the checkpoint's dtypes
+  int64_t experts_total = 0, experts_per_layer = 0, top_k = 0, moe_layers = 0;
+  int64_t slots = 0;
+  bool fits = false;        // the always-on weights and one layer's experts fit
+  double min_budget = 0;    // what fits needs
+  double fraction_cached = 0;
+  double uniform_hit_rate = 0, uniform_bytes_per_token = 0;
+  int64_t trace_tokens = 0;  // 0: no trace
+  double trace_hit_rate = 0, trace_bytes_per_token = 0;
+};
+OffloadPrediction predict_offload(const ModelSpec& spec, double always_on_bytes, double expert_bytes,
+                                  uint64_t mem_budget, const std::string& trace_path);
+
 // Counts of each (layer, expert) in a routing trace (`moe run --trace` JSON lines), most used first.
 std::vector<std::pair<int64_t, int32_t>> hottest_experts(const std::string& trace_path, int64_t n_layer);
 
