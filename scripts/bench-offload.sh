@@ -6,10 +6,12 @@
 # Also the disk's read ceiling (moe bench ceilings --disk) and what `moe inspect --mem-budget` predicted.
 #
 # usage: scripts/bench-offload.sh --budget 2.5G [--slack 0.5G] [--pairs 3] [--prompt 16] [--decode 32]
-#                                 [--threads 2] [--build build] [--out FILE.md] FILE.gguf[:HF_DIR]...
-# FILE.gguf:HF_DIR names the checkpoint folder (config.json) inspect predicts from. A benchmark, not a test.
+#                                 [--threads 2] [--build build] [--greedy] [--out FILE.md] FILE.gguf...
+# Decode steps feed uniformly random tokens (moe: sampling at temperature 100; llama.cpp: --random-decode),
+# so routing is as varied as the model's router makes it (a random model's greedy text repeats itself and
+# routes to a few experts); --greedy decodes the argmax in both. A benchmark, not a test.
 set -euo pipefail
-budget="" slack="0.5G" pairs=3 prompt=16 decode=32 threads=2 build=build out=""
+budget="" slack="0.5G" pairs=3 prompt=16 decode=32 threads=2 build=build out="" random=1
 files=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -21,6 +23,7 @@ while [[ $# -gt 0 ]]; do
     --threads) threads="$2"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
+    --greedy) random=0; shift ;;
     -h|--help) sed -n 2,10p "$0"; exit 0 ;;
     *) files+=("$1"); shift ;;
   esac
@@ -49,43 +52,44 @@ limited() {
 }
 
 for spec in "${files[@]}"; do
-  f="${spec%%:*}"; hf=""; [[ "$spec" == *:* ]] && hf="${spec#*:}"
+  f="$spec"
   name="$(basename "$f")"
   echo "== $name: budget $budget (+ $slack slack for llama.cpp's limit), $pairs pairs, prompt $prompt, decode $decode" >&2
   drop
   "$moe" --json bench ceilings --repetitions 1 --stream-mib 256 --sgemm-n 256 --disk "$f" --disk-mib 2048 \
     > "$tmp/$name.disk.json"
-  if [[ -n "$hf" ]]; then
-    "$moe" --json --threads "$threads" run --model "$f" --prompt-ids 1,2,3,4 --max-new-tokens 64 --temperature 0 \
-      --quiet --no-ceiling --trace "$tmp/$name.trace" > /dev/null
-    "$moe" --json inspect "$hf" --mem-budget "$budget" --trace "$tmp/$name.trace" > "$tmp/$name.inspect.json"
-  fi
+  temp=0; ref_random=(); [[ $random == 1 ]] && temp=100 && ref_random=(--random-decode)
+  "$moe" --json --threads "$threads" run --model "$f" --prompt-ids 1,2,3,4 --max-new-tokens 64 --temperature "$temp" \
+    --seed 3 --quiet --no-ceiling --trace "$tmp/$name.trace" > /dev/null
+  "$moe" --json inspect "$f" --mem-budget "$budget" --trace "$tmp/$name.trace" > "$tmp/$name.inspect.json"
   "$moe" --json --threads "$threads" bench model --weights "$f" --prompt "$prompt" --decode "$decode" \
-    --repetitions 1 > "$tmp/$name.ram.json"  # all in memory (builds the pack cache the first time)
+    --temperature "$temp" --repetitions 1 > "$tmp/$name.ram.json"  # all in memory (builds the pack cache once)
   for ((i = 1; i <= pairs; ++i)); do
     drop
     limited "$moe" --json --threads "$threads" bench model --weights "$f" --prompt "$prompt" --decode "$decode" \
-      --repetitions 1 --mem-budget "$budget" > "$tmp/$name.moe.$i.json"
+      --temperature "$temp" --repetitions 1 --mem-budget "$budget" > "$tmp/$name.moe.$i.json"
     drop
     limited "$ref" bench "$f" --threads "$threads" --prompt "$prompt" --decode "$decode" --depth "$prompt" --reps 1 \
-      > "$tmp/$name.ref.$i.json" || echo '{"failed": true}' > "$tmp/$name.ref.$i.json"
+      "${ref_random[@]}" > "$tmp/$name.ref.$i.json" || echo '{"failed": true}' > "$tmp/$name.ref.$i.json"
     echo "   pair $i done" >&2
   done
 done
 
-python3 - "$tmp" "$pairs" "$budget" "$limit" "${files[@]}" > "$tmp/table.md" <<'PY'
+BENCH_RANDOM=$random python3 - "$tmp" "$pairs" "$budget" "$limit" "${files[@]}" > "$tmp/table.md" <<'PY'
 import json, os, statistics, sys
 tmp, pairs, budget, limit, specs = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5:]
+random = os.environ.get("BENCH_RANDOM", "1") == "1"
 med = statistics.median
 def load(p):
     return json.load(open(p)) if os.path.exists(p) else {}
 print(f"budget {budget} for moe's weights; llama.cpp (mmap) and moe both run under a {limit/1e9:.2f} GB memory "
-      f"limit; page cache dropped before each run; medians of {pairs} alternated pairs\n")
+      f"limit; page cache dropped before each run; medians of {pairs} alternated pairs; decode tokens "
+      f"{'uniformly random' if random else 'greedy'}\n")
 print("| file | disk GB/s | all in RAM tok/s | moe budget tok/s | % of RAM | hit rate | MB read/token | "
       "disk floor tok/s | % of floor | llama.cpp tok/s | moe / llama.cpp | moe peak RSS GB | predicted hit (uniform / trace) |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for spec in specs:
-    f = spec.split(":")[0]; n = os.path.basename(f)
+    f = spec; n = os.path.basename(f)
     disk = load(f"{tmp}/{n}.disk.json").get("disk", {}).get("read_gbps", 0)
     ram = load(f"{tmp}/{n}.ram.json").get("decode_tokens_per_s", 0)
     moe = [load(f"{tmp}/{n}.moe.{i}.json") for i in range(1, pairs + 1)]

@@ -42,8 +42,8 @@ void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global) {
       j["stream_bytes"] = c.stream_bytes;
       j["repetitions"] = opts->repetitions;
       if (d)
-        j["disk"] = {{"file", *disk}, {"read_gbps", d->gbps}, {"bytes", d->bytes}, {"direct_io", d->direct},
-                     {"threads", d->threads}, {"chunk_bytes", d->chunk_bytes}};
+        j["disk"] = {{"file", *disk},          {"read_gbps", d->gbps},  {"bytes", d->bytes},
+                     {"direct_io", d->direct}, {"threads", d->threads}, {"chunk_bytes", d->chunk_bytes}};
       for (const CeilingRow& r : c.rows) {
         j["per_threads"].push_back({{"threads", r.threads},
                                     {"read_gbps", r.read_gbps},

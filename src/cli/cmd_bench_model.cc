@@ -41,6 +41,7 @@ struct BenchModelArgs {
   std::string dir;         // where the checkpoint goes (default: a temporary folder, removed after)
   std::string weights;     // an existing checkpoint folder or .gguf file to measure instead of a random one
   OffloadArgs offload;     // --mem-budget: routed experts read from disk
+  double temperature = 0;  // 0: greedy decoding; > 0: sampled (seed 1), routing as varied as the tokens
   double router_skew = 0;  // > 0: Zipf-like expert popularity (see skew_router)
 };
 
@@ -160,13 +161,15 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(dec.spec().vocab));
   GenerateOptions opts;
   opts.max_new_tokens = a.decode + 1;  // the first token comes from the prefill's logits
+  opts.sampler.temperature = static_cast<float>(a.temperature);
+  opts.sampler.seed = 1;
   opts.record_routing = true;
   std::vector<double> prefill, decode, ceiling;
   GenerateResult last;
   ReadProbe probe;
   std::vector<int32_t> warm(prompt.size());  // with --mem-budget the warm-up routes elsewhere: no free hits
   for (int32_t& id : warm) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(dec.spec().vocab));
-  for (int r = 0; r < a.repetitions + 1; ++r) {  // the first run warms up the page cache
+  for (int r = 0; r < a.repetitions + 1; ++r) {       // the first run warms up the page cache
     bool reset = r == 1 && dec.offload() != nullptr;  // the timed runs' decode reads only
     opts.keep_going = [&] {  // called before each decode step: the first time, the prefill is done
       if (reset) dec.offload()->cache().reset_stats();
@@ -346,6 +349,7 @@ void register_bench_model(CLI::App& bench, const GlobalOptions& global) {
   cmd->add_option("--dir", a->dir, "Keep the random checkpoint in this folder");
   cmd->add_option("--weights", a->weights, "Measure this checkpoint folder or .gguf file instead of random weights");
   add_offload_options(cmd, a->offload);
+  add_number(cmd, "--temperature", a->temperature, "Decode by sampling at this temperature (0: greedy)", 0.0, 100.0);
   add_number(
       cmd, "--router-skew", a->router_skew,
       "Zipf-like expert popularity in the random checkpoint (0: uniform routing; 1: about what real models show)", 0.0,

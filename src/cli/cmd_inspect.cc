@@ -10,9 +10,10 @@
 #include "cli/command.h"
 #include "cli/flags.h"
 #include "cli/inspect.h"
+#include "cli/offload_args.h"
+#include "io/gguf_config.h"
 #include "io/registry_check.h"
 #include "spec/catalog.h"
-#include "cli/offload_args.h"
 #include "spec/report.h"
 #include "util/error.h"
 
@@ -64,7 +65,7 @@ Target resolve(const InspectTarget& target) {
   if (!fs::exists(arg, ec))
     fail_usage("inspect",
                "\"{}\" is neither a catalog model (see `moe inspect --list`) nor a config.json or model folder", arg);
-  t.spec = load_model_spec(arg);
+  t.spec = load_model_spec_any(arg);  // a config.json, a checkpoint folder or a .gguf file (its metadata)
   if (fs::is_directory(arg, ec) && has_safetensors(arg)) t.checkpoint_dir = arg;
   return t;
 }
@@ -117,7 +118,8 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& global) {
   if (!o.trace.empty() && o.mem_budget.empty()) fail_usage("inspect", "--trace {}: only with --mem-budget", o.trace);
   if (!o.mem_budget.empty()) {
     if (r.reports.size() != 1) fail_usage("inspect", "--mem-budget: name one model");
-    pred = offload_prediction(r.reports[0], parse_size(o.mem_budget, "--mem-budget"), o.trace);
+    pred = offload_prediction(r.reports[0], parse_size(o.mem_budget, "--mem-budget"), o.trace,
+                              is_gguf_path(o.targets[0]) ? o.targets[0] : std::string());
   }
   if (global.json) {
     nlohmann::ordered_json j = reports_json(r, o.explain);
@@ -163,7 +165,8 @@ void register_inspect(CLI::App& app, const GlobalOptions& global) {
                    kMaxKvBytesPerElem);
   cmd->add_option("--mem-budget", o.mem_budget,
                   "Predict experts served from disk under this weights budget (e.g. 12G): slots, hit rate");
-  cmd->add_option("--trace", o.trace, "With --mem-budget: replay this routing trace (moe run --trace) for the hit rate");
+  cmd->add_option("--trace", o.trace,
+                  "With --mem-budget: replay this routing trace (moe run --trace) for the hit rate");
   cmd->callback([&global] { run_inspect(o, global); });
 }
 

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "io/gguf.h"
 #include "util/error.h"
 
 namespace moe::cli {
@@ -111,39 +112,45 @@ std::string offload_text(const Decoder& dec, int64_t tokens) {
   return s;
 }
 
-OffloadPrediction offload_prediction(const ModelReport& report, uint64_t mem_budget, const std::string& trace) {
-  double routed = 0;
+OffloadPrediction offload_prediction(const ModelReport& report, uint64_t mem_budget, const std::string& trace,
+                                     const std::string& gguf) {
+  double routed = 0, total = double(report.counts.bytes);
   for (const RoleCount& rc : report.counts.breakdown)
     if (rc.role == Role::kRoutedExpert) routed += double(rc.bytes);
+  if (!gguf.empty()) {  // the file's own tensor types: experts are the *_exps tensors
+    const GgufFile f = GgufFile::open(gguf);
+    routed = total = 0;
+    for (const GgufTensor& t : f.tensors()) {
+      const double b = double(f.bytes(t).size());
+      total += b;
+      if (t.name.find("_exps.") != std::string::npos) routed += b;
+    }
+  }
   int64_t moe_layers = 0;
   for (const LayerSpec& l : report.spec.layers) moe_layers += l.is_moe;
   const int64_t experts = moe_layers * report.spec.n_expert;
   if (experts == 0) fail_usage("inspect", "--mem-budget: {} has no routed experts", report.name);
-  return predict_offload(report.spec, double(report.counts.bytes) - routed, routed / double(experts), mem_budget,
-                         trace);
+  return predict_offload(report.spec, total - routed, routed / double(experts), mem_budget, trace);
 }
 
 nlohmann::ordered_json prediction_json(const OffloadPrediction& p) {
-  nlohmann::ordered_json j{{"mem_budget_bytes", p.mem_budget},
-                           {"always_on_bytes", p.always_on_bytes},
-                           {"expert_bytes", p.expert_bytes},
-                           {"experts_total", p.experts_total},
-                           {"min_budget_bytes", p.min_budget},
-                           {"fits", p.fits}};
+  nlohmann::ordered_json j{{"mem_budget_bytes", p.mem_budget}, {"always_on_bytes", p.always_on_bytes},
+                           {"expert_bytes", p.expert_bytes},   {"experts_total", p.experts_total},
+                           {"min_budget_bytes", p.min_budget}, {"fits", p.fits}};
   if (!p.fits) return j;
   j["slots"] = p.slots;
   j["fraction_cached"] = p.fraction_cached;
   j["uniform"] = {{"hit_rate", p.uniform_hit_rate}, {"bytes_read_per_token", p.uniform_bytes_per_token}};
   if (p.trace_tokens > 0)
-    j["trace"] = {{"tokens", p.trace_tokens},
-                  {"hit_rate", p.trace_hit_rate},
-                  {"bytes_read_per_token", p.trace_bytes_per_token}};
+    j["trace"] = {
+        {"tokens", p.trace_tokens}, {"hit_rate", p.trace_hit_rate}, {"bytes_read_per_token", p.trace_bytes_per_token}};
   return j;
 }
 
 std::string prediction_text(const OffloadPrediction& p) {
   std::string s = fmt::format(
-      "Experts from disk under --mem-budget {:.2f} GB (checkpoint dtypes): always-on {:.2f} GB, one expert {:.2f} MB, "
+      "Experts from disk under --mem-budget {:.2f} GB (at the stored tensor types): always-on {:.2f} GB, one expert "
+      "{:.2f} MB, "
       "{} routed experts; the least that runs is {:.2f} GB (always-on + one layer's {} experts)\n",
       double(p.mem_budget) * 1e-9, p.always_on_bytes * 1e-9, p.expert_bytes * 1e-6, p.experts_total,
       p.min_budget * 1e-9, p.experts_per_layer);

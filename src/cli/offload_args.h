@@ -33,8 +33,10 @@ uint64_t parse_size(const std::string& text, const std::string& flag);
 nlohmann::ordered_json offload_json(const Decoder& dec, int64_t tokens);
 std::string offload_text(const Decoder& dec, int64_t tokens);
 
-// `moe inspect --mem-budget`: the prediction for a model's report (checkpoint dtypes).
-OffloadPrediction offload_prediction(const ModelReport& report, uint64_t mem_budget, const std::string& trace);
+// `moe inspect --mem-budget`: the prediction for a model's report, at the checkpoint's dtypes, or at the
+// tensors' own types when `gguf` names the model's GGUF file.
+OffloadPrediction offload_prediction(const ModelReport& report, uint64_t mem_budget, const std::string& trace,
+                                     const std::string& gguf = "");
 nlohmann::ordered_json prediction_json(const OffloadPrediction& p);
 std::string prediction_text(const OffloadPrediction& p);
 

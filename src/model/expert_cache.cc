@@ -285,7 +285,8 @@ void ExpertCache::reader() {
   for (uint8_t* s : staging) std::free(s);
 }
 
-void ExpertCache::read_exact(int file, uint64_t offset, uint64_t bytes, uint8_t* dst, uint8_t* staging) const {
+const uint8_t* ExpertCache::read_exact(int file, uint64_t offset, uint64_t bytes, uint8_t* dst,
+                                       uint8_t* staging) const {
   const std::string& path = paths_[size_t(file)];
   const int fd = fds_[size_t(file)];
   const auto rd = [&](void* buf, size_t n, uint64_t off) -> long {
@@ -304,8 +305,7 @@ void ExpertCache::read_exact(int file, uint64_t offset, uint64_t bytes, uint8_t*
     if (begin + got < offset + bytes)
       fail("offload", "{}: short read at offset {}: got {} of {} bytes (file truncated?)", path, offset,
            begin + got > offset ? begin + got - offset : 0, bytes);
-    std::memcpy(dst, staging + (offset - begin), bytes);
-    return;
+    return staging + (offset - begin);
   }
   uint64_t got = 0;
   while (got < bytes) {
@@ -318,16 +318,17 @@ void ExpertCache::read_exact(int file, uint64_t offset, uint64_t bytes, uint8_t*
   if (got < bytes)
     fail("offload", "{}: short read at offset {}: got {} of {} bytes (file truncated?)", path, offset, got, bytes);
   ::posix_fadvise(fd, off_t(offset), off_t(bytes), POSIX_FADV_DONTNEED);  // not cached twice
+  return dst;
 }
 
 void ExpertCache::load(int64_t slot_index, std::vector<uint8_t*>& staging) {
-  Timer busy;
   int64_t layer;
   int32_t expert;
   {
     std::lock_guard lock(mu_);
     layer = slots_[size_t(slot_index)].layer;
     expert = slots_[size_t(slot_index)].expert;
+    if (in_flight_++ == 0) in_flight_since_ = now_seconds();
   }
   const ExpertSource& src = sources_[size_t(layer)][size_t(expert)];
   uint8_t* dst = arena_ + size_t(slot_index) * slot_bytes_;
@@ -340,12 +341,17 @@ void ExpertCache::load(int64_t slot_index, std::vector<uint8_t*>& staging) {
     WeightView* out[3] = {&view.gate, &view.up, &view.down};
     for (int j = 0; j < 3; ++j) {
       const ExpertSlice& m = src.m[j];
-      // Rows land in the second staging buffer (panels) or straight in the slot (rows).
-      uint8_t* rows = panels ? staging[1] : dst + at;
-      read_exact(m.file, m.offset, m.bytes, rows, staging[0]);
+      // Buffered reads land in the second staging buffer (panels) or straight in the slot (rows); O_DIRECT
+      // ones stay in the first, and are packed (or copied) from there.
+      uint8_t* want = panels ? staging[1] : dst + at;
+      const uint8_t* rows = read_exact(m.file, m.offset, m.bytes, want, staging[0]);
       bytes += m.bytes;
-      const WeightView rv{rows, m.dtype, m.k};
-      *out[j] = panels ? pack_panels(rv, m.n, m.k, dst + at) : rv;
+      if (panels) {
+        *out[j] = pack_panels(WeightView{rows, m.dtype, m.k}, m.n, m.k, dst + at);
+      } else {
+        if (rows != want) std::memcpy(want, rows, m.bytes);
+        *out[j] = WeightView{want, m.dtype, m.k};
+      }
       at += round64(matrix_bytes(m, panels));
     }
     view.gate_bias = src.bias[0];
@@ -362,7 +368,7 @@ void ExpertCache::load(int64_t slot_index, std::vector<uint8_t*>& staging) {
     s.state = State::kReady;
     s.view = view;
     s.error = error;
-    stats_.read_seconds += busy.seconds();
+    if (--in_flight_ == 0) stats_.read_seconds += now_seconds() - in_flight_since_;
     stats_.bytes_read += bytes;
     stats_.layers[size_t(layer)].bytes_read += bytes;
   }

@@ -52,12 +52,12 @@ struct ExpertCacheLayerStats {
 
 struct ExpertCacheStats {
   std::vector<ExpertCacheLayerStats> layers;  // [L]; zero for dense layers
-  double read_seconds = 0;                    // summed over reader threads (busy time, pread and packing)
+  double read_seconds = 0;                    // wall time with at least one read in flight (pread and packing)
   double wait_seconds = 0;                    // compute stalled in acquire()
   uint64_t bytes_read = 0;
   int64_t requests = 0, hits = 0, misses = 0;
   double hit_rate() const { return requests ? double(hits) / double(requests) : 0.0; }
-  // The disk rate the reads achieved (bytes over reader busy time; 0 when nothing was read).
+  // The disk rate the reads achieved (bytes over the time reads were in flight; 0 when nothing was read).
   double read_gbps() const { return read_seconds > 0 ? double(bytes_read) / read_seconds * 1e-9 : 0.0; }
 };
 
@@ -120,7 +120,9 @@ class ExpertCache {
   void touch_locked(Slot& s);
   void reader();
   void load(int64_t slot_index, std::vector<uint8_t*>& staging);
-  void read_exact(int file, uint64_t offset, uint64_t bytes, uint8_t* dst, uint8_t* staging) const;
+  // Reads [offset, offset + bytes) of a file; returns where the bytes are: in `staging` (O_DIRECT: whole
+  // aligned blocks, the rows inside them) or `dst` (buffered reads land there).
+  const uint8_t* read_exact(int file, uint64_t offset, uint64_t bytes, uint8_t* dst, uint8_t* staging) const;
 
   std::vector<std::string> paths_;
   std::vector<int> fds_;
@@ -136,6 +138,8 @@ class ExpertCache {
   std::deque<Job> jobs_;
   bool stop_ = false;
   uint64_t tick_ = 0, uses_since_decay_ = 0;
+  int in_flight_ = 0;           // reads running now
+  double in_flight_since_ = 0;  // when in_flight_ last went from 0 to 1
   ExpertCacheStats stats_;
   std::vector<std::thread> readers_;
 };

@@ -51,7 +51,7 @@ struct OffloadOptions {
   uint64_t mem_budget = 0;     // bytes for the weights (always-on + expert slots); 0: every expert in memory
   std::string expert_profile;  // a routing trace (`moe run --trace`): its most used experts stay resident
   bool prefetch = true;        // read the next MoE layer's likely experts ahead (its router on this layer's input)
-  int io_threads = 2;
+  int io_threads = 4;
   bool direct_io = true;  // O_DIRECT reads where the file system allows them
   int64_t slots = 0;      // > 0: exactly this many expert slots instead of what the budget leaves (tests)
 };

@@ -74,8 +74,8 @@ struct OffloadPrediction {
   double always_on_bytes = 0, expert_bytes = 0;  // at the checkpoint's dtypes
   int64_t experts_total = 0, experts_per_layer = 0, top_k = 0, moe_layers = 0;
   int64_t slots = 0;
-  bool fits = false;        // the always-on weights and one layer's experts fit
-  double min_budget = 0;    // what fits needs
+  bool fits = false;      // the always-on weights and one layer's experts fit
+  double min_budget = 0;  // what fits needs
   double fraction_cached = 0;
   double uniform_hit_rate = 0, uniform_bytes_per_token = 0;
   int64_t trace_tokens = 0;  // 0: no trace

@@ -73,8 +73,8 @@ void expect_identical(const std::string& path) {
 }
 
 TEST(Offload, BitIdenticalLogitsAtEveryPoolSize) {
-  for (const char* f : {"qwen3_moe", "mixtral", "deepseek_v3", "glm4_moe", "ernie4_5_moe", "granitemoeshared",
-                        "phimoe", "olmoe"}) {
+  for (const char* f :
+       {"qwen3_moe", "mixtral", "deepseek_v3", "glm4_moe", "ernie4_5_moe", "granitemoeshared", "phimoe", "olmoe"}) {
     SCOPED_TRACE(f);
     expect_identical(fixture(f));
   }

@@ -40,6 +40,7 @@ struct Args {
   std::vector<int32_t> ids;
   int threads = 2, n = 0, prompt = 512, decode = 64, reps = 3, depth = 0, ctx = 0, streams = 1;
   bool special = true, bos = true, kv_f32 = false, kv_per_seq = false;
+  bool random_decode = false;  // bench: decode uniformly random tokens (varied routing) instead of the argmax
 };
 
 [[noreturn]] void die(const std::string& msg) {
@@ -109,6 +110,8 @@ Args parse(int argc, char** argv) {
       a.streams = next_int();
     else if (k == "--kv-per-seq")
       a.kv_per_seq = true;
+    else if (k == "--random-decode")
+      a.random_decode = true;
     else if (k == "--no-special")
       a.special = false;
     else if (k == "--no-bos")
@@ -312,10 +315,16 @@ int cmd_bench(const Args& a) {
       past = a.depth;
     }
     int tok = 1;
+    uint64_t rng = 88172645463325252ull + uint64_t(r);  // xorshift64 for --random-decode
     t0 = std::chrono::steady_clock::now();
     for (int s = 0; s < a.decode; ++s) {
       decode(m, {tok}, past++, false);
-      tok = argmax(llama_get_logits_ith(m.ctx, -1), m.n_vocab);
+      if (a.random_decode) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        tok = static_cast<int>(rng % uint64_t(m.n_vocab));
+      } else {
+        tok = argmax(llama_get_logits_ith(m.ctx, -1), m.n_vocab);
+      }
     }
     tg.push_back(a.decode / seconds_since(t0));
   }
