@@ -21,6 +21,7 @@
 #include "model/decoder.h"
 #include "model/generate.h"
 #include "model/generation_config.h"
+#include "cli/offload_args.h"
 #include "model/run_report.h"
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
@@ -43,12 +44,14 @@ struct RunRecord {
 
 class Model {
  public:
-  Model(const std::optional<std::string>& path, const std::optional<int>& threads)
+  Model(const std::optional<std::string>& path, const std::optional<int>& threads, const cli::OffloadArgs& offload)
       : dir_(cli::resolve_model_dir(path.value_or(""))),
         threads_(threads ? checked("threads", *threads, 1, kMaxThreads) : 0) {
+    DecoderOptions options;
+    options.offload = offload.options();  // --mem-budget / --expert-profile, parsed and checked as the CLI does
     py::gil_scoped_release release;
     use_threads();
-    decoder_ = std::make_unique<Decoder>(dir_);
+    decoder_ = std::make_unique<Decoder>(dir_, options);
     tok_ = cli::find_tokenizer(dir_, decoder_->spec());
   }
 
@@ -300,11 +303,23 @@ void register_model(py::module_& m) {
 
   py::class_<Model, std::shared_ptr<Model>>(m, "Model", R"(A model: a checkpoint folder (config.json +
 safetensors) or a .gguf file, loaded as `moe eval --model PATH` loads it; None: the embedded default.
-threads sets the process-wide worker pool to that size whenever this model computes.)")
-      .def(py::init([](const py::object& path, const std::optional<int>& threads) {
-             return std::make_shared<Model>(path_arg(path), threads);
+threads sets the process-wide worker pool to that size whenever this model computes; mem_budget
+(bytes or "12G") keeps the routed experts in the file and reads them into a cache, as --mem-budget.)")
+      .def(py::init([](const py::object& path, const std::optional<int>& threads, const py::object& mem_budget,
+                       const std::optional<std::string>& expert_profile) {
+             cli::OffloadArgs offload;  // mem_budget: bytes (int) or a size string ("12G"), as --mem-budget
+             if (!mem_budget.is_none())
+               offload.mem_budget = py::isinstance<py::int_>(mem_budget) ? std::to_string(mem_budget.cast<uint64_t>())
+                                                                          : mem_budget.cast<std::string>();
+             offload.expert_profile = expert_profile.value_or("");
+             return std::make_shared<Model>(path_arg(path), threads, offload);
            }),
-           py::arg("path") = py::none(), py::kw_only(), py::arg("threads") = py::none())
+           py::arg("path") = py::none(), py::kw_only(), py::arg("threads") = py::none(),
+           py::arg("mem_budget") = py::none(), py::arg("expert_profile") = py::none())
+      .def("offload", [](Model& m) -> py::object {
+             return to_python(cli::offload_json(m.decoder(), 0));
+           },
+           "With mem_budget: the expert cache's report (the `offload` key of `moe run --json`), else None.")
       .def("eval", &eval, py::arg("ids"),
            "Logits [T, V] float32 of every position of ids (`moe eval --ids ... --logits-out F`).")
       .def("generate", &generate, py::arg("prompt"), py::kw_only(), py::arg("max_new_tokens") = int64_t{64},

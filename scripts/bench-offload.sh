@@ -64,6 +64,15 @@ for spec in "${files[@]}"; do
   "$moe" --json inspect "$f" --mem-budget "$budget" --trace "$tmp/$name.trace" > "$tmp/$name.inspect.json"
   "$moe" --json --threads "$threads" bench model --weights "$f" --prompt "$prompt" --decode "$decode" \
     --temperature "$temp" --repetitions 1 > "$tmp/$name.ram.json"  # all in memory (builds the pack cache once)
+  # The worst case for any cache: every token's experts drawn uniformly at random (moe only; llama.cpp has
+  # no such switch), all in memory against the budget, alternated.
+  for ((i = 1; i <= pairs; ++i)); do
+    "$moe" --json --threads "$threads" bench model --weights "$f" --prompt "$prompt" --decode "$decode" \
+      --uniform-routing --repetitions 1 > "$tmp/$name.uram.$i.json"
+    drop
+    limited "$moe" --json --threads "$threads" bench model --weights "$f" --prompt "$prompt" --decode "$decode" \
+      --uniform-routing --repetitions 1 --mem-budget "$budget" > "$tmp/$name.umoe.$i.json"
+  done
   for ((i = 1; i <= pairs; ++i)); do
     drop
     limited "$moe" --json --threads "$threads" bench model --weights "$f" --prompt "$prompt" --decode "$decode" \
@@ -106,6 +115,22 @@ for spec in specs:
     print(f"| {n} | {disk:.2f} | {ram:.2f} | {tps:.2f} | {100*tps/ram if ram else 0:.0f}% | {100*hit:.1f}% | "
           f"{per_tok/1e6:.1f} | {floor:.2f} | {100*tps/floor if floor else 0:.0f}% | {lt:.2f} | "
           f"{tps/lt if lt else float('inf'):.2f}x | {rss:.2f} | {pred} |")
+print("\nUniform routing (--uniform-routing: each token's experts drawn at random; moe only):\n")
+print("| file | all in RAM tok/s | moe budget tok/s | % of RAM | hit rate | predicted (uniform) | MB read/token | "
+      "disk floor tok/s | % of floor |")
+print("|---|---|---|---|---|---|---|---|---|")
+for spec in specs:
+    n = os.path.basename(spec)
+    disk = load(f"{tmp}/{n}.disk.json").get("disk", {}).get("read_gbps", 0)
+    ram = med([load(f"{tmp}/{n}.uram.{i}.json")["decode_tokens_per_s"] for i in range(1, pairs + 1)])
+    um = [load(f"{tmp}/{n}.umoe.{i}.json") for i in range(1, pairs + 1)]
+    tps = med([m["decode_tokens_per_s"] for m in um])
+    hit = med([m["offload"]["hit_rate"] for m in um])
+    per_tok = med([m["offload"]["bytes_read_per_token"] for m in um])
+    floor = disk * 1e9 / per_tok if per_tok > 0 else float("inf")
+    ins = load(f"{tmp}/{n}.inspect.json").get("offload_prediction", {})
+    print(f"| {n} | {ram:.2f} | {tps:.2f} | {100*tps/ram:.0f}% | {100*hit:.1f}% | "
+          f"{100*ins.get('uniform',{}).get('hit_rate',0):.1f}% | {per_tok/1e6:.1f} | {floor:.2f} | {100*tps/floor:.0f}% |")
 PY
 cat "$tmp/table.md"
 [[ -n "$out" ]] && cp "$tmp/table.md" "$out"

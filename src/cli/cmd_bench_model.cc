@@ -42,6 +42,7 @@ struct BenchModelArgs {
   std::string weights;     // an existing checkpoint folder or .gguf file to measure instead of a random one
   OffloadArgs offload;     // --mem-budget: routed experts read from disk
   double temperature = 0;  // 0: greedy decoding; > 0: sampled (seed 1), routing as varied as the tokens
+  bool uniform_routing = false;  // each token's experts drawn uniformly at random (an expert cache's worst case)
   double router_skew = 0;  // > 0: Zipf-like expert popularity (see skew_router)
 };
 
@@ -153,6 +154,7 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   DecoderOptions options;
   if (!cache_panels) options.pack_cache = PackCacheOptions{.enabled = false};
   options.offload = a.offload.options();
+  if (a.uniform_routing) options.uniform_routing_seed = 12345;
   Decoder dec(dir, options);
   const double load_seconds = load.seconds();
   const std::string pack_cache = !dec.pack_cache().enabled() ? "off" : dec.pack_cache().hit() ? "mapped" : "packed";
@@ -350,6 +352,8 @@ void register_bench_model(CLI::App& bench, const GlobalOptions& global) {
   cmd->add_option("--weights", a->weights, "Measure this checkpoint folder or .gguf file instead of random weights");
   add_offload_options(cmd, a->offload);
   add_number(cmd, "--temperature", a->temperature, "Decode by sampling at this temperature (0: greedy)", 0.0, 100.0);
+  cmd->add_flag("--uniform-routing", a->uniform_routing,
+                "Every MoE layer picks each token's experts uniformly at random (the worst case for --mem-budget)");
   add_number(
       cmd, "--router-skew", a->router_skew,
       "Zipf-like expert popularity in the random checkpoint (0: uniform routing; 1: about what real models show)", 0.0,

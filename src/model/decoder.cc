@@ -90,6 +90,7 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
   if (options_.offload.mem_budget > 0) {
     if (options_.moe_block || options_.load_expert)
       fail("model", "{}: --mem-budget cannot be combined with expert parallelism (--ep)", path);
+    options_.offload.uniform_routing_seed = options_.uniform_routing_seed;
     offload_ = std::make_unique<ExpertOffload>(spec_, options_.offload);
     layout += ", routed experts on disk";
   }
@@ -240,7 +241,9 @@ void Decoder::load_layer(int64_t li) {
       offload_->add_layer(li, std::move(on_disk), config, w.router);
       L->moe = offload_->make_block(li, config, w);
     } else {
-      L->moe = options_.moe_block ? options_.moe_block(li, config, w) : std::make_unique<LocalMoeBlock>(config, w);
+      L->moe = options_.moe_block ? options_.moe_block(li, config, w)
+                                  : std::make_unique<LocalMoeBlock>(
+                                        config, w, options_.uniform_routing_seed ? options_.uniform_routing_seed + li : 0);
     }
   } else {
     const std::string f = p + names_.dense_ffn;

@@ -26,17 +26,36 @@ class MoeBlock {
   virtual const RouterOutput& last_router_output() const = 0;
 };
 
+// Benchmarks only: each token's k experts drawn uniformly at random (the router still weights them), the
+// worst case for an expert cache. seed 0: off.
+class UniformRouting {
+ public:
+  explicit UniformRouting(uint64_t seed) : state_(seed) {}
+  bool on() const { return state_ != 0; }
+  // [T * K] distinct experts per token.
+  const int32_t* draw(int64_t n_tokens, int k, int n_expert);
+
+ private:
+  uint64_t state_;
+  std::vector<int32_t> ids_;
+};
+
 // The one-process block: MoeLayer with default run options.
 class LocalMoeBlock final : public MoeBlock {
  public:
-  LocalMoeBlock(const MoeLayerConfig& config, const MoeLayerWeights& weights) : layer_(config, weights) {}
+  LocalMoeBlock(const MoeLayerConfig& config, const MoeLayerWeights& weights, uint64_t uniform_seed = 0)
+      : layer_(config, weights), uniform_(uniform_seed) {}
   void forward(const float* x, int64_t n_tokens, float* out, MoeTelemetry* telemetry) override {
-    layer_.forward(x, n_tokens, out, RunOptions{}, telemetry);
+    RunOptions o;
+    if (uniform_.on())
+      o.expert_ids = uniform_.draw(n_tokens, layer_.config().router.top_k, layer_.config().router.n_expert);
+    layer_.forward(x, n_tokens, out, o, telemetry);
   }
   const RouterOutput& last_router_output() const override { return layer_.last_router_output(); }
 
  private:
   MoeLayer layer_;
+  UniformRouting uniform_;
 };
 
 using MoeBlockFactory =
@@ -54,6 +73,7 @@ struct OffloadOptions {
   int io_threads = 4;
   bool direct_io = true;  // O_DIRECT reads where the file system allows them
   int64_t slots = 0;      // > 0: exactly this many expert slots instead of what the budget leaves (tests)
+  uint64_t uniform_routing_seed = 0;  // copied from DecoderOptions (benchmarks)
 };
 
 struct DecoderOptions {
@@ -62,6 +82,9 @@ struct DecoderOptions {
   // Where packed panels are cached between loads (model/pack_cache.h); nullopt: PackCacheOptions::from_env().
   std::optional<PackCacheOptions> pack_cache;
   OffloadOptions offload;
+  // Benchmarks only (`bench model --uniform-routing`): every MoE layer picks each token's experts
+  // uniformly at random from this seed instead of by its router's top-k. 0: off.
+  uint64_t uniform_routing_seed = 0;
 };
 
 }  // namespace moe

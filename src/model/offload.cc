@@ -14,17 +14,35 @@
 #include "util/error.h"
 
 namespace moe {
+
+const int32_t* UniformRouting::draw(int64_t n_tokens, int k, int n_expert) {
+  ids_.resize(size_t(n_tokens * k));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int j = 0; j < k; ++j) {
+      int32_t e;
+      do {  // xorshift64; k distinct experts per token
+        state_ ^= state_ << 13, state_ ^= state_ >> 7, state_ ^= state_ << 17;
+        e = static_cast<int32_t>(state_ % uint64_t(n_expert));
+      } while (std::find(ids_.begin() + t * k, ids_.begin() + t * k + j, e) != ids_.begin() + t * k + j);
+      ids_[size_t(t * k + j)] = e;
+    }
+  }
+  return ids_.data();
+}
+
 namespace {
 
 class OffloadMoeBlock final : public MoeBlock {
  public:
   OffloadMoeBlock(int64_t layer, const MoeLayerConfig& config, const MoeLayerWeights& w,
-                  std::vector<ExpertMatrices> blank, ExpertOffload& off)
-      : layer_index_(layer), layer_(per_call(config), w), blank_(std::move(blank)), off_(off) {}
+                  std::vector<ExpertMatrices> blank, ExpertOffload& off, uint64_t uniform_seed)
+      : layer_index_(layer), layer_(per_call(config), w), blank_(std::move(blank)), off_(off), uniform_(uniform_seed) {}
 
   void forward(const float* x, int64_t n_tokens, float* out, MoeTelemetry* telemetry) override {
     std::vector<int32_t> held;
     RunOptions o;
+    if (uniform_.on())
+      o.expert_ids = uniform_.draw(n_tokens, layer_.config().router.top_k, layer_.config().router.n_expert);
     o.prepare_experts = [&](const RouterOutput& r, std::vector<ExpertMatrices>& experts) {
       held.assign(r.expert_ids.begin(), r.expert_ids.end());
       std::sort(held.begin(), held.end());
@@ -52,6 +70,7 @@ class OffloadMoeBlock final : public MoeBlock {
   MoeLayer layer_;
   std::vector<ExpertMatrices> blank_;
   ExpertOffload& off_;
+  UniformRouting uniform_;
 };
 
 }  // namespace
@@ -249,7 +268,8 @@ std::unique_ptr<MoeBlock> ExpertOffload::make_block(int64_t layer, const MoeLaye
     m.down_bias = s.bias[2];
     blank.push_back(m);
   }
-  return std::make_unique<OffloadMoeBlock>(layer, config, w, std::move(blank), *this);
+  return std::make_unique<OffloadMoeBlock>(layer, config, w, std::move(blank), *this,
+                                           options_.uniform_routing_seed ? options_.uniform_routing_seed + layer : 0);
 }
 
 void ExpertOffload::prefetch_after(int64_t layer, const float* x, int64_t n_tokens) {

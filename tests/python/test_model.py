@@ -52,6 +52,18 @@ class ModelTest(unittest.TestCase):
         ref = read_safetensors(os.path.join(self.dir, "expected.safetensors"), "logits")
         self.assertLess(float(np.max(np.abs(logits - ref))), 1e-4)
 
+    def test_mem_budget_gives_the_same_logits_and_an_offload_report(self):
+        ids = self.exp["prompt_ids"]
+        off = moe.Model(self.dir, threads=THREADS, mem_budget="1G")
+        self.assertTrue(np.array_equal(off.eval(ids), self.model.eval(ids)))  # bit-identical
+        r = off.offload()
+        self.assertGreater(r["requests"], 0)
+        self.assertGreater(r["bytes_read"], 0)
+        self.assertIsNone(self.model.offload())
+        with self.assertRaises(moe.UsageError) as e:
+            moe.Model(self.dir, mem_budget="12X")
+        self.assertIn("--mem-budget 12X", str(e.exception))
+
     def test_eval_takes_numpy_ids(self):
         ids = np.array(self.exp["prompt_ids"], dtype=np.int64)
         self.assertTrue(np.array_equal(self.model.eval(ids), self.model.eval(list(ids))))
