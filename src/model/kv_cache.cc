@@ -60,9 +60,24 @@ void KvCache::advance(int64_t n_tokens) {
   length_ += n_tokens;
 }
 
+void KvCache::enable_state(int64_t floats_per_layer) {
+  if (floats_per_layer <= 0) fail("kv-cache", "a recurrent state needs a positive size, found {}", floats_per_layer);
+  check_fits_in_memory(4.0L * n_layer_ * floats_per_layer, "kv-cache",
+                       fmt::format("the recurrent state ({} layers x {} floats)", n_layer_, floats_per_layer));
+  state_floats_ = floats_per_layer;
+  state_.assign(static_cast<size_t>(n_layer_ * floats_per_layer), 0.0f);
+}
+
+float* KvCache::state(int64_t layer) {
+  MOE_CHECK(layer >= 0 && layer < n_layer_ && state_floats_ > 0);
+  return state_.data() + layer * state_floats_;
+}
+
 void KvCache::truncate(int64_t n_tokens) {
   if (n_tokens < 0 || n_tokens > length_)
     fail("kv-cache", "cannot keep {} tokens of a cache holding {}", n_tokens, length_);
+  if (has_state() && n_tokens > 0 && n_tokens < length_)
+    fail("kv-cache", "cannot keep {} of {} tokens: a linear-attention state cannot be rolled back", n_tokens, length_);
   length_ = n_tokens;
   if (ids_.size() > static_cast<size_t>(n_tokens)) ids_.resize(static_cast<size_t>(n_tokens));
 }

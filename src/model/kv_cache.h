@@ -44,6 +44,12 @@ class KvCache {
     length_ = 0;
     ids_.clear();
   }
+  // Recurrent state of linear-attention layers (MiniMax lightning: [H, Dk, Dv] floats per layer), which the
+  // decoder zeroes while length() is 0. A prefix of such a sequence has no state to return to: truncate()
+  // to fewer tokens than length() then throws (reset() and truncate(0) start over).
+  void enable_state(int64_t floats_per_layer);
+  bool has_state() const { return state_floats_ > 0; }
+  float* state(int64_t layer);
   // The token ids of the cached positions, as the decoder recorded them (LongRoPE recomputes the
   // prefix from them when a sequence first outgrows original_max_position_embeddings).
   void record_ids(const int32_t* ids, int64_t n_tokens) { ids_.insert(ids_.end(), ids, ids + n_tokens); }
@@ -52,7 +58,8 @@ class KvCache {
   uint64_t bytes_for(int64_t tokens) const;
 
  private:
-  int64_t n_layer_ = 0, max_tokens_ = 0, k_row_ = 0, v_row_ = 0, heads_ = 1, length_ = 0;
+  int64_t n_layer_ = 0, max_tokens_ = 0, k_row_ = 0, v_row_ = 0, heads_ = 1, length_ = 0, state_floats_ = 0;
+  std::vector<float> state_;  // [L, state_floats_]
   std::vector<float> k_, v_;  // [L, max_tokens, k_row], [L, max_tokens, v_row]
   std::vector<int32_t> ids_;  // [length]
 };
