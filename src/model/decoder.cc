@@ -287,13 +287,12 @@ void Decoder::load_moa(Layer& L, const std::string& a) {
 KvCache Decoder::make_cache(int64_t max_tokens) const {
   if (spec_.is_mla) return KvCache(spec_.n_layer, max_tokens, spec_.mla.kv_lora_rank + spec_.mla.qk_rope_head_dim, 0);
   const int64_t row = spec_.n_head_kv * spec_.head_dim;
-  KvCache cache(spec_.n_layer, max_tokens, row, row, spec_.n_head_kv);  // head-major: attention streams each head
-  for (const LayerSpec& l : spec_.layers)
-    if (l.attention == AttentionKind::kLightning) {  // MiniMax: [H, Dh, Dh] per layer (held by every layer)
-      cache.enable_state(spec_.n_head * spec_.head_dim * spec_.head_dim);
-      break;
-    }
-  return cache;
+  RecurrentLayers recurrent;  // MiniMax's lightning layers keep a [H, Dh, Dh] state, not rows
+  for (const LayerSpec& l : spec_.layers) recurrent.mask.push_back(l.attention == AttentionKind::kLightning);
+  if (std::find(recurrent.mask.begin(), recurrent.mask.end(), 1) == recurrent.mask.end()) recurrent.mask.clear();
+  recurrent.state_floats = spec_.n_head * spec_.head_dim * spec_.head_dim;
+  return KvCache(spec_.n_layer, max_tokens, row, row, spec_.n_head_kv,
+                 recurrent);  // head-major: attention streams each head
 }
 
 void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, const SequenceChunk* chunks, int64_t n_chunks,

@@ -41,10 +41,16 @@ void Decoder::attention_lightning(Layer& L, int64_t li, const float* x, const Se
   scratch_g_.resize(T * W);      // [T, H Dh] output gate
   float *qkv = scratch_q_.data(), *o = scratch_o_.data(), *g = scratch_g_.data();
   linear_forward(x, L.qkv, nullptr, qkv, LinearShape{T, 3 * W, L.qkv.ld});
-  for (int64_t i = 0; i < T * 3 * W; ++i) {  // hidden_act on q, k and v alike
+  const Activation act = spec_.activation;  // hidden_act on q, k and v alike
+  for (int64_t i = 0; i < T * 3 * W; ++i) {
     const float z = qkv[i];
-    qkv[i] = spec_.activation == Activation::kSilu ? z / (1.0f + std::exp(-z))
-                                                   : 0.5f * z * (1.0f + std::erf(z / std::sqrt(2.0f)));
+    if (act == Activation::kSilu) {
+      qkv[i] = z / (1.0f + std::exp(-z));
+    } else if (act == Activation::kGelu) {
+      qkv[i] = 0.5f * z * (1.0f + std::erf(z * 0.70710678f));
+    } else {  // gelu_pytorch_tanh
+      qkv[i] = 0.5f * z * (1.0f + std::tanh(0.7978845608f * (z + 0.044715f * z * z * z)));
+    }
   }
   for (int64_t c = 0; c < n_chunks; ++c) {  // each sequence runs its own recurrence over its rows
     KvCache& cache = *chunks[c].cache;

@@ -208,6 +208,9 @@ TEST(BatchForward, KeptRecurrentStateIsReusedWholeOrNotAtAll) {
   o.context = 40;
   KvCache kept = model.make_cache(40);
   ASSERT_TRUE(kept.has_state());
+  // Rows only for the softmax layer (2 kv heads x 8, keys and values); the three lightning layers hold a
+  // [4, 8, 8] state each.
+  EXPECT_EQ(kept.bytes_for(10), (10u * 2 * 16 + 3u * 4 * 8 * 8) * sizeof(float));
   o.cache = &kept;
   GenerateOptions fresh = o;
   fresh.cache = nullptr;
