@@ -258,6 +258,28 @@ TEST(FamilyDefaults, JetMoe) {
   error_names("head_dim", 16);
   error_names("activation_function", "relu");
   error_names("glu", false);
+  error_names("bias", false);
+  // JetMoE's own config class writes the sizes under other names.
+  nlohmann::json own = c;
+  own.erase("intermediate_size");
+  own["ffn_hidden_size"] = 96;
+  own["moe_num_experts"] = 8;
+  own["moe_top_k"] = 2;
+  own["num_attention_heads"] = 8;
+  own["glu"] = true;
+  own["bias"] = true;
+  const ModelSpec o = parse_model_spec(own, "jetmoe");
+  EXPECT_EQ(o.n_ff_expert, 96);
+  EXPECT_EQ(o.n_expert_used, 2);
+  EXPECT_EQ(o.n_head, 8);
+  own["num_experts_per_tok"] = 2;
+  own["moe_top_k"] = 3;  // both spellings: they must agree
+  try {
+    parse_model_spec(own, "jetmoe.json");
+    ADD_FAILURE() << "accepted moe_top_k 3 beside num_experts_per_tok 2";
+  } catch (const std::exception& ex) {
+    EXPECT_NE(std::string(ex.what()).find("moe_top_k"), std::string::npos) << ex.what();
+  }
   nlohmann::json k = c;
   k.erase("kv_channels");
   EXPECT_THROW(parse_model_spec(k, "jetmoe"), std::exception);
