@@ -11,9 +11,11 @@
 #include "io/gguf_config.h"
 #include "kernels/quant_blocks.h"
 #include "model/attention.h"
+#include "model/decoder_layer.h"
 #include "model/families.h"
 #include "model/linear.h"
 #include "model/mla.h"
+#include "model/moa.h"
 #include "model/norm.h"
 #include "model/rope.h"
 #include "moe/expert_ffn.h"
@@ -24,31 +26,6 @@
 #include "util/log.h"
 
 namespace moe {
-
-struct Decoder::Layer {
-  const float* in_norm = nullptr;
-  const float* post_norm = nullptr;
-  const float *in_norm_b = nullptr, *post_norm_b = nullptr;  // LayerNorm biases (PhiMoE)
-  // GQA / MHA
-  WeightView q, k, v, o;
-  const float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *o_bias = nullptr;
-  const float *q_norm = nullptr, *k_norm = nullptr, *sinks = nullptr;
-  int64_t window = 0;
-  int64_t chunk = 0;     // Llama 4 chunked attention
-  bool use_rope = true;  // Llama 4 NoPE layers: false
-  // MLA
-  WeightView q_a, q_b, kv_a;
-  const float *q_a_norm = nullptr, *kv_a_norm = nullptr;
-  std::unique_ptr<MlaAttention> mla;
-  RopeTable rope;
-  RopeTable rope_long;  // LongRoPE: the table of sequences longer than original_max_position_embeddings
-  float scale = 1.0f;
-  // FFN: dense SwiGLU (biases when mlp_bias) or MoE
-  WeightView gate, up, down;
-  const float *gate_b = nullptr, *up_b = nullptr, *down_b = nullptr;
-  std::unique_ptr<MoeBlock> moe;
-  PackedExpertWeights routed_packed, shared_packed;  // own the panel-packed experts `moe` reads
-};
 
 namespace {
 
@@ -69,6 +46,12 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
     : spec_(load_model_spec_any(path)), options_(std::move(options)) {
   if (spec_.family == Family::kDeepseekV4) {
     fail("model", "{}: model_type {} has no decoder yet", path, spec_.model_type);
+  }
+  if (spec_.family == Family::kMiniMax && spec_.rope.partial_rotary_factor != 1.0) {
+    fail("model",
+         "{}: rotary_dim / partial_rotary_factor {}: transformers' MiniMax rotates whole heads, and a partial rotation "
+         "has no reference here to be checked against, so it is not run",
+         path, spec_.rope.partial_rotary_factor);
   }
   if (spec_.quant.method == QuantMethod::kMxfp4 && spec_.family != Family::kGptOss) {
     fail("model", "{}: MXFP4 checkpoints are read for gpt-oss only (its experts' *_blocks / *_scales)", path);
@@ -201,8 +184,13 @@ void Decoder::load_layer(int64_t li) {
       scale *= ms * ms;  // the YaRN attention temperature of the DeepSeek code
     }
     L->scale = static_cast<float>(scale);
+  } else if (ls.attention == AttentionKind::kLightning) {
+    load_lightning(*L, a, li);
   } else {
-    load_gqa_projections(*L, a);
+    if (spec_.family == Family::kJetMoe)
+      load_moa(*L, a);
+    else
+      load_gqa_projections(*L, a);
     L->q_bias = s.f32_or_null(a + "q_proj.bias");
     L->k_bias = s.f32_or_null(a + "k_proj.bias");
     L->v_bias = s.f32_or_null(a + "v_proj.bias");
@@ -219,6 +207,9 @@ void Decoder::load_layer(int64_t li) {
     const double granite = spec_.multipliers.attention;  // Granite's attention_multiplier replaces Dh^-0.5
     L->scale = static_cast<float>(granite > 0 ? granite : 1.0 / std::sqrt(static_cast<double>(spec_.head_dim)));
   }
+  const ResidualSpec& r = spec_.residual;  // MiniMax: the factors of this layer's attention kind
+  L->alpha = static_cast<float>(L->lightning ? r.linear_alpha : r.full_alpha);
+  L->beta = static_cast<float>(L->lightning ? r.linear_beta : r.full_beta);
   if (ls.is_moe) {
     const MoeLayerConfig config = decoder_moe_config(spec_);
     ExpertKeep keep;
@@ -245,6 +236,7 @@ void Decoder::load_layer(int64_t li) {
                                   : std::make_unique<LocalMoeBlock>(
                                         config, w, options_.uniform_routing_seed ? options_.uniform_routing_seed + li : 0);
     }
+    if (spec_.family == Family::kJetMoe) L->moe_bias = s.f32(ffn_prefix(spec_, li) + "bias");
   } else {
     const std::string f = p + names_.dense_ffn;
     L->gate = dense(f + "gate_proj.weight");
@@ -274,10 +266,36 @@ void Decoder::load_gqa_projections(Layer& L, const std::string& a) {
   L.o = packed_matrix(a + names_.o_proj + ".weight");
 }
 
+// JetMoE: the experts' query and output projections (one [Hkv Dh, D] / [D, Hkv Dh] block of the fused
+// input_linear / output_linear each), their router and bias; kv_proj's key rows then value rows.
+void Decoder::load_moa(Layer& L, const std::string& a) {
+  WeightStore& s = *store_;
+  const int64_t E = spec_.n_expert, D = spec_.d_model, Q = spec_.n_head_kv * spec_.head_dim;
+  const std::string x = a + "experts.";
+  MoaWeights w;
+  w.router = panels(x + "router.layer.weight", s.matrix(x + "router.layer.weight"), E);
+  for (int64_t e = 0; e < E; ++e) {
+    const std::string q = x + "input_linear.weight", o = x + "output_linear.weight";
+    w.q.push_back(panels(fmt::format("{} {}", q, e), s.rows(q, e * Q, Q), Q));
+    w.o.push_back(panels(fmt::format("{} {}", o, e), s.rows(o, e * D, D), D));
+  }
+  w.bias = s.f32(x + "bias");
+  L.moa = std::make_unique<MoaAttention>(MoaShape{D, E, spec_.n_expert_used, spec_.n_head_kv, spec_.head_dim},
+                                         std::move(w));
+  const std::string kv = a + "kv_proj.weight";
+  L.k = panels(kv + " k", s.rows(kv, 0, Q), Q);
+  L.v = panels(kv + " v", s.rows(kv, Q, Q), Q);
+}
+
 KvCache Decoder::make_cache(int64_t max_tokens) const {
   if (spec_.is_mla) return KvCache(spec_.n_layer, max_tokens, spec_.mla.kv_lora_rank + spec_.mla.qk_rope_head_dim, 0);
   const int64_t row = spec_.n_head_kv * spec_.head_dim;
-  return KvCache(spec_.n_layer, max_tokens, row, row, spec_.n_head_kv);  // head-major: attention streams each head
+  RecurrentLayers recurrent;  // MiniMax's lightning layers keep a [H, Dh, Dh] state, not rows
+  for (const LayerSpec& l : spec_.layers) recurrent.mask.push_back(l.attention == AttentionKind::kLightning);
+  if (std::find(recurrent.mask.begin(), recurrent.mask.end(), 1) == recurrent.mask.end()) recurrent.mask.clear();
+  recurrent.state_floats = spec_.n_head * spec_.head_dim * spec_.head_dim;
+  return KvCache(spec_.n_layer, max_tokens, row, row, spec_.n_head_kv,
+                 recurrent);  // head-major: attention streams each head
 }
 
 void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, const SequenceChunk* chunks, int64_t n_chunks,
@@ -290,7 +308,10 @@ void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, const Sequence
   scratch_v_.resize(T * Hkv * Dh);  // [T, Hkv, Dh]
   scratch_o_.resize(T * H * Dh);    // [T, H, Dh]
   float *q = scratch_q_.data(), *k = scratch_k_.data(), *v = scratch_v_.data();
-  linear(x, T, L.q, L.q_bias, H * Dh, q);
+  if (L.moa)
+    L.moa->project_queries(x, T, q);  // routed, in the grouped head order attention_forward reads
+  else
+    linear(x, T, L.q, L.q_bias, H * Dh, q);
   linear(x, T, L.k, L.k_bias, Hkv * Dh, k);
   linear(x, T, L.v, L.v_bias, Hkv * Dh, v);
   if (spec_.clip_qkv > 0) {
@@ -334,7 +355,10 @@ void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, const Sequence
         Dh, cache.key_head_stride(), cache.value_head_stride()};
     attention_forward(at, AttentionShape{H, Hkv, Dh, Dh}, AttentionOptions{L.scale, L.window, L.sinks, L.chunk});
   }
-  linear(scratch_o_.data(), T, L.o, L.o_bias, D, out);
+  if (L.moa)
+    L.moa->project_output(scratch_o_.data(), T, out);
+  else
+    linear(scratch_o_.data(), T, L.o, L.o_bias, D, out);
 }
 
 void Decoder::attention_mla(Layer& L, int64_t li, const float* x, const SequenceChunk* chunks, int64_t n_chunks,
@@ -379,6 +403,9 @@ void Decoder::attention_mla(Layer& L, int64_t li, const float* x, const Sequence
 void Decoder::ffn(Layer& L, const float* x, int64_t T, float* out, MoeTelemetry* telemetry) {
   if (L.moe) {
     L.moe->forward(x, T, out, telemetry);
+    if (L.moe_bias)
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t d = 0; d < spec_.d_model; ++d) out[t * spec_.d_model + d] += L.moe_bias[d];
     return;
   }
   const int64_t D = spec_.d_model, F = spec_.n_ff;
@@ -390,8 +417,8 @@ void Decoder::ffn(Layer& L, const float* x, int64_t T, float* out, MoeTelemetry*
   linear(scratch_g_.data(), T, L.down, L.down_b, D, out);
 }
 
-void Decoder::norm(const float* x, const float* weight, const float* bias, float* y, int64_t T) const {
-  const float eps = static_cast<float>(spec_.norm_eps);
+void Decoder::norm(const float* x, const float* weight, const float* bias, float* y, int64_t T, bool block) const {
+  const float eps = static_cast<float>(block && spec_.block_norm_eps > 0 ? spec_.block_norm_eps : spec_.norm_eps);
   if (spec_.norm == NormKind::kRms) {
     rms_norm(x, weight, y, T, spec_.d_model, eps);
   } else {
@@ -467,15 +494,24 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
     stats->expert_weights.assign(static_cast<size_t>(spec_.n_layer), {});
   }
   const float residual = static_cast<float>(spec_.multipliers.residual);  // Granite: each branch scaled
+  const bool normed = spec_.residual.normed;
+  const float mlp_alpha = static_cast<float>(spec_.residual.mlp_alpha),
+              mlp_beta = static_cast<float>(spec_.residual.mlp_beta);
   for (int64_t li = 0; li < spec_.n_layer; ++li) {
     Layer& L = *layers_[static_cast<size_t>(li)];
     norm(h.data(), L.in_norm, L.in_norm_b, x.data(), T);
     if (spec_.is_mla) {
       attention_mla(L, li, x.data(), batch.data(), B, rows.data(), y.data());
+    } else if (L.lightning) {
+      attention_lightning(L, li, x.data(), batch.data(), B, rows.data(), y.data());
     } else {
       attention_gqa(L, li, x.data(), batch.data(), B, rows.data(), y.data());
     }
-    for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
+    if (normed) {  // MiniMax: the stream becomes alpha x norm(h) + beta x attention
+      for (int64_t i = 0; i < T * D; ++i) h[i] = L.alpha * x[i] + L.beta * y[i];
+    } else {
+      for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
+    }
     norm(h.data(), L.post_norm, L.post_norm_b, x.data(), T);
     ffn(L, x.data(), T, y.data(), stats ? &stats->moe_layers[static_cast<size_t>(li)] : nullptr);
     if (stats && L.moe) {
@@ -483,7 +519,11 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
       stats->expert_ids[static_cast<size_t>(li)] = routing.expert_ids;
       stats->expert_weights[static_cast<size_t>(li)] = routing.weights;
     }
-    for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
+    if (normed) {
+      for (int64_t i = 0; i < T * D; ++i) h[i] = mlp_alpha * x[i] + mlp_beta * y[i];
+    } else {
+      for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
+    }
   }
   for (const SequenceChunk& s : batch) {
     s.cache->record_ids(s.ids, s.n_tokens);
@@ -502,7 +542,7 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
       o += n;
     }
   }
-  norm(h.data(), final_norm_, final_norm_b_, x.data(), n_out);
+  norm(h.data(), final_norm_, final_norm_b_, x.data(), n_out, false);
   std::vector<float> gathered(direct ? 0 : static_cast<size_t>(n_out * V));  // [n_out, V]
   float* out = direct ? batch[0].logits : gathered.data();
   linear(x.data(), n_out, head_, head_bias_, V, out);

@@ -73,11 +73,17 @@ class Decoder {
                      const int64_t* rows, float* out);
   void attention_mla(Layer& layer, int64_t li, const float* x, const SequenceChunk* chunks, int64_t n_chunks,
                      const int64_t* rows, float* out);
+  // MiniMax lightning attention (decoder_lightning.cc): each chunk extends its own recurrent state.
+  void attention_lightning(Layer& layer, int64_t li, const float* x, const SequenceChunk* chunks, int64_t n_chunks,
+                           const int64_t* rows, float* out);
+  void load_lightning(Layer& layer, const std::string& attn_prefix, int64_t li);
   void ffn(Layer& layer, const float* x, int64_t T, float* out, MoeTelemetry* telemetry);
-  // The family's block norm (RMSNorm, or LayerNorm with an optional bias) over T rows of d_model.
-  void norm(const float* x, const float* weight, const float* bias, float* y, int64_t T) const;
+  // The family's norm (RMSNorm, or LayerNorm with an optional bias) over T rows of d_model: a block's
+  // (block_norm_eps when set), or the final one (norm_eps).
+  void norm(const float* x, const float* weight, const float* bias, float* y, int64_t T, bool block = true) const;
   void load_layer(int64_t li);
   void load_gqa_projections(Layer& layer, const std::string& attn_prefix);
+  void load_moa(Layer& layer, const std::string& attn_prefix);
   WeightView packed_matrix(const std::string& name);
   // rows [n, rows.ld] in the kernels' panels (pack_dense), from the pack cache when it holds `key`; else
   // packed, the file's pages of the rows released, and recorded for the cache.

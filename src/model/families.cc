@@ -21,6 +21,7 @@ DecoderNames decoder_names(const ModelSpec& spec) {
     n.layers = spec.tensor_prefix + "model.layers.";
     n.dense_ffn = "feed_forward.";
   }
+  if (spec.family == Family::kJetMoe) n.attn = "self_attention.";
   if (spec.family == Family::kDbrx) {
     n.embed = "transformer.wte.weight";
     n.final_norm = "transformer.norm_f";
@@ -38,8 +39,8 @@ std::string ffn_prefix(const ModelSpec& spec, int64_t layer) {
   if (spec.family == Family::kDbrx) return decoder_names(spec).layer(layer) + "ffn.";
   if (spec.family == Family::kLlama4) return decoder_names(spec).layer(layer) + "feed_forward.";
   const std::string p = fmt::format("model.layers.{}.", layer);
-  const bool block_sparse =
-      spec.family == Family::kMixtral || spec.family == Family::kPhiMoe || spec.family == Family::kGraniteMoe;
+  const bool block_sparse = spec.family == Family::kMixtral || spec.family == Family::kPhiMoe ||
+                            spec.family == Family::kGraniteMoe || spec.family == Family::kMiniMax;
   return block_sparse ? p + "block_sparse_moe." : p + "mlp.";
 }
 
@@ -55,6 +56,8 @@ MoeLayerConfig decoder_moe_config(const ModelSpec& spec) {
     case Family::kDots1:
     case Family::kErnie45Moe:
     case Family::kGraniteMoe:
+    case Family::kJetMoe:
+    case Family::kMiniMax:
     case Family::kPhiMoe:
     case Family::kDbrx:
     case Family::kLlama4:
@@ -217,8 +220,9 @@ MoeLayerWeights fused_frame(const ModelSpec& spec, WeightStore& store, const std
   return w;
 }
 
-// Granite-MoE: input_linear [E, 2F, D] (gate rows, then up rows) and output_linear [E, D, F] are
-// already PyTorch Linear layouts per expert: zero-copy views. The shared MLP fuses gate and up alike.
+// Granite-MoE and JetMoE (under mlp.): input_linear [E, 2F, D] (gate rows, then up rows) and output_linear
+// [E, D, F] are already PyTorch Linear layouts per expert: zero-copy views. The shared MLP fuses gate and up
+// alike. JetMoE's output bias (mlp.bias) is added by the decoder.
 MoeLayerWeights granite_weights(const ModelSpec& spec, int64_t layer, WeightStore& store, const ExpertKeep& keep) {
   const int64_t F = spec.n_ff_expert, D = spec.d_model;
   const std::string p = ffn_prefix(spec, layer);
@@ -334,7 +338,7 @@ MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightSt
     }
     return w;
   }
-  if (f == Family::kGraniteMoe) return granite_weights(spec, layer, store, keep);
+  if (f == Family::kGraniteMoe || f == Family::kJetMoe) return granite_weights(spec, layer, store, keep);
   if (f == Family::kDbrx) return dbrx_weights(spec, layer, store, keep);
   if (f == Family::kLlama4) return llama4_weights(spec, layer, store, keep);
   if (spec.family == Family::kGptOss) {

@@ -164,6 +164,7 @@ DecoderGeneration::DecoderGeneration(Decoder& model, const std::vector<int32_t>&
     const int64_t T = static_cast<int64_t>(prompt.size());
     const int64_t n = std::min<int64_t>(static_cast<int64_t>(held.size()), T - 1);  // the last is always fed
     while (reused_ < n && held[static_cast<size_t>(reused_)] == prompt[static_cast<size_t>(reused_)]) ++reused_;
+    if (kept->has_state() && reused_ < kept->length()) reused_ = 0;  // a recurrent state keeps all or nothing
     kept->truncate(reused_);
     cache_ = kept;
   } else {

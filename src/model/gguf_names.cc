@@ -56,7 +56,7 @@ std::string gguf_for(const ModelSpec& spec, const std::string& hf_suffix) {
 }
 
 const char* expert_hf_name(const ModelSpec& spec, const std::string& which) {
-  if (spec.family == Family::kMixtral || spec.family == Family::kPhiMoe)
+  if (spec.family == Family::kMixtral || spec.family == Family::kPhiMoe || spec.family == Family::kMiniMax)
     return which == "gate" ? "w1" : which == "up" ? "w3" : "w2";
   return which == "gate" ? "gate_proj" : which == "up" ? "up_proj" : "down_proj";
 }
@@ -74,6 +74,7 @@ std::string router_name(const ModelSpec& spec, int64_t layer) {
     case Family::kLlama4:
       return p + "router.weight";
     case Family::kGraniteMoe:
+    case Family::kJetMoe:
     case Family::kDbrx:
       return p + "router.layer.weight";
     default:

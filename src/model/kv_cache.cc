@@ -9,7 +9,8 @@
 
 namespace moe {
 
-KvCache::KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_row, int64_t heads)
+KvCache::KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_row, int64_t heads,
+                 const RecurrentLayers& recurrent)
     : n_layer_(n_layer), max_tokens_(max_tokens), k_row_(k_row), v_row_(v_row), heads_(heads) {
   if (n_layer <= 0 || max_tokens <= 0 || k_row <= 0 || v_row < 0 || heads <= 0 || k_row % heads != 0 ||
       v_row % heads != 0) {
@@ -18,21 +19,35 @@ KvCache::KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_r
          "value row {} heads {}",
          n_layer, max_tokens, k_row, v_row, heads);
   }
-  const long double bytes = 4.0L * n_layer * max_tokens * (static_cast<long double>(k_row) + v_row);
+  if (!recurrent.mask.empty() &&
+      (static_cast<int64_t>(recurrent.mask.size()) != n_layer || recurrent.state_floats <= 0))
+    fail("kv-cache", "recurrent layers: a mask of {} layers (expected {}) with states of {} floats",
+         recurrent.mask.size(), n_layer, recurrent.state_floats);
+  recurrent_.assign(static_cast<size_t>(n_layer), 0);
+  slot_.resize(static_cast<size_t>(n_layer));
+  int64_t n_state = 0;
+  for (int64_t l = 0; l < n_layer; ++l) {
+    recurrent_[size_t(l)] = !recurrent.mask.empty() && recurrent.mask[size_t(l)];
+    slot_[size_t(l)] = recurrent_[size_t(l)] ? n_state++ : n_kv_layers_++;
+  }
+  if (n_state > 0) state_floats_ = recurrent.state_floats;
+  const long double bytes = 4.0L * n_kv_layers_ * max_tokens * (static_cast<long double>(k_row) + v_row) +
+                            4.0L * n_state * static_cast<long double>(state_floats_);
   check_fits_in_memory(bytes, "kv-cache",
                        fmt::format("a context of {} tokens (the KV cache: {} layers x {} floats per token)", max_tokens,
-                                   n_layer, k_row + v_row));
-  k_.assign(static_cast<size_t>(n_layer * max_tokens * k_row), 0.0f);  // [L, S, k_row]
-  v_.assign(static_cast<size_t>(n_layer * max_tokens * v_row), 0.0f);  // [L, S, v_row]
+                                   n_kv_layers_, k_row + v_row));
+  k_.assign(static_cast<size_t>(n_kv_layers_ * max_tokens * k_row), 0.0f);  // [L, S, k_row]
+  v_.assign(static_cast<size_t>(n_kv_layers_ * max_tokens * v_row), 0.0f);  // [L, S, v_row]
+  state_.assign(static_cast<size_t>(n_state * state_floats_), 0.0f);
 }
 
 float* KvCache::keys(int64_t layer) {
-  MOE_CHECK(layer >= 0 && layer < n_layer_);
-  return k_.data() + layer * max_tokens_ * k_row_;
+  MOE_CHECK(layer >= 0 && layer < n_layer_ && !recurrent_[size_t(layer)]);
+  return k_.data() + slot_[size_t(layer)] * max_tokens_ * k_row_;
 }
 float* KvCache::values(int64_t layer) {
-  MOE_CHECK(layer >= 0 && layer < n_layer_);
-  return v_row_ ? v_.data() + layer * max_tokens_ * v_row_ : nullptr;
+  MOE_CHECK(layer >= 0 && layer < n_layer_ && !recurrent_[size_t(layer)]);
+  return v_row_ ? v_.data() + slot_[size_t(layer)] * max_tokens_ * v_row_ : nullptr;
 }
 const float* KvCache::keys(int64_t layer) const { return const_cast<KvCache*>(this)->keys(layer); }
 const float* KvCache::values(int64_t layer) const { return const_cast<KvCache*>(this)->values(layer); }
@@ -60,15 +75,23 @@ void KvCache::advance(int64_t n_tokens) {
   length_ += n_tokens;
 }
 
+float* KvCache::state(int64_t layer) {
+  MOE_CHECK(layer >= 0 && layer < n_layer_ && recurrent_[size_t(layer)]);
+  return state_.data() + slot_[size_t(layer)] * state_floats_;
+}
+
 void KvCache::truncate(int64_t n_tokens) {
   if (n_tokens < 0 || n_tokens > length_)
     fail("kv-cache", "cannot keep {} tokens of a cache holding {}", n_tokens, length_);
+  if (has_state() && n_tokens > 0 && n_tokens < length_)
+    fail("kv-cache", "cannot keep {} of {} tokens: a linear-attention state cannot be rolled back", n_tokens, length_);
   length_ = n_tokens;
   if (ids_.size() > static_cast<size_t>(n_tokens)) ids_.resize(static_cast<size_t>(n_tokens));
 }
 
 uint64_t KvCache::bytes_for(int64_t tokens) const {
-  return static_cast<uint64_t>(n_layer_) * static_cast<uint64_t>(tokens) * static_cast<uint64_t>(k_row_ + v_row_) *
+  return (static_cast<uint64_t>(n_kv_layers_) * static_cast<uint64_t>(tokens) * static_cast<uint64_t>(k_row_ + v_row_) +
+          static_cast<uint64_t>(state_.size())) *
          sizeof(float);
 }
 

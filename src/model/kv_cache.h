@@ -5,7 +5,8 @@
 // (a position-major row interleaves the heads, and reading one head's quarter of every row wastes
 // most of what the memory system fetches).
 // The decoder writes the rows of new tokens at positions length() .. length() + T - 1 in every
-// layer, then calls advance(T).
+// layer, then calls advance(T). Recurrent layers (MiniMax lightning attention) hold a fixed-size
+// state instead of rows.
 #pragma once
 
 #include <cstdint>
@@ -13,11 +14,18 @@
 
 namespace moe {
 
+// Layers that keep a recurrent state of state_floats floats instead of key and value rows (mask[l] != 0).
+struct RecurrentLayers {
+  std::vector<char> mask;  // [L], or empty: none
+  int64_t state_floats = 0;
+};
+
 class KvCache {
  public:
   KvCache() = default;
   // Throws moe::Error "[kv-cache] ..." on non-positive sizes.
-  KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_row, int64_t heads = 1);
+  KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_row, int64_t heads = 1,
+          const RecurrentLayers& recurrent = {});
 
   int64_t n_layer() const { return n_layer_; }
   int64_t max_tokens() const { return max_tokens_; }
@@ -29,6 +37,7 @@ class KvCache {
   // Floats between heads (max_tokens * row / heads) and between positions of a head (row / heads).
   int64_t key_head_stride() const { return max_tokens_ * (k_row_ / heads_); }
   int64_t value_head_stride() const { return max_tokens_ * (v_row_ / heads_); }
+  // A recurrent layer has neither (MOE_CHECK).
   float* keys(int64_t layer);    // [heads, max_tokens, k_row / heads]
   float* values(int64_t layer);  // [heads, max_tokens, v_row / heads]; null when v_row == 0
   const float* keys(int64_t layer) const;
@@ -44,17 +53,26 @@ class KvCache {
     length_ = 0;
     ids_.clear();
   }
+  // The state of a recurrent layer (MiniMax lightning: [H, Dk, Dv]), which the decoder zeroes while
+  // length() is 0. A prefix of such a sequence has no state to return to: truncate() to fewer tokens
+  // than length() then throws (reset() and truncate(0) start over).
+  bool has_state() const { return state_floats_ > 0; }
+  float* state(int64_t layer);
   // The token ids of the cached positions, as the decoder recorded them (LongRoPE recomputes the
   // prefix from them when a sequence first outgrows original_max_position_embeddings).
   void record_ids(const int32_t* ids, int64_t n_tokens) { ids_.insert(ids_.end(), ids, ids + n_tokens); }
   const std::vector<int32_t>& ids() const { return ids_; }
-  // Bytes held by the cache for `tokens` tokens (all layers).
+  // Bytes held by the cache for `tokens` tokens (all layers' rows and states).
   uint64_t bytes_for(int64_t tokens) const;
 
  private:
-  int64_t n_layer_ = 0, max_tokens_ = 0, k_row_ = 0, v_row_ = 0, heads_ = 1, length_ = 0;
-  std::vector<float> k_, v_;  // [L, max_tokens, k_row], [L, max_tokens, v_row]
-  std::vector<int32_t> ids_;  // [length]
+  int64_t n_layer_ = 0, max_tokens_ = 0, k_row_ = 0, v_row_ = 0, heads_ = 1, length_ = 0, state_floats_ = 0;
+  int64_t n_kv_layers_ = 0;
+  std::vector<int64_t> slot_;    // [L]: the layer's index among the row layers, or among the recurrent ones
+  std::vector<char> recurrent_;  // [L]
+  std::vector<float> state_;     // [recurrent layers, state_floats_]
+  std::vector<float> k_, v_;     // [row layers, max_tokens, k_row], [row layers, max_tokens, v_row]
+  std::vector<int32_t> ids_;     // [length]
 };
 
 }  // namespace moe

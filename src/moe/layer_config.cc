@@ -23,8 +23,10 @@ MoeLayerConfig moe_layer_config(const ModelSpec& spec) {
   }
   // DeepSeek-V2's code applies routed_scaling_factor only when it does not renormalize.
   if (spec.family == Family::kDeepseekV2 && r.norm_topk_prob && r.top_k > 1) r.routed_scaling_factor = 1.0f;
-  // Mixtral, gpt-oss, Granite-MoE: softmax over the selected logits (Mixtral's softmax + renormalize is the same).
-  if (spec.family == Family::kGptOss || spec.family == Family::kMixtral || spec.family == Family::kGraniteMoe)
+  // Mixtral, gpt-oss, Granite-MoE, JetMoE: softmax over the selected logits (Mixtral's softmax + renormalize is
+  // the same).
+  if (spec.family == Family::kGptOss || spec.family == Family::kMixtral || spec.family == Family::kGraniteMoe ||
+      spec.family == Family::kJetMoe || spec.family == Family::kMiniMax)
     r.selection = Selection::kSoftmaxOverTopK;
   if (spec.family == Family::kPhiMoe) {
     r.selection = Selection::kSparseMixer;

@@ -368,6 +368,61 @@ void parse_granitemoe(ConfigReader& r, ModelSpec& s) {
   set_layers_all(s, true);
 }
 
+// JetMoE (JetMoeConfig): every layer is a mixture of attention heads (num_local_experts experts of a
+// query projection [Hkv * kv_channels, D] and an output projection back, top num_experts_per_tok per
+// token, one kv_proj shared by all) followed by a MoE MLP (fused input_linear / output_linear, a bias
+// on the output); both routers take the softmax over the top-k logits. num_attention_heads is derived
+// (Hkv x top-k); head_dim means kv_channels. JetMoE's own config class (the same model_type) spells the
+// sizes ffn_hidden_size, moe_num_experts and moe_top_k: read too, and they must agree with the others.
+void parse_jetmoe(ConfigReader& r, ModelSpec& s) {
+  for (const auto& [hf, own] : {std::pair{"intermediate_size", "ffn_hidden_size"},
+                                {"num_local_experts", "moe_num_experts"},
+                                {"num_experts_per_tok", "moe_top_k"}}) {
+    const auto a = r.opt_int({hf}), b = r.opt_int({own});
+    if (a && b && *a != *b) r.fail_field(own, fmt::format("{} disagrees with {} {}", *b, hf, *a));
+  }
+  s.n_layer = r.req_int({"num_hidden_layers"});
+  s.d_model = r.req_int({"hidden_size"});
+  s.vocab = r.req_int({"vocab_size"});
+  s.n_head_kv = r.req_int({"num_key_value_heads"});
+  if (s.n_head_kv == 0) r.fail_field("num_key_value_heads", "must be at least 1");
+  s.head_dim = r.req_int({"kv_channels"});
+  if (s.head_dim == 0) r.fail_field("kv_channels", "must be at least 1");
+  if (auto hd = r.opt_int({"head_dim"}); hd && *hd != s.head_dim)
+    r.fail_field("head_dim",
+                 fmt::format("{} disagrees with kv_channels {} (JetMoE's head_dim is kv_channels)", *hd, s.head_dim));
+  s.n_expert = r.int_or({"num_local_experts", "moe_num_experts"}, 8);
+  s.n_expert_used = r.int_or({"num_experts_per_tok", "moe_top_k"}, 2);
+  if (s.n_expert == 0) r.fail_field("num_local_experts", "must be at least 1");
+  if (s.n_expert_used == 0 || s.n_expert_used > s.n_expert)
+    r.fail_field("num_experts_per_tok",
+                 fmt::format("must be in [1, num_local_experts = {}], found {}", s.n_expert, s.n_expert_used));
+  s.n_head = s.n_head_kv * s.n_expert_used;  // each routed attention expert brings Hkv query heads
+  if (auto h = r.opt_int({"num_attention_heads"}); h && *h != s.n_head)
+    r.fail_field("num_attention_heads",
+                 fmt::format("{} is not num_key_value_heads x num_experts_per_tok = {}", *h, s.n_head));
+  s.n_ff_expert = r.req_int({"intermediate_size", "ffn_hidden_size"});
+  read_common(r, s);
+  s.block_norm_eps = 1e-6;  // JetMoeBlock's norms are built without rms_norm_eps
+  const std::string act = r.str_or({"activation_function"}, "silu");
+  if (act == "silu" || act == "swish") {
+    s.activation = Activation::kSilu;
+  } else if (act == "gelu") {
+    s.activation = Activation::kGelu;
+  } else if (act == "gelu_pytorch_tanh" || act == "gelu_new" || act == "gelu_fast") {
+    s.activation = Activation::kGeluTanh;
+  } else {
+    r.fail_field("activation_function",
+                 fmt::format("unsupported \"{}\" (expected silu, swish, gelu, gelu_pytorch_tanh)", act));
+  }
+  // The original JetMoE config's glu switch: transformers' experts are always gated (input_linear 2F rows).
+  if (!r.bool_or({"glu"}, true)) r.fail_field("glu", "transformers' JetMoE experts are always gated (true)");
+  if (!r.bool_or({"bias"}, true)) r.fail_field("bias", "transformers' JetMoE always has the attention and MLP biases");
+  s.router.norm_topk_prob = true;  // softmax over the k selected logits
+  r.acknowledge({"aux_loss_coef", "z_loss_coef"});
+  set_layers_all(s, true);
+}
+
 void parse_gpt_oss(ConfigReader& r, ModelSpec& s) {
   read_core_dims(r, s);
   read_common(r, s);
@@ -642,6 +697,13 @@ CommonDefaults common_defaults(Family f) {
       d.rope_theta = 500000;
       d.tie_word_embeddings = true;  // Ernie4_5_MoeConfig: save_pretrained leaves it out when true
       break;
+    case Family::kJetMoe:
+      d.tie_word_embeddings = true;  // JetMoeConfig
+      break;
+    case Family::kMiniMax:  // MiniMaxConfig is a MixtralConfig
+      d.norm_eps = 1e-5;
+      d.rope_theta = 1e6;
+      break;
     case Family::kGrok1:
       d.norm_eps = 1e-5;
       d.tie_word_embeddings = true;  // Grok1Config
@@ -691,6 +753,8 @@ const std::vector<FamilyEntry>& family_table() {
       {"ernie4_5_moe", Family::kErnie45Moe, parse_ernie45_moe},
       {"granitemoe", Family::kGraniteMoe, parse_granitemoe},
       {"granitemoeshared", Family::kGraniteMoe, parse_granitemoe},
+      {"jetmoe", Family::kJetMoe, parse_jetmoe},
+      {"minimax", Family::kMiniMax, parse_minimax},
       {"grok-1", Family::kGrok1, parse_grok1},
       {"minimax_m2", Family::kMiniMaxM2, parse_minimax_m2},
       {"qwen3_next", Family::kQwen3Next, parse_qwen3_next},

@@ -38,6 +38,8 @@ void parse_minimax_m2(ConfigReader& r, ModelSpec& s);
 void parse_qwen3_next(ConfigReader& r, ModelSpec& s);
 void parse_hunyuan_moe(ConfigReader& r, ModelSpec& s);
 void parse_bailing_moe(ConfigReader& r, ModelSpec& s);
+// MiniMax-Text-01 (config_families_minimax.cc): lightning and softmax attention layers, Mixtral MoE.
+void parse_minimax(ConfigReader& r, ModelSpec& s);
 // Shared by them: top-k from the usual aliases (num_experts_per_tok, experts_per_token, moe_top_k).
 void read_topk(ConfigReader& r, ModelSpec& s, std::initializer_list<std::string_view> expert_keys);
 // Qwen-style MoE placement (decoder_sparse_step, mlp_only_layers); sets s.layers.

@@ -39,6 +39,8 @@ double layer_attention_flops(const ModelSpec& s, const LayerSpec& l, int64_t t, 
       const LinearAttnSpec& a = s.linear_attn;
       return 6.0 * a.n_value_heads * a.key_head_dim * a.value_head_dim;
     }
+    case AttentionKind::kLightning:  // MiniMax: decay, add k^T v, read q S: a [Dh, Dh] state per head
+      return 6.0 * H * s.head_dim * s.head_dim;
     case AttentionKind::kCompressed:
       break;
   }
@@ -83,6 +85,8 @@ double layer_prefill_attention_flops(const ModelSpec& s, const LayerSpec& l, int
       const MlaSpec& m = s.mla;
       return static_cast<double>((2 * H * (m.qk_nope_head_dim + m.qk_rope_head_dim) + 2 * H * m.v_head_dim) * sum_t(n));
     }
+    case AttentionKind::kLightning:  // constant per token
+      return layer_attention_flops(s, l, 1, false) * static_cast<double>(n);
     case AttentionKind::kCompressed:
       break;
   }
@@ -116,6 +120,8 @@ double layer_kv_elems(const ModelSpec& s, const LayerSpec& l, int64_t L) {
       return static_cast<double>(a.n_value_heads * a.key_head_dim * a.value_head_dim) +
              conv_dim * static_cast<double>(a.conv_kernel - 1);
     }
+    case AttentionKind::kLightning:  // MiniMax: the [H, Dh, Dh] state, whatever the context
+      return static_cast<double>(s.n_head) * static_cast<double>(s.head_dim) * static_cast<double>(s.head_dim);
     case AttentionKind::kCompressed:
       break;
   }

@@ -340,6 +340,8 @@ const char* attention_kind_name(AttentionKind k) {
       return "compressed";
     case AttentionKind::kLinear:
       return "linear (gated deltanet)";
+    case AttentionKind::kLightning:
+      return "lightning (linear, decayed)";
   }
   return "?";
 }

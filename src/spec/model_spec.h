@@ -32,6 +32,8 @@ enum class Family {
   kDots1,       // dots.llm1: Qwen3 attention + the DeepSeek-V3 MoE block
   kErnie45Moe,  // ERNIE-4.5-MoE: softmax router with a selection bias (moe_statics), interleaved RoPE
   kGraniteMoe,  // Granite-MoE (and granitemoeshared): multipliers, fused input_linear / output_linear experts
+  kJetMoe,      // JetMoE: mixture of attention heads (routed q / o projections, shared kv_proj) + fused MoE MLP
+  kMiniMax,     // MiniMax-Text-01: lightning (linear) attention layers between softmax ones, alpha/beta residuals
   // Read by moe inspect only (counted, not run):
   kGrok1,       // Grok-1: four norms per layer, attn / moe_block names
   kMiniMaxM2,   // MiniMax-M2 / M2.5: full-width QK-norm, partial rotary, sigmoid router with bias
@@ -50,6 +52,7 @@ enum class AttentionKind {
   kMla,         // DeepSeek-V2/V3 multi-head latent attention (full context)
   kCompressed,  // DeepSeek-V4: sliding window + compressed KV (ratio 4 with indexer, or 128)
   kLinear,      // Qwen3-Next Gated DeltaNet: a fixed-size recurrent state instead of a KV cache
+  kLightning,   // MiniMax lightning attention: linear attention with a per-head decay, state [H, Dh, Dh]
 };
 
 enum class ScoringFunc { kSoftmax, kSigmoid, kSqrtSoftplus };
@@ -143,6 +146,15 @@ struct MultiplierSpec {
   double logits_divisor = 1.0;
 };
 
+// MiniMax's residuals (normed): a block adds nothing to the stream, it replaces it with
+// alpha x norm(h) + beta x f(norm(h)), with the factors of the layer's attention kind, then of the MLP.
+struct ResidualSpec {
+  bool normed = false;
+  double full_alpha = 1, full_beta = 1;      // softmax attention layers
+  double linear_alpha = 1, linear_beta = 1;  // lightning attention layers
+  double mlp_alpha = 1, mlp_beta = 1;
+};
+
 struct ModelSpec {
   std::string source;      // file or catalog name it came from
   std::string model_type;  // as written in the config
@@ -186,9 +198,14 @@ struct ModelSpec {
   MlaSpec mla;
   RopeSpec rope;
   MultiplierSpec multipliers;
+  ResidualSpec residual;
+  int64_t lightning_block_size = 0;  // MiniMax block_size: the tile of the block form (results do not depend on it)
 
   NormKind norm = NormKind::kRms;
   double norm_eps = 1e-6;
+  // The blocks' norms (input / post-attention) when they do not read norm_eps: JetMoE builds them with
+  // RMSNorm's default 1e-6 and only model.norm with rms_norm_eps. 0: norm_eps.
+  double block_norm_eps = 0;
   bool tie_word_embeddings = false;
   int64_t n_mtp_layers = 0;
   int64_t max_position = 0;

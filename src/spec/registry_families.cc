@@ -1,5 +1,5 @@
 // Tensor layouts of the Llama-style families (Llama, Mistral, Qwen2/3, Mixtral, PhiMoE, Qwen2/3-MoE,
-// OLMoE, DeepSeek v1/V2/V3/Kimi-K2, GLM-4.5, gpt-oss, Llama 4) and of DBRX, with the exact
+// OLMoE, DeepSeek v1/V2/V3/Kimi-K2, GLM-4.5, gpt-oss, Llama 4, Granite-MoE, JetMoE) and of DBRX, with the exact
 // Hugging Face checkpoint names of each family.
 #include <fmt/format.h>
 
@@ -37,6 +37,32 @@ void attention_gqa(RegistryBuilder& b, const std::string& p) {
     b.add(a + "k_norm.weight", {kv}, Role::kNorm);
   }
   if (s.attention_sinks) b.add(a + "sinks", {s.n_head}, Role::kAttention);
+}
+
+// MiniMax lightning attention: qkv_proj [3 H Dh, D] (each head's q, k, v rows in turn), output_gate
+// [H Dh, D], out_proj [D, H Dh] and the RMSNorm over H Dh of the heads' outputs.
+void attention_lightning(RegistryBuilder& b, const std::string& p) {
+  const ModelSpec& s = b.spec();
+  const int64_t W = s.n_head * s.head_dim;
+  const std::string a = p + "self_attn.";
+  b.linear(a + "qkv_proj", 3 * W, s.d_model, Role::kAttention);
+  b.linear(a + "output_gate", W, s.d_model, Role::kAttention);
+  b.linear(a + "out_proj", s.d_model, W, Role::kAttention);
+  b.add(a + "norm.weight", {W}, Role::kNorm);
+}
+
+// JetMoE's mixture of attention heads: E experts of a query projection [Hkv Dh, D] and an output
+// projection [D, Hkv Dh] (routed: k of E per token), their router, the output bias and one kv_proj
+// [2 Hkv Dh, D] (keys, then values) shared by every expert.
+void attention_moa(RegistryBuilder& b, const std::string& p) {
+  const ModelSpec& s = b.spec();
+  const int64_t E = s.n_expert, D = s.d_model, kv = s.n_head_kv * s.head_dim;
+  const std::string a = p + "self_attention.";
+  b.linear(a + "experts.router.layer", E, D, Role::kRouter, false);
+  b.routed(a + "experts.input_linear.weight", {E, kv, D}, E);
+  b.routed(a + "experts.output_linear.weight", {E, D, kv}, E);
+  b.add(a + "experts.bias", {D}, Role::kAttention);
+  b.linear(a + "kv_proj", 2 * kv, D, Role::kAttention);
 }
 
 void attention_mla(RegistryBuilder& b, const std::string& p) {
@@ -100,14 +126,17 @@ void experts_mixtral(RegistryBuilder& b, const std::string& p) {
   b.expert(-1);
 }
 
-// Granite-MoE: experts fused per layer, no ".weight"-per-expert; the shared MLP fuses gate and up too.
+// Granite-MoE and JetMoE: experts fused per layer, no ".weight"-per-expert; Granite's shared MLP fuses
+// gate and up too; JetMoE's block (under mlp.) adds a bias [D] to its output, counted with the router.
 void experts_granite(RegistryBuilder& b, const std::string& p) {
   const ModelSpec& s = b.spec();
   const int64_t E = s.n_expert, D = s.d_model, F = s.n_ff_expert;
-  const std::string m = p + "block_sparse_moe.";
+  const bool jetmoe = s.family == Family::kJetMoe;
+  const std::string m = p + (jetmoe ? "mlp." : "block_sparse_moe.");
   b.linear(m + "router.layer", E, D, Role::kRouter, false);
   b.routed(m + "input_linear.weight", {E, 2 * F, D}, E);  // [E, 2F, D]: gate rows, then up rows
   b.routed(m + "output_linear.weight", {E, D, F}, E);     // [E, D, F]
+  if (jetmoe) b.add(m + "bias", {D}, Role::kRouter);
   if (s.n_ff_shared > 0) {
     b.linear(p + "shared_mlp.input_linear", 2 * s.n_ff_shared, D, Role::kSharedExpert);  // [2Fs, D]
     b.linear(p + "shared_mlp.output_linear", D, s.n_ff_shared, Role::kSharedExpert);     // [D, Fs]
@@ -188,12 +217,14 @@ void ffn(RegistryBuilder& b, const std::string& p, bool is_moe) {
     case Family::kMixtral:
     case Family::kPhiMoe:
     case Family::kMiniMaxM2:
+    case Family::kMiniMax:
       experts_mixtral(b, p);
       break;
     case Family::kGptOss:
       experts_gpt_oss(b, p);
       break;
     case Family::kGraniteMoe:
+    case Family::kJetMoe:
       experts_granite(b, p);
       break;
     case Family::kLlama4:
@@ -212,6 +243,10 @@ void decoder_layer(RegistryBuilder& b, int64_t i, bool is_moe, bool is_mtp) {
   norm(b, p + "input_layernorm", s.d_model);
   if (s.is_mla)
     attention_mla(b, p);
+  else if (s.family == Family::kJetMoe)
+    attention_moa(b, p);
+  else if (i < s.n_layer && s.layers[static_cast<size_t>(i)].attention == AttentionKind::kLightning)
+    attention_lightning(b, p);
   else
     attention_gqa(b, p);
   norm(b, p + "post_attention_layernorm", s.d_model);

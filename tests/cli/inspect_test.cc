@@ -39,7 +39,7 @@ TEST(Inspect, ListShowsEveryCatalogModel) {
   EXPECT_TRUE(has(r.out, "284.33B")) << r.out;
   const Result j = run_moe("inspect --list --json");
   ASSERT_EQ(j.code, 0);
-  EXPECT_EQ(nlohmann::json::parse(j.out).size(), 22u);
+  EXPECT_EQ(nlohmann::json::parse(j.out).size(), 23u);
 }
 
 TEST(Inspect, SideBySideAndMarkdown) {

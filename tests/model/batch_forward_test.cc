@@ -109,7 +109,8 @@ TEST_P(BatchForward, EachRowMatchesItsSequenceAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, BatchForward,
-                         ::testing::Values("qwen3_moe", "gpt_oss", "deepseek_v3", "llama4_text", "phimoe"));
+                         ::testing::Values("qwen3_moe", "gpt_oss", "deepseek_v3", "llama4_text", "phimoe", "jetmoe",
+                                           "minimax"));
 
 TEST(BatchForwardErrors, NameTheSequence) {
   Decoder model(fixture_dir("qwen3_moe"));
@@ -194,6 +195,39 @@ TEST(BatchForward, KeptCacheReusesTheCommonPrefix) {
   KvCache small = model.make_cache(8);
   o.cache = &small;
   EXPECT_THROW(generate(model, first, o), Error);
+}
+
+// MiniMax's lightning layers keep a recurrent state, not rows: a kept cache is reused only by a prompt that
+// extends all of it; another prompt starts over (the state has no prefix to return to), with the tokens of
+// a fresh cache either way.
+TEST(BatchForward, KeptRecurrentStateIsReusedWholeOrNotAtAll) {
+  Decoder model(fixture_dir("minimax"));
+  const int64_t V = model.spec().vocab;
+  GenerateOptions o;
+  o.max_new_tokens = 4;
+  o.context = 40;
+  KvCache kept = model.make_cache(40);
+  ASSERT_TRUE(kept.has_state());
+  // Rows only for the softmax layer (2 kv heads x 8, keys and values); the three lightning layers hold a
+  // [4, 8, 8] state each.
+  EXPECT_EQ(kept.bytes_for(10), (10u * 2 * 16 + 3u * 4 * 8 * 8) * sizeof(float));
+  o.cache = &kept;
+  GenerateOptions fresh = o;
+  fresh.cache = nullptr;
+  const std::vector<int32_t> first = ids(7, 1, V);
+  const GenerateResult a = generate(model, first, o);
+  std::vector<int32_t> second = first;
+  second.insert(second.end(), a.tokens.begin(), a.tokens.end());
+  for (int32_t t : ids(5, 2, V)) second.push_back(t);
+  const GenerateResult b = generate(model, second, o);
+  EXPECT_EQ(b.reused_tokens, 7 + 4 - 1);
+  EXPECT_EQ(b.tokens, generate(model, second, fresh).tokens);
+  const GenerateResult c = generate(model, first, o);  // a prefix of what the cache holds: recomputed
+  EXPECT_EQ(c.reused_tokens, 0);
+  EXPECT_EQ(c.tokens, a.tokens);
+  EXPECT_THROW(kept.truncate(3), Error);
+  kept.truncate(0);
+  EXPECT_EQ(kept.length(), 0);
 }
 
 }  // namespace

@@ -137,6 +137,11 @@ CLASSES = {
                         router_jitter_noise=0.0, rope_scaling=None, no_rope_layers=None, no_rope_layer_interval=4,
                         attention_chunk_size=8192, layer_types=None, attn_temperature_tuning=True,
                         floor_scale=8192, attn_scale=0.1, attention_bias=False),
+    "jetmoe": dict(vocab_size=32000, hidden_size=2048, num_hidden_layers=12, num_key_value_heads=16, kv_channels=128,
+                   intermediate_size=5632, max_position_embeddings=4096, activation_function="silu",
+                   num_local_experts=8, num_experts_per_tok=2, output_router_logits=False, aux_loss_coef=0.01,
+                   use_cache=True, bos_token_id=1, eos_token_id=2, tie_word_embeddings=True, rope_theta=10000.0,
+                   rms_norm_eps=1e-6, initializer_range=0.01, attention_dropout=0.0),
     "gpt_oss": dict(num_hidden_layers=36, num_local_experts=128, vocab_size=201088, hidden_size=2880,
                     intermediate_size=2880, head_dim=64, num_attention_heads=64, num_key_value_heads=8,
                     sliding_window=128, rope_theta=150000.0, tie_word_embeddings=False, hidden_act="silu",
@@ -147,6 +152,12 @@ CLASSES = {
                     output_router_logits=False, use_cache=True, layer_types=None, swiglu_limit=7.0,
                     attention_bias=True),
 }
+
+
+# MiniMaxConfig (4.5x) is a MixtralConfig with the layer pattern, the lightning block size and six residual factors.
+CLASSES["minimax"] = dict(CLASSES["mixtral"], layer_types=None, block_size=256, full_attn_alpha_factor=1,
+                          full_attn_beta_factor=1, linear_attn_alpha_factor=1, linear_attn_beta_factor=1,
+                          mlp_alpha_factor=1, mlp_beta_factor=1)
 
 
 # DbrxConfig's nested classes; save_pretrained writes each nested config as its difference from these
@@ -199,6 +210,11 @@ def _derive(mt, c):
             c["moe_layers"] = list(range(step - 1, L, step))
         if c["layer_types"] is None:
             c["layer_types"] = ["chunked_attention" if r else "full_attention" for r in c["no_rope_layers"]]
+    if mt == "minimax" and c["layer_types"] is None:
+        c["layer_types"] = ["full_attention" if (i + 1) % 2 else "linear_attention"
+                            for i in range(c["num_hidden_layers"])]
+    if mt == "jetmoe":
+        c["num_attention_heads"] = c["num_key_value_heads"] * c["num_experts_per_tok"]
     if mt.startswith("granitemoe"):
         c["position_embedding_type"] = "rope"  # hard-coded by the class, written all the same
     if mt == "qwen3":

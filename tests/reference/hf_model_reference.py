@@ -591,6 +591,12 @@ def forward(cfg, W, fam, ids, cache, start, hidden_out=None):
     """ids [T] at positions start..start+T-1; cache: dict layer -> (k, v). Returns logits [T, V]."""
     if cfg["model_type"] == "dbrx":
         return forward_dbrx(cfg, W, ids, cache, start, hidden_out)
+    if cfg["model_type"] == "minimax":
+        from minimax_reference import forward_minimax  # imports this module's building blocks
+        return forward_minimax(cfg, W, ids, cache, start, hidden_out)
+    if cfg["model_type"] == "jetmoe":
+        from jetmoe_reference import forward_jetmoe  # imports this module's building blocks
+        return forward_jetmoe(cfg, W, ids, cache, start, hidden_out)
     pos = torch.arange(start, start + ids.shape[0])
     granite = cfg["model_type"].startswith("granitemoe")  # embedding / residual / logits multipliers
     h = W["model.embed_tokens.weight"][ids]  # [T, D]

@@ -71,6 +71,8 @@ Semantics implemented per family (HF modeling files; remote code for DeepSeek):
   ([E, D, 2F], gate = even columns, up = odd columns), gate = min(gate, limit), up = clamp(up, -limit,
   limit), glu = gate * sigmoid(1.702 gate), out = ((up + 1) * glu) . down_proj[e] + down_proj_bias[e]
   (down_proj [E, F, D]), with limit = swiglu_limit from config.json (small here so the clamp fires).
+- JetMoE (mixture of attention heads, fused MoE MLP with an output bias): jetmoe_reference.py.
+- MiniMax-Text-01 (lightning attention layers, normed alpha / beta residuals): minimax_reference.py.
 """
 import json
 import math
@@ -83,6 +85,8 @@ from hf_config import dbrx_value, saved_config, value
 from hf_model_reference import (CLAMP_COUNT, DTYPE, MARGINS, Family, deepseek_router, dense_mlp, ernie_is_moe,
                                 forward, gqa_attention, mla_attention, moe_deepseek, moe_ernie, moe_gpt_oss,
                                 moe_granite, moe_llama4, moe_mixtral, moe_phimoe, moe_qwen, rope_params)
+from jetmoe_reference import build_jetmoe
+from minimax_reference import build_minimax
 from st_write import write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -491,6 +495,30 @@ def fam_gpt_oss():
     return cfg, Family("gpt_oss", gqa_attention, lambda c, W, p, x, li: moe_gpt_oss(c, W, p, x)), "all"
 
 
+def fam_jetmoe():
+    """JetMoeConfig(...).save_pretrained(): mixture of attention heads (6 experts, top-2, 2 kv heads of 8
+    channels, so each expert's queries are 16 wide against a hidden size of 32) and a MoE MLP, both with
+    biases; tied embeddings (the class default, left out of the file); rms_norm_eps 0.1, which only the
+    final norm reads (the blocks' norms use 1e-6). Semantics: jetmoe_reference.py."""
+    cfg = saved_config("jetmoe", "JetMoeForCausalLM", vocab_size=128, hidden_size=32, num_hidden_layers=2,
+                       num_key_value_heads=2, kv_channels=8, intermediate_size=12, num_local_experts=6,
+                       num_experts_per_tok=2, rms_norm_eps=0.1, max_position_embeddings=4096)
+    return cfg, Family("jetmoe", None, None), "all"
+
+
+def fam_minimax():
+    """MiniMaxConfig(...).save_pretrained(): lightning attention in layers 0, 2 and 3, softmax attention (GQA 4 / 2)
+    in layer 1, blocks of 5 tokens (the 12-token prompt spans two full blocks and a partial one), every
+    residual factor away from 1, Mixtral's MoE (6 experts, top-2). Semantics: minimax_reference.py."""
+    cfg = saved_config("minimax", "MiniMaxForCausalLM", vocab_size=128, hidden_size=32, num_hidden_layers=4,
+                       num_attention_heads=4, num_key_value_heads=2, intermediate_size=16, num_local_experts=6,
+                       num_experts_per_tok=2, max_position_embeddings=4096, block_size=5,
+                       layer_types=["linear_attention", "full_attention", "linear_attention", "linear_attention"],
+                       full_attn_alpha_factor=1.3, full_attn_beta_factor=0.7, linear_attn_alpha_factor=0.9,
+                       linear_attn_beta_factor=1.4, mlp_alpha_factor=1.2, mlp_beta_factor=0.8)
+    return cfg, Family("minimax", None, None), "all"
+
+
 FAMILIES = {
     "llama": fam_llama,
     "qwen3": fam_qwen3,
@@ -512,6 +540,8 @@ FAMILIES = {
     "dbrx": fam_dbrx,
     "llama4_text": fam_llama4_text,
     "deepseek_v2_hf": fam_deepseek_v2_hf,
+    "jetmoe": fam_jetmoe,
+    "minimax": fam_minimax,
 }
 
 
@@ -539,6 +569,10 @@ def build_weights(cfg, fam, moe_layers, seed):
     ini = Init(seed)
     if cfg["model_type"] == "dbrx":
         return build_dbrx(cfg, ini)
+    if cfg["model_type"] == "jetmoe":
+        return build_jetmoe(cfg, ini)
+    if cfg["model_type"] == "minimax":
+        return build_minimax(cfg, ini)
     init_common(cfg, ini)
     for li in range(cfg["num_hidden_layers"]):
         if fam.attention is mla_attention:
@@ -628,6 +662,8 @@ def rope_dim(cfg):
         return cfg["d_model"] // cfg["n_heads"]
     if "qk_rope_head_dim" in cfg:
         return cfg["qk_rope_head_dim"]
+    if cfg["model_type"] == "jetmoe":
+        return cfg["kv_channels"]
     head = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
     return int(head * (value(cfg, "partial_rotary_factor") or 1.0))
 

@@ -220,6 +220,111 @@ TEST(FamilyDefaults, PhiMoe) {
   error_names(r, "original_max_position_embeddings");
 }
 
+TEST(FamilyDefaults, JetMoe) {
+  const nlohmann::json c = {{"model_type", "jetmoe"}, {"num_hidden_layers", 4},  {"hidden_size", 64},
+                            {"vocab_size", 100},      {"intermediate_size", 96}, {"num_key_value_heads", 4},
+                            {"kv_channels", 8}};
+  const ModelSpec j = parse_model_spec(c, "jetmoe");
+  EXPECT_TRUE(j.unknown_keys.empty()) << j.unknown_keys.front();
+  EXPECT_EQ(j.n_expert, 8);  // JetMoeConfig: 8 experts, top-2 (attention and MLP), tied embeddings
+  EXPECT_EQ(j.n_expert_used, 2);
+  EXPECT_EQ(j.n_head, 8);  // num_key_value_heads x top-k query heads
+  EXPECT_EQ(j.n_head_kv, 4);
+  EXPECT_EQ(j.head_dim, 8);  // kv_channels
+  EXPECT_EQ(j.n_ff_expert, 96);
+  EXPECT_TRUE(j.tie_word_embeddings);
+  EXPECT_DOUBLE_EQ(j.norm_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(j.block_norm_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(j.rope.theta, 10000);
+  EXPECT_EQ(j.activation, Activation::kSilu);
+  EXPECT_EQ(j.n_moe_layers(), 4);
+  nlohmann::json e = c;
+  e["rms_norm_eps"] = 0.1;  // read by the final norm only
+  const ModelSpec f = parse_model_spec(e, "jetmoe");
+  EXPECT_DOUBLE_EQ(f.norm_eps, 0.1);
+  EXPECT_DOUBLE_EQ(f.block_norm_eps, 1e-6);
+  auto error_names = [&](const char* field, const nlohmann::json& v) {
+    nlohmann::json bad = c;
+    bad[field] = v;
+    try {
+      parse_model_spec(bad, "jetmoe.json");
+      ADD_FAILURE() << "accepted " << field;
+    } catch (const std::exception& ex) {
+      EXPECT_NE(std::string(ex.what()).find(field), std::string::npos) << ex.what();
+    }
+  };
+  error_names("num_attention_heads", 6);  // derived: must be 4 x 2
+  error_names("num_experts_per_tok", 9);
+  error_names("head_dim", 16);
+  error_names("activation_function", "relu");
+  error_names("glu", false);
+  error_names("bias", false);
+  // JetMoE's own config class writes the sizes under other names.
+  nlohmann::json own = c;
+  own.erase("intermediate_size");
+  own["ffn_hidden_size"] = 96;
+  own["moe_num_experts"] = 8;
+  own["moe_top_k"] = 2;
+  own["num_attention_heads"] = 8;
+  own["glu"] = true;
+  own["bias"] = true;
+  const ModelSpec o = parse_model_spec(own, "jetmoe");
+  EXPECT_EQ(o.n_ff_expert, 96);
+  EXPECT_EQ(o.n_expert_used, 2);
+  EXPECT_EQ(o.n_head, 8);
+  own["num_experts_per_tok"] = 2;
+  own["moe_top_k"] = 3;  // both spellings: they must agree
+  try {
+    parse_model_spec(own, "jetmoe.json");
+    ADD_FAILURE() << "accepted moe_top_k 3 beside num_experts_per_tok 2";
+  } catch (const std::exception& ex) {
+    EXPECT_NE(std::string(ex.what()).find("moe_top_k"), std::string::npos) << ex.what();
+  }
+  nlohmann::json k = c;
+  k.erase("kv_channels");
+  EXPECT_THROW(parse_model_spec(k, "jetmoe"), std::exception);
+}
+
+TEST(FamilyDefaults, MiniMax) {
+  nlohmann::json c = with_experts(sizes("minimax"), "num_local_experts");
+  c.erase("moe_intermediate_size");
+  const ModelSpec m = parse_model_spec(c, "minimax");
+  EXPECT_TRUE(m.unknown_keys.empty()) << m.unknown_keys.front();
+  EXPECT_DOUBLE_EQ(m.norm_eps, 1e-5);  // MiniMaxConfig is a MixtralConfig: eps 1e-5, theta 1e6, no window
+  EXPECT_DOUBLE_EQ(m.rope.theta, 1e6);
+  EXPECT_EQ(m.lightning_block_size, 256);
+  EXPECT_TRUE(m.residual.normed);
+  EXPECT_DOUBLE_EQ(m.residual.full_alpha, 1.0);
+  EXPECT_DOUBLE_EQ(m.residual.mlp_beta, 1.0);
+  EXPECT_EQ(m.layers[0].attention, AttentionKind::kFull);  // absent layer_types: full, linear, full, ...
+  EXPECT_EQ(m.layers[1].attention, AttentionKind::kLightning);
+  EXPECT_EQ(m.layers[3].attention, AttentionKind::kLightning);
+  EXPECT_EQ(m.n_moe_layers(), 4);
+  auto error_names = [&](const nlohmann::json& bad, const char* field) {
+    try {
+      parse_model_spec(bad, "minimax.json");
+      ADD_FAILURE() << "accepted " << field;
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  };
+  nlohmann::json a = c;
+  a["attn_type_list"] = {0, 1, 0, 1};  // MiniMax's own spelling, which transformers does not read
+  error_names(a, "attn_type_list");
+  a["layer_types"] = {"linear_attention", "full_attention", "linear_attention", "full_attention"};
+  EXPECT_EQ(parse_model_spec(a, "minimax").layers[0].attention, AttentionKind::kLightning);
+  a["attn_type_list"] = {1, 1, 0, 1};
+  error_names(a, "attn_type_list[0]");
+  nlohmann::json t = c;
+  t["layer_types"] = {"linear_attention", "sliding_attention", "full_attention", "full_attention"};
+  error_names(t, "layer_types[1]");
+  nlohmann::json r = c;
+  r["rotary_dim"] = 7;
+  error_names(r, "rotary_dim");
+  r["rotary_dim"] = 8;  // head_dim 16: half of each head, read (counted) though the decoder refuses to run it
+  EXPECT_DOUBLE_EQ(parse_model_spec(r, "minimax").rope.partial_rotary_factor, 0.5);
+}
+
 TEST(FamilyDefaults, DbrxNestedConfigsAreDiffs) {
   // DbrxConfig saves attn_config / ffn_config as differences from their classes' defaults.
   const nlohmann::json c = {{"model_type", "dbrx"},
