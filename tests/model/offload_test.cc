@@ -67,7 +67,9 @@ void expect_identical(const std::string& path) {
       EXPECT_EQ(r.slots, std::min(slots, s.n_expert * moe_layers));
       EXPECT_GT(r.stats.requests, 0);
       EXPECT_GT(r.stats.bytes_read, 0u);
-      if (slots == s.n_expert * moe_layers) EXPECT_LE(r.stats.misses, s.n_expert * moe_layers);  // each read once
+      if (slots == s.n_expert * moe_layers) {
+        EXPECT_LE(r.stats.misses, s.n_expert * moe_layers);  // every expert read once at most
+      }
     }
   }
 }

@@ -425,7 +425,9 @@ TEST_F(Serve, LoadSixteenClientsTwentyRequestsWithCancels) {
   for (int i = 0; i < 500; ++i) {  // the dropped streams end at their next step
     auto m = c.Get("/metrics");
     ASSERT_TRUE(m);
-    if (m->body.find("moe_active_sequences 0") != std::string::npos) {
+    // A stream dropped while it was still queued ends once admitted: wait for the queue to drain too.
+    if (m->body.find("moe_active_sequences 0") != std::string::npos &&
+        m->body.find("moe_queue_length 0") != std::string::npos) {
       auto value = [&](const std::string& name) {
         const size_t at = m->body.find("\n" + name + " ");
         return at == std::string::npos ? -1L : std::stol(m->body.substr(at + name.size() + 2));
