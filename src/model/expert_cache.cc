@@ -346,6 +346,10 @@ void ExpertCache::load(int64_t slot_index, std::vector<uint8_t*>& staging) {
       uint8_t* want = panels ? staging[1] : dst + at;
       const uint8_t* rows = read_exact(m.file, m.offset, m.bytes, want, staging[0]);
       bytes += m.bytes;
+      if (rows != want && reinterpret_cast<uintptr_t>(rows) % 4 != 0) {  // an offset the element type cannot load at
+        std::memcpy(want, rows, m.bytes);
+        rows = want;
+      }
       if (panels) {
         *out[j] = pack_panels(WeightView{rows, m.dtype, m.k}, m.n, m.k, dst + at);
       } else {
