@@ -15,13 +15,13 @@
 #include <vector>
 
 #include "bindings.h"
+#include "cli/offload_args.h"
 #include "cli/run_common.h"
 #include "cli/sampling_args.h"
 #include "kernels/ceilings.h"
 #include "model/decoder.h"
 #include "model/generate.h"
 #include "model/generation_config.h"
-#include "cli/offload_args.h"
 #include "model/run_report.h"
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
@@ -310,16 +310,15 @@ threads sets the process-wide worker pool to that size whenever this model compu
              cli::OffloadArgs offload;  // mem_budget: bytes (int) or a size string ("12G"), as --mem-budget
              if (!mem_budget.is_none())
                offload.mem_budget = py::isinstance<py::int_>(mem_budget) ? std::to_string(mem_budget.cast<uint64_t>())
-                                                                          : mem_budget.cast<std::string>();
+                                                                         : mem_budget.cast<std::string>();
              offload.expert_profile = expert_profile.value_or("");
              return std::make_shared<Model>(path_arg(path), threads, offload);
            }),
            py::arg("path") = py::none(), py::kw_only(), py::arg("threads") = py::none(),
            py::arg("mem_budget") = py::none(), py::arg("expert_profile") = py::none())
-      .def("offload", [](Model& m) -> py::object {
-             return to_python(cli::offload_json(m.decoder(), 0));
-           },
-           "With mem_budget: the expert cache's report (the `offload` key of `moe run --json`), else None.")
+      .def(
+          "offload", [](Model& m) -> py::object { return to_python(cli::offload_json(m.decoder(), 0)); },
+          "With mem_budget: the expert cache's report (the `offload` key of `moe run --json`), else None.")
       .def("eval", &eval, py::arg("ids"),
            "Logits [T, V] float32 of every position of ids (`moe eval --ids ... --logits-out F`).")
       .def("generate", &generate, py::arg("prompt"), py::kw_only(), py::arg("max_new_tokens") = int64_t{64},

@@ -38,12 +38,12 @@ struct BenchModelArgs {
   int64_t prompt = 512;
   int64_t decode = 16;
   int repetitions = 3;
-  std::string dir;         // where the checkpoint goes (default: a temporary folder, removed after)
-  std::string weights;     // an existing checkpoint folder or .gguf file to measure instead of a random one
-  OffloadArgs offload;     // --mem-budget: routed experts read from disk
-  double temperature = 0;  // 0: greedy decoding; > 0: sampled (seed 1), routing as varied as the tokens
+  std::string dir;               // where the checkpoint goes (default: a temporary folder, removed after)
+  std::string weights;           // an existing checkpoint folder or .gguf file to measure instead of a random one
+  OffloadArgs offload;           // --mem-budget: routed experts read from disk
+  double temperature = 0;        // 0: greedy decoding; > 0: sampled (seed 1), routing as varied as the tokens
   bool uniform_routing = false;  // each token's experts drawn uniformly at random (an expert cache's worst case)
-  double router_skew = 0;  // > 0: Zipf-like expert popularity (see skew_router)
+  double router_skew = 0;        // > 0: Zipf-like expert popularity (see skew_router)
 };
 
 // The catalog config with fewer layers, dense weights in `dtype`, no MTP and no quantization.

@@ -232,9 +232,10 @@ void Decoder::load_layer(int64_t li) {
       offload_->add_layer(li, std::move(on_disk), config, w.router);
       L->moe = offload_->make_block(li, config, w);
     } else {
-      L->moe = options_.moe_block ? options_.moe_block(li, config, w)
-                                  : std::make_unique<LocalMoeBlock>(
-                                        config, w, options_.uniform_routing_seed ? options_.uniform_routing_seed + li : 0);
+      L->moe = options_.moe_block
+                   ? options_.moe_block(li, config, w)
+                   : std::make_unique<LocalMoeBlock>(
+                         config, w, options_.uniform_routing_seed ? options_.uniform_routing_seed + li : 0);
     }
     if (spec_.family == Family::kJetMoe) L->moe_bias = s.f32(ffn_prefix(spec_, li) + "bias");
   } else {

@@ -71,8 +71,8 @@ struct OffloadOptions {
   std::string expert_profile;  // a routing trace (`moe run --trace`): its most used experts stay resident
   bool prefetch = true;        // read the next MoE layer's likely experts ahead (its router on this layer's input)
   int io_threads = 4;
-  bool direct_io = true;  // O_DIRECT reads where the file system allows them
-  int64_t slots = 0;      // > 0: exactly this many expert slots instead of what the budget leaves (tests)
+  bool direct_io = true;              // O_DIRECT reads where the file system allows them
+  int64_t slots = 0;                  // > 0: exactly this many expert slots instead of what the budget leaves (tests)
   uint64_t uniform_routing_seed = 0;  // copied from DecoderOptions (benchmarks)
 };
 

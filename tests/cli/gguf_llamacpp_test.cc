@@ -240,13 +240,12 @@ TEST(GgufPhimoe, LlamaCppLoadsTheFile) {
   c["rope_scaling"]["long_factor"] = lf;
   testing::write_random_checkpoint((dir / "hf").string(), c, 7);
   const std::string gguf = (dir / "m.gguf").string();
-  auto q = testing::run_moe("quantize --no-progress --model " + (dir / "hf").string() + " --out " + gguf + " --type Q8_0",
-                            true);
+  auto q = testing::run_moe(
+      "quantize --no-progress --model " + (dir / "hf").string() + " --out " + gguf + " --type Q8_0", true);
   ASSERT_EQ(q.code, 0) << q.out;
   int code = 0;
-  const std::string r = run_cmd(ref + " eval " + gguf + " --threads 2 --ids 5,17,301,42 --logits-out " +
-                                    (dir / "l.bin").string(),
-                                &code);
+  const std::string r =
+      run_cmd(ref + " eval " + gguf + " --threads 2 --ids 5,17,301,42 --logits-out " + (dir / "l.bin").string(), &code);
   EXPECT_EQ(code, 0) << r;
   for (float v : read_f32((dir / "l.bin").string())) ASSERT_TRUE(std::isfinite(v));
   fs::remove_all(dir);
@@ -257,9 +256,8 @@ INSTANTIATE_TEST_SUITE_P(Families, GgufVsLlamaCpp,
                                            Case{"mixtral", "Q8_0"}, Case{"mixtral", "Q4_K_M"}, Case{"olmoe", "Q8_0"},
                                            Case{"qwen2_moe", "Q4_K_M"}, Case{"deepseek_v3", "Q8_0"},
                                            Case{"deepseek_v3", "Q4_K_M"}, Case{"deepseek_v2_lite", "Q8_0"},
-                                           Case{"gpt_oss", "Q8_0"}, Case{"gpt_oss", "Q4_K_M"},
-                                           Case{"gpt_oss", "MXFP4"}, Case{"glm4_moe", "Q8_0"},
-                                           Case{"glm4_moe", "Q4_K_M"}, Case{"dots1", "Q8_0"},
+                                           Case{"gpt_oss", "Q8_0"}, Case{"gpt_oss", "Q4_K_M"}, Case{"gpt_oss", "MXFP4"},
+                                           Case{"glm4_moe", "Q8_0"}, Case{"glm4_moe", "Q4_K_M"}, Case{"dots1", "Q8_0"},
                                            Case{"ernie4_5_moe", "Q8_0"}, Case{"ernie4_5_moe", "Q4_K_M"},
                                            Case{"granitemoe", "Q8_0"}, Case{"granitemoeshared", "Q4_K_M"},
                                            Case{"dbrx", "Q8_0"}, Case{"llama4_text", "Q8_0"},
