@@ -194,8 +194,9 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   m.decode_tps = median(decode);
   m.report = report_of_generation(last, dec.spec(), dir, read_gbps);
   const int64_t tokens = a.repetitions * static_cast<int64_t>(last.decode.size());  // decode steps read
-  m.offload = offload_json(dec, tokens);
-  m.offload_text = offload_text(dec, tokens);
+  const double disk = offload_disk_ceiling(dec);  // after the runs: their reads are done
+  m.offload = offload_json(dec, tokens, disk);
+  m.offload_text = offload_text(dec, tokens, disk);
   // Greedy decoding of the same prompt routes identically in every run: the same bytes per token.
   const double bytes = m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token;
   std::vector<double> fraction;

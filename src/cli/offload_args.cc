@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "io/disk_read.h"
 #include "io/gguf.h"
 #include "util/error.h"
 
@@ -60,7 +61,13 @@ void add_offload_options(CLI::App* command, OffloadArgs& args) {
                     "With --mem-budget: read experts only when asked (no pre-gating of the next layer)");
 }
 
-nlohmann::ordered_json offload_json(const Decoder& dec, int64_t tokens) {
+double offload_disk_ceiling(const Decoder& dec) {
+  const ExpertOffload* off = dec.offload();
+  if (!off || off->files().empty()) return 0;
+  return measure_disk_read(off->files().front(), uint64_t{512} << 20).gbps;
+}
+
+nlohmann::ordered_json offload_json(const Decoder& dec, int64_t tokens, double disk_gbps) {
   const ExpertOffload* off = dec.offload();
   if (!off) return nullptr;
   const OffloadReport r = off->report();
@@ -74,23 +81,27 @@ nlohmann::ordered_json offload_json(const Decoder& dec, int64_t tokens) {
                       {"prefetches", l.prefetches},
                       {"bytes_read", l.bytes_read}});
   }
-  return {{"mem_budget_bytes", r.mem_budget},
-          {"resident_bytes", r.resident_bytes},
-          {"slot_bytes", r.slot_bytes},
-          {"slots", r.slots},
-          {"experts_total", r.experts_total},
-          {"pinned", r.pinned},
-          {"requests", r.stats.requests},
-          {"hit_rate", r.stats.hit_rate()},
-          {"bytes_read", r.stats.bytes_read},
-          {"bytes_read_per_token", tokens > 0 ? double(r.stats.bytes_read) / double(tokens) : 0.0},
-          {"read_seconds", r.stats.read_seconds},
-          {"read_gbps", r.stats.read_gbps()},
-          {"wait_seconds", r.stats.wait_seconds},
-          {"layers", layers}};
+  return {
+      {"mem_budget_bytes", r.mem_budget},
+      {"resident_bytes", r.resident_bytes},
+      {"slot_bytes", r.slot_bytes},
+      {"slots", r.slots},
+      {"experts_total", r.experts_total},
+      {"pinned", r.pinned},
+      {"requests", r.stats.requests},
+      {"hit_rate", r.stats.hit_rate()},
+      {"bytes_read", r.stats.bytes_read},
+      {"bytes_read_per_token", tokens > 0 ? double(r.stats.bytes_read) / double(tokens) : 0.0},
+      {"read_seconds", r.stats.read_seconds},
+      {"read_gbps", r.stats.read_gbps()},
+      {"disk_read_ceiling_gbps", disk_gbps > 0 ? nlohmann::ordered_json(disk_gbps) : nlohmann::ordered_json(nullptr)},
+      {"fraction_of_disk_ceiling",
+       disk_gbps > 0 ? nlohmann::ordered_json(r.stats.read_gbps() / disk_gbps) : nlohmann::ordered_json(nullptr)},
+      {"wait_seconds", r.stats.wait_seconds},
+      {"layers", layers}};
 }
 
-std::string offload_text(const Decoder& dec, int64_t tokens) {
+std::string offload_text(const Decoder& dec, int64_t tokens, double disk_gbps) {
   const ExpertOffload* off = dec.offload();
   if (!off) return {};
   const OffloadReport r = off->report();
@@ -99,10 +110,14 @@ std::string offload_text(const Decoder& dec, int64_t tokens) {
       double(r.mem_budget) * 1e-9, double(r.resident_bytes) * 1e-9, r.slots, double(r.slot_bytes) * 1e-6,
       100.0 * double(r.slots) / double(std::max<int64_t>(1, r.experts_total)), r.experts_total, r.pinned);
   s += fmt::format(
-      "offload: hit rate {:.1f}% of {} expert requests; read {:.3f} GB ({:.1f} MB per token) at {:.2f} GB/s; "
+      "offload: hit rate {:.1f}% of {} expert requests; read {:.3f} GB ({:.1f} MB per token) at {:.2f} GB/s{}; "
       "compute waited {:.2f} s\n",
       100.0 * r.stats.hit_rate(), r.stats.requests, double(r.stats.bytes_read) * 1e-9,
-      tokens > 0 ? double(r.stats.bytes_read) / double(tokens) * 1e-6 : 0.0, r.stats.read_gbps(), r.stats.wait_seconds);
+      tokens > 0 ? double(r.stats.bytes_read) / double(tokens) * 1e-6 : 0.0, r.stats.read_gbps(),
+      disk_gbps > 0 ? fmt::format(" ({:.0f}% of the disk's {:.2f} GB/s read ceiling)",
+                                  100.0 * r.stats.read_gbps() / disk_gbps, disk_gbps)
+                    : std::string(),
+      r.stats.wait_seconds);
   std::string per;
   for (size_t l = 0; l < r.stats.layers.size(); ++l) {
     if (r.stats.layers[l].requests == 0) continue;

@@ -29,9 +29,13 @@ void add_offload_options(CLI::App* command, OffloadArgs& args);
 uint64_t parse_size(const std::string& text, const std::string& flag);
 
 // The offload section (null / nothing when the decoder keeps every expert in memory). tokens: the
-// tokens the reads served (bytes per token).
-nlohmann::ordered_json offload_json(const Decoder& dec, int64_t tokens);
-std::string offload_text(const Decoder& dec, int64_t tokens);
+// tokens the reads served (bytes per token); disk_gbps: the disk's read ceiling measured in the same
+// run (0: not measured), which the achieved read rate is set against.
+nlohmann::ordered_json offload_json(const Decoder& dec, int64_t tokens, double disk_gbps = 0);
+std::string offload_text(const Decoder& dec, int64_t tokens, double disk_gbps = 0);
+// The read ceiling of the disk the experts come from (O_DIRECT, 512 MiB of the first file), or 0 without
+// --mem-budget.
+double offload_disk_ceiling(const Decoder& dec);
 
 // `moe inspect --mem-budget`: the prediction for a model's report, at the checkpoint's dtypes, or at the
 // tensors' own types when `gguf` names the model's GGUF file.

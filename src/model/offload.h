@@ -46,6 +46,7 @@ class ExpertOffload {
   std::unique_ptr<MoeBlock> make_block(int64_t layer, const MoeLayerConfig& config, const MoeLayerWeights& w);
 
   ExpertCache& cache() { return *cache_; }
+  const std::vector<std::string>& files() const { return files_; }  // the files experts are read from
   OffloadReport report() const;
   // Queues the reads of the next MoE layer's likely experts for the tokens x [T, D] of `layer`.
   void prefetch_after(int64_t layer, const float* x, int64_t n_tokens);
