@@ -108,6 +108,19 @@ void put_gpt_oss(const Meta& m, nlohmann::json& c) {
   if (c.contains("rope_scaling")) c["rope_scaling"]["truncate"] = false;  // gpt-oss's YaRN does not truncate
 }
 
+// The DeepSeek MoE keys (deepseek2, glm4moe, dots1): routed and shared experts, dense lead, scale, norm, groups.
+void put_deepseek_moe(const Meta& m, nlohmann::json& c) {
+  c["n_routed_experts"] = m.req("expert_count");
+  c.erase("num_experts");
+  c["moe_intermediate_size"] = m.req("expert_feed_forward_length");
+  c["n_shared_experts"] = m.opt("expert_shared_count").value_or(0);
+  c["first_k_dense_replace"] = m.opt("leading_dense_block_count").value_or(0);
+  c["routed_scaling_factor"] = m.num("expert_weights_scale").value_or(1.0);
+  c["norm_topk_prob"] = m.flag("expert_weights_norm").value_or(false);
+  c["n_group"] = m.opt("expert_group_count").value_or(1);
+  c["topk_group"] = m.opt("expert_group_used_count").value_or(1);
+}
+
 void put_deepseek2(const Meta& m, nlohmann::json& c) {
   const int64_t rope = m.req("rope.dimension_count");
   const int64_t kv_lora = m.req("attention.kv_lora_rank");
@@ -126,15 +139,7 @@ void put_deepseek2(const Meta& m, nlohmann::json& c) {
   c["kv_lora_rank"] = kv_lora;
   c["q_lora_rank"] = m.opt("attention.q_lora_rank").has_value() ? nlohmann::json(*m.opt("attention.q_lora_rank"))
                                                                 : nlohmann::json(nullptr);
-  c["n_routed_experts"] = m.req("expert_count");
-  c.erase("num_experts");
-  c["moe_intermediate_size"] = m.req("expert_feed_forward_length");
-  c["n_shared_experts"] = m.opt("expert_shared_count").value_or(0);
-  c["first_k_dense_replace"] = m.opt("leading_dense_block_count").value_or(0);
-  c["routed_scaling_factor"] = m.num("expert_weights_scale").value_or(1.0);
-  c["norm_topk_prob"] = m.flag("expert_weights_norm").value_or(false);
-  c["n_group"] = m.opt("expert_group_count").value_or(1);
-  c["topk_group"] = m.opt("expert_group_used_count").value_or(1);
+  put_deepseek_moe(m, c);
   const int64_t gating = m.opt("expert_gating_func").value_or(1);
   if (gating != 1 && gating != 2)
     m.bad("expert_gating_func", fmt::format("{} (expected 1 softmax or 2 sigmoid)", gating));
@@ -177,15 +182,7 @@ std::vector<double> f32_vector(const Meta& m, const std::string& name) {
 
 // The DeepSeek-V3 style MoE keys (GLM-4.5, dots.llm1): sigmoid scores, correction bias, groups, shared experts.
 void put_v3_style_moe(const Meta& m, nlohmann::json& c) {
-  c["n_routed_experts"] = m.req("expert_count");
-  c.erase("num_experts");
-  c["moe_intermediate_size"] = m.req("expert_feed_forward_length");
-  c["n_shared_experts"] = m.opt("expert_shared_count").value_or(0);
-  c["first_k_dense_replace"] = m.opt("leading_dense_block_count").value_or(0);
-  c["routed_scaling_factor"] = m.num("expert_weights_scale").value_or(1.0);
-  c["norm_topk_prob"] = m.flag("expert_weights_norm").value_or(false);
-  c["n_group"] = m.opt("expert_group_count").value_or(1);
-  c["topk_group"] = m.opt("expert_group_used_count").value_or(1);
+  put_deepseek_moe(m, c);
   if (auto g = m.opt("expert_gating_func"); g && *g != 2)
     m.bad("expert_gating_func", fmt::format("{} (this family always routes with sigmoid scores, 2)", *g));
   const int64_t dense = c["first_k_dense_replace"].get<int64_t>();

@@ -90,11 +90,11 @@ ExpertCache::~ExpertCache() {
 }
 
 void ExpertCache::touch_locked(Slot& s) {
-  s.count += 1;
-  s.last_use = ++tick_;
+  s.use.count += 1;
+  s.use.last = ++tick_;
   if (++uses_since_decay_ >= slots_.size()) {  // old popularity fades
     uses_since_decay_ = 0;
-    for (Slot& o : slots_) o.count *= 0.5;
+    for (Slot& o : slots_) o.use.count *= 0.5;
   }
 }
 
@@ -109,8 +109,7 @@ int64_t ExpertCache::find_victim_locked(bool for_prefetch) const {
       best = static_cast<int64_t>(i);
       continue;
     }
-    const Slot& b = slots_[size_t(best)];
-    if (s.count < b.count || (s.count == b.count && s.last_use < b.last_use)) best = static_cast<int64_t>(i);
+    if (colder(s.use, slots_[size_t(best)].use)) best = static_cast<int64_t>(i);
   }
   return best;
 }
@@ -125,7 +124,7 @@ int64_t ExpertCache::start_load_locked(int64_t layer, int32_t expert, bool prefe
   s.layer = layer;
   s.expert = expert;
   s.prefetched = prefetch;
-  s.last_use = ++tick_;
+  s.use.last = ++tick_;
   where_[{layer, expert}] = v;
   if (prefetch) {
     jobs_.push_back({v});

@@ -61,6 +61,16 @@ struct ExpertCacheStats {
   double read_gbps() const { return read_seconds > 0 ? double(bytes_read) / read_seconds * 1e-9 : 0.0; }
 };
 
+// The replacement rule, shared by the cache and by `moe inspect --mem-budget`'s replay of a trace: each
+// use adds 1 to count, every n_slots uses halve all counts, and the coldest entry is evicted first.
+struct ExpertUse {
+  double count = 0;
+  uint64_t last = 0;  // tick of the latest use
+};
+inline bool colder(const ExpertUse& a, const ExpertUse& b) {
+  return a.count < b.count || (a.count == b.count && a.last < b.last);
+}
+
 class ExpertCache {
  public:
   // pread-like reader: returns bytes read (0 at end of file) or -1 with errno set. Tests inject failures.
@@ -106,8 +116,7 @@ class ExpertCache {
     int pins = 0;
     bool forever = false;
     bool prefetched = false;  // loaded ahead of need and not used since
-    double count = 0;         // uses, halved every n_slots uses
-    uint64_t last_use = 0;
+    ExpertUse use;
     std::string error;  // a failed read, reported to the waiters
     ExpertMatrices view;
   };

@@ -188,29 +188,6 @@ ExpertWeights gpt_oss_mxfp4_experts(const ModelSpec& spec, const std::string& p,
   return w;
 }
 
-// Experts stored one Linear matrix each, gate / up / down, with biases [E, F], [E, F], [E, D] (gpt-oss from
-// GGUF, where the converter has already split and transposed gate_up_proj).
-ExpertWeights unfused_experts(const ModelSpec& spec, const std::string& p, WeightStore& store, const ExpertKeep& keep) {
-  ExpertWeights w;
-  w.d_model = spec.d_model;
-  w.d_ff = spec.n_ff_expert;
-  const float* gb = store.f32(p + "experts.gate_proj_bias");  // [E, F]
-  const float* ub = store.f32(p + "experts.up_proj_bias");    // [E, F]
-  const float* db = store.f32(p + "experts.down_proj_bias");  // [E, D]
-  for (int64_t e = 0; e < spec.n_expert; ++e) {
-    if (keep && !keep(e)) {
-      w.experts.emplace_back();  // another rank's expert: not read
-      continue;
-    }
-    ExpertMatrices m = swiglu_views(store, fmt::format("{}experts.{}.", p, e), "gate_proj", "up_proj", "down_proj");
-    m.gate_bias = gb + e * spec.n_ff_expert;
-    m.up_bias = ub + e * spec.n_ff_expert;
-    m.down_bias = db + e * spec.d_model;
-    w.experts.push_back(m);
-  }
-  return w;
-}
-
 // The frame of a layer whose experts are fused tensors: sizes and the router Linear `router`.
 MoeLayerWeights fused_frame(const ModelSpec& spec, WeightStore& store, const std::string& router) {
   MoeLayerWeights w;
@@ -344,8 +321,18 @@ MoeLayerWeights moe_layer_weights(const ModelSpec& spec, int64_t layer, WeightSt
   if (spec.family == Family::kGptOss) {
     w.router.weight = store.matrix(p + "router.weight");
     w.router.bias = store.f32(p + "router.bias");
-    if (store.has(p + "experts.0.gate_proj.weight")) {  // unfused experts in Linear layout (GGUF)
-      w.experts = unfused_experts(spec, p, store, keep);
+    if (store.has(p + "experts.0.gate_proj.weight")) {  // GGUF: one Linear matrix each, biases [E, F] / [E, D]
+      w.experts = split_experts(spec, p, store, keep);
+      const float* gb = store.f32(p + "experts.gate_proj_bias");
+      const float* ub = store.f32(p + "experts.up_proj_bias");
+      const float* db = store.f32(p + "experts.down_proj_bias");
+      for (int64_t e = 0; e < spec.n_expert; ++e) {
+        ExpertMatrices& m = w.experts.experts[size_t(e)];
+        if (!m.gate.data) continue;  // another rank's expert
+        m.gate_bias = gb + e * spec.n_ff_expert;
+        m.up_bias = ub + e * spec.n_ff_expert;
+        m.down_bias = db + e * spec.d_model;
+      }
     } else if (store.has(p + "experts.gate_up_proj_blocks")) {  // the released MXFP4 checkpoint
       w.experts = gpt_oss_mxfp4_experts(spec, p, store, keep);
     } else {

@@ -408,10 +408,28 @@ void Planner::gpt_oss_experts(int64_t l, const std::string& mlp) {
 void set_u32(GgufWriter& w, const std::string& k, int64_t v) { w.set(k, GgufValue::u32(static_cast<uint32_t>(v))); }
 void set_f32(GgufWriter& w, const std::string& k, double v) { w.set(k, GgufValue::f32(static_cast<float>(v))); }
 
+// Layers before the first MoE layer (llama.cpp's leading_dense_block_count).
+int64_t leading_dense(const ModelSpec& s) {
+  return std::find_if(s.layers.begin(), s.layers.end(), [](auto& l) { return l.is_moe; }) - s.layers.begin();
+}
+
+// The DeepSeek MoE keys (deepseek2, glm4moe, dots1). Groups only when they limit anything: llama.cpp requires
+// expert_group_used_count < expert_group_count once there is more than one group.
+void write_deepseek_moe(GgufWriter& w, const ModelSpec& s, const std::string& a) {
+  set_u32(w, a + "leading_dense_block_count", leading_dense(s));
+  set_u32(w, a + "expert_shared_count", s.n_expert_shared);
+  set_f32(w, a + "expert_weights_scale", s.router.routed_scaling_factor);
+  w.set(a + "expert_weights_norm", GgufValue::boolean(s.router.norm_topk_prob));
+  set_u32(w, a + "expert_gating_func", s.router.scoring == ScoringFunc::kSigmoid ? 2 : 1);
+  if (s.router.n_group > 1 && s.router.topk_group < s.router.n_group) {
+    set_u32(w, a + "expert_group_count", s.router.n_group);
+    set_u32(w, a + "expert_group_used_count", s.router.topk_group);
+  }
+}
+
 // ERNIE's MoE layers as llama.cpp places them: i >= leading_dense_block_count and (i + 1) % step == 0.
 int64_t ernie_step(const ModelSpec& s) {
-  const int64_t lead =
-      std::find_if(s.layers.begin(), s.layers.end(), [](auto& l) { return l.is_moe; }) - s.layers.begin();
+  const int64_t lead = leading_dense(s);
   for (int64_t step = 1; step <= s.n_layer; ++step) {
     bool same = true;
     for (int64_t i = 0; i < s.n_layer; ++i)
@@ -466,24 +484,14 @@ void write_family_metadata(GgufWriter& w, const ModelSpec& s, const std::string&
   const auto moe_layers = [&] {
     return std::count_if(s.layers.begin(), s.layers.end(), [](auto& l) { return l.is_moe; });
   };
-  const int64_t leading_dense =
-      std::find_if(s.layers.begin(), s.layers.end(), [](auto& l) { return l.is_moe; }) - s.layers.begin();
   switch (s.family) {
     case Family::kGlm4Moe:
     case Family::kDots1:
-      set_u32(w, a + "leading_dense_block_count", leading_dense);
-      set_u32(w, a + "expert_shared_count", s.n_expert_shared);
-      set_f32(w, a + "expert_weights_scale", s.router.routed_scaling_factor);
-      w.set(a + "expert_weights_norm", GgufValue::boolean(s.router.norm_topk_prob));
-      set_u32(w, a + "expert_gating_func", 2);
-      if (s.router.n_group > 1 && s.router.topk_group < s.router.n_group) {
-        set_u32(w, a + "expert_group_count", s.router.n_group);
-        set_u32(w, a + "expert_group_used_count", s.router.topk_group);
-      }
+      write_deepseek_moe(w, s, a);
       break;
     case Family::kErnie45Moe:
       set_u32(w, a + "interleave_moe_layer_step", ernie_step(s));
-      set_u32(w, a + "leading_dense_block_count", leading_dense);
+      set_u32(w, a + "leading_dense_block_count", leading_dense(s));
       set_u32(w, a + "expert_shared_count", s.n_expert_shared);
       if (s.n_ff_shared > 0) set_u32(w, a + "expert_shared_feed_forward_length", s.n_ff_shared);
       break;
@@ -550,19 +558,12 @@ void write_metadata(GgufWriter& w, const ModelSpec& s, const std::string& arch, 
   }
   if (s.is_mla) {
     const MlaSpec& m = s.mla;
-    set_u32(w, a + "leading_dense_block_count",
-            std::count_if(s.layers.begin(), s.layers.end(), [](auto& l) { return !l.is_moe; }));
     set_u32(w, a + "attention.q_lora_rank", m.q_lora_rank);
     set_u32(w, a + "attention.kv_lora_rank", m.kv_lora_rank);
     set_u32(w, a + "attention.key_length", m.qk_nope_head_dim + m.qk_rope_head_dim);
     set_u32(w, a + "attention.value_length", m.v_head_dim);
     set_u32(w, a + "rope.dimension_count", m.qk_rope_head_dim);
-    set_u32(w, a + "expert_shared_count", s.n_expert_shared);
-    set_f32(w, a + "expert_weights_scale", s.router.routed_scaling_factor);
-    w.set(a + "expert_weights_norm", GgufValue::boolean(s.router.norm_topk_prob));
-    set_u32(w, a + "expert_gating_func", s.router.scoring == ScoringFunc::kSigmoid ? 2 : 1);
-    set_u32(w, a + "expert_group_count", s.router.n_group);
-    set_u32(w, a + "expert_group_used_count", s.router.topk_group);
+    write_deepseek_moe(w, s, a);
     if (s.rope.type == RopeType::kYarn) {
       // GGUF keeps only mscale_all_dim; readers (llama.cpp, moe) take mscale = mscale_all_dim when it is not 1.
       const double implied = s.rope.mscale_all_dim != 0.0 && s.rope.mscale_all_dim != 1.0 ? s.rope.mscale_all_dim : 1.0;

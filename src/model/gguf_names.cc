@@ -43,12 +43,6 @@ std::vector<Rule> layer_rules(const ModelSpec& spec) {
   return r;
 }
 
-std::string hf_for(const ModelSpec& spec, const std::string& gguf_suffix) {
-  for (const Rule& r : layer_rules(spec))
-    if (gguf_suffix == r.gguf) return r.hf;
-  return {};
-}
-
 std::string gguf_for(const ModelSpec& spec, const std::string& hf_suffix) {
   for (const Rule& r : layer_rules(spec))
     if (hf_suffix == r.hf) return r.gguf;

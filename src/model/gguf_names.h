@@ -20,8 +20,7 @@ struct Rule {
 };
 // The layer rules of this model's family, one GGUF name per HF name and one HF name per GGUF name.
 std::vector<Rule> layer_rules(const ModelSpec& spec);
-// The HF layer suffix of a GGUF layer suffix (empty when the family has none), and the reverse.
-std::string hf_for(const ModelSpec& spec, const std::string& gguf_suffix);
+// The GGUF layer suffix of an HF layer suffix (empty when the family has none).
 std::string gguf_for(const ModelSpec& spec, const std::string& hf_suffix);
 
 // Routed expert matrices: "w1" / "w3" / "w2" for Mixtral and PhiMoE, else "gate_proj" / "up_proj" /

@@ -30,6 +30,8 @@ bool split_layer(const std::string& name, int64_t* layer, std::string* rest) {
 }  // namespace
 
 GgufTensorSource::GgufTensorSource(const std::string& path, const ModelSpec& spec) : file_(GgufFile::open(path)) {
+  for (gguf_names::Rule& r : gguf_names::layer_rules(spec))
+    layer_names_.emplace_back(std::move(r.gguf), std::move(r.hf));
   for (const GgufTensor& t : file_.tensors()) map_tensor(spec, t);
   rebuild_kv_b(spec);
   // Every tensor the model needs, with the shape its config implies.
@@ -141,7 +143,8 @@ void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
     fail("gguf", "{}: tensor {}: layer {} beyond block_count {}", file_.path(), t.name, L, spec.n_layer);
   }
   const std::string hl = names.layer(L);
-  if (const std::string hf = gguf_names::hf_for(spec, rest); !hf.empty()) return add(hl + hf, shape, dt, data, t.name);
+  for (const auto& [gguf, hf] : layer_names_)
+    if (rest == gguf) return add(hl + hf, shape, dt, data, t.name);
   const std::string mlp = ffn_prefix(spec, L);
   const bool gpt_oss = spec.family == Family::kGptOss;
   if (rest == "ffn_gate_inp.weight") return add(gguf_names::router_name(spec, L), shape, dt, data, t.name);

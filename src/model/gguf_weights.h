@@ -46,6 +46,7 @@ class GgufTensorSource {
   GgufFile file_;
   std::map<std::string, SourceTensor> tensors_;
   std::deque<std::vector<float>> owned_;
+  std::vector<std::pair<std::string, std::string>> layer_names_;  // GGUF layer suffix -> HF suffix (gguf_names)
 };
 
 }  // namespace moe

@@ -3,6 +3,7 @@
 // carries the factory plus a filter saying which routed experts' tensors this process loads.
 #pragma once
 
+#include <algorithm>
 #include <optional>
 
 #include <cstdint>
@@ -32,8 +33,21 @@ class UniformRouting {
  public:
   explicit UniformRouting(uint64_t seed) : state_(seed) {}
   bool on() const { return state_ != 0; }
-  // [T * K] distinct experts per token.
-  const int32_t* draw(int64_t n_tokens, int k, int n_expert);
+  // [T * K] distinct experts per token (xorshift64).
+  const int32_t* draw(int64_t n_tokens, int k, int n_expert) {
+    ids_.resize(size_t(n_tokens * k));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int j = 0; j < k; ++j) {
+        int32_t e;
+        do {
+          state_ ^= state_ << 13, state_ ^= state_ >> 7, state_ ^= state_ << 17;
+          e = static_cast<int32_t>(state_ % uint64_t(n_expert));
+        } while (std::find(ids_.begin() + t * k, ids_.begin() + t * k + j, e) != ids_.begin() + t * k + j);
+        ids_[size_t(t * k + j)] = e;
+      }
+    }
+    return ids_.data();
+  }
 
  private:
   uint64_t state_;

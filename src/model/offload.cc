@@ -15,21 +15,6 @@
 
 namespace moe {
 
-const int32_t* UniformRouting::draw(int64_t n_tokens, int k, int n_expert) {
-  ids_.resize(size_t(n_tokens * k));
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    for (int j = 0; j < k; ++j) {
-      int32_t e;
-      do {  // xorshift64; k distinct experts per token
-        state_ ^= state_ << 13, state_ ^= state_ >> 7, state_ ^= state_ << 17;
-        e = static_cast<int32_t>(state_ % uint64_t(n_expert));
-      } while (std::find(ids_.begin() + t * k, ids_.begin() + t * k + j, e) != ids_.begin() + t * k + j);
-      ids_[size_t(t * k + j)] = e;
-    }
-  }
-  return ids_.data();
-}
-
 namespace {
 
 class OffloadMoeBlock final : public MoeBlock {
@@ -144,11 +129,7 @@ OffloadPrediction predict_offload(const ModelSpec& spec, double always_on_bytes,
   if (trace_path.empty()) return p;
   // Replay: per token and MoE layer one call of k experts, the cache's rule (counts halved every `slots`
   // uses, evict the lowest count, the least recent among equals; the call's own experts are pinned).
-  struct Entry {
-    double count = 0;
-    uint64_t last = 0;
-  };
-  std::map<std::pair<int64_t, int32_t>, Entry> resident;
+  std::map<std::pair<int64_t, int32_t>, ExpertUse> resident;
   uint64_t tick = 0, since_decay = 0;
   int64_t requests = 0, hits = 0;
   std::ifstream in(trace_path);
@@ -173,13 +154,11 @@ OffloadPrediction predict_offload(const ModelSpec& spec, double always_on_bytes,
             auto victim = resident.end();
             for (auto r = resident.begin(); r != resident.end(); ++r) {
               if (r->first.first == int64_t(l) && call.count(r->first.second)) continue;
-              if (victim == resident.end() || r->second.count < victim->second.count ||
-                  (r->second.count == victim->second.count && r->second.last < victim->second.last))
-                victim = r;
+              if (victim == resident.end() || colder(r->second, victim->second)) victim = r;
             }
             if (victim != resident.end()) resident.erase(victim);
           }
-          it = resident.emplace(std::make_pair(int64_t(l), e), Entry{}).first;
+          it = resident.emplace(std::make_pair(int64_t(l), e), ExpertUse{}).first;
         } else {
           ++hits;
         }
