@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/gguf_test_configs.h"
 #include "cli/moe_process.h"
 #include "common/random_checkpoint.h"
 
@@ -20,41 +21,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-json fixture_config(const std::string& family) {
-  std::ifstream in(std::string(MOE_TEST_DATA_DIR) + "/reference/fixtures/models/" + family + "/config.json");
-  return json::parse(in);
-}
-
-// The fixture's config as a GGUF can hold it (what llama.cpp's graph for the architecture fixes).
-json expressible_config(const std::string& family) {
-  json c = fixture_config(family);
-  if (family == "dots1") {  // llama.cpp's dots1 has no sliding window and no grouped-query attention
-    c.erase("layer_types");
-    c["sliding_window"] = nullptr;
-    c["num_key_value_heads"] = c["num_attention_heads"];
-  }
-  if (family == "ernie4_5_moe") {  // no MLP / head biases, MoE layers up to the last
-    c["use_bias"] = false;
-    c["moe_layer_end_index"] = -1;
-  }
-  if (family == "phimoe") c["rope_scaling"]["short_mscale"] = c["rope_scaling"]["long_mscale"];  // one attn_factor
-  if (family == "llama4_text") {  // 8192-token chunks and temperature tuning (8192, 0.1)
-    c.erase("layer_types");
-    c["attention_chunk_size"] = 8192;
-    c["floor_scale"] = 8192;
-    c["attn_scale"] = 0.1;
-  }
-  return c;
-}
-
-std::vector<float> read_f32(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> b{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  std::vector<float> v(b.size() / 4);
-  std::memcpy(v.data(), b.data(), v.size() * 4);
-  return v;
-}
+using testing::expressible_config;
+using testing::fixture_config;
+using testing::read_f32;
 
 class GgufFamilies : public ::testing::TestWithParam<std::string> {
  protected:

@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/gguf_test_configs.h"
 #include "cli/moe_process.h"
 #include "common/random_checkpoint.h"
 
@@ -28,6 +29,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using testing::fixture_config;
+using testing::read_f32;
 
 std::string run_cmd(const std::string& cmd, int* code) {
   FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
@@ -40,22 +43,9 @@ std::string run_cmd(const std::string& cmd, int* code) {
   return out;
 }
 
-std::vector<float> read_f32(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> b{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  std::vector<float> v(b.size() / 4);
-  std::memcpy(v.data(), b.data(), v.size() * 4);
-  return v;
-}
-
-json fixture_config(const std::string& family) {
-  std::ifstream in(std::string(MOE_TEST_DATA_DIR) + "/reference/fixtures/models/" + family + "/config.json");
-  return json::parse(in);
-}
-
 // The committed fixture's config with dimensions a 256-block quantization can hold.
 json quantizable_config(const std::string& family) {
-  json c = fixture_config(family);
+  json c = testing::expressible_config(family);
   c["vocab_size"] = 512;
   c["hidden_size"] = 256;
   c["num_attention_heads"] = 4;
@@ -84,23 +74,7 @@ json quantizable_config(const std::string& family) {
     c["ffn_config"]["ffn_hidden_size"] = 256;
     return c;
   }
-  // As llama.cpp's graphs fix them (see gguf_families_test.cc): no dots1 window, no ERNIE biases, Llama 4's
-  // 8192-token chunks and temperature tuning.
-  if (family == "dots1") {
-    c.erase("layer_types");
-    c["sliding_window"] = nullptr;
-  }
-  if (family == "ernie4_5_moe") {
-    c["use_bias"] = false;
-    c["moe_layer_end_index"] = -1;
-  }
-  if (family == "llama4_text") {
-    c.erase("layer_types");
-    c["attention_chunk_size"] = 8192;
-    c["floor_scale"] = 8192;
-    c["attn_scale"] = 0.1;
-    c["intermediate_size_mlp"] = 512;
-  }
+  if (family == "llama4_text") c["intermediate_size_mlp"] = 512;
   if (family == "glm4_moe" || family == "llama4_text") c["head_dim"] = 64;
   if (family == "granitemoe" || family == "granitemoeshared" || family == "llama4_text") c["intermediate_size"] = 256;
   if (family == "granitemoeshared") c["shared_intermediate_size"] = 256;

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/gguf_test_configs.h"
 #include "cli/moe_process.h"
 #include "io/safetensors.h"
 #include "kernels/quant_blocks.h"
@@ -25,14 +26,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::vector<float> read_f32_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> b{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  std::vector<float> v(b.size() / 4);
-  std::memcpy(v.data(), b.data(), v.size() * 4);
-  return v;
-}
 
 // One [rows, cols] matrix quantized to MXFP4 (GGUF block layout) and back.
 std::vector<float> mxfp4_round_trip(std::vector<float> m, int64_t rows, int64_t cols, std::vector<uint8_t>* q) {
@@ -131,7 +124,7 @@ TEST(GptOssMxfp4, ReleasedLayoutEqualsTheGgufOfTheSameCodes) {
   const auto eval = [&](const std::string& model, const std::string& out) {
     auto r = testing::run_moe("eval --model " + model + " --ids " + ids + " --logits-out " + out, true);
     EXPECT_EQ(r.code, 0) << r.out;
-    return read_f32_file(out);
+    return testing::read_f32(out);
   };
   const std::string gguf = (dir / "mx.gguf").string();
   auto q = testing::run_moe(

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/gguf_test_configs.h"
 #include "cli/moe_process.h"
 #include "common/random_checkpoint.h"
 #include "io/gguf.h"
@@ -40,16 +41,10 @@ fs::path test_dir() {
   return d;
 }
 
-nlohmann::json fixture_config(const std::string& family) {
-  nlohmann::json c = nlohmann::json::parse(
-      std::ifstream(std::string(MOE_TEST_DATA_DIR) + "/reference/fixtures/models/" + family + "/config.json"));
-  return c;
-}
-
 // A valid Q8_0 GGUF of a small Qwen3-MoE model, made once.
 const std::string& good_gguf() {
   static const std::string path = [] {
-    nlohmann::json config = fixture_config("qwen3_moe");
+    nlohmann::json config = testing::fixture_config("qwen3_moe");
     config["hidden_size"] = 64;
     config["moe_intermediate_size"] = 64;
     config["intermediate_size"] = 64;
@@ -252,7 +247,7 @@ using StEdit = std::function<bool(St&)>;
 
 std::string write_fp8(const std::string& name, const StEdit& edit) {
   static const std::string src = [] {
-    nlohmann::json config = fixture_config("qwen3_moe");
+    nlohmann::json config = testing::fixture_config("qwen3_moe");
     config["hidden_size"] = 128;
     config["moe_intermediate_size"] = 128;
     config["intermediate_size"] = 128;
