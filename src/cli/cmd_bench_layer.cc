@@ -94,7 +94,7 @@ void print_layer_json(const LayerBenchResult& r) {
     row["fma_ceiling_gflop_per_s"] = r.ceilings.fma_f32_gflops;
     row["dot_bf16_ceiling_gflop_per_s"] = r.ceilings.dot_bf16_gflops;
     // The pool rotation keeps a call's experts out of cache (see "residency"): no cache exemption.
-    put_ceiling_fraction(row, "read_fraction", read_ceiling_fraction(w.gbps, w.read_gbps_paired, 0, 0));
+    put_ceiling_fraction(row, "read_fraction", read_ceiling_fraction(w.read_fraction, 1.0, 0, 0));
     row["peak_fraction"] = w.gflops / (bf16 ? r.ceilings.dot_bf16_gflops : r.ceilings.fma_f32_gflops);
     row["dense_total_ms"] = json_measured(w.dense_total_ms, w.dense_total_ms > 0);
     row["dense_activated_ms"] = json_measured(w.dense_activated_ms, w.dense_activated_ms > 0);
@@ -136,11 +136,14 @@ void print_table(const LayerBenchResult& r) {
   fmt::print("{:>6} {:>9} {:>8} {:>6} {:>6} {:>9} {:>6} {:>7} {:>10} {:>10} {:>8} {:>7} {:>9}\n", "tokens", "ms",
              "GB/s", "read", "%read", "GFLOP/s", "%peak", "touched", "dense_tot", "dense_act", "speedup", "theory",
              "overhead");
+  bool above_ceiling = false;
   for (const LayerBenchRow& w : r.rows) {
+    above_ceiling |= w.read_fraction > 1.0;
     fmt::print(
-        "{:>6} {:>9.3f} {:>8.1f} {:>6.1f} {:>5.0f}% {:>9.1f} {:>5.0f}% {:>7.1f} {:>9.2f}{} {:>10.2f} {:>8.2f} {:>7.2f} "
+        "{:>6} {:>9.3f} {:>8.1f} {:>6.1f} {:>5.0f}{} {:>9.1f} {:>5.0f}% {:>7.1f} {:>9.2f}{} {:>10.2f} {:>8.2f} {:>7.2f} "
         "{:>8.1f}%\n",
-        w.tokens, w.ms, w.gbps, w.read_gbps_paired, 100 * w.read_fraction, w.gflops, 100 * w.gflops / peak,
+        w.tokens, w.ms, w.gbps, w.read_gbps_paired, 100 * w.read_fraction, w.read_fraction > 1.0 ? "!" : "%", w.gflops,
+        100 * w.gflops / peak,
         w.experts_touched, w.dense_total_ms, w.dense_total_extrapolated ? "*" : " ", w.dense_activated_ms,
         w.speedup_vs_dense_total, r.total_params / r.activated_params, 100 * w.overhead_fraction);
   }
@@ -151,6 +154,8 @@ void print_table(const LayerBenchResult& r) {
       r.rows.empty() || !r.rows[0].dense_total_extrapolated
           ? ""
           : fmt::format(" (* measured on {} expert-sized chunks, scaled by width)", o.dense_max_chunks));
+  if (above_ceiling)
+    fmt::print("!: {}\n", read_ceiling_fraction(2.0, 1.0, 0, 0).note);
 }
 
 // --ep R > 1: the expert-parallel layer; rank 0 prints.
@@ -166,7 +171,11 @@ void run_ep(const LayerFlags& fl, const LayerBenchOptions& o, const GlobalOption
   eo.placement = ep.placement_spec;
   const dist::EpLayerBenchResult r = dist::run_ep_layer_bench(*ep.comm, eo);
   if (!ep.is_root()) return;
-  fmt::print("{}", global.json ? dist::ep_layer_bench_json(r) + "\n" : dist::format_ep_layer_bench(r));
+  if (global.json) {
+    print_json_report(dist::ep_layer_bench_report(r));
+  } else {
+    fmt::print("{}", dist::format_ep_layer_bench(r));
+  }
 }
 
 }  // namespace
