@@ -17,6 +17,7 @@
 #include "cli/offload_args.h"
 #include "cli/run_common.h"
 #include "io/gguf_config.h"
+#include "io/run_folder.h"
 #include "io/safetensors.h"
 #include "kernels/ceilings.h"
 #include "runtime/process_limits.h"
@@ -250,7 +251,11 @@ void run_bench_weights(const BenchModelArgs& a, const GlobalOptions& global) {
 }
 
 void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
-  if (!a.weights.empty()) return run_bench_weights(a, global);
+  if (!a.weights.empty()) {
+    BenchModelArgs w = a;
+    w.weights = resolve_model_path(a.weights);  // a training run folder: the checkpoint its `latest` names
+    return run_bench_weights(w, global);
+  }
   const CatalogEntry* entry = find_catalog_entry(a.model);
   CatalogEntry from_file;  // --model CONFIG.json: that config's shape
   if (entry == nullptr && a.model.size() > 5 && a.model.ends_with(".json") && fs::is_regular_file(a.model)) {
