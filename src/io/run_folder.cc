@@ -17,7 +17,14 @@ bool is_run_folder(const std::string& path) {
 }
 
 std::string resolve_model_path(const std::string& path) {
-  if (!is_run_folder(path)) return path;
+  std::error_code ec;
+  if (!is_run_folder(path)) {
+    if (fs::is_directory(path, ec) && !fs::exists(fs::path(path) / "config.json", ec) &&
+        fs::exists(fs::path(path) / "metrics.jsonl", ec)) {
+      fail("model", "{}: a training run folder without a checkpoint yet (no `latest` file)", path);
+    }
+    return path;
+  }
   const std::string pointer = (fs::path(path) / "latest").string();
   std::string name = read_input_file(pointer, "", "model");
   if (const size_t eol = name.find('\n'); eol != std::string::npos) name.resize(eol);
@@ -27,7 +34,6 @@ std::string resolve_model_path(const std::string& path) {
          path, name);
   }
   const fs::path dir = fs::path(path) / name;
-  std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     fail("model",
          "{} names {}, but {} does not exist (a stale pointer: the checkpoint was moved or deleted); give one of "

@@ -102,8 +102,12 @@ TEST_F(TrainedRun, AStaleLatestIsAClearError) {
         << cmd << ": " << r.out;
   }
   std::ofstream(run + "/latest") << "../elsewhere\n";
-  const MoeResult r = moe_cmd("eval --ids 1,2,3 --model " + run);
+  MoeResult r = moe_cmd("eval --ids 1,2,3 --model " + run);
   EXPECT_NE(r.out.find("expected the name of a checkpoint folder"), std::string::npos) << r.out;
+  fs::remove(run + "/latest");  // a run killed before its first checkpoint
+  std::ofstream(run + "/metrics.jsonl") << "";
+  r = moe_cmd("eval --ids 1,2,3 --model " + run);
+  EXPECT_NE(r.out.find("a training run folder without a checkpoint yet"), std::string::npos) << r.out;
   fs::remove_all(run);
 }
 
