@@ -208,6 +208,13 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   RankedModel m = load_ranked_model(
       dir, a.ep, [&](const Decoder& dec) { ids = eval_ids(a, dir, dec.spec()); }, a.offload.options());
   Decoder& dec = *m.decoder;
+  const int64_t trained = dec.spec().max_position, longest = a.context > 0 ? a.context : ssize(ids);
+  if (m.is_root() && trained > 0 && longest > trained) {  // a note, not an error: as before, it runs
+    std::fprintf(stderr,
+                 "moe eval: note: %lld tokens in one pass exceed the model's max_position_embeddings %lld; use "
+                 "-c %lld for windows the model was trained on\n",
+                 static_cast<long long>(longest), static_cast<long long>(trained), static_cast<long long>(trained));
+  }
   Timer timer;
   const EvalScores s = score(a, dec, ids, global.json, m.is_root());
   const double seconds = timer.seconds();

@@ -154,7 +154,7 @@ TEST_F(TrainedRun, WindowedPerplexityEqualsEvaluationsByHand) {
   std::vector<int> ids;
   const std::string text = "And God said, Let there be light: and there was light. And God saw";
   for (unsigned char c : text) ids.push_back(c);
-  const size_t T = ids.size();  // 67
+  const size_t T = ids.size();  // 66
   const std::string all = " --ids " + ids_text(ids, 0, T);
   auto eval = [&](const std::string& args) { return json_of(moe_out("--json eval --model " + run_ + args)); };
   auto sum_of = [&](size_t b, size_t e) {  // the summed cross-entropy of one pass over ids[b, e)
@@ -199,6 +199,19 @@ TEST_F(TrainedRun, WindowedPerplexityEqualsEvaluationsByHand) {
   EXPECT_EQ(whole["windows"], 1);
   EXPECT_NEAR(one["mean_cross_entropy"].get<double>(), whole["mean_cross_entropy"].get<double>(), 1e-12);
   EXPECT_FALSE(whole.contains("cross_entropy"));
+
+  // Piped: no progress on stderr. Longer than max_position_embeddings (64) in one pass: a note.
+  std::string long_ids = ids_text(ids, 0, T);
+  long_ids += "," + long_ids;
+  MoeResult r = moe_cmd("eval --model " + run_ + " -c 16 --ids " + long_ids);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("window 1/"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("note:"), std::string::npos) << r.out;
+  r = moe_cmd("eval --model " + run_ + " --ids " + long_ids);
+  EXPECT_NE(r.out.find(std::to_string(2 * T) +
+                       " tokens in one pass exceed the model's max_position_embeddings 64; use -c 64"),
+            std::string::npos)
+      << r.out;
 }
 
 TEST_F(TrainedRun, WindowFlagsThatCannotWorkAreUsageErrors) {
