@@ -157,6 +157,9 @@ std::string loss_panel(const std::vector<PlotRun>& runs, const std::vector<Serie
     };
     out += poly(ss[r].step, ss[r].ce, "");
     if (!ss[r].val.empty()) out += poly(ss[r].val_step, ss[r].val, "stroke-dasharray='5,3'");
+    for (size_t i = 0; i < ss[r].val.size(); ++i)  // a marker per validation point (a single one shows too)
+      out += fmt::format("<circle cx='{:.1f}' cy='{:.1f}' r='2.5' fill='{}'/>\n", f.px(ss[r].val_step[i]),
+                         f.py(ss[r].val[i]), col);
     const std::string entry = fmt::format("{} (final {:.4f}{})", runs[r].label, ss[r].ce.back(),
                                           ss[r].val.empty() ? "" : fmt::format(", val {:.4f}", ss[r].val.back()));
     const double ly = f.T + 16 + 14 * static_cast<double>(r);
@@ -213,35 +216,48 @@ HeatShape heat_shape(const Series& s) {
   return h;
 }
 
+// The cells of one MoE layer: expert e of metrics line t at row e, between the steps of lines
+// t - 1 and t. Counts the dead cells (load exactly 0, hatched) and all cells.
+std::string layer_cells(const Series& s, size_t l, size_t n_exp, const Frame& f, double top, double cell_h,
+                        int64_t& dead, int64_t& cells) {
+  std::string out;
+  for (size_t e = 0; e < n_exp; ++e) {
+    for (size_t t = 0; t < s.load.size(); ++t) {
+      const double v = l < s.load[t].size() && e < s.load[t][l].size() ? s.load[t][l][e] : 0.0;
+      const double x0 = f.px(t == 0 ? 0.0 : s.step[t - 1]), x1 = f.px(s.step[t]);
+      dead += v == 0.0;
+      ++cells;
+      out += fmt::format("<rect x='{:.2f}' y='{:.2f}' width='{:.2f}' height='{:.2f}' fill='{}'/>\n", x0,
+                         top + static_cast<double>(e) * cell_h, x1 - x0 + 0.3, cell_h,
+                         v == 0.0 ? "url(#dead)" : heat_color(v));
+    }
+  }
+  return out;
+}
+
 std::string heatmap(const PlotRun& run, const Series& s, double y0, double w, double* height,
                     nlohmann::ordered_json& panel) {
   const HeatShape hs = heat_shape(s);
   const double cell_h =
       std::max(3.0, std::min(12.0, 240.0 / static_cast<double>(std::max<size_t>(1, hs.n_layer * hs.n_exp))));
-  const double layer_h = static_cast<double>(hs.n_exp) * cell_h + 4;
+  std::vector<double> top{y0 + 30};  // [L + 1]: each layer's first row; a dense layer is one short row
+  for (size_t l = 0; l < hs.n_layer; ++l)
+    top.push_back(top.back() + (s.load[0][l].empty() ? 14.0 : static_cast<double>(hs.n_exp) * cell_h) + 4);
   const std::vector<double> xt = nice_ticks(0, s.step.back(), 8);
-  const Frame f{110,        w - 110,   y0 + 30, y0 + 30 + layer_h * static_cast<double>(hs.n_layer) - 4,
-                xt.front(), xt.back(), 0,       1};
+  const Frame f{110, w - 110, top.front(), top.back() - 4, xt.front(), xt.back(), 0, 1};
   std::string out = fmt::format("<text class='title' x='{}' y='{}' font-size='13'>{}</text>\n", f.L, y0 + 18,
                                 fit(run.label + ": expert load per layer over training", w - 90, 13));
   int64_t dead = 0, cells = 0;
   for (size_t l = 0; l < hs.n_layer; ++l) {
-    const double ly = f.T + static_cast<double>(l) * layer_h;
     const bool dense = s.load[0][l].empty();
     out += fmt::format("<text class='row-label' x='{}' y='{:.1f}' font-size='10' text-anchor='end'>layer {}{}</text>\n",
-                       f.L - 4, ly + static_cast<double>(hs.n_exp) * cell_h / 2 + 3, l, dense ? " (dense)" : "");
-    if (dense) continue;
-    for (size_t e = 0; e < hs.n_exp; ++e) {
-      for (size_t t = 0; t < hs.n_log; ++t) {  // column t: the steps after the previous log up to step[t]
-        const double v = l < s.load[t].size() && e < s.load[t][l].size() ? s.load[t][l][e] : 0.0;
-        const double x0 = f.px(t == 0 ? 0.0 : s.step[t - 1]), x1 = f.px(s.step[t]);
-        dead += v == 0.0;
-        ++cells;
-        out += fmt::format("<rect x='{:.2f}' y='{:.2f}' width='{:.2f}' height='{:.2f}' fill='{}'/>\n", x0,
-                           ly + static_cast<double>(e) * cell_h, x1 - x0 + 0.3, cell_h,
-                           v == 0.0 ? "url(#dead)" : heat_color(v));
-      }
+                       f.L - 4, (top[l] + top[l + 1] - 4) / 2 + 3, l, dense ? " (dense)" : "");
+    if (dense) {
+      out += fmt::format("<text class='note' x='{}' y='{:.1f}' font-size='10' fill='#666'>dense: no routing</text>\n",
+                         f.L + 4, top[l] + 10);
+      continue;
     }
+    out += layer_cells(s, l, hs.n_exp, f, top[l], cell_h, dead, cells);
   }
   for (double x : xt) {
     out += fmt::format("<text class='tick' x='{:.1f}' y='{}' font-size='10' text-anchor='middle'>{}</text>\n", f.px(x),
