@@ -1,4 +1,4 @@
-// A `moe train` output folder used as a model (run, eval, inspect, quantize, bench model --weights:
+// A `moe train` output folder used as a model (run, eval, inspect, quantize, bench model|serve --weights:
 // the checkpoint `latest` names, same results as the step folder), --resume with a larger --steps
 // (extends the run) and settings mismatches named by flag, `moe eval --context/--stride` (windows
 // checked against evaluations by hand), and `moe plot --json`.
@@ -85,6 +85,9 @@ TEST_F(TrainedRun, QuantizeAndBenchTakeTheRunFolder) {
   EXPECT_TRUE(fs::exists(out));
   fs::remove(out);
   r = moe_out("--json bench model --weights " + run_ + " --prompt 4 --decode 2 --repetitions 1");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["weights"], step_);
+  r = moe_out("--json bench serve --weights " + run_ + " --streams 1,2 --prompt 4 --decode 2");
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(nlohmann::json::parse(r.out)["weights"], step_);
 }
