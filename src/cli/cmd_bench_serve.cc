@@ -151,7 +151,13 @@ void run_bench_serve(const BenchServeArgs& given, const GlobalOptions& global) {
   const CeilingRow ceiling = measure_quick_ceilings(3);
   ReadProbe probe;
   std::vector<Row> rows;
-  for (int64_t B : streams) rows.push_back(measure_streams(model, a, B, always_on, probe, ceiling));
+  {
+    Progress progress("bench serve", true, global);
+    for (int64_t B : streams) {
+      rows.push_back(measure_streams(model, a, B, always_on, probe, ceiling));
+      progress.update(double(rows.size()), double(streams.size()), "stream counts");
+    }
+  }
   nlohmann::ordered_json j{{"model", a.weights},
                            {"model_type", spec.model_type},
                            {"layers", spec.n_layer},
