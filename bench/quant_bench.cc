@@ -222,7 +222,7 @@ void prefill_args(benchmark::internal::Benchmark* b) {
     b->Args({int64_t(t), 768, 2048, 32, 1});
     b->Args({int64_t(t), 2048, 2048, 512, 1});
     b->Args({int64_t(t), 2048, 2048, 512, 2});
-    for (int64_t m : {2, 3, 4, 8, 16}) b->Args({int64_t(t), 2048, 2048, m, 1});
+    for (int64_t m : {2, 3, 4, 8, 16, 32, 64}) b->Args({int64_t(t), 2048, 2048, m, 1});
     b->Args({int64_t(t), 2048, 2048, 16, 2});
   }
   for (DType t : {DType::kQ8_0, DType::kQ6_K}) b->Args({int64_t(t), 151936, 2048, 16, 2});

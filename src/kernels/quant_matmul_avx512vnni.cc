@@ -302,9 +302,12 @@ void run_amx(const QuantArgs& g) {
   static_assert(T::kBlock == 32, "AMX path: blocks of 32");
   const int64_t k = g.s.k, nb = k / 32, n_chunks = (g.s.m + 15) / 16;
   const int64_t group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
-  constexpr bool kDecodeB = T::kType != DType::kQ8_0;
+  // B tiles: Q8_0's code lines are the B tile as they are (read in place: measured faster than an aligned
+  // copy even though each tile row then straddles two cache lines); other types decode theirs once per
+  // group for all row chunks.
+  constexpr bool decode_b = T::kType != DType::kQ8_0;
   const size_t codes_bytes = size_t(n_chunks * nb) * 512, per_row = size_t(n_chunks * nb) * 16 * 4;
-  const size_t scale_bytes = size_t(nb * T::kSlots) * 64, b_bytes = kDecodeB ? size_t(nb) * 512 : 0;
+  const size_t scale_bytes = size_t(nb * T::kSlots) * 64, b_bytes = decode_b ? size_t(nb) * 512 : 0;
   auto* codes = static_cast<uint8_t*>(
       matmul_detail::scratch(matmul_detail::kScratchB, codes_bytes + 3 * per_row + scale_bytes + b_bytes + 2048));
   auto* da = reinterpret_cast<float*>(codes + codes_bytes);
@@ -339,7 +342,7 @@ void run_amx(const QuantArgs& g) {
     const uint8_t* group = wbase + grp * group_bytes;
     for (int64_t b = 0; b < nb; ++b) {
       T::scales(group + b * T::kTile, scales + b * T::kSlots);
-      if constexpr (kDecodeB)
+      if constexpr (decode_b)
         for (int kg = 0; kg < 8; ++kg)
           _mm512_store_si512(btiles + b * 512 + kg * 64, T::codes(group + b * T::kTile, kg));
     }
@@ -365,7 +368,7 @@ void run_amx(const QuantArgs& g) {
         }
       };
       for (int64_t b = 0; b < nb; ++b) {
-        if constexpr (kDecodeB) {
+        if constexpr (decode_b) {
           _tile_loadd(2, btiles + b * 512, 64);
         } else {
           _tile_loadd(2, group + b * T::kTile + 32, 64);  // Q8_0: the panel's code lines are the B tile
