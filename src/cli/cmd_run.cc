@@ -9,6 +9,7 @@
 
 #include "chat/chat_session.h"
 #include "cli/command.h"
+#include "cli/dump_hidden_args.h"
 #include "cli/flags.h"
 #include "cli/offload_args.h"
 #include "cli/run_common.h"
@@ -33,6 +34,7 @@ constexpr int64_t kMaxRunTokens = int64_t{1} << 24;  // prompt + generated token
 
 struct EvalArgs {
   std::string model, ids, ids_file, text_file, logits_out, kl_base;
+  std::string dump_hidden;  // --dump-hidden DIR
   dist::EpArgs ep;
   OffloadArgs offload;
 };
@@ -74,14 +76,18 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
     check_output_file(a.logits_out, "--logits-out", {dir, a.ids_file, a.text_file, a.kl_base}, "eval");
   }
   if (!a.kl_base.empty()) require_input_file(a.kl_base, "--kl-base", "eval");
+  check_dump_hidden(a.dump_hidden, {dir, a.ids_file, a.text_file, a.kl_base}, "eval");
   std::vector<int32_t> ids;
   RankedModel m = load_ranked_model(
       dir, a.ep, [&](const Decoder& dec) { ids = eval_ids(a, dir, dec.spec()); }, a.offload.options());
   Decoder& dec = *m.decoder;
   const int64_t T = static_cast<int64_t>(ids.size()), V = dec.spec().vocab;
+  const auto dump = start_hidden_dump(a.dump_hidden, m.is_root(), dec,
+                                      {{"command", "eval"}, {"model", dir}, {"ids", ids}, {"ep", a.ep.ep}});
   Timer timer;
   const EvalResult r = evaluate(dec, ids);
   const double seconds = timer.seconds();
+  if (dump) dump->finish();
   const std::optional<dist::EpReport> ep = ep_report(m);
   if (!m.is_root()) return;  // rank 0 prints and writes; the logits are the same on every rank
   check_finite_logits(r.logits, dir);
@@ -118,6 +124,7 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
     }
     if (ep) j["ep"] = nlohmann::ordered_json::parse(dist::ep_report_json(*ep));
     if (dec.offload()) j["offload"] = offload_json(dec, T);
+    if (dump) j["dump_hidden"] = {{"dir", dump->dir()}, {"files", dump->n_files()}};
     fmt::print("{}\n", j.dump(2));
     return;
   }
@@ -126,6 +133,7 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   fmt::print("mean cross-entropy of the next token: {:.6f} nats (perplexity {:.3f}) over {} predictions\n", r.mean_nll,
              std::exp(r.mean_nll), r.nll.size());
   if (!a.logits_out.empty()) fmt::print("logits [{}, {}] f32 written to {}\n", T, V, a.logits_out);
+  if (dump) fmt::print("{} tapped tensors written to {} (index.json)\n", dump->n_files(), dump->dir());
   if (kl) {
     fmt::print("against {}: KL mean {:.6f}, median {:.6f}, max {:.6f} nats; same top token {:.2f}%; RMS dp {:.6f}\n",
                a.kl_base, kl->mean_kl, kl->median_kl, kl->max_kl, 100.0 * kl->top1_agreement, kl->rms_dp);
@@ -237,6 +245,7 @@ void register_run(CLI::App& app, const GlobalOptions& global) {
   eval->add_option("--kl-base", eval_args->kl_base,
                    "Reference logits (a --logits-out of the same ids, e.g. from the bf16 model): report KL "
                    "divergence and top-token agreement against them");
+  add_dump_hidden_option(eval, eval_args->dump_hidden);
   add_ep_options(eval, eval_args->ep);
   add_offload_options(eval, eval_args->offload);
   eval->callback([eval_args, &global] { run_eval(*eval_args, global); });
