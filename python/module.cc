@@ -68,13 +68,15 @@ py::object inspect(const py::object& model, int64_t context, int64_t batch, int6
   w.ep_ranks = checked("ep", ep, int64_t{1}, cli::kMaxAccountedEpRanks);
   w.kv_bytes_per_elem = checked("kv_bytes", kv_bytes, 0.0, cli::kMaxKvBytesPerElem, true);
   std::vector<cli::InspectTarget> targets;
-  if (py::isinstance<py::list>(model) || py::isinstance<py::tuple>(model)) {
+  const bool several = py::isinstance<py::list>(model) || py::isinstance<py::tuple>(model);
+  if (several) {
     for (const py::handle& t : model) add_target(t, targets, name);
   } else {
     add_target(model, targets, name);
   }
   if (targets.empty()) throw UsageError("python", "inspect: name at least one model");
-  return to_python(cli::inspect_json(targets, w, explain));
+  const nlohmann::ordered_json j = cli::inspect_json(targets, w, explain);
+  return to_python(several ? j["models"] : j["models"][0]);
 }
 
 void register_tokenizer(py::module_& m) {
@@ -130,13 +132,15 @@ void init_module(py::module_& m) {
   m.def("inspect", &inspect, py::arg("model"), py::kw_only(), py::arg("context") = int64_t{4096},
         py::arg("batch") = int64_t{1}, py::arg("prompt") = int64_t{0}, py::arg("ep") = int64_t{1},
         py::arg("kv_bytes") = 2.0, py::arg("explain") = false, py::arg("name") = std::string(),
-        R"(The dict `moe inspect --json` prints: parameters, FLOPs, KV cache, bytes, decode floor, EP traffic.
+        R"(A model's dict of `moe inspect --json` (its "models"[0]): parameters, FLOPs, KV cache, bytes, decode
+floor, EP traffic.
 
 model: a catalog name, a config.json, a model folder (its safetensors headers are cross-checked), a
 dict holding a config.json's contents (reported under `name`, default "config"), or a list of these
-({"models": [...]}). Keywords mirror the flags: context, batch, prompt, ep, kv_bytes, explain.)");
+(then a list of dicts, the CLI's "models"). Keywords mirror the flags: context, batch, prompt, ep, kv_bytes, explain.)");
   m.def(
-      "catalog", [] { return to_python(catalog_json()); }, "The embedded catalog (`moe inspect --list --json`).");
+      "catalog", [] { return to_python(catalog_json()["catalog"]); },
+      "The embedded catalog: the list `moe inspect --list --json` prints under \"catalog\".");
   m.def(
       "set_threads", [](int n) { set_num_threads(checked("threads", n, 1, kMaxThreads)); }, py::arg("n"),
       "Worker threads of the process-wide pool (as --threads).");

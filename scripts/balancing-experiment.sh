@@ -13,7 +13,7 @@ DOC=docs/balancing
 mkdir -p "$DOC"
 rm -rf "$OUT"
 common=(--threads 2 train --data data/corpus/kjv.txt --seed 3 --layers 2 --d-model 64 --heads 4 --kv-heads 4
-  --head-dim 16 --experts 8 --top-k 2 --d-ff 128 --max-seq 64 --batch 8 --seq 64 --steps "$STEPS" --lr 3e-3
+  --head-dim 16 --experts 8 --experts-per-token 2 --d-ff 128 --max-seq 64 --batch 8 --seq 64 --steps "$STEPS" --lr 3e-3
   --warmup 10 --log-every 5 --eval-every 50 --eval-batches 4 --no-progress)
 declare -A runs=(
   [none]=""

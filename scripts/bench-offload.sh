@@ -62,20 +62,20 @@ for spec in "${files[@]}"; do
   "$moe" --json --threads "$threads" run --model "$f" --prompt-ids 1,2,3,4 --max-new-tokens 64 --temperature "$temp" \
     --seed 3 --quiet --no-ceiling --trace "$tmp/$name.trace" > /dev/null
   "$moe" --json inspect "$f" --mem-budget "$budget" --trace "$tmp/$name.trace" > "$tmp/$name.inspect.json"
-  "$moe" --json --threads "$threads" bench model --weights "$f" --prompt "$prompt" --decode "$decode" \
+  "$moe" --json --threads "$threads" bench model --model "$f" --prompt "$prompt" --decode "$decode" \
     --temperature "$temp" --repetitions 1 > "$tmp/$name.ram.json"  # all in memory (builds the pack cache once)
   # The worst case for any cache: every token's experts drawn uniformly at random (moe only; llama.cpp has
   # no such switch), all in memory against the budget, alternated.
   for ((i = 1; i <= pairs; ++i)); do
-    "$moe" --json --threads "$threads" bench model --weights "$f" --prompt "$prompt" --decode "$decode" \
+    "$moe" --json --threads "$threads" bench model --model "$f" --prompt "$prompt" --decode "$decode" \
       --uniform-routing --repetitions 1 > "$tmp/$name.uram.$i.json"
     drop
-    limited "$moe" --json --threads "$threads" bench model --weights "$f" --prompt "$prompt" --decode "$decode" \
+    limited "$moe" --json --threads "$threads" bench model --model "$f" --prompt "$prompt" --decode "$decode" \
       --uniform-routing --repetitions 1 --mem-budget "$budget" > "$tmp/$name.umoe.$i.json"
   done
   for ((i = 1; i <= pairs; ++i)); do
     drop
-    limited "$moe" --json --threads "$threads" bench model --weights "$f" --prompt "$prompt" --decode "$decode" \
+    limited "$moe" --json --threads "$threads" bench model --model "$f" --prompt "$prompt" --decode "$decode" \
       --temperature "$temp" --repetitions 1 --mem-budget "$budget" > "$tmp/$name.moe.$i.json"
     drop
     limited "$ref" bench "$f" --threads "$threads" --prompt "$prompt" --decode "$decode" --depth "$prompt" --reps 1 \
@@ -99,18 +99,18 @@ print("| file | disk GB/s | all in RAM tok/s | moe budget tok/s | % of RAM | hit
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for spec in specs:
     f = spec; n = os.path.basename(f)
-    disk = load(f"{tmp}/{n}.disk.json").get("disk", {}).get("read_gbps", 0)
+    disk = load(f"{tmp}/{n}.disk.json").get("disk", {}).get("read_gb_per_s", 0)
     ram = load(f"{tmp}/{n}.ram.json").get("decode_tokens_per_s", 0)
     moe = [load(f"{tmp}/{n}.moe.{i}.json") for i in range(1, pairs + 1)]
     ref = [load(f"{tmp}/{n}.ref.{i}.json") for i in range(1, pairs + 1)]
     tps = med([m["decode_tokens_per_s"] for m in moe])
     hit = med([m["offload"]["hit_rate"] for m in moe])
     per_tok = med([m["offload"]["bytes_read_per_token"] for m in moe])
-    rss = max(m["peak_rss_gb"] for m in moe)
+    rss = max(m["peak_rss_bytes"] for m in moe) / 1e9
     floor = disk * 1e9 / per_tok if per_tok > 0 else float("inf")
     rtps = [r.get("decode_tokens_per_s", 0) for r in ref if not r.get("failed")]
     lt = med(rtps) if rtps else 0
-    ins = load(f"{tmp}/{n}.inspect.json").get("offload_prediction", {})
+    ins = load(f"{tmp}/{n}.inspect.json")["models"][0].get("offload_prediction") or {}
     pred = f"{100*ins.get('uniform',{}).get('hit_rate',0):.0f}% / {100*ins.get('trace',{}).get('hit_rate',0):.0f}%" if ins else "-"
     print(f"| {n} | {disk:.2f} | {ram:.2f} | {tps:.2f} | {100*tps/ram if ram else 0:.0f}% | {100*hit:.1f}% | "
           f"{per_tok/1e6:.1f} | {floor:.2f} | {100*tps/floor if floor else 0:.0f}% | {lt:.2f} | "
@@ -121,14 +121,14 @@ print("| file | all in RAM tok/s | moe budget tok/s | % of RAM | hit rate | pred
 print("|---|---|---|---|---|---|---|---|---|")
 for spec in specs:
     n = os.path.basename(spec)
-    disk = load(f"{tmp}/{n}.disk.json").get("disk", {}).get("read_gbps", 0)
+    disk = load(f"{tmp}/{n}.disk.json").get("disk", {}).get("read_gb_per_s", 0)
     ram = med([load(f"{tmp}/{n}.uram.{i}.json")["decode_tokens_per_s"] for i in range(1, pairs + 1)])
     um = [load(f"{tmp}/{n}.umoe.{i}.json") for i in range(1, pairs + 1)]
     tps = med([m["decode_tokens_per_s"] for m in um])
     hit = med([m["offload"]["hit_rate"] for m in um])
     per_tok = med([m["offload"]["bytes_read_per_token"] for m in um])
     floor = disk * 1e9 / per_tok if per_tok > 0 else float("inf")
-    ins = load(f"{tmp}/{n}.inspect.json").get("offload_prediction", {})
+    ins = load(f"{tmp}/{n}.inspect.json")["models"][0].get("offload_prediction") or {}
     print(f"| {n} | {ram:.2f} | {tps:.2f} | {100*tps/ram:.0f}% | {100*hit:.1f}% | "
           f"{100*ins.get('uniform',{}).get('hit_rate',0):.1f}% | {per_tok/1e6:.1f} | {floor:.2f} | {100*tps/floor:.0f}% |")
 PY

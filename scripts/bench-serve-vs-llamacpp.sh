@@ -39,7 +39,7 @@ for f in "${files[@]}"; do
   for b in ${streams//,/ }; do
     echo "== $name, $b streams: $pairs pairs, prompt $prompt, decode $decode, $threads threads" >&2
     for ((i = 1; i <= pairs; ++i)); do
-      "$moe" --json --threads "$threads" bench serve --weights "$f" --streams "$b" --prompt "$prompt" \
+      "$moe" --json --threads "$threads" bench serve --model "$f" --streams "$b" --prompt "$prompt" \
         --decode "$decode" --repetitions 1 > "$tmp/$name.$b.moe.$i.json"
       "$ref" bench-parallel "$f" --streams "$b" --threads "$threads" --prompt "$prompt" --decode "$decode" \
         --reps 1 > "$tmp/$name.$b.ref.$i.json"

@@ -26,4 +26,4 @@ for (let rep = 0; rep < 2; ++rep) {
 if (idsOut) fs.writeFileSync(idsOut, JSON.stringify(ids));
 const bytes = Buffer.byteLength(text, "utf8");
 console.log(JSON.stringify({ name, bytes, tokens: ids.length, first_seconds: times[0],
-  warm_seconds: times[1], first_cpu_seconds: cpu[0], warm_cpu_seconds: cpu[1] }));
+  warm_seconds: times[1], first_cpu_seconds: cpu[0], warm_cpu_s: cpu[1] }));

@@ -31,10 +31,10 @@ name, moe_path, js_text, js_ids_path = sys.argv[1:5]
 m = json.load(open(moe_path))
 js = json.loads(js_text)
 mb = m["n_bytes"] / 1e6
-moe_cpu = m["encode_cpu_seconds"]
+moe_cpu = m["encode_cpu_s"]
 if js:
     # The JavaScript figure is its second (warm) run, JIT and caches ready; ours is one cold run.
-    js_cpu = js["warm_cpu_seconds"]
+    js_cpu = js["warm_cpu_s"]
     same = "identical" if json.load(open(js_ids_path)) == m["ids"] else "DIFFERENT"
     print(f"{name:<12} {mb:8.2f} {m['n_tokens']:9d} | {moe_cpu:10.3f} {mb / moe_cpu:10.1f} | "
           f"{js_cpu:10.3f} {mb / js_cpu:10.2f} | {js_cpu / moe_cpu:7.1f}x {same}")

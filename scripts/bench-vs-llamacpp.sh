@@ -39,10 +39,10 @@ for f in "${files[@]}"; do
   name="$(basename "$f")"
   echo "== $name: $pairs pairs, prompt $prompt, decode $decode, $threads threads" >&2
   # One untimed moe run first: builds the pack cache (its load time is the cold one) and warms the page cache.
-  "$moe" --json --threads "$threads" bench model --weights "$f" --prompt 16 --decode 2 --repetitions 1 \
+  "$moe" --json --threads "$threads" bench model --model "$f" --prompt 16 --decode 2 --repetitions 1 \
     > "$tmp/$name.cold.json"
   for ((i = 1; i <= pairs; ++i)); do
-    "$moe" --json --threads "$threads" bench model --weights "$f" --prompt "$prompt" --decode "$decode" \
+    "$moe" --json --threads "$threads" bench model --model "$f" --prompt "$prompt" --decode "$decode" \
       --repetitions 1 > "$tmp/$name.moe.$i.json"
     "$ref" bench "$f" --threads "$threads" --prompt "$prompt" --decode "$decode" --depth "$prompt" --reps 1 \
       > "$tmp/$name.ref.$i.json"
@@ -70,9 +70,9 @@ for f in files:
     rp, rd = med([r["prefill_tokens_per_s"] for r in ref]), med([r["decode_tokens_per_s"] for r in ref])
     mfl = med([m["decode_tokens_per_s"] / fl for m, fl in zip(moe, floors)])
     rfl = med([r["decode_tokens_per_s"] / fl for r, fl in zip(ref, floors)])
-    mload = med([m["load_seconds"] for m in moe])
+    mload = med([m["load_s"] for m in moe])
     print(f"| {n} | {size:.2f} | moe | {mp:.1f} | {md:.2f} | {100*mfl:.1f}% | "
-          f"{max(m['peak_rss_gb'] for m in moe):.2f} | {mload:.2f} (cold {cold['load_seconds']:.2f}) |")
+          f"{max(m['peak_rss_bytes'] for m in moe) / 1e9:.2f} | {mload:.2f} (cold {cold['load_s']:.2f}) |")
     print(f"| | | llama.cpp | {rp:.1f} | {rd:.2f} | {100*rfl:.1f}% | "
           f"{max(r['peak_rss_gb'] for r in ref):.2f} | {med([r['load_s'] for r in ref]):.2f} |")
     print(f"| | | moe / llama.cpp | {mp/rp:.2f}x | {md/rd:.2f}x | | | |")

@@ -12,7 +12,7 @@ MOE=${1:-build/bin/moe}
 T=${2:-2}
 STEPS=${STEPS:-12}
 REPS=${REPS:-2}
-model=(--layers 2 --d-model 128 --heads 4 --experts 8 --top-k 2 --d-ff 256 --batch 8 --seq 128)
+model=(--layers 2 --d-model 128 --heads 4 --experts 8 --experts-per-token 2 --d-ff 256 --batch 8 --seq 128)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

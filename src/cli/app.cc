@@ -18,7 +18,7 @@ void build_app(CLI::App& app, GlobalOptions& global) {
   app.set_version_flag("--version", std::string(MOE_VERSION));
   app.require_subcommand(1);
   app.add_flag("--json", global.json, "Print machine-readable JSON instead of tables")->configurable();
-  add_number(&app, "--threads", global.threads,
+  add_number(&app, "-t,--threads", global.threads,
              "Worker threads (default: MOE_THREADS, else the CPUs this process may use)", 0, kMaxThreads,
              "0 = the default");
   app.parse_complete_callback([&] {

@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "cli/output.h"
 #include "io/disk_read.h"
 #include "kernels/ceilings.h"
 
@@ -15,7 +16,7 @@ namespace moe::cli {
 void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global) {
   auto* cmd = bench.add_subcommand("ceilings", "Memory bandwidth, f32 FMA, bf16 dot and sgemm peaks");
   auto opts = std::make_shared<CeilingsOptions>();
-  add_number(cmd, "--repetitions", opts->repetitions, "Timed repetitions per figure (median reported)", 1, 100);
+  add_number(cmd, "-r,--repetitions", opts->repetitions, "Timed repetitions per figure (median reported)", 1, 100);
   add_number(cmd, "--stream-mib", opts->stream_mib, "Stream array size in MiB (far above the LLC)", size_t{8},
              size_t{16384});
   add_number(cmd, "--sgemm-n", opts->sgemm_n, "Square sgemm size", 64, 8192);
@@ -30,11 +31,11 @@ void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global) {
     if (!disk->empty()) d = measure_disk_read(*disk, *disk_mib << 20);
     if (global.json) {
       nlohmann::ordered_json j;
-      j["read_gbps"] = c.all.read_gbps;
-      j["triad_gbps"] = c.all.triad_gbps;
-      j["fma_f32_gflops"] = c.all.fma_f32_gflops;
-      j["dot_bf16_gflops"] = c.all.dot_bf16_gflops;
-      j["sgemm_gflops"] = c.all.sgemm_gflops;
+      j["read_gb_per_s"] = c.all.read_gbps;
+      j["triad_gb_per_s"] = c.all.triad_gbps;
+      j["fma_f32_gflop_per_s"] = c.all.fma_f32_gflops;
+      j["dot_bf16_gflop_per_s"] = c.all.dot_bf16_gflops;
+      j["sgemm_gflop_per_s"] = c.all.sgemm_gflops;
       j["threads"] = c.all.threads;
       j["isa"] = c.isa;
       j["openblas_core"] = c.openblas_core;
@@ -42,17 +43,17 @@ void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global) {
       j["stream_bytes"] = c.stream_bytes;
       j["repetitions"] = opts->repetitions;
       if (d)
-        j["disk"] = {{"file", *disk},          {"read_gbps", d->gbps},  {"bytes", d->bytes},
-                     {"direct_io", d->direct}, {"threads", d->threads}, {"chunk_bytes", d->chunk_bytes}};
+        j["disk"] = {{"file", *disk},          {"read_gb_per_s", d->gbps}, {"bytes", d->bytes},
+                     {"direct_io", d->direct}, {"threads", d->threads},    {"chunk_bytes", d->chunk_bytes}};
       for (const CeilingRow& r : c.rows) {
         j["per_threads"].push_back({{"threads", r.threads},
-                                    {"read_gbps", r.read_gbps},
-                                    {"triad_gbps", r.triad_gbps},
-                                    {"fma_f32_gflops", r.fma_f32_gflops},
-                                    {"dot_bf16_gflops", r.dot_bf16_gflops},
-                                    {"sgemm_gflops", r.sgemm_gflops}});
+                                    {"read_gb_per_s", r.read_gbps},
+                                    {"triad_gb_per_s", r.triad_gbps},
+                                    {"fma_f32_gflop_per_s", r.fma_f32_gflops},
+                                    {"dot_bf16_gflop_per_s", r.dot_bf16_gflops},
+                                    {"sgemm_gflop_per_s", r.sgemm_gflops}});
       }
-      fmt::print("{}\n", j.dump(2));
+      print_json_report(j);
       return;
     }
     fmt::print("ceilings (median of {} repetitions; kernel isa {}; stream arrays {} MiB)\n", opts->repetitions, c.isa,

@@ -15,6 +15,7 @@
 #include "cli/command.h"
 #include "cli/flags.h"
 #include "cli/offload_args.h"
+#include "cli/output.h"
 #include "cli/run_common.h"
 #include "io/gguf_config.h"
 #include "io/safetensors.h"
@@ -39,7 +40,6 @@ struct BenchModelArgs {
   int64_t decode = 16;
   int repetitions = 3;
   std::string dir;               // where the checkpoint goes (default: a temporary folder, removed after)
-  std::string weights;           // an existing checkpoint folder or .gguf file to measure instead of a random one
   OffloadArgs offload;           // --mem-budget: routed experts read from disk
   double temperature = 0;        // 0: greedy decoding; > 0: sampled (seed 1), routing as varied as the tokens
   bool uniform_routing = false;  // each token's experts drawn uniformly at random (an expert cache's worst case)
@@ -131,9 +131,9 @@ void write_random_checkpoint(const std::string& dir, const nlohmann::json& confi
 
 struct Measured {
   double prefill_tps = 0, decode_tps = 0;
-  double load_seconds = 0;  // Decoder construction: read, validate, pack
-  std::string pack_cache;   // "mapped": the panels came from the pack cache; "packed": packed at load; "off"
-  double peak_rss_gb = 0;   // the process's peak resident memory after loading and running
+  double load_seconds = 0;     // Decoder construction: read, validate, pack
+  std::string pack_cache;      // "mapped": the panels came from the pack cache; "packed": packed at load; "off"
+  int64_t peak_rss_bytes = 0;  // the process's peak resident memory after loading and running
   RunReport report;
   // Read ceiling paired with each timed run (a ReadProbe pass before and after it, averaged), median,
   // and the median over runs of decode tokens/s / that run's bandwidth floor.
@@ -142,16 +142,22 @@ struct Measured {
   std::string offload_text;
 };
 
-double peak_rss_gb() {
+int64_t peak_rss_bytes() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) * 1024.0 * 1e-9;  // ru_maxrss is in KiB on Linux
+  return static_cast<int64_t>(u.ru_maxrss) * 1024;  // ru_maxrss is in KiB on Linux
 }
 
 // cache_panels false: a temporary random checkpoint, whose panels are not worth a cache file.
-Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gbps, bool cache_panels) {
+Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gbps, bool cache_panels,
+                 const GlobalOptions& global) {
   Timer load;
+  Progress progress("bench model", true, global);
   DecoderOptions options;
+  if (progress.active())
+    options.load_progress = [&](int64_t done, int64_t total) {
+      progress.update(double(done), double(total), "layers loaded");
+    };
   if (!cache_panels) options.pack_cache = PackCacheOptions{.enabled = false};
   options.offload = a.offload.options();
   if (a.uniform_routing) options.uniform_routing_seed = 12345;
@@ -181,15 +187,17 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
     const double before = probe.gbps();
     last = generate(dec, r == 0 && dec.offload() ? warm : prompt, opts);
     const double after = probe.gbps();
+    progress.update(r + 1, a.repetitions + 1, "runs");
     if (r == 0) continue;
     prefill.push_back(a.prompt / last.prefill_seconds);
     decode.push_back(static_cast<double>(last.decode.size()) / last.decode_seconds);
     ceiling.push_back(0.5 * (before + after));
   }
+  progress.done();
   Measured m;
   m.load_seconds = load_seconds;
   m.pack_cache = pack_cache;
-  m.peak_rss_gb = peak_rss_gb();
+  m.peak_rss_bytes = peak_rss_bytes();
   m.prefill_tps = median(prefill);
   m.decode_tps = median(decode);
   m.report = report_of_generation(last, dec.spec(), dir, read_gbps);
@@ -206,52 +214,95 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   return m;
 }
 
+// What was measured, and against what: one report shape for a random checkpoint and for --weights.
+struct BenchSubject {
+  std::string model;    // catalog name, config file stem, or the measured checkpoint path
+  std::string weights;  // the measured checkpoint folder / .gguf; empty for a random checkpoint
+  std::string dtype;    // the random checkpoint's dtype, or the file's (torch_dtype / "gguf")
+  int64_t layers = 0;
+};
+
+void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const ModelSpec& spec,
+                        const TensorRegistry& reg, const CeilingRow& ceiling, const Measured& m,
+                        const GlobalOptions& global) {
+  Workload w;
+  w.prompt = w.context = a.prompt;
+  const Cost cost = compute_cost(spec, reg, w);
+  const double prefill_gflops = cost.prefill_flops_per_token * m.prefill_tps * 1e-9;
+  const double bytes = m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token;
+  const double floor_tps = m.read_gbps_paired * 1e9 / bytes;
+  // The median over runs of each run's decode speed / its own floor (ceiling 1): null when a decode
+  // step's bytes fit in the last-level cache.
+  const CeilingFraction floor_fraction =
+      read_ceiling_fraction(m.decode_floor_fraction, 1.0, bytes, last_level_cache_bytes());
+  nlohmann::ordered_json j{
+      {"model", s.model},
+      {"weights", s.weights.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.weights)},
+      {"model_type", spec.model_type},
+      {"layers", s.layers},
+      {"dtype", s.dtype},
+      {"prompt_tokens", a.prompt},
+      {"decode_tokens", a.decode},
+      {"repetitions", a.repetitions},
+      {"total_params", m.report.total_params},
+      {"activated_params", m.report.activated_params_analytic},
+      {"load_s", m.load_seconds},
+      {"pack_cache", m.pack_cache},
+      {"peak_rss_bytes", m.peak_rss_bytes},
+      {"prefill_tokens_per_s", m.prefill_tps},
+      {"prefill_gflop_per_s", prefill_gflops},
+      {"fma_ceiling_gflop_per_s", ceiling.fma_f32_gflops},
+      {"prefill_fraction_of_fma_peak", prefill_gflops / ceiling.fma_f32_gflops},
+      {"decode_tokens_per_s", m.decode_tps},
+      {"bytes_per_decode_token", json_count(bytes)},
+      {"read_ceiling_gb_per_s", m.read_gbps_paired},
+      {"read_ceiling_at_start_gb_per_s", ceiling.read_gbps},
+      {"decode_floor_tokens_per_s", floor_tps}};
+  put_ceiling_fraction(j, "decode_fraction_of_bandwidth_floor", floor_fraction);
+  j["offload"] = m.offload;
+  if (global.json) {
+    print_json_report(j);
+    return;
+  }
+  fmt::print(
+      "bench model {} ({} layers, {} weights, {} params, {} activated per token): loaded in {:.2f} s (panels "
+      "{}), peak RSS {:.2f} GB\n",
+      s.model, s.layers, s.dtype, format_count(static_cast<double>(m.report.total_params)),
+      format_count(static_cast<double>(m.report.activated_params_analytic)), m.load_seconds, m.pack_cache,
+      static_cast<double>(m.peak_rss_bytes) * 1e-9);
+  fmt::print("  prefill {:>5} tokens: {:>9.1f} tokens/s  {:>7.1f} GFLOP/s = {:.1f}% of the f32 FMA peak {:.0f}\n",
+             a.prompt, m.prefill_tps, prefill_gflops, 100 * prefill_gflops / ceiling.fma_f32_gflops,
+             ceiling.fma_f32_gflops);
+  fmt::print("  decode  {:>5} tokens: {:>9.1f} tokens/s  {} per token; floor {:.1f} tokens/s at {:.1f} GB/s", a.decode,
+             m.decode_tps, format_bytes(bytes), floor_tps, m.read_gbps_paired);
+  if (floor_fraction.fraction) fmt::print(" = {:.1f}%", 100 * *floor_fraction.fraction);
+  fmt::print("{}\n", ceiling_fraction_text(floor_fraction));
+  fmt::print("{}", m.offload_text);
+  fmt::print(
+      "  (medians of {} runs after a warm-up; FMA peak measured at the start of this run; the read ceiling is paired "
+      "with each run: a read pass before and after it, averaged, and the % is the median over runs of each run's "
+      "decode speed / its own floor)\n",
+      a.repetitions);
+}
+
 // An existing checkpoint or GGUF file: the same measurements on its weights.
 void run_bench_weights(const BenchModelArgs& a, const GlobalOptions& global) {
-  const ModelSpec spec = load_model_spec_any(a.weights);
+  const std::string& weights = a.model;
+  const ModelSpec spec = load_model_spec_any(weights);
   RegistryOptions ro;
   ro.include_mtp = false;
   const TensorRegistry reg = build_registry(spec, ro);
   const CeilingRow ceiling = measure_quick_ceilings(3);
-  const Measured m = measure(a.weights, a, ceiling.read_gbps, true);
-  Workload w;
-  w.prompt = w.context = a.prompt;
-  const Cost cost = compute_cost(spec, reg, w);
-  const double bytes = m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token;
-  nlohmann::ordered_json j{{"weights", a.weights},
-                           {"model_type", spec.model_type},
-                           {"layers", spec.n_layer},
-                           {"prompt_tokens", a.prompt},
-                           {"decode_tokens", a.decode},
-                           {"load_seconds", m.load_seconds},
-                           {"pack_cache", m.pack_cache},
-                           {"peak_rss_gb", m.peak_rss_gb},
-                           {"prefill_tokens_per_s", m.prefill_tps},
-                           {"prefill_gflops", cost.prefill_flops_per_token * m.prefill_tps * 1e-9},
-                           {"decode_tokens_per_s", m.decode_tps},
-                           {"bytes_per_decode_token", bytes},
-                           {"read_gbps_ceiling", m.read_gbps_paired},
-                           {"decode_floor_tokens_per_s", m.read_gbps_paired * 1e9 / bytes},
-                           {"decode_fraction_of_bandwidth_floor", m.decode_floor_fraction}};
-  if (!m.offload.is_null()) j["offload"] = m.offload;
-  if (global.json) {
-    fmt::print("{}\n", j.dump(2));
-    return;
-  }
-  fmt::print("bench model {} ({} layers): loaded in {:.2f} s (panels {}), peak RSS {:.2f} GB\n", a.weights,
-             spec.n_layer, m.load_seconds, m.pack_cache, m.peak_rss_gb);
-  fmt::print("  prefill {:>5} tokens: {:>9.1f} tokens/s  {:>7.1f} GFLOP/s\n", a.prompt, m.prefill_tps,
-             cost.prefill_flops_per_token * m.prefill_tps * 1e-9);
-  fmt::print(
-      "  decode  {:>5} tokens: {:>9.1f} tokens/s  {} per token; floor {:.1f} tokens/s at {:.1f} GB/s = {:.1f}%\n",
-      a.decode, m.decode_tps, format_bytes(bytes), m.read_gbps_paired * 1e9 / bytes, m.read_gbps_paired,
-      100 * m.decode_floor_fraction);
-  fmt::print("{}", m.offload_text);
+  const Measured m = measure(weights, a, ceiling.read_gbps, true, global);
+  const BenchSubject s{weights, weights, is_gguf_path(weights) ? "gguf" : spec.torch_dtype, spec.n_layer};
+  report_bench_model(a, s, spec, reg, ceiling, m, global);
 }
 
 void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
-  if (!a.weights.empty()) return run_bench_weights(a, global);
   const CatalogEntry* entry = find_catalog_entry(a.model);
+  // A checkpoint folder or a .gguf file: measured as it is (its own weights and layers).
+  if (entry == nullptr && (fs::is_directory(a.model) || (is_gguf_path(a.model) && fs::exists(a.model))))
+    return run_bench_weights(a, global);
   CatalogEntry from_file;  // --model CONFIG.json: that config's shape
   if (entry == nullptr && a.model.size() > 5 && a.model.ends_with(".json") && fs::is_regular_file(a.model)) {
     (void)load_model_spec(a.model);  // validated first: errors name the file and field
@@ -285,72 +336,31 @@ void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
   Measured m;
   try {
     write_random_checkpoint(dir, config, reg, dtype, a.router_skew, spec.d_model);
-    m = measure(dir, a, ceiling.read_gbps, !a.dir.empty());
+    m = measure(dir, a, ceiling.read_gbps, !a.dir.empty(), global);
   } catch (...) {
     if (a.dir.empty()) fs::remove_all(dir);
     throw;
   }
   if (a.dir.empty()) fs::remove_all(dir);
-  Workload w;
-  w.prompt = w.context = a.prompt;
-  const Cost cost = compute_cost(spec, reg, w);
-  const double prefill_gflops = cost.prefill_flops_per_token * m.prefill_tps * 1e-9;
-  const double decode_floor_tps =
-      m.read_gbps_paired * 1e9 / (m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token);
-  nlohmann::ordered_json j{
-      {"model", entry->name},
-      {"layers", a.layers},
-      {"dtype", a.dtype},
-      {"prompt_tokens", a.prompt},
-      {"decode_tokens", a.decode},
-      {"prefill_tokens_per_s", m.prefill_tps},
-      {"decode_tokens_per_s", m.decode_tps},
-      {"prefill_gflops", prefill_gflops},
-      {"fma_gflops_ceiling", ceiling.fma_f32_gflops},
-      {"prefill_fraction_of_fma_peak", prefill_gflops / ceiling.fma_f32_gflops},
-      {"bytes_per_decode_token", m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token},
-      {"read_gbps_ceiling", m.read_gbps_paired},
-      {"read_gbps_ceiling_at_start", ceiling.read_gbps},
-      {"decode_floor_tokens_per_s", decode_floor_tps},
-      {"decode_fraction_of_bandwidth_floor", m.decode_floor_fraction},
-      {"total_params", m.report.total_params},
-      {"activated_params", m.report.activated_params_analytic}};
-  if (global.json) {
-    fmt::print("{}\n", j.dump(2));
-    return;
-  }
-  fmt::print("bench model {} ({} of its layers, {} random weights, {} params, {} activated per token)\n", entry->name,
-             a.layers, a.dtype, format_count(static_cast<double>(m.report.total_params)),
-             format_count(static_cast<double>(m.report.activated_params_analytic)));
-  fmt::print("  prefill {:>5} tokens: {:>9.1f} tokens/s  {:>7.1f} GFLOP/s = {:.1f}% of the f32 FMA peak {:.0f}\n",
-             a.prompt, m.prefill_tps, prefill_gflops, 100 * prefill_gflops / ceiling.fma_f32_gflops,
-             ceiling.fma_f32_gflops);
-  fmt::print(
-      "  decode  {:>5} tokens: {:>9.1f} tokens/s  {} per token; floor {:.1f} tokens/s at {:.1f} GB/s = {:.1f}%\n",
-      a.decode, m.decode_tps,
-      format_bytes(m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token), decode_floor_tps,
-      m.read_gbps_paired, 100 * m.decode_floor_fraction);
-  fmt::print(
-      "  (medians of {} runs after a warm-up; FMA peak measured at the start of this run; the read ceiling is paired "
-      "with each run: a read pass before and after it, averaged, and the % is the median over runs of each run's "
-      "decode speed / its own floor)\n",
-      a.repetitions);
+  report_bench_model(a, BenchSubject{entry->name, "", a.dtype, a.layers}, spec, reg, ceiling, m, global);
 }
 
 }  // namespace
 
 void register_bench_model(CLI::App& bench, const GlobalOptions& global) {
   auto a = std::make_shared<BenchModelArgs>();
-  auto* cmd = bench.add_subcommand("model", "A random-weight model in a catalog shape: prefill and decode speed");
-  cmd->add_option("--model", a->model, "Catalog model (or a config.json file) whose shape to use")
+  auto* cmd = bench.add_subcommand(
+      "model", "Prefill and decode speed of a model: random weights in a catalog shape, or a checkpoint");
+  cmd->add_option("-m,--model", a->model,
+                  "A catalog model or a config.json (random weights of that shape, --layers of them), or a "
+                  "checkpoint folder or .gguf file (measured as it is)")
       ->capture_default_str();
   add_number(cmd, "--layers", a->layers, "Decoder layers to keep", int64_t{1}, int64_t{1} << 16);
   cmd->add_option("--dtype", a->dtype, "Weight dtype: bf16 or f32")->capture_default_str();
-  add_number(cmd, "--prompt", a->prompt, "Prefill tokens", int64_t{1}, int64_t{1} << 24);
-  add_number(cmd, "--decode", a->decode, "Decode steps", int64_t{1}, int64_t{1} << 24);
-  add_number(cmd, "--repetitions", a->repetitions, "Timed runs (median)", 1, 100);
+  add_number(cmd, "-p,--prompt", a->prompt, "Prefill tokens", int64_t{1}, int64_t{1} << 24);
+  add_number(cmd, "-n,--decode", a->decode, "Decode steps", int64_t{1}, int64_t{1} << 24);
+  add_number(cmd, "-r,--repetitions", a->repetitions, "Timed runs (median)", 1, 100);
   cmd->add_option("--dir", a->dir, "Keep the random checkpoint in this folder");
-  cmd->add_option("--weights", a->weights, "Measure this checkpoint folder or .gguf file instead of random weights");
   add_offload_options(cmd, a->offload);
   add_number(cmd, "--temperature", a->temperature, "Decode by sampling at this temperature (0: greedy)", 0.0, 100.0);
   cmd->add_flag("--uniform-routing", a->uniform_routing,

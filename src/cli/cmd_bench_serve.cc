@@ -15,6 +15,7 @@
 
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "cli/output.h"
 #include "cli/run_common.h"
 #include "kernels/ceilings.h"
 #include "runtime/timer.h"
@@ -138,7 +139,7 @@ Row measure_streams(Decoder& model, const BenchServeArgs& a, int64_t B, double a
 }
 
 void run_bench_serve(const BenchServeArgs& a, const GlobalOptions& global) {
-  if (a.weights.empty()) fail_usage("bench", "--weights is required: a checkpoint folder or .gguf file");
+  if (a.weights.empty()) fail_usage("bench", "--model is required: a checkpoint folder or .gguf file");
   const std::vector<int64_t> streams = parse_streams(a.streams);
   Decoder model(a.weights);
   const ModelSpec& spec = model.spec();
@@ -148,32 +149,38 @@ void run_bench_serve(const BenchServeArgs& a, const GlobalOptions& global) {
   ReadProbe probe;
   std::vector<Row> rows;
   for (int64_t B : streams) rows.push_back(measure_streams(model, a, B, always_on, probe, ceiling));
-  nlohmann::ordered_json j{{"weights", a.weights},
+  nlohmann::ordered_json j{{"model", a.weights},
                            {"model_type", spec.model_type},
                            {"layers", spec.n_layer},
-                           {"experts", spec.n_expert},
-                           {"experts_per_token", spec.n_expert_used},
+                           {"n_expert", spec.n_expert},
+                           {"n_expert_used", spec.n_expert_used},
                            {"prompt_tokens", a.prompt},
                            {"decode_tokens", a.decode},
                            {"repetitions", a.repetitions},
-                           {"read_gbps_ceiling_at_start", ceiling.read_gbps},
-                           {"fma_f32_gflops_ceiling", ceiling.fma_f32_gflops},
-                           {"always_on_bytes", always_on},
+                           {"read_ceiling_at_start_gb_per_s", ceiling.read_gbps},
+                           {"fma_ceiling_gflop_per_s", ceiling.fma_f32_gflops},
+                           {"always_on_bytes", json_count(always_on)},
                            {"rows", nlohmann::ordered_json::array()}};
   const double single = rows.front().streams == 1 ? rows.front().tokens_per_s : 0;
   for (const Row& r : rows) {
+    // null when a step's bytes fit in the last-level cache (DRAM bandwidth is then not the floor)
+    const CeilingFraction floor =
+        read_ceiling_fraction(r.tokens_per_s / r.floor_tokens_per_s, 1.0, r.bytes_per_step, last_level_cache_bytes());
     j["rows"].push_back(
         {{"streams", r.streams},
          {"tokens_per_s", r.tokens_per_s},
          {"step_ms", 1e3 * r.step_seconds},
-         {"speedup_vs_1_stream", single > 0 ? r.tokens_per_s / single : 0.0},
+         {"speedup_vs_1_stream", json_measured(single > 0 ? r.tokens_per_s / single : 0.0, single > 0)},
          {"distinct_experts_per_layer", r.distinct},
          {"distinct_experts_uniform_prediction", r.predicted},
-         {"bytes_per_step", r.bytes_per_step},
-         {"read_gbps_ceiling", r.read_gbps},
+         {"bytes_per_step", json_count(r.bytes_per_step)},
+         {"read_ceiling_gb_per_s", r.read_gbps},
          {"floor_tokens_per_s", r.floor_tokens_per_s},
-         {"fraction_of_floor", r.tokens_per_s / r.floor_tokens_per_s},
-         {"flops_per_step", r.flops_per_step},
+         {"fraction_of_floor",
+          floor.fraction ? nlohmann::ordered_json(r.tokens_per_s / r.floor_tokens_per_s) : nullptr},
+         {"fraction_of_floor_note",
+          floor.note.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(floor.note)},
+         {"flops_per_step", json_count(r.flops_per_step)},
          {"compute_bound_tokens_per_s", r.compute_tokens_per_s},
          {"roofline_tokens_per_s", std::min(r.floor_tokens_per_s, r.compute_tokens_per_s)},
          {"fraction_of_roofline", r.tokens_per_s / std::min(r.floor_tokens_per_s, r.compute_tokens_per_s)},
@@ -181,7 +188,7 @@ void run_bench_serve(const BenchServeArgs& a, const GlobalOptions& global) {
          {"hottest_k_share", r.hot_share}});
   }
   if (global.json) {
-    fmt::print("{}\n", j.dump(2));
+    print_json_report(j);
     return;
   }
   fmt::print("bench serve {} ({} layers, {} experts, top-{}): prompt {}, {} decode steps, median step of {} run(s)\n",
@@ -214,11 +221,11 @@ void register_bench_serve(CLI::App& bench, const GlobalOptions& global) {
   auto a = std::make_shared<BenchServeArgs>();
   auto* cmd = bench.add_subcommand(
       "serve", "Continuous batching: tokens/s and distinct experts per step at 1..N concurrent streams");
-  cmd->add_option("--weights", a->weights, "Checkpoint folder or .gguf file (e.g. one `moe bench model --dir` wrote)");
+  cmd->add_option("-m,--model", a->weights, "Checkpoint folder or .gguf file (e.g. one `moe bench model --dir` wrote)");
   cmd->add_option("--streams", a->streams, "Concurrent streams to measure, comma-separated")->capture_default_str();
-  add_number(cmd, "--prompt", a->prompt, "Prompt tokens of each stream", int64_t{1}, int64_t{1} << 20);
-  add_number(cmd, "--decode", a->decode, "Decode steps timed", int64_t{1}, int64_t{1} << 20);
-  add_number(cmd, "--repetitions", a->repetitions, "Timed runs per stream count, after a warm-up run", 1, 100);
+  add_number(cmd, "-p,--prompt", a->prompt, "Prompt tokens of each stream", int64_t{1}, int64_t{1} << 20);
+  add_number(cmd, "-n,--decode", a->decode, "Decode steps timed", int64_t{1}, int64_t{1} << 20);
+  add_number(cmd, "-r,--repetitions", a->repetitions, "Timed runs per stream count, after a warm-up run", 1, 100);
   cmd->callback([a, &global] { run_bench_serve(*a, global); });
 }
 

@@ -88,12 +88,12 @@ void register_chat(CLI::App& app, const GlobalOptions& global) {
   auto args = std::make_shared<ChatArgs>();
   auto* chat =
       app.add_subcommand("chat", "Interactive chat with an instruct model (its chat template, streamed replies)");
-  chat->add_option("--model", args->model, "Model folder or .gguf file with a tokenizer and a chat template");
+  chat->add_option("-m,--model", args->model, "Model folder or .gguf file with a tokenizer and a chat template");
   chat->add_option("--system", args->system, "System message at the start of the conversation");
   chat->add_option("--chat-template", args->chat_template, "Jinja chat template file instead of the model's own");
-  add_number(chat, "--max-new-tokens", args->max_new_tokens, "Most tokens per reply", int64_t{1}, int64_t{1} << 24);
-  add_number(chat, "--context", args->context, "KV-cache length: the conversation and the reply must fit", int64_t{16},
-             int64_t{1} << 24);
+  add_number(chat, "-n,--max-new-tokens", args->max_new_tokens, "Most tokens per reply", int64_t{1}, int64_t{1} << 24);
+  add_number(chat, "-c,--context", args->context, "KV-cache length: the conversation and the reply must fit",
+             int64_t{16}, int64_t{1} << 24);
   add_sampling_options(chat, args->sampling);
   chat->callback([args, &global] { run_chat(*args, global); });
 }

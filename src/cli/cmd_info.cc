@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/output.h"
 #include "runtime/blas.h"
 #include "runtime/cpu_features.h"
 #include "runtime/thread_pool.h"
@@ -32,7 +33,7 @@ void register_info(CLI::App& app, const GlobalOptions& global) {
     j["openblas_core"] = blas::core_name();
     j["openblas_inherited_coretype"] = blas::inherited_coretype();
     if (global.json) {
-      fmt::print("{}\n", j.dump(2));
+      print_json_report(j);
       return;
     }
     fmt::print("moe {} ({} build)\n", MOE_VERSION, MOE_BUILD_TYPE);

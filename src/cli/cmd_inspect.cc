@@ -11,11 +11,13 @@
 #include "cli/flags.h"
 #include "cli/inspect.h"
 #include "cli/offload_args.h"
+#include "cli/output.h"
 #include "io/gguf_config.h"
 #include "io/registry_check.h"
 #include "spec/catalog.h"
 #include "spec/report.h"
 #include "util/error.h"
+#include "util/input_file.h"
 
 namespace moe::cli {
 namespace {
@@ -55,6 +57,11 @@ Target resolve(const InspectTarget& target) {
     t.spec = parse_model_spec_text(target.config_text, arg);
     return t;
   }
+  if (arg == "-") {  // a config.json on standard input
+    t.name = "stdin";
+    t.spec = parse_model_spec_text(read_input_file("-", "config.json", "inspect"), "stdin");
+    return t;
+  }
   if (const CatalogEntry* e = find_catalog_entry(arg)) {
     t.entry = e;
     t.name = e->name;
@@ -85,19 +92,22 @@ Reports make_reports(const std::vector<InspectTarget>& targets, const Workload& 
   return r;
 }
 
-nlohmann::ordered_json reports_json(const Reports& r, bool explain) {
+// {"models": [one report per target]}, whatever the number of targets (docs/CLI.md).
+nlohmann::ordered_json reports_json(const Reports& r, bool explain, bool tensors) {
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (size_t i = 0; i < r.reports.size(); ++i) {
     nlohmann::ordered_json j = report_json(r.reports[i], explain);
-    if (!r.dirs[i].empty()) j["checkpoint_check"] = check_json(check_checkpoint_dir(r.reports[i].spec, r.dirs[i]));
+    j["checkpoint_check"] = r.dirs[i].empty() ? nlohmann::ordered_json(nullptr)
+                                              : check_json(check_checkpoint_dir(r.reports[i].spec, r.dirs[i]));
+    if (tensors) j["tensors"] = tensors_json(r.reports[i]);
     out.push_back(std::move(j));
   }
-  return out.size() == 1 ? out[0] : nlohmann::ordered_json{{"models", out}};
+  return {{"models", out}};
 }
 
 void print_list(const InspectOptions& o, bool json) {
   if (json) {
-    fmt::print("{}\n", catalog_json().dump(2));
+    print_json_report(catalog_json());
     return;
   }
   fmt::print("{}", render_catalog(o.markdown ? ReportFormat::kMarkdown : ReportFormat::kText));
@@ -122,9 +132,9 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& global) {
                               is_gguf_path(o.targets[0]) ? o.targets[0] : std::string());
   }
   if (global.json) {
-    nlohmann::ordered_json j = reports_json(r, o.explain);
-    if (pred) j["offload_prediction"] = prediction_json(*pred);
-    fmt::print("{}\n", j.dump(2));
+    nlohmann::ordered_json j = reports_json(r, o.explain, o.tensors);
+    if (pred) j["models"][0]["offload_prediction"] = prediction_json(*pred);
+    print_json_report(j);
     return;
   }
   const std::vector<ModelReport>& reports = r.reports;
@@ -142,13 +152,15 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& global) {
 }  // namespace
 
 nlohmann::ordered_json inspect_json(const std::vector<InspectTarget>& targets, const Workload& workload, bool explain) {
-  return reports_json(make_reports(targets, workload), explain);
+  return reports_json(make_reports(targets, workload), explain, false);
 }
 
 void register_inspect(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand("inspect", "Parameters, FLOPs, bytes, KV cache and EP traffic of a model");
   static InspectOptions o;
-  cmd->add_option("models", o.targets, "Catalog names (see --list), config.json files or checkpoint folders");
+  cmd->add_option(
+      "models", o.targets,
+      "Catalog names (see --list), config.json files (- reads one from stdin), checkpoint folders or .gguf files");
   cmd->add_flag("--list", o.list, "List the embedded catalog with published and computed counts");
   cmd->add_flag("--markdown", o.markdown, "Print Markdown tables");
   cmd->add_flag("--explain", o.explain, "Show the formula behind every cost figure");

@@ -2,6 +2,7 @@
 // (model/gguf_export.h), with a progress bar on a terminal and a summary of the types written.
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/output.h"
 #include "io/paths.h"
 #include "model/gguf_export.h"
 #include "runtime/timer.h"
@@ -32,36 +34,32 @@ void run_quantize(const QuantizeArgs& a, const GlobalOptions& g) {
   }
   check_output_file(a.out, "--out", {a.model}, "quantize");
   QuantizeOptions o;
-  o.type = a.type;
-  const bool tty = a.progress && !g.json && isatty(2);
+  o.type = a.type;  // q4_k_m and Q4_K_M alike, as llama-quantize accepts
+  for (char& ch : o.type) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   Timer timer;
-  if (tty) {
+  Progress progress("quantize " + o.type, a.progress, g);
+  if (progress.active())
     o.progress = [&](uint64_t done, uint64_t total) {
-      const double f = total ? double(done) / double(total) : 1.0;
-      const int bars = static_cast<int>(f * 30);
-      std::fprintf(stderr, "\r[%s%s] %5.1f%%  %.2f / %.2f GB  %.0f s", std::string(size_t(bars), '#').c_str(),
-                   std::string(size_t(30 - bars), '.').c_str(), 100.0 * f, double(done) * 1e-9, double(total) * 1e-9,
-                   timer.seconds());
+      progress.update(double(done) * 1e-9, double(total) * 1e-9, "GB");
     };
-  }
   const QuantizeSummary s = quantize_to_gguf(a.model, a.out, o);
-  if (tty) std::fprintf(stderr, "\n");
+  progress.done();
   if (g.json) {
     nlohmann::ordered_json j;
     j["model"] = a.model;
     j["out"] = a.out;
-    j["type"] = a.type;
-    j["tensors"] = s.tensors;
-    j["params"] = s.params;
+    j["type"] = o.type;
+    j["n_tensors"] = s.tensors;
+    j["total_params"] = s.params;
     j["file_bytes"] = s.file_bytes;
     j["bits_per_weight"] = s.bits_per_weight();
     j["tensors_by_type"] = s.tensors_by_type;
     j["params_by_type"] = s.params_by_type;
-    j["seconds"] = timer.seconds();
-    std::printf("%s\n", j.dump(2).c_str());
+    j["elapsed_s"] = timer.seconds();
+    print_json_report(j);
     return;
   }
-  std::printf("wrote %s: %s, %lld tensors, %.3f GB, %.2f bits per weight, %.1f s\n", a.out.c_str(), a.type.c_str(),
+  std::printf("wrote %s: %s, %lld tensors, %.3f GB, %.2f bits per weight, %.1f s\n", a.out.c_str(), o.type.c_str(),
               static_cast<long long>(s.tensors), double(s.file_bytes) * 1e-9, s.bits_per_weight(), timer.seconds());
   for (const auto& [type, n] : s.tensors_by_type) {
     std::printf("  %-5s %4lld tensors %14lld params\n", type.c_str(), static_cast<long long>(n),
@@ -74,8 +72,8 @@ void run_quantize(const QuantizeArgs& a, const GlobalOptions& g) {
 void register_quantize(CLI::App& app, const GlobalOptions& global) {
   auto args = std::make_shared<QuantizeArgs>();
   CLI::App* cmd = app.add_subcommand("quantize", "Write a Hugging Face checkpoint as a quantized GGUF file");
-  cmd->add_option("--model", args->model, "Checkpoint folder (config.json + safetensors)")->required();
-  cmd->add_option("--out", args->out, "Output .gguf file (written atomically)")->required();
+  cmd->add_option("-m,--model", args->model, "Checkpoint folder (config.json + safetensors)")->required();
+  cmd->add_option("-o,--out", args->out, "Output .gguf file (written atomically)")->required();
   cmd->add_option("--type", args->type, std::string("Quantization: ") + quantize_types())->capture_default_str();
   cmd->add_flag("!--no-progress", args->progress, "No progress bar on stderr");
   cmd->callback([args, &global] { run_quantize(*args, global); });

@@ -78,16 +78,17 @@ void run_serve(const ServeArgs& a, const GlobalOptions&) {
 void register_serve(CLI::App& app, const GlobalOptions& global) {
   auto a = std::make_shared<ServeArgs>();
   auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions");
-  cmd->add_option("--model", a->model, "Model folder or .gguf file");
+  cmd->add_option("-m,--model", a->model, "Model folder or .gguf file");
   add_offload_options(cmd, a->offload);
   cmd->add_option("--host", a->host, "Address to listen on")->capture_default_str();
   add_number(cmd, "--port", a->port, "Port to listen on", 0, 65535, "0 = any free port");
   cmd->add_option("--api-key", a->api_key, "Require 'Authorization: Bearer KEY' on every request but /health");
   cmd->add_option("--name", a->name, "Model id in /v1/models and responses (default: the --model path)");
   cmd->add_option("--chat-template", a->chat_template, "Jinja chat template file instead of the model's");
-  add_number(cmd, "--context", a->context, "Tokens of prompt + completion per request", int64_t{16}, int64_t{1} << 24);
-  add_number(cmd, "--max-tokens", a->max_tokens, "Completion tokens when a request gives no max_tokens", int64_t{1},
+  add_number(cmd, "-c,--context", a->context, "Tokens of prompt + completion per request", int64_t{16},
              int64_t{1} << 24);
+  add_number(cmd, "-n,--max-new-tokens", a->max_tokens, "Completion tokens when a request gives no max_tokens",
+             int64_t{1}, int64_t{1} << 24);
   add_number(cmd, "--max-body-kib", a->max_body_kib, "Largest request body (413 beyond)", int64_t{1}, int64_t{1} << 20);
   add_number(cmd, "--parallel", a->parallel, "Sequences decoded together (continuous batching slots)", int64_t{1},
              int64_t{4096});

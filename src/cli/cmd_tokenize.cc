@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/output.h"
 #include "cli/run_common.h"
 #include "io/paths.h"
 #include "runtime/timer.h"
@@ -50,18 +51,14 @@ void run_tokenize(const TokenizeOptions& o, const GlobalOptions& global) {
   const double cpu_seconds = thread_cpu_seconds() - cpu0;
   const double seconds = timer.seconds();
   if (global.json) {
-    if (!o.stats) {
-      fmt::print("{}\n", nlohmann::json(ids).dump());
-      return;
-    }
     nlohmann::ordered_json j;
     j["ids"] = ids;
-    j["n_bytes"] = text.size();
     j["n_tokens"] = ids.size();
-    j["encode_seconds"] = seconds;
-    j["encode_cpu_seconds"] = cpu_seconds;
-    j["mb_per_second"] = seconds > 0 ? double(text.size()) / 1e6 / seconds : 0.0;
-    fmt::print("{}\n", j.dump());
+    j["n_bytes"] = text.size();
+    j["encode_s"] = seconds;
+    j["encode_cpu_s"] = cpu_seconds;
+    j["mb_per_s"] = json_measured(seconds > 0 ? double(text.size()) / 1e6 / seconds : 0.0, seconds > 0);
+    print_json_report(j);
     return;
   }
   fmt::print("{}\n", fmt::join(ids, ","));
@@ -78,7 +75,8 @@ void run_detokenize(const DetokenizeOptions& o, const GlobalOptions& global) {
   if (global.json) {
     nlohmann::ordered_json j;
     j["text"] = text;
-    fmt::print("{}\n", j.dump());
+    j["n_tokens"] = ids.size();
+    print_json_report(j);
     return;
   }
   std::fwrite(text.data(), 1, text.size(), stdout);
@@ -92,10 +90,10 @@ void register_tokenize(CLI::App& app, const GlobalOptions& global) {
   auto* tok = app.add_subcommand("tokenize", "Text to token ids with a model's tokenizer (tokenizer.json)");
   tok->add_option("--tokenizer", t.tokenizer, "tokenizer.json, or a model folder that contains one")->required();
   auto* text = tok->add_option("--text", t.text, "Text to encode");
-  auto* file = tok->add_option("--text-file", t.text_file, "File whose bytes (UTF-8) are encoded");
+  auto* file = tok->add_option("--text-file", t.text_file, "File whose bytes (UTF-8) are encoded; - reads stdin");
   text->excludes(file);
   tok->add_flag("--add-special", t.add_special, "Add what the post-processor adds (e.g. BOS <s> for Llama 2)");
-  tok->add_flag("--stats", t.stats, "Report bytes, tokens and encode speed (stderr; in the JSON with --json)");
+  tok->add_flag("--stats", t.stats, "Report bytes, tokens and encode speed on stderr (always in the JSON of --json)");
   tok->callback([&global, text, file] {
     if (text->count() == 0 && file->count() == 0) fail_usage("cli", "give --text or --text-file");
     run_tokenize(t, global);
@@ -104,8 +102,9 @@ void register_tokenize(CLI::App& app, const GlobalOptions& global) {
   static DetokenizeOptions d;
   auto* detok = app.add_subcommand("detokenize", "Token ids to text with a model's tokenizer (tokenizer.json)");
   detok->add_option("--tokenizer", d.tokenizer, "tokenizer.json, or a model folder that contains one")->required();
-  auto* ids = detok->add_option("--ids", d.ids, "Comma-separated ids, e.g. 9707,11,1879");
-  auto* ids_file = detok->add_option("--ids-file", d.ids_file, "File of ids (JSON array, commas or whitespace)");
+  auto* ids = detok->add_option("--ids", d.ids, "Token ids, e.g. 9707,11,1879");
+  auto* ids_file = detok->add_option(
+      "--ids-file", d.ids_file, "File of token ids (commas and/or whitespace, optionally a JSON array); - reads stdin");
   ids->excludes(ids_file);
   detok->add_flag("--skip-special", d.skip_special, "Drop special tokens from the text");
   detok->callback([&global] { run_detokenize(d, global); });

@@ -10,6 +10,7 @@
 
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "cli/output.h"
 #include "io/paths.h"
 #include "io/safetensors.h"
 #include "runtime/thread_pool.h"
@@ -55,7 +56,7 @@ void add_model_flags(CLI::App* t, TrainCli& c) {
   add_number(t, "--kv-heads", m.n_kv_head, "key/value heads Hkv", 1, kMaxCount);
   add_number(t, "--head-dim", m.head_dim, "head dim Dh", 1, kMaxCount);
   add_number(t, "--experts", m.n_expert, "routed experts E", 1, kMaxCount);
-  add_number(t, "--top-k", m.top_k, "experts per token K", 1, kMaxCount);
+  add_number(t, "--experts-per-token", m.top_k, "experts per token K (num_experts_per_tok)", 1, kMaxCount);
   add_number(t, "--d-ff", m.d_ff_expert, "expert hidden dim F (moe_intermediate_size)", 1, kMaxDim);
   add_number(t, "--max-seq", m.max_seq, "max_position_embeddings", 1, train::kMaxTrainTokens);
   add_number_above(t, "--rope-theta", m.rope_theta, "RoPE base", 0.0, 1e12);
@@ -103,13 +104,13 @@ void add_run_flags(CLI::App* t, TrainCli& c) {
   add_number(t, "--eval-batches", o.eval_batches, "validation batches", int64_t{1}, int64_t{1} << 20);
   add_number(t, "--checkpoint-every", o.checkpoint_every, "checkpoint every N steps", int64_t{0}, kMaxSteps,
              "0 = at the end");
-  t->add_option("--out", o.out_dir, "output folder: checkpoints (HF layout + optimizer) and metrics.jsonl");
+  t->add_option("-o,--out", o.out_dir, "output folder: checkpoints (HF layout + optimizer) and metrics.jsonl");
   t->add_flag("--resume", o.resume, "continue from --out DIR/latest (exactly the same losses as an uninterrupted run)");
   t->add_flag("--overwrite", o.overwrite, "replace the run already in --out (its checkpoints and metrics are deleted)");
   add_number(t, "--stop-after", o.stop_after, "stop after this step (checkpointing it), as if interrupted", int64_t{0},
              kMaxSteps, "0 = run every step");
   t->add_flag("!--no-progress", o.progress, "no progress output on stderr");
-  t->add_flag("!--no-mfu", o.measure_mfu, "skip the FMA-ceiling measurement (MFU reported as 0)");
+  t->add_flag("!--no-mfu", o.measure_mfu, "skip the FMA-ceiling measurement (MFU reported as null)");
 }
 
 // Flags of one architecture given with the other would be silently ignored: a usage error instead.
@@ -166,20 +167,24 @@ void run_train(TrainCli& c, const GlobalOptions& g) {
                  num_threads());
   }
   const train::TrainResult r = train::train(c.o, data);
-  nlohmann::json j;
+  nlohmann::ordered_json j;
   j["steps"] = r.last_step;
-  j["final_loss"] = r.losses.empty() ? 0.0 : r.losses.back();
-  j["final_val_loss"] = r.final_val_loss;
+  j["final_loss"] = r.losses.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.losses.back());
+  j["final_val_loss"] = json_measured(r.final_val_loss, data.val.size() > 0);
   j["tokens_per_s"] = r.tokens_per_s;
-  j["mfu"] = r.mfu;
+  j["mfu"] = json_measured(r.mfu, r.mfu >= 0);
   j["threads"] = num_threads();
-  if (!c.o.out_dir.empty()) j["checkpoint"] = train::resolve_checkpoint(c.o.out_dir);
+  j["out"] = c.o.out_dir.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(c.o.out_dir);
+  j["checkpoint"] = c.o.out_dir.empty() ? nlohmann::ordered_json(nullptr)
+                                        : nlohmann::ordered_json(train::resolve_checkpoint(c.o.out_dir));
   if (g.json) {
-    std::cout << j.dump() << "\n";
+    print_json_report(j);
   } else {
-    std::cout << fmt::format("trained {} steps: loss {:.4f}, validation {:.4f}, {:.0f} tokens/s, MFU {:.1f}%\n",
-                             r.last_step, j["final_loss"].get<double>(), r.final_val_loss, r.tokens_per_s, 100 * r.mfu);
-    if (j.contains("checkpoint")) std::cout << "checkpoint: " << j["checkpoint"].get<std::string>() << "\n";
+    std::cout << fmt::format("trained {} steps: loss {:.4f}, validation {:.4f}, {:.0f} tokens/s", r.last_step,
+                             r.losses.empty() ? 0.0 : r.losses.back(), r.final_val_loss, r.tokens_per_s);
+    if (r.mfu >= 0) std::cout << fmt::format(", MFU {:.1f}%", 100 * r.mfu);
+    std::cout << "\n";
+    if (!j["checkpoint"].is_null()) std::cout << "checkpoint: " << j["checkpoint"].get<std::string>() << "\n";
   }
 }
 
@@ -200,7 +205,7 @@ void register_train(CLI::App& app, const GlobalOptions& global) {
   auto plot_out = std::make_shared<std::string>();
   auto* p = app.add_subcommand("plot", "Draw metrics.jsonl files of `moe train` as SVG (loss curves, load heatmaps)");
   p->add_option("logs", *plot_logs, "metrics.jsonl files (or training output folders)")->required();
-  p->add_option("--out", *plot_out, "SVG file to write")->required();
+  p->add_option("-o,--out", *plot_out, "SVG file to write")->required();
   p->callback([plot_logs, plot_out] {
     std::vector<train::PlotRun> runs;
     std::vector<std::string> inputs;

@@ -28,6 +28,10 @@ bool is_limit_of_type(long double v, NumberKind kind) {
 
 std::string describe(const NumberRange& r) {
   const std::string lo = format_bound(r.lo, r.kind), hi = format_bound(r.hi, r.kind);
+  // A bound that only says "whatever the type holds" (a seed, a 2^31 cap) is noise in --help.
+  const bool open_top = is_limit_of_type(r.hi, r.kind) || (r.kind != NumberKind::kFloat && r.hi >= 2147483647.0L);
+  if (open_top && is_limit_of_type(r.lo, r.kind)) return "any";
+  if (open_top) return fmt::format("{}{}", r.lo_open ? ">" : ">=", lo);
   return fmt::format("{}{}, {}]", r.lo_open ? "(" : "[", lo, hi);
 }
 

@@ -10,6 +10,7 @@
 #include "io/disk_read.h"
 #include "io/gguf.h"
 #include "util/error.h"
+#include "util/json_out.h"
 
 namespace moe::cli {
 
@@ -81,24 +82,25 @@ nlohmann::ordered_json offload_json(const Decoder& dec, int64_t tokens, double d
                       {"prefetches", l.prefetches},
                       {"bytes_read", l.bytes_read}});
   }
-  return {
-      {"mem_budget_bytes", r.mem_budget},
-      {"resident_bytes", r.resident_bytes},
-      {"slot_bytes", r.slot_bytes},
-      {"slots", r.slots},
-      {"experts_total", r.experts_total},
-      {"pinned", r.pinned},
-      {"requests", r.stats.requests},
-      {"hit_rate", r.stats.hit_rate()},
-      {"bytes_read", r.stats.bytes_read},
-      {"bytes_read_per_token", tokens > 0 ? double(r.stats.bytes_read) / double(tokens) : 0.0},
-      {"read_seconds", r.stats.read_seconds},
-      {"read_gbps", r.stats.read_gbps()},
-      {"disk_read_ceiling_gbps", disk_gbps > 0 ? nlohmann::ordered_json(disk_gbps) : nlohmann::ordered_json(nullptr)},
-      {"fraction_of_disk_ceiling",
-       disk_gbps > 0 ? nlohmann::ordered_json(r.stats.read_gbps() / disk_gbps) : nlohmann::ordered_json(nullptr)},
-      {"wait_seconds", r.stats.wait_seconds},
-      {"layers", layers}};
+  return {{"mem_budget_bytes", r.mem_budget},
+          {"resident_bytes", r.resident_bytes},
+          {"slot_bytes", r.slot_bytes},
+          {"slots", r.slots},
+          {"experts_total", r.experts_total},
+          {"pinned", r.pinned},
+          {"requests", r.stats.requests},
+          {"hit_rate", r.stats.hit_rate()},
+          {"bytes_read", r.stats.bytes_read},
+          {"bytes_read_per_token",
+           tokens > 0 ? json_count(double(r.stats.bytes_read) / double(tokens)) : nlohmann::ordered_json(nullptr)},
+          {"read_s", r.stats.read_seconds},
+          {"read_gb_per_s", r.stats.read_gbps()},
+          {"disk_read_ceiling_gb_per_s",
+           disk_gbps > 0 ? nlohmann::ordered_json(disk_gbps) : nlohmann::ordered_json(nullptr)},
+          {"fraction_of_disk_ceiling",
+           disk_gbps > 0 ? nlohmann::ordered_json(r.stats.read_gbps() / disk_gbps) : nlohmann::ordered_json(nullptr)},
+          {"wait_s", r.stats.wait_seconds},
+          {"layers", layers}};
 }
 
 std::string offload_text(const Decoder& dec, int64_t tokens, double disk_gbps) {

@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/flags.h"
+#include "cli/output.h"
 #include "cli/sampling_args.h"
 #include "io/gguf_config.h"
 #include "io/paths.h"
@@ -34,13 +35,21 @@ void add_ep_options(CLI::App* command, dist::EpArgs& args) {
 }
 
 RankedModel load_ranked_model(const std::string& model_dir, const dist::EpArgs& args,
-                              const std::function<void(const Decoder&)>& then, const OffloadOptions& offload) {
+                              const std::function<void(const Decoder&)>& then, const OffloadOptions& offload,
+                              const GlobalOptions* global) {
   RankedModel m;
   m.ep = dist::init_from_args(args);
   if (!m.multi_rank()) {
     DecoderOptions options;
     options.offload = offload;
+    std::optional<Progress> progress;
+    if (global) progress.emplace("loading", true, *global);
+    if (progress && progress->active())
+      options.load_progress = [&](int64_t done, int64_t total) {
+        progress->update(double(done), double(total), "layers");
+      };
     m.decoder = std::make_unique<Decoder>(model_dir, options);
+    if (progress) progress->done();
     if (then) then(*m.decoder);
     return m;
   }

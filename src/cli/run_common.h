@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/command.h"
 #include "dist/ep_decoder.h"
 #include "dist/ep_setup.h"
 #include "model/decoder.h"
@@ -39,9 +40,11 @@ struct RankedModel {
 
 // Checks --ep, then loads the model; `then` (reading the inputs) runs after the load. On several
 // ranks both run collectively: a rank that fails makes every rank fail with its message.
-// offload: --mem-budget and its options (one process only).
+// offload: --mem-budget and its options (one process only). global: shows the loading progress
+// (a terminal without --json only).
 RankedModel load_ranked_model(const std::string& model_dir, const dist::EpArgs& args,
-                              const std::function<void(const Decoder&)>& then, const OffloadOptions& offload = {});
+                              const std::function<void(const Decoder&)>& then, const OffloadOptions& offload = {},
+                              const GlobalOptions* global = nullptr);
 
 // --model, or the embedded default model when empty.
 std::string resolve_model_dir(const std::string& model);

@@ -16,6 +16,7 @@
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
 #include "util/dtype.h"
+#include "util/json_out.h"
 #include "util/error.h"
 
 namespace moe::dist {
@@ -151,7 +152,7 @@ nlohmann::ordered_json row_json(const EpLayerBenchRow& r) {
           {"experts_ms", r.experts_ms},
           {"combine_ms", r.combine_ms},
           {"wait_ms", r.wait_ms},
-          {"comm_share", r.comm_share},
+          {"comm_fraction", r.comm_share},
           {"bytes_sent", r.bytes_sent},
           {"bytes_received", r.bytes_received},
           {"predicted_bytes_sent", r.predicted_bytes_sent},
@@ -171,7 +172,7 @@ EpLayerBenchRow row_of(const nlohmann::json& j) {
   r.experts_ms = j.at("experts_ms").get<double>();
   r.combine_ms = j.at("combine_ms").get<double>();
   r.wait_ms = j.at("wait_ms").get<double>();
-  r.comm_share = j.at("comm_share").get<double>();
+  r.comm_share = j.at("comm_fraction").get<double>();
   r.bytes_sent = j.at("bytes_sent").get<double>();
   r.bytes_received = j.at("bytes_received").get<double>();
   r.predicted_bytes_sent = j.at("predicted_bytes_sent").get<double>();
@@ -237,10 +238,10 @@ std::string ep_layer_bench_json(const EpLayerBenchResult& r, int indent) {
   nlohmann::ordered_json j;
   j["model"] = o.shape.name;
   j["d_model"] = o.shape.d_model;
-  j["d_ff"] = o.shape.d_ff;
+  j["n_ff_expert"] = o.shape.d_ff;
   j["n_expert"] = o.shape.n_expert;
-  j["top_k"] = o.shape.top_k;
-  j["d_ff_shared"] = o.shape.d_ff_shared;
+  j["n_expert_used"] = o.shape.top_k;
+  j["n_ff_shared"] = o.shape.d_ff_shared;
   j["dtype"] = o.dtype == DType::kBF16 ? "bf16" : "f32";
   j["ep"] = r.n_rank;
   j["placement"] = r.placement;
@@ -249,6 +250,16 @@ std::string ep_layer_bench_json(const EpLayerBenchResult& r, int indent) {
   j["rows"] = nlohmann::ordered_json::array();
   for (const EpLayerBenchRow& w : r.rows) j["rows"].push_back(row_json(w));
   return j.dump(indent);
+}
+
+nlohmann::ordered_json ep_layer_bench_report(const EpLayerBenchResult& r) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(ep_layer_bench_json(r, -1));
+  for (auto& row : j["rows"]) {  // counts as integers (the means of whole byte counts usually are)
+    for (const char* k : {"bytes_sent", "bytes_received", "predicted_bytes_sent", "predicted_bytes_received",
+                          "predicted_bytes_uniform"})
+      row[k] = json_count(row[k].get<double>());
+  }
+  return j;
 }
 
 }  // namespace moe::dist

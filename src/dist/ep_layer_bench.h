@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "dist/comm.h"
 #include "moe/layer_bench.h"
 
@@ -47,6 +49,8 @@ struct EpLayerBenchResult {
 EpLayerBenchResult run_ep_layer_bench(Comm& comm, const EpLayerBenchOptions& options);
 
 std::string format_ep_layer_bench(const EpLayerBenchResult& result);
+// The `bench layer --ep --json` report (docs/CLI.md conventions: counts as integers).
+nlohmann::ordered_json ep_layer_bench_report(const EpLayerBenchResult& r);
 std::string ep_layer_bench_json(const EpLayerBenchResult& result, int indent = 2);
 
 }  // namespace moe::dist

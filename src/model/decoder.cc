@@ -85,7 +85,10 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
   head_bias_ = store_->f32_or_null(names_.head + ".bias");  // PhiMoE lm_head_bias, ERNIE use_bias (also tied)
   final_norm_ = store_->f32(names_.final_norm + ".weight");
   final_norm_b_ = store_->f32_or_null(names_.final_norm + ".bias");
-  for (int64_t li = 0; li < spec_.n_layer; ++li) load_layer(li);
+  for (int64_t li = 0; li < spec_.n_layer; ++li) {
+    load_layer(li);
+    if (options_.load_progress) options_.load_progress(li + 1, spec_.n_layer);
+  }
   if (!pack_cache_->hit()) {
     if (const uint64_t bytes = pack_cache_->save())
       log_info("cached the packed weights ({:.2f} GB) in {}; later loads map them", double(bytes) * 1e-9,

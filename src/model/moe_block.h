@@ -101,6 +101,8 @@ struct DecoderOptions {
   // Benchmarks only (`bench model --uniform-routing`): every MoE layer picks each token's experts
   // uniformly at random from this seed instead of by its router's top-k. 0: off.
   uint64_t uniform_routing_seed = 0;
+  // Called after each decoder layer is loaded (layers done, layers): a progress display.
+  std::function<void(int64_t, int64_t)> load_progress;
   // Called with every named intermediate tensor of every forward (model/forward_tap.h); empty: none.
   ForwardTap tap;
 };

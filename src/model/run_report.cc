@@ -75,7 +75,13 @@ RunReport RunRecorder::finish(double read_gbps_ceiling, uint64_t kv_cache_bytes)
     r.decode_bytes_per_s = (weight_bytes_sum_ + kv_bytes_sum_) / r.decode_seconds;
   }
   r.read_gbps_ceiling = read_gbps_ceiling;
-  r.roofline_fraction = read_gbps_ceiling > 0 ? r.decode_bytes_per_s / (read_gbps_ceiling * 1e9) : 0;
+  if (decode_steps_ > 0 && read_gbps_ceiling > 0) {
+    r.roofline = read_ceiling_fraction(r.decode_bytes_per_s, read_gbps_ceiling * 1e9,
+                                       r.weight_bytes_per_decode_token + r.kv_bytes_read_per_decode_token,
+                                       last_level_cache_bytes());
+  } else {
+    r.roofline.note = decode_steps_ > 0 ? "no read ceiling measured" : "no decode step";
+  }
   r.kv_cache_bytes = kv_cache_bytes;
   for (size_t l = 0; l < load_.size(); ++l) {
     if (!spec_.layers.empty() && !spec_.layers[l].is_moe) continue;
@@ -115,9 +121,13 @@ std::string format_run_report(const RunReport& r) {
                    r.distinct_experts_min, r.distinct_experts_max));
   line("bytes per decode token", fmt::format("{} weights + {} KV", format_bytes(r.weight_bytes_per_decode_token),
                                              format_bytes(r.kv_bytes_read_per_decode_token)));
-  if (r.read_gbps_ceiling > 0) {
-    line("decode bandwidth", fmt::format("{:.2f} GB/s = {:.1f}% of the measured read ceiling {:.1f} GB/s",
-                                         r.decode_bytes_per_s * 1e-9, 100 * r.roofline_fraction, r.read_gbps_ceiling));
+  if (r.roofline.fraction) {
+    line("decode bandwidth",
+         fmt::format("{:.2f} GB/s = {:.1f}% of the measured read ceiling {:.1f} GB/s{}", r.decode_bytes_per_s * 1e-9,
+                     100 * *r.roofline.fraction, r.read_gbps_ceiling, ceiling_fraction_text(r.roofline)));
+  } else if (r.read_gbps_ceiling > 0 && r.decode_bytes_per_s > 0) {
+    line("decode bandwidth",
+         fmt::format("{:.2f} GB/s{}", r.decode_bytes_per_s * 1e-9, ceiling_fraction_text(r.roofline)));
   }
   line("KV cache", format_bytes(static_cast<double>(r.kv_cache_bytes)));
   s += "  expert load per MoE layer (tokens per expert; max/mean; never used):\n";
@@ -135,21 +145,22 @@ std::string format_run_report(const RunReport& r) {
 
 std::string run_report_json(const RunReport& r, int indent) {
   nlohmann::ordered_json j;
+  const bool decoded = r.generated_tokens > 0 && r.decode_seconds > 0;
   j["prompt_tokens"] = r.prompt_tokens;
   j["generated_tokens"] = r.generated_tokens;
-  j["prefill_tokens_per_s"] = r.prefill_tokens_per_s;
-  j["decode_tokens_per_s"] = r.decode_tokens_per_s;
+  j["prefill_tokens_per_s"] = json_measured(r.prefill_tokens_per_s, r.prompt_tokens > 0 && r.prefill_seconds > 0);
+  j["decode_tokens_per_s"] = json_measured(r.decode_tokens_per_s, decoded);
   j["total_params"] = r.total_params;
   j["activated_params_analytic"] = r.activated_params_analytic;
-  j["activated_params_measured"] = r.activated_params_measured;
+  j["activated_params_measured"] = json_count(r.activated_params_measured);
   j["activated_params_measured_min"] = r.activated_params_measured_min;
   j["activated_params_measured_max"] = r.activated_params_measured_max;
-  j["distinct_experts_per_decode_step"] = r.distinct_experts_per_decode_step;
-  j["weight_bytes_per_decode_token"] = r.weight_bytes_per_decode_token;
-  j["kv_bytes_read_per_decode_token"] = r.kv_bytes_read_per_decode_token;
-  j["decode_bytes_per_s"] = r.decode_bytes_per_s;
-  j["read_gbps_ceiling"] = r.read_gbps_ceiling;
-  j["roofline_fraction"] = r.roofline_fraction;
+  j["distinct_experts_per_decode_step"] = json_measured(r.distinct_experts_per_decode_step, decoded);
+  j["weight_bytes_per_decode_token"] = decoded ? json_count(r.weight_bytes_per_decode_token) : nullptr;
+  j["kv_bytes_read_per_decode_token"] = decoded ? json_count(r.kv_bytes_read_per_decode_token) : nullptr;
+  j["decode_bytes_per_s"] = json_measured(r.decode_bytes_per_s, decoded);
+  j["read_ceiling_gb_per_s"] = json_measured(r.read_gbps_ceiling, r.read_gbps_ceiling > 0);
+  put_ceiling_fraction(j, "roofline_fraction", r.roofline);
   j["kv_cache_bytes"] = r.kv_cache_bytes;
   nlohmann::ordered_json load = nlohmann::ordered_json::array();
   for (const LayerLoad& l : r.expert_load) {

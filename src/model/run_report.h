@@ -9,6 +9,7 @@
 
 #include "model/decoder.h"
 #include "spec/accounting.h"
+#include "util/json_out.h"
 
 namespace moe {
 
@@ -34,7 +35,7 @@ struct RunReport {
   double kv_bytes_read_per_decode_token = 0;
   double decode_bytes_per_s = 0;  // (weights + KV) / decode step time
   double read_gbps_ceiling = 0;   // measured in the same run (0 when not measured)
-  double roofline_fraction = 0;   // decode_bytes_per_s / read ceiling
+  CeilingFraction roofline;       // decode_bytes_per_s / read ceiling (null when the step fits in cache)
   uint64_t kv_cache_bytes = 0;    // at the end of the run
 };
 

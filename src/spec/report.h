@@ -45,7 +45,11 @@ std::string render_tensors(const ModelReport& r, ReportFormat format);
 // activated_params_no_embedding, activated_params_non_embedding (integers), and the objects
 // spec, breakdown, cost, kv_cache, weights, decode_floor, ep, published (catalog models).
 nlohmann::ordered_json report_json(const ModelReport& r, bool explain);
+// `moe inspect --list --json`: {"catalog": [one object per catalog model]}.
 nlohmann::ordered_json catalog_json();
+// Every registry tensor as {name, shape, dtype, role, mtp, layer, expert, params} (layer and expert
+// null where they do not apply): `moe inspect --tensors --json`.
+nlohmann::ordered_json tensors_json(const ModelReport& r);
 
 // The ParamCounts field a convention names ("activated_params_no_embedding"); throws if unknown.
 int64_t counts_field(const ParamCounts& c, const std::string& convention);

@@ -4,6 +4,7 @@
 
 #include "spec/report.h"
 #include "util/error.h"
+#include "util/json_out.h"
 
 namespace moe {
 namespace {
@@ -44,9 +45,9 @@ nlohmann::ordered_json figures_json(const Cost& c, bool explain) {
   nlohmann::ordered_json j;
   for (const Figure& f : c.figures) {
     if (explain) {
-      j[f.key] = {{"value", f.value}, {"unit", f.unit}, {"formula", f.formula}};
+      j[f.key] = {{"value", json_count(f.value)}, {"unit", f.unit}, {"formula", f.formula}};
     } else {
-      j[f.key] = f.value;
+      j[f.key] = json_count(f.value);
     }
   }
   return j;
@@ -92,43 +93,44 @@ nlohmann::ordered_json report_json(const ModelReport& r, bool explain) {
         {"tensors", rc.n_tensors}, {"params", rc.params}, {"activated", rc.activated}, {"bytes", rc.bytes}};
   j["breakdown"] = b;
   const Cost& k = r.cost;
-  j["cost"] = {{"context", k.workload.context},
-               {"batch", k.workload.batch},
-               {"prompt", k.workload.prompt},
-               {"decode_flops_per_token", k.decode_flops_per_token},
-               {"decode_matmul_flops_per_token", k.decode_matmul_flops},
-               {"decode_attention_flops_per_token", k.decode_attention_flops},
-               {"prefill_flops", k.prefill_flops},
-               {"prefill_flops_per_token", k.prefill_flops_per_token}};
-  j["kv_cache"] = {{"bytes_per_elem", k.workload.kv_bytes_per_elem},
-                   {"bytes_per_token", k.kv.bytes_per_token},
-                   {"bytes_at_context", k.kv.bytes_at_context},
-                   {"bytes_at_batch", k.kv.bytes_at_batch},
+  j["cost"] = {{"context", json_count(k.workload.context)},
+               {"batch", json_count(k.workload.batch)},
+               {"prompt", json_count(k.workload.prompt)},
+               {"decode_flops_per_token", json_count(k.decode_flops_per_token)},
+               {"decode_matmul_flops_per_token", json_count(k.decode_matmul_flops)},
+               {"decode_attention_flops_per_token", json_count(k.decode_attention_flops)},
+               {"prefill_flops", json_count(k.prefill_flops)},
+               {"prefill_flops_per_token", json_count(k.prefill_flops_per_token)}};
+  j["kv_cache"] = {{"bytes_per_elem", json_count(k.workload.kv_bytes_per_elem)},
+                   {"bytes_per_token", json_count(k.kv.bytes_per_token)},
+                   {"bytes_at_context", json_count(k.kv.bytes_at_context)},
+                   {"bytes_at_batch", json_count(k.kv.bytes_at_batch)},
                    {"layout", k.kv.layout}};
-  j["weights"] = {{"checkpoint_bytes", k.weights.checkpoint},
-                  {"checkpoint_bytes_with_mtp", c.bytes_with_mtp},
-                  {"quant_scale_bytes", c.quant_scale_bytes},
-                  {"bf16_bytes", k.weights.bf16},
-                  {"fp8_bytes", k.weights.fp8},
-                  {"int4_bytes", k.weights.int4}};
-  j["decode_floor"] = {{"expected_experts_per_layer", k.floor.expected_experts_per_layer},
-                       {"always_on_bytes", k.floor.always_on_bytes},
-                       {"expert_bytes", k.floor.expert_bytes},
-                       {"kv_bytes", k.floor.kv_bytes},
-                       {"bytes_per_step", k.floor.bytes_per_step},
-                       {"bytes_per_token", k.floor.bytes_per_token}};
-  j["ep"] = {{"ranks", k.ep.ranks},
-             {"remote_copies_per_token_layer", k.ep.remote_copies_per_token_layer},
-             {"remote_ranks_per_token_layer", k.ep.remote_ranks_per_token_layer},
-             {"dispatch_bf16_bytes_per_token_layer", k.ep.dispatch_bf16_bytes},
-             {"dispatch_fp8_bytes_per_token_layer", k.ep.dispatch_fp8_bytes},
-             {"combine_bf16_bytes_per_token_layer", k.ep.combine_bf16_bytes},
-             {"dispatch_bf16_bytes_dedup_per_token_layer", k.ep.dispatch_bf16_bytes_dedup},
-             {"bytes_per_token_all_layers", k.ep.per_token_all_layers_bytes},
-             {"bytes_per_step", k.ep.per_step_bytes},
-             {"weight_bytes_rank_max", k.ep.weight_bytes_rank_max},
-             {"weight_bytes_rank_min", k.ep.weight_bytes_rank_min}};
+  j["weights"] = {{"checkpoint_bytes", json_count(k.weights.checkpoint)},
+                  {"checkpoint_bytes_with_mtp", json_count(c.bytes_with_mtp)},
+                  {"quant_scale_bytes", json_count(c.quant_scale_bytes)},
+                  {"bf16_bytes", json_count(k.weights.bf16)},
+                  {"fp8_bytes", json_count(k.weights.fp8)},
+                  {"int4_bytes", json_count(k.weights.int4)}};
+  j["decode_floor"] = {{"expected_experts_per_layer", json_count(k.floor.expected_experts_per_layer)},
+                       {"always_on_bytes", json_count(k.floor.always_on_bytes)},
+                       {"expert_bytes", json_count(k.floor.expert_bytes)},
+                       {"kv_bytes", json_count(k.floor.kv_bytes)},
+                       {"bytes_per_step", json_count(k.floor.bytes_per_step)},
+                       {"bytes_per_token", json_count(k.floor.bytes_per_token)}};
+  j["ep"] = {{"ranks", json_count(k.ep.ranks)},
+             {"remote_copies_per_token_layer", json_count(k.ep.remote_copies_per_token_layer)},
+             {"remote_ranks_per_token_layer", json_count(k.ep.remote_ranks_per_token_layer)},
+             {"dispatch_bf16_bytes_per_token_layer", json_count(k.ep.dispatch_bf16_bytes)},
+             {"dispatch_fp8_bytes_per_token_layer", json_count(k.ep.dispatch_fp8_bytes)},
+             {"combine_bf16_bytes_per_token_layer", json_count(k.ep.combine_bf16_bytes)},
+             {"dispatch_bf16_bytes_dedup_per_token_layer", json_count(k.ep.dispatch_bf16_bytes_dedup)},
+             {"bytes_per_token_all_layers", json_count(k.ep.per_token_all_layers_bytes)},
+             {"bytes_per_step", json_count(k.ep.per_step_bytes)},
+             {"weight_bytes_rank_max", json_count(k.ep.weight_bytes_rank_max)},
+             {"weight_bytes_rank_min", json_count(k.ep.weight_bytes_rank_min)}};
   if (explain) j["explain"] = figures_json(k, true);
+  j["published"] = nullptr;  // a catalog model's published counts
   if (r.entry) {
     const CatalogEntry& e = *r.entry;
     j["published"] = {
@@ -151,6 +153,21 @@ nlohmann::ordered_json report_json(const ModelReport& r, bool explain) {
   return j;
 }
 
+nlohmann::ordered_json tensors_json(const ModelReport& r) {
+  nlohmann::ordered_json arr = nlohmann::ordered_json::array();
+  for (const TensorEntry& e : r.registry.tensors) {
+    arr.push_back({{"name", e.name},
+                   {"shape", e.shape},
+                   {"dtype", dtype_name(e.dtype)},
+                   {"role", role_name(e.role)},
+                   {"mtp", e.is_mtp},
+                   {"layer", e.layer >= 0 ? nlohmann::ordered_json(e.layer) : nullptr},
+                   {"expert", e.expert >= 0 ? nlohmann::ordered_json(e.expert) : nullptr},
+                   {"params", e.n_params}});
+  }
+  return arr;
+}
+
 nlohmann::ordered_json catalog_json() {
   nlohmann::ordered_json arr = nlohmann::ordered_json::array();
   for (const CatalogEntry& e : catalog()) {
@@ -169,7 +186,7 @@ nlohmann::ordered_json catalog_json() {
                    {"activated_params_no_embedding", c.activated_params_no_embedding},
                    {"activated_params_non_embedding", c.activated_params_non_embedding}});
   }
-  return arr;
+  return {{"catalog", arr}};
 }
 
 }  // namespace moe

@@ -245,7 +245,8 @@ TrainResult train(const TrainOptions& o, const TextData& data) {
       j["grad_norm"] = gnorm;
       j["tokens_per_s"] = tok_s;
       j["tokens_per_cpu_s"] = window_tokens / std::max(cpu_s, 1e-9);  // all threads' CPU time
-      j["mfu"] = peak_gflops > 0 ? tok_s * flops_tok / (peak_gflops * 1e9) : 0.0;
+      // null when the FMA ceiling was not measured (--no-mfu)
+      j["mfu"] = peak_gflops > 0 ? nlohmann::json(tok_s * flops_tok / (peak_gflops * 1e9)) : nlohmann::json(nullptr);
       if ((o.eval_every > 0 && done % o.eval_every == 0) || last) {
         res.final_val_loss = evaluate(model, data, o);
         j["val_loss"] = res.final_val_loss;
@@ -254,7 +255,7 @@ TrainResult train(const TrainOptions& o, const TextData& data) {
         j["layers"].push_back(load_summary(win.routed[l], win.dropped[l], win.slots[l]));
       if (metrics.is_open()) metrics << j.dump() << "\n" << std::flush;
       res.tokens_per_s = tok_s;
-      res.mfu = j["mfu"].get<double>();
+      res.mfu = peak_gflops > 0 ? j["mfu"].get<double>() : -1.0;
       win.reset(o.model.n_layer, o.model.n_expert);
       window_tokens = 0;
       window_timer.reset();

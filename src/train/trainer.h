@@ -39,7 +39,7 @@ struct TrainResult {
   std::vector<double> losses;  // total loss of every step run in this call
   double final_val_loss = 0;
   double tokens_per_s = 0;
-  double mfu = 0;
+  double mfu = 0;  // < 0: not measured (--no-mfu)
   int64_t last_step = 0;
 };
 

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "util/error.h"
@@ -30,6 +31,12 @@ void require_input_folder(const std::string& path, const std::string& what, cons
 }
 
 std::string read_input_file(const std::string& path, const std::string& what, const std::string& component) {
+  if (path == "-") {  // standard input, read to its end
+    std::ostringstream ss;
+    ss << std::cin.rdbuf();
+    if (std::cin.bad()) fail(component, "{}: reading standard input failed", named(what, path));
+    return ss.str();
+  }
   require_input_file(path, what, component);
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(component, "{}: cannot open: {}", named(what, path), std::strerror(errno));

@@ -8,7 +8,7 @@
 
 namespace moe {
 
-// The bytes of an input file. A folder is "is a folder; expected a file" (usage error); a missing
+// The bytes of an input file; "-" reads standard input to its end. A folder is "is a folder; expected a file" (usage error); a missing
 // or unreadable path is an error with the system's reason ("No such file or directory").
 std::string read_input_file(const std::string& path, const std::string& what, const std::string& component);
 void require_input_file(const std::string& path, const std::string& what, const std::string& component);

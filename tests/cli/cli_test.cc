@@ -28,30 +28,32 @@ TEST(Cli, BenchCeilingsJsonHasTheKeys) {
   const Result r = run_moe("--threads 2 bench ceilings --json --repetitions 1 --stream-mib 16 --sgemm-n 128");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out);
-  for (const char* key : {"read_gbps", "triad_gbps", "fma_f32_gflops", "dot_bf16_gflops", "sgemm_gflops"}) {
+  for (const char* key :
+       {"read_gb_per_s", "triad_gb_per_s", "fma_f32_gflop_per_s", "dot_bf16_gflop_per_s", "sgemm_gflop_per_s"}) {
     ASSERT_TRUE(j.contains(key)) << key;
     EXPECT_GE(j[key].get<double>(), 0.0) << key;
   }
-  EXPECT_GT(j["read_gbps"].get<double>(), 0.1);
-  EXPECT_GT(j["fma_f32_gflops"].get<double>(), 0.1);
+  EXPECT_GT(j["read_gb_per_s"].get<double>(), 0.1);
+  EXPECT_GT(j["fma_f32_gflop_per_s"].get<double>(), 0.1);
   EXPECT_EQ(j["per_threads"].size(), 2u);
 }
 
 // The keys the MoE-layer issue names, with the read ceiling paired per call (kernels/ceilings.h ReadProbe).
 TEST(Cli, BenchLayerJsonHasTheKeys) {
   const Result r = run_moe(
-      "--threads 2 --json bench layer --d 64 --f 32 --e 8 --k 2 --shared 0 --dtype f32 --tokens 1,3 "
+      "--threads 2 --json bench layer --d-model 64 --d-ff 32 --experts 8 --experts-per-token 2 --shared-experts 0 "
+      "--dtype f32 --tokens 1,3 "
       "--repetitions 2 --max-weight-gib 0.01 --dense-max-chunks 4");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j["rows"].size(), 2u);
   for (const auto& row : j["rows"]) {
-    for (const char* key : {"tokens", "ms", "gbps", "gflops", "read_gbps_ceiling", "fma_gflops_ceiling",
-                            "dense_total_ms", "dense_activated_ms", "read_fraction"}) {
+    for (const char* key : {"tokens", "ms", "gb_per_s", "gflop_per_s", "read_ceiling_gb_per_s",
+                            "fma_ceiling_gflop_per_s", "dense_total_ms", "dense_activated_ms", "read_fraction"}) {
       ASSERT_TRUE(row.contains(key)) << key;
       EXPECT_TRUE(std::isfinite(row[key].get<double>())) << key;
     }
-    EXPECT_GT(row["read_gbps_ceiling"].get<double>(), 0.1);
+    EXPECT_GT(row["read_ceiling_gb_per_s"].get<double>(), 0.1);
     EXPECT_GT(row["read_fraction"].get<double>(), 0.0);
     EXPECT_GT(row["dense_total_ms"].get<double>(), 0.0);
   }
@@ -62,26 +64,28 @@ TEST(Cli, BenchLayerJsonHasTheKeys) {
 TEST(Cli, BenchServeJsonHasTheKeys) {
   const std::string fixture = std::string(MOE_TEST_DATA_DIR) + "/reference/fixtures/models/qwen3_moe";
   const Result r =
-      run_moe("--threads 2 --json bench serve --weights " + fixture + " --streams 1,3 --prompt 4 --decode 4");
+      run_moe("--threads 2 --json bench serve --model " + fixture + " --streams 1,3 --prompt 4 --decode 4");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j["rows"].size(), 2u);
-  const double E = j["experts"].get<double>(), k = j["experts_per_token"].get<double>();
+  const double E = j["n_expert"].get<double>(), k = j["n_expert_used"].get<double>();
   for (const auto& row : j["rows"]) {
-    for (const char* key :
-         {"tokens_per_s", "step_ms", "distinct_experts_per_layer", "distinct_experts_uniform_prediction",
-          "bytes_per_step", "floor_tokens_per_s", "fraction_of_floor", "compute_bound_tokens_per_s",
-          "fraction_of_roofline", "hottest_k_share"}) {
+    for (const char* key : {"tokens_per_s", "step_ms", "distinct_experts_per_layer",
+                            "distinct_experts_uniform_prediction", "bytes_per_step", "floor_tokens_per_s",
+                            "compute_bound_tokens_per_s", "fraction_of_roofline", "hottest_k_share"}) {
       ASSERT_TRUE(row.contains(key)) << key;
       EXPECT_TRUE(std::isfinite(row[key].get<double>())) << key;
       EXPECT_GT(row[key].get<double>(), 0.0) << key;
     }
+    // The fixture's step fits in the last-level cache: no DRAM floor fraction, and a note saying why.
+    EXPECT_TRUE(row["fraction_of_floor"].is_null() ? row["fraction_of_floor_note"].is_string()
+                                                   : row["fraction_of_floor"].get<double>() > 0);
     const double B = row["streams"].get<double>(), d = row["distinct_experts_per_layer"].get<double>();
     EXPECT_GE(d, k);
     EXPECT_LE(d, std::min(E, B * k));
   }
   EXPECT_NEAR(j["rows"][0]["distinct_experts_uniform_prediction"].get<double>(), k, 1e-9);
-  const Result bad = run_moe("bench serve --weights " + fixture + " --streams 1,x", true);
+  const Result bad = run_moe("bench serve --model " + fixture + " --streams 1,x", true);
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.out.find("--streams"), std::string::npos) << bad.out;
 }

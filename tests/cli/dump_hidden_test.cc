@@ -64,7 +64,7 @@ TEST(DumpHiddenCli, WritesTheResidualStreamOfTheReference) {
   ASSERT_EQ(j.code, 0) << j.out;
   const nlohmann::json out = nlohmann::json::parse(j.out);
   EXPECT_EQ(out["dump_hidden"]["dir"], dir.string());
-  EXPECT_EQ(out["dump_hidden"]["files"], 2 + 5 * L);
+  EXPECT_EQ(out["dump_hidden"]["n_files"], 2 + 5 * L);
   fs::remove_all(dir);
 }
 

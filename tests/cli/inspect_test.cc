@@ -39,7 +39,7 @@ TEST(Inspect, ListShowsEveryCatalogModel) {
   EXPECT_TRUE(has(r.out, "284.33B")) << r.out;
   const Result j = run_moe("inspect --list --json");
   ASSERT_EQ(j.code, 0);
-  EXPECT_EQ(nlohmann::json::parse(j.out).size(), 23u);
+  EXPECT_EQ(nlohmann::json::parse(j.out)["catalog"].size(), 23u);
 }
 
 TEST(Inspect, SideBySideAndMarkdown) {
@@ -60,7 +60,7 @@ TEST(Inspect, SideBySideAndMarkdown) {
 TEST(Inspect, JsonHasTheRequiredKeys) {
   const Result r = run_moe("inspect deepseek-v4-flash --json");
   ASSERT_EQ(r.code, 0);
-  const auto j = nlohmann::json::parse(r.out);
+  const auto j = nlohmann::json::parse(r.out)["models"][0];
   for (const char* k : {"total_params", "total_params_with_mtp", "activated_params", "activated_params_no_embedding",
                         "activated_params_non_embedding"})
     ASSERT_TRUE(j.contains(k) && j[k].is_number_integer()) << k;
@@ -76,7 +76,7 @@ TEST(Inspect, JsonHasTheRequiredKeys) {
 TEST(Inspect, WorkloadFlagsAndExplain) {
   const Result r = run_moe("inspect mixtral-8x7b --json --explain --context 8192 --batch 4 --prompt 512 --ep 8");
   ASSERT_EQ(r.code, 0) << r.out;
-  const auto j = nlohmann::json::parse(r.out);
+  const auto j = nlohmann::json::parse(r.out)["models"][0];
   EXPECT_EQ(j["cost"]["context"], 8192);
   EXPECT_EQ(j["cost"]["batch"], 4);
   EXPECT_EQ(j["cost"]["prompt"], 512);
@@ -100,15 +100,15 @@ TEST(Inspect, CheckpointFolderCrossCheck) {
   EXPECT_TRUE(has(r.out, "every tensor matches the registry")) << r.out;
   EXPECT_TRUE(has(r.out, "parameters in the headers")) << r.out;
   const Result j = run_moe("inspect " + fixture.string() + " --json");
-  const auto js = nlohmann::json::parse(j.out);
+  const auto js = nlohmann::json::parse(j.out)["models"][0];
   EXPECT_TRUE(js["checkpoint_check"]["ok"].get<bool>());
   EXPECT_EQ(js["checkpoint_check"]["header_params"], js["total_params"]);
 }
 
 // Memory per rank under EP: replicated weights + the rank's routed experts; E need not divide by R.
 TEST(Inspect, EpWeightBytesPerRank) {
-  const auto one = nlohmann::json::parse(run_moe("inspect mixtral-8x7b --json").out);
-  const auto three = nlohmann::json::parse(run_moe("inspect mixtral-8x7b --ep 3 --json").out);
+  const auto one = nlohmann::json::parse(run_moe("inspect mixtral-8x7b --json").out)["models"][0];
+  const auto three = nlohmann::json::parse(run_moe("inspect mixtral-8x7b --ep 3 --json").out)["models"][0];
   const double total = one["weights"]["checkpoint_bytes"].get<double>();
   const double routed = one["breakdown"]["routed_expert"]["bytes"].get<double>();
   ASSERT_GT(routed, 0.0);

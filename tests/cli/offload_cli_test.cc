@@ -43,7 +43,7 @@ TEST(OffloadCli, RunGivesTheSameTokensAndReportsTheCache) {
   // inspect predicts from the same folder and trace.
   auto ins = testing::run_moe("--json inspect " + kModel + " --mem-budget 1G --trace " + trace.string());
   ASSERT_EQ(ins.code, 0) << ins.out;
-  const json pred = json::parse(ins.out)["offload_prediction"];
+  const json pred = json::parse(ins.out)["models"][0]["offload_prediction"];
   EXPECT_TRUE(pred["fits"].get<bool>());
   EXPECT_GT(pred["trace"]["tokens"].get<int64_t>(), 0);
   fs::remove(trace);

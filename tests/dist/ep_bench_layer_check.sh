@@ -5,7 +5,7 @@
 # Usage: ep_bench_layer_check.sh MOE MPIRUN [MPIRUN_ARGS...]
 moe="$1"
 shift
-out=$(timeout 100 "$@" -np 2 "$moe" --json bench layer --ep 2 --d 64 --f 32 --e 8 --k 2 --shared 0 --dtype f32 \
+out=$(timeout 100 "$@" -np 2 "$moe" --json bench layer --ep 2 --d-model 64 --d-ff 32 --experts 8 --experts-per-token 2 --shared-experts 0 --dtype f32 \
   --tokens 1,16 --repetitions 2 --no-dense) || { echo "$out"; echo "ep_bench_layer_check: the run failed"; exit 1; }
 printf '%s\n' "$out"
 n=$(printf '%s\n' "$out" | grep -c '"bytes_match": true')

@@ -26,7 +26,7 @@ class TokenizerTest(unittest.TestCase):
             with self.subTest(name=name):
                 tok = moe.Tokenizer(self.tok_path(name))
                 ids = tok.encode(TEXT)
-                self.assertEqual(ids, run_moe_json("tokenize", "--tokenizer", self.tok_path(name), "--text", TEXT))
+                self.assertEqual(ids, run_moe_json("tokenize", "--tokenizer", self.tok_path(name), "--text", TEXT)["ids"])
                 _, text, _ = run_moe("detokenize", "--tokenizer", self.tok_path(name),
                                      "--ids", ",".join(map(str, ids)))
                 self.assertEqual(tok.decode(ids), text[:-1])  # the CLI adds a newline
@@ -36,7 +36,7 @@ class TokenizerTest(unittest.TestCase):
         ids = tok.encode("Hi", add_special=True)
         self.assertEqual(ids[0], tok.bos_id)
         self.assertEqual(ids, run_moe_json("tokenize", "--tokenizer", self.tok_path("llama2"), "--text", "Hi",
-                                           "--add-special"))
+                                           "--add-special")["ids"])
         self.assertEqual(tok.decode(ids, skip_special=True), "Hi")
         self.assertEqual(tok.encode_prompt("Hi"), ids)  # Llama 2 adds the BOS to a prompt
 

@@ -86,7 +86,7 @@ file_output_rounds() {
 
 # ---- a small random checkpoint, made by `moe train` itself (one step from random weights), with
 # rows that are multiples of 32 for Q8_0.
-common=(train --layers 2 --d-model 64 --heads 2 --kv-heads 1 --head-dim 32 --experts 4 --top-k 2 --d-ff 64
+common=(train --layers 2 --d-model 64 --heads 2 --kv-heads 1 --head-dim 32 --experts 4 --experts-per-token 2 --d-ff 64
         --max-seq 256 --seq 32 --batch 2 --eval-batches 1 --no-progress --no-mfu)
 data="$work/data.txt"
 for i in $(seq 1 400); do echo "line $i of the kill -9 corpus: the quick brown fox jumps over the lazy dog"; done >"$data"

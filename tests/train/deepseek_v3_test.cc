@@ -73,7 +73,7 @@ TrainOptions tiny_v3(const std::string& out) {
 
 const char* kFlags =
     " --arch deepseek-v3 --layers 3 --dense-layers 1 --d-ff-dense 24 --d-model 16 --heads 2 --q-lora-rank 8"
-    " --kv-lora-rank 8 --qk-nope-dim 4 --qk-rope-dim 4 --v-head-dim 4 --experts 4 --top-k 2 --d-ff 16"
+    " --kv-lora-rank 8 --qk-nope-dim 4 --qk-rope-dim 4 --v-head-dim 4 --experts 4 --experts-per-token 2 --d-ff 16"
     " --shared-experts 1 --routed-scaling 2.0 --max-seq 16 --batch 4 --seq 16 --steps 6 --log-every 2"
     " --eval-batches 1 --checkpoint-every 3 --aux-loss 0.01 --bias-update 0.01 --warmup 2 --no-progress --no-mfu";
 

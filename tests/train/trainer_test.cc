@@ -133,7 +133,7 @@ TEST(Trainer, KillDuringCheckpointLeavesThePreviousOne) {
 
                           data_file +
                           " --val-fraction 0.1 --layers 2 --d-model 16"
-                          " --heads 2 --kv-heads 1 --head-dim 8 --experts 4 --top-k 2 --d-ff 16 --max-seq 16"
+                          " --heads 2 --kv-heads 1 --head-dim 8 --experts 4 --experts-per-token 2 --d-ff 16 --max-seq 16"
                           " --batch 4 --seq 16 --steps 8 --log-every 2 --eval-every 4 --eval-batches 2"
                           " --checkpoint-every 2 --aux-loss 0.01 --bias-update 0.001 --warmup 2 --no-progress"
                           " --no-mfu --out " +
