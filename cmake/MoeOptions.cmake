@@ -12,7 +12,8 @@ set(MOE_FLAGS_AVX2 -mavx2 -mfma -mf16c -ffp-contract=off)
 # -Wno-uninitialized: GCC 12's avx512fintrin.h warns inside _mm512_reduce_add_ps (a header false positive).
 set(MOE_FLAGS_AVX512 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mavx2 -mf16c -ffp-contract=off -Wno-uninitialized)
 set(MOE_FLAGS_AVX512BF16 ${MOE_FLAGS_AVX512} -mavx512bf16)
-set(MOE_FLAGS_AVX512VNNI ${MOE_FLAGS_AVX512} -mavx512vnni)
+# The VNNI translation units also hold the AMX-INT8 tile kernels (run only where cpu_features says so).
+set(MOE_FLAGS_AVX512VNNI ${MOE_FLAGS_AVX512} -mavx512vnni -mamx-tile -mamx-int8)
 
 if(MOE_SANITIZE STREQUAL "address")
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)

@@ -58,7 +58,7 @@ for t in F32 $types; do
   m="$tmp/m.$t.gguf"; [[ "$t" == F32 ]] && m="$model"
   [[ -e "$m" ]] || continue
   for ((i = 0; i < windows; ++i)); do
-    "$moe" --json eval --model "$m" $(input $i) --kl-base "$tmp/base$i.f32" > "$tmp/e.$t.$i.json"
+    "$moe" --json eval --model "$m" $(input $i) --per-token --kl-base "$tmp/base$i.f32" > "$tmp/e.$t.$i.json"
   done
 done
 python3 - "$tmp" "$windows" "$model" "F32 $types" <<'PY'

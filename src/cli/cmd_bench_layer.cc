@@ -137,15 +137,15 @@ void print_table(const LayerBenchResult& r) {
              "GB/s", "read", "%read", "GFLOP/s", "%peak", "touched", "dense_tot", "dense_act", "speedup", "theory",
              "overhead");
   bool above_ceiling = false;
+  auto dense = [&](double v) { return o.dense ? fmt::format("{:.2f}", v) : std::string("-"); };  // --no-dense
   for (const LayerBenchRow& w : r.rows) {
     above_ceiling |= w.read_fraction > 1.0;
     fmt::print(
-        "{:>6} {:>9.3f} {:>8.1f} {:>6.1f} {:>5.0f}{} {:>9.1f} {:>5.0f}% {:>7.1f} {:>9.2f}{} {:>10.2f} {:>8.2f} {:>7.2f} "
-        "{:>8.1f}%\n",
+        "{:>6} {:>9.3f} {:>8.1f} {:>6.1f} {:>5.0f}{} {:>9.1f} {:>5.0f}% {:>7.1f} {:>9}{} {:>10} {:>8} {:>7.2f} {:>8.1f}%\n",
         w.tokens, w.ms, w.gbps, w.read_gbps_paired, 100 * w.read_fraction, w.read_fraction > 1.0 ? "!" : "%", w.gflops,
-        100 * w.gflops / peak,
-        w.experts_touched, w.dense_total_ms, w.dense_total_extrapolated ? "*" : " ", w.dense_activated_ms,
-        w.speedup_vs_dense_total, r.total_params / r.activated_params, 100 * w.overhead_fraction);
+        100 * w.gflops / peak, w.experts_touched, dense(w.dense_total_ms), w.dense_total_extrapolated ? "*" : " ",
+        dense(w.dense_activated_ms), dense(w.speedup_vs_dense_total), r.total_params / r.activated_params,
+        100 * w.overhead_fraction);
   }
   fmt::print(
       "dense_tot / dense_act: dense GLU FFN of equal total / equal activated parameters, same kernels and weight pool"
@@ -154,8 +154,7 @@ void print_table(const LayerBenchResult& r) {
       r.rows.empty() || !r.rows[0].dense_total_extrapolated
           ? ""
           : fmt::format(" (* measured on {} expert-sized chunks, scaled by width)", o.dense_max_chunks));
-  if (above_ceiling)
-    fmt::print("!: {}\n", read_ceiling_fraction(2.0, 1.0, 0, 0).note);
+  if (above_ceiling) fmt::print("!: {}\n", read_ceiling_fraction(2.0, 1.0, 0, 0).note);
 }
 
 // --ep R > 1: the expert-parallel layer; rank 0 prints.
@@ -210,7 +209,12 @@ void register_bench_layer(CLI::App& bench, const GlobalOptions& global) {
       run_ep(*fl, resolve(*fl), global);
       return;
     }
-    const LayerBenchResult r = run_layer_bench(resolve(*fl));
+    LayerBenchOptions o = resolve(*fl);
+    Progress progress("bench layer", true, global);
+    if (progress.active())
+      o.on_row = [&](int64_t done, int64_t rows) { progress.update(double(done), double(rows), "rows"); };
+    const LayerBenchResult r = run_layer_bench(o);
+    progress.done();
     if (global.json) {
       print_layer_json(r);
     } else {

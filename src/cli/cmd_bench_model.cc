@@ -18,6 +18,7 @@
 #include "cli/output.h"
 #include "cli/run_common.h"
 #include "io/gguf_config.h"
+#include "io/run_folder.h"
 #include "io/safetensors.h"
 #include "kernels/ceilings.h"
 #include "runtime/process_limits.h"
@@ -287,7 +288,7 @@ void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const Mo
 
 // An existing checkpoint or GGUF file: the same measurements on its weights.
 void run_bench_weights(const BenchModelArgs& a, const GlobalOptions& global) {
-  const std::string& weights = a.model;
+  const std::string weights = resolve_model_path(a.model);  // a training run folder: its latest checkpoint
   const ModelSpec spec = load_model_spec_any(weights);
   RegistryOptions ro;
   ro.include_mtp = false;

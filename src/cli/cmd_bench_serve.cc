@@ -17,6 +17,7 @@
 #include "cli/flags.h"
 #include "cli/output.h"
 #include "cli/run_common.h"
+#include "io/run_folder.h"
 #include "kernels/ceilings.h"
 #include "runtime/timer.h"
 #include "serve/metrics.h"
@@ -138,8 +139,10 @@ Row measure_streams(Decoder& model, const BenchServeArgs& a, int64_t B, double a
   return row;
 }
 
-void run_bench_serve(const BenchServeArgs& a, const GlobalOptions& global) {
-  if (a.weights.empty()) fail_usage("bench", "--model is required: a checkpoint folder or .gguf file");
+void run_bench_serve(const BenchServeArgs& given, const GlobalOptions& global) {
+  if (given.weights.empty()) fail_usage("bench", "--model is required: a checkpoint folder or .gguf file");
+  BenchServeArgs a = given;
+  a.weights = resolve_model_path(given.weights);  // a training run folder: the checkpoint its `latest` names
   const std::vector<int64_t> streams = parse_streams(a.streams);
   Decoder model(a.weights);
   const ModelSpec& spec = model.spec();
@@ -148,7 +151,13 @@ void run_bench_serve(const BenchServeArgs& a, const GlobalOptions& global) {
   const CeilingRow ceiling = measure_quick_ceilings(3);
   ReadProbe probe;
   std::vector<Row> rows;
-  for (int64_t B : streams) rows.push_back(measure_streams(model, a, B, always_on, probe, ceiling));
+  {
+    Progress progress("bench serve", true, global);
+    for (int64_t B : streams) {
+      rows.push_back(measure_streams(model, a, B, always_on, probe, ceiling));
+      progress.update(double(rows.size()), double(streams.size()), "stream counts");
+    }
+  }
   nlohmann::ordered_json j{{"model", a.weights},
                            {"model_type", spec.model_type},
                            {"layers", spec.n_layer},

@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "cli/output.h"
+#include "kernels/quant_matmul.h"
 #include "runtime/blas.h"
 #include "runtime/cpu_features.h"
 #include "runtime/thread_pool.h"
@@ -29,6 +30,7 @@ void register_info(CLI::App& app, const GlobalOptions& global) {
     j["amx"] = f.amx_tile;
     j["kernel_isa"] = isa_name(active_isa());
     j["detected_isa"] = isa_name(detected_isa());
+    j["amx_int8_kernels"] = amx_ready();  // quantized prefill on AMX tiles (MOE_AMX=0 turns it off)
     j["threads"] = num_threads();
     j["openblas_core"] = blas::core_name();
     j["openblas_inherited_coretype"] = blas::inherited_coretype();
@@ -39,7 +41,8 @@ void register_info(CLI::App& app, const GlobalOptions& global) {
     fmt::print("moe {} ({} build)\n", MOE_VERSION, MOE_BUILD_TYPE);
     fmt::print("  cpu            {}\n", f.brand);
     fmt::print("  features       {}\n", cpu_feature_list());
-    fmt::print("  kernel isa     {} (detected {})\n", isa_name(active_isa()), isa_name(detected_isa()));
+    fmt::print("  kernel isa     {} (detected {}){}\n", isa_name(active_isa()), isa_name(detected_isa()),
+               amx_ready() ? "; AMX-INT8 tiles for quantized prefill" : "");
     fmt::print("  threads        {}\n", num_threads());
     fmt::print("  openblas core  {}{}\n", blas::core_name(),
                blas::inherited_coretype().empty()

@@ -14,6 +14,7 @@
 #include "cli/output.h"
 #include "io/gguf_config.h"
 #include "io/registry_check.h"
+#include "io/run_folder.h"
 #include "spec/catalog.h"
 #include "spec/report.h"
 #include "util/error.h"
@@ -72,8 +73,9 @@ Target resolve(const InspectTarget& target) {
   if (!fs::exists(arg, ec))
     fail_usage("inspect",
                "\"{}\" is neither a catalog model (see `moe inspect --list`) nor a config.json or model folder", arg);
-  t.spec = load_model_spec_any(arg);  // a config.json, a checkpoint folder or a .gguf file (its metadata)
-  if (fs::is_directory(arg, ec) && has_safetensors(arg)) t.checkpoint_dir = arg;
+  const std::string path = resolve_model_path(arg);  // a training run folder: the checkpoint `latest` names
+  t.spec = load_model_spec_any(path);  // a config.json, a checkpoint folder or a .gguf file (its metadata)
+  if (fs::is_directory(path, ec) && has_safetensors(path)) t.checkpoint_dir = path;
   return t;
 }
 

@@ -12,6 +12,7 @@
 #include "cli/command.h"
 #include "cli/output.h"
 #include "io/paths.h"
+#include "io/run_folder.h"
 #include "model/gguf_export.h"
 #include "runtime/timer.h"
 #include "util/error.h"
@@ -24,13 +25,15 @@ struct QuantizeArgs {
   bool progress = true;
 };
 
-void run_quantize(const QuantizeArgs& a, const GlobalOptions& g) {
+void run_quantize(const QuantizeArgs& given, const GlobalOptions& g) {
+  QuantizeArgs a = given;
   if (a.out.size() < 6 || a.out.substr(a.out.size() - 5) != ".gguf")
     fail_usage("quantize", "--out {} must end in .gguf", a.out);
   if (std::filesystem::is_regular_file(a.model)) {
     require_input_file(a.model, "--model", "quantize");
   } else {
     require_input_folder(a.model, "--model", "quantize");
+    a.model = resolve_model_path(a.model);  // a training run folder: the checkpoint its `latest` names
   }
   check_output_file(a.out, "--out", {a.model}, "quantize");
   QuantizeOptions o;

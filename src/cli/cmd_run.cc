@@ -2,8 +2,12 @@
 // then print the activation report of what sparse activation really cost).
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -21,6 +25,7 @@
 #include "model/generate.h"
 #include "model/generation_config.h"
 #include "model/logit_compare.h"
+#include "model/perplexity.h"
 #include "model/run_report.h"
 #include "model/sampler.h"
 #include "runtime/timer.h"
@@ -36,6 +41,9 @@ constexpr int64_t kMaxRunTokens = int64_t{1} << 24;  // prompt + generated token
 struct EvalArgs {
   std::string model, ids, ids_file, text_file, logits_out, kl_base;
   std::string dump_hidden;  // --dump-hidden DIR
+  int64_t context = 0;      // -c: window length; 0 = the whole text in one pass
+  int64_t stride = 0;       // window start every this many tokens; 0 = context (separate chunks)
+  bool per_token = false;   // print every prediction's cross-entropy
   dist::EpArgs ep;
   OffloadArgs offload;
 };
@@ -71,74 +79,177 @@ std::optional<dist::EpReport> ep_report(const RankedModel& m) {
   return dist::gather_ep_report(*m.hook);
 }
 
-void run_eval(const EvalArgs& a, const GlobalOptions& global) {
-  const std::string dir = resolve_model_dir(a.model);
+// What `moe eval` measured: one pass over the whole text (logits kept), or windows (--context).
+struct EvalScores {
+  int64_t tokens = 0, scored = 0, forwarded = 0, windows = 1;
+  double mean_nll = 0;
+  std::vector<double> nll;    // per token (the whole-text pass, or windows with --per-token)
+  std::vector<float> logits;  // [T, V], the whole-text pass only
+};
+
+// Progress of a windowed eval on stderr, on a terminal only and never with --json.
+std::function<void(int64_t, int64_t)> eval_progress(bool json, bool root) {
+  if (json || !root || !isatty(2)) return {};
+  return [](int64_t done, int64_t total) {
+    std::fprintf(stderr, "\reval: window %lld/%lld", static_cast<long long>(done), static_cast<long long>(total));
+    if (done == total) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  };
+}
+
+EvalScores score(const EvalArgs& a, Decoder& dec, const std::vector<int32_t>& ids, bool json, bool root) {
+  EvalScores s;
+  s.tokens = static_cast<int64_t>(ids.size());
+  if (a.context == 0) {
+    EvalResult r = evaluate(dec, ids);
+    s.scored = s.tokens - 1;
+    s.forwarded = s.tokens;
+    s.mean_nll = r.mean_nll;
+    s.nll = std::move(r.nll);
+    s.logits = std::move(r.logits);
+    return s;
+  }
+  const int64_t stride = a.stride > 0 ? a.stride : a.context;
+  WindowedEvalResult r = evaluate_windows(dec, ids, a.context, stride, a.per_token, eval_progress(json, root));
+  s.scored = r.scored;
+  s.forwarded = r.forwarded;
+  s.windows = r.windows;
+  s.mean_nll = r.mean_nll;
+  s.nll = std::move(r.nll);
+  return s;
+}
+
+// Flags that need the whole text's logits, or --stride without --context: usage errors.
+void check_eval_args(const EvalArgs& a, const std::string& dir) {
+  if (a.stride > 0 && a.context == 0)
+    fail_usage("eval", "--stride {} needs -c/--context (the window length)", a.stride);
+  if (a.stride > a.context) {
+    fail_usage("eval", "--stride {} exceeds --context {}: the tokens between windows would not be scored", a.stride,
+               a.context);
+  }
+  if (a.context > 0 && !a.logits_out.empty()) {
+    fail_usage("eval",
+               "--logits-out writes the logits [T, V] of one pass over the whole text; it cannot be combined "
+               "with -c/--context (windows)");
+  }
+  if (a.context > 0 && !a.kl_base.empty()) {
+    fail_usage("eval",
+               "--kl-base compares the logits of one pass over the whole text; it cannot be combined with "
+               "-c/--context (windows)");
+  }
   if (!a.logits_out.empty()) {
     check_output_file(a.logits_out, "--logits-out", {dir, a.ids_file, a.text_file, a.kl_base}, "eval");
   }
   if (!a.kl_base.empty()) require_input_file(a.kl_base, "--kl-base", "eval");
+}
+
+std::optional<LogitComparison> compare_with_base(const EvalArgs& a, const std::vector<float>& logits, int64_t T,
+                                                 int64_t V) {
+  if (a.kl_base.empty()) return std::nullopt;
+  std::ifstream in(a.kl_base, std::ios::binary);
+  std::vector<float> base(logits.size());
+  in.read(reinterpret_cast<char*>(base.data()), static_cast<std::streamsize>(base.size() * sizeof(float)));
+  if (!in || in.peek() != std::char_traits<char>::eof()) {
+    fail("eval", "{}: --kl-base: expected {} bytes of f32 logits [{}, {}] (a --logits-out of the same ids)", a.kl_base,
+         base.size() * sizeof(float), T, V);
+  }
+  return compare_logits(base, logits, V);
+}
+
+void print_eval_text(const EvalArgs& a, const std::string& dir, const Decoder& dec, const EvalScores& s,
+                     const std::optional<LogitComparison>& kl) {
+  fmt::print("model {}: {} tokens, vocab {}\n", dir, s.tokens, dec.spec().vocab);
+  fmt::print("{}", offload_text(dec, s.forwarded));
+  fmt::print("mean cross-entropy of the next token: {:.6f} nats (perplexity {:.3f}) over {} predictions\n", s.mean_nll,
+             std::exp(s.mean_nll), s.scored);
+  if (a.context > 0) {
+    fmt::print("{} windows of up to {} tokens, stride {}\n", s.windows, a.context, a.stride > 0 ? a.stride : a.context);
+  }
+  if (!a.logits_out.empty())
+    fmt::print("logits [{}, {}] f32 written to {}\n", s.tokens, dec.spec().vocab, a.logits_out);
+  if (kl) {
+    fmt::print("against {}: KL mean {:.6f}, median {:.6f}, max {:.6f} nats; same top token {:.2f}%; RMS dp {:.6f}\n",
+               a.kl_base, kl->mean_kl, kl->median_kl, kl->max_kl, 100.0 * kl->top1_agreement, kl->rms_dp);
+  }
+  if (a.per_token) {
+    for (size_t i = 0; i < s.nll.size(); ++i) fmt::print("{}{:.6f}", i ? " " : "per-token: ", s.nll[i]);
+    fmt::print("\n");
+  }
+}
+
+// docs/CLI.md: the same keys whatever the flags (null where they do not apply); cross_entropy only
+// with --per-token, ep only under --ep.
+nlohmann::ordered_json eval_json(const EvalArgs& a, const std::string& dir, const Decoder& dec, const EvalScores& s,
+                                 double seconds, const std::optional<LogitComparison>& kl) {
+  const bool windowed = a.context > 0;
+  nlohmann::ordered_json j{{"model", dir},
+                           {"n_tokens", s.tokens},
+                           {"vocab", dec.spec().vocab},
+                           {"scored", s.scored},
+                           {"windows", s.windows},
+                           {"context", windowed ? nlohmann::ordered_json(a.context) : nullptr},
+                           {"stride", windowed ? nlohmann::ordered_json(a.stride > 0 ? a.stride : a.context) : nullptr},
+                           {"mean_cross_entropy", s.mean_nll},
+                           {"perplexity", std::exp(s.mean_nll)},
+                           {"elapsed_s", seconds},
+                           {"kl_base", nullptr},
+                           {"offload", nullptr}};
+  if (kl) {
+    j["kl_base"] = {{"file", a.kl_base},
+                    {"mean_kl", kl->mean_kl},
+                    {"median_kl", kl->median_kl},
+                    {"max_kl", kl->max_kl},
+                    {"top1_agreement", kl->top1_agreement},
+                    {"rms_dp", kl->rms_dp}};
+  }
+  if (dec.offload()) j["offload"] = offload_json(dec, s.forwarded);
+  if (a.per_token) j["cross_entropy"] = s.nll;
+  return j;
+}
+
+void run_eval(const EvalArgs& a, const GlobalOptions& global) {
+  const std::string dir = resolve_model_dir(a.model);
+  check_eval_args(a, dir);
   check_dump_hidden(a.dump_hidden, {dir, a.ids_file, a.text_file, a.kl_base}, "eval");
   std::vector<int32_t> ids;
   RankedModel m = load_ranked_model(
       dir, a.ep, [&](const Decoder& dec) { ids = eval_ids(a, dir, dec.spec()); }, a.offload.options(), &global);
   Decoder& dec = *m.decoder;
-  const int64_t T = static_cast<int64_t>(ids.size()), V = dec.spec().vocab;
+  const int64_t trained = dec.spec().max_position, longest = a.context > 0 ? a.context : ssize(ids);
+  if (m.is_root() && trained > 0 && longest > trained) {  // a note, not an error: as before, it runs
+    std::fprintf(stderr,
+                 "moe eval: note: %lld tokens in one pass exceed the model's max_position_embeddings %lld; use "
+                 "-c %lld for windows the model was trained on\n",
+                 static_cast<long long>(longest), static_cast<long long>(trained), static_cast<long long>(trained));
+  }
   const auto dump = start_hidden_dump(a.dump_hidden, m.is_root(), dec,
-                                      {{"command", "eval"}, {"model", dir}, {"ids", ids}, {"ep", a.ep.ep}});
+                                      {{"command", "eval"},
+                                       {"model", dir},
+                                       {"ids", ids},
+                                       {"context", a.context},
+                                       {"stride", a.stride},
+                                       {"ep", a.ep.ep}});
   Timer timer;
-  const EvalResult r = evaluate(dec, ids);
+  const EvalScores s = score(a, dec, ids, global.json, m.is_root());
   const double seconds = timer.seconds();
   if (dump) dump->finish();
   const std::optional<dist::EpReport> ep = ep_report(m);
   if (!m.is_root()) return;  // rank 0 prints and writes; the logits are the same on every rank
-  check_finite_logits(r.logits, dir);
+  check_finite_logits(s.logits, dir);
   if (!a.logits_out.empty()) {
     write_file_atomic(a.logits_out,
-                      std::string(reinterpret_cast<const char*>(r.logits.data()), r.logits.size() * sizeof(float)));
+                      std::string(reinterpret_cast<const char*>(s.logits.data()), s.logits.size() * sizeof(float)));
   }
-  std::optional<LogitComparison> kl;
-  if (!a.kl_base.empty()) {
-    std::ifstream in(a.kl_base, std::ios::binary);
-    std::vector<float> base(r.logits.size());
-    in.read(reinterpret_cast<char*>(base.data()), static_cast<std::streamsize>(base.size() * sizeof(float)));
-    if (!in || in.peek() != std::char_traits<char>::eof()) {
-      fail("eval", "{}: --kl-base: expected {} bytes of f32 logits [{}, {}] (a --logits-out of the same ids)",
-           a.kl_base, base.size() * sizeof(float), T, V);
-    }
-    kl = compare_logits(base, r.logits, V);
-  }
+  const std::optional<LogitComparison> kl = compare_with_base(a, s.logits, s.tokens, dec.spec().vocab);
   if (global.json) {
-    nlohmann::ordered_json j{{"model", dir},
-                             {"tokens", T},
-                             {"vocab", V},
-                             {"mean_cross_entropy", r.mean_nll},
-                             {"perplexity", std::exp(r.mean_nll)},
-                             {"cross_entropy", r.nll},
-                             {"seconds", seconds}};
-    if (kl) {
-      j["kl_base"] = {{"file", a.kl_base},
-                      {"mean_kl", kl->mean_kl},
-                      {"median_kl", kl->median_kl},
-                      {"max_kl", kl->max_kl},
-                      {"top1_agreement", kl->top1_agreement},
-                      {"rms_dp", kl->rms_dp}};
-    }
+    nlohmann::ordered_json j = eval_json(a, dir, dec, s, seconds, kl);
     if (ep) j["ep"] = nlohmann::ordered_json::parse(dist::ep_report_json(*ep));
-    if (dec.offload()) j["offload"] = offload_json(dec, T);
     if (dump) j["dump_hidden"] = {{"dir", dump->dir()}, {"n_files", dump->n_files()}};
     print_json_report(j);
     return;
   }
-  fmt::print("model {}: {} tokens, vocab {}\n", dir, T, V);
-  fmt::print("{}", offload_text(dec, T));
-  fmt::print("mean cross-entropy of the next token: {:.6f} nats (perplexity {:.3f}) over {} predictions\n", r.mean_nll,
-             std::exp(r.mean_nll), r.nll.size());
-  if (!a.logits_out.empty()) fmt::print("logits [{}, {}] f32 written to {}\n", T, V, a.logits_out);
+  print_eval_text(a, dir, dec, s, kl);
   if (dump) fmt::print("{} tapped tensors written to {} (index.json)\n", dump->n_files(), dump->dir());
-  if (kl) {
-    fmt::print("against {}: KL mean {:.6f}, median {:.6f}, max {:.6f} nats; same top token {:.2f}%; RMS dp {:.6f}\n",
-               a.kl_base, kl->mean_kl, kl->median_kl, kl->max_kl, 100.0 * kl->top1_agreement, kl->rms_dp);
-  }
   if (ep) fmt::print("{}", dist::format_ep_report(*ep));
 }
 
@@ -237,13 +348,23 @@ void register_run(CLI::App& app, const GlobalOptions& global) {
   auto eval_args = std::make_shared<EvalArgs>();
   auto* eval = app.add_subcommand("eval", "Score token ids with a model: next-token cross-entropy, logits out");
   eval->add_option("-m,--model", eval_args->model,
-                   "Model folder (config.json + safetensors) or .gguf file; default: embedded model");
+                   "Model folder (config.json + safetensors), .gguf file or `moe train` output folder; default: embedded model");
   eval->add_option("--ids", eval_args->ids, "Token ids, e.g. 9707,11,1879");
   eval->add_option("--ids-file", eval_args->ids_file,
                    "File of token ids (commas and/or whitespace, optionally a JSON array); - reads stdin");
   eval->add_option("-f,--text-file", eval_args->text_file,
                    "UTF-8 text, encoded with the model's tokenizer; - reads stdin");
-  eval->add_option("--logits-out", eval_args->logits_out, "Write logits [T, V] as raw little-endian f32");
+  eval->add_option("--logits-out", eval_args->logits_out,
+                   "Write logits [T, V] as raw little-endian f32 (one pass over the whole text: not with --context)");
+  add_number(eval, "-c,--context", eval_args->context,
+             "Perplexity in sliding windows of N tokens (Hugging Face's fixed-length recipe): each window scores "
+             "only the tokens the previous one did not",
+             int64_t{0}, kMaxRunTokens, "0 = the whole text in one pass");
+  add_number(eval, "--stride", eval_args->stride,
+             "With --context: a window starts every S tokens (S < N overlaps: N - S tokens of context)", int64_t{0},
+             kMaxRunTokens, "0 = --context: separate chunks");
+  eval->add_flag("--per-token", eval_args->per_token,
+                 "Also print each prediction's cross-entropy (JSON: cross_entropy)");
   eval->add_option("--kl-base", eval_args->kl_base,
                    "Reference logits (a --logits-out of the same ids, e.g. from the bf16 model): report KL "
                    "divergence and top-token agreement against them");
@@ -255,7 +376,7 @@ void register_run(CLI::App& app, const GlobalOptions& global) {
   auto run_args = std::make_shared<RunArgs>();
   auto* run = app.add_subcommand("run", "Generate text with an MoE model and report what activation cost");
   run->add_option("-m,--model", run_args->model,
-                  "Model folder (config.json + safetensors) or .gguf file; default: embedded model");
+                  "Model folder (config.json + safetensors), .gguf file or `moe train` output folder; default: embedded model");
   run->add_option("-p,--prompt", run_args->prompt, "Prompt text (model tokenizer, or bytes for a vocab-256 model)");
   run->add_option("-f,--prompt-file", run_args->prompt_file, "Prompt text from a file; - reads stdin");
   run->add_option("--prompt-ids", run_args->prompt_ids, "Prompt as token ids, e.g. 9707,11,1879");

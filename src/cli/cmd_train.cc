@@ -83,7 +83,7 @@ void add_run_flags(CLI::App* t, TrainCli& c) {
   add_number_above(t, "--val-fraction", c.val_fraction, "tail fraction of the text used for validation", 0.0, 0.99);
   add_number(t, "--batch", o.batch, "sequences per step B", int64_t{1}, int64_t{1} << 20);
   add_number(t, "--seq", o.seq, "tokens per sequence S", int64_t{1}, int64_t{1} << 24);
-  add_number(t, "--steps", o.steps, "optimizer steps", int64_t{1}, kMaxSteps);
+  add_number(t, "--steps", o.steps, "optimizer steps (the cosine schedule's length)", int64_t{1}, kMaxSteps);
   t->add_option("--seed", o.seed, "seed for initialization and batches")
       ->transform(any_number<uint64_t>())
       ->capture_default_str();
@@ -105,7 +105,10 @@ void add_run_flags(CLI::App* t, TrainCli& c) {
   add_number(t, "--checkpoint-every", o.checkpoint_every, "checkpoint every N steps", int64_t{0}, kMaxSteps,
              "0 = at the end");
   t->add_option("-o,--out", o.out_dir, "output folder: checkpoints (HF layout + optimizer) and metrics.jsonl");
-  t->add_flag("--resume", o.resume, "continue from --out DIR/latest (exactly the same losses as an uninterrupted run)");
+  t->add_flag("--resume", o.resume,
+              "continue from --out DIR/latest with the run's settings (exactly the same losses as an uninterrupted "
+              "run); a larger --steps extends the run, and the cosine schedule then spans the new --steps, changing "
+              "the learning rate from the resume point on");
   t->add_flag("--overwrite", o.overwrite, "replace the run already in --out (its checkpoints and metrics are deleted)");
   add_number(t, "--stop-after", o.stop_after, "stop after this step (checkpointing it), as if interrupted", int64_t{0},
              kMaxSteps, "0 = run every step");
@@ -206,7 +209,7 @@ void register_train(CLI::App& app, const GlobalOptions& global) {
   auto* p = app.add_subcommand("plot", "Draw metrics.jsonl files of `moe train` as SVG (loss curves, load heatmaps)");
   p->add_option("logs", *plot_logs, "metrics.jsonl files (or training output folders)")->required();
   p->add_option("-o,--out", *plot_out, "SVG file to write")->required();
-  p->callback([plot_logs, plot_out] {
+  p->callback([plot_logs, plot_out, &global] {
     std::vector<train::PlotRun> runs;
     std::vector<std::string> inputs;
     for (const auto& l : *plot_logs) {
@@ -218,8 +221,17 @@ void register_train(CLI::App& app, const GlobalOptions& global) {
       inputs.push_back(path.string());
     }
     check_output_file(*plot_out, "--out", inputs, "plot");
-    write_file_atomic(*plot_out, train::plot_metrics_svg(runs));
-    std::cout << "wrote " << *plot_out << "\n";
+    const train::Plot plot = train::plot_metrics(runs);
+    write_file_atomic(*plot_out, plot.svg);
+    if (global.json) {
+      nlohmann::ordered_json j;
+      j["files"] = {{{"path", *plot_out}, {"format", "svg"}, {"bytes", plot.svg.size()}}};
+      j["inputs"] = inputs;
+      j["panels"] = plot.panels;
+      print_json_report(j);
+    } else {
+      std::cout << "wrote " << *plot_out << "\n";
+    }
   });
 }
 

@@ -17,6 +17,7 @@
 #include "cli/sampling_args.h"
 #include "io/gguf_config.h"
 #include "io/paths.h"
+#include "io/run_folder.h"
 #include "io/safetensors.h"
 #include "model/gguf_weights.h"
 #include "spec/model_spec.h"
@@ -71,7 +72,7 @@ std::string resolve_model_dir(const std::string& model) {
     if (fs::exists(model, ec) && !fs::is_directory(model, ec) && !model.ends_with(".gguf")) {
       fail_usage("run", "--model {}: is a file; expected a checkpoint folder or a .gguf file", model);
     }
-    return model;
+    return resolve_model_path(model);  // a training run folder: the checkpoint its `latest` names
   }
   const std::string def = std::string(MOE_DATA_DIR) + "/default-model";
   if (!fs::exists(fs::path(def) / "config.json")) {

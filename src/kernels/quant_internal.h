@@ -87,6 +87,10 @@ struct QuantArgs {
   bool accumulate = false;
 };
 void quant_panels_avx512vnni(const QuantArgs& args);
+// AMX-INT8 tile products for the block-of-32 types (quant_amx_supports), the same bits as the VNNI
+// kernel; only after amx_ready() (quant_matmul.h). Other types: the VNNI kernel.
+void quant_panels_amx(const QuantArgs& args);
+bool quant_amx_supports(DType t);
 void quant_panels_avx2(const QuantArgs& args);
 // Blocks [b0, b1) of one row (x: the row's start) into row (the row's Q8 bytes, length k).
 void quantize_part_avx512(ActFormat format, const float* x, int64_t k, int64_t b0, int64_t b1, uint8_t* row);

@@ -2,9 +2,15 @@
 // scalar reference twin on rows and panels, panel packing, and the dispatch to the ISA kernels.
 #include "kernels/quant_matmul.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "kernels/quant_blocks.h"
@@ -375,6 +381,20 @@ void check_quant_args(const Q8Rows& a, const WeightView& b, const float* c, int6
 
 bool has_vnni() { return active_isa() >= Isa::kAvx512 && cpu_features().avx512_vnni; }
 
+std::atomic<bool> g_amx_enabled{true};
+
+// Linux hands out the AMX tile state only to a process that asks (arch_prctl ARCH_REQ_XCOMP_PERM).
+bool amx_permitted() {
+  static const bool ok = [] {
+    const CpuFeatures& f = cpu_features();
+    if (!(f.amx_tile && f.amx_int8 && f.avx512_vnni)) return false;
+    if (const char* env = std::getenv("MOE_AMX"); env != nullptr && std::string(env) == "0") return false;
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ok;
+}
+
 // ggml's CPU quantization of activations, element for element, blocks [b0, b1) of a row.
 void quantize_row_q8_32(bool with_s, const float* x, int64_t k, int64_t b0, int64_t b1, uint8_t* o) {
   const Q8Row r = q8_row(o, k);
@@ -496,11 +516,18 @@ void matmul_q8(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, Matm
   if (s.m == 0 || s.n == 0) return;
   if (b.layout == WeightLayout::kPanels) {
     const QuantArgs args{a, b, c, ldc, s, accumulate};
-    if (has_vnni()) return quant_panels_avx512vnni(args);
+    if (has_vnni()) {
+      if (s.m >= kAmxMinRows && quant_amx_supports(b.dtype) && amx_ready()) return quant_panels_amx(args);
+      return quant_panels_avx512vnni(args);
+    }
     if (active_isa() >= Isa::kAvx2) return quant_panels_avx2(args);
   }
   matmul_q8_ref(a, b, c, ldc, s, accumulate);
 }
+
+bool amx_ready() { return g_amx_enabled.load(std::memory_order_relaxed) && has_vnni() && amx_permitted(); }
+
+bool set_amx_enabled(bool enabled) { return g_amx_enabled.exchange(enabled); }
 
 bool quant_panels_supported() { return active_isa() >= Isa::kAvx2; }
 

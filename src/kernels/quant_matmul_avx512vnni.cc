@@ -281,7 +281,149 @@ void run(const QuantArgs& g) {
   }
 }
 
+// ---- AMX-INT8: tdpbsud multiplies a 16 x 32 tile of s8 activation codes by an 8 x 64 tile of u8 weight
+// codes, which is exactly one block of a 16-row weight group in the panel layout (line kg: byte 4r + j =
+// row r, code 4 kg + j, AMX's "VNNI" B layout). Per 16-row chunk of A, its codes are packed per block
+// (16 rows x 32 bytes); per weight group and block one tile product gives the 16 x 16 exact integer sums,
+// stored and finished as group_rows finishes them (offset, scale, FMA): the same bits. Blocks of 32 only.
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Every 16-row chunk of A is packed once (codes [chunk][block][16][32], and per chunk, block and row the
+// activation scale, the offset times the code sum, and Q4_1 / Q5_1's scaled sum); then per weight group
+// its scales and (types whose codes are not stored as bytes) its B tiles are decoded once for all chunks.
+template <typename T>
+void run_amx(const QuantArgs& g) {
+  static_assert(T::kBlock == 32, "AMX path: blocks of 32");
+  const int64_t k = g.s.k, nb = k / 32, n_chunks = (g.s.m + 15) / 16;
+  const int64_t group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
+  constexpr bool kDecodeB = T::kType != DType::kQ8_0;
+  const size_t codes_bytes = size_t(n_chunks * nb) * 512, per_row = size_t(n_chunks * nb) * 16 * 4;
+  const size_t scale_bytes = size_t(nb * T::kSlots) * 64, b_bytes = kDecodeB ? size_t(nb) * 512 : 0;
+  auto* codes = static_cast<uint8_t*>(
+      matmul_detail::scratch(matmul_detail::kScratchB, codes_bytes + 3 * per_row + scale_bytes + b_bytes + 2048));
+  auto* da = reinterpret_cast<float*>(codes + codes_bytes);
+  auto* off = reinterpret_cast<int32_t*>(codes + codes_bytes + per_row);
+  auto* sa = reinterpret_cast<float*>(codes + codes_bytes + 2 * per_row);
+  auto* scales = reinterpret_cast<__m512*>(codes + codes_bytes + 3 * per_row);
+  uint8_t* btiles = codes + codes_bytes + 3 * per_row + scale_bytes;
+  auto* ctile = reinterpret_cast<int32_t*>(btiles + b_bytes);  // two C tiles
+  for (int64_t i = 0; i < n_chunks * 16; ++i) {
+    const int64_t ch = i / 16, r = i % 16;
+    uint8_t* dst = codes + ch * nb * 512 + r * 32;
+    const int64_t info = ch * nb * 16 + r;
+    if (i >= g.s.m) {  // padding rows: zero codes, their results are not stored
+      for (int64_t b = 0; b < nb; ++b) std::memset(dst + b * 512, 0, 32);
+      continue;
+    }
+    const Q8Row row = q8_row(q8_row_ptr(g.a, i), k);
+    for (int64_t b = 0; b < nb; ++b) {
+      std::memcpy(dst + b * 512, row.q + b * 32, 32);
+      da[info + b * 16] = row.d[b];
+      off[info + b * 16] = T::kOffset * row.sum32[b];
+      if constexpr (T::kSlots == 2) sa[info + b * 16] = row.s[b];
+    }
+  }
+  TileConfig cfg;
+  cfg.rows[0] = 16, cfg.colsb[0] = 64;  // C: 16 x 16 int32
+  cfg.rows[1] = 16, cfg.colsb[1] = 32;  // A: 16 rows x 32 codes
+  cfg.rows[2] = 8, cfg.colsb[2] = 64;   // B: 8 k-groups x 16 rows x 4 codes
+  _tile_loadconfig(&cfg);
+  const auto* wbase = static_cast<const uint8_t*>(g.b.data);
+  for (int64_t grp = 0; grp < n_groups; ++grp) {
+    const uint8_t* group = wbase + grp * group_bytes;
+    for (int64_t b = 0; b < nb; ++b) {
+      T::scales(group + b * T::kTile, scales + b * T::kSlots);
+      if constexpr (kDecodeB)
+        for (int kg = 0; kg < 8; ++kg)
+          _mm512_store_si512(btiles + b * 512 + kg * 64, T::codes(group + b * T::kTile, kg));
+    }
+    const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
+    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1);
+    for (int64_t ch = 0; ch < n_chunks; ++ch) {
+      const int rn = static_cast<int>(std::min<int64_t>(16, g.s.m - ch * 16));
+      const uint8_t* acodes = codes + ch * nb * 512;
+      const int64_t info = ch * nb * 16;
+      __m512 f[16];
+      for (int r = 0; r < 16; ++r) f[r] = _mm512_setzero_ps();
+      // Block b's tile product is stored while block b - 1's sums are finished: the vector loads of a
+      // tile store then do not wait on the store just issued.
+      auto finish = [&](int64_t b) {
+        const int32_t* sums = ctile + (b & 1) * 256;
+        const __m512* sc = scales + b * T::kSlots;
+        for (int r = 0; r < rn; ++r) {
+          __m512i s = _mm512_load_si512(sums + r * 16);
+          if constexpr (T::kOffset != 0) s = _mm512_sub_epi32(s, _mm512_set1_epi32(off[info + b * 16 + r]));
+          f[r] =
+              _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sc[0], _mm512_set1_ps(da[info + b * 16 + r])), f[r]);
+          if constexpr (T::kSlots == 2) f[r] = _mm512_fmadd_ps(sc[1], _mm512_set1_ps(sa[info + b * 16 + r]), f[r]);
+        }
+      };
+      for (int64_t b = 0; b < nb; ++b) {
+        if constexpr (kDecodeB) {
+          _tile_loadd(2, btiles + b * 512, 64);
+        } else {
+          _tile_loadd(2, group + b * T::kTile + 32, 64);  // Q8_0: the panel's code lines are the B tile
+        }
+        _tile_loadd(1, acodes + b * 512, 32);
+        _tile_zero(0);
+        _tile_dpbsud(0, 1, 2);
+        _tile_stored(0, ctile + (b & 1) * 256, 64);
+        if (b > 0) finish(b - 1);
+      }
+      finish(nb - 1);
+      for (int r = 0; r < rn; ++r) {
+        const int64_t i = ch * 16 + r;
+        __m512 v = f[r];
+        if (g.a.scale) v = _mm512_mul_ps(v, _mm512_set1_ps(g.a.scale[i]));
+        float* out = g.c + i * g.ldc + c0;
+        if (g.accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), v);
+        _mm512_mask_storeu_ps(out, mask, v);
+      }
+    }
+  }
+  _tile_release();
+}
+
 }  // namespace
+
+bool quant_amx_supports(DType t) {
+  switch (t) {
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+    case DType::kQ5_0:
+    case DType::kQ5_1:
+    case DType::kQ8_0:
+    case DType::kMXFP4:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void quant_panels_amx(const QuantArgs& g) {
+  switch (g.b.dtype) {
+    case DType::kQ4_0:
+      return run_amx<Q4_0T>(g);
+    case DType::kQ4_1:
+      return run_amx<Q4_1T>(g);
+    case DType::kQ5_0:
+      return run_amx<Q5_0T>(g);
+    case DType::kQ5_1:
+      return run_amx<Q5_1T>(g);
+    case DType::kQ8_0:
+      return run_amx<Q8_0T>(g);
+    case DType::kMXFP4:
+      return run_amx<Mxfp4T>(g);
+    default:
+      return quant_panels_avx512vnni(g);
+  }
+}
 
 void quant_panels_avx512vnni(const QuantArgs& g) {
   switch (g.b.dtype) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <utility>
 
+#include "model/perplexity.h"
 #include "runtime/process_limits.h"
 #include "runtime/timer.h"
 #include "util/error.h"
@@ -22,11 +23,7 @@ EvalResult evaluate(Decoder& model, const std::vector<int32_t>& ids, ForwardStat
   model.forward(ids.data(), T, cache, r.logits.data(), stats);
   r.nll.resize(static_cast<size_t>(T - 1));  // [T - 1]
   for (int64_t t = 0; t + 1 < T; ++t) {
-    const float* row = r.logits.data() + t * V;
-    const double mx = *std::max_element(row, row + V);
-    double sum = 0.0;
-    for (int64_t j = 0; j < V; ++j) sum += std::exp(double(row[j]) - mx);
-    r.nll[t] = mx + std::log(sum) - row[ids[t + 1]];
+    r.nll[t] = token_nll(r.logits.data() + t * V, V, ids[t + 1]);
     r.mean_nll += r.nll[t];
   }
   r.mean_nll /= static_cast<double>(T - 1);

@@ -352,6 +352,7 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
       row.speedup_vs_dense_total = median_of(speedup);
     }
     res.rows.push_back(row);
+    if (opt.on_row) opt.on_row(static_cast<int64_t>(res.rows.size()), static_cast<int64_t>(opt.tokens.size()));
   }
   return res;
 }

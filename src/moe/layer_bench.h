@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@ struct LayerBenchOptions {
   int dense_max_chunks = 32;    // dense-total baseline measured on at most this many expert-sized chunks, scaled
   bool dense = true;
   bool pack_weights = true;  // pool in the kernels' panel layout (packed once) when the ISA has panel kernels
+  std::function<void(int64_t rows_done, int64_t rows)> on_row;  // after each row (a progress display)
 };
 
 struct LayerBenchRow {

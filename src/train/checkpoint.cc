@@ -10,7 +10,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "io/run_folder.h"
 #include "io/safetensors.h"
+#include "train/run_settings.h"
 #include "util/error.h"
 #include "util/input_file.h"
 #include "util/json_depth.h"
@@ -192,12 +194,11 @@ void prepare_out_dir(const std::string& out_dir, bool resume, bool overwrite) {
 
 std::string resolve_checkpoint(const std::string& path) {
   if (fs::exists(path + "/trainer_state.json")) return path;
-  if (fs::exists(path + "/latest")) {
-    std::string name = read_text(path + "/latest");
-    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-    const std::string dir = path + "/" + name;
+  if (is_run_folder(path)) {
+    const std::string dir = resolve_model_path(path);
     if (!fs::exists(dir + "/trainer_state.json"))
-      fail("checkpoint", "{}/latest names {} but {}/trainer_state.json does not exist", path, name, dir);
+      fail("checkpoint", "{}/latest names {} but {}/trainer_state.json does not exist", path,
+           fs::path(dir).filename().string(), dir);
     return dir;
   }
   fail("checkpoint", "{}: not a checkpoint (no trainer_state.json) and no `latest` file in it", path);
@@ -211,8 +212,8 @@ ModelConfig read_checkpoint_config(const std::string& dir) {
 void load_checkpoint(const std::string& dir, TrainModel<float>& model, AdamW* opt, TrainerState* state) {
   const ModelConfig cfg = read_checkpoint_config(dir);
   if (!(cfg == model.config())) {
-    fail("checkpoint", "{}/config.json describes a different model than requested: {} vs {}", dir,
-         cfg.to_hf_json().dump(), model.config().to_hf_json().dump());
+    fail_usage("train", "--resume: {}/config.json describes a different model: {}; resume with the run's model flags",
+               dir, model_config_diff(cfg, model.config()));
   }
   const SafetensorsFile mf = SafetensorsFile::open(dir + "/model.safetensors");
   for (const auto& t : model.layout().tensors) read_tensor(mf, t.name, t.shape, model.params.data() + t.offset);

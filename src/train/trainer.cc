@@ -20,6 +20,7 @@
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
 #include "train/checkpoint.h"
+#include "train/run_settings.h"
 #include "train/train_memory.h"
 #include "util/error.h"
 
@@ -28,25 +29,6 @@ namespace moe::train {
 double train_flops_per_token(const ModelConfig& c, int64_t seq) {
   const double attn = 6.0 * c.n_layer * static_cast<double>(seq) * c.n_head * c.head_dim;  // QK^T and PV, causal
   return 6.0 * static_cast<double>(active_params_per_token(c)) - 6.0 * c.d_model + attn;   // embedding is a lookup
-}
-
-nlohmann::json run_fingerprint(const TrainOptions& o) {
-  nlohmann::json j;
-  j["batch"] = o.batch;
-  j["seq"] = o.seq;
-  j["seed"] = o.seed;
-  j["aux_coef"] = o.balance.aux_coef;
-  j["seq_aux_coef"] = o.balance.seq_aux_coef;
-  j["z_coef"] = o.balance.z_coef;
-  j["bias_rate"] = o.balance.bias_rate;
-  j["capacity_factor"] = o.balance.capacity_factor;
-  j["drop_policy"] = o.balance.drop_policy == DropPolicy::kPosition ? "position" : "probability";
-  j["lr"] = o.adamw.lr;
-  j["warmup"] = o.adamw.warmup_steps;
-  j["weight_decay"] = o.adamw.weight_decay;
-  j["grad_clip"] = o.adamw.grad_clip;
-  j["steps"] = o.steps;
-  return j;
 }
 
 nlohmann::json load_summary(const std::vector<int64_t>& routed, int64_t dropped, int64_t slots) {
@@ -183,12 +165,13 @@ TrainResult train(const TrainOptions& o, const TextData& data) {
     const std::string dir = resolve_checkpoint(o.out_dir);
     TrainerState st;
     load_checkpoint(dir, model, &opt, &st);
-    if (st.run != run_fingerprint(o)) {
-      fail("checkpoint", "{}: the checkpoint was trained with {} but this run asks for {}", dir, st.run.dump(),
-           run_fingerprint(o).dump());
-    }
-    if (st.step < 0 || st.step > o.steps) {
-      fail("checkpoint", "{}/trainer_state.json: step: expected 0 to --steps {}, found {}", dir, o.steps, st.step);
+    const int64_t run_steps = check_resume_settings(st.run, st.step, o, dir);
+    if (run_steps != o.steps && o.progress) {
+      std::fprintf(stderr,
+                   "moe train: extending the run from --steps %lld to %lld: the cosine learning-rate schedule now "
+                   "spans %lld steps, so from step %lld on it differs from the original run's\n",
+                   static_cast<long long>(run_steps), static_cast<long long>(o.steps), static_cast<long long>(o.steps),
+                   static_cast<long long>(st.step));
     }
     start = st.step;
     rng.set_state(st.rng);

@@ -12,6 +12,7 @@
 #include "train/data.h"
 #include "train/model.h"
 #include "train/optimizer.h"
+#include "train/run_settings.h"  // run_fingerprint
 
 namespace moe::train {
 
@@ -42,9 +43,6 @@ struct TrainResult {
   double mfu = 0;  // < 0: not measured (--no-mfu)
   int64_t last_step = 0;
 };
-
-// The settings a resumed run must share with the checkpoint (JSON, compared on resume).
-nlohmann::json run_fingerprint(const TrainOptions& o);
 
 // Trains on `data`; metrics go to <out_dir>/metrics.jsonl (when out_dir is set) and `metrics_out`.
 TrainResult train(const TrainOptions& options, const TextData& data);

@@ -52,6 +52,8 @@ std::map<std::string, std::string> invocations(const std::string& tmp) {
       {"bench model", "bench model -m " + model + " -p 4 -n 2 -r 1"},
       {"bench serve", "bench serve -m " + model + " --streams 1 -p 4 -n 2 -r 1"},
       {"run", "run -m " + model + " --prompt-ids 1,2,3 -n 3 --no-ceiling"},
+      {"eval", "eval -m " + model + " --ids 1,2,3,4,5,6 -c 4 --stride 2"},
+      {"plot", "plot " + tmp + "/run -o " + tmp + "/plot.svg"},
       {"tokenize", "tokenize --tokenizer " + tok + " --text 'Hello, world'"},
       {"detokenize", "detokenize --tokenizer " + tok + " --ids 9707,11,1879"},
       {"train",
@@ -101,6 +103,8 @@ class JsonSchema : public ::testing::Test {
 TEST_F(JsonSchema, EveryDocumentedCommandPrintsItsKeys) {
   const auto docs = documented_keys();
   const auto runs = invocations(tmp_.string());
+  // `moe plot` draws a training run: a two-step one.
+  ASSERT_EQ(run_moe("--threads 1 " + runs.at("train") + " -o " + tmp_.string() + "/run").code, 0);
   ASSERT_GE(docs.size(), 10u) << "docs/CLI.md lost its \"Keys:\" lines";
   for (const auto& [command, args] : runs)
     EXPECT_TRUE(docs.count(command)) << "docs/CLI.md documents no keys for `moe " << command << "`";

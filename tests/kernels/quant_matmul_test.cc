@@ -178,7 +178,31 @@ std::vector<std::pair<const char*, Kernel>> panel_kernels() {
   if (detected_isa() >= Isa::kAvx2) kernels.push_back({"avx2", quant_detail::quant_panels_avx2});
   if (detected_isa() >= Isa::kAvx512 && cpu_features().avx512_vnni)
     kernels.push_back({"avx512vnni", quant_detail::quant_panels_avx512vnni});
+  if (amx_ready()) kernels.push_back({"amx", quant_detail::quant_panels_amx});  // any row count, not only >= 8
   return kernels;
+}
+
+// The dispatch picks AMX for prefill-sized products where the CPU has it; the bits stay the reference's.
+TEST(QuantMatmulAmx, DispatchGivesTheSameBitsWithAndWithoutAmx) {
+  if (!amx_ready()) GTEST_SKIP() << "no AMX-INT8 here (or MOE_AMX=0)";
+  std::mt19937 rng(5);
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kMXFP4}) {
+    const int64_t n = 33, k = 4 * 32, m = 37;
+    const Weights w = make_weights(t, n, k, rng);
+    const Packed p = pack(t, w.rows, n, k);
+    const std::vector<float> x = make_acts(m, k, rng);
+    std::vector<uint8_t> qa(size_t(m * q8_row_bytes(k)));
+    quantize_rows_q8(act_format(t), x.data(), k, m, k, qa.data());
+    const Q8Rows a{qa.data(), q8_row_bytes(k), nullptr, nullptr, act_format(t)};
+    std::vector<float> with(size_t(m * n)), without(size_t(m * n)), ref(size_t(m * n));
+    matmul_q8(a, p.view, with.data(), n, {m, n, k}, false);
+    const bool was = set_amx_enabled(false);
+    matmul_q8(a, p.view, without.data(), n, {m, n, k}, false);
+    set_amx_enabled(was);
+    matmul_q8_ref(a, WeightView{w.rows.data(), t, k, WeightLayout::kRows}, ref.data(), n, {m, n, k}, false);
+    EXPECT_EQ(0, std::memcmp(with.data(), ref.data(), ref.size() * 4)) << dtype_name(t);
+    EXPECT_EQ(0, std::memcmp(without.data(), ref.data(), ref.size() * 4)) << dtype_name(t);
+  }
 }
 
 // Every panel kernel on rows [n] of type t against the scalar reference on the file's rows, bit for bit, for

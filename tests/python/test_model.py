@@ -52,6 +52,22 @@ class ModelTest(unittest.TestCase):
         ref = read_safetensors(os.path.join(self.dir, "expected.safetensors"), "logits")
         self.assertLess(float(np.max(np.abs(logits - ref))), 1e-4)
 
+    def test_a_training_run_folder_loads_the_checkpoint_latest_names(self):
+        # `moe train --out RUN` writes RUN/step-N/ and RUN/latest naming it: Model(RUN) is that step.
+        import shutil
+        ids = self.exp["prompt_ids"]
+        with tempfile.TemporaryDirectory() as tmp:
+            step = os.path.join(tmp, "step-00000003")
+            shutil.copytree(self.dir, step)
+            pathlib.Path(tmp, "latest").write_text("step-00000003\n")
+            m = moe.Model(tmp, threads=THREADS)
+            self.assertEqual(m.path, step)
+            self.assertTrue(np.array_equal(m.eval(ids), self.model.eval(ids)))
+            pathlib.Path(tmp, "latest").write_text("step-00000009\n")  # stale: names a deleted step
+            with self.assertRaises(moe.Error) as e:
+                moe.Model(tmp)
+            self.assertIn(os.path.join(tmp, "latest") + " names step-00000009", str(e.exception))
+
     def test_mem_budget_gives_the_same_logits_and_an_offload_report(self):
         ids = self.exp["prompt_ids"]
         off = moe.Model(self.dir, threads=THREADS, mem_budget="1G")

@@ -103,6 +103,15 @@ TEST(Trainer, DenseLayersHaveNoLoadRowInMetricsOrPlot) {
   fs::remove(path);
 }
 
+void expect_error(const std::function<void()>& fn, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error, expected one mentioning: " << needle;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
 TEST(Trainer, ResumeReproducesTheUninterruptedLosses) {
   const TextData data = TextData::from_bytes(text(), 0.1, 16, "text");
   const std::string a = tmpdir("full"), b = tmpdir("resumed");
@@ -118,6 +127,39 @@ TEST(Trainer, ResumeReproducesTheUninterruptedLosses) {
   for (size_t i = 0; i < part2.losses.size(); ++i) EXPECT_EQ(part2.losses[i], full.losses[i + 3]) << i + 3;
   EXPECT_EQ(part2.final_val_loss, full.final_val_loss);
   fs::remove_all(a);
+  fs::remove_all(b);
+}
+
+// --resume with a larger --steps extends the run: the steps before the resume point are the
+// original run's, the cosine schedule from there on is the one of the new --steps.
+TEST(Trainer, ResumeWithMoreStepsExtendsTheSchedule) {
+  const TextData data = TextData::from_bytes(text(), 0.1, 16, "text");
+  const std::string b = tmpdir("extended");
+  TrainOptions first = tiny(b);
+  first.log_every = 1;
+  const TrainResult part1 = train(first, data);
+  TrainOptions more = first;
+  more.steps = 12;
+  more.resume = true;
+  const TrainResult part2 = train(more, data);
+  ASSERT_EQ(part1.losses.size(), 8u);
+  ASSERT_EQ(part2.losses.size(), 4u);
+  EXPECT_EQ(resolve_checkpoint(b), b + "/step-00000012");
+  std::ifstream f(b + "/metrics.jsonl");
+  std::string line;
+  std::vector<nlohmann::json> lines;
+  while (std::getline(f, line)) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 12u);
+  AdamWOptions old_schedule = first.adamw, new_schedule = first.adamw;
+  old_schedule.total_steps = 8;
+  new_schedule.total_steps = 12;
+  for (int64_t s = 0; s < 12; ++s) {
+    EXPECT_EQ(lines[s]["step"], s + 1);
+    EXPECT_DOUBLE_EQ(lines[s]["lr"].get<double>(), learning_rate(s < 8 ? old_schedule : new_schedule, s)) << s;
+  }
+  TrainOptions shorter = more;
+  shorter.steps = 10;
+  expect_error([&] { train(shorter, data); }, "--steps: the run used 12, this asks 10");
   fs::remove_all(b);
 }
 
@@ -152,15 +194,6 @@ TEST(Trainer, KillDuringCheckpointLeavesThePreviousOne) {
   fs::remove_all(b);
 }
 
-void expect_error(const std::function<void()>& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error, expected one mentioning: " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
-
 TEST(Trainer, CorruptOrMismatchedCheckpointIsAClearError) {
   const TextData data = TextData::from_bytes(text(), 0.1, 16, "text");
   const std::string out = tmpdir("corrupt");
@@ -172,17 +205,17 @@ TEST(Trainer, CorruptOrMismatchedCheckpointIsAClearError) {
   r.steps = 2;
   r.resume = true;
   r.batch = 8;
-  expect_error([&] { train(r, data); }, "was trained with");
+  expect_error([&] { train(r, data); }, "--batch: the run used 4, this asks 8");
   r.batch = 4;
   r.model.d_model = 32;
-  expect_error([&] { train(r, data); }, "different model");
+  expect_error([&] { train(r, data); }, "--d-model (hidden_size): the run used 16, this asks 32");
   r.model.d_model = 16;
   fs::resize_file(dir + "/optimizer.safetensors", 100);
   expect_error([&] { train(r, data); }, "optimizer.safetensors");
   std::ofstream(dir + "/config.json") << "{ not json";
   expect_error([&] { train(r, data); }, "config.json");
   fs::remove_all(dir);
-  expect_error([&] { train(r, data); }, "trainer_state.json");
+  expect_error([&] { train(r, data); }, out + "/latest names step-00000002, but");
   fs::remove_all(out);
 }
 
