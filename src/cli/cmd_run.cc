@@ -13,6 +13,7 @@
 
 #include "chat/chat_session.h"
 #include "cli/command.h"
+#include "cli/dump_hidden_args.h"
 #include "cli/flags.h"
 #include "cli/offload_args.h"
 #include "cli/output.h"
@@ -39,9 +40,10 @@ constexpr int64_t kMaxRunTokens = int64_t{1} << 24;  // prompt + generated token
 
 struct EvalArgs {
   std::string model, ids, ids_file, text_file, logits_out, kl_base;
-  int64_t context = 0;     // -c: window length; 0 = the whole text in one pass
-  int64_t stride = 0;      // window start every this many tokens; 0 = context (separate chunks)
-  bool per_token = false;  // print every prediction's cross-entropy
+  std::string dump_hidden;  // --dump-hidden DIR
+  int64_t context = 0;      // -c: window length; 0 = the whole text in one pass
+  int64_t stride = 0;       // window start every this many tokens; 0 = context (separate chunks)
+  bool per_token = false;   // print every prediction's cross-entropy
   dist::EpArgs ep;
   OffloadArgs offload;
 };
@@ -208,6 +210,7 @@ nlohmann::ordered_json eval_json(const EvalArgs& a, const std::string& dir, cons
 void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   const std::string dir = resolve_model_dir(a.model);
   check_eval_args(a, dir);
+  check_dump_hidden(a.dump_hidden, {dir, a.ids_file, a.text_file, a.kl_base}, "eval");
   std::vector<int32_t> ids;
   RankedModel m = load_ranked_model(
       dir, a.ep, [&](const Decoder& dec) { ids = eval_ids(a, dir, dec.spec()); }, a.offload.options(), &global);
@@ -219,9 +222,17 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
                  "-c %lld for windows the model was trained on\n",
                  static_cast<long long>(longest), static_cast<long long>(trained), static_cast<long long>(trained));
   }
+  const auto dump = start_hidden_dump(a.dump_hidden, m.is_root(), dec,
+                                      {{"command", "eval"},
+                                       {"model", dir},
+                                       {"ids", ids},
+                                       {"context", a.context},
+                                       {"stride", a.stride},
+                                       {"ep", a.ep.ep}});
   Timer timer;
   const EvalScores s = score(a, dec, ids, global.json, m.is_root());
   const double seconds = timer.seconds();
+  if (dump) dump->finish();
   const std::optional<dist::EpReport> ep = ep_report(m);
   if (!m.is_root()) return;  // rank 0 prints and writes; the logits are the same on every rank
   check_finite_logits(s.logits, dir);
@@ -233,10 +244,12 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   if (global.json) {
     nlohmann::ordered_json j = eval_json(a, dir, dec, s, seconds, kl);
     if (ep) j["ep"] = nlohmann::ordered_json::parse(dist::ep_report_json(*ep));
+    if (dump) j["dump_hidden"] = {{"dir", dump->dir()}, {"n_files", dump->n_files()}};
     print_json_report(j);
     return;
   }
   print_eval_text(a, dir, dec, s, kl);
+  if (dump) fmt::print("{} tapped tensors written to {} (index.json)\n", dump->n_files(), dump->dir());
   if (ep) fmt::print("{}", dist::format_ep_report(*ep));
 }
 
@@ -355,6 +368,7 @@ void register_run(CLI::App& app, const GlobalOptions& global) {
   eval->add_option("--kl-base", eval_args->kl_base,
                    "Reference logits (a --logits-out of the same ids, e.g. from the bf16 model): report KL "
                    "divergence and top-token agreement against them");
+  add_dump_hidden_option(eval, eval_args->dump_hidden);
   add_ep_options(eval, eval_args->ep);
   add_offload_options(eval, eval_args->offload);
   eval->callback([eval_args, &global] { run_eval(*eval_args, global); });

@@ -18,16 +18,7 @@ namespace {
 class EpMoeBlock final : public MoeBlock {
  public:
   EpMoeBlock(EpDecoderHook& hook, const MoeLayerConfig& config, const MoeLayerWeights& w)
-      : hook_(hook), layer_(hook.comm(), hook.placement(), config, w), config_(config), weights_(w) {
-    for (const ExpertMatrices& m : w.experts.experts) {
-      if (!m.gate.data) continue;
-      bytes_per_expert_ = 2 * w.experts.d_ff * dtype_row_bytes(m.gate.dtype, w.experts.d_model) +
-                          w.experts.d_model * dtype_row_bytes(m.down.dtype, w.experts.d_ff);
-      bytes_per_expert_ += 4 * ((m.gate_bias ? w.experts.d_ff : 0) + (m.up_bias ? w.experts.d_ff : 0) +
-                                (m.down_bias ? w.experts.d_model : 0));
-      break;
-    }
-  }
+      : hook_(hook), layer_(hook.comm(), hook.placement(), config, w), sizes_(moe_layer_sizes(config, w)) {}
 
   void forward(const float* x, int64_t T, float* out, MoeTelemetry* telemetry) override {
     EpTelemetry t;
@@ -35,7 +26,7 @@ class EpMoeBlock final : public MoeBlock {
     const int R = hook_.comm().size(), me = hook_.comm().rank();
     const int64_t block = T * (me + 1) / R - T * me / R;  // this rank's token block
     const int K = layer_.last_router_output().top_k;
-    const int64_t D = config_.d_model;
+    const int64_t D = layer_.config().d_model;
     const int64_t predicted = ep_predicted_bytes_per_layer(block, K, D, R) + (T - block) * D * 4;
     hook_.record(t, predicted);
     if (telemetry) fill(t, T, telemetry);
@@ -44,25 +35,16 @@ class EpMoeBlock final : public MoeBlock {
   const RouterOutput& last_router_output() const override { return layer_.last_router_output(); }
 
  private:
-  // The whole layer as one process would count it (routing is replicated, so every rank knows
-  // every token's experts); times are this rank's.
+  // The whole layer as one process counts it (account_moe_call, MoeLayer's accounting): the routing is
+  // replicated, so every rank knows every token's experts; the decoder's dispatch is dropless, so each
+  // token's K choices are K rows. Times are this rank's.
   void fill(const EpTelemetry& t, int64_t T, MoeTelemetry* tel) const {
     const RouterOutput& ro = layer_.last_router_output();
-    const int E = config_.router.n_expert;
+    std::vector<int64_t> rows(static_cast<size_t>(ro.n_expert), 0);  // [E]
+    for (const int32_t e : ro.expert_ids)
+      if (e >= 0 && e < ro.n_expert) ++rows[size_t(e)];
     *tel = MoeTelemetry{};
-    tel->n_tokens = T;
-    tel->top_k = ro.top_k;
-    tel->tokens_per_expert.assign(size_t(E), 0);
-    for (int32_t e : ro.expert_ids)
-      if (e >= 0 && e < E) ++tel->tokens_per_expert[size_t(e)];
-    for (int64_t n : tel->tokens_per_expert) tel->experts_touched += n > 0 ? 1 : 0;
-    const int64_t D = config_.d_model, S = weights_.shared.n_expert();
-    const int64_t per_expert = weights_.experts.d_ff * D * 3;
-    tel->activated_params = int64_t(E) * D + (weights_.router.bias ? E : 0) + tel->experts_touched * per_expert;
-    if (T > 0) tel->activated_params += S * weights_.shared.params_per_expert() + (weights_.shared_gate.data ? D : 0);
-    tel->expert_bytes_streamed =
-        tel->experts_touched * bytes_per_expert_ + (T > 0 ? S * weights_.shared.bytes_per_expert() : 0);
-    tel->expert_flops = 2 * int64_t(ro.expert_ids.size()) * per_expert + 2 * T * S * weights_.shared.d_ff * D * 3;
+    account_moe_call(sizes_, T, ro.top_k, std::move(rows), 0, tel);
     tel->route_ms = t.route_ms;
     tel->dispatch_ms = t.dispatch_ms + t.wait_ms;
     tel->experts_ms = t.experts_ms;
@@ -71,9 +53,7 @@ class EpMoeBlock final : public MoeBlock {
 
   EpDecoderHook& hook_;
   EpMoeLayer layer_;
-  MoeLayerConfig config_;
-  MoeLayerWeights weights_;
-  int64_t bytes_per_expert_ = 0;
+  MoeLayerSizes sizes_;  // the layer's sizes as the one process counts them
 };
 
 }  // namespace

@@ -89,25 +89,6 @@ EpMoeLayer::EpMoeLayer(Comm& comm, ExpertPlacement placement, const MoeLayerConf
   validate(comm_, placement_, config_, weights_);
 }
 
-// The same steps as MoeLayer::route, so the router's bits match one process.
-void EpMoeLayer::route(const float* x, int64_t T, const RunOptions& o) {
-  const RouterOptions& ro = config_.router;
-  if (!o.expert_ids) {
-    route_tokens(ro, weights_.router, x, T, config_.d_model, o.top_k_override, &router_out_);
-    return;
-  }
-  const int k = ro.effective_top_k(o.top_k_override);
-  RouterOptions plain = ro;
-  plain.n_group = 1;
-  plain.topk_group = 1;
-  route_tokens(plain, weights_.router, x, T, config_.d_model, o.top_k_override, &router_out_);
-  std::copy(o.expert_ids, o.expert_ids + T * k, router_out_.expert_ids.begin());
-  std::vector<float> scratch(static_cast<size_t>(ro.n_expert));  // [E]
-  for (int64_t t = 0; t < T; ++t)
-    weights_for_ids(ro, router_out_.logits.data() + t * ro.n_expert, k, o.expert_ids + t * k,
-                    router_out_.weights.data() + t * k, scratch.data());
-}
-
 void EpMoeLayer::compute_local(const EpLocalBatch& batch, const RunOptions& o, float* y) {
   const int64_t D = config_.d_model, F = weights_.experts.d_ff, n = batch.n_rows();
   const float* x = batch.x.data();
@@ -220,8 +201,8 @@ void fill_telemetry(const Comm& comm, const ExpertPlacement& placement, int64_t 
 void EpMoeLayer::forward(const float* x, int64_t T, float* out, const RunOptions& o, EpTelemetry* tel) {
   if (T < 0) fail("ep", "token count must be >= 0, got {}", T);
   Timer timer;
-  route(x, T, o);
-  double ms[4] = {timer.ms(), 0, 0, 0};  // route, shared experts, combine, extra wait
+  route_layer(config_, weights_.router, x, T, o, &router_out_);  // MoeLayer's routing, the same bits
+  double ms[4] = {timer.ms(), 0, 0, 0};                          // route, shared experts, combine, extra wait
   std::vector<int64_t> rows;
   const EpExchangeStats ex = exchange(x, 0, T, o, &rows);
   timer.reset();
@@ -243,7 +224,8 @@ void EpMoeLayer::forward_replicated(const float* x, int64_t T, float* out, const
   const VLayout blocks = VLayout::packed(counts);
   const int64_t t0 = blocks.displs[size_t(me)], n = counts[size_t(me)];
   Timer timer;
-  route(x, T, o);  // all tokens, as one process would: the same logits bit for bit
+  route_layer(config_, weights_.router, x, T, o,
+              &router_out_);  // all tokens, as one process would: the same logits bit for bit
   double ms[4] = {timer.ms(), 0, 0, 0};
   std::vector<int64_t> rows;
   const EpExchangeStats ex = exchange(x, t0, n, o, &rows);

@@ -59,13 +59,13 @@ class EpMoeLayer {
   void forward_replicated(const float* x, int64_t n_tokens, float* out, const RunOptions& options = {},
                           EpTelemetry* telemetry = nullptr);
 
+  const MoeLayerConfig& config() const { return config_; }
   const ExpertPlacement& placement() const { return placement_; }
   const RoutingPlan& last_plan() const { return plan_; }
   // The last call's routing of every token it routed (all T for forward_replicated).
   const RouterOutput& last_router_output() const { return router_out_; }
 
  private:
-  void route(const float* x, int64_t n_tokens, const RunOptions& options);
   void compute_local(const EpLocalBatch& batch, const RunOptions& options, float* y);
   void run_shared(const float* x, int64_t n_tokens, const RunOptions& options);
   // Combines tokens [t0, t0 + n) of the plan's token block; shared_y_ rows are indexed by

@@ -492,6 +492,7 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
   }
   if (const float m = static_cast<float>(spec_.multipliers.embedding); m != 1.0f)
     for (float& v : h) v *= m;  // Granite's embedding_multiplier
+  tap(kModelTensor, tap::kEmbed, h.data(), T);
   if (stats) {
     stats->moe_layers.assign(static_cast<size_t>(spec_.n_layer), MoeTelemetry{});
     stats->expert_ids.assign(static_cast<size_t>(spec_.n_layer), {});
@@ -504,6 +505,7 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
   for (int64_t li = 0; li < spec_.n_layer; ++li) {
     Layer& L = *layers_[static_cast<size_t>(li)];
     norm(h.data(), L.in_norm, L.in_norm_b, x.data(), T);
+    tap(li, tap::kAttnNorm, x.data(), T);
     if (spec_.is_mla) {
       attention_mla(L, li, x.data(), batch.data(), B, rows.data(), y.data());
     } else if (L.lightning) {
@@ -511,13 +513,16 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
     } else {
       attention_gqa(L, li, x.data(), batch.data(), B, rows.data(), y.data());
     }
+    tap(li, tap::kAttnOut, y.data(), T);
     if (normed) {  // MiniMax: the stream becomes alpha x norm(h) + beta x attention
       for (int64_t i = 0; i < T * D; ++i) h[i] = L.alpha * x[i] + L.beta * y[i];
     } else {
       for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
     }
     norm(h.data(), L.post_norm, L.post_norm_b, x.data(), T);
+    tap(li, tap::kFfnNorm, x.data(), T);
     ffn(L, x.data(), T, y.data(), stats ? &stats->moe_layers[static_cast<size_t>(li)] : nullptr);
+    tap(li, L.moe ? tap::kMoeOut : tap::kFfnOut, y.data(), T);
     if (stats && L.moe) {
       const RouterOutput& routing = L.moe->last_router_output();
       stats->expert_ids[static_cast<size_t>(li)] = routing.expert_ids;
@@ -528,6 +533,7 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
     } else {
       for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
     }
+    tap(li, tap::kHidden, h.data(), T);
   }
   for (const SequenceChunk& s : batch) {
     s.cache->record_ids(s.ids, s.n_tokens);
@@ -547,6 +553,7 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
     }
   }
   norm(h.data(), final_norm_, final_norm_b_, x.data(), n_out, false);
+  tap(kModelTensor, tap::kFinalNorm, x.data(), n_out);
   std::vector<float> gathered(direct ? 0 : static_cast<size_t>(n_out * V));  // [n_out, V]
   float* out = direct ? batch[0].logits : gathered.data();
   linear(x.data(), n_out, head_, head_bias_, V, out);

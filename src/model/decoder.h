@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "model/families.h"
@@ -64,6 +66,9 @@ class Decoder {
   // own cache. Row i of chunk c gives the same logits as forward() of that sequence alone. stats
   // rows follow the chunks' order. Same errors as forward(), naming the chunk.
   void forward_batch(const SequenceChunk* chunks, int64_t n_chunks, ForwardStats* stats = nullptr);
+  // Replaces DecoderOptions::tap: the callback every later forward passes its named intermediate
+  // tensors to (model/forward_tap.h); an empty one turns the tap off.
+  void set_tap(ForwardTap tap) { options_.tap = std::move(tap); }
 
  private:
   struct Layer;
@@ -78,6 +83,10 @@ class Decoder {
                            const int64_t* rows, float* out);
   void load_lightning(Layer& layer, const std::string& attn_prefix, int64_t li);
   void ffn(Layer& layer, const float* x, int64_t T, float* out, MoeTelemetry* telemetry);
+  // Passes [rows, D] at data to the tap under (layer, name), when there is a tap.
+  void tap(int64_t layer, std::string_view name, const float* data, int64_t rows) const {
+    if (options_.tap) options_.tap(layer, name, TapView{data, rows, spec_.d_model});
+  }
   // The family's norm (RMSNorm, or LayerNorm with an optional bias) over T rows of d_model: a block's
   // (block_norm_eps when set), or the final one (norm_eps).
   void norm(const float* x, const float* weight, const float* bias, float* y, int64_t T, bool block = true) const;

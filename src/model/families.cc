@@ -6,6 +6,7 @@
 
 #include "model/gguf_names.h"
 #include "moe/layer_config.h"
+#include "moe/weight_layout.h"
 #include "util/error.h"
 
 namespace moe {
@@ -102,17 +103,12 @@ ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, Weigh
   for (int64_t e = 0; e < E; ++e) kept[static_cast<size_t>(e)] = !keep || keep(e);
   for (int64_t e = 0; e < E; ++e) {
     if (!kept[static_cast<size_t>(e)]) continue;
-    for (int64_t d = 0; d < D; ++d) {
-      for (int64_t f = 0; f < F; ++f) {
-        gate[(e * F + f) * D + d] = gu[(e * D + d) * 2 * F + 2 * f];
-        up[(e * F + f) * D + d] = gu[(e * D + d) * 2 * F + 2 * f + 1];
-        down[(e * D + d) * F + f] = dn[(e * F + f) * D + d];
-      }
-    }
-    for (int64_t f = 0; f < F; ++f) {
-      gate_b[e * F + f] = gu_b[e * 2 * F + 2 * f];
-      up_b[e * F + f] = gu_b[e * 2 * F + 2 * f + 1];
-    }
+    const float* src = gu + e * D * 2 * F;  // [D, 2F]
+    deinterleave_gate_up(src, D, F, GateUpHalf::kGate, gate.data() + e * F * D);
+    deinterleave_gate_up(src, D, F, GateUpHalf::kUp, up.data() + e * F * D);
+    transpose_experts(dn + e * F * D, 1, F, D, down.data() + e * D * F);
+    deinterleave_gate_up_bias(gu_b + e * 2 * F, F, GateUpHalf::kGate, gate_b.data() + e * F);
+    deinterleave_gate_up_bias(gu_b + e * 2 * F, F, GateUpHalf::kUp, up_b.data() + e * F);
   }
   ExpertWeights w = ExpertWeights::stacked(static_cast<int>(E), D, F, DType::kF32, gate.data(), up.data(), down.data(),
                                            gate_b.data(), up_b.data(), store.f32(p + "experts.down_proj_bias"));
@@ -152,7 +148,10 @@ ExpertWeights gpt_oss_mxfp4_experts(const ModelSpec& spec, const std::string& p,
   std::vector<float>& gate_b = store.own(E * F);                      // [E, F]
   std::vector<float>& up_b = store.own(E * F);                        // [E, F]
   std::vector<int64_t> even(static_cast<size_t>(F)), odd(static_cast<size_t>(F)), down_rows(static_cast<size_t>(D));
-  for (int64_t f = 0; f < F; ++f) even[size_t(f)] = 2 * f, odd[size_t(f)] = 2 * f + 1;
+  for (int64_t f = 0; f < F; ++f) {
+    even[size_t(f)] = interleaved_gate_up_index(f, GateUpHalf::kGate);
+    odd[size_t(f)] = interleaved_gate_up_index(f, GateUpHalf::kUp);
+  }
   for (int64_t d = 0; d < D; ++d) down_rows[size_t(d)] = d;
   ExpertWeights w;
   w.d_model = D;
@@ -169,10 +168,8 @@ ExpertWeights gpt_oss_mxfp4_experts(const ModelSpec& spec, const std::string& p,
     return WeightView{keep_rows.data(), DType::kMXFP4, cols};
   };
   for (int64_t e = 0; e < E; ++e) {
-    for (int64_t f = 0; f < F; ++f) {
-      gate_b[size_t(e * F + f)] = gu_bias[e * 2 * F + 2 * f];
-      up_b[size_t(e * F + f)] = gu_bias[e * 2 * F + 2 * f + 1];
-    }
+    deinterleave_gate_up_bias(gu_bias + e * 2 * F, F, GateUpHalf::kGate, gate_b.data() + e * F);
+    deinterleave_gate_up_bias(gu_bias + e * 2 * F, F, GateUpHalf::kUp, up_b.data() + e * F);
     ExpertMatrices m;
     if (!keep || keep(e)) {
       const int64_t gu_expert = 2 * F * (D / 32), dn_expert = D * (F / 32);  // blocks per expert

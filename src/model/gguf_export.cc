@@ -16,6 +16,7 @@
 #include "model/gguf_names.h"
 #include "model/rope.h"
 #include "model/weights.h"
+#include "moe/weight_layout.h"
 #include "runtime/thread_pool.h"
 #include "spec/model_spec.h"
 #include "tokenizer/gguf_vocab.h"
@@ -365,12 +366,10 @@ void Planner::gpt_oss_experts(int64_t l, const std::string& mlp) {
     w.shape = {E, F, D};
     w.layer = l;
     w.read = [s, gu, E, D, F, half] {
-      const std::vector<float> src = s->read_f32(gu);  // [E, D, 2F]
-      std::vector<float> out(static_cast<size_t>(E * F * D));
+      const std::vector<float> src = s->read_f32(gu);          // [E, D, 2F]
+      std::vector<float> out(static_cast<size_t>(E * F * D));  // [E, F, D]
       for (int64_t e = 0; e < E; ++e)
-        for (int64_t d = 0; d < D; ++d)
-          for (int64_t f = 0; f < F; ++f)
-            out[size_t((e * F + f) * D + d)] = src[size_t((e * D + d) * 2 * F + 2 * f + half)];
+        deinterleave_gate_up(src.data() + e * D * 2 * F, D, F, GateUpHalf(half), out.data() + e * F * D);
       return out;
     };
     push(std::move(w), Role2::kExperts);
@@ -380,10 +379,10 @@ void Planner::gpt_oss_experts(int64_t l, const std::string& mlp) {
     b.layer = l;
     const std::string gub = gu + "_bias";
     b.read = [s, gub, E, F, half] {
-      const std::vector<float> src = s->read_f32(gub);  // [E, 2F]
-      std::vector<float> out(static_cast<size_t>(E * F));
+      const std::vector<float> src = s->read_f32(gub);     // [E, 2F]
+      std::vector<float> out(static_cast<size_t>(E * F));  // [E, F]
       for (int64_t e = 0; e < E; ++e)
-        for (int64_t f = 0; f < F; ++f) out[size_t(e * F + f)] = src[size_t(e * 2 * F + 2 * f + half)];
+        deinterleave_gate_up_bias(src.data() + e * 2 * F, F, GateUpHalf(half), out.data() + e * F);
       return out;
     };
     b.dtype = DType::kF32;
@@ -394,11 +393,9 @@ void Planner::gpt_oss_experts(int64_t l, const std::string& mlp) {
   w.shape = {E, D, F};
   w.layer = l;
   w.read = [s, dn, E, D, F] {
-    const std::vector<float> src = s->read_f32(dn);  // [E, F, D]
-    std::vector<float> out(static_cast<size_t>(E * D * F));
-    for (int64_t e = 0; e < E; ++e)
-      for (int64_t f = 0; f < F; ++f)
-        for (int64_t d = 0; d < D; ++d) out[size_t((e * D + d) * F + f)] = src[size_t((e * F + f) * D + d)];
+    const std::vector<float> src = s->read_f32(dn);          // [E, F, D]
+    std::vector<float> out(static_cast<size_t>(E * D * F));  // [E, D, F]
+    transpose_experts(src.data(), static_cast<int>(E), F, D, out.data());
     return out;
   };
   push(std::move(w), Role2::kExperts);

@@ -1,6 +1,7 @@
 // The Decoder's hook for how a MoE layer runs: MoeBlock is the interface the decoder calls per
 // MoE layer (the default wraps MoeLayer; dist/ builds expert-parallel blocks), and DecoderOptions
-// carries the factory plus a filter saying which routed experts' tensors this process loads.
+// carries the factory, a filter saying which routed experts' tensors this process loads, and the
+// tap of named intermediate tensors (model/forward_tap.h).
 #pragma once
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "model/forward_tap.h"
 #include "model/pack_cache.h"
 #include "moe/moe_layer.h"
 #include "moe/telemetry.h"
@@ -101,6 +103,8 @@ struct DecoderOptions {
   uint64_t uniform_routing_seed = 0;
   // Called after each decoder layer is loaded (layers done, layers): a progress display.
   std::function<void(int64_t, int64_t)> load_progress;
+  // Called with every named intermediate tensor of every forward (model/forward_tap.h); empty: none.
+  ForwardTap tap;
 };
 
 }  // namespace moe

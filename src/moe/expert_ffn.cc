@@ -105,9 +105,15 @@ void apply_glu(const ActivationOptions& a, const float* gate, const float* up, f
   }
 }
 
+const ExpertMatrices* ExpertWeights::first_present() const {
+  for (const ExpertMatrices& m : experts)
+    if (m.gate.data) return &m;
+  return nullptr;
+}
+
 int64_t ExpertWeights::bytes_per_expert() const {
   if (experts.empty()) return 0;
-  const ExpertMatrices& m = experts[0];
+  const ExpertMatrices& m = first_present() ? *first_present() : experts[0];
   int64_t b = 2 * d_ff * dtype_row_bytes(m.gate.dtype, d_model) + d_model * dtype_row_bytes(m.down.dtype, d_ff);
   b += 4 * ((m.gate_bias ? d_ff : 0) + (m.up_bias ? d_ff : 0) + (m.down_bias ? d_model : 0));
   return b;
@@ -115,7 +121,7 @@ int64_t ExpertWeights::bytes_per_expert() const {
 
 int64_t ExpertWeights::params_per_expert() const {
   if (experts.empty()) return 0;
-  const ExpertMatrices& m = experts[0];
+  const ExpertMatrices& m = first_present() ? *first_present() : experts[0];
   return 3 * d_ff * d_model + (m.gate_bias ? d_ff : 0) + (m.up_bias ? d_ff : 0) + (m.down_bias ? d_model : 0);
 }
 

@@ -46,8 +46,11 @@ struct ExpertWeights {
   int64_t d_ff = 0;     // F
   std::vector<ExpertMatrices> experts;
   int n_expert() const { return static_cast<int>(experts.size()); }
-  int64_t bytes_per_expert() const;   // weight bytes of one expert (3 * F * D * dtype size + biases)
-  int64_t params_per_expert() const;  // 3 * F * D (+ biases)
+  // Of the first expert whose weights are here (under expert parallelism or offloading the others'
+  // views are null; all experts of a set have the same shapes, dtypes and biases), else of experts[0]:
+  int64_t bytes_per_expert() const;             // weight bytes of one expert (3 * F * D * dtype size + f32 biases)
+  int64_t params_per_expert() const;            // 3 * F * D (+ biases)
+  const ExpertMatrices* first_present() const;  // the first expert with a gate view; null when none
 
   // Views into stacked buffers: gate, up [E, F, D], down [E, D, F]; biases [E, F], [E, F], [E, D] or null.
   static ExpertWeights stacked(int n_expert, int64_t d_model, int64_t d_ff, DType dtype, const void* gate,

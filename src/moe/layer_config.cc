@@ -1,12 +1,16 @@
-// ModelSpec -> MoeLayerConfig, one place for the per-family router and activation choices.
+// ModelSpec -> MoeLayerConfig: the family's row of moe/family_routing.h plus the config's router fields.
 #include "moe/layer_config.h"
 
+#include "moe/family_routing.h"
 #include "util/error.h"
 
 namespace moe {
 
 MoeLayerConfig moe_layer_config(const ModelSpec& spec) {
   if (spec.n_expert < 1) fail("moe_layer", "{}: not an MoE model (n_expert = 0)", spec.source);
+  const FamilyRouting* row = find_family_routing(spec.family);
+  if (!row || !row->routed)
+    fail("moe_layer", "{}: model_type {} has no router row in moe/family_routing.h", spec.source, spec.model_type);
   MoeLayerConfig c;
   c.d_model = spec.d_model;
   RouterOptions& r = c.router;
@@ -21,18 +25,10 @@ MoeLayerConfig moe_layer_config(const ModelSpec& spec) {
     r.topk_group = static_cast<int>(spec.router.topk_group);
     r.group_score = spec.router.topk_method == TopkMethod::kNoAuxTc ? GroupScore::kTop2Sum : GroupScore::kMax;
   }
-  // DeepSeek-V2's code applies routed_scaling_factor only when it does not renormalize.
-  if (spec.family == Family::kDeepseekV2 && r.norm_topk_prob && r.top_k > 1) r.routed_scaling_factor = 1.0f;
-  // Mixtral, gpt-oss, Granite-MoE, JetMoE: softmax over the selected logits (Mixtral's softmax + renormalize is
-  // the same).
-  if (spec.family == Family::kGptOss || spec.family == Family::kMixtral || spec.family == Family::kGraniteMoe ||
-      spec.family == Family::kJetMoe || spec.family == Family::kMiniMax)
-    r.selection = Selection::kSoftmaxOverTopK;
-  if (spec.family == Family::kPhiMoe) {
-    r.selection = Selection::kSparseMixer;
-    r.sparsemixer_eps = static_cast<float>(spec.router.jitter_eps);
-  }
-  c.weight_before_expert = spec.family == Family::kLlama4;
+  r.selection = row->selection;
+  if (row->scale == ScaleRule::kUnlessNormalized && r.norm_topk_prob && r.top_k > 1) r.routed_scaling_factor = 1.0f;
+  if (r.selection == Selection::kSparseMixer) r.sparsemixer_eps = static_cast<float>(spec.router.jitter_eps);
+  c.weight_before_expert = row->weight_before_expert;
   switch (spec.activation) {
     case Activation::kSilu:
       c.activation.kind = GluKind::kSwiGLU;
@@ -47,7 +43,7 @@ MoeLayerConfig moe_layer_config(const ModelSpec& spec) {
       c.activation.kind = GluKind::kSwiGLU;
       break;
   }
-  if (spec.family == Family::kGptOss) {
+  if (row->oai_swiglu) {
     c.activation.kind = GluKind::kSwiGLUOai;
     c.activation.alpha = spec.swiglu_alpha > 0 ? static_cast<float>(spec.swiglu_alpha) : 1.702f;
   }

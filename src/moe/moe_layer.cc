@@ -74,10 +74,26 @@ void MoeLayer::set_weights(const MoeLayerWeights& weights) {
   weights_ = weights;
 }
 
-void MoeLayer::route(const float* x, int64_t T, const RunOptions& o) {
-  const RouterOptions& ro = config_.router;
+MoeLayerSizes moe_layer_sizes(const MoeLayerConfig& config, const MoeLayerWeights& w) {
+  MoeLayerSizes s;
+  const int64_t E = config.router.n_expert, D = config.d_model;
+  s.d_model = D;
+  s.router_params = E * D + (w.router.bias ? E : 0);
+  s.d_ff = w.experts.d_ff;
+  s.expert_params = w.experts.params_per_expert();
+  s.expert_bytes = w.experts.bytes_per_expert();
+  const int64_t S = w.shared.n_expert();
+  s.shared_params = S * w.shared.params_per_expert() + (S > 0 && w.shared_gate.data ? D : 0);
+  s.shared_bytes = S * w.shared.bytes_per_expert();
+  s.shared_d_ff = S * w.shared.d_ff;
+  return s;
+}
+
+void route_layer(const MoeLayerConfig& config, const RouterWeights& weights, const float* x, int64_t T,
+                 const RunOptions& o, RouterOutput* out) {
+  const RouterOptions& ro = config.router;
   if (!o.expert_ids) {
-    route_tokens(ro, weights_.router, x, T, config_.d_model, o.top_k_override, &router_out_);
+    route_tokens(ro, weights, x, T, config.d_model, o.top_k_override, out);
     return;
   }
   // Given choices: run the router for its logits and scores, take the weights at the given ids.
@@ -85,12 +101,12 @@ void MoeLayer::route(const float* x, int64_t T, const RunOptions& o) {
   RouterOptions plain = ro;
   plain.n_group = 1;
   plain.topk_group = 1;
-  route_tokens(plain, weights_.router, x, T, config_.d_model, o.top_k_override, &router_out_);
-  std::copy(o.expert_ids, o.expert_ids + T * k, router_out_.expert_ids.begin());
-  std::vector<float> scratch(ro.n_expert);
+  route_tokens(plain, weights, x, T, config.d_model, o.top_k_override, out);
+  std::copy(o.expert_ids, o.expert_ids + T * k, out->expert_ids.begin());
+  std::vector<float> scratch(static_cast<size_t>(ro.n_expert));  // [E]
   for (int64_t t = 0; t < T; ++t) {
-    weights_for_ids(ro, router_out_.logits.data() + t * ro.n_expert, k, o.expert_ids + t * k,
-                    router_out_.weights.data() + t * k, scratch.data());
+    weights_for_ids(ro, out->logits.data() + t * ro.n_expert, k, o.expert_ids + t * k, out->weights.data() + t * k,
+                    scratch.data());
   }
 }
 
@@ -213,7 +229,7 @@ void MoeLayer::forward(const float* x, int64_t T, float* out, const RunOptions& 
   if (T < 0) fail("moe_layer", "token count must be >= 0, got {}", T);
   const DispatchOptions& dispatch = o.dispatch ? *o.dispatch : config_.dispatch;
   Timer timer;
-  route(x, T, o);
+  route_layer(config_, weights_.router, x, T, o, &router_out_);
   const double route_ms = timer.ms();
   timer.reset();
   plan_ = make_routing_plan(router_out_.expert_ids.data(), router_out_.weights.data(), T, router_out_.top_k,
@@ -232,21 +248,8 @@ void MoeLayer::forward(const float* x, int64_t T, float* out, const RunOptions& 
   const double experts_ms = timer.ms();
   if (!tel) return;
   *tel = MoeTelemetry{};
-  tel->n_tokens = T;
-  tel->top_k = plan_.top_k;
-  tel->tokens_per_expert = plan_.expert_counts;
-  tel->dropped_slots = static_cast<int64_t>(plan_.dropped_slots.size());
-  tel->experts_touched = plan_.n_experts_touched();
-  const int64_t E = config_.router.n_expert, D = config_.d_model;
-  int64_t params = E * D + (weights_.router.bias ? E : 0);
-  params += tel->experts_touched * weights_.experts.params_per_expert();
-  if (T > 0) {
-    params += weights_.shared.n_expert() * weights_.shared.params_per_expert();
-    if (weights_.shared_gate.data) params += D;
-  }
-  tel->activated_params = params;
-  tel->expert_bytes_streamed = stats.weight_bytes_streamed;
-  tel->expert_flops = stats.flops;
+  account_moe_call(moe_layer_sizes(config_, weights_), T, plan_.top_k, plan_.expert_counts,
+                   static_cast<int64_t>(plan_.dropped_slots.size()), tel);
   tel->work_items = stats.work_items;
   tel->route_ms = route_ms;
   tel->dispatch_ms = dispatch_ms;

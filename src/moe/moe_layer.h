@@ -49,6 +49,17 @@ struct RunOptions {
   std::function<void(const RouterOutput& routing, std::vector<ExpertMatrices>& experts)> prepare_experts;
 };
 
+// What the accounting of a call (account_moe_call, moe/telemetry.h) needs of this layer; per-expert
+// sizes from the first routed expert whose weights are present.
+MoeLayerSizes moe_layer_sizes(const MoeLayerConfig& config, const MoeLayerWeights& weights);
+
+// The routing of one MoE layer call, the same bits in every layer that routes (MoeLayer, the
+// expert-parallel layer of dist/): route_tokens over x [T, D], or with options.expert_ids (choices
+// given [T, K]) the router's logits and scores (no group limit) with the weights taken at the given
+// ids. out: ids and weights [T, K], logits [T, E].
+void route_layer(const MoeLayerConfig& config, const RouterWeights& weights, const float* x, int64_t n_tokens,
+                 const RunOptions& options, RouterOutput* out);
+
 // Not thread-safe: one call at a time per object (it reuses its workspace between calls).
 class MoeLayer {
  public:
@@ -70,7 +81,6 @@ class MoeLayer {
   const RoutingPlan& last_plan() const { return plan_; }
 
  private:
-  void route(const float* x, int64_t n_tokens, const RunOptions& options);
   void gather();  // per row of the plan: its token and scale (no copy of x)
   void shared_gates(const float* x, int64_t n_tokens);
   void run_experts(const float* x, int64_t n_tokens, float* out, const RunOptions& options, ExpertRunStats* stats);

@@ -29,30 +29,9 @@ enum class GroupScore {
   kTop2Sum,  // DeepSeek-V3 noaux_tc: sum of the group's two best (biased) scores
 };
 
-// Family -> options (Hugging Face config fields in brackets). Unlisted fields keep their defaults:
-// scoring softmax, selection kTopK, n_group 1, no bias, norm_topk_prob false, scale 1.
-//
-// | family               | scoring      | selection        | groups (n_group/topk_group, score) | corr. bias | norm  |
-// scale  | notes                                   |
-// |----------------------|--------------|------------------|------------------------------------|-----------|-------|--------|-----------------------------------------|
-// | Mixtral              | softmax      | kSoftmaxOverTopK | -                                  | no        | (yes) | 1
-// | == softmax + top-k + renormalize        | | Qwen2-MoE            | softmax      | kTopK            | - | no |
-// [norm_topk_prob] (57B: false) | 1 | shared expert with sigmoid gate [1, D] | | Qwen3-MoE            | softmax      |
-// kTopK            | -                                  | no        | [norm_topk_prob] (true) | 1 | no shared expert |
-// | OLMoE                | softmax      | kTopK            | -                                  | no        | false | 1
-// |                                         | | DeepSeekMoE (16B)    | softmax      | kTopK            | - | no | false
-// | 1      | shared experts, no gate                 | | DeepSeek-V2          | softmax      | kTopK            |
-// [n_group]/[topk_group], kMax       | no        | [norm_topk_prob] | [routed_scaling_factor] | V2 code scales only
-// when not normalized: set scale 1 when norm is on | | DeepSeek-V3, Kimi-K2 | sigmoid      | kTopK            |
-// [n_group]/[topk_group], kTop2Sum   | yes [e_score_correction_bias] | true | [routed_scaling_factor] | Kimi-K2:
-// n_group 1 | | GLM-4.5              | sigmoid      | kTopK            | [n_group]/[topk_group], kTop2Sum   | yes |
-// true  | [routed_scaling_factor] | usually n_group 1                  | | gpt-oss              | softmax      |
-// kSoftmaxOverTopK | -                                  | no        | -     | 1      | router has a logit bias [E] | |
-// DBRX                 | softmax      | kTopK            | -                                  | no        | true  | 1
-// | [moe_normalize_expert_weights] = 1 (L1) | | Llama 4              | sigmoid      | kTopK            | - | no | false
-// | 1      | weight applied to the expert INPUT (MoeLayerConfig::weight_before_expert) | | DeepSeek-V4          |
-// sqrtsoftplus | kTopK            | [n_group] (1), kTop2Sum            | yes       | true  | [routed_scaling_factor]
-// (1.5) | hash layers: RunOptions::expert_ids from tid2eid |
+// Which family uses which options: the table kFamilyRouting in moe/family_routing.h (data that
+// moe_layer_config reads). Unset fields keep their defaults: scoring softmax, selection kTopK,
+// n_group 1, no bias, norm_topk_prob false, scale 1.
 //
 // For kTopK, norm_topk_prob divides the chosen weights by their sum; for kSoftmaxOverTopK the weights
 // already sum to one. routed_scaling_factor multiplies the final weights.

@@ -1,11 +1,30 @@
-// MoeTelemetry: accumulation across calls and a one-line summary.
+// MoeTelemetry: the accounting of one call, accumulation across calls and a one-line summary.
 #include "moe/telemetry.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace moe {
+
+void account_moe_call(const MoeLayerSizes& s, int64_t T, int top_k, std::vector<int64_t> tokens_per_expert,
+                      int64_t dropped_slots, MoeTelemetry* tel) {
+  tel->n_tokens = T;
+  tel->top_k = top_k;
+  tel->tokens_per_expert = std::move(tokens_per_expert);
+  tel->dropped_slots = dropped_slots;
+  int64_t rows = 0;
+  tel->experts_touched = 0;
+  for (const int64_t n : tel->tokens_per_expert) {
+    rows += n;
+    tel->experts_touched += n > 0 ? 1 : 0;
+  }
+  const bool shared = T > 0;  // the shared experts run on every token, so on none of an empty call
+  tel->activated_params = s.router_params + tel->experts_touched * s.expert_params + (shared ? s.shared_params : 0);
+  tel->expert_bytes_streamed = tel->experts_touched * s.expert_bytes + (shared ? s.shared_bytes : 0);
+  tel->expert_flops = 2 * 3 * s.d_model * (rows * s.d_ff + T * s.shared_d_ff);
+}
 
 void MoeTelemetry::accumulate(const MoeTelemetry& o) {
   n_tokens += o.n_tokens;

@@ -2,7 +2,8 @@
 // for every fixture family (llama and qwen3 are dense: EP is a no-op there): the prompt's logits
 // and two decode steps' logits are bitwise equal (memcmp) to the one-process Decoder on every
 // rank; each rank loads only its own experts; the bytes every rank sends are the bytes the
-// others receive; the report gathers every rank.
+// others receive; the report gathers every rank; every MoE layer's telemetry (activated parameters,
+// tokens per expert, bytes, FLOPs) equals the one process's.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -13,6 +14,7 @@
 #include "dist/ep_decoder.h"
 #include "io/safetensors.h"
 #include "model/decoder.h"
+#include "moe/telemetry.h"
 #include "util/dtype.h"
 
 namespace moe::dist {
@@ -96,6 +98,54 @@ TEST_P(EpDecoder, LogitsBitwiseEqualToOneProcess) {
     if (E > 0) {
       EXPECT_GT(all_sent, 0) << R;
     }
+  }
+}
+
+// The telemetry of every MoE layer (ForwardStats) under --ep equals one process's: the same routing and the
+// same accounting (account_moe_call), so the activated parameters count gpt-oss's expert biases on every
+// rank, also on ranks that do not hold expert 0. Times and work items are each process's own.
+TEST_P(EpDecoder, TelemetryEqualsOneProcess) {
+  const std::string dir = fixture_dir(GetParam());
+  const std::vector<int32_t> prompt = prompt_of(dir);
+  const int64_t T = int64_t(prompt.size());
+  Decoder single(dir);
+  const int64_t V = single.spec().vocab;
+  std::vector<float> logits(size_t(T * V));  // [T, V]
+  ForwardStats want;
+  KvCache cache = single.make_cache(T);
+  single.forward(prompt.data(), T, cache, logits.data(), &want);
+  for (int R : {2, 3}) {
+    std::vector<ForwardStats> got(static_cast<size_t>(R));
+    run_local_ranks(R, [&](Comm& comm) {
+      EpDecoderHook hook(comm, R == 3 ? "round-robin" : "contiguous", int(single.spec().n_expert));
+      Decoder dec(dir, hook.options());
+      KvCache c = dec.make_cache(T);
+      std::vector<float> l(size_t(T * V));
+      dec.forward(prompt.data(), T, c, l.data(), &got[size_t(comm.rank())]);
+    });
+    for (int r = 0; r < R; ++r) {
+      ASSERT_EQ(got[size_t(r)].moe_layers.size(), want.moe_layers.size());
+      for (size_t l = 0; l < want.moe_layers.size(); ++l) {
+        SCOPED_TRACE(testing::Message() << GetParam() << " R=" << R << " rank " << r << " layer " << l);
+        const MoeTelemetry &a = want.moe_layers[l], &b = got[size_t(r)].moe_layers[l];
+        EXPECT_EQ(b.n_tokens, a.n_tokens);
+        EXPECT_EQ(b.top_k, a.top_k);
+        EXPECT_EQ(b.tokens_per_expert, a.tokens_per_expert);
+        EXPECT_EQ(b.dropped_slots, a.dropped_slots);
+        EXPECT_EQ(b.experts_touched, a.experts_touched);
+        EXPECT_EQ(b.activated_params, a.activated_params);
+        EXPECT_EQ(b.expert_bytes_streamed, a.expert_bytes_streamed);
+        EXPECT_EQ(b.expert_flops, a.expert_flops);
+      }
+    }
+  }
+  if (single.spec().family != Family::kGptOss) return;
+  // gpt-oss: router [E, D] + bias [E], and per touched expert gate, up [F, D], down [D, F] and their biases.
+  const ModelSpec& s = single.spec();
+  const int64_t E = s.n_expert, D = s.d_model, F = s.n_ff_expert;
+  for (const MoeTelemetry& t : want.moe_layers) {
+    if (t.n_tokens == 0) continue;
+    EXPECT_EQ(t.activated_params, E * D + E + t.experts_touched * (3 * F * D + 2 * F + D));
   }
 }
 
