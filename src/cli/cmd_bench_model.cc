@@ -159,7 +159,7 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
     options.load_progress = [&](int64_t done, int64_t total) {
       progress.update(double(done), double(total), "layers loaded");
     };
-  if (!cache_panels) options.pack_cache = PackCacheOptions{.enabled = false};
+  if (!cache_panels) options.pack_cache = PackCacheOptions{.enabled = false, .dir = {}};
   options.offload = a.offload.options();
   if (a.uniform_routing) options.uniform_routing_seed = 12345;
   Decoder dec(dir, options);

@@ -170,8 +170,9 @@ TEST_P(GgufVsLlamaCpp, SameLogits) {
   EXPECT_LE(max32, 0.005 * scale) << "F32 logits differ beyond float rounding";
   // Sigmoid routing with the correction bias (DeepSeek-V3, dots.llm1) turns the last-bit differences into another expert for a
   // few tokens, whose logits then differ as much as two models do: there only the accuracy check holds.
-  if (c.family != "deepseek_v3" && c.family != "dots1")
+  if (c.family != "deepseek_v3" && c.family != "dots1") {
     EXPECT_LE(diff_q, 0.05 * size) << c.type << " logits differ beyond quantization noise";
+  }
   EXPECT_LE(err_moe, 1.25 * err_llama + 1e-3 * size) << "moe's " << c.type << " is less accurate than llama.cpp's";
 }
 

@@ -50,7 +50,7 @@ TEST(OffloadCli, RunGivesTheSameTokensAndReportsTheCache) {
 }
 
 TEST(OffloadCli, BadSizesAndMisuseAreUsageErrors) {
-  for (const std::string& bad : {"12X", "-3G", "lots", "0"}) {
+  for (const char* bad : {"12X", "-3G", "lots", "0"}) {
     auto r = testing::run_moe("eval --ids 1,2 --model " + kModel + " --mem-budget " + bad, true);
     EXPECT_EQ(r.code, 2) << bad << ": " << r.out;
     EXPECT_NE(r.out.find("--mem-budget"), std::string::npos) << r.out;

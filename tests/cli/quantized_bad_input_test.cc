@@ -52,7 +52,7 @@ const std::string& good_gguf() {
     const std::string hf = (test_dir() / "qwen3").string();
     moe::testing::write_random_checkpoint(hf, config, 11);
     const std::string out = (test_dir() / "qwen3.q8_0.gguf").string();
-    quantize_to_gguf(hf, out, QuantizeOptions{.type = "Q8_0"});
+    quantize_to_gguf(hf, out, QuantizeOptions{.type = "Q8_0", .progress = {}});
     return out;
   }();
   return path;

@@ -121,7 +121,7 @@ TEST_F(PackCacheTest, CachedPanelsGiveTheSameLogits) {
   for (const std::string type : {"F32", "Q8_0", "Q4_K_M"}) {
     SCOPED_TRACE(type);
     const std::string model = type == "F32" ? hf : (dir_ / ("qwen3." + type + ".gguf")).string();
-    if (type != "F32") quantize_to_gguf(hf, model, QuantizeOptions{.type = type});
+    if (type != "F32") quantize_to_gguf(hf, model, QuantizeOptions{.type = type, .progress = {}});
     expect_cached_logits_equal(model);
   }
 }
@@ -129,7 +129,7 @@ TEST_F(PackCacheTest, CachedPanelsGiveTheSameLogits) {
 void PackCacheTest::expect_cached_logits_equal(const std::string& model) {
   DecoderOptions cached, off;
   cached.pack_cache = options_;
-  off.pack_cache = PackCacheOptions{.enabled = false};
+  off.pack_cache = PackCacheOptions{.enabled = false, .dir = {}};
   const std::vector<int32_t> ids = {1, 2, 3, 50, 7};
   bool packs = false;  // the ISA packs these weights (AVX2 has no f32 panels: nothing to cache, no file)
   const auto logits = [&](const DecoderOptions& o, bool* hit) {
