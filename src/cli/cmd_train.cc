@@ -50,70 +50,70 @@ void add_model_flags(CLI::App* t, TrainCli& c) {
   auto& m = c.o.model;
   t->add_option("--config", c.config,
                 "Hugging Face config.json (qwen3_moe or deepseek_v3) defining the model; overrides the flags below");
-  add_number(t, "--layers", m.n_layer, "decoder layers L", 1, kMaxCount);
-  add_number(t, "--d-model", m.d_model, "model dim D (hidden_size)", 1, kMaxDim);
-  add_number(t, "--heads", m.n_head, "attention heads H", 1, kMaxCount);
-  add_number(t, "--kv-heads", m.n_kv_head, "key/value heads Hkv", 1, kMaxCount);
-  add_number(t, "--head-dim", m.head_dim, "head dim Dh", 1, kMaxCount);
-  add_number(t, "--experts", m.n_expert, "routed experts E", 1, kMaxCount);
-  add_number(t, "--experts-per-token", m.top_k, "experts per token K (num_experts_per_tok)", 1, kMaxCount);
-  add_number(t, "--d-ff", m.d_ff_expert, "expert hidden dim F (moe_intermediate_size)", 1, kMaxDim);
-  add_number(t, "--max-seq", m.max_seq, "max_position_embeddings", 1, train::kMaxTrainTokens);
+  add_number(t, "--layers", m.n_layer, "Decoder layers L", 1, kMaxCount);
+  add_number(t, "--d-model", m.d_model, "Model dim D (hidden_size)", 1, kMaxDim);
+  add_number(t, "--heads", m.n_head, "Attention heads H", 1, kMaxCount);
+  add_number(t, "--kv-heads", m.n_kv_head, "Key/value heads Hkv", 1, kMaxCount);
+  add_number(t, "--head-dim", m.head_dim, "Head dim Dh", 1, kMaxCount);
+  add_number(t, "--experts", m.n_expert, "Routed experts E", 1, kMaxCount);
+  add_number(t, "--experts-per-token", m.top_k, "Experts per token K (num_experts_per_tok)", 1, kMaxCount);
+  add_number(t, "--d-ff", m.d_ff_expert, "Expert hidden dim F (moe_intermediate_size)", 1, kMaxDim);
+  add_number(t, "--max-seq", m.max_seq, "Max_position_embeddings", 1, train::kMaxTrainTokens);
   add_number_above(t, "--rope-theta", m.rope_theta, "RoPE base", 0.0, 1e12);
-  t->add_flag("!--no-norm-topk", m.norm_topk_prob, "do not renormalize the top-k weights (norm_topk_prob false)");
+  t->add_flag("!--no-norm-topk", m.norm_topk_prob, "Do not renormalize the top-k weights (norm_topk_prob false)");
   t->add_option("--arch", c.arch,
-                "qwen3-moe (Qwen3MoeForCausalLM) or deepseek-v3 (DeepseekV3ForCausalLM: MLA, sigmoid router with "
+                "Qwen3-moe (Qwen3MoeForCausalLM) or deepseek-v3 (DeepseekV3ForCausalLM: MLA, sigmoid router with "
                 "e_score_correction_bias, shared experts)")
       ->capture_default_str();
-  add_number(t, "--q-lora-rank", m.q_lora_rank, "deepseek-v3: q_lora_rank", 0, kMaxDim, "0 = q_proj");
-  add_number(t, "--kv-lora-rank", m.kv_lora_rank, "deepseek-v3: kv_lora_rank", 1, kMaxDim);
-  add_number(t, "--qk-nope-dim", m.qk_nope_dim, "deepseek-v3: qk_nope_head_dim", 1, kMaxCount);
-  add_number(t, "--qk-rope-dim", m.qk_rope_dim, "deepseek-v3: qk_rope_head_dim", 1, kMaxCount);
-  add_number(t, "--v-head-dim", m.v_head_dim, "deepseek-v3: v_head_dim", 1, kMaxCount);
-  add_number(t, "--shared-experts", m.n_shared_expert, "deepseek-v3: n_shared_experts (width F each)", 0, kMaxCount);
-  add_number(t, "--dense-layers", m.first_dense, "deepseek-v3: first_k_dense_replace (dense first layers)", 0,
+  add_number(t, "--q-lora-rank", m.q_lora_rank, "Deepseek-v3: q_lora_rank", 0, kMaxDim, "0 = q_proj");
+  add_number(t, "--kv-lora-rank", m.kv_lora_rank, "Deepseek-v3: kv_lora_rank", 1, kMaxDim);
+  add_number(t, "--qk-nope-dim", m.qk_nope_dim, "Deepseek-v3: qk_nope_head_dim", 1, kMaxCount);
+  add_number(t, "--qk-rope-dim", m.qk_rope_dim, "Deepseek-v3: qk_rope_head_dim", 1, kMaxCount);
+  add_number(t, "--v-head-dim", m.v_head_dim, "Deepseek-v3: v_head_dim", 1, kMaxCount);
+  add_number(t, "--shared-experts", m.n_shared_expert, "Deepseek-v3: n_shared_experts (width F each)", 0, kMaxCount);
+  add_number(t, "--dense-layers", m.first_dense, "Deepseek-v3: first_k_dense_replace (dense first layers)", 0,
              kMaxCount);
-  add_number(t, "--d-ff-dense", m.d_ff_dense, "deepseek-v3: intermediate_size of the dense layers", 1, kMaxDim);
-  add_number_above(t, "--routed-scaling", m.routed_scaling_factor, "deepseek-v3: routed_scaling_factor", 0.0, 1e6);
+  add_number(t, "--d-ff-dense", m.d_ff_dense, "Deepseek-v3: intermediate_size of the dense layers", 1, kMaxDim);
+  add_number_above(t, "--routed-scaling", m.routed_scaling_factor, "Deepseek-v3: routed_scaling_factor", 0.0, 1e6);
 }
 
 void add_run_flags(CLI::App* t, TrainCli& c) {
   auto& o = c.o;
   t->add_option("--data", c.data, "UTF-8 text file(s) (default: the embedded corpus data/corpus/kjv.txt)");
-  add_number_above(t, "--val-fraction", c.val_fraction, "tail fraction of the text used for validation", 0.0, 0.99);
-  add_number(t, "--batch", o.batch, "sequences per step B", int64_t{1}, int64_t{1} << 20);
-  add_number(t, "--seq", o.seq, "tokens per sequence S", int64_t{1}, int64_t{1} << 24);
-  add_number(t, "--steps", o.steps, "optimizer steps (the cosine schedule's length)", int64_t{1}, kMaxSteps);
-  t->add_option("--seed", o.seed, "seed for initialization and batches")
+  add_number_above(t, "--val-fraction", c.val_fraction, "Tail fraction of the text used for validation", 0.0, 0.99);
+  add_number(t, "--batch", o.batch, "Sequences per step B", int64_t{1}, int64_t{1} << 20);
+  add_number(t, "--seq", o.seq, "Tokens per sequence S", int64_t{1}, int64_t{1} << 24);
+  add_number(t, "--steps", o.steps, "Optimizer steps (the cosine schedule's length)", int64_t{1}, kMaxSteps);
+  t->add_option("--seed", o.seed, "Seed for initialization and batches")
       ->transform(any_number<uint64_t>())
       ->capture_default_str();
-  add_number_above(t, "--lr", o.adamw.lr, "peak learning rate", 0.0, 10.0);
-  add_number(t, "--min-lr-ratio", o.adamw.min_lr_ratio, "cosine floor as a fraction of --lr", 0.0, 1.0);
-  add_number(t, "--warmup", o.adamw.warmup_steps, "linear warmup steps", int64_t{0}, kMaxSteps);
+  add_number_above(t, "--lr", o.adamw.lr, "Peak learning rate", 0.0, 10.0);
+  add_number(t, "--min-lr-ratio", o.adamw.min_lr_ratio, "Cosine floor as a fraction of --lr", 0.0, 1.0);
+  add_number(t, "--warmup", o.adamw.warmup_steps, "Linear warmup steps", int64_t{0}, kMaxSteps);
   add_number(t, "--weight-decay", o.adamw.weight_decay, "AdamW weight decay (matrices)", 0.0, 100.0);
-  add_number(t, "--grad-clip", o.adamw.grad_clip, "max global gradient norm", 0.0, 1e12, "0 = off");
+  add_number(t, "--grad-clip", o.adamw.grad_clip, "Max global gradient norm", 0.0, 1e12, "0 = off");
   add_number(t, "--aux-loss", o.balance.aux_coef, "Switch/GShard auxiliary loss coefficient", 0.0, 1e6);
-  add_number(t, "--seq-aux-loss", o.balance.seq_aux_coef, "sequence-level auxiliary loss coefficient", 0.0, 1e6);
-  add_number(t, "--z-loss", o.balance.z_coef, "router z-loss coefficient", 0.0, 1e6);
-  add_number(t, "--bias-update", o.balance.bias_rate, "aux-loss-free bias update rate (DeepSeek-V3)", 0.0, 1e6,
+  add_number(t, "--seq-aux-loss", o.balance.seq_aux_coef, "Sequence-level auxiliary loss coefficient", 0.0, 1e6);
+  add_number(t, "--z-loss", o.balance.z_coef, "Router z-loss coefficient", 0.0, 1e6);
+  add_number(t, "--bias-update", o.balance.bias_rate, "Aux-loss-free bias update rate (DeepSeek-V3)", 0.0, 1e6,
              "0 = off");
-  add_number(t, "--capacity-factor", o.balance.capacity_factor, "expert capacity factor", 0.0, 1e6, "0 = dropless");
-  t->add_option("--drop-policy", c.drop_policy, "position|probability (with --capacity-factor)")->capture_default_str();
-  add_number(t, "--log-every", o.log_every, "metrics line every N steps", int64_t{1}, kMaxSteps);
-  add_number(t, "--eval-every", o.eval_every, "validation every N steps", int64_t{0}, kMaxSteps, "0 = at the end");
-  add_number(t, "--eval-batches", o.eval_batches, "validation batches", int64_t{1}, int64_t{1} << 20);
-  add_number(t, "--checkpoint-every", o.checkpoint_every, "checkpoint every N steps", int64_t{0}, kMaxSteps,
+  add_number(t, "--capacity-factor", o.balance.capacity_factor, "Expert capacity factor", 0.0, 1e6, "0 = dropless");
+  t->add_option("--drop-policy", c.drop_policy, "Position|probability (with --capacity-factor)")->capture_default_str();
+  add_number(t, "--log-every", o.log_every, "Metrics line every N steps", int64_t{1}, kMaxSteps);
+  add_number(t, "--eval-every", o.eval_every, "Validation every N steps", int64_t{0}, kMaxSteps, "0 = at the end");
+  add_number(t, "--eval-batches", o.eval_batches, "Validation batches", int64_t{1}, int64_t{1} << 20);
+  add_number(t, "--checkpoint-every", o.checkpoint_every, "Checkpoint every N steps", int64_t{0}, kMaxSteps,
              "0 = at the end");
-  t->add_option("-o,--out", o.out_dir, "output folder: checkpoints (HF layout + optimizer) and metrics.jsonl");
+  t->add_option("-o,--out", o.out_dir, "Output folder: checkpoints (HF layout + optimizer) and metrics.jsonl");
   t->add_flag("--resume", o.resume,
-              "continue from --out DIR/latest with the run's settings (exactly the same losses as an uninterrupted "
+              "Continue from --out DIR/latest with the run's settings (exactly the same losses as an uninterrupted "
               "run); a larger --steps extends the run, and the cosine schedule then spans the new --steps, changing "
               "the learning rate from the resume point on");
-  t->add_flag("--overwrite", o.overwrite, "replace the run already in --out (its checkpoints and metrics are deleted)");
-  add_number(t, "--stop-after", o.stop_after, "stop after this step (checkpointing it), as if interrupted", int64_t{0},
+  t->add_flag("--overwrite", o.overwrite, "Replace the run already in --out (its checkpoints and metrics are deleted)");
+  add_number(t, "--stop-after", o.stop_after, "Stop after this step (checkpointing it), as if interrupted", int64_t{0},
              kMaxSteps, "0 = run every step");
-  t->add_flag("!--no-progress", o.progress, "no progress output on stderr");
-  t->add_flag("!--no-mfu", o.measure_mfu, "skip the FMA-ceiling measurement (MFU reported as null)");
+  t->add_flag("!--no-progress", o.progress, "No progress output on stderr");
+  t->add_flag("!--no-mfu", o.measure_mfu, "Skip the FMA-ceiling measurement (MFU reported as null)");
 }
 
 // Flags of one architecture given with the other would be silently ignored: a usage error instead.

@@ -66,11 +66,18 @@ CLI::Validator any_number() {
   }
 }
 
+// "help (note)", or "help (its own remark; note)" when help already ends in a parenthesis.
+inline std::string with_note(const std::string& help, const std::string& note) {
+  if (note.empty()) return help;
+  if (!help.empty() && help.back() == ')') return help.substr(0, help.size() - 1) + "; " + note + ")";
+  return help + " (" + note + ")";
+}
+
 // Declares a numeric flag with its range; the default is shown in --help.
 template <typename T>
 CLI::Option* add_number(CLI::App* cmd, const std::string& name, T& var, const std::string& help, T lo, T hi,
                         const std::string& note = "") {
-  return cmd->add_option(name, var, note.empty() ? help : help + " (" + note + ")")
+  return cmd->add_option(name, var, with_note(help, note))
       ->transform(number_in<T>(lo, hi, note))
       ->capture_default_str();
 }
