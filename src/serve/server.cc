@@ -284,9 +284,13 @@ int Server::bind() {
 
 void Server::run() { impl_->http.listen_after_bind(); }
 
+void Server::begin_shutdown() {
+  if (impl_) impl_->sched.stop();  // running and waiting generations end (cancelled); their handlers return
+}
+
 void Server::stop() {
   if (!impl_) return;
-  impl_->sched.stop();  // running and waiting generations end (cancelled); their handlers return
+  begin_shutdown();
   impl_->http.stop();
 }
 

@@ -48,7 +48,10 @@ class Server {
   int bind();
   // Serves until stop() (call bind() first). Blocks.
   void run();
-  void stop();
+  // The first half of stop(): every waiting and running generation ends (cancelled), and new
+  // generation requests are answered 503 "shutting_down" while /health and /metrics still answer.
+  void begin_shutdown();
+  void stop();  // begin_shutdown(), then the listener stops
 
  private:
   struct Impl;

@@ -342,6 +342,38 @@ TEST_F(Serve, QueueLimitAnswers429AndMetricsCountIt) {
     EXPECT_NE(m->body.find(want), std::string::npos) << want << "\n" << m->body.substr(0, 2000);
 }
 
+// Once shutdown began, a generation request gets 503 "shutting_down" (OpenAI-style JSON, streamed or
+// not) while /health still answers; the metrics count the 503s.
+TEST_F(Serve, ShuttingDownAnswers503) {
+  auto s = start();
+  s->server->begin_shutdown();
+  httplib::Client c("127.0.0.1", s->port);
+  for (bool stream : {false, true}) {
+    auto r = c.Post("/v1/completions", json({{"prompt", "x"}, {"max_tokens", 2}, {"stream", stream}}).dump(),
+                    "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 503) << r->body;
+    const json e = json::parse(r->body)["error"];
+    EXPECT_EQ(e["code"], "shutting_down");
+    EXPECT_EQ(e["type"], "server_error");
+  }
+  auto chat = c.Post("/v1/chat/completions",
+                     json({{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 2}}).dump(),
+                     "application/json");
+  ASSERT_TRUE(chat);
+  EXPECT_EQ(chat->status, 503) << chat->body;
+  auto h = c.Get("/health");
+  ASSERT_TRUE(h);
+  // A request is counted once its response is written, which may be after the client read it.
+  const std::string want = "moe_http_requests_total{endpoint=\"/v1/completions\",status=\"503\"} 2";
+  std::string metrics;
+  for (int i = 0; i < 200 && metrics.find(want) == std::string::npos; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (auto m = c.Get("/metrics")) metrics = m->body;
+  }
+  EXPECT_NE(metrics.find(want), std::string::npos) << metrics.substr(0, 2000);
+}
+
 // 16 clients x 20 requests against 4 slots: mixed prompts and lengths, streamed and not, every
 // fifth one dropped midway. Each answer that completes is whole and equals the answer of the
 // same request made alone; nothing is lost or duplicated, and the counters add up.
