@@ -294,44 +294,106 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// Every 16-row chunk of A is packed once (codes [chunk][block][16][32], and per chunk, block and row the
-// activation scale, the offset times the code sum, and Q4_1 / Q5_1's scaled sum); then per weight group
-// its scales and (types whose codes are not stored as bytes) its B tiles are decoded once for all chunks.
+// The AMX kernel's per-call memory (thread scratch): the row chunks' codes [chunk][block][16][32]; per
+// chunk, block and row the activation scale, the offset times the code sum and Q4_1 / Q5_1's scaled
+// sum; one weight group's decoded scales and (types whose codes are not stored as bytes) B tiles; two
+// C tiles.
+struct AmxScratch {
+  uint8_t* codes;
+  float* da;
+  int32_t* off;
+  float* sa;
+  __m512* scales;
+  uint8_t* btiles;
+  int32_t* ctile;
+};
+
+// B tiles: Q8_0's code lines are the B tile as they are (read in place: measured faster than an aligned
+// copy even though each tile row then straddles two cache lines); other types decode theirs once per
+// group for all row chunks.
 template <typename T>
-void run_amx(const QuantArgs& g) {
-  static_assert(T::kBlock == 32, "AMX path: blocks of 32");
-  const int64_t k = g.s.k, nb = k / 32, n_chunks = (g.s.m + 15) / 16;
-  const int64_t group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
-  // B tiles: Q8_0's code lines are the B tile as they are (read in place: measured faster than an aligned
-  // copy even though each tile row then straddles two cache lines); other types decode theirs once per
-  // group for all row chunks.
-  constexpr bool decode_b = T::kType != DType::kQ8_0;
+constexpr bool kAmxDecodeB = T::kType != DType::kQ8_0;
+
+template <typename T>
+AmxScratch amx_scratch(int64_t nb, int64_t n_chunks) {
   const size_t codes_bytes = size_t(n_chunks * nb) * 512, per_row = size_t(n_chunks * nb) * 16 * 4;
-  const size_t scale_bytes = size_t(nb * T::kSlots) * 64, b_bytes = decode_b ? size_t(nb) * 512 : 0;
-  auto* codes = static_cast<uint8_t*>(
+  const size_t scale_bytes = size_t(nb * T::kSlots) * 64, b_bytes = kAmxDecodeB<T> ? size_t(nb) * 512 : 0;
+  auto* p = static_cast<uint8_t*>(
       matmul_detail::scratch(matmul_detail::kScratchB, codes_bytes + 3 * per_row + scale_bytes + b_bytes + 2048));
-  auto* da = reinterpret_cast<float*>(codes + codes_bytes);
-  auto* off = reinterpret_cast<int32_t*>(codes + codes_bytes + per_row);
-  auto* sa = reinterpret_cast<float*>(codes + codes_bytes + 2 * per_row);
-  auto* scales = reinterpret_cast<__m512*>(codes + codes_bytes + 3 * per_row);
-  uint8_t* btiles = codes + codes_bytes + 3 * per_row + scale_bytes;
-  auto* ctile = reinterpret_cast<int32_t*>(btiles + b_bytes);  // two C tiles
+  AmxScratch s;
+  s.codes = p;
+  s.da = reinterpret_cast<float*>(p + codes_bytes);
+  s.off = reinterpret_cast<int32_t*>(p + codes_bytes + per_row);
+  s.sa = reinterpret_cast<float*>(p + codes_bytes + 2 * per_row);
+  s.scales = reinterpret_cast<__m512*>(p + codes_bytes + 3 * per_row);
+  s.btiles = p + codes_bytes + 3 * per_row + scale_bytes;
+  s.ctile = reinterpret_cast<int32_t*>(s.btiles + b_bytes);
+  return s;
+}
+
+// Every row of A into its chunk's tiles; padding rows (past m) get zero codes.
+template <typename T>
+void amx_pack_rows(const QuantArgs& g, int64_t nb, int64_t n_chunks, const AmxScratch& s) {
   for (int64_t i = 0; i < n_chunks * 16; ++i) {
-    const int64_t ch = i / 16, r = i % 16;
-    uint8_t* dst = codes + ch * nb * 512 + r * 32;
-    const int64_t info = ch * nb * 16 + r;
-    if (i >= g.s.m) {  // padding rows: zero codes, their results are not stored
+    const int64_t ch = i / 16, r = i % 16, info = ch * nb * 16 + r;
+    uint8_t* dst = s.codes + ch * nb * 512 + r * 32;
+    if (i >= g.s.m) {
       for (int64_t b = 0; b < nb; ++b) std::memset(dst + b * 512, 0, 32);
       continue;
     }
-    const Q8Row row = q8_row(q8_row_ptr(g.a, i), k);
+    const Q8Row row = q8_row(q8_row_ptr(g.a, i), g.s.k);
     for (int64_t b = 0; b < nb; ++b) {
       std::memcpy(dst + b * 512, row.q + b * 32, 32);
-      da[info + b * 16] = row.d[b];
-      off[info + b * 16] = T::kOffset * row.sum32[b];
-      if constexpr (T::kSlots == 2) sa[info + b * 16] = row.s[b];
+      s.da[info + b * 16] = row.d[b];
+      s.off[info + b * 16] = T::kOffset * row.sum32[b];
+      if constexpr (T::kSlots == 2) s.sa[info + b * 16] = row.s[b];
     }
   }
+}
+
+// One row chunk against one weight group (its scales and B tiles decoded in s): f[r] = the 16 columns.
+// Block b's tile product is stored while block b - 1's sums are finished, so the vector loads of a tile
+// store do not wait on the store just issued.
+template <typename T>
+void amx_chunk(const uint8_t* group, int64_t nb, int64_t ch, int rn, const AmxScratch& s, __m512* f) {
+  const uint8_t* acodes = s.codes + ch * nb * 512;
+  const int64_t info = ch * nb * 16;
+  for (int r = 0; r < 16; ++r) f[r] = _mm512_setzero_ps();
+  auto finish = [&](int64_t b) {
+    const int32_t* sums = s.ctile + (b & 1) * 256;
+    const __m512* sc = s.scales + b * T::kSlots;
+    for (int r = 0; r < rn; ++r) {
+      __m512i v = _mm512_load_si512(sums + r * 16);
+      if constexpr (T::kOffset != 0) v = _mm512_sub_epi32(v, _mm512_set1_epi32(s.off[info + b * 16 + r]));
+      f[r] =
+          _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(sc[0], _mm512_set1_ps(s.da[info + b * 16 + r])), f[r]);
+      if constexpr (T::kSlots == 2) f[r] = _mm512_fmadd_ps(sc[1], _mm512_set1_ps(s.sa[info + b * 16 + r]), f[r]);
+    }
+  };
+  for (int64_t b = 0; b < nb; ++b) {
+    if constexpr (kAmxDecodeB<T>) {
+      _tile_loadd(2, s.btiles + b * 512, 64);
+    } else {
+      _tile_loadd(2, group + b * T::kTile + 32, 64);  // Q8_0: the panel's code lines are the B tile
+    }
+    _tile_loadd(1, acodes + b * 512, 32);
+    _tile_zero(0);
+    _tile_dpbsud(0, 1, 2);
+    _tile_stored(0, s.ctile + (b & 1) * 256, 64);
+    if (b > 0) finish(b - 1);
+  }
+  finish(nb - 1);
+}
+
+// Every 16-row chunk of A is packed once; then per weight group its scales and B tiles are decoded once
+// for all chunks, and each chunk runs amx_chunk.
+template <typename T>
+void run_amx(const QuantArgs& g) {
+  static_assert(T::kBlock == 32, "AMX path: blocks of 32");
+  const int64_t nb = g.s.k / 32, n_chunks = (g.s.m + 15) / 16;
+  const int64_t group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
+  const AmxScratch s = amx_scratch<T>(nb, n_chunks);
+  amx_pack_rows<T>(g, nb, n_chunks, s);
   TileConfig cfg;
   cfg.rows[0] = 16, cfg.colsb[0] = 64;  // C: 16 x 16 int32
   cfg.rows[1] = 16, cfg.colsb[1] = 32;  // A: 16 rows x 32 codes
@@ -341,45 +403,17 @@ void run_amx(const QuantArgs& g) {
   for (int64_t grp = 0; grp < n_groups; ++grp) {
     const uint8_t* group = wbase + grp * group_bytes;
     for (int64_t b = 0; b < nb; ++b) {
-      T::scales(group + b * T::kTile, scales + b * T::kSlots);
-      if constexpr (decode_b)
+      T::scales(group + b * T::kTile, s.scales + b * T::kSlots);
+      if constexpr (kAmxDecodeB<T>)
         for (int kg = 0; kg < 8; ++kg)
-          _mm512_store_si512(btiles + b * 512 + kg * 64, T::codes(group + b * T::kTile, kg));
+          _mm512_store_si512(s.btiles + b * 512 + kg * 64, T::codes(group + b * T::kTile, kg));
     }
     const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
     const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1);
     for (int64_t ch = 0; ch < n_chunks; ++ch) {
       const int rn = static_cast<int>(std::min<int64_t>(16, g.s.m - ch * 16));
-      const uint8_t* acodes = codes + ch * nb * 512;
-      const int64_t info = ch * nb * 16;
       __m512 f[16];
-      for (int r = 0; r < 16; ++r) f[r] = _mm512_setzero_ps();
-      // Block b's tile product is stored while block b - 1's sums are finished: the vector loads of a
-      // tile store then do not wait on the store just issued.
-      auto finish = [&](int64_t b) {
-        const int32_t* sums = ctile + (b & 1) * 256;
-        const __m512* sc = scales + b * T::kSlots;
-        for (int r = 0; r < rn; ++r) {
-          __m512i s = _mm512_load_si512(sums + r * 16);
-          if constexpr (T::kOffset != 0) s = _mm512_sub_epi32(s, _mm512_set1_epi32(off[info + b * 16 + r]));
-          f[r] =
-              _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sc[0], _mm512_set1_ps(da[info + b * 16 + r])), f[r]);
-          if constexpr (T::kSlots == 2) f[r] = _mm512_fmadd_ps(sc[1], _mm512_set1_ps(sa[info + b * 16 + r]), f[r]);
-        }
-      };
-      for (int64_t b = 0; b < nb; ++b) {
-        if constexpr (decode_b) {
-          _tile_loadd(2, btiles + b * 512, 64);
-        } else {
-          _tile_loadd(2, group + b * T::kTile + 32, 64);  // Q8_0: the panel's code lines are the B tile
-        }
-        _tile_loadd(1, acodes + b * 512, 32);
-        _tile_zero(0);
-        _tile_dpbsud(0, 1, 2);
-        _tile_stored(0, ctile + (b & 1) * 256, 64);
-        if (b > 0) finish(b - 1);
-      }
-      finish(nb - 1);
+      amx_chunk<T>(group, nb, ch, rn, s, f);
       for (int r = 0; r < rn; ++r) {
         const int64_t i = ch * 16 + r;
         __m512 v = f[r];
