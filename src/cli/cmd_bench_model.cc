@@ -215,7 +215,7 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   return m;
 }
 
-// What was measured, and against what: one report shape for a random checkpoint and for --weights.
+// What was measured, and against what: one report shape for a random checkpoint and for a checkpoint or .gguf.
 struct BenchSubject {
   std::string model;    // catalog name, config file stem, or the measured checkpoint path
   std::string weights;  // the measured checkpoint folder / .gguf; empty for a random checkpoint

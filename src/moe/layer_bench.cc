@@ -206,7 +206,7 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
   check_fits_in_memory(static_cast<long double>(pool.P) * pool.bpe +
                            4.0L * max_tokens * (4.0L * D + (static_cast<long double>(K) + S) * 3 * F),
                        "bench",
-                       fmt::format("d_model {} x d_ff {} (--d, --f) with up to {} tokens (--tokens): the weight pool "
+                       fmt::format("d_model {} x d_ff {} (--d-model, --d-ff) with up to {} tokens (--tokens): the weight pool "
                                    "and activations",
                                    D, F, max_tokens));
   res.physical_experts = pool.P;

@@ -41,7 +41,7 @@ const std::map<std::string, std::string>& config_flags(bool v3) {
                                                          {"head_dim", "--head-dim"},
                                                          {"num_experts", "--experts"},
                                                          {"n_routed_experts", "--experts"},
-                                                         {"num_experts_per_tok", "--top-k"},
+                                                         {"num_experts_per_tok", "--experts-per-token"},
                                                          {"moe_intermediate_size", "--d-ff"},
                                                          {"max_position_embeddings", "--max-seq"},
                                                          {"rope_theta", "--rope-theta"},
