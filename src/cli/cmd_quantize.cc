@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/flags.h"
 #include "cli/output.h"
 #include "io/paths.h"
 #include "io/run_folder.h"
@@ -78,7 +79,7 @@ void register_quantize(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("-m,--model", args->model, "Checkpoint folder (config.json + safetensors)")->required();
   cmd->add_option("-o,--out", args->out, "Output .gguf file (written atomically)")->required();
   cmd->add_option("--type", args->type, std::string("Quantization: ") + quantize_types())->capture_default_str();
-  cmd->add_flag("!--no-progress", args->progress, "No progress bar on stderr");
+  add_off_flag(cmd, "--no-progress", args->progress, "No progress bar on stderr");
   cmd->callback([args, &global] { run_quantize(*args, global); });
 }
 

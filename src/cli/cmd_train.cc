@@ -60,7 +60,7 @@ void add_model_flags(CLI::App* t, TrainCli& c) {
   add_number(t, "--d-ff", m.d_ff_expert, "Expert hidden dim F (moe_intermediate_size)", 1, kMaxDim);
   add_number(t, "--max-seq", m.max_seq, "Max_position_embeddings", 1, train::kMaxTrainTokens);
   add_number_above(t, "--rope-theta", m.rope_theta, "RoPE base", 0.0, 1e12);
-  t->add_flag("!--no-norm-topk", m.norm_topk_prob, "Do not renormalize the top-k weights (norm_topk_prob false)");
+  add_off_flag(t, "--no-norm-topk", m.norm_topk_prob, "Do not renormalize the top-k weights (norm_topk_prob false)");
   t->add_option("--arch", c.arch,
                 "Qwen3-moe (Qwen3MoeForCausalLM) or deepseek-v3 (DeepseekV3ForCausalLM: MLA, sigmoid router with "
                 "e_score_correction_bias, shared experts)")
@@ -112,8 +112,8 @@ void add_run_flags(CLI::App* t, TrainCli& c) {
   t->add_flag("--overwrite", o.overwrite, "Replace the run already in --out (its checkpoints and metrics are deleted)");
   add_number(t, "--stop-after", o.stop_after, "Stop after this step (checkpointing it), as if interrupted", int64_t{0},
              kMaxSteps, "0 = run every step");
-  t->add_flag("!--no-progress", o.progress, "No progress output on stderr");
-  t->add_flag("!--no-mfu", o.measure_mfu, "Skip the FMA-ceiling measurement (MFU reported as null)");
+  add_off_flag(t, "--no-progress", o.progress, "No progress output on stderr");
+  add_off_flag(t, "--no-mfu", o.measure_mfu, "Skip the FMA-ceiling measurement (MFU reported as null)");
 }
 
 // Flags of one architecture given with the other would be silently ignored: a usage error instead.

@@ -95,6 +95,13 @@ CLI::Option* add_numbers(CLI::App* cmd, const std::string& name, std::vector<T>&
   return cmd->add_option(name, var, help)->delimiter(',')->transform(number_in<T>(lo, hi))->capture_default_str();
 }
 
+// A flag that turns a default-on setting off (`--no-progress`): `target` becomes false when given. Unlike
+// CLI11's "!--no-x" form, --help shows the plain name (no "{false}").
+inline CLI::Option* add_off_flag(CLI::App* cmd, const std::string& name, bool& target, const std::string& help) {
+  return cmd->add_flag_callback(
+      name, [&target] { target = false; }, help);
+}
+
 // Every option in the tree under `app` whose value is a number but that has no number validator
 // ("moe train --steps"); empty when every numeric flag is declared through this header.
 std::vector<std::string> numeric_options_without_range(CLI::App& app, const std::string& prefix = "moe");

@@ -6,6 +6,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+#include <regex>
 #include <string>
 
 #include "cli/command.h"
@@ -100,6 +103,25 @@ TEST(Flags, UnknownCommandIsNamed) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("unknown command 'frobnicate'"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("train"), std::string::npos) << r.out;  // the list of commands
+}
+
+// Messages that tell the user which flag to change name flags `moe train` has (a rename must not leave
+// an error pointing at a flag that is gone).
+TEST(Flags, TrainingMessagesNameRealFlags) {
+  const std::string help = run_moe("train --help").out;
+  ASSERT_NE(help.find("--experts-per-token"), std::string::npos) << help;
+  for (const char* file : {"/src/train/run_settings.cc", "/src/train/train_memory.cc"}) {
+    std::ifstream in(std::string(MOE_SOURCE_DIR) + file);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_FALSE(text.empty()) << file;
+    const std::regex flag("\"(--[a-z][a-z0-9-]*)\"");
+    int n = 0;
+    for (std::sregex_iterator it(text.begin(), text.end(), flag), end; it != end; ++it, ++n) {
+      const std::string name = (*it)[1];
+      EXPECT_NE(help.find(name + " "), std::string::npos) << file << " names " << name << ", which train lacks";
+    }
+    EXPECT_GT(n, 5) << file;
+  }
 }
 
 }  // namespace
