@@ -141,7 +141,8 @@ void print_table(const LayerBenchResult& r) {
   for (const LayerBenchRow& w : r.rows) {
     above_ceiling |= w.read_fraction > 1.0;
     fmt::print(
-        "{:>6} {:>9.3f} {:>8.1f} {:>6.1f} {:>5.0f}{} {:>9.1f} {:>5.0f}% {:>7.1f} {:>9}{} {:>10} {:>8} {:>7.2f} {:>8.1f}%\n",
+        "{:>6} {:>9.3f} {:>8.1f} {:>6.1f} {:>5.0f}{} {:>9.1f} {:>5.0f}% {:>7.1f} {:>9}{} {:>10} {:>8} {:>7.2f} "
+        "{:>8.1f}%\n",
         w.tokens, w.ms, w.gbps, w.read_gbps_paired, 100 * w.read_fraction, w.read_fraction > 1.0 ? "!" : "%", w.gflops,
         100 * w.gflops / peak, w.experts_touched, dense(w.dense_total_ms), w.dense_total_extrapolated ? "*" : " ",
         dense(w.dense_activated_ms), dense(w.speedup_vs_dense_total), r.total_params / r.activated_params,

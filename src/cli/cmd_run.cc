@@ -347,8 +347,9 @@ void run_generate(const RunArgs& a, const GlobalOptions& global) {
 void register_run(CLI::App& app, const GlobalOptions& global) {
   auto eval_args = std::make_shared<EvalArgs>();
   auto* eval = app.add_subcommand("eval", "Score token ids with a model: next-token cross-entropy, logits out");
-  eval->add_option("-m,--model", eval_args->model,
-                   "Model folder (config.json + safetensors), .gguf file or `moe train` output folder; default: embedded model");
+  eval->add_option(
+      "-m,--model", eval_args->model,
+      "Model folder (config.json + safetensors), .gguf file or `moe train` output folder; default: embedded model");
   eval->add_option("--ids", eval_args->ids, "Token ids, e.g. 9707,11,1879");
   eval->add_option("--ids-file", eval_args->ids_file,
                    "File of token ids (commas and/or whitespace, optionally a JSON array); - reads stdin");
@@ -375,8 +376,9 @@ void register_run(CLI::App& app, const GlobalOptions& global) {
 
   auto run_args = std::make_shared<RunArgs>();
   auto* run = app.add_subcommand("run", "Generate text with an MoE model and report what activation cost");
-  run->add_option("-m,--model", run_args->model,
-                  "Model folder (config.json + safetensors), .gguf file or `moe train` output folder; default: embedded model");
+  run->add_option(
+      "-m,--model", run_args->model,
+      "Model folder (config.json + safetensors), .gguf file or `moe train` output folder; default: embedded model");
   run->add_option("-p,--prompt", run_args->prompt, "Prompt text (model tokenizer, or bytes for a vocab-256 model)");
   run->add_option("-f,--prompt-file", run_args->prompt_file, "Prompt text from a file; - reads stdin");
   run->add_option("--prompt-ids", run_args->prompt_ids, "Prompt as token ids, e.g. 9707,11,1879");

@@ -16,8 +16,8 @@
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
 #include "util/dtype.h"
-#include "util/json_out.h"
 #include "util/error.h"
+#include "util/json_out.h"
 
 namespace moe::dist {
 

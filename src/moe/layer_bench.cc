@@ -203,12 +203,13 @@ LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
   pool.P = static_cast<int>(std::min(want, fit));
   int64_t max_tokens = 1;
   for (int64_t T : opt.tokens) max_tokens = std::max(max_tokens, T);
-  check_fits_in_memory(static_cast<long double>(pool.P) * pool.bpe +
-                           4.0L * max_tokens * (4.0L * D + (static_cast<long double>(K) + S) * 3 * F),
-                       "bench",
-                       fmt::format("d_model {} x d_ff {} (--d-model, --d-ff) with up to {} tokens (--tokens): the weight pool "
-                                   "and activations",
-                                   D, F, max_tokens));
+  check_fits_in_memory(
+      static_cast<long double>(pool.P) * pool.bpe +
+          4.0L * max_tokens * (4.0L * D + (static_cast<long double>(K) + S) * 3 * F),
+      "bench",
+      fmt::format("d_model {} x d_ff {} (--d-model, --d-ff) with up to {} tokens (--tokens): the weight pool "
+                  "and activations",
+                  D, F, max_tokens));
   res.physical_experts = pool.P;
   res.weight_sets = std::max(1, pool.P / E);
   res.pool_bytes = pool.P * pool.bpe;

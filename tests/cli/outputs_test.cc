@@ -69,7 +69,8 @@ TEST_F(Outputs, PlotOntoItsMetricsIsRefused) {
 TEST_F(Outputs, TrainOutHoldingAnotherRun) {
   const std::string out = (dir_ / "run").string();
   const std::string train =
-      "--threads 1 train --layers 1 --d-model 16 --heads 2 --kv-heads 1 --head-dim 8 --experts 4 --experts-per-token 2 --d-ff 16 "
+      "--threads 1 train --layers 1 --d-model 16 --heads 2 --kv-heads 1 --head-dim 8 --experts 4 --experts-per-token 2 "
+      "--d-ff 16 "
       "--max-seq 16 --seq 16 --batch 2 --steps 2 --eval-batches 1 --no-progress --no-mfu --data " +
       model_ + "/training-metrics.jsonl --out " + out;
   ASSERT_EQ(moe_cmd(train).code, 0);
