@@ -155,7 +155,7 @@ void print_table(const LayerBenchResult& r) {
       r.rows.empty() || !r.rows[0].dense_total_extrapolated
           ? ""
           : fmt::format(" (* measured on {} expert-sized chunks, scaled by width)", o.dense_max_chunks));
-  if (above_ceiling) fmt::print("!: {}\n", read_ceiling_fraction(2.0, 1.0, 0, 0).note);
+  if (above_ceiling) fmt::print("!: {}\n", kAboveCeilingNote);
 }
 
 // --ep R > 1: the expert-parallel layer; rank 0 prints.

@@ -87,17 +87,9 @@ struct EvalScores {
   std::vector<float> logits;  // [T, V], the whole-text pass only
 };
 
-// Progress of a windowed eval on stderr, on a terminal only and never with --json.
-std::function<void(int64_t, int64_t)> eval_progress(bool json, bool root) {
-  if (json || !root || !isatty(2)) return {};
-  return [](int64_t done, int64_t total) {
-    std::fprintf(stderr, "\reval: window %lld/%lld", static_cast<long long>(done), static_cast<long long>(total));
-    if (done == total) std::fprintf(stderr, "\n");
-    std::fflush(stderr);
-  };
-}
-
-EvalScores score(const EvalArgs& a, Decoder& dec, const std::vector<int32_t>& ids, bool json, bool root) {
+// Windowed evals show their progress (windows) on a terminal, on rank 0 only.
+EvalScores score(const EvalArgs& a, Decoder& dec, const std::vector<int32_t>& ids, const GlobalOptions& global,
+                 bool root) {
   EvalScores s;
   s.tokens = static_cast<int64_t>(ids.size());
   if (a.context == 0) {
@@ -110,7 +102,12 @@ EvalScores score(const EvalArgs& a, Decoder& dec, const std::vector<int32_t>& id
     return s;
   }
   const int64_t stride = a.stride > 0 ? a.stride : a.context;
-  WindowedEvalResult r = evaluate_windows(dec, ids, a.context, stride, a.per_token, eval_progress(json, root));
+  Progress progress("eval", root, global);
+  std::function<void(int64_t, int64_t)> on_window;
+  if (progress.active())
+    on_window = [&](int64_t done, int64_t total) { progress.update(double(done), double(total), "windows"); };
+  WindowedEvalResult r = evaluate_windows(dec, ids, a.context, stride, a.per_token, on_window);
+  progress.done();
   s.scored = r.scored;
   s.forwarded = r.forwarded;
   s.windows = r.windows;
@@ -230,7 +227,7 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
                                        {"stride", a.stride},
                                        {"ep", a.ep.ep}});
   Timer timer;
-  const EvalScores s = score(a, dec, ids, global.json, m.is_root());
+  const EvalScores s = score(a, dec, ids, global, m.is_root());
   const double seconds = timer.seconds();
   if (dump) dump->finish();
   const std::optional<dist::EpReport> ep = ep_report(m);

@@ -153,11 +153,11 @@ nlohmann::ordered_json row_json(const EpLayerBenchRow& r) {
           {"combine_ms", r.combine_ms},
           {"wait_ms", r.wait_ms},
           {"comm_fraction", r.comm_share},
-          {"bytes_sent", r.bytes_sent},
-          {"bytes_received", r.bytes_received},
-          {"predicted_bytes_sent", r.predicted_bytes_sent},
-          {"predicted_bytes_received", r.predicted_bytes_received},
-          {"predicted_bytes_uniform", r.predicted_bytes_uniform},
+          {"bytes_sent", json_count(r.bytes_sent)},
+          {"bytes_received", json_count(r.bytes_received)},
+          {"predicted_bytes_sent", json_count(r.predicted_bytes_sent)},
+          {"predicted_bytes_received", json_count(r.predicted_bytes_received)},
+          {"predicted_bytes_uniform", json_count(r.predicted_bytes_uniform)},
           {"bytes_match", r.bytes_sent == r.predicted_bytes_sent && r.bytes_received == r.predicted_bytes_received}};
 }
 
@@ -233,7 +233,7 @@ std::string format_ep_layer_bench(const EpLayerBenchResult& r) {
   return s;
 }
 
-std::string ep_layer_bench_json(const EpLayerBenchResult& r, int indent) {
+nlohmann::ordered_json ep_layer_bench_report(const EpLayerBenchResult& r) {
   const EpLayerBenchOptions& o = r.options;
   nlohmann::ordered_json j;
   j["model"] = o.shape.name;
@@ -249,16 +249,6 @@ std::string ep_layer_bench_json(const EpLayerBenchResult& r, int indent) {
   j["repetitions"] = o.repetitions;
   j["rows"] = nlohmann::ordered_json::array();
   for (const EpLayerBenchRow& w : r.rows) j["rows"].push_back(row_json(w));
-  return j.dump(indent);
-}
-
-nlohmann::ordered_json ep_layer_bench_report(const EpLayerBenchResult& r) {
-  nlohmann::ordered_json j = nlohmann::ordered_json::parse(ep_layer_bench_json(r, -1));
-  for (auto& row : j["rows"]) {  // counts as integers (the means of whole byte counts usually are)
-    for (const char* k : {"bytes_sent", "bytes_received", "predicted_bytes_sent", "predicted_bytes_received",
-                          "predicted_bytes_uniform"})
-      row[k] = json_count(row[k].get<double>());
-  }
   return j;
 }
 

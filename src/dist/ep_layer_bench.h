@@ -51,6 +51,5 @@ EpLayerBenchResult run_ep_layer_bench(Comm& comm, const EpLayerBenchOptions& opt
 std::string format_ep_layer_bench(const EpLayerBenchResult& result);
 // The `bench layer --ep --json` report (docs/CLI.md conventions: counts as integers).
 nlohmann::ordered_json ep_layer_bench_report(const EpLayerBenchResult& r);
-std::string ep_layer_bench_json(const EpLayerBenchResult& result, int indent = 2);
 
 }  // namespace moe::dist

@@ -29,8 +29,7 @@ CeilingFraction read_ceiling_fraction(double achieved, double ceiling, double by
     return f;
   }
   f.fraction = achieved / ceiling;
-  if (*f.fraction > 1.0)
-    f.note = "above the read ceiling: the ceiling was measured lower (a busy machine) than this run achieved";
+  if (*f.fraction > 1.0) f.note = kAboveCeilingNote;
   return f;
 }
 

@@ -38,6 +38,8 @@ inline nlohmann::ordered_json json_measured(const std::optional<double>& v) {
 // touches fit in the last-level cache, DRAM bandwidth is not what limits it: the fraction is null
 // and `note` says so. Above 1 otherwise, the fraction is kept and `note` says the ceiling was
 // measured lower than what the work achieved (a busy machine during the ceiling's measurement).
+inline constexpr const char* kAboveCeilingNote =
+    "above the read ceiling: the ceiling was measured lower (a busy machine) than this run achieved";
 struct CeilingFraction {
   std::optional<double> fraction;
   std::string note;  // empty when the fraction is the plain ratio
