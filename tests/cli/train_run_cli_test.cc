@@ -20,7 +20,8 @@ MoeResult moe_cmd(const std::string& args) { return moe::testing::run_moe("--thr
 MoeResult moe_out(const std::string& args) { return moe::testing::run_moe("--threads 1 " + args, false); }
 
 const std::string kTiny =
-    " --layers 2 --d-model 16 --heads 2 --kv-heads 1 --head-dim 8 --experts 4 --experts-per-token 2 --d-ff 16 --max-seq 64"
+    " --layers 2 --d-model 16 --heads 2 --kv-heads 1 --head-dim 8 --experts 4 --experts-per-token 2 --d-ff 16 "
+    "--max-seq 64"
     " --batch 2 --seq 16 --log-every 1 --eval-every 0 --eval-batches 1 --no-progress --no-mfu";
 
 std::string tmp(const std::string& name) {

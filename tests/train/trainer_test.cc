@@ -170,16 +170,17 @@ TEST(Trainer, KillDuringCheckpointLeavesThePreviousOne) {
   // `moe train` dies (as if killed) after writing part of the step-4 checkpoint.
   const std::string data_file = a + ".txt";
   std::ofstream(data_file) << text();
-  const std::string cmd = "MOE_TRAIN_CRASH_IN_CHECKPOINT=4 " + std::string(MOE_BINARY) + " --threads " +
-                          std::to_string(num_threads()) + " train --data " +  // as this process: the same bits
+  const std::string cmd =
+      "MOE_TRAIN_CRASH_IN_CHECKPOINT=4 " + std::string(MOE_BINARY) + " --threads " + std::to_string(num_threads()) +
+      " train --data " +  // as this process: the same bits
 
-                          data_file +
-                          " --val-fraction 0.1 --layers 2 --d-model 16"
-                          " --heads 2 --kv-heads 1 --head-dim 8 --experts 4 --experts-per-token 2 --d-ff 16 --max-seq 16"
-                          " --batch 4 --seq 16 --steps 8 --log-every 2 --eval-every 4 --eval-batches 2"
-                          " --checkpoint-every 2 --aux-loss 0.01 --bias-update 0.001 --warmup 2 --no-progress"
-                          " --no-mfu --out " +
-                          b + " > /dev/null 2>&1";
+      data_file +
+      " --val-fraction 0.1 --layers 2 --d-model 16"
+      " --heads 2 --kv-heads 1 --head-dim 8 --experts 4 --experts-per-token 2 --d-ff 16 --max-seq 16"
+      " --batch 4 --seq 16 --steps 8 --log-every 2 --eval-every 4 --eval-batches 2"
+      " --checkpoint-every 2 --aux-loss 0.01 --bias-update 0.001 --warmup 2 --no-progress"
+      " --no-mfu --out " +
+      b + " > /dev/null 2>&1";
   const int status = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), 86) << "the crash hook did not fire: " << cmd;
