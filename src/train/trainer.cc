@@ -141,6 +141,11 @@ TrainResult train(const TrainOptions& o, const TextData& data) {
   if (o.seq > o.model.max_seq)
     fail_usage("train", "--seq {} exceeds max_position_embeddings {}", o.seq, o.model.max_seq);
   o.model.validate();
+  for (const auto* split : {&data.train, &data.val})
+    for (int32_t id : *split)
+      if (id < 0 || id >= o.model.vocab)
+        fail_usage("train", "the training data holds token id {}, outside the model's vocab_size {}", id,
+                   o.model.vocab);
   check_train_fits_in_memory(o);
   if (o.resume && o.out_dir.empty())
     fail_usage("train", "--resume needs --out DIR (the folder holding the checkpoints)");
@@ -155,6 +160,7 @@ TrainResult train(const TrainOptions& o, const TextData& data) {
 #endif
   TrainModel<float> model(o.model, o.balance);
   model.init_params(o.seed);
+  if (!o.init_dir.empty() && !o.resume) load_hf_weights(o.init_dir, model);  // a resumed run loads its checkpoint
   AdamW opt(model.layout().total);
   AdamWOptions aw = o.adamw;
   if (aw.total_steps == 0) aw.total_steps = o.steps;
