@@ -32,6 +32,12 @@ Json common_head(const ModelSpec& s, const char* architecture) {
   return j;
 }
 
+// The router-loss keys of the transformers MoE configs (moe's checkpoints train with their own flags).
+void router_loss_keys(Json& j) {
+  j["output_router_logits"] = false;
+  j["router_aux_loss_coef"] = 0.0;
+}
+
 void common_tail(const ModelSpec& s, Json& j) {
   if (s.rope.type != RopeType::kDefault || s.rope.partial_rotary_factor != 1.0)
     cannot(s, "rope scaling and partial rotary are not written (default RoPE only)");
@@ -83,8 +89,7 @@ Json qwen3_moe(const ModelSpec& s) {
     if (!s.layers[i].is_moe) dense.push_back(i);
   j["mlp_only_layers"] = dense;
   j["use_sliding_window"] = false;
-  j["output_router_logits"] = false;
-  j["router_aux_loss_coef"] = 0.0;
+  router_loss_keys(j);
   common_tail(s, j);
   return j;
 }
@@ -100,8 +105,7 @@ Json olmoe(const ModelSpec& s) {
   j["num_experts"] = s.n_expert;
   j["intermediate_size"] = s.n_ff_expert;
   j["clip_qkv"] = null_if_zero(s.clip_qkv);
-  j["output_router_logits"] = false;
-  j["router_aux_loss_coef"] = 0.0;
+  router_loss_keys(j);
   common_tail(s, j);
   return j;
 }
@@ -117,8 +121,7 @@ Json mixtral(const ModelSpec& s) {
   j["num_local_experts"] = s.n_expert;
   j["intermediate_size"] = s.n_ff_expert;
   j["sliding_window"] = nullptr;
-  j["output_router_logits"] = false;
-  j["router_aux_loss_coef"] = 0.0;
+  router_loss_keys(j);
   common_tail(s, j);
   j.erase("attention_bias");  // MixtralConfig has none (require_plain_router refused biases)
   return j;

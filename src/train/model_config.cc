@@ -81,18 +81,24 @@ int64_t active_params_v3(const ModelConfig& c) {
 
 namespace {
 
-const char* model_type_of(Family f) {
-  switch (f) {
-    case Family::kOlmoe:
-      return "olmoe";
-    case Family::kMixtral:
-      return "mixtral";
-    case Family::kDeepseekV3:
-      return "deepseek_v3";
-    default:
-      return "qwen3_moe";
-  }
+// The families the trainer builds: their config.json model_type and their `--arch` name.
+struct TrainFamily {
+  Family family;
+  const char* model_type;
+  const char* arch;
+};
+constexpr TrainFamily kTrainFamilies[] = {{Family::kQwen3Moe, "qwen3_moe", "qwen3-moe"},
+                                          {Family::kOlmoe, "olmoe", "olmoe"},
+                                          {Family::kMixtral, "mixtral", "mixtral"},
+                                          {Family::kDeepseekV3, "deepseek_v3", "deepseek-v3"}};
+
+const TrainFamily& train_family(Family f) {
+  for (const TrainFamily& t : kTrainFamilies)
+    if (t.family == f) return t;
+  return kTrainFamilies[0];
 }
+
+const char* model_type_of(Family f) { return train_family(f).model_type; }
 
 }  // namespace
 
@@ -239,23 +245,12 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
 }
 
 Family train_family_from_arch(const std::string& arch) {
-  for (Family f : {Family::kQwen3Moe, Family::kOlmoe, Family::kMixtral, Family::kDeepseekV3})
-    if (arch == train_arch_name(f)) return f;
+  for (const TrainFamily& t : kTrainFamilies)
+    if (arch == t.arch) return t.family;
   fail_usage("train", "--arch must be qwen3-moe, olmoe, mixtral or deepseek-v3, got {}", arch);
 }
 
-const char* train_arch_name(Family f) {
-  switch (f) {
-    case Family::kOlmoe:
-      return "olmoe";
-    case Family::kMixtral:
-      return "mixtral";
-    case Family::kDeepseekV3:
-      return "deepseek-v3";
-    default:
-      return "qwen3-moe";
-  }
-}
+const char* train_arch_name(Family f) { return train_family(f).arch; }
 
 namespace {
 
