@@ -235,6 +235,12 @@ def self_test():
         if [(o[0], o[1], o[3]) for o in over] != [(81, os.path.join("m", "a.cc"), "long_one")]:
             print(f"self-test planted tree: got {over}")
             failed += 1
+        EXEMPT[os.path.join("m", "a.cc") + ":long_one"] = "planted"  # an exempt function is not reported
+        over = check(d, 80, {"train"})
+        del EXEMPT[os.path.join("m", "a.cc") + ":long_one"]
+        if over:
+            print(f"self-test exemption: got {over}")
+            failed += 1
     print("self-test: " + ("FAILED" if failed else "ok"))
     return 1 if failed else 0
 
