@@ -88,9 +88,13 @@ void route_one_token(const RouterOptions& o, const RouterWeights& w, const float
     return;
   }
   MOE_CHECK(!o.use_correction_bias || w.correction_bias != nullptr);
-  thread_local std::vector<int32_t> best_groups;  // per thread, reused across tokens and calls
-  best_groups.resize(static_cast<size_t>(o.topk_group));
-  router_math::select_top_k(o, logits, w.correction_bias, k, ids, out_weights, scratch, best_groups.data());
+  int32_t* group_order = nullptr;  // only group-limited routing uses it
+  if (o.n_group > 1) {
+    thread_local std::vector<int32_t> best_groups;  // per thread, reused across tokens and calls
+    best_groups.resize(static_cast<size_t>(o.topk_group));
+    group_order = best_groups.data();
+  }
+  router_math::select_top_k(o, logits, w.correction_bias, k, ids, out_weights, scratch, group_order);
 }
 
 void weights_for_ids(const RouterOptions& o, const float* logits, int k, const int32_t* ids, float* out_weights,

@@ -135,7 +135,7 @@ void finish_weights(const RouterOptions& o, const T* logits, const T* scores, in
 // One token's top-k route (any selection but sparsemixer): scores [E] of the logits, selection
 // scores (the scores, or the logits for kSoftmaxOverTopK, plus the correction bias when the options
 // use one and it is given), the group limit, top-k, weights. scratch: [2 E + n_group] of T;
-// group_order: [topk_group].
+// group_order: [topk_group] (may be null without a group limit).
 template <typename T>
 void select_top_k(const RouterOptions& o, const T* logits, const float* correction_bias, int k, int32_t* ids,
                   T* out_weights, T* scratch, int32_t* group_order) {
