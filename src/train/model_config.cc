@@ -1,7 +1,6 @@
 // ModelConfig validation, its ModelSpec both ways, and the parameter layout from the TensorRegistry.
 #include "train/model_config.h"
 
-#include <array>
 #include <map>
 
 #include "moe/layer_config.h"
