@@ -1,4 +1,4 @@
-// AVX-512 GEMM for training (see gemm.h): B is packed into panels of 32 columns x kc rows
+// AVX-512 f32 GEMM for training (see gemm_f32.h): B is packed into panels of 32 columns x kc rows
 // (a plain copy when B's rows are contiguous, 16x16 in-register transposes when its columns
 // are), then a 12x32 micro-kernel (24 zmm accumulators) broadcasts A straight from memory,
 // row-major (A.B, A.B^T) or column-major (A^T.B) alike, so A is never copied.
@@ -8,10 +8,10 @@
 #include <array>
 #include <utility>
 
+#include "kernels/gemm_f32.h"
 #include "runtime/aligned.h"
-#include "train/gemm.h"
 
-namespace moe::train::gemm_detail {
+namespace moe::gemm_f32_detail {
 namespace {
 
 constexpr int kMr = 12;
@@ -201,4 +201,4 @@ void gemm_packed_avx512(GemmOperand a, const float* packed, int64_t packed_k, in
   }
 }
 
-}  // namespace moe::train::gemm_detail
+}  // namespace moe::gemm_f32_detail
