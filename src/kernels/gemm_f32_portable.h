@@ -1,5 +1,5 @@
-// The portable f32 GEMM (kernels/gemm_f32.h) in plain C++: B packed into the AVX-512 kernel's
-// 32-column panels, then tiles of up to 6 rows x 16 columns (half a panel) summed over p in order.
+// The portable f32 GEMM (kernels/gemm_f32.h) in C++ with no intrinsics: B packed into the AVX-512
+// kernel's 32-column panels, then tiles of up to 6 (AVX) or 3 rows x 16 columns (half a panel) summed over p in order.
 // Included by gemm_f32.cc (baseline x86-64: the scalar twin) and gemm_f32_avx2.cc (the same code
 // vectorized by the compiler with AVX2 flags; -ffp-contract=off keeps a multiply and an add, so
 // both give the same bits). Not for callers outside src/kernels.
@@ -18,9 +18,13 @@ namespace moe::gemm_f32_detail {
 // and the linker must never pick the AVX2 copy for the scalar path.
 namespace {
 
-constexpr int kPortableMr = 6;
 constexpr int kPanel = 32;  // columns of a packed panel (the AVX-512 kernel's layout)
 constexpr int kHalf = 16;   // columns of a portable tile
+#ifdef __AVX__
+constexpr int kPortableMr = 6;  // 12 accumulators of 8 floats (16 registers)
+#else
+constexpr int kPortableMr = 3;  // 12 accumulators of 4 floats (16 registers)
+#endif
 constexpr int64_t kPortableKc = 256;
 constexpr int64_t kPortableNc = 512;
 
@@ -51,23 +55,43 @@ struct PortableTile {
   bool load_c;
 };
 
+// A tile row is 16 floats held as GCC/Clang vectors of the widest registers the file is compiled
+// for (2 of 8 floats with AVX, 4 of 4 with baseline SSE2); tiles have as many rows as keep the
+// accumulators in registers. Vector operations are elementwise multiplies and adds, rounded exactly as
+// scalar statements would be, so both builds give the same bits. Written with vectors because the
+// compiler, given scalar loops here, vectorizes the sum over p instead (an in-order reduction by
+// permutes, 7x slower).
+#ifdef __AVX__
+constexpr int kLanes = 8;
+#else
+constexpr int kLanes = 4;
+#endif
+typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
+typedef float LanesInMemory __attribute__((vector_size(kLanes * sizeof(float)), aligned(4), may_alias));
+constexpr int kVecs = kHalf / kLanes;
+
 // C tile [MR, cols] (+)= A[MR, kc] . bp[kc, 16] (row stride 32); A(i, p) at a[i * lda + p] (row-major)
 // or a[p * lda + i] (column-major). The sum over p starts from zero and is added to C at the end.
 template <int MR, bool kColMajorA>
 void micro_portable(const float* a, int64_t lda, const float* bp, int64_t kc, const PortableTile& t) {
-  float acc[MR][kHalf] = {};
+  Lanes acc[MR][kVecs] = {};
   for (int64_t p = 0; p < kc; ++p) {
-    const float* brow = bp + p * kPanel;
+    Lanes b[kVecs];
+#pragma GCC unroll 4
+    for (int v = 0; v < kVecs; ++v) b[v] = *reinterpret_cast<const LanesInMemory*>(bp + p * kPanel + v * kLanes);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
       const float av = kColMajorA ? a[p * lda + i] : a[i * lda + p];
-#pragma GCC unroll 16
-      for (int j = 0; j < kHalf; ++j) acc[i][j] += av * brow[j];
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v) acc[i][v] += av * b[v];
     }
   }
   for (int i = 0; i < MR; ++i) {
     float* c = t.c + i * t.ldc;
-    for (int64_t j = 0; j < t.cols; ++j) c[j] = t.load_c ? c[j] + acc[i][j] : acc[i][j];
+    for (int64_t j = 0; j < t.cols; ++j) {
+      const float sum = acc[i][j / kLanes][j % kLanes];
+      c[j] = t.load_c ? c[j] + sum : sum;
+    }
   }
 }
 
