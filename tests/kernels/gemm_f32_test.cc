@@ -5,9 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
+#include "common/random_floats.h"
 #include "kernels/gemm_f32.h"
 #include "runtime/aligned.h"
 #include "runtime/cpu_features.h"
@@ -15,13 +15,7 @@
 namespace moe {
 namespace {
 
-std::vector<float> randf(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+std::vector<float> randf(int64_t n, uint32_t seed) { return test::random_normal_floats(n, seed); }
 
 // An operand [rows, cols] stored row-major (row_major) or column-major, its leading dimension padded
 // by 3 so that strides are not the natural ones.

@@ -5,9 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
+#include "common/random_floats.h"
 #include "kernels/vmath.h"
 #include "runtime/cpu_features.h"
 
@@ -17,13 +17,7 @@ namespace {
 constexpr int64_t kMaxN = 40;  // > 2 x 16 lanes
 constexpr int64_t kOffsets[] = {0, 1, 3};
 
-std::vector<float> randf(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+std::vector<float> randf(int64_t n, uint32_t seed) { return test::random_normal_floats(n, seed); }
 
 // |got - want| <= tol * (1 + |want|), and nothing written past n.
 void expect_row(const float* got, const std::vector<double>& want, double tol, const char* what, int64_t n) {
