@@ -2,8 +2,8 @@
 // strided views, so one kernel serves the three products of training (A.B^T, A.B, A^T.B) with no
 // transposed copies. B is packed in 32-column panels and a micro-kernel computes a tile of C from
 // A read in place: AVX-512 (12x32 tiles, 24 zmm accumulators) when the active ISA has it, else the
-// portable twin (4x32 tiles in plain C++, compiled for baseline x86-64 and again with AVX2 flags,
-// where the compiler vectorizes it; both give the same bits). Every entry point works at every ISA.
+// portable twin (6x16 or 3x16 tiles in C++ vector types, compiled for baseline x86-64 and again
+// with AVX2 flags; both give the same bits). Every entry point works at every ISA level.
 #pragma once
 
 #include <cstdint>

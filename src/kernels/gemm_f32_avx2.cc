@@ -1,5 +1,5 @@
-// The portable f32 GEMM (gemm_f32_portable.h) compiled with AVX2 flags: the compiler vectorizes its
-// 16-column tiles into 8-wide multiplies and adds, so the bits are the scalar twin's.
+// The portable f32 GEMM (gemm_f32_portable.h) compiled with AVX2 flags: its 16-column tiles become
+// 8-wide multiplies and adds (no FMA), so the bits are the scalar twin's.
 #include "kernels/gemm_f32.h"
 #include "kernels/gemm_f32_portable.h"
 

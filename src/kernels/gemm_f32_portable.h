@@ -1,8 +1,8 @@
-// The portable f32 GEMM (kernels/gemm_f32.h) in C++ with no intrinsics: B packed into the AVX-512
-// kernel's 32-column panels, then tiles of up to 6 (AVX) or 3 rows x 16 columns (half a panel) summed over p in order.
-// Included by gemm_f32.cc (baseline x86-64: the scalar twin) and gemm_f32_avx2.cc (the same code
-// vectorized by the compiler with AVX2 flags; -ffp-contract=off keeps a multiply and an add, so
-// both give the same bits). Not for callers outside src/kernels.
+// The portable f32 GEMM (kernels/gemm_f32.h), no intrinsics: B packed into the AVX-512 kernel's
+// 32-column panels, then tiles of up to 6 (AVX) or 3 rows x 16 columns (half a panel), summed over p
+// in order with GCC/Clang vector types of the file's register width. Included by gemm_f32.cc
+// (baseline x86-64: the scalar twin) and gemm_f32_avx2.cc (AVX2 flags; -ffp-contract=off keeps a
+// multiply and an add, so both give the same bits). Not for callers outside src/kernels.
 #pragma once
 
 #include <algorithm>
