@@ -2,8 +2,9 @@
 // strided views, so one kernel serves the three products of training (A.B^T, A.B, A^T.B) with no
 // transposed copies. B is packed in 32-column panels and a micro-kernel computes a tile of C from
 // A read in place: AVX-512 (12x32 tiles, 24 zmm accumulators) when the active ISA has it, else the
-// portable twin (6x16 or 3x16 tiles in C++ vector types, compiled for baseline x86-64 and again
-// with AVX2 flags; both give the same bits). Every entry point works at every ISA level.
+// portable twin (3x16 tiles in C++ vector types, compiled for baseline x86-64; the same code with
+// AVX2 flags and fused multiply-adds, 6x16 tiles, runs at the AVX2 level). Every entry point works
+// at every ISA level.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +21,8 @@ struct GemmShape {
   int64_t m = 0, n = 0, k = 0;
 };
 
-// C[i * ldc + j] (+)= sum_p A(i, p) B(p, j), sums in p order within blocks of 256 (the AVX-512
-// kernel with FMA, the twin with a multiply and an add). k == 0 writes zeros (or leaves C when
+// C[i * ldc + j] (+)= sum_p A(i, p) B(p, j), sums in p order within blocks of 256 (the AVX-512 and
+// AVX2 kernels with FMA, the twin with a multiply and an add). k == 0 writes zeros (or leaves C when
 // accumulating). Dispatches on active_isa().
 void gemm_f32(GemmOperand a, GemmOperand b, float* c, int64_t ldc, GemmShape s, bool accumulate);
 // The portable twin (what gemm_f32 runs below AVX-512, and what the tests compare it with).
@@ -47,7 +48,7 @@ void gemm_avx512(GemmOperand a, GemmOperand b, float* c, int64_t ldc, GemmShape 
 void pack_b_avx512(GemmOperand b, int64_t k, int64_t n, float* dst);
 void gemm_packed_avx512(GemmOperand a, const float* packed, int64_t packed_k, int64_t p0, float* c, int64_t ldc,
                         GemmShape s, bool accumulate);
-// The portable kernel compiled with AVX2 flags (gemm_f32_avx2.cc): the twin's bits, wider vectors.
+// The portable kernel compiled with AVX2 flags and FMA (gemm_f32_avx2.cc).
 void gemm_avx2(GemmOperand a, GemmOperand b, float* c, int64_t ldc, GemmShape s, bool accumulate);
 void gemm_packed_avx2(GemmOperand a, const float* packed, int64_t packed_k, int64_t p0, float* c, int64_t ldc,
                       GemmShape s, bool accumulate);

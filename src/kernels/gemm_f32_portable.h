@@ -1,8 +1,8 @@
-// The portable f32 GEMM (kernels/gemm_f32.h), no intrinsics: B packed into the AVX-512 kernel's
-// 32-column panels, then tiles of up to 6 (AVX) or 3 rows x 16 columns (half a panel), summed over p
-// in order with GCC/Clang vector types of the file's register width. Included by gemm_f32.cc
-// (baseline x86-64: the scalar twin) and gemm_f32_avx2.cc (AVX2 flags; -ffp-contract=off keeps a
-// multiply and an add, so both give the same bits). Not for callers outside src/kernels.
+// The portable f32 GEMM (kernels/gemm_f32.h): B packed into the AVX-512 kernel's 32-column panels,
+// then tiles of up to 6 (AVX) or 3 rows x 16 columns (half a panel), summed over p in order with
+// GCC/Clang vector types of the file's register width. Included by gemm_f32.cc (baseline x86-64, no
+// intrinsics: the scalar twin) and gemm_f32_avx2.cc (AVX2 flags, the multiply-adds fused: the same
+// order of sums, one rounding fewer per term). Not for callers outside src/kernels.
 #pragma once
 
 #include <algorithm>
@@ -12,6 +12,9 @@
 
 #include "kernels/gemm_f32.h"
 #include "runtime/aligned.h"
+#ifdef MOE_GEMM_F32_PORTABLE_FMA
+#include <immintrin.h>
+#endif
 
 namespace moe::gemm_f32_detail {
 // Internal linkage on purpose: each including file compiles its own copy with its own ISA flags,
@@ -57,10 +60,8 @@ struct PortableTile {
 
 // A tile row is 16 floats held as GCC/Clang vectors of the widest registers the file is compiled
 // for (2 of 8 floats with AVX, 4 of 4 with baseline SSE2); tiles have as many rows as keep the
-// accumulators in registers. Vector operations are elementwise multiplies and adds, rounded exactly as
-// scalar statements would be, so both builds give the same bits. Written with vectors because the
-// compiler, given scalar loops here, vectorizes the sum over p instead (an in-order reduction by
-// permutes, 7x slower).
+// accumulators in registers. Written with vectors because the compiler, given scalar loops here,
+// vectorizes the sum over p instead (an in-order reduction by permutes, 7x slower).
 #ifdef __AVX__
 constexpr int kLanes = 8;
 #else
@@ -69,6 +70,14 @@ constexpr int kLanes = 4;
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
 typedef float LanesInMemory __attribute__((vector_size(kLanes * sizeof(float)), aligned(4), may_alias));
 constexpr int kVecs = kHalf / kLanes;
+
+// acc + a * b: a multiply and an add (the scalar twin's roundings) or, where the including file
+// defines MOE_GEMM_F32_PORTABLE_FMA (the AVX2 build), one fused multiply-add (twice the rate).
+#ifdef MOE_GEMM_F32_PORTABLE_FMA
+inline Lanes multiply_add(float a, Lanes b, Lanes acc) { return _mm256_fmadd_ps(_mm256_set1_ps(a), b, acc); }
+#else
+inline Lanes multiply_add(float a, Lanes b, Lanes acc) { return acc + a * b; }
+#endif
 
 // C tile [MR, cols] (+)= A[MR, kc] . bp[kc, 16] (row stride 32); A(i, p) at a[i * lda + p] (row-major)
 // or a[p * lda + i] (column-major). The sum over p starts from zero and is added to C at the end.
@@ -83,7 +92,7 @@ void micro_portable(const float* a, int64_t lda, const float* bp, int64_t kc, co
     for (int i = 0; i < MR; ++i) {
       const float av = kColMajorA ? a[p * lda + i] : a[i * lda + p];
 #pragma GCC unroll 4
-      for (int v = 0; v < kVecs; ++v) acc[i][v] += av * b[v];
+      for (int v = 0; v < kVecs; ++v) acc[i][v] = multiply_add(av, b[v], acc[i][v]);
     }
   }
   for (int i = 0; i < MR; ++i) {
