@@ -16,7 +16,6 @@
 
 #include "io/safetensors.h"
 #include "kernels/ceilings.h"
-#include "runtime/blas.h"
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
 #include "train/checkpoint.h"
@@ -256,7 +255,6 @@ void report_progress(const TrainOptions& o, bool tty, const nlohmann::json* line
 TrainResult train(const TrainOptions& o, const TextData& data) {
   check_run(o, data);
   if (!o.out_dir.empty()) prepare_out_dir(o.out_dir, o.resume, o.overwrite);
-  blas::set_threads(1);  // we split the work across thread_pool() ourselves
 #ifdef __GLIBC__
   // Each step allocates its gradient buffers (up to a few MB) afresh. Keep them on the heap:
   // glibc's default maps every block over 128 KiB anew and unmaps it on free, and those page
