@@ -47,7 +47,7 @@ tsan: deps
 	# The threaded layers (pool, kernels, MoE layer, in-process EP ranks). Not the mpirun tests (label
 	# mpi): TSan stops in Open MPI's own MPI_Init (a lock-order inversion inside mca_btl_tcp).
 	TSAN_OPTIONS=halt_on_error=1 MOE_SANITIZER_BUILD=1 \
-	  ctest --test-dir build-tsan --output-on-failure -j $(JOBS) --timeout 1200 -L "runtime|kernels|moe|dist|serve" -LE mpi
+	  ctest --test-dir build-tsan --output-on-failure -j $(JOBS) --timeout 1200 -L "runtime|kernels|moe|parallel|serve" -LE mpi
 
 # libFuzzer targets (fuzz/, clang, ASan+UBSan), each run FUZZ_SECONDS from its committed seed corpus;
 # fails on any finding (crash, sanitizer report, hang, huge allocation, non-moe exception).

@@ -13,8 +13,8 @@
 
 #include <fmt/format.h>
 
-#include "dist/comm.h"
-#include "dist/ep_layer.h"
+#include "parallel/comm.h"
+#include "parallel/ep_layer.h"
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
 #include "util/dtype.h"
@@ -22,7 +22,7 @@
 namespace {
 
 using namespace moe;
-using namespace moe::dist;
+using namespace moe::parallel;
 
 constexpr int64_t kD = 2048, kF = 768;
 constexpr int kE = 128, kK = 8;

@@ -4,7 +4,7 @@
 
 #include "cli/command.h"
 #include "cli/flags.h"
-#include "dist/ep_setup.h"
+#include "parallel/ep_setup.h"
 #include "runtime/thread_pool.h"
 #include "util/error.h"
 
@@ -91,7 +91,7 @@ int run_main(int argc, char** argv) {
   // Under `mpirun ... --ep R` an error only this rank has aborts the job (the other ranks may be
   // waiting in a collective); MPI is finalized only after the command has ended on this rank.
   struct WorldRelease {
-    ~WorldRelease() { dist::release_world(); }
+    ~WorldRelease() { parallel::release_world(); }
   } world_release;
   try {
     app.parse(argc, argv);
@@ -99,19 +99,19 @@ int run_main(int argc, char** argv) {
     return report_parse_error(app, e, argc, argv);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "moe: %s\n", e.what());
-    dist::abort_world_on_error(e);
+    parallel::abort_world_on_error(e);
     return 2;
   } catch (const Error& e) {
     std::fprintf(stderr, "moe: %s\n", e.what());
-    dist::abort_world_on_error(e);
+    parallel::abort_world_on_error(e);
     return 1;
   } catch (const std::bad_alloc& e) {
     std::fprintf(stderr, "moe: out of memory\n");
-    dist::abort_world_on_error(e);
+    parallel::abort_world_on_error(e);
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "moe: unexpected error: %s\n", e.what());
-    dist::abort_world_on_error(e);
+    parallel::abort_world_on_error(e);
     return 1;
   }
   return 0;

@@ -1,7 +1,7 @@
 // `moe bench layer`: one MoE layer in a catalog model's shape (or explicit sizes) per token count:
 // median time, GB/s and GFLOP/s as fractions of the ceilings measured in the same run, and dense
 // FFNs of equal total and equal activated parameters on the same kernels (table or --json).
-// With `mpirun -np R moe bench layer --ep R` the layer runs expert-parallel (dist/ep_layer_bench.h).
+// With `mpirun -np R moe bench layer --ep R` the layer runs expert-parallel (parallel/ep_layer_bench.h).
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -9,8 +9,8 @@
 #include "cli/command.h"
 #include "cli/flags.h"
 #include "cli/output.h"
-#include "dist/ep_layer_bench.h"
-#include "dist/ep_setup.h"
+#include "parallel/ep_layer_bench.h"
+#include "parallel/ep_setup.h"
 #include "moe/layer_bench.h"
 #include "util/error.h"
 
@@ -29,7 +29,7 @@ struct LayerFlags {
   double max_weight_gib = 4.0;
   int dense_max_chunks = 32;
   bool no_dense = false;
-  dist::EpArgs ep;
+  parallel::EpArgs ep;
 };
 
 LayerBenchOptions resolve(const LayerFlags& fl) {
@@ -162,19 +162,19 @@ void print_table(const LayerBenchResult& r) {
 void run_ep(const LayerFlags& fl, const LayerBenchOptions& o, const GlobalOptions& global) {
   if (o.routing != RoutingPattern::kUniform) fail_usage("bench", "--ep supports only --routing uniform");
   if (o.capacity_factor > 0) fail_usage("bench", "--ep runs dropless: leave --capacity-factor at 0");
-  const dist::EpContext ep = dist::init_from_args(fl.ep);
-  dist::EpLayerBenchOptions eo;
+  const parallel::EpContext ep = parallel::init_from_args(fl.ep);
+  parallel::EpLayerBenchOptions eo;
   eo.shape = o.shape;
   eo.dtype = o.dtype;
   eo.tokens = o.tokens;
   eo.repetitions = o.repetitions;
   eo.placement = ep.placement_spec;
-  const dist::EpLayerBenchResult r = dist::run_ep_layer_bench(*ep.comm, eo);
+  const parallel::EpLayerBenchResult r = parallel::run_ep_layer_bench(*ep.comm, eo);
   if (!ep.is_root()) return;
   if (global.json) {
-    print_json_report(dist::ep_layer_bench_report(r));
+    print_json_report(parallel::ep_layer_bench_report(r));
   } else {
-    fmt::print("{}", dist::format_ep_layer_bench(r));
+    fmt::print("{}", parallel::format_ep_layer_bench(r));
   }
 }
 

@@ -29,17 +29,17 @@ namespace moe::cli {
 
 namespace fs = std::filesystem;
 
-void add_ep_options(CLI::App* command, dist::EpArgs& args) {
+void add_ep_options(CLI::App* command, parallel::EpArgs& args) {
   add_number(command, "--ep", args.ep, "Expert-parallel ranks R: run as 'mpirun -np R moe ... --ep R'", 1, kMaxEpRanks);
   command->add_option("--ep-placement", args.placement, "Experts to ranks: contiguous, round-robin or file:PATH")
       ->capture_default_str();
 }
 
-RankedModel load_ranked_model(const std::string& model_dir, const dist::EpArgs& args,
+RankedModel load_ranked_model(const std::string& model_dir, const parallel::EpArgs& args,
                               const std::function<void(const Decoder&)>& then, const OffloadOptions& offload,
                               const GlobalOptions* global) {
   RankedModel m;
-  m.ep = dist::init_from_args(args);
+  m.ep = parallel::init_from_args(args);
   if (!m.multi_rank()) {
     DecoderOptions options;
     options.offload = offload;
@@ -55,12 +55,12 @@ RankedModel load_ranked_model(const std::string& model_dir, const dist::EpArgs& 
     return m;
   }
   if (offload.mem_budget > 0) fail_usage("run", "--mem-budget runs in one process; it cannot be combined with --ep");
-  dist::run_collectively(*m.ep.comm, "loading the model", [&] {
+  parallel::run_collectively(*m.ep.comm, "loading the model", [&] {
     const ModelSpec spec = load_model_spec_any(model_dir);
-    m.hook = std::make_unique<dist::EpDecoderHook>(*m.ep.comm, m.ep.placement_spec, static_cast<int>(spec.n_expert));
+    m.hook = std::make_unique<parallel::EpDecoderHook>(*m.ep.comm, m.ep.placement_spec, static_cast<int>(spec.n_expert));
     m.decoder = std::make_unique<Decoder>(model_dir, m.hook->options());
   });
-  if (then) dist::run_collectively(*m.ep.comm, "reading the inputs", [&] { then(*m.decoder); });
+  if (then) parallel::run_collectively(*m.ep.comm, "reading the inputs", [&] { then(*m.decoder); });
   return m;
 }
 

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "cli/command.h"
-#include "dist/ep_decoder.h"
-#include "dist/ep_setup.h"
+#include "parallel/ep_decoder.h"
+#include "parallel/ep_setup.h"
 #include "model/decoder.h"
 #include "model/generate.h"
 #include "model/generation_config.h"
@@ -26,13 +26,13 @@ class App;
 namespace moe::cli {
 
 // --ep R and --ep-placement on a model-running command.
-void add_ep_options(CLI::App* command, dist::EpArgs& args);
+void add_ep_options(CLI::App* command, parallel::EpArgs& args);
 
 // The Decoder of `moe run|eval` on this rank. With --ep R > 1 (under mpirun) each rank loads only
 // its routed experts and runs them expert-parallel; `ep.is_root()` says whether this rank prints.
 struct RankedModel {
-  dist::EpContext ep;
-  std::unique_ptr<dist::EpDecoderHook> hook;  // null for one process
+  parallel::EpContext ep;
+  std::unique_ptr<parallel::EpDecoderHook> hook;  // null for one process
   std::unique_ptr<Decoder> decoder;
   bool is_root() const { return ep.is_root(); }
   bool multi_rank() const { return ep.comm->size() > 1; }
@@ -42,7 +42,7 @@ struct RankedModel {
 // ranks both run collectively: a rank that fails makes every rank fail with its message.
 // offload: --mem-budget and its options (one process only). global: shows the loading progress
 // (a terminal without --json only).
-RankedModel load_ranked_model(const std::string& model_dir, const dist::EpArgs& args,
+RankedModel load_ranked_model(const std::string& model_dir, const parallel::EpArgs& args,
                               const std::function<void(const Decoder&)>& then, const OffloadOptions& offload = {},
                               const GlobalOptions* global = nullptr);
 

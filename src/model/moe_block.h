@@ -1,5 +1,5 @@
 // The Decoder's hook for how a MoE layer runs: MoeBlock is the interface the decoder calls per
-// MoE layer (the default wraps MoeLayer; dist/ builds expert-parallel blocks), and DecoderOptions
+// MoE layer (the default wraps MoeLayer; parallel/ builds expert-parallel blocks), and DecoderOptions
 // carries the factory, a filter saying which routed experts' tensors this process loads, and the
 // tap of named intermediate tensors (model/forward_tap.h).
 #pragma once

@@ -54,7 +54,7 @@ struct RunOptions {
 MoeLayerSizes moe_layer_sizes(const MoeLayerConfig& config, const MoeLayerWeights& weights);
 
 // The routing of one MoE layer call, the same bits in every layer that routes (MoeLayer, the
-// expert-parallel layer of dist/): route_tokens over x [T, D], or with options.expert_ids (choices
+// expert-parallel layer of parallel/): route_tokens over x [T, D], or with options.expert_ids (choices
 // given [T, K]) the router's logits and scores (no group limit) with the weights taken at the given
 // ids. out: ids and weights [T, K], logits [T, E].
 void route_layer(const MoeLayerConfig& config, const RouterWeights& weights, const float* x, int64_t n_tokens,

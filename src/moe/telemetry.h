@@ -43,7 +43,7 @@ struct MoeLayerSizes {
   int64_t shared_d_ff = 0;    // the shared experts' F, summed
 };
 
-// The one accounting of a MoE layer call, whoever ran it (MoeLayer, the expert-parallel block of dist/,
+// The one accounting of a MoE layer call, whoever ran it (MoeLayer, the expert-parallel block of parallel/,
 // experts read from disk): from the rows each routed expert computed, [E], sets n_tokens, top_k,
 // tokens_per_expert, dropped_slots, experts_touched, activated_params, expert_bytes_streamed and
 // expert_flops (fields above). Times and work_items are the caller's.

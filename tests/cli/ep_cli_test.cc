@@ -1,6 +1,6 @@
 // `--ep` on `moe eval|run|bench layer` without mpirun: --ep 1 is the one-process run (same
 // logits file), --ep 2 outside mpirun and --ep 0 are usage errors (exit 2) that say how to start
-// it. The mpirun runs themselves are ctest registrations in tests/dist/tests.cmake.
+// it. The mpirun runs themselves are ctest registrations in tests/parallel/tests.cmake.
 #include <gtest/gtest.h>
 #include <unistd.h>
 

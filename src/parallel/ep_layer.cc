@@ -1,7 +1,7 @@
 // EpMoeLayer::forward: route this rank's tokens, exchange rows with the experts' owners
 // (ep_exchange), compute the local experts, combine with MoeLayer's combine_tokens (moe/combine.h,
 // the same order of floating-point additions), add the shared experts of this rank's tokens.
-#include "dist/ep_layer.h"
+#include "parallel/ep_layer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,7 +13,7 @@
 #include "util/check.h"
 #include "util/error.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 
 int64_t EpTelemetry::rows_computed() const {
   int64_t n = 0;
@@ -247,4 +247,4 @@ void EpMoeLayer::forward_replicated(const float* x, int64_t T, float* out, const
   tel->exchange.bytes_received += gathered;
 }
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

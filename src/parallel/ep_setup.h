@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "dist/comm.h"
-#include "dist/placement.h"
+#include "parallel/comm.h"
+#include "parallel/placement.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 
 struct EpArgs {
   int ep = 1;                            // --ep R: ranks the routed experts are spread over (1 = off)
@@ -50,4 +50,4 @@ std::vector<int64_t> ep_weight_bytes_per_rank(const ExpertPlacement& placement, 
 // rank: 8 (R - 1) + rows (4 D + 8) + rows 4 D, rows = T K (R - 1) / R (rounded to the nearest).
 int64_t ep_predicted_bytes_per_layer(int64_t n_tokens, int top_k, int64_t d_model, int n_rank);
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

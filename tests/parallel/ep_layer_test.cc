@@ -12,16 +12,16 @@
 #include <mutex>
 #include <optional>
 
-#include "dist/comm.h"
-#include "dist/ep_layer.h"
+#include "parallel/comm.h"
+#include "parallel/ep_layer.h"
 #include "ep_test_model.h"
 #include "runtime/cpu_features.h"
 #include "util/error.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 namespace {
 
-using namespace moe::dist::testing;
+using namespace moe::parallel::testing;
 
 struct Case {
   int n_rank;
@@ -141,4 +141,4 @@ TEST(EpMoeLayer, RankWithoutItsWeightsFailsEverywhere) {
 }
 
 }  // namespace
-}  // namespace moe::dist
+}  // namespace moe::parallel

@@ -8,11 +8,11 @@
 #include <functional>
 #include <vector>
 
-#include "dist/comm.h"
-#include "dist/placement.h"
+#include "parallel/comm.h"
+#include "parallel/placement.h"
 #include "moe/routing_plan.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 
 // The rows this rank computes, gathered from every rank, expert-major: local experts in
 // increasing global id, inside one expert the source ranks in order, inside one source its
@@ -74,4 +74,4 @@ struct EpExchangeWorkspace {
 void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeArgs& args, EpExchangeStats* stats,
                  EpExchangeWorkspace* workspace = nullptr);
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

@@ -12,7 +12,7 @@
 
 #include "util/error.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 
 enum class ReduceOp { kSum, kMax };
 enum class ReduceType { kF32, kF64, kI64 };
@@ -49,7 +49,7 @@ class Comm {
   virtual void barrier() = 0;
 
   // Ends the whole job with the message: MPI aborts every process (MPI_Abort); the in-process
-  // communicator wakes every rank blocked in a collective and makes it throw moe::Error("dist").
+  // communicator wakes every rank blocked in a collective and makes it throw moe::Error("parallel").
   [[noreturn]] virtual void abort(const std::string& message) = 0;
 
   // Typed helpers over all_to_all_v / all_reduce. row_elems: elements per row (D for activations).
@@ -75,7 +75,7 @@ bool mpi_built();
 bool launched_by_mpirun();
 // The MPI_COMM_WORLD communicator; initializes MPI (MPI_THREAD_FUNNELED) on first use and
 // finalizes it when the last one is destroyed. Every MPI call is checked: a failure prints
-// file, line, the call and MPI's message, then MPI_Abort()s all ranks. Throws moe::Error("dist")
+// file, line, the call and MPI's message, then MPI_Abort()s all ranks. Throws moe::Error("parallel")
 // when the build has no MPI.
 std::unique_ptr<Comm> make_mpi_comm();
 // MPI when launched by mpirun and built with MPI, otherwise the single-rank stub.
@@ -96,9 +96,9 @@ class CollectiveError : public Error {
   using Error::Error;
 };
 
-// Runs fn on every rank; if it throws on any rank, every rank throws CollectiveError("dist") naming
+// Runs fn on every rank; if it throws on any rank, every rank throws CollectiveError("parallel") naming
 // the failed ranks and their messages (so a rank that fails to load its weights stops all of
 // them instead of leaving them waiting in the next collective). `what` names the step.
 void run_collectively(Comm& comm, const char* what, const std::function<void()>& fn);
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

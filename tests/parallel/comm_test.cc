@@ -5,10 +5,10 @@
 #include <atomic>
 #include <numeric>
 
-#include "dist/comm.h"
+#include "parallel/comm.h"
 #include "util/error.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 namespace {
 
 // Rank s sends (s + 1) * (d + 1) - 1 elements to rank d: rank 0 sends nothing to rank 0.
@@ -143,4 +143,4 @@ TEST(WorldComm, SingleOutsideMpirun) {
 }
 
 }  // namespace
-}  // namespace moe::dist
+}  // namespace moe::parallel

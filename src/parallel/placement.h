@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace moe::dist {
+namespace moe::parallel {
 
 class ExpertPlacement {
  public:
@@ -44,4 +44,4 @@ class ExpertPlacement {
   std::string name_ = "custom";
 };
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

@@ -13,18 +13,18 @@
 #include <cstdlib>
 #include <mutex>
 
-#include "dist/comm.h"
+#include "parallel/comm.h"
 #include "util/check.h"
 #include "util/error.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 namespace {
 
 [[noreturn]] void mpi_die(const char* file, int line, const char* what, const std::string& message) {
   int rank = -1, initialized = 0;
   MPI_Initialized(&initialized);
   if (initialized) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  std::fprintf(stderr, "moe: [dist] rank %d: %s:%d: %s: %s\n", rank, file, line, what, message.c_str());
+  std::fprintf(stderr, "moe: [parallel] rank %d: %s:%d: %s: %s\n", rank, file, line, what, message.c_str());
   std::fflush(stderr);
   if (initialized) MPI_Abort(MPI_COMM_WORLD, 1);
   std::abort();
@@ -128,7 +128,7 @@ class MpiComm final : public Comm {
   void barrier() override { MOE_MPI(MPI_Barrier(comm_)); }
 
   [[noreturn]] void abort(const std::string& message) override {
-    std::fprintf(stderr, "moe: [dist] rank %d aborts the job: %s\n", rank_, message.c_str());
+    std::fprintf(stderr, "moe: [parallel] rank %d aborts the job: %s\n", rank_, message.c_str());
     std::fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);
     std::abort();
@@ -144,6 +144,6 @@ class MpiComm final : public Comm {
 
 std::unique_ptr<Comm> make_mpi_comm() { return std::make_unique<MpiComm>(); }
 
-}  // namespace moe::dist
+}  // namespace moe::parallel
 
 #endif  // MOE_HAVE_MPI

@@ -1,6 +1,6 @@
 // Comm helpers shared by every implementation (typed wrappers, all-gather of strings, the
 // collective error check) and the single-rank stub.
-#include "dist/comm.h"
+#include "parallel/comm.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -9,7 +9,7 @@
 #include "util/check.h"
 #include "util/error.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 
 int64_t VLayout::total() const {
   int64_t n = 0;
@@ -94,7 +94,7 @@ void run_collectively(Comm& comm, const char* what, const std::function<void()>&
   std::string message = fmt::format("{} failed on", what);
   for (int r = 0; r < comm.size(); ++r)
     if (!errors[r].empty()) message += fmt::format(" rank {} ({})", r, errors[r]);
-  throw CollectiveError("dist", message);
+  throw CollectiveError("parallel", message);
 }
 
 namespace {
@@ -113,7 +113,7 @@ class SingleComm final : public Comm {
   }
   void all_reduce(void*, int64_t, ReduceType, ReduceOp) override {}
   void barrier() override {}
-  [[noreturn]] void abort(const std::string& message) override { fail("dist", "aborted: {}", message); }
+  [[noreturn]] void abort(const std::string& message) override { fail("parallel", "aborted: {}", message); }
 };
 
 }  // namespace
@@ -129,7 +129,7 @@ bool mpi_built() { return true; }
 #else
 bool mpi_built() { return false; }
 std::unique_ptr<Comm> make_mpi_comm() {
-  fail("dist",
+  fail("parallel",
        "this build of moe has no MPI (Open MPI was not found at configure time); install libopenmpi-dev "
        "and reconfigure, or run without --ep / mpirun");
 }
@@ -140,4 +140,4 @@ std::unique_ptr<Comm> make_world_comm() {
   return make_single_comm();
 }
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

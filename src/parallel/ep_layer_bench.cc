@@ -1,7 +1,7 @@
 // run_ep_layer_bench: random weights for this rank's experts only (others stay null), uniform
 // random routing per rank and call, timed EpMoeLayer::forward calls between barriers; the rows of
 // every rank are gathered on rank 0 as JSON strings.
-#include "dist/ep_layer_bench.h"
+#include "parallel/ep_layer_bench.h"
 
 #include <fmt/format.h>
 
@@ -10,8 +10,8 @@
 #include <numeric>
 #include <random>
 
-#include "dist/ep_layer.h"
-#include "dist/ep_setup.h"
+#include "parallel/ep_layer.h"
+#include "parallel/ep_setup.h"
 #include "runtime/aligned.h"
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
@@ -19,7 +19,7 @@
 #include "util/error.h"
 #include "util/json_out.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 
 namespace {
 
@@ -252,4 +252,4 @@ nlohmann::ordered_json ep_layer_bench_report(const EpLayerBenchResult& r) {
   return j;
 }
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

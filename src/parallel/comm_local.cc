@@ -10,11 +10,11 @@
 #include <mutex>
 #include <thread>
 
-#include "dist/comm.h"
+#include "parallel/comm.h"
 #include "util/check.h"
 #include "util/error.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 namespace {
 
 struct Posted {
@@ -62,7 +62,7 @@ class Group {
 
  private:
   void throw_if_aborted() const {
-    if (aborted_) fail("dist", "rank {} aborted the job: {}", origin_, message_);
+    if (aborted_) fail("parallel", "rank {} aborted the job: {}", origin_, message_);
   }
 
   const int n_;
@@ -145,7 +145,7 @@ class LocalComm final : public Comm {
 
   [[noreturn]] void abort(const std::string& message) override {
     group_->abort(rank_, message);
-    fail("dist", "rank {} aborted the job: {}", rank_, message);
+    fail("parallel", "rank {} aborted the job: {}", rank_, message);
   }
 
   Group& group() { return *group_; }
@@ -158,7 +158,7 @@ class LocalComm final : public Comm {
 }  // namespace
 
 std::vector<std::unique_ptr<Comm>> make_local_comms(int n_rank) {
-  if (n_rank < 1) fail("dist", "in-process communicator: rank count must be >= 1, got {}", n_rank);
+  if (n_rank < 1) fail("parallel", "in-process communicator: rank count must be >= 1, got {}", n_rank);
   auto group = std::make_shared<Group>(n_rank);
   std::vector<std::unique_ptr<Comm>> comms;
   for (int r = 0; r < n_rank; ++r) comms.push_back(std::make_unique<LocalComm>(group, r));
@@ -188,4 +188,4 @@ void run_local_ranks(int n_rank, const std::function<void(Comm&)>& fn) {
   if (origin >= 0) std::rethrow_exception(errors[size_t(origin)]);
 }
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

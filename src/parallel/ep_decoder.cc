@@ -1,16 +1,16 @@
 // EpDecoderHook: expert-parallel MoE blocks for the Decoder, and the per-rank report gathered on
 // rank 0 (serialized as JSON strings through Comm::all_gather_strings).
-#include "dist/ep_decoder.h"
+#include "parallel/ep_decoder.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "dist/ep_setup.h"
+#include "parallel/ep_setup.h"
 #include "util/dtype.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 
 namespace {
 
@@ -180,4 +180,4 @@ std::string ep_report_json(const EpReport& r) {
       .dump();
 }
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

@@ -6,10 +6,10 @@
 #include <cstring>
 #include <vector>
 
-#include "dist/placement.h"
+#include "parallel/placement.h"
 #include "moe/moe_layer.h"
 
-namespace moe::dist::testing {
+namespace moe::parallel::testing {
 
 struct Model {
   MoeLayerConfig config;
@@ -81,4 +81,4 @@ inline MoeLayerWeights weights_of_rank(const Model& m, const ExpertPlacement& pl
   return w;
 }
 
-}  // namespace moe::dist::testing
+}  // namespace moe::parallel::testing

@@ -1,11 +1,11 @@
 // init_from_args outside mpirun, and the inspect predictions.
 #include <gtest/gtest.h>
 
-#include "dist/ep_exchange.h"
-#include "dist/ep_setup.h"
+#include "parallel/ep_exchange.h"
+#include "parallel/ep_setup.h"
 #include "util/error.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 namespace {
 
 TEST(EpSetup, InitFromArgsOutsideMpirun) {
@@ -29,4 +29,4 @@ TEST(EpSetup, Predictions) {
 }
 
 }  // namespace
-}  // namespace moe::dist
+}  // namespace moe::parallel

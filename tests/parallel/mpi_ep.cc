@@ -6,14 +6,14 @@
 #include <cstdio>
 #include <string>
 
-#include "dist/comm.h"
-#include "dist/ep_layer.h"
+#include "parallel/comm.h"
+#include "parallel/ep_layer.h"
 #include "ep_test_model.h"
 #include "ep_test_util.h"
 #include "runtime/cpu_features.h"
 #include "util/error.h"
 
-namespace moe::dist::testing {
+namespace moe::parallel::testing {
 namespace {
 
 int g_failures = 0;
@@ -130,6 +130,6 @@ int run(const std::string& mode) {
 }
 
 }  // namespace
-}  // namespace moe::dist::testing
+}  // namespace moe::parallel::testing
 
-int main(int argc, char** argv) { return moe::dist::testing::run(argc > 1 ? argv[1] : ""); }
+int main(int argc, char** argv) { return moe::parallel::testing::run(argc > 1 ? argv[1] : ""); }

@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "dist/comm.h"
-#include "dist/ep_layer.h"
-#include "dist/placement.h"
+#include "parallel/comm.h"
+#include "parallel/ep_layer.h"
+#include "parallel/placement.h"
 #include "model/moe_block.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 
 class EpDecoderHook {
  public:
@@ -73,4 +73,4 @@ EpReport gather_ep_report(const EpDecoderHook& hook);
 std::string format_ep_report(const EpReport& report);
 std::string ep_report_json(const EpReport& report);
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

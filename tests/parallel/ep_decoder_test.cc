@@ -10,14 +10,14 @@
 #include <string>
 #include <vector>
 
-#include "dist/comm.h"
-#include "dist/ep_decoder.h"
+#include "parallel/comm.h"
+#include "parallel/ep_decoder.h"
 #include "io/safetensors.h"
 #include "model/decoder.h"
 #include "moe/telemetry.h"
 #include "util/dtype.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 namespace {
 
 std::string fixture_dir(const std::string& family) {
@@ -154,4 +154,4 @@ INSTANTIATE_TEST_SUITE_P(Families, EpDecoder,
                                            "qwen2_moe", "qwen3", "qwen3_moe"));
 
 }  // namespace
-}  // namespace moe::dist
+}  // namespace moe::parallel

@@ -11,10 +11,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dist/comm.h"
+#include "parallel/comm.h"
 #include "moe/layer_bench.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 
 struct EpLayerBenchOptions {
   LayerBenchShape shape;
@@ -52,4 +52,4 @@ std::string format_ep_layer_bench(const EpLayerBenchResult& result);
 // The `bench layer --ep --json` report (docs/CLI.md conventions: counts as integers).
 nlohmann::ordered_json ep_layer_bench_report(const EpLayerBenchResult& r);
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "dist/comm.h"
-#include "dist/ep_exchange.h"
-#include "dist/placement.h"
+#include "parallel/comm.h"
+#include "parallel/ep_exchange.h"
+#include "parallel/placement.h"
 
-namespace moe::dist::testing {
+namespace moe::parallel::testing {
 
 constexpr int64_t kD = 5;
 
@@ -148,4 +148,4 @@ inline std::string check_exchange(Comm& comm, const ExpertPlacement& placement, 
   return "";
 }
 
-}  // namespace moe::dist::testing
+}  // namespace moe::parallel::testing

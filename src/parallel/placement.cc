@@ -1,5 +1,5 @@
 // Expert placement: contiguous, round-robin, from a file; validation with precise errors.
-#include "dist/placement.h"
+#include "parallel/placement.h"
 
 #include <fstream>
 #include <sstream>
@@ -7,7 +7,7 @@
 #include "util/error.h"
 #include "util/input_file.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 
 namespace {
 void check_sizes(int n_expert, int n_rank) {
@@ -99,4 +99,4 @@ std::string ExpertPlacement::describe() const {
   return s;
 }
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

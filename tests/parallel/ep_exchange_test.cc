@@ -6,15 +6,15 @@
 
 #include <cstring>
 
-#include "dist/comm.h"
-#include "dist/ep_exchange.h"
-#include "dist/placement.h"
+#include "parallel/comm.h"
+#include "parallel/ep_exchange.h"
+#include "parallel/placement.h"
 #include "ep_test_util.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 namespace {
 
-using namespace moe::dist::testing;
+using namespace moe::parallel::testing;
 
 struct Case {
   int n_rank;
@@ -75,4 +75,4 @@ TEST(EpExchange, MatchesNaiveReference) {
 }
 
 }  // namespace
-}  // namespace moe::dist
+}  // namespace moe::parallel

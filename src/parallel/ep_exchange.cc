@@ -1,7 +1,7 @@
 // ep_exchange: pack the plan's rows by destination rank, all-to-all counts and rows, regroup the
 // received rows expert-major (a stable counting sort over local experts), compute, send the
 // results back along the reversed layouts and scatter them into the plan's row order.
-#include "dist/ep_exchange.h"
+#include "parallel/ep_exchange.h"
 
 #include <cstring>
 
@@ -9,7 +9,7 @@
 #include "runtime/timer.h"
 #include "util/check.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 
 int64_t ep_bytes_sent(int n_rank, int64_t d_model, int64_t rows_sent, int64_t rows_received) {
   const int64_t row_bytes = 4 * d_model;
@@ -205,4 +205,4 @@ void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeA
   if (stats) *stats = st;
 }
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

@@ -1,13 +1,13 @@
 // init_from_args and the expert-parallel predictions for inspect.
-#include "dist/ep_setup.h"
+#include "parallel/ep_setup.h"
 
 #include <cmath>
 #include <cstdlib>
 
-#include "dist/ep_exchange.h"
+#include "parallel/ep_exchange.h"
 #include "util/error.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 
 namespace {
 std::shared_ptr<Comm>& world_comm() {
@@ -23,16 +23,16 @@ int mpirun_world_size() {
 }  // namespace
 
 EpContext init_from_args(const EpArgs& args) {
-  if (args.ep < 1) fail_usage("dist", "--ep must be >= 1, got {}", args.ep);
+  if (args.ep < 1) fail_usage("parallel", "--ep must be >= 1, got {}", args.ep);
   if (args.placement != "contiguous" && args.placement != "round-robin" && args.placement.rfind("file:", 0) != 0)
-    fail_usage("dist", "--ep-placement '{}': expected contiguous, round-robin or file:PATH", args.placement);
+    fail_usage("parallel", "--ep-placement '{}': expected contiguous, round-robin or file:PATH", args.placement);
   const int world = launched_by_mpirun() ? mpirun_world_size() : 1;
   if (args.ep > 1 && !mpi_built())
-    fail("dist", "--ep {} needs MPI, but this build has none (install libopenmpi-dev and reconfigure)", args.ep);
+    fail("parallel", "--ep {} needs MPI, but this build has none (install libopenmpi-dev and reconfigure)", args.ep);
   if (args.ep > 1 && !launched_by_mpirun())
-    fail_usage("dist", "--ep {0} runs one process per rank: start it as 'mpirun -np {0} moe ... --ep {0}'", args.ep);
+    fail_usage("parallel", "--ep {0} runs one process per rank: start it as 'mpirun -np {0} moe ... --ep {0}'", args.ep);
   if (world != args.ep)
-    fail_usage("dist", "mpirun started {} processes but --ep is {}: they must be equal", world, args.ep);
+    fail_usage("parallel", "mpirun started {} processes but --ep is {}: they must be equal", world, args.ep);
   EpContext ctx;
   ctx.comm = args.ep > 1 ? std::shared_ptr<Comm>(make_mpi_comm()) : std::shared_ptr<Comm>(make_single_comm());
   ctx.placement_spec = args.placement;
@@ -61,4 +61,4 @@ int64_t ep_predicted_bytes_per_layer(int64_t n_tokens, int top_k, int64_t d_mode
   return ep_bytes_sent(n_rank, d_model, rows, rows);
 }
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

@@ -5,10 +5,10 @@
 #include <cstdio>
 #include <fstream>
 
-#include "dist/placement.h"
+#include "parallel/placement.h"
 #include "util/error.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 namespace {
 
 std::vector<int> sizes(const ExpertPlacement& p) {
@@ -62,4 +62,4 @@ TEST(Placement, FromFile) {
 }
 
 }  // namespace
-}  // namespace moe::dist
+}  // namespace moe::parallel

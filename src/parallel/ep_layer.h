@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "dist/comm.h"
-#include "dist/ep_exchange.h"
-#include "dist/placement.h"
+#include "parallel/comm.h"
+#include "parallel/ep_exchange.h"
+#include "parallel/placement.h"
 #include "moe/moe_layer.h"
 
-namespace moe::dist {
+namespace moe::parallel {
 
 // What one call cost on this rank.
 struct EpTelemetry {
@@ -90,4 +90,4 @@ class EpMoeLayer {
   std::vector<float> shared_y_;  // [S, T, D]
 };
 
-}  // namespace moe::dist
+}  // namespace moe::parallel

@@ -9,7 +9,7 @@
 # outside the guards aborts the job (MPI_Abort) instead of a hang.
 if(MPI_CXX_FOUND AND MPIEXEC_EXECUTABLE)
   add_executable(mpi_ep ${CMAKE_CURRENT_LIST_DIR}/mpi_ep.cc)
-  target_link_libraries(mpi_ep PRIVATE moe_dist)
+  target_link_libraries(mpi_ep PRIVATE moe_parallel)
   target_include_directories(mpi_ep PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 
   # As root Open MPI refuses to start without --allow-run-as-root; 2 cores need --oversubscribe.
@@ -62,6 +62,6 @@ if(MPI_CXX_FOUND AND MPIEXEC_EXECUTABLE)
     list(APPEND moe_ep_env "ASAN_OPTIONS=detect_leaks=0")
   endif()
   set_tests_properties(${moe_ep_tests}
-                       PROPERTIES TIMEOUT 120 LABELS "dist;mpi"
+                       PROPERTIES TIMEOUT 120 LABELS "parallel;mpi"
                                   ENVIRONMENT "${moe_ep_env}")
 endif()
