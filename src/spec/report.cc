@@ -38,7 +38,7 @@ std::string attention_summary(const ModelSpec& s) {
     int csa = 0, hca = 0;
     for (const auto& l : s.layers) {
       csa += l.compress_ratio == 4;
-      hca += l.compress_ratio == 128;
+      hca += l.compress_ratio > 0 && l.compress_ratio != 4;
     }
     return fmt::format(
         "{} heads x {} sharing one K=V head; window {}, {} CSA (ratio 4 + indexer) / {} HCA (ratio 128) "
