@@ -7,6 +7,7 @@
 
 #include <sys/resource.h>
 
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -56,7 +57,18 @@ nlohmann::json shrink_config(const CatalogEntry& entry, int64_t layers, const st
   if (layers < 1 || layers > text[layer_key].get<int64_t>()) {
     fail_usage("bench", "--layers {} must be between 1 and the model's {}", layers, text[layer_key].get<int64_t>());
   }
+  const int64_t full = text[layer_key].get<int64_t>();
   text[layer_key] = layers;
+  if (text.contains("compress_ratios")) {
+    // DeepSeek-V4: the ratios of the last `layers` main layers (for 2 of Flash: one HCA, one CSA layer), hash
+    // routing in all but the last layer; the experts dense (FP4 is not decoded).
+    const auto r = text["compress_ratios"].get<std::vector<int64_t>>();
+    if (static_cast<int64_t>(r.size()) < full)
+      fail("bench", "{}: compress_ratios is shorter than the layers", entry.file);
+    text["compress_ratios"] = std::vector<int64_t>(r.begin() + (full - layers), r.begin() + full);
+    text["num_hash_layers"] = std::min(text.value("num_hash_layers", int64_t{0}), layers - 1);
+    text.erase("expert_dtype");
+  }
   if (text.contains("layer_types")) {
     auto types = text["layer_types"];
     text["layer_types"] = nlohmann::json(std::vector<nlohmann::json>(types.begin(), types.begin() + layers));
@@ -93,6 +105,13 @@ void skew_tensor(const TensorEntry& t, double skew, int64_t d_model, uint64_t la
     w[static_cast<size_t>(e * cols)] = static_cast<float>(-skew * sigma_x0 * std::log(double(rank[e]) + 1.0));
 }
 
+// The routed experts of the MoE layer a tensor belongs to: the rows of that layer's router weight.
+int64_t reg_experts(const TensorRegistry& reg, const TensorEntry& t) {
+  for (const TensorEntry& r : reg.tensors)
+    if (r.layer == t.layer && r.role == Role::kRouter && r.shape.size() == 2) return r.shape[0];
+  fail("bench", "no router beside {}", t.name);
+}
+
 // Writes every registry tensor: norms = 1, everything else from one random pool (N(0, 0.02)).
 // Tensors share the pool's contents but each has its own bytes in the file, so decode streams
 // distinct memory for each expert, as with real weights. router_skew > 0: see skew_tensor.
@@ -110,6 +129,16 @@ void write_random_checkpoint(const std::string& dir, const nlohmann::json& confi
   std::vector<TensorToWrite> tensors;
   std::deque<std::vector<uint8_t>> skewed;  // own copies of the tensors skew_tensor changes
   for (const TensorEntry& t : reg.tensors) {
+    if (t.role == Role::kIndexTable) {  // DeepSeek-V4 tid2eid [V, K]: distinct expert ids per token
+      const int64_t E = t.shape[1] > 0 ? reg_experts(reg, t) : 1;
+      auto& ids = skewed.emplace_back(static_cast<size_t>(t.numel()) * 8);
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        const int64_t id = ((i / t.shape[1]) * 7 + i % t.shape[1]) % E;
+        std::memcpy(ids.data() + i * 8, &id, 8);
+      }
+      tensors.push_back({t.name, DType::kI64, t.shape, std::span<const uint8_t>(ids.data(), ids.size())});
+      continue;
+    }
     const size_t n = static_cast<size_t>(t.numel()) * dtype_size(dtype);
     const auto& src = t.role == Role::kNorm ? one : pool;
     const bool skew = router_skew > 0 && t.shape.size() == 2 &&

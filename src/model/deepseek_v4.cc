@@ -12,6 +12,7 @@
 #include "io/safetensors.h"
 #include "model/deepseek_v4_layer.h"
 #include "spec/deepseek_v4_names.h"
+#include "util/dtype.h"
 #include "util/error.h"
 
 namespace moe {
@@ -149,6 +150,7 @@ Dsv4Cache DeepseekV4Model::make_cache() const {
   for (int64_t li = 0; li < spec_.n_layer; ++li) {
     const Layer& L = *layers_[li];
     Dsv4Cache::Layer& cl = c.layers_[li];
+    cl.head_dim = spec_.head_dim;
     cl.window.assign(static_cast<size_t>(spec_.sliding_window * spec_.head_dim), 0.0f);
     const auto init = [](Dsv4Cache::Compressor& st, const Dsv4CompressorWeights& w) {
       st.ratio = w.ratio;
@@ -163,11 +165,20 @@ Dsv4Cache DeepseekV4Model::make_cache() const {
   return c;
 }
 
-uint64_t Dsv4Cache::bytes() const {
+uint64_t Dsv4Cache::kv_bytes() const {
+  uint64_t floats = 0;
+  for (const Layer& l : layers_) {
+    const int64_t window = l.head_dim ? static_cast<int64_t>(l.window.size()) / l.head_dim : 0;
+    floats +=
+        static_cast<uint64_t>(std::min(length_, window) * l.head_dim) + l.attn.entries.size() + l.index.entries.size();
+  }
+  return floats * sizeof(float);
+}
+
+uint64_t Dsv4Cache::pending_bytes() const {
   uint64_t floats = 0;
   for (const Layer& l : layers_)
-    floats += l.window.size() + l.attn.kv.size() + l.attn.score.size() + l.attn.entries.size() + l.index.kv.size() +
-              l.index.score.size() + l.index.entries.size();
+    floats += l.attn.kv.size() + l.attn.score.size() + l.index.kv.size() + l.index.score.size();
   return floats * sizeof(float);
 }
 
@@ -259,7 +270,30 @@ void swiglu(const float* x, const WeightView& w1, const WeightView& w2, const We
 
 }  // namespace
 
-void DeepseekV4Model::moe(Layer& L, const float* x, const int32_t* ids, int64_t T, float* out) {
+void DeepseekV4Model::record_routing(const Layer& L, const std::vector<int32_t>& sel, const std::vector<float>& weight,
+                                     int64_t T, ForwardStats* stats, int64_t li) const {
+  const int64_t D = spec_.d_model, E = spec_.n_expert, I = spec_.n_ff_expert;
+  stats->expert_ids[li] = sel;
+  stats->expert_weights[li] = weight;
+  MoeTelemetry& t = stats->moe_layers[li];
+  t.n_tokens = T;
+  t.top_k = static_cast<int>(spec_.n_expert_used);
+  t.tokens_per_expert.assign(static_cast<size_t>(E), 0);
+  for (int32_t e : sel) ++t.tokens_per_expert[e];
+  const auto bytes = [&](const WeightView& w, int64_t rows) { return rows * dtype_row_bytes(w.dtype, w.ld); };
+  int64_t expert_bytes = bytes(L.s1, I) + bytes(L.s3, I) + bytes(L.s2, D);
+  for (int64_t e = 0; e < E; ++e) {
+    if (t.tokens_per_expert[e] == 0) continue;
+    ++t.experts_touched;
+    expert_bytes += bytes(L.w1[e], I) + bytes(L.w3[e], I) + bytes(L.w2[e], D);
+  }
+  t.expert_bytes_streamed = expert_bytes;
+  t.activated_params = E * D + (t.experts_touched + 1) * 3 * I * D;
+  t.expert_flops = 2 * (T * spec_.n_expert_used + T) * 3 * I * D;
+}
+
+void DeepseekV4Model::moe(Layer& L, const float* x, const int32_t* ids, int64_t T, float* out, ForwardStats* stats,
+                          int64_t li) {
   const ModelSpec& s = spec_;
   const int64_t D = s.d_model, E = s.n_expert, K = s.n_expert_used, I = s.n_ff_expert;
   std::vector<float> score(static_cast<size_t>(T * E));  // [T, E]
@@ -288,6 +322,7 @@ void DeepseekV4Model::moe(Layer& L, const float* x, const int32_t* ids, int64_t 
     for (int64_t k = 0; k < K; ++k)
       weight[t * K + k] = static_cast<float>(st[sel[t * K + k]] / sum * s.router.routed_scaling_factor);
   }
+  if (stats) record_routing(L, sel, weight, T, stats, li);
   swiglu(x, L.s1, L.s2, L.s3, T, D, I, s.swiglu_limit, out);  // the shared expert
   std::vector<float> xe, ye;
   std::vector<int64_t> rows;
@@ -311,7 +346,8 @@ void DeepseekV4Model::moe(Layer& L, const float* x, const int32_t* ids, int64_t 
   }
 }
 
-void DeepseekV4Model::forward(const int32_t* ids, int64_t T, Dsv4Cache& cache, float* logits, const ForwardTap& tap) {
+void DeepseekV4Model::forward(const int32_t* ids, int64_t T, Dsv4Cache& cache, float* logits, const ForwardTap& tap,
+                              ForwardStats* stats) {
   const ModelSpec& s = spec_;
   const int64_t D = s.d_model, n = s.dsv4.hc_mult, V = s.vocab;
   if (T <= 0) fail("model", "{}: forward needs at least one token", s.source);
@@ -328,6 +364,11 @@ void DeepseekV4Model::forward(const int32_t* ids, int64_t T, Dsv4Cache& cache, f
   std::vector<float> y(static_cast<size_t>(T * D)), f(y.size()), post(static_cast<size_t>(T * n)),
       comb(static_cast<size_t>(T * n * n));
   const float eps = static_cast<float>(s.norm_eps);
+  if (stats) {
+    stats->moe_layers.assign(static_cast<size_t>(s.n_layer), MoeTelemetry{});
+    stats->expert_ids.assign(static_cast<size_t>(s.n_layer), {});
+    stats->expert_weights.assign(static_cast<size_t>(s.n_layer), {});
+  }
   for (int64_t li = 0; li < s.n_layer; ++li) {
     Layer& L = *layers_[li];
     hc_pre(L.hc_attn, X.data(), T, y.data(), post.data(), comb.data());
@@ -336,7 +377,7 @@ void DeepseekV4Model::forward(const int32_t* ids, int64_t T, Dsv4Cache& cache, f
     hc_post(X.data(), f.data(), post.data(), comb.data(), T, n, D);
     hc_pre(L.hc_ffn, X.data(), T, y.data(), post.data(), comb.data());
     dsv4::rms_rows(y.data(), L.ffn_norm, y.data(), T, D, eps);
-    moe(L, y.data(), ids, T, f.data());
+    moe(L, y.data(), ids, T, f.data(), stats, li);
     hc_post(X.data(), f.data(), post.data(), comb.data(), T, n, D);
     if (tap) tap(li, tap::kHidden, TapView{X.data(), T, n * D});
   }

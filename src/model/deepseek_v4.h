@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "model/decoder.h"
 #include "model/forward_tap.h"
 #include "model/weights.h"
 #include "spec/deepseek_v4_names.h"
@@ -24,9 +25,11 @@ namespace moe {
 class Dsv4Cache {
  public:
   int64_t length() const { return length_; }
-  // Bytes of the state that grows with the sequence (window rows and compressed entries) plus the fixed
-  // pending-window rows, all layers.
-  uint64_t bytes() const;
+  // Bytes of the K=V rows the sequence keeps, all layers: the window's min(length, sliding_window) rows and
+  // every compressed entry (attention's and the indexer's), f32. What the accounting calls the KV cache.
+  uint64_t kv_bytes() const;
+  // Bytes of the compressors' pending windows (projected rows and scores of the last two windows): fixed.
+  uint64_t pending_bytes() const;
 
   // The state's parts (read by the model's attention).
   struct Compressor {
@@ -36,6 +39,7 @@ class Dsv4Cache {
     int64_t n_entries() const { return width ? static_cast<int64_t>(entries.size()) / width : 0; }
   };
   struct Layer {
+    int64_t head_dim = 0;
     std::vector<float> window;  // [sliding_window, head_dim]: the K=V row of position p at slot p % window
     Compressor attn, index;     // attn: ratio > 0; index: ratio 4 only
   };
@@ -62,7 +66,9 @@ class DeepseekV4Model {
   // Runs n_tokens tokens after the cached ones, appends them to the cache, and writes logits [T, V] (every
   // position). The tap gets "embed" (kModelTensor) and every layer's "hidden", each [T, hc_mult x D]: the
   // streams of a token side by side. Throws moe::Error "[model] ..." for no tokens or an id outside the vocabulary.
-  void forward(const int32_t* ids, int64_t n_tokens, Dsv4Cache& cache, float* logits, const ForwardTap& tap = {});
+  // stats (optional): every layer's routing (expert ids and weights [T, K]) and MoE telemetry.
+  void forward(const int32_t* ids, int64_t n_tokens, Dsv4Cache& cache, float* logits, const ForwardTap& tap = {},
+               ForwardStats* stats = nullptr);
 
  private:
   struct Layer;
@@ -77,7 +83,9 @@ class DeepseekV4Model {
   // Block input of the mixer over the streams X [T, n D]: y [T, D], post [T, n], comb [T, n, n].
   void hc_pre(const Mixer& mix, const float* X, int64_t T, float* y, float* post, float* comb) const;
   void attention(Layer& layer, int64_t li, const float* x, int64_t T, Dsv4Cache::Layer& cache, int64_t p0, float* out);
-  void moe(Layer& layer, const float* x, const int32_t* ids, int64_t T, float* out);
+  void record_routing(const Layer& layer, const std::vector<int32_t>& sel, const std::vector<float>& weight, int64_t T,
+                      ForwardStats* stats, int64_t li) const;
+  void moe(Layer& layer, const float* x, const int32_t* ids, int64_t T, float* out, ForwardStats* stats, int64_t li);
 
   ModelSpec spec_;
   std::string path_;

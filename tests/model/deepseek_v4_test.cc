@@ -13,7 +13,10 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
+#include "model/decoder.h"
 #include "model/deepseek_v4.h"
+#include "spec/accounting.h"
+#include "spec/tensor_registry.h"
 #include "util/error.h"
 
 namespace moe {
@@ -174,6 +177,48 @@ TEST(DeepseekV4, BadCheckpointsAreNamed) {
   expect_error(broken_copy("official", "shape", {{"compress_ratios", {0, 4, 4, 4}}}), {"layers.2.attn.compressor.ape"});
   expect_error(broken_copy("official", "fp8", {{"quantization_config", {{"quant_method", "fp8"}}}}),
                {"quantization_config"});
+}
+
+// The K=V rows the engine keeps (window + compressed entries + indexer keys) are what the accounting's KV
+// figure for V4 counts, at every length (f32 here: 4 bytes an element).
+TEST(DeepseekV4, CacheHoldsWhatTheAccountingCounts) {
+  DeepseekV4Model model(fixture("official"));
+  const Expected e = expected(fixture("official"));
+  const TensorRegistry reg = build_registry(model.spec());
+  Dsv4Cache cache = model.make_cache();
+  std::vector<float> logits(static_cast<size_t>(e.prompt.size() * model.spec().vocab));
+  const uint64_t pending = cache.pending_bytes();
+  EXPECT_GT(pending, 0u);
+  for (int32_t id : e.prompt) {
+    model.forward(&id, 1, cache, logits.data());
+    Workload w;
+    w.context = cache.length();
+    w.kv_bytes_per_elem = 4;
+    EXPECT_EQ(static_cast<double>(cache.kv_bytes()), compute_cost(model.spec(), reg, w).kv.bytes_at_context)
+        << "at " << cache.length() << " tokens";
+    EXPECT_EQ(cache.pending_bytes(), pending);
+  }
+}
+
+// `moe run` / `moe eval` reach the model through a Decoder: same logits, a KvCache that carries the state,
+// and that cannot go back to a prefix.
+TEST(DeepseekV4, DecoderRunsItWithAKvCache) {
+  Decoder dec(fixture("hf"));
+  const Expected e = expected(fixture("hf"));
+  const int64_t T = static_cast<int64_t>(e.prompt.size()), V = dec.spec().vocab;
+  KvCache cache = dec.make_cache(T + 4);
+  std::vector<float> logits(static_cast<size_t>(T * V));
+  dec.forward(e.prompt.data(), T, cache, logits.data());
+  EXPECT_LT(rel_err(logits.data(), e.logits.data(), T * V), 1e-4);
+  std::vector<float> step(static_cast<size_t>(V));
+  dec.forward(&e.greedy[0], 1, cache, step.data());
+  EXPECT_LT(rel_err(step.data(), e.decode.data() + V, V), 1e-4);
+  EXPECT_EQ(cache.length(), T + 1);
+  EXPECT_THROW(cache.truncate(T), Error);
+  cache.reset();  // starts over: a fresh state at the next forward
+  dec.forward(e.prompt.data(), T, cache, logits.data());
+  EXPECT_LT(rel_err(logits.data(), e.logits.data(), T * V), 1e-4);
+  EXPECT_THROW(dec.forward(e.prompt.data(), 5, cache, logits.data()), Error);  // past max_tokens
 }
 
 TEST(DeepseekV4, BadTokensAreNamed) {
