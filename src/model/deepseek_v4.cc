@@ -10,6 +10,8 @@
 #include <numeric>
 
 #include "io/safetensors.h"
+#include "kernels/packed_weights.h"
+#include "kernels/quant_blocks.h"
 #include "model/deepseek_v4_layer.h"
 #include "spec/deepseek_v4_names.h"
 #include "util/dtype.h"
@@ -21,11 +23,9 @@ namespace {
 ModelSpec load_spec(const std::string& path) {
   ModelSpec s = load_model_spec(path);
   if (s.family != Family::kDeepseekV4) fail("model", "{}: model_type {} is not deepseek_v4", path, s.model_type);
-  if (s.quant.method != QuantMethod::kNone || s.quant.experts_fp4)
-    fail("model",
-         "{}: quantization_config / expert_dtype: the DeepSeek-V4 path runs f32 / bf16 weights only (FP8 with E8M0 "
-         "block scales and FP4 experts are not decoded yet)",
-         path);
+  if (s.quant.method != QuantMethod::kNone && s.quant.method != QuantMethod::kFp8)
+    fail("model", "{}: quantization_config.quant_method {}: DeepSeek-V4 reads fp8 (E4M3, 128x128 block scales) only",
+         path, quant_method_name(s.quant.method));
   if (s.n_expert_shared != 1)
     fail("model", "{}: n_shared_experts {}: DeepSeek-V4 has exactly one shared expert", path, s.n_expert_shared);
   if (s.mla.qk_rope_head_dim <= 0 || s.mla.qk_rope_head_dim % 2 != 0 || s.mla.qk_rope_head_dim > s.head_dim ||
@@ -34,6 +34,8 @@ ModelSpec load_spec(const std::string& path) {
          s.mla.qk_rope_head_dim, s.head_dim, s.dsv4.index_head_dim);
   const Checkpoint ck = Checkpoint::open(path, true);
   if (ck.has("model.embed_tokens.weight")) s.tensor_prefix = "model.";  // the transformers layout
+  if (dsv4_hf_layout(s) && (s.quant.method != QuantMethod::kNone || s.quant.experts_fp4))
+    fail("model", "{}: FP8 / FP4 weights are read in the official layout (layers.N.*.scale) only", path);
   for (int64_t li = 0; li < s.n_layer && li < s.dsv4.num_hash_layers; ++li) {
     const std::string t = dsv4_hf_layout(s) ? fmt::format("model.layers.{}.mlp.gate.tid2eid", li)
                                             : fmt::format("layers.{}.ffn.gate.tid2eid", li);
@@ -49,7 +51,8 @@ float sigmoid(double x) { return static_cast<float>(1.0 / (1.0 + std::exp(-x)));
 
 DeepseekV4Model::~DeepseekV4Model() = default;
 
-DeepseekV4Model::DeepseekV4Model(const std::string& path) : spec_(load_spec(path)), path_(path) {
+DeepseekV4Model::DeepseekV4Model(const std::string& path, Dsv4Options options)
+    : spec_(load_spec(path)), path_(path), options_(options) {
   store_ = std::make_unique<WeightStore>(path, spec_);
   embed_ = f32("embed.weight");
   head_ = matrix("head.weight");
@@ -131,6 +134,11 @@ void DeepseekV4Model::load_layer(int64_t li) {
       L.w1.push_back(store_->rows(x + "gate_up_proj", e * 2 * I, I));
       L.w3.push_back(store_->rows(x + "gate_up_proj", e * 2 * I + I, I));
       L.w2.push_back(store_->rows(x + "down_proj", e * D, D));
+    } else if (s.quant.experts_fp4) {
+      const std::string x = fmt::format("{}experts.{}.", f, e);
+      L.w1.push_back(fp4_matrix(x + "w1", I, D));
+      L.w2.push_back(fp4_matrix(x + "w2", D, I));
+      L.w3.push_back(fp4_matrix(x + "w3", I, D));
     } else {
       const std::string x = fmt::format("{}experts.{}.", f, e);
       L.w1.push_back(store_->matrix(x + "w1.weight"));
@@ -142,6 +150,35 @@ void DeepseekV4Model::load_layer(int64_t li) {
   L.s2 = matrix(f + "shared_experts.w2.weight");
   L.s3 = matrix(f + "shared_experts.w3.weight");
   layers_.push_back(std::move(layer));
+}
+
+// A routed expert stored as FP4: `.weight` I8 [rows, cols / 2] (element 2i in byte i's low nibble, E2M1 codes)
+// and `.scale` E8M0 [rows, cols / 32]: the same codes and scales as MXFP4 blocks (the scale byte, then element j
+// in the low nibble of byte j and j + 16 in the high one), kept in the kernels' panels when they have them.
+WeightView DeepseekV4Model::fp4_matrix(const std::string& base, int64_t rows, int64_t cols) {
+  const uint8_t* codes = store_->raw_bytes(base + ".weight");
+  const uint8_t* scales = store_->raw_bytes(base + ".scale");
+  const int64_t nb = cols / 32, row_bytes = dtype_row_bytes(DType::kMXFP4, cols);
+  std::vector<uint8_t>& out = store_->own_bytes(static_cast<size_t>(rows * row_bytes));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* src = codes + r * (cols / 2) + b * 16;
+      uint8_t* dst = out.data() + r * row_bytes + b * 17;
+      dst[0] = scales[r * nb + b];
+      const auto nibble = [src](int i) { return (src[i / 2] >> (4 * (i & 1))) & 15; };
+      for (int j = 0; j < 16; ++j) dst[1 + j] = static_cast<uint8_t>(nibble(j) | (nibble(j + 16) << 4));
+    }
+  const WeightView v{out.data(), DType::kMXFP4, cols};
+  if (options_.fp4_as_f32) {
+    std::vector<float>& f = store_->own(static_cast<size_t>(rows * cols));
+    for (int64_t r = 0; r < rows; ++r)
+      dequantize_row(DType::kMXFP4, out.data() + r * row_bytes, f.data() + r * cols, cols);
+    return WeightView{f.data(), DType::kF32, cols};
+  }
+  if (!panel_layout_supported(DType::kMXFP4)) return v;
+  const WeightView packed = store_->own_packed(PackedWeights::pack(v, rows, cols));
+  std::vector<uint8_t>().swap(out);  // the panels replace the rows
+  return packed;
 }
 
 Dsv4Cache DeepseekV4Model::make_cache() const {

@@ -50,11 +50,17 @@ class Dsv4Cache {
   int64_t length_ = 0;
 };
 
+struct Dsv4Options {
+  // FP4 experts dequantized to f32 rows at load (exact, 8x their bytes) instead of MXFP4 with 8-bit activations:
+  // for checking the format's decoding against a reference.
+  bool fp4_as_f32 = false;
+};
+
 class DeepseekV4Model {
  public:
   // Reads config.json and model.safetensors (or shards) of a checkpoint folder in either layout; every
   // tensor is checked against the registry. Throws moe::Error naming the file, tensor or field.
-  explicit DeepseekV4Model(const std::string& path);
+  explicit DeepseekV4Model(const std::string& path, Dsv4Options options = {});
   ~DeepseekV4Model();
   DeepseekV4Model(const DeepseekV4Model&) = delete;
   DeepseekV4Model& operator=(const DeepseekV4Model&) = delete;
@@ -80,6 +86,7 @@ class DeepseekV4Model {
   std::string name(const std::string& official) const;
   WeightView matrix(const std::string& official);
   const float* f32(const std::string& official);
+  WeightView fp4_matrix(const std::string& base, int64_t rows, int64_t cols);
   // Block input of the mixer over the streams X [T, n D]: y [T, D], post [T, n], comb [T, n, n].
   void hc_pre(const Mixer& mix, const float* X, int64_t T, float* y, float* post, float* comb) const;
   void attention(Layer& layer, int64_t li, const float* x, int64_t T, Dsv4Cache::Layer& cache, int64_t p0, float* out);
@@ -89,6 +96,7 @@ class DeepseekV4Model {
 
   ModelSpec spec_;
   std::string path_;
+  Dsv4Options options_;
   std::unique_ptr<WeightStore> store_;
   std::vector<std::unique_ptr<Layer>> layers_;
   const float* embed_ = nullptr;

@@ -25,7 +25,10 @@ nlohmann::json expected(const std::string& layout) {
 
 std::string ids_arg(const nlohmann::json& ids) {
   std::string s;
-  for (const auto& v : ids) s += (s.empty() ? "" : ",") + std::to_string(v.get<int>());
+  for (const auto& v : ids) {
+    if (!s.empty()) s.push_back(',');
+    s.append(std::to_string(v.get<int>()));  // appended: GCC 12 warns falsely on the operator+ form
+  }
   return s;
 }
 

@@ -175,8 +175,47 @@ TEST(DeepseekV4, BadCheckpointsAreNamed) {
                {"compress_ratios", "has 3 entries", "expected num_hidden_layers + num_nextn_predict_layers = 4"});
   // A ratio that changes a compressor's shape: layer 2's ape is [8, 16], ratio 4 would need [4, 32].
   expect_error(broken_copy("official", "shape", {{"compress_ratios", {0, 4, 4, 4}}}), {"layers.2.attn.compressor.ape"});
+  // fp8 in the config, f32 in the file: named.
   expect_error(broken_copy("official", "fp8", {{"quantization_config", {{"quant_method", "fp8"}}}}),
-               {"quantization_config"});
+               {"layers.0.attn.wq_a.weight is stored as F32, expected F8_E4M3"});
+  expect_error(broken_copy("hf", "fp8_hf", {{"quantization_config", {{"quant_method", "fp8"}}}}), {"official layout"});
+}
+
+// FP8 linears with E8M0 128x128 block scales and FP4 (E2M1) experts with E8M0 scales per 32, as the released
+// checkpoints store them; the reference runs the dequantised weights. The FP8 matrices here are narrower than the
+// 128-wide FP8 row format and are widened to f32 at load. With the FP4 experts widened too, every weight is
+// exactly the reference's: 1e-4 (a wrong nibble order or scale is far outside it).
+TEST(DeepseekV4, QuantisedCheckpointDecodesExactly) {
+  Dsv4Options exact;
+  exact.fp4_as_f32 = true;
+  DeepseekV4Model model(fixture("quantised"), exact);
+  EXPECT_TRUE(model.spec().quant.experts_fp4);
+  const Expected e = expected(fixture("quantised"));
+  const int64_t T = static_cast<int64_t>(e.prompt.size()), V = model.spec().vocab;
+  Dsv4Cache cache = model.make_cache();
+  std::vector<float> logits(static_cast<size_t>(T * V));
+  model.forward(e.prompt.data(), T, cache, logits.data());
+  EXPECT_LT(rel_err(logits.data(), e.logits.data(), T * V), 1e-4);
+}
+
+// As the engine runs them, the FP4 experts are MXFP4 with 8-bit activations: after the first block (hash-routed,
+// so no routing choice can flip) the streams are within that rounding of the reference (measured 0.7%), and
+// the logits of the 4-block model within 10% of their scale (measured 4.5%: later routers see the rounding).
+TEST(DeepseekV4, QuantisedCheckpointRunsOnMxfp4Kernels) {
+  DeepseekV4Model model(fixture("quantised"));
+  const Expected e = expected(fixture("quantised"));
+  const int64_t T = static_cast<int64_t>(e.prompt.size()), V = model.spec().vocab;
+  const int64_t W = model.spec().dsv4.hc_mult * model.spec().d_model;
+  double first_block = -1;
+  const ForwardTap tap = [&](int64_t layer, std::string_view name, const TapView& v) {
+    if (name == tap::kHidden && layer == 0) first_block = rel_err(v.data, e.hidden.data() + T * W, T * W);
+  };
+  Dsv4Cache cache = model.make_cache();
+  std::vector<float> logits(static_cast<size_t>(T * V));
+  model.forward(e.prompt.data(), T, cache, logits.data(), tap);
+  EXPECT_GT(first_block, 0);  // really rounded: not the widened path
+  EXPECT_LT(first_block, 2e-2);
+  EXPECT_LT(rel_err(logits.data(), e.logits.data(), T * V), 0.1);
 }
 
 // The K=V rows the engine keeps (window + compressed entries + indexer keys) are what the accounting's KV

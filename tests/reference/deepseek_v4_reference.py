@@ -46,6 +46,7 @@ expected decode_logits are rows of that full forward (an engine's incremental de
 import json
 import math
 import os
+import struct
 import sys
 
 import torch
@@ -444,6 +445,130 @@ def write(folder, cfg, W, prompt, res, seed):
         f.write("\n")
 
 
+# ---------------------------------------------------------------------------------------------
+# the quantised fixture: FP8 E4M3 linears with E8M0 128x128 block scales, FP4 (E2M1) routed experts with E8M0
+# scales per 32 inputs, as the released checkpoints store them (official layout). The reference runs on the
+# dequantised weights, so it checks the decoding of the formats; the engine's 8-bit activations for FP4 are
+# its own approximation, held to a looser tolerance.
+
+FP8_NAMES = ("attn.wq_a.weight", "attn.wq_b.weight", "attn.wkv.weight", "attn.wo_a.weight", "attn.wo_b.weight",
+             "attn.indexer.wq_b.weight", "ffn.shared_experts.w1.weight", "ffn.shared_experts.w2.weight",
+             "ffn.shared_experts.w3.weight")
+FP4_VALUES = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0], dtype=torch.float64)
+
+
+def e8m0(scale):
+    """Power-of-two scales as E8M0 codes (2^(code - 127))."""
+    return (torch.log2(scale).round().long() + 127).to(torch.uint8)
+
+
+def e4m3_round(x):
+    """x (|x| <= 448) rounded to the nearest E4M3 value (ties to even mantissa), and its codes."""
+    a = x.abs()
+    e = torch.floor(torch.log2(a.clamp(min=2.0 ** -9))).clamp(min=-6)
+    step = 2.0 ** (e - 3)
+    m = torch.round(a / step)  # round half to even
+    v = (m * step).clamp(max=448.0)
+    e = torch.floor(torch.log2(v.clamp(min=2.0 ** -9))).clamp(min=-6)
+    normal = v >= 2.0 ** -6
+    mant = torch.where(normal, v / 2.0 ** e - 1, v / 2.0 ** -9 / 8) * 8
+    code = torch.where(normal, (e + 7) * 8 + mant, mant).round().long() + (x < 0).long() * 128
+    code = torch.where(v == 0, (x < 0).long() * 128, code)
+    return torch.where(x < 0, -v, v), code.to(torch.uint8)
+
+
+def quant_fp8(w):
+    """[N, K] -> (dequantised f64, E4M3 codes [N, K], E8M0 scales [ceil(N/128), ceil(K/128)])."""
+    N, K = w.shape
+    bn, bk = (N + 127) // 128, (K + 127) // 128
+    deq, codes = torch.zeros(N, K, dtype=torch.float64), torch.zeros(N, K, dtype=torch.uint8)
+    scales = torch.zeros(bn, bk, dtype=torch.float64)
+    for i in range(bn):
+        for j in range(bk):
+            blk = w[i * 128:(i + 1) * 128, j * 128:(j + 1) * 128].double()
+            sc = 2.0 ** torch.ceil(torch.log2(blk.abs().max().clamp(min=1e-4) / 448))
+            v, c = e4m3_round(blk / sc)
+            deq[i * 128:(i + 1) * 128, j * 128:(j + 1) * 128] = v * sc
+            codes[i * 128:(i + 1) * 128, j * 128:(j + 1) * 128] = c
+            scales[i, j] = sc
+    return deq, codes, e8m0(scales)
+
+
+def quant_fp4(w):
+    """[N, K] -> (dequantised f64, packed I8 codes [N, K/2] (element 2i in the low nibble), E8M0 [N, K/32])."""
+    N, K = w.shape
+    blk = w.double().view(N, K // 32, 32)
+    sc = 2.0 ** torch.ceil(torch.log2(blk.abs().amax(-1, keepdim=True).clamp(min=1e-30) / 6))
+    q = (blk / sc).clamp(-6, 6)
+    idx = (q.abs()[..., None] - FP4_VALUES).abs().argmin(-1)
+    deq = (FP4_VALUES[idx] * torch.sign(q) * sc).view(N, K)
+    code = (idx + (q < 0).long() * 8).view(N, K)
+    packed = (code[:, 0::2] | (code[:, 1::2] << 4)).to(torch.uint8)
+    return deq, packed, e8m0(sc.view(N, K // 32))
+
+
+def quantise(cfg, W):
+    """The official-layout tensors to write (name, dtype, tensor) and the dequantised weights the reference uses."""
+    out, deq = [], {}
+    for name, t in W.items():
+        rest = name.split(".", 2)[2] if name.startswith("layers.") else name
+        if rest in FP8_NAMES:
+            d, codes, sc = quant_fp8(t)
+            out += [(name, "F8_E4M3", codes), (name[:-len(".weight")] + ".scale", "F8_E8M0", sc)]
+            deq[name] = d.float()
+        elif ".experts." in name and "shared" not in name:
+            d, packed, sc = quant_fp4(t)
+            out += [(name, "I8", packed), (name[:-len(".weight")] + ".scale", "F8_E8M0", sc)]
+            deq[name] = d.float()
+        else:
+            out.append((name, None, t))
+            deq[name] = t
+    return out, deq
+
+
+def write_raw_safetensors(path, items):
+    """items: (name, dtype code or None for the tensor's own, tensor); uint8 tensors are written as raw bytes."""
+    header, blobs, offset = {}, [], 0
+    codes = {torch.float32: "F32", torch.int64: "I64"}
+    for name, code, t in sorted(items, key=lambda x: x[0]):
+        raw = t.contiguous().numpy().tobytes()
+        header[name] = {"dtype": code or codes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    header["__metadata__"] = {"format": "pt"}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for raw in blobs:
+            f.write(raw)
+    os.replace(tmp, path)
+
+
+def make_quantised(seed):
+    cfg = dict(CONFIG, moe_intermediate_size=32, expert_dtype="fp4",
+               quantization_config={"quant_method": "fp8", "fmt": "e4m3", "scale_fmt": "ue8m0",
+                                    "activation_scheme": "dynamic", "weight_block_size": [128, 128]})
+    W = build_weights(cfg, seed)
+    items, deq = quantise(cfg, W)
+    g = torch.Generator().manual_seed(1000 + seed)
+    prompt = torch.randint(2, cfg["vocab_size"], (T_PROMPT,), generator=g)
+    res = run(cfg, deq, prompt)
+    d = os.path.join(OUT_DIR, "quantised")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+    write_raw_safetensors(os.path.join(d, "model.safetensors"), items)
+    write_safetensors(os.path.join(d, "expected.safetensors"),
+                      [("prompt_ids", prompt.long()), ("logits", res["logits"]),
+                       ("greedy_ids", torch.tensor(res["greedy"], dtype=torch.int64)),
+                       ("decode_logits", res["decode"]), ("hidden", res["hidden"])])
+    print("quantised: routing margin %.3g greedy margin %.3g" % (res["routing_margin"], res["greedy_margin"]))
+
+
 def main():
     cfg = CONFIG
     for seed in range(1, 50):
@@ -458,6 +583,7 @@ def main():
         if ok:
             write("official", cfg, W, prompt, res, seed)
             write("hf", cfg, hf_layout(cfg, W), prompt, res, seed)
+            make_quantised(seed)
             return
     raise SystemExit("no seed gave safe margins")
 
