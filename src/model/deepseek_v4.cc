@@ -168,6 +168,7 @@ WeightView DeepseekV4Model::fp4_matrix(const std::string& base, int64_t rows, in
       const auto nibble = [src](int i) { return (src[i / 2] >> (4 * (i & 1))) & 15; };
       for (int j = 0; j < 16; ++j) dst[1 + j] = static_cast<uint8_t>(nibble(j) | (nibble(j + 16) << 4));
     }
+  store_->release(WeightView{codes, DType::kI8, cols / 2}, rows);  // the file's pages: resident once
   const WeightView v{out.data(), DType::kMXFP4, cols};
   if (options_.fp4_as_f32) {
     std::vector<float>& f = store_->own(static_cast<size_t>(rows * cols));

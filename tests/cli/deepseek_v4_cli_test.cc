@@ -71,10 +71,18 @@ TEST(DeepseekV4Cli, BenchModelRunsASmallV4ShapedCheckpoint) {
   cfg["vocab_size"] = 1024;
   const std::string path = ::testing::TempDir() + "/dsv4_small_config.json";
   std::ofstream(path) << cfg.dump(2);
-  const auto r = run_moe("bench model -m " + path + " --layers 2 --prompt 300 --decode 4 --repetitions 1 --json");
-  ASSERT_EQ(r.code, 0) << r.out;
-  const nlohmann::json out = nlohmann::json::parse(r.out);
-  EXPECT_TRUE(out.dump().find("decode") != std::string::npos) << r.out;
+  // bf16 everywhere, then the stored formats (FP8 linears with E8M0 block scales, FP4 experts): fewer bytes.
+  double bytes[2] = {0, 0};
+  for (int native = 0; native < 2; ++native) {
+    const auto r = run_moe("bench model -m " + path + " --layers 2 --prompt 300 --decode 4 --repetitions 1 --json" +
+                           (native ? " --dtype native" : ""));
+    ASSERT_EQ(r.code, 0) << r.out;
+    const nlohmann::json out = nlohmann::json::parse(r.out);
+    EXPECT_EQ(out["model_type"], "deepseek_v4");
+    EXPECT_GT(out["decode_tokens_per_s"].get<double>(), 0);
+    bytes[native] = out["bytes_per_decode_token"].get<double>();
+  }
+  EXPECT_LT(bytes[1], 0.7 * bytes[0]);
 }
 
 }  // namespace
