@@ -67,6 +67,32 @@ std::string DeepseekV4Model::name(const std::string& official) const {
 WeightView DeepseekV4Model::matrix(const std::string& official) { return store_->matrix(name(official)); }
 const float* DeepseekV4Model::f32(const std::string& official) { return store_->f32(name(official)); }
 
+// Layer li's routed experts: fused gate_up_proj / down_proj rows (transformers), per-expert FP4 (official,
+// expert_dtype fp4) or per-expert f32 / bf16 matrices.
+void DeepseekV4Model::load_experts(Layer& L, int64_t li) {
+  const ModelSpec& s = spec_;
+  const int64_t E = s.n_expert, I = s.n_ff_expert, D = s.d_model;
+  const std::string f = fmt::format("layers.{}.ffn.", li);
+  for (int64_t e = 0; e < E; ++e) {
+    if (dsv4_hf_layout(s)) {
+      const std::string x = fmt::format("model.layers.{}.mlp.experts.", li);
+      L.w1.push_back(store_->rows(x + "gate_up_proj", e * 2 * I, I));
+      L.w3.push_back(store_->rows(x + "gate_up_proj", e * 2 * I + I, I));
+      L.w2.push_back(store_->rows(x + "down_proj", e * D, D));
+    } else if (s.quant.experts_fp4) {
+      const std::string x = fmt::format("{}experts.{}.", f, e);
+      L.w1.push_back(fp4_matrix(x + "w1", I, D));
+      L.w2.push_back(fp4_matrix(x + "w2", D, I));
+      L.w3.push_back(fp4_matrix(x + "w3", I, D));
+    } else {
+      const std::string x = fmt::format("{}experts.{}.", f, e);
+      L.w1.push_back(store_->matrix(x + "w1.weight"));
+      L.w2.push_back(store_->matrix(x + "w2.weight"));
+      L.w3.push_back(store_->matrix(x + "w3.weight"));
+    }
+  }
+}
+
 void DeepseekV4Model::load_layer(int64_t li) {
   const ModelSpec& s = spec_;
   auto layer = std::make_unique<Layer>();
@@ -105,7 +131,7 @@ void DeepseekV4Model::load_layer(int64_t li) {
   }
   L.inv_freq = dsv4::rope_inv_freq(s, L.ratio > 0);
   L.gate = matrix(f + "gate.weight");
-  const int64_t E = s.n_expert, K = s.n_expert_used, I = s.n_ff_expert, D = s.d_model;
+  const int64_t E = s.n_expert, K = s.n_expert_used;
   if (L.hash) {
     const std::string t = name(f + "gate.tid2eid");
     const bool i64 = Checkpoint::open(path_, true).info(t).dtype == DType::kI64;  // else I32 (load_spec checked)
@@ -128,24 +154,7 @@ void DeepseekV4Model::load_layer(int64_t li) {
   } else {
     L.gate_bias = f32(f + "gate.bias");
   }
-  for (int64_t e = 0; e < E; ++e) {
-    if (dsv4_hf_layout(s)) {
-      const std::string x = fmt::format("model.layers.{}.mlp.experts.", li);
-      L.w1.push_back(store_->rows(x + "gate_up_proj", e * 2 * I, I));
-      L.w3.push_back(store_->rows(x + "gate_up_proj", e * 2 * I + I, I));
-      L.w2.push_back(store_->rows(x + "down_proj", e * D, D));
-    } else if (s.quant.experts_fp4) {
-      const std::string x = fmt::format("{}experts.{}.", f, e);
-      L.w1.push_back(fp4_matrix(x + "w1", I, D));
-      L.w2.push_back(fp4_matrix(x + "w2", D, I));
-      L.w3.push_back(fp4_matrix(x + "w3", I, D));
-    } else {
-      const std::string x = fmt::format("{}experts.{}.", f, e);
-      L.w1.push_back(store_->matrix(x + "w1.weight"));
-      L.w2.push_back(store_->matrix(x + "w2.weight"));
-      L.w3.push_back(store_->matrix(x + "w3.weight"));
-    }
-  }
+  load_experts(L, li);
   L.s1 = matrix(f + "shared_experts.w1.weight");
   L.s2 = matrix(f + "shared_experts.w2.weight");
   L.s3 = matrix(f + "shared_experts.w3.weight");

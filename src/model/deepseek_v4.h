@@ -83,12 +83,17 @@ class DeepseekV4Model {
     const float *base = nullptr, *scale = nullptr;
   };
   void load_layer(int64_t li);
+  void load_experts(Layer& layer, int64_t li);
   std::string name(const std::string& official) const;
   WeightView matrix(const std::string& official);
   const float* f32(const std::string& official);
   WeightView fp4_matrix(const std::string& base, int64_t rows, int64_t cols);
   // Block input of the mixer over the streams X [T, n D]: y [T, D], post [T, n], comb [T, n, n].
   void hc_pre(const Mixer& mix, const float* X, int64_t T, float* y, float* post, float* comb) const;
+  struct QueryInputs;
+  struct QueryScratch;
+  void compressed_keys(const QueryInputs& in, int64_t t, QueryScratch& scratch) const;
+  void attend_query(const QueryInputs& in, int64_t t, QueryScratch& scratch, float* o) const;
   void attention(Layer& layer, int64_t li, const float* x, int64_t T, Dsv4Cache::Layer& cache, int64_t p0, float* out);
   void record_routing(const Layer& layer, const std::vector<int32_t>& sel, const std::vector<float>& weight, int64_t T,
                       ForwardStats* stats, int64_t li) const;

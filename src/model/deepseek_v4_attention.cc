@@ -124,6 +124,81 @@ void compress_tokens(Dsv4Cache::Compressor& st, const Dsv4CompressorWeights& w, 
 
 }  // namespace
 
+// The attention's inputs for the queries of one forward: q [T, H, d], kv [T, d], the indexer's q [T, nh, hd] and
+// weights [T, nh] (ratio 4), the cache with the window rows before p0 and every compressed entry.
+struct DeepseekV4Model::QueryInputs {
+  const Layer& layer;
+  const Dsv4Cache::Layer& cache;
+  const float *q, *kv, *index_q, *index_w;
+  int64_t p0;
+};
+
+struct DeepseekV4Model::QueryScratch {
+  std::vector<const float*> keys;
+  std::vector<double> score, index_score;
+  std::vector<int64_t> pick;
+};
+
+// The compressed entries query t attends (ratio > 0): those complete at its position; with the indexer (ratio 4)
+// only the top index_topk of sum_h w_h relu(q_h . k_j) over the indexer's entries (ties: the lower entry).
+void DeepseekV4Model::compressed_keys(const QueryInputs& in, int64_t t, QueryScratch& sc) const {
+  const Layer& L = in.layer;
+  const int64_t nh = spec_.dsv4.index_n_heads, hd = spec_.dsv4.index_head_dim, topk = spec_.dsv4.index_topk;
+  const int64_t visible = (in.p0 + t + 1) / L.ratio;
+  sc.pick.resize(static_cast<size_t>(visible));
+  std::iota(sc.pick.begin(), sc.pick.end(), 0);
+  if (L.ratio == 4 && visible > topk) {
+    sc.index_score.assign(static_cast<size_t>(visible), 0.0);
+    for (int64_t j = 0; j < visible; ++j) {
+      const float* k = in.cache.index.entries.data() + j * hd;
+      for (int64_t h = 0; h < nh; ++h) {
+        const float* qh = in.index_q + (t * nh + h) * hd;
+        double dot = 0;
+        for (int64_t i = 0; i < hd; ++i) dot += static_cast<double>(qh[i]) * k[i];
+        sc.index_score[j] += in.index_w[t * nh + h] * std::max(dot, 0.0);
+      }
+    }
+    const std::vector<double>& is = sc.index_score;
+    std::partial_sort(sc.pick.begin(), sc.pick.begin() + topk, sc.pick.end(),
+                      [&](int64_t a, int64_t b) { return is[a] > is[b] || (is[a] == is[b] && a < b); });
+    sc.pick.resize(static_cast<size_t>(topk));
+  }
+  for (int64_t j : sc.pick) sc.keys.push_back(in.cache.attn.entries.data() + j * spec_.head_dim);
+}
+
+// Query t's output o [H, d]: softmax over its keys (the window, then the compressed entries) with the head's
+// sink as one more logit of value zero; the values are the keys; the rope dims rotated back to the query's position.
+void DeepseekV4Model::attend_query(const QueryInputs& in, int64_t t, QueryScratch& sc, float* o) const {
+  const Layer& L = in.layer;
+  const int64_t H = spec_.n_head, d = spec_.head_dim, win = spec_.sliding_window, pos = in.p0 + t;
+  sc.keys.clear();
+  for (int64_t p = std::max<int64_t>(0, pos - win + 1); p <= pos; ++p)
+    sc.keys.push_back(p >= in.p0 ? in.kv + (p - in.p0) * d : in.cache.window.data() + (p % win) * d);
+  if (L.ratio > 0) compressed_keys(in, t, sc);
+  const int64_t nk = static_cast<int64_t>(sc.keys.size());
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  sc.score.resize(static_cast<size_t>(nk));
+  for (int64_t h = 0; h < H; ++h) {
+    const float* qh = in.q + (t * H + h) * d;
+    double mx = L.sink[h];
+    for (int64_t k = 0; k < nk; ++k) {
+      double dot = 0;
+      for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(qh[i]) * sc.keys[k][i];
+      sc.score[k] = dot * scale;
+      mx = std::max(mx, sc.score[k]);
+    }
+    double sum = std::exp(L.sink[h] - mx);
+    for (int64_t k = 0; k < nk; ++k) sum += (sc.score[k] = std::exp(sc.score[k] - mx));
+    float* oh = o + h * d;
+    for (int64_t i = 0; i < d; ++i) {
+      double acc = 0;
+      for (int64_t k = 0; k < nk; ++k) acc += sc.score[k] * sc.keys[k][i];
+      oh[i] = static_cast<float>(acc / sum);
+    }
+    dsv4::rope_row(oh, d, L.inv_freq, pos, true);
+  }
+}
+
 void DeepseekV4Model::attention(Layer& L, int64_t li, const float* x, int64_t T, Dsv4Cache::Layer& cache, int64_t p0,
                                 float* out) {
   (void)li;
@@ -155,62 +230,10 @@ void DeepseekV4Model::attention(Layer& L, int64_t li, const float* x, int64_t T,
     for (int64_t t = 0; t < T * nh; ++t) dsv4::rope_row(iq.data() + t * hd, hd, L.inv_freq, p0 + t / nh, false);
   }
   std::vector<float> o(static_cast<size_t>(T * H * d));  // [T, H, d]
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  const QueryInputs in{L, cache, q.data(), kv.data(), iq.data(), iw.data(), p0};
   thread_pool().parallel_for(T, [&](int64_t begin, int64_t end, int) {
-    std::vector<const float*> keys;
-    std::vector<double> sc;
-    std::vector<int64_t> pick;
-    std::vector<double> iscore;
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t pos = p0 + t;
-      keys.clear();
-      for (int64_t p = std::max<int64_t>(0, pos - win + 1); p <= pos; ++p)
-        keys.push_back(p >= p0 ? kv.data() + (p - p0) * d : cache.window.data() + (p % win) * d);
-      if (L.ratio > 0) {
-        const int64_t visible = (pos + 1) / L.ratio;
-        pick.resize(static_cast<size_t>(visible));
-        std::iota(pick.begin(), pick.end(), 0);
-        if (L.ratio == 4 && visible > s.dsv4.index_topk) {
-          // Lightning indexer: sum_h w_h relu(q_h . k_j) over the indexer's entries; keep the top index_topk.
-          iscore.assign(static_cast<size_t>(visible), 0.0);
-          for (int64_t j = 0; j < visible; ++j) {
-            const float* k = cache.index.entries.data() + j * hd;
-            for (int64_t h = 0; h < nh; ++h) {
-              const float* qh = iq.data() + (t * nh + h) * hd;
-              double dot = 0;
-              for (int64_t i = 0; i < hd; ++i) dot += static_cast<double>(qh[i]) * k[i];
-              iscore[j] += iw[t * nh + h] * std::max(dot, 0.0);
-            }
-          }
-          std::partial_sort(pick.begin(), pick.begin() + s.dsv4.index_topk, pick.end(), [&](int64_t a, int64_t b) {
-            return iscore[a] > iscore[b] || (iscore[a] == iscore[b] && a < b);
-          });
-          pick.resize(static_cast<size_t>(s.dsv4.index_topk));
-        }
-        for (int64_t j : pick) keys.push_back(cache.attn.entries.data() + j * d);
-      }
-      const int64_t nk = static_cast<int64_t>(keys.size());
-      sc.resize(static_cast<size_t>(nk));
-      for (int64_t h = 0; h < H; ++h) {
-        const float* qh = q.data() + (t * H + h) * d;
-        double mx = L.sink[h];
-        for (int64_t k = 0; k < nk; ++k) {
-          double dot = 0;
-          for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(qh[i]) * keys[k][i];
-          sc[k] = dot * scale;
-          mx = std::max(mx, sc[k]);
-        }
-        double sum = std::exp(L.sink[h] - mx);
-        for (int64_t k = 0; k < nk; ++k) sum += (sc[k] = std::exp(sc[k] - mx));
-        float* oh = o.data() + (t * H + h) * d;
-        for (int64_t i = 0; i < d; ++i) {
-          double acc = 0;
-          for (int64_t k = 0; k < nk; ++k) acc += sc[k] * keys[k][i];
-          oh[i] = static_cast<float>(acc / sum);
-        }
-        dsv4::rope_row(oh, d, L.inv_freq, pos, true);
-      }
-    }
+    QueryScratch scratch;
+    for (int64_t t = begin; t < end; ++t) attend_query(in, t, scratch, o.data() + t * H * d);
   });
   for (int64_t t = std::max<int64_t>(0, T - win); t < T; ++t)
     std::copy_n(kv.data() + t * d, d, cache.window.data() + ((p0 + t) % win) * d);
