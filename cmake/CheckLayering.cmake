@@ -1,7 +1,8 @@
 # The `layering` test: every source under src/<layer>/ may include (#include "<dir>/...") only its
 # own layer and the layers it depends on, directly or transitively (MOE_LAYER_ALLOWED_<layer> of the
 # file cmake/Layering.cmake generates from src/CMakeLists.txt), and a directory under src/ that is
-# no layer is an error too. Every direct dependency must be used: some source of the layer includes
+# no layer is an error too, and so is ISA-specific code (a *_avx*.cc file, an <immintrin.h> include)
+# outside kernels/. Every direct dependency must be used: some source of the layer includes
 # a header of it (else the link edge is stale: drop it). With README set, the layer table in
 # README.md (the lines "name/  -> deps  ...") must list each layer's direct dependencies.
 # Run as: cmake -DSRC_DIR=... -DLAYERING=<build>/layering.cmake [-DREADME=...] -P CheckLayering.cmake
@@ -13,6 +14,12 @@ foreach(layer IN LISTS MOE_LAYERS)
   file(GLOB files ${SRC_DIR}/${layer}/*.h ${SRC_DIR}/${layer}/*.cc)
   set(used "")
   foreach(f IN LISTS files)
+    if(NOT layer STREQUAL "kernels")  # ISA-specific code only in kernels/, beside its scalar twin
+      file(STRINGS ${f} intrinsics REGEX "^#include <(imm|x86)intrin.h>")
+      if(f MATCHES "_avx[0-9a-z]*\\.cc$" OR intrinsics)
+        string(APPEND errors "  ${f}: ISA-specific code outside src/kernels/ (move it there, with a scalar twin)\n")
+      endif()
+    endif()
     file(STRINGS ${f} includes REGEX "^#include \"[a-z_]+/")
     foreach(line IN LISTS includes)
       string(REGEX REPLACE "^#include \"([a-z_]+)/.*" "\\1" target ${line})

@@ -334,6 +334,56 @@ class Renderer {
     return detail::call_method(obj, name, a, [&](const std::string& what) { error(n, what); });
   }
 
+  // `item in container`: an item of a list, a substring, a key of a mapping; nothing is in none or undefined.
+  bool contains(const Node& n, const Value& container, const Value& item) {
+    bool found = false;
+    if (container.is_array()) {
+      for (const Value& x : container.items()) found = found || x == item;
+    } else if (container.is_string() && item.is_string()) {
+      found = container.str().find(item.str()) != std::string::npos;
+    } else if (container.is_object() && item.is_string()) {
+      found = container.obj().find(item.str()) != nullptr;
+    } else if (container.is_undefined() || container.is_none()) {
+      found = false;
+    } else {
+      error(n, std::string("'in' between a ") + item.type_name() + " and a " + container.type_name());
+    }
+    return found;
+  }
+
+  // Comparison and arithmetic on two numbers, Python's way (int op int stays int; // and % floor);
+  // nullopt for an operator numbers do not take.
+  std::optional<Value> arithmetic(const Node& n, const std::string& op, const Value& left, const Value& right) {
+    const bool ints = left.kind() == Value::Kind::kInt && right.kind() == Value::Kind::kInt;
+    const double a = left.as_double(), b = right.as_double();
+    if (op == "<") return Value(a < b);
+    if (op == ">") return Value(a > b);
+    if (op == "<=") return Value(a <= b);
+    if (op == ">=") return Value(a >= b);
+    if (op == "+") return ints ? Value(left.as_int() + right.as_int()) : Value(a + b);
+    if (op == "-") return ints ? Value(left.as_int() - right.as_int()) : Value(a - b);
+    if (op == "*") return ints ? Value(left.as_int() * right.as_int()) : Value(a * b);
+    if (op == "/") {
+      if (b == 0) error(n, "division by zero");
+      return Value(a / b);
+    }
+    if (op == "//" || op == "%") {
+      if (b == 0) error(n, "division by zero");
+      if (ints) {
+        const int64_t x = left.as_int(), y = right.as_int();
+        int64_t q = x / y;
+        if ((x % y != 0) && ((x < 0) != (y < 0))) --q;
+        return op == "//" ? Value(q) : Value(x - q * y);
+      }
+      const double q = std::floor(a / b);
+      return op == "//" ? Value(q) : Value(a - q * b);
+    }
+    if (op == "**")
+      return ints && right.as_int() >= 0 ? Value(static_cast<int64_t>(std::llround(std::pow(a, b))))
+                                         : Value(std::pow(a, b));
+    return std::nullopt;
+  }
+
   Value binary(const Node& n, const ScopePtr& scope) {
     const std::string& op = n.str;
     const Value left = eval(*n.kids[0], scope);
@@ -351,49 +401,9 @@ class Renderer {
       error(n, "cannot apply '" + op + "' to an undefined value");
     }
     if (op == "~") return Value(left.to_string() + right.to_string());
-    if (op == "in" || op == "not in") {
-      bool found = false;
-      if (right.is_array()) {
-        for (const Value& x : right.items()) found = found || x == left;
-      } else if (right.is_string() && left.is_string()) {
-        found = right.str().find(left.str()) != std::string::npos;
-      } else if (right.is_object() && left.is_string()) {
-        found = right.obj().find(left.str()) != nullptr;
-      } else if (right.is_undefined() || right.is_none()) {
-        found = false;
-      } else {
-        error(n, std::string("'in' between a ") + left.type_name() + " and a " + right.type_name());
-      }
-      return Value(op == "in" ? found : !found);
-    }
+    if (op == "in" || op == "not in") return Value(contains(n, right, left) == (op == "in"));
     if (left.is_number() && right.is_number()) {
-      const bool ints = left.kind() == Value::Kind::kInt && right.kind() == Value::Kind::kInt;
-      const double a = left.as_double(), b = right.as_double();
-      if (op == "<") return Value(a < b);
-      if (op == ">") return Value(a > b);
-      if (op == "<=") return Value(a <= b);
-      if (op == ">=") return Value(a >= b);
-      if (op == "+") return ints ? Value(left.as_int() + right.as_int()) : Value(a + b);
-      if (op == "-") return ints ? Value(left.as_int() - right.as_int()) : Value(a - b);
-      if (op == "*") return ints ? Value(left.as_int() * right.as_int()) : Value(a * b);
-      if (op == "/") {
-        if (b == 0) error(n, "division by zero");
-        return Value(a / b);
-      }
-      if (op == "//" || op == "%") {
-        if (b == 0) error(n, "division by zero");
-        if (ints) {
-          const int64_t x = left.as_int(), y = right.as_int();
-          int64_t q = x / y;
-          if ((x % y != 0) && ((x < 0) != (y < 0))) --q;
-          return op == "//" ? Value(q) : Value(x - q * y);
-        }
-        const double q = std::floor(a / b);
-        return op == "//" ? Value(q) : Value(a - q * b);
-      }
-      if (op == "**")
-        return ints && right.as_int() >= 0 ? Value(static_cast<int64_t>(std::llround(std::pow(a, b))))
-                                           : Value(std::pow(a, b));
+      if (auto r = arithmetic(n, op, left, right)) return *r;
     }
     if (left.is_string() && right.is_string()) {
       if (op == "+") return Value(left.str() + right.str());
@@ -493,10 +503,8 @@ class Renderer {
     return Value::array(std::move(out));
   }
 
-  Value filter(const Node& n, const ScopePtr& scope) {
-    const Value v = eval(*n.kids[0], scope);
-    const CallArgs a = arguments(n, scope, 1);
-    const std::string& f = n.str;
+  // Filters that make or edit text; none and undefined are errors for the case and edit ones.
+  std::optional<Value> text_filter(const Node& n, const std::string& f, const Value& v, const CallArgs& a) {
     if ((v.is_none() || v.is_undefined()) &&
         (f == "trim" || f == "upper" || f == "lower" || f == "title" || f == "capitalize" || f == "replace"))
       error(n, "filter '" + f + "' on " + (v.is_none() ? "none" : "an undefined value"));
@@ -510,22 +518,35 @@ class Renderer {
       const Value indent = arg(a, 0, "indent");
       return Value(tojson(v, indent.kind() == Value::Kind::kInt ? static_cast<int>(indent.as_int()) : 0));
     }
-    if (f == "length" || f == "count") {
-      if (v.is_array()) return Value(static_cast<int64_t>(v.items().size()));
-      if (v.is_object()) return Value(static_cast<int64_t>(v.obj().entries.size()));
-      if (v.is_string()) {
-        int64_t chars = 0;  // code points, as Python counts
-        for (unsigned char c : v.str()) chars += (c & 0xC0) != 0x80;
-        return Value(chars);
+    if (f == "replace") {
+      const Value from = arg(a, 0), to = arg(a, 1), count = arg(a, 2, "count");
+      if (!from.is_string() || !to.is_string()) error(n, "replace needs two strings");
+      return Value(
+          replace_all(v.to_string(), from.str(), to.str(), count.kind() == Value::Kind::kInt ? count.as_int() : -1));
+    }
+    if (f == "indent") {
+      const Value width = arg(a, 0, "width");
+      const bool first = arg(a, 1, "first").truthy();
+      const std::string pad(width.kind() == Value::Kind::kInt ? static_cast<size_t>(width.as_int()) : 4, ' ');
+      const std::string s = v.to_string();
+      std::string out;
+      size_t line = 0, i = 0;
+      while (i <= s.size()) {
+        const size_t j = std::min(s.find('\n', i), s.size());
+        const std::string text = s.substr(i, j - i);
+        if ((line > 0 || first) && !text.empty()) out += pad;
+        out += text;
+        if (j < s.size()) out += '\n';
+        i = j + 1;
+        ++line;
       }
-      if (v.is_undefined()) return Value(int64_t{0});
-      error(n, std::string("length of a ") + v.type_name());
+      return Value(out);
     }
-    if (f == "default" || f == "d") {
-      const bool boolean = arg(a, 1, "boolean").truthy();
-      if (v.is_undefined() || (boolean && !v.truthy())) return arg(a, 0, "default_value");
-      return v;
-    }
+    return std::nullopt;
+  }
+
+  // Filters over lists and mappings.
+  std::optional<Value> collection_filter(const Node& n, const std::string& f, const Value& v, const CallArgs& a) {
     if (f == "join") {
       if (!v.is_array()) error(n, std::string("join needs a list, found a ") + v.type_name());
       const Value sep = arg(a, 0, "d");
@@ -577,11 +598,33 @@ class Renderer {
       }
       return Value::array(std::move(out));
     }
-    if (f == "replace") {
-      const Value from = arg(a, 0), to = arg(a, 1), count = arg(a, 2, "count");
-      if (!from.is_string() || !to.is_string()) error(n, "replace needs two strings");
-      return Value(
-          replace_all(v.to_string(), from.str(), to.str(), count.kind() == Value::Kind::kInt ? count.as_int() : -1));
+    if (f == "unique") {
+      if (!v.is_array()) error(n, "unique needs a list");
+      Array out;
+      for (const Value& x : v.items())
+        if (std::none_of(out.begin(), out.end(), [&](const Value& y) { return y == x; })) out.push_back(x);
+      return Value::array(std::move(out));
+    }
+    return std::nullopt;
+  }
+
+  // Filters that size, default or convert a value.
+  std::optional<Value> value_filter(const Node& n, const std::string& f, const Value& v, const CallArgs& a) {
+    if (f == "length" || f == "count") {
+      if (v.is_array()) return Value(static_cast<int64_t>(v.items().size()));
+      if (v.is_object()) return Value(static_cast<int64_t>(v.obj().entries.size()));
+      if (v.is_string()) {
+        int64_t chars = 0;  // code points, as Python counts
+        for (unsigned char c : v.str()) chars += (c & 0xC0) != 0x80;
+        return Value(chars);
+      }
+      if (v.is_undefined()) return Value(int64_t{0});
+      error(n, std::string("length of a ") + v.type_name());
+    }
+    if (f == "default" || f == "d") {
+      const bool boolean = arg(a, 1, "boolean").truthy();
+      if (v.is_undefined() || (boolean && !v.truthy())) return arg(a, 0, "default_value");
+      return v;
     }
     if (f == "int") {
       if (v.is_number()) return Value(v.as_int());
@@ -608,31 +651,16 @@ class Renderer {
       return v.kind() == Value::Kind::kInt ? Value(v.as_int() < 0 ? -v.as_int() : v.as_int())
                                            : Value(std::fabs(v.as_double()));
     }
-    if (f == "indent") {
-      const Value width = arg(a, 0, "width");
-      const bool first = arg(a, 1, "first").truthy();
-      const std::string pad(width.kind() == Value::Kind::kInt ? static_cast<size_t>(width.as_int()) : 4, ' ');
-      const std::string s = v.to_string();
-      std::string out;
-      size_t line = 0, i = 0;
-      while (i <= s.size()) {
-        const size_t j = std::min(s.find('\n', i), s.size());
-        const std::string text = s.substr(i, j - i);
-        if ((line > 0 || first) && !text.empty()) out += pad;
-        out += text;
-        if (j < s.size()) out += '\n';
-        i = j + 1;
-        ++line;
-      }
-      return Value(out);
-    }
-    if (f == "unique") {
-      if (!v.is_array()) error(n, "unique needs a list");
-      Array out;
-      for (const Value& x : v.items())
-        if (std::none_of(out.begin(), out.end(), [&](const Value& y) { return y == x; })) out.push_back(x);
-      return Value::array(std::move(out));
-    }
+    return std::nullopt;
+  }
+
+  Value filter(const Node& n, const ScopePtr& scope) {
+    const Value v = eval(*n.kids[0], scope);
+    const CallArgs a = arguments(n, scope, 1);
+    const std::string& f = n.str;
+    if (auto r = text_filter(n, f, v, a)) return *r;
+    if (auto r = collection_filter(n, f, v, a)) return *r;
+    if (auto r = value_filter(n, f, v, a)) return *r;
     error(n, "unknown filter '" + f + "'");
   }
 };

@@ -55,188 +55,235 @@ Source preprocess(const std::string& src) {
   return s;
 }
 
-}  // namespace
+// Appends the UTF-8 bytes of code point `cp` (below 0x10000: \x and \u escapes give at most 4 hex digits).
+void append_utf8(std::string& str, unsigned cp) {
+  if (cp < 0x80) {
+    str += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    str += static_cast<char>(0xC0 | (cp >> 6)), str += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    str += static_cast<char>(0xE0 | (cp >> 12)), str += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    str += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
 
-std::vector<Token> lex(const std::string& source, const std::string& name) {
-  const Source s = preprocess(source);
-  const std::string& src = s.text;
-  const size_t n = src.size();
-  std::vector<Token> tokens;
-  size_t pos = 0;
-  int curly = 0;
-  auto line_at = [&](size_t p) { return s.line.empty() ? 1 : s.line[std::min(p, s.line.size() - 1)]; };
-  auto error = [&](size_t p, const std::string& what) {
-    throw Error("template", fmt::format("{}:{}: {}", name, line_at(p), what));
-  };
-  auto push = [&](Tok t, std::string text, size_t at) { tokens.push_back({t, std::move(text), line_at(at)}); };
-  auto strip_trailing = [&] {
-    if (!tokens.empty() && tokens.back().type == Tok::kText) {
-      std::string& t = tokens.back().text;
-      while (!t.empty() && is_space(static_cast<unsigned char>(t.back()))) t.pop_back();
-      if (t.empty()) tokens.pop_back();
-    }
-  };
-  auto skip_leading = [&] {
-    while (pos < n && is_space(static_cast<unsigned char>(src[pos]))) ++pos;
-  };
-  while (pos < n) {
-    const bool in_text = tokens.empty() || tokens.back().type == Tok::kCloseStmt ||
-                         tokens.back().type == Tok::kCloseExpr || tokens.back().type == Tok::kComment;
-    if (in_text) {
-      size_t end = pos;
-      while (true) {
-        end = src.find('{', end);
-        if (end == std::string::npos) {
-          end = n;
-          break;
-        }
-        if (end + 1 < n && (src[end + 1] == '%' || src[end + 1] == '{' || src[end + 1] == '#')) break;
-        ++end;
-      }
-      if (end > pos) {
-        push(Tok::kText, src.substr(pos, end - pos), pos);
-        pos = end;
-        continue;
-      }
-    }
-    if (src[pos] == '{' && pos + 1 < n) {
-      const char next = src[pos + 1];
-      if (next == '#') {
-        size_t p = pos + 2;
-        const bool strip_before = p < n && src[p] == '-';
-        const size_t end = src.find("#}", p);
-        if (end == std::string::npos) error(pos, "a comment {# is not closed with #}");
-        const bool strip_after = end > p && src[end - 1] == '-';
-        if (strip_before) strip_trailing();
-        pos = end + 2;
-        if (strip_after) skip_leading();
-        push(Tok::kComment, "", end);  // ends text like a tag does; the parser skips it
-        continue;
-      }
-      if (next == '%' || next == '{') {
-        const bool strip = pos + 2 < n && src[pos + 2] == '-';
-        if (strip) strip_trailing();
-        push(next == '%' ? Tok::kOpenStmt : Tok::kOpenExpr, next == '%' ? "{%" : "{{", pos);
-        curly = 0;
-        pos += strip ? 3 : 2;
-        continue;
-      }
-    }
-    while (pos < n && is_space(static_cast<unsigned char>(src[pos]))) ++pos;
-    if (pos >= n) error(n - 1, "unexpected end of the template inside a tag");
-    const char c = src[pos];
-    if (c == '-' && pos + 2 < n && src[pos + 2] == '}' && (src[pos + 1] == '%' || src[pos + 1] == '}')) {
-      push(src[pos + 1] == '%' ? Tok::kCloseStmt : Tok::kCloseExpr, src[pos + 1] == '%' ? "%}" : "}}", pos);
-      pos += 3;
-      skip_leading();
-      continue;
-    }
-    if (c == '%' && pos + 1 < n && src[pos + 1] == '}') {
-      push(Tok::kCloseStmt, "%}", pos);
-      pos += 2;
-      continue;
-    }
-    if (c == '}' && pos + 1 < n && src[pos + 1] == '}' && curly == 0) {
-      push(Tok::kCloseExpr, "}}", pos);
-      pos += 2;
-      continue;
-    }
-    if (c == '\'' || c == '"') {
-      const size_t start = pos++;
-      std::string str;
-      while (true) {
-        if (pos >= n) error(start, "a string is not closed");
-        const char ch = src[pos++];
-        if (ch == c) break;
-        if (ch != '\\') {
-          str += ch;
-          continue;
-        }
-        if (pos >= n) error(start, "a string is not closed");
-        const char e = src[pos++];
-        switch (e) {
-          case 'n':
-            str += '\n';
-            break;
-          case 't':
-            str += '\t';
-            break;
-          case 'r':
-            str += '\r';
-            break;
-          case 'b':
-            str += '\b';
-            break;
-          case 'f':
-            str += '\f';
-            break;
-          case 'v':
-            str += '\v';
-            break;
-          case '\'':
-          case '"':
-          case '\\':
-            str += e;
-            break;
-          case 'x':
-          case 'u': {
-            const size_t len = e == 'x' ? 2 : 4;
-            if (pos + len > n) error(start, "a \\x or \\u escape is cut short");
-            const unsigned cp = static_cast<unsigned>(std::stoul(src.substr(pos, len), nullptr, 16));
-            pos += len;
-            if (cp < 0x80) {
-              str += static_cast<char>(cp);
-            } else if (cp < 0x800) {
-              str += static_cast<char>(0xC0 | (cp >> 6)), str += static_cast<char>(0x80 | (cp & 0x3F));
-            } else {
-              str += static_cast<char>(0xE0 | (cp >> 12)), str += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-              str += static_cast<char>(0x80 | (cp & 0x3F));
-            }
-            break;
-          }
-          default:
-            error(pos, std::string("unknown escape \\") + e + " in a string");
-        }
-      }
-      push(Tok::kString, std::move(str), start);
-      continue;
-    }
-    if (is_digit(c)) {
-      const size_t start = pos;
-      while (pos < n && is_digit(src[pos])) ++pos;
-      const bool after_dot = !tokens.empty() && tokens.back().type == Tok::kOp && tokens.back().text == ".";
-      if (!after_dot && pos + 1 < n && src[pos] == '.' && is_digit(src[pos + 1])) {
-        ++pos;
-        while (pos < n && is_digit(src[pos])) ++pos;
-        push(Tok::kFloat, src.substr(start, pos - start), start);
+// One pass over the preprocessed source: text between tags, the tag delimiters with their whitespace
+// control, and inside tags strings, numbers, names and operators.
+class Lexer {
+ public:
+  Lexer(const std::string& source, const std::string& name) : s_(preprocess(source)), name_(name) {}
+
+  std::vector<Token> run() {
+    while (pos_ < n_) {
+      if (in_text() && text()) continue;
+      if (src_[pos_] == '{' && pos_ + 1 < n_ && open_tag(src_[pos_ + 1])) continue;
+      while (pos_ < n_ && is_space(static_cast<unsigned char>(src_[pos_]))) ++pos_;
+      if (pos_ >= n_) error(n_ - 1, "unexpected end of the template inside a tag");
+      const char c = src_[pos_];
+      if (close_tag(c)) continue;
+      if (c == '\'' || c == '"') {
+        string_literal(c);
+      } else if (is_digit(c)) {
+        number();
+      } else if (is_word(c)) {
+        const size_t start = pos_;
+        while (pos_ < n_ && is_word(src_[pos_])) ++pos_;
+        push(Tok::kName, src_.substr(start, pos_ - start), start);
       } else {
-        push(Tok::kInt, src.substr(start, pos - start), start);
+        op(c);
       }
-      continue;
     }
-    if (is_word(c)) {
-      const size_t start = pos;
-      while (pos < n && is_word(src[pos])) ++pos;
-      push(Tok::kName, src.substr(start, pos - start), start);
-      continue;
+    return std::move(tokens_);
+  }
+
+ private:
+  int line_at(size_t p) const { return s_.line.empty() ? 1 : s_.line[std::min(p, s_.line.size() - 1)]; }
+  [[noreturn]] void error(size_t p, const std::string& what) const {
+    throw Error("template", fmt::format("{}:{}: {}", name_, line_at(p), what));
+  }
+  void push(Tok t, std::string text, size_t at) { tokens_.push_back({t, std::move(text), line_at(at)}); }
+  // {%- / {{- / {#-: the whitespace at the end of the text before the tag goes.
+  void strip_trailing() {
+    if (!tokens_.empty() && tokens_.back().type == Tok::kText) {
+      std::string& t = tokens_.back().text;
+      while (!t.empty() && is_space(static_cast<unsigned char>(t.back()))) t.pop_back();
+      if (t.empty()) tokens_.pop_back();
     }
-    static const char* const kOps[] = {"**", "//", "==", "!=", "<=", ">=", "(", ")", "[", "]", "{", "}", ",",
-                                       ".",  ":",  "|",  "<",  ">",  "+",  "-", "~", "*", "/", "%", "="};
-    bool matched = false;
-    for (const char* op : kOps) {
-      const size_t len = std::strlen(op);
-      if (src.compare(pos, len, op) == 0) {
-        if (len == 1 && c == '{') ++curly;
-        if (len == 1 && c == '}') --curly;
-        push(Tok::kOp, op, pos);
-        pos += len;
-        matched = true;
+  }
+  // -%} / -}} / -#}: the whitespace at the start of the text after the tag goes.
+  void skip_leading() {
+    while (pos_ < n_ && is_space(static_cast<unsigned char>(src_[pos_]))) ++pos_;
+  }
+  bool in_text() const {
+    return tokens_.empty() || tokens_.back().type == Tok::kCloseStmt || tokens_.back().type == Tok::kCloseExpr ||
+           tokens_.back().type == Tok::kComment;
+  }
+
+  // Text up to the next {%, {{ or {#; false when a tag starts right here.
+  bool text() {
+    size_t end = pos_;
+    while (true) {
+      end = src_.find('{', end);
+      if (end == std::string::npos) {
+        end = n_;
         break;
       }
+      if (end + 1 < n_ && (src_[end + 1] == '%' || src_[end + 1] == '{' || src_[end + 1] == '#')) break;
+      ++end;
     }
-    if (!matched) error(pos, std::string("unexpected character '") + c + "' inside a tag");
+    if (end == pos_) return false;
+    push(Tok::kText, src_.substr(pos_, end - pos_), pos_);
+    pos_ = end;
+    return true;
   }
-  return tokens;
-}
+
+  // A comment {# ... #} (whole), or the opening {% / {{ of a tag; false for any other '{'.
+  bool open_tag(char next) {
+    if (next == '#') {
+      size_t p = pos_ + 2;
+      const bool strip_before = p < n_ && src_[p] == '-';
+      const size_t end = src_.find("#}", p);
+      if (end == std::string::npos) error(pos_, "a comment {# is not closed with #}");
+      const bool strip_after = end > p && src_[end - 1] == '-';
+      if (strip_before) strip_trailing();
+      pos_ = end + 2;
+      if (strip_after) skip_leading();
+      push(Tok::kComment, "", end);  // ends text like a tag does; the parser skips it
+      return true;
+    }
+    if (next == '%' || next == '{') {
+      const bool strip = pos_ + 2 < n_ && src_[pos_ + 2] == '-';
+      if (strip) strip_trailing();
+      push(next == '%' ? Tok::kOpenStmt : Tok::kOpenExpr, next == '%' ? "{%" : "{{", pos_);
+      curly_ = 0;
+      pos_ += strip ? 3 : 2;
+      return true;
+    }
+    return false;
+  }
+
+  // The closing -%} / -}} / %} / }} of a tag (}} only outside a dict literal's braces).
+  bool close_tag(char c) {
+    if (c == '-' && pos_ + 2 < n_ && src_[pos_ + 2] == '}' && (src_[pos_ + 1] == '%' || src_[pos_ + 1] == '}')) {
+      push(src_[pos_ + 1] == '%' ? Tok::kCloseStmt : Tok::kCloseExpr, src_[pos_ + 1] == '%' ? "%}" : "}}", pos_);
+      pos_ += 3;
+      skip_leading();
+      return true;
+    }
+    if (c == '%' && pos_ + 1 < n_ && src_[pos_ + 1] == '}') {
+      push(Tok::kCloseStmt, "%}", pos_);
+      pos_ += 2;
+      return true;
+    }
+    if (c == '}' && pos_ + 1 < n_ && src_[pos_ + 1] == '}' && curly_ == 0) {
+      push(Tok::kCloseExpr, "}}", pos_);
+      pos_ += 2;
+      return true;
+    }
+    return false;
+  }
+
+  // A string in `quote`s with Python's backslash escapes.
+  void string_literal(char quote) {
+    const size_t start = pos_++;
+    std::string str;
+    while (true) {
+      if (pos_ >= n_) error(start, "a string is not closed");
+      const char ch = src_[pos_++];
+      if (ch == quote) break;
+      if (ch != '\\') {
+        str += ch;
+        continue;
+      }
+      if (pos_ >= n_) error(start, "a string is not closed");
+      escape(start, str);
+    }
+    push(Tok::kString, std::move(str), start);
+  }
+
+  // The escape after a backslash (at pos_) of the string starting at `start`, appended to `str`.
+  void escape(size_t start, std::string& str) {
+    const char e = src_[pos_++];
+    switch (e) {
+      case 'n':
+        str += '\n';
+        break;
+      case 't':
+        str += '\t';
+        break;
+      case 'r':
+        str += '\r';
+        break;
+      case 'b':
+        str += '\b';
+        break;
+      case 'f':
+        str += '\f';
+        break;
+      case 'v':
+        str += '\v';
+        break;
+      case '\'':
+      case '"':
+      case '\\':
+        str += e;
+        break;
+      case 'x':
+      case 'u': {
+        const size_t len = e == 'x' ? 2 : 4;
+        if (pos_ + len > n_) error(start, "a \\x or \\u escape is cut short");
+        const unsigned cp = static_cast<unsigned>(std::stoul(src_.substr(pos_, len), nullptr, 16));
+        pos_ += len;
+        append_utf8(str, cp);
+        break;
+      }
+      default:
+        error(pos_, std::string("unknown escape \\") + e + " in a string");
+    }
+  }
+
+  // An int, or a float with digits on both sides of the dot (not after `.`: x.0.1 is two subscripts).
+  void number() {
+    const size_t start = pos_;
+    while (pos_ < n_ && is_digit(src_[pos_])) ++pos_;
+    const bool after_dot = !tokens_.empty() && tokens_.back().type == Tok::kOp && tokens_.back().text == ".";
+    if (!after_dot && pos_ + 1 < n_ && src_[pos_] == '.' && is_digit(src_[pos_ + 1])) {
+      ++pos_;
+      while (pos_ < n_ && is_digit(src_[pos_])) ++pos_;
+      push(Tok::kFloat, src_.substr(start, pos_ - start), start);
+    } else {
+      push(Tok::kInt, src_.substr(start, pos_ - start), start);
+    }
+  }
+
+  // An operator, longest first; counts dict braces so their `}}` does not close the tag.
+  void op(char c) {
+    static const char* const kOps[] = {"**", "//", "==", "!=", "<=", ">=", "(", ")", "[", "]", "{", "}", ",",
+                                       ".",  ":",  "|",  "<",  ">",  "+",  "-", "~", "*", "/", "%", "="};
+    for (const char* op : kOps) {
+      const size_t len = std::strlen(op);
+      if (src_.compare(pos_, len, op) == 0) {
+        if (len == 1 && c == '{') ++curly_;
+        if (len == 1 && c == '}') --curly_;
+        push(Tok::kOp, op, pos_);
+        pos_ += len;
+        return;
+      }
+    }
+    error(pos_, std::string("unexpected character '") + c + "' inside a tag");
+  }
+
+  const Source s_;
+  const std::string& src_ = s_.text;
+  const size_t n_ = src_.size();
+  const std::string& name_;
+  std::vector<Token> tokens_;
+  size_t pos_ = 0;
+  int curly_ = 0;
+};
+
+}  // namespace
+
+std::vector<Token> lex(const std::string& source, const std::string& name) { return Lexer(source, name).run(); }
 
 }  // namespace moe::jinja

@@ -55,98 +55,111 @@ Value arg(const CallArgs& a, size_t i, const char* name) {
   return Value();
 }
 
+namespace {
+
+// str.split(): on runs of whitespace when `sep` is none (leading and trailing runs give no parts), else
+// on each `sep`; at most `maxsplit` splits when it is >= 0, the rest of the string the last part.
+Array split_string(const std::string& s, const Value& sep, int64_t maxsplit, const ErrorFn& error) {
+  Array parts;
+  if (sep.is_none() || sep.is_undefined()) {
+    size_t i = 0;
+    while (true) {
+      while (i < s.size() && is_space_char(s[i])) ++i;
+      if (i >= s.size()) break;
+      if (maxsplit >= 0 && static_cast<int64_t>(parts.size()) >= maxsplit) {
+        parts.push_back(Value(strip(s.substr(i), nullptr, false, true)));
+        break;
+      }
+      size_t j = i;
+      while (j < s.size() && !is_space_char(s[j])) ++j;
+      parts.push_back(Value(s.substr(i, j - i)));
+      i = j;
+    }
+    return parts;
+  }
+  if (!sep.is_string() || sep.str().empty()) error("split() needs a non-empty string separator");
+  size_t i = 0;
+  while (true) {
+    const size_t j = s.find(sep.str(), i);
+    if (j == std::string::npos || (maxsplit >= 0 && static_cast<int64_t>(parts.size()) >= maxsplit)) {
+      parts.push_back(Value(s.substr(i)));
+      break;
+    }
+    parts.push_back(Value(s.substr(i, j - i)));
+    i = j + sep.str().size();
+  }
+  return parts;
+}
+
+std::optional<Value> string_method(const std::string& s, const std::string& name, const CallArgs& a,
+                                   const ErrorFn& error) {
+  auto chars = [&]() -> std::optional<std::string> {
+    const Value c = arg(a, 0, "chars");
+    if (c.is_string()) return c.str();
+    return std::nullopt;
+  };
+  if (name == "strip" || name == "lstrip" || name == "rstrip") {
+    const auto c = chars();
+    return Value(strip(s, c ? &*c : nullptr, name != "rstrip", name != "lstrip"));
+  }
+  if (name == "upper") return Value(upper(s));
+  if (name == "lower") return Value(lower(s));
+  if (name == "startswith" || name == "endswith") {
+    const Value p = arg(a, 0);
+    Array options = p.is_array() ? p.items() : Array{p};
+    for (const Value& o : options) {
+      if (!o.is_string()) error(name + "() needs a string or a tuple of strings");
+      if (name == "startswith" ? s.starts_with(o.str()) : s.ends_with(o.str())) return Value(true);
+    }
+    return Value(false);
+  }
+  if (name == "split") {
+    const Value maxv = arg(a, 1, "maxsplit");
+    return Value::array(
+        split_string(s, arg(a, 0, "sep"), maxv.kind() == Value::Kind::kInt ? maxv.as_int() : -1, error));
+  }
+  if (name == "replace") {
+    const Value from = arg(a, 0), to = arg(a, 1), count = arg(a, 2, "count");
+    if (!from.is_string() || !to.is_string()) error("replace() needs two strings");
+    return Value(replace_all(s, from.str(), to.str(), count.kind() == Value::Kind::kInt ? count.as_int() : -1));
+  }
+  if (name == "title" || name == "capitalize") return Value(apply_case(s, name));
+  if (name == "find") {
+    const Value sub = arg(a, 0);
+    if (!sub.is_string()) error("find() needs a string");
+    const size_t at = s.find(sub.str());
+    return Value(at == std::string::npos ? int64_t{-1} : static_cast<int64_t>(at));
+  }
+  if (name == "format") error("str.format() is not supported");
+  return std::nullopt;
+}
+
+std::optional<Value> mapping_method(const Value& obj, const std::string& name, const CallArgs& a) {
+  if (obj.obj().find(name) != nullptr) return std::nullopt;  // a stored function
+  Object& o = obj.obj();
+  if (name == "items") {
+    Array pairs;
+    for (const auto& [k, v] : o.entries) pairs.push_back(Value::array({Value(k), v}));
+    return Value::array(std::move(pairs));
+  }
+  if (name == "keys" || name == "values") {
+    Array out;
+    for (const auto& [k, v] : o.entries) out.push_back(name == "keys" ? Value(k) : v);
+    return Value::array(std::move(out));
+  }
+  if (name == "get") {
+    const Value key = arg(a, 0);
+    if (const Value* v = key.is_string() ? o.find(key.str()) : nullptr) return *v;
+    return a.positional.size() > 1 ? a.positional[1] : Value::none();
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<Value> call_method(const Value& obj, const std::string& name, const CallArgs& a, const ErrorFn& error) {
-  if (obj.is_string()) {
-    const std::string& s = obj.str();
-    auto chars = [&]() -> std::optional<std::string> {
-      const Value c = arg(a, 0, "chars");
-      if (c.is_string()) return c.str();
-      return std::nullopt;
-    };
-    if (name == "strip" || name == "lstrip" || name == "rstrip") {
-      const auto c = chars();
-      return Value(strip(s, c ? &*c : nullptr, name != "rstrip", name != "lstrip"));
-    }
-    if (name == "upper") return Value(upper(s));
-    if (name == "lower") return Value(lower(s));
-    if (name == "startswith" || name == "endswith") {
-      const Value p = arg(a, 0);
-      Array options = p.is_array() ? p.items() : Array{p};
-      for (const Value& o : options) {
-        if (!o.is_string()) error(name + "() needs a string or a tuple of strings");
-        if (name == "startswith" ? s.starts_with(o.str()) : s.ends_with(o.str())) return Value(true);
-      }
-      return Value(false);
-    }
-    if (name == "split") {
-      const Value sep = arg(a, 0, "sep");
-      const Value maxv = arg(a, 1, "maxsplit");
-      const int64_t maxsplit = maxv.kind() == Value::Kind::kInt ? maxv.as_int() : -1;
-      Array parts;
-      if (sep.is_none() || sep.is_undefined()) {
-        size_t i = 0;
-        while (true) {
-          while (i < s.size() && is_space_char(s[i])) ++i;
-          if (i >= s.size()) break;
-          if (maxsplit >= 0 && static_cast<int64_t>(parts.size()) >= maxsplit) {
-            parts.push_back(Value(strip(s.substr(i), nullptr, false, true)));
-            break;
-          }
-          size_t j = i;
-          while (j < s.size() && !is_space_char(s[j])) ++j;
-          parts.push_back(Value(s.substr(i, j - i)));
-          i = j;
-        }
-      } else {
-        if (!sep.is_string() || sep.str().empty()) error("split() needs a non-empty string separator");
-        size_t i = 0;
-        while (true) {
-          const size_t j = s.find(sep.str(), i);
-          if (j == std::string::npos || (maxsplit >= 0 && static_cast<int64_t>(parts.size()) >= maxsplit)) {
-            parts.push_back(Value(s.substr(i)));
-            break;
-          }
-          parts.push_back(Value(s.substr(i, j - i)));
-          i = j + sep.str().size();
-        }
-      }
-      return Value::array(std::move(parts));
-    }
-    if (name == "replace") {
-      const Value from = arg(a, 0), to = arg(a, 1), count = arg(a, 2, "count");
-      if (!from.is_string() || !to.is_string()) error("replace() needs two strings");
-      return Value(replace_all(s, from.str(), to.str(), count.kind() == Value::Kind::kInt ? count.as_int() : -1));
-    }
-    if (name == "title" || name == "capitalize") return Value(apply_case(s, name));
-    if (name == "find") {
-      const Value sub = arg(a, 0);
-      if (!sub.is_string()) error("find() needs a string");
-      const size_t at = s.find(sub.str());
-      return Value(at == std::string::npos ? int64_t{-1} : static_cast<int64_t>(at));
-    }
-    if (name == "format") error("str.format() is not supported");
-    return std::nullopt;
-  }
-  if (obj.is_object()) {
-    if (obj.obj().find(name) != nullptr) return std::nullopt;  // a stored function
-    Object& o = obj.obj();
-    if (name == "items") {
-      Array pairs;
-      for (const auto& [k, v] : o.entries) pairs.push_back(Value::array({Value(k), v}));
-      return Value::array(std::move(pairs));
-    }
-    if (name == "keys" || name == "values") {
-      Array out;
-      for (const auto& [k, v] : o.entries) out.push_back(name == "keys" ? Value(k) : v);
-      return Value::array(std::move(out));
-    }
-    if (name == "get") {
-      const Value key = arg(a, 0);
-      if (const Value* v = key.is_string() ? o.find(key.str()) : nullptr) return *v;
-      return a.positional.size() > 1 ? a.positional[1] : Value::none();
-    }
-    return std::nullopt;
-  }
+  if (obj.is_string()) return string_method(obj.str(), name, a, error);
+  if (obj.is_object()) return mapping_method(obj, name, a);
   if (obj.is_array() && name == "append") {
     obj.items().push_back(arg(a, 0));
     return Value::none();

@@ -139,25 +139,14 @@ Row measure_streams(Decoder& model, const BenchServeArgs& a, int64_t B, double a
   return row;
 }
 
-void run_bench_serve(const BenchServeArgs& given, const GlobalOptions& global) {
-  if (given.weights.empty()) fail_usage("bench", "--model is required: a checkpoint folder or .gguf file");
-  BenchServeArgs a = given;
-  a.weights = resolve_model_path(given.weights);  // a training run folder: the checkpoint its `latest` names
-  const std::vector<int64_t> streams = parse_streams(a.streams);
-  Decoder model(a.weights);
-  const ModelSpec& spec = model.spec();
-  if (spec.n_expert <= 0) log_warn("bench serve: {} is a dense model: no experts to count", a.weights);
-  const double always_on = always_on_weight_bytes(a.weights, spec);
-  const CeilingRow ceiling = measure_quick_ceilings(3);
-  ReadProbe probe;
-  std::vector<Row> rows;
-  {
-    Progress progress("bench serve", true, global);
-    for (int64_t B : streams) {
-      rows.push_back(measure_streams(model, a, B, always_on, probe, ceiling));
-      progress.update(double(rows.size()), double(streams.size()), "stream counts");
-    }
-  }
+// The tokens/s of one stream (0 when the first row is not one stream): what "vs 1" divides by.
+double single_stream_rate(const std::vector<Row>& rows) {
+  return rows.front().streams == 1 ? rows.front().tokens_per_s : 0;
+}
+
+nlohmann::ordered_json bench_serve_json(const BenchServeArgs& a, const ModelSpec& spec, const CeilingRow& ceiling,
+                                        double always_on, const std::vector<Row>& rows) {
+  const double single = single_stream_rate(rows);
   nlohmann::ordered_json j{{"model", a.weights},
                            {"model_type", spec.model_type},
                            {"layers", spec.n_layer},
@@ -170,7 +159,6 @@ void run_bench_serve(const BenchServeArgs& given, const GlobalOptions& global) {
                            {"fma_ceiling_gflop_per_s", ceiling.fma_f32_gflops},
                            {"always_on_bytes", json_count(always_on)},
                            {"rows", nlohmann::ordered_json::array()}};
-  const double single = rows.front().streams == 1 ? rows.front().tokens_per_s : 0;
   for (const Row& r : rows) {
     // null when a step's bytes fit in the last-level cache (DRAM bandwidth is then not the floor)
     const CeilingFraction floor =
@@ -195,10 +183,11 @@ void run_bench_serve(const BenchServeArgs& given, const GlobalOptions& global) {
          {"expert_load_max_over_mean", r.load_max_over_mean},
          {"hottest_k_share", r.hot_share}});
   }
-  if (global.json) {
-    print_json_report(j);
-    return;
-  }
+  return j;
+}
+
+void print_bench_serve(const BenchServeArgs& a, const ModelSpec& spec, const std::vector<Row>& rows) {
+  const double single = single_stream_rate(rows);
   fmt::print("bench serve {} ({} layers, {} experts, top-{}): prompt {}, {} decode steps, median step of {} run(s)\n",
              a.weights, spec.n_layer, spec.n_expert, spec.n_expert_used, a.prompt, a.decode, a.repetitions);
   fmt::print("  {:>7} {:>9} {:>8} {:>6} {:>16} {:>11} {:>9} {:>6} {:>7} {:>8} {:>7} {:>8}\n", "streams", "tokens/s",
@@ -221,6 +210,32 @@ void run_bench_serve(const BenchServeArgs& given, const GlobalOptions& global) {
       "compute bound, f32 FMA peak measured at the start); roof%: tokens/s over the lower of the two bounds; hot-k %: "
       "routed tokens the k hottest experts of a layer took, "
       "k/E under uniform routing)\n");
+}
+
+void run_bench_serve(const BenchServeArgs& given, const GlobalOptions& global) {
+  if (given.weights.empty()) fail_usage("bench", "--model is required: a checkpoint folder or .gguf file");
+  BenchServeArgs a = given;
+  a.weights = resolve_model_path(given.weights);  // a training run folder: the checkpoint its `latest` names
+  const std::vector<int64_t> streams = parse_streams(a.streams);
+  Decoder model(a.weights);
+  const ModelSpec& spec = model.spec();
+  if (spec.n_expert <= 0) log_warn("bench serve: {} is a dense model: no experts to count", a.weights);
+  const double always_on = always_on_weight_bytes(a.weights, spec);
+  const CeilingRow ceiling = measure_quick_ceilings(3);
+  ReadProbe probe;
+  std::vector<Row> rows;
+  {
+    Progress progress("bench serve", true, global);
+    for (int64_t B : streams) {
+      rows.push_back(measure_streams(model, a, B, always_on, probe, ceiling));
+      progress.update(double(rows.size()), double(streams.size()), "stream counts");
+    }
+  }
+  if (global.json) {
+    print_json_report(bench_serve_json(a, spec, ceiling, always_on, rows));
+    return;
+  }
+  print_bench_serve(a, spec, rows);
 }
 
 }  // namespace

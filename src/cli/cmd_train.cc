@@ -1,4 +1,5 @@
-// `moe train`: trains an MoE language model (Qwen3-MoE or DeepSeek-V3 layout) on UTF-8 text, byte level,
+// `moe train`: trains an MoE language model (Qwen3-MoE, OLMoE, Mixtral or DeepSeek-V3 layout; from
+// random weights or, with --init, from an HF checkpoint) on UTF-8 text, byte level,
 // with a choice of load-balancing methods; `moe plot`: draws metrics.jsonl files as SVG.
 #include <unistd.h>
 
@@ -14,6 +15,8 @@
 #include "io/paths.h"
 #include "io/safetensors.h"
 #include "runtime/thread_pool.h"
+#include "spec/model_spec.h"
+#include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/plot.h"
 #include "train/train_memory.h"
@@ -49,7 +52,11 @@ constexpr int64_t kMaxSteps = 1'000'000'000'000;  // steps and step intervals
 void add_model_flags(CLI::App* t, TrainCli& c) {
   auto& m = c.o.model;
   t->add_option("--config", c.config,
-                "Hugging Face config.json (qwen3_moe or deepseek_v3) defining the model; overrides the flags below");
+                "Hugging Face config.json (qwen3_moe, olmoe, mixtral or deepseek_v3) defining the model; replaces the "
+                "flags below");
+  t->add_option("--init", c.o.init_dir,
+                "Fine-tune: start from this Hugging Face checkpoint folder (its config.json and weights, f32/bf16/f16) "
+                "instead of random weights; replaces the model flags below");
   add_number(t, "--layers", m.n_layer, "Decoder layers L", 1, kMaxCount);
   add_number(t, "--d-model", m.d_model, "Model dim D (hidden_size)", 1, kMaxDim);
   add_number(t, "--heads", m.n_head, "Attention heads H", 1, kMaxCount);
@@ -62,7 +69,8 @@ void add_model_flags(CLI::App* t, TrainCli& c) {
   add_number_above(t, "--rope-theta", m.rope_theta, "RoPE base", 0.0, 1e12);
   add_off_flag(t, "--no-norm-topk", m.norm_topk_prob, "Do not renormalize the top-k weights (norm_topk_prob false)");
   t->add_option("--arch", c.arch,
-                "Qwen3-moe (Qwen3MoeForCausalLM) or deepseek-v3 (DeepseekV3ForCausalLM: MLA, sigmoid router with "
+                "Qwen3-moe (Qwen3MoeForCausalLM), olmoe (OlmoeForCausalLM: full-width QK-norm), mixtral "
+                "(MixtralForCausalLM: no QK-norm) or deepseek-v3 (DeepseekV3ForCausalLM: MLA, sigmoid router with "
                 "e_score_correction_bias, shared experts)")
       ->capture_default_str();
   add_number(t, "--q-lora-rank", m.q_lora_rank, "Deepseek-v3: q_lora_rank", 0, kMaxDim, "0 = q_proj");
@@ -116,37 +124,89 @@ void add_run_flags(CLI::App* t, TrainCli& c) {
   add_off_flag(t, "--no-mfu", o.measure_mfu, "Skip the FMA-ceiling measurement (MFU reported as null)");
 }
 
-// Flags of one architecture given with the other would be silently ignored: a usage error instead.
-void check_arch_flags(const CLI::App& t, const std::string& arch) {
-  const bool v3 = arch == "deepseek-v3";
+const std::vector<std::string>& model_flags() {
+  static const std::vector<std::string> flags = {"--layers",
+                                                 "--d-model",
+                                                 "--heads",
+                                                 "--kv-heads",
+                                                 "--head-dim",
+                                                 "--experts",
+                                                 "--experts-per-token",
+                                                 "--d-ff",
+                                                 "--max-seq",
+                                                 "--rope-theta",
+                                                 "--no-norm-topk",
+                                                 "--arch",
+                                                 "--q-lora-rank",
+                                                 "--kv-lora-rank",
+                                                 "--qk-nope-dim",
+                                                 "--qk-rope-dim",
+                                                 "--v-head-dim",
+                                                 "--shared-experts",
+                                                 "--dense-layers",
+                                                 "--d-ff-dense",
+                                                 "--routed-scaling"};
+  return flags;
+}
+
+// Flags of one architecture given with another, or model flags beside --config / --init, would be
+// silently ignored: a usage error instead.
+void check_arch_flags(const CLI::App& t, const TrainCli& c) {
+  if (!c.config.empty() && !c.o.init_dir.empty())
+    fail_usage("train", "--config and --init both define the model; --init DIR reads DIR/config.json");
+  if (!c.config.empty() || !c.o.init_dir.empty()) {
+    for (const auto& flag : model_flags())
+      if (t.count(flag) > 0)
+        fail_usage("train", "{} does not apply with {}: the model comes from its config.json", flag,
+                   c.config.empty() ? "--init" : "--config");
+    return;
+  }
+  const bool v3 = c.arch == "deepseek-v3";
   const auto& wrong = v3 ? std::vector<std::string>{"--kv-heads", "--head-dim"}
                          : std::vector<std::string>{"--q-lora-rank",  "--kv-lora-rank", "--qk-nope-dim",
                                                     "--qk-rope-dim",  "--v-head-dim",   "--shared-experts",
                                                     "--dense-layers", "--d-ff-dense",   "--routed-scaling"};
   for (const auto& flag : wrong) {
-    if (t.count(flag) > 0) fail_usage("train", "{} does not apply to --arch {}", flag, arch);
+    if (t.count(flag) > 0) fail_usage("train", "{} does not apply to --arch {}", flag, c.arch);
   }
+  if (c.arch == "mixtral" && t.count("--no-norm-topk") > 0)
+    fail_usage("train", "--no-norm-topk does not apply to --arch mixtral (its router always renormalizes)");
+}
+
+void print_notes(const std::vector<std::string>& notes) {
+  for (const std::string& n : notes) std::fprintf(stderr, "moe train: note: %s\n", n.c_str());
+}
+
+// The training text: tokenized by the --init checkpoint's own tokenizer when it has one (a real
+// model's ids), else as bytes (vocab 256, what `moe train` from scratch uses).
+train::TextData load_train_data(const TrainCli& c, const GlobalOptions& g) {
+  const std::string what = c.data.size() == 1 ? c.data[0] : c.data[0] + " (+ more)";
+  if (!c.o.init_dir.empty() && fs::exists(fs::path(c.o.init_dir) / "tokenizer.json")) {
+    const auto tok = load_tokenizer(c.o.init_dir);
+    if (!g.json && c.o.progress)
+      std::fprintf(stderr, "moe train: tokenizing the data with %s/tokenizer.json\n", c.o.init_dir.c_str());
+    return train::TextData::from_tokens(tok->encode(train::TextData::read_files(c.data)), c.val_fraction, c.o.seq,
+                                        what);
+  }
+  return train::TextData::load(c.data, c.val_fraction, c.o.seq);
 }
 
 void run_train(TrainCli& c, const GlobalOptions& g) {
-  if (c.arch == "deepseek-v3") {
-    c.o.model.arch = train::Arch::kDeepseekV3;
-    c.o.model.n_kv_head = c.o.model.n_head;  // MLA: per-head keys and values
-    c.o.model.head_dim = c.o.model.qk_nope_dim + c.o.model.qk_rope_dim;
-  } else if (c.arch != "qwen3-moe") {
-    fail_usage("train", "--arch must be qwen3-moe or deepseek-v3, got {}", c.arch);
+  train::ModelConfig& m = c.o.model;
+  m.family = train::train_family_from_arch(c.arch);
+  if (m.family == Family::kMixtral) m.norm_topk_prob = true;
+  if (m.is_mla()) {
+    m.n_kv_head = m.n_head;  // MLA: per-head keys and values
+    m.head_dim = m.qk_nope_dim + m.qk_rope_dim;
   }
+  std::vector<std::string> notes;
   if (!c.config.empty()) {
-    const std::string text = read_input_file(c.config, "--config", "train");
-    nlohmann::json j;
-    try {
-      check_json_depth(text, "train", c.config);
-      j = nlohmann::json::parse(text);
-    } catch (const std::exception& e) {
-      fail("train", "{}: not valid JSON ({})", c.config, e.what());
-    }
-    c.o.model = train::ModelConfig::from_hf_json(j, c.config);
+    require_input_file(c.config, "--config", "train");
+    m = train::ModelConfig::from_spec(load_model_spec(c.config), &notes);
+  } else if (!c.o.init_dir.empty()) {
+    m = train::read_init_config(c.o.init_dir, &notes);
   }
+  if (!g.json) print_notes(notes);
   c.o.model.validate();
   train::check_train_fits_in_memory(c.o);
   if (c.drop_policy == "position") {
@@ -161,9 +221,10 @@ void run_train(TrainCli& c, const GlobalOptions& g) {
   if (!c.o.out_dir.empty()) {
     std::vector<std::string> inputs = c.data;
     inputs.push_back(c.config);
+    inputs.push_back(c.o.init_dir);
     check_output_folder(c.o.out_dir, "--out", inputs, "train");
   }
-  const train::TextData data = train::TextData::load(c.data, c.val_fraction, c.o.seq);
+  const train::TextData data = load_train_data(c, g);
   if (c.o.progress) {
     std::fprintf(stderr, "moe train: %lld parameters, %zu train / %zu val bytes, %d threads\n",
                  static_cast<long long>(train::ParamLayout::build(c.o.model).total), data.train.size(), data.val.size(),
@@ -195,12 +256,12 @@ void run_train(TrainCli& c, const GlobalOptions& g) {
 
 void register_train(CLI::App& app, const GlobalOptions& global) {
   auto cli = std::make_shared<TrainCli>();
-  auto* t =
-      app.add_subcommand("train", "Train an MoE language model (Qwen3-MoE or DeepSeek-V3 layout, byte level) on text");
+  auto* t = app.add_subcommand(
+      "train", "Train or fine-tune an MoE language model (Qwen3-MoE, OLMoE, Mixtral or DeepSeek-V3 layout) on text");
   add_model_flags(t, *cli);
   add_run_flags(t, *cli);
   t->callback([cli, t, &global] {
-    check_arch_flags(*t, cli->arch);
+    check_arch_flags(*t, *cli);
     run_train(*cli, global);
   });
 

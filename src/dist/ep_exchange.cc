@@ -90,21 +90,13 @@ void regroup(const ExpertPlacement& placement, int me, const VLayout& recv_layou
   });
 }
 
-}  // namespace
-
-void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeArgs& a, EpExchangeStats* stats,
-                 EpExchangeWorkspace* workspace) {
-  EpExchangeWorkspace local;
-  EpExchangeWorkspace& ws = workspace ? *workspace : local;
+// Packs the plan's rows in send order (send_order) with their expert id and weight bits; returns the
+// rows for each destination rank.
+std::vector<int64_t> pack_for_send(const ExpertPlacement& placement, const EpExchangeArgs& a, EpExchangeWorkspace& ws) {
   const RoutingPlan& plan = *a.plan;
   const int64_t D = a.d_model, n_rows = plan.n_rows();
-  const int me = comm.rank();
-  MOE_CHECK(placement.n_rank() == comm.size() && placement.n_expert() == plan.n_expert && D > 0);
-  EpExchangeStats st;
-  Timer timer;
-
   std::vector<int32_t>& send_row = ws.send_row;
-  const std::vector<int64_t> send_counts = send_order(placement, plan, &send_row);
+  std::vector<int64_t> send_counts = send_order(placement, plan, &send_row);
   std::vector<float>& send_x = ws.send_x;
   send_x.resize(size_t(n_rows * D));  // [n_rows, D] in send order
   std::vector<int32_t>& send_meta = ws.send_meta;
@@ -119,26 +111,64 @@ void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeA
     send_meta[size_t(2 * p)] = plan.expert_ids[size_t(slot)];
     std::memcpy(&send_meta[size_t(2 * p + 1)], &plan.weights[size_t(slot)], sizeof(float));
   }
+  return send_counts;
+}
+
+// The layouts of one exchange: rows to each rank in send order, rows from each rank as received.
+struct ExchangeLayouts {
+  std::vector<int64_t> recv_counts;
+  VLayout send, recv;
+};
+
+// All-to-all of the counts, then of the packed rows and their metadata into ws.recv_x / ws.recv_meta.
+ExchangeLayouts send_rows(Comm& comm, const std::vector<int64_t>& send_counts, int64_t D, EpExchangeWorkspace& ws) {
+  ExchangeLayouts l;
+  l.recv_counts.resize(send_counts.size());
+  comm.all_to_all_counts(send_counts.data(), l.recv_counts.data());
+  l.send = VLayout::packed(send_counts);
+  l.recv = VLayout::packed(l.recv_counts);
+  const int64_t n_recv = l.recv.total();
+  ws.recv_x.resize(size_t(n_recv * D));     // [n_recv, D] source-major
+  ws.recv_meta.resize(size_t(n_recv * 2));  // [n_recv, 2]
+  comm.all_to_all_v_f32(ws.send_x.data(), l.send, ws.recv_x.data(), l.recv, D);
+  comm.all_to_all_v_i32(ws.send_meta.data(), l.send, ws.recv_meta.data(), l.recv, 2);
+  return l;
+}
+
+// Bytes that crossed between ranks, measured from the layouts handed to the collectives: counts,
+// rows + ids/weights, results.
+void count_bytes(const ExchangeLayouts& l, int me, int n_rank, int64_t D, EpExchangeStats& st) {
+  const int64_t count_bytes = 8 * int64_t(n_rank - 1), row_bytes = 4 * D;
+  st.bytes_sent = count_bytes + remote_bytes(l.send, me, row_bytes + 8) + remote_bytes(l.recv, me, row_bytes);
+  st.bytes_received = count_bytes + remote_bytes(l.recv, me, row_bytes + 8) + remote_bytes(l.send, me, row_bytes);
+}
+
+}  // namespace
+
+void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeArgs& a, EpExchangeStats* stats,
+                 EpExchangeWorkspace* workspace) {
+  EpExchangeWorkspace local;
+  EpExchangeWorkspace& ws = workspace ? *workspace : local;
+  const RoutingPlan& plan = *a.plan;
+  const int64_t D = a.d_model, n_rows = plan.n_rows();
+  const int me = comm.rank();
+  MOE_CHECK(placement.n_rank() == comm.size() && placement.n_expert() == plan.n_expert && D > 0);
+  EpExchangeStats st;
+  Timer timer;
+
+  const std::vector<int64_t> send_counts = pack_for_send(placement, a, ws);
   st.pack_ms += timer.ms();
 
   timer.reset();
-  std::vector<int64_t> recv_counts(send_counts.size());
-  comm.all_to_all_counts(send_counts.data(), recv_counts.data());
-  const VLayout send_layout = VLayout::packed(send_counts), recv_layout = VLayout::packed(recv_counts);
-  const int64_t n_recv = recv_layout.total();
-  std::vector<float>& recv_x = ws.recv_x;
-  recv_x.resize(size_t(n_recv * D));  // [n_recv, D] source-major
-  std::vector<int32_t>& recv_meta = ws.recv_meta;
-  recv_meta.resize(size_t(n_recv * 2));  // [n_recv, 2]
-  comm.all_to_all_v_f32(send_x.data(), send_layout, recv_x.data(), recv_layout, D);
-  comm.all_to_all_v_i32(send_meta.data(), send_layout, recv_meta.data(), recv_layout, 2);
+  const ExchangeLayouts layouts = send_rows(comm, send_counts, D, ws);
+  const int64_t n_recv = layouts.recv.total();
   st.comm_ms += timer.ms();
 
   timer.reset();
   EpLocalBatch& batch = ws.batch;
   batch.d_model = D;
   std::vector<int64_t>& perm = ws.perm;
-  regroup(placement, me, recv_layout, recv_x, recv_meta, &batch, &perm);
+  regroup(placement, me, layouts.recv, ws.recv_x, ws.recv_meta, &batch, &perm);
   st.pack_ms += timer.ms();
 
   timer.reset();
@@ -148,7 +178,7 @@ void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeA
   st.compute_ms += timer.ms();
 
   timer.reset();
-  std::vector<float>& y_back = recv_x;  // reuse: results in the order the rows arrived
+  std::vector<float>& y_back = ws.recv_x;  // reuse: results in the order the rows arrived
   copy_rows(n_recv, D, [&](int64_t p, float*& dst, const float*& src) {
     dst = y_back.data() + p * D;
     src = y_batch.data() + perm[size_t(p)] * D;
@@ -156,11 +186,12 @@ void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeA
   st.pack_ms += timer.ms();
 
   timer.reset();
-  std::vector<float>& y_sent = send_x;  // reuse: results in send order
-  comm.all_to_all_v_f32(y_back.data(), recv_layout, y_sent.data(), send_layout, D);
+  std::vector<float>& y_sent = ws.send_x;  // reuse: results in send order
+  comm.all_to_all_v_f32(y_back.data(), layouts.recv, y_sent.data(), layouts.send, D);
   st.comm_ms += timer.ms();
 
   timer.reset();
+  const std::vector<int32_t>& send_row = ws.send_row;
   copy_rows(n_rows, D, [&](int64_t p, float*& dst, const float*& src) {
     dst = a.y_rows + int64_t(send_row[size_t(p)]) * D;
     src = y_sent.data() + p * D;
@@ -169,12 +200,8 @@ void ep_exchange(Comm& comm, const ExpertPlacement& placement, const EpExchangeA
 
   st.rows_local = send_counts[size_t(me)];
   st.rows_sent = n_rows - st.rows_local;
-  st.rows_received = n_recv - recv_counts[size_t(me)];
-  // Measured from the layouts handed to the collectives: counts, rows + ids/weights, results.
-  const int64_t count_bytes = 8 * int64_t(comm.size() - 1), row_bytes = 4 * D;
-  st.bytes_sent = count_bytes + remote_bytes(send_layout, me, row_bytes + 8) + remote_bytes(recv_layout, me, row_bytes);
-  st.bytes_received =
-      count_bytes + remote_bytes(recv_layout, me, row_bytes + 8) + remote_bytes(send_layout, me, row_bytes);
+  st.rows_received = n_recv - layouts.recv_counts[size_t(me)];
+  count_bytes(layouts, me, comm.size(), D, st);
   if (stats) *stats = st;
 }
 

@@ -7,18 +7,14 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "kernels/avx512_common.h"
 #include "kernels/matmul_internal.h"
 
 namespace moe::matmul_detail {
 namespace {
 
-// Lanes [0, r) set; r <= 0 gives an empty mask (a negative shift count would be undefined).
-inline __mmask16 mask16(int64_t r) {
-  return r <= 0 ? __mmask16(0) : r >= 16 ? __mmask16(0xffff) : __mmask16((1u << r) - 1);
-}
-inline __mmask32 mask32(int64_t r) {
-  return r <= 0 ? __mmask32(0) : r >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << r) - 1);
-}
+using avx512::mask16;
+using avx512::mask32;
 
 inline __m512 bf16_even(__m512i x) { return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16)); }
 inline __m512 bf16_odd(__m512i x) {

@@ -10,10 +10,14 @@
 #include <type_traits>
 #include <utility>
 
+#include "kernels/avx512_common.h"
 #include "kernels/matmul_internal.h"
 
 namespace moe::matmul_detail {
 namespace {
+
+using avx512::mask16;
+using avx512::mask32;
 
 constexpr int kMr = 12;
 constexpr int kNr = 32;
@@ -24,12 +28,6 @@ constexpr int64_t kPrefetchSteps = 64;
 constexpr int64_t kKc = 512;  // k elements per block (256 pairs): a 32 KiB B panel
 constexpr int64_t kNc = 512;
 
-inline __mmask16 mask16(int64_t r) {
-  return r <= 0 ? __mmask16(0) : r >= 16 ? __mmask16(0xffff) : __mmask16((1u << r) - 1);
-}
-inline __mmask32 mask32(int64_t r) {
-  return r <= 0 ? __mmask32(0) : r >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << r) - 1);
-}
 inline __m512bh as_bh(__m512i x) { return reinterpret_cast<__m512bh>(x); }
 
 // Rounds rows of A to bf16, row stride kp (a multiple of `align`), zero-padded past k.

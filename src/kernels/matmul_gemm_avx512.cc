@@ -9,10 +9,14 @@
 #include <array>
 #include <utility>
 
+#include "kernels/avx512_common.h"
 #include "kernels/matmul_internal.h"
 
 namespace moe::matmul_detail {
 namespace {
+
+using avx512::mask16;
+using avx512::transpose16;
 
 constexpr int kMr = 12;
 constexpr int kNr = 32;
@@ -22,36 +26,6 @@ constexpr int kNr = 32;
 constexpr int64_t kPrefetchSteps = 64;
 constexpr int64_t kKc = 256;
 constexpr int64_t kNc = 512;
-
-inline __mmask16 mask16(int64_t r) {
-  return r <= 0 ? __mmask16(0) : r >= 16 ? __mmask16(0xffff) : __mmask16((1u << r) - 1);
-}
-
-// 16 rows of 32-bit lanes transposed in place (row r lane c -> row c lane r).
-void transpose16(__m512i (&r)[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  // u[4i+q] lane L holds column 4L+q of rows 4i..4i+3; gather lane L of u[q], u[4+q], u[8+q], u[12+q].
-  for (int q = 0; q < 4; ++q) {
-    const __m512i w0 = _mm512_shuffle_i32x4(u[q], u[4 + q], 0x88);
-    const __m512i w1 = _mm512_shuffle_i32x4(u[q], u[4 + q], 0xdd);
-    const __m512i x0 = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0x88);
-    const __m512i x1 = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0xdd);
-    r[q] = _mm512_shuffle_i32x4(w0, x0, 0x88);
-    r[8 + q] = _mm512_shuffle_i32x4(w0, x0, 0xdd);
-    r[4 + q] = _mm512_shuffle_i32x4(w1, x1, 0x88);
-    r[12 + q] = _mm512_shuffle_i32x4(w1, x1, 0xdd);
-  }
-}
 
 // 16 consecutive elements of row `row` of B from column p as f32 bits, zero beyond `count`.
 inline __m512i load_b16(const WeightView& b, int64_t row, int64_t p, int64_t count) {

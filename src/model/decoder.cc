@@ -160,7 +160,6 @@ PackedExpertWeights Decoder::expert_panels(const std::string& key, const ExpertW
 void Decoder::load_layer(int64_t li) {
   auto L = std::make_unique<Layer>();
   WeightStore& s = *store_;
-  const auto dense = [&](const std::string& name) { return packed_matrix(name); };
   const std::string p = names_.layer(li), a = p + names_.attn;
   L->in_norm = s.f32(p + names_.in_norm + ".weight");
   L->post_norm = s.f32(p + names_.post_norm + ".weight");
@@ -168,91 +167,111 @@ void Decoder::load_layer(int64_t li) {
   L->post_norm_b = s.f32_or_null(p + names_.post_norm + ".bias");
   const LayerSpec& ls = spec_.layers[static_cast<size_t>(li)];
   if (spec_.is_mla) {
-    const MlaSpec& m = spec_.mla;
-    if (m.q_lora_rank > 0) {
-      L->q_a = dense(a + "q_a_proj.weight");
-      L->q_a_norm = s.f32(a + "q_a_layernorm.weight");
-      L->q_b = dense(a + "q_b_proj.weight");
-    } else {
-      L->q = dense(a + "q_proj.weight");
-    }
-    L->kv_a = dense(a + "kv_a_proj_with_mqa.weight");
-    L->kv_a_norm = s.f32(a + "kv_a_layernorm.weight");
-    L->o = dense(a + "o_proj.weight");
-    L->mla = std::make_unique<MlaAttention>(
-        MlaShape{spec_.n_head, m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim, m.kv_lora_rank},
-        s.matrix(a + "kv_b_proj.weight"));
-    L->rope = make_rope_table(rope_config_from_spec(spec_.rope, m.qk_rope_head_dim));
-    double scale = 1.0 / std::sqrt(static_cast<double>(m.qk_nope_head_dim + m.qk_rope_head_dim));
-    if (spec_.rope.type == RopeType::kYarn && spec_.rope.mscale_all_dim > 0) {
-      const double ms = yarn_get_mscale(spec_.rope.factor, spec_.rope.mscale_all_dim);
-      scale *= ms * ms;  // the YaRN attention temperature of the DeepSeek code
-    }
-    L->scale = static_cast<float>(scale);
+    load_mla_attention(*L, a);
   } else if (ls.attention == AttentionKind::kLightning) {
     load_lightning(*L, a, li);
   } else {
-    if (spec_.family == Family::kJetMoe)
-      load_moa(*L, a);
-    else
-      load_gqa_projections(*L, a);
-    L->q_bias = s.f32_or_null(a + "q_proj.bias");
-    L->k_bias = s.f32_or_null(a + "k_proj.bias");
-    L->v_bias = s.f32_or_null(a + "v_proj.bias");
-    L->o_bias = s.f32_or_null(a + "o_proj.bias");
-    L->q_norm = s.f32_or_null(a + "q_norm.weight");
-    L->k_norm = s.f32_or_null(a + "k_norm.weight");
-    L->sinks = s.f32_or_null(a + "sinks");
-    L->window = ls.attention == AttentionKind::kSliding ? ls.window : 0;
-    L->chunk = ls.attention == AttentionKind::kChunked ? ls.window : 0;
-    L->use_rope = ls.use_rope;
-    L->rope = make_rope_table(rope_config_from_spec(spec_.rope, spec_.head_dim));
-    if (spec_.rope.type == RopeType::kLongrope)
-      L->rope_long = make_rope_table(rope_config_from_spec(spec_.rope, spec_.head_dim, true));
-    const double granite = spec_.multipliers.attention;  // Granite's attention_multiplier replaces Dh^-0.5
-    L->scale = static_cast<float>(granite > 0 ? granite : 1.0 / std::sqrt(static_cast<double>(spec_.head_dim)));
+    load_gqa_attention(*L, a, ls);
   }
   const ResidualSpec& r = spec_.residual;  // MiniMax: the factors of this layer's attention kind
   L->alpha = static_cast<float>(L->lightning ? r.linear_alpha : r.full_alpha);
   L->beta = static_cast<float>(L->lightning ? r.linear_beta : r.full_beta);
   if (ls.is_moe) {
-    const MoeLayerConfig config = decoder_moe_config(spec_);
-    ExpertKeep keep;
-    if (options_.load_expert) keep = [&](int64_t e) { return bool(expert_keep_[size_t(li)][size_t(e)]); };
-    MoeLayerWeights w = moe_layer_weights(spec_, li, s, keep);
-    // The router too (every rank of expert parallelism the same view, so the same logits' bits).
-    w.router.weight = panels(p + "router", w.router.weight, config.router.n_expert);
-    std::vector<ExpertSource> on_disk;
-    if (offload_) {  // routed experts stay in the file (their views are only located, never read)
-      on_disk = expert_sources(li, w.experts);
-      for (ExpertMatrices& m : w.experts.experts) m = ExpertMatrices{};
-    }
-    // Experts go into the kernels' panel layout once, here (when the ISA has panel kernels), so no
-    // matmul re-packs them per call; every MoE block, local or expert-parallel, reads the same panels.
-    L->routed_packed = expert_panels(p + "routed experts", w.experts);
-    L->shared_packed = expert_panels(p + "shared experts", w.shared);
-    w.experts = L->routed_packed.weights;
-    w.shared = L->shared_packed.weights;
-    if (offload_) {
-      offload_->add_layer(li, std::move(on_disk), config, w.router);
-      L->moe = offload_->make_block(li, config, w);
-    } else {
-      L->moe = options_.moe_block
-                   ? options_.moe_block(li, config, w)
-                   : std::make_unique<LocalMoeBlock>(
-                         config, w, options_.uniform_routing_seed ? options_.uniform_routing_seed + li : 0);
-    }
-    if (spec_.family == Family::kJetMoe) L->moe_bias = s.f32(ffn_prefix(spec_, li) + "bias");
+    load_moe(*L, li, p);
   } else {
     const std::string f = p + names_.dense_ffn;
-    L->gate = dense(f + "gate_proj.weight");
-    L->up = dense(f + "up_proj.weight");
-    L->down = dense(f + "down_proj.weight");
+    L->gate = packed_matrix(f + "gate_proj.weight");
+    L->up = packed_matrix(f + "up_proj.weight");
+    L->down = packed_matrix(f + "down_proj.weight");
     L->gate_b = s.f32_or_null(f + "gate_proj.bias");
     L->up_b = s.f32_or_null(f + "up_proj.bias");
     L->down_b = s.f32_or_null(f + "down_proj.bias");
   }
   layers_.push_back(std::move(L));
+}
+
+// DeepSeek's multi-head latent attention: low-rank q (or a plain q_proj), the compressed kv with its
+// norm, the absorbed kv_b_proj, and the softmax scale with YaRN's temperature.
+void Decoder::load_mla_attention(Layer& L, const std::string& a) {
+  WeightStore& s = *store_;
+  const MlaSpec& m = spec_.mla;
+  if (m.q_lora_rank > 0) {
+    L.q_a = packed_matrix(a + "q_a_proj.weight");
+    L.q_a_norm = s.f32(a + "q_a_layernorm.weight");
+    L.q_b = packed_matrix(a + "q_b_proj.weight");
+  } else {
+    L.q = packed_matrix(a + "q_proj.weight");
+  }
+  L.kv_a = packed_matrix(a + "kv_a_proj_with_mqa.weight");
+  L.kv_a_norm = s.f32(a + "kv_a_layernorm.weight");
+  L.o = packed_matrix(a + "o_proj.weight");
+  L.mla = std::make_unique<MlaAttention>(
+      MlaShape{spec_.n_head, m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim, m.kv_lora_rank},
+      s.matrix(a + "kv_b_proj.weight"));
+  L.rope = make_rope_table(rope_config_from_spec(spec_.rope, m.qk_rope_head_dim));
+  double scale = 1.0 / std::sqrt(static_cast<double>(m.qk_nope_head_dim + m.qk_rope_head_dim));
+  if (spec_.rope.type == RopeType::kYarn && spec_.rope.mscale_all_dim > 0) {
+    const double ms = yarn_get_mscale(spec_.rope.factor, spec_.rope.mscale_all_dim);
+    scale *= ms * ms;  // the YaRN attention temperature of the DeepSeek code
+  }
+  L.scale = static_cast<float>(scale);
+}
+
+// GQA / MHA (or JetMoE's mixture of attention heads): projections with their optional biases, q/k
+// norms and sinks, the layer's window or chunk, RoPE tables, and the softmax scale.
+void Decoder::load_gqa_attention(Layer& L, const std::string& a, const LayerSpec& ls) {
+  WeightStore& s = *store_;
+  if (spec_.family == Family::kJetMoe)
+    load_moa(L, a);
+  else
+    load_gqa_projections(L, a);
+  L.q_bias = s.f32_or_null(a + "q_proj.bias");
+  L.k_bias = s.f32_or_null(a + "k_proj.bias");
+  L.v_bias = s.f32_or_null(a + "v_proj.bias");
+  L.o_bias = s.f32_or_null(a + "o_proj.bias");
+  L.q_norm = s.f32_or_null(a + "q_norm.weight");
+  L.k_norm = s.f32_or_null(a + "k_norm.weight");
+  L.sinks = s.f32_or_null(a + "sinks");
+  L.window = ls.attention == AttentionKind::kSliding ? ls.window : 0;
+  L.chunk = ls.attention == AttentionKind::kChunked ? ls.window : 0;
+  L.use_rope = ls.use_rope;
+  L.rope = make_rope_table(rope_config_from_spec(spec_.rope, spec_.head_dim));
+  if (spec_.rope.type == RopeType::kLongrope)
+    L.rope_long = make_rope_table(rope_config_from_spec(spec_.rope, spec_.head_dim, true));
+  const double granite = spec_.multipliers.attention;  // Granite's attention_multiplier replaces Dh^-0.5
+  L.scale = static_cast<float>(granite > 0 ? granite : 1.0 / std::sqrt(static_cast<double>(spec_.head_dim)));
+}
+
+// The MoE block of layer li: router and experts in panels, routed experts left on disk under offload,
+// and the block that runs them (offloaded, the options' own, or local).
+void Decoder::load_moe(Layer& L, int64_t li, const std::string& p) {
+  WeightStore& s = *store_;
+  const MoeLayerConfig config = decoder_moe_config(spec_);
+  ExpertKeep keep;
+  if (options_.load_expert) keep = [&](int64_t e) { return bool(expert_keep_[size_t(li)][size_t(e)]); };
+  MoeLayerWeights w = moe_layer_weights(spec_, li, s, keep);
+  // The router too (every rank of expert parallelism the same view, so the same logits' bits).
+  w.router.weight = panels(p + "router", w.router.weight, config.router.n_expert);
+  std::vector<ExpertSource> on_disk;
+  if (offload_) {  // routed experts stay in the file (their views are only located, never read)
+    on_disk = expert_sources(li, w.experts);
+    for (ExpertMatrices& m : w.experts.experts) m = ExpertMatrices{};
+  }
+  // Experts go into the kernels' panel layout once, here (when the ISA has panel kernels), so no
+  // matmul re-packs them per call; every MoE block, local or expert-parallel, reads the same panels.
+  L.routed_packed = expert_panels(p + "routed experts", w.experts);
+  L.shared_packed = expert_panels(p + "shared experts", w.shared);
+  w.experts = L.routed_packed.weights;
+  w.shared = L.shared_packed.weights;
+  if (offload_) {
+    offload_->add_layer(li, std::move(on_disk), config, w.router);
+    L.moe = offload_->make_block(li, config, w);
+  } else {
+    L.moe = options_.moe_block ? options_.moe_block(li, config, w)
+                               : std::make_unique<LocalMoeBlock>(
+                                     config, w, options_.uniform_routing_seed ? options_.uniform_routing_seed + li : 0);
+  }
+  if (spec_.family == Family::kJetMoe) L.moe_bias = s.f32(ffn_prefix(spec_, li) + "bias");
 }
 
 // q/k/v/o of a GQA layer: separate Linear weights, or DBRX's fused Wqkv [(H + 2 Hkv) Dh, D] viewed by row blocks.
@@ -438,11 +457,12 @@ void Decoder::forward(const int32_t* ids, int64_t T, KvCache& cache, float* logi
   forward_batch(&chunk, 1, stats);
 }
 
-void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, ForwardStats* stats) {
-  if (v4_) return forward_v4(chunks, n_chunks, stats);
-  const int64_t D = spec_.d_model, V = spec_.vocab;
+namespace {
+
+// Fails, naming the chunk, on an empty chunk, a missing cache or logits buffer, more tokens than the
+// cache holds, an id outside [0, V), or two chunks on one cache.
+void check_chunks(const SequenceChunk* chunks, int64_t n_chunks, int64_t V) {
   if (n_chunks <= 0) fail("model", "empty batch: at least one sequence is needed");
-  std::vector<SequenceChunk> batch;  // the chunks this pass runs together
   for (int64_t c = 0; c < n_chunks; ++c) {
     const SequenceChunk& s = chunks[c];
     const std::string who = n_chunks > 1 ? fmt::format("sequence {} of the batch: ", c) : std::string();
@@ -460,6 +480,14 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
     for (int64_t o = 0; o < c; ++o)
       if (chunks[o].cache == s.cache) fail("model", "{}shares its KV cache with sequence {}", who, o);
   }
+}
+
+}  // namespace
+
+std::vector<SequenceChunk> Decoder::chunks_to_batch(const SequenceChunk* chunks, int64_t n_chunks,
+                                                    ForwardStats* stats) {
+  const int64_t V = spec_.vocab;
+  std::vector<SequenceChunk> batch;         // the chunks this pass runs together
   for (int64_t c = 0; c < n_chunks; ++c) {  // all checked: nothing is written before every chunk passed
     const SequenceChunk& s = chunks[c];
     KvCache& cache = *s.cache;
@@ -481,95 +509,121 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
     }
     batch.push_back(s);
   }
+  return batch;
+}
+
+void Decoder::embed(const Pass& p) {
+  const int64_t D = spec_.d_model;
+  const int64_t row_bytes = dtype_row_bytes(embed_.dtype, embed_.ld);
+  for (int64_t c = 0; c < p.n_chunks; ++c) {
+    for (int64_t t = 0; t < p.chunks[c].n_tokens; ++t) {
+      dequantize_row(embed_.dtype, static_cast<const uint8_t*>(embed_.data) + p.chunks[c].ids[t] * row_bytes,
+                     &p.h[(p.rows[c] + t) * D], D);
+    }
+  }
+  if (const float m = static_cast<float>(spec_.multipliers.embedding); m != 1.0f)
+    for (int64_t i = 0; i < p.T * D; ++i) p.h[i] *= m;  // Granite's embedding_multiplier
+  tap(kModelTensor, tap::kEmbed, p.h, p.T);
+}
+
+void Decoder::layer_forward(Layer& L, int64_t li, const Pass& p) {
+  const int64_t T = p.T, D = spec_.d_model;
+  float *h = p.h, *x = p.x, *y = p.y;
+  const float residual = static_cast<float>(spec_.multipliers.residual);  // Granite: each branch scaled
+  const bool normed = spec_.residual.normed;
+  const float mlp_alpha = static_cast<float>(spec_.residual.mlp_alpha),
+              mlp_beta = static_cast<float>(spec_.residual.mlp_beta);
+  norm(h, L.in_norm, L.in_norm_b, x, T);
+  tap(li, tap::kAttnNorm, x, T);
+  if (spec_.is_mla) {
+    attention_mla(L, li, x, p.chunks, p.n_chunks, p.rows, y);
+  } else if (L.lightning) {
+    attention_lightning(L, li, x, p.chunks, p.n_chunks, p.rows, y);
+  } else {
+    attention_gqa(L, li, x, p.chunks, p.n_chunks, p.rows, y);
+  }
+  tap(li, tap::kAttnOut, y, T);
+  if (normed) {  // MiniMax: the stream becomes alpha x norm(h) + beta x attention
+    for (int64_t i = 0; i < T * D; ++i) h[i] = L.alpha * x[i] + L.beta * y[i];
+  } else {
+    for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
+  }
+  norm(h, L.post_norm, L.post_norm_b, x, T);
+  tap(li, tap::kFfnNorm, x, T);
+  ForwardStats* stats = p.stats;
+  ffn(L, x, T, y, stats ? &stats->moe_layers[static_cast<size_t>(li)] : nullptr);
+  tap(li, L.moe ? tap::kMoeOut : tap::kFfnOut, y, T);
+  if (stats && L.moe) {
+    const RouterOutput& routing = L.moe->last_router_output();
+    stats->expert_ids[static_cast<size_t>(li)] = routing.expert_ids;
+    stats->expert_weights[static_cast<size_t>(li)] = routing.weights;
+  }
+  if (normed) {
+    for (int64_t i = 0; i < T * D; ++i) h[i] = mlp_alpha * x[i] + mlp_beta * y[i];
+  } else {
+    for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
+  }
+  tap(li, tap::kHidden, h, T);
+}
+
+void Decoder::lm_head(const Pass& p) {
+  const int64_t D = spec_.d_model, V = spec_.vocab, B = p.n_chunks, T = p.T;
+  const SequenceChunk* batch = p.chunks;
+  const int64_t* rows = p.rows;
+  float *h = p.h, *x = p.x;
+  // The LM head runs only over the rows whose logits are asked for (at prefill, usually one row of
+  // many: the head is the largest matrix of most MoE models).
+  int64_t n_out = 0;
+  for (int64_t c = 0; c < B; ++c) n_out += batch[c].last_only ? 1 : batch[c].n_tokens;
+  const bool direct = B == 1 && !batch[0].last_only;
+  if (n_out < T) {  // gather the final states of the rows asked for to the front of h
+    int64_t o = 0;
+    for (int64_t c = 0; c < B; ++c) {
+      const int64_t first = batch[c].last_only ? rows[c + 1] - 1 : rows[c], n = rows[c + 1] - first;
+      std::copy(h + first * D, h + (first + n) * D, h + o * D);
+      o += n;
+    }
+  }
+  norm(h, final_norm_, final_norm_b_, x, n_out, false);
+  tap(kModelTensor, tap::kFinalNorm, x, n_out);
+  std::vector<float> gathered(direct ? 0 : static_cast<size_t>(n_out * V));  // [n_out, V]
+  float* out = direct ? batch[0].logits : gathered.data();
+  linear(x, n_out, head_, head_bias_, V, out);
+  if (const float d = static_cast<float>(spec_.multipliers.logits_divisor); d != 1.0f)
+    for (int64_t i = 0; i < n_out * V; ++i) out[i] /= d;  // Granite's logits_scaling
+  if (direct) return;
+  int64_t o = 0;
+  for (int64_t c = 0; c < B; ++c) {
+    const int64_t n = batch[c].last_only ? 1 : batch[c].n_tokens;
+    std::copy(out + o * V, out + (o + n) * V, batch[c].logits);
+    o += n;
+  }
+}
+
+void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, ForwardStats* stats) {
+  if (v4_) return forward_v4(chunks, n_chunks, stats);
+  const int64_t D = spec_.d_model;
+  check_chunks(chunks, n_chunks, spec_.vocab);
+  const std::vector<SequenceChunk> batch = chunks_to_batch(chunks, n_chunks, stats);
   if (batch.empty()) return;
   const int64_t B = static_cast<int64_t>(batch.size());
   std::vector<int64_t> rows(static_cast<size_t>(B + 1), 0);  // chunk c: rows [rows[c], rows[c + 1])
   for (int64_t c = 0; c < B; ++c) rows[c + 1] = rows[c] + batch[c].n_tokens;
   const int64_t T = rows[B];
   std::vector<float> h(T * D), x(T * D), y(T * D);  // [T, D]
-  const int64_t row_bytes = dtype_row_bytes(embed_.dtype, embed_.ld);
-  for (int64_t c = 0; c < B; ++c) {
-    for (int64_t t = 0; t < batch[c].n_tokens; ++t) {
-      dequantize_row(embed_.dtype, static_cast<const uint8_t*>(embed_.data) + batch[c].ids[t] * row_bytes,
-                     &h[(rows[c] + t) * D], D);
-    }
-  }
-  if (const float m = static_cast<float>(spec_.multipliers.embedding); m != 1.0f)
-    for (float& v : h) v *= m;  // Granite's embedding_multiplier
-  tap(kModelTensor, tap::kEmbed, h.data(), T);
+  const Pass pass{batch.data(), B, rows.data(), T, h.data(), x.data(), y.data(), stats};
+  embed(pass);
   if (stats) {
     stats->moe_layers.assign(static_cast<size_t>(spec_.n_layer), MoeTelemetry{});
     stats->expert_ids.assign(static_cast<size_t>(spec_.n_layer), {});
     stats->expert_weights.assign(static_cast<size_t>(spec_.n_layer), {});
   }
-  const float residual = static_cast<float>(spec_.multipliers.residual);  // Granite: each branch scaled
-  const bool normed = spec_.residual.normed;
-  const float mlp_alpha = static_cast<float>(spec_.residual.mlp_alpha),
-              mlp_beta = static_cast<float>(spec_.residual.mlp_beta);
-  for (int64_t li = 0; li < spec_.n_layer; ++li) {
-    Layer& L = *layers_[static_cast<size_t>(li)];
-    norm(h.data(), L.in_norm, L.in_norm_b, x.data(), T);
-    tap(li, tap::kAttnNorm, x.data(), T);
-    if (spec_.is_mla) {
-      attention_mla(L, li, x.data(), batch.data(), B, rows.data(), y.data());
-    } else if (L.lightning) {
-      attention_lightning(L, li, x.data(), batch.data(), B, rows.data(), y.data());
-    } else {
-      attention_gqa(L, li, x.data(), batch.data(), B, rows.data(), y.data());
-    }
-    tap(li, tap::kAttnOut, y.data(), T);
-    if (normed) {  // MiniMax: the stream becomes alpha x norm(h) + beta x attention
-      for (int64_t i = 0; i < T * D; ++i) h[i] = L.alpha * x[i] + L.beta * y[i];
-    } else {
-      for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
-    }
-    norm(h.data(), L.post_norm, L.post_norm_b, x.data(), T);
-    tap(li, tap::kFfnNorm, x.data(), T);
-    ffn(L, x.data(), T, y.data(), stats ? &stats->moe_layers[static_cast<size_t>(li)] : nullptr);
-    tap(li, L.moe ? tap::kMoeOut : tap::kFfnOut, y.data(), T);
-    if (stats && L.moe) {
-      const RouterOutput& routing = L.moe->last_router_output();
-      stats->expert_ids[static_cast<size_t>(li)] = routing.expert_ids;
-      stats->expert_weights[static_cast<size_t>(li)] = routing.weights;
-    }
-    if (normed) {
-      for (int64_t i = 0; i < T * D; ++i) h[i] = mlp_alpha * x[i] + mlp_beta * y[i];
-    } else {
-      for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
-    }
-    tap(li, tap::kHidden, h.data(), T);
-  }
+  for (int64_t li = 0; li < spec_.n_layer; ++li) layer_forward(*layers_[static_cast<size_t>(li)], li, pass);
   for (const SequenceChunk& s : batch) {
     s.cache->record_ids(s.ids, s.n_tokens);
     s.cache->advance(s.n_tokens);
   }
-  // The LM head runs only over the rows whose logits are asked for (at prefill, usually one row of
-  // many: the head is the largest matrix of most MoE models).
-  int64_t n_out = 0;
-  for (const SequenceChunk& s : batch) n_out += s.last_only ? 1 : s.n_tokens;
-  const bool direct = B == 1 && !batch[0].last_only;
-  if (n_out < T) {  // gather the final states of the rows asked for to the front of h
-    int64_t o = 0;
-    for (int64_t c = 0; c < B; ++c) {
-      const int64_t first = batch[c].last_only ? rows[c + 1] - 1 : rows[c], n = rows[c + 1] - first;
-      std::copy(h.begin() + first * D, h.begin() + (first + n) * D, h.begin() + o * D);
-      o += n;
-    }
-  }
-  norm(h.data(), final_norm_, final_norm_b_, x.data(), n_out, false);
-  tap(kModelTensor, tap::kFinalNorm, x.data(), n_out);
-  std::vector<float> gathered(direct ? 0 : static_cast<size_t>(n_out * V));  // [n_out, V]
-  float* out = direct ? batch[0].logits : gathered.data();
-  linear(x.data(), n_out, head_, head_bias_, V, out);
-  if (const float d = static_cast<float>(spec_.multipliers.logits_divisor); d != 1.0f)
-    for (int64_t i = 0; i < n_out * V; ++i) out[i] /= d;  // Granite's logits_scaling
-  if (direct) return;
-  int64_t o = 0;
-  for (const SequenceChunk& s : batch) {
-    const int64_t n = s.last_only ? 1 : s.n_tokens;
-    std::copy(out + o * V, out + (o + n) * V, s.logits);
-    o += n;
-  }
+  lm_head(pass);
 }
 
 }  // namespace moe

@@ -96,7 +96,26 @@ class Decoder {
   // The family's norm (RMSNorm, or LayerNorm with an optional bias) over T rows of d_model: a block's
   // (block_norm_eps when set), or the final one (norm_eps).
   void norm(const float* x, const float* weight, const float* bias, float* y, int64_t T, bool block = true) const;
+  // One forward pass over the rows of a batch: chunk c owns rows [rows[c], rows[c + 1]) of the T rows;
+  // h is the residual stream, x and y scratch, each [T, D].
+  struct Pass {
+    const SequenceChunk* chunks;
+    int64_t n_chunks;
+    const int64_t* rows;
+    int64_t T;
+    float *h, *x, *y;
+    ForwardStats* stats;
+  };
+  // The chunks this pass runs together; a chunk whose LongRoPE factors switch at this pass is run over
+  // its whole sequence alone instead (its cache reset and refilled, its logits written).
+  std::vector<SequenceChunk> chunks_to_batch(const SequenceChunk* chunks, int64_t n_chunks, ForwardStats* stats);
+  void embed(const Pass& pass);                                    // token rows into h, scaled, tapped
+  void layer_forward(Layer& layer, int64_t li, const Pass& pass);  // attention and FFN with their residuals
+  void lm_head(const Pass& pass);  // final norm and head over the rows asked for, into the chunks' logits
   void load_layer(int64_t li);
+  void load_mla_attention(Layer& layer, const std::string& attn_prefix);
+  void load_gqa_attention(Layer& layer, const std::string& attn_prefix, const LayerSpec& ls);
+  void load_moe(Layer& layer, int64_t li, const std::string& layer_prefix);
   void load_gqa_projections(Layer& layer, const std::string& attn_prefix);
   void load_moa(Layer& layer, const std::string& attn_prefix);
   WeightView packed_matrix(const std::string& name);

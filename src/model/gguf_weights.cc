@@ -111,6 +111,49 @@ void GgufTensorSource::add(const std::string& name, std::vector<int64_t> shape, 
   }
 }
 
+// Routed experts of layer L: 3-D tensors of all experts, or (older Mixtral conversions) one per expert;
+// false for any other tensor.
+bool GgufTensorSource::map_experts(const ModelSpec& spec, const GgufTensor& t, DType dt, int64_t L,
+                                   const std::string& rest) {
+  const uint8_t* data = file_.bytes(t).data();
+  const std::vector<int64_t> shape = t.shape();
+  const std::string mlp = ffn_prefix(spec, L);
+  // Experts: 3-D [E, rows, cols] (gate, up, down, or gate and up fused as [E, 2F, D]).
+  const bool fused = rest == "ffn_gate_up_exps.weight";
+  for (const char* w : {"gate", "up", "down"}) {
+    if (!fused && rest != fmt::format("ffn_{}_exps.weight", w)) continue;
+    if (shape.size() != 3) fail("gguf", "{}: tensor {}: expected 3 dimensions [E, rows, cols]", file_.path(), t.name);
+    const int64_t E = shape[0], rows = shape[1], cols = shape[2];
+    const int64_t expert_bytes = rows * dtype_row_bytes(dt, cols);
+    for (int64_t e = 0; e < E; ++e) {
+      const uint8_t* base = data + e * expert_bytes;
+      const std::string x = fmt::format("{}experts.{}.", mlp, e);
+      if (fused) {
+        if (rows % 2 != 0) fail("gguf", "{}: tensor {}: odd fused gate/up rows {}", file_.path(), t.name, rows);
+        add(x + gguf_names::expert_hf_name(spec, "gate") + ".weight", {rows / 2, cols}, dt, base, t.name);
+        add(x + gguf_names::expert_hf_name(spec, "up") + ".weight", {rows / 2, cols}, dt,
+            base + rows / 2 * dtype_row_bytes(dt, cols), t.name);
+      } else {
+        add(x + gguf_names::expert_hf_name(spec, w) + ".weight", {rows, cols}, dt, base, t.name);
+      }
+    }
+    return true;
+  }
+  // Older Mixtral conversions: one tensor per expert, blk.N.ffn_gate.E.weight.
+  for (const char* w : {"gate", "up", "down"}) {
+    const std::string p = fmt::format("ffn_{}.", w);
+    if (rest.rfind(p, 0) == 0 && rest.size() > p.size() + 7 && rest.substr(rest.size() - 7) == ".weight") {
+      const std::string e = rest.substr(p.size(), rest.size() - p.size() - 7);
+      if (!e.empty() && e.find_first_not_of("0123456789") == std::string::npos) {
+        add(fmt::format("{}experts.{}.{}.weight", mlp, e, gguf_names::expert_hf_name(spec, w)), shape, dt, data,
+            t.name);
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
   const GgmlTypeInfo* ti = ggml_type_info(t.ggml_type);
   if (!ti->dtype || (!dtype_is_float(*ti->dtype))) {
@@ -162,37 +205,7 @@ void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
     if (gpt_oss && rest == fmt::format("ffn_{}_exps.bias", w))
       return add(mlp + "experts." + w + "_proj_bias", shape, dt, data, t.name);
   }
-  // Experts: 3-D [E, rows, cols] (gate, up, down, or gate and up fused as [E, 2F, D]).
-  const bool fused = rest == "ffn_gate_up_exps.weight";
-  for (const char* w : {"gate", "up", "down"}) {
-    if (!fused && rest != fmt::format("ffn_{}_exps.weight", w)) continue;
-    if (shape.size() != 3) fail("gguf", "{}: tensor {}: expected 3 dimensions [E, rows, cols]", file_.path(), t.name);
-    const int64_t E = shape[0], rows = shape[1], cols = shape[2];
-    const int64_t expert_bytes = rows * dtype_row_bytes(dt, cols);
-    for (int64_t e = 0; e < E; ++e) {
-      const uint8_t* base = data + e * expert_bytes;
-      const std::string x = fmt::format("{}experts.{}.", mlp, e);
-      if (fused) {
-        if (rows % 2 != 0) fail("gguf", "{}: tensor {}: odd fused gate/up rows {}", file_.path(), t.name, rows);
-        add(x + gguf_names::expert_hf_name(spec, "gate") + ".weight", {rows / 2, cols}, dt, base, t.name);
-        add(x + gguf_names::expert_hf_name(spec, "up") + ".weight", {rows / 2, cols}, dt,
-            base + rows / 2 * dtype_row_bytes(dt, cols), t.name);
-      } else {
-        add(x + gguf_names::expert_hf_name(spec, w) + ".weight", {rows, cols}, dt, base, t.name);
-      }
-    }
-    return;
-  }
-  // Older Mixtral conversions: one tensor per expert, blk.N.ffn_gate.E.weight.
-  for (const char* w : {"gate", "up", "down"}) {
-    const std::string p = fmt::format("ffn_{}.", w);
-    if (rest.rfind(p, 0) == 0 && rest.size() > p.size() + 7 && rest.substr(rest.size() - 7) == ".weight") {
-      const std::string e = rest.substr(p.size(), rest.size() - p.size() - 7);
-      if (!e.empty() && e.find_first_not_of("0123456789") == std::string::npos)
-        return add(fmt::format("{}experts.{}.{}.weight", mlp, e, gguf_names::expert_hf_name(spec, w)), shape, dt, data,
-                   t.name);
-    }
-  }
+  if (map_experts(spec, t, dt, L, rest)) return;
   if (rest == "attn_k_b.weight" || rest == "attn_v_b.weight") {
     return add(hl + "self_attn." + rest.substr(0, rest.size() - 7) + ".gguf", shape, dt, data, t.name);
   }

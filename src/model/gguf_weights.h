@@ -38,6 +38,7 @@ class GgufTensorSource {
 
  private:
   void map_tensor(const ModelSpec& spec, const GgufTensor& t);
+  bool map_experts(const ModelSpec& spec, const GgufTensor& t, DType dt, int64_t layer, const std::string& rest);
   void add(const std::string& name, std::vector<int64_t> shape, DType dtype, const uint8_t* data,
            const std::string& origin);
   void rebuild_kv_b(const ModelSpec& spec);

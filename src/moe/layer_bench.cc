@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/packed_weights.h"
@@ -136,6 +138,265 @@ double process_cpu_ms() {
   return 1e3 * double(ts.tv_sec) + 1e-6 * double(ts.tv_nsec);
 }
 
+// Shared experts as blocks of width F (the pool's expert-sized blocks); fails on a shape the bench cannot time.
+int shared_blocks_of(const LayerBenchShape& sh) {
+  const int E = sh.n_expert, K = sh.top_k;
+  const int64_t D = sh.d_model, F = sh.d_ff;
+  if (D < 1 || F < 1 || E < 1 || K < 1 || K > E) {
+    fail_usage("bench", "layer shape needs d, f, e >= 1 and 1 <= k <= e; got d={} f={} e={} k={}", D, F, E, K);
+  }
+  if (sh.d_ff_shared % F != 0) {
+    fail_usage("bench",
+               "shared width {} must be a multiple of the expert width {} (shared experts are timed as "
+               "expert-sized blocks of the pool)",
+               sh.d_ff_shared, F);
+  }
+  return static_cast<int>(sh.d_ff_shared / F);
+}
+
+// Pool: at least max(2 x LLC, 1 GiB) of expert weights, at most --max-weight-gib; allocated, filled,
+// and its size recorded in `res`.
+void build_pool(const LayerBenchOptions& opt, int S, Pool& pool, LayerBenchResult& res) {
+  const LayerBenchShape& sh = opt.shape;
+  const int E = sh.n_expert, K = sh.top_k;
+  const int64_t D = sh.d_model, F = sh.d_ff;
+  pool.init(D, F, opt.dtype, opt.pack_weights && panel_layout_supported(opt.dtype));
+  res.packed = pool.panels;
+  const int64_t target = std::max<int64_t>(2 * res.llc_bytes, kGiB);
+  const int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(opt.max_weight_gib * kGiB) / pool.bpe);
+  int64_t want = std::max<int64_t>(E + S, (target + pool.bpe - 1) / pool.bpe);
+  if (want > E + S) want = (want + E - 1) / E * E;  // whole extra weight sets for small models
+  pool.P = static_cast<int>(std::min(want, fit));
+  int64_t max_tokens = 1;
+  for (int64_t T : opt.tokens) max_tokens = std::max(max_tokens, T);
+  check_fits_in_memory(
+      static_cast<long double>(pool.P) * pool.bpe +
+          4.0L * max_tokens * (4.0L * D + (static_cast<long double>(K) + S) * 3 * F),
+      "bench",
+      fmt::format("d_model {} x d_ff {} (--d-model, --d-ff) with up to {} tokens (--tokens): the weight pool "
+                  "and activations",
+                  D, F, max_tokens));
+  res.physical_experts = pool.P;
+  res.weight_sets = std::max(1, pool.P / E);
+  res.pool_bytes = pool.P * pool.bpe;
+  pool.mem = AlignedBuffer<uint8_t>(static_cast<size_t>(res.pool_bytes));
+  pool.fill();
+}
+
+// What the report says of the pool: its size against the LLC, how calls rotate through it, the layout.
+std::string describe_residency(const Pool& pool, const LayerBenchResult& res, int E, int S) {
+  std::string s = fmt::format(
+      "weight pool {:.2f} GiB = {} expert-sized blocks ({:.1f} MiB each), {:.1f}x the {} MiB LLC; routed expert e of "
+      "call c uses block (e + (c mod {}) * E) mod {}, shared blocks rotate too, and routing is shifted by c*K experts "
+      "per call, so a timed call's experts were last read at least one full pool sweep earlier{}",
+      double(res.pool_bytes) / kGiB, pool.P, double(pool.bpe) / (1 << 20), double(res.pool_bytes) / res.llc_bytes,
+      res.llc_bytes >> 20, res.weight_sets, pool.P,
+      pool.P < E + S ? fmt::format(" (pool smaller than the layer: {} experts alias {} blocks)", E + S, pool.P) : "");
+  s += pool.panels ? "; expert weights packed into the kernels' panel layout once, before timing"
+                   : "; expert weights in row layout (B packed per matmul call)";
+  if (res.pool_bytes < 2 * res.llc_bytes) {
+    s += "; WARNING: the pool is smaller than 2x the LLC (raise --max-weight-gib), so weights may be "
+         "cache-resident and the figures overstate memory speed";
+  }
+  return s;
+}
+
+// One row's timed calls (warm-up excluded), reduced to medians by RowSamples::summarize.
+struct RowSamples {
+  std::vector<double> ms, cpu, route, dispatch, experts, combine, ceiling, fraction;
+  std::vector<double> d_act, d_act_cpu, d_tot, d_tot_cpu, speedup;
+
+  void summarize(int repetitions, bool dense, LayerBenchRow& row) const {
+    const double n = repetitions;
+    row.experts_touched /= n;
+    row.bytes /= n;
+    row.flops /= n;
+    row.ms = median_of(ms);
+    row.cpu_ms = median_of(cpu);
+    row.route_ms = median_of(route);
+    row.dispatch_ms = median_of(dispatch);
+    row.experts_ms = median_of(experts);
+    row.combine_ms = median_of(combine);
+    row.overhead_fraction = (row.route_ms + row.dispatch_ms + row.combine_ms) / row.ms;
+    row.gbps = row.bytes / (row.ms * 1e6);
+    row.read_gbps_paired = median_of(ceiling);
+    row.read_fraction = median_of(fraction);
+    row.gflops = row.flops / (row.ms * 1e6);
+    if (dense) {
+      row.dense_activated_ms = median_of(d_act);
+      row.dense_activated_cpu_ms = median_of(d_act_cpu);
+      row.dense_total_ms = median_of(d_tot);
+      row.dense_total_cpu_ms = median_of(d_tot_cpu);
+      row.speedup_vs_dense_total = median_of(speedup);
+    }
+  }
+};
+
+// The layer under test over the pool: a random router [E, D] packed as the decoder loads it, routed and
+// shared experts of call c taken from the pool in rotation, and the read probe paired with each call.
+class LayerUnderTest {
+ public:
+  LayerUnderTest(const LayerBenchOptions& opt, const Pool& pool, int S, int weight_sets)
+      : opt_(opt),
+        pool_(pool),
+        E_(opt.shape.n_expert),
+        K_(opt.shape.top_k),
+        S_(S),
+        weight_sets_(weight_sets),
+        D_(opt.shape.d_model),
+        F_(opt.shape.d_ff),
+        router_(static_cast<size_t>(E_) * D_),  // [E, D]
+        corr_(E_, 0.0f),                        // [E]
+        router_view_(packed_router()),
+        cfg_(layer_config()),
+        layer_(cfg_, weights_for_call(0)) {}
+
+  // Times opt.repetitions calls (after one warm-up) of `T` tokens, each followed by its dense baselines.
+  LayerBenchRow measure_row(int64_t T) {
+    std::vector<float> x(static_cast<size_t>(T) * D_), out(static_cast<size_t>(T) * D_);  // [T, D]
+    fill_random(reinterpret_cast<uint8_t*>(x.data()), T * D_, DType::kF32);
+    LayerBenchRow row;
+    row.tokens = T;
+    RowSamples s;
+    // Dense FFNs as expert-sized chunks of the same pool: equal activated = K + S chunks; equal total =
+    // E + S chunks, measured on at most dense_max_chunks routed chunks and scaled by width. Each runs
+    // right after each timed MoE call (paired, like the read ceiling): this VM's speed moves within
+    // seconds, and a speedup of medians taken minutes apart measured the machine's drift as much as
+    // the layer. The speedup is the median over calls of each call's own ratio.
+    const int total_chunks = std::min(E_, std::max(opt_.dense_max_chunks, K_)) + S_;
+    const double total_scale = double(E_ + S_) / total_chunks;
+    row.dense_total_extrapolated = total_chunks < E_ + S_;
+    DenseTimer dense{*this, x.data(), out.data(), T, {}, 0};
+    for (int rep = -1; rep < opt_.repetitions; ++rep, ++call_) {
+      const CallFigures c = time_moe_call(x.data(), out.data(), T);
+      if (opt_.dense) {
+        double act_cpu = 0, tot_cpu = 0;
+        const double act = dense.time(K_ + S_, &act_cpu);
+        const double tot = dense.time(total_chunks, &tot_cpu) * total_scale;
+        if (rep >= 0) {
+          s.d_act.push_back(act);
+          s.d_act_cpu.push_back(act_cpu);
+          s.d_tot.push_back(tot);
+          s.d_tot_cpu.push_back(tot_cpu * total_scale);
+          s.speedup.push_back(tot / c.ms);
+        }
+      }
+      if (rep < 0) continue;  // warm-up: workspace allocation, page faults
+      record_call(T, c, s, row);
+    }
+    s.summarize(opt_.repetitions, opt_.dense, row);
+    return row;
+  }
+
+ private:
+  // A dense FFN over `chunks` consecutive expert-sized blocks of the pool (a fresh run of blocks per
+  // call), on the row's input.
+  struct DenseTimer {
+    const LayerUnderTest& l;
+    const float* x;
+    float* out;
+    int64_t T;
+    std::vector<float> h;
+    int64_t dense_call = 0;
+
+    double time(int chunks, double* cpu_ms) {
+      ExpertWeights w;
+      w.d_model = l.D_;
+      w.d_ff = l.F_;
+      for (int c = 0; c < chunks; ++c) w.experts.push_back(l.pool_.expert(dense_call * chunks + c));
+      ++dense_call;
+      const double cpu0 = process_cpu_ms();
+      Timer timer;
+      dense_ffn_forward(w, l.cfg_.activation, x, T, out, {}, &h);
+      const double t = timer.ms();
+      *cpu_ms = process_cpu_ms() - cpu0;
+      return t;
+    }
+  };
+
+  struct CallFigures {
+    double ms = 0, cpu_ms = 0, ceiling_gbps = 0;  // wall and process CPU time; the paired read ceiling
+    MoeTelemetry tel;
+  };
+
+  // One MoE call of `T` tokens on call_'s weights and routing, right after a read-ceiling pass.
+  CallFigures time_moe_call(const float* x, float* out, int64_t T) {
+    const std::vector<int32_t> ids = make_routing(opt_.routing, opt_.zipf_s, T, K_, E_, call_);
+    layer_.set_weights(weights_for_call(call_));
+    RunOptions ro;
+    ro.expert_ids = ids.data();
+    CallFigures c;
+    c.ceiling_gbps = probe_.gbps();
+    const double cpu0 = process_cpu_ms();
+    Timer timer;
+    layer_.forward(x, T, out, ro, &c.tel);
+    c.ms = timer.ms();
+    c.cpu_ms = process_cpu_ms() - cpu0;
+    return c;
+  }
+
+  // One timed call's figures into the row: times, telemetry, the bytes it streamed against its ceiling.
+  void record_call(int64_t T, const CallFigures& c, RowSamples& s, LayerBenchRow& row) const {
+    const MoeTelemetry& tel = c.tel;
+    s.ms.push_back(c.ms);
+    s.cpu.push_back(c.cpu_ms);
+    s.route.push_back(tel.route_ms);
+    s.dispatch.push_back(tel.dispatch_ms);
+    s.experts.push_back(tel.experts_ms);
+    s.combine.push_back(tel.combine_ms);
+    row.experts_touched += tel.experts_touched;
+    const double call_bytes = double(E_) * D_ * 4 + double(tel.experts_touched + S_) * pool_.weight_bytes;
+    row.bytes += call_bytes;
+    s.ceiling.push_back(c.ceiling_gbps);
+    s.fraction.push_back(call_bytes / (c.ms * 1e6) / c.ceiling_gbps);
+    row.flops += double(tel.expert_flops) + 2.0 * T * E_ * D_;
+    row.dropped_slots += tel.dropped_slots;
+  }
+
+  WeightView packed_router() {
+    fill_random(reinterpret_cast<uint8_t*>(router_.data()), E_ * D_, DType::kF32);
+    return pack_dense({router_.data(), DType::kF32, D_}, E_, &router_packed_);
+  }
+
+  MoeLayerConfig layer_config() const {
+    MoeLayerConfig cfg = opt_.shape.config;
+    cfg.d_model = D_;
+    cfg.router.n_expert = E_;
+    cfg.router.top_k = K_;
+    if (opt_.capacity_factor > 0) {
+      cfg.dispatch.mode = CapacityMode::kCapacity;
+      cfg.dispatch.capacity_factor = opt_.capacity_factor;
+    }
+    return cfg;
+  }
+
+  MoeLayerWeights weights_for_call(int64_t c) const {
+    MoeLayerWeights w;
+    w.router.weight = router_view_;
+    w.router.correction_bias = corr_.data();
+    w.experts.d_model = D_;
+    w.experts.d_ff = F_;
+    const int64_t base = (c % weight_sets_) * E_;
+    for (int e = 0; e < E_; ++e) w.experts.experts.push_back(pool_.expert(base + e));
+    w.shared.d_model = D_;
+    w.shared.d_ff = F_;
+    for (int s = 0; s < S_; ++s) w.shared.experts.push_back(pool_.expert(base + E_ + c * S_ + s));
+    return w;
+  }
+
+  const LayerBenchOptions& opt_;
+  const Pool& pool_;
+  const int E_, K_, S_, weight_sets_;
+  const int64_t D_, F_;
+  std::vector<float> router_, corr_;
+  std::deque<PackedWeights> router_packed_;  // the router in panels, as the decoder loads it
+  WeightView router_view_;
+  MoeLayerConfig cfg_;
+  MoeLayer layer_;
+  ReadProbe probe_;  // a read-ceiling pass before each timed call (also evicts the caches)
+  int64_t call_ = 0;
+};
+
 }  // namespace
 
 LayerBenchShape layer_bench_shape_from_catalog(const std::string& model) {
@@ -173,186 +434,24 @@ void parse_routing_pattern(const std::string& text, RoutingPattern* pattern, dou
 
 LayerBenchResult run_layer_bench(const LayerBenchOptions& opt) {
   const LayerBenchShape& sh = opt.shape;
+  const int S = shared_blocks_of(sh);
   const int E = sh.n_expert, K = sh.top_k;
   const int64_t D = sh.d_model, F = sh.d_ff;
-  if (D < 1 || F < 1 || E < 1 || K < 1 || K > E) {
-    fail_usage("bench", "layer shape needs d, f, e >= 1 and 1 <= k <= e; got d={} f={} e={} k={}", D, F, E, K);
-  }
-  if (sh.d_ff_shared % F != 0) {
-    fail_usage("bench",
-               "shared width {} must be a multiple of the expert width {} (shared experts are timed as "
-               "expert-sized blocks of the pool)",
-               sh.d_ff_shared, F);
-  }
-  const int S = static_cast<int>(sh.d_ff_shared / F);  // shared experts as blocks of width F
   LayerBenchResult res;
   res.options = opt;
   res.threads = num_threads();
   res.isa = isa_name(active_isa());
   res.llc_bytes = llc_bytes();
   res.ceilings = measure_quick_ceilings(3);
-
-  // Pool: at least max(2 x LLC, 1 GiB) of expert weights, at most --max-weight-gib.
   Pool pool;
-  pool.init(D, F, opt.dtype, opt.pack_weights && panel_layout_supported(opt.dtype));
-  res.packed = pool.panels;
-  const int64_t target = std::max<int64_t>(2 * res.llc_bytes, kGiB);
-  const int64_t fit = std::max<int64_t>(1, static_cast<int64_t>(opt.max_weight_gib * kGiB) / pool.bpe);
-  int64_t want = std::max<int64_t>(E + S, (target + pool.bpe - 1) / pool.bpe);
-  if (want > E + S) want = (want + E - 1) / E * E;  // whole extra weight sets for small models
-  pool.P = static_cast<int>(std::min(want, fit));
-  int64_t max_tokens = 1;
-  for (int64_t T : opt.tokens) max_tokens = std::max(max_tokens, T);
-  check_fits_in_memory(
-      static_cast<long double>(pool.P) * pool.bpe +
-          4.0L * max_tokens * (4.0L * D + (static_cast<long double>(K) + S) * 3 * F),
-      "bench",
-      fmt::format("d_model {} x d_ff {} (--d-model, --d-ff) with up to {} tokens (--tokens): the weight pool "
-                  "and activations",
-                  D, F, max_tokens));
-  res.physical_experts = pool.P;
-  res.weight_sets = std::max(1, pool.P / E);
-  res.pool_bytes = pool.P * pool.bpe;
-  pool.mem = AlignedBuffer<uint8_t>(static_cast<size_t>(res.pool_bytes));
-  pool.fill();
-  res.residency = fmt::format(
-      "weight pool {:.2f} GiB = {} expert-sized blocks ({:.1f} MiB each), {:.1f}x the {} MiB LLC; routed expert e of "
-      "call c uses block (e + (c mod {}) * E) mod {}, shared blocks rotate too, and routing is shifted by c*K experts "
-      "per call, so a timed call's experts were last read at least one full pool sweep earlier{}",
-      double(res.pool_bytes) / kGiB, pool.P, double(pool.bpe) / (1 << 20), double(res.pool_bytes) / res.llc_bytes,
-      res.llc_bytes >> 20, res.weight_sets, pool.P,
-      pool.P < E + S ? fmt::format(" (pool smaller than the layer: {} experts alias {} blocks)", E + S, pool.P) : "");
-  res.residency += pool.panels ? "; expert weights packed into the kernels' panel layout once, before timing"
-                               : "; expert weights in row layout (B packed per matmul call)";
-  if (res.pool_bytes < 2 * res.llc_bytes) {
-    res.residency +=
-        "; WARNING: the pool is smaller than 2x the LLC (raise --max-weight-gib), so weights may be "
-        "cache-resident and the figures overstate memory speed";
-  }
+  build_pool(opt, S, pool, res);
+  res.residency = describe_residency(pool, res, E, S);
 
-  std::vector<float> router(static_cast<size_t>(E) * D), corr(E, 0.0f);  // [E, D], [E]
-  fill_random(reinterpret_cast<uint8_t*>(router.data()), E * D, DType::kF32);
-  std::deque<PackedWeights> router_packed;  // the router in panels, as the decoder loads it
-  const WeightView router_view = pack_dense({router.data(), DType::kF32, D}, E, &router_packed);
-  auto weights_for_call = [&](int64_t c) {
-    MoeLayerWeights w;
-    w.router.weight = router_view;
-    w.router.correction_bias = corr.data();
-    w.experts.d_model = D;
-    w.experts.d_ff = F;
-    const int64_t base = (c % res.weight_sets) * E;
-    for (int e = 0; e < E; ++e) w.experts.experts.push_back(pool.expert(base + e));
-    w.shared.d_model = D;
-    w.shared.d_ff = F;
-    for (int s = 0; s < S; ++s) w.shared.experts.push_back(pool.expert(base + E + c * S + s));
-    return w;
-  };
-  MoeLayerConfig cfg = sh.config;
-  cfg.d_model = D;
-  cfg.router.n_expert = E;
-  cfg.router.top_k = K;
-  if (opt.capacity_factor > 0) {
-    cfg.dispatch.mode = CapacityMode::kCapacity;
-    cfg.dispatch.capacity_factor = opt.capacity_factor;
-  }
-  MoeLayer layer(cfg, weights_for_call(0));
+  LayerUnderTest layer(opt, pool, S, res.weight_sets);
   res.total_params = double(E + S) * 3 * D * F + double(E) * D;
   res.activated_params = double(K + S) * 3 * D * F + double(E) * D;
-
-  ReadProbe probe;  // a read-ceiling pass before each timed call (also evicts the caches)
-  int64_t call = 0;
   for (int64_t T : opt.tokens) {
-    std::vector<float> x(static_cast<size_t>(T) * D), out(static_cast<size_t>(T) * D);  // [T, D]
-    fill_random(reinterpret_cast<uint8_t*>(x.data()), T * D, DType::kF32);
-    LayerBenchRow row;
-    row.tokens = T;
-    std::vector<double> ms, cpu, route, dispatch, experts, combine, ceiling, fraction;
-    // Dense FFNs as expert-sized chunks of the same pool: equal activated = K + S chunks; equal total =
-    // E + S chunks, measured on at most dense_max_chunks routed chunks and scaled by width. Each runs
-    // right after each timed MoE call (paired, like the read ceiling): this VM's speed moves within
-    // seconds, and a speedup of medians taken minutes apart measured the machine's drift as much as
-    // the layer. The speedup is the median over calls of each call's own ratio.
-    const int total_chunks = std::min(E, std::max(opt.dense_max_chunks, K)) + S;
-    const double total_scale = double(E + S) / total_chunks;
-    row.dense_total_extrapolated = total_chunks < E + S;
-    std::vector<float> h;
-    std::vector<double> d_act, d_act_cpu, d_tot, d_tot_cpu, speedup;
-    int64_t dense_call = 0;
-    auto time_dense = [&](int chunks, double* cpu_ms) {
-      ExpertWeights w;
-      w.d_model = D;
-      w.d_ff = F;
-      for (int c = 0; c < chunks; ++c) w.experts.push_back(pool.expert(dense_call * chunks + c));
-      ++dense_call;
-      const double cpu0 = process_cpu_ms();
-      Timer timer;
-      dense_ffn_forward(w, cfg.activation, x.data(), T, out.data(), {}, &h);
-      const double t = timer.ms();
-      *cpu_ms = process_cpu_ms() - cpu0;
-      return t;
-    };
-    for (int rep = -1; rep < opt.repetitions; ++rep, ++call) {
-      const std::vector<int32_t> ids = make_routing(opt.routing, opt.zipf_s, T, K, E, call);
-      layer.set_weights(weights_for_call(call));
-      RunOptions ro;
-      ro.expert_ids = ids.data();
-      MoeTelemetry tel;
-      const double ceiling_gbps = probe.gbps();
-      const double cpu0 = process_cpu_ms();
-      Timer timer;
-      layer.forward(x.data(), T, out.data(), ro, &tel);
-      const double t_ms = timer.ms();
-      const double cpu_ms = process_cpu_ms() - cpu0;
-      if (opt.dense) {
-        double act_cpu = 0, tot_cpu = 0;
-        const double act = time_dense(K + S, &act_cpu);
-        const double tot = time_dense(total_chunks, &tot_cpu) * total_scale;
-        if (rep >= 0) {
-          d_act.push_back(act);
-          d_act_cpu.push_back(act_cpu);
-          d_tot.push_back(tot);
-          d_tot_cpu.push_back(tot_cpu * total_scale);
-          speedup.push_back(tot / t_ms);
-        }
-      }
-      if (rep < 0) continue;  // warm-up: workspace allocation, page faults
-      ms.push_back(t_ms);
-      cpu.push_back(cpu_ms);
-      route.push_back(tel.route_ms);
-      dispatch.push_back(tel.dispatch_ms);
-      experts.push_back(tel.experts_ms);
-      combine.push_back(tel.combine_ms);
-      row.experts_touched += tel.experts_touched;
-      const double call_bytes = double(E) * D * 4 + double(tel.experts_touched + S) * pool.weight_bytes;
-      row.bytes += call_bytes;
-      ceiling.push_back(ceiling_gbps);
-      fraction.push_back(call_bytes / (t_ms * 1e6) / ceiling_gbps);
-      row.flops += double(tel.expert_flops) + 2.0 * T * E * D;
-      row.dropped_slots += tel.dropped_slots;
-    }
-    const double n = opt.repetitions;
-    row.experts_touched /= n;
-    row.bytes /= n;
-    row.flops /= n;
-    row.ms = median_of(ms);
-    row.cpu_ms = median_of(cpu);
-    row.route_ms = median_of(route);
-    row.dispatch_ms = median_of(dispatch);
-    row.experts_ms = median_of(experts);
-    row.combine_ms = median_of(combine);
-    row.overhead_fraction = (row.route_ms + row.dispatch_ms + row.combine_ms) / row.ms;
-    row.gbps = row.bytes / (row.ms * 1e6);
-    row.read_gbps_paired = median_of(ceiling);
-    row.read_fraction = median_of(fraction);
-    row.gflops = row.flops / (row.ms * 1e6);
-    if (opt.dense) {
-      row.dense_activated_ms = median_of(d_act);
-      row.dense_activated_cpu_ms = median_of(d_act_cpu);
-      row.dense_total_ms = median_of(d_tot);
-      row.dense_total_cpu_ms = median_of(d_tot_cpu);
-      row.speedup_vs_dense_total = median_of(speedup);
-    }
-    res.rows.push_back(row);
+    res.rows.push_back(layer.measure_row(T));
     if (opt.on_row) opt.on_row(static_cast<int64_t>(res.rows.size()), static_cast<int64_t>(opt.tokens.size()));
   }
   return res;

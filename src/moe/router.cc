@@ -6,119 +6,13 @@
 #include <cmath>
 #include <limits>
 
+#include "moe/router_math.h"
 #include "runtime/thread_pool.h"
 #include "util/check.h"
 #include "util/error.h"
 
 namespace moe {
 namespace {
-
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-// The k best of v[0, n), larger first and, between equal values, the lower index first (deterministic
-// ties), written to out[0, k): one pass in index order keeping a sorted list of the best so far. An
-// entry enters only when strictly larger than the current k-th, and goes after every kept one it does
-// not beat, so equal values keep their index order. About one compare per entry (a partial sort's heap
-// took most of the router's per-token time at E = 128). Used for experts and for groups alike.
-void top_k_select(const float* v, int n, int k, int32_t* out) {
-  int len = 0;
-  for (int e = 0; e < n; ++e) {
-    const float x = v[e];
-    if (len == k && !(x > v[out[k - 1]])) continue;
-    int i = len < k ? len++ : k - 1;
-    for (; i > 0 && x > v[out[i - 1]]; --i) out[i] = out[i - 1];
-    out[i] = e;
-  }
-}
-
-void score_logits(ScoringFunc f, const float* logits, int n, float* scores) {
-  switch (f) {
-    case ScoringFunc::kSoftmax: {
-      float mx = kNegInf;
-      for (int e = 0; e < n; ++e) mx = std::max(mx, logits[e]);
-      double sum = 0.0;
-      for (int e = 0; e < n; ++e) {
-        scores[e] = std::exp(logits[e] - mx);
-        sum += scores[e];
-      }
-      const float inv = static_cast<float>(1.0 / sum);
-      for (int e = 0; e < n; ++e) scores[e] *= inv;
-      return;
-    }
-    case ScoringFunc::kSigmoid:
-      for (int e = 0; e < n; ++e) scores[e] = 1.0f / (1.0f + std::exp(-logits[e]));
-      return;
-    case ScoringFunc::kSqrtSoftplus:
-      for (int e = 0; e < n; ++e) {
-        const float x = logits[e];
-        // softplus(x) = log1p(exp(x)), written to stay finite for large |x| (torch uses x above 20).
-        const float sp = x > 20.0f ? x : std::log1p(std::exp(x));
-        scores[e] = std::sqrt(sp);
-      }
-      return;
-  }
-}
-
-// Masks (sets to -inf) every expert outside the topk_group best groups of `sel` [E]. group_scores: [n_group]
-// scratch; order: [topk_group] scratch for the chosen groups.
-void apply_group_limit(const RouterOptions& o, float* sel, float* group_scores, int32_t* order) {
-  const int group_size = o.n_expert / o.n_group;
-  for (int g = 0; g < o.n_group; ++g) {
-    const float* s = sel + g * group_size;
-    if (o.group_score == GroupScore::kMax) {
-      float mx = kNegInf;
-      for (int i = 0; i < group_size; ++i) mx = std::max(mx, s[i]);
-      group_scores[g] = mx;
-    } else {
-      float a = kNegInf, b = kNegInf;  // two largest
-      for (int i = 0; i < group_size; ++i) {
-        if (s[i] > a) {
-          b = a;
-          a = s[i];
-        } else if (s[i] > b) {
-          b = s[i];
-        }
-      }
-      group_scores[g] = a + b;
-    }
-  }
-  top_k_select(group_scores, o.n_group, o.topk_group, order);
-  // Reuse group_scores as a keep flag per group.
-  for (int g = 0; g < o.n_group; ++g) group_scores[g] = 0.0f;
-  for (int i = 0; i < o.topk_group; ++i) group_scores[order[i]] = 1.0f;
-  for (int g = 0; g < o.n_group; ++g) {
-    if (group_scores[g] != 0.0f) continue;
-    std::fill(sel + g * group_size, sel + (g + 1) * group_size, kNegInf);
-  }
-}
-
-// Final weights from the chosen ids: unbiased scores (or softmax over the chosen logits),
-// renormalized when asked, then scaled.
-void finish_weights(const RouterOptions& o, const float* logits, const float* scores, int k, const int32_t* ids,
-                    float* w) {
-  if (o.selection == Selection::kSoftmaxOverTopK) {
-    float mx = kNegInf;
-    for (int i = 0; i < k; ++i) mx = std::max(mx, logits[ids[i]]);
-    double sum = 0.0;
-    for (int i = 0; i < k; ++i) {
-      w[i] = std::exp(logits[ids[i]] - mx);
-      sum += w[i];
-    }
-    for (int i = 0; i < k; ++i) w[i] = static_cast<float>(w[i] / sum);
-  } else {
-    for (int i = 0; i < k; ++i) w[i] = scores[ids[i]];
-    if (o.norm_topk_prob) {
-      double sum = 0.0;
-      for (int i = 0; i < k; ++i) sum += w[i];
-      // HF adds 1e-20 to the denominator (DeepSeek); it only matters for an all-zero row.
-      const double inv = 1.0 / (sum + 1e-20);
-      for (int i = 0; i < k; ++i) w[i] = static_cast<float>(w[i] * inv);
-    }
-  }
-  if (o.routed_scaling_factor != 1.0f) {
-    for (int i = 0; i < k; ++i) w[i] *= o.routed_scaling_factor;
-  }
-}
 
 // PhiMoE sparsemixer (inference form): ids [2], weights [2] from the logits [n].
 void sparse_mixer(const float* logits, int n, float eps, int32_t* ids, float* w) {
@@ -193,23 +87,14 @@ void route_one_token(const RouterOptions& o, const RouterWeights& w, const float
     sparse_mixer(logits, n, o.sparsemixer_eps, ids, out_weights);
     return;
   }
-  float* scores = scratch;             // [E]
-  float* sel = scratch + n;            // [E] selection scores
-  float* group_tmp = scratch + 2 * n;  // [n_group] (n_group <= E)
-  score_logits(o.scoring, logits, n, scores);
-  const float* base = o.selection == Selection::kSoftmaxOverTopK ? logits : scores;
-  for (int e = 0; e < n; ++e) sel[e] = base[e];
-  if (o.use_correction_bias) {
-    MOE_CHECK(w.correction_bias != nullptr);
-    for (int e = 0; e < n; ++e) sel[e] += w.correction_bias[e];
-  }
+  MOE_CHECK(!o.use_correction_bias || w.correction_bias != nullptr);
+  int32_t* group_order = nullptr;  // only group-limited routing uses it
   if (o.n_group > 1) {
     thread_local std::vector<int32_t> best_groups;  // per thread, reused across tokens and calls
     best_groups.resize(static_cast<size_t>(o.topk_group));
-    apply_group_limit(o, sel, group_tmp, best_groups.data());
+    group_order = best_groups.data();
   }
-  top_k_select(sel, n, k, ids);
-  finish_weights(o, logits, scores, k, ids, out_weights);
+  router_math::select_top_k(o, logits, w.correction_bias, k, ids, out_weights, scratch, group_order);
 }
 
 void weights_for_ids(const RouterOptions& o, const float* logits, int k, const int32_t* ids, float* out_weights,
@@ -219,8 +104,8 @@ void weights_for_ids(const RouterOptions& o, const float* logits, int k, const i
   }
   if (o.selection == Selection::kSparseMixer)
     fail("router", "given expert ids cannot be weighted by sparsemixer routing");
-  score_logits(o.scoring, logits, o.n_expert, scratch);
-  finish_weights(o, logits, scratch, k, ids, out_weights);
+  router_math::score_logits(o.scoring, logits, o.n_expert, scratch);
+  router_math::finish_weights(o, logits, scratch, k, ids, out_weights);
 }
 
 void route_tokens(const RouterOptions& o, const RouterWeights& w, const float* x, int64_t n_tokens, int64_t d_model,

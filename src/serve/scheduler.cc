@@ -201,35 +201,47 @@ void Scheduler::loop() {
   for (auto& a : never_admitted) finish(*a, "", /*admitted=*/false);
 }
 
-void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
+// One step's batch: every decoding sequence's next token first, then pieces of prompts in what is left
+// of the token budget.
+struct Scheduler::StepPlan {
   std::vector<SequenceChunk> chunks;
-  std::vector<Active*> who;
-  int64_t budget = opt_.batch_tokens, decode_rows = 0, prefill_rows = 0;
+  std::vector<Active*> who;  // the sequence of each chunk
+  int64_t decode_rows = 0, prefill_rows = 0;
+};
+
+Scheduler::StepPlan Scheduler::plan_step(std::vector<std::unique_ptr<Active>>& active) const {
+  StepPlan plan;
+  int64_t budget = opt_.batch_tokens;
   for (auto& a : active) {  // every decoding sequence advances one token
     const int64_t P = static_cast<int64_t>(a->gen->prompt().size());
     if (a->fed < P) continue;
-    chunks.push_back({&a->next_token, 1, &a->cache, a->logits.data(), true});
-    who.push_back(a.get());
+    plan.chunks.push_back({&a->next_token, 1, &a->cache, a->logits.data(), true});
+    plan.who.push_back(a.get());
     --budget;
-    ++decode_rows;
+    ++plan.decode_rows;
   }
   for (auto& a : active) {  // prompts take what is left, in arrival order
     const int64_t P = static_cast<int64_t>(a->gen->prompt().size());
     if (a->fed >= P || budget <= 0) continue;
     a->feeding = std::min(P - a->fed, budget);
-    chunks.push_back({a->gen->prompt().data() + a->fed, a->feeding, &a->cache, a->logits.data(), true});
-    who.push_back(a.get());
+    plan.chunks.push_back({a->gen->prompt().data() + a->fed, a->feeding, &a->cache, a->logits.data(), true});
+    plan.who.push_back(a.get());
     budget -= a->feeding;
-    prefill_rows += a->feeding;
+    plan.prefill_rows += a->feeding;
   }
+  return plan;
+}
+
+void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
+  const StepPlan plan = plan_step(active);
   uint64_t kv_bytes = 0;
-  for (const SequenceChunk& c : chunks) kv_bytes += c.cache->bytes_for(c.cache->length() + c.n_tokens);
+  for (const SequenceChunk& c : plan.chunks) kv_bytes += c.cache->bytes_for(c.cache->length() + c.n_tokens);
   ForwardStats fs;
   Timer timer;
   try {
-    model_.forward_batch(chunks.data(), static_cast<int64_t>(chunks.size()), &fs);
+    model_.forward_batch(plan.chunks.data(), static_cast<int64_t>(plan.chunks.size()), &fs);
   } catch (const std::exception& e) {
-    log_warn("serve: a batch step failed ({}); its {} sequences end with an error", e.what(), who.size());
+    log_warn("serve: a batch step failed ({}); its {} sequences end with an error", e.what(), plan.who.size());
     for (auto& a : active) {
       finish(*a, e.what());
       a.reset();
@@ -238,22 +250,7 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
     return;
   }
   const double seconds = timer.seconds();
-  for (Active* a : who) {
-    const int64_t P = static_cast<int64_t>(a->gen->prompt().size());
-    if (a->fed < P) {
-      a->fed += std::exchange(a->feeding, 0);
-      if (a->fed < P) continue;  // more of the prompt next step
-    }
-    const bool more = a->gen->step(a->logits.data());
-    if (a->gen->options().logprobs >= 0) {
-      const auto& lp = a->gen->partial().logprobs;
-      std::lock_guard<std::mutex> lock(a->ticket->mu_);
-      auto& sent = a->ticket->logprobs_;
-      sent.insert(sent.end(), lp.begin() + static_cast<std::ptrdiff_t>(sent.size()), lp.end());
-      a->ticket->cv_.notify_all();
-    }
-    if (more) a->next_token = a->gen->last_token();
-  }
+  for (Active* a : plan.who) take_logits(*a);
   for (auto& a : active) {
     if (a->gen->done()) {
       finish(*a, "");
@@ -261,8 +258,28 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
     }
   }
   std::erase(active, nullptr);
+  record_step(plan, fs, StepRecord{plan.decode_rows, plan.prefill_rows, seconds, {}, 0, kv_bytes});
+}
 
-  StepRecord rec{decode_rows, prefill_rows, seconds, {}, 0, kv_bytes};
+void Scheduler::take_logits(Active& a) {
+  const int64_t P = static_cast<int64_t>(a.gen->prompt().size());
+  if (a.fed < P) {
+    a.fed += std::exchange(a.feeding, 0);
+    if (a.fed < P) return;  // more of the prompt next step
+  }
+  const bool more = a.gen->step(a.logits.data());
+  if (a.gen->options().logprobs >= 0) {
+    const auto& lp = a.gen->partial().logprobs;
+    std::lock_guard<std::mutex> lock(a.ticket->mu_);
+    auto& sent = a.ticket->logprobs_;
+    sent.insert(sent.end(), lp.begin() + static_cast<std::ptrdiff_t>(sent.size()), lp.end());
+    a.ticket->cv_.notify_all();
+  }
+  if (more) a.next_token = a.gen->last_token();
+}
+
+void Scheduler::record_step(const StepPlan& plan, const ForwardStats& fs, StepRecord rec) {
+  const int64_t decode_rows = plan.decode_rows;
   for (const MoeTelemetry& t : fs.moe_layers) rec.expert_bytes += t.expert_bytes_streamed;
   const int64_t E = model_.spec().n_expert;
   std::lock_guard<std::mutex> lock(mu_);
@@ -290,7 +307,7 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
     ++moe_layers;
   }
   ++stats_.steps;
-  stats_.busy_seconds += seconds;
+  stats_.busy_seconds += rec.seconds;
   stats_.last_batch = decode_rows;
   if (decode_rows > 0) {
     ++stats_.decode_steps;

@@ -113,7 +113,14 @@ class Scheduler {
  private:
   struct Active;
   void loop();
+  struct StepPlan;
+  // One forward_batch over the active sequences; those that end leave `active`.
   void step(std::vector<std::unique_ptr<Active>>& active);
+  StepPlan plan_step(std::vector<std::unique_ptr<Active>>& active) const;
+  // After the step: a prompt piece counted as fed, or the next token sampled (and its logprobs sent).
+  void take_logits(Active& a);
+  // The step's expert load, distinct experts and timing into stats_ (and steps_ when recorded).
+  void record_step(const StepPlan& plan, const ForwardStats& fs, StepRecord rec);
   // Ends a generation (cancelled unless it is over) and hands its result to the ticket; admitted:
   // it held a slot (false: still waiting when stop() came).
   void finish(Active& a, const std::string& error, bool admitted = true);

@@ -95,90 +95,110 @@ struct Server::Impl {
     return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}};
   }
 
+  // What every response to one request repeats: the kind of completion, its id and creation time.
+  struct Reply {
+    bool chat = false;
+    std::string id;
+    int64_t created = 0;
+  };
+
   void handle(bool chat, const httplib::Request& req, httplib::Response& res) {
     const Request r =
         parse_request(req.body, chat, opt, RequestContext{tok, tmpl ? &*tmpl : nullptr, model.spec().vocab});
-    const std::vector<int32_t>& ids = r.prompt;
-    const std::string id = fmt::format("{}-{}", chat ? "chatcmpl" : "cmpl", next_id++);
-    const int64_t created = static_cast<int64_t>(std::time(nullptr));
-    const char* object = chat ? "chat.completion" : "text_completion";
-    if (!r.stream) {
-      const std::shared_ptr<Ticket> ticket = sched.submit(ids, r.gen);
-      const GenerateResult& g = ticket->result();
-      ordered_json choice{{"index", 0}};
-      if (chat) {
-        choice["message"] = {{"role", "assistant"}, {"content", g.text}};
-        choice["logprobs"] = r.logprobs >= 0 ? chat_logprobs(g.logprobs) : ordered_json();
-      } else {
-        choice["text"] = g.text;
-        choice["logprobs"] = r.logprobs >= 0 ? completion_logprobs(g.logprobs) : ordered_json();
-      }
-      choice["finish_reason"] = finish_reason_name(g.finish_reason);
-      send_json(res, 200,
-                {{"id", id},
-                 {"object", object},
-                 {"created", created},
-                 {"model", opt.model_name},
-                 {"choices", ordered_json::array({choice})},
-                 {"usage", usage(static_cast<int64_t>(ids.size()), static_cast<int64_t>(g.tokens.size()))}});
-      return;
+    Reply reply{chat, fmt::format("{}-{}", chat ? "chatcmpl" : "cmpl", next_id++),
+                static_cast<int64_t>(std::time(nullptr))};
+    if (r.stream) {
+      respond_stream(r, std::move(reply), res);
+    } else {
+      respond_whole(r, reply, res);
     }
-    const char* chunk_object = chat ? "chat.completion.chunk" : "text_completion";
+  }
+
+  // The whole completion in one JSON body, once the generation is over.
+  void respond_whole(const Request& r, const Reply& reply, httplib::Response& res) {
+    const bool chat = reply.chat;
+    const std::shared_ptr<Ticket> ticket = sched.submit(r.prompt, r.gen);
+    const GenerateResult& g = ticket->result();
+    ordered_json choice{{"index", 0}};
+    if (chat) {
+      choice["message"] = {{"role", "assistant"}, {"content", g.text}};
+      choice["logprobs"] = r.logprobs >= 0 ? chat_logprobs(g.logprobs) : ordered_json();
+    } else {
+      choice["text"] = g.text;
+      choice["logprobs"] = r.logprobs >= 0 ? completion_logprobs(g.logprobs) : ordered_json();
+    }
+    choice["finish_reason"] = finish_reason_name(g.finish_reason);
+    send_json(res, 200,
+              {{"id", reply.id},
+               {"object", chat ? "chat.completion" : "text_completion"},
+               {"created", reply.created},
+               {"model", opt.model_name},
+               {"choices", ordered_json::array({choice})},
+               {"usage", usage(static_cast<int64_t>(r.prompt.size()), static_cast<int64_t>(g.tokens.size()))}});
+  }
+
+  // Server-sent events: a chunk per piece of text as it comes, a last chunk with the finish reason
+  // (and usage when asked), then [DONE].
+  void respond_stream(const Request& r, Reply reply, httplib::Response& res) {
     // Submitted before the response starts, so a full queue or a shutdown still answers 429 / 503.
-    std::shared_ptr<Ticket> ticket = sched.submit(ids, r.gen);
+    std::shared_ptr<Ticket> ticket = sched.submit(r.prompt, r.gen);
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider(
-        "text/event-stream", [this, r, ids, id, created, chat, chunk_object, ticket](size_t, httplib::DataSink& sink) {
-          auto chunk = [&](const ordered_json& choice) {
-            return ordered_json{{"id", id},
-                                {"object", chunk_object},
-                                {"created", created},
-                                {"model", opt.model_name},
-                                {"choices", ordered_json::array({choice})}};
-          };
-          bool alive = true;
-          auto write = [&](const std::string& s) {
-            if (alive && !sink.write(s.data(), s.size())) alive = false;
-          };
-          if (chat)
-            write(sse(chunk(
-                {{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"finish_reason", nullptr}})));
-          for (;;) {
-            Ticket::Event e = ticket->next();
-            if (!e.text.empty() || !e.logprobs.empty()) {
-              ordered_json choice{{"index", 0}};
-              if (chat) {
-                choice["delta"] = {{"content", e.text}};
-              } else {
-                choice["text"] = e.text;
-              }
-              if (r.logprobs >= 0)
-                choice["logprobs"] = chat ? chat_logprobs(e.logprobs) : completion_logprobs(e.logprobs);
-              choice["finish_reason"] = nullptr;
-              write(sse(chunk(choice)));
-            }
-            if (!alive || !sink.is_writable()) ticket->cancel();  // the client is gone
-            if (e.done) break;
-          }
-          try {
-            const GenerateResult& g = ticket->result();
-            ordered_json last{{"index", 0}, {"finish_reason", finish_reason_name(g.finish_reason)}};
-            if (chat) {
-              last["delta"] = ordered_json::object();
-            } else {
-              last["text"] = "";
-            }
-            ordered_json done = chunk(last);
-            if (r.include_usage)
-              done["usage"] = usage(static_cast<int64_t>(ids.size()), static_cast<int64_t>(g.tokens.size()));
-            write(sse(done));
-          } catch (const std::exception& e) {
-            write(sse(error_body(RequestError{500, e.what(), "", "server_error"})));
-          }
-          write("data: [DONE]\n\n");
-          sink.done();
-          return true;
-        });
+    res.set_chunked_content_provider("text/event-stream",
+                                     [this, r, reply = std::move(reply), ticket](size_t, httplib::DataSink& sink) {
+                                       return stream_events(r, reply, *ticket, sink);
+                                     });
+  }
+
+  bool stream_events(const Request& r, const Reply& reply, Ticket& ticket, httplib::DataSink& sink) {
+    const bool chat = reply.chat;
+    auto chunk = [&](const ordered_json& choice) {
+      return ordered_json{{"id", reply.id},
+                          {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                          {"created", reply.created},
+                          {"model", opt.model_name},
+                          {"choices", ordered_json::array({choice})}};
+    };
+    bool alive = true;
+    auto write = [&](const std::string& s) {
+      if (alive && !sink.write(s.data(), s.size())) alive = false;
+    };
+    if (chat)
+      write(
+          sse(chunk({{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"finish_reason", nullptr}})));
+    for (;;) {
+      Ticket::Event e = ticket.next();
+      if (!e.text.empty() || !e.logprobs.empty()) {
+        ordered_json choice{{"index", 0}};
+        if (chat) {
+          choice["delta"] = {{"content", e.text}};
+        } else {
+          choice["text"] = e.text;
+        }
+        if (r.logprobs >= 0) choice["logprobs"] = chat ? chat_logprobs(e.logprobs) : completion_logprobs(e.logprobs);
+        choice["finish_reason"] = nullptr;
+        write(sse(chunk(choice)));
+      }
+      if (!alive || !sink.is_writable()) ticket.cancel();  // the client is gone
+      if (e.done) break;
+    }
+    try {
+      const GenerateResult& g = ticket.result();
+      ordered_json last{{"index", 0}, {"finish_reason", finish_reason_name(g.finish_reason)}};
+      if (chat) {
+        last["delta"] = ordered_json::object();
+      } else {
+        last["text"] = "";
+      }
+      ordered_json done = chunk(last);
+      if (r.include_usage)
+        done["usage"] = usage(static_cast<int64_t>(r.prompt.size()), static_cast<int64_t>(g.tokens.size()));
+      write(sse(done));
+    } catch (const std::exception& e) {
+      write(sse(error_body(RequestError{500, e.what(), "", "server_error"})));
+    }
+    write("data: [DONE]\n\n");
+    sink.done();
+    return true;
   }
 
   void route(bool chat, const httplib::Request& req, httplib::Response& res) {

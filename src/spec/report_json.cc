@@ -70,10 +70,10 @@ int64_t counts_field(const ParamCounts& c, const std::string& convention) {
   return c.*(it->second);
 }
 
-nlohmann::ordered_json report_json(const ModelReport& r, bool explain) {
-  const ParamCounts& c = r.counts;
-  nlohmann::ordered_json j;
-  j["name"] = r.name;
+namespace {
+
+// The parameter counts, at the top level of the report.
+void put_counts(nlohmann::ordered_json& j, const ParamCounts& c) {
   j["total_params"] = c.total_params;
   j["total_params_with_mtp"] = c.total_params_with_mtp;
   j["total_params_non_embedding"] = c.total_params_non_embedding;
@@ -86,13 +86,10 @@ nlohmann::ordered_json report_json(const ModelReport& r, bool explain) {
   j["n_tensors"] = c.n_tensors;
   j["activated_fraction"] = c.activated_fraction;
   j["sparsity_ratio"] = c.sparsity_ratio;
-  j["spec"] = spec_json(r.spec);
-  nlohmann::ordered_json b;
-  for (const RoleCount& rc : c.breakdown)
-    b[role_name(rc.role)] = {
-        {"tensors", rc.n_tensors}, {"params", rc.params}, {"activated", rc.activated}, {"bytes", rc.bytes}};
-  j["breakdown"] = b;
-  const Cost& k = r.cost;
+}
+
+// What the workload costs: FLOPs, KV cache, weight bytes, the decode floor, expert-parallel traffic.
+void put_cost(nlohmann::ordered_json& j, const Cost& k, const ParamCounts& c) {
   j["cost"] = {{"context", json_count(k.workload.context)},
                {"batch", json_count(k.workload.batch)},
                {"prompt", json_count(k.workload.prompt)},
@@ -129,27 +126,45 @@ nlohmann::ordered_json report_json(const ModelReport& r, bool explain) {
              {"bytes_per_step", json_count(k.ep.per_step_bytes)},
              {"weight_bytes_rank_max", json_count(k.ep.weight_bytes_rank_max)},
              {"weight_bytes_rank_min", json_count(k.ep.weight_bytes_rank_min)}};
-  if (explain) j["explain"] = figures_json(k, true);
+}
+
+// A catalog model's published counts and whether ours match them under its counting conventions.
+nlohmann::ordered_json published_json(const CatalogEntry& e, const ParamCounts& c) {
+  return {
+      {"total", e.published_total},
+      {"activated", e.published_activated},
+      {"total_with_mtp", e.published_total_with_mtp},
+      {"total_convention", e.total_convention},
+      {"activated_convention", e.activated_convention},
+      {"total_matches", e.total_includes_vision
+                            ? false
+                            : e.matches(static_cast<double>(counts_field(c, e.total_convention)), e.published_total)},
+      {"activated_matches",
+       !e.published_activated.empty() &&
+           e.matches(static_cast<double>(counts_field(c, e.activated_convention)), e.published_activated)},
+      {"match_tolerance", e.tolerance},
+      {"total_includes_vision", e.total_includes_vision},
+      {"source", e.source},
+      {"notes", e.notes}};
+}
+
+}  // namespace
+
+nlohmann::ordered_json report_json(const ModelReport& r, bool explain) {
+  const ParamCounts& c = r.counts;
+  nlohmann::ordered_json j;
+  j["name"] = r.name;
+  put_counts(j, c);
+  j["spec"] = spec_json(r.spec);
+  nlohmann::ordered_json b;
+  for (const RoleCount& rc : c.breakdown)
+    b[role_name(rc.role)] = {
+        {"tensors", rc.n_tensors}, {"params", rc.params}, {"activated", rc.activated}, {"bytes", rc.bytes}};
+  j["breakdown"] = b;
+  put_cost(j, r.cost, c);
+  if (explain) j["explain"] = figures_json(r.cost, true);
   j["published"] = nullptr;  // a catalog model's published counts
-  if (r.entry) {
-    const CatalogEntry& e = *r.entry;
-    j["published"] = {
-        {"total", e.published_total},
-        {"activated", e.published_activated},
-        {"total_with_mtp", e.published_total_with_mtp},
-        {"total_convention", e.total_convention},
-        {"activated_convention", e.activated_convention},
-        {"total_matches", e.total_includes_vision
-                              ? false
-                              : e.matches(static_cast<double>(counts_field(c, e.total_convention)), e.published_total)},
-        {"activated_matches",
-         !e.published_activated.empty() &&
-             e.matches(static_cast<double>(counts_field(c, e.activated_convention)), e.published_activated)},
-        {"match_tolerance", e.tolerance},
-        {"total_includes_vision", e.total_includes_vision},
-        {"source", e.source},
-        {"notes", e.notes}};
-  }
+  if (r.entry) j["published"] = published_json(*r.entry, c);
   return j;
 }
 

@@ -6,10 +6,10 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/gemm_f32.h"
+#include "kernels/vmath.h"
 #include "runtime/aligned.h"
-#include "train/gemm.h"
 #include "train/linalg.h"
-#include "train/vmath.h"
 
 namespace moe::train {
 namespace {

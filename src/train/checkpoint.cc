@@ -8,10 +8,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "io/run_folder.h"
 #include "io/safetensors.h"
+#include "spec/model_spec.h"
 #include "train/run_settings.h"
 #include "util/error.h"
 #include "util/input_file.h"
@@ -71,7 +73,7 @@ void write_model_files(const std::string& dir, const TrainModel<float>& model) {
   for (const auto& t : model.layout().tensors)
     ts.push_back({t.name, DType::kF32, t.shape, as_bytes(model.params.data() + t.offset, t.numel)});
   const ModelConfig& c = model.config();
-  for (int l = 0; c.is_v3() && l < c.n_layer; ++l) {
+  for (int l = 0; c.router().use_correction_bias && l < c.n_layer; ++l) {
     if (c.is_moe_layer(l))
       ts.push_back(
           {correction_bias_name(l), DType::kF32, {c.n_expert}, as_bytes(model.router_bias[l].data(), c.n_expert)});
@@ -204,6 +206,46 @@ std::string resolve_checkpoint(const std::string& path) {
   fail("checkpoint", "{}: not a checkpoint (no trainer_state.json) and no `latest` file in it", path);
 }
 
+ModelConfig read_init_config(const std::string& dir, std::vector<std::string>* notes) {
+  if (!fs::is_directory(dir)) fail_usage("train", "--init {}: not a folder (expected a Hugging Face checkpoint)", dir);
+  return ModelConfig::from_spec(load_model_spec(dir), notes);
+}
+
+void load_hf_weights(const std::string& dir, TrainModel<float>& model) {
+  const int64_t n_mtp = load_model_spec(dir).n_mtp_layers;  // stored as layers n_layer .. n_layer + n_mtp - 1
+  const Checkpoint ck = Checkpoint::open(dir);
+  std::set<std::string> used;
+  auto read = [&](const std::string& name, const std::vector<int64_t>& shape, float* out) {
+    if (!ck.has(name))
+      fail("checkpoint", "{}: tensor {} is missing; the checkpoint does not match config.json", dir, name);
+    const SafetensorsFile& f = ck.file_of(name);
+    const TensorInfo& info = f.info(name);
+    if (info.shape != shape)
+      fail("checkpoint", "{}: tensor {} has shape {} but config.json implies {}", f.path(), name,
+           nlohmann::json(info.shape).dump(), nlohmann::json(shape).dump());
+    const std::vector<float> v = f.to_f32(name);  // a non-float dtype is an error naming the tensor
+    for (size_t i = 0; i < v.size(); ++i)
+      if (!std::isfinite(v[i])) fail("checkpoint", "{}: tensor {} holds a non-finite value at {}", f.path(), name, i);
+    std::copy(v.begin(), v.end(), out);
+    used.insert(name);
+  };
+  for (const auto& t : model.layout().tensors) read(t.name, t.shape, model.params.data() + t.offset);
+  const ModelConfig& c = model.config();
+  for (int l = 0; c.router().use_correction_bias && l < c.n_layer; ++l)
+    if (c.is_moe_layer(l)) read(correction_bias_name(l), {c.n_expert}, model.router_bias[l].data());
+  std::vector<std::string> left;
+  for (const std::string& name : ck.tensor_names()) {
+    if (used.count(name)) continue;
+    int layer = -1;
+    if (std::sscanf(name.c_str(), "model.layers.%d.", &layer) == 1 && layer >= c.n_layer && layer < c.n_layer + n_mtp)
+      continue;  // the multi-token-prediction layers are not trained
+    left.push_back(name);
+  }
+  if (!left.empty())
+    fail("checkpoint", "{}: {} tensor(s) the model has no place for, e.g. {}; the trainer would drop them", dir,
+         left.size(), left.front());
+}
+
 ModelConfig read_checkpoint_config(const std::string& dir) {
   const std::string path = dir + "/config.json";
   return ModelConfig::from_hf_json(read_json(path), path);
@@ -218,7 +260,7 @@ void load_checkpoint(const std::string& dir, TrainModel<float>& model, AdamW* op
   const SafetensorsFile mf = SafetensorsFile::open(dir + "/model.safetensors");
   for (const auto& t : model.layout().tensors) read_tensor(mf, t.name, t.shape, model.params.data() + t.offset);
   const ModelConfig& c = model.config();
-  for (int l = 0; c.is_v3() && l < c.n_layer; ++l)
+  for (int l = 0; c.router().use_correction_bias && l < c.n_layer; ++l)
     if (c.is_moe_layer(l)) read_tensor(mf, correction_bias_name(l), {c.n_expert}, model.router_bias[l].data());
   if (opt == nullptr && state == nullptr) return;
   const SafetensorsFile of = SafetensorsFile::open(dir + "/optimizer.safetensors");

@@ -42,6 +42,16 @@ std::string resolve_checkpoint(const std::string& path);
 // Reads a checkpoint's config.json (for building the model before load_checkpoint).
 ModelConfig read_checkpoint_config(const std::string& dir);
 
+// `moe train --init DIR`: the model an existing Hugging Face checkpoint folder describes
+// (DIR/config.json through the spec reader; notes: what is dropped or ignored, for the user).
+ModelConfig read_init_config(const std::string& dir, std::vector<std::string>* notes);
+
+// Loads the weights of an HF checkpoint folder (model.safetensors or a sharded index; f32, bf16 or
+// f16, converted to f32) into `model`, and DeepSeek-V3's e_score_correction_bias into router_bias.
+// A missing tensor, a wrong shape, a non-float dtype, a non-finite value or a tensor the model has no
+// place for (other than the multi-token-prediction layers) is a moe::Error naming the file and tensor.
+void load_hf_weights(const std::string& dir, TrainModel<float>& model);
+
 // Loads parameters (and, when opt/state are non-null, optimizer state and trainer state).
 // Every missing tensor, wrong shape or dtype, or config mismatch is a moe::Error naming the file.
 void load_checkpoint(const std::string& dir, TrainModel<float>& model, AdamW* opt, TrainerState* state);

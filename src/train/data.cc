@@ -8,22 +8,29 @@
 
 namespace moe::train {
 
-TextData TextData::from_bytes(const std::string& bytes, double val_fraction, int64_t seq, const std::string& what) {
+TextData TextData::from_tokens(std::vector<int32_t> ids, double val_fraction, int64_t seq, const std::string& what,
+                               const char* unit) {
   if (!(val_fraction > 0 && val_fraction < 1)) fail("train", "--val-fraction must be in (0, 1), got {}", val_fraction);
-  const int64_t n = static_cast<int64_t>(bytes.size());
+  const int64_t n = static_cast<int64_t>(ids.size());
   const int64_t n_val = static_cast<int64_t>(static_cast<double>(n) * val_fraction);
   if (n_val < seq + 2 || n - n_val < seq + 2) {
-    fail("train", "{}: {} bytes are too few for a train/validation split at --seq {} (need > {} in each)", what, n, seq,
-         seq + 1);
+    fail("train", "{}: {} {} are too few for a train/validation split at --seq {} (need > {} in each)", what, n, unit,
+         seq, seq + 1);
   }
   TextData d;
-  d.train.reserve(n - n_val);
-  for (int64_t i = 0; i < n - n_val; ++i) d.train.push_back(static_cast<uint8_t>(bytes[i]));
-  for (int64_t i = n - n_val; i < n; ++i) d.val.push_back(static_cast<uint8_t>(bytes[i]));
+  d.val.assign(ids.begin() + (n - n_val), ids.end());
+  ids.resize(static_cast<size_t>(n - n_val));
+  d.train = std::move(ids);
   return d;
 }
 
-TextData TextData::load(const std::vector<std::string>& paths, double val_fraction, int64_t seq) {
+TextData TextData::from_bytes(const std::string& bytes, double val_fraction, int64_t seq, const std::string& what) {
+  std::vector<int32_t> ids(bytes.size());
+  for (size_t i = 0; i < bytes.size(); ++i) ids[i] = static_cast<uint8_t>(bytes[i]);
+  return from_tokens(std::move(ids), val_fraction, seq, what, "bytes");
+}
+
+std::string TextData::read_files(const std::vector<std::string>& paths) {
   if (paths.empty()) fail("train", "no training data: pass --data FILE (UTF-8 text)");
   std::string all;
   for (const auto& p : paths) {
@@ -34,6 +41,11 @@ TextData TextData::load(const std::vector<std::string>& paths, double val_fracti
     if (ss.str().empty()) fail("train", "{}: training data file is empty", p);
     all += ss.str();
   }
+  return all;
+}
+
+TextData TextData::load(const std::vector<std::string>& paths, double val_fraction, int64_t seq) {
+  const std::string all = read_files(paths);
   return from_bytes(all, val_fraction, seq, paths.size() == 1 ? paths[0] : paths[0] + " (+ more)");
 }
 

@@ -1,5 +1,5 @@
-// Byte-level text data: UTF-8 files read as bytes (vocab 256), split into a training part and
-// a validation tail, random training windows drawn from an Rng, fixed validation windows.
+// Training text as token ids: UTF-8 files read as bytes (vocab 256), or ids a model's tokenizer made
+// (`moe train --init DIR` with DIR/tokenizer.json), split into a training part and a validation tail, random training windows drawn from an Rng, fixed validation windows.
 #pragma once
 
 #include <cstdint>
@@ -11,12 +11,17 @@
 namespace moe::train {
 
 struct TextData {
-  std::vector<int32_t> train, val;  // byte ids
+  std::vector<int32_t> train, val;  // token ids (bytes: 0..255)
 
   // Concatenates the files; the last val_fraction of the bytes is the validation split.
   // Throws moe::Error("train", ...) for a missing/empty file or a split too small for seq.
   static TextData load(const std::vector<std::string>& paths, double val_fraction, int64_t seq);
   static TextData from_bytes(const std::string& bytes, double val_fraction, int64_t seq, const std::string& what);
+  // Token ids split the same way; `unit` names them in errors ("bytes", "tokens").
+  static TextData from_tokens(std::vector<int32_t> ids, double val_fraction, int64_t seq, const std::string& what,
+                              const char* unit = "tokens");
+  // The files' bytes, concatenated (a missing or empty file is an error naming it).
+  static std::string read_files(const std::vector<std::string>& paths);
 };
 
 // A batch of B windows of S + 1 tokens: inputs [B, S] and next-token targets [B, S].

@@ -1,14 +1,12 @@
-// Training matmuls: the AVX-512 kernel of gemm.h for float (OpenBLAS sgemm below AVX-512, loops
-// when OpenBLAS is absent), loops for double. Threaded wrappers split the rows of C statically, so results do not depend
-// on scheduling (a resumed run reproduces the same bits with the same thread count).
+// Training matmuls: float on the kernels' f32 GEMM (kernels/gemm_f32.h: AVX-512, or its portable
+// twin below it), loops for double. Threaded wrappers split the rows of C statically, so results do
+// not depend on scheduling (a resumed run reproduces the same bits with the same thread count).
 #include "train/linalg.h"
 
 #include <algorithm>
-#include <vector>
 
-#include "runtime/blas.h"
+#include "kernels/gemm_f32.h"
 #include "runtime/thread_pool.h"
-#include "train/gemm.h"
 
 namespace moe::train {
 namespace {
@@ -53,16 +51,7 @@ void loop_tn(const T* a, int64_t lda, const T* b, T* c, int64_t m, int64_t n, in
 }
 
 void tn_float(const float* a, int64_t lda, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool acc) {
-  if (m == 0 || n == 0) return;
-  if (gemm_f32_available()) return gemm_f32({a, 1, lda}, {b, n, 1}, c, n, {m, n, k}, acc);
-  if (k == 0 || !blas::available()) return loop_tn<float>(a, lda, b, c, m, n, k, acc);
-  // OpenBLAS here exposes only op(B): transpose the A block once ([m, k]), then C = At . B.
-  thread_local std::vector<float> at;
-  at.resize(static_cast<size_t>(m * k));
-  for (int64_t p = 0; p < k; ++p)
-    for (int64_t i = 0; i < m; ++i) at[i * k + p] = a[p * lda + i];
-  blas::sgemm(false, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, at.data(),
-              static_cast<int>(k), b, static_cast<int>(n), acc ? 1.0f : 0.0f, c, static_cast<int>(n));
+  gemm_f32({a, 1, lda}, {b, n, 1}, c, n, {m, n, k}, acc);
 }
 
 }  // namespace
@@ -82,19 +71,11 @@ void mm_tn<double>(const double* a, const double* b, double* c, int64_t m, int64
 
 template <>
 void mm_nt<float>(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool acc) {
-  if (m == 0 || n == 0) return;
-  if (gemm_f32_available()) return gemm_f32({a, k, 1}, {b, 1, k}, c, n, {m, n, k}, acc);
-  if (k == 0 || !blas::available()) return loop_nt(a, b, c, m, n, k, acc);
-  blas::sgemm(true, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(k), b,
-              static_cast<int>(k), acc ? 1.0f : 0.0f, c, static_cast<int>(n));
+  gemm_f32({a, k, 1}, {b, 1, k}, c, n, {m, n, k}, acc);
 }
 template <>
 void mm_nn<float>(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool acc) {
-  if (m == 0 || n == 0) return;
-  if (gemm_f32_available()) return gemm_f32({a, k, 1}, {b, n, 1}, c, n, {m, n, k}, acc);
-  if (k == 0 || !blas::available()) return loop_nn(a, b, c, m, n, k, acc);
-  blas::sgemm(false, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(k), b,
-              static_cast<int>(n), acc ? 1.0f : 0.0f, c, static_cast<int>(n));
+  gemm_f32({a, k, 1}, {b, n, 1}, c, n, {m, n, k}, acc);
 }
 template <>
 void mm_tn<float>(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool acc) {

@@ -1,4 +1,4 @@
-// Dense matrix products for training, in float (OpenBLAS sgemm, split across thread_pool())
+// Dense matrix products for training, in float (kernels/gemm_f32.h, split across thread_pool())
 // and double (plain loops, for finite-difference gradient checks). Row-major, natural strides.
 //   mm_nt: C[m,n] (+)= A[m,k] . B[n,k]^T   (forward of a Linear with weight B [out, in])
 //   mm_nn: C[m,n] (+)= A[m,k] . B[k,n]     (dX = dY . W)

@@ -12,6 +12,35 @@
 
 namespace moe::train {
 
+namespace {
+
+// QK-norm of q or k [N, heads * dh]: per head (rows of dh, weight [dh]: Qwen3-MoE), over the whole
+// projection (rows of heads * dh, weight [heads * dh]: OLMoE), or none (a copy: Mixtral). rstd: [N * heads].
+template <typename T>
+void qk_norm_forward(QkNorm mode, T* out, T* rstd, const T* x, const T* w, int64_t n, int64_t heads, int64_t dh,
+                     double eps) {
+  if (mode == QkNorm::kNone) {
+    std::copy(x, x + n * heads * dh, out);
+    return;
+  }
+  const bool full = mode == QkNorm::kFullWidth;
+  rmsnorm_forward<T>(out, rstd, x, w, full ? n : n * heads, full ? heads * dh : dh, eps);
+}
+
+// dx += the gradient through qk_norm_forward given dout; dw += its weight gradient.
+template <typename T>
+void qk_norm_backward(QkNorm mode, T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd, int64_t n,
+                      int64_t heads, int64_t dh) {
+  if (mode == QkNorm::kNone) {
+    for (int64_t i = 0; i < n * heads * dh; ++i) dx[i] += dout[i];
+    return;
+  }
+  const bool full = mode == QkNorm::kFullWidth;
+  rmsnorm_backward<T>(dx, dw, dout, x, w, rstd, full ? n : n * heads, full ? heads * dh : dh);
+}
+
+}  // namespace
+
 template <typename T>
 TrainModel<T>::TrainModel(const ModelConfig& config, const BalanceOptions& balance)
     : config_(config), layout_(ParamLayout::build(config)), balance_(balance) {
@@ -56,7 +85,7 @@ void TrainModel<T>::zero_grad() {
 
 template <typename T>
 void TrainModel<T>::layer_forward(int l, const T* x, T* out) {
-  if (config_.is_v3()) return layer_forward_v3(l, x, out);
+  if (config_.is_mla()) return layer_forward_v3(l, x, out);
   const ModelConfig& c = config_;
   const LayerOffsets& o = layout_.layers[l];
   LayerActs& a = acts_[l];
@@ -77,8 +106,9 @@ void TrainModel<T>::layer_forward(int l, const T* x, T* out) {
   a.kn.resize(N * KD);               // [N, Hkv, Dh]
   a.q_rstd.resize(N * c.n_head);     // [N, H]
   a.k_rstd.resize(N * c.n_kv_head);  // [N, Hkv]
-  rmsnorm_forward<T>(a.qn.data(), a.q_rstd.data(), a.q.data(), p + o.q_norm, N * c.n_head, Dh, c.rms_eps);
-  rmsnorm_forward<T>(a.kn.data(), a.k_rstd.data(), a.k.data(), p + o.k_norm, N * c.n_kv_head, Dh, c.rms_eps);
+  qk_norm_forward<T>(c.qk_norm(), a.qn.data(), a.q_rstd.data(), a.q.data(), p + o.q_norm, N, c.n_head, Dh, c.rms_eps);
+  qk_norm_forward<T>(c.qk_norm(), a.kn.data(), a.k_rstd.data(), a.k.data(), p + o.k_norm, N, c.n_kv_head, Dh,
+                     c.rms_eps);
   rope_forward<T>(a.qn.data(), N, c.n_head, Dh, seq_, c.rope_theta);
   rope_forward<T>(a.kn.data(), N, c.n_kv_head, Dh, seq_, c.rope_theta);
   const AttentionShape as{batch_, seq_, c.n_head, c.n_kv_head, Dh};
@@ -134,7 +164,7 @@ double TrainModel<T>::eval_loss(const int32_t* tokens, const int32_t* targets, i
 
 template <typename T>
 void TrainModel<T>::layer_backward(int l, T* dres) {
-  if (config_.is_v3()) return layer_backward_v3(l, dres);
+  if (config_.is_mla()) return layer_backward_v3(l, dres);
   const ModelConfig& c = config_;
   const LayerOffsets& o = layout_.layers[l];
   const LayerActs& a = acts_[l];
@@ -159,10 +189,10 @@ void TrainModel<T>::layer_backward(int l, T* dres) {
   rope_backward<T>(dqn.data(), N, c.n_head, Dh, seq_, c.rope_theta);
   rope_backward<T>(dkn.data(), N, c.n_kv_head, Dh, seq_, c.rope_theta);
   std::vector<T> dq(N * QD, T(0)), dk(N * KD, T(0));  // [N, H*Dh], [N, Hkv*Dh]
-  rmsnorm_backward<T>(dq.data(), dp + o.q_norm, dqn.data(), a.q.data(), p + o.q_norm, a.q_rstd.data(), N * c.n_head,
-                      Dh);
-  rmsnorm_backward<T>(dk.data(), dp + o.k_norm, dkn.data(), a.k.data(), p + o.k_norm, a.k_rstd.data(), N * c.n_kv_head,
-                      Dh);
+  qk_norm_backward<T>(c.qk_norm(), dq.data(), dp + o.q_norm, dqn.data(), a.q.data(), p + o.q_norm, a.q_rstd.data(), N,
+                      c.n_head, Dh);
+  qk_norm_backward<T>(c.qk_norm(), dk.data(), dp + o.k_norm, dkn.data(), a.k.data(), p + o.k_norm, a.k_rstd.data(), N,
+                      c.n_kv_head, Dh);
   par_mm_tn<T>(dq.data(), a.ln1.data(), dp + o.q, QD, D, N, true);  // dWq [H*Dh, D]
   par_mm_tn<T>(dk.data(), a.ln1.data(), dp + o.k, KD, D, N, true);  // dWk [Hkv*Dh, D]
   par_mm_tn<T>(dv.data(), a.ln1.data(), dp + o.v, KD, D, N, true);  // dWv [Hkv*Dh, D]

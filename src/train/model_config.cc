@@ -1,8 +1,11 @@
-// ModelConfig validation, Hugging Face config.json (Qwen3-MoE or DeepSeek-V3), and the parameter layout.
+// ModelConfig validation, its ModelSpec both ways, and the parameter layout from the TensorRegistry.
 #include "train/model_config.h"
 
-#include <limits>
+#include <map>
 
+#include "moe/layer_config.h"
+#include "spec/config_writer.h"
+#include "spec/tensor_registry.h"
 #include "util/error.h"
 
 namespace moe::train {
@@ -22,7 +25,11 @@ void ModelConfig::validate() const {
   within("vocab_size", vocab, kMaxTrainTokens);
   within("max_position_embeddings", max_seq, kMaxTrainTokens);
   if (top_k > n_expert) fail("train", "model config: num_experts_per_tok {} > num_experts {}", top_k, n_expert);
-  if (is_v3()) return validate_v3();
+  if (family != Family::kQwen3Moe && family != Family::kOlmoe && family != Family::kMixtral &&
+      family != Family::kDeepseekV3)
+    fail("train", "model config: the trainer builds qwen3_moe, olmoe, mixtral and deepseek_v3 models, not {}",
+         family_name(family));
+  if (is_mla()) return validate_v3();
   if (n_head % n_kv_head != 0)
     fail("train", "model config: num_attention_heads {} is not a multiple of num_key_value_heads {}", n_head,
          n_kv_head);
@@ -50,103 +57,13 @@ void ModelConfig::validate_v3() const {
   if (!(rope_theta > 0)) fail("train", "model config: rope_theta must be > 0, got {}", rope_theta);
   if (!(routed_scaling_factor > 0))
     fail("train", "model config: routed_scaling_factor must be > 0, got {}", routed_scaling_factor);
+  if (n_group < 1 || topk_group < 1 || topk_group > n_group || n_expert % n_group != 0 ||
+      top_k > topk_group * (n_expert / n_group))
+    fail("train", "model config: n_group {} / topk_group {} do not fit {} experts with top-{}", n_group, topk_group,
+         n_expert, top_k);
 }
 
 namespace {
-
-// DeepseekV3ForCausalLM config.json: noaux_tc routing with one group (n_group = topk_group = 1),
-// no YaRN (rope_scaling null), no multi-token-prediction layers.
-nlohmann::json deepseek_v3_json(const ModelConfig& c) {
-  nlohmann::json j;
-  j["architectures"] = {"DeepseekV3ForCausalLM"};
-  j["model_type"] = "deepseek_v3";
-  j["vocab_size"] = c.vocab;
-  j["hidden_size"] = c.d_model;
-  j["intermediate_size"] = c.d_ff_dense;
-  j["moe_intermediate_size"] = c.d_ff_expert;
-  j["num_hidden_layers"] = c.n_layer;
-  j["num_attention_heads"] = c.n_head;
-  j["num_key_value_heads"] = c.n_head;
-  j["n_shared_experts"] = c.n_shared_expert;
-  j["n_routed_experts"] = c.n_expert;
-  j["num_experts_per_tok"] = c.top_k;
-  j["routed_scaling_factor"] = c.routed_scaling_factor;
-  j["kv_lora_rank"] = c.kv_lora_rank;
-  j["q_lora_rank"] = c.q_lora_rank > 0 ? nlohmann::json(c.q_lora_rank) : nlohmann::json(nullptr);
-  j["qk_rope_head_dim"] = c.qk_rope_dim;
-  j["qk_nope_head_dim"] = c.qk_nope_dim;
-  j["v_head_dim"] = c.v_head_dim;
-  j["topk_method"] = "noaux_tc";
-  j["scoring_func"] = "sigmoid";
-  j["n_group"] = 1;
-  j["topk_group"] = 1;
-  j["norm_topk_prob"] = c.norm_topk_prob;
-  j["first_k_dense_replace"] = c.first_dense;
-  j["moe_layer_freq"] = 1;
-  j["num_nextn_predict_layers"] = 0;
-  j["max_position_embeddings"] = c.max_seq;
-  j["rope_theta"] = c.rope_theta;
-  j["rope_scaling"] = nullptr;
-  j["rope_interleave"] = true;
-  j["rms_norm_eps"] = c.rms_eps;
-  j["hidden_act"] = "silu";
-  j["attention_bias"] = false;
-  j["attention_dropout"] = 0.0;
-  j["tie_word_embeddings"] = false;
-  j["initializer_range"] = 0.02;
-  j["torch_dtype"] = "float32";
-  j["bos_token_id"] = nullptr;
-  j["eos_token_id"] = nullptr;
-  return j;
-}
-
-// DeepSeek-V3 layers in Hugging Face order and names; `add(name, shape, decay)` returns the offset.
-template <typename Add>
-void build_v3_layers(const ModelConfig& c, ParamLayout& p, Add& add) {
-  const int64_t D = c.d_model, H = c.n_head, F = c.d_ff_expert, r = c.kv_lora_rank;
-  const int64_t qk = c.qk_nope_dim + c.qk_rope_dim;
-  for (int l = 0; l < c.n_layer; ++l) {
-    const std::string pre = "model.layers." + std::to_string(l) + ".";
-    const std::string at = pre + "self_attn.";
-    LayerOffsets o;
-    o.moe = c.is_moe_layer(l);
-    o.ln1 = add(pre + "input_layernorm.weight", {D}, false);
-    if (c.q_lora_rank > 0) {
-      o.q_a = add(at + "q_a_proj.weight", {c.q_lora_rank, D}, true);
-      o.q_a_norm = add(at + "q_a_layernorm.weight", {c.q_lora_rank}, false);
-      o.q_b = add(at + "q_b_proj.weight", {H * qk, c.q_lora_rank}, true);
-    } else {
-      o.q = add(at + "q_proj.weight", {H * qk, D}, true);
-    }
-    o.kv_a = add(at + "kv_a_proj_with_mqa.weight", {r + c.qk_rope_dim, D}, true);
-    o.kv_a_norm = add(at + "kv_a_layernorm.weight", {r}, false);
-    o.kv_b = add(at + "kv_b_proj.weight", {H * (c.qk_nope_dim + c.v_head_dim), r}, true);
-    o.o = add(at + "o_proj.weight", {D, H * c.v_head_dim}, true);
-    o.ln2 = add(pre + "post_attention_layernorm.weight", {D}, false);
-    const std::string mlp = pre + "mlp.";
-    if (!o.moe) {
-      o.dense_gate = add(mlp + "gate_proj.weight", {c.d_ff_dense, D}, true);
-      o.dense_up = add(mlp + "up_proj.weight", {c.d_ff_dense, D}, true);
-      o.dense_down = add(mlp + "down_proj.weight", {D, c.d_ff_dense}, true);
-      p.layers.push_back(std::move(o));
-      continue;
-    }
-    o.gate = add(mlp + "gate.weight", {c.n_expert, D}, true);
-    for (int e = 0; e < c.n_expert; ++e) {
-      const std::string ex = mlp + "experts." + std::to_string(e) + ".";
-      o.expert_gate.push_back(add(ex + "gate_proj.weight", {F, D}, true));
-      o.expert_up.push_back(add(ex + "up_proj.weight", {F, D}, true));
-      o.expert_down.push_back(add(ex + "down_proj.weight", {D, F}, true));
-    }
-    if (c.n_shared_expert > 0) {
-      const int64_t Fs = F * c.n_shared_expert;
-      o.shared_gate = add(mlp + "shared_experts.gate_proj.weight", {Fs, D}, true);
-      o.shared_up = add(mlp + "shared_experts.up_proj.weight", {Fs, D}, true);
-      o.shared_down = add(mlp + "shared_experts.down_proj.weight", {D, Fs}, true);
-    }
-    p.layers.push_back(std::move(o));
-  }
-}
 
 int64_t active_params_v3(const ModelConfig& c) {
   const int64_t D = c.d_model, H = c.n_head, r = c.kv_lora_rank, qk = c.qk_nope_dim + c.qk_rope_dim;
@@ -161,187 +78,267 @@ int64_t active_params_v3(const ModelConfig& c) {
 
 }  // namespace
 
-nlohmann::json ModelConfig::to_hf_json() const {
-  if (is_v3()) return deepseek_v3_json(*this);
-  nlohmann::json j;
-  j["architectures"] = {"Qwen3MoeForCausalLM"};
-  j["model_type"] = "qwen3_moe";
-  j["vocab_size"] = vocab;
-  j["hidden_size"] = d_model;
-  j["num_hidden_layers"] = n_layer;
-  j["num_attention_heads"] = n_head;
-  j["num_key_value_heads"] = n_kv_head;
-  j["head_dim"] = head_dim;
-  j["num_experts"] = n_expert;
-  j["num_experts_per_tok"] = top_k;
-  j["moe_intermediate_size"] = d_ff_expert;
-  j["intermediate_size"] = d_ff_expert;  // unused: every layer is sparse
-  j["decoder_sparse_step"] = 1;
-  j["mlp_only_layers"] = nlohmann::json::array();
-  j["norm_topk_prob"] = norm_topk_prob;
-  j["max_position_embeddings"] = max_seq;
-  j["rope_theta"] = rope_theta;
-  j["rope_scaling"] = nullptr;
-  j["rms_norm_eps"] = rms_eps;
-  j["hidden_act"] = "silu";
-  j["attention_bias"] = false;
-  j["attention_dropout"] = 0.0;
-  j["tie_word_embeddings"] = false;
-  j["use_sliding_window"] = false;
-  j["output_router_logits"] = false;
-  j["router_aux_loss_coef"] = 0.0;
-  j["initializer_range"] = 0.02;
-  j["torch_dtype"] = "float32";
-  j["bos_token_id"] = nullptr;
-  j["eos_token_id"] = nullptr;
-  return j;
+namespace {
+
+// The families the trainer builds: their config.json model_type and their `--arch` name.
+struct TrainFamily {
+  Family family;
+  const char* model_type;
+  const char* arch;
+};
+constexpr TrainFamily kTrainFamilies[] = {{Family::kQwen3Moe, "qwen3_moe", "qwen3-moe"},
+                                          {Family::kOlmoe, "olmoe", "olmoe"},
+                                          {Family::kMixtral, "mixtral", "mixtral"},
+                                          {Family::kDeepseekV3, "deepseek_v3", "deepseek-v3"}};
+
+const TrainFamily& train_family(Family f) {
+  for (const TrainFamily& t : kTrainFamilies)
+    if (t.family == f) return t;
+  return kTrainFamilies[0];
 }
 
-ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string& path) {
-  if (!j.is_object()) fail("train", "{}: expected a JSON object", path);
-  try {
-    const std::string type = j.value("model_type", "");
-    if (type == "deepseek_v3") return from_deepseek_v3_json(j, path);
-    if (type != "qwen3_moe")
-      fail("train", "{}: model_type must be \"qwen3_moe\" or \"deepseek_v3\" for training, found \"{}\"", path, type);
-    return from_qwen3_json(j, path);
-  } catch (const nlohmann::json::exception& e) {
-    fail("train", "{}: a field has the wrong type ({})", path, e.what());
+const char* model_type_of(Family f) { return train_family(f).model_type; }
+
+}  // namespace
+
+ModelSpec ModelConfig::to_spec() const {
+  validate();
+  ModelSpec s;
+  s.source = "train";
+  s.family = family;
+  s.model_type = model_type_of(family);
+  s.n_layer = n_layer;
+  s.d_model = d_model;
+  s.n_head = n_head;
+  s.n_head_kv = is_mla() ? n_head : n_kv_head;
+  s.head_dim = is_mla() ? qk_nope_dim + qk_rope_dim : head_dim;
+  s.vocab = vocab;
+  s.n_ff = is_mla() ? d_ff_dense : 0;
+  s.n_expert = n_expert;
+  s.n_expert_used = top_k;
+  s.n_ff_expert = d_ff_expert;
+  s.n_expert_shared = is_mla() ? n_shared_expert : 0;
+  s.n_ff_shared = s.n_expert_shared * d_ff_expert;
+  s.layers.assign(static_cast<size_t>(n_layer), LayerSpec{});
+  for (int l = 0; l < n_layer; ++l) {
+    s.layers[l].is_moe = is_moe_layer(l);
+    s.layers[l].attention = is_mla() ? AttentionKind::kMla : AttentionKind::kFull;
   }
+  s.router.norm_topk_prob = norm_topk_prob;
+  if (is_mla()) {
+    s.router.scoring = ScoringFunc::kSigmoid;
+    s.router.topk_method = TopkMethod::kNoAuxTc;
+    s.router.n_group = n_group;
+    s.router.topk_group = topk_group;
+    s.router.routed_scaling_factor = routed_scaling_factor;
+    s.router.has_score_bias = true;
+    s.is_mla = true;
+    s.mla = {q_lora_rank, kv_lora_rank, qk_nope_dim, qk_rope_dim, v_head_dim};
+    s.rope.interleaved = true;
+  }
+  s.qk_norm = qk_norm();
+  s.rope.theta = rope_theta;
+  s.norm_eps = rms_eps;
+  s.max_position = max_seq;
+  s.torch_dtype = "float32";
+  return s;
 }
+
+RouterOptions ModelConfig::router() const { return moe_layer_config(to_spec()).router; }
+
+nlohmann::json ModelConfig::to_hf_json() const { return write_hf_config(to_spec()); }
 
 namespace {
 
-// A required integer field that fits an int (sizes are range-checked by validate()).
-void get_int(const nlohmann::json& j, const std::string& path, const char* key, int& out) {
-  if (!j.contains(key) || !j[key].is_number_integer())
-    fail("train", "{}: field {} missing or not an integer", path, key);
-  const int64_t v = j[key].get<int64_t>();
-  if (v < 0 || v > std::numeric_limits<int>::max() ||
-      (j[key].is_number_unsigned() && j[key].get<uint64_t>() > INT64_MAX))
-    fail("train", "{}: {}: expected an integer from 0 to {}, found {}", path, key, std::numeric_limits<int>::max(),
-         j[key].dump());
-  out = static_cast<int>(v);
+// A spec size as the trainer's int, range-checked (validate() checks the limits after).
+int as_int(const ModelSpec& s, const char* field, int64_t v) {
+  if (v < 0 || v > kMaxTrainTokens * int64_t{64})
+    fail("train", "{}: {} = {} is outside what the trainer builds", s.source, field, v);
+  return static_cast<int>(v);
 }
 
-// An optional integer field (absent or null: `fallback`).
-int int_or(const nlohmann::json& j, const std::string& path, const char* key, int fallback) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  int v = 0;
-  get_int(j, path, key, v);
-  return v;
+// What the spec holds that the trainer does not build: an error naming the config field.
+void check_trainable(const ModelSpec& s) {
+  auto no = [&](const char* field, const std::string& what) {
+    fail("train", "{}: {}: {} (the trainer builds plain qwen3_moe, olmoe, mixtral and deepseek_v3 models)", s.source,
+         field, what);
+  };
+  const bool known = s.family == Family::kQwen3Moe || s.family == Family::kOlmoe || s.family == Family::kMixtral ||
+                     (s.family == Family::kDeepseekV3 && s.model_type == "deepseek_v3");
+  if (!known) no("model_type", fmt::format("\"{}\" is not a family the trainer builds", s.model_type));
+  if (s.quant.method != QuantMethod::kNone) no("quantization_config", "quantized weights cannot be trained");
+  if (s.attention_bias || s.o_bias) no("attention_bias", "q/k/v/o biases are not built");
+  if (s.clip_qkv != 0) no("clip_qkv", "clipping q/k/v is not built");
+  if (s.tie_word_embeddings) no("tie_word_embeddings", "tied embeddings are not built");
+  if (s.activation != Activation::kSilu) no("hidden_act", "only silu experts are built");
+  if (s.norm != NormKind::kRms) no("norm", "only RMSNorm is built");
+  if (s.rope.type != RopeType::kDefault) no("rope_scaling", "RoPE scaling (YaRN, linear, ...) is not built");
+  if (s.rope.partial_rotary_factor != 1.0) no("partial_rotary_factor", "partial rotary is not built");
+  for (const LayerSpec& l : s.layers)
+    if (l.window != 0 || l.attention == AttentionKind::kSliding)
+      no("sliding_window", "sliding-window attention is not built");
+  if (s.is_mla) {
+    if (s.router.topk_method != TopkMethod::kNoAuxTc) no("topk_method", "DeepSeek-V3 layers route with noaux_tc");
+    int64_t first = 0;
+    while (first < s.n_layer && !s.layers[first].is_moe) ++first;
+    for (int64_t i = first; i < s.n_layer; ++i)
+      if (!s.layers[i].is_moe) no("moe_layer_freq", "dense layers only as the first_k_dense_replace first layers");
+  } else {
+    for (const LayerSpec& l : s.layers)
+      if (!l.is_moe) no("mlp_only_layers", "dense layers are built only for deepseek_v3 (first_k_dense_replace)");
+  }
 }
 
 }  // namespace
 
-ModelConfig ModelConfig::from_qwen3_json(const nlohmann::json& j, const std::string& path) {
+ModelConfig ModelConfig::from_spec(const ModelSpec& s, std::vector<std::string>* notes) {
+  check_trainable(s);
   ModelConfig c;
-  auto get_int = [&](const char* key, int& out) { train::get_int(j, path, key, out); };
-  get_int("num_hidden_layers", c.n_layer);
-  get_int("hidden_size", c.d_model);
-  get_int("num_attention_heads", c.n_head);
-  get_int("num_key_value_heads", c.n_kv_head);
-  get_int("num_experts", c.n_expert);
-  get_int("num_experts_per_tok", c.top_k);
-  get_int("moe_intermediate_size", c.d_ff_expert);
-  get_int("vocab_size", c.vocab);
-  get_int("max_position_embeddings", c.max_seq);
-  c.head_dim = int_or(j, path, "head_dim", c.n_head > 0 ? c.d_model / c.n_head : 0);
-  c.rope_theta = j.value("rope_theta", 10000.0);
-  c.rms_eps = j.value("rms_norm_eps", 1e-6);
-  c.norm_topk_prob = j.value("norm_topk_prob", false);
-  if (j.value("decoder_sparse_step", 1) != 1 || !j.value("mlp_only_layers", nlohmann::json::array()).empty())
-    fail("train", "{}: dense layers (decoder_sparse_step != 1, mlp_only_layers) are not supported by the trainer",
-         path);
-  if (j.value("tie_word_embeddings", false)) fail("train", "{}: tie_word_embeddings=true is not supported", path);
-  c.validate();
+  c.family = s.family;
+  c.n_layer = as_int(s, "num_hidden_layers", s.n_layer);
+  c.d_model = as_int(s, "hidden_size", s.d_model);
+  c.n_head = as_int(s, "num_attention_heads", s.n_head);
+  c.n_kv_head = as_int(s, "num_key_value_heads", s.n_head_kv);
+  c.head_dim = as_int(s, "head_dim", s.head_dim);
+  c.n_expert = as_int(s, "num_experts", s.n_expert);
+  c.top_k = as_int(s, "num_experts_per_tok", s.n_expert_used);
+  c.d_ff_expert = as_int(s, "moe_intermediate_size", s.n_ff_expert);
+  c.vocab = as_int(s, "vocab_size", s.vocab);
+  c.max_seq = as_int(s, "max_position_embeddings", s.max_position);
+  c.rope_theta = s.rope.theta;
+  c.rms_eps = s.norm_eps;
+  c.norm_topk_prob = s.family == Family::kMixtral || s.router.norm_topk_prob;
+  if (s.is_mla) {
+    c.q_lora_rank = as_int(s, "q_lora_rank", s.mla.q_lora_rank);
+    c.kv_lora_rank = as_int(s, "kv_lora_rank", s.mla.kv_lora_rank);
+    c.qk_nope_dim = as_int(s, "qk_nope_head_dim", s.mla.qk_nope_head_dim);
+    c.qk_rope_dim = as_int(s, "qk_rope_head_dim", s.mla.qk_rope_head_dim);
+    c.v_head_dim = as_int(s, "v_head_dim", s.mla.v_head_dim);
+    c.n_shared_expert = as_int(s, "n_shared_experts", s.n_expert_shared);
+    c.first_dense = 0;
+    while (c.first_dense < c.n_layer && !s.layers[c.first_dense].is_moe) ++c.first_dense;
+    c.d_ff_dense = as_int(s, "intermediate_size", s.n_ff);
+    c.routed_scaling_factor = s.router.routed_scaling_factor;
+    c.n_group = as_int(s, "n_group", s.router.n_group);
+    c.topk_group = as_int(s, "topk_group", s.router.topk_group);
+    if (s.n_mtp_layers > 0 && notes)
+      notes->push_back(
+          fmt::format("num_nextn_predict_layers {}: the multi-token-prediction layers are not trained "
+                      "and not written",
+                      s.n_mtp_layers));
+  }
+  if (notes)
+    for (const std::string& k : s.unknown_keys)
+      notes->push_back(fmt::format("{}: unknown key {} ignored", s.source, k));
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    fail("train", "{}: {}", s.source, e.what());
+  }
   return c;
 }
 
-ModelConfig ModelConfig::from_deepseek_v3_json(const nlohmann::json& j, const std::string& path) {
-  ModelConfig c;
-  c.arch = Arch::kDeepseekV3;
-  auto get_int = [&](const char* key, int& out) { train::get_int(j, path, key, out); };
-  get_int("num_hidden_layers", c.n_layer);
-  get_int("hidden_size", c.d_model);
-  get_int("num_attention_heads", c.n_head);
-  get_int("n_routed_experts", c.n_expert);
-  get_int("num_experts_per_tok", c.top_k);
-  get_int("moe_intermediate_size", c.d_ff_expert);
-  get_int("vocab_size", c.vocab);
-  get_int("max_position_embeddings", c.max_seq);
-  get_int("kv_lora_rank", c.kv_lora_rank);
-  get_int("qk_nope_head_dim", c.qk_nope_dim);
-  get_int("qk_rope_head_dim", c.qk_rope_dim);
-  get_int("v_head_dim", c.v_head_dim);
-  c.n_kv_head = c.n_head;
-  c.head_dim = c.qk_nope_dim + c.qk_rope_dim;
-  c.q_lora_rank = int_or(j, path, "q_lora_rank", 0);
-  c.n_shared_expert = int_or(j, path, "n_shared_experts", 0);
-  c.first_dense = int_or(j, path, "first_k_dense_replace", 0);
-  c.d_ff_dense = int_or(j, path, "intermediate_size", c.d_ff_dense);
-  c.routed_scaling_factor = j.value("routed_scaling_factor", 1.0);
-  c.norm_topk_prob = j.value("norm_topk_prob", false);
-  c.rope_theta = j.value("rope_theta", 10000.0);
-  c.rms_eps = j.value("rms_norm_eps", 1e-6);
-  auto require = [&](const char* key, const nlohmann::json& want) {
-    if (j.contains(key) && !j[key].is_null() && j[key] != want)
-      fail("train", "{}: {} must be {} for training, found {}", path, key, want.dump(), j[key].dump());
-  };
-  require("topk_method", "noaux_tc");
-  require("scoring_func", "sigmoid");
-  require("n_group", 1);
-  require("topk_group", 1);
-  require("moe_layer_freq", 1);
-  require("num_nextn_predict_layers", 0);
-  require("rope_interleave", true);
-  require("tie_word_embeddings", false);
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
-    fail("train", "{}: rope_scaling (YaRN) is not supported by the trainer, found {}", path, j["rope_scaling"].dump());
-  c.validate();
-  return c;
+ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string& path,
+                                      std::vector<std::string>* notes) {
+  return from_spec(parse_model_spec(j, path), notes);
 }
+
+Family train_family_from_arch(const std::string& arch) {
+  for (const TrainFamily& t : kTrainFamilies)
+    if (arch == t.arch) return t.family;
+  fail_usage("train", "--arch must be qwen3-moe, olmoe, mixtral or deepseek-v3, got {}", arch);
+}
+
+const char* train_arch_name(Family f) { return train_family(f).arch; }
+
+namespace {
+
+// Where each tensor of a layer goes in LayerOffsets, by its name after "model.layers.<l>.".
+int64_t* layer_slot(LayerOffsets& o, const std::string& suffix) {
+  static const std::map<std::string, int64_t LayerOffsets::*> slots = {
+      {"input_layernorm.weight", &LayerOffsets::ln1},
+      {"post_attention_layernorm.weight", &LayerOffsets::ln2},
+      {"self_attn.q_proj.weight", &LayerOffsets::q},
+      {"self_attn.k_proj.weight", &LayerOffsets::k},
+      {"self_attn.v_proj.weight", &LayerOffsets::v},
+      {"self_attn.o_proj.weight", &LayerOffsets::o},
+      {"self_attn.q_norm.weight", &LayerOffsets::q_norm},
+      {"self_attn.k_norm.weight", &LayerOffsets::k_norm},
+      {"self_attn.q_a_proj.weight", &LayerOffsets::q_a},
+      {"self_attn.q_a_layernorm.weight", &LayerOffsets::q_a_norm},
+      {"self_attn.q_b_proj.weight", &LayerOffsets::q_b},
+      {"self_attn.kv_a_proj_with_mqa.weight", &LayerOffsets::kv_a},
+      {"self_attn.kv_a_layernorm.weight", &LayerOffsets::kv_a_norm},
+      {"self_attn.kv_b_proj.weight", &LayerOffsets::kv_b},
+      {"mlp.gate.weight", &LayerOffsets::gate},
+      {"block_sparse_moe.gate.weight", &LayerOffsets::gate},
+      {"mlp.shared_experts.gate_proj.weight", &LayerOffsets::shared_gate},
+      {"mlp.shared_experts.up_proj.weight", &LayerOffsets::shared_up},
+      {"mlp.shared_experts.down_proj.weight", &LayerOffsets::shared_down},
+      {"mlp.gate_proj.weight", &LayerOffsets::dense_gate},
+      {"mlp.up_proj.weight", &LayerOffsets::dense_up},
+      {"mlp.down_proj.weight", &LayerOffsets::dense_down},
+  };
+  const auto it = slots.find(suffix);
+  return it == slots.end() ? nullptr : &(o.*(it->second));
+}
+
+// A routed expert's tensor: 0 gate (gate_proj, Mixtral w1), 1 up (up_proj, w3), 2 down (down_proj, w2).
+int expert_slot(const std::string& name) {
+  auto ends = [&](const char* s) {
+    const std::string t(s);
+    return name.size() >= t.size() && name.compare(name.size() - t.size(), t.size(), t) == 0;
+  };
+  if (ends(".gate_proj.weight") || ends(".w1.weight")) return 0;
+  if (ends(".up_proj.weight") || ends(".w3.weight")) return 1;
+  if (ends(".down_proj.weight") || ends(".w2.weight")) return 2;
+  return -1;
+}
+
+}  // namespace
 
 ParamLayout ParamLayout::build(const ModelConfig& c) {
-  c.validate();
+  const ModelSpec spec = c.to_spec();
+  const TensorRegistry reg = build_registry(spec, {WeightFormat::kDense, DType::kF32, false});
+  std::vector<const TensorEntry*> order;
+  for (const TensorEntry& t : reg.tensors)
+    if (!(t.role == Role::kRouter && t.shape.size() == 1)) order.push_back(&t);  // the selection bias is state
+  // Each routed expert's tensors gate, up, down (Mixtral stores w1, w2, w3).
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j < order.size() && order[j]->role == Role::kRoutedExpert && order[j]->expert == order[i]->expert &&
+           order[j]->layer == order[i]->layer)
+      ++j;
+    std::stable_sort(order.begin() + i, order.begin() + j, [](const TensorEntry* a, const TensorEntry* b) {
+      return expert_slot(a->name) < expert_slot(b->name);
+    });
+    i = std::max(j, i + 1);
+  }
   ParamLayout p;
-  auto add = [&](const std::string& name, std::vector<int64_t> shape, bool decay) {
-    ParamTensor t{name, std::move(shape), p.total, 1, decay};
-    for (int64_t s : t.shape) t.numel *= s;
-    p.total += t.numel;
-    p.tensors.push_back(t);
-    return t.offset;
-  };
-  const int64_t D = c.d_model, Dh = c.head_dim, F = c.d_ff_expert;
-  p.wte = add("model.embed_tokens.weight", {c.vocab, D}, true);
-  if (c.is_v3()) {
-    build_v3_layers(c, p, add);
-    p.final_norm = add("model.norm.weight", {D}, false);
-    p.lm_head = add("lm_head.weight", {c.vocab, D}, true);
-    return p;
-  }
+  p.layers.resize(static_cast<size_t>(c.n_layer));
   for (int l = 0; l < c.n_layer; ++l) {
-    const std::string pre = "model.layers." + std::to_string(l) + ".";
-    LayerOffsets o;
-    o.ln1 = add(pre + "input_layernorm.weight", {D}, false);
-    o.q = add(pre + "self_attn.q_proj.weight", {c.n_head * Dh, D}, true);
-    o.k = add(pre + "self_attn.k_proj.weight", {c.n_kv_head * Dh, D}, true);
-    o.v = add(pre + "self_attn.v_proj.weight", {c.n_kv_head * Dh, D}, true);
-    o.o = add(pre + "self_attn.o_proj.weight", {D, c.n_head * Dh}, true);
-    o.q_norm = add(pre + "self_attn.q_norm.weight", {Dh}, false);
-    o.k_norm = add(pre + "self_attn.k_norm.weight", {Dh}, false);
-    o.ln2 = add(pre + "post_attention_layernorm.weight", {D}, false);
-    o.gate = add(pre + "mlp.gate.weight", {c.n_expert, D}, true);
-    for (int e = 0; e < c.n_expert; ++e) {
-      const std::string ex = pre + "mlp.experts." + std::to_string(e) + ".";
-      o.expert_gate.push_back(add(ex + "gate_proj.weight", {F, D}, true));
-      o.expert_up.push_back(add(ex + "up_proj.weight", {F, D}, true));
-      o.expert_down.push_back(add(ex + "down_proj.weight", {D, F}, true));
-    }
-    p.layers.push_back(std::move(o));
+    p.layers[l].moe = c.is_moe_layer(l);
+    if (p.layers[l].moe)
+      for (auto* v : {&p.layers[l].expert_gate, &p.layers[l].expert_up, &p.layers[l].expert_down})
+        v->assign(static_cast<size_t>(c.n_expert), -1);
   }
-  p.final_norm = add("model.norm.weight", {D}, false);
-  p.lm_head = add("lm_head.weight", {c.vocab, D}, true);
+  for (const TensorEntry* t : order) {
+    ParamTensor pt{t->name, t->shape, p.total, t->numel(), t->role != Role::kNorm};
+    p.total += pt.numel;
+    p.tensors.push_back(pt);
+    int64_t* slot = nullptr;
+    if (t->layer < 0) {
+      slot = t->role == Role::kEmbedding ? &p.wte : t->role == Role::kLmHead ? &p.lm_head : &p.final_norm;
+    } else if (t->role == Role::kRoutedExpert && expert_slot(t->name) >= 0) {
+      LayerOffsets& o = p.layers[t->layer];
+      auto& v = expert_slot(t->name) == 0 ? o.expert_gate : expert_slot(t->name) == 1 ? o.expert_up : o.expert_down;
+      slot = &v[t->expert];
+    } else {
+      slot = layer_slot(p.layers[t->layer], t->name.substr(fmt::format("model.layers.{}.", t->layer).size()));
+    }
+    if (!slot) fail("train", "{} model: the trainer has no place for tensor {}", spec.model_type, t->name);
+    *slot = pt.offset;
+  }
   return p;
 }
 
@@ -352,7 +349,7 @@ const ParamTensor* ParamLayout::find(const std::string& name) const {
 }
 
 int64_t active_params_per_token(const ModelConfig& c) {
-  if (c.is_v3()) return active_params_v3(c);
+  if (c.is_mla()) return active_params_v3(c);
   const int64_t D = c.d_model, Dh = c.head_dim;
   const int64_t attn = D * (c.n_head * Dh) * 2 + D * (c.n_kv_head * Dh) * 2;
   const int64_t moe = static_cast<int64_t>(c.n_expert) * D + static_cast<int64_t>(c.top_k) * 3 * D * c.d_ff_expert;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "moe/router_math.h"
 #include "runtime/thread_pool.h"
 #include "train/linalg.h"
 #include "train/ops.h"
@@ -31,65 +32,41 @@ void for_experts(int64_t cost, int n_expert, Fn&& fn) {
   thread_pool().parallel_for_dynamic(n_expert, 1, [&](int64_t b, int64_t e, int) { fn(b, e); });
 }
 
-// DeepSeek-V3 weights: the chosen sigmoid scores, divided by (their sum + 1e-20) when
-// norm_topk_prob and K > 1, times routed_scaling_factor (as DeepseekV3MoE).
-struct SigmoidWeights {
-  bool renorm = false;
-  double scale = 1.0;
-  explicit SigmoidWeights(const ModelConfig& c)
-      : renorm(c.norm_topk_prob && c.top_k > 1), scale(c.routed_scaling_factor) {}
-};
-
-// Softmax (or sigmoid) scores, top-k of (score + bias) with ties to the lower index, then the weights.
+// Scores, top-k and weights by the family's rule from moe/ (router_math.h: the inference router's own
+// code, here in T). The aux-loss-free bias takes part in the selection of any family when given.
 template <typename T>
-void route(MoeActs<T>& a, const ModelConfig& c, const float* bias, int64_t n) {
-  const int E = c.n_expert, K = c.top_k;
-  const SigmoidWeights sw(c);
+void route(MoeActs<T>& a, const float* bias, int64_t n) {
+  RouterOptions o = a.router;
+  o.use_correction_bias = bias != nullptr;
+  const int E = o.n_expert, K = o.top_k;
   parallel_items(n, 8 * E, [&](int64_t b, int64_t e) {
-    std::vector<int> order(static_cast<size_t>(E));
+    std::vector<T> scratch(static_cast<size_t>(2 * E + o.n_group));
+    std::vector<int32_t> groups(static_cast<size_t>(o.topk_group));
     for (int64_t t = b; t < e; ++t) {
-      const T* l = a.logits.data() + t * E;
-      T* s = a.scores.data() + t * E;
-      if (c.is_v3()) {
-        for (int j = 0; j < E; ++j) s[j] = T(1) / (T(1) + std::exp(-l[j]));
-      } else {
-        const T mx = *std::max_element(l, l + E);
-        T sum = 0;
-        for (int j = 0; j < E; ++j) sum += (s[j] = std::exp(l[j] - mx));
-        for (int j = 0; j < E; ++j) s[j] /= sum;
-      }
-      for (int j = 0; j < E; ++j) order[j] = j;
-      auto sel = [&](int j) { return static_cast<double>(s[j]) + (bias ? bias[j] : 0.0); };
-      std::partial_sort(order.begin(), order.begin() + K, order.end(),
-                        [&](int x, int y) { return sel(x) > sel(y) || (sel(x) == sel(y) && x < y); });
-      T norm = 0;
-      for (int k = 0; k < K; ++k) norm += s[order[k]];
-      for (int k = 0; k < K; ++k) {
-        a.ids[t * K + k] = order[k];
-        a.raw[t * K + k] = s[order[k]];
-        if (c.is_v3()) {
-          const T w = sw.renorm ? s[order[k]] / (norm + static_cast<T>(1e-20)) : s[order[k]];
-          a.weights[t * K + k] = w * static_cast<T>(sw.scale);
-        } else {
-          a.weights[t * K + k] = c.norm_topk_prob ? s[order[k]] / norm : s[order[k]];
-        }
-      }
+      int32_t* ids = a.ids.data() + t * K;
+      router_math::select_top_k(o, a.logits.data() + t * E, bias, K, ids, a.weights.data() + t * K, scratch.data(),
+                                groups.data());
+      std::copy_n(scratch.data(), E, a.scores.data() + t * E);  // select_top_k leaves the scores there
+      for (int k = 0; k < K; ++k) a.raw[t * K + k] = scratch[ids[k]];
     }
   });
 }
 
+// Scores that are not a softmax (sigmoid): the aux losses' P is them normalized per token.
+inline bool normalized_aux_probs(const RouterOptions& o) { return o.scoring != ScoringFunc::kSoftmax; }
+
 // The probabilities P of the aux losses: the softmax scores, or (DeepSeek-V3) the sigmoid scores
 // normalized per token.
 template <typename T>
-const std::vector<T>& aux_probs(const MoeActs<T>& a, const ModelConfig& c) {
-  return c.is_v3() ? a.aux_probs : a.scores;
+const std::vector<T>& aux_probs(const MoeActs<T>& a) {
+  return normalized_aux_probs(a.router) ? a.aux_probs : a.scores;
 }
 
 // aux = E * sum_e f_e P_e over [t0, t1): f_e = routed slot fraction, P_e = mean probability.
 template <typename T>
 double switch_aux(const MoeActs<T>& a, const ModelConfig& c, int64_t t0, int64_t t1) {
   const int E = c.n_expert, K = c.top_k;
-  const std::vector<T>& probs = aux_probs(a, c);
+  const std::vector<T>& probs = aux_probs(a);
   std::vector<double> f(E, 0.0), pm(E, 0.0);
   for (int64_t t = t0; t < t1; ++t) {
     for (int k = 0; k < K; ++k) f[a.ids[t * K + k]] += 1.0;
@@ -133,8 +110,11 @@ void moe_forward(MoeActs<T>& a, T* out, const T* x, const T* p, const LayerOffse
   a.raw.resize(n * K);      // [N, K]
   a.weights.resize(n * K);  // [N, K]
   par_mm_nt<T>(x, p + o.gate, a.logits.data(), n, E, D, false);
-  route(a, c, bias, n);
-  if (c.is_v3()) {
+  a.router = c.router();
+  MOE_CHECK(a.router.scoring == ScoringFunc::kSoftmax || a.router.scoring == ScoringFunc::kSigmoid);
+  MOE_CHECK(a.router.selection != Selection::kSparseMixer);
+  route(a, bias, n);
+  if (normalized_aux_probs(a.router)) {
     a.aux_probs.resize(n * E);  // [N, E]
     for (int64_t t = 0; t < n; ++t) {
       const T* st = a.scores.data() + t * E;
@@ -198,9 +178,8 @@ void router_score_grad(std::vector<double>& ds, const std::vector<double>& dw, c
                        const ModelConfig& c, MoeLossScale scale, MoeShape s) {
   const int E = c.n_expert, K = c.top_k;
   const int64_t n = s.batch * s.seq;
-  const SigmoidWeights sw(c);
-  const bool renorm = c.is_v3() ? sw.renorm : c.norm_topk_prob;
-  const double wscale = c.is_v3() ? sw.scale : 1.0, eps = c.is_v3() ? 1e-20 : 0.0;
+  const bool renorm = router_math::renormalizes(a.router);
+  const double wscale = a.router.routed_scaling_factor, eps = 1e-20;
   for (int64_t t = 0; t < n; ++t) {
     double norm = 0, dot = 0;
     for (int k = 0; k < K; ++k) norm += a.raw[t * K + k];
@@ -211,9 +190,10 @@ void router_score_grad(std::vector<double>& ds, const std::vector<double>& dw, c
       ds[t * E + a.ids[t * K + k]] += dr;
     }
   }
-  // DeepSeek-V3: the aux losses see P = s / sum(s); their gradient goes through that division.
-  std::vector<double> dprob_v3(c.is_v3() ? n * E : 0, 0.0);  // [N, E]
-  std::vector<double>& dprob = c.is_v3() ? dprob_v3 : ds;
+  // Sigmoid scores: the aux losses see P = s / sum(s); their gradient goes through that division.
+  const bool normalized = normalized_aux_probs(a.router);
+  std::vector<double> dprob_normalized(normalized ? n * E : 0, 0.0);  // [N, E]
+  std::vector<double>& dprob = normalized ? dprob_normalized : ds;
   // Aux losses: only P_e = mean score is differentiable; f_e (counts) is not.
   auto add_aux = [&](int64_t t0, int64_t t1, double coef) {
     if (coef == 0) return;
@@ -226,7 +206,7 @@ void router_score_grad(std::vector<double>& ds, const std::vector<double>& dw, c
   };
   add_aux(0, n, scale.aux);
   for (int64_t b = 0; b < s.batch; ++b) add_aux(b * s.seq, (b + 1) * s.seq, scale.seq_aux / s.batch);
-  if (!c.is_v3() || (scale.aux == 0 && scale.seq_aux == 0)) return;
+  if (!normalized || (scale.aux == 0 && scale.seq_aux == 0)) return;
   for (int64_t t = 0; t < n; ++t) {  // p_j = s_j / S: ds_j += (dp_j - sum_i dp_i p_i) / S
     double sum = 0, dot = 0;
     for (int j = 0; j < E; ++j) sum += a.scores[t * E + j];
@@ -324,7 +304,7 @@ void moe_backward(T* dx, T* dp, const T* dout, const T* x, const MoeActs<T>& a, 
   std::vector<T> dl(n * E);  // [N, E]
   for (int64_t t = 0; t < n; ++t) {
     const T* st = a.scores.data() + t * E;
-    if (c.is_v3()) {
+    if (a.router.scoring == ScoringFunc::kSigmoid) {
       sigmoid_logit_grad(dl.data() + t * E, ds.data() + t * E, st, a.logits.data() + t * E, E, scale.z / n);
       continue;
     }

@@ -1,6 +1,6 @@
 // The sparse MoE feed-forward block of one layer, forward and backward side by side:
-// router (softmax scores, or DeepSeek-V3 sigmoid scores with routed_scaling_factor; top-k on
-// scores + selection-only bias, norm_topk_prob), dispatch
+// router (the family's rule from moe/router_math.h: softmax or sigmoid scores, group limit, top-k on
+// scores + selection-only bias, norm_topk_prob, routed_scaling_factor), dispatch
 // through the moe/ RoutingPlan (dropless or capacity with drops), SwiGLU experts, weighted
 // combine, and the balancing losses (Switch aux loss, sequence-level aux loss, z-loss).
 // Backward: combine's backward is a dispatch of dout scaled by the weights; dispatch's
@@ -28,9 +28,10 @@ struct BalanceOptions {
 // Everything one layer's forward keeps for its backward, and its routing statistics.
 template <typename T>
 struct MoeActs {
+  RouterOptions router;      // the family's routing rule (ModelConfig::router()), set by moe_forward
   std::vector<T> logits;     // [N, E]
-  std::vector<T> scores;     // [N, E] softmax (Qwen3) or sigmoid (DeepSeek-V3) of the logits
-  std::vector<T> aux_probs;  // [N, E] DeepSeek-V3: scores / row sum, the P of the aux losses
+  std::vector<T> scores;     // [N, E] softmax or (DeepSeek-V3) sigmoid of the logits
+  std::vector<T> aux_probs;  // [N, E] sigmoid scores / row sum, the P of the aux losses
   std::vector<int32_t> ids;  // [N, K] chosen experts
   std::vector<T> raw;        // [N, K] scores of the chosen experts
   std::vector<T> weights;    // [N, K] combine weights (normalized when norm_topk_prob)

@@ -7,10 +7,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/vmath.h"
 #include "train/attention_f32.h"
-#include "train/gemm.h"
 #include "train/linalg.h"
-#include "train/vmath.h"
 
 namespace moe::train {
 
@@ -136,8 +135,9 @@ void rope_backward(T* dx, int64_t n, int64_t n_head, int64_t head_dim, int64_t s
 
 template <typename T>
 void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, const AttentionShape& s) {
+  // float: blocked GEMMs (attention_f32.cc); double (the gradient checks): the loops below.
   if constexpr (std::is_same_v<T, float>) {
-    if (gemm_f32_available()) return attention_forward_f32(out, probs, q, k, v, s);
+    return attention_forward_f32(out, probs, q, k, v, s);
   }
   const int64_t S = s.seq, H = s.n_head, Dh = s.head_dim, group = s.n_head / s.n_kv_head;
   const int64_t qs = H * Dh, kvs = s.n_kv_head * Dh;
@@ -177,7 +177,7 @@ template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, const T* probs,
                         const AttentionShape& s) {
   if constexpr (std::is_same_v<T, float>) {
-    if (gemm_f32_available()) return attention_backward_f32(dq, dk, dv, dout, q, k, v, probs, s);
+    return attention_backward_f32(dq, dk, dv, dout, q, k, v, probs, s);
   }
   const int64_t S = s.seq, H = s.n_head, Hkv = s.n_kv_head, Dh = s.head_dim, group = H / Hkv;
   const int64_t qs = H * Dh, kvs = Hkv * Dh;

@@ -4,8 +4,8 @@
 
 #include <cmath>
 
+#include "kernels/vmath.h"
 #include "train/linalg.h"
-#include "train/vmath.h"
 
 namespace moe::train {
 

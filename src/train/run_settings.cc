@@ -16,6 +16,7 @@ const std::map<std::string, std::string>& run_flags() {
   static const std::map<std::string, std::string> m{{"batch", "--batch"},
                                                     {"seq", "--seq"},
                                                     {"seed", "--seed"},
+                                                    {"init", "--init"},
                                                     {"aux_coef", "--aux-loss"},
                                                     {"seq_aux_coef", "--seq-aux-loss"},
                                                     {"z_coef", "--z-loss"},
@@ -32,7 +33,7 @@ const std::map<std::string, std::string>& run_flags() {
 }
 
 // config.json field -> the flag that sets it (the field is also named: --config sets it too).
-const std::map<std::string, std::string>& config_flags(bool v3) {
+const std::map<std::string, std::string>& config_flags(Family family) {
   static const std::map<std::string, std::string> common{{"model_type", "--arch"},
                                                          {"hidden_size", "--d-model"},
                                                          {"num_hidden_layers", "--layers"},
@@ -41,6 +42,7 @@ const std::map<std::string, std::string>& config_flags(bool v3) {
                                                          {"head_dim", "--head-dim"},
                                                          {"num_experts", "--experts"},
                                                          {"n_routed_experts", "--experts"},
+                                                         {"num_local_experts", "--experts"},
                                                          {"num_experts_per_tok", "--experts-per-token"},
                                                          {"moe_intermediate_size", "--d-ff"},
                                                          {"max_position_embeddings", "--max-seq"},
@@ -56,7 +58,7 @@ const std::map<std::string, std::string>& config_flags(bool v3) {
                                                          {"routed_scaling_factor", "--routed-scaling"}};
   static const std::map<std::string, std::string> qwen3 = [] {
     auto m = common;
-    m["intermediate_size"] = "--d-ff";  // Qwen3-MoE: mirrors moe_intermediate_size
+    m["intermediate_size"] = "--d-ff";  // Qwen3-MoE: mirrors moe_intermediate_size; OLMoE, Mixtral: the experts
     return m;
   }();
   static const std::map<std::string, std::string> deepseek = [] {
@@ -64,7 +66,7 @@ const std::map<std::string, std::string>& config_flags(bool v3) {
     m["intermediate_size"] = "--d-ff-dense";
     return m;
   }();
-  return v3 ? deepseek : qwen3;
+  return family == Family::kDeepseekV3 ? deepseek : qwen3;
 }
 
 std::string shown(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
@@ -95,6 +97,7 @@ nlohmann::json run_fingerprint(const TrainOptions& o) {
   j["batch"] = o.batch;
   j["seq"] = o.seq;
   j["seed"] = o.seed;
+  if (!o.init_dir.empty()) j["init"] = o.init_dir;
   j["aux_coef"] = o.balance.aux_coef;
   j["seq_aux_coef"] = o.balance.seq_aux_coef;
   j["z_coef"] = o.balance.z_coef;
@@ -116,10 +119,10 @@ std::string run_settings_diff(const nlohmann::json& saved, const nlohmann::json&
 
 std::string model_config_diff(const ModelConfig& saved, const ModelConfig& asked) {
   const nlohmann::json s = saved.to_hf_json(), a = asked.to_hf_json();
-  if (saved.arch != asked.arch) {  // every other field differs with it
+  if (saved.family != asked.family) {  // every other field differs with it
     return fmt::format("--arch: the run used {}, this asks {}", shown(s.at("model_type")), shown(a.at("model_type")));
   }
-  std::string out = diff(s, a, config_flags(saved.is_v3()), "", true);
+  std::string out = diff(s, a, config_flags(saved.family), "", true);
   return out.empty() && !(saved == asked) ? "a setting config.json does not record differs" : out;
 }
 

@@ -15,9 +15,12 @@ using Num = long double;
 
 Num attention_params(const ModelConfig& c) {
   const Num D = c.d_model, H = c.n_head;
-  if (!c.is_v3()) {
+  if (!c.is_mla()) {
     const Num Dh = c.head_dim, Hkv = c.n_kv_head;
-    return 2 * H * Dh * D + 2 * Hkv * Dh * D + 2 * Dh;  // q, o; k, v; q_norm, k_norm
+    const Num qk_norm = c.qk_norm() == QkNorm::kPerHead     ? 2 * Dh
+                        : c.qk_norm() == QkNorm::kFullWidth ? (H + Hkv) * Dh
+                                                            : 0;
+    return 2 * H * Dh * D + 2 * Hkv * Dh * D + qk_norm;  // q, o; k, v; q_norm, k_norm
   }
   const Num r = c.kv_lora_rank, qk = Num(c.qk_nope_dim) + c.qk_rope_dim, ql = c.q_lora_rank;
   const Num q = c.q_lora_rank > 0 ? ql * D + ql + H * qk * ql : H * qk * D;
@@ -71,7 +74,7 @@ std::vector<Candidate> candidates(const TrainOptions& o) {
 long double param_count(const ModelConfig& c) {
   const Num D = c.d_model, E = c.n_expert, F = c.d_ff_expert, L = c.n_layer;
   const Num moe_layers = c.n_moe_layers(), dense_layers = L - moe_layers;
-  const Num routed = E * D + E * 3 * F * D + (c.is_v3() ? 3 * F * Num(c.n_shared_expert) * D : 0);
+  const Num routed = E * D + E * 3 * F * D + (c.is_mla() ? 3 * F * Num(c.n_shared_expert) * D : 0);
   const Num dense = 3 * Num(c.d_ff_dense) * D;
   return L * (2 * D + attention_params(c)) + moe_layers * routed + dense_layers * dense + 2 * Num(c.vocab) * D + D;
 }

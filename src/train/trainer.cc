@@ -16,7 +16,6 @@
 
 #include "io/safetensors.h"
 #include "kernels/ceilings.h"
-#include "runtime/blas.h"
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
 #include "train/checkpoint.h"
@@ -136,16 +135,126 @@ struct LoadWindow {
 
 }  // namespace
 
-TrainResult train(const TrainOptions& o, const TextData& data) {
+namespace {
+
+// Settings and data the run cannot start with: usage errors naming the flag.
+void check_run(const TrainOptions& o, const TextData& data) {
   if (o.batch <= 0 || o.seq <= 0 || o.steps <= 0) fail_usage("train", "--batch, --seq and --steps must be > 0");
   if (o.seq > o.model.max_seq)
     fail_usage("train", "--seq {} exceeds max_position_embeddings {}", o.seq, o.model.max_seq);
   o.model.validate();
+  for (const auto* split : {&data.train, &data.val})
+    for (int32_t id : *split)
+      if (id < 0 || id >= o.model.vocab)
+        fail_usage("train", "the training data holds token id {}, outside the model's vocab_size {}", id,
+                   o.model.vocab);
   check_train_fits_in_memory(o);
   if (o.resume && o.out_dir.empty())
     fail_usage("train", "--resume needs --out DIR (the folder holding the checkpoints)");
+}
+
+// A resumed run: the checkpoint's weights, moments and data position, the settings checked, the
+// metrics after it dropped. Returns the step to continue from.
+int64_t resume_run(const TrainOptions& o, TrainModel<float>& model, AdamW& opt, Rng& rng,
+                   const std::string& metrics_path) {
+  const std::string dir = resolve_checkpoint(o.out_dir);
+  TrainerState st;
+  load_checkpoint(dir, model, &opt, &st);
+  const int64_t run_steps = check_resume_settings(st.run, st.step, o, dir);
+  if (run_steps != o.steps && o.progress) {
+    std::fprintf(stderr,
+                 "moe train: extending the run from --steps %lld to %lld: the cosine learning-rate schedule now "
+                 "spans %lld steps, so from step %lld on it differs from the original run's\n",
+                 static_cast<long long>(run_steps), static_cast<long long>(o.steps), static_cast<long long>(o.steps),
+                 static_cast<long long>(st.step));
+  }
+  rng.set_state(st.rng);
+  if (std::filesystem::exists(metrics_path)) truncate_metrics(metrics_path, st.step);
+  return st.step;
+}
+
+// The metrics lines: throughput, MFU, losses and expert load of the steps since the last line.
+class MetricsLog {
+ public:
+  MetricsLog(const TrainOptions& o, const std::string& path)
+      : o_(o), flops_tok_(train_flops_per_token(o.model, o.seq)) {
+    if (!path.empty()) out_.open(path, std::ios::app);
+    if (o.measure_mfu) peak_gflops_ = measure_quick_ceilings(3).fma_f32_gflops;
+    win_.reset(o.model.n_layer, o.model.n_expert);
+    cpu_ = process_cpu_seconds();
+  }
+
+  void count_step(const TrainModel<float>& model) {
+    win_.add(model.layer_loads());
+    tokens_ += o_.batch * o_.seq;
+  }
+
+  // Writes the line of step `done` (validation when due) and starts a new window.
+  nlohmann::json write(int64_t done, const LossParts& loss, double lr, double gnorm, TrainModel<float>& model,
+                       const TextData& data, TrainResult& res) {
+    const double tok_s = tokens_ / std::max(timer_.seconds(), 1e-9);
+    nlohmann::json j;
+    j["step"] = done;
+    j["loss"] = loss.total;
+    j["ce"] = loss.ce;
+    j["aux"] = loss.aux;
+    j["seq_aux"] = loss.seq_aux;
+    j["z"] = loss.z;
+    j["lr"] = lr;
+    j["grad_norm"] = gnorm;
+    j["tokens_per_s"] = tok_s;
+    j["tokens_per_cpu_s"] = tokens_ / std::max(process_cpu_seconds() - cpu_, 1e-9);  // all threads' CPU time
+    // null when the FMA ceiling was not measured (--no-mfu)
+    j["mfu"] = peak_gflops_ > 0 ? nlohmann::json(tok_s * flops_tok_ / (peak_gflops_ * 1e9)) : nlohmann::json(nullptr);
+    if ((o_.eval_every > 0 && done % o_.eval_every == 0) || done == o_.steps) {
+      res.final_val_loss = evaluate(model, data, o_);
+      j["val_loss"] = res.final_val_loss;
+    }
+    for (int l = 0; l < o_.model.n_layer; ++l)
+      j["layers"].push_back(load_summary(win_.routed[l], win_.dropped[l], win_.slots[l]));
+    if (out_.is_open()) out_ << j.dump() << "\n" << std::flush;
+    res.tokens_per_s = tok_s;
+    res.mfu = peak_gflops_ > 0 ? j["mfu"].get<double>() : -1.0;
+    win_.reset(o_.model.n_layer, o_.model.n_expert);
+    tokens_ = 0;
+    timer_.reset();
+    cpu_ = process_cpu_seconds();
+    return j;
+  }
+
+ private:
+  const TrainOptions& o_;
+  const double flops_tok_;
+  double peak_gflops_ = 0;
+  std::ofstream out_;
+  LoadWindow win_;
+  Timer timer_;
+  double cpu_ = 0;
+  int64_t tokens_ = 0;
+};
+
+// The progress output on stderr: a bar with ETA on a terminal, a line per metrics line otherwise.
+void report_progress(const TrainOptions& o, bool tty, const nlohmann::json* line, int64_t done, int64_t start,
+                     int64_t end, double ce, const Timer& run_timer) {
+  if (!o.progress) return;
+  if (tty) {
+    const double per_step = run_timer.seconds() / static_cast<double>(done - start);
+    progress_bar(done, o.steps, ce, (done - start) * o.batch * o.seq / std::max(run_timer.seconds(), 1e-9),
+                 per_step * static_cast<double>(end - done));
+  } else if (line) {
+    const auto& j = *line;
+    std::fprintf(stderr, "step %lld/%lld loss %.4f%s %.0f tok/s\n", static_cast<long long>(done),
+                 static_cast<long long>(o.steps), ce,
+                 j.contains("val_loss") ? fmt::format(" val {:.4f}", j["val_loss"].get<double>()).c_str() : "",
+                 j["tokens_per_s"].get<double>());
+  }
+}
+
+}  // namespace
+
+TrainResult train(const TrainOptions& o, const TextData& data) {
+  check_run(o, data);
   if (!o.out_dir.empty()) prepare_out_dir(o.out_dir, o.resume, o.overwrite);
-  blas::set_threads(1);  // we split the work across thread_pool() ourselves
 #ifdef __GLIBC__
   // Each step allocates its gradient buffers (up to a few MB) afresh. Keep them on the heap:
   // glibc's default maps every block over 128 KiB anew and unmaps it on free, and those page
@@ -155,43 +264,18 @@ TrainResult train(const TrainOptions& o, const TextData& data) {
 #endif
   TrainModel<float> model(o.model, o.balance);
   model.init_params(o.seed);
+  if (!o.init_dir.empty() && !o.resume) load_hf_weights(o.init_dir, model);  // a resumed run loads its checkpoint
   AdamW opt(model.layout().total);
   AdamWOptions aw = o.adamw;
   if (aw.total_steps == 0) aw.total_steps = o.steps;
   Rng rng(o.seed ^ 0x5eedba7c4ull);
-  int64_t start = 0;
   const std::string metrics_path = o.out_dir.empty() ? "" : o.out_dir + "/metrics.jsonl";
-  if (o.resume) {
-    const std::string dir = resolve_checkpoint(o.out_dir);
-    TrainerState st;
-    load_checkpoint(dir, model, &opt, &st);
-    const int64_t run_steps = check_resume_settings(st.run, st.step, o, dir);
-    if (run_steps != o.steps && o.progress) {
-      std::fprintf(stderr,
-                   "moe train: extending the run from --steps %lld to %lld: the cosine learning-rate schedule now "
-                   "spans %lld steps, so from step %lld on it differs from the original run's\n",
-                   static_cast<long long>(run_steps), static_cast<long long>(o.steps), static_cast<long long>(o.steps),
-                   static_cast<long long>(st.step));
-    }
-    start = st.step;
-    rng.set_state(st.rng);
-    if (std::filesystem::exists(metrics_path)) truncate_metrics(metrics_path, start);
-  } else if (!o.out_dir.empty()) {
-    write_file_atomic(metrics_path, "");
-  }
-  std::ofstream metrics;
-  if (!metrics_path.empty()) metrics.open(metrics_path, std::ios::app);
-
-  const double flops_tok = train_flops_per_token(o.model, o.seq);
-  double peak_gflops = 0;
-  if (o.measure_mfu) peak_gflops = measure_quick_ceilings(3).fma_f32_gflops;
+  const int64_t start = o.resume ? resume_run(o, model, opt, rng, metrics_path) : 0;
+  if (!o.resume && !o.out_dir.empty()) write_file_atomic(metrics_path, "");
+  MetricsLog log(o, metrics_path);
   const int64_t end = o.stop_after > 0 ? std::min(o.stop_after, o.steps) : o.steps;
   TrainResult res;
-  LoadWindow win;
-  win.reset(o.model.n_layer, o.model.n_expert);
-  Timer run_timer, window_timer;
-  double window_cpu = process_cpu_seconds();
-  int64_t window_tokens = 0;
+  Timer run_timer;
   const bool tty = o.progress && isatty(2);
   for (int64_t step = start; step < end; ++step) {
     const Batch b = sample_batch(data.train, o.batch, o.seq, rng);
@@ -207,54 +291,13 @@ TrainResult train(const TrainOptions& o, const TextData& data) {
     const double lr = learning_rate(aw, step);
     opt.update(model.params, model.grads, model.layout(), aw, lr, clip_coefficient(gnorm, aw.grad_clip));
     if (o.balance.bias_rate > 0) model.update_router_bias(o.balance.bias_rate);
-    win.add(model.layer_loads());
-    window_tokens += o.batch * o.seq;
+    log.count_step(model);
     res.losses.push_back(loss.total);
     const int64_t done = step + 1;
-    const bool last = done == o.steps;
-    const bool log_now = done % o.log_every == 0 || last || done == end;
-    if (log_now) {
-      const double secs = window_timer.seconds();
-      const double tok_s = window_tokens / std::max(secs, 1e-9);
-      const double cpu_s = process_cpu_seconds() - window_cpu;
-      nlohmann::json j;
-      j["step"] = done;
-      j["loss"] = loss.total;
-      j["ce"] = loss.ce;
-      j["aux"] = loss.aux;
-      j["seq_aux"] = loss.seq_aux;
-      j["z"] = loss.z;
-      j["lr"] = lr;
-      j["grad_norm"] = gnorm;
-      j["tokens_per_s"] = tok_s;
-      j["tokens_per_cpu_s"] = window_tokens / std::max(cpu_s, 1e-9);  // all threads' CPU time
-      // null when the FMA ceiling was not measured (--no-mfu)
-      j["mfu"] = peak_gflops > 0 ? nlohmann::json(tok_s * flops_tok / (peak_gflops * 1e9)) : nlohmann::json(nullptr);
-      if ((o.eval_every > 0 && done % o.eval_every == 0) || last) {
-        res.final_val_loss = evaluate(model, data, o);
-        j["val_loss"] = res.final_val_loss;
-      }
-      for (int l = 0; l < o.model.n_layer; ++l)
-        j["layers"].push_back(load_summary(win.routed[l], win.dropped[l], win.slots[l]));
-      if (metrics.is_open()) metrics << j.dump() << "\n" << std::flush;
-      res.tokens_per_s = tok_s;
-      res.mfu = peak_gflops > 0 ? j["mfu"].get<double>() : -1.0;
-      win.reset(o.model.n_layer, o.model.n_expert);
-      window_tokens = 0;
-      window_timer.reset();
-      window_cpu = process_cpu_seconds();
-      if (!tty && o.progress) {
-        std::fprintf(stderr, "step %lld/%lld loss %.4f%s %.0f tok/s\n", static_cast<long long>(done),
-                     static_cast<long long>(o.steps), loss.ce,
-                     j.contains("val_loss") ? fmt::format(" val {:.4f}", j["val_loss"].get<double>()).c_str() : "",
-                     tok_s);
-      }
-    }
-    if (tty) {
-      const double per_step = run_timer.seconds() / static_cast<double>(done - start);
-      progress_bar(done, o.steps, loss.ce, (done - start) * o.batch * o.seq / std::max(run_timer.seconds(), 1e-9),
-                   per_step * static_cast<double>(end - done));
-    }
+    nlohmann::json line;
+    const bool log_now = done % o.log_every == 0 || done == o.steps || done == end;
+    if (log_now) line = log.write(done, loss, lr, gnorm, model, data, res);
+    report_progress(o, tty, log_now ? &line : nullptr, done, start, end, loss.ce, run_timer);
     const bool ckpt = !o.out_dir.empty() && ((o.checkpoint_every > 0 && done % o.checkpoint_every == 0) || done == end);
     if (ckpt) save_checkpoint(o.out_dir, model, opt, TrainerState{done, rng.state(), run_fingerprint(o)});
     res.last_step = done;

@@ -28,6 +28,7 @@ struct TrainOptions {
   int64_t eval_every = 50;       // validation loss every N steps (and the last); 0 = only the last
   int64_t eval_batches = 4;      // validation batches per evaluation
   int64_t checkpoint_every = 0;  // 0 = only at the end
+  std::string init_dir;          // start from this HF checkpoint's weights (fine-tuning); empty = random
   std::string out_dir;           // checkpoints and metrics.jsonl; empty = none
   bool resume = false;           // continue from out_dir/latest
   bool overwrite = false;        // out_dir holds another run: delete it instead of refusing

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""PyTorch reference of the `moe train` model (Qwen3-MoE semantics, and the DeepSeek-V3 variant,
-written in plain torch).
+"""PyTorch reference of the `moe train` model (Qwen3-MoE semantics, with the OLMoE and Mixtral
+variants, and the DeepSeek-V3 variant, written in plain torch).
 
 Writes tests/reference/fixtures/train/: the initial weights (HF names), the token batches of
 10 steps, and the losses of 10 AdamW steps for two balancing set-ups (aux + z loss; bias
 update), for Qwen3-MoE (init.safetensors, expected.json) and DeepSeek-V3 (init_v3.safetensors,
 expected_v3.json). tests/train/reference_test.cc replays them and requires a match within 1e-4
-relative.
+relative. Fine-tuning (`moe train --init DIR`): finetune_<family>/ holds a Hugging Face checkpoint
+folder (config.json + model.safetensors in bfloat16) per family (qwen3_moe, olmoe, mixtral,
+deepseek_v3) and expected.json with the losses of 5 AdamW steps from those weights (read as float32);
+tests/train/finetune_test.cc loads the folders through the trainer's --init loader.
 `--bench` instead times training steps (tokens/s) for scripts/train-bench.sh.
 """
 import argparse, json, math, os, sys, time
@@ -25,9 +28,26 @@ class Cfg:
         self.n_layer, self.d_model, self.n_head, self.n_kv_head, self.head_dim = 2, 32, 4, 2, 8
         self.n_expert, self.top_k, self.d_ff, self.vocab, self.max_seq = 4, 2, 32, 256, 64
         self.rope_theta, self.eps, self.norm_topk = 10000.0, 1e-6, True
+        self.family = "qwen3_moe"  # or olmoe (full-width QK-norm), mixtral (none; block_sparse_moe names)
         self.__dict__.update(kw)
 
     def hf(self):
+        if self.family == "olmoe":
+            return {"architectures": ["OlmoeForCausalLM"], "model_type": "olmoe", "vocab_size": self.vocab,
+                    "hidden_size": self.d_model, "num_hidden_layers": self.n_layer,
+                    "num_attention_heads": self.n_head, "num_key_value_heads": self.n_kv_head,
+                    "num_experts": self.n_expert, "num_experts_per_tok": self.top_k, "intermediate_size": self.d_ff,
+                    "norm_topk_prob": self.norm_topk, "max_position_embeddings": self.max_seq,
+                    "rope_theta": self.rope_theta, "rms_norm_eps": self.eps, "hidden_act": "silu", "clip_qkv": None,
+                    "tie_word_embeddings": False}
+        if self.family == "mixtral":
+            return {"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "vocab_size": self.vocab,
+                    "hidden_size": self.d_model, "num_hidden_layers": self.n_layer,
+                    "num_attention_heads": self.n_head, "num_key_value_heads": self.n_kv_head,
+                    "head_dim": self.head_dim, "num_local_experts": self.n_expert, "num_experts_per_tok": self.top_k,
+                    "intermediate_size": self.d_ff, "max_position_embeddings": self.max_seq,
+                    "rope_theta": self.rope_theta, "rms_norm_eps": self.eps, "hidden_act": "silu",
+                    "sliding_window": None, "tie_word_embeddings": False}
         return {"architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "vocab_size": self.vocab,
                 "hidden_size": self.d_model, "num_hidden_layers": self.n_layer,
                 "num_attention_heads": self.n_head, "num_key_value_heads": self.n_kv_head,
@@ -38,20 +58,34 @@ class Cfg:
                 "tie_word_embeddings": False}
 
 
+def expert_names(c, p, e):
+    """(gate, up, down) weight names of expert e of the layer with prefix p."""
+    if c.family == "mixtral":
+        x = f"{p}block_sparse_moe.experts.{e}."
+        return x + "w1.weight", x + "w3.weight", x + "w2.weight"
+    x = f"{p}mlp.experts.{e}."
+    return x + "gate_proj.weight", x + "up_proj.weight", x + "down_proj.weight"
+
+
+def router_name(c, p):
+    return p + ("block_sparse_moe.gate.weight" if c.family == "mixtral" else "mlp.gate.weight")
+
+
 def param_shapes(c):
     D, Dh, Fd = c.d_model, c.head_dim, c.d_ff
+    QD, KD = c.n_head * Dh, c.n_kv_head * Dh
+    norms = {"qwen3_moe": [(Dh,), (Dh,)], "olmoe": [(QD,), (KD,)], "mixtral": []}[c.family]
     out = [("model.embed_tokens.weight", (c.vocab, D))]
     for l in range(c.n_layer):
         p = f"model.layers.{l}."
-        out += [(p + "input_layernorm.weight", (D,)), (p + "self_attn.q_proj.weight", (c.n_head * Dh, D)),
-                (p + "self_attn.k_proj.weight", (c.n_kv_head * Dh, D)),
-                (p + "self_attn.v_proj.weight", (c.n_kv_head * Dh, D)),
-                (p + "self_attn.o_proj.weight", (D, c.n_head * Dh)), (p + "self_attn.q_norm.weight", (Dh,)),
-                (p + "self_attn.k_norm.weight", (Dh,)), (p + "post_attention_layernorm.weight", (D,)),
-                (p + "mlp.gate.weight", (c.n_expert, D))]
+        out += [(p + "input_layernorm.weight", (D,)), (p + "self_attn.q_proj.weight", (QD, D)),
+                (p + "self_attn.k_proj.weight", (KD, D)), (p + "self_attn.v_proj.weight", (KD, D)),
+                (p + "self_attn.o_proj.weight", (D, QD))]
+        out += [(p + "self_attn." + n, s) for n, s in zip(["q_norm.weight", "k_norm.weight"], norms)]
+        out += [(p + "post_attention_layernorm.weight", (D,)), (router_name(c, p), (c.n_expert, D))]
         for e in range(c.n_expert):
-            x = f"{p}mlp.experts.{e}."
-            out += [(x + "gate_proj.weight", (Fd, D)), (x + "up_proj.weight", (Fd, D)), (x + "down_proj.weight", (D, Fd))]
+            g, u, d = expert_names(c, p, e)
+            out += [(g, (Fd, D)), (u, (Fd, D)), (d, (D, Fd))]
     out += [("model.norm.weight", (D,)), ("lm_head.weight", (c.vocab, D))]
     return out
 
@@ -86,11 +120,16 @@ def rope(x, theta):  # x [B, S, H, Dh], HF rotate_half layout
 def attention(c, P, p, x):
     B, S, D = x.shape
     H, Hkv, Dh = c.n_head, c.n_kv_head, c.head_dim
-    q = (x @ P[p + "self_attn.q_proj.weight"].T).view(B, S, H, Dh)
-    k = (x @ P[p + "self_attn.k_proj.weight"].T).view(B, S, Hkv, Dh)
+    q = x @ P[p + "self_attn.q_proj.weight"].T
+    k = x @ P[p + "self_attn.k_proj.weight"].T
     v = (x @ P[p + "self_attn.v_proj.weight"].T).view(B, S, Hkv, Dh)
-    q = rope(rmsnorm(q, P[p + "self_attn.q_norm.weight"], c.eps), c.rope_theta).transpose(1, 2)
-    k = rope(rmsnorm(k, P[p + "self_attn.k_norm.weight"], c.eps), c.rope_theta).transpose(1, 2)
+    if c.family == "olmoe":  # OlmoeAttention: RMSNorm over the whole projection, before the head split
+        q, k = rmsnorm(q, P[p + "self_attn.q_norm.weight"], c.eps), rmsnorm(k, P[p + "self_attn.k_norm.weight"], c.eps)
+    q, k = q.view(B, S, H, Dh), k.view(B, S, Hkv, Dh)
+    if c.family == "qwen3_moe":  # Qwen3MoeAttention: RMSNorm per head
+        q, k = rmsnorm(q, P[p + "self_attn.q_norm.weight"], c.eps), rmsnorm(k, P[p + "self_attn.k_norm.weight"], c.eps)
+    q = rope(q, c.rope_theta).transpose(1, 2)
+    k = rope(k, c.rope_theta).transpose(1, 2)
     v = v.transpose(1, 2)
     k = k.repeat_interleave(H // Hkv, dim=1)
     v = v.repeat_interleave(H // Hkv, dim=1)
@@ -104,21 +143,25 @@ def attention(c, P, p, x):
 def moe_block(c, P, p, x, bias, B, S):
     N, D = x.shape
     E, K = c.n_expert, c.top_k
-    logits = x @ P[p + "mlp.gate.weight"].T
+    logits = x @ P[router_name(c, p)].T
     scores = logits.softmax(-1)
     sel = scores.detach() + (bias[None, :] if bias is not None else 0.0)
     ids = sel.topk(K, dim=-1).indices
-    raw = scores.gather(1, ids)
-    w = raw / raw.sum(-1, keepdim=True) if c.norm_topk else raw
+    if c.family == "mixtral":  # MixtralSparseMoeBlock: softmax, top-k, divide by the chosen sum
+        raw = scores.gather(1, ids)
+        w = raw / raw.sum(-1, keepdim=True)
+    else:
+        raw = scores.gather(1, ids)
+        w = raw / raw.sum(-1, keepdim=True) if c.norm_topk else raw
     out = torch.zeros_like(x)
     for e in range(E):
         tok, kk = (ids == e).nonzero(as_tuple=True)
         if tok.numel() == 0:
             continue
         xe = x[tok]
-        ex = f"{p}mlp.experts.{e}."
-        h = F.silu(xe @ P[ex + "gate_proj.weight"].T) * (xe @ P[ex + "up_proj.weight"].T)
-        out = out.index_add(0, tok, (h @ P[ex + "down_proj.weight"].T) * w[tok, kk][:, None])
+        g, u, d = expert_names(c, p, e)
+        h = F.silu(xe @ P[g].T) * (xe @ P[u].T)
+        out = out.index_add(0, tok, (h @ P[d].T) * w[tok, kk][:, None])
     counts = torch.bincount(ids.flatten(), minlength=E).float()
 
     def aux_of(sc, cnt, n):
@@ -158,12 +201,12 @@ def lr_at(o, step):
     return floor + 0.5 * (1 + math.cos(math.pi * prog)) * (o["lr"] - floor)
 
 
-def train_losses(c, P, bal, opt_o, batches, fwd=None):
+def train_losses(c, P, bal, opt_o, batches, fwd=None, biases=None):
     decay = [v for k, v in P.items() if v.dim() >= 2]
     no_decay = [v for k, v in P.items() if v.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": opt_o["wd"]}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=opt_o["lr"], betas=(0.9, 0.95), eps=1e-8)
-    biases = [torch.zeros(c.n_expert) for _ in range(c.n_layer)]
+    biases = biases or [torch.zeros(c.n_expert) for _ in range(c.n_layer)]
     losses = []
     for step, (tok, tgt) in enumerate(batches):
         loss, counts = (fwd or forward)(c, P, bal, biases, tok, tgt)
@@ -377,6 +420,7 @@ def make_fixtures():
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(result, f, indent=1)
     make_v3_fixtures(tok, tgt, steps, B, S)
+    make_finetune_fixtures(tok, tgt, B, S)
 
 
 # Aux + z loss and the bias update on the DeepSeek-V3 variant (the batches are shared).
@@ -397,6 +441,47 @@ def make_v3_fixtures(tok, tgt, steps, B, S):
     assert MARGIN[0] > 1e-5, MARGIN[0]
     result["min_selection_margin"] = MARGIN[0]
     with open(os.path.join(OUT, "expected_v3.json"), "w") as f:
+        json.dump(result, f, indent=1)
+
+
+# Fine-tuning fixtures: one HF checkpoint folder per family, bfloat16 weights (the trainer reads them as
+# float32, and so does this reference), and the losses of 5 steps with aux + z loss.
+FINETUNE_STEPS = 5
+FINETUNE_BAL = {"aux": 0.01, "z": 0.001}
+
+
+def write_checkpoint_folder(name, hf, P, extra):
+    d = os.path.join(OUT, "finetune_" + name)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(dict(hf, torch_dtype="bfloat16"), f, indent=1)
+    tensors = {k: v.detach().bfloat16() for k, v in P.items()}
+    tensors.update(extra)
+    write_safetensors(os.path.join(d, "model.safetensors"), tensors, {"format": "pt"})
+    return {k: v.detach().bfloat16().float().requires_grad_(True) for k, v in P.items()}
+
+
+def make_finetune_fixtures(tok, tgt, B, S):
+    result = {"optimizer": dict(OPT, total=FINETUNE_STEPS), "batch": B, "seq": S, "balance": FINETUNE_BAL,
+              "families": {}}
+    batches = [(tok[i].long(), tgt[i].long()) for i in range(FINETUNE_STEPS)]
+    runs = [("qwen3_moe", Cfg(n_layer=1), None), ("olmoe", Cfg(n_layer=1, family="olmoe", n_kv_head=4, norm_topk=False),
+                                                  None),
+            ("mixtral", Cfg(n_layer=1, family="mixtral", rope_theta=1e6, eps=1e-5), None),
+            ("deepseek_v3", V3Cfg(n_layer=2, first_dense=1), forward_v3)]
+    for name, c, fwd in runs:
+        shapes = v3_param_shapes(c) if fwd else param_shapes(c)
+        biases, extra = None, {}
+        if fwd:  # DeepSeek-V3: a learned e_score_correction_bias (f32, selection only) in each MoE layer
+            g = torch.Generator().manual_seed(17)
+            biases = [0.05 * torch.randn(c.n_expert, generator=g) for _ in range(c.n_layer)]
+            extra = {f"model.layers.{l}.mlp.gate.e_score_correction_bias": biases[l]
+                     for l in range(c.first_dense, c.n_layer)}
+        P = write_checkpoint_folder(name, c.hf(), init_params(c, 13, shapes), extra)
+        losses = train_losses(c, P, FINETUNE_BAL, result["optimizer"], batches, fwd, biases)
+        result["families"][name] = losses
+        print("finetune", name, ["%.6f" % l for l in losses])
+    with open(os.path.join(OUT, "finetune_expected.json"), "w") as f:
         json.dump(result, f, indent=1)
 
 

@@ -10,7 +10,7 @@ import struct
 
 import torch
 
-_CODES = {torch.float32: "F32", torch.int64: "I64", torch.int32: "I32"}
+_CODES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32"}
 
 
 def write_safetensors(path, tensors, metadata=None):
@@ -19,7 +19,7 @@ def write_safetensors(path, tensors, metadata=None):
     header, blobs, offset = {}, [], 0
     for name, t in items:
         t = t.detach().contiguous()
-        raw = t.numpy().tobytes()
+        raw = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
         header[name] = {"dtype": _CODES[t.dtype], "shape": list(t.shape),
                         "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)

@@ -36,7 +36,7 @@ std::string tmpdir(const std::string& name) {
 TrainOptions tiny_v3(const std::string& out) {
   TrainOptions o;
   ModelConfig& m = o.model;
-  m.arch = Arch::kDeepseekV3;
+  m.family = Family::kDeepseekV3;
   m.n_layer = 3;
   m.first_dense = 1;
   m.d_ff_dense = 24;
@@ -187,7 +187,7 @@ TEST(DeepseekV3, ResumeIsBitIdenticalAndMismatchIsAnError) {
     EXPECT_NE(std::string(e.what()).find("different model"), std::string::npos) << e.what();
   }
   other.model.n_shared_expert = 1;
-  other.model.arch = Arch::kQwen3Moe;
+  other.model.family = Family::kQwen3Moe;
   EXPECT_THROW(train(other, data), Error);
   fs::remove_all(a);
   fs::remove_all(b);
@@ -201,7 +201,7 @@ TEST(DeepseekV3, ConfigJsonRoundTripsAndRejectsWhatTheTrainerCannotDo) {
   EXPECT_TRUE(j["q_lora_rank"].is_null());
   EXPECT_EQ(ModelConfig::from_hf_json(j, "config.json"), c);
   for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
-           {"n_group", 2}, {"scoring_func", "softmax"}, {"rope_scaling", {{"type", "yarn"}}}}) {
+           {"tie_word_embeddings", true}, {"scoring_func", "softmax"}, {"rope_scaling", {{"type", "yarn"}}}}) {
     nlohmann::json bad = j;
     bad[key] = value;
     try {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <vector>
 
+#include "train/grad_check.h"
 #include "train/model.h"
 #include "train/moe_block.h"
 #include "train/ops.h"
@@ -16,38 +17,9 @@
 namespace moe::train {
 namespace {
 
-std::vector<double> randn(int64_t n, uint64_t seed, double scale = 1.0) {
-  Rng r(seed);
-  std::vector<double> v(static_cast<size_t>(n));
-  for (auto& x : v) x = scale * r.normal();
-  return v;
-}
-
-double dot(const std::vector<double>& a, const std::vector<double>& b) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
-}
-
-// Checks analytic gradient `grad` of loss(x) at x by central differences on every element
-// (or a strided subset); relative error against the gradient's scale.
-void expect_grad(std::vector<double>& x, const std::vector<double>& grad, const std::function<double()>& loss,
-                 const char* what, int64_t stride = 1, double tol = 1e-6) {
-  ASSERT_EQ(x.size(), grad.size());
-  double gmax = 1e-12;
-  for (double g : grad) gmax = std::max(gmax, std::abs(g));
-  const double h = 1e-6;
-  for (size_t i = 0; i < x.size(); i += stride) {
-    const double x0 = x[i];
-    x[i] = x0 + h;
-    const double lp = loss();
-    x[i] = x0 - h;
-    const double lm = loss();
-    x[i] = x0;
-    const double fd = (lp - lm) / (2 * h);
-    ASSERT_NEAR(fd, grad[i], tol * gmax + 1e-9) << what << " element " << i;
-  }
-}
+using testing::dot;
+using testing::expect_grad;
+using testing::randn;
 
 TEST(GradCheck, Embedding) {
   const int64_t n = 5, d = 4, v = 3;
@@ -204,36 +176,26 @@ ModelConfig tiny_model(int n_expert, int top_k) {
   return c;
 }
 
-TEST(GradCheck, WholeModel) {
+// Every tensor of a whole model with all three balancing losses, per family the trainer builds from
+// the Qwen3-MoE block: per-head QK-norm (Qwen3-MoE), full-width QK-norm and no renormalization
+// (OLMoE), no QK-norm and the softmax over the chosen logits (Mixtral).
+void check_whole_model(Family family, bool norm_topk) {
   ModelConfig c = tiny_model(4, 2);
+  c.family = family;
+  c.norm_topk_prob = norm_topk;
+  if (family == Family::kOlmoe) c.head_dim = c.d_model / c.n_head;
   BalanceOptions b;
   b.aux_coef = 0.1;
   b.seq_aux_coef = 0.05;
   b.z_coef = 0.01;
   TrainModel<double> m(c, b);
   m.init_params(3);
-  Rng r(5);
-  for (auto& w : m.params) w += 0.3 * r.normal();  // away from the ones of fresh norm weights
-  const int64_t B = 2, S = 5;
-  std::vector<int32_t> tok(B * S), tgt(B * S);
-  for (auto& t : tok) t = static_cast<int32_t>(r.below(c.vocab));
-  for (auto& t : tgt) t = static_cast<int32_t>(r.below(c.vocab));
-  m.forward(tok.data(), tgt.data(), B, S);
-  m.zero_grad();
-  m.backward();
-  const std::vector<double> grad = m.grads;
-  auto loss = [&] { return m.forward(tok.data(), tgt.data(), B, S).total; };
-  for (const auto& t : m.layout().tensors) {
-    std::vector<double> x(m.params.begin() + t.offset, m.params.begin() + t.offset + t.numel);
-    std::vector<double> g(grad.begin() + t.offset, grad.begin() + t.offset + t.numel);
-    auto tensor_loss = [&] {
-      std::copy(x.begin(), x.end(), m.params.begin() + t.offset);
-      return loss();
-    };
-    expect_grad(x, g, tensor_loss, t.name.c_str(), std::max<int64_t>(1, t.numel / 17), 1e-5);
-    std::copy(x.begin(), x.end(), m.params.begin() + t.offset);
-  }
+  testing::expect_whole_model_grads(m);
 }
+
+TEST(GradCheck, WholeModel) { check_whole_model(Family::kQwen3Moe, true); }
+TEST(GradCheck, WholeModelOlmoe) { check_whole_model(Family::kOlmoe, false); }
+TEST(GradCheck, WholeModelMixtral) { check_whole_model(Family::kMixtral, true); }
 
 // backward() writes the routed experts' weight gradients whole (zero_grad leaves them alone), so
 // stale values there must never survive: with 8 experts, top-1 and 3 tokens most experts get no

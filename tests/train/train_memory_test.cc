@@ -13,7 +13,7 @@ namespace {
 
 ModelConfig v3(int q_lora, int shared, int first_dense) {
   ModelConfig m;
-  m.arch = Arch::kDeepseekV3;
+  m.family = Family::kDeepseekV3;
   m.n_layer = 3;
   m.n_head = 3;
   m.n_kv_head = 3;
@@ -32,7 +32,7 @@ TEST(TrainMemory, ParamCountEqualsTheLayout) {
   q.n_expert = 5;
   for (const ModelConfig& c : {ModelConfig{}, q, v3(0, 0, 0), v3(24, 1, 1), v3(0, 2, 3), v3(16, 0, 2)}) {
     EXPECT_EQ(param_count(c), static_cast<long double>(ParamLayout::build(c).total))
-        << (c.is_v3() ? "v3 " : "qwen3 ") << c.q_lora_rank << " " << c.n_shared_expert << " " << c.first_dense;
+        << (c.is_mla() ? "v3 " : "qwen3 ") << c.q_lora_rank << " " << c.n_shared_expert << " " << c.first_dense;
   }
 }
 

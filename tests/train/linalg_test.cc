@@ -1,14 +1,15 @@
-// The fast float paths of training against double loops at odd sizes: the AVX-512 GEMM in its
-// three layouts (A.B^T, A.B, A^T.B; k past one 256 block, n past one 512 block, row and column
-// edges), the threaded par_mm_* wrappers, and the GEMM-based causal attention forward/backward.
+// The float paths of training against double loops at odd sizes, at the scalar level and the CPU's
+// own: the three matmul layouts (A.B^T, A.B, A^T.B on kernels/gemm_f32.h; k past one 256 block, n past
+// one 512 block, row and column edges), the threaded par_mm_* wrappers, and the GEMM-based causal
+// attention forward/backward. The GEMM kernels themselves are tested in tests/kernels/gemm_f32_test.cc.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
-#include "runtime/aligned.h"
+#include "runtime/cpu_features.h"
 #include "runtime/thread_pool.h"
-#include "train/gemm.h"
 #include "train/linalg.h"
 #include "train/ops.h"
 #include "train/rng.h"
@@ -37,8 +38,19 @@ struct Dims {
 };
 const Dims kDims[] = {{1, 1, 1}, {5, 7, 3}, {13, 33, 17}, {12, 32, 16}, {25, 47, 300}, {40, 530, 20}, {3, 600, 257}};
 
-TEST(TrainGemm, ThreeLayoutsMatchDoubleLoops) {
-  if (!gemm_f32_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+// Every test below runs at the scalar level (the GEMM's portable twin) and at the CPU's own.
+class TrainLinalg : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override { prev_ = set_isa_override(GetParam()); }
+  void TearDown() override { set_isa_override(prev_); }
+  Isa prev_ = Isa::kScalar;
+};
+// The highest level as a cap: what this CPU detects.
+INSTANTIATE_TEST_SUITE_P(Isa, TrainLinalg, ::testing::Values(Isa::kScalar, Isa::kAvx512Bf16), [](const auto& info) {
+  return std::string(info.param == Isa::kScalar ? "scalar" : "native");
+});
+
+TEST_P(TrainLinalg, ThreeLayoutsMatchDoubleLoops) {
   for (const Dims& d : kDims) {
     for (bool acc : {false, true}) {
       const auto a = randf(d.m * d.k, 1), bt = randf(d.n * d.k, 2), bn = randf(d.k * d.n, 3), at = randf(d.k * d.m, 4);
@@ -47,7 +59,7 @@ TEST(TrainGemm, ThreeLayoutsMatchDoubleLoops) {
       std::vector<float> got = c0;
       // A.B^T
       mm_nt<double>(widen(a).data(), widen(bt).data(), want.data(), d.m, d.n, d.k, acc);
-      gemm_f32({a.data(), d.k, 1}, {bt.data(), 1, d.k}, got.data(), d.n, {d.m, d.n, d.k}, acc);
+      mm_nt<float>(a.data(), bt.data(), got.data(), d.m, d.n, d.k, acc);
       expect_close(got, want, 1e-4, "nt");
       // A.B
       mm_nn<double>(widen(a).data(), widen(bn).data(), want.data(), d.m, d.n, d.k, acc);
@@ -61,43 +73,7 @@ TEST(TrainGemm, ThreeLayoutsMatchDoubleLoops) {
   }
 }
 
-// B packed once (both layouts), then products over a prefix of its columns and a range of its rows,
-// with row- and column-major A, against double loops.
-TEST(TrainGemm, PrepackedBPrefixesAndRowRanges) {
-  if (!gemm_f32_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
-  struct Case {
-    int64_t k, n, m, n_used, p0, k_used;
-  };
-  const Case cases[] = {{1, 1, 1, 1, 0, 1},       {37, 70, 13, 45, 5, 30},  {70, 33, 25, 33, 69, 1},
-                        {16, 128, 32, 96, 0, 16}, {128, 32, 7, 17, 64, 64}, {5, 3, 40, 2, 2, 0}};
-  for (const Case& t : cases) {
-    for (bool b_rows : {true, false}) {  // B's rows contiguous (A.B) or its columns (A.W^T)
-      const auto bsrc = randf(t.k * t.n, 21), a = randf(t.m * t.k_used, 22), c0 = randf(t.m * t.n_used, 23);
-      auto b_at = [&](int64_t p, int64_t j) { return b_rows ? bsrc[p * t.n + j] : bsrc[j * t.k + p]; };
-      const GemmOperand b = b_rows ? GemmOperand{bsrc.data(), t.n, 1} : GemmOperand{bsrc.data(), 1, t.k};
-      AlignedBuffer<float> packed(static_cast<size_t>(gemm_f32_packed_size(t.k, t.n)));
-      gemm_f32_pack_b(b, t.k, t.n, packed.data());
-      for (bool a_rows : {true, false}) {
-        for (bool acc : {false, true}) {
-          std::vector<float> got = c0;
-          std::vector<double> want(c0.begin(), c0.end());
-          for (int64_t i = 0; i < t.m; ++i)
-            for (int64_t j = 0; j < t.n_used; ++j) {
-              double sum = 0;
-              for (int64_t p = 0; p < t.k_used; ++p)
-                sum += static_cast<double>(a_rows ? a[i * t.k_used + p] : a[p * t.m + i]) * b_at(t.p0 + p, j);
-              want[i * t.n_used + j] = (acc ? want[i * t.n_used + j] : 0.0) + sum;
-            }
-          const GemmOperand ao = a_rows ? GemmOperand{a.data(), t.k_used, 1} : GemmOperand{a.data(), 1, t.m};
-          gemm_f32_packed(ao, packed.data(), t.k, t.p0, got.data(), t.n_used, {t.m, t.n_used, t.k_used}, acc);
-          expect_close(got, want, 1e-4, "packed");
-        }
-      }
-    }
-  }
-}
-
-TEST(TrainGemm, ThreadedWrappersMatchDoubleLoops) {
+TEST_P(TrainLinalg, ThreadedWrappersMatchDoubleLoops) {
   const int threads = num_threads();
   set_num_threads(2);
   const int64_t m = 301, n = 75, k = 129;
@@ -116,19 +92,9 @@ TEST(TrainGemm, ThreadedWrappersMatchDoubleLoops) {
   set_num_threads(threads);
 }
 
-TEST(TrainGemm, ZeroDepthWritesZerosOrKeepsC) {
-  if (!gemm_f32_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
-  std::vector<float> c = {1, 2, 3, 4, 5, 6};
-  const float dummy = 0;
-  gemm_f32({&dummy, 0, 1}, {&dummy, 3, 1}, c.data(), 3, {2, 3, 0}, true);
-  EXPECT_EQ(c[5], 6.0f);
-  gemm_f32({&dummy, 0, 1}, {&dummy, 3, 1}, c.data(), 3, {2, 3, 0}, false);
-  for (float x : c) EXPECT_EQ(x, 0.0f);
-}
-
-// The float attention (GEMM path with AVX-512) against the double loops, forward and backward,
-// with GQA and a sequence length that is not a multiple of the 32-row blocks.
-TEST(TrainAttention, FloatPathMatchesDoubleLoops) {
+// The float attention (blocked GEMMs) against the double loops, forward and backward, with GQA and
+// a sequence length that is not a multiple of the 32-row blocks.
+TEST_P(TrainLinalg, AttentionFloatPathMatchesDoubleLoops) {
   for (int64_t S : {1, 37, 70}) {
     const AttentionShape s{2, S, 4, 2, 16};
     const int64_t N = s.batch * S, qd = s.n_head * s.head_dim, kd = s.n_kv_head * s.head_dim;

@@ -1,4 +1,4 @@
-// AVX-512 GEMM for training (see gemm.h): B is packed into panels of 32 columns x kc rows
+// AVX-512 f32 GEMM for training (see gemm_f32.h): B is packed into panels of 32 columns x kc rows
 // (a plain copy when B's rows are contiguous, 16x16 in-register transposes when its columns
 // are), then a 12x32 micro-kernel (24 zmm accumulators) broadcasts A straight from memory,
 // row-major (A.B, A.B^T) or column-major (A^T.B) alike, so A is never copied.
@@ -8,48 +8,20 @@
 #include <array>
 #include <utility>
 
+#include "kernels/avx512_common.h"
+#include "kernels/gemm_f32.h"
 #include "runtime/aligned.h"
-#include "train/gemm.h"
 
-namespace moe::train::gemm_detail {
+namespace moe::gemm_f32_detail {
 namespace {
+
+using avx512::mask16;
+using avx512::transpose16;
 
 constexpr int kMr = 12;
 constexpr int kNr = 32;
 constexpr int64_t kKc = 256;
 constexpr int64_t kNc = 512;
-
-inline __mmask16 mask16(int64_t r) {
-  return r <= 0 ? __mmask16(0) : r >= 16 ? __mmask16(0xffff) : __mmask16((1u << r) - 1);
-}
-
-// Row r lane c -> row c lane r for 16 rows of 16 floats.
-void transpose16(__m512 (&r)[16]) {
-  __m512 t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
-    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
-    u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-  }
-  // 128-bit lane L of u[4i+q] holds column 4L+q of rows 4i..4i+3.
-  for (int q = 0; q < 4; ++q) {
-    const __m512 w0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88);
-    const __m512 w1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xdd);
-    const __m512 x0 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
-    const __m512 x1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xdd);
-    r[q] = _mm512_shuffle_f32x4(w0, x0, 0x88);
-    r[8 + q] = _mm512_shuffle_f32x4(w0, x0, 0xdd);
-    r[4 + q] = _mm512_shuffle_f32x4(w1, x1, 0x88);
-    r[12 + q] = _mm512_shuffle_f32x4(w1, x1, 0xdd);
-  }
-}
 
 // Panel q, element (p, col) at dst[q*kc*32 + p*32 + col] = B(p0 + p, j0 + q*32 + col); zero past nc.
 // B usually comes from L3 or memory (weights last touched by the optimizer, activations of the
@@ -79,13 +51,13 @@ void pack_b(const GemmOperand& b, int64_t j0, int64_t nc, int64_t p0, int64_t kc
     const bool prefetch_next = jg + 16 < nc;
     for (int64_t p = 0; p < kc; p += 16) {
       const __mmask16 mk = mask16(kc - p);
-      __m512 r[16];
+      __m512i r[16];  // float bits: the transpose only moves them
       if (valid == 16) {
 #pragma GCC unroll 16
-        for (int t = 0; t < 16; ++t) r[t] = _mm512_maskz_loadu_ps(mk, src + t * b.cs + p);
+        for (int t = 0; t < 16; ++t) r[t] = _mm512_maskz_loadu_epi32(mk, src + t * b.cs + p);
       } else {
         for (int t = 0; t < 16; ++t)
-          r[t] = t < valid ? _mm512_maskz_loadu_ps(mk, src + t * b.cs + p) : _mm512_setzero_ps();
+          r[t] = t < valid ? _mm512_maskz_loadu_epi32(mk, src + t * b.cs + p) : _mm512_setzero_si512();
       }
       if (prefetch_next)
 #pragma GCC unroll 16
@@ -93,7 +65,7 @@ void pack_b(const GemmOperand& b, int64_t j0, int64_t nc, int64_t p0, int64_t kc
           _mm_prefetch(reinterpret_cast<const char*>(src + (16 + t) * b.cs + p), _MM_HINT_T0);
       transpose16(r);
       const int64_t rows = std::min<int64_t>(16, kc - p);
-      for (int64_t t = 0; t < rows; ++t) _mm512_store_ps(panel + (p + t) * kNr, r[t]);
+      for (int64_t t = 0; t < rows; ++t) _mm512_store_si512(panel + (p + t) * kNr, r[t]);
     }
   }
 }
@@ -201,4 +173,4 @@ void gemm_packed_avx512(GemmOperand a, const float* packed, int64_t packed_k, in
   }
 }
 
-}  // namespace moe::train::gemm_detail
+}  // namespace moe::gemm_f32_detail

@@ -1,11 +1,14 @@
 // Vectorized elementwise math for the float training path: exp over arrays (AVX-512 polynomial
 // with 2^n scaling, ~2 ulp; std::exp below AVX-512), so softmax, SiLU and cross-entropy do not
-// pay a libm call per element, and the AdamW update (sqrt and divide in registers).
+// pay a libm call per element, reductions, the RMSNorm / softmax / SwiGLU rows forward and
+// backward, and the AdamW update (sqrt and divide in registers). Each function dispatches on
+// active_isa(); below AVX-512 it runs its scalar twin, the same name with _ref (serial loops,
+// std::exp), which the tests compare the AVX-512 kernels with.
 #pragma once
 
 #include <cstdint>
 
-namespace moe::train {
+namespace moe {
 
 // y[i] = exp(x[i]) for i < n; y may alias x. exp(-inf) = 0, exp(+inf) = inf, NaN stays NaN.
 void exp_f32(float* y, const float* x, int64_t n);
@@ -45,6 +48,23 @@ struct AdamWStep {
 };
 void adamw_f32(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n);
 
+// The scalar twins of the functions above (same contracts).
+void exp_f32_ref(float* y, const float* x, int64_t n);
+float max_f32_ref(const float* x, int64_t n);
+float sum_f32_ref(const float* x, int64_t n);
+float sumsq_f32_ref(const float* x, int64_t n);
+float dot3_f32_ref(const float* a, const float* b, const float* c, int64_t n);
+void rmsnorm_rows_f32_ref(float* out, float* rstd, const float* x, const float* w, int64_t n, int64_t c, double eps);
+void rmsnorm_rows_backward_f32_ref(float* dx, const float* g, const float* x, const float* w, const float* rstd,
+                                   int64_t n, int64_t c);
+void rmsnorm_rows_dw_f32_ref(float* dw, const float* g, const float* x, const float* rstd, int64_t n, int64_t c);
+void softmax_f32_ref(float* x, int64_t n, float scale);
+void softmax_backward_f32_ref(float* d, const float* p, int64_t n, float scale);
+void swiglu_f32_ref(float* out, const float* gate, const float* up, int64_t n);
+void swiglu_backward_f32_ref(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
+                             float* out = nullptr);
+void adamw_f32_ref(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n);
+
 namespace vmath_detail {
 void exp_avx512(float* y, const float* x, int64_t n);
 float max_avx512(const float* x, int64_t n);
@@ -63,4 +83,4 @@ void swiglu_backward_avx512(float* dgate, float* dup, const float* dout, const f
 void adamw_avx512(const AdamWStep& s, float* p, float* m, float* v, const float* g, int64_t n);
 }  // namespace vmath_detail
 
-}  // namespace moe::train
+}  // namespace moe

@@ -5,9 +5,9 @@
 
 #include <cmath>
 
-#include "train/vmath.h"
+#include "kernels/vmath.h"
 
-namespace moe::train::vmath_detail {
+namespace moe::vmath_detail {
 namespace {
 
 inline __m512 exp16(__m512 x) {
@@ -207,4 +207,4 @@ void adamw_avx512(const AdamWStep& s, float* p, float* m, float* v, const float*
   }
 }
 
-}  // namespace moe::train::vmath_detail
+}  // namespace moe::vmath_detail
