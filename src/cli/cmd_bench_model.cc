@@ -7,10 +7,13 @@
 
 #include <sys/resource.h>
 
+#include <cstring>
 #include <deque>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <span>
 
 #include "cli/command.h"
 #include "cli/flags.h"
@@ -48,7 +51,9 @@ struct BenchModelArgs {
 };
 
 // The catalog config with fewer layers, dense weights in `dtype`, no MTP and no quantization.
-nlohmann::json shrink_config(const CatalogEntry& entry, int64_t layers, const std::string& torch_dtype) {
+// keep_quant (--dtype native): the quantization_config and expert_dtype stay, so the registry lists the stored formats.
+nlohmann::json shrink_config(const CatalogEntry& entry, int64_t layers, const std::string& torch_dtype,
+                             bool keep_quant = false) {
   nlohmann::json config = entry.config;
   nlohmann::json& text = config.contains("text_config") ? config["text_config"] : config;
   const char* layer_key = text.contains("n_layers") ? "n_layers" : "num_hidden_layers";
@@ -56,7 +61,18 @@ nlohmann::json shrink_config(const CatalogEntry& entry, int64_t layers, const st
   if (layers < 1 || layers > text[layer_key].get<int64_t>()) {
     fail_usage("bench", "--layers {} must be between 1 and the model's {}", layers, text[layer_key].get<int64_t>());
   }
+  const int64_t full = text[layer_key].get<int64_t>();
   text[layer_key] = layers;
+  if (text.contains("compress_ratios")) {
+    // DeepSeek-V4: the ratios of the last `layers` main layers (for 2 of Flash: one HCA, one CSA layer), hash
+    // routing in all but the last layer; the experts dense (FP4 is not decoded).
+    const auto r = text["compress_ratios"].get<std::vector<int64_t>>();
+    if (static_cast<int64_t>(r.size()) < full)
+      fail("bench", "{}: compress_ratios is shorter than the layers", entry.file);
+    text["compress_ratios"] = std::vector<int64_t>(r.begin() + (full - layers), r.begin() + full);
+    text["num_hash_layers"] = std::min(text.value("num_hash_layers", int64_t{0}), layers - 1);
+    if (!keep_quant) text.erase("expert_dtype");
+  }
   if (text.contains("layer_types")) {
     auto types = text["layer_types"];
     text["layer_types"] = nlohmann::json(std::vector<nlohmann::json>(types.begin(), types.begin() + layers));
@@ -65,7 +81,7 @@ nlohmann::json shrink_config(const CatalogEntry& entry, int64_t layers, const st
     text["first_k_dense_replace"] = layers - 1;  // keep at least one MoE layer
   }
   text["num_nextn_predict_layers"] = 0;
-  config.erase("quantization_config");
+  if (!keep_quant) config.erase("quantization_config");
   config["torch_dtype"] = torch_dtype;
   if (config.contains("text_config")) config["text_config"]["torch_dtype"] = torch_dtype;
   return config;
@@ -93,6 +109,58 @@ void skew_tensor(const TensorEntry& t, double skew, int64_t d_model, uint64_t la
     w[static_cast<size_t>(e * cols)] = static_cast<float>(-skew * sigma_x0 * std::log(double(rank[e]) + 1.0));
 }
 
+// The routed experts of the MoE layer a tensor belongs to: the rows of that layer's router weight.
+int64_t reg_experts(const TensorRegistry& reg, const TensorEntry& t) {
+  for (const TensorEntry& r : reg.tensors)
+    if (r.layer == t.layer && r.role == Role::kRouter && r.shape.size() == 2) return r.shape[0];
+  fail("bench", "no router beside {}", t.name);
+}
+
+// Shared random bytes of the stored formats (--dtype native), each tensor a span into its dtype's pool (sized
+// for the largest tensor first: spans must not move). FP8 E4M3 codes with bit 6 clear (|v| <= 1.875, never
+// NaN); FP4 / MXFP4 codes any nibble; E8M0 / U8 scales 2^-8; F32 tensors from the N(0, 0.02) pool; F32 / BF16
+// scales 2^-6.
+struct StoredFormatPools {
+  std::map<int, std::vector<uint8_t>> pools;  // by pool_key
+  static int pool_key(const TensorEntry& t) { return static_cast<int>(t.dtype) * 2 + (t.role == Role::kQuantScale); }
+
+  StoredFormatPools(const TensorRegistry& reg, DType dense, const std::vector<float>& pool_f32) {
+    std::map<int, size_t> need;
+    std::map<int, const TensorEntry*> example;
+    for (const TensorEntry& t : reg.tensors) {
+      if (t.dtype == dense || t.role == Role::kIndexTable) continue;
+      need[pool_key(t)] = std::max(need[pool_key(t)], static_cast<size_t>(t.nbytes()));
+      example[pool_key(t)] = &t;
+    }
+    for (const auto& [key, n] : need) fill(*example[key], n, pool_f32);
+  }
+
+  void fill(const TensorEntry& t, size_t n, const std::vector<float>& pool_f32) {
+    std::vector<uint8_t>& p = pools[pool_key(t)];
+    p.resize(n);
+    std::mt19937 rng(99 + pool_key(t));
+    const bool scale = t.role == Role::kQuantScale;
+    if (scale && (t.dtype == DType::kF8E8M0 || t.dtype == DType::kU8)) {
+      std::fill(p.begin(), p.end(), uint8_t{127 - 8});
+    } else if (scale) {
+      const std::vector<float> v(n / dtype_size(t.dtype), 1.0f / 64);
+      convert_from_f32(t.dtype, v.data(), p.data(), v.size());
+    } else if (t.dtype == DType::kF8E4M3) {
+      for (uint8_t& b : p) b = static_cast<uint8_t>(rng() & 0xbf);
+    } else if (t.dtype == DType::kI8 || t.dtype == DType::kU8) {
+      for (uint8_t& b : p) b = static_cast<uint8_t>(rng());
+    } else if (t.dtype == DType::kF32 && n / 4 <= pool_f32.size()) {
+      std::memcpy(p.data(), pool_f32.data(), n);
+    } else {
+      fail("bench", "--dtype native: no random writer for {} stored as {}", t.name, dtype_name(t.dtype));
+    }
+  }
+
+  std::span<const uint8_t> bytes(const TensorEntry& t) const {
+    return {pools.at(pool_key(t)).data(), static_cast<size_t>(t.nbytes())};
+  }
+};
+
 // Writes every registry tensor: norms = 1, everything else from one random pool (N(0, 0.02)).
 // Tensors share the pool's contents but each has its own bytes in the file, so decode streams
 // distinct memory for each expert, as with real weights. router_skew > 0: see skew_tensor.
@@ -109,7 +177,22 @@ void write_random_checkpoint(const std::string& dir, const nlohmann::json& confi
   convert_from_f32(dtype, ones.data(), one.data(), ones.size());
   std::vector<TensorToWrite> tensors;
   std::deque<std::vector<uint8_t>> skewed;  // own copies of the tensors skew_tensor changes
+  const StoredFormatPools formats(reg, dtype, pool_f32);
   for (const TensorEntry& t : reg.tensors) {
+    if (t.dtype != dtype && t.role != Role::kIndexTable) {  // --dtype native: the stored formats
+      tensors.push_back({t.name, t.dtype, t.shape, formats.bytes(t)});
+      continue;
+    }
+    if (t.role == Role::kIndexTable) {  // DeepSeek-V4 tid2eid [V, K]: distinct expert ids per token
+      const int64_t E = t.shape[1] > 0 ? reg_experts(reg, t) : 1;
+      auto& ids = skewed.emplace_back(static_cast<size_t>(t.numel()) * 8);
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        const int64_t id = ((i / t.shape[1]) * 7 + i % t.shape[1]) % E;
+        std::memcpy(ids.data() + i * 8, &id, 8);
+      }
+      tensors.push_back({t.name, DType::kI64, t.shape, std::span<const uint8_t>(ids.data(), ids.size())});
+      continue;
+    }
     const size_t n = static_cast<size_t>(t.numel()) * dtype_size(dtype);
     const auto& src = t.role == Role::kNorm ? one : pool;
     const bool skew = router_skew > 0 && t.shape.size() == 2 &&
@@ -317,19 +400,22 @@ void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
     fail_usage("bench", "--model '{}' is neither in the catalog (see `moe inspect --list`) nor a config.json file",
                a.model);
   }
-  if (a.dtype != "bf16" && a.dtype != "f32") fail_usage("bench", "--dtype must be bf16 or f32, got '{}'", a.dtype);
-  const DType dtype = a.dtype == "bf16" ? DType::kBF16 : DType::kF32;
-  const nlohmann::json config = shrink_config(*entry, a.layers, a.dtype == "bf16" ? "bfloat16" : "float32");
+  if (a.dtype != "bf16" && a.dtype != "f32" && a.dtype != "native")
+    fail_usage("bench", "--dtype must be bf16, f32 or native, got '{}'", a.dtype);
+  const bool native = a.dtype == "native";
+  const DType dtype = a.dtype == "f32" ? DType::kF32 : DType::kBF16;
+  const nlohmann::json config = shrink_config(*entry, a.layers, a.dtype == "f32" ? "float32" : "bfloat16", native);
   const ModelSpec spec = parse_model_spec(config, entry->name);
   RegistryOptions ro;
-  ro.format = WeightFormat::kDense;
+  ro.format = native ? WeightFormat::kCheckpoint : WeightFormat::kDense;
   ro.dense_dtype = dtype;
   ro.include_mtp = false;
   const TensorRegistry reg = build_registry(spec, ro);
   const std::string dir =
       a.dir.empty() ? (fs::temp_directory_path() / fmt::format("moe-bench-model-{}", ::getpid())).string() : a.dir;
   long double bytes = 0;
-  for (const TensorEntry& t : reg.tensors) bytes += static_cast<long double>(t.numel()) * dtype_size(dtype);
+  for (const TensorEntry& t : reg.tensors)
+    bytes += native ? static_cast<long double>(t.nbytes()) : static_cast<long double>(t.numel()) * dtype_size(dtype);
   const std::string what = fmt::format("--model {} --layers {}: the random checkpoint", entry->name, a.layers);
   check_fits_on_disk(bytes, dir, "bench", what);
   check_fits_in_memory(bytes, "bench", what + " (read on every decode step)");
@@ -357,7 +443,11 @@ void register_bench_model(CLI::App& bench, const GlobalOptions& global) {
                   "checkpoint folder or .gguf file (measured as it is)")
       ->capture_default_str();
   add_number(cmd, "--layers", a->layers, "Decoder layers to keep", int64_t{1}, int64_t{1} << 16);
-  cmd->add_option("--dtype", a->dtype, "Weight dtype: bf16 or f32")->capture_default_str();
+  cmd->add_option(
+         "--dtype", a->dtype,
+         "Weight dtype: bf16, f32, or native (the catalog model's stored formats, e.g. FP8 with block scales and FP4 "
+         "experts; the rest bf16)")
+      ->capture_default_str();
   add_number(cmd, "-p,--prompt", a->prompt, "Prefill tokens", int64_t{1}, int64_t{1} << 24);
   add_number(cmd, "-n,--decode", a->decode, "Decode steps", int64_t{1}, int64_t{1} << 24);
   add_number(cmd, "-r,--repetitions", a->repetitions, "Timed runs (median)", 1, 100);

@@ -12,6 +12,7 @@
 #include "kernels/quant_blocks.h"
 #include "model/attention.h"
 #include "model/decoder_layer.h"
+#include "model/deepseek_v4.h"
 #include "model/families.h"
 #include "model/linear.h"
 #include "model/mla.h"
@@ -45,7 +46,8 @@ void linear(const float* x, int64_t T, const WeightView& w, const float* bias, i
 Decoder::Decoder(const std::string& path, DecoderOptions options)
     : spec_(load_model_spec_any(path)), options_(std::move(options)) {
   if (spec_.family == Family::kDeepseekV4) {
-    fail("model", "{}: model_type {} has no decoder yet", path, spec_.model_type);
+    load_v4(path);
+    return;
   }
   if (spec_.family == Family::kMiniMax && spec_.rope.partial_rotary_factor != 1.0) {
     fail("model",
@@ -311,6 +313,7 @@ void Decoder::load_moa(Layer& L, const std::string& a) {
 }
 
 KvCache Decoder::make_cache(int64_t max_tokens) const {
+  if (v4_) return v4_cache(max_tokens);
   if (spec_.is_mla) return KvCache(spec_.n_layer, max_tokens, spec_.mla.kv_lora_rank + spec_.mla.qk_rope_head_dim, 0);
   const int64_t row = spec_.n_head_kv * spec_.head_dim;
   RecurrentLayers recurrent;  // MiniMax's lightning layers keep a [H, Dh, Dh] state, not rows
@@ -598,6 +601,7 @@ void Decoder::lm_head(const Pass& p) {
 }
 
 void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, ForwardStats* stats) {
+  if (v4_) return forward_v4(chunks, n_chunks, stats);
   const int64_t D = spec_.d_model;
   check_chunks(chunks, n_chunks, spec_.vocab);
   const std::vector<SequenceChunk> batch = chunks_to_batch(chunks, n_chunks, stats);

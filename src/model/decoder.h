@@ -25,6 +25,8 @@
 
 namespace moe {
 
+class DeepseekV4Model;  // model/deepseek_v4.h
+
 struct ForwardStats {
   std::vector<MoeTelemetry> moe_layers;            // [L]; empty telemetry for dense layers
   std::vector<std::vector<int32_t>> expert_ids;    // [L] -> [T * K] routed experts of this call
@@ -82,6 +84,10 @@ class Decoder {
   void attention_lightning(Layer& layer, int64_t li, const float* x, const SequenceChunk* chunks, int64_t n_chunks,
                            const int64_t* rows, float* out);
   void load_lightning(Layer& layer, const std::string& attn_prefix, int64_t li);
+  // DeepSeek-V4 (deepseek_v4_decoder.cc): each chunk through v4_ with the state its cache holds.
+  void forward_v4(const SequenceChunk* chunks, int64_t n_chunks, ForwardStats* stats);
+  void load_v4(const std::string& path);
+  KvCache v4_cache(int64_t max_tokens) const;
   void ffn(Layer& layer, const float* x, int64_t T, float* out, MoeTelemetry* telemetry);
   // Passes [rows, D] at data to the tap under (layer, name), when there is a tap.
   void tap(int64_t layer, std::string_view name, const float* data, int64_t rows) const {
@@ -125,6 +131,7 @@ class Decoder {
   DecoderOptions options_;
   std::unique_ptr<WeightStore> store_;
   std::unique_ptr<PackCache> pack_cache_;
+  std::unique_ptr<DeepseekV4Model> v4_;         // DeepSeek-V4: its own forward; the members below stay empty
   std::unique_ptr<ExpertOffload> offload_;      // --mem-budget: routed experts read from disk into slots
   std::vector<std::vector<char>> expert_keep_;  // [layer][expert]: options_.load_expert's answers
   std::vector<std::unique_ptr<Layer>> layers_;

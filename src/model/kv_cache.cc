@@ -1,6 +1,8 @@
 // KV cache (see kv_cache.h).
 #include "model/kv_cache.h"
 
+#include "model/deepseek_v4.h"
+
 #include <algorithm>
 
 #include "runtime/process_limits.h"
@@ -90,6 +92,7 @@ void KvCache::truncate(int64_t n_tokens) {
 }
 
 uint64_t KvCache::bytes_for(int64_t tokens) const {
+  if (dsv4_) return dsv4_->kv_bytes() + dsv4_->pending_bytes();  // what the sequence's state holds now
   return (static_cast<uint64_t>(n_kv_layers_) * static_cast<uint64_t>(tokens) * static_cast<uint64_t>(k_row_ + v_row_) +
           static_cast<uint64_t>(state_.size())) *
          sizeof(float);

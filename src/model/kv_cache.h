@@ -10,9 +10,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace moe {
+
+class Dsv4Cache;  // model/deepseek_v4.h
 
 // Layers that keep a recurrent state of state_floats floats instead of key and value rows (mask[l] != 0).
 struct RecurrentLayers {
@@ -62,8 +65,12 @@ class KvCache {
   // prefix from them when a sequence first outgrows original_max_position_embeddings).
   void record_ids(const int32_t* ids, int64_t n_tokens) { ids_.insert(ids_.end(), ids, ids + n_tokens); }
   const std::vector<int32_t>& ids() const { return ids_; }
-  // Bytes held by the cache for `tokens` tokens (all layers' rows and states).
+  // Bytes held by the cache for `tokens` tokens (all layers' rows and states). DeepSeek-V4: what its state
+  // holds now (window rows, compressed entries, pending windows), whatever `tokens`.
   uint64_t bytes_for(int64_t tokens) const;
+  // DeepSeek-V4: the window rows and compressor states the decoder keeps for this sequence (all its layers
+  // are recurrent here, without rows); made at the first forward, made anew whenever length() is 0.
+  std::shared_ptr<Dsv4Cache>& dsv4_state() { return dsv4_; }
 
  private:
   int64_t n_layer_ = 0, max_tokens_ = 0, k_row_ = 0, v_row_ = 0, heads_ = 1, length_ = 0, state_floats_ = 0;
@@ -73,6 +80,7 @@ class KvCache {
   std::vector<float> state_;     // [recurrent layers, state_floats_]
   std::vector<float> k_, v_;     // [row layers, max_tokens, k_row], [row layers, max_tokens, v_row]
   std::vector<int32_t> ids_;     // [length]
+  std::shared_ptr<Dsv4Cache> dsv4_;
 };
 
 }  // namespace moe

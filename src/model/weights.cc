@@ -47,9 +47,9 @@ void WeightStore::validate(const ModelSpec& spec) {
     }
     if (!e.scale_of.empty()) {
       if (e.dtype == DType::kU8 && info.dtype == DType::kU8) continue;  // MXFP4 E8M0 scales (read with the blocks)
-      if (info.dtype != DType::kF32 && info.dtype != DType::kBF16) {
-        fail("weights", "{}: block scales {} stored as {}; only F32 / BF16 scales are supported", ck.path(), e.name,
-             dtype_name(info.dtype));
+      if (info.dtype != DType::kF32 && info.dtype != DType::kBF16 && info.dtype != DType::kF8E8M0) {
+        fail("weights", "{}: block scales {} stored as {}; only F32 / BF16 / E8M0 scales are supported", ck.path(),
+             e.name, dtype_name(info.dtype));
       }
       scale_of_[e.scale_of] = e.name;
     }

@@ -641,8 +641,10 @@ void parse_deepseek_v4(ConfigReader& r, ModelSpec& s) {
         fmt::format("has {} entries, expected num_hidden_layers + num_nextn_predict_layers = {}", ratios.size(), want));
   for (size_t i = 0; i < want; ++i) {
     const int64_t v = i < ratios.size() ? ratios[i] : 0;
-    if (v != 0 && v != 4 && v != 128)
-      r.fail_field(fmt::format("compress_ratios[{}]", i), fmt::format("expected 0, 4 or 128, found {}", v));
+    // 0: window only; 4: CSA (overlapping windows + indexer); any other ratio >= 2: HCA (128 in Flash and Pro).
+    if (v != 0 && v < 2)
+      r.fail_field(fmt::format("compress_ratios[{}]", i),
+                   fmt::format("expected 0, 4 or an HCA ratio of at least 2, found {}", v));
     v4.compress_ratios.push_back(static_cast<int>(v));
   }
   s.rope.interleaved = true;

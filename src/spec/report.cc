@@ -35,15 +35,17 @@ std::string attention_summary(const ModelSpec& s) {
     return fmt::format("MLA {} heads, q_lora {}, kv_lora {}, nope {} + rope {}, v {}", s.n_head, s.mla.q_lora_rank,
                        s.mla.kv_lora_rank, s.mla.qk_nope_head_dim, s.mla.qk_rope_head_dim, s.mla.v_head_dim);
   if (s.family == Family::kDeepseekV4) {
-    int csa = 0, hca = 0;
+    int csa = 0, hca = 0, hca_ratio = 0;
     for (const auto& l : s.layers) {
       csa += l.compress_ratio == 4;
-      hca += l.compress_ratio == 128;
+      hca += l.compress_ratio > 0 && l.compress_ratio != 4;
+      if (l.compress_ratio > 0 && l.compress_ratio != 4) hca_ratio = l.compress_ratio;
     }
     return fmt::format(
-        "{} heads x {} sharing one K=V head; window {}, {} CSA (ratio 4 + indexer) / {} HCA (ratio 128) "
+        "{} heads x {} sharing one K=V head; window {}, {} CSA (ratio 4 + indexer) / {} HCA (ratio {}) "
         "layers; mHC x{}; grouped low-rank output {} x {}",
-        s.n_head, s.head_dim, s.sliding_window, csa, hca, s.dsv4.hc_mult, s.dsv4.o_groups, s.dsv4.o_lora_rank);
+        s.n_head, s.head_dim, s.sliding_window, csa, hca, hca_ratio == 0 ? 128 : hca_ratio, s.dsv4.hc_mult,
+        s.dsv4.o_groups, s.dsv4.o_lora_rank);
   }
   const auto windowed =
       std::count_if(s.layers.begin(), s.layers.end(), [](const LayerSpec& l) { return l.window > 0; });

@@ -153,8 +153,8 @@ TEST(ModelSpec, BadInputsAreClearErrors) {
   oss["layer_types"].erase(0);
   expect_error(oss, {"layer_types", "23 entries", "24"});
   nlohmann::json v4 = find_catalog_entry("deepseek-v4-flash")->config;
-  v4["compress_ratios"][5] = 7;
-  expect_error(v4, {"compress_ratios[5]", "expected 0, 4 or 128, found 7"});
+  v4["compress_ratios"][5] = 1;
+  expect_error(v4, {"compress_ratios[5]", "expected 0, 4 or an HCA ratio of at least 2, found 1"});
   v4 = find_catalog_entry("deepseek-v4-flash")->config;
   v4["o_groups"] = 7;
   expect_error(v4, {"o_groups", "does not divide num_attention_heads 64"});

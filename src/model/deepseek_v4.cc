@@ -1,0 +1,451 @@
+// DeepSeek-V4 model: loading (either checkpoint layout, checked against the TensorRegistry), the
+// hyper-connection mixers, the MoE block and the head. The attention lives in deepseek_v4_attention.cc.
+#include "model/deepseek_v4.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "io/safetensors.h"
+#include "kernels/packed_weights.h"
+#include "kernels/quant_blocks.h"
+#include "model/deepseek_v4_layer.h"
+#include "spec/deepseek_v4_names.h"
+#include "util/dtype.h"
+#include "util/error.h"
+
+namespace moe {
+namespace {
+
+ModelSpec load_spec(const std::string& path) {
+  ModelSpec s = load_model_spec(path);
+  if (s.family != Family::kDeepseekV4) fail("model", "{}: model_type {} is not deepseek_v4", path, s.model_type);
+  if (s.quant.method != QuantMethod::kNone && s.quant.method != QuantMethod::kFp8)
+    fail("model", "{}: quantization_config.quant_method {}: DeepSeek-V4 reads fp8 (E4M3, 128x128 block scales) only",
+         path, quant_method_name(s.quant.method));
+  if (s.n_expert_shared != 1)
+    fail("model", "{}: n_shared_experts {}: DeepSeek-V4 has exactly one shared expert", path, s.n_expert_shared);
+  if (s.mla.qk_rope_head_dim <= 0 || s.mla.qk_rope_head_dim % 2 != 0 || s.mla.qk_rope_head_dim > s.head_dim ||
+      s.mla.qk_rope_head_dim > s.dsv4.index_head_dim)
+    fail("model", "{}: qk_rope_head_dim {} must be even, positive and at most head_dim {} and index_head_dim {}", path,
+         s.mla.qk_rope_head_dim, s.head_dim, s.dsv4.index_head_dim);
+  const Checkpoint ck = Checkpoint::open(path, true);
+  if (ck.has("model.embed_tokens.weight")) s.tensor_prefix = "model.";  // the transformers layout
+  if (dsv4_hf_layout(s) && (s.quant.method != QuantMethod::kNone || s.quant.experts_fp4))
+    fail("model", "{}: FP8 / FP4 weights are read in the official layout (layers.N.*.scale) only", path);
+  for (int64_t li = 0; li < s.n_layer && li < s.dsv4.num_hash_layers; ++li) {
+    const std::string t = dsv4_hf_layout(s) ? fmt::format("model.layers.{}.mlp.gate.tid2eid", li)
+                                            : fmt::format("layers.{}.ffn.gate.tid2eid", li);
+    if (ck.has(t) && ck.info(t).dtype != DType::kI64 && ck.info(t).dtype != DType::kI32)
+      fail("model", "{}: {} is stored as {}, expected I64 or I32 expert ids", path, t, dtype_name(ck.info(t).dtype));
+  }
+  return s;
+}
+
+float sigmoid(double x) { return static_cast<float>(1.0 / (1.0 + std::exp(-x))); }
+
+}  // namespace
+
+DeepseekV4Model::~DeepseekV4Model() = default;
+
+DeepseekV4Model::DeepseekV4Model(const std::string& path, Dsv4Options options)
+    : spec_(load_spec(path)), path_(path), options_(options) {
+  store_ = std::make_unique<WeightStore>(path, spec_);
+  embed_ = f32("embed.weight");
+  head_ = matrix("head.weight");
+  final_norm_ = f32("norm.weight");
+  hc_head_ = Mixer{matrix("hc_head_fn"), f32("hc_head_base"), f32("hc_head_scale")};
+  for (int64_t li = 0; li < spec_.n_layer; ++li) load_layer(li);
+}
+
+std::string DeepseekV4Model::name(const std::string& official) const {
+  return dsv4_hf_layout(spec_) ? dsv4_hf_name(official) : official;
+}
+WeightView DeepseekV4Model::matrix(const std::string& official) { return store_->matrix(name(official)); }
+const float* DeepseekV4Model::f32(const std::string& official) { return store_->f32(name(official)); }
+
+// Layer li's routed experts: fused gate_up_proj / down_proj rows (transformers), per-expert FP4 (official,
+// expert_dtype fp4) or per-expert f32 / bf16 matrices.
+void DeepseekV4Model::load_experts(Layer& L, int64_t li) {
+  const ModelSpec& s = spec_;
+  const int64_t E = s.n_expert, I = s.n_ff_expert, D = s.d_model;
+  const std::string f = fmt::format("layers.{}.ffn.", li);
+  for (int64_t e = 0; e < E; ++e) {
+    if (dsv4_hf_layout(s)) {
+      const std::string x = fmt::format("model.layers.{}.mlp.experts.", li);
+      L.w1.push_back(store_->rows(x + "gate_up_proj", e * 2 * I, I));
+      L.w3.push_back(store_->rows(x + "gate_up_proj", e * 2 * I + I, I));
+      L.w2.push_back(store_->rows(x + "down_proj", e * D, D));
+    } else if (s.quant.experts_fp4) {
+      const std::string x = fmt::format("{}experts.{}.", f, e);
+      L.w1.push_back(fp4_matrix(x + "w1", I, D));
+      L.w2.push_back(fp4_matrix(x + "w2", D, I));
+      L.w3.push_back(fp4_matrix(x + "w3", I, D));
+    } else {
+      const std::string x = fmt::format("{}experts.{}.", f, e);
+      L.w1.push_back(store_->matrix(x + "w1.weight"));
+      L.w2.push_back(store_->matrix(x + "w2.weight"));
+      L.w3.push_back(store_->matrix(x + "w3.weight"));
+    }
+  }
+}
+
+void DeepseekV4Model::load_layer(int64_t li) {
+  const ModelSpec& s = spec_;
+  auto layer = std::make_unique<Layer>();
+  Layer& L = *layer;
+  const std::string p = fmt::format("layers.{}.", li), a = p + "attn.", f = p + "ffn.";
+  L.ratio = s.layers[li].compress_ratio;
+  L.hash = s.layers[li].hash_routed;
+  L.attn_norm = f32(p + "attn_norm.weight");
+  L.ffn_norm = f32(p + "ffn_norm.weight");
+  L.hc_attn = Mixer{matrix(p + "hc_attn_fn"), f32(p + "hc_attn_base"), f32(p + "hc_attn_scale")};
+  L.hc_ffn = Mixer{matrix(p + "hc_ffn_fn"), f32(p + "hc_ffn_base"), f32(p + "hc_ffn_scale")};
+  L.sink = f32(a + "attn_sink");
+  L.wq_a = matrix(a + "wq_a.weight");
+  L.q_norm = f32(a + "q_norm.weight");
+  L.wq_b = matrix(a + "wq_b.weight");
+  L.wkv = matrix(a + "wkv.weight");
+  L.kv_norm = f32(a + "kv_norm.weight");
+  const int64_t G = s.dsv4.o_groups, ro = s.dsv4.o_lora_rank;
+  for (int64_t g = 0; g < G; ++g) L.wo_a.push_back(store_->rows(name(a + "wo_a.weight"), g * ro, ro));
+  L.wo_b = matrix(a + "wo_b.weight");
+  const auto compressor = [&](const std::string& c, int64_t ratio, int64_t width) {
+    const int64_t cols = (ratio == 4 ? 2 : 1) * width;
+    return Dsv4CompressorWeights{ratio,
+                                 width,
+                                 cols,
+                                 matrix(c + "wkv.weight"),
+                                 matrix(c + "wgate.weight"),
+                                 f32(c + "ape"),
+                                 f32(c + "norm.weight")};
+  };
+  if (L.ratio > 0) L.comp = compressor(a + "compressor.", L.ratio, s.head_dim);
+  if (L.ratio == 4) {
+    L.index_comp = compressor(a + "indexer.compressor.", 4, s.dsv4.index_head_dim);
+    L.index_wq_b = matrix(a + "indexer.wq_b.weight");
+    L.index_weights = matrix(a + "indexer.weights_proj.weight");
+  }
+  L.inv_freq = dsv4::rope_inv_freq(s, L.ratio > 0);
+  L.gate = matrix(f + "gate.weight");
+  const int64_t E = s.n_expert, K = s.n_expert_used;
+  if (L.hash) {
+    const std::string t = name(f + "gate.tid2eid");
+    const bool i64 = Checkpoint::open(path_, true).info(t).dtype == DType::kI64;  // else I32 (load_spec checked)
+    const uint8_t* raw = store_->raw_bytes(t);
+    L.tid2eid.resize(static_cast<size_t>(s.vocab * K));
+    for (size_t i = 0; i < L.tid2eid.size(); ++i) {
+      int64_t id = 0;
+      if (i64) {
+        std::memcpy(&id, raw + i * 8, 8);
+      } else {
+        int32_t v = 0;
+        std::memcpy(&v, raw + i * 4, 4);
+        id = v;
+      }
+      if (id < 0 || id >= E)
+        fail("model", "{}: {} row {} holds expert {}, expected 0..{}", s.source, t, static_cast<int64_t>(i) / K, id,
+             E - 1);
+      L.tid2eid[i] = static_cast<int32_t>(id);
+    }
+  } else {
+    L.gate_bias = f32(f + "gate.bias");
+  }
+  load_experts(L, li);
+  L.s1 = matrix(f + "shared_experts.w1.weight");
+  L.s2 = matrix(f + "shared_experts.w2.weight");
+  L.s3 = matrix(f + "shared_experts.w3.weight");
+  layers_.push_back(std::move(layer));
+}
+
+// A routed expert stored as FP4: `.weight` I8 [rows, cols / 2] (element 2i in byte i's low nibble, E2M1 codes)
+// and `.scale` E8M0 [rows, cols / 32]: the same codes and scales as MXFP4 blocks (the scale byte, then element j
+// in the low nibble of byte j and j + 16 in the high one), kept in the kernels' panels when they have them.
+WeightView DeepseekV4Model::fp4_matrix(const std::string& base, int64_t rows, int64_t cols) {
+  const uint8_t* codes = store_->raw_bytes(base + ".weight");
+  const uint8_t* scales = store_->raw_bytes(base + ".scale");
+  const int64_t nb = cols / 32, row_bytes = dtype_row_bytes(DType::kMXFP4, cols);
+  std::vector<uint8_t>& out = store_->own_bytes(static_cast<size_t>(rows * row_bytes));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* src = codes + r * (cols / 2) + b * 16;
+      uint8_t* dst = out.data() + r * row_bytes + b * 17;
+      dst[0] = scales[r * nb + b];
+      const auto nibble = [src](int i) { return (src[i / 2] >> (4 * (i & 1))) & 15; };
+      for (int j = 0; j < 16; ++j) dst[1 + j] = static_cast<uint8_t>(nibble(j) | (nibble(j + 16) << 4));
+    }
+  store_->release(WeightView{codes, DType::kI8, cols / 2}, rows);  // the file's pages: resident once
+  const WeightView v{out.data(), DType::kMXFP4, cols};
+  if (options_.fp4_as_f32) {
+    std::vector<float>& f = store_->own(static_cast<size_t>(rows * cols));
+    for (int64_t r = 0; r < rows; ++r)
+      dequantize_row(DType::kMXFP4, out.data() + r * row_bytes, f.data() + r * cols, cols);
+    return WeightView{f.data(), DType::kF32, cols};
+  }
+  if (!panel_layout_supported(DType::kMXFP4)) return v;
+  const WeightView packed = store_->own_packed(PackedWeights::pack(v, rows, cols));
+  std::vector<uint8_t>().swap(out);  // the panels replace the rows
+  return packed;
+}
+
+Dsv4Cache DeepseekV4Model::make_cache() const {
+  Dsv4Cache c;
+  c.layers_.resize(static_cast<size_t>(spec_.n_layer));
+  for (int64_t li = 0; li < spec_.n_layer; ++li) {
+    const Layer& L = *layers_[li];
+    Dsv4Cache::Layer& cl = c.layers_[li];
+    cl.head_dim = spec_.head_dim;
+    cl.window.assign(static_cast<size_t>(spec_.sliding_window * spec_.head_dim), 0.0f);
+    const auto init = [](Dsv4Cache::Compressor& st, const Dsv4CompressorWeights& w) {
+      st.ratio = w.ratio;
+      st.width = w.width;
+      st.cols = w.cols;
+      st.kv.assign(static_cast<size_t>(2 * w.ratio * w.cols), 0.0f);
+      st.score.assign(st.kv.size(), 0.0f);
+    };
+    if (L.ratio > 0) init(cl.attn, L.comp);
+    if (L.ratio == 4) init(cl.index, L.index_comp);
+  }
+  return c;
+}
+
+uint64_t Dsv4Cache::kv_bytes() const {
+  uint64_t floats = 0;
+  for (const Layer& l : layers_) {
+    const int64_t window = l.head_dim ? static_cast<int64_t>(l.window.size()) / l.head_dim : 0;
+    floats +=
+        static_cast<uint64_t>(std::min(length_, window) * l.head_dim) + l.attn.entries.size() + l.index.entries.size();
+  }
+  return floats * sizeof(float);
+}
+
+uint64_t Dsv4Cache::pending_bytes() const {
+  uint64_t floats = 0;
+  for (const Layer& l : layers_)
+    floats += l.attn.kv.size() + l.attn.score.size() + l.index.kv.size() + l.index.score.size();
+  return floats * sizeof(float);
+}
+
+void DeepseekV4Model::hc_pre(const Mixer& mix, const float* X, int64_t T, float* y, float* post, float* comb) const {
+  const int64_t n = spec_.dsv4.hc_mult, D = spec_.d_model, m = (2 + n) * n;
+  const double eps = spec_.dsv4.hc_eps;
+  std::vector<float> mixes(static_cast<size_t>(T * m));  // [T, m]
+  dsv4::linear(X, mix.fn, mixes.data(), T, m, n * D);
+  std::vector<double> c(static_cast<size_t>(n * n));
+  for (int64_t t = 0; t < T; ++t) {
+    const float* x = X + t * n * D;
+    double ss = 0;
+    for (int64_t i = 0; i < n * D; ++i) ss += static_cast<double>(x[i]) * x[i];
+    const double rs = 1.0 / std::sqrt(ss / static_cast<double>(n * D) + spec_.norm_eps);
+    const float* mx = mixes.data() + t * m;
+    std::vector<double> pre(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      pre[i] = sigmoid(mx[i] * rs * mix.scale[0] + mix.base[i]) + eps;
+      post[t * n + i] = 2.0f * sigmoid(mx[n + i] * rs * mix.scale[1] + mix.base[n + i]);
+    }
+    for (int64_t i = 0; i < n; ++i) {  // row softmax of the comb logits, then Sinkhorn
+      double mxv = -INFINITY, sum = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        c[i * n + j] = mx[2 * n + i * n + j] * rs * mix.scale[2] + mix.base[2 * n + i * n + j];
+        mxv = std::max(mxv, c[i * n + j]);
+      }
+      for (int64_t j = 0; j < n; ++j) sum += (c[i * n + j] = std::exp(c[i * n + j] - mxv));
+      for (int64_t j = 0; j < n; ++j) c[i * n + j] = c[i * n + j] / sum + eps;
+    }
+    const auto normalize_columns = [&] {
+      for (int64_t j = 0; j < n; ++j) {
+        double sum = 0;
+        for (int64_t i = 0; i < n; ++i) sum += c[i * n + j];
+        for (int64_t i = 0; i < n; ++i) c[i * n + j] /= sum + eps;
+      }
+    };
+    normalize_columns();
+    for (int64_t it = 1; it < spec_.dsv4.hc_sinkhorn_iters; ++it) {
+      for (int64_t i = 0; i < n; ++i) {
+        double sum = 0;
+        for (int64_t j = 0; j < n; ++j) sum += c[i * n + j];
+        for (int64_t j = 0; j < n; ++j) c[i * n + j] /= sum + eps;
+      }
+      normalize_columns();
+    }
+    for (int64_t k = 0; k < n * n; ++k) comb[t * n * n + k] = static_cast<float>(c[k]);
+    float* yt = y + t * D;
+    for (int64_t d = 0; d < D; ++d) {
+      double acc = 0;
+      for (int64_t i = 0; i < n; ++i) acc += pre[i] * x[i * D + d];
+      yt[d] = static_cast<float>(acc);
+    }
+  }
+}
+
+namespace {
+
+// X'_j = post_j f + sum_i comb[i, j] X_i, in place over X [T, n, D].
+void hc_post(float* X, const float* f, const float* post, const float* comb, int64_t T, int64_t n, int64_t D) {
+  std::vector<float> old(static_cast<size_t>(n * D));
+  for (int64_t t = 0; t < T; ++t) {
+    float* x = X + t * n * D;
+    std::copy(x, x + n * D, old.begin());
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t d = 0; d < D; ++d) {
+        double acc = static_cast<double>(post[t * n + j]) * f[t * D + d];
+        for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(comb[t * n * n + i * n + j]) * old[i * D + d];
+        x[j * D + d] = static_cast<float>(acc);
+      }
+  }
+}
+
+// out [T, D] (+)= w2(silu(min(w1 x, L)) * clamp(w3 x, -L, L)) for x [T, D], scaled per row by `scale` when given.
+void swiglu(const float* x, const WeightView& w1, const WeightView& w2, const WeightView& w3, int64_t T, int64_t D,
+            int64_t I, double limit, float* out) {
+  std::vector<float> g(static_cast<size_t>(T * I)), u(g.size());  // [T, I]
+  dsv4::linear(x, w1, g.data(), T, I, D);
+  dsv4::linear(x, w3, u.data(), T, I, D);
+  for (size_t i = 0; i < g.size(); ++i) {
+    float a = g[i], b = u[i];
+    if (limit > 0) {
+      a = std::min(a, static_cast<float>(limit));
+      b = std::clamp(b, static_cast<float>(-limit), static_cast<float>(limit));
+    }
+    g[i] = a / (1.0f + std::exp(-a)) * b;
+  }
+  dsv4::linear(g.data(), w2, out, T, D, I);
+}
+
+}  // namespace
+
+void DeepseekV4Model::record_routing(const Layer& L, const std::vector<int32_t>& sel, const std::vector<float>& weight,
+                                     int64_t T, ForwardStats* stats, int64_t li) const {
+  const int64_t D = spec_.d_model, E = spec_.n_expert, I = spec_.n_ff_expert;
+  stats->expert_ids[li] = sel;
+  stats->expert_weights[li] = weight;
+  MoeTelemetry& t = stats->moe_layers[li];
+  t.n_tokens = T;
+  t.top_k = static_cast<int>(spec_.n_expert_used);
+  t.tokens_per_expert.assign(static_cast<size_t>(E), 0);
+  for (int32_t e : sel) ++t.tokens_per_expert[e];
+  const auto bytes = [&](const WeightView& w, int64_t rows) { return rows * dtype_row_bytes(w.dtype, w.ld); };
+  int64_t expert_bytes = bytes(L.s1, I) + bytes(L.s3, I) + bytes(L.s2, D);
+  for (int64_t e = 0; e < E; ++e) {
+    if (t.tokens_per_expert[e] == 0) continue;
+    ++t.experts_touched;
+    expert_bytes += bytes(L.w1[e], I) + bytes(L.w3[e], I) + bytes(L.w2[e], D);
+  }
+  t.expert_bytes_streamed = expert_bytes;
+  t.activated_params = E * D + (t.experts_touched + 1) * 3 * I * D;
+  t.expert_flops = 2 * (T * spec_.n_expert_used + T) * 3 * I * D;
+}
+
+void DeepseekV4Model::moe(Layer& L, const float* x, const int32_t* ids, int64_t T, float* out, ForwardStats* stats,
+                          int64_t li) {
+  const ModelSpec& s = spec_;
+  const int64_t D = s.d_model, E = s.n_expert, K = s.n_expert_used, I = s.n_ff_expert;
+  std::vector<float> score(static_cast<size_t>(T * E));  // [T, E]
+  dsv4::linear(x, L.gate, score.data(), T, E, D);
+  for (float& v : score) {
+    const double z = v;
+    v = static_cast<float>(std::sqrt(z > 20 ? z : std::log1p(std::exp(z))));
+  }
+  std::vector<int32_t> sel(static_cast<size_t>(T * K));  // [T, K]
+  std::vector<float> weight(sel.size());
+  std::vector<int32_t> order(static_cast<size_t>(E));
+  for (int64_t t = 0; t < T; ++t) {
+    const float* st = score.data() + t * E;
+    if (L.hash) {
+      std::copy_n(L.tid2eid.data() + static_cast<int64_t>(ids[t]) * K, K, sel.data() + t * K);
+    } else {
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + K, order.end(), [&](int32_t a, int32_t b) {
+        const float va = st[a] + L.gate_bias[a], vb = st[b] + L.gate_bias[b];
+        return va > vb || (va == vb && a < b);
+      });
+      std::copy_n(order.begin(), K, sel.data() + t * K);
+    }
+    double sum = 0;
+    for (int64_t k = 0; k < K; ++k) sum += st[sel[t * K + k]];
+    for (int64_t k = 0; k < K; ++k)
+      weight[t * K + k] = static_cast<float>(st[sel[t * K + k]] / sum * s.router.routed_scaling_factor);
+  }
+  if (stats) record_routing(L, sel, weight, T, stats, li);
+  swiglu(x, L.s1, L.s2, L.s3, T, D, I, s.swiglu_limit, out);  // the shared expert
+  std::vector<float> xe, ye;
+  std::vector<int64_t> rows;
+  std::vector<float> rw;
+  for (int64_t e = 0; e < E; ++e) {
+    rows.clear();
+    rw.clear();
+    for (int64_t i = 0; i < T * K; ++i)
+      if (sel[i] == e) {
+        rows.push_back(i / K);
+        rw.push_back(weight[i]);
+      }
+    if (rows.empty()) continue;
+    const int64_t Te = static_cast<int64_t>(rows.size());
+    xe.resize(static_cast<size_t>(Te * D));  // [T_e, D]
+    ye.resize(xe.size());
+    for (int64_t r = 0; r < Te; ++r) std::copy_n(x + rows[r] * D, D, xe.data() + r * D);
+    swiglu(xe.data(), L.w1[e], L.w2[e], L.w3[e], Te, D, I, s.swiglu_limit, ye.data());
+    for (int64_t r = 0; r < Te; ++r)
+      for (int64_t d = 0; d < D; ++d) out[rows[r] * D + d] += rw[r] * ye[r * D + d];
+  }
+}
+
+void DeepseekV4Model::forward(const int32_t* ids, int64_t T, Dsv4Cache& cache, float* logits, const ForwardTap& tap,
+                              ForwardStats* stats) {
+  const ModelSpec& s = spec_;
+  const int64_t D = s.d_model, n = s.dsv4.hc_mult, V = s.vocab;
+  if (T <= 0) fail("model", "{}: forward needs at least one token", s.source);
+  if (cache.layers_.size() != static_cast<size_t>(s.n_layer))
+    fail("model", "{}: the cache was not made by this model (make_cache)", s.source);
+  for (int64_t t = 0; t < T; ++t)
+    if (ids[t] < 0 || ids[t] >= V)
+      fail("model", "{}: token id {} is outside the vocabulary [0, {})", s.source, ids[t], V);
+  std::vector<float> X(static_cast<size_t>(T * n * D));  // [T, n, D]
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < n; ++i)
+      std::copy_n(embed_ + static_cast<int64_t>(ids[t]) * D, D, X.data() + (t * n + i) * D);
+  if (tap) tap(kModelTensor, tap::kEmbed, TapView{X.data(), T, n * D});
+  std::vector<float> y(static_cast<size_t>(T * D)), f(y.size()), post(static_cast<size_t>(T * n)),
+      comb(static_cast<size_t>(T * n * n));
+  const float eps = static_cast<float>(s.norm_eps);
+  if (stats) {
+    stats->moe_layers.assign(static_cast<size_t>(s.n_layer), MoeTelemetry{});
+    stats->expert_ids.assign(static_cast<size_t>(s.n_layer), {});
+    stats->expert_weights.assign(static_cast<size_t>(s.n_layer), {});
+  }
+  for (int64_t li = 0; li < s.n_layer; ++li) {
+    Layer& L = *layers_[li];
+    hc_pre(L.hc_attn, X.data(), T, y.data(), post.data(), comb.data());
+    dsv4::rms_rows(y.data(), L.attn_norm, y.data(), T, D, eps);
+    attention(L, li, y.data(), T, cache.layers_[li], cache.length_, f.data());
+    hc_post(X.data(), f.data(), post.data(), comb.data(), T, n, D);
+    hc_pre(L.hc_ffn, X.data(), T, y.data(), post.data(), comb.data());
+    dsv4::rms_rows(y.data(), L.ffn_norm, y.data(), T, D, eps);
+    moe(L, y.data(), ids, T, f.data(), stats, li);
+    hc_post(X.data(), f.data(), post.data(), comb.data(), T, n, D);
+    if (tap) tap(li, tap::kHidden, TapView{X.data(), T, n * D});
+  }
+  // The head's collapse: pre = sigmoid(mixes x scale + base) + hc_eps, no post / comb.
+  std::vector<float> mixes(static_cast<size_t>(T * n));  // [T, n]
+  dsv4::linear(X.data(), hc_head_.fn, mixes.data(), T, n, n * D);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* x = X.data() + t * n * D;
+    double ss = 0;
+    for (int64_t i = 0; i < n * D; ++i) ss += static_cast<double>(x[i]) * x[i];
+    const double rs = 1.0 / std::sqrt(ss / static_cast<double>(n * D) + s.norm_eps);
+    for (int64_t d = 0; d < D; ++d) y[t * D + d] = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double pre = sigmoid(mixes[t * n + i] * rs * hc_head_.scale[0] + hc_head_.base[i]) + s.dsv4.hc_eps;
+      for (int64_t d = 0; d < D; ++d) y[t * D + d] += static_cast<float>(pre * x[i * D + d]);
+    }
+  }
+  dsv4::rms_rows(y.data(), final_norm_, y.data(), T, D, eps);
+  if (tap) tap(kModelTensor, tap::kFinalNorm, TapView{y.data(), T, D});
+  dsv4::linear(y.data(), head_, logits, T, V, D);
+  cache.length_ += T;
+}
+
+}  // namespace moe

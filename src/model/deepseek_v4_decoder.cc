@@ -1,0 +1,77 @@
+// The Decoder's DeepSeek-V4 path: `moe run`, `moe eval` and `moe bench model` drive a Decoder, and for
+// deepseek_v4 it hands each sequence to DeepseekV4Model with the state that sequence's KvCache holds (the
+// window rows and compressor states: the KvCache itself keeps no rows, its layers count as recurrent).
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "model/decoder.h"
+#include "model/deepseek_v4.h"
+#include "util/error.h"
+
+namespace moe {
+
+void Decoder::load_v4(const std::string& path) {
+  v4_ = std::make_unique<DeepseekV4Model>(path);
+  spec_ = v4_->spec();
+  PackCacheOptions off;
+  off.enabled = false;  // DeepSeek-V4 reads its weights as they are stored: nothing is packed
+  pack_cache_ = std::make_unique<PackCache>(path, "deepseek_v4 rows", off);
+  if (options_.offload.mem_budget > 0 || options_.moe_block || options_.load_expert)
+    fail("model", "{}: DeepSeek-V4 runs on one process with every expert resident (no --ep, no --mem-budget)", path);
+}
+
+KvCache Decoder::v4_cache(int64_t max_tokens) const {
+  RecurrentLayers recurrent;
+  recurrent.mask.assign(static_cast<size_t>(spec_.n_layer), 1);
+  recurrent.state_floats = 1;
+  return KvCache(spec_.n_layer, max_tokens, 1, 1, 1, recurrent);
+}
+
+void Decoder::forward_v4(const SequenceChunk* chunks, int64_t n_chunks, ForwardStats* stats) {
+  const int64_t V = spec_.vocab;
+  if (n_chunks <= 0) fail("model", "empty batch: at least one sequence is needed");
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const SequenceChunk& s = chunks[c];
+    const std::string who = n_chunks > 1 ? fmt::format("sequence {} of the batch: ", c) : std::string();
+    if (s.n_tokens <= 0 || s.ids == nullptr) fail("model", "{}empty input: at least one token is needed", who);
+    if (s.cache == nullptr || s.logits == nullptr) fail("model", "{}no KV cache or logits buffer", who);
+    if (s.cache->length() + s.n_tokens > s.cache->max_tokens())
+      fail("model", "{}{} tokens after {} exceed the context of {} tokens", who, s.n_tokens, s.cache->length(),
+           s.cache->max_tokens());
+    for (int64_t t = 0; t < s.n_tokens; ++t)
+      if (s.ids[t] < 0 || s.ids[t] >= V)
+        fail("model", "{}token id {} at position {} is outside the vocabulary [0, {})", who, s.ids[t], t, V);
+  }
+  ForwardStats one;  // a chunk's routing; stats rows follow the chunks' order
+  if (stats) {
+    stats->moe_layers.assign(static_cast<size_t>(spec_.n_layer), MoeTelemetry{});
+    stats->expert_ids.assign(static_cast<size_t>(spec_.n_layer), {});
+    stats->expert_weights.assign(static_cast<size_t>(spec_.n_layer), {});
+  }
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const SequenceChunk& s = chunks[c];
+    KvCache& cache = *s.cache;
+    std::shared_ptr<Dsv4Cache>& state = cache.dsv4_state();
+    if (!state || cache.length() == 0) state = std::make_shared<Dsv4Cache>(v4_->make_cache());
+    if (state->length() != cache.length())
+      fail("model", "{}: a DeepSeek-V4 cache of {} tokens cannot return to a prefix of {}: reset it", spec_.source,
+           state->length(), cache.length());
+    std::vector<float> all(s.last_only ? static_cast<size_t>(s.n_tokens * V) : 0);  // [T, V]
+    v4_->forward(s.ids, s.n_tokens, *state, s.last_only ? all.data() : s.logits, options_.tap, stats ? &one : nullptr);
+    for (size_t l = 0; stats && l < one.moe_layers.size(); ++l) {
+      stats->moe_layers[l].accumulate(one.moe_layers[l]);
+      auto& ids = stats->expert_ids[l];
+      ids.insert(ids.end(), one.expert_ids[l].begin(), one.expert_ids[l].end());
+      auto& w = stats->expert_weights[l];
+      w.insert(w.end(), one.expert_weights[l].begin(), one.expert_weights[l].end());
+    }
+    if (s.last_only) std::copy(all.end() - V, all.end(), s.logits);
+    cache.record_ids(s.ids, s.n_tokens);
+    cache.advance(s.n_tokens);
+  }
+}
+
+}  // namespace moe
