@@ -91,8 +91,17 @@ void KvCache::truncate(int64_t n_tokens) {
   if (ids_.size() > static_cast<size_t>(n_tokens)) ids_.resize(static_cast<size_t>(n_tokens));
 }
 
+Dsv4CacheSlot::Dsv4CacheSlot(const Dsv4CacheSlot& o)
+    : state(o.state ? std::make_shared<Dsv4Cache>(*o.state) : nullptr) {}
+
+Dsv4CacheSlot& Dsv4CacheSlot::operator=(const Dsv4CacheSlot& o) {
+  if (this != &o) state = o.state ? std::make_shared<Dsv4Cache>(*o.state) : nullptr;
+  return *this;
+}
+
 uint64_t KvCache::bytes_for(int64_t tokens) const {
-  if (dsv4_) return dsv4_->kv_bytes() + dsv4_->pending_bytes();  // what the sequence's state holds now
+  if (dsv4_.state)
+    return dsv4_.state->kv_bytes() + dsv4_.state->pending_bytes();  // what the sequence's state holds now
   return (static_cast<uint64_t>(n_kv_layers_) * static_cast<uint64_t>(tokens) * static_cast<uint64_t>(k_row_ + v_row_) +
           static_cast<uint64_t>(state_.size())) *
          sizeof(float);

@@ -17,6 +17,16 @@ namespace moe {
 
 class Dsv4Cache;  // model/deepseek_v4.h
 
+// The DeepSeek-V4 state of one KvCache: a copy of the cache copies the state (never shares it).
+struct Dsv4CacheSlot {
+  std::shared_ptr<Dsv4Cache> state;
+  Dsv4CacheSlot() = default;
+  Dsv4CacheSlot(const Dsv4CacheSlot& o);  // kv_cache.cc: a deep copy
+  Dsv4CacheSlot& operator=(const Dsv4CacheSlot& o);
+  Dsv4CacheSlot(Dsv4CacheSlot&&) noexcept = default;
+  Dsv4CacheSlot& operator=(Dsv4CacheSlot&&) noexcept = default;
+};
+
 // Layers that keep a recurrent state of state_floats floats instead of key and value rows (mask[l] != 0).
 struct RecurrentLayers {
   std::vector<char> mask;  // [L], or empty: none
@@ -70,7 +80,7 @@ class KvCache {
   uint64_t bytes_for(int64_t tokens) const;
   // DeepSeek-V4: the window rows and compressor states the decoder keeps for this sequence (all its layers
   // are recurrent here, without rows); made at the first forward, made anew whenever length() is 0.
-  std::shared_ptr<Dsv4Cache>& dsv4_state() { return dsv4_; }
+  std::shared_ptr<Dsv4Cache>& dsv4_state() { return dsv4_.state; }
 
  private:
   int64_t n_layer_ = 0, max_tokens_ = 0, k_row_ = 0, v_row_ = 0, heads_ = 1, length_ = 0, state_floats_ = 0;
@@ -80,7 +90,7 @@ class KvCache {
   std::vector<float> state_;     // [recurrent layers, state_floats_]
   std::vector<float> k_, v_;     // [row layers, max_tokens, k_row], [row layers, max_tokens, v_row]
   std::vector<int32_t> ids_;     // [length]
-  std::shared_ptr<Dsv4Cache> dsv4_;
+  Dsv4CacheSlot dsv4_;
 };
 
 }  // namespace moe

@@ -260,6 +260,26 @@ TEST(DeepseekV4, DecoderRunsItWithAKvCache) {
   EXPECT_THROW(dec.forward(e.prompt.data(), 5, cache, logits.data()), Error);  // past max_tokens
 }
 
+// A copied KvCache owns a copy of the V4 state: both continue alike, and neither disturbs the other.
+TEST(DeepseekV4, CopiedCacheHasItsOwnState) {
+  Decoder dec(fixture("hf"));
+  const Expected e = expected(fixture("hf"));
+  const int64_t T = static_cast<int64_t>(e.prompt.size()), V = dec.spec().vocab;
+  KvCache a = dec.make_cache(T + 4);
+  std::vector<float> logits(static_cast<size_t>(T * V)), sa(static_cast<size_t>(V)), sb(sa);
+  dec.forward(e.prompt.data(), T, a, logits.data());
+  KvCache b = a;
+  dec.forward(&e.greedy[0], 1, a, sa.data());
+  dec.forward(&e.greedy[0], 1, b, sb.data());  // would be refused if b shared a's advanced state
+  EXPECT_EQ(sa, sb);
+  EXPECT_LT(rel_err(sb.data(), e.decode.data() + V, V), 1e-4);
+  KvCache c = dec.make_cache(T + 4);
+  c = a;
+  dec.forward(&e.greedy[1], 1, c, sb.data());
+  dec.forward(&e.greedy[1], 1, a, sa.data());
+  EXPECT_EQ(sa, sb);
+}
+
 TEST(DeepseekV4, BadTokensAreNamed) {
   DeepseekV4Model model(fixture("official"));
   Dsv4Cache cache = model.make_cache();
