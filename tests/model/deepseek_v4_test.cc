@@ -239,6 +239,26 @@ TEST(DeepseekV4, CacheHoldsWhatTheAccountingCounts) {
   }
 }
 
+// The same at a long context: 4096 tokens (max_position_embeddings), 512 windows of the sliding window,
+// 1024 CSA entries and 512 HCA entries per compressed layer, compared at every length.
+TEST(DeepseekV4, CacheHoldsWhatTheAccountingCountsAtALongContext) {
+  DeepseekV4Model model(fixture("official"));
+  const TensorRegistry reg = build_registry(model.spec());
+  Dsv4Cache cache = model.make_cache();
+  const int64_t V = model.spec().vocab, n = model.spec().max_position;
+  std::vector<float> logits(static_cast<size_t>(V));
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t id = static_cast<int32_t>((t * 7919 + 13) % V);
+    model.forward(&id, 1, cache, logits.data());
+    Workload w;
+    w.context = cache.length();
+    w.kv_bytes_per_elem = 4;
+    ASSERT_EQ(static_cast<double>(cache.kv_bytes()), compute_cost(model.spec(), reg, w).kv.bytes_at_context)
+        << "at " << cache.length() << " tokens";
+  }
+  EXPECT_EQ(cache.length(), n);
+}
+
 // `moe run` / `moe eval` reach the model through a Decoder: same logits, a KvCache that carries the state,
 // and that cannot go back to a prefix.
 TEST(DeepseekV4, DecoderRunsItWithAKvCache) {
