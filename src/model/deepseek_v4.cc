@@ -33,7 +33,7 @@ ModelSpec load_spec(const std::string& path) {
     fail("model", "{}: qk_rope_head_dim {} must be even, positive and at most head_dim {} and index_head_dim {}", path,
          s.mla.qk_rope_head_dim, s.head_dim, s.dsv4.index_head_dim);
   const Checkpoint ck = Checkpoint::open(path, true);
-  if (ck.has("model.embed_tokens.weight")) s.tensor_prefix = "model.";  // the transformers layout
+  s.dsv4.hf_layout = ck.has("model.embed_tokens.weight");  // the transformers layout
   if (dsv4_hf_layout(s) && (s.quant.method != QuantMethod::kNone || s.quant.experts_fp4))
     fail("model", "{}: FP8 / FP4 weights are read in the official layout (layers.N.*.scale) only", path);
   for (int64_t li = 0; li < s.n_layer && li < s.dsv4.num_hash_layers; ++li) {

@@ -135,6 +135,10 @@ struct Dsv4Spec {
   int64_t num_hash_layers = 0;
   double compress_rope_theta = 0;
   std::vector<int> compress_ratios;  // n_layer + n_mtp_layers entries
+  // Tensors named as transformers' port (model.embed_tokens, model.layers.N.self_attn.q_a_proj, fused
+  // experts) instead of the official checkpoint's (embed, layers.N.attn.wq_a): the loader sets it from
+  // the file, as config.json is the same for both.
+  bool hf_layout = false;
 };
 
 // Granite's scalings (1 everywhere else): embeddings x embedding, each residual branch x residual,

@@ -72,7 +72,7 @@ const std::string_view* lookup(const NamePair (&table)[N], std::string_view key)
 
 }  // namespace
 
-bool dsv4_hf_layout(const ModelSpec& s) { return s.family == Family::kDeepseekV4 && s.tensor_prefix == "model."; }
+bool dsv4_hf_layout(const ModelSpec& s) { return s.family == Family::kDeepseekV4 && s.dsv4.hf_layout; }
 
 std::string dsv4_hf_name(const std::string& official) {
   if (const auto* top = lookup(kHfTop, official)) return std::string(*top);
