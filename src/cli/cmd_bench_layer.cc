@@ -9,9 +9,9 @@
 #include "cli/command.h"
 #include "cli/flags.h"
 #include "cli/output.h"
+#include "moe/layer_bench.h"
 #include "parallel/ep_layer_bench.h"
 #include "parallel/ep_setup.h"
-#include "moe/layer_bench.h"
 #include "util/error.h"
 
 namespace moe::cli {

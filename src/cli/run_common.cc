@@ -57,7 +57,8 @@ RankedModel load_ranked_model(const std::string& model_dir, const parallel::EpAr
   if (offload.mem_budget > 0) fail_usage("run", "--mem-budget runs in one process; it cannot be combined with --ep");
   parallel::run_collectively(*m.ep.comm, "loading the model", [&] {
     const ModelSpec spec = load_model_spec_any(model_dir);
-    m.hook = std::make_unique<parallel::EpDecoderHook>(*m.ep.comm, m.ep.placement_spec, static_cast<int>(spec.n_expert));
+    m.hook =
+        std::make_unique<parallel::EpDecoderHook>(*m.ep.comm, m.ep.placement_spec, static_cast<int>(spec.n_expert));
     m.decoder = std::make_unique<Decoder>(model_dir, m.hook->options());
   });
   if (then) parallel::run_collectively(*m.ep.comm, "reading the inputs", [&] { then(*m.decoder); });

@@ -10,12 +10,12 @@
 #include <vector>
 
 #include "cli/command.h"
-#include "parallel/ep_decoder.h"
-#include "parallel/ep_setup.h"
 #include "model/decoder.h"
 #include "model/generate.h"
 #include "model/generation_config.h"
 #include "model/run_report.h"
+#include "parallel/ep_decoder.h"
+#include "parallel/ep_setup.h"
 #include "tokenizer/ids.h"
 #include "tokenizer/tokenizer.h"
 

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "model/moe_block.h"
 #include "parallel/comm.h"
 #include "parallel/ep_layer.h"
 #include "parallel/placement.h"
-#include "model/moe_block.h"
 
 namespace moe::parallel {
 

@@ -8,9 +8,9 @@
 #include <functional>
 #include <vector>
 
+#include "moe/routing_plan.h"
 #include "parallel/comm.h"
 #include "parallel/placement.h"
-#include "moe/routing_plan.h"
 
 namespace moe::parallel {
 

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "moe/moe_layer.h"
 #include "parallel/comm.h"
 #include "parallel/ep_exchange.h"
 #include "parallel/placement.h"
-#include "moe/moe_layer.h"
 
 namespace moe::parallel {
 

@@ -11,8 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "parallel/comm.h"
 #include "moe/layer_bench.h"
+#include "parallel/comm.h"
 
 namespace moe::parallel {
 

@@ -30,7 +30,8 @@ EpContext init_from_args(const EpArgs& args) {
   if (args.ep > 1 && !mpi_built())
     fail("parallel", "--ep {} needs MPI, but this build has none (install libopenmpi-dev and reconfigure)", args.ep);
   if (args.ep > 1 && !launched_by_mpirun())
-    fail_usage("parallel", "--ep {0} runs one process per rank: start it as 'mpirun -np {0} moe ... --ep {0}'", args.ep);
+    fail_usage("parallel", "--ep {0} runs one process per rank: start it as 'mpirun -np {0} moe ... --ep {0}'",
+               args.ep);
   if (world != args.ep)
     fail_usage("parallel", "mpirun started {} processes but --ep is {}: they must be equal", world, args.ep);
   EpContext ctx;

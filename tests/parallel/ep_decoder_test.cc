@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "parallel/comm.h"
-#include "parallel/ep_decoder.h"
 #include "io/safetensors.h"
 #include "model/decoder.h"
 #include "moe/telemetry.h"
+#include "parallel/comm.h"
+#include "parallel/ep_decoder.h"
 #include "util/dtype.h"
 
 namespace moe::parallel {

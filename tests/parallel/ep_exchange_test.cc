@@ -6,10 +6,10 @@
 
 #include <cstring>
 
+#include "ep_test_util.h"
 #include "parallel/comm.h"
 #include "parallel/ep_exchange.h"
 #include "parallel/placement.h"
-#include "ep_test_util.h"
 
 namespace moe::parallel {
 namespace {

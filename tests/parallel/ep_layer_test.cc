@@ -12,9 +12,9 @@
 #include <mutex>
 #include <optional>
 
+#include "ep_test_model.h"
 #include "parallel/comm.h"
 #include "parallel/ep_layer.h"
-#include "ep_test_model.h"
 #include "runtime/cpu_features.h"
 #include "util/error.h"
 

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <vector>
 
-#include "parallel/placement.h"
 #include "moe/moe_layer.h"
+#include "parallel/placement.h"
 
 namespace moe::parallel::testing {
 

@@ -6,10 +6,10 @@
 #include <cstdio>
 #include <string>
 
-#include "parallel/comm.h"
-#include "parallel/ep_layer.h"
 #include "ep_test_model.h"
 #include "ep_test_util.h"
+#include "parallel/comm.h"
+#include "parallel/ep_layer.h"
 #include "runtime/cpu_features.h"
 #include "util/error.h"
 
