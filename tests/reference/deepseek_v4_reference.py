@@ -526,27 +526,6 @@ def quantise(cfg, W):
     return out, deq
 
 
-def write_raw_safetensors(path, items):
-    """items: (name, dtype code or None for the tensor's own, tensor); uint8 tensors are written as raw bytes."""
-    header, blobs, offset = {}, [], 0
-    codes = {torch.float32: "F32", torch.int64: "I64"}
-    for name, code, t in sorted(items, key=lambda x: x[0]):
-        raw = t.contiguous().numpy().tobytes()
-        header[name] = {"dtype": code or codes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    header["__metadata__"] = {"format": "pt"}
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in blobs:
-            f.write(raw)
-    os.replace(tmp, path)
-
-
 def make_quantised(seed):
     cfg = dict(CONFIG, moe_intermediate_size=32, expert_dtype="fp4",
                quantization_config={"quant_method": "fp8", "fmt": "e4m3", "scale_fmt": "ue8m0",
@@ -561,7 +540,8 @@ def make_quantised(seed):
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
         f.write("\n")
-    write_raw_safetensors(os.path.join(d, "model.safetensors"), items)
+    write_safetensors(os.path.join(d, "model.safetensors"),
+                      [(n, t, code) for n, code, t in sorted(items, key=lambda x: x[0])], {"format": "pt"})
     write_safetensors(os.path.join(d, "expected.safetensors"),
                       [("prompt_ids", prompt.long()), ("logits", res["logits"]),
                        ("greedy_ids", torch.tensor(res["greedy"], dtype=torch.int64)),

@@ -14,13 +14,15 @@ _CODES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.int64: "I64", torc
 
 
 def write_safetensors(path, tensors, metadata=None):
-    """tensors: dict name -> tensor, or a list of (name, tensor) in the order to write."""
+    """tensors: dict name -> tensor, or a list of (name, tensor) or (name, tensor, dtype code) in the order
+    to write; with a code (e.g. "F8_E4M3", "I8") the tensor's bytes are written as they are under it."""
     items = tensors.items() if isinstance(tensors, dict) else tensors
     header, blobs, offset = {}, [], 0
-    for name, t in items:
+    for item in items:
+        name, t, code = (item[0], item[1], item[2] if len(item) > 2 else None)
         t = t.detach().contiguous()
         raw = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
-        header[name] = {"dtype": _CODES[t.dtype], "shape": list(t.shape),
+        header[name] = {"dtype": code or _CODES[t.dtype], "shape": list(t.shape),
                         "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)
         offset += len(raw)
