@@ -601,9 +601,9 @@ void Decoder::lm_head(const Pass& p) {
 }
 
 void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, ForwardStats* stats) {
+  check_chunks(chunks, n_chunks, spec_.vocab);
   if (v4_) return forward_v4(chunks, n_chunks, stats);
   const int64_t D = spec_.d_model;
-  check_chunks(chunks, n_chunks, spec_.vocab);
   const std::vector<SequenceChunk> batch = chunks_to_batch(chunks, n_chunks, stats);
   if (batch.empty()) return;
   const int64_t B = static_cast<int64_t>(batch.size());

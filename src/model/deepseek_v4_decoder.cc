@@ -30,21 +30,9 @@ KvCache Decoder::v4_cache(int64_t max_tokens) const {
   return KvCache(spec_.n_layer, max_tokens, 1, 1, 1, recurrent);
 }
 
+// The chunks were checked by forward_batch (check_chunks).
 void Decoder::forward_v4(const SequenceChunk* chunks, int64_t n_chunks, ForwardStats* stats) {
   const int64_t V = spec_.vocab;
-  if (n_chunks <= 0) fail("model", "empty batch: at least one sequence is needed");
-  for (int64_t c = 0; c < n_chunks; ++c) {
-    const SequenceChunk& s = chunks[c];
-    const std::string who = n_chunks > 1 ? fmt::format("sequence {} of the batch: ", c) : std::string();
-    if (s.n_tokens <= 0 || s.ids == nullptr) fail("model", "{}empty input: at least one token is needed", who);
-    if (s.cache == nullptr || s.logits == nullptr) fail("model", "{}no KV cache or logits buffer", who);
-    if (s.cache->length() + s.n_tokens > s.cache->max_tokens())
-      fail("model", "{}{} tokens after {} exceed the context of {} tokens", who, s.n_tokens, s.cache->length(),
-           s.cache->max_tokens());
-    for (int64_t t = 0; t < s.n_tokens; ++t)
-      if (s.ids[t] < 0 || s.ids[t] >= V)
-        fail("model", "{}token id {} at position {} is outside the vocabulary [0, {})", who, s.ids[t], t, V);
-  }
   ForwardStats one;  // a chunk's routing; stats rows follow the chunks' order
   if (stats) {
     stats->moe_layers.assign(static_cast<size_t>(spec_.n_layer), MoeTelemetry{});
