@@ -59,6 +59,31 @@ std::string source_identity(const std::string& source) {
   return id;
 }
 
+// Deletes the least recently written or used .moepack files of dir (never `keep`) until the others
+// and `incoming` bytes fit in max_bytes. Returns false when `incoming` alone does not fit.
+bool make_room(const std::string& dir, const std::string& keep, uint64_t incoming, uint64_t max_bytes) {
+  if (incoming > max_bytes) return false;
+  std::error_code ec;
+  std::vector<std::pair<fs::file_time_type, fs::path>> files;
+  uint64_t total = 0;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().extension() != ".moepack" || e.path() == fs::path(keep) || !e.is_regular_file(ec)) continue;
+    total += e.file_size(ec);
+    files.emplace_back(e.last_write_time(ec), e.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& [when, path] : files) {
+    if (total + incoming <= max_bytes) break;
+    const uint64_t size = fs::file_size(path, ec);
+    if (fs::remove(path, ec)) {
+      total -= std::min(total, size);
+      log_info("pack cache: removed {} ({:.1f} GB, least recently used) to stay under {:.1f} GB", path.string(),
+               double(size) * 1e-9, double(max_bytes) * 1e-9);
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 PackCacheOptions PackCacheOptions::from_env() {
@@ -72,10 +97,13 @@ PackCacheOptions PackCacheOptions::from_env() {
   } else if (const char* h = std::getenv("HOME"); h && *h) {
     o.dir = std::string(h) + "/.cache/moe";
   }
-  if (const char* v = std::getenv("MOE_PACK_CACHE_MIN_BYTES"); v && *v) {
+  for (const auto& [name, field] :
+       {std::pair{"MOE_PACK_CACHE_MIN_BYTES", &o.min_bytes}, std::pair{"MOE_PACK_CACHE_MAX_BYTES", &o.max_bytes}}) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) continue;
     char* end = nullptr;
     const unsigned long long n = std::strtoull(v, &end, 10);
-    if (end && *end == '\0') o.min_bytes = n;
+    if (end && *end == '\0') *field = n;
   }
   if (o.dir.empty()) o.enabled = false;
   return o;
@@ -135,6 +163,7 @@ PackCache::PackCache(const std::string& source, const std::string& layout, PackC
   }
   map_ = static_cast<const uint8_t*>(p);
   map_bytes_ = size;
+  fs::last_write_time(path_, fs::file_time_type::clock::now(), ec);  // recently used: evicted last
 }
 
 PackCache::~PackCache() {
@@ -188,6 +217,13 @@ uint64_t PackCache::save() {
     }
     const std::string header = h.dump();
     MOE_CHECK(16 + header.size() <= header_room);
+    if (!make_room(options_.dir, path_, offset, options_.max_bytes)) {
+      log_warn(
+          "packed weights not cached: the cache file ({:.1f} GB) would exceed the cache's limit of {:.1f} GB "
+          "(MOE_PACK_CACHE_MAX_BYTES)",
+          double(offset) * 1e-9, double(options_.max_bytes) * 1e-9);
+      return 0;
+    }
     TempFile out(path_);
     const uint64_t len = header.size();
     out.write(kMagic, 8);

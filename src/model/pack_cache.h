@@ -14,7 +14,8 @@
 //
 // Settings (PackCacheOptions::from_env): MOE_PACK_CACHE=0 turns it off; MOE_CACHE_DIR picks the folder
 // (default $XDG_CACHE_HOME/moe, else $HOME/.cache/moe); MOE_PACK_CACHE_MIN_BYTES (default 256 MiB): models
-// whose panels are smaller repack in well under a second and are not cached. The cache is an
+// whose panels are smaller repack in well under a second and are not cached; MOE_PACK_CACHE_MAX_BYTES
+// (default 64 GiB) bounds the folder, least recently used files evicted first. The cache is an
 // optimization: a folder that cannot be written is a warning, never an error.
 #pragma once
 
@@ -30,6 +31,9 @@ struct PackCacheOptions {
   bool enabled = true;
   std::string dir;  // empty: no folder could be determined (disabled)
   uint64_t min_bytes = uint64_t{256} << 20;
+  // The folder's .moepack files together stay under this: before a new file is written, the least recently
+  // used ones (a hit touches its file) are deleted until it fits; a file larger than this is not written.
+  uint64_t max_bytes = uint64_t{64} << 30;
   static PackCacheOptions from_env();
 };
 

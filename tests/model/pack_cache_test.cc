@@ -64,6 +64,36 @@ TEST_F(PackCacheTest, EntriesRoundTrip) {
   EXPECT_EQ(c.find("c", 1), nullptr);
 }
 
+// The folder's .moepack files stay under max_bytes: the least recently used (written or hit) go first;
+// other files are never touched; a cache larger than the limit is not written and evicts nothing.
+TEST_F(PackCacheTest, FolderStaysUnderItsLimitLeastRecentlyUsedFirst) {
+  const std::string p1 = write("layout 1"), p2 = write("layout 2"), p3 = write("layout 3");
+  const auto now = fs::file_time_type::clock::now();
+  fs::last_write_time(p1, now - std::chrono::hours(3));
+  fs::last_write_time(p2, now - std::chrono::hours(2));
+  fs::last_write_time(p3, now - std::chrono::hours(1));
+  {
+    PackCache used(source_, "layout 1", options_);
+    ASSERT_TRUE(used.hit());
+  }  // p1 is now the most recent
+  const fs::path other = fs::path(options_.dir) / "notes.txt";
+  std::ofstream(other) << "not a cache file";
+  const uint64_t one = fs::file_size(p1);
+  options_.max_bytes = 3 * one + one / 2;  // room for three files
+  const std::string p4 = write("layout 4");
+  EXPECT_TRUE(fs::exists(p4));
+  EXPECT_FALSE(fs::exists(p2)) << "the least recently used file stays";
+  EXPECT_TRUE(fs::exists(p1));
+  EXPECT_TRUE(fs::exists(p3));
+  EXPECT_TRUE(fs::exists(other));
+  options_.max_bytes = one / 2;  // smaller than one cache file
+  PackCache big(source_, "layout 5", options_);
+  big.record("a", a_.data(), a_.size());
+  EXPECT_EQ(big.save(), 0u);
+  EXPECT_FALSE(fs::exists(big.path()));
+  for (const auto& p : {p1, p3, p4}) EXPECT_TRUE(fs::exists(p)) << p;
+}
+
 TEST_F(PackCacheTest, AnotherLayoutOrAChangedSourceIsAMiss) {
   write("layout 1");
   EXPECT_FALSE(PackCache(source_, "layout 2", options_).hit());
