@@ -13,6 +13,8 @@
 #include "kernels/packed_weights.h"
 #include "kernels/quant_blocks.h"
 #include "model/deepseek_v4_layer.h"
+#include "moe/layer_config.h"
+#include "moe/telemetry.h"
 #include "spec/deepseek_v4_names.h"
 #include "util/dtype.h"
 #include "util/error.h"
@@ -52,7 +54,7 @@ float sigmoid(double x) { return static_cast<float>(1.0 / (1.0 + std::exp(-x)));
 DeepseekV4Model::~DeepseekV4Model() = default;
 
 DeepseekV4Model::DeepseekV4Model(const std::string& path, Dsv4Options options)
-    : spec_(load_spec(path)), path_(path), options_(options) {
+    : spec_(load_spec(path)), router_(moe_layer_config(spec_).router), path_(path), options_(options) {
   store_ = std::make_unique<WeightStore>(path, spec_);
   embed_ = f32("embed.weight");
   head_ = matrix("head.weight");
@@ -322,52 +324,40 @@ void DeepseekV4Model::record_routing(const Layer& L, const std::vector<int32_t>&
   const int64_t D = spec_.d_model, E = spec_.n_expert, I = spec_.n_ff_expert;
   stats->expert_ids[li] = sel;
   stats->expert_weights[li] = weight;
-  MoeTelemetry& t = stats->moe_layers[li];
-  t.n_tokens = T;
-  t.top_k = static_cast<int>(spec_.n_expert_used);
-  t.tokens_per_expert.assign(static_cast<size_t>(E), 0);
-  for (int32_t e : sel) ++t.tokens_per_expert[e];
   const auto bytes = [&](const WeightView& w, int64_t rows) { return rows * dtype_row_bytes(w.dtype, w.ld); };
-  int64_t expert_bytes = bytes(L.s1, I) + bytes(L.s3, I) + bytes(L.s2, D);
-  for (int64_t e = 0; e < E; ++e) {
-    if (t.tokens_per_expert[e] == 0) continue;
-    ++t.experts_touched;
-    expert_bytes += bytes(L.w1[e], I) + bytes(L.w3[e], I) + bytes(L.w2[e], D);
-  }
-  t.expert_bytes_streamed = expert_bytes;
-  t.activated_params = E * D + (t.experts_touched + 1) * 3 * I * D;
-  t.expert_flops = 2 * (T * spec_.n_expert_used + T) * 3 * I * D;
+  MoeLayerSizes sizes;  // one shared expert of width I; the selection bias is not a parameter here
+  sizes.d_model = D;
+  sizes.router_params = E * D;
+  sizes.d_ff = sizes.shared_d_ff = I;
+  sizes.expert_params = sizes.shared_params = 3 * I * D;
+  sizes.expert_bytes = bytes(L.w1[0], I) + bytes(L.w3[0], I) + bytes(L.w2[0], D);
+  sizes.shared_bytes = bytes(L.s1, I) + bytes(L.s3, I) + bytes(L.s2, D);
+  std::vector<int64_t> per_expert(static_cast<size_t>(E), 0);
+  for (int32_t e : sel) ++per_expert[e];
+  account_moe_call(sizes, T, static_cast<int>(spec_.n_expert_used), std::move(per_expert), 0, &stats->moe_layers[li]);
 }
 
 void DeepseekV4Model::moe(Layer& L, const float* x, const int32_t* ids, int64_t T, float* out, ForwardStats* stats,
                           int64_t li) {
   const ModelSpec& s = spec_;
   const int64_t D = s.d_model, E = s.n_expert, K = s.n_expert_used, I = s.n_ff_expert;
-  std::vector<float> score(static_cast<size_t>(T * E));  // [T, E]
-  dsv4::linear(x, L.gate, score.data(), T, E, D);
-  for (float& v : score) {
-    const double z = v;
-    v = static_cast<float>(std::sqrt(z > 20 ? z : std::log1p(std::exp(z))));
-  }
+  std::vector<float> logits(static_cast<size_t>(T * E));  // [T, E]
+  dsv4::linear(x, L.gate, logits.data(), T, E, D);
+  // moe/'s router: sqrt(softplus) scores, top-k of score + selection bias (ties: lower index), or the
+  // hash layers' tid2eid experts weighted by their scores; renormalized and scaled as the config says.
   std::vector<int32_t> sel(static_cast<size_t>(T * K));  // [T, K]
   std::vector<float> weight(sel.size());
-  std::vector<int32_t> order(static_cast<size_t>(E));
+  std::vector<float> scratch(static_cast<size_t>(3 * E));
+  const RouterWeights rw_bias{WeightView{}, nullptr, L.gate_bias};
   for (int64_t t = 0; t < T; ++t) {
-    const float* st = score.data() + t * E;
+    const float* lt = logits.data() + t * E;
+    int32_t* st = sel.data() + t * K;
     if (L.hash) {
-      std::copy_n(L.tid2eid.data() + static_cast<int64_t>(ids[t]) * K, K, sel.data() + t * K);
+      std::copy_n(L.tid2eid.data() + static_cast<int64_t>(ids[t]) * K, K, st);
+      weights_for_ids(router_, lt, static_cast<int>(K), st, weight.data() + t * K, scratch.data());
     } else {
-      std::iota(order.begin(), order.end(), 0);
-      std::partial_sort(order.begin(), order.begin() + K, order.end(), [&](int32_t a, int32_t b) {
-        const float va = st[a] + L.gate_bias[a], vb = st[b] + L.gate_bias[b];
-        return va > vb || (va == vb && a < b);
-      });
-      std::copy_n(order.begin(), K, sel.data() + t * K);
+      route_one_token(router_, rw_bias, lt, static_cast<int>(K), st, weight.data() + t * K, scratch.data());
     }
-    double sum = 0;
-    for (int64_t k = 0; k < K; ++k) sum += st[sel[t * K + k]];
-    for (int64_t k = 0; k < K; ++k)
-      weight[t * K + k] = static_cast<float>(st[sel[t * K + k]] / sum * s.router.routed_scaling_factor);
   }
   if (stats) record_routing(L, sel, weight, T, stats, li);
   swiglu(x, L.s1, L.s2, L.s3, T, D, I, s.swiglu_limit, out);  // the shared expert

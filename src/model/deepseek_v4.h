@@ -15,6 +15,7 @@
 #include "model/decoder.h"
 #include "model/forward_tap.h"
 #include "model/weights.h"
+#include "moe/router.h"
 #include "spec/deepseek_v4_names.h"
 #include "spec/model_spec.h"
 
@@ -100,6 +101,7 @@ class DeepseekV4Model {
   void moe(Layer& layer, const float* x, const int32_t* ids, int64_t T, float* out, ForwardStats* stats, int64_t li);
 
   ModelSpec spec_;
+  RouterOptions router_;  // the family's routing rule (moe_layer_config): moe/'s router runs it
   std::string path_;
   Dsv4Options options_;
   std::unique_ptr<WeightStore> store_;
