@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <numeric>
 
 #include "io/safetensors.h"
 #include "kernels/packed_weights.h"

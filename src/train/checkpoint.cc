@@ -73,7 +73,8 @@ void write_model_files(const std::string& dir, const TrainModel<float>& model) {
   for (const auto& t : model.layout().tensors)
     ts.push_back({t.name, DType::kF32, t.shape, as_bytes(model.params.data() + t.offset, t.numel)});
   const ModelConfig& c = model.config();
-  for (int l = 0; c.router().use_correction_bias && l < c.n_layer; ++l) {
+  const bool selection_bias = c.router().use_correction_bias;  // stored by the family (DeepSeek-V3)
+  for (int l = 0; selection_bias && l < c.n_layer; ++l) {
     if (c.is_moe_layer(l))
       ts.push_back(
           {correction_bias_name(l), DType::kF32, {c.n_expert}, as_bytes(model.router_bias[l].data(), c.n_expert)});
@@ -231,7 +232,8 @@ void load_hf_weights(const std::string& dir, TrainModel<float>& model) {
   };
   for (const auto& t : model.layout().tensors) read(t.name, t.shape, model.params.data() + t.offset);
   const ModelConfig& c = model.config();
-  for (int l = 0; c.router().use_correction_bias && l < c.n_layer; ++l)
+  const bool selection_bias = c.router().use_correction_bias;  // stored by the family (DeepSeek-V3)
+  for (int l = 0; selection_bias && l < c.n_layer; ++l)
     if (c.is_moe_layer(l)) read(correction_bias_name(l), {c.n_expert}, model.router_bias[l].data());
   std::vector<std::string> left;
   for (const std::string& name : ck.tensor_names()) {
@@ -260,7 +262,8 @@ void load_checkpoint(const std::string& dir, TrainModel<float>& model, AdamW* op
   const SafetensorsFile mf = SafetensorsFile::open(dir + "/model.safetensors");
   for (const auto& t : model.layout().tensors) read_tensor(mf, t.name, t.shape, model.params.data() + t.offset);
   const ModelConfig& c = model.config();
-  for (int l = 0; c.router().use_correction_bias && l < c.n_layer; ++l)
+  const bool selection_bias = c.router().use_correction_bias;  // stored by the family (DeepSeek-V3)
+  for (int l = 0; selection_bias && l < c.n_layer; ++l)
     if (c.is_moe_layer(l)) read_tensor(mf, correction_bias_name(l), {c.n_expert}, model.router_bias[l].data());
   if (opt == nullptr && state == nullptr) return;
   const SafetensorsFile of = SafetensorsFile::open(dir + "/optimizer.safetensors");

@@ -110,7 +110,7 @@ void moe_forward(MoeActs<T>& a, T* out, const T* x, const T* p, const LayerOffse
   a.raw.resize(n * K);      // [N, K]
   a.weights.resize(n * K);  // [N, K]
   par_mm_nt<T>(x, p + o.gate, a.logits.data(), n, E, D, false);
-  a.router = c.router();
+  if (a.router.n_expert != c.n_expert || a.router.top_k != c.top_k) a.router = c.router();  // once per layer
   MOE_CHECK(a.router.scoring == ScoringFunc::kSoftmax || a.router.scoring == ScoringFunc::kSigmoid);
   MOE_CHECK(a.router.selection != Selection::kSparseMixer);
   route(a, bias, n);

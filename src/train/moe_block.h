@@ -28,7 +28,7 @@ struct BalanceOptions {
 // Everything one layer's forward keeps for its backward, and its routing statistics.
 template <typename T>
 struct MoeActs {
-  RouterOptions router;      // the family's routing rule (ModelConfig::router()), set by moe_forward
+  RouterOptions router;      // the family's routing rule (ModelConfig::router()), set by the first moe_forward
   std::vector<T> logits;     // [N, E]
   std::vector<T> scores;     // [N, E] softmax or (DeepSeek-V3) sigmoid of the logits
   std::vector<T> aux_probs;  // [N, E] sigmoid scores / row sum, the P of the aux losses
