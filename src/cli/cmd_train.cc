@@ -36,6 +36,7 @@ struct TrainCli {
   std::string config;
   double val_fraction = 0.05;
   std::string drop_policy = "position";
+  std::vector<std::string> model_flags;  // the flags add_model_flags adds after --config / --init
 };
 
 // The embedded corpus: data/corpus/kjv.txt in the source tree this binary was built from.
@@ -57,6 +58,7 @@ void add_model_flags(CLI::App* t, TrainCli& c) {
   t->add_option("--init", c.o.init_dir,
                 "Fine-tune: start from this Hugging Face checkpoint folder (its config.json and weights, f32/bf16/f16) "
                 "instead of random weights; replaces the model flags below");
+  const size_t first_model_flag = t->get_options().size();
   add_number(t, "--layers", m.n_layer, "Decoder layers L", 1, kMaxCount);
   add_number(t, "--d-model", m.d_model, "Model dim D (hidden_size)", 1, kMaxDim);
   add_number(t, "--heads", m.n_head, "Attention heads H", 1, kMaxCount);
@@ -83,6 +85,9 @@ void add_model_flags(CLI::App* t, TrainCli& c) {
              kMaxCount);
   add_number(t, "--d-ff-dense", m.d_ff_dense, "Deepseek-v3: intermediate_size of the dense layers", 1, kMaxDim);
   add_number_above(t, "--routed-scaling", m.routed_scaling_factor, "Deepseek-v3: routed_scaling_factor", 0.0, 1e6);
+  // Every flag added above describes the model: --config and --init refuse them (check_arch_flags).
+  const auto options = t->get_options();
+  for (size_t i = first_model_flag; i < options.size(); ++i) c.model_flags.push_back(options[i]->get_name());
 }
 
 void add_run_flags(CLI::App* t, TrainCli& c) {
@@ -124,38 +129,13 @@ void add_run_flags(CLI::App* t, TrainCli& c) {
   add_off_flag(t, "--no-mfu", o.measure_mfu, "Skip the FMA-ceiling measurement (MFU reported as null)");
 }
 
-const std::vector<std::string>& model_flags() {
-  static const std::vector<std::string> flags = {"--layers",
-                                                 "--d-model",
-                                                 "--heads",
-                                                 "--kv-heads",
-                                                 "--head-dim",
-                                                 "--experts",
-                                                 "--experts-per-token",
-                                                 "--d-ff",
-                                                 "--max-seq",
-                                                 "--rope-theta",
-                                                 "--no-norm-topk",
-                                                 "--arch",
-                                                 "--q-lora-rank",
-                                                 "--kv-lora-rank",
-                                                 "--qk-nope-dim",
-                                                 "--qk-rope-dim",
-                                                 "--v-head-dim",
-                                                 "--shared-experts",
-                                                 "--dense-layers",
-                                                 "--d-ff-dense",
-                                                 "--routed-scaling"};
-  return flags;
-}
-
 // Flags of one architecture given with another, or model flags beside --config / --init, would be
 // silently ignored: a usage error instead.
 void check_arch_flags(const CLI::App& t, const TrainCli& c) {
   if (!c.config.empty() && !c.o.init_dir.empty())
     fail_usage("train", "--config and --init both define the model; --init DIR reads DIR/config.json");
   if (!c.config.empty() || !c.o.init_dir.empty()) {
-    for (const auto& flag : model_flags())
+    for (const auto& flag : c.model_flags)
       if (t.count(flag) > 0)
         fail_usage("train", "{} does not apply with {}: the model comes from its config.json", flag,
                    c.config.empty() ? "--init" : "--config");
