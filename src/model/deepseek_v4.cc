@@ -12,6 +12,7 @@
 #include "kernels/packed_weights.h"
 #include "kernels/quant_blocks.h"
 #include "model/deepseek_v4_layer.h"
+#include "model/norm.h"
 #include "moe/layer_config.h"
 #include "moe/telemetry.h"
 #include "spec/deepseek_v4_names.h"
@@ -408,11 +409,11 @@ void DeepseekV4Model::forward(const int32_t* ids, int64_t T, Dsv4Cache& cache, f
   for (int64_t li = 0; li < s.n_layer; ++li) {
     Layer& L = *layers_[li];
     hc_pre(L.hc_attn, X.data(), T, y.data(), post.data(), comb.data());
-    dsv4::rms_rows(y.data(), L.attn_norm, y.data(), T, D, eps);
+    rms_norm(y.data(), L.attn_norm, y.data(), T, D, eps);
     attention(L, li, y.data(), T, cache.layers_[li], cache.length_, f.data());
     hc_post(X.data(), f.data(), post.data(), comb.data(), T, n, D);
     hc_pre(L.hc_ffn, X.data(), T, y.data(), post.data(), comb.data());
-    dsv4::rms_rows(y.data(), L.ffn_norm, y.data(), T, D, eps);
+    rms_norm(y.data(), L.ffn_norm, y.data(), T, D, eps);
     moe(L, y.data(), ids, T, f.data(), stats, li);
     hc_post(X.data(), f.data(), post.data(), comb.data(), T, n, D);
     if (tap) tap(li, tap::kHidden, TapView{X.data(), T, n * D});
@@ -431,7 +432,7 @@ void DeepseekV4Model::forward(const int32_t* ids, int64_t T, Dsv4Cache& cache, f
       for (int64_t d = 0; d < D; ++d) y[t * D + d] += static_cast<float>(pre * x[i * D + d]);
     }
   }
-  dsv4::rms_rows(y.data(), final_norm_, y.data(), T, D, eps);
+  rms_norm(y.data(), final_norm_, y.data(), T, D, eps);
   if (tap) tap(kModelTensor, tap::kFinalNorm, TapView{y.data(), T, D});
   dsv4::linear(y.data(), head_, logits, T, V, D);
   cache.length_ += T;

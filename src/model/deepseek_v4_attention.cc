@@ -10,21 +10,11 @@
 
 #include "model/deepseek_v4_layer.h"
 #include "model/linear.h"
+#include "model/norm.h"
 #include "runtime/thread_pool.h"
 
 namespace moe {
 namespace dsv4 {
-
-void rms_rows(const float* x, const float* weight, float* y, int64_t rows, int64_t dim, float eps) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * dim;
-    float* yr = y + r * dim;
-    double ss = 0;
-    for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-    const float rs = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
-    for (int64_t i = 0; i < dim; ++i) yr[i] = weight ? weight[i] * (xr[i] * rs) : xr[i] * rs;
-  }
-}
 
 void linear(const float* x, const WeightView& w, float* y, int64_t T, int64_t out, int64_t in) {
   linear_forward(x, w, nullptr, y, LinearShape{T, out, in});
@@ -107,7 +97,7 @@ void compressor_push(Dsv4Cache::Compressor& st, const Dsv4CompressorWeights& w, 
     }
     e[ch] = static_cast<float>(acc / sum);
   }
-  dsv4::rms_rows(e.data(), w.norm, e.data(), 1, width, eps);
+  rms_norm(e.data(), w.norm, e.data(), 1, width, eps);
   dsv4::rope_row(e.data(), width, inv_freq, j * r, false);
   st.entries.insert(st.entries.end(), e.begin(), e.end());
 }
@@ -208,11 +198,11 @@ void DeepseekV4Model::attention(Layer& L, int64_t li, const float* x, int64_t T,
   const float eps = static_cast<float>(s.norm_eps);
   std::vector<float> qr(static_cast<size_t>(T * rq)), q(static_cast<size_t>(T * H * d)), kv(static_cast<size_t>(T * d));
   dsv4::linear(x, L.wq_a, qr.data(), T, rq, D);  // [T, rq]
-  dsv4::rms_rows(qr.data(), L.q_norm, qr.data(), T, rq, eps);
+  rms_norm(qr.data(), L.q_norm, qr.data(), T, rq, eps);
   dsv4::linear(qr.data(), L.wq_b, q.data(), T, H * d, rq);  // [T, H, d]
-  dsv4::rms_rows(q.data(), nullptr, q.data(), T * H, d, eps);
+  rms_norm(q.data(), nullptr, q.data(), T * H, d, eps);
   dsv4::linear(x, L.wkv, kv.data(), T, d, D);  // [T, d]
-  dsv4::rms_rows(kv.data(), L.kv_norm, kv.data(), T, d, eps);
+  rms_norm(kv.data(), L.kv_norm, kv.data(), T, d, eps);
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t h = 0; h < H; ++h) dsv4::rope_row(q.data() + (t * H + h) * d, d, L.inv_freq, p0 + t, false);
     dsv4::rope_row(kv.data() + t * d, d, L.inv_freq, p0 + t, false);

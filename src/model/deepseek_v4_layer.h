@@ -38,8 +38,6 @@ struct DeepseekV4Model::Layer {
 
 namespace dsv4 {
 
-// y [rows, dim] = x * rsqrt(mean(x^2) + eps) (* weight when not null); y may alias x.
-void rms_rows(const float* x, const float* weight, float* y, int64_t rows, int64_t dim, float eps);
 // y [T, out] = x [T, in] . w^T on the thread pool.
 void linear(const float* x, const WeightView& w, float* y, int64_t T, int64_t out, int64_t in);
 // The rotary angles' frequencies of a layer: rope_theta for window-only layers, compress_rope_theta with
