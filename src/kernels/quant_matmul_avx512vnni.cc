@@ -183,52 +183,126 @@ inline void sub_block_sums(const uint8_t* tile, int kg0, const Q8Row* rows, int6
   }
 }
 
-// R rows of A against one weight group: f[r] lanes = the 16 columns' results.
+// Software prefetch of the tile kAhead blocks on (at the same offsets): all its lines at once for the small
+// tiles of 32-element blocks, a sub-block's share at a time (in block_rows) for the K-quants' large ones.
+inline void prefetch_lines(const uint8_t* p, int bytes) {
+  for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + l), _MM_HINT_T0);
+}
+
+// One block (its decoded scales sc) of one weight group for R rows of A, added into f[r]; K-quants
+// prefetch the tile ahead (when not null) a sub-block's share at a time.
+template <typename T, int R>
+inline void block_rows(const uint8_t* tile, const __m512* sc, const Q8Row* rows, int64_t p0, __m512* f,
+                       const uint8_t* ahead = nullptr) {
+  __m512i isum[R];
+  if constexpr (T::kBlock == 32) {
+    sub_block_sums<T, R, 8>(tile, 0, rows, p0, isum);
+    for (int r = 0; r < R; ++r) {
+      __m512i s = isum[r];
+      if constexpr (T::kOffset != 0) s = _mm512_sub_epi32(s, _mm512_set1_epi32(T::kOffset * rows[r].sum32[p0 / 32]));
+      f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sc[0], _mm512_set1_ps(rows[r].d[p0 / 32])), f[r]);
+      if constexpr (T::kSlots == 2) f[r] = _mm512_fmadd_ps(sc[1], _mm512_set1_ps(rows[r].s[p0 / 32]), f[r]);
+    }
+    return;
+  }
+  constexpr bool kMins = T::kType != DType::kQ6_K;
+  __m512i sumi[R], summ[R];
+  for (int r = 0; r < R; ++r) sumi[r] = summ[r] = _mm512_setzero_si512();
+  constexpr int kNSub = T::kBlock / T::kSub, kStep = T::kTile / kNSub;
+  for (int j = 0; j < kNSub; ++j) {
+    if (ahead != nullptr) prefetch_lines(ahead + j * kStep, kStep);
+    const int64_t s0 = p0 + j * T::kSub;
+    sub_block_sums<T, R, T::kSub / 4>(tile, j * (T::kSub / 4), rows, s0, isum);
+    const __m512i scale = _mm512_castps_si512(sc[(kMins ? 2 : 1) + j]);
+    for (int r = 0; r < R; ++r) {
+      __m512i s = isum[r];
+      if constexpr (!kMins) s = _mm512_sub_epi32(s, _mm512_set1_epi32(T::kOffset * rows[r].sum16[s0 / 16]));
+      sumi[r] = _mm512_add_epi32(sumi[r], _mm512_mullo_epi32(s, scale));
+      if constexpr (kMins) {
+        summ[r] = _mm512_add_epi32(
+            summ[r], _mm512_mullo_epi32(_mm512_castps_si512(sc[10 + j]), _mm512_set1_epi32(rows[r].sum32[s0 / 32])));
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const __m512 da = _mm512_set1_ps(rows[r].d[p0 / 256]);
+    f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[r]), _mm512_mul_ps(sc[0], da), f[r]);
+    if constexpr (kMins) f[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ[r]), _mm512_mul_ps(sc[1], da), f[r]);
+  }
+}
+
+// R rows of A against one weight group (its scales decoded in scales): f[r] lanes = the 16 columns' results.
 template <typename T, int R>
 void group_rows(const uint8_t* group, int64_t nb, const __m512* scales, const Q8Row* rows, __m512* f) {
   for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b)
+    block_rows<T, R>(group + b * T::kTile, scales + b * T::kSlots, rows, b * T::kBlock, f);
+}
+
+// One row of A against G weight groups at once, each block's scales decoded where it is reached, the tile
+// kAhead blocks on prefetched. The same bits as group_rows; f[g] = group g's 16 columns. A core keeps too
+// few lines in flight on one hardware-prefetch stream at a time (11 GB/s read against 16 for four streams
+// on a Sapphire Rapids core); measured there on streamed 768 x 2048 experts, GB/s of one thread:
+//   Q8_0 / Q4_0 from 11.0 / 7.6 (one group at a time, no prefetch) to 17.1 / 15.8 (8 groups, 2 ahead);
+//   Q4_K / Q6_K from 6.7 / 7.1 to 13.8 / 12.6 (1 group, 1 ahead spread over the sub-blocks: more streams
+//   or a whole tile at once lose, the tile being 2-3 KB).
+template <typename T>
+struct OneRowPlan {
+  static constexpr int kStreams = T::kBlock == 32 ? 8 : 1;
+  static constexpr int kAhead = T::kBlock == 32 ? 2 : 1;
+};
+template <typename T, int G>
+void groups_row(const uint8_t* const* groups, int64_t nb, const Q8Row& row, __m512* f) {
+  constexpr int kAhead = OneRowPlan<T>::kAhead;
+  for (int g = 0; g < G; ++g) f[g] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* tile = group + b * T::kTile;
-    const __m512* sc = scales + b * T::kSlots;
-    const int64_t p0 = b * T::kBlock;
-    __m512i isum[R];
-    if constexpr (T::kBlock == 32) {
-      sub_block_sums<T, R, 8>(tile, 0, rows, p0, isum);
-      for (int r = 0; r < R; ++r) {
-        __m512i s = isum[r];
-        if constexpr (T::kOffset != 0) s = _mm512_sub_epi32(s, _mm512_set1_epi32(T::kOffset * rows[r].sum32[p0 / 32]));
-        f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sc[0], _mm512_set1_ps(rows[r].d[p0 / 32])), f[r]);
-        if constexpr (T::kSlots == 2) f[r] = _mm512_fmadd_ps(sc[1], _mm512_set1_ps(rows[r].s[p0 / 32]), f[r]);
-      }
-      continue;
+    for (int g = 0; g < G; ++g) {
+      const uint8_t* tile = groups[g] + b * T::kTile;
+      const uint8_t* ahead = b + kAhead < nb ? tile + kAhead * T::kTile : nullptr;
+      if (T::kBlock == 32 && ahead != nullptr) prefetch_lines(ahead, T::kTile);
+      __m512 sc[T::kSlots];
+      T::scales(tile, sc);
+      block_rows<T, 1>(tile, sc, &row, b * T::kBlock, f + g, T::kBlock == 32 ? nullptr : ahead);
     }
-    constexpr bool kMins = T::kType != DType::kQ6_K;
-    __m512i sumi[R], summ[R];
-    for (int r = 0; r < R; ++r) sumi[r] = summ[r] = _mm512_setzero_si512();
-    for (int j = 0; j < T::kBlock / T::kSub; ++j) {
-      const int64_t s0 = p0 + j * T::kSub;
-      sub_block_sums<T, R, T::kSub / 4>(tile, j * (T::kSub / 4), rows, s0, isum);
-      const __m512i scale = _mm512_castps_si512(sc[(kMins ? 2 : 1) + j]);
-      for (int r = 0; r < R; ++r) {
-        __m512i s = isum[r];
-        if constexpr (!kMins) s = _mm512_sub_epi32(s, _mm512_set1_epi32(T::kOffset * rows[r].sum16[s0 / 16]));
-        sumi[r] = _mm512_add_epi32(sumi[r], _mm512_mullo_epi32(s, scale));
-        if constexpr (kMins) {
-          summ[r] = _mm512_add_epi32(
-              summ[r], _mm512_mullo_epi32(_mm512_castps_si512(sc[10 + j]), _mm512_set1_epi32(rows[r].sum32[s0 / 32])));
-        }
-      }
-    }
-    for (int r = 0; r < R; ++r) {
-      const __m512 da = _mm512_set1_ps(rows[r].d[p0 / 256]);
-      f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[r]), _mm512_mul_ps(sc[0], da), f[r]);
-      if constexpr (kMins) f[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ[r]), _mm512_mul_ps(sc[1], da), f[r]);
-    }
+  }
+}
+
+// Row i's 16 (or fewer, at the matrix's edge) results of the group starting at column c0 into C.
+inline void store_cols(const QuantArgs& g, int64_t i, int64_t c0, __m512 v) {
+  const int64_t cols = std::min<int64_t>(16, g.s.n - c0);
+  const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1);
+  if (g.a.scale) v = _mm512_mul_ps(v, _mm512_set1_ps(g.a.scale[i]));
+  float* out = g.c + i * g.ldc + c0;
+  if (g.accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), v);
+  _mm512_mask_storeu_ps(out, mask, v);
+}
+
+// m = 1: four weight groups at a time (groups_row), the rest one at a time.
+template <typename T>
+void run_one_row(const QuantArgs& g) {
+  constexpr int kStreams = OneRowPlan<T>::kStreams;
+  const int64_t nb = g.s.k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
+  const auto* base = static_cast<const uint8_t*>(g.b.data);
+  const Q8Row row = q8_row(q8_row_ptr(g.a, 0), g.s.k);
+  int64_t grp = 0;
+  for (; grp + kStreams <= n_groups; grp += kStreams) {
+    const uint8_t* groups[kStreams];
+    for (int s = 0; s < kStreams; ++s) groups[s] = base + (grp + s) * group_bytes;
+    __m512 f[kStreams];
+    groups_row<T, kStreams>(groups, nb, row, f);
+    for (int s = 0; s < kStreams; ++s) store_cols(g, 0, (grp + s) * 16, f[s]);
+  }
+  for (; grp < n_groups; ++grp) {
+    const uint8_t* group = base + grp * group_bytes;
+    __m512 f;
+    groups_row<T, 1>(&group, nb, row, &f);
+    store_cols(g, 0, grp * 16, f);
   }
 }
 
 template <typename T>
 void run(const QuantArgs& g) {
+  if (g.s.m == 1) return run_one_row<T>(g);
   constexpr int kMaxRows = T::kBlock == 32 ? 8 : 4;
   const int64_t k = g.s.k, nb = k / T::kBlock;
   const int64_t group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
@@ -237,8 +311,6 @@ void run(const QuantArgs& g) {
   for (int64_t grp = 0; grp < n_groups; ++grp) {
     const uint8_t* group = base + grp * group_bytes;
     for (int64_t b = 0; b < nb; ++b) T::scales(group + b * T::kTile, scales + b * T::kSlots);
-    const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
-    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1);
     for (int64_t i0 = 0; i0 < g.s.m; i0 += kMaxRows) {
       const int rn = static_cast<int>(std::min<int64_t>(kMaxRows, g.s.m - i0));
       Q8Row rows[8];
@@ -270,13 +342,7 @@ void run(const QuantArgs& g) {
           if constexpr (kMaxRows > 4) group_rows<T, 8>(group, nb, scales, rows, f);
           break;
       }
-      for (int r = 0; r < rn; ++r) {
-        __m512 v = f[r];
-        if (g.a.scale) v = _mm512_mul_ps(v, _mm512_set1_ps(g.a.scale[i0 + r]));
-        float* out = g.c + (i0 + r) * g.ldc + c0;
-        if (g.accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), v);
-        _mm512_mask_storeu_ps(out, mask, v);
-      }
+      for (int r = 0; r < rn; ++r) store_cols(g, i0 + r, grp * 16, f[r]);
     }
   }
 }

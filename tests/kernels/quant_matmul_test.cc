@@ -243,17 +243,18 @@ void expect_reference_bits(DType t, const std::vector<uint8_t>& rows, int64_t n,
 }
 
 // Every row count up to 17 (the row tiles of the m >= 2 kernels and their remainders) and across the 64-row
-// chunks, n below, at and past the 16-row groups.
+// chunks, n below, at and past the 16-row groups; and for m = 1 (8 weight groups at a time, then the rest)
+// n of 9 and 18 groups, the last one partial.
 TEST_P(QuantMatmul, EveryKernelGivesTheReferenceBits) {
   const DType t = GetParam();
   std::mt19937 rng(21);
   for (int64_t blocks : {1, 3}) {
     const int64_t k = blocks * dtype_block_elems(t);
-    for (int64_t n : {1, 16, 17, 40}) {
+    for (int64_t n : {1, 16, 17, 40, 141, 277}) {
       const Weights w = make_weights(t, n, k, rng);
       const Packed p = pack(t, w.rows, n, k);
       std::vector<int64_t> ms;
-      for (int64_t m = 1; m <= 17; ++m) ms.push_back(m);
+      for (int64_t m = 1; m <= (n > 40 ? 2 : 17); ++m) ms.push_back(m);
       if (n == 40) ms.insert(ms.end(), {64, 65, 70});
       for (int64_t m : ms) {
         expect_reference_bits(t, w.rows, n, k, p, make_acts(m + 3, k, rng), m);
