@@ -238,70 +238,93 @@ inline void sub_block_sums(const uint8_t* tile, int kg0, const Q8Row* rows, int6
   }
 }
 
-// m <= 2 (decode, and the smallest batches): R rows against both halves of a group, block scales decoded as
-// each tile comes (a separate pass would only add a second walk through memory).
+// The tile kAhead blocks on, prefetched: all its lines at once for the small tiles of 32-element blocks, a
+// sub-block's share at a time (in block_rows) for the K-quants' large ones.
+inline void prefetch_lines(const uint8_t* p, int bytes) {
+  for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + l), _MM_HINT_T0);
+}
+
+// One block (scales sc decoded) of one group for R rows against both halves, added into acc[r][h].
 template <typename T, int R>
-void group_rows(const uint8_t* group, int64_t nb, const Q8Row* rows, __m256* out) {
-  __m256 acc[R][2];
-  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+inline void block_rows(const uint8_t* tile, const __m256* sc, const Q8Row* rows, int64_t p0, __m256 (*acc)[2],
+                       const uint8_t* ahead) {
   __m256i isum[R][2];
-  __m256 sc[2 * T::kSlots];
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* tile = group + b * T::kTile;
-    // The tile kPrefetchAhead bytes on (the next tiles of this group, then the next group: panels are
-    // contiguous): a tile's planes are several streams the hardware prefetcher does not follow on its own.
-    for (int l = 0; l < T::kTile; l += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchAhead + l), _MM_HINT_T0);
-    T::scales(tile, sc);
-    const int64_t p0 = b * T::kBlock;
-    if constexpr (T::kBlock == 32) {
-      sub_block_sums<T, R, 8>(tile, 0, rows, p0, isum);
-      for (int r = 0; r < R; ++r) {
-        const __m256i o = _mm256_set1_epi32(T::kOffset * rows[r].sum32[p0 / 32]);
-        const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 32]);
-        for (int h = 0; h < 2; ++h) {
-          __m256i s = isum[r][h];
-          if constexpr (T::kOffset != 0) s = _mm256_sub_epi32(s, o);
-          acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc[h], da), acc[r][h]);
-          if constexpr (T::kAffine)
-            acc[r][h] = _mm256_fmadd_ps(sc[2 + h], _mm256_set1_ps(rows[r].s[p0 / 32]), acc[r][h]);
-        }
+  if constexpr (T::kBlock == 32) {
+    sub_block_sums<T, R, 8>(tile, 0, rows, p0, isum);
+    for (int r = 0; r < R; ++r) {
+      const __m256i o = _mm256_set1_epi32(T::kOffset * rows[r].sum32[p0 / 32]);
+      const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 32]);
+      for (int h = 0; h < 2; ++h) {
+        __m256i s = isum[r][h];
+        if constexpr (T::kOffset != 0) s = _mm256_sub_epi32(s, o);
+        acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc[h], da), acc[r][h]);
+        if constexpr (T::kAffine) acc[r][h] = _mm256_fmadd_ps(sc[2 + h], _mm256_set1_ps(rows[r].s[p0 / 32]), acc[r][h]);
       }
-      continue;
-    } else {
-      __m256i sumi[R][2], summ[R][2];
-      for (int r = 0; r < R; ++r) sumi[r][0] = sumi[r][1] = summ[r][0] = summ[r][1] = _mm256_setzero_si256();
-      for (int j = 0; j < T::kBlock / T::kSub; ++j) {
-        const int64_t s0 = p0 + j * T::kSub;
-        sub_block_sums<T, R, T::kSub / 4>(tile, j * (T::kSub / 4), rows, s0, isum);
-        const __m256* scale = sc + 2 * ((T::kMins ? 2 : 1) + j);
-        for (int r = 0; r < R; ++r) {
-          for (int h = 0; h < 2; ++h) {
-            __m256i s = isum[r][h];
-            if constexpr (!T::kMins) s = _mm256_sub_epi32(s, _mm256_set1_epi32(T::kOffset * rows[r].sum16[s0 / 16]));
-            sumi[r][h] = _mm256_add_epi32(sumi[r][h], _mm256_mullo_epi32(s, _mm256_castps_si256(scale[h])));
-            if constexpr (T::kMins) {
-              summ[r][h] = _mm256_add_epi32(summ[r][h], _mm256_mullo_epi32(_mm256_castps_si256(sc[2 * (10 + j) + h]),
-                                                                           _mm256_set1_epi32(rows[r].sum32[s0 / 32])));
-            }
-          }
-        }
-      }
-      for (int r = 0; r < R; ++r) {
-        const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 256]);
-        for (int h = 0; h < 2; ++h) {
-          acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][h]), _mm256_mul_ps(sc[h], da), acc[r][h]);
-          if constexpr (T::kMins) {
-            acc[r][h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ[r][h]), _mm256_mul_ps(sc[2 + h], da), acc[r][h]);
-          }
+    }
+    return;
+  }
+  __m256i sumi[R][2], summ[R][2];
+  for (int r = 0; r < R; ++r) sumi[r][0] = sumi[r][1] = summ[r][0] = summ[r][1] = _mm256_setzero_si256();
+  constexpr int kNSub = T::kBlock / T::kSub, kStep = T::kTile / kNSub;
+  for (int j = 0; j < kNSub; ++j) {
+    if (ahead != nullptr) prefetch_lines(ahead + j * kStep, kStep);
+    const int64_t s0 = p0 + j * T::kSub;
+    sub_block_sums<T, R, T::kSub / 4>(tile, j * (T::kSub / 4), rows, s0, isum);
+    const __m256* scale = sc + 2 * ((T::kMins ? 2 : 1) + j);
+    for (int r = 0; r < R; ++r) {
+      for (int h = 0; h < 2; ++h) {
+        __m256i s = isum[r][h];
+        if constexpr (!T::kMins) s = _mm256_sub_epi32(s, _mm256_set1_epi32(T::kOffset * rows[r].sum16[s0 / 16]));
+        sumi[r][h] = _mm256_add_epi32(sumi[r][h], _mm256_mullo_epi32(s, _mm256_castps_si256(scale[h])));
+        if constexpr (T::kMins) {
+          summ[r][h] = _mm256_add_epi32(summ[r][h], _mm256_mullo_epi32(_mm256_castps_si256(sc[2 * (10 + j) + h]),
+                                                                       _mm256_set1_epi32(rows[r].sum32[s0 / 32])));
         }
       }
     }
   }
   for (int r = 0; r < R; ++r) {
-    out[2 * r] = acc[r][0];
-    out[2 * r + 1] = acc[r][1];
+    const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 256]);
+    for (int h = 0; h < 2; ++h) {
+      acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][h]), _mm256_mul_ps(sc[h], da), acc[r][h]);
+      if constexpr (T::kMins) {
+        acc[r][h] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ[r][h]), _mm256_mul_ps(sc[2 + h], da), acc[r][h]);
+      }
+    }
   }
+}
+
+// m <= 2 (decode, and the smallest batches): R rows against both halves of G groups at once, block scales
+// decoded as each tile comes (a separate pass would only add a second walk through memory), the tile
+// kAhead blocks on prefetched. Several groups at once are several hardware-prefetch streams: one stream
+// keeps too few lines in flight for a core's read bandwidth (the VNNI file's OneRowPlan has the figures).
+// (16 ymm registers: 4 groups x 1 row x 2 halves of accumulators, or 2 groups x 2 rows.)
+template <typename T, int R>
+struct SmallMPlan {
+  static constexpr int kStreams = T::kBlock == 32 ? 4 / R : 1;
+  static constexpr int kAhead = T::kBlock == 32 ? 2 : 1;
+};
+template <typename T, int R, int G>
+void group_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m256* out) {
+  constexpr int kAhead = SmallMPlan<T, R>::kAhead;
+  __m256 acc[G][R][2];
+  for (int g = 0; g < G; ++g)
+    for (int r = 0; r < R; ++r) acc[g][r][0] = acc[g][r][1] = _mm256_setzero_ps();
+  __m256 sc[2 * T::kSlots];
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int g = 0; g < G; ++g) {
+      const uint8_t* tile = groups[g] + b * T::kTile;
+      const uint8_t* ahead = b + kAhead < nb ? tile + kAhead * T::kTile : nullptr;
+      if (T::kBlock == 32 && ahead != nullptr) prefetch_lines(ahead, T::kTile);
+      T::scales(tile, sc);
+      block_rows<T, R>(tile, sc, rows, b * T::kBlock, acc[g], T::kBlock == 32 ? nullptr : ahead);
+    }
+  }
+  for (int g = 0; g < G; ++g)
+    for (int r = 0; r < R; ++r) {
+      out[(g * R + r) * 2] = acc[g][r][0];
+      out[(g * R + r) * 2 + 1] = acc[g][r][1];
+    }
 }
 
 // m >= 2: row tiles of R rows against one half (8 columns) of a tile at a time, so that few registers are
@@ -520,22 +543,40 @@ void run_rows(const QuantArgs& g) {
   }
 }
 
+// m <= 2: G groups at a time (SmallMPlan), the rest one at a time.
+template <typename T, int R>
+void run_small_m(const QuantArgs& g, const Q8Row* rows) {
+  constexpr int G = SmallMPlan<T, R>::kStreams;
+  const int64_t nb = g.s.k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
+  const auto* base = static_cast<const uint8_t*>(g.b.data);
+  auto store = [&](int64_t grp, const __m256* res) {
+    const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
+    for (int64_t r = 0; r < R; ++r)
+      for (int h = 0; h < 2; ++h) store_half(g, r, c0, cols, h, res[2 * r + h]);
+  };
+  int64_t grp = 0;
+  for (; grp + G <= n_groups; grp += G) {
+    const uint8_t* groups[G];
+    for (int i = 0; i < G; ++i) groups[i] = base + (grp + i) * group_bytes;
+    __m256 res[2 * R * G];
+    group_rows<T, R, G>(groups, nb, rows, res);
+    for (int i = 0; i < G; ++i) store(grp + i, res + 2 * R * i);
+  }
+  for (; grp < n_groups; ++grp) {
+    const uint8_t* group = base + grp * group_bytes;
+    __m256 res[2 * R];
+    group_rows<T, R, 1>(&group, nb, rows, res);
+    store(grp, res);
+  }
+}
+
 template <typename T>
 void run(const QuantArgs& g) {
   if (g.s.m > kGroupRowsMax) return run_rows<T>(g);
-  const int64_t k = g.s.k, nb = k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
-  const auto* base = static_cast<const uint8_t*>(g.b.data);
   Q8Row rows[kGroupRowsMax];
-  for (int64_t r = 0; r < g.s.m; ++r) rows[r] = q8_row(q8_row_ptr(g.a, r), k);
-  for (int64_t grp = 0; grp < n_groups; ++grp) {
-    __m256 res[2 * kGroupRowsMax];
-    const uint8_t* group = base + grp * group_bytes;
-    if (g.s.m == 1) group_rows<T, 1>(group, nb, rows, res);
-    if (g.s.m == 2) group_rows<T, 2>(group, nb, rows, res);
-    const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
-    for (int64_t r = 0; r < g.s.m; ++r)
-      for (int h = 0; h < 2; ++h) store_half(g, r, c0, cols, h, res[2 * r + h]);
-  }
+  for (int64_t r = 0; r < g.s.m; ++r) rows[r] = q8_row(q8_row_ptr(g.a, r), g.s.k);
+  if (g.s.m == 1) return run_small_m<T, 1>(g, rows);
+  run_small_m<T, 2>(g, rows);
 }
 
 }  // namespace

@@ -232,29 +232,36 @@ inline void block_rows(const uint8_t* tile, const __m512* sc, const Q8Row* rows,
 }
 
 // R rows of A against one weight group (its scales decoded in scales): f[r] lanes = the 16 columns' results.
+// The first row tile of a group (prefetch) reads it from memory: it prefetches as groups_rows does.
 template <typename T, int R>
-void group_rows(const uint8_t* group, int64_t nb, const __m512* scales, const Q8Row* rows, __m512* f) {
+void group_rows(const uint8_t* group, int64_t nb, const __m512* scales, const Q8Row* rows, __m512* f, bool prefetch) {
+  constexpr int64_t kAhead = T::kBlock == 32 ? 2 : 1;
   for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b)
-    block_rows<T, R>(group + b * T::kTile, scales + b * T::kSlots, rows, b * T::kBlock, f);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* tile = group + b * T::kTile;
+    const uint8_t* ahead = prefetch && b + kAhead < nb ? tile + kAhead * T::kTile : nullptr;
+    if (T::kBlock == 32 && ahead != nullptr) prefetch_lines(ahead, T::kTile);
+    block_rows<T, R>(tile, scales + b * T::kSlots, rows, b * T::kBlock, f, T::kBlock == 32 ? nullptr : ahead);
+  }
 }
 
-// One row of A against G weight groups at once, each block's scales decoded where it is reached, the tile
-// kAhead blocks on prefetched. The same bits as group_rows; f[g] = group g's 16 columns. A core keeps too
-// few lines in flight on one hardware-prefetch stream at a time (11 GB/s read against 16 for four streams
-// on a Sapphire Rapids core); measured there on streamed 768 x 2048 experts, GB/s of one thread:
+// R rows of A against G weight groups at once, each block's scales decoded where it is
+// reached, the tile kAhead blocks on prefetched. The same bits as group_rows; f[g * R + r] = row r's 16
+// columns of group g. A core keeps too few lines in flight on one hardware-prefetch stream at a time (11
+// GB/s read against 16 for four streams on a Sapphire Rapids core); measured there on streamed 768 x 2048
+// experts, GB/s of one thread at m = 1:
 //   Q8_0 / Q4_0 from 11.0 / 7.6 (one group at a time, no prefetch) to 17.1 / 15.8 (8 groups, 2 ahead);
 //   Q4_K / Q6_K from 6.7 / 7.1 to 13.8 / 12.6 (1 group, 1 ahead spread over the sub-blocks: more streams
 //   or a whole tile at once lose, the tile being 2-3 KB).
-template <typename T>
-struct OneRowPlan {
-  static constexpr int kStreams = T::kBlock == 32 ? 8 : 1;
+template <typename T, int R>
+struct FewRowsPlan {
+  static constexpr int kStreams = T::kBlock == 32 ? (R == 1 ? 8 : R == 2 ? 4 : R <= 4 ? 2 : 1) : 1;
   static constexpr int kAhead = T::kBlock == 32 ? 2 : 1;
 };
-template <typename T, int G>
-void groups_row(const uint8_t* const* groups, int64_t nb, const Q8Row& row, __m512* f) {
-  constexpr int kAhead = OneRowPlan<T>::kAhead;
-  for (int g = 0; g < G; ++g) f[g] = _mm512_setzero_ps();
+template <typename T, int R, int G>
+void groups_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m512* f) {
+  constexpr int kAhead = FewRowsPlan<T, R>::kAhead;
+  for (int i = 0; i < G * R; ++i) f[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     for (int g = 0; g < G; ++g) {
       const uint8_t* tile = groups[g] + b * T::kTile;
@@ -262,7 +269,7 @@ void groups_row(const uint8_t* const* groups, int64_t nb, const Q8Row& row, __m5
       if (T::kBlock == 32 && ahead != nullptr) prefetch_lines(ahead, T::kTile);
       __m512 sc[T::kSlots];
       T::scales(tile, sc);
-      block_rows<T, 1>(tile, sc, &row, b * T::kBlock, f + g, T::kBlock == 32 ? nullptr : ahead);
+      block_rows<T, R>(tile, sc, rows, b * T::kBlock, f + g * R, T::kBlock == 32 ? nullptr : ahead);
     }
   }
 }
@@ -277,33 +284,47 @@ inline void store_cols(const QuantArgs& g, int64_t i, int64_t c0, __m512 v) {
   _mm512_mask_storeu_ps(out, mask, v);
 }
 
-// m = 1: four weight groups at a time (groups_row), the rest one at a time.
-template <typename T>
-void run_one_row(const QuantArgs& g) {
-  constexpr int kStreams = OneRowPlan<T>::kStreams;
+// m <= 4 (decode, small batches): FewRowsPlan's groups at a time (groups_rows), the rest one at a time.
+template <typename T, int R>
+void run_few_rows(const QuantArgs& g) {
+  constexpr int G = FewRowsPlan<T, R>::kStreams;
   const int64_t nb = g.s.k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
   const auto* base = static_cast<const uint8_t*>(g.b.data);
-  const Q8Row row = q8_row(q8_row_ptr(g.a, 0), g.s.k);
+  Q8Row rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = q8_row(q8_row_ptr(g.a, r), g.s.k);
   int64_t grp = 0;
-  for (; grp + kStreams <= n_groups; grp += kStreams) {
-    const uint8_t* groups[kStreams];
-    for (int s = 0; s < kStreams; ++s) groups[s] = base + (grp + s) * group_bytes;
-    __m512 f[kStreams];
-    groups_row<T, kStreams>(groups, nb, row, f);
-    for (int s = 0; s < kStreams; ++s) store_cols(g, 0, (grp + s) * 16, f[s]);
+  for (; grp + G <= n_groups; grp += G) {
+    const uint8_t* groups[G];
+    for (int i = 0; i < G; ++i) groups[i] = base + (grp + i) * group_bytes;
+    __m512 f[G * R];
+    groups_rows<T, R, G>(groups, nb, rows, f);
+    for (int i = 0; i < G; ++i)
+      for (int r = 0; r < R; ++r) store_cols(g, r, (grp + i) * 16, f[i * R + r]);
   }
   for (; grp < n_groups; ++grp) {
     const uint8_t* group = base + grp * group_bytes;
-    __m512 f;
-    groups_row<T, 1>(&group, nb, row, &f);
-    store_cols(g, 0, grp * 16, f);
+    __m512 f[R];
+    groups_rows<T, R, 1>(&group, nb, rows, f);
+    for (int r = 0; r < R; ++r) store_cols(g, r, grp * 16, f[r]);
   }
 }
 
+// fn.template operator()<R>() for R = rn, 1 <= rn <= N.
+template <int N, typename F>
+inline void with_rows(int rn, F&& fn) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((rn == I + 1 ? (fn.template operator()<I + 1>(), true) : false) || ...);
+  }
+  (std::make_integer_sequence<int, N>{});
+}
+
+// m up to a row tile (8 rows, 4 for the K-quants): run_few_rows, weights read once. More: per weight group,
+// its scales decoded once, then its row tiles in turn (the first reads the group from memory, the others
+// from cache).
 template <typename T>
 void run(const QuantArgs& g) {
-  if (g.s.m == 1) return run_one_row<T>(g);
   constexpr int kMaxRows = T::kBlock == 32 ? 8 : 4;
+  if (g.s.m <= kMaxRows) return with_rows<kMaxRows>(int(g.s.m), [&]<int R>() { run_few_rows<T, R>(g); });
   const int64_t k = g.s.k, nb = k / T::kBlock;
   const int64_t group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
   auto* scales = static_cast<__m512*>(matmul_detail::scratch(matmul_detail::kScratchB, size_t(nb * T::kSlots) * 64));
@@ -313,35 +334,10 @@ void run(const QuantArgs& g) {
     for (int64_t b = 0; b < nb; ++b) T::scales(group + b * T::kTile, scales + b * T::kSlots);
     for (int64_t i0 = 0; i0 < g.s.m; i0 += kMaxRows) {
       const int rn = static_cast<int>(std::min<int64_t>(kMaxRows, g.s.m - i0));
-      Q8Row rows[8];
+      Q8Row rows[kMaxRows];
       for (int r = 0; r < rn; ++r) rows[r] = q8_row(q8_row_ptr(g.a, i0 + r), k);
-      __m512 f[8];
-      switch (rn) {
-        case 1:
-          group_rows<T, 1>(group, nb, scales, rows, f);
-          break;
-        case 2:
-          group_rows<T, 2>(group, nb, scales, rows, f);
-          break;
-        case 3:
-          group_rows<T, 3>(group, nb, scales, rows, f);
-          break;
-        case 4:
-          group_rows<T, 4>(group, nb, scales, rows, f);
-          break;
-        case 5:
-          if constexpr (kMaxRows > 4) group_rows<T, 5>(group, nb, scales, rows, f);
-          break;
-        case 6:
-          if constexpr (kMaxRows > 4) group_rows<T, 6>(group, nb, scales, rows, f);
-          break;
-        case 7:
-          if constexpr (kMaxRows > 4) group_rows<T, 7>(group, nb, scales, rows, f);
-          break;
-        default:
-          if constexpr (kMaxRows > 4) group_rows<T, 8>(group, nb, scales, rows, f);
-          break;
-      }
+      __m512 f[kMaxRows];
+      with_rows<kMaxRows>(rn, [&]<int R>() { group_rows<T, R>(group, nb, scales, rows, f, i0 == 0); });
       for (int r = 0; r < rn; ++r) store_cols(g, i0 + r, grp * 16, f[r]);
     }
   }
@@ -474,20 +470,11 @@ void run_amx(const QuantArgs& g) {
         for (int kg = 0; kg < 8; ++kg)
           _mm512_store_si512(s.btiles + b * 512 + kg * 64, T::codes(group + b * T::kTile, kg));
     }
-    const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
-    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1);
     for (int64_t ch = 0; ch < n_chunks; ++ch) {
       const int rn = static_cast<int>(std::min<int64_t>(16, g.s.m - ch * 16));
       __m512 f[16];
       amx_chunk<T>(group, nb, ch, rn, s, f);
-      for (int r = 0; r < rn; ++r) {
-        const int64_t i = ch * 16 + r;
-        __m512 v = f[r];
-        if (g.a.scale) v = _mm512_mul_ps(v, _mm512_set1_ps(g.a.scale[i]));
-        float* out = g.c + i * g.ldc + c0;
-        if (g.accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), v);
-        _mm512_mask_storeu_ps(out, mask, v);
-      }
+      for (int r = 0; r < rn; ++r) store_cols(g, ch * 16 + r, grp * 16, f[r]);
     }
   }
   _tile_release();
