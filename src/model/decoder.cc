@@ -22,6 +22,7 @@
 #include "moe/expert_ffn.h"
 #include "moe/moe_layer.h"
 #include "runtime/cpu_features.h"
+#include "runtime/process_limits.h"
 #include "util/dtype.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -60,8 +61,10 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
   }
   store_ = std::make_unique<WeightStore>(path, spec_);
   // What decides the panels' bytes besides the source: the packers' format, the ISA (which dtypes have
-  // panel kernels) and, under expert parallelism, which experts this process loads.
-  std::string layout = fmt::format("panels v1, {}", isa_name(active_isa()));
+  // panel kernels) and, under expert parallelism, which experts this process loads. The version changes
+  // when what is cached changes (v2: gpt-oss's bf16 / f32 experts are packed as they are re-laid out, not
+  // cached): a cache is mapped whole, so entries no load asks for would only take memory.
+  std::string layout = fmt::format("panels v2, {}", isa_name(active_isa()));
   if (options_.load_expert) {  // asked once per MoE layer and expert; load_layer reads the answers
     layout += ", experts ";
     expert_keep_.resize(static_cast<size_t>(spec_.n_layer));

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "model/gguf_names.h"
 #include "moe/layer_config.h"
 #include "moe/weight_layout.h"
@@ -87,33 +89,84 @@ ExpertMatrices swiglu_views(WeightStore& store, const std::string& p, const char
   return m;
 }
 
-// gpt-oss: gate_up_proj [E, D, 2F] (gate even columns, up odd) and down_proj [E, F, D] become
-// gate, up [E, F, D] and down [E, D, F] in PyTorch Linear layout.
+// A matrix of `n` rows the caller re-laid out into tmp (rows of `cols`, dtype t), kept by the store: packed
+// into the kernels' panels when the ISA has them (tmp is then free for the next matrix), else copied.
+WeightView keep_matrix(WeightStore& store, const uint8_t* tmp, DType t, int64_t n, int64_t cols) {
+  const WeightView v{tmp, t, cols};
+  if (panel_layout_supported(t)) return store.own_packed(PackedWeights::pack(v, n, cols));
+  std::vector<uint8_t>& rows = store.own_bytes(static_cast<size_t>(n * dtype_row_bytes(t, cols)));
+  std::copy_n(tmp, rows.size(), rows.data());
+  return WeightView{rows.data(), t, cols};
+}
+
+// out[j * rows + i] = in[i * ld_in + j * step + offset] for i < rows, j < cols, in 32 x 32 tiles (both
+// sides then touch whole cache lines): one expert's gate or up half of gate_up [D, 2F] (step 2) as
+// Linear rows [F, D], or down [F, D] transposed to [D, F].
+template <typename T>
+void strided_transpose(const T* in, int64_t rows, int64_t cols, int64_t ld_in, int64_t step, int64_t offset, T* out) {
+  constexpr int64_t kTile = 32;
+  for (int64_t i0 = 0; i0 < rows; i0 += kTile)
+    for (int64_t j0 = 0; j0 < cols; j0 += kTile)
+      for (int64_t i = i0; i < std::min(rows, i0 + kTile); ++i)
+        for (int64_t j = j0; j < std::min(cols, j0 + kTile); ++j) out[j * rows + i] = in[i * ld_in + j * step + offset];
+}
+
+// gpt-oss: gate_up_proj [E, D, 2F] (gate even columns, up odd) and down_proj [E, F, D] become gate, up
+// [F, D] and down [D, F] per expert in PyTorch Linear layout, in the file's dtype (bf16 and f32 stay so;
+// others become f32), one expert at a time, each matrix packed into the kernels' panels as it is made and
+// the file's pages of the expert released: the weights are resident once, never widened as a whole.
 ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, WeightStore& store, const ExpertKeep& keep) {
   const int64_t E = spec.n_expert, D = spec.d_model, F = spec.n_ff_expert;
-  const float* gu = store.f32(p + "experts.gate_up_proj");         // [E, D, 2F]
+  const std::string gu_name = p + "experts.gate_up_proj", dn_name = p + "experts.down_proj";
+  const WeightView gu_all = store.rows(gu_name, 0, E * D), dn_all = store.rows(dn_name, 0, E * F);
+  const DType t = gu_all.dtype == DType::kBF16 && dn_all.dtype == DType::kBF16 ? DType::kBF16 : DType::kF32;
+  const size_t es = dtype_size(t);
   const float* gu_b = store.f32(p + "experts.gate_up_proj_bias");  // [E, 2F]
-  const float* dn = store.f32(p + "experts.down_proj");            // [E, F, D]
-  std::vector<float>& gate = store.own(E * F * D);                 // [E, F, D]
-  std::vector<float>& up = store.own(E * F * D);                   // [E, F, D]
-  std::vector<float>& down = store.own(E * D * F);                 // [E, D, F]
+  const float* dn_bias = store.f32(p + "experts.down_proj_bias");  // [E, D]
   std::vector<float>& gate_b = store.own(E * F);                   // [E, F]
   std::vector<float>& up_b = store.own(E * F);                     // [E, F]
-  std::vector<char> kept(static_cast<size_t>(E), 1);               // [E] the filter asked once per expert
-  for (int64_t e = 0; e < E; ++e) kept[static_cast<size_t>(e)] = !keep || keep(e);
+  std::vector<uint8_t> src(static_cast<size_t>(D * 2 * F) * es), out(static_cast<size_t>(F * D) * es);
+  // Expert e's rows of a fused tensor in dtype t: the mapped bytes as they are, or converted into src.
+  const auto expert_src = [&](const std::string& name, int64_t rows_per_expert, int64_t e) -> const uint8_t* {
+    const WeightView v = store.rows(name, e * rows_per_expert, rows_per_expert);
+    if (v.dtype == t) return static_cast<const uint8_t*>(v.data);
+    const int64_t n = rows_per_expert * v.ld;
+    convert_to_f32(v.dtype, v.data, reinterpret_cast<float*>(src.data()), static_cast<size_t>(n));
+    return src.data();
+  };
+  const auto relayout = [&](const uint8_t* from, int which) {  // 0 gate, 1 up, 2 down into out
+    const int64_t rows = which < 2 ? D : F, cols = which < 2 ? F : D, ld = which < 2 ? 2 * F : D;
+    const int64_t step = which < 2 ? 2 : 1, offset = which < 2 ? interleaved_gate_up_index(0, GateUpHalf(which)) : 0;
+    if (t == DType::kBF16) {
+      strided_transpose(reinterpret_cast<const uint16_t*>(from), rows, cols, ld, step, offset,
+                        reinterpret_cast<uint16_t*>(out.data()));
+    } else {
+      strided_transpose(reinterpret_cast<const float*>(from), rows, cols, ld, step, offset,
+                        reinterpret_cast<float*>(out.data()));
+    }
+  };
+  ExpertWeights w;
+  w.d_model = D;
+  w.d_ff = F;
   for (int64_t e = 0; e < E; ++e) {
-    if (!kept[static_cast<size_t>(e)]) continue;
-    const float* src = gu + e * D * 2 * F;  // [D, 2F]
-    deinterleave_gate_up(src, D, F, GateUpHalf::kGate, gate.data() + e * F * D);
-    deinterleave_gate_up(src, D, F, GateUpHalf::kUp, up.data() + e * F * D);
-    transpose_experts(dn + e * F * D, 1, F, D, down.data() + e * D * F);
     deinterleave_gate_up_bias(gu_b + e * 2 * F, F, GateUpHalf::kGate, gate_b.data() + e * F);
     deinterleave_gate_up_bias(gu_b + e * 2 * F, F, GateUpHalf::kUp, up_b.data() + e * F);
-  }
-  ExpertWeights w = ExpertWeights::stacked(static_cast<int>(E), D, F, DType::kF32, gate.data(), up.data(), down.data(),
-                                           gate_b.data(), up_b.data(), store.f32(p + "experts.down_proj_bias"));
-  for (int64_t e = 0; e < E; ++e) {
-    if (!kept[static_cast<size_t>(e)]) w.experts[static_cast<size_t>(e)] = ExpertMatrices{};
+    ExpertMatrices m;
+    if (!keep || keep(e)) {
+      const uint8_t* gu = expert_src(gu_name, D, e);
+      relayout(gu, 0);
+      m.gate = keep_matrix(store, out.data(), t, F, D);
+      relayout(gu, 1);
+      m.up = keep_matrix(store, out.data(), t, F, D);
+      store.release(store.rows(gu_name, e * D, D), D);
+      relayout(expert_src(dn_name, F, e), 2);
+      m.down = keep_matrix(store, out.data(), t, D, F);
+      store.release(store.rows(dn_name, e * F, F), F);
+      m.gate_bias = gate_b.data() + e * F;
+      m.up_bias = up_b.data() + e * F;
+      m.down_bias = dn_bias + e * D;
+    }
+    w.experts.push_back(m);
   }
   return w;
 }
@@ -160,12 +213,7 @@ ExpertWeights gpt_oss_mxfp4_experts(const ModelSpec& spec, const std::string& p,
   const auto matrix = [&](const uint8_t* blocks, const uint8_t* scales, int64_t cols,
                           const std::vector<int64_t>& rows) {
     mxfp4_rows(blocks, scales, cols, rows, tmp.data());
-    const WeightView v{tmp.data(), DType::kMXFP4, cols};
-    const int64_t n = static_cast<int64_t>(rows.size());
-    if (panel_layout_supported(DType::kMXFP4)) return store.own_packed(PackedWeights::pack(v, n, cols));
-    std::vector<uint8_t>& keep_rows = store.own_bytes(static_cast<size_t>(n * dtype_row_bytes(DType::kMXFP4, cols)));
-    std::copy_n(tmp.data(), keep_rows.size(), keep_rows.data());
-    return WeightView{keep_rows.data(), DType::kMXFP4, cols};
+    return keep_matrix(store, tmp.data(), DType::kMXFP4, static_cast<int64_t>(rows.size()), cols);
   };
   for (int64_t e = 0; e < E; ++e) {
     deinterleave_gate_up_bias(gu_bias + e * 2 * F, F, GateUpHalf::kGate, gate_b.data() + e * F);

@@ -2,8 +2,6 @@
 // pre-gating prefetch, the budget arithmetic and routing profiles.
 #include "model/offload.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <fstream>
 #include <map>
@@ -59,13 +57,6 @@ class OffloadMoeBlock final : public MoeBlock {
 };
 
 }  // namespace
-
-uint64_t resident_bytes_now() {
-  std::ifstream in("/proc/self/statm");
-  uint64_t size = 0, resident = 0;
-  in >> size >> resident;
-  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-}
 
 std::vector<std::pair<int64_t, int32_t>> hottest_experts(const std::string& trace_path, int64_t n_layer) {
   std::ifstream in(trace_path);

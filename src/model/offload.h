@@ -88,7 +88,4 @@ OffloadPrediction predict_offload(const ModelSpec& spec, double always_on_bytes,
 // Counts of each (layer, expert) in a routing trace (`moe run --trace` JSON lines), most used first.
 std::vector<std::pair<int64_t, int32_t>> hottest_experts(const std::string& trace_path, int64_t n_layer);
 
-// The process's resident memory now (bytes).
-uint64_t resident_bytes_now();
-
 }  // namespace moe

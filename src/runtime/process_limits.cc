@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -278,6 +279,29 @@ void check_fits_on_disk(long double bytes, const std::string& path, const std::s
   if (bytes <= free_bytes) return;
   fail(component, "{} needs {} of disk, more than the {} free in {}", what, format_byte_size(bytes),
        format_byte_size(free_bytes), dir.string());
+}
+
+uint64_t resident_bytes_now() {
+  std::ifstream in("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  in >> size >> resident;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+uint64_t peak_resident_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("VmHWM:")) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;  // "VmHWM: N kB"
+  }
+  return 0;
+}
+
+bool reset_peak_resident() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
 }
 
 }  // namespace moe

@@ -6,6 +6,7 @@
 // so it fails with an error naming the field instead of an out-of-memory kill half way.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -59,5 +60,13 @@ void check_fits_in_memory(long double bytes, const std::string& component, const
 // The same against the free space of the file system holding `path` (its nearest existing folder).
 void check_fits_on_disk(long double bytes, const std::string& path, const std::string& component,
                         const std::string& what);
+
+// This process's resident memory now (/proc/self/statm) and its peak since start or since the last
+// reset_peak_resident (VmHWM); 0 where /proc cannot be read.
+uint64_t resident_bytes_now();
+uint64_t peak_resident_bytes();
+// Starts a new peak at the current resident size (writes 5 to /proc/self/clear_refs, Linux 4.0 on);
+// false where that is not allowed (the peak then stays the process's).
+bool reset_peak_resident();
 
 }  // namespace moe
