@@ -31,7 +31,29 @@ inline __m512 silu_mul16(__m512 g, __m512 u) {
   return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
 }
 
+// (clamp(u) + up_add) * g / (1 + e^(-alpha g)), g = min(gate, limit): vminps / vmaxps return their second
+// operand when either is NaN, so the data goes second and a NaN passes through.
+inline __m512 swiglu_clamped16(__m512 g, __m512 u, const ClampedSwiglu& p) {
+  const __m512 lim = _mm512_set1_ps(p.limit);
+  g = _mm512_min_ps(lim, g);
+  u = _mm512_min_ps(lim, _mm512_max_ps(_mm512_set1_ps(-p.limit), u));
+  const __m512 e = exp_clamped(_mm512_mul_ps(_mm512_set1_ps(-p.alpha), g));
+  const __m512 s = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+  return _mm512_mul_ps(_mm512_add_ps(u, _mm512_set1_ps(p.up_add)), s);
+}
+
 }  // namespace
+
+void swiglu_clamped_avx512(const float* gate, const float* up, float* out, int64_t n, const ClampedSwiglu& p) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(out + i, swiglu_clamped16(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i), p));
+  if (i < n) {
+    const __mmask16 mk = __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(out + i, mk,
+                          swiglu_clamped16(_mm512_maskz_loadu_ps(mk, gate + i), _mm512_maskz_loadu_ps(mk, up + i), p));
+  }
+}
 
 void silu_mul_avx512(const float* gate, const float* up, float* out, int64_t n) {
   int64_t i = 0;

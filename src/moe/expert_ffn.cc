@@ -16,8 +16,6 @@
 namespace moe {
 namespace {
 
-inline float silu(float g) { return g / (1.0f + std::exp(-g)); }
-
 struct Item {
   int32_t task;
   int64_t r0, r1, c0, c1;
@@ -74,15 +72,8 @@ void ActivationOptions::validate() const {
 void apply_glu(const ActivationOptions& a, const float* gate, const float* up, float* h, int64_t n) {
   switch (a.kind) {
     case GluKind::kSwiGLU:
-      if (a.limit > 0.0f) {
-        for (int64_t i = 0; i < n; ++i) {
-          const float g = std::min(gate[i], a.limit), u = std::clamp(up[i], -a.limit, a.limit);
-          h[i] = silu(g) * u;
-        }
-      } else {
-        silu_mul(gate, up, h, n);  // vectorized (kernels/activation.h)
-      }
-      return;
+      if (a.limit > 0.0f) return swiglu_clamped(gate, up, h, n, {.alpha = 1.0f, .limit = a.limit, .up_add = 0.0f});
+      return silu_mul(gate, up, h, n);  // vectorized (kernels/activation.h)
     case GluKind::kGeGLU:
       for (int64_t i = 0; i < n; ++i) {
         const float g = gate[i];
@@ -97,11 +88,7 @@ void apply_glu(const ActivationOptions& a, const float* gate, const float* up, f
       }
       return;
     case GluKind::kSwiGLUOai:
-      for (int64_t i = 0; i < n; ++i) {
-        const float g = std::min(gate[i], a.limit), u = std::clamp(up[i], -a.limit, a.limit);
-        h[i] = (u + 1.0f) * (g / (1.0f + std::exp(-a.alpha * g)));
-      }
-      return;
+      return swiglu_clamped(gate, up, h, n, {.alpha = a.alpha, .limit = a.limit, .up_add = 1.0f});
   }
 }
 
