@@ -543,31 +543,28 @@ void run_rows(const QuantArgs& g) {
   }
 }
 
-// m <= 2: G groups at a time (SmallMPlan), the rest one at a time.
-template <typename T, int R>
-void run_small_m(const QuantArgs& g, const Q8Row* rows) {
-  constexpr int G = SmallMPlan<T, R>::kStreams;
-  const int64_t nb = g.s.k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
+// m <= 2: groups [grp, n_groups) G at a time while G fit, then G / 2 at a time, and so on down to 1.
+template <typename T, int R, int G>
+void groups_from(const QuantArgs& g, const Q8Row* rows, int64_t nb, int64_t n_groups, int64_t grp) {
+  const int64_t group_bytes = nb * T::kTile;
   const auto* base = static_cast<const uint8_t*>(g.b.data);
-  auto store = [&](int64_t grp, const __m256* res) {
-    const int64_t c0 = grp * 16, cols = std::min<int64_t>(16, g.s.n - c0);
-    for (int64_t r = 0; r < R; ++r)
-      for (int h = 0; h < 2; ++h) store_half(g, r, c0, cols, h, res[2 * r + h]);
-  };
-  int64_t grp = 0;
   for (; grp + G <= n_groups; grp += G) {
     const uint8_t* groups[G];
     for (int i = 0; i < G; ++i) groups[i] = base + (grp + i) * group_bytes;
     __m256 res[2 * R * G];
     group_rows<T, R, G>(groups, nb, rows, res);
-    for (int i = 0; i < G; ++i) store(grp + i, res + 2 * R * i);
+    for (int i = 0; i < G; ++i) {
+      const int64_t c0 = (grp + i) * 16, cols = std::min<int64_t>(16, g.s.n - c0);
+      for (int64_t r = 0; r < R; ++r)
+        for (int h = 0; h < 2; ++h) store_half(g, r, c0, cols, h, res[2 * (R * i + r) + h]);
+    }
   }
-  for (; grp < n_groups; ++grp) {
-    const uint8_t* group = base + grp * group_bytes;
-    __m256 res[2 * R];
-    group_rows<T, R, 1>(&group, nb, rows, res);
-    store(grp, res);
-  }
+  if constexpr (G > 1) groups_from<T, R, G / 2>(g, rows, nb, n_groups, grp);
+}
+
+template <typename T, int R>
+void run_small_m(const QuantArgs& g, const Q8Row* rows) {
+  groups_from<T, R, SmallMPlan<T, R>::kStreams>(g, rows, g.s.k / T::kBlock, (g.s.n + 15) / 16, 0);
 }
 
 template <typename T>

@@ -284,15 +284,12 @@ inline void store_cols(const QuantArgs& g, int64_t i, int64_t c0, __m512 v) {
   _mm512_mask_storeu_ps(out, mask, v);
 }
 
-// m <= 4 (decode, small batches): FewRowsPlan's groups at a time (groups_rows), the rest one at a time.
-template <typename T, int R>
-void run_few_rows(const QuantArgs& g) {
-  constexpr int G = FewRowsPlan<T, R>::kStreams;
-  const int64_t nb = g.s.k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
+// Groups [*grp, n_groups) G at a time while G fit, then the rest G / 2 at a time, and so on down to 1 (a
+// thread's 12 groups of a 192-column slice: 8 then 4, not 8 then 4 single streams).
+template <typename T, int R, int G>
+void groups_from(const QuantArgs& g, const Q8Row* rows, int64_t nb, int64_t n_groups, int64_t grp) {
+  const int64_t group_bytes = nb * T::kTile;
   const auto* base = static_cast<const uint8_t*>(g.b.data);
-  Q8Row rows[R];
-  for (int r = 0; r < R; ++r) rows[r] = q8_row(q8_row_ptr(g.a, r), g.s.k);
-  int64_t grp = 0;
   for (; grp + G <= n_groups; grp += G) {
     const uint8_t* groups[G];
     for (int i = 0; i < G; ++i) groups[i] = base + (grp + i) * group_bytes;
@@ -301,12 +298,15 @@ void run_few_rows(const QuantArgs& g) {
     for (int i = 0; i < G; ++i)
       for (int r = 0; r < R; ++r) store_cols(g, r, (grp + i) * 16, f[i * R + r]);
   }
-  for (; grp < n_groups; ++grp) {
-    const uint8_t* group = base + grp * group_bytes;
-    __m512 f[R];
-    groups_rows<T, R, 1>(&group, nb, rows, f);
-    for (int r = 0; r < R; ++r) store_cols(g, r, grp * 16, f[r]);
-  }
+  if constexpr (G > 1) groups_from<T, R, G / 2>(g, rows, nb, n_groups, grp);
+}
+
+// m up to a row tile (decode, small batches): FewRowsPlan's groups at a time (groups_rows).
+template <typename T, int R>
+void run_few_rows(const QuantArgs& g) {
+  Q8Row rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = q8_row(q8_row_ptr(g.a, r), g.s.k);
+  groups_from<T, R, FewRowsPlan<T, R>::kStreams>(g, rows, g.s.k / T::kBlock, (g.s.n + 15) / 16, 0);
 }
 
 // fn.template operator()<R>() for R = rn, 1 <= rn <= N.
