@@ -18,6 +18,7 @@ void attention_pv_ref(const float* p, const float* v, float* out, const PvShape&
 }
 
 void attention_pv(const float* p, const float* v, float* out, const PvShape& s) {
+  if (active_isa() >= Isa::kAvx512) return attention_detail::attention_pv_avx512(p, v, out, s);
   if (active_isa() >= Isa::kAvx2) return attention_detail::attention_pv_avx2(p, v, out, s);
   attention_pv_ref(p, v, out, s);
 }

@@ -1,7 +1,8 @@
 // The value side of decode attention: out[m, dv] = p[m, n] . v[n, dv] for a few query rows (the
 // heads of one kv head at decode) over many cached positions, the value rows read in place with
-// their stride (no transpose). AVX2+FMA: 4 rows x 16 columns of accumulators per pass over the
-// positions, each value row's 64 bytes loaded once per pass; other ISA levels: the scalar twin.
+// their stride (no transpose). Positions in spans of 64, each span's value rows read from memory once
+// for all the rows: AVX-512 runs 8 rows x 16 columns of accumulators over a span, AVX2+FMA 4 rows x 16;
+// other ISA levels: the scalar twin.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,7 @@ void attention_pv_ref(const float* p, const float* v, float* out, const PvShape&
 
 namespace attention_detail {
 void attention_pv_avx2(const float* p, const float* v, float* out, const PvShape& s);
+void attention_pv_avx512(const float* p, const float* v, float* out, const PvShape& s);
 }  // namespace attention_detail
 
 }  // namespace moe

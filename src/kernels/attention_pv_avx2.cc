@@ -1,7 +1,8 @@
-// AVX2+FMA attention value product (see attention_pv.h): for each block of 4 query rows, positions
-// go in spans of kSpan; within a span each 16-column slice keeps 8 accumulators (carried through
-// `out` between spans) while its positions add their value rows' 16 floats times the 4 rows'
-// weights, so a span's value rows come from memory once and from L2 for the other slices. Per
+// AVX2+FMA attention value product (see attention_pv.h): positions go in spans of kSpan; within a
+// span each block of 4 query rows runs over the 16-column slices, keeping 8 accumulators (carried
+// through `out` between spans) while the positions add their value rows' 16 floats times the 4 rows'
+// weights, so a span's value rows come from memory once and from L1 / L2 for the other row blocks
+// and slices. Per
 // element the sum runs over positions in ascending order, as in the scalar twin, but with fused
 // multiply-adds: results within float rounding of it. Tails of rows and columns are masked.
 #include <immintrin.h>
@@ -64,16 +65,16 @@ void block(const float* p, const float* v, float* out, const PvShape& s, int64_t
 }  // namespace
 
 void attention_pv_avx2(const float* p, const float* v, float* out, const PvShape& s) {
-  for (int64_t r0 = 0; r0 < s.m; r0 += 4) {
-    const int64_t rows = std::min<int64_t>(4, s.m - r0);
-    const float* pr = p + r0 * s.ldp;
-    float* orow = out + r0 * s.ldo;
-    if (s.n == 0) {  // no positions: zeros
-      for (int64_t r = 0; r < rows; ++r) std::fill(orow + r * s.ldo, orow + r * s.ldo + s.dv, 0.0f);
-      continue;
-    }
-    for (int64_t j0 = 0; j0 < s.n; j0 += kSpan) {
-      const int64_t j1 = std::min(s.n, j0 + kSpan);
+  if (s.n == 0) {  // no positions: zeros
+    for (int64_t r = 0; r < s.m; ++r) std::fill(out + r * s.ldo, out + r * s.ldo + s.dv, 0.0f);
+    return;
+  }
+  for (int64_t j0 = 0; j0 < s.n; j0 += kSpan) {  // a span's value rows once from memory for all row blocks
+    const int64_t j1 = std::min(s.n, j0 + kSpan);
+    for (int64_t r0 = 0; r0 < s.m; r0 += 4) {
+      const int64_t rows = std::min<int64_t>(4, s.m - r0);
+      const float* pr = p + r0 * s.ldp;
+      float* orow = out + r0 * s.ldo;
       for (int64_t d0 = 0; d0 < s.dv; d0 += 16) {
         switch (rows) {
           case 1:

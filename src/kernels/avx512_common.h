@@ -1,10 +1,12 @@
 // Small AVX-512 helpers shared by the kernels' *_avx512*.cc files (include only from those: the
-// intrinsics need their ISA flags): lane masks for row tails and the 16x16 transpose of packing.
+// intrinsics need their ISA flags): lane masks for row tails, the 16x16 transpose of packing, and the
+// row-count dispatch of kernels templated on their rows.
 #pragma once
 
 #include <immintrin.h>
 
 #include <cstdint>
+#include <utility>
 
 namespace moe::avx512 {
 // Internal linkage: each including file compiles its own copy with its own ISA flags.
@@ -43,6 +45,15 @@ inline void transpose16(__m512i (&r)[16]) {
     r[4 + q] = _mm512_shuffle_i32x4(w1, x1, 0x88);
     r[12 + q] = _mm512_shuffle_i32x4(w1, x1, 0xdd);
   }
+}
+
+// fn.template operator()<R>() for R = rn, 1 <= rn <= N (a kernel instantiated per row count).
+template <int N, typename F>
+inline void with_rows(int rn, F&& fn) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((rn == I + 1 ? (fn.template operator()<I + 1>(), true) : false) || ...);
+  }
+  (std::make_integer_sequence<int, N>{});
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/avx512_common.h"
 #include "kernels/matmul_internal.h"
 #include "kernels/quant_internal.h"
 
@@ -309,22 +310,13 @@ void run_few_rows(const QuantArgs& g) {
   groups_from<T, R, FewRowsPlan<T, R>::kStreams>(g, rows, g.s.k / T::kBlock, (g.s.n + 15) / 16, 0);
 }
 
-// fn.template operator()<R>() for R = rn, 1 <= rn <= N.
-template <int N, typename F>
-inline void with_rows(int rn, F&& fn) {
-  [&]<int... I>(std::integer_sequence<int, I...>) {
-    ((rn == I + 1 ? (fn.template operator()<I + 1>(), true) : false) || ...);
-  }
-  (std::make_integer_sequence<int, N>{});
-}
-
 // m up to a row tile (8 rows, 4 for the K-quants): run_few_rows, weights read once. More: per weight group,
 // its scales decoded once, then its row tiles in turn (the first reads the group from memory, the others
 // from cache).
 template <typename T>
 void run(const QuantArgs& g) {
   constexpr int kMaxRows = T::kBlock == 32 ? 8 : 4;
-  if (g.s.m <= kMaxRows) return with_rows<kMaxRows>(int(g.s.m), [&]<int R>() { run_few_rows<T, R>(g); });
+  if (g.s.m <= kMaxRows) return avx512::with_rows<kMaxRows>(int(g.s.m), [&]<int R>() { run_few_rows<T, R>(g); });
   const int64_t k = g.s.k, nb = k / T::kBlock;
   const int64_t group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
   auto* scales = static_cast<__m512*>(matmul_detail::scratch(matmul_detail::kScratchB, size_t(nb * T::kSlots) * 64));
@@ -337,7 +329,7 @@ void run(const QuantArgs& g) {
       Q8Row rows[kMaxRows];
       for (int r = 0; r < rn; ++r) rows[r] = q8_row(q8_row_ptr(g.a, i0 + r), k);
       __m512 f[kMaxRows];
-      with_rows<kMaxRows>(rn, [&]<int R>() { group_rows<T, R>(group, nb, scales, rows, f, i0 == 0); });
+      avx512::with_rows<kMaxRows>(rn, [&]<int R>() { group_rows<T, R>(group, nb, scales, rows, f, i0 == 0); });
       for (int r = 0; r < rn; ++r) store_cols(g, i0 + r, grp * 16, f[r]);
     }
   }

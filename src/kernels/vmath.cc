@@ -64,11 +64,11 @@ void rmsnorm_rows_dw_f32_ref(float* dw, const float* g, const float* x, const fl
     for (int64_t j = 0; j < c; ++j) dw[j] += g[i * c + j] * x[i * c + j] * rstd[i];
 }
 
-void softmax_f32_ref(float* x, int64_t n, float scale) {
+void softmax_f32_ref(float* x, int64_t n, float scale, const float* sink) {
   if (n == 0) return;
   for (int64_t i = 0; i < n; ++i) x[i] *= scale;
-  const float mx = max_f32_ref(x, n);
-  float sum = 0;
+  const float mx = sink ? std::max(*sink, max_f32_ref(x, n)) : max_f32_ref(x, n);
+  float sum = sink ? std::exp(*sink - mx) : 0.0f;
   for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - mx));
   const float inv = 1.0f / sum;
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
@@ -140,8 +140,8 @@ void rmsnorm_rows_dw_f32(float* dw, const float* g, const float* x, const float*
                : rmsnorm_rows_dw_f32_ref(dw, g, x, rstd, n, c);
 }
 
-void softmax_f32(float* x, int64_t n, float scale) {
-  use_avx512() ? vmath_detail::softmax_avx512(x, n, scale) : softmax_f32_ref(x, n, scale);
+void softmax_f32(float* x, int64_t n, float scale, const float* sink) {
+  use_avx512() ? vmath_detail::softmax_avx512(x, n, scale, sink) : softmax_f32_ref(x, n, scale, sink);
 }
 
 void softmax_backward_f32(float* d, const float* p, int64_t n, float scale) {

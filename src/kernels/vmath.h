@@ -27,8 +27,9 @@ void rmsnorm_rows_backward_f32(float* dx, const float* g, const float* x, const 
                                int64_t c);
 // dw += sum_i g_i x_i rstd_i, rows in order.
 void rmsnorm_rows_dw_f32(float* dw, const float* g, const float* x, const float* rstd, int64_t n, int64_t c);
-// Softmax of x * scale over n elements, in place (scale > 0).
-void softmax_f32(float* x, int64_t n, float scale);
+// Softmax of x * scale over n elements, in place (scale > 0). sink (optional): one more logit, already
+// scaled, that takes its share of the denominator but has no output (gpt-oss's attention sinks).
+void softmax_f32(float* x, int64_t n, float scale, const float* sink = nullptr);
 // Softmax backward in place: d = p (d - sum(d p)) scale.
 void softmax_backward_f32(float* d, const float* p, int64_t n, float scale);
 
@@ -58,7 +59,7 @@ void rmsnorm_rows_f32_ref(float* out, float* rstd, const float* x, const float* 
 void rmsnorm_rows_backward_f32_ref(float* dx, const float* g, const float* x, const float* w, const float* rstd,
                                    int64_t n, int64_t c);
 void rmsnorm_rows_dw_f32_ref(float* dw, const float* g, const float* x, const float* rstd, int64_t n, int64_t c);
-void softmax_f32_ref(float* x, int64_t n, float scale);
+void softmax_f32_ref(float* x, int64_t n, float scale, const float* sink = nullptr);
 void softmax_backward_f32_ref(float* d, const float* p, int64_t n, float scale);
 void swiglu_f32_ref(float* out, const float* gate, const float* up, int64_t n);
 void swiglu_backward_f32_ref(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,
@@ -75,7 +76,7 @@ void rmsnorm_rows_avx512(float* out, float* rstd, const float* x, const float* w
 void rmsnorm_rows_backward_avx512(float* dx, const float* g, const float* x, const float* w, const float* rstd,
                                   int64_t n, int64_t c);
 void rmsnorm_rows_dw_avx512(float* dw, const float* g, const float* x, const float* rstd, int64_t n, int64_t c);
-void softmax_avx512(float* x, int64_t n, float scale);
+void softmax_avx512(float* x, int64_t n, float scale, const float* sink);
 void softmax_backward_avx512(float* d, const float* p, int64_t n, float scale);
 void swiglu_avx512(float* out, const float* gate, const float* up, int64_t n);
 void swiglu_backward_avx512(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n,

@@ -3,6 +3,7 @@
 // clamped to [-104, 88.7] (e^-104 underflows to 0) and NaN inputs are passed through.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/vmath.h"
@@ -122,10 +123,11 @@ void rmsnorm_rows_dw_avx512(float* dw, const float* g, const float* x, const flo
 }
 
 // max(x scale) = max(x) scale for scale > 0 (rounding is monotonic), so the scaled row is never stored.
-void softmax_avx512(float* x, int64_t n, float scale) {
+void softmax_avx512(float* x, int64_t n, float scale, const float* sink) {
   if (n == 0) return;
   const __m512 sv = _mm512_set1_ps(scale);
-  const __m512 mx = _mm512_set1_ps(max_avx512(x, n) * scale);
+  const float m = sink ? std::max(*sink, max_avx512(x, n) * scale) : max_avx512(x, n) * scale;
+  const __m512 mx = _mm512_set1_ps(m);
   __m512 sum = _mm512_setzero_ps();
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 k = tail(n - i);
@@ -133,7 +135,8 @@ void softmax_avx512(float* x, int64_t n, float scale) {
     sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(k, e));
     _mm512_mask_storeu_ps(x + i, k, e);
   }
-  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+  const float extra = sink ? std::exp(*sink - m) : 0.0f;
+  const __m512 inv = _mm512_set1_ps(1.0f / (_mm512_reduce_add_ps(sum) + extra));
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 k = tail(n - i);
     _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));

@@ -11,6 +11,7 @@
 
 #include "kernels/attention_pv.h"
 #include "kernels/matmul.h"
+#include "kernels/vmath.h"
 #include "runtime/thread_pool.h"
 #include "util/check.h"
 
@@ -80,19 +81,8 @@ void run_item(const AttentionTensors& t, const AttentionShape& s, const Attentio
     float* p = sc.p.data() + r * n;
     const int64_t b = lo - first, e = hi - first + 1;  // visible columns [b, e)
     const float* sink = o.sinks ? o.sinks + it.h0 + r % nh : nullptr;
-    float mx = sink ? *sink : -std::numeric_limits<float>::infinity();
-    for (int64_t j = b; j < e; ++j) {
-      p[j] *= o.scale;
-      mx = std::max(mx, p[j]);
-    }
-    float sum = sink ? std::exp(*sink - mx) : 0.0f;
-    for (int64_t j = b; j < e; ++j) {
-      p[j] = std::exp(p[j] - mx);
-      sum += p[j];
-    }
-    const float inv = 1.0f / sum;
+    softmax_f32(p + b, e - b, o.scale, sink);  // vectorized exp (kernels/vmath.h)
     std::fill(p, p + b, 0.0f);
-    for (int64_t j = b; j < e; ++j) p[j] *= inv;
     std::fill(p + e, p + n, 0.0f);
   }
   const float* v0 = t.v + first * vs + it.kvh * value_head_stride(t, s);
@@ -116,8 +106,13 @@ std::vector<Item> make_items(const AttentionTensors& t, const AttentionShape& s,
   const int64_t group = s.n_head / s.n_kv_head, T = t.n_tokens;
   const int64_t tb = std::clamp<int64_t>(64 / group, 1, std::max<int64_t>(1, T));
   const int64_t n_tb = (T + tb - 1) / tb;
+  // Heads of a kv head are split only while the items are fewer than the threads, or do not share out
+  // evenly (up to 4 per thread): each item reads its kv head's keys and values, so a split reads them
+  // again (decode, Qwen3's 4 kv heads on 2 threads: 4 items of 8 heads, not 8 of 4).
   int64_t hc = group;
-  while (hc > 1 && s.n_kv_head * n_tb * ((group + hc - 1) / hc) < 4 * threads) hc = (hc + 1) / 2;
+  const auto n_items = [&](int64_t c) { return s.n_kv_head * n_tb * ((group + c - 1) / c); };
+  while (hc > 1 && (n_items(hc) < threads || (n_items(hc) % threads != 0 && n_items(hc) < 4 * threads)))
+    hc = (hc + 1) / 2;
   std::vector<Item> items;
   for (int64_t kvh = 0; kvh < s.n_kv_head; ++kvh)
     for (int64_t i0 = 0; i0 < T; i0 += tb)

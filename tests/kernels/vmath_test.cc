@@ -79,6 +79,20 @@ TEST(Vmath, SoftmaxAndBackwardMatchDouble) {
       for (int64_t i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(x[i + off]) * scale);
       for (int64_t i = 0; i < n; ++i) sum += (want_p[i] = std::exp(static_cast<double>(x[i + off]) * scale - mx));
       for (int64_t i = 0; i < n; ++i) want_p[i] /= sum;
+      {  // with a sink logit: its share of the denominator, no output of its own
+        std::vector<float> xs(x);
+        const float sink = n % 2 ? 3.0f : -1.0f;
+        double ms = std::max(mx, double(sink)), ss = std::exp(double(sink) - ms);
+        std::vector<double> want_s(n);
+        for (int64_t i = 0; i < n; ++i) ss += (want_s[i] = std::exp(static_cast<double>(x[i + off]) * scale - ms));
+        for (int64_t i = 0; i < n; ++i) want_s[i] /= ss;
+        std::vector<float> xr(xs);
+        softmax_f32(xs.data() + off, n, scale, &sink);
+        softmax_f32_ref(xr.data() + off, n, scale, &sink);
+        expect_row(xs.data() + off, want_s, 1e-6, "softmax with a sink", n);
+        expect_row(xr.data() + off, want_s, 1e-6, "softmax_ref with a sink", n);
+        EXPECT_EQ(xs[n + off], guard) << "softmax wrote past n " << n;
+      }
       softmax_f32(x.data() + off, n, scale);
       expect_row(x.data() + off, want_p, 1e-6, "softmax", n);
       EXPECT_EQ(x[n + off], guard) << "softmax wrote past n " << n;

@@ -1,0 +1,54 @@
+// AVX-512 attention value product (see attention_pv.h): positions go in spans of kSpan; per span, each
+// block of up to 8 query rows runs over the 16-column slices of the value rows with 8 zmm accumulators
+// (carried through `out` between spans), each position adding its value row's 16 floats times the
+// rows' weights. A span's value rows (64 x 128 floats = 32 KB at Dv 128) come from memory once and
+// from L1 / L2 for the other row blocks and slices. Per element the sum runs over positions in
+// ascending order, as in the scalar twin, with fused multiply-adds: within float rounding of it.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/attention_pv.h"
+#include "kernels/avx512_common.h"
+
+namespace moe::attention_detail {
+namespace {
+
+constexpr int64_t kSpan = 64;
+
+// Rows [0, R) of p and out, columns [d0, d0 + 16) (masked past dv), positions [j0, j1); first: from zero.
+template <int R>
+void block(const float* p, const float* v, float* out, const PvShape& s, int64_t d0, int64_t j0, int64_t j1,
+           bool first) {
+  const int64_t w = std::min<int64_t>(16, s.dv - d0);
+  const __mmask16 mk = avx512::mask16(w);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk, out + r * s.ldo + d0);
+  const float* row = v + j0 * s.ldv + d0;
+  for (int64_t j = j0; j < j1; ++j, row += s.ldv) {
+    const __m512 x = _mm512_maskz_loadu_ps(mk, row);
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(p[r * s.ldp + j]), x, acc[r]);
+  }
+  for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(out + r * s.ldo + d0, mk, acc[r]);
+}
+
+}  // namespace
+
+void attention_pv_avx512(const float* p, const float* v, float* out, const PvShape& s) {
+  if (s.n == 0) {  // no positions: zeros
+    for (int64_t r = 0; r < s.m; ++r) std::fill(out + r * s.ldo, out + r * s.ldo + s.dv, 0.0f);
+    return;
+  }
+  for (int64_t j0 = 0; j0 < s.n; j0 += kSpan) {
+    const int64_t j1 = std::min(s.n, j0 + kSpan);
+    for (int64_t r0 = 0; r0 < s.m; r0 += 8) {
+      const int rows = static_cast<int>(std::min<int64_t>(8, s.m - r0));
+      for (int64_t d0 = 0; d0 < s.dv; d0 += 16) {
+        avx512::with_rows<8>(rows,
+                             [&]<int R>() { block<R>(p + r0 * s.ldp, v, out + r0 * s.ldo, s, d0, j0, j1, j0 == 0); });
+      }
+    }
+  }
+}
+
+}  // namespace moe::attention_detail
