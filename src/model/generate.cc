@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <utility>
 
 #include "model/perplexity.h"
@@ -171,15 +172,48 @@ DecoderGeneration::DecoderGeneration(Decoder& model, const std::vector<int32_t>&
   logits_.resize(static_cast<size_t>(model.spec().vocab));  // [V]: the last position's
 }
 
+namespace {
+
+// A later pass's stats after an earlier one's: telemetry summed per layer, routing appended.
+void append_stats(ForwardStats& into, ForwardStats&& more) {
+  if (into.moe_layers.empty()) {
+    into = std::move(more);
+    return;
+  }
+  for (size_t l = 0; l < more.moe_layers.size() && l < into.moe_layers.size(); ++l) {
+    into.moe_layers[l].accumulate(more.moe_layers[l]);
+    into.expert_ids[l].insert(into.expert_ids[l].end(), more.expert_ids[l].begin(), more.expert_ids[l].end());
+    into.expert_weights[l].insert(into.expert_weights[l].end(), more.expert_weights[l].begin(),
+                                  more.expert_weights[l].end());
+  }
+}
+
+}  // namespace
+
+// The prompt (past what the cache kept) in passes of at most prefill_chunk tokens; the last pass's last
+// position gives the logits. Recorded stats are those of all passes, in order.
+void DecoderGeneration::prefill_prompt(bool record) {
+  const std::vector<int32_t>& prompt = g_.prompt();
+  const int64_t n = static_cast<int64_t>(prompt.size()) - reused_;
+  int64_t chunk = g_.options().prefill_chunk;
+  if (const char* env = std::getenv("MOE_PREFILL_CHUNK")) chunk = std::atoll(env);
+  if (chunk <= 0) chunk = std::max<int64_t>(n, 1);
+  for (int64_t i0 = 0; i0 < n || i0 == 0; i0 += chunk) {
+    const int64_t len = std::min(chunk, n - i0);
+    const SequenceChunk part{prompt.data() + reused_ + i0, len, cache_, logits_.data(), true};
+    ForwardStats stats;
+    model_.forward_batch(&part, 1, record ? &stats : nullptr);
+    if (record) append_stats(prefill_stats_, std::move(stats));
+    if (n == 0) break;
+  }
+}
+
 bool DecoderGeneration::next() {
   const bool record = g_.options().record_routing;
   if (!prefilled_) {
     prefilled_ = true;
     Timer prefill;
-    const std::vector<int32_t>& prompt = g_.prompt();
-    const SequenceChunk chunk{prompt.data() + reused_, static_cast<int64_t>(prompt.size()) - reused_, cache_,
-                              logits_.data(), true};
-    model_.forward_batch(&chunk, 1, record ? &prefill_stats_ : nullptr);
+    prefill_prompt(record);
     prefill_seconds_ = prefill.seconds();
     Timer decode;
     more_ = g_.step(logits_.data());

@@ -46,13 +46,18 @@ enum class FinishReason { kLength, kStopId, kStopString, kCancelled };
 // "length", "stop" (both stop kinds), "cancelled"
 const char* finish_reason_name(FinishReason r);
 
+constexpr int64_t kDefaultPrefillChunk = 1024;
+
 struct GenerateOptions {
   int64_t max_new_tokens = 32;
-  SamplerOptions sampler;                         // greedy by default
-  std::vector<int32_t> stop_ids;                  // generation ends after emitting one of these (EOS)
-  std::vector<std::string> stop_strings;          // generation ends when the text contains one; needs `text`
-  int64_t logprobs = -1;                          // >= 0: each token's logprob with this many alternatives
-  int64_t context = 0;                            // KV cache size in tokens; 0: prompt + max_new_tokens
+  SamplerOptions sampler;                 // greedy by default
+  std::vector<int32_t> stop_ids;          // generation ends after emitting one of these (EOS)
+  std::vector<std::string> stop_strings;  // generation ends when the text contains one; needs `text`
+  int64_t logprobs = -1;                  // >= 0: each token's logprob with this many alternatives
+  int64_t context = 0;                    // KV cache size in tokens; 0: prompt + max_new_tokens
+  // The prompt is prefilled in forward passes of at most this many tokens (0: all at once), so the
+  // passes' activations stay bounded whatever the prompt's length (MOE_PREFILL_CHUNK overrides).
+  int64_t prefill_chunk = kDefaultPrefillChunk;
   bool record_routing = false;                    // keep ForwardStats of the prefill and of every decode step
   TextStream* text = nullptr;                     // detokenizer of the generated ids (text, stop strings)
   std::function<void(std::string_view)> on_text;  // streamed text (complete UTF-8, stop strings cut)
@@ -141,6 +146,8 @@ class DecoderGeneration {
   GenerateResult finish();
 
  private:
+  void prefill_prompt(bool record);
+
   Decoder& model_;
   Generation g_;
   KvCache own_;

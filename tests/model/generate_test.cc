@@ -118,6 +118,32 @@ TEST(Generate, StepwiseGenerationEqualsGenerateAndRecordsRoutingWeights) {
   EXPECT_EQ(e.logits.size(), want.logits.size());
 }
 
+// A prompt prefilled in passes of 3 tokens: the same greedy tokens as PyTorch's, the same routing as one
+// pass (expert ids of every prompt token, in order; telemetry rows summed), each pass's rows its own.
+TEST(Generate, ChunkedPrefillGivesTheSameTokensAndRouting) {
+  for (const char* family : {"qwen3_moe", "gpt_oss"}) {
+    SCOPED_TRACE(family);
+    Decoder model(fixture_dir(family));
+    const Golden want = golden(family);
+    ASSERT_GT(want.prompt.size(), 3u);
+    GenerateOptions o;
+    o.max_new_tokens = static_cast<int64_t>(want.greedy.size());
+    o.record_routing = true;
+    o.prefill_chunk = 0;
+    const GenerateResult whole = generate(model, want.prompt, o);
+    o.prefill_chunk = 3;
+    const GenerateResult parts = generate(model, want.prompt, o);
+    EXPECT_EQ(parts.tokens, want.greedy);
+    EXPECT_EQ(parts.tokens, whole.tokens);
+    ASSERT_EQ(parts.prefill.expert_ids.size(), whole.prefill.expert_ids.size());
+    for (size_t li = 0; li < whole.prefill.expert_ids.size(); ++li) {
+      EXPECT_EQ(parts.prefill.expert_ids[li], whole.prefill.expert_ids[li]) << "layer " << li;
+      EXPECT_EQ(parts.prefill.moe_layers[li].n_tokens, whole.prefill.moe_layers[li].n_tokens);
+      EXPECT_EQ(parts.prefill.moe_layers[li].tokens_per_expert, whole.prefill.moe_layers[li].tokens_per_expert);
+    }
+  }
+}
+
 TEST(StopStrings, CutBeforeTheStopAlsoAcrossPieces) {
   StopStrings s({"<END>", "xyz"});
   bool stopped = false;
