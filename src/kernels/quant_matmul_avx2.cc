@@ -6,8 +6,10 @@
 // the block scales of a group are decoded once per call with vector loads straight from the tile heads,
 // and the codes of a k-group are extracted with a few shifts and masks; the integer sums and the f32
 // arithmetic are the reference's (block_dot in quant_matmul.cc), so the results are bit-identical to it.
-// m <= 2 (decode) runs both halves of a group per row (group_rows); m >= 3 runs row tiles against one half at
-// a time (run_rows: fewer live registers, codes extracted once per tile of rows, scales once per 64-row chunk).
+// m <= 2 (decode) runs both halves of several groups at a time per row (group_rows, SmallMPlan: more
+// hardware-prefetch streams, the tiles ahead software-prefetched); m >= 3 runs row tiles against one half
+// at a time (run_rows: fewer live registers, codes extracted once per tile of rows, scales once per 64-row
+// chunk).
 // On Zen 1 vector integer multiplies issue on one pipe: Q8_0 (one vpmaddwd per k-group) peaks near the f32
 // FMA rate, the 4-bit types (one vpmaddwd per 8 k-groups) near twice that.
 #include <immintrin.h>

@@ -1,10 +1,12 @@
 // Quantized panel kernels for AVX-512 with VNNI (vpdpbusd: u8 weight codes x s8 activation codes, four
 // per 32-bit lane): a zmm of 16 lanes is one k-group of the 16 rows of a weight group (quant_internal.h),
 // so each vpdpbusd with a broadcast of 4 activation codes advances 16 output columns of one row of A.
-// Per weight group: the scales of all its blocks are decoded once into a buffer (f32 block scales, int32
-// sub-block scales and mins of the K-quants), then each tile of up to 8 rows of A (4 for K-quants) runs over
-// the group's blocks: exact integer sums per block (K-quants: scaled by the sub-block scales in int32), then
-// one or two FMAs into f32 lanes. The arithmetic is quant_matmul.cc's block_dot, so the bits are the same.
+// Up to a row tile of A (8 rows, 4 for K-quants: decode and small batches): several weight groups at a
+// time (FewRowsPlan), each block's scales decoded where it is reached. More rows: per weight group, the
+// scales of all its blocks decoded once into a buffer (f32 block scales, int32 sub-block scales and mins
+// of the K-quants), then each row tile over the group's blocks. Either way: exact integer sums per block
+// (K-quants: scaled by the sub-block scales in int32), then one or two FMAs into f32 lanes. The arithmetic
+// is quant_matmul.cc's block_dot, so the bits are the same.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -232,25 +234,10 @@ inline void block_rows(const uint8_t* tile, const __m512* sc, const Q8Row* rows,
   }
 }
 
-// R rows of A against one weight group (its scales decoded in scales): f[r] lanes = the 16 columns' results.
-// The first row tile of a group (prefetch) reads it from memory: it prefetches as groups_rows does.
-template <typename T, int R>
-void group_rows(const uint8_t* group, int64_t nb, const __m512* scales, const Q8Row* rows, __m512* f, bool prefetch) {
-  constexpr int64_t kAhead = T::kBlock == 32 ? 2 : 1;
-  for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* tile = group + b * T::kTile;
-    const uint8_t* ahead = prefetch && b + kAhead < nb ? tile + kAhead * T::kTile : nullptr;
-    if (T::kBlock == 32 && ahead != nullptr) prefetch_lines(ahead, T::kTile);
-    block_rows<T, R>(tile, scales + b * T::kSlots, rows, b * T::kBlock, f, T::kBlock == 32 ? nullptr : ahead);
-  }
-}
-
-// R rows of A against G weight groups at once, each block's scales decoded where it is
-// reached, the tile kAhead blocks on prefetched. The same bits as group_rows; f[g * R + r] = row r's 16
-// columns of group g. A core keeps too few lines in flight on one hardware-prefetch stream at a time (11
-// GB/s read against 16 for four streams on a Sapphire Rapids core); measured there on streamed 768 x 2048
-// experts, GB/s of one thread at m = 1:
+// How decode and small batches walk the weight groups (groups_rows): how many at once, and how many blocks
+// ahead the software prefetch runs. A core keeps too few lines in flight on one hardware-prefetch stream
+// at a time (11 GB/s read against 16 for four streams on a Sapphire Rapids core); measured there on
+// streamed 768 x 2048 experts, GB/s of one thread at m = 1:
 //   Q8_0 / Q4_0 from 11.0 / 7.6 (one group at a time, no prefetch) to 17.1 / 15.8 (8 groups, 2 ahead);
 //   Q4_K / Q6_K from 6.7 / 7.1 to 13.8 / 12.6 (1 group, 1 ahead spread over the sub-blocks: more streams
 //   or a whole tile at once lose, the tile being 2-3 KB).
@@ -259,6 +246,26 @@ struct FewRowsPlan {
   static constexpr int kStreams = T::kBlock == 32 ? (R == 1 ? 8 : R == 2 ? 4 : R <= 4 ? 2 : 1) : 1;
   static constexpr int kAhead = T::kBlock == 32 ? 2 : 1;
 };
+
+// R rows of A against one weight group, its blocks' decoded scales in `scales`: f[r] lanes = the 16
+// columns' results. The first row tile of a group (first) reads the group from memory: it decodes the
+// scales into `scales` as it goes (for the later tiles) and prefetches ahead as groups_rows does.
+template <typename T, int R>
+void group_rows(const uint8_t* group, int64_t nb, __m512* scales, const Q8Row* rows, __m512* f, bool first) {
+  constexpr int64_t kAhead = FewRowsPlan<T, R>::kAhead;
+  for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* tile = group + b * T::kTile;
+    const uint8_t* ahead = first && b + kAhead < nb ? tile + kAhead * T::kTile : nullptr;
+    if (T::kBlock == 32 && ahead != nullptr) prefetch_lines(ahead, T::kTile);
+    if (first) T::scales(tile, scales + b * T::kSlots);
+    block_rows<T, R>(tile, scales + b * T::kSlots, rows, b * T::kBlock, f, T::kBlock == 32 ? nullptr : ahead);
+  }
+}
+
+// R rows of A against G weight groups at once (FewRowsPlan), each block's scales decoded where it is
+// reached, the tile kAhead blocks on prefetched. The same bits as group_rows; f[g * R + r] = row r's 16
+// columns of group g.
 template <typename T, int R, int G>
 void groups_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m512* f) {
   constexpr int kAhead = FewRowsPlan<T, R>::kAhead;
@@ -285,7 +292,7 @@ inline void store_cols(const QuantArgs& g, int64_t i, int64_t c0, __m512 v) {
   _mm512_mask_storeu_ps(out, mask, v);
 }
 
-// Groups [*grp, n_groups) G at a time while G fit, then the rest G / 2 at a time, and so on down to 1 (a
+// Groups [grp, n_groups) G at a time while G fit, then the rest G / 2 at a time, and so on down to 1 (a
 // thread's 12 groups of a 192-column slice: 8 then 4, not 8 then 4 single streams).
 template <typename T, int R, int G>
 void groups_from(const QuantArgs& g, const Q8Row* rows, int64_t nb, int64_t n_groups, int64_t grp) {
@@ -311,8 +318,8 @@ void run_few_rows(const QuantArgs& g) {
 }
 
 // m up to a row tile (8 rows, 4 for the K-quants): run_few_rows, weights read once. More: per weight group,
-// its scales decoded once, then its row tiles in turn (the first reads the group from memory, the others
-// from cache).
+// its row tiles in turn (the first reads the group from memory and decodes its scales, the others read
+// both from cache).
 template <typename T>
 void run(const QuantArgs& g) {
   constexpr int kMaxRows = T::kBlock == 32 ? 8 : 4;
@@ -323,7 +330,6 @@ void run(const QuantArgs& g) {
   const auto* base = static_cast<const uint8_t*>(g.b.data);
   for (int64_t grp = 0; grp < n_groups; ++grp) {
     const uint8_t* group = base + grp * group_bytes;
-    for (int64_t b = 0; b < nb; ++b) T::scales(group + b * T::kTile, scales + b * T::kSlots);
     for (int64_t i0 = 0; i0 < g.s.m; i0 += kMaxRows) {
       const int rn = static_cast<int>(std::min<int64_t>(kMaxRows, g.s.m - i0));
       Q8Row rows[kMaxRows];
