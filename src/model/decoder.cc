@@ -50,12 +50,6 @@ Decoder::Decoder(const std::string& path, DecoderOptions options)
     load_v4(path);
     return;
   }
-  if (spec_.family == Family::kMiniMax && spec_.rope.partial_rotary_factor != 1.0) {
-    fail("model",
-         "{}: rotary_dim / partial_rotary_factor {}: transformers' MiniMax rotates whole heads, and a partial rotation "
-         "has no reference here to be checked against, so it is not run",
-         path, spec_.rope.partial_rotary_factor);
-  }
   if (spec_.quant.method == QuantMethod::kMxfp4 && spec_.family != Family::kGptOss) {
     fail("model", "{}: MXFP4 checkpoints are read for gpt-oss only (its experts' *_blocks / *_scales)", path);
   }

@@ -19,8 +19,9 @@ void parse_minimax(ConfigReader& r, ModelSpec& s) {
     r.fail_field("num_experts_per_tok",
                  fmt::format("must be in [1, num_local_experts = {}], found {}", s.n_expert, s.n_expert_used));
   s.router.norm_topk_prob = true;  // softmax over all experts, top-k renormalized (Mixtral)
-  // MiniMax's own config rotates rotary_dim of each head (the release: 64 of 128); transformers' MiniMax
-  // rotates whole heads, so the decoder refuses a partial rotation (the counts do not depend on it).
+  // MiniMax's own config rotates the first rotary_dim dims of each head (the release: 64 of 128), NeoX
+  // halves within them, the rest passed through (MiniMax's vLLM model: rotary_dim, is_neox_style), as
+  // GLM-4.5's partial_rotary_factor does.
   if (auto rot = r.opt_int({"rotary_dim"})) {
     if (*rot == 0 || *rot > s.head_dim || *rot % 2)
       r.fail_field("rotary_dim", fmt::format("{} is not an even size in (0, head_dim {}]", *rot, s.head_dim));

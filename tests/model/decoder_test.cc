@@ -93,7 +93,7 @@ INSTANTIATE_TEST_SUITE_P(Families, DecoderGolden,
                          ::testing::Values("llama", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe", "olmoe",
                                            "deepseek_v2_lite", "deepseek_v3", "deepseek_v3_hf", "gpt_oss", "glm4_moe",
                                            "dots1", "ernie4_5_moe", "granitemoe", "granitemoeshared", "phimoe", "dbrx",
-                                           "llama4_text", "deepseek_v2_hf", "jetmoe", "minimax"),
+                                           "llama4_text", "deepseek_v2_hf", "jetmoe", "minimax", "minimax_rotary"),
                          [](const auto& info) { return std::string(info.param); });
 
 // LongRoPE (PhiMoE): a sequence no longer than original_max_position_embeddings (8 in the fixture) runs on

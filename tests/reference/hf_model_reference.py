@@ -203,6 +203,15 @@ def cache_append(cache, li, k, v):
 # attention variants
 
 
+def rotary_dims(cfg, Dh):
+    """The leading dims of each head that RoPE rotates (NeoX halves within them), the rest passed through:
+    GLM-4.5's partial_rotary_factor, MiniMax-Text-01's rotary_dim (64 of 128 in the release; MiniMax's own
+    vLLM model builds its rotary embedding over rotary_dim with is_neox_style, which rotates those dims)."""
+    if cfg["model_type"] == "minimax" and cfg.get("rotary_dim"):
+        return int(cfg["rotary_dim"])
+    return int(Dh * (value(cfg, "partial_rotary_factor") or 1.0))
+
+
 def gqa_attention(cfg, W, p, x, pos, cache, li, fam):
     """Llama / Mistral / Qwen2 / Qwen3 / OLMoE / gpt-oss attention. x [T, D]."""
     T = x.shape[0]
@@ -221,7 +230,7 @@ def gqa_attention(cfg, W, p, x, pos, cache, li, fam):
     if fam.qk_norm == "head":  # Qwen3: per-head norm over head_dim
         q = rms_norm(q, W[p + "q_norm.weight"], eps)
         k = rms_norm(k, W[p + "k_norm.weight"], eps)
-    rot = int(Dh * (value(cfg, "partial_rotary_factor") or 1.0))  # GLM-4.5: the first half of each head
+    rot = rotary_dims(cfg, Dh)
     inv_freq, att = rope_params(cfg, rot, int(pos[-1]) + 1)
     cos, sin = cos_sin(inv_freq, att, pos)
     llama4 = cfg["model_type"] == "llama4_text"

@@ -84,7 +84,7 @@ import torch
 from hf_config import dbrx_value, saved_config, value
 from hf_model_reference import (CLAMP_COUNT, DTYPE, MARGINS, Family, deepseek_router, dense_mlp, ernie_is_moe,
                                 forward, gqa_attention, mla_attention, moe_deepseek, moe_ernie, moe_gpt_oss,
-                                moe_granite, moe_llama4, moe_mixtral, moe_phimoe, moe_qwen, rope_params)
+                                moe_granite, moe_llama4, moe_mixtral, moe_phimoe, moe_qwen, rope_params, rotary_dims)
 from jetmoe_reference import build_jetmoe
 from minimax_reference import build_minimax
 from st_write import write_safetensors
@@ -519,6 +519,15 @@ def fam_minimax():
     return cfg, Family("minimax", None, None), "all"
 
 
+def fam_minimax_rotary():
+    """As fam_minimax with the release's partial rotation (rotary_dim: half of each head, as MiniMax-Text-01's
+    64 of 128) and two softmax-attention layers of the four."""
+    cfg, fam, moe_layers = fam_minimax()
+    cfg["rotary_dim"] = 4
+    cfg["layer_types"] = ["full_attention", "linear_attention", "full_attention", "linear_attention"]
+    return cfg, fam, moe_layers
+
+
 FAMILIES = {
     "llama": fam_llama,
     "qwen3": fam_qwen3,
@@ -542,6 +551,7 @@ FAMILIES = {
     "deepseek_v2_hf": fam_deepseek_v2_hf,
     "jetmoe": fam_jetmoe,
     "minimax": fam_minimax,
+    "minimax_rotary": fam_minimax_rotary,
 }
 
 
@@ -665,7 +675,7 @@ def rope_dim(cfg):
     if cfg["model_type"] == "jetmoe":
         return cfg["kv_channels"]
     head = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
-    return int(head * (value(cfg, "partial_rotary_factor") or 1.0))
+    return rotary_dims(cfg, head)
 
 
 def write_family(folder, cfg, W, prompt, res, seed):

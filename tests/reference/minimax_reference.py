@@ -2,7 +2,7 @@
 
 Semantics, written from the modeling code:
 - Layer i is lightning attention when layer_types[i] is "linear_attention", else Mixtral's softmax attention
-  (q/k/v/o_proj, GQA, RoPE on the whole head, rope_theta). Every layer has Mixtral's MoE
+  (q/k/v/o_proj, GQA, RoPE on the whole head or on its first rotary_dim dims, rope_theta). Every layer has Mixtral's MoE
   (block_sparse_moe: softmax over all experts, top-k renormalized, experts w2(silu(w1 x) * w3 x)).
 - Residuals are normed: x = input_layernorm(h); h = alpha_attn x + beta_attn attn(x); x =
   post_attention_layernorm(h); h = mlp_alpha x + mlp_beta moe(x), with the full_attn_* or linear_attn_*

@@ -321,7 +321,7 @@ TEST(FamilyDefaults, MiniMax) {
   nlohmann::json r = c;
   r["rotary_dim"] = 7;
   error_names(r, "rotary_dim");
-  r["rotary_dim"] = 8;  // head_dim 16: half of each head, read (counted) though the decoder refuses to run it
+  r["rotary_dim"] = 8;  // head_dim 16: half of each head
   EXPECT_DOUBLE_EQ(parse_model_spec(r, "minimax").rope.partial_rotary_factor, 0.5);
 }
 
