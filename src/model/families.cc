@@ -112,9 +112,10 @@ void strided_transpose(const T* in, int64_t rows, int64_t cols, int64_t ld_in, i
 }
 
 // gpt-oss: gate_up_proj [E, D, 2F] (gate even columns, up odd) and down_proj [E, F, D] become gate, up
-// [F, D] and down [D, F] per expert in PyTorch Linear layout, in the file's dtype (bf16 and f32 stay so;
-// others become f32), one expert at a time, each matrix packed into the kernels' panels as it is made and
-// the file's pages of the expert released: the weights are resident once, never widened as a whole.
+// [F, D] and down [D, F] per expert in PyTorch Linear layout, one expert at a time, each matrix packed
+// into the kernels' panels as it is made and the file's pages of the expert released: bf16 and f32
+// weights are resident once, never widened. (Other float dtypes, f16, are read through the store's f32
+// copy of each tensor, WeightStore::rows.)
 ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, WeightStore& store, const ExpertKeep& keep) {
   const int64_t E = spec.n_expert, D = spec.d_model, F = spec.n_ff_expert;
   const std::string gu_name = p + "experts.gate_up_proj", dn_name = p + "experts.down_proj";
