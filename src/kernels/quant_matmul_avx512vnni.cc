@@ -221,9 +221,18 @@ inline void block_rows(const uint8_t* tile, const __m512* sc, const Q8Row* rows,
       __m512i s = isum[r];
       if constexpr (!kMins) s = _mm512_sub_epi32(s, _mm512_set1_epi32(T::kOffset * rows[r].sum16[s0 / 16]));
       sumi[r] = _mm512_add_epi32(sumi[r], _mm512_mullo_epi32(s, scale));
-      if constexpr (kMins) {
-        summ[r] = _mm512_add_epi32(
-            summ[r], _mm512_mullo_epi32(_mm512_castps_si512(sc[10 + j]), _mm512_set1_epi32(rows[r].sum32[s0 / 32])));
+    }
+  }
+  if constexpr (kMins) {  // sum_j min_j * asum_j: mins (6 bits) and 32-sums (|.| <= 4064) as int16 pairs
+    __m512i pairs[4];
+    for (int q = 0; q < 4; ++q)
+      pairs[q] = _mm512_or_si512(_mm512_castps_si512(sc[10 + 2 * q]),
+                                 _mm512_slli_epi32(_mm512_castps_si512(sc[11 + 2 * q]), 16));
+    for (int r = 0; r < R; ++r) {
+      const int32_t* a = rows[r].sum32 + p0 / 32;
+      for (int q = 0; q < 4; ++q) {
+        const uint32_t ap = uint32_t(uint16_t(a[2 * q])) | (uint32_t(uint16_t(a[2 * q + 1])) << 16);
+        summ[r] = _mm512_dpwssd_epi32(summ[r], pairs[q], _mm512_set1_epi32(int32_t(ap)));
       }
     }
   }
