@@ -5,9 +5,8 @@
 // time (FewRowsPlan), each block's scales decoded where it is reached. More rows: per weight group, its
 // row tiles in turn, the first decoding the blocks' scales into a buffer as it streams the group (f32
 // block scales, int32 sub-block scales and mins of the K-quants), the others reading them. Either way:
-// exact integer sums per block
-// (K-quants: scaled by the sub-block scales in int32), then one or two FMAs into f32 lanes. The arithmetic
-// is quant_matmul.cc's block_dot, so the bits are the same.
+// exact integer sums per block (K-quants: scaled by the sub-block scales in int32), then one or two FMAs
+// into f32 lanes. The arithmetic is quant_matmul.cc's block_dot, so the bits are the same.
 #include <immintrin.h>
 
 #include <algorithm>
