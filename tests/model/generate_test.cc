@@ -120,8 +120,9 @@ TEST(Generate, StepwiseGenerationEqualsGenerateAndRecordsRoutingWeights) {
 
 // A prompt prefilled in passes of 3 tokens: the same greedy tokens as PyTorch's, the same routing as one
 // pass (expert ids of every prompt token, in order; telemetry rows summed), each pass's rows its own.
+// MiniMax: its lightning layers carry their recurrent state from pass to pass.
 TEST(Generate, ChunkedPrefillGivesTheSameTokensAndRouting) {
-  for (const char* family : {"qwen3_moe", "gpt_oss"}) {
+  for (const char* family : {"qwen3_moe", "gpt_oss", "minimax_rotary"}) {
     SCOPED_TRACE(family);
     Decoder model(fixture_dir(family));
     const Golden want = golden(family);
