@@ -2,8 +2,10 @@
 #include "model/generate.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 #include <utility>
 
 #include "model/perplexity.h"
@@ -196,7 +198,12 @@ void DecoderGeneration::prefill_prompt(bool record) {
   const std::vector<int32_t>& prompt = g_.prompt();
   const int64_t n = static_cast<int64_t>(prompt.size()) - reused_;
   int64_t chunk = g_.options().prefill_chunk;
-  if (const char* env = std::getenv("MOE_PREFILL_CHUNK")) chunk = std::atoll(env);
+  if (const char* env = std::getenv("MOE_PREFILL_CHUNK")) {
+    const std::string_view v(env);
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), chunk);
+    if (ec != std::errc() || end != v.data() + v.size() || chunk < 0)
+      fail("generate", "MOE_PREFILL_CHUNK='{}': expected a token count (0: the whole prompt in one pass)", v);
+  }
   if (chunk <= 0) chunk = std::max<int64_t>(n, 1);
   for (int64_t i0 = 0; i0 < n || i0 == 0; i0 += chunk) {
     const int64_t len = std::min(chunk, n - i0);

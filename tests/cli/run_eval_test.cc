@@ -120,6 +120,11 @@ TEST(RunCli, BadInputsAreClearErrors) {
     EXPECT_EQ(r.code, c.code) << c.args << "\n" << r.out;
     EXPECT_NE(r.out.find(c.needle), std::string::npos) << c.args << "\n" << r.out;
   }
+  for (const char* env : {"MOE_PREFILL_CHUNK=lots", "MOE_PREFILL_CHUNK=-3"}) {
+    const auto r = moe::testing::run_moe_env(env, "run --no-ceiling --model " + m + " --prompt-ids 1,2,3");
+    EXPECT_EQ(r.code, 1) << env << "\n" << r.out;
+    EXPECT_NE(r.out.find("MOE_PREFILL_CHUNK"), std::string::npos) << env << "\n" << r.out;
+  }
 }
 
 }  // namespace
