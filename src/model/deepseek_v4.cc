@@ -54,7 +54,7 @@ float sigmoid(double x) { return static_cast<float>(1.0 / (1.0 + std::exp(-x)));
 DeepseekV4Model::~DeepseekV4Model() = default;
 
 DeepseekV4Model::DeepseekV4Model(const std::string& path, Dsv4Options options)
-    : spec_(load_spec(path)), router_(moe_layer_config(spec_).router), path_(path), options_(options) {
+    : spec_(load_spec(path)), path_(path), options_(options) {
   store_ = std::make_unique<WeightStore>(path, spec_);
   embed_ = f32("embed.weight");
   head_ = matrix("head.weight");
@@ -160,7 +160,28 @@ void DeepseekV4Model::load_layer(int64_t li) {
   L.s1 = matrix(f + "shared_experts.w1.weight");
   L.s2 = matrix(f + "shared_experts.w2.weight");
   L.s3 = matrix(f + "shared_experts.w3.weight");
+  L.block = make_moe_block(L);
   layers_.push_back(std::move(layer));
+}
+
+// The layer's MoE as the engine's MoeLayer: moe_layer_config's router (sqrt-softplus scores, top-k of score +
+// selection bias, renormalized and scaled) and clamped SwiGLU, the routed experts (w1 gate, w3 up, w2 down)
+// and the one shared expert. A hash layer routes by the ids it is given (its tid2eid rows): no bias.
+std::unique_ptr<MoeLayer> DeepseekV4Model::make_moe_block(const Layer& L) const {
+  MoeLayerConfig c = moe_layer_config(spec_);
+  if (L.hash) c.router.use_correction_bias = false;
+  MoeLayerWeights w;
+  w.router = RouterWeights{L.gate, nullptr, L.gate_bias};
+  const auto experts = [&](int64_t n, const WeightView* gate, const WeightView* up, const WeightView* down) {
+    ExpertWeights x;
+    x.d_model = spec_.d_model;
+    x.d_ff = spec_.n_ff_expert;
+    for (int64_t e = 0; e < n; ++e) x.experts.push_back(ExpertMatrices{gate[e], up[e], down[e]});
+    return x;
+  };
+  w.experts = experts(spec_.n_expert, L.w1.data(), L.w3.data(), L.w2.data());
+  w.shared = experts(1, &L.s1, &L.s3, &L.s2);
+  return std::make_unique<MoeLayer>(c, w);
 }
 
 // A routed expert stored as FP4: `.weight` I8 [rows, cols / 2] (element 2i in byte i's low nibble, E2M1 codes)
@@ -300,87 +321,24 @@ void hc_post(float* X, const float* f, const float* post, const float* comb, int
   }
 }
 
-// out [T, D] (+)= w2(silu(min(w1 x, L)) * clamp(w3 x, -L, L)) for x [T, D], scaled per row by `scale` when given.
-void swiglu(const float* x, const WeightView& w1, const WeightView& w2, const WeightView& w3, int64_t T, int64_t D,
-            int64_t I, double limit, float* out) {
-  std::vector<float> g(static_cast<size_t>(T * I)), u(g.size());  // [T, I]
-  dsv4::linear(x, w1, g.data(), T, I, D);
-  dsv4::linear(x, w3, u.data(), T, I, D);
-  for (size_t i = 0; i < g.size(); ++i) {
-    float a = g[i], b = u[i];
-    if (limit > 0) {
-      a = std::min(a, static_cast<float>(limit));
-      b = std::clamp(b, static_cast<float>(-limit), static_cast<float>(limit));
-    }
-    g[i] = a / (1.0f + std::exp(-a)) * b;
-  }
-  dsv4::linear(g.data(), w2, out, T, D, I);
-}
-
 }  // namespace
 
-void DeepseekV4Model::record_routing(const Layer& L, const std::vector<int32_t>& sel, const std::vector<float>& weight,
-                                     int64_t T, ForwardStats* stats, int64_t li) const {
-  const int64_t D = spec_.d_model, E = spec_.n_expert, I = spec_.n_ff_expert;
-  stats->expert_ids[li] = sel;
-  stats->expert_weights[li] = weight;
-  const auto bytes = [&](const WeightView& w, int64_t rows) { return rows * dtype_row_bytes(w.dtype, w.ld); };
-  MoeLayerSizes sizes;  // one shared expert of width I; the selection bias is not a parameter here
-  sizes.d_model = D;
-  sizes.router_params = E * D;
-  sizes.d_ff = sizes.shared_d_ff = I;
-  sizes.expert_params = sizes.shared_params = 3 * I * D;
-  sizes.expert_bytes = bytes(L.w1[0], I) + bytes(L.w3[0], I) + bytes(L.w2[0], D);
-  sizes.shared_bytes = bytes(L.s1, I) + bytes(L.s3, I) + bytes(L.s2, D);
-  std::vector<int64_t> per_expert(static_cast<size_t>(E), 0);
-  for (int32_t e : sel) ++per_expert[e];
-  account_moe_call(sizes, T, static_cast<int>(spec_.n_expert_used), std::move(per_expert), 0, &stats->moe_layers[li]);
-}
-
+// The MoE of a layer through its MoeLayer (hash layers: the tokens' tid2eid rows as the given choices,
+// weighted by their router scores); stats get the routing and the call's telemetry.
 void DeepseekV4Model::moe(Layer& L, const float* x, const int32_t* ids, int64_t T, float* out, ForwardStats* stats,
                           int64_t li) {
-  const ModelSpec& s = spec_;
-  const int64_t D = s.d_model, E = s.n_expert, K = s.n_expert_used, I = s.n_ff_expert;
-  std::vector<float> logits(static_cast<size_t>(T * E));  // [T, E]
-  dsv4::linear(x, L.gate, logits.data(), T, E, D);
-  // moe/'s router: sqrt(softplus) scores, top-k of score + selection bias (ties: lower index), or the
-  // hash layers' tid2eid experts weighted by their scores; renormalized and scaled as the config says.
-  std::vector<int32_t> sel(static_cast<size_t>(T * K));  // [T, K]
-  std::vector<float> weight(sel.size());
-  std::vector<float> scratch(static_cast<size_t>(3 * E));
-  const RouterWeights rw_bias{WeightView{}, nullptr, L.gate_bias};
-  for (int64_t t = 0; t < T; ++t) {
-    const float* lt = logits.data() + t * E;
-    int32_t* st = sel.data() + t * K;
-    if (L.hash) {
-      std::copy_n(L.tid2eid.data() + static_cast<int64_t>(ids[t]) * K, K, st);
-      weights_for_ids(router_, lt, static_cast<int>(K), st, weight.data() + t * K, scratch.data());
-    } else {
-      route_one_token(router_, rw_bias, lt, static_cast<int>(K), st, weight.data() + t * K, scratch.data());
-    }
+  const int64_t K = spec_.n_expert_used;
+  RunOptions o;
+  if (L.hash) {
+    L.ids.resize(static_cast<size_t>(T * K));
+    for (int64_t t = 0; t < T; ++t) std::copy_n(L.tid2eid.data() + static_cast<int64_t>(ids[t]) * K, K, &L.ids[t * K]);
+    o.expert_ids = L.ids.data();
   }
-  if (stats) record_routing(L, sel, weight, T, stats, li);
-  swiglu(x, L.s1, L.s2, L.s3, T, D, I, s.swiglu_limit, out);  // the shared expert
-  std::vector<float> xe, ye;
-  std::vector<int64_t> rows;
-  std::vector<float> rw;
-  for (int64_t e = 0; e < E; ++e) {
-    rows.clear();
-    rw.clear();
-    for (int64_t i = 0; i < T * K; ++i)
-      if (sel[i] == e) {
-        rows.push_back(i / K);
-        rw.push_back(weight[i]);
-      }
-    if (rows.empty()) continue;
-    const int64_t Te = static_cast<int64_t>(rows.size());
-    xe.resize(static_cast<size_t>(Te * D));  // [T_e, D]
-    ye.resize(xe.size());
-    for (int64_t r = 0; r < Te; ++r) std::copy_n(x + rows[r] * D, D, xe.data() + r * D);
-    swiglu(xe.data(), L.w1[e], L.w2[e], L.w3[e], Te, D, I, s.swiglu_limit, ye.data());
-    for (int64_t r = 0; r < Te; ++r)
-      for (int64_t d = 0; d < D; ++d) out[rows[r] * D + d] += rw[r] * ye[r * D + d];
-  }
+  L.block->forward(x, T, out, o, stats ? &stats->moe_layers[li] : nullptr);
+  if (!stats) return;
+  const RouterOutput& r = L.block->last_router_output();
+  stats->expert_ids[li].assign(r.expert_ids.begin(), r.expert_ids.begin() + T * K);
+  stats->expert_weights[li].assign(r.weights.begin(), r.weights.begin() + T * K);
 }
 
 void DeepseekV4Model::forward(const int32_t* ids, int64_t T, Dsv4Cache& cache, float* logits, const ForwardTap& tap,

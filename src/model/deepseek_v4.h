@@ -15,7 +15,7 @@
 #include "model/decoder.h"
 #include "model/forward_tap.h"
 #include "model/weights.h"
-#include "moe/router.h"
+#include "moe/moe_layer.h"
 #include "spec/deepseek_v4_names.h"
 #include "spec/model_spec.h"
 
@@ -96,12 +96,10 @@ class DeepseekV4Model {
   void compressed_keys(const QueryInputs& in, int64_t t, QueryScratch& scratch) const;
   void attend_query(const QueryInputs& in, int64_t t, QueryScratch& scratch, float* o) const;
   void attention(Layer& layer, int64_t li, const float* x, int64_t T, Dsv4Cache::Layer& cache, int64_t p0, float* out);
-  void record_routing(const Layer& layer, const std::vector<int32_t>& sel, const std::vector<float>& weight, int64_t T,
-                      ForwardStats* stats, int64_t li) const;
+  std::unique_ptr<MoeLayer> make_moe_block(const Layer& layer) const;
   void moe(Layer& layer, const float* x, const int32_t* ids, int64_t T, float* out, ForwardStats* stats, int64_t li);
 
   ModelSpec spec_;
-  RouterOptions router_;  // the family's routing rule (moe_layer_config): moe/'s router runs it
   std::string path_;
   Dsv4Options options_;
   std::unique_ptr<WeightStore> store_;

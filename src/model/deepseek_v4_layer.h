@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "model/deepseek_v4.h"
+#include "moe/moe_layer.h"
 
 namespace moe {
 
@@ -34,6 +36,10 @@ struct DeepseekV4Model::Layer {
   std::vector<int32_t> tid2eid;      // [V, K], hash layers
   std::vector<WeightView> w1, w2, w3;
   WeightView s1, s2, s3;
+  // The engine's MoE layer over these weights (routing, dispatch, expert kernels, combine), and the hash
+  // layers' given expert ids of a call.
+  std::unique_ptr<MoeLayer> block;
+  std::vector<int32_t> ids;
 };
 
 namespace dsv4 {
