@@ -22,6 +22,25 @@
 
 namespace moe::quant_detail {
 
+// Software prefetch of [p, p + bytes), a cache line at a time: the panel kernels' look-ahead into the
+// tiles they read next (any ISA; __builtin_prefetch is prefetcht0 on x86).
+inline void prefetch_lines(const uint8_t* p, int bytes) {
+  for (int l = 0; l < bytes; l += 64) __builtin_prefetch(p + l, 0, 3);
+}
+
+// A panel matrix's 16-row weight groups [grp, n_groups) G at a time while G fit, then G / 2 at a time,
+// and so on down to 1 (a thread's 12 groups of a 192-column slice: 8 then 4, not 8 then 4 single
+// streams): fn.template operator()<W>(first, groups) per chunk of W groups, groups[W] their addresses.
+template <int G, typename F>
+void for_group_chunks(const uint8_t* base, int64_t group_bytes, int64_t n_groups, F&& fn, int64_t grp = 0) {
+  for (; grp + G <= n_groups; grp += G) {
+    const uint8_t* groups[G];
+    for (int i = 0; i < G; ++i) groups[i] = base + (grp + i) * group_bytes;
+    fn.template operator()<G>(grp, groups);
+  }
+  if constexpr (G > 1) for_group_chunks<G / 2>(base, group_bytes, n_groups, fn, grp);
+}
+
 struct QuantFormat {
   DType dtype = DType::kQ4_0;
   int block = 32;     // elements per block

@@ -240,12 +240,6 @@ inline void sub_block_sums(const uint8_t* tile, int kg0, const Q8Row* rows, int6
   }
 }
 
-// The tile kAhead blocks on, prefetched: all its lines at once for the small tiles of 32-element blocks, a
-// sub-block's share at a time (in block_rows) for the K-quants' large ones.
-inline void prefetch_lines(const uint8_t* p, int bytes) {
-  for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + l), _MM_HINT_T0);
-}
-
 // One block (scales sc decoded) of one group for R rows against both halves, added into acc[r][h].
 template <typename T, int R>
 inline void block_rows(const uint8_t* tile, const __m256* sc, const Q8Row* rows, int64_t p0, __m256 (*acc)[2],
@@ -545,28 +539,22 @@ void run_rows(const QuantArgs& g) {
   }
 }
 
-// m <= 2: groups [grp, n_groups) G at a time while G fit, then G / 2 at a time, and so on down to 1.
-template <typename T, int R, int G>
-void groups_from(const QuantArgs& g, const Q8Row* rows, int64_t nb, int64_t n_groups, int64_t grp) {
-  const int64_t group_bytes = nb * T::kTile;
-  const auto* base = static_cast<const uint8_t*>(g.b.data);
-  for (; grp + G <= n_groups; grp += G) {
-    const uint8_t* groups[G];
-    for (int i = 0; i < G; ++i) groups[i] = base + (grp + i) * group_bytes;
-    __m256 res[2 * R * G];
-    group_rows<T, R, G>(groups, nb, rows, res);
-    for (int i = 0; i < G; ++i) {
-      const int64_t c0 = (grp + i) * 16, cols = std::min<int64_t>(16, g.s.n - c0);
-      for (int64_t r = 0; r < R; ++r)
-        for (int h = 0; h < 2; ++h) store_half(g, r, c0, cols, h, res[2 * (R * i + r) + h]);
-    }
-  }
-  if constexpr (G > 1) groups_from<T, R, G / 2>(g, rows, nb, n_groups, grp);
-}
-
+// m <= 2: SmallMPlan's groups at a time, the last ones in narrower chunks (for_group_chunks).
 template <typename T, int R>
 void run_small_m(const QuantArgs& g, const Q8Row* rows) {
-  groups_from<T, R, SmallMPlan<T, R>::kStreams>(g, rows, g.s.k / T::kBlock, (g.s.n + 15) / 16, 0);
+  const int64_t nb = g.s.k / T::kBlock;
+  for_group_chunks<SmallMPlan<T, R>::kStreams>(static_cast<const uint8_t*>(g.b.data), nb * T::kTile, (g.s.n + 15) / 16,
+                                               [&]<int G>(int64_t grp, const uint8_t* const* groups) {
+                                                 __m256 res[2 * R * G];
+                                                 group_rows<T, R, G>(groups, nb, rows, res);
+                                                 for (int i = 0; i < G; ++i) {
+                                                   const int64_t c0 = (grp + i) * 16,
+                                                                 cols = std::min<int64_t>(16, g.s.n - c0);
+                                                   for (int64_t r = 0; r < R; ++r)
+                                                     for (int h = 0; h < 2; ++h)
+                                                       store_half(g, r, c0, cols, h, res[2 * (R * i + r) + h]);
+                                                 }
+                                               });
 }
 
 template <typename T>

@@ -186,12 +186,6 @@ inline void sub_block_sums(const uint8_t* tile, int kg0, const Q8Row* rows, int6
   }
 }
 
-// Software prefetch of the tile kAhead blocks on (at the same offsets): all its lines at once for the small
-// tiles of 32-element blocks, a sub-block's share at a time (in block_rows) for the K-quants' large ones.
-inline void prefetch_lines(const uint8_t* p, int bytes) {
-  for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + l), _MM_HINT_T0);
-}
-
 // One block (its decoded scales sc) of one weight group for R rows of A, added into f[r]; K-quants
 // prefetch the tile ahead (when not null) a sub-block's share at a time.
 template <typename T, int R>
@@ -256,27 +250,13 @@ struct FewRowsPlan {
   static constexpr int kAhead = T::kBlock == 32 ? 2 : 1;
 };
 
-// R rows of A against one weight group, its blocks' decoded scales in `scales`: f[r] lanes = the 16
-// columns' results. The first row tile of a group (first) reads the group from memory: it decodes the
-// scales into `scales` as it goes (for the later tiles) and prefetches ahead as groups_rows does.
-template <typename T, int R>
-void group_rows(const uint8_t* group, int64_t nb, __m512* scales, const Q8Row* rows, __m512* f, bool first) {
-  constexpr int64_t kAhead = FewRowsPlan<T, R>::kAhead;
-  for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* tile = group + b * T::kTile;
-    const uint8_t* ahead = first && b + kAhead < nb ? tile + kAhead * T::kTile : nullptr;
-    if (T::kBlock == 32 && ahead != nullptr) prefetch_lines(ahead, T::kTile);
-    if (first) T::scales(tile, scales + b * T::kSlots);
-    block_rows<T, R>(tile, scales + b * T::kSlots, rows, b * T::kBlock, f, T::kBlock == 32 ? nullptr : ahead);
-  }
-}
-
 // R rows of A against G weight groups at once (FewRowsPlan), each block's scales decoded where it is
-// reached, the tile kAhead blocks on prefetched. The same bits as group_rows; f[g * R + r] = row r's 16
-// columns of group g.
+// reached (and, keep_scales given, G 1, kept there for the group's later row tiles), the tile kAhead
+// blocks on prefetched. f[g * R + r] = row r's 16 columns of group g.
 template <typename T, int R, int G>
-void groups_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m512* f) {
+void groups_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m512* f,
+                 __m512* keep_scales = nullptr) {
+  static_assert(G >= 1);
   constexpr int kAhead = FewRowsPlan<T, R>::kAhead;
   for (int i = 0; i < G * R; ++i) f[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -284,11 +264,20 @@ void groups_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __
       const uint8_t* tile = groups[g] + b * T::kTile;
       const uint8_t* ahead = b + kAhead < nb ? tile + kAhead * T::kTile : nullptr;
       if (T::kBlock == 32 && ahead != nullptr) prefetch_lines(ahead, T::kTile);
-      __m512 sc[T::kSlots];
+      __m512 own[T::kSlots];
+      __m512* sc = keep_scales ? keep_scales + b * T::kSlots : own;
       T::scales(tile, sc);
       block_rows<T, R>(tile, sc, rows, b * T::kBlock, f + g * R, T::kBlock == 32 ? nullptr : ahead);
     }
   }
+}
+
+// A group's later row tiles: its scales as the first tile kept them, the group read from cache.
+template <typename T, int R>
+void cached_group_rows(const uint8_t* group, int64_t nb, const __m512* scales, const Q8Row* rows, __m512* f) {
+  for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b)
+    block_rows<T, R>(group + b * T::kTile, scales + b * T::kSlots, rows, b * T::kBlock, f);
 }
 
 // Row i's 16 (or fewer, at the matrix's edge) results of the group starting at column c0 into C.
@@ -301,34 +290,27 @@ inline void store_cols(const QuantArgs& g, int64_t i, int64_t c0, __m512 v) {
   _mm512_mask_storeu_ps(out, mask, v);
 }
 
-// Groups [grp, n_groups) G at a time while G fit, then the rest G / 2 at a time, and so on down to 1 (a
-// thread's 12 groups of a 192-column slice: 8 then 4, not 8 then 4 single streams).
-template <typename T, int R, int G>
-void groups_from(const QuantArgs& g, const Q8Row* rows, int64_t nb, int64_t n_groups, int64_t grp) {
-  const int64_t group_bytes = nb * T::kTile;
-  const auto* base = static_cast<const uint8_t*>(g.b.data);
-  for (; grp + G <= n_groups; grp += G) {
-    const uint8_t* groups[G];
-    for (int i = 0; i < G; ++i) groups[i] = base + (grp + i) * group_bytes;
-    __m512 f[G * R];
-    groups_rows<T, R, G>(groups, nb, rows, f);
-    for (int i = 0; i < G; ++i)
-      for (int r = 0; r < R; ++r) store_cols(g, r, (grp + i) * 16, f[i * R + r]);
-  }
-  if constexpr (G > 1) groups_from<T, R, G / 2>(g, rows, nb, n_groups, grp);
-}
-
-// m up to a row tile (decode, small batches): FewRowsPlan's groups at a time (groups_rows).
+// m up to a row tile (decode, small batches): FewRowsPlan's groups at a time (groups_rows), the last
+// ones in narrower chunks (for_group_chunks).
 template <typename T, int R>
 void run_few_rows(const QuantArgs& g) {
   Q8Row rows[R];
   for (int r = 0; r < R; ++r) rows[r] = q8_row(q8_row_ptr(g.a, r), g.s.k);
-  groups_from<T, R, FewRowsPlan<T, R>::kStreams>(g, rows, g.s.k / T::kBlock, (g.s.n + 15) / 16, 0);
+  const int64_t nb = g.s.k / T::kBlock;
+  for_group_chunks<FewRowsPlan<T, R>::kStreams>(static_cast<const uint8_t*>(g.b.data), nb * T::kTile, (g.s.n + 15) / 16,
+                                                [&]<int G>(int64_t grp, const uint8_t* const* groups) {
+                                                  __m512 f[G * R];
+                                                  groups_rows<T, R, G>(groups, nb, rows, f);
+                                                  for (int i = 0; i < G; ++i)
+                                                    for (int r = 0; r < R; ++r)
+                                                      store_cols(g, r, (grp + i) * 16, f[i * R + r]);
+                                                });
 }
 
-// m up to a row tile (8 rows, 6 for the K-quants: measured against 4 and 8 on 2048 x 2048 at m 32 and 64, Q4_K +5-12%, Q6_K +18-26%, Q5_K +3-12% over 4): run_few_rows, weights read once. More: per weight group,
-// its row tiles in turn (the first reads the group from memory and decodes its scales, the others read
-// both from cache).
+// m up to a row tile (8 rows; 6 for the K-quants, measured against 4 and 8 on 2048 x 2048 at m 32 and 64:
+// Q4_K +5-12%, Q6_K +18-26%, Q5_K +3-12% over 4): run_few_rows, weights read once. More: per weight
+// group, its row tiles in turn (the first reads the group from memory and keeps its scales, the others
+// read both from cache).
 template <typename T>
 void run(const QuantArgs& g) {
   constexpr int kMaxRows = T::kBlock == 32 ? 8 : 6;
@@ -344,7 +326,10 @@ void run(const QuantArgs& g) {
       Q8Row rows[kMaxRows];
       for (int r = 0; r < rn; ++r) rows[r] = q8_row(q8_row_ptr(g.a, i0 + r), k);
       __m512 f[kMaxRows];
-      avx512::with_rows<kMaxRows>(rn, [&]<int R>() { group_rows<T, R>(group, nb, scales, rows, f, i0 == 0); });
+      avx512::with_rows<kMaxRows>(rn, [&]<int R>() {
+        if (i0 == 0) return groups_rows<T, R, 1>(&group, nb, rows, f, scales);
+        cached_group_rows<T, R>(group, nb, scales, rows, f);
+      });
       for (int r = 0; r < rn; ++r) store_cols(g, i0 + r, grp * 16, f[r]);
     }
   }
@@ -354,7 +339,7 @@ void run(const QuantArgs& g) {
 // codes, which is exactly one block of a 16-row weight group in the panel layout (line kg: byte 4r + j =
 // row r, code 4 kg + j, AMX's "VNNI" B layout). Per 16-row chunk of A, its codes are packed per block
 // (16 rows x 32 bytes); per weight group and block one tile product gives the 16 x 16 exact integer sums,
-// stored and finished as group_rows finishes them (offset, scale, FMA): the same bits. Blocks of 32 only.
+// stored and finished as block_rows finishes them (offset, scale, FMA): the same bits. Blocks of 32 only.
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0;
