@@ -9,7 +9,6 @@
 #include <cstring>
 
 #include "io/safetensors.h"
-#include "kernels/packed_weights.h"
 #include "kernels/quant_blocks.h"
 #include "model/deepseek_v4_layer.h"
 #include "model/norm.h"
@@ -191,7 +190,7 @@ WeightView DeepseekV4Model::fp4_matrix(const std::string& base, int64_t rows, in
   const uint8_t* codes = store_->raw_bytes(base + ".weight");
   const uint8_t* scales = store_->raw_bytes(base + ".scale");
   const int64_t nb = cols / 32, row_bytes = dtype_row_bytes(DType::kMXFP4, cols);
-  std::vector<uint8_t>& out = store_->own_bytes(static_cast<size_t>(rows * row_bytes));
+  std::vector<uint8_t> out(static_cast<size_t>(rows * row_bytes));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* src = codes + r * (cols / 2) + b * 16;
@@ -201,17 +200,13 @@ WeightView DeepseekV4Model::fp4_matrix(const std::string& base, int64_t rows, in
       for (int j = 0; j < 16; ++j) dst[1 + j] = static_cast<uint8_t>(nibble(j) | (nibble(j + 16) << 4));
     }
   store_->release(WeightView{codes, DType::kI8, cols / 2}, rows);  // the file's pages: resident once
-  const WeightView v{out.data(), DType::kMXFP4, cols};
   if (options_.fp4_as_f32) {
     std::vector<float>& f = store_->own(static_cast<size_t>(rows * cols));
     for (int64_t r = 0; r < rows; ++r)
       dequantize_row(DType::kMXFP4, out.data() + r * row_bytes, f.data() + r * cols, cols);
     return WeightView{f.data(), DType::kF32, cols};
   }
-  if (!panel_layout_supported(DType::kMXFP4)) return v;
-  const WeightView packed = store_->own_packed(PackedWeights::pack(v, rows, cols));
-  std::vector<uint8_t>().swap(out);  // the panels replace the rows
-  return packed;
+  return store_->keep_matrix(out.data(), DType::kMXFP4, rows, cols);
 }
 
 Dsv4Cache DeepseekV4Model::make_cache() const {

@@ -89,16 +89,6 @@ ExpertMatrices swiglu_views(WeightStore& store, const std::string& p, const char
   return m;
 }
 
-// A matrix of `n` rows the caller re-laid out into tmp (rows of `cols`, dtype t), kept by the store: packed
-// into the kernels' panels when the ISA has them (tmp is then free for the next matrix), else copied.
-WeightView keep_matrix(WeightStore& store, const uint8_t* tmp, DType t, int64_t n, int64_t cols) {
-  const WeightView v{tmp, t, cols};
-  if (panel_layout_supported(t)) return store.own_packed(PackedWeights::pack(v, n, cols));
-  std::vector<uint8_t>& rows = store.own_bytes(static_cast<size_t>(n * dtype_row_bytes(t, cols)));
-  std::copy_n(tmp, rows.size(), rows.data());
-  return WeightView{rows.data(), t, cols};
-}
-
 // out[j * rows + i] = in[i * ld_in + j * step + offset] for i < rows, j < cols, in 32 x 32 tiles (both
 // sides then touch whole cache lines): one expert's gate or up half of gate_up [D, 2F] (step 2) as
 // Linear rows [F, D], or down [F, D] transposed to [D, F].
@@ -156,12 +146,12 @@ ExpertWeights gpt_oss_experts(const ModelSpec& spec, const std::string& p, Weigh
     if (!keep || keep(e)) {
       const uint8_t* gu = expert_src(gu_name, D, e);
       relayout(gu, 0);
-      m.gate = keep_matrix(store, out.data(), t, F, D);
+      m.gate = store.keep_matrix(out.data(), t, F, D);
       relayout(gu, 1);
-      m.up = keep_matrix(store, out.data(), t, F, D);
+      m.up = store.keep_matrix(out.data(), t, F, D);
       store.release(store.rows(gu_name, e * D, D), D);
       relayout(expert_src(dn_name, F, e), 2);
-      m.down = keep_matrix(store, out.data(), t, D, F);
+      m.down = store.keep_matrix(out.data(), t, D, F);
       store.release(store.rows(dn_name, e * F, F), F);
       m.gate_bias = gate_b.data() + e * F;
       m.up_bias = up_b.data() + e * F;
@@ -214,7 +204,7 @@ ExpertWeights gpt_oss_mxfp4_experts(const ModelSpec& spec, const std::string& p,
   const auto matrix = [&](const uint8_t* blocks, const uint8_t* scales, int64_t cols,
                           const std::vector<int64_t>& rows) {
     mxfp4_rows(blocks, scales, cols, rows, tmp.data());
-    return keep_matrix(store, tmp.data(), DType::kMXFP4, static_cast<int64_t>(rows.size()), cols);
+    return store.keep_matrix(tmp.data(), DType::kMXFP4, static_cast<int64_t>(rows.size()), cols);
   };
   for (int64_t e = 0; e < E; ++e) {
     deinterleave_gate_up_bias(gu_bias + e * 2 * F, F, GateUpHalf::kGate, gate_b.data() + e * F);

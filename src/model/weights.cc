@@ -1,6 +1,7 @@
 // WeightStore (see weights.h).
 #include "model/weights.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -233,6 +234,14 @@ std::vector<uint8_t>& WeightStore::own_bytes(size_t n) {
 WeightView WeightStore::own_packed(PackedWeights&& w) {
   owned_packed_.push_back(std::move(w));
   return owned_packed_.back().view();
+}
+
+WeightView WeightStore::keep_matrix(const uint8_t* rows, DType t, int64_t n, int64_t cols) {
+  const WeightView v{rows, t, cols};
+  if (panel_layout_supported(t)) return own_packed(PackedWeights::pack(v, n, cols));
+  std::vector<uint8_t>& kept = own_bytes(static_cast<size_t>(n * dtype_row_bytes(t, cols)));
+  std::copy_n(rows, kept.size(), kept.data());
+  return WeightView{kept.data(), t, cols};
 }
 
 std::vector<float>& WeightStore::own(size_t n) {

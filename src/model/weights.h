@@ -54,6 +54,9 @@ class WeightStore {
   std::vector<uint8_t>& own_bytes(size_t n);
   // A matrix the caller re-laid out into the kernels' panels (kept as long as the store).
   WeightView own_packed(PackedWeights&& w);
+  // A matrix the caller re-laid out into `rows` (n rows of `cols`, dtype t, in the caller's buffer, free
+  // again on return): packed into the kernels' panels when the ISA has them for t, else copied; kept.
+  WeightView keep_matrix(const uint8_t* rows, DType t, int64_t n, int64_t cols);
   // After a caller has copied a view's bytes (packed them into panels): drops this process's pages of its
   // rows from the file mapping, so the weights are resident once. Views of memory the store does not map
   // are left alone. Returns the bytes released.
