@@ -44,6 +44,12 @@ struct TokenLogprobs {
 };
 TokenLogprobs logprobs_of(const float* logits, int64_t n, int32_t token, int64_t top_n);
 
+// Ranks the ids in order (distinct, in [0, vocabulary)) and keeps the k with the largest logits, by
+// decreasing logit, the lower id first on ties (-0 ties +0); 0 < k <= order.size(), no NaN. A heap
+// when k is small next to the candidates, else a stable radix sort of all of them in O(n) (scratch:
+// 16 bytes per candidate), so ranking a whole vocabulary costs about what reading it does.
+void rank_tokens(const float* logits, std::vector<int32_t>& order, int64_t k, std::vector<uint32_t>& scratch);
+
 class Sampler {
  public:
   // Throws moe::Error "[sampler] ..." on temperature < 0, top_k < 0, top_p outside (0, 1], min_p
@@ -56,7 +62,9 @@ class Sampler {
   const SamplerOptions& options() const { return options_; }
 
  private:
-  double uniform();  // [0, 1)
+  double uniform();                              // [0, 1)
+  int32_t draw(const float* logits, int64_t n);  // temperature > 0
+  void weigh(const float* logits, float mx);
   const float* penalized(const float* logits, int64_t n);
   SamplerOptions options_;
   std::mt19937_64 rng_;
@@ -64,7 +72,8 @@ class Sampler {
   std::unordered_map<int32_t, bool> context_;       // every token seen (prompt and generated)
   std::vector<float> work_;
   std::vector<int32_t> order_;
-  std::vector<double> probs_;
+  std::vector<float> probs_;
+  std::vector<uint32_t> rank_keys_;
 };
 
 }  // namespace moe

@@ -1,6 +1,8 @@
 // Sampler: greedy, top-k, top-p, temperature, seeds, bad options.
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -98,6 +100,58 @@ TEST(Sampler, MinPKeepsTokensNearTheMostLikely) {
   o.min_p = 1.0f;  // only the most likely
   Sampler one(o);
   for (int i = 0; i < 50; ++i) EXPECT_EQ(one.sample(l.data(), 4), 0);
+}
+
+// rank_tokens against a stable sort by decreasing logit, on rows with many ties, -0 / +0, infinities,
+// for k that takes the heap and k that takes the radix sort, and on a subset of the ids.
+TEST(Sampler, RankTokensIsAStableSortByDecreasingLogit) {
+  std::mt19937 rng(5);
+  for (int64_t n : {1, 2, 17, 100, 1000, 4099}) {
+    std::vector<float> l(static_cast<size_t>(n));
+    for (float& x : l) x = static_cast<float>(static_cast<int>(rng() % 41) - 20) * 0.25f;  // many ties
+    l[rng() % n] = -0.0f;
+    l[rng() % n] = 0.0f;
+    if (n > 4) l[rng() % n] = -INFINITY, l[rng() % n] = INFINITY, l[rng() % n] = -1e30f;
+    for (bool subset : {false, true}) {
+      std::vector<int32_t> ids;
+      for (int32_t i = 0; i < n; ++i) {
+        if (!subset || i % 3 != 1 || n == 1) ids.push_back(i);
+      }
+      std::vector<int32_t> want = ids;
+      std::stable_sort(want.begin(), want.end(), [&](int32_t a, int32_t b) { return l[a] > l[b]; });
+      for (int64_t k :
+           {int64_t{1}, int64_t{3}, static_cast<int64_t>(ids.size()) / 2, static_cast<int64_t>(ids.size())}) {
+        if (k < 1 || k > static_cast<int64_t>(ids.size())) continue;
+        std::vector<int32_t> got = ids;
+        std::vector<uint32_t> scratch;
+        rank_tokens(l.data(), got, k, scratch);
+        ASSERT_EQ(got, std::vector<int32_t>(want.begin(), want.begin() + k)) << "n " << n << " k " << k;
+      }
+    }
+  }
+}
+
+// Top-p and min-p on a vocabulary-sized row (the paths that rank only part of it): a nucleus of three
+// tokens holding 99% of the mass, and a flat row whose nucleus is most of the vocabulary.
+TEST(Sampler, TopPAndMinPOnAWholeVocabulary) {
+  const int64_t n = 50000;
+  std::vector<float> l(static_cast<size_t>(n), 0.0f);
+  l[123] = l[40000] = l[7] = 15.0f;  // 3 e^15 against 50000: 99.85% of the mass
+  SamplerOptions o{1.0f, 0, 0.9f, 11};
+  Sampler s(o);
+  std::map<int32_t, int> seen;
+  for (int i = 0; i < 300; ++i) ++seen[s.sample(l.data(), n)];
+  EXPECT_EQ(seen.size(), 3u);
+  for (int32_t id : {7, 123, 40000}) EXPECT_GT(seen[id], 60);
+  std::vector<float> flat(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) flat[i] = static_cast<float>(n - i) * 1e-6f;  // id 0 the most likely
+  o.top_p = 0.5f;                                                               // about the first half of the ids
+  Sampler half(o);
+  for (int i = 0; i < 300; ++i) EXPECT_LT(half.sample(flat.data(), n), n / 2 + 200);
+  o.top_p = 1.0f;
+  o.min_p = 0.9999f;  // p_i / p_0 = exp(-i 1e-6) >= 0.9999: i <= 100
+  Sampler near(o);
+  for (int i = 0; i < 300; ++i) EXPECT_LE(near.sample(flat.data(), n), 100);
 }
 
 TEST(Sampler, LogprobsOfTheModelDistribution) {
