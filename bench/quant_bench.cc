@@ -231,6 +231,37 @@ void prefill_args(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
+// Re-laying one expert matrix (768 x 2048) from the file's rows into panels on one thread, as the expert
+// cache does for every expert it reads from disk (--mem-budget): GB/s of row bytes, to compare with the
+// disk's read rate (1.4-2.7 GB/s on these machines) it must keep up with.
+void BM_QuantPack(benchmark::State& state) {
+  const auto t = static_cast<DType>(state.range(0));
+  const int64_t n = 768, k = 2048;
+  moe::set_num_threads(1);
+  const int64_t rb = moe::dtype_row_bytes(t, k);
+  std::vector<uint8_t> rows(size_t(n * rb));
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> row(static_cast<size_t>(k));
+  for (int64_t j = 0; j < n; ++j) {
+    for (auto& v : row) v = normal(rng);
+    moe::quantize_row(t, row.data(), rows.data() + j * rb, k);
+  }
+  moe::AlignedBuffer<uint8_t> out(moe::quant_panel_bytes(t, n, k));
+  for (auto _ : state) {
+    moe::pack_quant_panels({rows.data(), t, k, moe::WeightLayout::kRows}, n, k, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetLabel(std::string(moe::dtype_name(t)));
+  state.counters["GB/s"] =
+      benchmark::Counter(double(state.iterations()) * double(rows.size()) * 1e-9, benchmark::Counter::kIsRate);
+}
+
+BENCHMARK(BM_QuantPack)
+    ->Apply([](benchmark::internal::Benchmark* b) {
+      for (DType t : kTypes) b->Arg(static_cast<int64_t>(t));
+    })
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ReadCeiling)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_QuantDecode)->Apply(decode_args);
 BENCHMARK(BM_QuantPrefill)->Apply(prefill_args);

@@ -274,7 +274,7 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   for (int r = 0; r < a.repetitions + 1; ++r) {       // the first run warms up the page cache
     bool reset = r == 1 && dec.offload() != nullptr;  // the timed runs' decode reads only
     opts.keep_going = [&] {  // called before each decode step: the first time, the prefill is done
-      if (reset) dec.offload()->cache().reset_stats();
+      if (reset) dec.offload()->reset_stats();
       reset = false;
       return true;
     };

@@ -73,14 +73,20 @@ nlohmann::ordered_json offload_json(const Decoder& dec, int64_t tokens, double d
   if (!off) return nullptr;
   const OffloadReport r = off->report();
   nlohmann::ordered_json layers = nlohmann::ordered_json::array();
-  for (const ExpertCacheLayerStats& l : r.stats.layers) {
+  const PrefetchLayerStats all = r.prefetch_total();
+  for (size_t i = 0; i < r.stats.layers.size(); ++i) {
+    const ExpertCacheLayerStats& l = r.stats.layers[i];
+    const PrefetchLayerStats& p = r.prefetch[i];
     if (l.requests == 0) continue;
-    layers.push_back({{"requests", l.requests},
+    layers.push_back({{"layer", i},
+                      {"requests", l.requests},
                       {"hit_rate", l.hit_rate()},
                       {"prefetch_hits", l.prefetch_hits},
                       {"misses", l.misses},
                       {"prefetches", l.prefetches},
-                      {"bytes_read", l.bytes_read}});
+                      {"bytes_read", l.bytes_read},
+                      {"lookahead_precision", p.predicted ? nlohmann::ordered_json(p.precision()) : nullptr},
+                      {"lookaheads_withheld", p.withheld}});
   }
   return {{"mem_budget_bytes", r.mem_budget},
           {"resident_bytes", r.resident_bytes},
@@ -100,6 +106,9 @@ nlohmann::ordered_json offload_json(const Decoder& dec, int64_t tokens, double d
           {"fraction_of_disk_ceiling",
            disk_gbps > 0 ? nlohmann::ordered_json(r.stats.read_gbps() / disk_gbps) : nlohmann::ordered_json(nullptr)},
           {"wait_s", r.stats.wait_seconds},
+          {"lookahead_precision", all.predicted ? nlohmann::ordered_json(all.precision()) : nullptr},
+          {"lookaheads_withheld", all.withheld},
+          {"lookaheads", all.predictions},
           {"layers", layers}};
 }
 
@@ -126,28 +135,40 @@ std::string offload_text(const Decoder& dec, int64_t tokens, double disk_gbps) {
     per += fmt::format("{}{}:{:.0f}%", per.empty() ? "" : " ", l, 100.0 * r.stats.layers[l].hit_rate());
   }
   if (!per.empty()) s += "offload: hit rate per layer " + per + "\n";
+  const PrefetchLayerStats all = r.prefetch_total();
+  if (all.predicted > 0)
+    s += fmt::format(
+        "offload: look-ahead named {} experts, {:.1f}% of them used; reads withheld for {} of {} look-aheads "
+        "(precision below {:.0f}%)\n",
+        all.predicted, 100.0 * all.precision(), all.withheld, all.predictions, 100.0 * ExpertOffload::kMinPrecision);
   return s;
 }
 
 OffloadPrediction offload_prediction(const ModelReport& report, uint64_t mem_budget, const std::string& trace,
                                      const std::string& gguf) {
-  double routed = 0, total = double(report.counts.bytes);
-  for (const RoleCount& rc : report.counts.breakdown)
+  // The untied embedding table stays in the file mapping and is read a row per token (it is not
+  // resident, as a run's measured resident bytes show); a tied one is also the LM head, read whole.
+  double routed = 0, embedding = 0, total = double(report.counts.bytes);
+  for (const RoleCount& rc : report.counts.breakdown) {
     if (rc.role == Role::kRoutedExpert) routed += double(rc.bytes);
+    if (rc.role == Role::kEmbedding) embedding += double(rc.bytes);
+  }
   if (!gguf.empty()) {  // the file's own tensor types: experts are the *_exps tensors
     const GgufFile f = GgufFile::open(gguf);
-    routed = total = 0;
+    routed = embedding = total = 0;
     for (const GgufTensor& t : f.tensors()) {
       const double b = double(f.bytes(t).size());
       total += b;
       if (t.name.find("_exps.") != std::string::npos) routed += b;
+      if (t.name == "token_embd.weight") embedding += b;
     }
   }
+  if (report.spec.tie_word_embeddings) embedding = 0;
   int64_t moe_layers = 0;
   for (const LayerSpec& l : report.spec.layers) moe_layers += l.is_moe;
   const int64_t experts = moe_layers * report.spec.n_expert;
   if (experts == 0) fail_usage("inspect", "--mem-budget: {} has no routed experts", report.name);
-  return predict_offload(report.spec, total - routed, routed / double(experts), mem_budget, trace);
+  return predict_offload(report.spec, total - routed - embedding, routed / double(experts), mem_budget, trace);
 }
 
 nlohmann::ordered_json prediction_json(const OffloadPrediction& p) {
@@ -166,7 +187,8 @@ nlohmann::ordered_json prediction_json(const OffloadPrediction& p) {
 
 std::string prediction_text(const OffloadPrediction& p) {
   std::string s = fmt::format(
-      "Experts from disk under --mem-budget {:.2f} GB (at the stored tensor types): always-on {:.2f} GB, one expert "
+      "Experts from disk under --mem-budget {:.2f} GB (at the stored tensor types): always-on {:.2f} GB (an untied "
+      "embedding table is read from the file a row per token, not counted), one expert "
       "{:.2f} MB, "
       "{} routed experts; the least that runs is {:.2f} GB (always-on + one layer's {} experts)\n",
       double(p.mem_budget) * 1e-9, p.always_on_bytes * 1e-9, p.expert_bytes * 1e-6, p.experts_total,

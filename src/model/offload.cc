@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -32,6 +33,7 @@ class OffloadMoeBlock final : public MoeBlock {
       held.erase(std::unique(held.begin(), held.end()), held.end());
       experts = blank_;  // only this call's experts are valid (the others: biases only)
       off_.cache().acquire(layer_index_, held, experts);
+      off_.score_prediction(layer_index_, held);
       off_.prefetch_after(layer_index_, x, n_tokens);  // the next layer's reads run while these compute
     };
     try {
@@ -247,12 +249,35 @@ void ExpertOffload::prefetch_after(int64_t layer, const float* x, int64_t n_toke
   int64_t next = layer + 1;
   while (next < static_cast<int64_t>(layers_.size()) && layers_[size_t(next)].sources.empty()) ++next;
   if (next >= static_cast<int64_t>(layers_.size())) return;
-  const LayerInfo& n = layers_[size_t(next)];
+  LayerInfo& n = layers_[size_t(next)];
   route_tokens(n.config.router, n.router, x, n_tokens, n.config.d_model, 0, &predicted_);
-  std::vector<int32_t> ids(predicted_.expert_ids.begin(), predicted_.expert_ids.end());
+  std::vector<int32_t>& ids = n.predicted;
+  ids.assign(predicted_.expert_ids.begin(), predicted_.expert_ids.end());
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  cache_->prefetch(next, ids);
+  if (n.precision >= kMinPrecision) {
+    cache_->prefetch(next, ids);
+  } else {
+    ++n.stats.withheld;
+  }
+}
+
+void ExpertOffload::score_prediction(int64_t layer, const std::vector<int32_t>& used) {
+  LayerInfo& l = layers_[size_t(layer)];
+  if (l.predicted.empty()) return;
+  std::vector<int32_t> both;
+  std::set_intersection(l.predicted.begin(), l.predicted.end(), used.begin(), used.end(), std::back_inserter(both));
+  const double precision = double(both.size()) / double(l.predicted.size());
+  l.precision = (1.0 - kPrecisionWeight) * l.precision + kPrecisionWeight * precision;
+  ++l.stats.predictions;
+  l.stats.predicted += static_cast<int64_t>(l.predicted.size());
+  l.stats.predicted_used += static_cast<int64_t>(both.size());
+  l.predicted.clear();
+}
+
+void ExpertOffload::reset_stats() {
+  if (cache_) cache_->reset_stats();
+  for (LayerInfo& l : layers_) l.stats = {};
 }
 
 OffloadReport ExpertOffload::report() const {
@@ -266,6 +291,7 @@ OffloadReport ExpertOffload::report() const {
     r.stats = cache_->stats();
   }
   r.pinned = pinned_;
+  for (const LayerInfo& l : layers_) r.prefetch.push_back(l.stats);
   return r;
 }
 

@@ -19,6 +19,19 @@
 
 namespace moe {
 
+// How well pre-gating predicted one MoE layer's experts: of the experts the previous layer's look-ahead
+// named, how many the layer then used. Prefetch reads for a layer are issued only while its recent
+// precision is at least ExpertOffload::kMinPrecision (a moving average, still measured while reads are
+// withheld), so routing the look-ahead cannot predict (random, or a router that changes its mind
+// between layers) costs no disk bandwidth.
+struct PrefetchLayerStats {
+  int64_t predictions = 0;     // look-aheads for this layer
+  int64_t predicted = 0;       // experts they named
+  int64_t predicted_used = 0;  // of those, used by the layer's call
+  int64_t withheld = 0;        // look-aheads whose reads were not issued (precision too low)
+  double precision() const { return predicted ? double(predicted_used) / double(predicted) : 0.0; }
+};
+
 // What the offload run did, for reports.
 struct OffloadReport {
   uint64_t mem_budget = 0;
@@ -28,6 +41,17 @@ struct OffloadReport {
   int64_t experts_total = 0;  // routed experts of the model
   int64_t pinned = 0;         // from --expert-profile
   ExpertCacheStats stats;
+  std::vector<PrefetchLayerStats> prefetch;  // [L]
+  PrefetchLayerStats prefetch_total() const {
+    PrefetchLayerStats t;
+    for (const PrefetchLayerStats& p : prefetch) {
+      t.predictions += p.predictions;
+      t.predicted += p.predicted;
+      t.predicted_used += p.predicted_used;
+      t.withheld += p.withheld;
+    }
+    return t;
+  }
 };
 
 class ExpertOffload {
@@ -48,14 +72,23 @@ class ExpertOffload {
   ExpertCache& cache() { return *cache_; }
   const std::vector<std::string>& files() const { return files_; }  // the files experts are read from
   OffloadReport report() const;
-  // Queues the reads of the next MoE layer's likely experts for the tokens x [T, D] of `layer`.
+  void reset_stats();  // the cache's and the look-ahead's counters (not the precision it has learned)
+  // Queues the reads of the next MoE layer's likely experts for the tokens x [T, D] of `layer` (when
+  // that layer's look-ahead has been precise enough lately).
   void prefetch_after(int64_t layer, const float* x, int64_t n_tokens);
+  // Scores the look-ahead made for `layer` against the distinct experts it used (sorted).
+  void score_prediction(int64_t layer, const std::vector<int32_t>& used);
+  static constexpr double kMinPrecision = 0.3;     // below it, a layer's prefetch reads are withheld
+  static constexpr double kPrecisionWeight = 0.2;  // of the latest call in the moving average
 
  private:
   struct LayerInfo {
     std::vector<ExpertSource> sources;
     MoeLayerConfig config;
     RouterWeights router;
+    std::vector<int32_t> predicted;  // the look-ahead's experts for the coming call, sorted
+    double precision = 1.0;          // moving average; starts trusting the look-ahead
+    PrefetchLayerStats stats;
   };
   const ModelSpec& spec_;
   OffloadOptions options_;

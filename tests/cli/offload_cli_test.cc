@@ -35,6 +35,10 @@ TEST(OffloadCli, RunGivesTheSameTokensAndReportsTheCache) {
   EXPECT_GT(r["requests"].get<int64_t>(), 0);
   EXPECT_GE(r["hit_rate"].get<double>(), 0.0);
   EXPECT_EQ(r["layers"].size(), 2u);
+  // The second layer's experts were predicted by the first (pre-gating) and the prediction scored.
+  EXPECT_EQ(r["lookaheads"].get<int64_t>(), 12);  // the prompt (first token) and 11 steps
+  EXPECT_TRUE(r["layers"][1]["lookahead_precision"].is_number()) << r.dump();
+  EXPECT_TRUE(r["layers"][0]["lookahead_precision"].is_null()) << r.dump();
   // The trace's hottest experts pinned: the pool starts with them.
   auto pinned = testing::run_moe(args + " --mem-budget 1G --expert-profile " + trace.string());
   ASSERT_EQ(pinned.code, 0) << pinned.out;

@@ -101,6 +101,43 @@ TEST(Offload, BitIdenticalFromAQ8Gguf) {
   fs::remove_all(dir);
 }
 
+// Pre-gating cannot predict random routing: the look-ahead's precision falls below kMinPrecision and
+// its reads are withheld (they would only waste disk bandwidth), while outputs stay bit-identical.
+TEST(Offload, LookAheadThatMissesStopsReading) {
+  const fs::path dir = fs::temp_directory_path() / ("moe_offload_look_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  nlohmann::json c = nlohmann::json::parse(std::ifstream(fixture("qwen3_moe") + "/config.json"));
+  c["num_experts"] = 64;  // random top-2 of 64: the look-ahead is right about 3% of the time
+  c["num_hidden_layers"] = 3;
+  c["torch_dtype"] = "float32";
+  testing::write_random_checkpoint(dir.string(), c, 5);
+  for (bool uniform : {true, false}) {
+    DecoderOptions plain;
+    plain.pack_cache = PackCacheOptions{.enabled = false, .dir = {}};
+    plain.uniform_routing_seed = uniform ? 7 : 0;
+    Decoder ref(dir.string(), plain);
+    DecoderOptions o = offload_options(64 + 8);
+    o.uniform_routing_seed = plain.uniform_routing_seed;
+    Decoder off(dir.string(), o);
+    const std::vector<float> want = run(ref), got = run(off);
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << "uniform " << uniform;
+    const OffloadReport r = off.offload()->report();
+    const PrefetchLayerStats look = r.prefetch_total();
+    EXPECT_EQ(look.predictions, 2 * 13);  // layers 1 and 2, the prompt and 12 steps
+    EXPECT_GT(look.predicted, 0);
+    if (uniform) {
+      EXPECT_LT(look.precision(), ExpertOffload::kMinPrecision);
+      EXPECT_GE(look.withheld, look.predictions / 2) << "reads kept being issued for a look-ahead that misses";
+    }
+    int64_t withheld = 0;
+    for (const PrefetchLayerStats& l : r.prefetch) withheld += l.withheld;
+    EXPECT_EQ(withheld, look.withheld);
+    EXPECT_EQ(r.prefetch[0].predictions, 0);  // nothing looks ahead to the first layer
+  }
+  fs::remove_all(dir);
+}
+
 TEST(Offload, ErrorsNameWhatToDo) {
   DecoderOptions o = offload_options(0);
   o.offload.mem_budget = 4096;  // less than anything
