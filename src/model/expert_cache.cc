@@ -126,12 +126,15 @@ int64_t ExpertCache::start_load_locked(int64_t layer, int32_t expert, bool prefe
   s.prefetched = prefetch;
   s.use.last = ++tick_;
   where_[{layer, expert}] = v;
-  if (prefetch) {
-    jobs_.push_back({v});
-  } else {
-    jobs_.push_front({v});  // demand reads go first
+  s.parts_left = 3;
+  for (int part = 0; part < 3; ++part) {
+    if (prefetch) {
+      jobs_.push_back({v, part});
+    } else {
+      jobs_.push_front({v, 2 - part});  // demand reads go first, in order
+    }
   }
-  jobs_cv_.notify_one();
+  jobs_cv_.notify_all();
   return v;
 }
 
@@ -279,7 +282,7 @@ void ExpertCache::reader() {
       job = jobs_.front();
       jobs_.pop_front();
     }
-    load(job.slot, staging);
+    load(job, staging);
   }
   for (uint8_t* s : staging) std::free(s);
 }
@@ -320,62 +323,62 @@ const uint8_t* ExpertCache::read_exact(int file, uint64_t offset, uint64_t bytes
   return dst;
 }
 
-void ExpertCache::load(int64_t slot_index, std::vector<uint8_t*>& staging) {
+void ExpertCache::load(const Job& job, std::vector<uint8_t*>& staging) {
   int64_t layer;
   int32_t expert;
   {
     std::lock_guard lock(mu_);
-    layer = slots_[size_t(slot_index)].layer;
-    expert = slots_[size_t(slot_index)].expert;
+    layer = slots_[size_t(job.slot)].layer;
+    expert = slots_[size_t(job.slot)].expert;
     if (in_flight_++ == 0) in_flight_since_ = now_seconds();
   }
   const ExpertSource& src = sources_[size_t(layer)][size_t(expert)];
-  uint8_t* dst = arena_ + size_t(slot_index) * slot_bytes_;
-  ExpertMatrices view;
+  const bool panels = packs(src);
+  size_t at = 0;  // the matrix's place in the slot: gate, up, down in turn
+  for (int j = 0; j < job.part; ++j) at += round64(matrix_bytes(src.m[j], panels));
+  uint8_t* dst = arena_ + size_t(job.slot) * slot_bytes_ + at;
+  const ExpertSlice& m = src.m[job.part];
+  WeightView view;
   std::string error;
-  uint64_t bytes = 0;
   try {
-    const bool panels = packs(src);
-    size_t at = 0;
-    WeightView* out[3] = {&view.gate, &view.up, &view.down};
-    for (int j = 0; j < 3; ++j) {
-      const ExpertSlice& m = src.m[j];
-      // Buffered reads land in the second staging buffer (panels) or straight in the slot (rows); O_DIRECT
-      // ones stay in the first, and are packed (or copied) from there.
-      uint8_t* want = panels ? staging[1] : dst + at;
-      const uint8_t* rows = read_exact(m.file, m.offset, m.bytes, want, staging[0]);
-      bytes += m.bytes;
-      if (rows != want && reinterpret_cast<uintptr_t>(rows) % 4 != 0) {  // an offset the element type cannot load at
-        std::memcpy(want, rows, m.bytes);
-        rows = want;
-      }
-      if (panels) {
-        *out[j] = pack_panels(WeightView{rows, m.dtype, m.k}, m.n, m.k, dst + at);
-      } else {
-        if (rows != want) std::memcpy(want, rows, m.bytes);
-        *out[j] = WeightView{want, m.dtype, m.k};
-      }
-      at += round64(matrix_bytes(m, panels));
+    // Buffered reads land in the second staging buffer (panels) or straight in the slot (rows); O_DIRECT
+    // ones stay in the first, and are packed (or copied) from there.
+    uint8_t* want = panels ? staging[1] : dst;
+    const uint8_t* rows = read_exact(m.file, m.offset, m.bytes, want, staging[0]);
+    if (rows != want && reinterpret_cast<uintptr_t>(rows) % 4 != 0) {  // an offset the element type cannot load at
+      std::memcpy(want, rows, m.bytes);
+      rows = want;
     }
-    view.gate_bias = src.bias[0];
-    view.up_bias = src.bias[1];
-    view.down_bias = src.bias[2];
+    if (panels) {
+      view = pack_panels(WeightView{rows, m.dtype, m.k}, m.n, m.k, dst);
+    } else {
+      if (rows != want) std::memcpy(want, rows, m.bytes);
+      view = WeightView{want, m.dtype, m.k};
+    }
   } catch (const std::exception& e) {
     std::string what = e.what();
     if (what.rfind("[offload] ", 0) == 0) what = what.substr(10);
     error = fmt::format("layer {} expert {}: {}", layer, expert, what);
   }
+  bool ready = false;
   {
     std::lock_guard lock(mu_);
-    Slot& s = slots_[size_t(slot_index)];
-    s.state = State::kReady;
-    s.view = view;
-    s.error = error;
+    Slot& s = slots_[size_t(job.slot)];
+    WeightView* out[3] = {&s.view.gate, &s.view.up, &s.view.down};
+    *out[job.part] = view;
+    if (s.error.empty()) s.error = error;
+    if (--s.parts_left == 0) {
+      s.state = State::kReady;
+      s.view.gate_bias = src.bias[0];
+      s.view.up_bias = src.bias[1];
+      s.view.down_bias = src.bias[2];
+      ready = true;
+    }
     if (--in_flight_ == 0) stats_.read_seconds += now_seconds() - in_flight_since_;
-    stats_.bytes_read += bytes;
-    stats_.layers[size_t(layer)].bytes_read += bytes;
+    stats_.bytes_read += m.bytes;
+    stats_.layers[size_t(layer)].bytes_read += m.bytes;
   }
-  ready_cv_.notify_all();
+  if (ready) ready_cv_.notify_all();
 }
 
 }  // namespace moe

@@ -116,19 +116,21 @@ class ExpertCache {
     int pins = 0;
     bool forever = false;
     bool prefetched = false;  // loaded ahead of need and not used since
+    int parts_left = 0;       // matrices (gate, up, down) still being read while kLoading
     ExpertUse use;
     std::string error;  // a failed read, reported to the waiters
     ExpertMatrices view;
   };
-  struct Job {
+  struct Job {  // one matrix of one expert: the three are read by whichever readers are free
     int64_t slot;
+    int part;
   };
 
   int64_t find_victim_locked(bool for_prefetch) const;
   int64_t start_load_locked(int64_t layer, int32_t expert, bool prefetch);
   void touch_locked(Slot& s);
   void reader();
-  void load(int64_t slot_index, std::vector<uint8_t*>& staging);
+  void load(const Job& job, std::vector<uint8_t*>& staging);
   // Reads [offset, offset + bytes) of a file; returns where the bytes are: in `staging` (O_DIRECT: whole
   // aligned blocks, the rows inside them) or `dst` (buffered reads land there).
   const uint8_t* read_exact(int file, uint64_t offset, uint64_t bytes, uint8_t* dst, uint8_t* staging) const;
