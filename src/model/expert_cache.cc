@@ -271,7 +271,7 @@ void ExpertCache::reset_stats() {
 }
 
 void ExpertCache::reader() {
-  std::vector<uint8_t*> staging(3, nullptr);
+  std::vector<uint8_t*> staging(2, nullptr);  // O_DIRECT blocks; buffered rows to pack
   for (uint8_t*& s : staging) s = static_cast<uint8_t*>(std::aligned_alloc(kBlock, staging_bytes_));
   for (;;) {
     Job job;
