@@ -45,6 +45,13 @@ void BM_Sample(benchmark::State& state) {
 }
 BENCHMARK(BM_Sample)->ArgsProduct({{0, 1, 2, 3, 4}, {1, 0}})->Unit(benchmark::kMicrosecond);
 
+// --logprobs / the OpenAI logprobs field: log softmax of the chosen token and the top 5.
+void BM_Logprobs(benchmark::State& state) {
+  const std::vector<float> row = logits_row(true);
+  for (auto _ : state) benchmark::DoNotOptimize(moe::logprobs_of(row.data(), kVocab, 17, state.range(0)));
+}
+BENCHMARK(BM_Logprobs)->Arg(0)->Arg(5)->Arg(20)->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 
 BENCHMARK_MAIN();
