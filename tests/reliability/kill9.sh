@@ -132,7 +132,10 @@ for ((r = 1; r <= rounds; r++)); do
       die "train round $r: the checkpoint $step does not load: $(cat "$work/last.err")"
   fi
 done
-"${train[@]}" --resume >/dev/null 2>"$work/last.err" || die "train: resuming after the kills failed: $(cat "$work/last.err")"
+# Resume from what the kills left; when the last rounds were all killed before their first checkpoint
+# there is nothing to resume (--resume refuses a folder without one, as it should), so start over.
+if [[ -f "$run/latest" ]]; then mode=--resume; else mode=--overwrite; fi
+"${train[@]}" "$mode" >/dev/null 2>"$work/last.err" || die "train: $mode after the kills failed: $(cat "$work/last.err")"
 [[ "$(tr -d '\n' <"$run/latest")" == step-00000024 ]] || die "train: the resumed run did not reach step 24"
 expect_temporaries_at_most "$run" 0 "train after the next complete run"
 echo "kill9: train checkpoints: $rounds rounds, $hits killed mid-run, every latest checkpoint whole and loadable, no temporaries after the next run"
