@@ -585,16 +585,33 @@ void write_tile(const QuantFormat& f, int rows, const uint8_t (*head)[32], const
   }
 }
 
-// A whole tile of Q8_0 and the 4-bit types (Q4_0, Q4_1, MXFP4, Q4_K) straight from 16 rows' blocks,
-// four codes a word, without the split into codes and back: the bytes of split_block + write_tile
-// (PanelsRoundTripToTheSameBytes and every kernel's reference-bits test read them back), 1.3-3x as
-// fast, since the expert cache re-lays every expert it reads from disk. False: another type.
+// Where the low four bits of code e of a block are: the byte (from the block's nibble area) and
+// whether in its high nibble. 32-blocks: bytes 0-15 hold codes e and e + 16. Q4_K / Q5_K: each 64
+// codes take 32 bytes, low nibbles first. Q6_K: each half of 128 codes takes 64 bytes, the 32-code
+// quarters q = 0..3 in bytes [32 (q & 1), +32), low nibbles for q < 2.
+struct NibbleAt {
+  int byte;
+  bool high;
+};
+NibbleAt nibble_at(const QuantFormat& f, int e) {
+  if (f.block == 32) return {e % 16, e >= 16};
+  if (f.code_bits == 6) return {64 * (e / 128) + 32 * ((e % 128 / 32) & 1) + e % 32, e % 128 >= 64};
+  return {32 * (e / 64) + e % 32, e % 64 >= 32};
+}
+
+// A whole tile of Q8_0, the 4-bit types (Q4_0, Q4_1, MXFP4, Q4_K) and Q6_K straight from 16 rows'
+// blocks, four codes a word, without the split into codes and back: the bytes of split_block +
+// write_tile (PanelsRoundTripToTheSameBytes and every kernel's reference-bits test read them back),
+// 1.3-3x as fast, since the expert cache re-lays every expert it reads from disk. False: another type.
 bool write_tile_direct(const QuantFormat& f, const uint8_t* const* blk, uint8_t* tile) {
-  if (!(f.code_bits == 4 || (f.code_bits == 8 && f.block == 32))) return false;
+  const bool q6 = f.dtype == DType::kQ6_K;
+  if (!(f.code_bits == 4 || q6 || (f.code_bits == 8 && f.block == 32))) return false;
+  // Heads, a plane per field; Q6_K's head is d (bytes 208-209) then the 16 scales (192-207).
   int64_t plane = 0, off = 0;
   for (int i = 0; i < f.n_fields; ++i) {
     const int sz = f.field_bytes[i];
-    for (int r = 0; r < 16; ++r) std::memcpy(tile + plane + r * sz, blk[r] + off, size_t(sz));
+    const int64_t from = q6 ? (i == 0 ? 208 : 192 + i - 1) : off;
+    for (int r = 0; r < 16; ++r) std::memcpy(tile + plane + r * sz, blk[r] + from, size_t(sz));
     plane += 16 * sz;
     off += sz;
   }
@@ -606,22 +623,32 @@ bool write_tile_direct(const QuantFormat& f, const uint8_t* const* blk, uint8_t*
         store(lines + kg * 64 + 4 * r, load_u32(blk[r] + f.head_bytes + 4 * kg) ^ 0x80808080u);
     return true;
   }
-  // Nibbles come in runs of h codes (16 for the 32-blocks, 32 for Q4_K): codes [2h c, 2h c + h) are the
-  // low nibbles of bytes [h c, h c + h), the next h codes their high nibbles. Line L pairs codes 8L + j
-  // (low nibble of the line byte) and 8L + 4 + j (high), j < 4.
+  // Line L pairs the low nibbles of codes 8L + j (low half of the line byte) and 8L + 4 + j (high).
   constexpr uint32_t lo = 0x0F0F0F0Fu;
-  const int h = f.block == 32 ? 16 : 32;
+  const int64_t nibbles = q6 ? 0 : f.head_bytes;
   for (int L = 0; L < f.block / 8; ++L) {
-    const int e = 8 * L, at = e / (2 * h) * h + e % h;
-    const bool high = e % (2 * h) >= h;
+    const NibbleAt at = nibble_at(f, 8 * L);
     uint8_t* line = lines + L * 64;
-    const int64_t from = f.head_bytes + at;
-    if (high) {
+    const int64_t from = nibbles + at.byte;
+    if (at.high) {
       for (int r = 0; r < 16; ++r)
         store(line + 4 * r, ((load_u32(blk[r] + from) >> 4) & lo) | (load_u32(blk[r] + from + 4) & ~lo));
     } else {
       for (int r = 0; r < 16; ++r)
         store(line + 4 * r, (load_u32(blk[r] + from) & lo) | ((load_u32(blk[r] + from + 4) & lo) << 4));
+    }
+  }
+  if (!q6) return true;
+  // Q6_K's top two bits: byte j of row r in plane H packs codes 16H + j + 4i (i = 0..3) two bits each;
+  // code e = 128 h + 32 q + l keeps them in bits 2q, 2q + 1 of qh[32 h + l] (qh: bytes 128-191).
+  uint8_t* bits = tile + f.tile_bits_offset();
+  for (int H = 0; H < f.block / 16; ++H) {
+    const int e = 16 * H, q = e % 128 / 32;
+    const int64_t from = 128 + 32 * (e / 128) + e % 32;
+    for (int r = 0; r < 16; ++r) {
+      uint32_t v = 0;
+      for (int i = 0; i < 4; ++i) v |= ((load_u32(blk[r] + from + 4 * i) >> (2 * q)) & 0x03030303u) << (2 * i);
+      store(bits + H * 64 + 4 * r, v);
     }
   }
   return true;
