@@ -22,17 +22,24 @@ int32_t argmax(const float* logits, int64_t n) {
 
 TokenLogprobs logprobs_of(const float* logits, int64_t n, int32_t token, int64_t top_n) {
   MOE_CHECK(n > 0 && token >= 0 && token < n);
-  const double mx = *std::max_element(logits, logits + n);
+  // log Z = max + log sum exp(l - max): float exponentials (vmath), summed in double 4096 at a time.
+  const float mx = max_f32(logits, n);
+  thread_local std::vector<float> e;
+  e.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) e[i] = logits[i] - mx;
+  exp_f32(e.data(), e.data(), n);
   double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(double(logits[i]) - mx);
-  const double log_z = mx + std::log(sum);
+  for (int64_t i = 0; i < n; i += 4096) sum += sum_f32(e.data() + i, std::min<int64_t>(4096, n - i));
+  const double log_z = double(mx) + std::log(sum);
   TokenLogprobs r;
   r.chosen = {token, double(logits[token]) - log_z};
   top_n = std::clamp<int64_t>(top_n, 0, n);
-  std::vector<int32_t> order(static_cast<size_t>(n));
+  if (top_n == 0) return r;
+  thread_local std::vector<int32_t> order;
+  thread_local std::vector<uint32_t> scratch;
+  order.resize(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
-  std::partial_sort(order.begin(), order.begin() + top_n, order.end(),
-                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  rank_tokens(logits, order, top_n, scratch);
   for (int64_t i = 0; i < top_n; ++i) r.top.push_back({order[i], double(logits[order[i]]) - log_z});
   return r;
 }
