@@ -599,13 +599,13 @@ NibbleAt nibble_at(const QuantFormat& f, int e) {
   return {32 * (e / 64) + e % 32, e % 64 >= 32};
 }
 
-// A whole tile of Q8_0, the 4-bit types (Q4_0, Q4_1, MXFP4, Q4_K) and Q6_K straight from 16 rows'
-// blocks, four codes a word, without the split into codes and back: the bytes of split_block +
+// A whole tile of any block type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, MXFP4, Q4_K, Q5_K, Q6_K) straight from
+// 16 rows' blocks, four codes a word, without the split into codes and back: the bytes of split_block +
 // write_tile (PanelsRoundTripToTheSameBytes and every kernel's reference-bits test read them back),
-// 1.3-3x as fast, since the expert cache re-lays every expert it reads from disk. False: another type.
+// 1.3-3x as fast, since the expert cache re-lays every expert it reads from disk. False: not a type above.
 bool write_tile_direct(const QuantFormat& f, const uint8_t* const* blk, uint8_t* tile) {
   const bool q6 = f.dtype == DType::kQ6_K;
-  if (!(f.code_bits == 4 || q6 || (f.code_bits == 8 && f.block == 32))) return false;
+  if (f.code_bits == 8 && f.block != 32) return false;
   // Heads, a plane per field; Q6_K's head is d (bytes 208-209) then the 16 scales (192-207).
   int64_t plane = 0, off = 0;
   for (int i = 0; i < f.n_fields; ++i) {
@@ -625,7 +625,8 @@ bool write_tile_direct(const QuantFormat& f, const uint8_t* const* blk, uint8_t*
   }
   // Line L pairs the low nibbles of codes 8L + j (low half of the line byte) and 8L + 4 + j (high).
   constexpr uint32_t lo = 0x0F0F0F0Fu;
-  const int64_t nibbles = q6 ? 0 : f.head_bytes;
+  // The nibble area: after the head, Q5_0 / Q5_1's 4 bytes and Q5_K's 32 bytes of fifth bits.
+  const int64_t nibbles = q6 ? 0 : f.head_bytes + (f.code_bits == 5 ? f.block / 8 : 0);
   for (int L = 0; L < f.block / 8; ++L) {
     const NibbleAt at = nibble_at(f, 8 * L);
     uint8_t* line = lines + L * 64;
@@ -638,10 +639,29 @@ bool write_tile_direct(const QuantFormat& f, const uint8_t* const* blk, uint8_t*
         store(line + 4 * r, (load_u32(blk[r] + from) & lo) | ((load_u32(blk[r] + from + 4) & lo) << 4));
     }
   }
+  uint8_t* bits = tile + f.tile_bits_offset();
+  if (f.code_bits == 5) {  // k-group kg: bit 4r + j of its word is the fifth bit of row r's code 4kg + j
+    for (int kg = 0; kg < f.block / 4; ++kg) {
+      const int e = 4 * kg;
+      uint64_t word = 0;
+      for (int r = 0; r < 16; ++r) {
+        const uint8_t* qh = blk[r] + f.head_bytes;
+        uint32_t nib;
+        if (f.block == 32) {  // Q5_0 / Q5_1: bit e of one 32-bit word
+          nib = (load_u32(qh) >> e) & 15u;
+        } else {  // Q5_K: code 64c + 32s + l keeps it in bit 2c + s of qh[l]; gather four bytes' bits
+          const uint32_t t = (load_u32(qh + e % 32) >> (2 * (e / 64) + (e % 64) / 32)) & 0x01010101u;
+          nib = ((t * 0x00204081u) >> 21) & 15u;
+        }
+        word |= uint64_t(nib) << (4 * r);
+      }
+      std::memcpy(bits + kg * 8, &word, 8);
+    }
+    return true;
+  }
   if (!q6) return true;
   // Q6_K's top two bits: byte j of row r in plane H packs codes 16H + j + 4i (i = 0..3) two bits each;
   // code e = 128 h + 32 q + l keeps them in bits 2q, 2q + 1 of qh[32 h + l] (qh: bytes 128-191).
-  uint8_t* bits = tile + f.tile_bits_offset();
   for (int H = 0; H < f.block / 16; ++H) {
     const int e = 16 * H, q = e % 128 / 32;
     const int64_t from = 128 + 32 * (e / 128) + e % 32;
