@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -176,7 +177,7 @@ TEST(ExpertCache, ShortAndFailedReadsAreErrorsNamingTheFile) {
   // An I/O error on every third read.
   ExpertCache::Options o;
   o.slots = 2;
-  int calls = 0;
+  std::atomic<int> calls{0};  // the readers call it at once
   o.read = [&calls](int fd, void* buf, size_t n, uint64_t off) -> long {
     if (++calls % 3 == 0) {
       errno = EIO;
