@@ -100,10 +100,14 @@ int32_t Sampler::sample(const float* raw, int64_t n) {
 }
 
 // p_i = exp((l_i - mx) / t) for the candidates in order_, into probs_.
-void Sampler::weigh(const float* logits, float mx) {
+void Sampler::weigh(const float* logits, float mx, bool in_id_order) {
   const float inv_t = 1.0f / options_.temperature;
   probs_.resize(order_.size());
-  for (size_t i = 0; i < order_.size(); ++i) probs_[i] = (logits[order_[i]] - mx) * inv_t;
+  if (in_id_order) {  // order_ is 0, 1, ...: read the row straight (vectorizes)
+    for (size_t i = 0; i < order_.size(); ++i) probs_[i] = (logits[i] - mx) * inv_t;
+  } else {
+    for (size_t i = 0; i < order_.size(); ++i) probs_[i] = (logits[order_[i]] - mx) * inv_t;
+  }
   exp_f32(probs_.data(), probs_.data(), static_cast<int64_t>(probs_.size()));
 }
 
@@ -118,7 +122,7 @@ int32_t Sampler::draw(const float* logits, int64_t n) {
   if (ranked) rank_tokens(logits, order_, k, rank_keys_);
   // Softmax at the temperature, relative to the most likely token (p = 1).
   const float mx = ranked ? logits[order_[0]] : max_f32(logits, n);
-  weigh(logits, mx);
+  weigh(logits, mx, !ranked);
   int64_t keep = k;
   if (o.top_p < 1.0f) {  // nucleus: the shortest ranked prefix whose mass reaches top_p (at least one token)
     double sum = 0.0, mass = 0.0;
@@ -136,7 +140,7 @@ int32_t Sampler::draw(const float* logits, int64_t n) {
         break;
       }
       rank_tokens(logits, order_, static_cast<int64_t>(order_.size()), rank_keys_);
-      weigh(logits, mx);
+      weigh(logits, mx, false);
       ranked = true;
     }
     keep = static_cast<int64_t>(order_.size());

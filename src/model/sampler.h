@@ -64,7 +64,7 @@ class Sampler {
  private:
   double uniform();                              // [0, 1)
   int32_t draw(const float* logits, int64_t n);  // temperature > 0
-  void weigh(const float* logits, float mx);
+  void weigh(const float* logits, float mx, bool in_id_order);
   const float* penalized(const float* logits, int64_t n);
   SamplerOptions options_;
   std::mt19937_64 rng_;
