@@ -1,13 +1,15 @@
 // Decode attention over a long KV cache: one query token per sequence, Qwen3-30B-A3B's heads
-// (32 query heads over 4 kv heads of 128), f32 cache of S positions. Reports the KV bytes read per
-// second next to the read ceiling measured in the same run, the figure the decode floor assumes
-// (the cache is streamed once per token): BM_AttentionDecode/S/threads/head_major.
+// (32 query heads over 4 kv heads of 128), a cache of S positions in f32, f16 or bf16. Reports the KV
+// bytes read per second next to the read ceiling measured in the same run, the figure the decode floor
+// assumes (the cache is streamed once per token): BM_AttentionDecode/S/threads/head_major/kv_type
+// (0 f32, 1 f16, 2 bf16). A 16-bit cache reads half the bytes, so at the same GB/s it takes half the time.
 #include <benchmark/benchmark.h>
 
 #include <random>
 #include <vector>
 
 #include "kernels/ceilings.h"
+#include "kernels/half_rows.h"
 #include "model/attention.h"
 #include "runtime/thread_pool.h"
 
@@ -25,7 +27,13 @@ void BM_AttentionDecode(benchmark::State& state) {
   // The decoder's cache layout: head-major, [Hkv, S, D] (KvCache with heads); range(2) = 0: the
   // position-major [S, Hkv, D] layout it replaced.
   const bool head_major = state.range(2) != 0;
+  const moe::DType types[] = {moe::DType::kF32, moe::DType::kF16, moe::DType::kBF16};
+  const moe::DType kv = types[state.range(3)];
+  std::vector<uint16_t> kh(k.size()), vh(v.size());
+  moe::narrow_half_ref(kv == moe::DType::kF32 ? moe::DType::kF16 : kv, k.data(), kh.data(), ssize(k));
+  moe::narrow_half_ref(kv == moe::DType::kF32 ? moe::DType::kF16 : kv, v.data(), vh.data(), ssize(v));
   moe::AttentionTensors t{q.data(), k.data(), v.data(), out.data(), 1, S};
+  if (kv != moe::DType::kF32) t.k = kh.data(), t.v = vh.data(), t.kv_type = kv;
   if (head_major) t.k_stride = t.v_stride = D, t.k_head_stride = t.v_head_stride = S * D;
   const moe::AttentionShape shape{H, Hkv, D, D};
   const moe::AttentionOptions options{1.0f / 11.3137f, 0, nullptr};
@@ -33,18 +41,23 @@ void BM_AttentionDecode(benchmark::State& state) {
     moe::attention_forward(t, shape, options);
     benchmark::DoNotOptimize(out.data());
   }
-  const double bytes = 2.0 * static_cast<double>(S * Hkv * D) * sizeof(float);
+  const double bytes = 2.0 * static_cast<double>(S * Hkv * D) * (kv == moe::DType::kF32 ? 4 : 2);
   state.counters["GB/s"] = benchmark::Counter(double(state.iterations()) * bytes * 1e-9, benchmark::Counter::kIsRate);
   moe::ReadProbe probe(256);
   state.counters["read_ceiling_GB/s"] = probe.gbps();
 }
 
 BENCHMARK(BM_AttentionDecode)
-    ->Args({512, 2, 1})
-    ->Args({4096, 1, 1})
-    ->Args({4096, 2, 1})
-    ->Args({4096, 2, 0})
-    ->Args({32768, 2, 1})
+    ->Args({512, 2, 1, 0})
+    ->Args({4096, 1, 1, 0})
+    ->Args({4096, 2, 1, 0})
+    ->Args({4096, 2, 0, 0})
+    ->Args({32768, 2, 1, 0})
+    ->Args({512, 2, 1, 1})
+    ->Args({4096, 1, 1, 1})
+    ->Args({4096, 2, 1, 1})
+    ->Args({4096, 2, 1, 2})
+    ->Args({32768, 2, 1, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

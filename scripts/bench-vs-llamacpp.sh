@@ -6,12 +6,13 @@
 # API by build/bin/llamacpp_ref (no JavaScript layer), same threads, same prompt, same depth.
 #
 # usage: scripts/bench-vs-llamacpp.sh [--pairs 5] [--prompt 512] [--decode 32] [--threads 2]
-#                                     [--build build] [--out FILE.md] FILE.gguf...
+#                                     [--kv-type auto] [--build build] [--out FILE.md] FILE.gguf...
 # A benchmark, not a test: run it on a quiet machine. The prompt is the decode depth too (decode starts
 # after the prompt's tokens are cached). MOE_PACK_CACHE applies to moe as usual (the first run of a file
-# builds the cache; that run's load time is reported separately as "cold").
+# builds the cache; that run's load time is reported separately as "cold"). --kv-type goes to moe (its
+# default, auto, keeps f16 rows for these files, as llama.cpp does).
 set -euo pipefail
-pairs=5 prompt=512 decode=32 threads=2 build=build out=""
+pairs=5 prompt=512 decode=32 threads=2 build=build out="" kv=auto
 files=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -20,8 +21,9 @@ while [[ $# -gt 0 ]]; do
     --decode) decode="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
+    --kv-type) kv="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
     *) files+=("$1"); shift ;;
   esac
 done
@@ -43,7 +45,7 @@ for f in "${files[@]}"; do
     > "$tmp/$name.cold.json"
   for ((i = 1; i <= pairs; ++i)); do
     "$moe" --json --threads "$threads" bench model --model "$f" --prompt "$prompt" --decode "$decode" \
-      --repetitions 1 > "$tmp/$name.moe.$i.json"
+      --kv-type "$kv" --repetitions 1 > "$tmp/$name.moe.$i.json"
     "$ref" bench "$f" --threads "$threads" --prompt "$prompt" --decode "$decode" --depth "$prompt" --reps 1 \
       > "$tmp/$name.ref.$i.json"
     echo "   pair $i done" >&2

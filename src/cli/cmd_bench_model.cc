@@ -254,6 +254,7 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
     };
   if (!cache_panels) options.pack_cache = PackCacheOptions{.enabled = false, .dir = {}};
   options.offload = a.offload.options();
+  options.kv_type = a.offload.kv_dtype();
   if (a.uniform_routing) options.uniform_routing_seed = 12345;
   Decoder dec(dir, options);
   const double load_seconds = load.seconds();

@@ -13,6 +13,7 @@
 #include "chat/chat_session.h"
 #include "cli/command.h"
 #include "cli/flags.h"
+#include "cli/offload_args.h"
 #include "cli/run_common.h"
 #include "cli/sampling_args.h"
 #include "model/generation_config.h"
@@ -25,12 +26,15 @@ struct ChatArgs {
   std::string model, system, chat_template;
   int64_t max_new_tokens = 512;
   int64_t context = 4096;
+  std::string kv_type = "auto";
   SamplingArgs sampling;
 };
 
 void run_chat(const ChatArgs& a, const GlobalOptions&) {
   const std::string dir = resolve_model_dir(a.model);
-  Decoder model(dir);
+  DecoderOptions options;
+  options.kv_type = parse_kv_type(a.kv_type);
+  Decoder model(dir, options);
   const std::unique_ptr<Tokenizer> tok = find_tokenizer(dir, model.spec());
   const ChatTemplate tmpl = load_chat_template(tok.get(), a.chat_template);
   const GenerationDefaults defaults = read_generation_defaults(dir, tok.get());
@@ -94,6 +98,7 @@ void register_chat(CLI::App& app, const GlobalOptions& global) {
   add_number(chat, "-n,--max-new-tokens", args->max_new_tokens, "Most tokens per reply", int64_t{1}, int64_t{1} << 24);
   add_number(chat, "-c,--context", args->context, "KV-cache length: the conversation and the reply must fit",
              int64_t{16}, int64_t{1} << 24);
+  add_kv_type_option(chat, args->kv_type);
   add_sampling_options(chat, args->sampling);
   chat->callback([args, &global] { run_chat(*args, global); });
 }

@@ -210,7 +210,7 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   check_dump_hidden(a.dump_hidden, {dir, a.ids_file, a.text_file, a.kl_base}, "eval");
   std::vector<int32_t> ids;
   RankedModel m = load_ranked_model(
-      dir, a.ep, [&](const Decoder& dec) { ids = eval_ids(a, dir, dec.spec()); }, a.offload.options(), &global);
+      dir, a.ep, [&](const Decoder& dec) { ids = eval_ids(a, dir, dec.spec()); }, a.offload, &global);
   Decoder& dec = *m.decoder;
   const int64_t trained = dec.spec().max_position, longest = a.context > 0 ? a.context : ssize(ids);
   if (m.is_root() && trained > 0 && longest > trained) {  // a note, not an error: as before, it runs
@@ -295,7 +295,7 @@ void run_generate(const RunArgs& a, const GlobalOptions& global) {
         tok = find_tokenizer(dir, dec.spec());
         ids = prompt_ids(a, dir, dec.spec(), tok.get());
       },
-      a.offload.options(), &global);
+      a.offload, &global);
   Decoder& dec = *m.decoder;
   const ModelSpec& spec = dec.spec();
   const GenerationDefaults defaults = read_generation_defaults(dir, tok.get());

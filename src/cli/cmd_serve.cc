@@ -37,9 +37,7 @@ std::atomic<bool> g_stop{false};  // set by SIGINT / SIGTERM; a watcher thread s
 
 void run_serve(const ServeArgs& a, const GlobalOptions&) {
   const std::string dir = resolve_model_dir(a.model);
-  DecoderOptions options;
-  options.offload = a.offload.options();
-  Decoder model(dir, options);
+  Decoder model(dir, a.offload.decoder_options());
   const std::unique_ptr<Tokenizer> tok = find_tokenizer(dir, model.spec());
   std::optional<ChatTemplate> tmpl;
   if (tok != nullptr && (!tok->chat_template().empty() || !a.chat_template.empty()))

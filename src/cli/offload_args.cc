@@ -53,7 +53,33 @@ OffloadOptions OffloadArgs::options() const {
   return o;
 }
 
+std::optional<DType> parse_kv_type(const std::string& text) {
+  if (text == "auto") return std::nullopt;
+  if (text == "f32") return DType::kF32;
+  if (text == "f16") return DType::kF16;
+  if (text == "bf16") return DType::kBF16;
+  fail_usage("cli", "--kv-type {}: expected auto, f32, f16 or bf16", text);
+}
+
+std::optional<DType> OffloadArgs::kv_dtype() const { return parse_kv_type(kv_type); }
+
+DecoderOptions OffloadArgs::decoder_options() const {
+  DecoderOptions o;
+  o.offload = options();
+  o.kv_type = kv_dtype();
+  return o;
+}
+
+void add_kv_type_option(CLI::App* command, std::string& kv_type) {
+  command
+      ->add_option("--kv-type", kv_type,
+                   "KV cache rows: auto (f32 for a float32 checkpoint, else f16), f32, f16 or bf16 (16 bits: half "
+                   "the bytes decode reads)")
+      ->capture_default_str();
+}
+
 void add_offload_options(CLI::App* command, OffloadArgs& args) {
+  add_kv_type_option(command, args.kv_type);
   command->add_option("--mem-budget", args.mem_budget,
                       "Weights budget (e.g. 12G): routed experts stay in the model file and are read into a cache");
   command->add_option("--expert-profile", args.expert_profile,

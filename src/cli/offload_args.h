@@ -1,8 +1,10 @@
-// --mem-budget / --expert-profile / --no-prefetch on the commands that run a model (run, eval, bench
-// model, serve), and the offload section of their reports.
+// The memory flags of the commands that run a model (run, eval, bench model, serve, chat): --mem-budget /
+// --expert-profile / --no-prefetch (routed experts from disk) and --kv-type (the KV cache's row type), and
+// the offload section of their reports.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -21,10 +23,18 @@ struct OffloadArgs {
   std::string mem_budget;  // "24G", "512M", "1.5GB", bytes; empty: every expert in memory
   std::string expert_profile;
   bool no_prefetch = false;
+  std::string kv_type = "auto";    // auto, f32, f16, bf16
   OffloadOptions options() const;  // throws a usage error naming --mem-budget when it does not parse
+  // --kv-type: nullopt for auto (the decoder's choice: f32 for a float32 checkpoint, else f16).
+  std::optional<DType> kv_dtype() const;
+  // A DecoderOptions with both.
+  DecoderOptions decoder_options() const;
 };
 
 void add_offload_options(CLI::App* command, OffloadArgs& args);
+// --kv-type alone (moe chat, which has no --mem-budget).
+void add_kv_type_option(CLI::App* command, std::string& kv_type);
+std::optional<DType> parse_kv_type(const std::string& text);
 // "24G" -> bytes (K/M/G/T, optional B or iB, powers of 1024; a plain number is bytes).
 uint64_t parse_size(const std::string& text, const std::string& flag);
 

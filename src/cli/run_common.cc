@@ -36,13 +36,13 @@ void add_ep_options(CLI::App* command, parallel::EpArgs& args) {
 }
 
 RankedModel load_ranked_model(const std::string& model_dir, const parallel::EpArgs& args,
-                              const std::function<void(const Decoder&)>& then, const OffloadOptions& offload,
+                              const std::function<void(const Decoder&)>& then, const OffloadArgs& memory,
                               const GlobalOptions* global) {
   RankedModel m;
   m.ep = parallel::init_from_args(args);
+  const OffloadOptions offload = memory.options();
   if (!m.multi_rank()) {
-    DecoderOptions options;
-    options.offload = offload;
+    DecoderOptions options = memory.decoder_options();
     std::optional<Progress> progress;
     if (global) progress.emplace("loading", true, *global);
     if (progress && progress->active())
@@ -59,7 +59,9 @@ RankedModel load_ranked_model(const std::string& model_dir, const parallel::EpAr
     const ModelSpec spec = load_model_spec_any(model_dir);
     m.hook =
         std::make_unique<parallel::EpDecoderHook>(*m.ep.comm, m.ep.placement_spec, static_cast<int>(spec.n_expert));
-    m.decoder = std::make_unique<Decoder>(model_dir, m.hook->options());
+    DecoderOptions options = m.hook->options();
+    options.kv_type = memory.kv_dtype();
+    m.decoder = std::make_unique<Decoder>(model_dir, options);
   });
   if (then) parallel::run_collectively(*m.ep.comm, "reading the inputs", [&] { then(*m.decoder); });
   return m;

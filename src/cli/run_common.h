@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/offload_args.h"
 #include "model/decoder.h"
 #include "model/generate.h"
 #include "model/generation_config.h"
@@ -40,10 +41,10 @@ struct RankedModel {
 
 // Checks --ep, then loads the model; `then` (reading the inputs) runs after the load. On several
 // ranks both run collectively: a rank that fails makes every rank fail with its message.
-// offload: --mem-budget and its options (one process only). global: shows the loading progress
-// (a terminal without --json only).
+// memory: --mem-budget and its options (one process only) and --kv-type. global: shows the loading
+// progress (a terminal without --json only).
 RankedModel load_ranked_model(const std::string& model_dir, const parallel::EpArgs& args,
-                              const std::function<void(const Decoder&)>& then, const OffloadOptions& offload = {},
+                              const std::function<void(const Decoder&)>& then, const OffloadArgs& memory = {},
                               const GlobalOptions* global = nullptr);
 
 // --model, or the embedded default model when empty.

@@ -59,6 +59,15 @@ int64_t vocab_size(const Meta& m) {
        m.key("vocab_size"));
 }
 
+// What the checkpoint was stored as, from the attention output matrix of the first layer: float32 /
+// float16 for an F32 / F16 file (an F32 file keeps an f32 KV cache by default), bfloat16 otherwise.
+std::string storage_dtype(const Meta& m) {
+  const GgufTensor* t = m.file().find_tensor("blk.0.attn_output.weight");
+  if (t != nullptr && t->ggml_type == ggml_type_of(DType::kF32)) return "float32";
+  if (t != nullptr && t->ggml_type == ggml_type_of(DType::kF16)) return "float16";
+  return "bfloat16";
+}
+
 void put_common(const Meta& m, nlohmann::json& c) {
   c["num_hidden_layers"] = m.req("block_count");
   c["hidden_size"] = m.req("embedding_length");
@@ -70,7 +79,7 @@ void put_common(const Meta& m, nlohmann::json& c) {
   if (auto ctx = m.opt("context_length")) c["max_position_embeddings"] = *ctx;
   if (auto ff = m.opt("feed_forward_length")) c["intermediate_size"] = *ff;
   c["tie_word_embeddings"] = m.file().find_tensor("output.weight") == nullptr;
-  c["torch_dtype"] = "bfloat16";
+  c["torch_dtype"] = storage_dtype(m);
   c["hidden_act"] = "silu";
   const auto key_len = m.opt("attention.key_length");
   const auto value_len = m.opt("attention.value_length");
@@ -280,7 +289,7 @@ nlohmann::json dbrx_config(const Meta& m, const nlohmann::json& common) {
   c["n_heads"] = common["num_attention_heads"];
   c["vocab_size"] = common["vocab_size"];
   if (common.contains("max_position_embeddings")) c["max_seq_len"] = common["max_position_embeddings"];
-  c["torch_dtype"] = "bfloat16";
+  c["torch_dtype"] = common["torch_dtype"];
   if (common["tie_word_embeddings"].get<bool>()) m.bad("output.weight", "DBRX needs a separate output.weight");
   c["attn_config"] = {
       {"kv_n_heads", common["num_key_value_heads"]},

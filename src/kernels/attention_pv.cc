@@ -8,7 +8,8 @@ namespace moe {
 void attention_pv_ref(const float* p, const float* v, float* out, const PvShape& s) {
   for (int64_t r = 0; r < s.m; ++r) {
     float* o = out + r * s.ldo;
-    for (int64_t d = 0; d < s.dv; ++d) o[d] = 0.0f;
+    if (!s.accumulate)
+      for (int64_t d = 0; d < s.dv; ++d) o[d] = 0.0f;
     for (int64_t j = 0; j < s.n; ++j) {
       const float w = p[r * s.ldp + j];
       const float* row = v + j * s.ldv;

@@ -10,15 +10,16 @@
 namespace moe {
 
 struct PvShape {
-  int64_t m = 0;    // query rows
-  int64_t n = 0;    // positions
-  int64_t dv = 0;   // value width
-  int64_t ldp = 0;  // floats between rows of p (>= n)
-  int64_t ldv = 0;  // floats between value rows (>= dv)
-  int64_t ldo = 0;  // floats between rows of out (>= dv)
+  int64_t m = 0;            // query rows
+  int64_t n = 0;            // positions
+  int64_t dv = 0;           // value width
+  int64_t ldp = 0;          // floats between rows of p (>= n)
+  int64_t ldv = 0;          // floats between value rows (>= dv)
+  int64_t ldo = 0;          // floats between rows of out (>= dv)
+  bool accumulate = false;  // add to out (the positions of a later span of the same rows) instead of overwriting it
 };
 
-// Overwrites out. Dispatches on active_isa().
+// Overwrites out (adds to it with accumulate). Dispatches on active_isa().
 void attention_pv(const float* p, const float* v, float* out, const PvShape& s);
 // Scalar twin: the same sums in the same order (positions ascending per output element).
 void attention_pv_ref(const float* p, const float* v, float* out, const PvShape& s);

@@ -65,7 +65,8 @@ void block(const float* p, const float* v, float* out, const PvShape& s, int64_t
 }  // namespace
 
 void attention_pv_avx2(const float* p, const float* v, float* out, const PvShape& s) {
-  if (s.n == 0) {  // no positions: zeros
+  if (s.n == 0) {  // no positions: zeros (nothing to add)
+    if (s.accumulate) return;
     for (int64_t r = 0; r < s.m; ++r) std::fill(out + r * s.ldo, out + r * s.ldo + s.dv, 0.0f);
     return;
   }
@@ -78,16 +79,16 @@ void attention_pv_avx2(const float* p, const float* v, float* out, const PvShape
       for (int64_t d0 = 0; d0 < s.dv; d0 += 16) {
         switch (rows) {
           case 1:
-            block<1>(pr, v, orow, s, d0, j0, j1, j0 == 0);
+            block<1>(pr, v, orow, s, d0, j0, j1, j0 == 0 && !s.accumulate);
             break;
           case 2:
-            block<2>(pr, v, orow, s, d0, j0, j1, j0 == 0);
+            block<2>(pr, v, orow, s, d0, j0, j1, j0 == 0 && !s.accumulate);
             break;
           case 3:
-            block<3>(pr, v, orow, s, d0, j0, j1, j0 == 0);
+            block<3>(pr, v, orow, s, d0, j0, j1, j0 == 0 && !s.accumulate);
             break;
           default:
-            block<4>(pr, v, orow, s, d0, j0, j1, j0 == 0);
+            block<4>(pr, v, orow, s, d0, j0, j1, j0 == 0 && !s.accumulate);
             break;
         }
       }

@@ -1,13 +1,15 @@
-// AVX-512 attention value product (see attention_pv.h): positions go in spans of kSpan; per span, each
-// block of up to 8 query rows runs over the 16-column slices of the value rows with 8 zmm accumulators
-// (carried through `out` between spans), each position adding its value row's 16 floats times the
-// rows' weights. A span's value rows (64 x 128 floats = 32 KB at Dv 128) come from memory once and
-// from L1 / L2 for the other row blocks and slices. Per element the sum runs over positions in
-// ascending order, as in the scalar twin, with fused multiply-adds: within float rounding of it.
+// AVX-512 attention value product (see attention_pv.h, and attention_kv16.h for 16-bit value rows):
+// positions go in spans of kSpan; per span, each block of up to 8 query rows runs over the 16-column
+// slices of the value rows with 8 zmm accumulators (carried through `out` between spans), each position
+// adding its value row's 16 values times the rows' weights (16-bit rows widened in registers as they
+// load). A span's value rows (64 x 128 floats = 32 KB at Dv 128) come from memory once and from L1 / L2
+// for the other row blocks and slices. Per element the sum runs over positions in ascending order, as
+// in the scalar twin, with fused multiply-adds: within float rounding of it.
 #include <immintrin.h>
 
 #include <algorithm>
 
+#include "kernels/attention_kv16.h"
 #include "kernels/attention_pv.h"
 #include "kernels/avx512_common.h"
 
@@ -16,26 +18,39 @@ namespace {
 
 constexpr int64_t kSpan = 64;
 
+// The 16 (masked) values at row as floats: f32, or f16 / bf16 widened.
+struct LoadF32 {
+  __m512 operator()(const float* row, __mmask16 mk) const { return _mm512_maskz_loadu_ps(mk, row); }
+};
+struct LoadHalf {
+  bool f16;
+  __m512 operator()(const uint16_t* row, __mmask16 mk) const {
+    const __m256i h = _mm256_maskz_loadu_epi16(mk, row);
+    if (f16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+};
+
 // Rows [0, R) of p and out, columns [d0, d0 + 16) (masked past dv), positions [j0, j1); first: from zero.
-template <int R>
-void block(const float* p, const float* v, float* out, const PvShape& s, int64_t d0, int64_t j0, int64_t j1,
-           bool first) {
+template <int R, typename T, typename Load>
+void block(const float* p, const T* v, float* out, const PvShape& s, int64_t d0, int64_t j0, int64_t j1, bool first,
+           Load load) {
   const int64_t w = std::min<int64_t>(16, s.dv - d0);
   const __mmask16 mk = avx512::mask16(w);
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk, out + r * s.ldo + d0);
-  const float* row = v + j0 * s.ldv + d0;
+  const T* row = v + j0 * s.ldv + d0;
   for (int64_t j = j0; j < j1; ++j, row += s.ldv) {
-    const __m512 x = _mm512_maskz_loadu_ps(mk, row);
+    const __m512 x = load(row, mk);
     for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(p[r * s.ldp + j]), x, acc[r]);
   }
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(out + r * s.ldo + d0, mk, acc[r]);
 }
 
-}  // namespace
-
-void attention_pv_avx512(const float* p, const float* v, float* out, const PvShape& s) {
-  if (s.n == 0) {  // no positions: zeros
+template <typename T, typename Load>
+void pv(const float* p, const T* v, float* out, const PvShape& s, Load load) {
+  if (s.n == 0) {  // no positions: zeros (nothing to add)
+    if (s.accumulate) return;
     for (int64_t r = 0; r < s.m; ++r) std::fill(out + r * s.ldo, out + r * s.ldo + s.dv, 0.0f);
     return;
   }
@@ -44,11 +59,20 @@ void attention_pv_avx512(const float* p, const float* v, float* out, const PvSha
     for (int64_t r0 = 0; r0 < s.m; r0 += 8) {
       const int rows = static_cast<int>(std::min<int64_t>(8, s.m - r0));
       for (int64_t d0 = 0; d0 < s.dv; d0 += 16) {
-        avx512::with_rows<8>(rows,
-                             [&]<int R>() { block<R>(p + r0 * s.ldp, v, out + r0 * s.ldo, s, d0, j0, j1, j0 == 0); });
+        avx512::with_rows<8>(rows, [&]<int R>() {
+          block<R>(p + r0 * s.ldp, v, out + r0 * s.ldo, s, d0, j0, j1, j0 == 0 && !s.accumulate, load);
+        });
       }
     }
   }
+}
+
+}  // namespace
+
+void attention_pv_avx512(const float* p, const float* v, float* out, const PvShape& s) { pv(p, v, out, s, LoadF32{}); }
+
+void attention_pv16_avx512(const float* p, const uint16_t* v, DType t, float* out, const PvShape& s) {
+  pv(p, v, out, s, LoadHalf{t == DType::kF16});
 }
 
 }  // namespace moe::attention_detail

@@ -9,7 +9,9 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/attention_kv16.h"
 #include "kernels/attention_pv.h"
+#include "kernels/half_rows.h"
 #include "kernels/matmul.h"
 #include "kernels/vmath.h"
 #include "runtime/thread_pool.h"
@@ -23,6 +25,25 @@ void check_shapes(const AttentionTensors& t, const AttentionShape& s) {
   MOE_CHECK(s.qk_dim > 0 && s.v_dim > 0);
   MOE_CHECK(t.n_tokens >= 0 && t.n_keys >= t.n_tokens);
   MOE_CHECK(t.q && t.k && t.v && t.out);
+  MOE_CHECK(t.kv_type == DType::kF32 || is_half_float(t.kv_type));
+}
+
+// The element `elems` elements past base, in the cache's type.
+const void* kv_at(const void* base, DType t, int64_t elems) {
+  return static_cast<const uint8_t*>(base) + elems * (t == DType::kF32 ? 4 : 2);
+}
+
+float kv_elem(const void* base, DType t, int64_t i) {
+  if (t == DType::kF32) return static_cast<const float*>(base)[i];
+  const uint16_t h = static_cast<const uint16_t*>(base)[i];
+  return t == DType::kF16 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+// rows 16-bit rows of w elements, ld apart, widened into dst [rows, w].
+void widen_rows(DType t, const void* base, int64_t ld, int64_t rows, int64_t w, float* dst) {
+  const auto* src = static_cast<const uint16_t*>(base);
+  if (ld == w) return widen_half(t, src, dst, rows * w);
+  for (int64_t j = 0; j < rows; ++j) widen_half(t, src + j * ld, dst + j * w, w);
 }
 
 // Visible key range [first, last] of query position qpos.
@@ -51,12 +72,66 @@ struct Item {
 };
 
 struct Scratch {
-  std::vector<float> a, p, vt, o;
+  std::vector<float> a, p, vt, o, w;  // w: a span of 16-bit keys or values widened
 };
+
+// 16-bit keys and values are widened this many positions at a time (128 KB of f32 at D 128: the span
+// stays in L2 while the kernels read it, so memory sees only the 16-bit bytes).
+constexpr int64_t kWidenSpan = 256;
 
 // Rows with at least this many queries multiply P . V as a GEMM over transposed values;
 // fewer rows go through attention_pv (value rows read in place: no transpose to pay for).
 constexpr int64_t kGemmRows = 16;
+
+// sc.p [m, n] = the query rows sc.a [m, k] times the n key rows at k0 (ks elements apart).
+void item_scores(const AttentionTensors& t, MatmulShape sh, const void* k0, int64_t ks, Scratch& sc) {
+  if (t.kv_type == DType::kF32) {
+    matmul_nt(sc.a.data(), sh.k, WeightView{k0, DType::kF32, ks}, sc.p.data(), sh.n, sh, false);
+    return;
+  }
+  if (sh.m < kGemmRows && attention_kv16_native()) {  // decode: the 16-bit rows read in place
+    attention_qk16(sc.a.data(), sh.k, static_cast<const uint16_t*>(k0), ks, t.kv_type, sc.p.data(), sh.n, sh.m, sh.n,
+                   sh.k);
+    return;
+  }
+  sc.w.resize(static_cast<size_t>(kWidenSpan * sh.k));
+  for (int64_t j0 = 0; j0 < sh.n; j0 += kWidenSpan) {
+    const int64_t cn = std::min(kWidenSpan, sh.n - j0);
+    widen_rows(t.kv_type, kv_at(k0, t.kv_type, j0 * ks), ks, cn, sh.k, sc.w.data());
+    matmul_nt(sc.a.data(), sh.k, WeightView{sc.w.data(), DType::kF32, sh.k}, sc.p.data() + j0, sh.n,
+              MatmulShape{sh.m, cn, sh.k}, false);
+  }
+}
+
+// sc.o [m, Dv] = the probabilities sc.p [m, n] times the n value rows at v0 (vs elements apart); sh = {m, Dv, n}.
+void item_values(const AttentionTensors& t, MatmulShape sh, const void* v0, int64_t vs, Scratch& sc) {
+  const int64_t m = sh.m, Dv = sh.n, n = sh.k;
+  const bool f32 = t.kv_type == DType::kF32;
+  if (m >= kGemmRows) {                         // a GEMM over the values transposed
+    sc.vt.resize(static_cast<size_t>(Dv * n));  // [Dv, n]
+    if (!f32) sc.w.resize(static_cast<size_t>(kWidenSpan * Dv));
+    for (int64_t j0 = 0; j0 < n; j0 += kWidenSpan) {
+      const int64_t cn = std::min(kWidenSpan, n - j0);
+      const float* rows = f32 ? static_cast<const float*>(kv_at(v0, t.kv_type, j0 * vs)) : sc.w.data();
+      const int64_t ld = f32 ? vs : Dv;
+      if (!f32) widen_rows(t.kv_type, kv_at(v0, t.kv_type, j0 * vs), vs, cn, Dv, sc.w.data());
+      for (int64_t j = 0; j < cn; ++j)
+        for (int64_t d = 0; d < Dv; ++d) sc.vt[d * n + j0 + j] = rows[j * ld + d];
+    }
+    matmul_nt(sc.p.data(), n, WeightView{sc.vt.data(), DType::kF32, n}, sc.o.data(), Dv, sh, false);
+  } else if (f32) {  // few rows (decode): the value rows in place, each read once per 4 query rows
+    attention_pv(sc.p.data(), static_cast<const float*>(v0), sc.o.data(), PvShape{m, n, Dv, n, vs, Dv});
+  } else if (attention_kv16_native()) {  // few rows, 16-bit values read in place
+    attention_pv16(sc.p.data(), static_cast<const uint16_t*>(v0), t.kv_type, sc.o.data(), PvShape{m, n, Dv, n, vs, Dv});
+  } else {  // few rows, 16-bit values: a span at a time widened, its products added
+    sc.w.resize(static_cast<size_t>(kWidenSpan * Dv));
+    for (int64_t j0 = 0; j0 < n; j0 += kWidenSpan) {
+      const int64_t cn = std::min(kWidenSpan, n - j0);
+      widen_rows(t.kv_type, kv_at(v0, t.kv_type, j0 * vs), vs, cn, Dv, sc.w.data());
+      attention_pv(sc.p.data() + j0, sc.w.data(), sc.o.data(), PvShape{m, cn, Dv, n, Dv, Dv, j0 > 0});
+    }
+  }
+}
 
 void run_item(const AttentionTensors& t, const AttentionShape& s, const AttentionOptions& o, const Item& it,
               Scratch& sc) {
@@ -73,8 +148,7 @@ void run_item(const AttentionTensors& t, const AttentionShape& s, const Attentio
     const float* q = t.q + ((it.i0 + r / nh) * s.n_head + it.h0 + r % nh) * Dq;
     std::copy(q, q + Dq, sc.a.data() + r * Dq);
   }
-  const WeightView keys{t.k + first * ks + it.kvh * key_head_stride(t, s), DType::kF32, ks};
-  matmul_nt(sc.a.data(), Dq, keys, sc.p.data(), n, MatmulShape{m, n, Dq}, false);
+  item_scores(t, MatmulShape{m, n, Dq}, kv_at(t.k, t.kv_type, first * ks + it.kvh * key_head_stride(t, s)), ks, sc);
   for (int64_t r = 0; r < m; ++r) {
     int64_t lo = 0, hi = 0;
     key_range(past + it.i0 + r / nh, o, &lo, &hi);
@@ -85,15 +159,7 @@ void run_item(const AttentionTensors& t, const AttentionShape& s, const Attentio
     std::fill(p, p + b, 0.0f);
     std::fill(p + e, p + n, 0.0f);
   }
-  const float* v0 = t.v + first * vs + it.kvh * value_head_stride(t, s);
-  if (m >= kGemmRows) {
-    sc.vt.resize(static_cast<size_t>(Dv * n));  // [Dv, n] values transposed
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t d = 0; d < Dv; ++d) sc.vt[d * n + j] = v0[j * vs + d];
-    matmul_nt(sc.p.data(), n, WeightView{sc.vt.data(), DType::kF32, n}, sc.o.data(), Dv, MatmulShape{m, Dv, n}, false);
-  } else {  // few rows (decode): the value rows in place, each read once per 4 query rows
-    attention_pv(sc.p.data(), v0, sc.o.data(), PvShape{m, n, Dv, n, vs, Dv});
-  }
+  item_values(t, MatmulShape{m, Dv, n}, kv_at(t.v, t.kv_type, first * vs + it.kvh * value_head_stride(t, s)), vs, sc);
   for (int64_t r = 0; r < m; ++r) {
     const float* src = sc.o.data() + r * Dv;
     std::copy(src, src + Dv, t.out + ((it.i0 + r / nh) * s.n_head + it.h0 + r % nh) * Dv);
@@ -133,9 +199,10 @@ void one_row_ref(const AttentionTensors& t, const AttentionShape& s, const Atten
   p.resize(static_cast<size_t>(last - first + 1));
   Acc mx = -std::numeric_limits<Acc>::infinity();
   for (int64_t j = first; j <= last; ++j) {
-    const float* k = t.k + j * ks + kvh * key_head_stride(t, s);
+    const int64_t k = j * ks + kvh * key_head_stride(t, s);
     Acc dot = 0;
-    for (int64_t d = 0; d < s.qk_dim; ++d) dot += static_cast<Acc>(q[d]) * static_cast<Acc>(k[d]);
+    for (int64_t d = 0; d < s.qk_dim; ++d)
+      dot += static_cast<Acc>(q[d]) * static_cast<Acc>(kv_elem(t.k, t.kv_type, k + d));
     const Acc score = dot * static_cast<Acc>(o.scale);
     p[j - first] = score;
     mx = std::max(mx, score);
@@ -151,9 +218,9 @@ void one_row_ref(const AttentionTensors& t, const AttentionShape& s, const Atten
   float* out = t.out + (i * s.n_head + h) * s.v_dim;
   std::vector<Acc> acc(static_cast<size_t>(s.v_dim), Acc(0));
   for (int64_t j = first; j <= last; ++j) {
-    const float* v = t.v + j * vs + kvh * value_head_stride(t, s);
+    const int64_t v = j * vs + kvh * value_head_stride(t, s);
     const Acc w = p[j - first] * inv;
-    for (int64_t d = 0; d < s.v_dim; ++d) acc[d] += w * static_cast<Acc>(v[d]);
+    for (int64_t d = 0; d < s.v_dim; ++d) acc[d] += w * static_cast<Acc>(kv_elem(t.v, t.kv_type, v + d));
   }
   for (int64_t d = 0; d < s.v_dim; ++d) out[d] = static_cast<float>(acc[d]);
 }

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "util/dtype.h"
+
 namespace moe {
 
 struct AttentionShape {
@@ -24,11 +26,13 @@ struct AttentionOptions {
 
 // The T new tokens are the last T of the n_keys cached positions (query i sits at position
 // n_keys - T + i). Rows of q and out are packed (H * Dqk, H * Dv); key and value rows may be
-// wider than Hkv * D (MLA's absorbed path reads keys and values out of one latent row).
+// wider than Hkv * D (MLA's absorbed path reads keys and values out of one latent row). Keys and
+// values are f32, or 16-bit floats (kv_type kF16 / kBF16: a 16-bit KV cache) that attention widens
+// a span of positions at a time; strides count elements of kv_type.
 struct AttentionTensors {
   const float* q = nullptr;  // [T, H, Dqk]
-  const float* k = nullptr;  // [S, Hkv, Dqk]
-  const float* v = nullptr;  // [S, Hkv, Dv]
+  const void* k = nullptr;   // [S, Hkv, Dqk]
+  const void* v = nullptr;   // [S, Hkv, Dv]
   float* out = nullptr;      // [T, H, Dv]
   int64_t n_tokens = 0;      // T
   int64_t n_keys = 0;        // S >= T
@@ -38,6 +42,7 @@ struct AttentionTensors {
   // cache ([Hkv, S, D], KvCache with heads) gives S_max * D with k_stride = Dqk, v_stride = Dv.
   int64_t k_head_stride = 0;
   int64_t v_head_stride = 0;
+  DType kv_type = DType::kF32;  // of k and v: kF32, kF16 or kBF16
 };
 
 // Parallel over (kv head, query block, head chunk) items on thread_pool(), through the NT matmul

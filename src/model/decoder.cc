@@ -309,16 +309,22 @@ void Decoder::load_moa(Layer& L, const std::string& a) {
   L.v = panels(kv + " v", s.rows(kv, Q, Q), Q);
 }
 
+DType Decoder::kv_type() const {
+  if (options_.kv_type) return *options_.kv_type;
+  return spec_.torch_dtype == "float32" ? DType::kF32 : DType::kF16;
+}
+
 KvCache Decoder::make_cache(int64_t max_tokens) const {
   if (v4_) return v4_cache(max_tokens);
-  if (spec_.is_mla) return KvCache(spec_.n_layer, max_tokens, spec_.mla.kv_lora_rank + spec_.mla.qk_rope_head_dim, 0);
+  if (spec_.is_mla)
+    return KvCache(spec_.n_layer, max_tokens, spec_.mla.kv_lora_rank + spec_.mla.qk_rope_head_dim, 0, 1, {}, kv_type());
   const int64_t row = spec_.n_head_kv * spec_.head_dim;
   RecurrentLayers recurrent;  // MiniMax's lightning layers keep a [H, Dh, Dh] state, not rows
   for (const LayerSpec& l : spec_.layers) recurrent.mask.push_back(l.attention == AttentionKind::kLightning);
   if (std::find(recurrent.mask.begin(), recurrent.mask.end(), 1) == recurrent.mask.end()) recurrent.mask.clear();
   recurrent.state_floats = spec_.n_head * spec_.head_dim * spec_.head_dim;
-  return KvCache(spec_.n_layer, max_tokens, row, row, spec_.n_head_kv,
-                 recurrent);  // head-major: attention streams each head
+  return KvCache(spec_.n_layer, max_tokens, row, row, spec_.n_head_kv, recurrent,
+                 kv_type());  // head-major: attention streams each head
 }
 
 void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, const SequenceChunk* chunks, int64_t n_chunks,
@@ -373,9 +379,17 @@ void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, const Sequence
       }
     }
     cache.store(li, kc, vc, n);
-    AttentionTensors at{
-        qc, cache.keys(li),          cache.values(li),         scratch_o_.data() + r0 * H * Dh, n, past + n, Dh,
-        Dh, cache.key_head_stride(), cache.value_head_stride()};
+    AttentionTensors at{qc,
+                        cache.key_data(li),
+                        cache.value_data(li),
+                        scratch_o_.data() + r0 * H * Dh,
+                        n,
+                        past + n,
+                        Dh,
+                        Dh,
+                        cache.key_head_stride(),
+                        cache.value_head_stride(),
+                        cache.dtype()};
     attention_forward(at, AttentionShape{H, Hkv, Dh, Dh}, AttentionOptions{L.scale, L.window, L.sinks, L.chunk});
   }
   if (L.moa)
@@ -412,7 +426,7 @@ void Decoder::attention_mla(Layer& L, int64_t li, const float* x, const Sequence
     apply_rope(qc + m.qk_nope_head_dim, n, past, RopeLayout{H, dq, H * dq, style}, L.rope);
     apply_rope(lc + r, n, past, RopeLayout{1, lr, lr, style}, L.rope);
     cache.store(li, lc, nullptr, n);
-    const MlaTensors t{qc, cache.keys(li), scratch_o_.data() + r0 * H * m.v_head_dim, n, past + n};
+    const MlaTensors t{qc, cache.key_data(li), scratch_o_.data() + r0 * H * m.v_head_dim, n, past + n, cache.dtype()};
     const AttentionOptions o{L.scale, 0, nullptr};
     if (n == 1) {
       L.mla->forward_absorbed(t, o);

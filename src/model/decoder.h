@@ -58,6 +58,9 @@ class Decoder {
   const ExpertOffload* offload() const { return offload_.get(); }
   ExpertOffload* offload() { return offload_.get(); }
   KvCache make_cache(int64_t max_tokens) const;
+  // The KV caches' row type: DecoderOptions::kv_type, else f32 for a float32 checkpoint and f16 otherwise.
+  // DeepSeek-V4 keeps its own f32 window and compressed rows whatever this says.
+  DType kv_type() const;
 
   // Runs T tokens after the cached ones and appends them to the cache. logits: [T, V] for every
   // position. Errors (moe::Error "[model] ..."): no tokens, an id outside the vocabulary, or more

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "kernels/half_rows.h"
 #include "runtime/process_limits.h"
 #include "util/check.h"
 #include "util/error.h"
@@ -12,8 +13,10 @@
 namespace moe {
 
 KvCache::KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_row, int64_t heads,
-                 const RecurrentLayers& recurrent)
-    : n_layer_(n_layer), max_tokens_(max_tokens), k_row_(k_row), v_row_(v_row), heads_(heads) {
+                 const RecurrentLayers& recurrent, DType dtype)
+    : n_layer_(n_layer), max_tokens_(max_tokens), k_row_(k_row), v_row_(v_row), heads_(heads), dtype_(dtype) {
+  if (dtype != DType::kF32 && !is_half_float(dtype))
+    fail("kv-cache", "rows of {}: expected F32, F16 or BF16", dtype_name(dtype));
   if (n_layer <= 0 || max_tokens <= 0 || k_row <= 0 || v_row < 0 || heads <= 0 || k_row % heads != 0 ||
       v_row % heads != 0) {
     fail("kv-cache",
@@ -33,41 +36,67 @@ KvCache::KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_r
     slot_[size_t(l)] = recurrent_[size_t(l)] ? n_state++ : n_kv_layers_++;
   }
   if (n_state > 0) state_floats_ = recurrent.state_floats;
-  const long double bytes = 4.0L * n_kv_layers_ * max_tokens * (static_cast<long double>(k_row) + v_row) +
+  const long double elem = dtype == DType::kF32 ? 4.0L : 2.0L;
+  const long double bytes = elem * n_kv_layers_ * max_tokens * (static_cast<long double>(k_row) + v_row) +
                             4.0L * n_state * static_cast<long double>(state_floats_);
   check_fits_in_memory(bytes, "kv-cache",
-                       fmt::format("a context of {} tokens (the KV cache: {} layers x {} floats per token)", max_tokens,
-                                   n_kv_layers_, k_row + v_row));
-  k_.assign(static_cast<size_t>(n_kv_layers_ * max_tokens * k_row), 0.0f);  // [L, S, k_row]
-  v_.assign(static_cast<size_t>(n_kv_layers_ * max_tokens * v_row), 0.0f);  // [L, S, v_row]
+                       fmt::format("a context of {} tokens (the KV cache: {} layers x {} {} values per token)",
+                                   max_tokens, n_kv_layers_, k_row + v_row, dtype_name(dtype)));
+  const auto kn = static_cast<size_t>(n_kv_layers_ * max_tokens * k_row);  // [L, S, k_row]
+  const auto vn = static_cast<size_t>(n_kv_layers_ * max_tokens * v_row);  // [L, S, v_row]
+  if (dtype == DType::kF32) {
+    k_.assign(kn, 0.0f);
+    v_.assign(vn, 0.0f);
+  } else {
+    kh_.assign(kn, 0);
+    vh_.assign(vn, 0);
+  }
   state_.assign(static_cast<size_t>(n_state * state_floats_), 0.0f);
 }
 
 float* KvCache::keys(int64_t layer) {
-  MOE_CHECK(layer >= 0 && layer < n_layer_ && !recurrent_[size_t(layer)]);
-  return k_.data() + slot_[size_t(layer)] * max_tokens_ * k_row_;
+  MOE_CHECK(dtype_ == DType::kF32);
+  return static_cast<float*>(const_cast<void*>(key_data(layer)));
 }
 float* KvCache::values(int64_t layer) {
-  MOE_CHECK(layer >= 0 && layer < n_layer_ && !recurrent_[size_t(layer)]);
-  return v_row_ ? v_.data() + slot_[size_t(layer)] * max_tokens_ * v_row_ : nullptr;
+  MOE_CHECK(dtype_ == DType::kF32);
+  return static_cast<float*>(const_cast<void*>(value_data(layer)));
 }
 const float* KvCache::keys(int64_t layer) const { return const_cast<KvCache*>(this)->keys(layer); }
 const float* KvCache::values(int64_t layer) const { return const_cast<KvCache*>(this)->values(layer); }
+
+const void* KvCache::key_data(int64_t layer) const {
+  MOE_CHECK(layer >= 0 && layer < n_layer_ && !recurrent_[size_t(layer)]);
+  const int64_t at = slot_[size_t(layer)] * max_tokens_ * k_row_;
+  return dtype_ == DType::kF32 ? static_cast<const void*>(k_.data() + at) : kh_.data() + at;
+}
+const void* KvCache::value_data(int64_t layer) const {
+  MOE_CHECK(layer >= 0 && layer < n_layer_ && !recurrent_[size_t(layer)]);
+  if (!v_row_) return nullptr;
+  const int64_t at = slot_[size_t(layer)] * max_tokens_ * v_row_;
+  return dtype_ == DType::kF32 ? static_cast<const void*>(v_.data() + at) : vh_.data() + at;
+}
 
 void KvCache::store(int64_t layer, const float* k_rows, const float* v_rows, int64_t n_tokens) {
   if (length_ + n_tokens > max_tokens_) {
     fail("kv-cache", "{} new tokens after {} do not fit the context of {} tokens", n_tokens, length_, max_tokens_);
   }
-  auto put = [&](const float* rows, float* base, int64_t row) {
+  auto put = [&](const float* rows, const void* base, int64_t row) {
     const int64_t w = row / heads_;
     for (int64_t h = 0; h < heads_; ++h) {
-      float* dst = base + h * max_tokens_ * w + length_ * w;
-      for (int64_t t = 0; t < n_tokens; ++t)
-        std::copy(rows + t * row + h * w, rows + t * row + (h + 1) * w, dst + t * w);
+      const int64_t at = h * max_tokens_ * w + length_ * w;
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        const float* src = rows + t * row + h * w;
+        if (dtype_ == DType::kF32) {
+          std::copy(src, src + w, static_cast<float*>(const_cast<void*>(base)) + at + t * w);
+        } else {
+          narrow_half(dtype_, src, static_cast<uint16_t*>(const_cast<void*>(base)) + at + t * w, w);
+        }
+      }
     }
   };
-  put(k_rows, keys(layer), k_row_);
-  if (v_row_) put(v_rows, values(layer), v_row_);
+  put(k_rows, key_data(layer), k_row_);
+  if (v_row_) put(v_rows, value_data(layer), v_row_);
 }
 
 void KvCache::advance(int64_t n_tokens) {
@@ -102,9 +131,10 @@ Dsv4CacheSlot& Dsv4CacheSlot::operator=(const Dsv4CacheSlot& o) {
 uint64_t KvCache::bytes_for(int64_t tokens) const {
   if (dsv4_.state)
     return dsv4_.state->kv_bytes() + dsv4_.state->pending_bytes();  // what the sequence's state holds now
-  return (static_cast<uint64_t>(n_kv_layers_) * static_cast<uint64_t>(tokens) * static_cast<uint64_t>(k_row_ + v_row_) +
-          static_cast<uint64_t>(state_.size())) *
-         sizeof(float);
+  const uint64_t elem = dtype_ == DType::kF32 ? 4 : 2;
+  return static_cast<uint64_t>(n_kv_layers_) * static_cast<uint64_t>(tokens) * static_cast<uint64_t>(k_row_ + v_row_) *
+             elem +
+         static_cast<uint64_t>(state_.size()) * sizeof(float);
 }
 
 }  // namespace moe

@@ -5,13 +5,16 @@
 // (a position-major row interleaves the heads, and reading one head's quarter of every row wastes
 // most of what the memory system fetches).
 // The decoder writes the rows of new tokens at positions length() .. length() + T - 1 in every
-// layer, then calls advance(T). Recurrent layers (MiniMax lightning attention) hold a fixed-size
+// layer, then calls advance(T). Rows are kept as f32, or as 16-bit floats (f16 / bf16: half the bytes,
+// which attention streams at every decode step; store() rounds, attention widens). Recurrent layers (MiniMax lightning attention) hold a fixed-size
 // state instead of rows.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <vector>
+
+#include "util/dtype.h"
 
 namespace moe {
 
@@ -36,9 +39,9 @@ struct RecurrentLayers {
 class KvCache {
  public:
   KvCache() = default;
-  // Throws moe::Error "[kv-cache] ..." on non-positive sizes.
+  // Throws moe::Error "[kv-cache] ..." on non-positive sizes or a dtype other than kF32, kF16, kBF16.
   KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_row, int64_t heads = 1,
-          const RecurrentLayers& recurrent = {});
+          const RecurrentLayers& recurrent = {}, DType dtype = DType::kF32);
 
   int64_t n_layer() const { return n_layer_; }
   int64_t max_tokens() const { return max_tokens_; }
@@ -47,17 +50,21 @@ class KvCache {
   int64_t length() const { return length_; }
 
   int64_t heads() const { return heads_; }
-  // Floats between heads (max_tokens * row / heads) and between positions of a head (row / heads).
+  DType dtype() const { return dtype_; }  // of the key and value rows
+  // Elements between heads (max_tokens * row / heads) and between positions of a head (row / heads).
   int64_t key_head_stride() const { return max_tokens_ * (k_row_ / heads_); }
   int64_t value_head_stride() const { return max_tokens_ * (v_row_ / heads_); }
-  // A recurrent layer has neither (MOE_CHECK).
+  // A recurrent layer has neither (MOE_CHECK). keys() and values(): an f32 cache only (MOE_CHECK);
+  // key_data() and value_data(): rows of dtype().
   float* keys(int64_t layer);    // [heads, max_tokens, k_row / heads]
   float* values(int64_t layer);  // [heads, max_tokens, v_row / heads]; null when v_row == 0
   const float* keys(int64_t layer) const;
   const float* values(int64_t layer) const;
+  const void* key_data(int64_t layer) const;
+  const void* value_data(int64_t layer) const;  // null when v_row == 0
 
-  // Copies T rows ([T, k_row], heads interleaved) to positions length() + i of one layer. Throws
-  // when it would overflow.
+  // Copies T rows ([T, k_row], heads interleaved) to positions length() + i of one layer, rounded to
+  // dtype(). Throws when it would overflow.
   void store(int64_t layer, const float* k_rows, const float* v_rows, int64_t n_tokens);
   void advance(int64_t n_tokens);  // throws when it would pass max_tokens()
   // Keeps the first n_tokens positions (a prefix another prompt shares); throws beyond length().
@@ -88,8 +95,10 @@ class KvCache {
   std::vector<int64_t> slot_;    // [L]: the layer's index among the row layers, or among the recurrent ones
   std::vector<char> recurrent_;  // [L]
   std::vector<float> state_;     // [recurrent layers, state_floats_]
-  std::vector<float> k_, v_;     // [row layers, max_tokens, k_row], [row layers, max_tokens, v_row]
-  std::vector<int32_t> ids_;     // [length]
+  DType dtype_ = DType::kF32;
+  std::vector<float> k_, v_;       // f32: [row layers, max_tokens, k_row], [row layers, max_tokens, v_row]
+  std::vector<uint16_t> kh_, vh_;  // f16 / bf16: the same
+  std::vector<int32_t> ids_;       // [length]
   Dsv4CacheSlot dsv4_;
 };
 

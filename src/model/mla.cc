@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "kernels/half_rows.h"
 #include "kernels/quant_blocks.h"
 #include "runtime/thread_pool.h"
 #include "util/check.h"
@@ -52,12 +53,18 @@ void MlaAttention::forward_naive(const MlaTensors& t, const AttentionOptions& op
   k_.resize(static_cast<size_t>(S * H * s.q_dim()));  // [S, H, nope + rope]
   v_.resize(static_cast<size_t>(S * H * s.v_dim));    // [S, H, v]
   const int64_t row_bytes = dtype_row_bytes(kv_b_.dtype, kv_b_.ld);
+  const float* latent = static_cast<const float*>(t.latent);
+  if (t.latent_type != DType::kF32) {  // a 16-bit cache: the S latent rows widened once
+    latent_f32_.resize(static_cast<size_t>(S * lr));
+    widen_half(t.latent_type, static_cast<const uint16_t*>(t.latent), latent_f32_.data(), S * lr);
+    latent = latent_f32_.data();
+  }
   for_each_head(H, S * per_head * r, [&](int64_t h) {  // kv[:, h] = latent c . W_kv_b[h]^T
     const WeightView w{static_cast<const uint8_t*>(kv_b_.data) + h * per_head * row_bytes, kv_b_.dtype, kv_b_.ld};
-    matmul_nt(t.latent, lr, w, kv_.data() + h * per_head, H * per_head, MatmulShape{S, per_head, r}, false);
+    matmul_nt(latent, lr, w, kv_.data() + h * per_head, H * per_head, MatmulShape{S, per_head, r}, false);
   });
   for (int64_t j = 0; j < S; ++j) {
-    const float* rope = t.latent + j * lr + r;
+    const float* rope = latent + j * lr + r;
     for (int64_t h = 0; h < H; ++h) {
       const float* src = kv_.data() + (j * H + h) * per_head;
       float* k = k_.data() + (j * H + h) * s.q_dim();
@@ -88,6 +95,7 @@ void MlaAttention::forward_absorbed(const MlaTensors& t, const AttentionOptions&
   }
   // MQA over the latent rows: keys [c | k_rope] (width r + rope), values c (width r).
   AttentionTensors at{q_cat_.data(), t.latent, t.latent, out_lat_.data(), T, t.n_keys, lr, lr};
+  at.kv_type = t.latent_type;
   attention_forward(at, AttentionShape{H, 1, lr, r}, options);
   const int64_t row_bytes = dtype_row_bytes(kv_b_.dtype, kv_b_.ld);
   const int64_t per_head = s.nope_dim + s.v_dim;

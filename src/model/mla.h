@@ -25,11 +25,12 @@ struct MlaShape {
 };
 
 struct MlaTensors {
-  const float* q = nullptr;       // [T, H, nope + rope], rope part already rotated
-  const float* latent = nullptr;  // [S, r + rope]: the cache including the T new tokens last
-  float* out = nullptr;           // [T, H, Dv]
-  int64_t n_tokens = 0;           // T
-  int64_t n_keys = 0;             // S
+  const float* q = nullptr;         // [T, H, nope + rope], rope part already rotated
+  const void* latent = nullptr;     // [S, r + rope]: the cache including the T new tokens last
+  float* out = nullptr;             // [T, H, Dv]
+  int64_t n_tokens = 0;             // T
+  int64_t n_keys = 0;               // S
+  DType latent_type = DType::kF32;  // kF32, or a 16-bit cache's kF16 / kBF16
 };
 
 // Not thread-safe (reuses its scratch); one object per layer or per thread.
@@ -46,7 +47,7 @@ class MlaAttention {
   MlaShape shape_;
   WeightView kv_b_;
   std::vector<float> w_uk_t_;  // [H, r, nope]
-  std::vector<float> kv_, k_, v_, q_cat_, out_lat_;
+  std::vector<float> kv_, k_, v_, q_cat_, out_lat_, latent_f32_;
 };
 
 }  // namespace moe

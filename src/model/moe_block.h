@@ -98,6 +98,9 @@ struct DecoderOptions {
   // Where packed panels are cached between loads (model/pack_cache.h); nullopt: PackCacheOptions::from_env().
   std::optional<PackCacheOptions> pack_cache;
   OffloadOptions offload;
+  // Keys and values of the KV caches make_cache() builds: kF32, kF16 or kBF16. nullopt: f32 for a
+  // float32 checkpoint (config torch_dtype), else f16 (llama.cpp's default; half the bytes decode reads).
+  std::optional<DType> kv_type;
   // Benchmarks only (`bench model --uniform-routing`): every MoE layer picks each token's experts
   // uniformly at random from this seed instead of by its router's top-k. 0: off.
   uint64_t uniform_routing_seed = 0;

@@ -127,7 +127,7 @@ class GgufVsLlamaCpp : public ::testing::TestWithParam<Case> {
   // Logits [T, V] of both engines on the same file (llama.cpp with an f32 KV cache, as moe keeps it).
   std::pair<std::vector<float>, std::vector<float>> logits(const std::string& gguf, const std::string& ids) {
     const std::string ours = gguf + ".moe.bin", theirs = gguf + ".llama.bin";
-    auto e = testing::run_moe("eval --model " + gguf + " --ids " + ids + " --logits-out " + ours, true);
+    auto e = testing::run_moe("eval --kv-type f32 --model " + gguf + " --ids " + ids + " --logits-out " + ours, true);
     EXPECT_EQ(e.code, 0) << e.out;
     int code = 0;
     const std::string r =
@@ -184,8 +184,9 @@ TEST_P(GgufVsLlamaCpp, SameGreedyTokens) {
   const std::string gguf = quantize("hf", c.type);
   ASSERT_FALSE(HasFailure());
   const std::string ids = "5,17,301,42,99,7";
-  auto g = testing::run_moe("--json run --no-ceiling --quiet --temperature 0 --max-new-tokens 32 --model " + gguf +
-                            " --prompt-ids " + ids);
+  auto g =
+      testing::run_moe("--json run --no-ceiling --quiet --temperature 0 --max-new-tokens 32 --kv-type f32 --model " +
+                       gguf + " --prompt-ids " + ids);
   ASSERT_EQ(g.code, 0) << g.out;
   const std::vector<int> moe_ids = json::parse(g.out)["generated_ids"].get<std::vector<int>>();
   int code = 0;

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <utility>
+#include <vector>
 
 #include "io/safetensors.h"
 #include "moe_process.h"
@@ -37,27 +39,54 @@ std::string join(const std::vector<int>& ids) {
 
 class FamilyCli : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(FamilyCli, EvalLogitsMatchReference) {
-  const std::string family = GetParam(), dir = kModels + "/" + family;
-  const auto exp = expected(family);
+// `moe eval --logits-out` of the family's reference prompt with extra flags; [T, V] floats.
+std::vector<float> eval_logits(const std::string& family, size_t n, const std::string& flags) {
+  const std::string dir = kModels + "/" + family;
   const std::string out = (fs::temp_directory_path() / ("moe_logits_" + family + ".f32")).string();
-  const Result r = run_moe("eval --model " + dir + " --ids " + join(exp["prompt_ids"].get<std::vector<int>>()) +
-                           " --logits-out " + out);
-  ASSERT_EQ(r.code, 0) << r.out;
-  const moe::SafetensorsFile ref = moe::SafetensorsFile::open(dir + "/expected.safetensors");
-  const std::vector<float> want = ref.to_f32("logits");
+  const Result r = run_moe("eval " + flags + " --model " + dir + " --ids " +
+                           join(expected(family)["prompt_ids"].get<std::vector<int>>()) + " --logits-out " + out);
+  EXPECT_EQ(r.code, 0) << r.out;
   std::ifstream in(out, std::ios::binary);
-  std::vector<float> got(want.size());
+  std::vector<float> got(n);
   in.read(reinterpret_cast<char*>(got.data()), static_cast<std::streamsize>(got.size() * sizeof(float)));
-  ASSERT_EQ(in.gcount(), static_cast<std::streamsize>(got.size() * sizeof(float))) << "logits file size";
+  EXPECT_EQ(in.gcount(), static_cast<std::streamsize>(got.size() * sizeof(float))) << "logits file size";
   EXPECT_EQ(in.peek(), EOF) << "logits file longer than [T, V]";
+  fs::remove(out);
+  return got;
+}
+
+double max_abs_diff(const std::vector<float>& got, const std::vector<float>& want) {
   double max_err = 0;
   for (size_t i = 0; i < want.size(); ++i) {
-    ASSERT_TRUE(std::isfinite(got[i])) << i;
+    if (!std::isfinite(got[i])) return INFINITY;
     max_err = std::max(max_err, std::fabs(double(got[i]) - want[i]));
   }
-  EXPECT_LT(max_err, 1e-4) << family;
-  fs::remove(out);
+  return max_err;
+}
+
+TEST_P(FamilyCli, EvalLogitsMatchReference) {
+  const std::string family = GetParam();
+  const moe::SafetensorsFile ref = moe::SafetensorsFile::open(kModels + "/" + family + "/expected.safetensors");
+  const std::vector<float> want = ref.to_f32("logits");
+  EXPECT_LT(max_abs_diff(eval_logits(family, want.size(), ""), want), 1e-4) << family;
+}
+
+TEST_P(FamilyCli, SixteenBitKvCacheStaysNearTheReference) {
+  // --kv-type f16 / bf16 on the float32 reference checkpoints (whose default is an f32 cache): the keys
+  // and values rounded once, the logits within the rounding's reach of the reference, and not the f32
+  // cache's logits (the flag took effect).
+  const std::string family = GetParam();
+  const moe::SafetensorsFile ref = moe::SafetensorsFile::open(kModels + "/" + family + "/expected.safetensors");
+  const std::vector<float> want = ref.to_f32("logits");
+  double scale = 0;
+  for (float x : want) scale = std::max(scale, double(std::fabs(x)));
+  const std::vector<float> f32 = eval_logits(family, want.size(), "--kv-type f32");
+  for (const auto& [type, tol] : {std::pair{"f16", 3e-3}, std::pair{"bf16", 2e-2}}) {
+    const std::vector<float> got = eval_logits(family, want.size(), std::string("--kv-type ") + type);
+    const double err = max_abs_diff(got, want);
+    EXPECT_LT(err, tol * scale) << family << " " << type;
+    EXPECT_GT(max_abs_diff(got, f32), 0.0) << family << " " << type << ": the same logits as the f32 cache";
+  }
 }
 
 TEST_P(FamilyCli, GreedyContinuationIsIdentical) {
@@ -114,6 +143,7 @@ TEST(RunCli, BadInputsAreClearErrors) {
       {"eval --model " + m + " --ids 1,x", "not a token id", 2},
       {"eval --model /nonexistent --ids 1,2", "/nonexistent", 1},
       {"eval --model " + m + " --ids 1,2 --ids-file /nonexistent", "exactly one", 2},
+      {"eval --model " + m + " --ids 1,2 --kv-type f8", "--kv-type f8: expected auto, f32, f16 or bf16", 2},
   };
   for (const Case& c : cases) {
     const Result r = run_moe(c.args);

@@ -49,5 +49,29 @@ TEST(AttentionPv, MatchesTheScalarTwinOverOddSizes) {
   }
 }
 
+TEST(AttentionPv, AccumulateAddsALaterSpanOfPositions) {
+  // Positions [0, a) then [a, n) with accumulate: the sums of one call over all n (16-bit KV caches widen
+  // their values a span at a time).
+  std::mt19937 rng(4);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const int64_t m = 5, n = 150, dv = 40;
+  std::vector<float> p(static_cast<size_t>(m * n)), v(static_cast<size_t>(n * dv));
+  for (float& x : p) x = dist(rng);
+  for (float& x : v) x = dist(rng);
+  std::vector<float> want(static_cast<size_t>(m * dv));
+  attention_pv_ref(p.data(), v.data(), want.data(), PvShape{m, n, dv, n, dv, dv});
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (isa > detected_isa()) continue;
+    for (int64_t a : {0, 1, 64, 100}) {
+      std::vector<float> got(want.size(), 9.0f);
+      const Isa prev = set_isa_override(isa);
+      attention_pv(p.data(), v.data(), got.data(), PvShape{m, a, dv, n, dv, dv});
+      attention_pv(p.data() + a, v.data() + a * dv, got.data(), PvShape{m, n - a, dv, n, dv, dv, true});
+      set_isa_override(prev);
+      for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4f) << isa_name(isa) << " split " << a;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace moe

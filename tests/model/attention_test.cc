@@ -6,8 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/half_rows.h"
 #include "model/attention.h"
 #include "model/mla.h"
+#include "runtime/cpu_features.h"
 
 namespace moe {
 namespace {
@@ -127,6 +129,56 @@ TEST(Attention, IncrementalEqualsFull) {
   }
 }
 
+// Keys and values [S, Hkv, D] in a head-major 16-bit cache ([Hkv, S, D]).
+std::vector<uint16_t> head_major_half(const std::vector<float>& x, int64_t S, int64_t Hkv, int64_t D, DType t) {
+  std::vector<float> hm(x.size());
+  for (int64_t j = 0; j < S; ++j)
+    for (int64_t h = 0; h < Hkv; ++h)
+      for (int64_t d = 0; d < D; ++d) hm[(h * S + j) * D + d] = x[(j * Hkv + h) * D + d];
+  std::vector<uint16_t> out(x.size());
+  narrow_half_ref(t, hm.data(), out.data(), static_cast<int64_t>(out.size()));
+  return out;
+}
+
+TEST(Attention, SixteenBitCacheMatchesTheTwinAndStaysNearF32) {
+  // Decode rows (attention_pv over spans) and prefill rows (>= 16 rows: the transposed GEMM), more
+  // positions than one widened span (256), windows and sinks: the same sums as the double twin reading
+  // the same 16-bit values, and near the f32 cache's output.
+  const Case cases[] = {{8, 2, 16, 16, 1, 600, 0, false},  {4, 1, 64, 64, 1, 300, 0, true},
+                        {16, 4, 8, 8, 2, 257, 100, false}, {8, 2, 16, 12, 40, 530, 0, false},
+                        {8, 1, 12, 9, 33, 290, 20, true},  {2, 2, 5, 3, 3, 3, 0, false}};
+  uint64_t seed = 40;
+  for (DType t : {DType::kF16, DType::kBF16}) {
+    for (const Case& c : cases) {
+      AttentionShape s{c.H, c.Hkv, c.Dqk, c.Dv};
+      auto q = randn(c.T * c.H * c.Dqk, seed++), k = randn(c.S * c.Hkv * c.Dqk, seed++),
+           v = randn(c.S * c.Hkv * c.Dv, seed++), sinks = randn(c.H, seed++, 2.0f);
+      AttentionOptions o{1.0f / std::sqrt(float(c.Dqk)), c.window, c.sinks ? sinks.data() : nullptr, c.chunk};
+      const auto kh = head_major_half(k, c.S, c.Hkv, c.Dqk, t), vh = head_major_half(v, c.S, c.Hkv, c.Dv, t);
+      AttentionTensors at{q.data(), kh.data(), vh.data(), nullptr, c.T, c.S, c.Dqk, c.Dv, c.S * c.Dqk, c.S * c.Dv, t};
+      std::vector<float> out(c.T * c.H * c.Dv), ref(out.size()), f32(out.size());
+      at.out = ref.data();
+      attention_forward_ref(at, s, o);
+      attention_forward({q.data(), k.data(), v.data(), f32.data(), c.T, c.S}, s, o);
+      const double near_f32 = t == DType::kF16 ? 5e-3 : 4e-2;
+      // This machine's kernels (AVX-512: decode reads the 16-bit rows in place), and AVX2's (spans widened).
+      for (Isa isa : {detected_isa(), Isa::kAvx2}) {
+        if (isa > detected_isa()) continue;
+        const Isa prev = set_isa_override(isa);
+        at.out = out.data();
+        attention_forward(at, s, o);
+        set_isa_override(prev);
+        for (size_t i = 0; i < out.size(); ++i) {
+          ASSERT_FALSE(std::isnan(out[i]));
+          EXPECT_NEAR(out[i], ref[i], 2e-5) << dtype_name(t) << " " << isa_name(isa) << " case H" << c.H << " T" << c.T
+                                            << " S" << c.S;
+          EXPECT_NEAR(out[i], f32[i], near_f32) << dtype_name(t) << " case H" << c.H << " T" << c.T << " S" << c.S;
+        }
+      }
+    }
+  }
+}
+
 TEST(Mla, NaiveAndAbsorbedMatchTheDefinition) {
   MlaShape s{3, 6, 4, 5, 7};  // H, nope, rope, v, r
   const int64_t T = 4, S = 6, lr = s.latent_row(), per_head = s.nope_dim + s.v_dim;
@@ -165,6 +217,20 @@ TEST(Mla, NaiveAndAbsorbedMatchTheDefinition) {
         EXPECT_NEAR(absorbed[at], out[a] / denom, 1e-4);
         EXPECT_NEAR(absorbed[at], naive[at], 1e-5);
       }
+    }
+  }
+  // A 16-bit cache's latent rows: both paths give what the f32 paths give on the same rounded rows.
+  for (DType t : {DType::kF16, DType::kBF16}) {
+    std::vector<uint16_t> lh(latent.size());
+    narrow_half_ref(t, latent.data(), lh.data(), static_cast<int64_t>(lh.size()));
+    std::vector<float> rounded(latent.size()), want(naive.size()), n16(naive.size()), a16(naive.size());
+    widen_half_ref(t, lh.data(), rounded.data(), static_cast<int64_t>(lh.size()));
+    mla.forward_naive({q.data(), rounded.data(), want.data(), T, S}, {scale, 0, nullptr});
+    mla.forward_naive({q.data(), lh.data(), n16.data(), T, S, t}, {scale, 0, nullptr});
+    mla.forward_absorbed({q.data(), lh.data(), a16.data(), T, S, t}, {scale, 0, nullptr});
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_NEAR(n16[i], want[i], 1e-5) << dtype_name(t);
+      EXPECT_NEAR(a16[i], want[i], 1e-4) << dtype_name(t);
     }
   }
 }

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/half_rows.h"
 #include "model/kv_cache.h"
 #include "model/norm.h"
 #include "model/rope.h"
@@ -185,6 +186,28 @@ TEST(KvCache, StoresAdvancesAndRejectsOverflow) {
   EXPECT_THROW(KvCache(0, 4, 3, 2), Error);
   KvCache latent(1, 2, 5, 0);  // MLA: keys only
   EXPECT_EQ(latent.values(0), nullptr);
+}
+
+TEST(KvCache, SixteenBitRowsRoundOnStoreAndTakeHalfTheBytes) {
+  for (DType t : {DType::kF16, DType::kBF16}) {
+    KvCache cache(2, 4, 4, 2, 2, {}, t);  // two heads: [2, S, 2] keys, [2, S, 1] values
+    EXPECT_EQ(cache.dtype(), t);
+    std::vector<float> k = {1.0f, 2.0f, 3.0f, 1.0f / 3.0f, 5.0f, 6.0f, 7.0f, 8.0f}, v = {9.0f, 10.0f, 11.0f, 12.0f};
+    cache.store(1, k.data(), v.data(), 2);
+    cache.advance(2);
+    const auto* kh = static_cast<const uint16_t*>(cache.key_data(1));
+    const auto* vh = static_cast<const uint16_t*>(cache.value_data(1));
+    float f = 0;
+    widen_half_ref(t, &kh[1], &f, 1);  // head 0, token 0, element 1
+    EXPECT_EQ(f, 2.0f);
+    widen_half_ref(t, &kh[4 * 2 + 1], &f, 1);  // head 1 (S = 4 rows of 2 further), token 0, element 1
+    EXPECT_NEAR(f, 1.0f / 3.0f, t == DType::kF16 ? 1e-3 : 2e-3);
+    EXPECT_NE(f, 1.0f / 3.0f);             // rounded
+    widen_half_ref(t, &vh[4 + 1], &f, 1);  // head 1, token 1
+    EXPECT_EQ(f, 12.0f);
+    EXPECT_EQ(cache.bytes_for(4), 2u * 4 * 6 * 2);
+  }
+  EXPECT_THROW(KvCache(1, 4, 2, 2, 1, {}, DType::kQ8_0), Error);
 }
 
 }  // namespace

@@ -1,0 +1,34 @@
+// Decode attention over a 16-bit KV cache (f16 or bf16 rows: half the bytes of f32), computed on the
+// rows where they lie: each 16-value slice is widened in registers as it is loaded, so memory sees only
+// the 16-bit bytes and nothing is written back. For the few query rows of decode (the heads sharing a
+// kv head, m < 16). The AVX-512 kernels run when attention_kv16_native(); elsewhere the functions run
+// their scalar twins, and attention widens spans of rows into f32 for the f32 kernels instead.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/attention_pv.h"
+#include "util/dtype.h"
+
+namespace moe {
+
+// True when attention_qk16 / attention_pv16 have a vector kernel on this machine (AVX-512).
+bool attention_kv16_native();
+
+// s[i * lds + j] = sum_p q[i * ldq + p] * k[j * ldk + p] for i < m, j < n, p < d; k is kF16 or kBF16.
+void attention_qk16(const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, DType t, float* s, int64_t lds,
+                    int64_t m, int64_t n, int64_t d);
+void attention_qk16_ref(const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, DType t, float* s, int64_t lds,
+                        int64_t m, int64_t n, int64_t d);
+
+// attention_pv with value rows of type t (PvShape's strides count elements).
+void attention_pv16(const float* p, const uint16_t* v, DType t, float* out, const PvShape& s);
+void attention_pv16_ref(const float* p, const uint16_t* v, DType t, float* out, const PvShape& s);
+
+namespace attention_detail {
+void attention_qk16_avx512(const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, DType t, float* s, int64_t lds,
+                           int64_t m, int64_t n, int64_t d);
+void attention_pv16_avx512(const float* p, const uint16_t* v, DType t, float* out, const PvShape& s);
+}  // namespace attention_detail
+
+}  // namespace moe

@@ -1,0 +1,86 @@
+// AVX-512 scores of decode attention over 16-bit keys (see attention_kv16.h): tiles of MR query rows
+// by NR keys (MR * NR <= 16 accumulators), each key row's 16 values widened in registers as they load
+// (f16 by vcvtph2ps, bf16 by a 16-bit shift), the query rows read from L1. The 16 accumulators of a
+// tile are summed across their lanes together (one transposing tree, 15 adds, instead of a reduction
+// per accumulator). The value side is attention_pv16_avx512 (attention_pv_avx512.cc).
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/attention_kv16.h"
+#include "kernels/avx512_common.h"
+
+namespace moe::attention_detail {
+namespace {
+
+inline __m512 widen16(__m256i h, bool f16) {
+  if (f16) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// Lane x of the result: the sum of v[x]'s 16 lanes.
+inline __m512 sum_lanes16(const __m512 (&v)[16]) {
+  __m512 t[8], u[4];
+  for (int i = 0; i < 8; ++i)  // per 128-bit block: [a0+a2, b0+b2, a1+a3, b1+b3] of v[2i] = a, v[2i+1] = b
+    t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+  for (int i = 0; i < 4; ++i) {  // per block: the block's sums of v[4i .. 4i + 3]
+    const __m512d a = _mm512_castps_pd(t[2 * i]), b = _mm512_castps_pd(t[2 * i + 1]);
+    u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+  }
+  // Blocks summed pairwise, then again: block j of the result holds the totals of v[4j .. 4j + 3].
+  const __m512 w0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88), _mm512_shuffle_f32x4(u[0], u[1], 0xdd));
+  const __m512 w1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x88), _mm512_shuffle_f32x4(u[2], u[3], 0xdd));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, 0x88), _mm512_shuffle_f32x4(w0, w1, 0xdd));
+}
+
+template <int MR>
+constexpr int keys_per_tile() {
+  return MR == 1 ? 16 : MR == 2 ? 8 : MR == 3 ? 5 : MR == 4 ? 4 : MR == 5 ? 3 : 2;
+}
+
+// s[MR, NR] = q[MR, d] . k[NR, d]^T.
+template <int MR, int NR>
+void tile(const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, bool f16, float* s, int64_t lds, int64_t d) {
+  static_assert(MR * NR <= 16);
+  __m512 acc[16];
+  for (__m512& a : acc) a = _mm512_setzero_ps();
+  auto step = [&](int64_t p, __mmask16 mk, bool full) {
+    __m512 kv[NR];
+    for (int r = 0; r < NR; ++r) {
+      const uint16_t* src = k + r * ldk + p;
+      kv[r] = widen16(
+          full ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)) : _mm256_maskz_loadu_epi16(mk, src), f16);
+    }
+    for (int i = 0; i < MR; ++i) {
+      const __m512 qv = full ? _mm512_loadu_ps(q + i * ldq + p) : _mm512_maskz_loadu_ps(mk, q + i * ldq + p);
+      for (int r = 0; r < NR; ++r) acc[i * NR + r] = _mm512_fmadd_ps(qv, kv[r], acc[i * NR + r]);
+    }
+  };
+  int64_t p = 0;
+  for (; p + 16 <= d; p += 16) step(p, 0xffff, true);
+  if (p < d) step(p, avx512::mask16(d - p), false);
+  alignas(64) float sums[16];
+  _mm512_store_ps(sums, sum_lanes16(acc));
+  for (int i = 0; i < MR; ++i)
+    for (int r = 0; r < NR; ++r) s[i * lds + r] = sums[i * NR + r];
+}
+
+}  // namespace
+
+void attention_qk16_avx512(const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, DType t, float* s, int64_t lds,
+                           int64_t m, int64_t n, int64_t d) {
+  const bool f16 = t == DType::kF16;
+  for (int64_t i0 = 0; i0 < m; i0 += 8) {
+    const int rows = static_cast<int>(std::min<int64_t>(8, m - i0));
+    const float* qi = q + i0 * ldq;
+    float* si = s + i0 * lds;
+    avx512::with_rows<8>(rows, [&]<int R>() {
+      constexpr int NR = keys_per_tile<R>();
+      int64_t j = 0;
+      for (; j + NR <= n; j += NR) tile<R, NR>(qi, ldq, k + j * ldk, ldk, f16, si + j, lds, d);
+      for (; j < n; ++j) tile<R, 1>(qi, ldq, k + j * ldk, ldk, f16, si + j, lds, d);
+    });
+  }
+}
+
+}  // namespace moe::attention_detail
