@@ -182,6 +182,7 @@ RunReport report_of_generation(const GenerateResult& g, const ModelSpec& spec, c
     rec.record(g.decode[i], 1, g.decode_seconds / g.decode.size(), false, kv_before);
   }
   RunReport r = rec.finish(read_gbps, g.kv_cache_bytes);
+  r.kv_cache_type = std::string(dtype_name(g.kv_cache_type));
   r.generated_tokens = static_cast<int64_t>(g.tokens.size());  // the first comes from the prefill's logits
   return r;
 }

@@ -242,6 +242,7 @@ GenerateResult DecoderGeneration::finish() {
   r.prefill_seconds = prefill_seconds_;
   r.decode_seconds = decode_seconds_;
   r.kv_cache_bytes = cache_->bytes_for(cache_->length());
+  r.kv_cache_type = cache_->dtype();
   r.reused_tokens = reused_;
   r.prefill = std::move(prefill_stats_);
   r.decode = std::move(decode_stats_);

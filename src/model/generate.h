@@ -77,10 +77,11 @@ struct GenerateResult {
   std::string stop_string;              // the stop string that ended it
   std::vector<TokenLogprobs> logprobs;  // options.logprobs >= 0: one per generated token
   double prefill_seconds = 0.0, decode_seconds = 0.0;
-  uint64_t kv_cache_bytes = 0;       // bytes of the cache actually filled
-  int64_t reused_tokens = 0;         // prompt tokens options.cache already held (not prefilled again)
-  ForwardStats prefill;              // record_routing only
-  std::vector<ForwardStats> decode;  // record_routing only: one per decode step
+  uint64_t kv_cache_bytes = 0;        // bytes of the cache actually filled
+  DType kv_cache_type = DType::kF32;  // of its rows
+  int64_t reused_tokens = 0;          // prompt tokens options.cache already held (not prefilled again)
+  ForwardStats prefill;               // record_routing only
+  std::vector<ForwardStats> decode;   // record_routing only: one per decode step
 };
 
 using TokenCallback = std::function<void(int32_t token)>;

@@ -129,7 +129,10 @@ std::string format_run_report(const RunReport& r) {
     line("decode bandwidth",
          fmt::format("{:.2f} GB/s{}", r.decode_bytes_per_s * 1e-9, ceiling_fraction_text(r.roofline)));
   }
-  line("KV cache", format_bytes(static_cast<double>(r.kv_cache_bytes)));
+  line("KV cache",
+       r.kv_cache_type.empty()
+           ? format_bytes(static_cast<double>(r.kv_cache_bytes))
+           : fmt::format("{} ({} rows)", format_bytes(static_cast<double>(r.kv_cache_bytes)), r.kv_cache_type));
   s += "  expert load per MoE layer (tokens per expert; max/mean; never used):\n";
   for (const LayerLoad& l : r.expert_load) {
     std::string counts;
@@ -162,6 +165,8 @@ std::string run_report_json(const RunReport& r, int indent) {
   j["read_ceiling_gb_per_s"] = json_measured(r.read_gbps_ceiling, r.read_gbps_ceiling > 0);
   put_ceiling_fraction(j, "roofline_fraction", r.roofline);
   j["kv_cache_bytes"] = r.kv_cache_bytes;
+  j["kv_cache_type"] =
+      r.kv_cache_type.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.kv_cache_type);
   nlohmann::ordered_json load = nlohmann::ordered_json::array();
   for (const LayerLoad& l : r.expert_load) {
     load.push_back({{"layer", l.layer},

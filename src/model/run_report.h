@@ -37,6 +37,7 @@ struct RunReport {
   double read_gbps_ceiling = 0;   // measured in the same run (0 when not measured)
   CeilingFraction roofline;       // decode_bytes_per_s / read ceiling (null when the step fits in cache)
   uint64_t kv_cache_bytes = 0;    // at the end of the run
+  std::string kv_cache_type;      // its rows: F32, F16 or BF16 (empty: not known)
 };
 
 class RunRecorder {
