@@ -47,8 +47,8 @@ class Model {
   Model(const std::optional<std::string>& path, const std::optional<int>& threads, const cli::OffloadArgs& offload)
       : dir_(cli::resolve_model_dir(path.value_or(""))),
         threads_(threads ? checked("threads", *threads, 1, kMaxThreads) : 0) {
-    DecoderOptions options;
-    options.offload = offload.options();  // --mem-budget / --expert-profile, parsed and checked as the CLI does
+    // --mem-budget / --expert-profile / --kv-type, parsed and checked as the CLI does
+    const DecoderOptions options = offload.decoder_options();
     py::gil_scoped_release release;
     use_threads();
     decoder_ = std::make_unique<Decoder>(dir_, options);
@@ -304,18 +304,20 @@ void register_model(py::module_& m) {
   py::class_<Model, std::shared_ptr<Model>>(m, "Model", R"(A model: a checkpoint folder (config.json +
 safetensors) or a .gguf file, loaded as `moe eval --model PATH` loads it; None: the embedded default.
 threads sets the process-wide worker pool to that size whenever this model computes; mem_budget
-(bytes or "12G") keeps the routed experts in the file and reads them into a cache, as --mem-budget.)")
+(bytes or "12G") keeps the routed experts in the file and reads them into a cache, as --mem-budget;
+kv_type ("auto", "f32", "f16", "bf16") the KV cache's rows, as --kv-type.)")
       .def(py::init([](const py::object& path, const std::optional<int>& threads, const py::object& mem_budget,
-                       const std::optional<std::string>& expert_profile) {
+                       const std::optional<std::string>& expert_profile, const std::string& kv_type) {
              cli::OffloadArgs offload;  // mem_budget: bytes (int) or a size string ("12G"), as --mem-budget
              if (!mem_budget.is_none())
                offload.mem_budget = py::isinstance<py::int_>(mem_budget) ? std::to_string(mem_budget.cast<uint64_t>())
                                                                          : mem_budget.cast<std::string>();
              offload.expert_profile = expert_profile.value_or("");
+             offload.kv_type = kv_type;
              return std::make_shared<Model>(path_arg(path), threads, offload);
            }),
            py::arg("path") = py::none(), py::kw_only(), py::arg("threads") = py::none(),
-           py::arg("mem_budget") = py::none(), py::arg("expert_profile") = py::none())
+           py::arg("mem_budget") = py::none(), py::arg("expert_profile") = py::none(), py::arg("kv_type") = "auto")
       .def(
           "offload", [](Model& m) -> py::object { return to_python(cli::offload_json(m.decoder(), 0)); },
           "With mem_budget: the expert cache's report (the `offload` key of `moe run --json`), else None.")

@@ -80,6 +80,22 @@ class ModelTest(unittest.TestCase):
             moe.Model(self.dir, mem_budget="12X")
         self.assertIn("--mem-budget 12X", str(e.exception))
 
+    def test_kv_type_as_the_cli(self):
+        # A float32 checkpoint keeps an f32 cache by default; f16 rounds keys and values, as --kv-type f16.
+        ids = self.exp["prompt_ids"]
+        f32 = moe.Model(self.dir, threads=THREADS, kv_type="f32").eval(ids)
+        f16 = moe.Model(self.dir, threads=THREADS, kv_type="f16").eval(ids)
+        self.assertTrue(np.array_equal(f32, self.model.eval(ids)))
+        self.assertFalse(np.array_equal(f16, f32))
+        self.assertLess(float(np.max(np.abs(f16 - f32))), 3e-3 * float(np.max(np.abs(f32))))
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "logits.f32")
+            run_moe("eval", "--model", self.dir, "--ids", ids_arg(ids), "--kv-type", "f16", "--logits-out", out)
+            self.assertTrue(np.array_equal(f16, np.fromfile(out, dtype=np.float32).reshape(f16.shape)))
+        with self.assertRaises(moe.UsageError) as e:
+            moe.Model(self.dir, kv_type="f8")
+        self.assertIn("--kv-type f8", str(e.exception))
+
     def test_eval_takes_numpy_ids(self):
         ids = np.array(self.exp["prompt_ids"], dtype=np.int64)
         self.assertTrue(np.array_equal(self.model.eval(ids), self.model.eval(list(ids))))
