@@ -170,8 +170,8 @@ TEST(Attention, SixteenBitCacheMatchesTheTwinAndStaysNearF32) {
         set_isa_override(prev);
         for (size_t i = 0; i < out.size(); ++i) {
           ASSERT_FALSE(std::isnan(out[i]));
-          EXPECT_NEAR(out[i], ref[i], 2e-5) << dtype_name(t) << " " << isa_name(isa) << " case H" << c.H << " T" << c.T
-                                            << " S" << c.S;
+          EXPECT_NEAR(out[i], ref[i], 2e-5)
+              << dtype_name(t) << " " << isa_name(isa) << " case H" << c.H << " T" << c.T << " S" << c.S;
           EXPECT_NEAR(out[i], f32[i], near_f32) << dtype_name(t) << " case H" << c.H << " T" << c.T << " S" << c.S;
         }
       }
