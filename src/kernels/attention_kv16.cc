@@ -27,15 +27,15 @@ void attention_qk16_ref(const float* q, int64_t ldq, const uint16_t* k, int64_t 
 
 void attention_pv16_ref(const float* p, const uint16_t* v, DType t, float* out, const PvShape& s) {
   MOE_CHECK(is_half_float(t));
+  if (!s.accumulate)
+    for (int64_t r = 0; r < s.m; ++r)
+      for (int64_t d = 0; d < s.dv; ++d) out[r * s.ldo + d] = 0.0f;
   std::vector<float> row(static_cast<size_t>(s.dv));
-  for (int64_t r = 0; r < s.m; ++r) {
-    float* o = out + r * s.ldo;
-    if (!s.accumulate)
-      for (int64_t d = 0; d < s.dv; ++d) o[d] = 0.0f;
-    for (int64_t j = 0; j < s.n; ++j) {
-      widen_half_ref(t, v + j * s.ldv, row.data(), s.dv);
+  for (int64_t j = 0; j < s.n; ++j) {  // each value row widened once, added to every row in position order
+    widen_half_ref(t, v + j * s.ldv, row.data(), s.dv);
+    for (int64_t r = 0; r < s.m; ++r) {
       const float w = p[r * s.ldp + j];
-      for (int64_t d = 0; d < s.dv; ++d) o[d] += w * row[d];
+      for (int64_t d = 0; d < s.dv; ++d) out[r * s.ldo + d] += w * row[d];
     }
   }
 }

@@ -13,11 +13,6 @@
 namespace moe::attention_detail {
 namespace {
 
-inline __m512 widen16(__m256i h, bool f16) {
-  if (f16) return _mm512_cvtph_ps(h);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
 // Lane x of the result: the sum of v[x]'s 16 lanes.
 inline __m512 sum_lanes16(const __m512 (&v)[16]) {
   __m512 t[8], u[4];
@@ -48,7 +43,7 @@ void tile(const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, bool f16,
     __m512 kv[NR];
     for (int r = 0; r < NR; ++r) {
       const uint16_t* src = k + r * ldk + p;
-      kv[r] = widen16(
+      kv[r] = avx512::widen_half16(
           full ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)) : _mm256_maskz_loadu_epi16(mk, src), f16);
     }
     for (int i = 0; i < MR; ++i) {

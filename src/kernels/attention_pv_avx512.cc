@@ -25,9 +25,7 @@ struct LoadF32 {
 struct LoadHalf {
   bool f16;
   __m512 operator()(const uint16_t* row, __mmask16 mk) const {
-    const __m256i h = _mm256_maskz_loadu_epi16(mk, row);
-    if (f16) return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return avx512::widen_half16(_mm256_maskz_loadu_epi16(mk, row), f16);
   }
 };
 

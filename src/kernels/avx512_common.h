@@ -47,6 +47,12 @@ inline void transpose16(__m512i (&r)[16]) {
   }
 }
 
+// 16 f16 (vcvtph2ps) or bf16 (the bits shifted to the top of a float) values as f32: KV cache rows.
+inline __m512 widen_half16(__m256i h, bool f16) {
+  if (f16) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
 // fn.template operator()<R>() for R = rn, 1 <= rn <= N (a kernel instantiated per row count).
 template <int N, typename F>
 inline void with_rows(int rn, F&& fn) {

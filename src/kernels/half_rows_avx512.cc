@@ -12,11 +12,6 @@
 namespace moe::half_detail {
 namespace {
 
-inline __m512 widen16(DType t, __m256i h) {
-  if (t == DType::kF16) return _mm512_cvtph_ps(h);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
 inline __m256i narrow16(DType t, __m512 x) {
   if (t == DType::kF16) return _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512i b = _mm512_castps_si512(x);
@@ -34,7 +29,7 @@ inline __m256i narrow16(DType t, __m512 x) {
 void widen_half_avx512(DType t, const uint16_t* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 mk = avx512::mask16(std::min<int64_t>(16, n - i));
-    _mm512_mask_storeu_ps(dst + i, mk, widen16(t, _mm256_maskz_loadu_epi16(mk, src + i)));
+    _mm512_mask_storeu_ps(dst + i, mk, avx512::widen_half16(_mm256_maskz_loadu_epi16(mk, src + i), t == DType::kF16));
   }
 }
 
