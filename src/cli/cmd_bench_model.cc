@@ -247,14 +247,12 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   const bool own_peak = reset_peak_resident();  // the ceilings measured before are not the engine's
   Timer load;
   Progress progress("bench model", true, global);
-  DecoderOptions options;
+  DecoderOptions options = a.offload.decoder_options();  // --mem-budget, --kv-type
   if (progress.active())
     options.load_progress = [&](int64_t done, int64_t total) {
       progress.update(double(done), double(total), "layers loaded");
     };
   if (!cache_panels) options.pack_cache = PackCacheOptions{.enabled = false, .dir = {}};
-  options.offload = a.offload.options();
-  options.kv_type = a.offload.kv_dtype();
   if (a.uniform_routing) options.uniform_routing_seed = 12345;
   Decoder dec(dir, options);
   const double load_seconds = load.seconds();

@@ -40,9 +40,9 @@ RankedModel load_ranked_model(const std::string& model_dir, const parallel::EpAr
                               const GlobalOptions* global) {
   RankedModel m;
   m.ep = parallel::init_from_args(args);
-  const OffloadOptions offload = memory.options();
+  const DecoderOptions base = memory.decoder_options();  // --mem-budget and --kv-type, parsed once
   if (!m.multi_rank()) {
-    DecoderOptions options = memory.decoder_options();
+    DecoderOptions options = base;
     std::optional<Progress> progress;
     if (global) progress.emplace("loading", true, *global);
     if (progress && progress->active())
@@ -54,13 +54,14 @@ RankedModel load_ranked_model(const std::string& model_dir, const parallel::EpAr
     if (then) then(*m.decoder);
     return m;
   }
-  if (offload.mem_budget > 0) fail_usage("run", "--mem-budget runs in one process; it cannot be combined with --ep");
+  if (base.offload.mem_budget > 0)
+    fail_usage("run", "--mem-budget runs in one process; it cannot be combined with --ep");
   parallel::run_collectively(*m.ep.comm, "loading the model", [&] {
     const ModelSpec spec = load_model_spec_any(model_dir);
     m.hook =
         std::make_unique<parallel::EpDecoderHook>(*m.ep.comm, m.ep.placement_spec, static_cast<int>(spec.n_expert));
     DecoderOptions options = m.hook->options();
-    options.kv_type = memory.kv_dtype();
+    options.kv_type = base.kv_type;
     m.decoder = std::make_unique<Decoder>(model_dir, options);
   });
   if (then) parallel::run_collectively(*m.ep.comm, "reading the inputs", [&] { then(*m.decoder); });
