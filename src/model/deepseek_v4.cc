@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "io/safetensors.h"
+#include "kernels/half_rows.h"
 #include "kernels/quant_blocks.h"
 #include "model/deepseek_v4_layer.h"
 #include "model/norm.h"
@@ -209,20 +210,59 @@ WeightView DeepseekV4Model::fp4_matrix(const std::string& base, int64_t rows, in
   return store_->keep_matrix(out.data(), DType::kMXFP4, rows, cols);
 }
 
-Dsv4Cache DeepseekV4Model::make_cache() const {
+void Dsv4Rows::resize(int64_t rows) {
+  rows_ = rows;
+  if (dtype_ == DType::kF32)
+    f32_.resize(static_cast<size_t>(rows * width_), 0.0f);
+  else
+    half_.resize(static_cast<size_t>(rows * width_), 0);
+}
+
+void Dsv4Rows::set(int64_t i, const float* row) {
+  if (dtype_ == DType::kF32)
+    std::copy_n(row, width_, f32_.data() + i * width_);
+  else
+    narrow_half(dtype_, row, half_.data() + i * width_, width_);
+}
+
+void Dsv4Rows::push(const float* row) {
+  resize(rows_ + 1);
+  set(rows_ - 1, row);
+}
+
+const float* Dsv4Rows::f32_rows(int64_t i0, int64_t n, std::vector<float>& scratch) const {
+  if (dtype_ == DType::kF32) return f32_.data() + i0 * width_;
+  if (scratch.size() < static_cast<size_t>(n * width_)) scratch.resize(static_cast<size_t>(n * width_));
+  widen_half(dtype_, half_.data() + i0 * width_, scratch.data(), n * width_);
+  return scratch.data();
+}
+
+void Dsv4Rows::widen_row(int64_t i, float* dst) const {
+  if (dtype_ == DType::kF32)
+    std::copy_n(f32_.data() + i * width_, width_, dst);
+  else
+    widen_half(dtype_, half_.data() + i * width_, dst, width_);
+}
+
+Dsv4Cache DeepseekV4Model::make_cache(DType kv_type) const {
+  if (kv_type != DType::kF32 && !is_half_float(kv_type))
+    fail("model", "{}: a DeepSeek-V4 cache keeps its K=V rows as f32, f16 or bf16, not {}", spec_.source,
+         dtype_name(kv_type));
   Dsv4Cache c;
+  c.kv_type_ = kv_type;
   c.layers_.resize(static_cast<size_t>(spec_.n_layer));
   for (int64_t li = 0; li < spec_.n_layer; ++li) {
     const Layer& L = *layers_[li];
     Dsv4Cache::Layer& cl = c.layers_[li];
-    cl.head_dim = spec_.head_dim;
-    cl.window.assign(static_cast<size_t>(spec_.sliding_window * spec_.head_dim), 0.0f);
-    const auto init = [](Dsv4Cache::Compressor& st, const Dsv4CompressorWeights& w) {
+    cl.window = Dsv4Rows(kv_type, spec_.head_dim);
+    cl.window.resize(spec_.sliding_window);
+    const auto init = [kv_type](Dsv4Cache::Compressor& st, const Dsv4CompressorWeights& w) {
       st.ratio = w.ratio;
       st.width = w.width;
       st.cols = w.cols;
       st.kv.assign(static_cast<size_t>(2 * w.ratio * w.cols), 0.0f);
       st.score.assign(st.kv.size(), 0.0f);
+      st.entries = Dsv4Rows(kv_type, w.width);
     };
     if (L.ratio > 0) init(cl.attn, L.comp);
     if (L.ratio == 4) init(cl.index, L.index_comp);
@@ -231,13 +271,13 @@ Dsv4Cache DeepseekV4Model::make_cache() const {
 }
 
 uint64_t Dsv4Cache::kv_bytes() const {
-  uint64_t floats = 0;
+  uint64_t bytes = 0;
   for (const Layer& l : layers_) {
-    const int64_t window = l.head_dim ? static_cast<int64_t>(l.window.size()) / l.head_dim : 0;
-    floats +=
-        static_cast<uint64_t>(std::min(length_, window) * l.head_dim) + l.attn.entries.size() + l.index.entries.size();
+    const int64_t held = std::min(length_, l.window.rows());
+    bytes += static_cast<uint64_t>(held * l.window.width()) * dtype_size(kv_type_) + l.attn.entries.bytes() +
+             l.index.entries.bytes();
   }
-  return floats * sizeof(float);
+  return bytes;
 }
 
 uint64_t Dsv4Cache::pending_bytes() const {
@@ -337,7 +377,7 @@ void DeepseekV4Model::moe(Layer& L, const float* x, const int32_t* ids, int64_t 
 }
 
 void DeepseekV4Model::forward(const int32_t* ids, int64_t T, Dsv4Cache& cache, float* logits, const ForwardTap& tap,
-                              ForwardStats* stats) {
+                              ForwardStats* stats, bool last_only) {
   const ModelSpec& s = spec_;
   const int64_t D = s.d_model, n = s.dsv4.hc_mult, V = s.vocab;
   if (T <= 0) fail("model", "{}: forward needs at least one token", s.source);
@@ -387,7 +427,8 @@ void DeepseekV4Model::forward(const int32_t* ids, int64_t T, Dsv4Cache& cache, f
   }
   rms_norm(y.data(), final_norm_, y.data(), T, D, eps);
   if (tap) tap(kModelTensor, tap::kFinalNorm, TapView{y.data(), T, D});
-  dsv4::linear(y.data(), head_, logits, T, V, D);
+  const int64_t first = last_only ? T - 1 : 0;
+  dsv4::linear(y.data() + first * D, head_, logits, T - first, V, D);
   cache.length_ += T;
 }
 

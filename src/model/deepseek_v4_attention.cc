@@ -8,6 +8,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "kernels/attention_pv.h"
+#include "kernels/half_rows.h"
 #include "model/deepseek_v4_layer.h"
 #include "model/linear.h"
 #include "model/norm.h"
@@ -43,16 +45,28 @@ std::vector<double> rope_inv_freq(const ModelSpec& s, bool compressed) {
   return f;
 }
 
-void rope_row(float* row, int64_t dim, const std::vector<double>& inv_freq, int64_t pos, bool inverse) {
+void rope_rows(float* rows, int64_t n, int64_t stride, int64_t dim, const std::vector<double>& inv_freq, int64_t pos,
+               bool inverse) {
   const int64_t half = static_cast<int64_t>(inv_freq.size());
-  float* r = row + dim - 2 * half;
+  thread_local std::vector<double> cs;  // [half, 2]: cos, sin
+  cs.resize(static_cast<size_t>(2 * half));
   for (int64_t i = 0; i < half; ++i) {
     const double ang = static_cast<double>(pos) * inv_freq[i];
-    const double c = std::cos(ang), sn = inverse ? -std::sin(ang) : std::sin(ang);
-    const double a = r[2 * i], b = r[2 * i + 1];
-    r[2 * i] = static_cast<float>(a * c - b * sn);
-    r[2 * i + 1] = static_cast<float>(a * sn + b * c);
+    cs[2 * i] = std::cos(ang);
+    cs[2 * i + 1] = inverse ? -std::sin(ang) : std::sin(ang);
   }
+  for (int64_t k = 0; k < n; ++k) {
+    float* r = rows + k * stride + dim - 2 * half;
+    for (int64_t i = 0; i < half; ++i) {
+      const double c = cs[2 * i], sn = cs[2 * i + 1], a = r[2 * i], b = r[2 * i + 1];
+      r[2 * i] = static_cast<float>(a * c - b * sn);
+      r[2 * i + 1] = static_cast<float>(a * sn + b * c);
+    }
+  }
+}
+
+void rope_row(float* row, int64_t dim, const std::vector<double>& inv_freq, int64_t pos, bool inverse) {
+  rope_rows(row, 1, dim, dim, inv_freq, pos, inverse);
 }
 
 }  // namespace dsv4
@@ -99,7 +113,15 @@ void compressor_push(Dsv4Cache::Compressor& st, const Dsv4CompressorWeights& w, 
   }
   rms_norm(e.data(), w.norm, e.data(), 1, width, eps);
   dsv4::rope_row(e.data(), width, inv_freq, j * r, false);
-  st.entries.insert(st.entries.end(), e.begin(), e.end());
+  st.entries.push(e.data());
+}
+
+// x [n] rounded to the 16-bit type t in place: the K=V rows of a forward as the cache will hold them, so that
+// a query sees the same keys whether they came in its own forward or an earlier one.
+void round_rows(DType t, float* x, int64_t n) {
+  std::vector<uint16_t> h(static_cast<size_t>(n));
+  narrow_half(t, x, h.data(), n);
+  widen_half(t, h.data(), x, n);
 }
 
 // Projects x [T, D] through a compressor and pushes the T tokens from position p0.
@@ -114,8 +136,9 @@ void compress_tokens(Dsv4Cache::Compressor& st, const Dsv4CompressorWeights& w, 
 
 }  // namespace
 
-// The attention's inputs for the queries of one forward: q [T, H, d], kv [T, d], the indexer's q [T, nh, hd] and
-// weights [T, nh] (ratio 4), the cache with the window rows before p0 and every compressed entry.
+// The attention's inputs for the queries of one forward: q [T, H, d], kv [T, d] (already rounded to the cache's
+// type), the indexer's q [T, nh, hd] and weights [T, nh] (ratio 4), the cache with the window rows before p0
+// and every compressed entry.
 struct DeepseekV4Model::QueryInputs {
   const Layer& layer;
   const Dsv4Cache::Layer& cache;
@@ -123,70 +146,123 @@ struct DeepseekV4Model::QueryInputs {
   int64_t p0;
 };
 
-struct DeepseekV4Model::QueryScratch {
-  std::vector<const float*> keys;
-  std::vector<double> score, index_score;
-  std::vector<int64_t> pick;
-};
+namespace {
 
-// The compressed entries query t attends (ratio > 0): those complete at its position; with the indexer (ratio 4)
-// only the top index_topk of sum_h w_h relu(q_h . k_j) over the indexer's entries (ties: the lower entry).
-void DeepseekV4Model::compressed_keys(const QueryInputs& in, int64_t t, QueryScratch& sc) const {
-  const Layer& L = in.layer;
-  const int64_t nh = spec_.dsv4.index_n_heads, hd = spec_.dsv4.index_head_dim, topk = spec_.dsv4.index_topk;
-  const int64_t visible = (in.p0 + t + 1) / L.ratio;
-  sc.pick.resize(static_cast<size_t>(visible));
-  std::iota(sc.pick.begin(), sc.pick.end(), 0);
-  if (L.ratio == 4 && visible > topk) {
-    sc.index_score.assign(static_cast<size_t>(visible), 0.0);
-    for (int64_t j = 0; j < visible; ++j) {
-      const float* k = in.cache.index.entries.data() + j * hd;
-      for (int64_t h = 0; h < nh; ++h) {
-        const float* qh = in.index_q + (t * nh + h) * hd;
-        double dot = 0;
-        for (int64_t i = 0; i < hd; ++i) dot += static_cast<double>(qh[i]) * k[i];
-        sc.index_score[j] += in.index_w[t * nh + h] * std::max(dot, 0.0);
-      }
-    }
-    const std::vector<double>& is = sc.index_score;
-    std::partial_sort(sc.pick.begin(), sc.pick.begin() + topk, sc.pick.end(),
-                      [&](int64_t a, int64_t b) { return is[a] > is[b] || (is[a] == is[b] && a < b); });
-    sc.pick.resize(static_cast<size_t>(topk));
-  }
-  for (int64_t j : sc.pick) sc.keys.push_back(in.cache.attn.entries.data() + j * spec_.head_dim);
+constexpr int64_t kHeadBlock = 16;         // query heads of one attention work item
+constexpr int64_t kIndexBlock = 512;       // indexer entries of one scoring work item
+constexpr int64_t kIndexScores = 1 << 25;  // indexer scores held at once (128 MiB): queries go in groups
+
+// A thread's buffers, kept between work items and forwards.
+struct Dsv4Scratch {
+  std::vector<float> keys, scores, widened;
+};
+Dsv4Scratch& scratch() {
+  thread_local Dsv4Scratch s;
+  return s;
 }
 
-// Query t's output o [H, d]: softmax over its keys (the window, then the compressed entries) with the head's
-// sink as one more logit of value zero; the values are the keys; the rope dims rotated back to the query's position.
-void DeepseekV4Model::attend_query(const QueryInputs& in, int64_t t, QueryScratch& sc, float* o) const {
+// Entries query p0 + t sees at compression ratio r: those complete at its position.
+int64_t visible_entries(int64_t p0, int64_t t, int64_t r) { return (p0 + t + 1) / r; }
+
+}  // namespace
+
+// The compressed entries each query t attends (ratio > 0), ascending: those complete at its position; with the
+// indexer (ratio 4) only the top index_topk of sum_h w_h relu(q_h . k_j) over the indexer's entries (ties: the
+// lower entry). The scores are items of (query, block of kIndexBlock entries) on the thread pool, a group of
+// queries at a time.
+void DeepseekV4Model::index_picks(const QueryInputs& in, int64_t T, std::vector<std::vector<int32_t>>& picks) const {
+  const Layer& L = in.layer;
+  const int64_t nh = spec_.dsv4.index_n_heads, hd = spec_.dsv4.index_head_dim, topk = spec_.dsv4.index_topk;
+  picks.assign(static_cast<size_t>(T), {});
+  if (L.ratio == 0) return;  // the window only
+  for (int64_t t = 0; t < T; ++t) {
+    picks[t].resize(static_cast<size_t>(visible_entries(in.p0, t, L.ratio)));
+    std::iota(picks[t].begin(), picks[t].end(), 0);
+  }
+  if (L.ratio != 4) return;
+  std::vector<float> score;
+  std::vector<int64_t> first, item_query, item_block;  // per query of a group: offset of its scores
+  for (int64_t g0 = 0; g0 < T;) {
+    first.assign(1, 0);
+    item_query.clear();
+    item_block.clear();
+    int64_t g1 = g0;
+    for (; g1 < T && (g1 == g0 || first.back() + visible_entries(in.p0, g1, 4) <= kIndexScores); ++g1) {
+      const int64_t vis = visible_entries(in.p0, g1, 4);
+      first.push_back(first.back() + (vis > topk ? vis : 0));
+      for (int64_t b = 0; vis > topk && b * kIndexBlock < vis; ++b) {
+        item_query.push_back(g1);
+        item_block.push_back(b);
+      }
+    }
+    score.resize(static_cast<size_t>(first.back()));
+    thread_pool().parallel_for_dynamic(static_cast<int64_t>(item_query.size()), 1, [&](int64_t i0, int64_t i1, int) {
+      Dsv4Scratch& sc = scratch();
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t t = item_query[i], j0 = item_block[i] * kIndexBlock;
+        const int64_t nb = std::min(kIndexBlock, visible_entries(in.p0, t, 4) - j0);
+        const float* k = in.cache.index.entries.f32_rows(j0, nb, sc.widened);
+        sc.scores.resize(static_cast<size_t>(nh * nb));  // [nh, nb]
+        matmul_nt(in.index_q + t * nh * hd, hd, WeightView{k, DType::kF32, hd}, sc.scores.data(), nb,
+                  MatmulShape{nh, nb, hd}, false);
+        float* out = score.data() + first[t - g0] + j0;
+        for (int64_t j = 0; j < nb; ++j) out[j] = 0;
+        for (int64_t h = 0; h < nh; ++h) {
+          const float w = in.index_w[t * nh + h], *s = sc.scores.data() + h * nb;
+          for (int64_t j = 0; j < nb; ++j) out[j] += w * std::max(s[j], 0.0f);
+        }
+      }
+    });
+    thread_pool().parallel_for(g1 - g0, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = g0 + b; t < g0 + e; ++t) {
+        std::vector<int32_t>& p = picks[t];
+        if (static_cast<int64_t>(p.size()) <= topk) continue;
+        const float* is = score.data() + first[t - g0];
+        std::nth_element(p.begin(), p.begin() + topk, p.end(),
+                         [is](int32_t a, int32_t b) { return is[a] > is[b] || (is[a] == is[b] && a < b); });
+        p.resize(static_cast<size_t>(topk));
+        std::sort(p.begin(), p.end());
+      }
+    });
+    g0 = g1;
+  }
+}
+
+// Heads [h0, h0 + hn) of query t, o [hn, d]: softmax over its keys (the window, then its picked compressed entries)
+// with the head's sink as one more logit of value zero; the values are the keys; the rope dims rotated back to
+// the query's position. The keys are gathered as f32 rows, the scores and the value sum run on the matmul kernels.
+void DeepseekV4Model::attend(const QueryInputs& in, int64_t t, int64_t h0, int64_t hn,
+                             const std::vector<int32_t>& picks, float* o) const {
   const Layer& L = in.layer;
   const int64_t H = spec_.n_head, d = spec_.head_dim, win = spec_.sliding_window, pos = in.p0 + t;
-  sc.keys.clear();
-  for (int64_t p = std::max<int64_t>(0, pos - win + 1); p <= pos; ++p)
-    sc.keys.push_back(p >= in.p0 ? in.kv + (p - in.p0) * d : in.cache.window.data() + (p % win) * d);
-  if (L.ratio > 0) compressed_keys(in, t, sc);
-  const int64_t nk = static_cast<int64_t>(sc.keys.size());
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  sc.score.resize(static_cast<size_t>(nk));
-  for (int64_t h = 0; h < H; ++h) {
-    const float* qh = in.q + (t * H + h) * d;
-    double mx = L.sink[h];
-    for (int64_t k = 0; k < nk; ++k) {
-      double dot = 0;
-      for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(qh[i]) * sc.keys[k][i];
-      sc.score[k] = dot * scale;
-      mx = std::max(mx, sc.score[k]);
-    }
-    double sum = std::exp(L.sink[h] - mx);
-    for (int64_t k = 0; k < nk; ++k) sum += (sc.score[k] = std::exp(sc.score[k] - mx));
-    float* oh = o + h * d;
-    for (int64_t i = 0; i < d; ++i) {
-      double acc = 0;
-      for (int64_t k = 0; k < nk; ++k) acc += sc.score[k] * sc.keys[k][i];
-      oh[i] = static_cast<float>(acc / sum);
-    }
-    dsv4::rope_row(oh, d, L.inv_freq, pos, true);
+  const int64_t w0 = std::max<int64_t>(0, pos - win + 1), nw = pos - w0 + 1;
+  const int64_t nk = nw + static_cast<int64_t>(picks.size());
+  Dsv4Scratch& sc = scratch();
+  sc.keys.resize(static_cast<size_t>(nk * d));  // [nk, d]
+  for (int64_t p = w0; p <= pos; ++p) {
+    float* row = sc.keys.data() + (p - w0) * d;
+    if (p >= in.p0)
+      std::copy_n(in.kv + (p - in.p0) * d, d, row);
+    else
+      in.cache.window.widen_row(p % win, row);
   }
+  for (size_t j = 0; j < picks.size(); ++j) in.cache.attn.entries.widen_row(picks[j], sc.keys.data() + (nw + j) * d);
+  sc.scores.resize(static_cast<size_t>(hn * nk));  // [hn, nk]
+  const WeightView keys{sc.keys.data(), DType::kF32, d};
+  matmul_nt(in.q + (t * H + h0) * d, d, keys, sc.scores.data(), nk, MatmulShape{hn, nk, d}, false);
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  for (int64_t h = 0; h < hn; ++h) {
+    float* s = sc.scores.data() + h * nk;
+    const float sink = L.sink[h0 + h];
+    float mx = sink;
+    for (int64_t k = 0; k < nk; ++k) mx = std::max(mx, s[k] *= scale);
+    double sum = std::exp(static_cast<double>(sink - mx));
+    for (int64_t k = 0; k < nk; ++k) sum += (s[k] = std::exp(s[k] - mx));
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t k = 0; k < nk; ++k) s[k] *= inv;
+  }
+  attention_pv(sc.scores.data(), sc.keys.data(), o, PvShape{hn, nk, d, nk, d, d});
+  dsv4::rope_rows(o, hn, d, d, L.inv_freq, pos, true);
 }
 
 void DeepseekV4Model::attention(Layer& L, int64_t li, const float* x, int64_t T, Dsv4Cache::Layer& cache, int64_t p0,
@@ -204,9 +280,10 @@ void DeepseekV4Model::attention(Layer& L, int64_t li, const float* x, int64_t T,
   dsv4::linear(x, L.wkv, kv.data(), T, d, D);  // [T, d]
   rms_norm(kv.data(), L.kv_norm, kv.data(), T, d, eps);
   for (int64_t t = 0; t < T; ++t) {
-    for (int64_t h = 0; h < H; ++h) dsv4::rope_row(q.data() + (t * H + h) * d, d, L.inv_freq, p0 + t, false);
+    dsv4::rope_rows(q.data() + t * H * d, H, d, d, L.inv_freq, p0 + t, false);
     dsv4::rope_row(kv.data() + t * d, d, L.inv_freq, p0 + t, false);
   }
+  if (cache.window.dtype() != DType::kF32) round_rows(cache.window.dtype(), kv.data(), T * d);  // as cached
   if (L.ratio > 0) compress_tokens(cache.attn, L.comp, x, T, D, p0, L.inv_freq, eps);
   std::vector<float> iq, iw;
   if (L.ratio == 4) {
@@ -217,16 +294,20 @@ void DeepseekV4Model::attention(Layer& L, int64_t li, const float* x, int64_t T,
     dsv4::linear(x, L.index_weights, iw.data(), T, nh, D);
     const float w_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd * nh)));
     for (float& v : iw) v *= w_scale;
-    for (int64_t t = 0; t < T * nh; ++t) dsv4::rope_row(iq.data() + t * hd, hd, L.inv_freq, p0 + t / nh, false);
+    for (int64_t t = 0; t < T; ++t) dsv4::rope_rows(iq.data() + t * nh * hd, nh, hd, hd, L.inv_freq, p0 + t, false);
   }
   std::vector<float> o(static_cast<size_t>(T * H * d));  // [T, H, d]
   const QueryInputs in{L, cache, q.data(), kv.data(), iq.data(), iw.data(), p0};
-  thread_pool().parallel_for(T, [&](int64_t begin, int64_t end, int) {
-    QueryScratch scratch;
-    for (int64_t t = begin; t < end; ++t) attend_query(in, t, scratch, o.data() + t * H * d);
+  std::vector<std::vector<int32_t>> picks;
+  index_picks(in, T, picks);
+  const int64_t blocks = (H + kHeadBlock - 1) / kHeadBlock;
+  thread_pool().parallel_for_dynamic(T * blocks, 1, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t t = i / blocks, h0 = i % blocks * kHeadBlock, hn = std::min(kHeadBlock, H - h0);
+      attend(in, t, h0, hn, picks[t], o.data() + (t * H + h0) * d);
+    }
   });
-  for (int64_t t = std::max<int64_t>(0, T - win); t < T; ++t)
-    std::copy_n(kv.data() + t * d, d, cache.window.data() + ((p0 + t) % win) * d);
+  for (int64_t t = std::max<int64_t>(0, T - win); t < T; ++t) cache.window.set((p0 + t) % win, kv.data() + t * d);
   // Grouped low-rank output: group g's H d / G outputs through its o_lora_rank rows of wo_a, then wo_b.
   const int64_t G = s.dsv4.o_groups, ro = s.dsv4.o_lora_rank, gw = H * d / G;
   std::vector<float> og(static_cast<size_t>(T * gw)), low(static_cast<size_t>(T * G * ro)),

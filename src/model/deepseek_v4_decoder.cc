@@ -27,12 +27,11 @@ KvCache Decoder::v4_cache(int64_t max_tokens) const {
   RecurrentLayers recurrent;
   recurrent.mask.assign(static_cast<size_t>(spec_.n_layer), 1);
   recurrent.state_floats = 1;
-  return KvCache(spec_.n_layer, max_tokens, 1, 1, 1, recurrent);
+  return KvCache(spec_.n_layer, max_tokens, 1, 1, 1, recurrent, kv_type());  // the type Dsv4Cache keeps its rows in
 }
 
 // The chunks were checked by forward_batch (check_chunks).
 void Decoder::forward_v4(const SequenceChunk* chunks, int64_t n_chunks, ForwardStats* stats) {
-  const int64_t V = spec_.vocab;
   ForwardStats one;  // a chunk's routing; stats rows follow the chunks' order
   if (stats) {
     stats->moe_layers.assign(static_cast<size_t>(spec_.n_layer), MoeTelemetry{});
@@ -43,12 +42,11 @@ void Decoder::forward_v4(const SequenceChunk* chunks, int64_t n_chunks, ForwardS
     const SequenceChunk& s = chunks[c];
     KvCache& cache = *s.cache;
     std::shared_ptr<Dsv4Cache>& state = cache.dsv4_state();
-    if (!state || cache.length() == 0) state = std::make_shared<Dsv4Cache>(v4_->make_cache());
+    if (!state || cache.length() == 0) state = std::make_shared<Dsv4Cache>(v4_->make_cache(kv_type()));
     if (state->length() != cache.length())
       fail("model", "{}: a DeepSeek-V4 cache of {} tokens cannot return to a prefix of {}: reset it", spec_.source,
            state->length(), cache.length());
-    std::vector<float> all(s.last_only ? static_cast<size_t>(s.n_tokens * V) : 0);  // [T, V]
-    v4_->forward(s.ids, s.n_tokens, *state, s.last_only ? all.data() : s.logits, options_.tap, stats ? &one : nullptr);
+    v4_->forward(s.ids, s.n_tokens, *state, s.logits, options_.tap, stats ? &one : nullptr, s.last_only);
     for (size_t l = 0; stats && l < one.moe_layers.size(); ++l) {
       stats->moe_layers[l].accumulate(one.moe_layers[l]);
       auto& ids = stats->expert_ids[l];
@@ -56,7 +54,6 @@ void Decoder::forward_v4(const SequenceChunk* chunks, int64_t n_chunks, ForwardS
       auto& w = stats->expert_weights[l];
       w.insert(w.end(), one.expert_weights[l].begin(), one.expert_weights[l].end());
     }
-    if (s.last_only) std::copy(all.end() - V, all.end(), s.logits);
     cache.record_ids(s.ids, s.n_tokens);
     cache.advance(s.n_tokens);
   }

@@ -52,6 +52,9 @@ std::vector<double> rope_inv_freq(const ModelSpec& s, bool compressed);
 // Rotates the pairs (2i, 2i+1) of the last 2 x inv_freq.size() floats of row [dim] by pos x inv_freq[i]
 // (the conjugate rotation when inverse).
 void rope_row(float* row, int64_t dim, const std::vector<double>& inv_freq, int64_t pos, bool inverse);
+// rope_row on n rows [n, stride] of one position: the angles computed once.
+void rope_rows(float* rows, int64_t n, int64_t stride, int64_t dim, const std::vector<double>& inv_freq, int64_t pos,
+               bool inverse);
 
 }  // namespace dsv4
 }  // namespace moe

@@ -45,6 +45,28 @@ TEST(DeepseekV4Cli, RunGeneratesTheReferenceGreedyTokensInBothLayouts) {
   }
 }
 
+// --kv-type reaches V4's own cache: the report names the type, a 16-bit cache holds half the f32 rows' bytes (plus
+// the same f32 pending windows of the compressors: 2 x 16-bit - f32 is that part), and greedy decoding of the
+// fixture is unchanged.
+TEST(DeepseekV4Cli, KvTypeSetsTheCacheRows) {
+  const nlohmann::json e = expected("official");
+  double bytes[3] = {0, 0, 0};
+  const char* types[3] = {"f32", "f16", "bf16"};
+  for (int i = 0; i < 3; ++i) {
+    const auto r = run_moe("run -m " + fixture("official") + " --prompt-ids " + ids_arg(e["prompt_ids"]) +
+                           " -n 10 --ignore-eos --no-ceiling --json --kv-type " + types[i]);
+    ASSERT_EQ(r.code, 0) << types[i] << ": " << r.out;
+    const nlohmann::json out = nlohmann::json::parse(r.out);
+    EXPECT_EQ(out["kv_cache_type"], i == 0 ? "F32" : i == 1 ? "F16" : "BF16");
+    EXPECT_EQ(out["generated_ids"], e["greedy_ids"]) << types[i];
+    bytes[i] = out["kv_cache_bytes"].get<double>();
+  }
+  const double pending = 2 * bytes[1] - bytes[0];
+  EXPECT_GT(pending, 0);
+  EXPECT_LT(pending, bytes[1]);
+  EXPECT_EQ(bytes[1], bytes[2]);
+}
+
 TEST(DeepseekV4Cli, EvalScoresThePrompt) {
   const nlohmann::json e = expected("official");
   const auto r = run_moe("eval -m " + fixture("official") + " --ids " + ids_arg(e["prompt_ids"]) + " --json");

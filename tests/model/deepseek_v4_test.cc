@@ -4,6 +4,7 @@
 // prefill; the greedy continuation matches; bad checkpoints fail with errors that name what is wrong.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -123,6 +124,11 @@ TEST_P(DeepseekV4Fixture, ChunkedAndTokenByTokenPrefillEqualOnePrefill) {
     }
     EXPECT_LT(rel_err(got.data(), ref.data(), T * V), 1e-5) << cuts.size() << " cuts";
   }
+  Dsv4Cache last = model.make_cache();  // only the last position's logits: the same row
+  std::vector<float> row(static_cast<size_t>(V));
+  model.forward(e.prompt.data(), T, last, row.data(), {}, nullptr, true);
+  EXPECT_LT(rel_err(row.data(), ref.data() + (T - 1) * V, V), 1e-6);
+  EXPECT_EQ(last.length(), T);
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, DeepseekV4Fixture, ::testing::Values("official", "hf"));
@@ -237,6 +243,42 @@ TEST(DeepseekV4, CacheHoldsWhatTheAccountingCounts) {
         << "at " << cache.length() << " tokens";
     EXPECT_EQ(cache.pending_bytes(), pending);
   }
+}
+
+// The cache in 16 bits (f16, bf16): exactly the accounting's 2-byte rows at every length; the logits within
+// the rounding's reach of the f32 reference (and not equal to the f32 cache's); feeding the prompt token by token
+// gives the logits of one prefill within the same reach (a forward's own K=V rows are rounded as the cache will
+// hold them, but a last-bit difference of the batched projections can still round an element the other way).
+TEST(DeepseekV4, SixteenBitCacheHoldsTheAccountingsBytesAndStaysNearTheReference) {
+  DeepseekV4Model model(fixture("official"));
+  const Expected e = expected(fixture("official"));
+  const TensorRegistry reg = build_registry(model.spec());
+  const int64_t T = static_cast<int64_t>(e.prompt.size()), V = model.spec().vocab;
+  Dsv4Cache f32 = model.make_cache();
+  std::vector<float> exact(static_cast<size_t>(T * V));
+  model.forward(e.prompt.data(), T, f32, exact.data());
+  for (const auto& [type, tol] : {std::pair{DType::kF16, 2e-3}, std::pair{DType::kBF16, 2e-2}}) {
+    Dsv4Cache whole = model.make_cache(type);
+    EXPECT_EQ(whole.kv_type(), type);
+    std::vector<float> logits(static_cast<size_t>(T * V)), step(logits.size());
+    model.forward(e.prompt.data(), T, whole, logits.data());
+    EXPECT_LT(rel_err(logits.data(), e.logits.data(), T * V), tol) << dtype_name(type);
+    std::printf("%s cache: logits within %.2e of the reference\n", std::string(dtype_name(type)).c_str(),
+                rel_err(logits.data(), e.logits.data(), T * V));
+    EXPECT_GT(rel_err(logits.data(), exact.data(), T * V), 0.0) << dtype_name(type) << ": as the f32 cache";
+    Dsv4Cache cache = model.make_cache(type);
+    for (int64_t t = 0; t < T; ++t) {
+      model.forward(&e.prompt[t], 1, cache, step.data() + t * V);
+      Workload w;
+      w.context = cache.length();
+      w.kv_bytes_per_elem = 2;
+      EXPECT_EQ(static_cast<double>(cache.kv_bytes()), compute_cost(model.spec(), reg, w).kv.bytes_at_context)
+          << dtype_name(type) << " at " << cache.length() << " tokens";
+    }
+    EXPECT_LT(rel_err(step.data(), logits.data(), T * V), tol) << dtype_name(type);
+    EXPECT_EQ(cache.pending_bytes(), f32.pending_bytes());
+  }
+  EXPECT_THROW(model.make_cache(DType::kQ8_0), Error);
 }
 
 // The same at a long context: 4096 tokens (max_position_embeddings), 512 windows of the sliding window,
