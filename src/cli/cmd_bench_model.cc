@@ -223,6 +223,8 @@ struct Measured {
   int64_t peak_rss_bytes = 0;
   std::string peak_rss_scope = "engine";
   RunReport report;
+  int64_t kv_tokens = 0;       // what the cache held at the end of the last run (its report's kv_cache_bytes)
+  int64_t prefill_passes = 0;  // of the last run: the LM head ran once per pass (its last position)
   // Read ceiling paired with each timed run (a ReadProbe pass before and after it, averaged), median,
   // and the median over runs of decode tokens/s / that run's bandwidth floor.
   double read_gbps_paired = 0, decode_floor_fraction = 0;
@@ -302,6 +304,8 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   m.prefill_tps = median(prefill);
   m.decode_tps = median(decode);
   m.report = report_of_generation(last, dec.spec(), dir, read_gbps);
+  m.kv_tokens = last.prompt_tokens + static_cast<int64_t>(last.decode.size());
+  m.prefill_passes = last.prefill_passes;
   const int64_t tokens = a.repetitions * static_cast<int64_t>(last.decode.size());  // decode steps read
   const double disk = offload_disk_ceiling(dec);  // after the runs: their reads are done
   m.offload = offload_json(dec, tokens, disk);
@@ -323,13 +327,40 @@ struct BenchSubject {
   int64_t layers = 0;
 };
 
+// The cache the last run held against the accounting's KV figure at the same length and element size.
+struct KvMeasured {
+  double accounting = 0;
+  int64_t elem_bytes = 0;
+  std::string note;  // what the measured bytes hold beyond the accounting's rows
+};
+
+KvMeasured kv_against_accounting(const ModelSpec& spec, const TensorRegistry& reg, const Measured& m) {
+  KvMeasured kv;
+  const std::optional<DType> t = dtype_from_any_name(m.report.kv_cache_type);
+  kv.elem_bytes = t ? static_cast<int64_t>(dtype_size(*t)) : 4;
+  Workload w;
+  w.prompt = w.context = m.kv_tokens;
+  w.kv_bytes_per_elem = static_cast<double>(kv.elem_bytes);
+  kv.accounting = compute_cost(spec, reg, w).kv.bytes_at_context;
+  const double extra = static_cast<double>(m.report.kv_cache_bytes) - kv.accounting;
+  if (spec.family == Family::kDeepseekV4 && extra > 0)
+    kv.note =
+        fmt::format(" (+ {} of the compressors' f32 pending windows, the same at every length)", format_bytes(extra));
+  return kv;
+}
+
 void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const ModelSpec& spec,
                         const TensorRegistry& reg, const CeilingRow& ceiling, const Measured& m,
                         const GlobalOptions& global) {
   Workload w;
   w.prompt = w.context = a.prompt;
   const Cost cost = compute_cost(spec, reg, w);
-  const double prefill_gflops = cost.prefill_flops_per_token * m.prefill_tps * 1e-9;
+  // The FLOPs the prefill executed: the accounting's prompt FLOPs with the LM head only on the rows it computed
+  // (the last position of each pass), not on every position.
+  const double head_rows = static_cast<double>(std::min<int64_t>(m.prefill_passes, a.prompt));
+  const double prefill_flops =
+      cost.prefill_flops - (static_cast<double>(a.prompt) - head_rows) * cost.lm_head_flops_per_token;
+  const double prefill_gflops = prefill_flops / static_cast<double>(a.prompt) * m.prefill_tps * 1e-9;
   const double bytes = m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token;
   const double floor_tps = m.read_gbps_paired * 1e9 / bytes;
   // The median over runs of each run's decode speed / its own floor (ceiling 1): null when a decode
@@ -352,6 +383,7 @@ void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const Mo
       {"peak_rss_bytes", m.peak_rss_bytes},
       {"peak_rss_scope", m.peak_rss_scope},
       {"prefill_tokens_per_s", m.prefill_tps},
+      {"prefill_flops_executed", json_count(prefill_flops)},
       {"prefill_gflop_per_s", prefill_gflops},
       {"fma_ceiling_gflop_per_s", ceiling.fma_f32_gflops},
       {"prefill_fraction_of_fma_peak", prefill_gflops / ceiling.fma_f32_gflops},
@@ -361,6 +393,11 @@ void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const Mo
       {"read_ceiling_at_start_gb_per_s", ceiling.read_gbps},
       {"decode_floor_tokens_per_s", floor_tps}};
   put_ceiling_fraction(j, "decode_fraction_of_bandwidth_floor", floor_fraction);
+  const KvMeasured kv = kv_against_accounting(spec, reg, m);
+  j["kv_cache_tokens"] = m.kv_tokens;
+  j["kv_cache_type"] = m.report.kv_cache_type;
+  j["kv_cache_bytes"] = m.report.kv_cache_bytes;
+  j["kv_cache_bytes_accounting"] = json_count(kv.accounting);
   j["offload"] = m.offload;
   if (global.json) {
     print_json_report(j);
@@ -380,6 +417,9 @@ void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const Mo
              m.decode_tps, format_bytes(bytes), floor_tps, m.read_gbps_paired);
   if (floor_fraction.fraction) fmt::print(" = {:.1f}%", 100 * *floor_fraction.fraction);
   fmt::print("{}\n", ceiling_fraction_text(floor_fraction));
+  fmt::print("  KV cache at {} tokens: {} in {} rows; the accounting counts {} for {}-byte elements{}\n", m.kv_tokens,
+             format_bytes(static_cast<double>(m.report.kv_cache_bytes)), m.report.kv_cache_type,
+             format_bytes(kv.accounting), kv.elem_bytes, kv.note);
   fmt::print("{}", m.offload_text);
   fmt::print(
       "  (medians of {} runs after a warm-up; FMA peak measured at the start of this run; the read ceiling is paired "

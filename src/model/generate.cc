@@ -210,6 +210,7 @@ void DecoderGeneration::prefill_prompt(bool record) {
     const SequenceChunk part{prompt.data() + reused_ + i0, len, cache_, logits_.data(), true};
     ForwardStats stats;
     model_.forward_batch(&part, 1, record ? &stats : nullptr);
+    ++prefill_passes_;
     if (record) append_stats(prefill_stats_, std::move(stats));
     if (n == 0) break;
   }
@@ -240,6 +241,7 @@ bool DecoderGeneration::next() {
 GenerateResult DecoderGeneration::finish() {
   GenerateResult r = g_.finish();
   r.prefill_seconds = prefill_seconds_;
+  r.prefill_passes = prefill_passes_;
   r.decode_seconds = decode_seconds_;
   r.kv_cache_bytes = cache_->bytes_for(cache_->length());
   r.kv_cache_type = cache_->dtype();

@@ -80,6 +80,7 @@ struct GenerateResult {
   uint64_t kv_cache_bytes = 0;        // bytes of the cache actually filled
   DType kv_cache_type = DType::kF32;  // of its rows
   int64_t reused_tokens = 0;          // prompt tokens options.cache already held (not prefilled again)
+  int64_t prefill_passes = 0;         // forward passes of the prefill; each computes its last position's logits only
   ForwardStats prefill;               // record_routing only
   std::vector<ForwardStats> decode;   // record_routing only: one per decode step
 };
@@ -157,6 +158,7 @@ class DecoderGeneration {
   std::vector<float> logits_;
   bool prefilled_ = false, more_ = false;
   double prefill_seconds_ = 0.0, decode_seconds_ = 0.0;
+  int64_t prefill_passes_ = 0;
   ForwardStats prefill_stats_;
   std::vector<ForwardStats> decode_stats_;
 };

@@ -106,8 +106,11 @@ struct Cost {
   Workload workload;
   double decode_flops_per_token = 0;  // at context L
   double decode_matmul_flops = 0, decode_attention_flops = 0;
-  double prefill_flops = 0;  // whole prompt of N tokens
+  double prefill_flops = 0;  // whole prompt of N tokens, logits at every position (as training computes them)
   double prefill_flops_per_token = 0;
+  // 2 x the untied LM head's parameters (0 when tied to the embedding, which is not a matmul weight here): the
+  // head's share of each position's matmul FLOPs, which an inference prefill computes only where it samples.
+  double lm_head_flops_per_token = 0;
   KvCacheCost kv;
   WeightBytes weights;
   DecodeFloor floor;

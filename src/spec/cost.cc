@@ -86,6 +86,7 @@ double layer_prefill_attention_flops(const ModelSpec& s, const LayerSpec& l, int
       return static_cast<double>((2 * H * (m.qk_nope_head_dim + m.qk_rope_head_dim) + 2 * H * m.v_head_dim) * sum_t(n));
     }
     case AttentionKind::kLightning:  // constant per token
+    case AttentionKind::kLinear:
       return layer_attention_flops(s, l, 1, false) * static_cast<double>(n);
     case AttentionKind::kCompressed:
       break;
@@ -304,6 +305,7 @@ Cost compute_cost(const ModelSpec& s, const TensorRegistry& reg, const Workload&
     const double active = t.role == Role::kRoutedExpert ? static_cast<double>(t.n_params) * s.n_expert_used / s.n_expert
                                                         : static_cast<double>(t.n_params);
     matmul_params += active;
+    if (t.role == Role::kLmHead) c.lm_head_flops_per_token += 2 * static_cast<double>(t.n_params);
   }
   c.decode_matmul_flops = 2 * matmul_params;
   c.decode_attention_flops = attention_flops_per_token(s, L, true);

@@ -159,6 +159,27 @@ TEST_F(JsonSchema, CacheResidentDecodeHasNoDramFraction) {
   EXPECT_NE(text.out.find("fit in the"), std::string::npos) << text.out;
 }
 
+TEST_F(JsonSchema, BenchModelCountsWhatThePrefillComputedAndTheCacheHeld) {
+  // The prefill computes the LM head at the last position of its pass only: the FLOPs it reports are the
+  // accounting's prompt FLOPs (logits at every position) less the head on the other 3 positions. The cache it
+  // held after the run is the accounting's KV figure at that length (an f32 cache: a float32 checkpoint).
+  const auto r = run_moe("bench model -m " + fixture("qwen3_moe") + " -p 4 -n 2 -r 1 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const ordered_json j = ordered_json::parse(r.out);
+  const auto c = run_moe("inspect " + fixture("qwen3_moe") + " --context 4 --json");
+  ASSERT_EQ(c.code, 0) << c.out;
+  const ordered_json cost = ordered_json::parse(c.out)["models"][0]["cost"];
+  const double head = 2.0 * 256 * 48;  // vocab x hidden, untied
+  EXPECT_EQ(j["prefill_flops_executed"].get<double>(), cost["prefill_flops"].get<double>() - 3 * head);
+  const int64_t held = j["kv_cache_tokens"].get<int64_t>();
+  EXPECT_GE(held, 4);
+  EXPECT_EQ(j["kv_cache_type"], "F32");
+  const auto k = run_moe("inspect " + fixture("qwen3_moe") + " --context " + std::to_string(held) + " --json");
+  const ordered_json kv = ordered_json::parse(k.out)["models"][0]["kv_cache"];
+  EXPECT_EQ(j["kv_cache_bytes"].get<double>(), j["kv_cache_bytes_accounting"].get<double>());
+  EXPECT_EQ(j["kv_cache_bytes_accounting"].get<double>(), 2 * kv["bytes_at_context"].get<double>()) << kv.dump();
+}
+
 TEST_F(JsonSchema, InspectIsOneShapeForOneAndSeveralModels) {
   const auto one = run_moe("inspect mixtral-8x7b --json");
   const auto two = run_moe("inspect mixtral-8x7b qwen3-30b-a3b --json");
