@@ -46,6 +46,7 @@ struct BenchModelArgs {
   std::string dir;               // where the checkpoint goes (default: a temporary folder, removed after)
   OffloadArgs offload;           // --mem-budget: routed experts read from disk
   double temperature = 0;        // 0: greedy decoding; > 0: sampled (seed 1), routing as varied as the tokens
+  bool no_warmup = false;        // every run timed: long prompts, where a warm-up run would double the time
   bool uniform_routing = false;  // each token's experts drawn uniformly at random (an expert cache's worst case)
   double router_skew = 0;        // > 0: Zipf-like expert popularity (see skew_router)
 };
@@ -272,8 +273,8 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   uint64_t peak = peak_resident_bytes();     // the load's
   std::vector<int32_t> warm(prompt.size());  // with --mem-budget the warm-up routes elsewhere: no free hits
   for (int32_t& id : warm) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(dec.spec().vocab));
-  for (int r = 0; r < a.repetitions + 1; ++r) {       // the first run warms up the page cache
-    bool reset = r == 1 && dec.offload() != nullptr;  // the timed runs' decode reads only
+  for (int r = a.no_warmup ? 1 : 0; r < a.repetitions + 1; ++r) {  // run 0 warms up the page cache
+    bool reset = r == 1 && dec.offload() != nullptr;               // the timed runs' decode reads only
     opts.keep_going = [&] {  // called before each decode step: the first time, the prefill is done
       if (reset) dec.offload()->reset_stats();
       reset = false;
@@ -422,10 +423,10 @@ void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const Mo
              format_bytes(kv.accounting), kv.elem_bytes, kv.note);
   fmt::print("{}", m.offload_text);
   fmt::print(
-      "  (medians of {} runs after a warm-up; FMA peak measured at the start of this run; the read ceiling is paired "
+      "  (medians of {} runs{}; FMA peak measured at the start of this run; the read ceiling is paired "
       "with each run: a read pass before and after it, averaged, and the % is the median over runs of each run's "
-      "decode speed / its own floor)\n",
-      a.repetitions);
+      "decode speed / its own floor; prefill GFLOP/s counts the LM head once per prefill pass, where it ran)\n",
+      a.repetitions, a.no_warmup ? ", no warm-up" : " after a warm-up");
 }
 
 // An existing checkpoint or GGUF file: the same measurements on its weights.
@@ -513,6 +514,8 @@ void register_bench_model(CLI::App& bench, const GlobalOptions& global) {
   cmd->add_option("--dir", a->dir, "Keep the random checkpoint in this folder");
   add_offload_options(cmd, a->offload);
   add_number(cmd, "--temperature", a->temperature, "Decode by sampling at this temperature (0: greedy)", 0.0, 100.0);
+  cmd->add_flag("--no-warmup", a->no_warmup,
+                "Time every run, the first too (long prompts: a warm-up run would double the time)");
   cmd->add_flag("--uniform-routing", a->uniform_routing,
                 "Every MoE layer picks each token's experts uniformly at random (the worst case for --mem-budget)");
   add_number(

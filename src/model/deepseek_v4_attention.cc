@@ -150,6 +150,7 @@ namespace {
 
 constexpr int64_t kHeadBlock = 16;         // query heads of one attention work item
 constexpr int64_t kIndexBlock = 512;       // indexer entries of one scoring work item
+constexpr int64_t kIndexRows = 512;        // indexer query rows (queries x index heads) of one scoring work item
 constexpr int64_t kIndexScores = 1 << 25;  // indexer scores held at once (128 MiB): queries go in groups
 
 // A thread's buffers, kept between work items and forwards.
@@ -168,8 +169,9 @@ int64_t visible_entries(int64_t p0, int64_t t, int64_t r) { return (p0 + t + 1) 
 
 // The compressed entries each query t attends (ratio > 0), ascending: those complete at its position; with the
 // indexer (ratio 4) only the top index_topk of sum_h w_h relu(q_h . k_j) over the indexer's entries (ties: the
-// lower entry). The scores are items of (query, block of kIndexBlock entries) on the thread pool, a group of
-// queries at a time.
+// lower entry). The scores are items of (kIndexRows / index_n_heads queries, block of kIndexBlock entries) on the
+// thread pool: one matmul of those queries' heads against the block's keys, widened once. A group of queries at a
+// time, so that at most kIndexScores scores are held.
 void DeepseekV4Model::index_picks(const QueryInputs& in, int64_t T, std::vector<std::vector<int32_t>>& picks) const {
   const Layer& L = in.layer;
   const int64_t nh = spec_.dsv4.index_n_heads, hd = spec_.dsv4.index_head_dim, topk = spec_.dsv4.index_topk;
@@ -180,36 +182,43 @@ void DeepseekV4Model::index_picks(const QueryInputs& in, int64_t T, std::vector<
     std::iota(picks[t].begin(), picks[t].end(), 0);
   }
   if (L.ratio != 4) return;
+  const int64_t tq = std::max<int64_t>(1, kIndexRows / nh);  // queries of one scoring item
+  const auto vis = [&](int64_t t) { return visible_entries(in.p0, t, 4); };
   std::vector<float> score;
   std::vector<int64_t> first, item_query, item_block;  // per query of a group: offset of its scores
   for (int64_t g0 = 0; g0 < T;) {
     first.assign(1, 0);
+    int64_t g1 = g0;
+    for (; g1 < T && (g1 == g0 || first.back() + vis(g1) <= kIndexScores); ++g1)
+      first.push_back(first.back() + (vis(g1) > topk ? vis(g1) : 0));
+    // Items: tq queries (rows of A: their nh heads each) x kIndexBlock entries, each block of keys widened once.
     item_query.clear();
     item_block.clear();
-    int64_t g1 = g0;
-    for (; g1 < T && (g1 == g0 || first.back() + visible_entries(in.p0, g1, 4) <= kIndexScores); ++g1) {
-      const int64_t vis = visible_entries(in.p0, g1, 4);
-      first.push_back(first.back() + (vis > topk ? vis : 0));
-      for (int64_t b = 0; vis > topk && b * kIndexBlock < vis; ++b) {
-        item_query.push_back(g1);
+    int64_t s0 = g0;
+    while (s0 < g1 && vis(s0) <= topk) ++s0;  // visible counts grow with t: the scored queries are a suffix
+    for (int64_t q0 = s0; q0 < g1; q0 += tq)
+      for (int64_t b = 0; b * kIndexBlock < vis(std::min(q0 + tq, g1) - 1); ++b) {
+        item_query.push_back(q0);
         item_block.push_back(b);
       }
-    }
     score.resize(static_cast<size_t>(first.back()));
     thread_pool().parallel_for_dynamic(static_cast<int64_t>(item_query.size()), 1, [&](int64_t i0, int64_t i1, int) {
       Dsv4Scratch& sc = scratch();
       for (int64_t i = i0; i < i1; ++i) {
-        const int64_t t = item_query[i], j0 = item_block[i] * kIndexBlock;
-        const int64_t nb = std::min(kIndexBlock, visible_entries(in.p0, t, 4) - j0);
+        const int64_t q0 = item_query[i], q1 = std::min(q0 + tq, g1), j0 = item_block[i] * kIndexBlock;
+        const int64_t nb = std::min(kIndexBlock, vis(q1 - 1) - j0), rows = (q1 - q0) * nh;
         const float* k = in.cache.index.entries.f32_rows(j0, nb, sc.widened);
-        sc.scores.resize(static_cast<size_t>(nh * nb));  // [nh, nb]
-        matmul_nt(in.index_q + t * nh * hd, hd, WeightView{k, DType::kF32, hd}, sc.scores.data(), nb,
-                  MatmulShape{nh, nb, hd}, false);
-        float* out = score.data() + first[t - g0] + j0;
-        for (int64_t j = 0; j < nb; ++j) out[j] = 0;
-        for (int64_t h = 0; h < nh; ++h) {
-          const float w = in.index_w[t * nh + h], *s = sc.scores.data() + h * nb;
-          for (int64_t j = 0; j < nb; ++j) out[j] += w * std::max(s[j], 0.0f);
+        sc.scores.resize(static_cast<size_t>(rows * nb));  // [q1 - q0, nh, nb]
+        matmul_nt(in.index_q + q0 * nh * hd, hd, WeightView{k, DType::kF32, hd}, sc.scores.data(), nb,
+                  MatmulShape{rows, nb, hd}, false);
+        for (int64_t t = q0; t < q1; ++t) {
+          const int64_t n = std::min(nb, vis(t) - j0);
+          float* out = score.data() + first[t - g0] + j0;
+          for (int64_t j = 0; j < n; ++j) out[j] = 0;
+          for (int64_t h = 0; h < nh; ++h) {
+            const float w = in.index_w[t * nh + h], *sr = sc.scores.data() + ((t - q0) * nh + h) * nb;
+            for (int64_t j = 0; j < n; ++j) out[j] += w * std::max(sr[j], 0.0f);
+          }
         }
       }
     });
