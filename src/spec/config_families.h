@@ -49,6 +49,9 @@ void read_qwen_moe_layers(ConfigReader& r, ModelSpec& s);
 void read_core_dims(ConfigReader& r, ModelSpec& s);  // layers, hidden, heads, kv heads, head_dim, vocab
 void read_common(ConfigReader& r, ModelSpec& s);     // eps, tie, max pos, dtype, activation, rope, quantization
 void read_rope(ConfigReader& r, ModelSpec& s);
+// The fields of one rope_scaling / rope_parameters object (type, factor, YaRN / llama3 / longrope
+// parameters, and its own rope_theta / partial_rotary_factor when it has them) into s.rope.
+void read_rope_fields(ConfigReader& q, ModelSpec& s);
 void read_quantization(ConfigReader& r, ModelSpec& s);
 // Fills s.layers: attention from layer_types / sliding_window; is_moe from is_moe(i).
 void set_layers_all(ModelSpec& s, bool is_moe);

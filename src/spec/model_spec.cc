@@ -81,7 +81,13 @@ void read_rope(ConfigReader& r, ModelSpec& s) {
   const char* key = r.has({"rope_scaling"}) ? "rope_scaling" : "rope_parameters";
   const nlohmann::json* rs = r.object({"rope_scaling", "rope_parameters"});
   if (!rs) return;
+  // DeepSeek-V4's transformers config nests two sets ("main", "compress"): its family parser reads them.
+  if (s.family == Family::kDeepseekV4 && rs->contains("main") && rs->contains("compress")) return;
   ConfigReader q(*rs, r.source(), r.prefix() + key + ".");
+  read_rope_fields(q, s);
+}
+
+void read_rope_fields(ConfigReader& q, ModelSpec& s) {
   if (q.has({"partial_rotary_factor"})) {
     s.rope.partial_rotary_factor = q.num_or({"partial_rotary_factor"}, s.rope.partial_rotary_factor);
     check_partial_rotary(q, s.rope.partial_rotary_factor);

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -185,6 +187,77 @@ TEST(DeepseekV4, BadCheckpointsAreNamed) {
   expect_error(broken_copy("official", "fp8", {{"quantization_config", {{"quant_method", "fp8"}}}}),
                {"layers.0.attn.wq_a.weight is stored as F32, expected F8_E4M3"});
   expect_error(broken_copy("hf", "fp8_hf", {{"quantization_config", {{"quant_method", "fp8"}}}}), {"official layout"});
+}
+
+// The hf fixture's config as transformers' DeepseekV4Config.save_pretrained writes it: layer_types with
+// compress_rates instead of compress_ratios, mlp_layer_types instead of num_hash_layers, partial_rotary_factor
+// instead of qk_rope_head_dim, rope_parameters nested per rope type (main, compress) instead of rope_scaling.
+nlohmann::json transformers_config_patch() {
+  const nlohmann::json compress = {{"rope_type", "yarn"},
+                                   {"factor", 4},
+                                   {"original_max_position_embeddings", 16},
+                                   {"beta_fast", 32},
+                                   {"beta_slow", 1},
+                                   {"attention_factor", 1.0},
+                                   {"rope_theta", 160000},
+                                   {"partial_rotary_factor", 0.5}};
+  return {{"compress_ratios", nullptr},
+          {"num_hash_layers", nullptr},
+          {"qk_rope_head_dim", nullptr},
+          {"rope_scaling", nullptr},
+          {"topk_method", nullptr},
+          {"layer_types",
+           {"sliding_attention", "compressed_sparse_attention", "heavily_compressed_attention",
+            "compressed_sparse_attention"}},
+          {"compress_rates", {{"compressed_sparse_attention", 4}, {"heavily_compressed_attention", 8}}},
+          {"mlp_layer_types", {"hash_moe", "hash_moe", "moe", "moe"}},
+          {"partial_rotary_factor", 0.5},
+          {"rope_parameters",
+           {{"main", {{"rope_type", "default"}, {"rope_theta", 10000}, {"partial_rotary_factor", 0.5}}},
+            {"compress", compress}}},
+          {"output_router_logits", false},
+          {"router_aux_loss_coef", 0.001},
+          {"router_jitter_noise", 0.0},
+          {"initializer_range", 0.02},
+          {"use_cache", true},
+          {"pad_token_id", nullptr},
+          {"mlp_bias", false},
+          {"attention_dropout", 0.0}};
+}
+
+TEST(DeepseekV4, TransformersConfigGivesTheSameModel) {
+  const std::string dir = broken_copy("hf", "transformers_config", transformers_config_patch());
+  DeepseekV4Model ours(fixture("hf")), theirs(dir);
+  const ModelSpec &a = ours.spec(), &b = theirs.spec();
+  EXPECT_EQ(b.dsv4.compress_ratios, a.dsv4.compress_ratios);
+  EXPECT_EQ(b.dsv4.num_hash_layers, 2);
+  EXPECT_EQ(b.mla.qk_rope_head_dim, 8);
+  EXPECT_EQ(b.rope.theta, a.rope.theta);
+  EXPECT_EQ(b.dsv4.compress_rope_theta, a.dsv4.compress_rope_theta);
+  EXPECT_EQ(b.rope.type, RopeType::kYarn);
+  EXPECT_EQ(b.rope.factor, a.rope.factor);
+  EXPECT_EQ(b.rope.original_max_position, a.rope.original_max_position);
+  EXPECT_EQ(b.rope.beta_fast, a.rope.beta_fast);
+  EXPECT_EQ(b.rope.beta_slow, a.rope.beta_slow);
+  EXPECT_TRUE(b.unknown_keys.empty()) << fmt::format("{}", fmt::join(b.unknown_keys, ", "));
+  const Expected e = expected(fixture("hf"));
+  const int64_t T = static_cast<int64_t>(e.prompt.size()), V = a.vocab;
+  std::vector<float> la(static_cast<size_t>(T * V)), lb(la.size());
+  Dsv4Cache ca = ours.make_cache(), cb = theirs.make_cache();
+  ours.forward(e.prompt.data(), T, ca, la.data());
+  theirs.forward(e.prompt.data(), T, cb, lb.data());
+  EXPECT_EQ(la, lb);
+  fs::remove_all(dir);
+  // Its errors name the field.
+  nlohmann::json bad = transformers_config_patch();
+  bad["layer_types"][2] = "full_attention";
+  expect_error(broken_copy("hf", "tf_type", bad), {"layer_types[2]", "full_attention"});
+  bad = transformers_config_patch();
+  bad["mlp_layer_types"] = {"hash_moe", "moe", "hash_moe", "moe"};
+  expect_error(broken_copy("hf", "tf_hash", bad), {"mlp_layer_types[2]", "hash_moe after a moe layer"});
+  bad = transformers_config_patch();
+  bad["layer_types"] = {"sliding_attention"};
+  expect_error(broken_copy("hf", "tf_len", bad), {"layer_types", "has 1 entries"});
 }
 
 // FP8 linears with E8M0 128x128 block scales and FP4 (E2M1) experts with E8M0 scales per 32, as the released
