@@ -6,6 +6,7 @@
 // queries at or after it), then every query attends; prefill and decode run this same code.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 
 #include "kernels/attention_pv.h"
@@ -67,6 +68,34 @@ void rope_rows(float* rows, int64_t n, int64_t stride, int64_t dim, const std::v
 
 void rope_row(float* row, int64_t dim, const std::vector<double>& inv_freq, int64_t pos, bool inverse) {
   rope_rows(row, 1, dim, dim, inv_freq, pos, inverse);
+}
+
+// The k highest of score [n] (ties: the lower entry), ascending: the k-th highest value by a selection over the
+// values themselves (no indirection; over long rows only among the values above a bar drawn from a sample), then
+// one pass that keeps what is above it and, of what equals it, the lowest entries. The same entries as a sort by
+// (score descending, entry ascending).
+void top_entries(const float* score, int64_t n, int64_t k, std::vector<float>& values, std::vector<int32_t>& out) {
+  values.clear();
+  if (n > 16 * k) {  // a threshold from a strided sample keeps about 2k candidates; too few: select over all
+    constexpr int64_t m = 1024;
+    for (int64_t i = 0; i < m; ++i) values.push_back(score[i * n / m]);
+    const int64_t r = std::max<int64_t>(1, 2 * k * m / n);
+    std::nth_element(values.begin(), values.begin() + (r - 1), values.end(), std::greater<float>());
+    const float bar = values[r - 1];
+    values.clear();
+    for (int64_t j = 0; j < n; ++j)
+      if (score[j] >= bar) values.push_back(score[j]);
+    if (static_cast<int64_t>(values.size()) < k) values.clear();
+  }
+  if (values.empty()) values.assign(score, score + n);
+  // Every score above the k-th highest is a candidate (there are at least k candidates, all >= bar).
+  std::nth_element(values.begin(), values.begin() + (k - 1), values.end(), std::greater<float>());
+  const float kth = values[k - 1];
+  int64_t ties = k;
+  for (int64_t j = 0; j < n; ++j) ties -= score[j] > kth;
+  out.clear();
+  for (int64_t j = 0; j < n; ++j)
+    if (score[j] > kth || (score[j] == kth && ties-- > 0)) out.push_back(static_cast<int32_t>(j));
 }
 
 }  // namespace dsv4
@@ -223,15 +252,11 @@ void DeepseekV4Model::index_picks(const QueryInputs& in, int64_t T, std::vector<
       }
     });
     thread_pool().parallel_for(g1 - g0, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = g0 + b; t < g0 + e; ++t) {
-        std::vector<int32_t>& p = picks[t];
-        if (static_cast<int64_t>(p.size()) <= topk) continue;
-        const float* is = score.data() + first[t - g0];
-        std::nth_element(p.begin(), p.begin() + topk, p.end(),
-                         [is](int32_t a, int32_t b) { return is[a] > is[b] || (is[a] == is[b] && a < b); });
-        p.resize(static_cast<size_t>(topk));
-        std::sort(p.begin(), p.end());
-      }
+      std::vector<float> values;
+      for (int64_t t = g0 + b; t < g0 + e; ++t)
+        if (static_cast<int64_t>(picks[t].size()) > topk)
+          dsv4::top_entries(score.data() + first[t - g0], static_cast<int64_t>(picks[t].size()), topk, values,
+                            picks[t]);
     });
     g0 = g1;
   }

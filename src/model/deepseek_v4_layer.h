@@ -56,5 +56,9 @@ void rope_row(float* row, int64_t dim, const std::vector<double>& inv_freq, int6
 void rope_rows(float* rows, int64_t n, int64_t stride, int64_t dim, const std::vector<double>& inv_freq, int64_t pos,
                bool inverse);
 
+// out = the k highest of score [n] (1 <= k <= n), ascending, ties going to the lower entry: the indexer's top-k.
+// values: scratch.
+void top_entries(const float* score, int64_t n, int64_t k, std::vector<float>& values, std::vector<int32_t>& out);
+
 }  // namespace dsv4
 }  // namespace moe

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,7 @@
 #include "io/safetensors.h"
 #include "model/decoder.h"
 #include "model/deepseek_v4.h"
+#include "model/deepseek_v4_layer.h"
 #include "spec/accounting.h"
 #include "spec/tensor_registry.h"
 #include "util/error.h"
@@ -134,6 +137,42 @@ TEST_P(DeepseekV4Fixture, ChunkedAndTokenByTokenPrefillEqualOnePrefill) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, DeepseekV4Fixture, ::testing::Values("official", "hf"));
+
+// The indexer's top-k against a sort by (score descending, entry ascending), with many ties (scores drawn from
+// a few values) and without, at odd sizes.
+TEST(DeepseekV4, TopEntriesKeepTheHighestAndTheLowerOfTies) {
+  std::mt19937 rng(3);
+  std::vector<float> values;
+  std::vector<int32_t> got;
+  for (int64_t n : {1, 2, 7, 64, 513, 4099})
+    for (int levels : {2, 5, 0}) {
+      std::vector<float> score(static_cast<size_t>(n));
+      for (float& v : score)
+        v = levels ? static_cast<float>(rng() % levels) : std::uniform_real_distribution<float>(-1, 1)(rng);
+      for (int64_t k : {int64_t{1}, (n + 2) / 3, n}) {
+        std::vector<int32_t> want(static_cast<size_t>(n));
+        std::iota(want.begin(), want.end(), 0);
+        std::sort(want.begin(), want.end(),
+                  [&](int32_t a, int32_t b) { return score[a] > score[b] || (score[a] == score[b] && a < b); });
+        want.resize(static_cast<size_t>(k));
+        std::sort(want.begin(), want.end());
+        dsv4::top_entries(score.data(), n, k, values, got);
+        EXPECT_EQ(got, want) << "n " << n << " k " << k << " levels " << levels;
+      }
+    }
+  // Long rows select among the values above a bar drawn from a strided sample; here the sampled entries are the
+  // 1,024 highest, fewer than k: the selection falls back to every value.
+  const int64_t n = 65536, k = 2000;
+  std::vector<float> score(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) score[j] = static_cast<float>(j % 64 == 0 ? 2.0 : (j % 997) / 997.0);
+  std::vector<int32_t> want(static_cast<size_t>(n));
+  std::iota(want.begin(), want.end(), 0);
+  std::stable_sort(want.begin(), want.end(), [&](int32_t a, int32_t b) { return score[a] > score[b]; });
+  want.resize(static_cast<size_t>(k));
+  std::sort(want.begin(), want.end());
+  dsv4::top_entries(score.data(), n, k, values, got);
+  EXPECT_EQ(got, want);
+}
 
 TEST(DeepseekV4, BothLayoutsGiveTheSameLogits) {
   DeepseekV4Model a(fixture("official")), b(fixture("hf"));
