@@ -237,11 +237,13 @@ const float* Dsv4Rows::f32_rows(int64_t i0, int64_t n, std::vector<float>& scrat
   return scratch.data();
 }
 
-void Dsv4Rows::widen_row(int64_t i, float* dst) const {
+void Dsv4Rows::widen_row(int64_t i, float* dst) const { widen_rows(i, 1, dst); }
+
+void Dsv4Rows::widen_rows(int64_t i0, int64_t n, float* dst) const {
   if (dtype_ == DType::kF32)
-    std::copy_n(f32_.data() + i * width_, width_, dst);
+    std::copy_n(f32_.data() + i0 * width_, n * width_, dst);
   else
-    widen_half(dtype_, half_.data() + i * width_, dst, width_);
+    widen_half(dtype_, half_.data() + i0 * width_, dst, n * width_);
 }
 
 Dsv4Cache DeepseekV4Model::make_cache(DType kv_type) const {

@@ -35,7 +35,8 @@ class Dsv4Rows {
   void push(const float* row);            // appends a row
   // Rows [i0, i0 + n) as f32: in place for f32, else widened into scratch (grown as needed).
   const float* f32_rows(int64_t i0, int64_t n, std::vector<float>& scratch) const;
-  void widen_row(int64_t i, float* dst) const;  // dst [width] = row i
+  void widen_row(int64_t i, float* dst) const;               // dst [width] = row i
+  void widen_rows(int64_t i0, int64_t n, float* dst) const;  // dst [n, width] = rows [i0, i0 + n)
 
  private:
   DType dtype_ = DType::kF32;

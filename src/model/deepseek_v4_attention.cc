@@ -207,7 +207,9 @@ void DeepseekV4Model::index_picks(const QueryInputs& in, int64_t T, std::vector<
   picks.assign(static_cast<size_t>(T), {});
   if (L.ratio == 0) return;  // the window only
   for (int64_t t = 0; t < T; ++t) {
-    picks[t].resize(static_cast<size_t>(visible_entries(in.p0, t, L.ratio)));
+    const int64_t v = visible_entries(in.p0, t, L.ratio);
+    if (L.ratio == 4 && v > topk) continue;  // the indexer's selection below
+    picks[t].resize(static_cast<size_t>(v));
     std::iota(picks[t].begin(), picks[t].end(), 0);
   }
   if (L.ratio != 4) return;
@@ -254,9 +256,7 @@ void DeepseekV4Model::index_picks(const QueryInputs& in, int64_t T, std::vector<
     thread_pool().parallel_for(g1 - g0, [&](int64_t b, int64_t e, int) {
       std::vector<float> values;
       for (int64_t t = g0 + b; t < g0 + e; ++t)
-        if (static_cast<int64_t>(picks[t].size()) > topk)
-          dsv4::top_entries(score.data() + first[t - g0], static_cast<int64_t>(picks[t].size()), topk, values,
-                            picks[t]);
+        if (vis(t) > topk) dsv4::top_entries(score.data() + first[t - g0], vis(t), topk, values, picks[t]);
     });
     g0 = g1;
   }
@@ -280,7 +280,11 @@ void DeepseekV4Model::attend(const QueryInputs& in, int64_t t, int64_t h0, int64
     else
       in.cache.window.widen_row(p % win, row);
   }
-  for (size_t j = 0; j < picks.size(); ++j) in.cache.attn.entries.widen_row(picks[j], sc.keys.data() + (nw + j) * d);
+  const int64_t np = static_cast<int64_t>(picks.size());
+  if (np > 0 && picks.back() - picks.front() + 1 == np)  // every visible entry (HCA, or CSA below index_topk)
+    in.cache.attn.entries.widen_rows(picks.front(), np, sc.keys.data() + nw * d);
+  else
+    for (int64_t j = 0; j < np; ++j) in.cache.attn.entries.widen_row(picks[j], sc.keys.data() + (nw + j) * d);
   sc.scores.resize(static_cast<size_t>(hn * nk));  // [hn, nk]
   const WeightView keys{sc.keys.data(), DType::kF32, d};
   matmul_nt(in.q + (t * H + h0) * d, d, keys, sc.scores.data(), nk, MatmulShape{hn, nk, d}, false);
