@@ -178,6 +178,10 @@ TEST_F(JsonSchema, BenchModelCountsWhatThePrefillComputedAndTheCacheHeld) {
   const ordered_json kv = ordered_json::parse(k.out)["models"][0]["kv_cache"];
   EXPECT_EQ(j["kv_cache_bytes"].get<double>(), j["kv_cache_bytes_accounting"].get<double>());
   EXPECT_EQ(j["kv_cache_bytes_accounting"].get<double>(), 2 * kv["bytes_at_context"].get<double>()) << kv.dump();
+  // --no-warmup: every run timed (long prompts); the text says so.
+  const auto nw = run_moe("bench model -m " + fixture("qwen3_moe") + " -p 4 -n 2 -r 1 --no-warmup");
+  ASSERT_EQ(nw.code, 0) << nw.out;
+  EXPECT_NE(nw.out.find("medians of 1 runs, no warm-up"), std::string::npos) << nw.out;
 }
 
 TEST_F(JsonSchema, InspectIsOneShapeForOneAndSeveralModels) {
