@@ -40,6 +40,11 @@ void parse_hunyuan_moe(ConfigReader& r, ModelSpec& s);
 void parse_bailing_moe(ConfigReader& r, ModelSpec& s);
 // MiniMax-Text-01 (config_families_minimax.cc): lightning and softmax attention layers, Mixtral MoE.
 void parse_minimax(ConfigReader& r, ModelSpec& s);
+// DeepSeek-V4 (config_families_deepseek_v4.cc), in DeepSeek's and transformers' dialects.
+void parse_deepseek_v4(ConfigReader& r, ModelSpec& s);
+// scoring_func / topk_method values; anything else fails naming the field.
+ScoringFunc parse_scoring(ConfigReader& r, const std::string& s);
+TopkMethod parse_topk_method(ConfigReader& r, const std::string& s);
 // Shared by them: top-k from the usual aliases (num_experts_per_tok, experts_per_token, moe_top_k).
 void read_topk(ConfigReader& r, ModelSpec& s, std::initializer_list<std::string_view> expert_keys);
 // Qwen-style MoE placement (decoder_sparse_step, mlp_only_layers); sets s.layers.
