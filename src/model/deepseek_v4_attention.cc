@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
-#include <numeric>
 
 #include "kernels/attention_pv.h"
 #include "kernels/half_rows.h"
+#include "kernels/vmath.h"
 #include "model/deepseek_v4_layer.h"
 #include "model/linear.h"
 #include "model/norm.h"
@@ -196,22 +196,15 @@ int64_t visible_entries(int64_t p0, int64_t t, int64_t r) { return (p0 + t + 1) 
 
 }  // namespace
 
-// The compressed entries each query t attends (ratio > 0), ascending: those complete at its position; with the
-// indexer (ratio 4) only the top index_topk of sum_h w_h relu(q_h . k_j) over the indexer's entries (ties: the
-// lower entry). The scores are items of (kIndexRows / index_n_heads queries, block of kIndexBlock entries) on the
+// The compressed entries a query t of a CSA layer (ratio 4) attends when it sees more than index_topk: the top
+// index_topk of sum_h w_h relu(q_h . k_j) over the indexer's entries, ascending (ties: the lower entry); picks[t]
+// stays empty for the other queries, which attend every visible entry. The scores are items of (kIndexRows / index_n_heads queries, block of kIndexBlock entries) on the
 // thread pool: one matmul of those queries' heads against the block's keys, widened once. A group of queries at a
 // time, so that at most kIndexScores scores are held.
 void DeepseekV4Model::index_picks(const QueryInputs& in, int64_t T, std::vector<std::vector<int32_t>>& picks) const {
   const Layer& L = in.layer;
   const int64_t nh = spec_.dsv4.index_n_heads, hd = spec_.dsv4.index_head_dim, topk = spec_.dsv4.index_topk;
   picks.assign(static_cast<size_t>(T), {});
-  if (L.ratio == 0) return;  // the window only
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t v = visible_entries(in.p0, t, L.ratio);
-    if (L.ratio == 4 && v > topk) continue;  // the indexer's selection below
-    picks[t].resize(static_cast<size_t>(v));
-    std::iota(picks[t].begin(), picks[t].end(), 0);
-  }
   if (L.ratio != 4) return;
   const int64_t tq = std::max<int64_t>(1, kIndexRows / nh);  // queries of one scoring item
   const auto vis = [&](int64_t t) { return visible_entries(in.p0, t, 4); };
@@ -262,7 +255,7 @@ void DeepseekV4Model::index_picks(const QueryInputs& in, int64_t T, std::vector<
   }
 }
 
-// Heads [h0, h0 + hn) of query t, o [hn, d]: softmax over its keys (the window, then its picked compressed entries)
+// Heads [h0, h0 + hn) of query t, o [hn, d]: softmax over its keys (the window, then its compressed entries)
 // with the head's sink as one more logit of value zero; the values are the keys; the rope dims rotated back to
 // the query's position. The keys are gathered as f32 rows, the scores and the value sum run on the matmul kernels.
 void DeepseekV4Model::attend(const QueryInputs& in, int64_t t, int64_t h0, int64_t hn,
@@ -270,7 +263,10 @@ void DeepseekV4Model::attend(const QueryInputs& in, int64_t t, int64_t h0, int64
   const Layer& L = in.layer;
   const int64_t H = spec_.n_head, d = spec_.head_dim, win = spec_.sliding_window, pos = in.p0 + t;
   const int64_t w0 = std::max<int64_t>(0, pos - win + 1), nw = pos - w0 + 1;
-  const int64_t nk = nw + static_cast<int64_t>(picks.size());
+  // Every visible compressed entry (HCA; CSA up to index_topk), or the indexer's picks.
+  const int64_t visible = L.ratio > 0 ? visible_entries(in.p0, t, L.ratio) : 0;
+  const bool all = picks.empty();
+  const int64_t np = all ? visible : static_cast<int64_t>(picks.size()), nk = nw + np;
   Dsv4Scratch& sc = scratch();
   sc.keys.resize(static_cast<size_t>(nk * d));  // [nk, d]
   for (int64_t p = w0; p <= pos; ++p) {
@@ -280,25 +276,15 @@ void DeepseekV4Model::attend(const QueryInputs& in, int64_t t, int64_t h0, int64
     else
       in.cache.window.widen_row(p % win, row);
   }
-  const int64_t np = static_cast<int64_t>(picks.size());
-  if (np > 0 && picks.back() - picks.front() + 1 == np)  // every visible entry (HCA, or CSA below index_topk)
-    in.cache.attn.entries.widen_rows(picks.front(), np, sc.keys.data() + nw * d);
+  if (all)
+    in.cache.attn.entries.widen_rows(0, np, sc.keys.data() + nw * d);
   else
     for (int64_t j = 0; j < np; ++j) in.cache.attn.entries.widen_row(picks[j], sc.keys.data() + (nw + j) * d);
   sc.scores.resize(static_cast<size_t>(hn * nk));  // [hn, nk]
   const WeightView keys{sc.keys.data(), DType::kF32, d};
   matmul_nt(in.q + (t * H + h0) * d, d, keys, sc.scores.data(), nk, MatmulShape{hn, nk, d}, false);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
-  for (int64_t h = 0; h < hn; ++h) {
-    float* s = sc.scores.data() + h * nk;
-    const float sink = L.sink[h0 + h];
-    float mx = sink;
-    for (int64_t k = 0; k < nk; ++k) mx = std::max(mx, s[k] *= scale);
-    double sum = std::exp(static_cast<double>(sink - mx));
-    for (int64_t k = 0; k < nk; ++k) sum += (s[k] = std::exp(s[k] - mx));
-    const float inv = static_cast<float>(1.0 / sum);
-    for (int64_t k = 0; k < nk; ++k) s[k] *= inv;
-  }
+  for (int64_t h = 0; h < hn; ++h) softmax_f32(sc.scores.data() + h * nk, nk, scale, L.sink + h0 + h);
   attention_pv(sc.scores.data(), sc.keys.data(), o, PvShape{hn, nk, d, nk, d, d});
   dsv4::rope_rows(o, hn, d, d, L.inv_freq, pos, true);
 }

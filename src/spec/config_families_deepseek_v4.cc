@@ -3,6 +3,8 @@
 // mlp_layer_types, partial_rotary_factor, rope_parameters nested as main / compress).
 #include <fmt/format.h>
 
+#include <utility>
+
 #include "spec/config_families.h"
 #include "util/error.h"
 
@@ -124,6 +126,9 @@ void parse_deepseek_v4(ConfigReader& r, ModelSpec& s) {
   v4.index_n_heads = r.req_int({"index_n_heads"});
   v4.index_head_dim = r.req_int({"index_head_dim"});
   v4.index_topk = r.req_int({"index_topk"});
+  for (const auto& [key, v] : {std::pair{"index_n_heads", v4.index_n_heads},
+                               std::pair{"index_head_dim", v4.index_head_dim}, std::pair{"index_topk", v4.index_topk}})
+    if (v < 1) r.fail_field(key, fmt::format("must be at least 1, found {}", v));
   v4.o_groups = r.req_int({"o_groups"});
   v4.o_lora_rank = r.req_int({"o_lora_rank"});
   v4.num_hash_layers = r.has({"num_hash_layers"}) ? r.int_or({"num_hash_layers"}, 0) : dsv4_hash_layers(r, s);

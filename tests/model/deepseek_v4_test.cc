@@ -226,6 +226,7 @@ TEST(DeepseekV4, BadCheckpointsAreNamed) {
   expect_error(broken_copy("official", "fp8", {{"quantization_config", {{"quant_method", "fp8"}}}}),
                {"layers.0.attn.wq_a.weight is stored as F32, expected F8_E4M3"});
   expect_error(broken_copy("hf", "fp8_hf", {{"quantization_config", {{"quant_method", "fp8"}}}}), {"official layout"});
+  expect_error(broken_copy("official", "topk0", {{"index_topk", 0}}), {"index_topk", "must be at least 1"});
 }
 
 // The hf fixture's config as transformers' DeepseekV4Config.save_pretrained writes it: layer_types with
