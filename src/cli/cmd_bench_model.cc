@@ -224,8 +224,9 @@ struct Measured {
   int64_t peak_rss_bytes = 0;
   std::string peak_rss_scope = "engine";
   RunReport report;
-  int64_t kv_tokens = 0;       // what the cache held at the end of the last run (its report's kv_cache_bytes)
-  int64_t prefill_passes = 0;  // of the last run: the LM head ran once per pass (its last position)
+  int64_t kv_tokens = 0;        // what the cache held at the end of the last run (its report's kv_cache_bytes)
+  DType kv_type = DType::kF32;  // its rows
+  int64_t prefill_passes = 0;   // of the last run: the LM head ran once per pass (its last position)
   // Read ceiling paired with each timed run (a ReadProbe pass before and after it, averaged), median,
   // and the median over runs of decode tokens/s / that run's bandwidth floor.
   double read_gbps_paired = 0, decode_floor_fraction = 0;
@@ -306,6 +307,7 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   m.decode_tps = median(decode);
   m.report = report_of_generation(last, dec.spec(), dir, read_gbps);
   m.kv_tokens = last.prompt_tokens + static_cast<int64_t>(last.decode.size());
+  m.kv_type = last.kv_cache_type;
   m.prefill_passes = last.prefill_passes;
   const int64_t tokens = a.repetitions * static_cast<int64_t>(last.decode.size());  // decode steps read
   const double disk = offload_disk_ceiling(dec);  // after the runs: their reads are done
@@ -337,16 +339,13 @@ struct KvMeasured {
 
 KvMeasured kv_against_accounting(const ModelSpec& spec, const TensorRegistry& reg, const Measured& m) {
   KvMeasured kv;
-  const std::optional<DType> t = dtype_from_any_name(m.report.kv_cache_type);
-  kv.elem_bytes = t ? static_cast<int64_t>(dtype_size(*t)) : 4;
+  kv.elem_bytes = static_cast<int64_t>(dtype_size(m.kv_type));
   Workload w;
   w.prompt = w.context = m.kv_tokens;
   w.kv_bytes_per_elem = static_cast<double>(kv.elem_bytes);
   kv.accounting = compute_cost(spec, reg, w).kv.bytes_at_context;
   const double extra = static_cast<double>(m.report.kv_cache_bytes) - kv.accounting;
-  if (spec.family == Family::kDeepseekV4 && extra > 0)
-    kv.note =
-        fmt::format(" (+ {} of the compressors' f32 pending windows, the same at every length)", format_bytes(extra));
+  if (extra > 0) kv.note = fmt::format(" (+ {} of state beside those rows)", format_bytes(extra));
   return kv;
 }
 
