@@ -26,26 +26,30 @@ inline __m512 u8x16_to_ps(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_
 inline __m512i load_line(const uint8_t* p) { return _mm512_loadu_si512(p); }
 inline __m512i low_nibbles(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0F)); }
 inline __m512i high_nibbles(__m512i v) { return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F)); }
-// The 4-bit part of k-group kg: line kg / 2, low nibbles for even kg, high for odd.
-inline __m512i nibbles(const uint8_t* lines, int kg) {
-  const __m512i v = load_line(lines + (kg / 2) * 64);
-  return (kg & 1) ? high_nibbles(v) : low_nibbles(v);
+// A k-group is named kg0 + g: kg0 a multiple of 4 (a sub-block's first k-group), g a constant of the
+// unrolled loops, so a line's address is the sub-block's base plus a constant and the half or shift
+// (odd g, Q6_K's g % 4) is known at compile time (with one index kg, the compiler redid kg / 2, kg / 4 and
+// kg % 4 per k-group).
+// The 4-bit part of k-group kg0 + g: line (kg0 + g) / 2, low nibbles for even g, high for odd.
+inline __m512i nibbles(const uint8_t* lines, size_t kg0, int g) {
+  const __m512i v = load_line(lines + kg0 * 32 + (g / 2) * 64);
+  return (g & 1) ? high_nibbles(v) : low_nibbles(v);
 }
 // + 16 where the k-group's fifth bit (8 bytes, bit per byte of the line) is set.
-inline __m512i add_fifth_bit(__m512i codes, const uint8_t* bits, int kg) {
+inline __m512i add_fifth_bit(__m512i codes, const uint8_t* bits, size_t kg) {
   __mmask64 m;
   std::memcpy(&m, bits + kg * 8, 8);
   return _mm512_mask_add_epi8(codes, m, codes, _mm512_set1_epi8(0x10));
 }
 
 // Per type: kBlock, kSub, kTile (bytes of a 16-row tile), kSlots (zmm of decoded scales per block: f32
-// d [, f32 m or dmin] [, int32 sub-block scales] [, int32 mins]), scales(tile, slots), codes(tile, kg) the
-// unsigned codes of k-group kg, and kOffset (subtracted per unit of the activation sum: the codes' zero).
+// d [, f32 m or dmin] [, int32 sub-block scales] [, int32 mins]), scales(tile, slots), codes(tile, kg0, g) the
+// unsigned codes of k-group kg0 + g, and kOffset (subtracted per unit of the activation sum: the codes' zero).
 struct Q4_0T {
   static constexpr DType kType = DType::kQ4_0;
   static constexpr int kBlock = 32, kSub = 32, kTile = 288, kSlots = 1, kOffset = 8;
   static void scales(const uint8_t* t, __m512* s) { s[0] = load_f16x16(t); }
-  static __m512i codes(const uint8_t* t, int kg) { return nibbles(t + 32, kg); }
+  static __m512i codes(const uint8_t* t, size_t kg0, int g) { return nibbles(t + 32, kg0, g); }
 };
 struct Q4_1T {
   static constexpr DType kType = DType::kQ4_1;
@@ -54,13 +58,15 @@ struct Q4_1T {
     s[0] = load_f16x16(t);
     s[1] = load_f16x16(t + 32);
   }
-  static __m512i codes(const uint8_t* t, int kg) { return nibbles(t + 64, kg); }
+  static __m512i codes(const uint8_t* t, size_t kg0, int g) { return nibbles(t + 64, kg0, g); }
 };
 struct Q5_0T {
   static constexpr DType kType = DType::kQ5_0;
   static constexpr int kBlock = 32, kSub = 32, kTile = 352, kSlots = 1, kOffset = 16;
   static void scales(const uint8_t* t, __m512* s) { s[0] = load_f16x16(t); }
-  static __m512i codes(const uint8_t* t, int kg) { return add_fifth_bit(nibbles(t + 96, kg), t + 32, kg); }
+  static __m512i codes(const uint8_t* t, size_t kg0, int g) {
+    return add_fifth_bit(nibbles(t + 96, kg0, g), t + 32, kg0 + g);
+  }
 };
 struct Q5_1T {
   static constexpr DType kType = DType::kQ5_1;
@@ -69,13 +75,15 @@ struct Q5_1T {
     s[0] = load_f16x16(t);
     s[1] = load_f16x16(t + 32);
   }
-  static __m512i codes(const uint8_t* t, int kg) { return add_fifth_bit(nibbles(t + 128, kg), t + 64, kg); }
+  static __m512i codes(const uint8_t* t, size_t kg0, int g) {
+    return add_fifth_bit(nibbles(t + 128, kg0, g), t + 64, kg0 + g);
+  }
 };
 struct Q8_0T {
   static constexpr DType kType = DType::kQ8_0;
   static constexpr int kBlock = 32, kSub = 32, kTile = 544, kSlots = 1, kOffset = 128;
   static void scales(const uint8_t* t, __m512* s) { s[0] = load_f16x16(t); }
-  static __m512i codes(const uint8_t* t, int kg) { return load_line(t + 32 + kg * 64); }
+  static __m512i codes(const uint8_t* t, size_t kg0, int g) { return load_line(t + 32 + (kg0 + g) * 64); }
 };
 struct Mxfp4T {
   static constexpr DType kType = DType::kMXFP4;
@@ -88,10 +96,10 @@ struct Mxfp4T {
     const __mmask16 small = _mm512_cmplt_epu32_mask(e, _mm512_set1_epi32(2));
     s[0] = _mm512_castsi512_ps(_mm512_mask_blend_epi32(small, normal, sub));
   }
-  static __m512i codes(const uint8_t* t, int kg) {
+  static __m512i codes(const uint8_t* t, size_t kg0, int g) {
     const __m512i table =
         _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
-    return _mm512_shuffle_epi8(table, nibbles(t + 16, kg));
+    return _mm512_shuffle_epi8(table, nibbles(t + 16, kg0, g));
   }
 };
 
@@ -126,9 +134,9 @@ struct QKAffineT {
       s[10 + j] = _mm512_castsi512_ps(mn);
     }
   }
-  static __m512i codes(const uint8_t* t, int kg) {
-    if constexpr (kFive) return add_fifth_bit(nibbles(t + 768, kg), t + 256, kg);
-    return nibbles(t + 256, kg);
+  static __m512i codes(const uint8_t* t, size_t kg0, int g) {
+    if constexpr (kFive) return add_fifth_bit(nibbles(t + 768, kg0, g), t + 256, kg0 + g);
+    return nibbles(t + 256, kg0, g);
   }
 };
 struct Q6_KT {
@@ -141,10 +149,10 @@ struct Q6_KT {
       s[1 + j] = _mm512_castsi512_ps(_mm512_cvtepi8_epi32(s8));
     }
   }
-  static __m512i codes(const uint8_t* t, int kg) {
-    const __m512i top = load_line(t + 288 + (kg / 4) * 64);
+  static __m512i codes(const uint8_t* t, size_t kg0, int g) {
+    const __m512i top = load_line(t + 288 + kg0 * 16 + (g / 4) * 64);
     __m512i hi;
-    switch (kg % 4) {  // bits 2i, 2i + 1 of each byte to bits 4, 5
+    switch (g % 4) {  // bits 2i, 2i + 1 of each byte to bits 4, 5
       case 0:
         hi = _mm512_slli_epi16(top, 4);
         break;
@@ -158,7 +166,7 @@ struct Q6_KT {
         hi = _mm512_srli_epi16(top, 2);
         break;
     }
-    return _mm512_or_si512(nibbles(t + 1312, kg), _mm512_and_si512(hi, _mm512_set1_epi8(0x30)));
+    return _mm512_or_si512(nibbles(t + 1312, kg0, g), _mm512_and_si512(hi, _mm512_set1_epi8(0x30)));
   }
 };
 
@@ -170,13 +178,13 @@ inline __m512i bcast4(const int8_t* p) {
 
 // Exact integer sum over the kKg k-groups of one sub-block starting at element p0, for R rows of A.
 template <typename T, int R, int kKg>
-inline void sub_block_sums(const uint8_t* tile, int kg0, const Q8Row* rows, int64_t p0, __m512i* isum) {
+inline void sub_block_sums(const uint8_t* tile, size_t kg0, const Q8Row* rows, int64_t p0, __m512i* isum) {
   constexpr int kChains = R <= 2 ? (kKg >= 4 ? 4 : 2) : (R <= 4 ? 2 : 1);  // independent dp chains per row
   __m512i acc[R][kChains];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < kChains; ++c) acc[r][c] = _mm512_setzero_si512();
   for (int g = 0; g < kKg; ++g) {
-    const __m512i w = T::codes(tile, kg0 + g);
+    const __m512i w = T::codes(tile, kg0, g);
     for (int r = 0; r < R; ++r)
       acc[r][g % kChains] = _mm512_dpbusd_epi32(acc[r][g % kChains], w, bcast4(rows[r].q + p0 + 4 * g));
   }
@@ -209,7 +217,7 @@ inline void block_rows(const uint8_t* tile, const __m512* sc, const Q8Row* rows,
   for (int j = 0; j < kNSub; ++j) {
     if (ahead != nullptr) prefetch_lines(ahead + j * kStep, kStep);
     const int64_t s0 = p0 + j * T::kSub;
-    sub_block_sums<T, R, T::kSub / 4>(tile, j * (T::kSub / 4), rows, s0, isum);
+    sub_block_sums<T, R, T::kSub / 4>(tile, size_t(j) * (T::kSub / 4), rows, s0, isum);
     const __m512i scale = _mm512_castps_si512(sc[(kMins ? 2 : 1) + j]);
     for (int r = 0; r < R; ++r) {
       __m512i s = isum[r];
@@ -492,7 +500,7 @@ void run_amx(const QuantArgs& g) {
       T::scales(group + b * T::kTile, s.scales + b * T::kSlots);
       if constexpr (kAmxDecodeB<T>)
         for (int kg = 0; kg < 8; ++kg)
-          _mm512_store_si512(s.btiles + b * 512 + kg * 64, T::codes(group + b * T::kTile, kg));
+          _mm512_store_si512(s.btiles + b * 512 + kg * 64, T::codes(group + b * T::kTile, 0, kg));
     }
     for (int64_t ch = 0; ch < n_chunks; ++ch) {
       const int rn = static_cast<int>(std::min<int64_t>(16, g.s.m - ch * 16));
