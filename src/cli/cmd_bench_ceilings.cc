@@ -35,6 +35,7 @@ void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global) {
       j["triad_gb_per_s"] = c.all.triad_gbps;
       j["fma_f32_gflop_per_s"] = c.all.fma_f32_gflops;
       j["dot_bf16_gflop_per_s"] = c.all.dot_bf16_gflops;
+      j["dot_i8_gop_per_s"] = c.all.dot_i8_gops;
       j["sgemm_gflop_per_s"] = c.all.sgemm_gflops;
       j["threads"] = c.all.threads;
       j["isa"] = c.isa;
@@ -51,6 +52,7 @@ void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global) {
                                     {"triad_gb_per_s", r.triad_gbps},
                                     {"fma_f32_gflop_per_s", r.fma_f32_gflops},
                                     {"dot_bf16_gflop_per_s", r.dot_bf16_gflops},
+                                    {"dot_i8_gop_per_s", r.dot_i8_gops},
                                     {"sgemm_gflop_per_s", r.sgemm_gflops}});
       }
       print_json_report(j);
@@ -58,11 +60,11 @@ void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global) {
     }
     fmt::print("ceilings (median of {} repetitions; kernel isa {}; stream arrays {} MiB)\n", opts->repetitions, c.isa,
                c.stream_bytes >> 20);
-    fmt::print("{:>8} {:>11} {:>11} {:>15} {:>16} {:>13}\n", "threads", "read GB/s", "triad GB/s", "f32 FMA GFLOP/s",
-               "bf16 dot GFLOP/s", "sgemm GFLOP/s");
+    fmt::print("{:>8} {:>11} {:>11} {:>15} {:>16} {:>15} {:>13}\n", "threads", "read GB/s", "triad GB/s",
+               "f32 FMA GFLOP/s", "bf16 dot GFLOP/s", "int8 dot GOP/s", "sgemm GFLOP/s");
     for (const CeilingRow& r : c.rows) {
-      fmt::print("{:>8} {:>11.1f} {:>11.1f} {:>15.1f} {:>16.1f} {:>13.1f}\n", r.threads, r.read_gbps, r.triad_gbps,
-                 r.fma_f32_gflops, r.dot_bf16_gflops, r.sgemm_gflops);
+      fmt::print("{:>8} {:>11.1f} {:>11.1f} {:>15.1f} {:>16.1f} {:>15.1f} {:>13.1f}\n", r.threads, r.read_gbps,
+                 r.triad_gbps, r.fma_f32_gflops, r.dot_bf16_gflops, r.dot_i8_gops, r.sgemm_gflops);
     }
     fmt::print(
         "openblas core: {} (sgemm {}x{}x{}){}\n", c.openblas_core, opts->sgemm_n, opts->sgemm_n, opts->sgemm_n,

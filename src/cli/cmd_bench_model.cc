@@ -350,7 +350,7 @@ KvMeasured kv_against_accounting(const ModelSpec& spec, const TensorRegistry& re
 }
 
 void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const ModelSpec& spec,
-                        const TensorRegistry& reg, const CeilingRow& ceiling, const Measured& m,
+                        const TensorRegistry& reg, const CeilingRow& ceiling, const MatmulPeak& peak, const Measured& m,
                         const GlobalOptions& global) {
   Workload w;
   w.prompt = w.context = a.prompt;
@@ -387,6 +387,10 @@ void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const Mo
       {"prefill_gflop_per_s", prefill_gflops},
       {"fma_ceiling_gflop_per_s", ceiling.fma_f32_gflops},
       {"prefill_fraction_of_fma_peak", prefill_gflops / ceiling.fma_f32_gflops},
+      {"matmul_peak_gop_per_s", peak.gflops},
+      {"matmul_peak_kind", peak.kind},
+      {"matmul_peak_stored_dtype", peak.stored},
+      {"prefill_fraction_of_matmul_peak", prefill_gflops / peak.gflops},
       {"decode_tokens_per_s", m.decode_tps},
       {"bytes_per_decode_token", json_count(bytes)},
       {"read_ceiling_gb_per_s", m.read_gbps_paired},
@@ -410,9 +414,9 @@ void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const Mo
       format_count(static_cast<double>(m.report.activated_params_analytic)), m.load_seconds, m.pack_cache,
       static_cast<double>(m.peak_rss_bytes) * 1e-9,
       m.peak_rss_scope == "engine" ? "" : " (the process's, read-ceiling buffers included)");
-  fmt::print("  prefill {:>5} tokens: {:>9.1f} tokens/s  {:>7.1f} GFLOP/s = {:.1f}% of the f32 FMA peak {:.0f}\n",
-             a.prompt, m.prefill_tps, prefill_gflops, 100 * prefill_gflops / ceiling.fma_f32_gflops,
-             ceiling.fma_f32_gflops);
+  fmt::print(
+      "  prefill {:>5} tokens: {:>9.1f} tokens/s  {:>7.1f} GFLOP/s = {:.1f}% of the {} peak {:.0f} ({} weights)\n",
+      a.prompt, m.prefill_tps, prefill_gflops, 100 * prefill_gflops / peak.gflops, peak.kind, peak.gflops, peak.stored);
   fmt::print("  decode  {:>5} tokens: {:>9.1f} tokens/s  {} per token; floor {:.1f} tokens/s at {:.1f} GB/s", a.decode,
              m.decode_tps, format_bytes(bytes), floor_tps, m.read_gbps_paired);
   if (floor_fraction.fraction) fmt::print(" = {:.1f}%", 100 * *floor_fraction.fraction);
@@ -422,7 +426,8 @@ void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const Mo
              format_bytes(kv.accounting), kv.elem_bytes, kv.note);
   fmt::print("{}", m.offload_text);
   fmt::print(
-      "  (medians of {} runs{}; FMA peak measured at the start of this run; the read ceiling is paired "
+      "  (medians of {} runs{}; the peak measured at the start of this run (AMX-INT8 tiles, where prefill uses them, "
+      "are faster than the int8 dot peak and not measured); the read ceiling is paired "
       "with each run: a read pass before and after it, averaged, and the % is the median over runs of each run's "
       "decode speed / its own floor; prefill GFLOP/s counts the LM head once per prefill pass, where it ran)\n",
       a.repetitions, a.no_warmup ? ", no warm-up" : " after a warm-up");
@@ -438,7 +443,7 @@ void run_bench_weights(const BenchModelArgs& a, const GlobalOptions& global) {
   const CeilingRow ceiling = measure_quick_ceilings(3);
   const Measured m = measure(weights, a, ceiling.read_gbps, true, global);
   const BenchSubject s{weights, weights, is_gguf_path(weights) ? "gguf" : spec.torch_dtype, spec.n_layer};
-  report_bench_model(a, s, spec, reg, ceiling, m, global);
+  report_bench_model(a, s, spec, reg, ceiling, matmul_peak(weights, spec, ceiling), m, global);
 }
 
 void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
@@ -480,15 +485,17 @@ void run_bench_model(const BenchModelArgs& a, const GlobalOptions& global) {
   check_fits_in_memory(bytes, "bench", what + " (read on every decode step)");
   const CeilingRow ceiling = measure_quick_ceilings(3);
   Measured m;
+  MatmulPeak peak;
   try {
     write_random_checkpoint(dir, config, reg, dtype, a.router_skew, spec.d_model);
     m = measure(dir, a, ceiling.read_gbps, !a.dir.empty(), global);
+    peak = matmul_peak(dir, spec, ceiling);
   } catch (...) {
     if (a.dir.empty()) fs::remove_all(dir);
     throw;
   }
   if (a.dir.empty()) fs::remove_all(dir);
-  report_bench_model(a, BenchSubject{entry->name, "", a.dtype, a.layers}, spec, reg, ceiling, m, global);
+  report_bench_model(a, BenchSubject{entry->name, "", a.dtype, a.layers}, spec, reg, ceiling, peak, m, global);
 }
 
 }  // namespace

@@ -64,7 +64,7 @@ std::vector<int64_t> parse_streams(const std::string& text) {
 }
 
 Row measure_streams(Decoder& model, const BenchServeArgs& a, int64_t B, double always_on_bytes, ReadProbe& probe,
-                    const CeilingRow& ceiling) {
+                    const MatmulPeak& peak) {
   const ModelSpec& spec = model.spec();
   std::mt19937 rng(static_cast<uint32_t>(11 + B));
   std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(B));
@@ -122,7 +122,7 @@ Row measure_streams(Decoder& model, const BenchServeArgs& a, int64_t B, double a
   RegistryOptions ro;
   ro.include_mtp = false;
   row.flops_per_step = static_cast<double>(B) * compute_cost(spec, build_registry(spec, ro), w).decode_flops_per_token;
-  row.compute_tokens_per_s = static_cast<double>(B) * ceiling.fma_f32_gflops * 1e9 / row.flops_per_step;
+  row.compute_tokens_per_s = static_cast<double>(B) * peak.gflops * 1e9 / row.flops_per_step;
   int64_t layers = 0;
   for (auto& l : load) {
     if (l.empty()) continue;
@@ -145,7 +145,7 @@ double single_stream_rate(const std::vector<Row>& rows) {
 }
 
 nlohmann::ordered_json bench_serve_json(const BenchServeArgs& a, const ModelSpec& spec, const CeilingRow& ceiling,
-                                        double always_on, const std::vector<Row>& rows) {
+                                        const MatmulPeak& peak, double always_on, const std::vector<Row>& rows) {
   const double single = single_stream_rate(rows);
   nlohmann::ordered_json j{{"model", a.weights},
                            {"model_type", spec.model_type},
@@ -157,6 +157,9 @@ nlohmann::ordered_json bench_serve_json(const BenchServeArgs& a, const ModelSpec
                            {"repetitions", a.repetitions},
                            {"read_ceiling_at_start_gb_per_s", ceiling.read_gbps},
                            {"fma_ceiling_gflop_per_s", ceiling.fma_f32_gflops},
+                           {"matmul_peak_gop_per_s", peak.gflops},
+                           {"matmul_peak_kind", peak.kind},
+                           {"matmul_peak_stored_dtype", peak.stored},
                            {"always_on_bytes", json_count(always_on)},
                            {"rows", nlohmann::ordered_json::array()}};
   for (const Row& r : rows) {
@@ -186,12 +189,13 @@ nlohmann::ordered_json bench_serve_json(const BenchServeArgs& a, const ModelSpec
   return j;
 }
 
-void print_bench_serve(const BenchServeArgs& a, const ModelSpec& spec, const std::vector<Row>& rows) {
+void print_bench_serve(const BenchServeArgs& a, const ModelSpec& spec, const MatmulPeak& peak,
+                       const std::vector<Row>& rows) {
   const double single = single_stream_rate(rows);
   fmt::print("bench serve {} ({} layers, {} experts, top-{}): prompt {}, {} decode steps, median step of {} run(s)\n",
              a.weights, spec.n_layer, spec.n_expert, spec.n_expert_used, a.prompt, a.decode, a.repetitions);
   fmt::print("  {:>7} {:>9} {:>8} {:>6} {:>16} {:>11} {:>9} {:>6} {:>7} {:>8} {:>7} {:>8}\n", "streams", "tokens/s",
-             "step ms", "vs 1", "experts/layer", "bytes/step", "floor t/s", "GB/s", "floor%", "FMA t/s", "roof%",
+             "step ms", "vs 1", "experts/layer", "bytes/step", "floor t/s", "GB/s", "floor%", "peak t/s", "roof%",
              "hot-k %");
   for (const Row& r : rows) {
     const double roof = std::min(r.floor_tokens_per_s, r.compute_tokens_per_s);
@@ -206,10 +210,11 @@ void print_bench_serve(const BenchServeArgs& a, const ModelSpec& spec, const std
   fmt::print(
       "  (experts/layer: measured distinct routed experts per decode step, in parentheses E(1-(1-k/E)^B) for uniform "
       "routing; bytes/step: always-on weights + the distinct experts + every sequence's KV; floor: B x read ceiling / "
-      "bytes per step, the ceiling paired with each run; FMA t/s: B x FMA peak / B x decode FLOPs per token (the "
-      "compute bound, f32 FMA peak measured at the start); roof%: tokens/s over the lower of the two bounds; hot-k %: "
-      "routed tokens the k hottest experts of a layer took, "
-      "k/E under uniform routing)\n");
+      "bytes per step, the ceiling paired with each run; peak t/s: B x matmul peak / B x decode FLOPs per token (the "
+      "compute bound; the peak of the experts' {} weights: {}, {:.0f} GOP/s, measured at the start); roof%: tokens/s "
+      "over the lower of the two bounds; hot-k %: routed tokens the k hottest experts of a layer took, "
+      "k/E under uniform routing)\n",
+      peak.stored, peak.kind, peak.gflops);
 }
 
 void run_bench_serve(const BenchServeArgs& given, const GlobalOptions& global) {
@@ -222,20 +227,21 @@ void run_bench_serve(const BenchServeArgs& given, const GlobalOptions& global) {
   if (spec.n_expert <= 0) log_warn("bench serve: {} is a dense model: no experts to count", a.weights);
   const double always_on = always_on_weight_bytes(a.weights, spec);
   const CeilingRow ceiling = measure_quick_ceilings(3);
+  const MatmulPeak peak = matmul_peak(a.weights, spec, ceiling);
   ReadProbe probe;
   std::vector<Row> rows;
   {
     Progress progress("bench serve", true, global);
     for (int64_t B : streams) {
-      rows.push_back(measure_streams(model, a, B, always_on, probe, ceiling));
+      rows.push_back(measure_streams(model, a, B, always_on, probe, peak));
       progress.update(double(rows.size()), double(streams.size()), "stream counts");
     }
   }
   if (global.json) {
-    print_json_report(bench_serve_json(a, spec, ceiling, always_on, rows));
+    print_json_report(bench_serve_json(a, spec, ceiling, peak, always_on, rows));
     return;
   }
-  print_bench_serve(a, spec, rows);
+  print_bench_serve(a, spec, peak, rows);
 }
 
 }  // namespace

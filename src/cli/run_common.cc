@@ -122,39 +122,57 @@ std::string decode_ids(const Tokenizer* tok, const std::vector<int32_t>& ids, in
   return s;
 }
 
-double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spec) {
-  // The bytes each tensor occupies as loaded: the file's bytes for f32, bf16 and block types (read in
-  // place or repacked to the same size), f32 for what is converted at load.
-  std::function<double(const TensorEntry&)> loaded_size;
-  std::optional<Checkpoint> ckpt;
-  std::optional<GgufTensorSource> gguf;
-  if (is_gguf_path(model_dir)) {
-    gguf.emplace(model_dir, spec);
-    loaded_size = [&](const TensorEntry& t) {
-      const SourceTensor* s = gguf->find(t.name);
-      if (!s) return -1.0;
-      const bool in_place = s->dtype == DType::kF32 || s->dtype == DType::kBF16 || dtype_is_block(s->dtype);
-      return in_place ? static_cast<double>(s->nbytes) : 4.0 * static_cast<double>(t.numel());
-    };
-  } else {
-    ckpt.emplace(Checkpoint::open(model_dir, /*header_only=*/true));
-    loaded_size = [&](const TensorEntry& t) {
-      if (!ckpt->has(t.name)) return -1.0;
-      const TensorInfo& info = ckpt->info(t.name);
-      const bool zero_copy = info.dtype == DType::kF32 || info.dtype == DType::kBF16;
-      // Block-scaled FP8 matrices stay FP8 (F8_E4M3_B128: 132 bytes per 128 weights; model/weights.h).
-      const bool fp8_blocks = info.dtype == DType::kF8E4M3 && info.shape.size() == 2 && info.shape[1] % 128 == 0 &&
-                              spec.quant.block_cols % 128 == 0 && spec.quant.method == QuantMethod::kFp8;
-      if (fp8_blocks) return static_cast<double>(info.numel()) * 132.0 / 128.0;
-      return zero_copy ? static_cast<double>(info.nbytes()) : 4.0 * static_cast<double>(info.numel());
-    };
+namespace {
+
+// A model file's tensors as the decoder holds them: the stored dtype and the bytes each occupies as
+// loaded (the file's bytes for f32, bf16 and block types, read in place or repacked to the same size;
+// block-scaled FP8 matrices stay FP8, 132 bytes per 128 weights (model/weights.h); f32 for what is
+// converted at load).
+class LoadedTensors {
+ public:
+  LoadedTensors(const std::string& model_dir, const ModelSpec& spec) : spec_(spec) {
+    if (is_gguf_path(model_dir))
+      gguf_.emplace(model_dir, spec);
+    else
+      ckpt_.emplace(Checkpoint::open(model_dir, /*header_only=*/true));
   }
+  struct Loaded {
+    DType stored;
+    double bytes;
+  };
+  std::optional<Loaded> find(const TensorEntry& t) const {
+    if (gguf_) {
+      const SourceTensor* s = gguf_->find(t.name);
+      if (!s) return std::nullopt;
+      const bool in_place = s->dtype == DType::kF32 || s->dtype == DType::kBF16 || dtype_is_block(s->dtype);
+      return Loaded{s->dtype, in_place ? static_cast<double>(s->nbytes) : 4.0 * static_cast<double>(t.numel())};
+    }
+    if (!ckpt_->has(t.name)) return std::nullopt;
+    const TensorInfo& info = ckpt_->info(t.name);
+    const bool zero_copy = info.dtype == DType::kF32 || info.dtype == DType::kBF16;
+    const bool fp8_blocks = info.dtype == DType::kF8E4M3 && info.shape.size() == 2 && info.shape[1] % 128 == 0 &&
+                            spec_.quant.block_cols % 128 == 0 && spec_.quant.method == QuantMethod::kFp8;
+    if (fp8_blocks) return Loaded{info.dtype, static_cast<double>(info.numel()) * 132.0 / 128.0};
+    return Loaded{info.dtype, zero_copy ? static_cast<double>(info.nbytes()) : 4.0 * static_cast<double>(info.numel())};
+  }
+
+ private:
+  const ModelSpec& spec_;
+  std::optional<Checkpoint> ckpt_;
+  std::optional<GgufTensorSource> gguf_;
+};
+
+}  // namespace
+
+double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spec) {
+  const LoadedTensors loaded(model_dir, spec);
   const TensorRegistry reg = build_registry(spec);
   double bytes = 0;
   for (const TensorEntry& t : reg.tensors) {
     if (t.is_mtp) continue;
-    const double size = loaded_size(t);
-    if (size < 0) continue;
+    const std::optional<LoadedTensors::Loaded> l = loaded.find(t);
+    if (!l) continue;
+    const double size = l->bytes;
     if (t.role == Role::kEmbedding) {
       bytes += size / std::max<int64_t>(1, spec.vocab);  // one row per token
       if (spec.tie_word_embeddings) bytes += size;       // the head reads the whole table
@@ -164,6 +182,29 @@ double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spe
     bytes += size;
   }
   return bytes;
+}
+
+MatmulPeak matmul_peak(const std::string& model_dir, const ModelSpec& spec, const CeilingRow& ceiling) {
+  const LoadedTensors loaded(model_dir, spec);
+  const TensorRegistry reg = build_registry(spec);
+  // The routed experts' stored type (the dense FFN's in a model without experts).
+  std::optional<DType> stored;
+  for (Role role : {Role::kRoutedExpert, Role::kDenseFfn, Role::kAttention}) {
+    for (const TensorEntry& t : reg.tensors) {
+      if (t.role != role || t.is_mtp || t.shape.size() < 2) continue;
+      if (const auto l = loaded.find(t)) {
+        stored = l->stored;
+        break;
+      }
+    }
+    if (stored) break;
+  }
+  const DType d = stored.value_or(DType::kF32);
+  if (dtype_is_block(d) && d != DType::kF8E4M3_B128 && ceiling.dot_i8_gops > 0)
+    return {ceiling.dot_i8_gops, "int8 dot", std::string(dtype_name(d))};
+  if (d == DType::kBF16 && ceiling.dot_bf16_gflops > 0)
+    return {ceiling.dot_bf16_gflops, "bf16 dot", std::string(dtype_name(d))};
+  return {ceiling.fma_f32_gflops, "f32 FMA", std::string(dtype_name(d))};
 }
 
 void check_finite_logits(const std::vector<float>& logits, const std::string& model_dir) {

@@ -11,6 +11,7 @@
 
 #include "cli/command.h"
 #include "cli/offload_args.h"
+#include "kernels/ceilings.h"
 #include "model/decoder.h"
 #include "model/generate.h"
 #include "model/generation_config.h"
@@ -63,6 +64,17 @@ std::string decode_ids(const Tokenizer* tok, const std::vector<int32_t>& ids, in
 // Bytes of the weights every decode step reads (everything but routed experts and the embedding
 // table, plus one embedding row), at the dtype the decoder holds them in.
 double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spec);
+// The compute peak a model's matrix products are measured against: the arithmetic of the kernels its
+// routed experts' stored type runs on (the dense FFN's without experts): int8 dot products for the
+// integer block types (GGUF quants, MXFP4; AMX-INT8 tiles, used for prefill where the CPU has them, are
+// faster and not measured), the bf16 dot rate for bf16 on AVX512_BF16, else the f32 FMA rate (f32,
+// f16 widened at load, FP8 blocks).
+struct MatmulPeak {
+  double gflops = 0;   // 2 operations per multiply-add
+  std::string kind;    // "int8 dot", "bf16 dot", "f32 FMA"
+  std::string stored;  // the dtype it was chosen for
+};
+MatmulPeak matmul_peak(const std::string& model_dir, const ModelSpec& spec, const CeilingRow& ceiling);
 
 // `moe eval`'s check of its logits: an error naming the model when one is NaN or infinite.
 void check_finite_logits(const std::vector<float>& logits, const std::string& model_dir);

@@ -134,6 +134,7 @@ Ceilings measure_ceilings(const CeilingsOptions& options) {
     c[i] = 2.0f;
   }
   const bool has_bf16 = active_isa() >= Isa::kAvx512Bf16;
+  const bool has_vnni = active_isa() >= Isa::kAvx512 && cpu_features().avx512_vnni;
   for (int threads : counts) {
     ThreadPool pool(threads);
     CeilingRow row;
@@ -142,6 +143,10 @@ Ceilings measure_ceilings(const CeilingsOptions& options) {
     row.triad_gbps = measure_triad(pool, d, b, c, options.repetitions);
     row.fma_f32_gflops = measure_compute(pool, fma_loop, options.repetitions);
     if (has_bf16) row.dot_bf16_gflops = measure_compute(pool, dot_bf16_loop_avx512bf16, options.repetitions);
+    if (has_vnni)
+      row.dot_i8_gops = measure_compute(pool, dot_i8_loop_avx512vnni, options.repetitions);
+    else if (active_isa() >= Isa::kAvx2)
+      row.dot_i8_gops = measure_compute(pool, dot_i8_loop_avx2, options.repetitions);
     if (options.measure_sgemm) row.sgemm_gflops = measure_sgemm(threads, options.sgemm_n, options.repetitions);
     result.rows.push_back(row);
   }

@@ -1,5 +1,5 @@
 // The machine's ceilings, measured: memory bandwidth (read-only and triad), peak f32 FMA
-// rate, peak bf16 dot rate (AVX512_BF16) and OpenBLAS sgemm rate, for 1 thread and all
+// rate, peak bf16 dot rate (AVX512_BF16), peak int8 dot rate and OpenBLAS sgemm rate, for 1 thread and all
 // threads, median of repetitions. Every benchmark reports its figures as fractions of these.
 #pragma once
 
@@ -13,6 +13,10 @@ namespace moe {
 struct CeilingRow {
   int threads = 1;
   double read_gbps = 0, triad_gbps = 0, fma_f32_gflops = 0, dot_bf16_gflops = 0, sgemm_gflops = 0;
+  // Int8 dot products (the quantized kernels' arithmetic), 2 ops per multiply-add: AVX512-VNNI vpdpbusd,
+  // else AVX2's vpmaddubsw + vpmaddwd; 0 without either. AMX-INT8 tiles (prefill on CPUs that have them)
+  // are faster still and not measured.
+  double dot_i8_gops = 0;
 };
 
 struct Ceilings {
@@ -68,6 +72,8 @@ double fma_loop_scalar(long iters, float* sink);
 double fma_loop_avx2(long iters, float* sink);
 double fma_loop_avx512(long iters, float* sink);
 double dot_bf16_loop_avx512bf16(long iters, float* sink);
+double dot_i8_loop_avx512vnni(long iters, float* sink);
+double dot_i8_loop_avx2(long iters, float* sink);
 }  // namespace ceilings_detail
 
 }  // namespace moe

@@ -2,6 +2,7 @@
 // length and alignment offset the splitting can give them, in both read patterns.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "kernels/ceilings.h"
@@ -31,6 +32,30 @@ TEST(CeilingReadLoops, SumEveryElementOnce) {
       EXPECT_NEAR(read_sum_avx512(a.data(), n), want, 1e-6 * (1 + n)) << n;
       EXPECT_NEAR(read_sum4_avx512(a.data(), n), want, 1e-6 * (1 + n)) << n;
     }
+  }
+}
+
+// The int8 dot loops run the products they count: the checksum is what the u8 x s8 sums of their
+// constant operands give (a = bytes 4, 3, 2, 1 of each 32-bit lane; b's bytes as signed), per lane,
+// accumulator and iteration.
+TEST(CeilingDotLoops, Int8LoopsDoTheProductsTheyCount) {
+  auto lane_dot = [](uint32_t a, uint32_t b) {
+    int32_t s = 0;
+    for (int k = 0; k < 4; ++k) s += int32_t((a >> (8 * k)) & 0xFF) * int32_t(int8_t((b >> (8 * k)) & 0xFF));
+    return s;
+  };
+  const long iters = 10;
+  if (detected_isa() >= Isa::kAvx2) {
+    float sink = 0;
+    EXPECT_DOUBLE_EQ(dot_i8_loop_avx2(iters, &sink), 2.0 * 32 * 8 * iters);
+    double want = 0;
+    for (uint32_t j = 0; j < 8; ++j) want += 8.0 * iters * lane_dot(0x01020304u, 0x01FF01FFu + j);
+    EXPECT_EQ(double(sink), want);
+  }
+  if (detected_isa() >= Isa::kAvx512 && cpu_features().avx512_vnni) {
+    float sink = 0;
+    EXPECT_DOUBLE_EQ(dot_i8_loop_avx512vnni(iters, &sink), 2.0 * 64 * 12 * iters);
+    EXPECT_EQ(double(sink), 16.0 * 12 * iters * lane_dot(0x01020304u, 0x01FF01FFu));
   }
 }
 
