@@ -349,17 +349,20 @@ KvMeasured kv_against_accounting(const ModelSpec& spec, const TensorRegistry& re
   return kv;
 }
 
+// The FLOPs the prefill executed: the accounting's prompt FLOPs with the LM head only on the rows it computed
+// (the last position of each pass), not on every position.
+double prefill_flops_executed(const ModelSpec& spec, const TensorRegistry& reg, int64_t prompt, const Measured& m) {
+  Workload w;
+  w.prompt = w.context = prompt;
+  const Cost cost = compute_cost(spec, reg, w);
+  const double head_rows = static_cast<double>(std::min<int64_t>(m.prefill_passes, prompt));
+  return cost.prefill_flops - (static_cast<double>(prompt) - head_rows) * cost.lm_head_flops_per_token;
+}
+
 void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const ModelSpec& spec,
                         const TensorRegistry& reg, const CeilingRow& ceiling, const MatmulPeak& peak, const Measured& m,
                         const GlobalOptions& global) {
-  Workload w;
-  w.prompt = w.context = a.prompt;
-  const Cost cost = compute_cost(spec, reg, w);
-  // The FLOPs the prefill executed: the accounting's prompt FLOPs with the LM head only on the rows it computed
-  // (the last position of each pass), not on every position.
-  const double head_rows = static_cast<double>(std::min<int64_t>(m.prefill_passes, a.prompt));
-  const double prefill_flops =
-      cost.prefill_flops - (static_cast<double>(a.prompt) - head_rows) * cost.lm_head_flops_per_token;
+  const double prefill_flops = prefill_flops_executed(spec, reg, a.prompt, m);
   const double prefill_gflops = prefill_flops / static_cast<double>(a.prompt) * m.prefill_tps * 1e-9;
   const double bytes = m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token;
   const double floor_tps = m.read_gbps_paired * 1e9 / bytes;
