@@ -269,6 +269,19 @@ std::string PreTokenizer::describe() const {
 
 // ---------------------------------------------------------------- post-processor
 
+namespace {
+
+// A post-processor's token id: an integer from 0 below INT32_MAX. Anything else is an error naming the field
+// (fuzzing found a float, 6.7e22, converted to int32 unchecked: undefined behaviour).
+int32_t post_processor_id(const json& v, const std::string& field, const std::string& where) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= INT32_MAX)
+    fail("tokenizer", "{}: {} must be a token id, an integer from 0 below 2^31 - 1; got {}", where, field,
+         v.is_primitive() ? v.dump() : std::string(v.type_name()));
+  return static_cast<int32_t>(v.get<int64_t>());
+}
+
+}  // namespace
+
 void PostProcessor::parse(const json& j, const std::string& where) {
   if (j.is_null()) return;
   const std::string type = type_of(j, "post_processor", where);
@@ -296,11 +309,17 @@ void PostProcessor::parse(const json& j, const std::string& where) {
         fail("tokenizer",
              "{}: post_processor.single[{}] names a special token {:?} missing from post_processor.special_tokens",
              where, i, name);
-      for (const json& id : specials[name]["ids"]) (after ? suffix : prefix).push_back(id.get<int32_t>());
+      const json& ids = specials[name]["ids"];
+      if (!ids.is_array())
+        fail("tokenizer", "{}: post_processor.special_tokens[{:?}].ids must be an array of token ids", where, name);
+      for (size_t k = 0; k < ids.size(); ++k) {
+        const std::string field = fmt::format("post_processor.special_tokens[{:?}].ids[{}]", name, k);
+        (after ? suffix : prefix).push_back(post_processor_id(ids[k], field, where));
+      }
     }
   } else if (type == "RobertaProcessing" || type == "BertProcessing") {
-    prefix.push_back(j.at("cls").at(1).get<int32_t>());
-    suffix.push_back(j.at("sep").at(1).get<int32_t>());
+    prefix.push_back(post_processor_id(j.at("cls").at(1), "post_processor.cls[1]", where));
+    suffix.push_back(post_processor_id(j.at("sep").at(1), "post_processor.sep[1]", where));
   } else {
     fail("tokenizer",
          "{}: post_processor.type {:?} is not supported (supported: Sequence, ByteLevel, TemplateProcessing, "

@@ -166,6 +166,20 @@ TEST_F(BadTokenizerFile, ErrorsNameTheFileAndField) {
     p = write("added.json", "{" + bpe + R"(, "added_tokens": [{"id": )" + id + R"(, "content": "<x>"}]})");
     EXPECT_NE(error_of(p).find("added_tokens[0].id must be from 0"), std::string::npos) << id << ": " << error_of(p);
   }
+  // Fuzzing finding (2026-12-06): a post-processor id of 6.7e22 was converted to int32 unchecked (UB).
+  const std::string tp =
+      R"(, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}},
+      {"Sequence": {"id": "A"}}], "special_tokens": {"<s>": {"id": "<s>", "ids": )";
+  for (const char* ids : {"[6.66667e22]", "[-1]", "[2147483647]", "[\"0\"]", "[1.5]"}) {
+    p = write("post_ids.json", "{" + bpe + tp + ids + "}}}}");
+    EXPECT_NE(error_of(p).find("post_processor.special_tokens[\"<s>\"].ids[0] must be a token id"), std::string::npos)
+        << ids << ": " << error_of(p);
+  }
+  p = write("post_ids_obj.json", "{" + bpe + tp + "7}}}}");
+  EXPECT_NE(error_of(p).find("ids must be an array"), std::string::npos) << error_of(p);
+  p = write("roberta.json", "{" + bpe + R"(, "post_processor": {"type": "RobertaProcessing", "cls": ["<s>", 1e30],
+      "sep": ["</s>", 1]}})");
+  EXPECT_NE(error_of(p).find("post_processor.cls[1] must be a token id"), std::string::npos) << error_of(p);
   p = write("single_word.json", "{" + bpe + R"(, "added_tokens": [{"id": 3, "content": "<x>", "single_word": 1}]})");
   EXPECT_NE(error_of(p).find("[tokenizer]"), std::string::npos) << error_of(p);
   p = write("deep.json", "{" + bpe + R"(, "normalizer": )" + std::string(100000, '[') + std::string(100000, ']') + "}");
