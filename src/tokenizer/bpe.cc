@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <queue>
 
+#include "tokenizer/pipeline.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
 
@@ -56,7 +57,7 @@ void BpeModel::load_vocab(const nlohmann::json& vocab, const std::string& file) 
   int64_t max_id = -1;
   std::string max_token;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() >= INT32_MAX)
+    if (!tok::is_token_id(it.value()))
       fail("tokenizer", "{}: model.vocab[{:?}] must be a non-negative integer id below {}, found {}", file, it.key(),
            INT32_MAX, it.value().dump());
     const auto id = it.value().get<int32_t>();

@@ -189,7 +189,7 @@ int64_t config_vocab_size(const HfFolder& hf) {
 }
 
 int64_t token_id(const HfFolder& hf, const json& id, const std::string& field) {
-  if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+  if (!tok::is_token_id(id))
     fail("tokenizer", "{}: {}: expected a non-negative integer id, found {}", hf.tokenizer_path, field, id.dump());
   return id.get<int64_t>();
 }

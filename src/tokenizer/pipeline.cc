@@ -269,12 +269,16 @@ std::string PreTokenizer::describe() const {
 
 // ---------------------------------------------------------------- post-processor
 
+bool is_token_id(const json& v) {
+  return v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < INT32_MAX;
+}
+
 namespace {
 
-// A post-processor's token id: an integer from 0 below INT32_MAX. Anything else is an error naming the field
-// (fuzzing found a float, 6.7e22, converted to int32 unchecked: undefined behaviour).
+// A post-processor's token id, else an error naming the field (fuzzing found a float, 6.7e22, converted to
+// int32 unchecked: undefined behaviour).
 int32_t post_processor_id(const json& v, const std::string& field, const std::string& where) {
-  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= INT32_MAX)
+  if (!is_token_id(v))
     fail("tokenizer", "{}: {} must be a token id, an integer from 0 below 2^31 - 1; got {}", where, field,
          v.is_primitive() ? v.dump() : std::string(v.type_name()));
   return static_cast<int32_t>(v.get<int64_t>());

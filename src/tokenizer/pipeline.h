@@ -14,6 +14,11 @@
 
 namespace moe::tok {
 
+// A token id as tokenizer.json may hold one: an integer from 0 below INT32_MAX (an id of INT32_MAX
+// overflows a table sized id + 1; a float such as 6.7e22 has no int32 value). The vocabulary, added
+// tokens, post-processor and GGUF export readers check ids with it and name the field when it fails.
+bool is_token_id(const nlohmann::json& v);
+
 // The GPT-2 split regex that a ByteLevel pre-tokenizer with use_regex applies.
 const char* gpt2_split_regex();
 

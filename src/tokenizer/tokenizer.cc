@@ -101,7 +101,7 @@ void Tokenizer::Impl::load_added(const json& list) {
         !a["content"].is_string() || a["content"].get_ref<const std::string&>().empty())
       fail("tokenizer", "{}: added_tokens[{}] must have an integer \"id\" and a non-empty string \"content\", found {}",
            path, i, a.dump().substr(0, 200));
-    if (a["id"].get<int64_t>() < 0 || a["id"].get<int64_t>() >= INT32_MAX)
+    if (!tok::is_token_id(a["id"]))
       fail("tokenizer", "{}: added_tokens[{}].id must be from 0 to {}, found {}", path, i, INT32_MAX - 1,
            a["id"].dump());
     if (a.value("single_word", false))
