@@ -252,21 +252,24 @@ inline void block_rows(const uint8_t* tile, const __m512* sc, const Q8Row* rows,
 //   Q8_0 / Q4_0 from 11.0 / 7.6 (one group at a time, no prefetch) to 17.1 / 15.8 (8 groups, 2 ahead);
 //   Q4_K / Q6_K from 6.7 / 7.1 to 13.8 / 12.6 (1 group, 1 ahead spread over the sub-blocks: more streams
 //   or a whole tile at once lose, the tile being 2-3 KB).
+// Past one row tile (two tiles, up to 16 rows) a block takes long enough that 2 ahead fell behind memory:
+// 6 ahead (151936 x 2048 Q8_0 at m 16 on 2 threads, quant_bench).
 template <typename T, int R>
 struct FewRowsPlan {
   static constexpr int kStreams = T::kBlock == 32 ? (R == 1 ? 8 : R == 2 ? 4 : R <= 4 ? 2 : 1) : 1;
-  static constexpr int kAhead = T::kBlock == 32 ? 2 : 1;
+  static constexpr int kAhead = T::kBlock == 32 ? (R > 8 ? 6 : 2) : 1;
 };
 
-// R rows of A against G weight groups at once (FewRowsPlan), each block's scales decoded where it is
-// reached (and, keep_scales given, G 1, kept there for the group's later row tiles), the tile kAhead
-// blocks on prefetched. f[g * R + r] = row r's 16 columns of group g.
-template <typename T, int R, int G>
+// R rows of A (and R2 more, a second row tile) against G weight groups at once (FewRowsPlan), each
+// block's scales decoded where it is reached (and, keep_scales given, G 1, kept there for the group's
+// later row tiles), the tile kAhead blocks on prefetched. f[g * (R + R2) + r] = row r's 16 columns of
+// group g.
+template <typename T, int R, int G, int R2 = 0>
 void groups_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m512* f,
                  __m512* keep_scales = nullptr) {
   static_assert(G >= 1);
-  constexpr int kAhead = FewRowsPlan<T, R>::kAhead;
-  for (int i = 0; i < G * R; ++i) f[i] = _mm512_setzero_ps();
+  constexpr int kRows = R + R2, kAhead = FewRowsPlan<T, kRows>::kAhead;
+  for (int i = 0; i < G * kRows; ++i) f[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     for (int g = 0; g < G; ++g) {
       const uint8_t* tile = groups[g] + b * T::kTile;
@@ -275,7 +278,8 @@ void groups_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __
       __m512 own[T::kSlots];
       __m512* sc = keep_scales ? keep_scales + b * T::kSlots : own;
       T::scales(tile, sc);
-      block_rows<T, R>(tile, sc, rows, b * T::kBlock, f + g * R, T::kBlock == 32 ? nullptr : ahead);
+      block_rows<T, R>(tile, sc, rows, b * T::kBlock, f + g * kRows, T::kBlock == 32 ? nullptr : ahead);
+      if constexpr (R2 > 0) block_rows<T, R2>(tile, sc, rows + R, b * T::kBlock, f + g * kRows + R);
     }
   }
 }
@@ -316,31 +320,20 @@ void run_few_rows(const QuantArgs& g) {
 }
 
 // Two row tiles (kMaxRows + R2 rows: a batched decode step's LM head and attention projections, experts
-// seeing 9-16 of its tokens): per block of each weight group, its scales decoded once and both tiles'
-// sums taken while the block is in L1, so the weights stream from memory once at the pace of the dot
-// products, prefetched six blocks ahead (two fell behind memory: the blocks take longer at 16 rows). Tile
-// after tile per group (re-reading the group from L2, its scales kept in a buffer) took 24.0 ms against
-// 20.2 for a 151936 x 2048 Q8_0 LM head at m 16 on 2 threads (quant_bench, medians of 5 alternated).
+// seeing 9-16 of its tokens): groups_rows takes both tiles' sums per block while it is in L1, so the weights
+// stream from memory once at the pace of the dot products. Tile after tile per group (re-reading the group
+// from L2, its scales kept in a buffer) took 24.0 ms against 20.2 for a 151936 x 2048 Q8_0 LM head at m 16
+// on 2 threads (quant_bench, medians of 5 alternated).
 template <typename T, int R1, int R2>
 void run_two_tiles(const QuantArgs& g) {
   Q8Row rows[R1 + R2];
   for (int r = 0; r < R1 + R2; ++r) rows[r] = q8_row(q8_row_ptr(g.a, r), g.s.k);
   const int64_t nb = g.s.k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
-  constexpr int kAhead = T::kBlock == 32 ? 6 : 1;
   const auto* base = static_cast<const uint8_t*>(g.b.data);
   for (int64_t grp = 0; grp < n_groups; ++grp) {
     const uint8_t* group = base + grp * group_bytes;
     __m512 f[R1 + R2];
-    for (int i = 0; i < R1 + R2; ++i) f[i] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* tile = group + b * T::kTile;
-      const uint8_t* ahead = b + kAhead < nb ? tile + kAhead * T::kTile : nullptr;
-      if (T::kBlock == 32 && ahead != nullptr) prefetch_lines(ahead, T::kTile);
-      __m512 sc[T::kSlots];
-      T::scales(tile, sc);
-      block_rows<T, R1>(tile, sc, rows, b * T::kBlock, f, T::kBlock == 32 ? nullptr : ahead);
-      block_rows<T, R2>(tile, sc, rows + R1, b * T::kBlock, f + R1);
-    }
+    groups_rows<T, R1, 1, R2>(&group, nb, rows, f);
     for (int r = 0; r < R1 + R2; ++r) store_cols(g, r, grp * 16, f[r]);
   }
 }
