@@ -153,6 +153,9 @@ class LoadedTensors {
     const bool fp8_blocks = info.dtype == DType::kF8E4M3 && info.shape.size() == 2 && info.shape[1] % 128 == 0 &&
                             spec_.quant.block_cols % 128 == 0 && spec_.quant.method == QuantMethod::kFp8;
     if (fp8_blocks) return Loaded{info.dtype, static_cast<double>(info.numel()) * 132.0 / 128.0};
+    // gpt-oss as released: an MXFP4 matrix's codes (*_blocks, U8) stay MXFP4; its *_scales are their own entry.
+    if (info.dtype == DType::kU8 && spec_.quant.method == QuantMethod::kMxfp4 && t.name.ends_with("_blocks"))
+      return Loaded{DType::kMXFP4, static_cast<double>(info.nbytes())};
     return Loaded{info.dtype, zero_copy ? static_cast<double>(info.nbytes()) : 4.0 * static_cast<double>(info.numel())};
   }
 

@@ -146,6 +146,11 @@ TEST(GptOssMxfp4, ReleasedLayoutEqualsTheGgufOfTheSameCodes) {
   }
   EXPECT_LE(diff32, 0.03 * size) << "MXFP4 experts vs their dequantized f32 values";
   EXPECT_LE(diff, 0.1 * size) << "the released layout vs moe quantize's GGUF of the same codes";
+  // `bench model` rates prefill against the peak of the experts' stored type: MXFP4, not the U8 of *_blocks.
+  const auto bench = testing::run_moe("--json bench model --model " + (dir / "mxfp4").string() +
+                                      " --prompt 2 --decode 1 --repetitions 1 --no-warmup");
+  ASSERT_EQ(bench.code, 0) << bench.out;
+  EXPECT_EQ(json::parse(bench.out)["matmul_peak_stored_dtype"], "MXFP4") << bench.out;
   fs::remove_all(dir);
 }
 
