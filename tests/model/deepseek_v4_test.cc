@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -21,6 +22,7 @@
 #include "model/decoder.h"
 #include "model/deepseek_v4.h"
 #include "model/deepseek_v4_layer.h"
+#include "runtime/thread_pool.h"
 #include "spec/accounting.h"
 #include "spec/tensor_registry.h"
 #include "util/error.h"
@@ -174,6 +176,19 @@ TEST(DeepseekV4, TopEntriesKeepTheHighestAndTheLowerOfTies) {
   EXPECT_EQ(got, want);
 }
 
+// Bit-identical logits ([T, V] each), else how many differ and where the first is (a whole-vector
+// EXPECT_EQ prints thousands of values and hides that).
+void expect_same_bits(const std::vector<float>& a, const std::vector<float>& b, int64_t V) {
+  ASSERT_EQ(a.size(), b.size());
+  size_t differ = 0, first = a.size();
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) == 0) continue;
+    if (differ++ == 0) first = i;
+  }
+  EXPECT_EQ(differ, 0u) << "first at token " << first / V << ", id " << first % V << ": " << a[first] << " vs "
+                        << b[first] << " (" << num_threads() << " threads)";
+}
+
 TEST(DeepseekV4, BothLayoutsGiveTheSameLogits) {
   DeepseekV4Model a(fixture("official")), b(fixture("hf"));
   const Expected e = expected(fixture("official"));
@@ -182,7 +197,7 @@ TEST(DeepseekV4, BothLayoutsGiveTheSameLogits) {
   Dsv4Cache ca = a.make_cache(), cb = b.make_cache();
   a.forward(e.prompt.data(), T, ca, la.data());
   b.forward(e.prompt.data(), T, cb, lb.data());
-  EXPECT_EQ(la, lb);
+  expect_same_bits(la, lb, V);
 }
 
 // A copy of a fixture with config.json edited or one tensor dropped.
@@ -286,7 +301,7 @@ TEST(DeepseekV4, TransformersConfigGivesTheSameModel) {
   Dsv4Cache ca = ours.make_cache(), cb = theirs.make_cache();
   ours.forward(e.prompt.data(), T, ca, la.data());
   theirs.forward(e.prompt.data(), T, cb, lb.data());
-  EXPECT_EQ(la, lb);
+  expect_same_bits(la, lb, V);
   fs::remove_all(dir);
   // Its errors name the field.
   nlohmann::json bad = transformers_config_patch();
