@@ -5,6 +5,7 @@
 # Prints one line per target (executions, rate, result) and exits 1 when any target found something.
 #
 # Usage: scripts/fuzz.sh BUILD [SECONDS_PER_TARGET] [TARGET...]      (default 60 s, every target)
+# FUZZ_RUNS=N: each target also stops after N executions (libFuzzer's -runs), whichever comes first.
 # FUZZ_PAUSE_FILE=path: while that file exists no target starts, and a running one is stopped (its
 # executions so far are reported), so the fuzzers can share a machine with timing runs.
 set -uo pipefail
@@ -23,6 +24,11 @@ else
   done
 fi
 pause=${FUZZ_PAUSE_FILE:-}
+runs=${FUZZ_RUNS:--1}
+if ! [[ "$runs" =~ ^(-1|[1-9][0-9]*)$ ]]; then
+  echo "fuzz: FUZZ_RUNS must be a positive number of executions, got '$runs'" >&2
+  exit 2
+fi
 log_dir="$build/fuzz-logs"
 mkdir -p "$log_dir"
 
@@ -54,7 +60,7 @@ for t in "${targets[@]}"; do
   [[ -f "$root/fuzz/dict/$t.dict" ]] && dict=(-dict="$root/fuzz/dict/$t.dict")
   log="$log_dir/$t.log"
   start=$(date +%s)
-  "$bin" "$corpus" "$root/fuzz/corpus/$t" "${dict[@]}" -max_total_time="$seconds" -timeout=10 \
+  "$bin" "$corpus" "$root/fuzz/corpus/$t" "${dict[@]}" -max_total_time="$seconds" -runs="$runs" -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$findings/" >"$log" 2>&1 &
   pid=$!
   stopped=""
