@@ -39,7 +39,8 @@ enum ScratchSlot {
   kScratchGather = 2,
   kScratchQ8 = 3,
   kScratchFp8 = 4,
-  kScratchCount = 5
+  kScratchQuantOffsets = 5,
+  kScratchCount = 6
 };
 
 // F8_E4M3_B128 (kernels/fp8_matmul.h): the streaming kernel (any m, for m <= 8) converting codes in

@@ -85,6 +85,9 @@ struct Q8Row {
   const float* s;        // [k / 32] kQ8_1: f16(d * sum q) as f32
   const int32_t* sum32;  // [k / 32]
   const int16_t* sum16;  // [k / 16]
+  // [k / sub-block]: the weight codes' zero times the sub-block's code sum, negated (set by the AVX-512
+  // VNNI kernels, whose integer dot products start from it; null elsewhere).
+  const int32_t* neg_offset = nullptr;
 };
 inline Q8Row q8_row(const uint8_t* base, int64_t k) {
   const auto* f = reinterpret_cast<const float*>(base + k);

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "kernels/avx512_common.h"
 #include "kernels/matmul_internal.h"
@@ -176,13 +177,18 @@ inline __m512i bcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// Exact integer sum over the kKg k-groups of one sub-block starting at element p0, for R rows of A.
+// Exact integer sum over the kKg k-groups of one sub-block starting at element p0, for R rows of A, less
+// the codes' zero times the activations' sum (T::kOffset): a row's first chain starts from that term
+// (neg_offset, a broadcast from memory), which saves a subtraction per row and sub-block on the ports the
+// dot products use.
 template <typename T, int R, int kKg>
 inline void sub_block_sums(const uint8_t* tile, size_t kg0, const Q8Row* rows, int64_t p0, __m512i* isum) {
   constexpr int kChains = R <= 2 ? (kKg >= 4 ? 4 : 2) : (R <= 4 ? 2 : 1);  // independent dp chains per row
   __m512i acc[R][kChains];
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < kChains; ++c) acc[r][c] = _mm512_setzero_si512();
+    for (int c = 0; c < kChains; ++c)
+      acc[r][c] =
+          T::kOffset != 0 && c == 0 ? _mm512_set1_epi32(rows[r].neg_offset[p0 / T::kSub]) : _mm512_setzero_si512();
   for (int g = 0; g < kKg; ++g) {
     const __m512i w = T::codes(tile, kg0, g);
     for (int r = 0; r < R; ++r)
@@ -203,9 +209,8 @@ inline void block_rows(const uint8_t* tile, const __m512* sc, const Q8Row* rows,
   if constexpr (T::kBlock == 32) {
     sub_block_sums<T, R, 8>(tile, 0, rows, p0, isum);
     for (int r = 0; r < R; ++r) {
-      __m512i s = isum[r];
-      if constexpr (T::kOffset != 0) s = _mm512_sub_epi32(s, _mm512_set1_epi32(T::kOffset * rows[r].sum32[p0 / 32]));
-      f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sc[0], _mm512_set1_ps(rows[r].d[p0 / 32])), f[r]);
+      f[r] =
+          _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_mul_ps(sc[0], _mm512_set1_ps(rows[r].d[p0 / 32])), f[r]);
       if constexpr (T::kSlots == 2) f[r] = _mm512_fmadd_ps(sc[1], _mm512_set1_ps(rows[r].s[p0 / 32]), f[r]);
     }
     return;
@@ -219,11 +224,7 @@ inline void block_rows(const uint8_t* tile, const __m512* sc, const Q8Row* rows,
     const int64_t s0 = p0 + j * T::kSub;
     sub_block_sums<T, R, T::kSub / 4>(tile, size_t(j) * (T::kSub / 4), rows, s0, isum);
     const __m512i scale = _mm512_castps_si512(sc[(kMins ? 2 : 1) + j]);
-    for (int r = 0; r < R; ++r) {
-      __m512i s = isum[r];
-      if constexpr (!kMins) s = _mm512_sub_epi32(s, _mm512_set1_epi32(T::kOffset * rows[r].sum16[s0 / 16]));
-      sumi[r] = _mm512_add_epi32(sumi[r], _mm512_mullo_epi32(s, scale));
-    }
+    for (int r = 0; r < R; ++r) sumi[r] = _mm512_add_epi32(sumi[r], _mm512_mullo_epi32(isum[r], scale));
   }
   if constexpr (kMins) {  // sum_j min_j * asum_j: mins (6 bits) and 32-sums (|.| <= 4064) as int16 pairs
     __m512i pairs[4];
@@ -302,12 +303,31 @@ inline void store_cols(const QuantArgs& g, int64_t i, int64_t c0, __m512 v) {
   _mm512_mask_storeu_ps(out, mask, v);
 }
 
+// The first n rows of A for the kernels: their activation blocks and, where the codes have a zero
+// (T::kOffset), each sub-block's negated offset term, kept in this thread's scratch.
+template <typename T>
+void load_rows(const QuantArgs& g, int64_t n, Q8Row* rows) {
+  const int64_t k = g.s.k, subs = k / T::kSub;
+  int32_t* off = nullptr;
+  if constexpr (T::kOffset != 0)
+    off = static_cast<int32_t*>(matmul_detail::scratch(matmul_detail::kScratchQuantOffsets, size_t(n * subs) * 4));
+  for (int64_t r = 0; r < n; ++r) {
+    rows[r] = q8_row(q8_row_ptr(g.a, r), k);
+    if constexpr (T::kOffset != 0) {
+      int32_t* o = off + r * subs;
+      for (int64_t j = 0; j < subs; ++j)
+        o[j] = -T::kOffset * (T::kSub == 16 ? int32_t(rows[r].sum16[j]) : rows[r].sum32[j]);
+      rows[r].neg_offset = o;
+    }
+  }
+}
+
 // m up to a row tile (decode, small batches): FewRowsPlan's groups at a time (groups_rows), the last
 // ones in narrower chunks (for_group_chunks).
 template <typename T, int R>
 void run_few_rows(const QuantArgs& g) {
   Q8Row rows[R];
-  for (int r = 0; r < R; ++r) rows[r] = q8_row(q8_row_ptr(g.a, r), g.s.k);
+  load_rows<T>(g, R, rows);
   const int64_t nb = g.s.k / T::kBlock;
   for_group_chunks<FewRowsPlan<T, R>::kStreams>(static_cast<const uint8_t*>(g.b.data), nb * T::kTile, (g.s.n + 15) / 16,
                                                 [&]<int G>(int64_t grp, const uint8_t* const* groups) {
@@ -327,7 +347,7 @@ void run_few_rows(const QuantArgs& g) {
 template <typename T, int R1, int R2>
 void run_two_tiles(const QuantArgs& g) {
   Q8Row rows[R1 + R2];
-  for (int r = 0; r < R1 + R2; ++r) rows[r] = q8_row(q8_row_ptr(g.a, r), g.s.k);
+  load_rows<T>(g, R1 + R2, rows);
   const int64_t nb = g.s.k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
   const auto* base = static_cast<const uint8_t*>(g.b.data);
   for (int64_t grp = 0; grp < n_groups; ++grp) {
@@ -351,13 +371,14 @@ void run(const QuantArgs& g) {
   const int64_t k = g.s.k, nb = k / T::kBlock;
   const int64_t group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
   auto* scales = static_cast<__m512*>(matmul_detail::scratch(matmul_detail::kScratchB, size_t(nb * T::kSlots) * 64));
+  std::vector<Q8Row> all_rows(static_cast<size_t>(g.s.m));
+  load_rows<T>(g, g.s.m, all_rows.data());
   const auto* base = static_cast<const uint8_t*>(g.b.data);
   for (int64_t grp = 0; grp < n_groups; ++grp) {
     const uint8_t* group = base + grp * group_bytes;
     for (int64_t i0 = 0; i0 < g.s.m; i0 += kMaxRows) {
       const int rn = static_cast<int>(std::min<int64_t>(kMaxRows, g.s.m - i0));
-      Q8Row rows[kMaxRows];
-      for (int r = 0; r < rn; ++r) rows[r] = q8_row(q8_row_ptr(g.a, i0 + r), k);
+      const Q8Row* rows = all_rows.data() + i0;
       __m512 f[kMaxRows];
       avx512::with_rows<kMaxRows>(rn, [&]<int R>() {
         if (i0 == 0) return groups_rows<T, R, 1>(&group, nb, rows, f, scales);
