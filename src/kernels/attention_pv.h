@@ -1,7 +1,7 @@
 // The value side of decode attention: out[m, dv] = p[m, n] . v[n, dv] for a few query rows (the
 // heads of one kv head at decode) over many cached positions, the value rows read in place with
 // their stride (no transpose). Positions in spans of 64, each span's value rows read from memory once
-// for all the rows: AVX-512 runs 8 rows x 16 columns of accumulators over a span, AVX2+FMA 4 rows x 16;
+// for all the rows: AVX-512 runs 8 rows x 32 columns of accumulators over a span, AVX2+FMA 4 rows x 16;
 // other ISA levels: the scalar twin.
 #pragma once
 
