@@ -50,7 +50,8 @@ tsan: deps
 	  ctest --test-dir build-tsan --output-on-failure -j $(JOBS) --timeout 1200 -L "runtime|kernels|moe|parallel|serve" -LE mpi
 
 # libFuzzer targets (fuzz/, clang, ASan+UBSan), each run FUZZ_SECONDS from its committed seed corpus
-# (FUZZ_RUNS=N: or until N executions, whichever comes first); fails on any finding (crash, sanitizer report, hang, huge allocation, non-moe exception).
+# (FUZZ_RUNS=N: or until N executions, whichever comes first); fails on any finding (crash, sanitizer
+# report, hang, huge allocation, non-moe exception).
 fuzz:
 	@bash scripts/install-deps.sh --fuzz
 	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DMOE_FUZZ=ON \
