@@ -251,20 +251,27 @@ inline void block_rows(const uint8_t* tile, const __m512* sc, const Q8Row* rows,
 // at a time (11 GB/s read against 16 for four streams on a Sapphire Rapids core); measured there on
 // streamed 768 x 2048 experts, GB/s of one thread at m = 1:
 //   Q8_0 / Q4_0 from 11.0 / 7.6 (one group at a time, no prefetch) to 17.1 / 15.8 (8 groups, 2 ahead);
-//   Q4_K / Q6_K from 6.7 / 7.1 to 13.8 / 12.6 (1 group, 1 ahead spread over the sub-blocks: more streams
-//   or a whole tile at once lose, the tile being 2-3 KB).
+//   Q4_K / Q6_K from 6.7 / 7.1 to 13.8 / 12.6 (1 group, 1 ahead spread over the sub-blocks: a whole tile
+//   at once loses, the tile being 2-3 KB).
+// A group's last blocks prefetch the first blocks of the group that stream takes next (the next chunk of
+// G groups: G - 1 groups on): stopping at the group's end left a third of the blocks of a 768-wide
+// K-quant matrix (3 blocks per group) without a prefetch. With that, 2 K-quant groups at m = 1 beat 1
+// (an AVX-512 Xeon VM without AMX, one thread, 768 x 2048 and 2048 x 768, 3 alternated runs: Q4_K
+// 11.8-12.9 -> 13.6-14.0 GB/s, Q6_K 11.4-12.8 -> 13.1-13.9, against a 16.1 read ceiling; 4 groups or 2
+// ahead gained nothing more).
 // Past one row tile (two tiles, up to 16 rows) a block takes long enough that 2 ahead fell behind memory:
 // 6 ahead (151936 x 2048 Q8_0 at m 16 on 2 threads, quant_bench).
 template <typename T, int R>
 struct FewRowsPlan {
-  static constexpr int kStreams = T::kBlock == 32 ? (R == 1 ? 8 : R == 2 ? 4 : R <= 4 ? 2 : 1) : 1;
+  static constexpr int kStreams = T::kBlock == 32 ? (R == 1 ? 8 : R == 2 ? 4 : R <= 4 ? 2 : 1) : R == 1 ? 2 : 1;
   static constexpr int kAhead = T::kBlock == 32 ? (R > 8 ? 6 : 2) : 1;
 };
 
 // R rows of A (and R2 more, a second row tile) against G weight groups at once (FewRowsPlan), each
 // block's scales decoded where it is reached (and, keep_scales given, G 1, kept there for the group's
-// later row tiles), the tile kAhead blocks on prefetched. f[g * (R + R2) + r] = row r's 16 columns of
-// group g.
+// later row tiles), the tile kAhead blocks on prefetched (past the group's end: in the group this stream
+// reads next, which for_group_chunks puts G groups on; past the matrix's end a prefetch is a harmless
+// hint). f[g * (R + R2) + r] = row r's 16 columns of group g.
 template <typename T, int R, int G, int R2 = 0>
 void groups_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m512* f,
                  __m512* keep_scales = nullptr) {
@@ -274,8 +281,8 @@ void groups_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __
   for (int64_t b = 0; b < nb; ++b) {
     for (int g = 0; g < G; ++g) {
       const uint8_t* tile = groups[g] + b * T::kTile;
-      const uint8_t* ahead = b + kAhead < nb ? tile + kAhead * T::kTile : nullptr;
-      if (T::kBlock == 32 && ahead != nullptr) prefetch_lines(ahead, T::kTile);
+      const uint8_t* ahead = tile + kAhead * T::kTile + (b + kAhead < nb ? 0 : (G - 1) * nb * T::kTile);
+      if (T::kBlock == 32) prefetch_lines(ahead, T::kTile);
       __m512 own[T::kSlots];
       __m512* sc = keep_scales ? keep_scales + b * T::kSlots : own;
       T::scales(tile, sc);
