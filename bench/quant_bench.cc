@@ -209,6 +209,8 @@ void decode_args(benchmark::internal::Benchmark* b) {
       b->Args({int64_t(t), 2048, 768 / (moe::dtype_block_elems(t) == 256 ? 1 : 1), threads});
     }
   }
+  for (DType t : {DType::kQ8_0, DType::kQ6_K})
+    for (int threads : {1, 2}) b->Args({int64_t(t), 151936, 2048, threads});
   b->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 

@@ -310,8 +310,9 @@ void group_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m
   for (int64_t b = 0; b < nb; ++b) {
     for (int g = 0; g < G; ++g) {
       const uint8_t* tile = groups[g] + b * T::kTile;
-      const uint8_t* ahead = b + kAhead < nb ? tile + kAhead * T::kTile : nullptr;
-      if (T::kBlock == 32 && ahead != nullptr) prefetch_lines(ahead, T::kTile);
+      // Past the group's end: the group this stream reads next (G groups on), as in the VNNI kernel.
+      const uint8_t* ahead = tile + kAhead * T::kTile + (b + kAhead < nb ? 0 : (G - 1) * nb * T::kTile);
+      if (T::kBlock == 32) prefetch_lines(ahead, T::kTile);
       T::scales(tile, sc);
       block_rows<T, R>(tile, sc, rows, b * T::kBlock, acc[g], T::kBlock == 32 ? nullptr : ahead);
     }
