@@ -243,7 +243,7 @@ inline void sub_block_sums(const uint8_t* tile, int kg0, const Q8Row* rows, int6
 // One block (scales sc decoded) of one group for R rows against both halves, added into acc[r][h].
 template <typename T, int R>
 inline void block_rows(const uint8_t* tile, const __m256* sc, const Q8Row* rows, int64_t p0, __m256 (*acc)[2],
-                       const uint8_t* ahead) {
+                       uintptr_t ahead) {
   __m256i isum[R][2];
   if constexpr (T::kBlock == 32) {
     sub_block_sums<T, R, 8>(tile, 0, rows, p0, isum);
@@ -263,7 +263,7 @@ inline void block_rows(const uint8_t* tile, const __m256* sc, const Q8Row* rows,
   for (int r = 0; r < R; ++r) sumi[r][0] = sumi[r][1] = summ[r][0] = summ[r][1] = _mm256_setzero_si256();
   constexpr int kNSub = T::kBlock / T::kSub, kStep = T::kTile / kNSub;
   for (int j = 0; j < kNSub; ++j) {
-    if (ahead != nullptr) prefetch_lines(ahead + j * kStep, kStep);
+    if (ahead != 0) prefetch_lines(ahead + j * kStep, kStep);
     const int64_t s0 = p0 + j * T::kSub;
     sub_block_sums<T, R, T::kSub / 4>(tile, j * (T::kSub / 4), rows, s0, isum);
     const __m256* scale = sc + 2 * ((T::kMins ? 2 : 1) + j);
@@ -311,10 +311,10 @@ void group_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m
     for (int g = 0; g < G; ++g) {
       const uint8_t* tile = groups[g] + b * T::kTile;
       // Past the group's end: the group this stream reads next (G groups on), as in the VNNI kernel.
-      const uint8_t* ahead = tile + kAhead * T::kTile + (b + kAhead < nb ? 0 : (G - 1) * nb * T::kTile);
+      const uintptr_t ahead = ahead_address(tile, b, nb, kAhead, G, T::kTile);
       if (T::kBlock == 32) prefetch_lines(ahead, T::kTile);
       T::scales(tile, sc);
-      block_rows<T, R>(tile, sc, rows, b * T::kBlock, acc[g], T::kBlock == 32 ? nullptr : ahead);
+      block_rows<T, R>(tile, sc, rows, b * T::kBlock, acc[g], T::kBlock == 32 ? 0 : ahead);
     }
   }
   for (int g = 0; g < G; ++g)

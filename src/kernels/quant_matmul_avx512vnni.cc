@@ -240,7 +240,7 @@ __attribute__((always_inline)) inline void sub_block_sums(const uint8_t* tile, s
 // m 64 went 8% faster for Q8_0 but 10% slower for Q4_0).
 template <typename T, int R>
 __attribute__((always_inline)) inline void block_rows(const uint8_t* tile, const __m512* sc, const Q8Row* rows,
-                                                      int64_t p0, __m512* f, const uint8_t* ahead = nullptr) {
+                                                      int64_t p0, __m512* f, uintptr_t ahead = 0) {
   __m512i isum[R];
   if constexpr (T::kBlock == 32) {
     sub_block_sums<T, R, 8>(tile, 0, rows, p0, isum);
@@ -256,7 +256,7 @@ __attribute__((always_inline)) inline void block_rows(const uint8_t* tile, const
   for (int r = 0; r < R; ++r) sumi[r] = summ[r] = _mm512_setzero_si512();
   constexpr int kNSub = T::kBlock / T::kSub, kStep = T::kTile / kNSub;
   for (int j = 0; j < kNSub; ++j) {
-    if (ahead != nullptr) prefetch_lines(ahead + j * kStep, kStep);
+    if (ahead != 0) prefetch_lines(ahead + j * kStep, kStep);
     const int64_t s0 = p0 + j * T::kSub;
     sub_block_sums<T, R, T::kSub / 4>(tile, size_t(j) * (T::kSub / 4), rows, s0, isum);
     const __m512i scale = _mm512_castps_si512(sc[(kMins ? 2 : 1) + j]);
@@ -324,12 +324,12 @@ void groups_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __
   for (int64_t b = 0; b < nb; ++b) {
     for (int g = 0; g < G; ++g) {
       const uint8_t* tile = groups[g] + b * T::kTile;
-      const uint8_t* ahead = tile + kAhead * T::kTile + (b + kAhead < nb ? 0 : (G - 1) * nb * T::kTile);
+      const uintptr_t ahead = ahead_address(tile, b, nb, kAhead, G, T::kTile);
       if (T::kBlock == 32) prefetch_lines(ahead, T::kTile);
       __m512 own[T::kSlots];
       __m512* sc = keep_scales ? keep_scales + b * T::kSlots : own;
       T::scales(tile, sc);
-      block_rows<T, R>(tile, sc, rows, b * T::kBlock, f + g * kRows, T::kBlock == 32 ? nullptr : ahead);
+      block_rows<T, R>(tile, sc, rows, b * T::kBlock, f + g * kRows, T::kBlock == 32 ? 0 : ahead);
       if constexpr (R2 > 0) block_rows<T, R2>(tile, sc, rows + R, b * T::kBlock, f + g * kRows + R);
     }
   }
