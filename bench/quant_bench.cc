@@ -289,8 +289,8 @@ BENCHMARK(BM_ReadCeiling)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMilli
 BENCHMARK(BM_QuantDecode)->Apply(decode_args);
 BENCHMARK(BM_QuantDecodeRows)
     ->Apply([](benchmark::internal::Benchmark* b) {
-      for (DType t : {DType::kQ8_0, DType::kQ4_K, DType::kQ6_K})
-        for (int64_t m : {2, 3, 4, 5, 8}) b->Args({int64_t(t), 768, 2048, m});
+      for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kMXFP4, DType::kQ4_K, DType::kQ6_K})
+        for (int64_t m : {2, 3, 4, 5, 6, 8}) b->Args({int64_t(t), 768, 2048, m});
     })
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);

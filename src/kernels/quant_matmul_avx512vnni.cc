@@ -302,11 +302,15 @@ __attribute__((noinline)) void block_rows_call(const uint8_t* tile, const __m512
 // (an AVX-512 Xeon VM without AMX, one thread, 768 x 2048 and 2048 x 768, 3 alternated runs: Q4_K
 // 11.8-12.9 -> 13.6-14.0 GB/s, Q6_K 11.4-12.8 -> 13.1-13.9, against a 16.1 read ceiling; 4 groups or 2
 // ahead gained nothing more).
+// With that prefetch, blocks of 32 at 3-4 rows walk 4 groups (was 2) and at 5-6 rows 2 (was 1): one
+// thread, streamed 768 x 2048, 3 alternated runs, GB/s: Q8_0 m 3 / 4 / 5 10.8-11.0 / 10.1-10.7 / 7.5-7.7
+// -> 12.6-13.4 / 12.5-12.7 / 9.5-9.8, Q4_0 and MXFP4 alike. At 7-8 rows 2 groups streamed faster too
+// but lost up to 30% with the matrix in cache (16 float accumulators live beside 8 integer ones), so 1.
 // Past one row tile (two tiles, up to 16 rows) a block takes long enough that 2 ahead fell behind memory:
 // 6 ahead (151936 x 2048 Q8_0 at m 16 on 2 threads, quant_bench).
 template <typename T, int R>
 struct FewRowsPlan {
-  static constexpr int kStreams = T::kBlock == 32 ? (R == 1 ? 8 : R == 2 ? 4 : R <= 4 ? 2 : 1) : R == 1 ? 2 : 1;
+  static constexpr int kStreams = T::kBlock == 32 ? (R == 1 ? 8 : R <= 4 ? 4 : R <= 6 ? 2 : 1) : R == 1 ? 2 : 1;
   static constexpr int kAhead = T::kBlock == 32 ? (R > 8 ? 6 : 2) : 1;
 };
 
