@@ -83,35 +83,19 @@ void run_split(const moe::Q8Rows& a, const moe::WeightView& w, float* c, int64_t
   });
 }
 
+// {type, n, k, threads, m}: decode (m 1) or the few rows a batched decode step gives one matrix (m 2-8:
+// experts several of the batch's tokens chose), the weights streamed from memory (rotated copies): GB/s of
+// weights.
 void BM_QuantDecode(benchmark::State& state) {
   const auto t = static_cast<DType>(state.range(0));
-  const int64_t n = state.range(1), k = state.range(2);
+  const int64_t n = state.range(1), k = state.range(2), m = state.range(4);
   moe::set_num_threads(int(state.range(3)));
-  QuantSets& w = cached(t, n, k, true);
-  const std::vector<uint8_t> qa = quantized_acts(t, 1, k);
-  std::vector<float> c(static_cast<size_t>(n));
-  const moe::Q8Rows a{qa.data(), moe::q8_row_bytes(k), nullptr, nullptr, moe::act_format(t)};
-  for (auto _ : state) {
-    run_split(a, w.take(), c.data(), 1, n, k);
-    benchmark::DoNotOptimize(c.data());
-  }
-  state.SetLabel(std::string(moe::dtype_name(t)));
-  state.counters["GB/s"] =
-      benchmark::Counter(double(state.iterations()) * double(w.bytes()) * 1e-9, benchmark::Counter::kIsRate);
-}
-
-// The few rows a batched decode step gives an expert (m 2-8 of the batch's tokens chose it), weights
-// streamed from memory as in BM_QuantDecode: GB/s of weights, one thread.
-void BM_QuantDecodeRows(benchmark::State& state) {
-  const auto t = static_cast<DType>(state.range(0));
-  const int64_t n = state.range(1), k = state.range(2), m = state.range(3);
-  moe::set_num_threads(1);
   QuantSets& w = cached(t, n, k, true);
   const std::vector<uint8_t> qa = quantized_acts(t, m, k);
   std::vector<float> c(static_cast<size_t>(m * n));
   const moe::Q8Rows a{qa.data(), moe::q8_row_bytes(k), nullptr, nullptr, moe::act_format(t)};
   for (auto _ : state) {
-    moe::matmul_q8(a, w.take(), c.data(), n, {m, n, k}, false);
+    run_split(a, w.take(), c.data(), m, n, k);
     benchmark::DoNotOptimize(c.data());
   }
   state.SetLabel(std::string(moe::dtype_name(t)));
@@ -224,12 +208,14 @@ void BM_ReadCeiling(benchmark::State& state) {
 void decode_args(benchmark::internal::Benchmark* b) {
   for (DType t : kTypes) {
     for (int threads : {1, 2}) {
-      b->Args({int64_t(t), 768, 2048, threads});
-      b->Args({int64_t(t), 2048, 768 / (moe::dtype_block_elems(t) == 256 ? 1 : 1), threads});
+      b->Args({int64_t(t), 768, 2048, threads, 1});
+      b->Args({int64_t(t), 2048, 768, threads, 1});
     }
   }
   for (DType t : {DType::kQ8_0, DType::kQ6_K})
-    for (int threads : {1, 2}) b->Args({int64_t(t), 151936, 2048, threads});
+    for (int threads : {1, 2}) b->Args({int64_t(t), 151936, 2048, threads, 1});
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kMXFP4, DType::kQ4_K, DType::kQ6_K})
+    for (int64_t m : {2, 3, 4, 5, 6, 8}) b->Args({int64_t(t), 768, 2048, 1, m});
   b->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
@@ -287,13 +273,6 @@ BENCHMARK(BM_QuantPack)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ReadCeiling)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_QuantDecode)->Apply(decode_args);
-BENCHMARK(BM_QuantDecodeRows)
-    ->Apply([](benchmark::internal::Benchmark* b) {
-      for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kMXFP4, DType::kQ4_K, DType::kQ6_K})
-        for (int64_t m : {2, 3, 4, 5, 6, 8}) b->Args({int64_t(t), 768, 2048, m});
-    })
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_QuantPrefill)->Apply(prefill_args);
 BENCHMARK(BM_Fp8Decode)
     ->Args({768, 2048, 1})

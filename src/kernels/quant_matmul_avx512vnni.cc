@@ -31,15 +31,18 @@ inline __m512i high_nibbles(__m512i v) { return _mm512_and_si512(_mm512_srli_epi
 // unrolled loops, so a line's address is the sub-block's base plus a constant and the half or shift
 // (odd g, Q6_K's g % 4) is known at compile time (with one index kg, the compiler redid kg / 2, kg / 4 and
 // kg % 4 per k-group).
-// The 4-bit part of k-group kg0 + g: line (kg0 + g) / 2, low nibbles for even g, high for odd.
+// The line holding k-group kg0 + g's 4-bit codes: line (kg0 + g) / 2, low nibbles for even g, high for odd.
+inline __m512i nibble_line(const uint8_t* lines, size_t kg0, int g) {
+  return load_line(lines + kg0 * 32 + (g / 2) * 64);
+}
 inline __m512i nibbles(const uint8_t* lines, size_t kg0, int g) {
-  const __m512i v = load_line(lines + kg0 * 32 + (g / 2) * 64);
+  const __m512i v = nibble_line(lines, kg0, g);
   return (g & 1) ? high_nibbles(v) : low_nibbles(v);
 }
 // 16 x the 4-bit part of odd k-group kg0 + g (g odd): the line's high nibbles left in place, one and
 // instead of a shift and an and (sub_block_sums sums these apart and shifts the sum back).
 inline __m512i high_nibbles_x16(const uint8_t* lines, size_t kg0, int g) {
-  return _mm512_and_si512(load_line(lines + kg0 * 32 + (g / 2) * 64), _mm512_set1_epi8(static_cast<char>(0xF0)));
+  return _mm512_and_si512(nibble_line(lines, kg0, g), _mm512_set1_epi8(static_cast<char>(0xF0)));
 }
 // + 16 where the k-group's fifth bit (8 bytes, bit per byte of the line) is set.
 inline __m512i add_fifth_bit(__m512i codes, const uint8_t* bits, size_t kg) {
@@ -231,7 +234,7 @@ __attribute__((always_inline)) inline void sub_block_sums(const uint8_t* tile, s
 }
 
 // One block (its decoded scales sc) of one weight group for R rows of A, added into f[r]; K-quants
-// prefetch the tile ahead (when not null) a sub-block's share at a time. Always inlined, as is
+// prefetch the tile ahead (at address ahead, when not 0) a sub-block's share at a time. Always inlined, as is
 // sub_block_sums: at 8 rows the compiler called it per block and tile (the 8 row pointers reloaded, the
 // stack realigned), and when it inlined block_rows it called sub_block_sums instead (its accumulators
 // through memory). Inlined, 2048 x 2048 on one thread, 3 alternated runs, us: m 16 Q8_0 378-389 -> 328-341,
