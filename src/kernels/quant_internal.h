@@ -27,13 +27,19 @@ namespace moe::quant_detail {
 inline void prefetch_lines(uintptr_t p, int bytes) {
   for (int l = 0; l < bytes; l += 64) __builtin_prefetch(reinterpret_cast<const void*>(p + l), 0, 3);
 }
+// The same into L2 only (prefetcht1): the far look-ahead, which L1's few miss buffers would not hold.
+inline void prefetch_lines_l2(uintptr_t p, int bytes) {
+  for (int l = 0; l < bytes; l += 64) __builtin_prefetch(reinterpret_cast<const void*>(p + l), 0, 2);
+}
 // The address kAhead tiles on from tile in a stream of G weight groups of nb tiles each (its block b):
-// within the group, else in the group the stream reads next (G groups on). An integer, not a pointer:
-// past the matrix's end it points at nothing, which a prefetch hint may (a pointer may not).
+// within the group, else in the groups the stream reads next (G groups on per group passed; a far
+// look-ahead may pass several). An integer, not a pointer: past the matrix's end it points at nothing,
+// which a prefetch hint may (a pointer may not).
 inline uintptr_t ahead_address(const uint8_t* tile, int64_t b, int64_t nb, int k_ahead, int g_streams,
                                int64_t tile_bytes) {
-  const int64_t skip = b + k_ahead < nb ? 0 : int64_t(g_streams - 1) * nb * tile_bytes;
-  return reinterpret_cast<uintptr_t>(tile) + uintptr_t(k_ahead * tile_bytes + skip);
+  int64_t passed = 0;
+  for (int64_t p = b + k_ahead; p >= nb; p -= nb) ++passed;
+  return reinterpret_cast<uintptr_t>(tile) + uintptr_t((k_ahead + passed * (g_streams - 1) * nb) * tile_bytes);
 }
 
 // A panel matrix's 16-row weight groups [grp, n_groups) G at a time while G fit, then G / 2 at a time,

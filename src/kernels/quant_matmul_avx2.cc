@@ -243,7 +243,7 @@ inline void sub_block_sums(const uint8_t* tile, int kg0, const Q8Row* rows, int6
 // One block (scales sc decoded) of one group for R rows against both halves, added into acc[r][h].
 template <typename T, int R>
 inline void block_rows(const uint8_t* tile, const __m256* sc, const Q8Row* rows, int64_t p0, __m256 (*acc)[2],
-                       uintptr_t ahead) {
+                       uintptr_t ahead, uintptr_t far) {
   __m256i isum[R][2];
   if constexpr (T::kBlock == 32) {
     sub_block_sums<T, R, 8>(tile, 0, rows, p0, isum);
@@ -264,6 +264,7 @@ inline void block_rows(const uint8_t* tile, const __m256* sc, const Q8Row* rows,
   constexpr int kNSub = T::kBlock / T::kSub, kStep = T::kTile / kNSub;
   for (int j = 0; j < kNSub; ++j) {
     if (ahead != 0) prefetch_lines(ahead + j * kStep, kStep);
+    if (far != 0) prefetch_lines_l2(far + j * kStep, kStep);
     const int64_t s0 = p0 + j * T::kSub;
     sub_block_sums<T, R, T::kSub / 4>(tile, j * (T::kSub / 4), rows, s0, isum);
     const __m256* scale = sc + 2 * ((T::kMins ? 2 : 1) + j);
@@ -299,10 +300,11 @@ template <typename T, int R>
 struct SmallMPlan {
   static constexpr int kStreams = T::kBlock == 32 ? 4 / R : 1;
   static constexpr int kAhead = T::kBlock == 32 ? 2 : 1;
+  static constexpr int kFar = T::kBlock == 32 ? 16 : 8;  // into L2 (the VNNI file's FewRowsPlan)
 };
 template <typename T, int R, int G>
-void group_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m256* out) {
-  constexpr int kAhead = SmallMPlan<T, R>::kAhead;
+void group_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m256* out, uintptr_t end) {
+  constexpr int kAhead = SmallMPlan<T, R>::kAhead, kFar = SmallMPlan<T, R>::kFar;
   __m256 acc[G][R][2];
   for (int g = 0; g < G; ++g)
     for (int r = 0; r < R; ++r) acc[g][r][0] = acc[g][r][1] = _mm256_setzero_ps();
@@ -312,9 +314,14 @@ void group_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m
       const uint8_t* tile = groups[g] + b * T::kTile;
       // Past the group's end: the group this stream reads next (G groups on), as in the VNNI kernel.
       const uintptr_t ahead = ahead_address(tile, b, nb, kAhead, G, T::kTile);
-      if (T::kBlock == 32) prefetch_lines(ahead, T::kTile);
+      uintptr_t far = ahead_address(tile, b, nb, kFar, G, T::kTile);
+      if (far >= end) far = 0;  // past the weights this call reads
+      if (T::kBlock == 32) {
+        prefetch_lines(ahead, T::kTile);
+        if (far != 0) prefetch_lines_l2(far, T::kTile);
+      }
       T::scales(tile, sc);
-      block_rows<T, R>(tile, sc, rows, b * T::kBlock, acc[g], T::kBlock == 32 ? 0 : ahead);
+      block_rows<T, R>(tile, sc, rows, b * T::kBlock, acc[g], T::kBlock == 32 ? 0 : ahead, T::kBlock == 32 ? 0 : far);
     }
   }
   for (int g = 0; g < G; ++g)
@@ -543,19 +550,19 @@ void run_rows(const QuantArgs& g) {
 // m <= 2: SmallMPlan's groups at a time, the last ones in narrower chunks (for_group_chunks).
 template <typename T, int R>
 void run_small_m(const QuantArgs& g, const Q8Row* rows) {
-  const int64_t nb = g.s.k / T::kBlock;
-  for_group_chunks<SmallMPlan<T, R>::kStreams>(static_cast<const uint8_t*>(g.b.data), nb * T::kTile, (g.s.n + 15) / 16,
-                                               [&]<int G>(int64_t grp, const uint8_t* const* groups) {
-                                                 __m256 res[2 * R * G];
-                                                 group_rows<T, R, G>(groups, nb, rows, res);
-                                                 for (int i = 0; i < G; ++i) {
-                                                   const int64_t c0 = (grp + i) * 16,
-                                                                 cols = std::min<int64_t>(16, g.s.n - c0);
-                                                   for (int64_t r = 0; r < R; ++r)
-                                                     for (int h = 0; h < 2; ++h)
-                                                       store_half(g, r, c0, cols, h, res[2 * (R * i + r) + h]);
-                                                 }
-                                               });
+  const int64_t nb = g.s.k / T::kBlock, n_groups = (g.s.n + 15) / 16;
+  const auto* base = static_cast<const uint8_t*>(g.b.data);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(base + n_groups * nb * T::kTile);
+  for_group_chunks<SmallMPlan<T, R>::kStreams>(
+      base, nb * T::kTile, n_groups, [&]<int G>(int64_t grp, const uint8_t* const* groups) {
+        __m256 res[2 * R * G];
+        group_rows<T, R, G>(groups, nb, rows, res, end);
+        for (int i = 0; i < G; ++i) {
+          const int64_t c0 = (grp + i) * 16, cols = std::min<int64_t>(16, g.s.n - c0);
+          for (int64_t r = 0; r < R; ++r)
+            for (int h = 0; h < 2; ++h) store_half(g, r, c0, cols, h, res[2 * (R * i + r) + h]);
+        }
+      });
 }
 
 template <typename T>

@@ -183,6 +183,23 @@ std::vector<std::pair<const char*, Kernel>> panel_kernels() {
 }
 
 // The dispatch picks AMX for prefill-sized products where the CPU has it; the bits stay the reference's.
+// The look-ahead address follows one stream of G groups: within its group, then into the group G on, as
+// far as the look-ahead passes (the far prefetch passes several groups of a narrow matrix).
+TEST(QuantLookAhead, FollowsTheStreamAcrossGroups) {
+  const int64_t nb = 3, tile = 100, group = nb * tile;
+  const std::vector<uint8_t> weights(size_t(8 * group));
+  const auto at = [&](int64_t grp, int64_t b) {
+    return reinterpret_cast<uintptr_t>(weights.data() + grp * group + b * tile);
+  };
+  const auto ahead = [&](int64_t grp, int64_t b, int k, int g) {
+    return quant_detail::ahead_address(weights.data() + grp * group + b * tile, b, nb, k, g, tile);
+  };
+  EXPECT_EQ(ahead(0, 0, 1, 2), at(0, 1));  // within the group
+  EXPECT_EQ(ahead(0, 2, 1, 2), at(2, 0));  // past its end: the stream's next group, 2 on
+  EXPECT_EQ(ahead(1, 1, 8, 2), at(7, 0));  // 8 on from block 1 of group 1: past groups 1, 3 and 5
+  EXPECT_EQ(ahead(0, 0, 8, 1), at(2, 2));  // one stream: the groups are contiguous
+}
+
 TEST(QuantMatmulAmx, DispatchGivesTheSameBitsWithAndWithoutAmx) {
   if (!amx_ready()) GTEST_SKIP() << "no AMX-INT8 here (or MOE_AMX=0)";
   std::mt19937 rng(5);
