@@ -182,7 +182,6 @@ std::vector<std::pair<const char*, Kernel>> panel_kernels() {
   return kernels;
 }
 
-// The dispatch picks AMX for prefill-sized products where the CPU has it; the bits stay the reference's.
 // The look-ahead address follows one stream of G groups: within its group, then into the group G on, as
 // far as the look-ahead passes (the far prefetch passes several groups of a narrow matrix).
 TEST(QuantLookAhead, FollowsTheStreamAcrossGroups) {
@@ -200,6 +199,7 @@ TEST(QuantLookAhead, FollowsTheStreamAcrossGroups) {
   EXPECT_EQ(ahead(0, 0, 8, 1), at(2, 2));  // one stream: the groups are contiguous
 }
 
+// The dispatch picks AMX for prefill-sized products where the CPU has it; the bits stay the reference's.
 TEST(QuantMatmulAmx, DispatchGivesTheSameBitsWithAndWithoutAmx) {
   if (!amx_ready()) GTEST_SKIP() << "no AMX-INT8 here (or MOE_AMX=0)";
   std::mt19937 rng(5);
