@@ -41,6 +41,14 @@ inline uintptr_t ahead_address(const uint8_t* tile, int64_t b, int64_t nb, int k
   for (int64_t p = b + k_ahead; p >= nb; p -= nb) ++passed;
   return reinterpret_cast<uintptr_t>(tile) + uintptr_t((k_ahead + passed * (g_streams - 1) * nb) * tile_bytes);
 }
+// The far look-ahead's address (ahead_address, k_far tiles on), or 0 (no prefetch) where there is none
+// (k_far 0) or it would reach end, the end of the weights the call reads.
+inline uintptr_t far_address(const uint8_t* tile, int64_t b, int64_t nb, int k_far, int g_streams, int64_t tile_bytes,
+                             uintptr_t end) {
+  if (k_far == 0) return 0;
+  const uintptr_t a = ahead_address(tile, b, nb, k_far, g_streams, tile_bytes);
+  return a < end ? a : 0;
+}
 
 // A panel matrix's 16-row weight groups [grp, n_groups) G at a time while G fit, then G / 2 at a time,
 // and so on down to 1 (a thread's 12 groups of a 192-column slice: 8 then 4, not 8 then 4 single

@@ -317,8 +317,7 @@ void group_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m
       const uint8_t* tile = groups[g] + b * T::kTile;
       // Past the group's end: the group this stream reads next (G groups on), as in the VNNI kernel.
       const uintptr_t ahead = ahead_address(tile, b, nb, kAhead, G, T::kTile);
-      uintptr_t far = ahead_address(tile, b, nb, kFar, G, T::kTile);
-      if (far >= end) far = 0;  // past the weights this call reads
+      const uintptr_t far = far_address(tile, b, nb, kFar, G, T::kTile, end);
       if (T::kBlock == 32) {
         prefetch_lines(ahead, T::kTile);
         if (far != 0) prefetch_lines_l2(far, T::kTile);

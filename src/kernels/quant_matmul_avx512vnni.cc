@@ -342,8 +342,7 @@ void groups_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __
     for (int g = 0; g < G; ++g) {
       const uint8_t* tile = groups[g] + b * T::kTile;
       const uintptr_t ahead = ahead_address(tile, b, nb, kAhead, G, T::kTile);
-      uintptr_t far = kFar > 0 ? ahead_address(tile, b, nb, kFar, G, T::kTile) : 0;
-      if (far >= end) far = 0;  // past the weights this call reads
+      const uintptr_t far = far_address(tile, b, nb, kFar, G, T::kTile, end);
       if (T::kBlock == 32) {
         prefetch_lines(ahead, T::kTile);
         if (far != 0) prefetch_lines_l2(far, T::kTile);

@@ -193,10 +193,14 @@ TEST(QuantLookAhead, FollowsTheStreamAcrossGroups) {
   const auto ahead = [&](int64_t grp, int64_t b, int k, int g) {
     return quant_detail::ahead_address(weights.data() + grp * group + b * tile, b, nb, k, g, tile);
   };
-  EXPECT_EQ(ahead(0, 0, 1, 2), at(0, 1));  // within the group
-  EXPECT_EQ(ahead(0, 2, 1, 2), at(2, 0));  // past its end: the stream's next group, 2 on
-  EXPECT_EQ(ahead(1, 1, 8, 2), at(7, 0));  // 8 on from block 1 of group 1: past groups 1, 3 and 5
-  EXPECT_EQ(ahead(0, 0, 8, 1), at(2, 2));  // one stream: the groups are contiguous
+  EXPECT_EQ(ahead(0, 0, 1, 2), at(0, 1));              // within the group
+  EXPECT_EQ(ahead(0, 2, 1, 2), at(2, 0));              // past its end: the stream's next group, 2 on
+  EXPECT_EQ(ahead(1, 1, 8, 2), at(7, 0));              // 8 on from block 1 of group 1: past groups 1, 3 and 5
+  EXPECT_EQ(ahead(0, 0, 8, 1), at(2, 2));              // one stream: the groups are contiguous
+  const uint8_t* t11 = weights.data() + group + tile;  // block 1 of group 1
+  EXPECT_EQ(quant_detail::far_address(t11, 1, nb, 8, 2, tile, at(8, 0)), at(7, 0));
+  EXPECT_EQ(quant_detail::far_address(t11, 1, nb, 8, 2, tile, at(7, 0)), 0u);  // at the end: none
+  EXPECT_EQ(quant_detail::far_address(t11, 1, nb, 0, 2, tile, at(8, 0)), 0u);  // no far look-ahead
 }
 
 // The dispatch picks AMX for prefill-sized products where the CPU has it; the bits stay the reference's.
