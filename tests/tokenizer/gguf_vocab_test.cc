@@ -47,8 +47,9 @@ const json& corpus() {
 class TempDir {
  public:
   TempDir() {
-    path_ = fs::temp_directory_path() / ("moe_gguf_vocab_" + std::to_string(::getpid()) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '_');  // a parameterized test's name ends in "/N"
+    path_ = fs::temp_directory_path() / ("moe_gguf_vocab_" + std::to_string(::getpid()) + "_" + name);
     fs::create_directories(path_);
   }
   ~TempDir() { fs::remove_all(path_); }
