@@ -360,10 +360,14 @@ void run_expert_down_combine(const std::vector<ExpertTask>& tasks, int64_t d_mod
   const int64_t D = d_model;
   ThreadPool& pool = thread_pool();
   const int threads = pool.size();
-  // Column blocks: multiples of 32 (panel boundaries), ~8 per thread for the dynamic schedule, at least
-  // 128 columns (the bf16 panel kernel's 4 panels at once at m = 1) unless D is smaller.
+  // Column blocks: multiples of 32 (panel boundaries), 2 per thread for the dynamic schedule, at least
+  // 128 columns (the bf16 panel kernel's 4 panels at once at m = 1) unless D is smaller. Every block costs
+  // the same (each runs every expert), so more blocks only even out a thread slowed by others; but each
+  // block is one product per expert, whose start waits on memory before its look-ahead fills: 8 per thread
+  // (128 columns of a 2048-wide layer: 80 KB of Q6_K per product) read a Q4_K_M layer's experts 7-11% slower
+  // than 2 (2 threads; moe_layer_bench BM_MoeLayerQ4KM at 1-16 tokens; 512 tokens +3-6%, bf16 the same).
   const int64_t cb =
-      std::min(round_up(D, 32), std::max<int64_t>(128, round_up((D + 8 * threads - 1) / (8 * threads), 32)));
+      std::min(round_up(D, 32), std::max<int64_t>(128, round_up((D + 2 * threads - 1) / (2 * threads), 32)));
   const int64_t n_items = (D + cb - 1) / cb;
   constexpr int64_t kRowChunk = 256;  // rows of one product: its [rows, cb] result stays in L2
   int64_t max_rows = 0;
