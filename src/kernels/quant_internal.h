@@ -41,13 +41,20 @@ inline uintptr_t ahead_address(const uint8_t* tile, int64_t b, int64_t nb, int k
   for (int64_t p = b + k_ahead; p >= nb; p -= nb) ++passed;
   return reinterpret_cast<uintptr_t>(tile) + uintptr_t((k_ahead + passed * (g_streams - 1) * nb) * tile_bytes);
 }
+// How far the far look-ahead may reach: end, the end of the weights the call reads, and past it next, the
+// start of the weights its caller reads next (QuantArgs::next; 0: none).
+struct FarReach {
+  uintptr_t end = 0, next = 0;
+};
 // The far look-ahead's address (ahead_address, k_far tiles on), or 0 (no prefetch) where there is none
-// (k_far 0) or it would reach end, the end of the weights the call reads.
+// (k_far 0) or it would pass reach.end with no reach.next. Past the end it goes as far into next: the
+// first groups of a product laid out like this one (an expert's slice, then the next expert's).
 inline uintptr_t far_address(const uint8_t* tile, int64_t b, int64_t nb, int k_far, int g_streams, int64_t tile_bytes,
-                             uintptr_t end) {
+                             FarReach reach) {
   if (k_far == 0) return 0;
   const uintptr_t a = ahead_address(tile, b, nb, k_far, g_streams, tile_bytes);
-  return a < end ? a : 0;
+  if (a < reach.end) return a;
+  return reach.next != 0 ? reach.next + (a - reach.end) : 0;
 }
 
 // A panel matrix's 16-row weight groups [grp, n_groups) G at a time while G fit, then G / 2 at a time,
@@ -129,6 +136,7 @@ struct QuantArgs {
   int64_t ldc = 0;
   MatmulShape s;
   bool accumulate = false;
+  const void* next = nullptr;  // matmul_q8's next: where the far look-ahead goes past b's end
 };
 void quant_panels_avx512vnni(const QuantArgs& args);
 // AMX-INT8 tile products for the block-of-32 types (quant_amx_supports), the same bits as the VNNI

@@ -511,11 +511,12 @@ void matmul_q8_ref(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, 
   });
 }
 
-void matmul_q8(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, MatmulShape s, bool accumulate) {
+void matmul_q8(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, MatmulShape s, bool accumulate,
+               const void* next) {
   check_quant_args(a, b, c, ldc, s);
   if (s.m == 0 || s.n == 0) return;
   if (b.layout == WeightLayout::kPanels) {
-    const QuantArgs args{a, b, c, ldc, s, accumulate};
+    const QuantArgs args{a, b, c, ldc, s, accumulate, next};
     if (has_vnni()) {
       if (s.m >= kAmxMinRows && quant_amx_supports(b.dtype) && amx_ready()) return quant_panels_amx(args);
       return quant_panels_avx512vnni(args);

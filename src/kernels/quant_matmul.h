@@ -58,7 +58,10 @@ void quantize_rows_q8_gathered(ActFormat format, const float* x, int64_t ldx, co
 
 // C = A . B^T (+ C when accumulate), a.format == act_format(b.dtype), B block-quantized in rows (kRows: ld = row length in elements) or
 // panels (kPanels). Dispatches on the ISA; equals quant_matmul_rows_ref bit for bit.
-void matmul_q8(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, MatmulShape shape, bool accumulate);
+// next (optional): the panels of the product the caller runs next (the next expert's slice of the same
+// shape): the decode kernels' look-ahead goes on into it past b's end instead of stopping there.
+void matmul_q8(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, MatmulShape shape, bool accumulate,
+               const void* next = nullptr);
 // Scalar reference twin on the row layout.
 void matmul_q8_ref(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, MatmulShape shape, bool accumulate);
 

@@ -306,7 +306,7 @@ struct SmallMPlan {
   static constexpr int kFar = T::kBlock == 32 ? 16 : 8;
 };
 template <typename T, int R, int G>
-void group_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m256* out, uintptr_t end) {
+void group_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m256* out, FarReach reach) {
   constexpr int kAhead = SmallMPlan<T, R>::kAhead, kFar = SmallMPlan<T, R>::kFar;
   __m256 acc[G][R][2];
   for (int g = 0; g < G; ++g)
@@ -317,7 +317,7 @@ void group_rows(const uint8_t* const* groups, int64_t nb, const Q8Row* rows, __m
       const uint8_t* tile = groups[g] + b * T::kTile;
       // Past the group's end: the group this stream reads next (G groups on), as in the VNNI kernel.
       const uintptr_t ahead = ahead_address(tile, b, nb, kAhead, G, T::kTile);
-      const uintptr_t far = far_address(tile, b, nb, kFar, G, T::kTile, end);
+      const uintptr_t far = far_address(tile, b, nb, kFar, G, T::kTile, reach);
       if (T::kBlock == 32) {
         prefetch_lines(ahead, T::kTile);
         if (far != 0) prefetch_lines_l2(far, T::kTile);
@@ -554,11 +554,12 @@ template <typename T, int R>
 void run_small_m(const QuantArgs& g, const Q8Row* rows) {
   const int64_t nb = g.s.k / T::kBlock, n_groups = (g.s.n + 15) / 16;
   const auto* base = static_cast<const uint8_t*>(g.b.data);
-  const uintptr_t end = reinterpret_cast<uintptr_t>(base + n_groups * nb * T::kTile);
+  const FarReach reach{reinterpret_cast<uintptr_t>(base + n_groups * nb * T::kTile),
+                       reinterpret_cast<uintptr_t>(g.next)};
   for_group_chunks<SmallMPlan<T, R>::kStreams>(
       base, nb * T::kTile, n_groups, [&]<int G>(int64_t grp, const uint8_t* const* groups) {
         __m256 res[2 * R * G];
-        group_rows<T, R, G>(groups, nb, rows, res, end);
+        group_rows<T, R, G>(groups, nb, rows, res, reach);
         for (int i = 0; i < G; ++i) {
           const int64_t c0 = (grp + i) * 16, cols = std::min<int64_t>(16, g.s.n - c0);
           for (int64_t r = 0; r < R; ++r)

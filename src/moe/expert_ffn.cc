@@ -275,7 +275,7 @@ void run_expert_up_phase(const std::vector<ExpertTask>& tasks, int64_t d_model, 
       } else if (task.xq) {  // x quantized once by the caller
         const Q8Rows a{task.xq + (task.x_rows ? 0 : it.r0 * task.xq_bytes), task.xq_bytes,
                        task.x_rows ? task.x_rows + it.r0 : nullptr, gathered.scale, act_format(gv.dtype)};
-        matmul_q8(a, gv, g, F, {rows, cols, D}, false);
+        matmul_q8(a, gv, g, F, {rows, cols, D}, false, uv.data);  // the look-ahead goes on into up's slice
         matmul_q8(a, uv, u, F, {rows, cols, D}, false);
       } else if (task.x_rows) {
         matmul_nt_dual_gathered(gathered, gv, uv, g, u, F, {rows, cols, D});
@@ -394,7 +394,7 @@ void run_expert_down_combine(const std::vector<ExpertTask>& tasks, int64_t d_mod
             matmul_nt_ref(h, F, dv, y, cols, {rows, cols, F}, false);
           } else if (task.hq) {
             matmul_q8(Q8Rows{task.hq + r0 * task.hq_bytes, task.hq_bytes, nullptr, nullptr, act_format(dv.dtype)}, dv,
-                      y, cols, {rows, cols, F}, false);
+                      y, cols, {rows, cols, F}, false, next);
           } else if (task.hb && matmul_rounds_a_to_bf16(dv)) {
             matmul_nt_bf16a(task.hb + r0 * task.ldhb, task.ldhb, dv, y, cols, {rows, cols, F}, false, next);
           } else {

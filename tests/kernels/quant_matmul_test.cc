@@ -198,9 +198,12 @@ TEST(QuantLookAhead, FollowsTheStreamAcrossGroups) {
   EXPECT_EQ(ahead(1, 1, 8, 2), at(7, 0));              // 8 on from block 1 of group 1: past groups 1, 3 and 5
   EXPECT_EQ(ahead(0, 0, 8, 1), at(2, 2));              // one stream: the groups are contiguous
   const uint8_t* t11 = weights.data() + group + tile;  // block 1 of group 1
-  EXPECT_EQ(quant_detail::far_address(t11, 1, nb, 8, 2, tile, at(8, 0)), at(7, 0));
-  EXPECT_EQ(quant_detail::far_address(t11, 1, nb, 8, 2, tile, at(7, 0)), 0u);  // at the end: none
-  EXPECT_EQ(quant_detail::far_address(t11, 1, nb, 0, 2, tile, at(8, 0)), 0u);  // no far look-ahead
+  using quant_detail::far_address;
+  EXPECT_EQ(far_address(t11, 1, nb, 8, 2, tile, {at(8, 0), 0}), at(7, 0));
+  EXPECT_EQ(far_address(t11, 1, nb, 8, 2, tile, {at(7, 0), 0}), 0u);  // at the end: none
+  EXPECT_EQ(far_address(t11, 1, nb, 0, 2, tile, {at(8, 0), 0}), 0u);  // no far look-ahead
+  // Past the end, with the next product's weights given: as far into those.
+  EXPECT_EQ(far_address(t11, 1, nb, 8, 2, tile, {at(6, 0), 1000}), 1000 + at(7, 0) - at(6, 0));
 }
 
 // The dispatch picks AMX for prefill-sized products where the CPU has it; the bits stay the reference's.
