@@ -5,8 +5,11 @@
 #include <cmath>
 #include <string>
 
+#include "kernels/packed_weights.h"
 #include "moe/router.h"
 #include "naive_moe.h"
+#include "runtime/aligned.h"
+#include "runtime/thread_pool.h"
 #include "util/error.h"
 
 namespace moe {
@@ -117,6 +120,40 @@ TEST(Router, MatchesNaiveReferenceForEveryOption) {
     }
   }
   EXPECT_GT(checked, 300);
+}
+
+// A decode step's router weight large enough to be read from memory (>= 256 KB: Qwen3-30B-A3B's 128 x 2048
+// f32, gpt-oss-20b's 32 x 2880) has its experts split across threads: the same routing as one thread, in
+// rows and in panels (split at panel edges), at expert counts that are not multiples of the split.
+TEST(Router, LargeRouterSplitAcrossThreadsGivesTheSameRouting) {
+  const int64_t D = 1000;
+  for (int E : {100, 130}) {
+    RouterOptions o;
+    o.n_expert = E;
+    o.top_k = 8;
+    o.norm_topk_prob = true;
+    testing::RandomLayer layer(E, 0, D, 4, 0, DType::kF32, 900 + E);
+    const MoeLayerWeights w = layer.views(false, false, false);
+    AlignedBuffer<uint8_t> panels(panel_bytes(DType::kF32, E, D));
+    const RouterWeights packed = {pack_panels(w.router.weight, E, D, panels.data()), w.router.bias,
+                                  w.router.correction_bias};
+    for (const RouterWeights* rw : {&w.router, &packed}) {
+      for (int64_t T : {1, 2}) {
+        const std::vector<float> x = random_input(T, D, 31 + T);
+        RouterOutput one, two;
+        set_num_threads(1);
+        route_tokens(o, *rw, x.data(), T, D, 0, &one);
+        set_num_threads(2);
+        route_tokens(o, *rw, x.data(), T, D, 0, &two);
+        set_num_threads(0);
+        const std::string what =
+            "E=" + std::to_string(E) + " T=" + std::to_string(T) + (rw == &packed ? " panels" : " rows");
+        EXPECT_EQ(one.expert_ids, two.expert_ids) << what;
+        EXPECT_EQ(one.weights, two.weights) << what;
+        EXPECT_EQ(expect_route_matches(two, naive_route(o, w.router, x.data(), T, D, 8), E, what), 0) << what;
+      }
+    }
+  }
 }
 
 TEST(Router, SoftmaxOverTopKEqualsSoftmaxThenRenormalize) {
