@@ -43,7 +43,7 @@ void BM_AttentionDecode(benchmark::State& state) {
   }
   const double bytes = 2.0 * static_cast<double>(S * Hkv * D) * (kv == moe::DType::kF32 ? 4 : 2);
   state.counters["GB/s"] = benchmark::Counter(double(state.iterations()) * bytes * 1e-9, benchmark::Counter::kIsRate);
-  moe::ReadProbe probe(256);
+  moe::ReadProbe probe;
   state.counters["read_ceiling_GB/s"] = probe.gbps();
 }
 

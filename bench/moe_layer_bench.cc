@@ -170,7 +170,7 @@ BENCHMARK(BM_MoeLayerQ4KM)
 
 void BM_ReadCeiling(benchmark::State& state) {
   moe::set_num_threads(static_cast<int>(state.range(0)));
-  moe::ReadProbe probe(256);
+  moe::ReadProbe probe;
   double gbps = 0;
   for (auto _ : state) gbps = probe.gbps();
   state.counters["GB/s"] = gbps;

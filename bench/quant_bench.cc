@@ -199,7 +199,7 @@ void BM_Fp8Prefill(benchmark::State& state) {
 
 void BM_ReadCeiling(benchmark::State& state) {
   moe::set_num_threads(int(state.range(0)));
-  moe::ReadProbe probe(256);
+  moe::ReadProbe probe;
   double gbps = 0;
   for (auto _ : state) gbps = probe.gbps();
   state.counters["GB/s"] = gbps;

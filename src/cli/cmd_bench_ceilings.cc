@@ -17,8 +17,10 @@ void register_bench_ceilings(CLI::App& bench, const GlobalOptions& global) {
   auto* cmd = bench.add_subcommand("ceilings", "Memory bandwidth, f32 FMA, bf16 dot and sgemm peaks");
   auto opts = std::make_shared<CeilingsOptions>();
   add_number(cmd, "-r,--repetitions", opts->repetitions, "Timed repetitions per figure (median reported)", 1, 100);
-  add_number(cmd, "--stream-mib", opts->stream_mib, "Stream array size in MiB (far above the LLC)", size_t{8},
-             size_t{16384});
+  opts->stream_mib = default_stream_mib();
+  add_number(cmd, "--stream-mib", opts->stream_mib,
+             "Read array size in MiB (triad: half each); the default is twice the last-level cache, at least 256",
+             size_t{8}, size_t{16384});
   add_number(cmd, "--sgemm-n", opts->sgemm_n, "Square sgemm size", 64, 8192);
   auto disk = std::make_shared<std::string>();
   auto disk_mib = std::make_shared<uint64_t>(4096);

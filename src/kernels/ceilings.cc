@@ -10,6 +10,7 @@
 #include "runtime/cpu_features.h"
 #include "runtime/thread_pool.h"
 #include "runtime/timer.h"
+#include "util/json_out.h"
 
 namespace moe {
 namespace {
@@ -125,7 +126,8 @@ Ceilings measure_ceilings(const CeilingsOptions& options) {
   const int all = num_threads();
   if (counts.empty()) counts = all > 1 ? std::vector<int>{1, all} : std::vector<int>{1};
 
-  const size_t n = options.stream_mib * 1024 * 1024 / sizeof(float);
+  const size_t mib = options.stream_mib != 0 ? options.stream_mib : default_stream_mib();
+  const size_t n = mib * 1024 * 1024 / sizeof(float);
   result.stream_bytes = n * sizeof(float);
   AlignedBuffer<float> a(n), b(n / 2), c(n / 2), d(n / 2);
   for (size_t i = 0; i < n; ++i) a[i] = 1e-6f * static_cast<float>(i & 1023);
@@ -154,7 +156,12 @@ Ceilings measure_ceilings(const CeilingsOptions& options) {
   return result;
 }
 
-ReadProbe::ReadProbe(size_t mib) : a_(mib * 1024 * 1024 / sizeof(float)) {
+size_t default_stream_mib() {
+  const int64_t llc_mib = (last_level_cache_bytes() + (int64_t(1) << 20) - 1) >> 20;
+  return static_cast<size_t>(std::max<int64_t>(256, 2 * llc_mib));
+}
+
+ReadProbe::ReadProbe(size_t mib) : a_((mib != 0 ? mib : default_stream_mib()) * 1024 * 1024 / sizeof(float)) {
   for (size_t i = 0; i < a_.size(); ++i) a_[i] = 1e-6f * static_cast<float>(i & 1023);
   gbps();  // page faults and first touch out of the way
 }

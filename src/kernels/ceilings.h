@@ -30,13 +30,18 @@ struct Ceilings {
 
 struct CeilingsOptions {
   int repetitions = 5;
-  size_t stream_mib = 256;  // per array; far larger than any last-level cache here
+  size_t stream_mib = 0;  // the read array's MiB (triad's three: half each); 0: default_stream_mib()
   int sgemm_n = 2048;
   bool measure_sgemm = true;
   std::vector<int> thread_counts;  // empty: {1, all}
 };
 
 Ceilings measure_ceilings(const CeilingsOptions& options);
+
+// The read array that measures memory, not cache: twice the last-level cache, and at least 256 MiB. A
+// 256 MiB array read 44 GB/s on a VM with a 260 MB L3 where 384 MiB to 2 GiB read 34-35 (much of it
+// came from the L3, as much as its neighbours left); a decode step's few hundred MB come from memory.
+size_t default_stream_mib();
 
 // Only the all-threads read bandwidth and FMA peak (quick, for other benchmarks' ratios).
 CeilingRow measure_quick_ceilings(int repetitions = 3);
@@ -45,10 +50,10 @@ CeilingRow measure_quick_ceilings(int repetitions = 3);
 // on a machine whose memory bandwidth moves with its neighbours' load (a shared VM host), a
 // ceiling measured seconds earlier can be far off, while a pass right before the call sees the
 // same conditions (and also evicts the caches). Runs on the global thread pool; the buffer
-// (256 MiB by default) lives as long as the probe.
+// (default_stream_mib() by default) lives as long as the probe.
 class ReadProbe {
  public:
-  explicit ReadProbe(size_t mib = 256);
+  explicit ReadProbe(size_t mib = 0);  // 0: default_stream_mib()
   double gbps();  // one pass of each read pattern over the buffer; the faster one, in GB/s
 
  private:
