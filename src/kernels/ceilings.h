@@ -54,7 +54,7 @@ CeilingRow measure_quick_ceilings(int repetitions = 3);
 class ReadProbe {
  public:
   explicit ReadProbe(size_t mib = 0);  // 0: default_stream_mib()
-  double gbps();  // one pass of each read pattern over the buffer; the faster one, in GB/s
+  double gbps();                       // one pass of each read pattern over the buffer; the faster one, in GB/s
 
  private:
   AlignedBuffer<float> a_;
