@@ -5,6 +5,7 @@
 // (0 f32, 1 f16, 2 bf16). A 16-bit cache reads half the bytes, so at the same GB/s it takes half the time.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -60,6 +61,40 @@ BENCHMARK(BM_AttentionDecode)
     ->Args({32768, 2, 1, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+
+// The same from memory, as in a model's decode step (whose weights evict the cache between layers): f16
+// caches of S positions, head-major, enough copies rotated (at least twice the last-level cache) that each
+// call reads its keys and values from memory. BM_AttentionDecodeCold/S/threads.
+void BM_AttentionDecodeCold(benchmark::State& state) {
+  const int64_t S = state.range(0), H = 32, Hkv = 4, D = 128;
+  moe::set_num_threads(static_cast<int>(state.range(1)));
+  std::mt19937 rng(2);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> q(static_cast<size_t>(H * D)), kv(static_cast<size_t>(S * Hkv * D)), out(q.size());
+  for (float& x : q) x = dist(rng);
+  for (float& x : kv) x = dist(rng);
+  std::vector<uint16_t> half(kv.size());
+  moe::narrow_half_ref(moe::DType::kF16, kv.data(), half.data(), ssize(kv));
+  const size_t bytes = 2 * half.size() * sizeof(uint16_t);  // keys and values
+  const size_t copies = std::max<size_t>(2, moe::default_stream_mib() * (size_t(1) << 20) / bytes + 1);
+  std::vector<std::vector<uint16_t>> caches(2 * copies, half);  // keys, values of each copy
+  const moe::AttentionShape shape{H, Hkv, D, D};
+  const moe::AttentionOptions options{1.0f / 11.3137f, 0, nullptr};
+  size_t next = 0;
+  for (auto _ : state) {
+    moe::AttentionTensors t{q.data(), caches[2 * next].data(), caches[2 * next + 1].data(), out.data(), 1, S};
+    t.kv_type = moe::DType::kF16;
+    t.k_stride = t.v_stride = D, t.k_head_stride = t.v_head_stride = S * D;
+    moe::attention_forward(t, shape, options);
+    benchmark::DoNotOptimize(out.data());
+    next = (next + 1) % copies;
+  }
+  state.counters["GB/s"] =
+      benchmark::Counter(double(state.iterations()) * double(bytes) * 1e-9, benchmark::Counter::kIsRate);
+  moe::ReadProbe probe;
+  state.counters["read_ceiling_GB/s"] = probe.gbps();
+}
+BENCHMARK(BM_AttentionDecodeCold)->Args({512, 2})->Args({4096, 2})->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -41,9 +41,10 @@ void attention_pv16_ref(const float* p, const uint16_t* v, DType t, float* out, 
 }
 
 void attention_qk16(const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, DType t, float* s, int64_t lds,
-                    int64_t m, int64_t n, int64_t d) {
+                    int64_t m, int64_t n, int64_t d, const uint16_t* values, int64_t ldv) {
   MOE_CHECK(is_half_float(t));
-  if (attention_kv16_native()) return attention_detail::attention_qk16_avx512(q, ldq, k, ldk, t, s, lds, m, n, d);
+  if (attention_kv16_native())
+    return attention_detail::attention_qk16_avx512(q, ldq, k, ldk, t, s, lds, m, n, d, values, ldv);
   attention_qk16_ref(q, ldq, k, ldk, t, s, lds, m, n, d);
 }
 

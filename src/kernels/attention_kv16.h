@@ -16,8 +16,11 @@ namespace moe {
 bool attention_kv16_native();
 
 // s[i * lds + j] = sum_p q[i * ldq + p] * k[j * ldk + p] for i < m, j < n, p < d; k is kF16 or kBF16.
+// values (optional, a hint): the value rows of the same positions (ldv apart, d wide), prefetched into L2
+// as the keys are read, so that the value product after the softmax finds them there: decode attention
+// reads a cache that the step's weights evicted, and this way its memory time runs under the scores.
 void attention_qk16(const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, DType t, float* s, int64_t lds,
-                    int64_t m, int64_t n, int64_t d);
+                    int64_t m, int64_t n, int64_t d, const uint16_t* values = nullptr, int64_t ldv = 0);
 void attention_qk16_ref(const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, DType t, float* s, int64_t lds,
                         int64_t m, int64_t n, int64_t d);
 
@@ -27,7 +30,7 @@ void attention_pv16_ref(const float* p, const uint16_t* v, DType t, float* out, 
 
 namespace attention_detail {
 void attention_qk16_avx512(const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, DType t, float* s, int64_t lds,
-                           int64_t m, int64_t n, int64_t d);
+                           int64_t m, int64_t n, int64_t d, const uint16_t* values, int64_t ldv);
 void attention_pv16_avx512(const float* p, const uint16_t* v, DType t, float* out, const PvShape& s);
 }  // namespace attention_detail
 

@@ -83,15 +83,17 @@ constexpr int64_t kWidenSpan = 256;
 // fewer rows go through attention_pv (value rows read in place: no transpose to pay for).
 constexpr int64_t kGemmRows = 16;
 
-// sc.p [m, n] = the query rows sc.a [m, k] times the n key rows at k0 (ks elements apart).
-void item_scores(const AttentionTensors& t, MatmulShape sh, const void* k0, int64_t ks, Scratch& sc) {
+// sc.p [m, n] = the query rows sc.a [m, k] times the n key rows at k0 (ks elements apart); v0, vs: the value
+// rows the item reads next (16-bit decode: prefetched as the keys are read).
+void item_scores(const AttentionTensors& t, MatmulShape sh, const void* k0, int64_t ks, Scratch& sc, const void* v0,
+                 int64_t vs) {
   if (t.kv_type == DType::kF32) {
     matmul_nt(sc.a.data(), sh.k, WeightView{k0, DType::kF32, ks}, sc.p.data(), sh.n, sh, false);
     return;
   }
   if (sh.m < kGemmRows && attention_kv16_native()) {  // decode: the 16-bit rows read in place
     attention_qk16(sc.a.data(), sh.k, static_cast<const uint16_t*>(k0), ks, t.kv_type, sc.p.data(), sh.n, sh.m, sh.n,
-                   sh.k);
+                   sh.k, static_cast<const uint16_t*>(v0), vs);
     return;
   }
   sc.w.resize(static_cast<size_t>(kWidenSpan * sh.k));
@@ -148,7 +150,9 @@ void run_item(const AttentionTensors& t, const AttentionShape& s, const Attentio
     const float* q = t.q + ((it.i0 + r / nh) * s.n_head + it.h0 + r % nh) * Dq;
     std::copy(q, q + Dq, sc.a.data() + r * Dq);
   }
-  item_scores(t, MatmulShape{m, n, Dq}, kv_at(t.k, t.kv_type, first * ks + it.kvh * key_head_stride(t, s)), ks, sc);
+  const void* v0 = kv_at(t.v, t.kv_type, first * vs + it.kvh * value_head_stride(t, s));
+  item_scores(t, MatmulShape{m, n, Dq}, kv_at(t.k, t.kv_type, first * ks + it.kvh * key_head_stride(t, s)), ks, sc,
+              s.v_dim == s.qk_dim ? v0 : nullptr, vs);
   for (int64_t r = 0; r < m; ++r) {
     int64_t lo = 0, hi = 0;
     key_range(past + it.i0 + r / nh, o, &lo, &hi);
@@ -159,7 +163,7 @@ void run_item(const AttentionTensors& t, const AttentionShape& s, const Attentio
     std::fill(p, p + b, 0.0f);
     std::fill(p + e, p + n, 0.0f);
   }
-  item_values(t, MatmulShape{m, Dv, n}, kv_at(t.v, t.kv_type, first * vs + it.kvh * value_head_stride(t, s)), vs, sc);
+  item_values(t, MatmulShape{m, Dv, n}, v0, vs, sc);
   for (int64_t r = 0; r < m; ++r) {
     const float* src = sc.o.data() + r * Dv;
     std::copy(src, src + Dv, t.out + ((it.i0 + r / nh) * s.n_head + it.h0 + r % nh) * Dv);
