@@ -126,7 +126,8 @@ void route_tokens(const RouterOptions& o, const RouterWeights& w, const float* x
   // work: then its rows (experts) are split across threads, the selection inline (Qwen3-30B-A3B's 1 MB
   // router: its layer +2-3% at 1-4 tokens on 2 threads, moe_layer_bench BM_MoeLayerQ4KM).
   const bool inline_run = n_tokens * n * d_model < (int64_t(1) << 20);
-  const bool logits_split = inline_run && thread_pool().size() > 1 && int64_t(n) * d_model * 4 >= (int64_t(256) << 10);
+  const bool logits_split =
+      inline_run && thread_pool().size() > 1 && n * dtype_row_bytes(w.weight.dtype, d_model) >= (int64_t(256) << 10);
   if (logits_split) {
     const int64_t unit = w.weight.layout == WeightLayout::kPanels ? 32 : 16;  // panels slice at their edges
     thread_pool().parallel_for((n + unit - 1) / unit, [&](int64_t g0, int64_t g1, int) {
