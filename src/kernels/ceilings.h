@@ -38,7 +38,8 @@ struct CeilingsOptions {
 
 Ceilings measure_ceilings(const CeilingsOptions& options);
 
-// The read array that measures memory, not cache: twice the last-level cache, and at least 256 MiB. A
+// The read array that measures memory, not cache: twice the last-level cache, and at least 256 MiB (but at
+// most a sixteenth of the usable memory above that, for runs under a tight cgroup limit). A
 // 256 MiB array read 44 GB/s on a VM with a 260 MB L3 where 384 MiB to 2 GiB read 34-35 (much of it
 // came from the L3, as much as its neighbours left); a decode step's few hundred MB come from memory.
 size_t default_stream_mib();
