@@ -9,6 +9,7 @@
 
 #include "kernels/attention_kv16.h"
 #include "kernels/avx512_common.h"
+#include "kernels/prefetch.h"
 
 namespace moe::attention_detail {
 namespace {
@@ -36,10 +37,7 @@ inline __m512 sum_lanes16(const __m512 (&v)[16]) {
 // in L3 (BM_AttentionDecode/4096/2/1/1) the extra instructions cost 4%: 492-494 -> 514-516.
 constexpr int64_t kKeysAhead = 16;
 
-// [p, p + bytes) into L2 (prefetcht1), a line at a time.
-inline void prefetch_l2(const void* p, int bytes) {
-  for (int l = 0; l < bytes; l += 64) _mm_prefetch(static_cast<const char*>(p) + l, _MM_HINT_T1);
-}
+inline void prefetch_l2(const uint16_t* p, int bytes) { prefetch_lines_l2(reinterpret_cast<uintptr_t>(p), bytes); }
 
 template <int MR>
 constexpr int keys_per_tile() {

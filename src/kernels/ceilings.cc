@@ -158,13 +158,16 @@ Ceilings measure_ceilings(const CeilingsOptions& options) {
 }
 
 size_t default_stream_mib() {
-  const int64_t llc_mib = (last_level_cache_bytes() + (int64_t(1) << 20) - 1) >> 20;
-  int64_t mib = std::max<int64_t>(256, 2 * llc_mib);
-  // At most a sixteenth of the memory this process may use, though never under 256 MiB: a run held to a
-  // small cgroup limit (scripts/bench-offload.sh's budget + 0.5 GiB) keeps the room it had.
-  const auto usable_mib = static_cast<int64_t>(usable_memory(read_memory_limits()) >> 20);
-  if (usable_mib > 0) mib = std::min(mib, std::max<int64_t>(256, usable_mib / 16));
-  return static_cast<size_t>(mib);
+  static const size_t cached = [] {
+    const int64_t llc_mib = (last_level_cache_bytes() + (int64_t(1) << 20) - 1) >> 20;
+    int64_t mib = std::max<int64_t>(256, 2 * llc_mib);
+    // At most a sixteenth of the memory this process may use, though never under 256 MiB: a run held to a
+    // small cgroup limit (scripts/bench-offload.sh's budget + 0.5 GiB) keeps the room it had.
+    const auto usable_mib = static_cast<int64_t>(usable_memory(read_memory_limits()) >> 20);
+    if (usable_mib > 0) mib = std::min(mib, std::max<int64_t>(256, usable_mib / 16));
+    return static_cast<size_t>(mib);
+  }();  // the cache and the limits do not change while the process runs
+  return cached;
 }
 
 ReadProbe::ReadProbe(size_t mib) : a_((mib != 0 ? mib : default_stream_mib()) * 1024 * 1024 / sizeof(float)) {

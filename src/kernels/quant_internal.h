@@ -17,20 +17,12 @@
 
 #include <cstdint>
 
+#include "kernels/prefetch.h"
 #include "kernels/quant_matmul.h"
 #include "util/dtype.h"
 
 namespace moe::quant_detail {
 
-// Software prefetch of [p, p + bytes), a cache line at a time: the panel kernels' look-ahead into the
-// tiles they read next (any ISA; __builtin_prefetch is prefetcht0 on x86).
-inline void prefetch_lines(uintptr_t p, int bytes) {
-  for (int l = 0; l < bytes; l += 64) __builtin_prefetch(reinterpret_cast<const void*>(p + l), 0, 3);
-}
-// The same into L2 only (prefetcht1): the far look-ahead, which L1's few miss buffers would not hold.
-inline void prefetch_lines_l2(uintptr_t p, int bytes) {
-  for (int l = 0; l < bytes; l += 64) __builtin_prefetch(reinterpret_cast<const void*>(p + l), 0, 2);
-}
 // The address kAhead tiles on from tile in a stream of G weight groups of nb tiles each (its block b):
 // within the group, else in the groups the stream reads next (G groups on per group passed; a far
 // look-ahead may pass several). An integer, not a pointer: past the matrix's end it points at nothing,
