@@ -8,10 +8,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -82,6 +85,81 @@ bool make_room(const std::string& dir, const std::string& keep, uint64_t incomin
     }
   }
   return true;
+}
+
+constexpr size_t kHugePage = size_t{2} << 20;
+
+size_t round_to_page(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// The whole file, read-only and shared, at a 2 MiB-aligned address, asked for transparent huge pages and
+// populated (every page mapped now, not at the first decode step). Null when it cannot be mapped.
+uint8_t* map_aligned(int fd, size_t size) {
+  const size_t len = round_to_page(size), reserved = len + kHugePage;
+  void* r = ::mmap(nullptr, reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (r == MAP_FAILED) return nullptr;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(r);
+  const uintptr_t at = (begin + kHugePage - 1) & ~uintptr_t{kHugePage - 1};
+  void* p = ::mmap(reinterpret_cast<void*>(at), len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+  if (p == MAP_FAILED) {
+    ::munmap(r, reserved);
+    return nullptr;
+  }
+  if (at > begin) ::munmap(r, at - begin);
+  if (begin + reserved > at + len) ::munmap(reinterpret_cast<void*>(at + len), begin + reserved - (at + len));
+  ::madvise(p, len, MADV_HUGEPAGE);  // hints: without them the mapping stays in 4 KiB pages
+  if (::madvise(p, len, MADV_POPULATE_READ) != 0) {
+    volatile const uint8_t* bytes = static_cast<const uint8_t*>(p);
+    for (size_t i = 0; i < len; i += kAlign) (void)bytes[i];  // kernels before 5.14
+  }
+  return static_cast<uint8_t*>(p);
+}
+
+// Bytes of the file mapping starting at addr that are mapped through 2 MiB pages (its FilePmdMapped line
+// in /proc/self/smaps); 0 when it cannot be read.
+uint64_t pmd_mapped_bytes(const void* addr) {
+  std::ifstream in("/proc/self/smaps");
+  const std::string start = fmt::format("{:x}-", reinterpret_cast<uintptr_t>(addr));
+  bool ours = false;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && (std::isdigit(static_cast<unsigned char>(line[0])) || (line[0] >= 'a' && line[0] <= 'f')))
+      ours = line.compare(0, start.size(), start) == 0;  // a mapping's first line: "start-end perms ..."
+    else if (ours && line.compare(0, 14, "FilePmdMapped:") == 0)
+      return std::strtoull(line.c_str() + 14, nullptr, 10) << 10;
+  }
+  return 0;
+}
+
+bool huge_pages_available() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string s;
+  std::getline(in, s);
+  return !s.empty() && s.find("[never]") == std::string::npos;
+}
+
+// Maps a pack file so the kernels stream it through 2 MiB pages: read through 4 KiB pages (scattered
+// physical pages, a page walk per 4 KiB, the hardware prefetchers stopping at each page's end) the same
+// weights stream about 13% slower on the machines we measured. The page cache keeps a file's pages in
+// the sizes it read them in: a file cached in small pages (just written, or read by another program) is
+// dropped from the cache and read again through huge pages, once; where the file system cannot cache
+// large pages, a "<file>.small-pages" marker stops further tries.
+const uint8_t* map_in_huge_pages(int fd, size_t size, const std::string& path) {
+  uint8_t* p = map_aligned(fd, size);
+  if (!p || size < 4 * kHugePage || !huge_pages_available() || pmd_mapped_bytes(p) >= size / 2) return p;
+  const std::string marker = path + ".small-pages";
+  std::error_code ec;
+  if (fs::exists(marker, ec)) return p;
+  const auto t0 = std::chrono::steady_clock::now();
+  ::munmap(p, round_to_page(size));
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  p = map_aligned(fd, size);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (p && pmd_mapped_bytes(p) >= size / 2) {
+    log_info("pack cache: {} read again into 2 MiB pages ({:.2f} s, once)", path, s);
+  } else if (p) {
+    std::ofstream{marker};
+    log_info("pack cache: {} stays in 4 KiB pages (this file system caches no larger pages)", path);
+  }
+  return p;
 }
 
 }  // namespace
@@ -155,13 +233,12 @@ PackCache::PackCache(const std::string& source, const std::string& layout, PackC
     entries_.clear();
     return;
   }
-  void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+  map_ = map_in_huge_pages(fd, size, path_);
   ::close(fd);
-  if (p == MAP_FAILED) {
+  if (!map_) {
     entries_.clear();
     return;
   }
-  map_ = static_cast<const uint8_t*>(p);
   map_bytes_ = size;
   fs::last_write_time(path_, fs::file_time_type::clock::now(), ec);  // recently used: evicted last
 }
@@ -176,6 +253,8 @@ const uint8_t* PackCache::find(const std::string& name, size_t bytes) const {
   if (it == entries_.end() || it->second.bytes != bytes) return nullptr;
   return map_ + it->second.offset;
 }
+
+uint64_t PackCache::huge_page_bytes() const { return map_ ? pmd_mapped_bytes(map_) : 0; }
 
 void PackCache::record(const std::string& name, const void* data, size_t bytes) {
   if (map_ || !options_.enabled || entries_.count(name)) return;
@@ -242,6 +321,12 @@ uint64_t PackCache::save() {
     }
     pad((kAlign - at % kAlign) % kAlign);
     out.commit();
+    // The written pages sit in the page cache in small pieces, beside this process's own copy of the
+    // panels: dropped now, the next load reads the file into huge pages (see map_in_huge_pages).
+    if (const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+      ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+      ::close(fd);
+    }
     return (at + kAlign - 1) / kAlign * kAlign;
   } catch (const Error& e) {
     log_warn("packed weights not cached: {}", e.what());

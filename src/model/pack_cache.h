@@ -3,9 +3,11 @@
 // checkpoint format stores; packing at load reads every byte and, worse, fills gigabytes of fresh memory
 // (page faults, zeroing: seconds on a VM). The first load packs as before and then writes the panels to
 // "<cache dir>/<hash of the model path>.moepack"; a later load of the same, unchanged source with the same
-// layout maps that file (MAP_POPULATE, read-only, shared: the weights are resident once, as page cache the
+// layout maps that file (populated, read-only, shared: the weights are resident once, as page cache the
 // kernel may evict, as llama.cpp's mmap of a GGUF is) and never touches the source's pages of those
-// matrices.
+// matrices. The mapping asks for 2 MiB pages and gets them where the page cache holds the file in 2 MiB
+// pieces; a file cached in small pages is dropped and read again once (weights stream about 13% faster
+// through huge pages: pack_cache.cc).
 //
 // The file is valid only for what it was written from: its header holds the source's identity (each
 // file's path, size and modification time) and the layout (format version, ISA, which experts this
@@ -58,6 +60,8 @@ class PackCache {
   uint64_t save();
   // Bytes mapped (hit) or recorded (miss).
   uint64_t bytes() const;
+  // On a hit: bytes of the mapping in 2 MiB pages (0 where the kernel gave 4 KiB pages or cannot say).
+  uint64_t huge_page_bytes() const;
 
  private:
   struct Entry {
