@@ -79,6 +79,7 @@ bool make_room(const std::string& dir, const std::string& keep, uint64_t incomin
     if (total + incoming <= max_bytes) break;
     const uint64_t size = fs::file_size(path, ec);
     if (fs::remove(path, ec)) {
+      fs::remove(path.string() + ".small-pages", ec);
       total -= std::min(total, size);
       log_info("pack cache: removed {} ({:.1f} GB, least recently used) to stay under {:.1f} GB", path.string(),
                double(size) * 1e-9, double(max_bytes) * 1e-9);
@@ -136,28 +137,42 @@ bool huge_pages_available() {
   return !s.empty() && s.find("[never]") == std::string::npos;
 }
 
+std::string boot_id() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
 // Maps a pack file so the kernels stream it through 2 MiB pages: read through 4 KiB pages (scattered
 // physical pages, a page walk per 4 KiB, the hardware prefetchers stopping at each page's end) the same
 // weights stream about 13% slower on the machines we measured. The page cache keeps a file's pages in
-// the sizes it read them in: a file cached in small pages (just written, or read by another program) is
-// dropped from the cache and read again through huge pages, once; where the file system cannot cache
-// large pages, a "<file>.small-pages" marker stops further tries.
+// the sizes it read them in: a file cached mostly in small pages (just written, read by another program,
+// or split since) is dropped from the cache and read again through huge pages. Where that does not give
+// huge pages (a file system that caches no large pages, memory too fragmented), a "<file>.small-pages"
+// marker holding the boot's id stops further tries until the next boot.
 const uint8_t* map_in_huge_pages(int fd, size_t size, const std::string& path) {
   uint8_t* p = map_aligned(fd, size);
-  if (!p || size < 4 * kHugePage || !huge_pages_available() || pmd_mapped_bytes(p) >= size / 2) return p;
-  const std::string marker = path + ".small-pages";
-  std::error_code ec;
-  if (fs::exists(marker, ec)) return p;
+  const auto mostly_huge = [size](const uint8_t* m) {  // of the whole 2 MiB pieces the file covers
+    return pmd_mapped_bytes(m) >= size / kHugePage * kHugePage / 10 * 9;
+  };
+  if (!p || size < 4 * kHugePage || !huge_pages_available() || mostly_huge(p)) return p;
+  const std::string marker = path + ".small-pages", boot = boot_id();
+  std::string tried;
+  std::getline(std::ifstream(marker), tried);
+  if (!boot.empty() && tried == boot) return p;  // tried already since this boot
   const auto t0 = std::chrono::steady_clock::now();
   ::munmap(p, round_to_page(size));
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
   p = map_aligned(fd, size);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (p && pmd_mapped_bytes(p) >= size / 2) {
-    log_info("pack cache: {} read again into 2 MiB pages ({:.2f} s, once)", path, s);
-  } else if (p) {
-    std::ofstream{marker};
-    log_info("pack cache: {} stays in 4 KiB pages (this file system caches no larger pages)", path);
+  if (!p) return p;
+  if (mostly_huge(p)) {
+    log_info("pack cache: {} read again into 2 MiB pages ({:.2f} s)", path, s);
+  } else {
+    std::ofstream(marker) << boot << "\n";
+    log_info("pack cache: {} stays mostly in 4 KiB pages ({:.0f}% in 2 MiB pages; not tried again before a reboot)",
+             path, 100.0 * double(pmd_mapped_bytes(p)) / double(size));
   }
   return p;
 }
