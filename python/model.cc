@@ -274,7 +274,7 @@ py::object report(Model& m, bool ceiling) {
   double read_gbps = 0;
   if (ceiling) {
     py::gil_scoped_release release;
-    read_gbps = measure_quick_ceilings(3).read_gbps;
+    read_gbps = cli::read_ceiling_for_run();  // measured once per boot (cli/run_common.h)
   }
   const RunReport report = cli::report_of_generation(r->result, m.spec(), m.dir(), read_gbps);
   if (!r->generation) return to_python(nlohmann::ordered_json::parse(run_report_json(report)));

@@ -325,7 +325,7 @@ void run_generate(const RunArgs& a, const GlobalOptions& global) {
     }
     write_file_atomic(a.trace, trace);
   }
-  const RunReport report = report_of_generation(g, spec, dir, a.no_ceiling ? 0.0 : measure_quick_ceilings(3).read_gbps);
+  const RunReport report = report_of_generation(g, spec, dir, a.no_ceiling ? 0.0 : read_ceiling_for_run());
   const double disk = a.no_ceiling ? 0.0 : offload_disk_ceiling(dec);  // --mem-budget: the disk's read ceiling
   if (global.json) {
     nlohmann::ordered_json out = run_json(g, ids, opts, defaults, tok.get(), spec.vocab, report);

@@ -79,6 +79,13 @@ MatmulPeak matmul_peak(const std::string& model_dir, const ModelSpec& spec, cons
 // `moe eval`'s check of its logits: an error naming the model when one is NaN or infinite.
 void check_finite_logits(const std::vector<float>& logits, const std::string& model_dir);
 
+// The read ceiling `moe run` reports its decode against (GB/s). Measuring it reads an array of twice the
+// last-level cache, whose first touch alone took 4-8 s on a VM that hands out fresh huge pages from its
+// host: so it is measured once per boot and kept, with the ISA and thread count it was measured for, in
+// "<cache dir>/read-ceiling.json" (the pack cache's folder; see model/pack_cache.h). The benchmarks
+// measure theirs beside each run instead.
+double read_ceiling_for_run();
+
 // The activation report of a finished generation (decode time split evenly over its steps);
 // read_gbps: the read ceiling measured in the same run, or 0.
 RunReport report_of_generation(const GenerateResult& g, const ModelSpec& spec, const std::string& model_dir,
