@@ -130,7 +130,8 @@ Ceilings measure_ceilings(const CeilingsOptions& options) {
   const size_t mib = options.stream_mib != 0 ? options.stream_mib : default_stream_mib();
   const size_t n = mib * 1024 * 1024 / sizeof(float);
   result.stream_bytes = n * sizeof(float);
-  AlignedBuffer<float> a(n), b(n / 2), c(n / 2), d(n / 2);
+  const size_t half = options.measure_triad ? n / 2 : 0;
+  AlignedBuffer<float> a(n), b(half), c(half), d(half);
   for (size_t i = 0; i < n; ++i) a[i] = 1e-6f * static_cast<float>(i & 1023);
   for (size_t i = 0; i < b.size(); ++i) {
     b[i] = 1.0f;
@@ -143,7 +144,7 @@ Ceilings measure_ceilings(const CeilingsOptions& options) {
     CeilingRow row;
     row.threads = threads;
     row.read_gbps = measure_read(pool, a, options.repetitions);
-    row.triad_gbps = measure_triad(pool, d, b, c, options.repetitions);
+    if (options.measure_triad) row.triad_gbps = measure_triad(pool, d, b, c, options.repetitions);
     row.fma_f32_gflops = measure_compute(pool, fma_loop, options.repetitions);
     if (has_bf16) row.dot_bf16_gflops = measure_compute(pool, dot_bf16_loop_avx512bf16, options.repetitions);
     if (has_vnni)
@@ -194,6 +195,7 @@ CeilingRow measure_quick_ceilings(int repetitions) {
   CeilingsOptions o;
   o.repetitions = repetitions;
   o.measure_sgemm = false;
+  o.measure_triad = false;
   o.thread_counts = {num_threads()};
   return measure_ceilings(o).all;
 }

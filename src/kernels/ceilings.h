@@ -33,6 +33,9 @@ struct CeilingsOptions {
   size_t stream_mib = 0;  // the read array's MiB (triad's three: half each); 0: default_stream_mib()
   int sgemm_n = 2048;
   bool measure_sgemm = true;
+  // The triad's three arrays (1.5x the read array) cost their first touch: 4-8 s per GB on a VM whose fresh
+  // huge pages come from its host. measure_quick_ceilings, whose callers never read the triad, skips it.
+  bool measure_triad = true;
   std::vector<int> thread_counts;  // empty: {1, all}
 };
 
