@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <span>
 
@@ -218,6 +219,7 @@ struct Measured {
   double prefill_tps = 0, decode_tps = 0;
   double load_seconds = 0;  // Decoder construction: read, validate, pack
   std::string pack_cache;   // "mapped": the panels came from the pack cache; "packed": packed at load; "off"
+  std::optional<double> pack_cache_huge;  // mapped: the share of the file in 2 MiB pages
   // The engine's peak resident memory, loading and running (the read-ceiling passes' buffer is not
   // counted: each pass allocates it, measures and frees it, then the peak restarts), or where the peak
   // cannot be restarted (peak_rss_scope "process") the process's.
@@ -261,6 +263,9 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   Decoder dec(dir, options);
   const double load_seconds = load.seconds();
   const std::string pack_cache = !dec.pack_cache().enabled() ? "off" : dec.pack_cache().hit() ? "mapped" : "packed";
+  std::optional<double> pack_cache_huge;
+  if (dec.pack_cache().hit() && dec.pack_cache().bytes() > 0)
+    pack_cache_huge = double(dec.pack_cache().huge_page_bytes()) / double(dec.pack_cache().bytes());
   std::mt19937 rng(7);
   std::vector<int32_t> prompt(static_cast<size_t>(a.prompt));
   for (int32_t& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(dec.spec().vocab));
@@ -295,6 +300,7 @@ Measured measure(const std::string& dir, const BenchModelArgs& a, double read_gb
   Measured m;
   m.load_seconds = load_seconds;
   m.pack_cache = pack_cache;
+  m.pack_cache_huge = pack_cache_huge;
   if (own_peak) {
     m.peak_rss_bytes = static_cast<int64_t>(peak);
   } else {
@@ -383,6 +389,7 @@ void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const Mo
       {"activated_params", m.report.activated_params_analytic},
       {"load_s", m.load_seconds},
       {"pack_cache", m.pack_cache},
+      {"pack_cache_huge_page_fraction", json_measured(m.pack_cache_huge)},
       {"peak_rss_bytes", m.peak_rss_bytes},
       {"peak_rss_scope", m.peak_rss_scope},
       {"prefill_tokens_per_s", m.prefill_tps},
@@ -414,7 +421,9 @@ void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const Mo
       "bench model {} ({} layers, {} weights, {} params, {} activated per token): loaded in {:.2f} s (panels "
       "{}), peak RSS {:.2f} GB{}\n",
       s.model, s.layers, s.dtype, format_count(static_cast<double>(m.report.total_params)),
-      format_count(static_cast<double>(m.report.activated_params_analytic)), m.load_seconds, m.pack_cache,
+      format_count(static_cast<double>(m.report.activated_params_analytic)), m.load_seconds,
+      m.pack_cache_huge ? fmt::format("{}, {:.0f}% in 2 MiB pages", m.pack_cache, 100 * *m.pack_cache_huge)
+                        : m.pack_cache,
       static_cast<double>(m.peak_rss_bytes) * 1e-9,
       m.peak_rss_scope == "engine" ? "" : " (the process's, read-ceiling buffers included)");
   fmt::print(
