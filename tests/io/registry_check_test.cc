@@ -3,10 +3,13 @@
 // their element count equals the registry total; written checkpoints with a missing, extra,
 // mis-shaped or mis-typed tensor list each problem; FP8 scales count as bytes, not parameters.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <functional>
+#include <string>
 
+#include "common/temp_folder.h"
 #include "io/registry_check.h"
 #include "io/safetensors.h"
 #include "spec/accounting.h"
@@ -18,7 +21,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("moe_registry_check_" + name);
+  static const testing::ProcessTempFolder folder("moe_registry_check");
+  const fs::path p = folder / name;
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();

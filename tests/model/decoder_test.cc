@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/random_checkpoint.h"
+#include "common/temp_folder.h"
 #include "io/safetensors.h"
 #include "model/decoder.h"
 #include "model/sampler.h"
@@ -178,7 +179,8 @@ TEST(Decoder, BadTokensAreErrors) {
 std::string broken_copy(const std::string& family, const std::string& victim, bool reshape) {
   namespace fs = std::filesystem;
   const std::string src = fixture_dir(family);
-  const fs::path dst = fs::path(::testing::TempDir()) / ("broken_" + family + (reshape ? "_shape" : "_missing"));
+  static const testing::ProcessTempFolder folder("moe_decoder_test_broken");
+  const fs::path dst = folder / (family + (reshape ? "_shape" : "_missing"));
   fs::create_directories(dst);
   fs::copy_file(src + "/config.json", dst / "config.json", fs::copy_options::overwrite_existing);
   const SafetensorsFile file = SafetensorsFile::open(src + "/model.safetensors");
@@ -236,7 +238,8 @@ TEST(Decoder, MissingOrMisshapenTensorIsAnErrorNamingIt) {
 std::string rounded_copy(const std::string& family, bool as_bf16) {
   namespace fs = std::filesystem;
   const std::string src = fixture_dir(family);
-  const fs::path dst = fs::path(::testing::TempDir()) / ("rounded_" + family + (as_bf16 ? "_bf16" : "_f32"));
+  static const testing::ProcessTempFolder folder("moe_decoder_test_rounded");
+  const fs::path dst = folder / (family + (as_bf16 ? "_bf16" : "_f32"));
   fs::create_directories(dst);
   fs::copy_file(src + "/config.json", dst / "config.json", fs::copy_options::overwrite_existing);
   const SafetensorsFile file = SafetensorsFile::open(src + "/model.safetensors");

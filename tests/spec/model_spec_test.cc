@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/temp_folder.h"
 #include "spec/catalog.h"
 #include "spec/model_spec.h"
 #include "util/error.h"
@@ -33,7 +34,8 @@ void expect_error(const nlohmann::json& cfg, std::vector<std::string> fragments)
 }
 
 std::string write_temp(const std::string& name, const std::string& text) {
-  const auto path = std::filesystem::temp_directory_path() / ("moe_spec_test_" + name);
+  static const testing::ProcessTempFolder folder("moe_spec_test");
+  const auto path = folder / name;
   std::ofstream(path) << text;
   return path.string();
 }
