@@ -245,7 +245,7 @@ double read_ceiling_for_run() {
       std::error_code ec;
       fs::create_directories(cache.dir, ec);
       write_file_atomic(path, nlohmann::json{{"key", key}, {"read_gb_per_s", gbps}}.dump() + "\n");
-    } catch (const Error&) {
+    } catch (const std::exception&) {
       // an unwritable cache folder: measured again next time
     }
   }
