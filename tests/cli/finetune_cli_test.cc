@@ -48,7 +48,10 @@ void check_family(const std::string& family) {
   const int64_t S = static_cast<int64_t>(ids.size()) - 1;
   const double trainer_ce = m.forward(ids.data(), ids.data() + 1, 1, S).ce;
   std::string list;
-  for (int32_t id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
+  for (int32_t id : ids) {
+    if (!list.empty()) list += ',';  // appended piecewise: GCC 12 warns falsely on the operator+ form
+    list += std::to_string(id);
+  }
   const MoeResult e = moe::testing::run_moe("--threads 1 --json eval --model " + out + " --ids " + list);
   ASSERT_EQ(e.code, 0) << e.out;
   const double eval_ce = nlohmann::json::parse(e.out)["mean_cross_entropy"].get<double>();
