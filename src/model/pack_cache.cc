@@ -108,10 +108,10 @@ uint8_t* map_aligned(int fd, size_t size) {
   if (at > begin) ::munmap(r, at - begin);
   if (begin + reserved > at + len) ::munmap(reinterpret_cast<void*>(at + len), begin + reserved - (at + len));
   ::madvise(p, len, MADV_HUGEPAGE);  // hints: without them the mapping stays in 4 KiB pages
-  if (::madvise(p, len, MADV_POPULATE_READ) != 0) {
+  if (::madvise(p, len, MADV_POPULATE_READ) != 0 && errno == EINVAL) {  // kernels before 5.14: touch each page
     volatile const uint8_t* bytes = static_cast<const uint8_t*>(p);
-    for (size_t i = 0; i < len; i += kAlign) (void)bytes[i];  // kernels before 5.14
-  }
+    for (size_t i = 0; i < len; i += kAlign) (void)bytes[i];
+  }  // other failures (a file cut short since its header was read) are left to the reads that follow
   return static_cast<uint8_t*>(p);
 }
 
