@@ -45,7 +45,23 @@ struct Row {
   double bytes_per_step = 0, read_gbps = 0, floor_tokens_per_s = 0;
   double flops_per_step = 0, compute_tokens_per_s = 0;  // B x decode FLOPs per token; at the FMA peak
   double load_max_over_mean = 0;                        // hottest expert / mean, mean over MoE layers
-  double hot_share = 0;  // share of routed tokens the hottest k experts of each layer took
+  double hot_share = 0;                              // share of routed tokens the hottest k experts of each layer took
+  double attention_ms = 0, ffn_ms = 0, head_ms = 0;  // the median step's parts (ForwardStats)
+};
+
+// The figures of the timed steps (those where all B streams decoded), over the runs.
+struct StepSamples {
+  std::vector<double> seconds, distinct, bytes, attention, ffn, head;
+  void add(const serve::StepRecord& s, double always_on_bytes) {
+    seconds.push_back(s.seconds);
+    double d = 0;
+    for (int32_t x : s.distinct_experts) d += x;
+    if (!s.distinct_experts.empty()) distinct.push_back(d / static_cast<double>(s.distinct_experts.size()));
+    bytes.push_back(always_on_bytes + static_cast<double>(s.expert_bytes) + static_cast<double>(s.kv_bytes));
+    attention.push_back(s.attention_seconds);
+    ffn.push_back(s.ffn_seconds);
+    head.push_back(s.head_seconds);
+  }
 };
 
 std::vector<int64_t> parse_streams(const std::string& text) {
@@ -72,7 +88,8 @@ Row measure_streams(Decoder& model, const BenchServeArgs& a, int64_t B, double a
     p.resize(static_cast<size_t>(a.prompt));
     for (int32_t& id : p) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(spec.vocab));
   }
-  std::vector<double> step_seconds, distinct, bytes, ceilings;
+  StepSamples steps_of_b;
+  std::vector<double> ceilings;
   std::vector<std::vector<int64_t>> load(static_cast<size_t>(spec.n_layer));
   for (int r = 0; r < a.repetitions + 1; ++r) {  // the first run warms up
     // Every prompt prefills in the first step (all sequences then decode together).
@@ -91,14 +108,8 @@ Row measure_streams(Decoder& model, const BenchServeArgs& a, int64_t B, double a
     const serve::SchedulerStats st = sched.stats();
     if (r == 0) continue;
     ceilings.push_back(0.5 * (before + after));
-    for (const serve::StepRecord& s : steps) {
-      if (s.prefill_rows > 0 || s.decode_rows != B) continue;
-      step_seconds.push_back(s.seconds);
-      double d = 0;
-      for (int32_t x : s.distinct_experts) d += x;
-      if (!s.distinct_experts.empty()) distinct.push_back(d / static_cast<double>(s.distinct_experts.size()));
-      bytes.push_back(always_on_bytes + static_cast<double>(s.expert_bytes) + static_cast<double>(s.kv_bytes));
-    }
+    for (const serve::StepRecord& s : steps)
+      if (s.prefill_rows == 0 && s.decode_rows == B) steps_of_b.add(s, always_on_bytes);
     for (size_t l = 0; l < st.expert_tokens.size(); ++l) {
       if (st.expert_tokens[l].empty()) continue;
       auto& dst = load[l];
@@ -106,14 +117,17 @@ Row measure_streams(Decoder& model, const BenchServeArgs& a, int64_t B, double a
       for (size_t e = 0; e < dst.size(); ++e) dst[e] += st.expert_tokens[l][e];
     }
   }
-  if (step_seconds.empty()) fail("bench", "--decode {} gave no step where all {} streams decoded", a.decode, B);
+  if (steps_of_b.seconds.empty()) fail("bench", "--decode {} gave no step where all {} streams decoded", a.decode, B);
   Row row;
   row.streams = B;
-  row.step_seconds = median(step_seconds);
+  row.step_seconds = median(steps_of_b.seconds);
   row.tokens_per_s = static_cast<double>(B) / row.step_seconds;
-  for (double d : distinct) row.distinct += d / static_cast<double>(distinct.size());
+  for (double d : steps_of_b.distinct) row.distinct += d / static_cast<double>(steps_of_b.distinct.size());
   row.predicted = expected_distinct_experts(spec.n_expert, spec.n_expert_used, static_cast<double>(B));
-  row.bytes_per_step = median(bytes);
+  row.bytes_per_step = median(steps_of_b.bytes);
+  row.attention_ms = 1e3 * median(steps_of_b.attention);
+  row.ffn_ms = 1e3 * median(steps_of_b.ffn);
+  row.head_ms = 1e3 * median(steps_of_b.head);
   row.read_gbps = median(ceilings);
   row.floor_tokens_per_s = static_cast<double>(B) * row.read_gbps * 1e9 / row.bytes_per_step;
   Workload w;
@@ -184,7 +198,10 @@ nlohmann::ordered_json bench_serve_json(const BenchServeArgs& a, const ModelSpec
          {"roofline_tokens_per_s", std::min(r.floor_tokens_per_s, r.compute_tokens_per_s)},
          {"fraction_of_roofline", r.tokens_per_s / std::min(r.floor_tokens_per_s, r.compute_tokens_per_s)},
          {"expert_load_max_over_mean", r.load_max_over_mean},
-         {"hottest_k_share", r.hot_share}});
+         {"hottest_k_share", r.hot_share},
+         {"attention_ms", r.attention_ms},
+         {"ffn_ms", r.ffn_ms},
+         {"lm_head_ms", r.head_ms}});
   }
   return j;
 }
@@ -215,6 +232,11 @@ void print_bench_serve(const BenchServeArgs& a, const ModelSpec& spec, const Mat
       "over the lower of the two bounds; hot-k %: routed tokens the k hottest experts of a layer took, "
       "k/E under uniform routing)\n",
       peak.stored, peak.kind, peak.gflops);
+  fmt::print("  {:>7} {:>12} {:>11} {:>11} {:>9}   (medians over the timed steps, ms)\n", "streams", "attention",
+             "FFN / MoE", "LM head", "other");
+  for (const Row& r : rows)
+    fmt::print("  {:>7} {:>12.2f} {:>11.2f} {:>11.2f} {:>9.2f}\n", r.streams, r.attention_ms, r.ffn_ms, r.head_ms,
+               1e3 * r.step_seconds - r.attention_ms - r.ffn_ms - r.head_ms);
 }
 
 void run_bench_serve(const BenchServeArgs& given, const GlobalOptions& global) {

@@ -23,6 +23,7 @@
 #include "moe/moe_layer.h"
 #include "runtime/cpu_features.h"
 #include "runtime/process_limits.h"
+#include "runtime/timer.h"
 #include "util/dtype.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -544,6 +545,8 @@ void Decoder::layer_forward(Layer& L, int64_t li, const Pass& p) {
   const bool normed = spec_.residual.normed;
   const float mlp_alpha = static_cast<float>(spec_.residual.mlp_alpha),
               mlp_beta = static_cast<float>(spec_.residual.mlp_beta);
+  ForwardStats* stats = p.stats;
+  Timer part;  // the attention's, then the FFN's wall time (read only when stats are asked for)
   norm(h, L.in_norm, L.in_norm_b, x, T);
   tap(li, tap::kAttnNorm, x, T);
   if (spec_.is_mla) {
@@ -559,9 +562,12 @@ void Decoder::layer_forward(Layer& L, int64_t li, const Pass& p) {
   } else {
     for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
   }
+  if (stats) {
+    stats->attention_seconds += part.seconds();
+    part.reset();
+  }
   norm(h, L.post_norm, L.post_norm_b, x, T);
   tap(li, tap::kFfnNorm, x, T);
-  ForwardStats* stats = p.stats;
   ffn(L, x, T, y, stats ? &stats->moe_layers[static_cast<size_t>(li)] : nullptr);
   tap(li, L.moe ? tap::kMoeOut : tap::kFfnOut, y, T);
   if (stats && L.moe) {
@@ -574,6 +580,7 @@ void Decoder::layer_forward(Layer& L, int64_t li, const Pass& p) {
   } else {
     for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
   }
+  if (stats) stats->ffn_seconds += part.seconds();
   tap(li, tap::kHidden, h, T);
 }
 
@@ -634,7 +641,9 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
     s.cache->record_ids(s.ids, s.n_tokens);
     s.cache->advance(s.n_tokens);
   }
+  const Timer head;
   lm_head(pass);
+  if (stats) stats->head_seconds += head.seconds();
 }
 
 }  // namespace moe

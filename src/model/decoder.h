@@ -31,6 +31,10 @@ struct ForwardStats {
   std::vector<MoeTelemetry> moe_layers;            // [L]; empty telemetry for dense layers
   std::vector<std::vector<int32_t>> expert_ids;    // [L] -> [T * K] routed experts of this call
   std::vector<std::vector<float>> expert_weights;  // [L] -> [T * K] their combine weights
+  // Wall time of the call's parts, summed over layers: attention (its norm, projections, cache and
+  // residual), the FFN or MoE block (norm, router, experts, residual) and the LM head (final norm
+  // included). Not split for DeepSeek-V4 (forward_v4): zero there.
+  double attention_seconds = 0, ffn_seconds = 0, head_seconds = 0;
 };
 
 // One sequence's share of a batched forward: its new tokens, its own KV cache, and where its logits go.

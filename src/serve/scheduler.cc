@@ -281,6 +281,9 @@ void Scheduler::take_logits(Active& a) {
 void Scheduler::record_step(const StepPlan& plan, const ForwardStats& fs, StepRecord rec) {
   const int64_t decode_rows = plan.decode_rows;
   for (const MoeTelemetry& t : fs.moe_layers) rec.expert_bytes += t.expert_bytes_streamed;
+  rec.attention_seconds = fs.attention_seconds;
+  rec.ffn_seconds = fs.ffn_seconds;
+  rec.head_seconds = fs.head_seconds;
   const int64_t E = model_.spec().n_expert;
   std::lock_guard<std::mutex> lock(mu_);
   double distinct_sum = 0;

@@ -35,6 +35,7 @@ struct StepRecord {
   std::vector<int32_t> distinct_experts;  // [MoE layers]: distinct routed experts of the step's decode rows
   int64_t expert_bytes = 0;               // routed + shared expert weight bytes the step read (all layers)
   uint64_t kv_bytes = 0;                  // KV cache bytes its attention read (every sequence, all layers)
+  double attention_seconds = 0, ffn_seconds = 0, head_seconds = 0;  // the forward's parts (ForwardStats)
 };
 
 struct SchedulerStats {

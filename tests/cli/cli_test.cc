@@ -60,7 +60,7 @@ TEST(Cli, BenchLayerJsonHasTheKeys) {
 }
 
 // `moe bench serve` on the qwen3_moe fixture: one row per stream count, distinct experts between
-// k and E and at most B x k, the uniform prediction, finite floors.
+// k and E and at most B x k, the uniform prediction, finite floors, the step's parts within the step.
 TEST(Cli, BenchServeJsonHasTheKeys) {
   const std::string fixture = std::string(MOE_TEST_DATA_DIR) + "/reference/fixtures/models/qwen3_moe";
   const Result r =
@@ -70,9 +70,10 @@ TEST(Cli, BenchServeJsonHasTheKeys) {
   ASSERT_EQ(j["rows"].size(), 2u);
   const double E = j["n_expert"].get<double>(), k = j["n_expert_used"].get<double>();
   for (const auto& row : j["rows"]) {
-    for (const char* key : {"tokens_per_s", "step_ms", "distinct_experts_per_layer",
-                            "distinct_experts_uniform_prediction", "bytes_per_step", "floor_tokens_per_s",
-                            "compute_bound_tokens_per_s", "fraction_of_roofline", "hottest_k_share"}) {
+    for (const char* key :
+         {"tokens_per_s", "step_ms", "distinct_experts_per_layer", "distinct_experts_uniform_prediction",
+          "bytes_per_step", "floor_tokens_per_s", "compute_bound_tokens_per_s", "fraction_of_roofline",
+          "hottest_k_share", "attention_ms", "ffn_ms", "lm_head_ms"}) {
       ASSERT_TRUE(row.contains(key)) << key;
       EXPECT_TRUE(std::isfinite(row[key].get<double>())) << key;
       EXPECT_GT(row[key].get<double>(), 0.0) << key;
@@ -80,6 +81,10 @@ TEST(Cli, BenchServeJsonHasTheKeys) {
     // The fixture's step fits in the last-level cache: no DRAM floor fraction, and a note saying why.
     EXPECT_TRUE(row["fraction_of_floor"].is_null() ? row["fraction_of_floor_note"].is_string()
                                                    : row["fraction_of_floor"].get<double>() > 0);
+    // Medians of each part and of the whole need not add up exactly (a few timed steps of a tiny model).
+    const double parts =
+        row["attention_ms"].get<double>() + row["ffn_ms"].get<double>() + row["lm_head_ms"].get<double>();
+    EXPECT_LE(parts, 1.5 * row["step_ms"].get<double>());
     const double B = row["streams"].get<double>(), d = row["distinct_experts_per_layer"].get<double>();
     EXPECT_GE(d, k);
     EXPECT_LE(d, std::min(E, B * k));
