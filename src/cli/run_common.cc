@@ -23,6 +23,7 @@
 #include "model/gguf_weights.h"
 #include "model/pack_cache.h"
 #include "runtime/cpu_features.h"
+#include "runtime/process_limits.h"
 #include "runtime/thread_pool.h"
 #include "spec/model_spec.h"
 #include "spec/tensor_registry.h"
@@ -222,8 +223,7 @@ void check_finite_logits(const std::vector<float>& logits, const std::string& mo
 
 double read_ceiling_for_run() {
   const PackCacheOptions cache = PackCacheOptions::from_env();
-  std::string boot;
-  std::getline(std::ifstream("/proc/sys/kernel/random/boot_id"), boot);
+  const std::string boot = boot_id();
   const nlohmann::json key = {{"boot", boot}, {"isa", isa_name(active_isa())}, {"threads", num_threads()}};
   const std::string path = cache.dir.empty() ? std::string() : (fs::path(cache.dir) / "read-ceiling.json").string();
   if (!path.empty() && !boot.empty()) {

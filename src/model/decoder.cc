@@ -546,7 +546,7 @@ void Decoder::layer_forward(Layer& L, int64_t li, const Pass& p) {
   const float mlp_alpha = static_cast<float>(spec_.residual.mlp_alpha),
               mlp_beta = static_cast<float>(spec_.residual.mlp_beta);
   ForwardStats* stats = p.stats;
-  Timer part;  // the attention's, then the FFN's wall time (read only when stats are asked for)
+  double part = stats ? now_seconds() : 0;  // the attention's, then the FFN's start (only when stats are asked)
   norm(h, L.in_norm, L.in_norm_b, x, T);
   tap(li, tap::kAttnNorm, x, T);
   if (spec_.is_mla) {
@@ -563,8 +563,9 @@ void Decoder::layer_forward(Layer& L, int64_t li, const Pass& p) {
     for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
   }
   if (stats) {
-    stats->attention_seconds += part.seconds();
-    part.reset();
+    const double now = now_seconds();
+    stats->attention_seconds += now - part;
+    part = now;
   }
   norm(h, L.post_norm, L.post_norm_b, x, T);
   tap(li, tap::kFfnNorm, x, T);
@@ -580,7 +581,7 @@ void Decoder::layer_forward(Layer& L, int64_t li, const Pass& p) {
   } else {
     for (int64_t i = 0; i < T * D; ++i) h[i] += residual * y[i];
   }
-  if (stats) stats->ffn_seconds += part.seconds();
+  if (stats) stats->ffn_seconds += now_seconds() - part;
   tap(li, tap::kHidden, h, T);
 }
 
@@ -641,9 +642,9 @@ void Decoder::forward_batch(const SequenceChunk* chunks, int64_t n_chunks, Forwa
     s.cache->record_ids(s.ids, s.n_tokens);
     s.cache->advance(s.n_tokens);
   }
-  const Timer head;
+  const double head = stats ? now_seconds() : 0;
   lm_head(pass);
-  if (stats) stats->head_seconds += head.seconds();
+  if (stats) stats->head_seconds += now_seconds() - head;
 }
 
 }  // namespace moe

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
+#include "runtime/process_limits.h"
 #include "util/check.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -135,13 +136,6 @@ bool huge_pages_available() {
   std::string s;
   std::getline(in, s);
   return !s.empty() && s.find("[never]") == std::string::npos;
-}
-
-std::string boot_id() {
-  std::ifstream in("/proc/sys/kernel/random/boot_id");
-  std::string s;
-  std::getline(in, s);
-  return s;
 }
 
 // Maps a pack file so the kernels stream it through 2 MiB pages: read through 4 KiB pages (scattered

@@ -281,6 +281,12 @@ void check_fits_on_disk(long double bytes, const std::string& path, const std::s
        format_byte_size(free_bytes), dir.string());
 }
 
+std::string boot_id() {
+  std::string id = read_text("/proc/sys/kernel/random/boot_id");
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  return id;
+}
+
 uint64_t resident_bytes_now() {
   std::ifstream in("/proc/self/statm");
   uint64_t size = 0, resident = 0;

@@ -61,6 +61,10 @@ void check_fits_in_memory(long double bytes, const std::string& component, const
 void check_fits_on_disk(long double bytes, const std::string& path, const std::string& component,
                         const std::string& what);
 
+// This boot's id (/proc/sys/kernel/random/boot_id, without its newline); empty where it cannot be read.
+// What per-boot caches key on (moe run's read ceiling, the pack cache's small-pages marker).
+std::string boot_id();
+
 // This process's resident memory now (/proc/self/statm) and its peak since start or since the last
 // reset_peak_resident (VmHWM); 0 where /proc cannot be read.
 uint64_t resident_bytes_now();

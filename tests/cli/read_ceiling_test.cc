@@ -10,6 +10,7 @@
 
 #include "cli/run_common.h"
 #include "runtime/cpu_features.h"
+#include "runtime/process_limits.h"
 #include "runtime/thread_pool.h"
 
 namespace moe {
@@ -18,8 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(RunReadCeiling, ComesFromTheCacheFolderWithinABoot) {
-  std::string boot;
-  std::getline(std::ifstream("/proc/sys/kernel/random/boot_id"), boot);
+  const std::string boot = boot_id();
   if (boot.empty()) GTEST_SKIP() << "no boot id on this system: every run measures";
   const fs::path dir = fs::path(::testing::TempDir()) / ("read_ceiling_" + std::to_string(::getpid()));
   fs::create_directories(dir);
