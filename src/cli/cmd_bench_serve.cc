@@ -45,13 +45,13 @@ struct Row {
   double bytes_per_step = 0, read_gbps = 0, floor_tokens_per_s = 0;
   double flops_per_step = 0, compute_tokens_per_s = 0;  // B x decode FLOPs per token; at the FMA peak
   double load_max_over_mean = 0;                        // hottest expert / mean, mean over MoE layers
-  double hot_share = 0;                              // share of routed tokens the hottest k experts of each layer took
-  double attention_ms = 0, ffn_ms = 0, head_ms = 0;  // the median step's parts (ForwardStats)
+  double hot_share = 0;  // share of routed tokens the hottest k experts of each layer took
+  double attention_ms = 0, ffn_ms = 0, head_ms = 0, other_ms = 0;  // medians of the steps' parts (ForwardStats)
 };
 
 // The figures of the timed steps (those where all B streams decoded), over the runs.
 struct StepSamples {
-  std::vector<double> seconds, distinct, bytes, attention, ffn, head;
+  std::vector<double> seconds, distinct, bytes, attention, ffn, head, other;
   void add(const serve::StepRecord& s, double always_on_bytes) {
     seconds.push_back(s.seconds);
     double d = 0;
@@ -61,6 +61,7 @@ struct StepSamples {
     attention.push_back(s.attention_seconds);
     ffn.push_back(s.ffn_seconds);
     head.push_back(s.head_seconds);
+    other.push_back(s.seconds - s.attention_seconds - s.ffn_seconds - s.head_seconds);  // this step's rest
   }
 };
 
@@ -128,6 +129,7 @@ Row measure_streams(Decoder& model, const BenchServeArgs& a, int64_t B, double a
   row.attention_ms = 1e3 * median(steps_of_b.attention);
   row.ffn_ms = 1e3 * median(steps_of_b.ffn);
   row.head_ms = 1e3 * median(steps_of_b.head);
+  row.other_ms = 1e3 * median(steps_of_b.other);
   row.read_gbps = median(ceilings);
   row.floor_tokens_per_s = static_cast<double>(B) * row.read_gbps * 1e9 / row.bytes_per_step;
   Workload w;
@@ -201,7 +203,8 @@ nlohmann::ordered_json bench_serve_json(const BenchServeArgs& a, const ModelSpec
          {"hottest_k_share", r.hot_share},
          {"attention_ms", r.attention_ms},
          {"ffn_ms", r.ffn_ms},
-         {"lm_head_ms", r.head_ms}});
+         {"lm_head_ms", r.head_ms},
+         {"other_ms", r.other_ms}});
   }
   return j;
 }
@@ -236,7 +239,7 @@ void print_bench_serve(const BenchServeArgs& a, const ModelSpec& spec, const Mat
              "FFN / MoE", "LM head", "other");
   for (const Row& r : rows)
     fmt::print("  {:>7} {:>12.2f} {:>11.2f} {:>11.2f} {:>9.2f}\n", r.streams, r.attention_ms, r.ffn_ms, r.head_ms,
-               1e3 * r.step_seconds - r.attention_ms - r.ffn_ms - r.head_ms);
+               r.other_ms);
 }
 
 void run_bench_serve(const BenchServeArgs& given, const GlobalOptions& global) {
