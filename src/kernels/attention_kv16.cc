@@ -54,4 +54,26 @@ void attention_pv16(const float* p, const uint16_t* v, DType t, float* out, cons
   attention_pv16_ref(p, v, t, out, s);
 }
 
+void attention_qk16_tiled_ref(const float* q, int64_t ldq, const uint16_t* kt, int64_t first, DType t, float* s,
+                              int64_t lds, int64_t m, int64_t n, int64_t d) {
+  MOE_CHECK(is_half_float(t));
+  std::vector<float> key(static_cast<size_t>(d));
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t p = 0; p < d; ++p) widen_half_ref(t, kt + key_tile_offset(first + j, p, d), &key[p], 1);
+    for (int64_t i = 0; i < m; ++i) {
+      float acc = 0.0f;
+      for (int64_t p = 0; p < d; ++p) acc += q[i * ldq + p] * key[p];
+      s[i * lds + j] = acc;
+    }
+  }
+}
+
+void attention_qk16_tiled(const float* q, int64_t ldq, const uint16_t* kt, int64_t first, DType t, float* s,
+                          int64_t lds, int64_t m, int64_t n, int64_t d, const uint16_t* values, int64_t ldv) {
+  MOE_CHECK(is_half_float(t) && first >= 0);
+  if (attention_kv16_native())
+    return attention_detail::attention_qk16_tiled_avx512(q, ldq, kt, first, t, s, lds, m, n, d, values, ldv);
+  attention_qk16_tiled_ref(q, ldq, kt, first, t, s, lds, m, n, d);
+}
+
 }  // namespace moe

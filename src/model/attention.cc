@@ -13,7 +13,9 @@
 #include "kernels/attention_pv.h"
 #include "kernels/half_rows.h"
 #include "kernels/matmul.h"
+#include "kernels/packed_weights.h"
 #include "kernels/vmath.h"
+#include "runtime/aligned.h"
 #include "runtime/thread_pool.h"
 #include "util/check.h"
 
@@ -26,6 +28,7 @@ void check_shapes(const AttentionTensors& t, const AttentionShape& s) {
   MOE_CHECK(t.n_tokens >= 0 && t.n_keys >= t.n_tokens);
   MOE_CHECK(t.q && t.k && t.v && t.out);
   MOE_CHECK(t.kv_type == DType::kF32 || is_half_float(t.kv_type));
+  MOE_CHECK(!t.k_tiled || is_half_float(t.kv_type));
 }
 
 // The element `elems` elements past base, in the cache's type.
@@ -72,7 +75,8 @@ struct Item {
 };
 
 struct Scratch {
-  std::vector<float> a, p, vt, o, w;  // w: a span of 16-bit keys or values widened
+  std::vector<float> a, p, vt, o, w, t;  // w: a span of 16-bit keys or values widened; t: scores of a key span
+  AlignedBuffer<float> panels;           // a span of tiled keys widened: f32 panels (64-byte aligned)
 };
 
 // 16-bit keys and values are widened this many positions at a time (128 KB of f32 at D 128: the span
@@ -102,6 +106,31 @@ void item_scores(const AttentionTensors& t, MatmulShape sh, const void* k0, int6
     widen_rows(t.kv_type, kv_at(k0, t.kv_type, j0 * ks), ks, cn, sh.k, sc.w.data());
     matmul_nt(sc.a.data(), sh.k, WeightView{sc.w.data(), DType::kF32, sh.k}, sc.p.data() + j0, sh.n,
               MatmulShape{sh.m, cn, sh.k}, false);
+  }
+}
+
+// item_scores over keys in tiles from position `first` (kt: the head's first tile). Decode goes through
+// attention_qk16_tiled; more rows widen spans of whole tiles to f32, which is the panel layout the GEMM kernels
+// read in place, into sc.t, and copy the item's columns (the first span may start before `first`).
+void tiled_scores(const AttentionTensors& t, MatmulShape sh, const uint16_t* kt, int64_t first, Scratch& sc,
+                  const void* v0, int64_t vs) {
+  const int64_t m = sh.m, n = sh.n, d = sh.k;
+  if (m < kGemmRows) {
+    attention_qk16_tiled(sc.a.data(), d, kt, first, t.kv_type, sc.p.data(), n, m, n, d,
+                         static_cast<const uint16_t*>(v0), vs);
+    return;
+  }
+  static_assert(kWidenSpan % kKeyTile == 0);
+  if (sc.panels.size() < static_cast<size_t>(kWidenSpan * d))
+    sc.panels = AlignedBuffer<float>(static_cast<size_t>(kWidenSpan * d), kUninitialized);
+  sc.t.resize(static_cast<size_t>(m * kWidenSpan));
+  for (int64_t a = first / kKeyTile * kKeyTile; a < first + n; a += kWidenSpan) {
+    const int64_t cn = std::min(kWidenSpan, first + n - a), b = std::max<int64_t>(0, first - a);
+    widen_half(t.kv_type, kt + a * d, sc.panels.data(), (cn + kKeyTile - 1) / kKeyTile * kKeyTile * d);
+    matmul_nt(sc.a.data(), d, panel_view(DType::kF32, d, sc.panels.data()), sc.t.data(), cn, MatmulShape{m, cn, d},
+              false);
+    for (int64_t r = 0; r < m; ++r)
+      std::copy(sc.t.data() + r * cn + b, sc.t.data() + r * cn + cn, sc.p.data() + r * n + a + b - first);
   }
 }
 
@@ -151,8 +180,13 @@ void run_item(const AttentionTensors& t, const AttentionShape& s, const Attentio
     std::copy(q, q + Dq, sc.a.data() + r * Dq);
   }
   const void* v0 = kv_at(t.v, t.kv_type, first * vs + it.kvh * value_head_stride(t, s));
-  item_scores(t, MatmulShape{m, n, Dq}, kv_at(t.k, t.kv_type, first * ks + it.kvh * key_head_stride(t, s)), ks, sc,
-              s.v_dim == s.qk_dim ? v0 : nullptr, vs);
+  const void* hint = s.v_dim == s.qk_dim ? v0 : nullptr;  // value rows to prefetch as the keys are read
+  if (t.k_tiled)
+    tiled_scores(t, MatmulShape{m, n, Dq}, static_cast<const uint16_t*>(t.k) + it.kvh * key_head_stride(t, s), first,
+                 sc, hint, vs);
+  else
+    item_scores(t, MatmulShape{m, n, Dq}, kv_at(t.k, t.kv_type, first * ks + it.kvh * key_head_stride(t, s)), ks, sc,
+                hint, vs);
   for (int64_t r = 0; r < m; ++r) {
     int64_t lo = 0, hi = 0;
     key_range(past + it.i0 + r / nh, o, &lo, &hi);
@@ -203,10 +237,12 @@ void one_row_ref(const AttentionTensors& t, const AttentionShape& s, const Atten
   p.resize(static_cast<size_t>(last - first + 1));
   Acc mx = -std::numeric_limits<Acc>::infinity();
   for (int64_t j = first; j <= last; ++j) {
-    const int64_t k = j * ks + kvh * key_head_stride(t, s);
+    const int64_t head = kvh * key_head_stride(t, s);
     Acc dot = 0;
-    for (int64_t d = 0; d < s.qk_dim; ++d)
-      dot += static_cast<Acc>(q[d]) * static_cast<Acc>(kv_elem(t.k, t.kv_type, k + d));
+    for (int64_t d = 0; d < s.qk_dim; ++d) {
+      const int64_t k = head + (t.k_tiled ? key_tile_offset(j, d, s.qk_dim) : j * ks + d);
+      dot += static_cast<Acc>(q[d]) * static_cast<Acc>(kv_elem(t.k, t.kv_type, k));
+    }
     const Acc score = dot * static_cast<Acc>(o.scale);
     p[j - first] = score;
     mx = std::max(mx, score);

@@ -43,6 +43,9 @@ struct AttentionTensors {
   int64_t k_head_stride = 0;
   int64_t v_head_stride = 0;
   DType kv_type = DType::kF32;  // of k and v: kF32, kF16 or kBF16
+  // 16-bit keys only: each head's keys in tiles of kKeyTile positions (kernels/attention_kv16.h), the head's
+  // first tile k_head_stride elements after the previous head's; k_stride is then unused.
+  bool k_tiled = false;
 };
 
 // Parallel over (kv head, query block, head chunk) items on thread_pool(), through the NT matmul

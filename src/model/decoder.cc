@@ -324,8 +324,8 @@ KvCache Decoder::make_cache(int64_t max_tokens) const {
   for (const LayerSpec& l : spec_.layers) recurrent.mask.push_back(l.attention == AttentionKind::kLightning);
   if (std::find(recurrent.mask.begin(), recurrent.mask.end(), 1) == recurrent.mask.end()) recurrent.mask.clear();
   recurrent.state_floats = spec_.n_head * spec_.head_dim * spec_.head_dim;
-  return KvCache(spec_.n_layer, max_tokens, row, row, spec_.n_head_kv, recurrent,
-                 kv_type());  // head-major: attention streams each head
+  // Head-major, attention streams each head; 16-bit keys in tiles (decode scores without sums across lanes).
+  return KvCache(spec_.n_layer, max_tokens, row, row, spec_.n_head_kv, recurrent, kv_type(), true);
 }
 
 void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, const SequenceChunk* chunks, int64_t n_chunks,
@@ -390,7 +390,8 @@ void Decoder::attention_gqa(Layer& L, int64_t li, const float* x, const Sequence
                         Dh,
                         cache.key_head_stride(),
                         cache.value_head_stride(),
-                        cache.dtype()};
+                        cache.dtype(),
+                        cache.key_tiled()};
     attention_forward(at, AttentionShape{H, Hkv, Dh, Dh}, AttentionOptions{L.scale, L.window, L.sinks, L.chunk});
   }
   if (L.moa)

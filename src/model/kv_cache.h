@@ -6,8 +6,8 @@
 // most of what the memory system fetches).
 // The decoder writes the rows of new tokens at positions length() .. length() + T - 1 in every
 // layer, then calls advance(T). Rows are kept as f32, or as 16-bit floats (f16 / bf16: half the bytes,
-// which attention streams at every decode step; store() rounds, attention widens). Recurrent layers (MiniMax lightning attention) hold a fixed-size
-// state instead of rows.
+// which attention streams at every decode step; store() rounds, attention widens; 16-bit keys may be kept in
+// tiles, key_tiled()). Recurrent layers (MiniMax lightning attention) hold a fixed-size state instead of rows.
 #pragma once
 
 #include <cstdint>
@@ -40,8 +40,9 @@ class KvCache {
  public:
   KvCache() = default;
   // Throws moe::Error "[kv-cache] ..." on non-positive sizes or a dtype other than kF32, kF16, kBF16.
+  // tile_keys: keep 16-bit keys in tiles (key_tiled()) where the decode kernel for them is vectorized.
   KvCache(int64_t n_layer, int64_t max_tokens, int64_t k_row, int64_t v_row, int64_t heads = 1,
-          const RecurrentLayers& recurrent = {}, DType dtype = DType::kF32);
+          const RecurrentLayers& recurrent = {}, DType dtype = DType::kF32, bool tile_keys = false);
 
   int64_t n_layer() const { return n_layer_; }
   int64_t max_tokens() const { return max_tokens_; }
@@ -51,12 +52,17 @@ class KvCache {
 
   int64_t heads() const { return heads_; }
   DType dtype() const { return dtype_; }  // of the key and value rows
-  // Elements between heads (max_tokens * row / heads) and between positions of a head (row / heads).
-  int64_t key_head_stride() const { return max_tokens_ * (k_row_ / heads_); }
+  // Keys in tiles: each head's keys in tiles of kKeyTile positions, dimension-major within a tile
+  // (kernels/attention_kv16.h: decode attention's scores then need no sums across lanes), the head's
+  // max_tokens rounded up to whole tiles. Otherwise rows of k_row / heads per position.
+  bool key_tiled() const { return key_tiled_; }
+  // Elements between heads (max_tokens * row / heads; max_tokens rounded up to whole tiles for tiled keys)
+  // and between positions of a head (row / heads).
+  int64_t key_head_stride() const { return key_positions_ * (k_row_ / heads_); }
   int64_t value_head_stride() const { return max_tokens_ * (v_row_ / heads_); }
   // A recurrent layer has neither (MOE_CHECK). keys() and values(): an f32 cache only (MOE_CHECK);
   // key_data() and value_data(): rows of dtype().
-  float* keys(int64_t layer);    // [heads, max_tokens, k_row / heads]
+  float* keys(int64_t layer);    // [heads, max_tokens, k_row / heads] (never tiled)
   float* values(int64_t layer);  // [heads, max_tokens, v_row / heads]; null when v_row == 0
   const float* keys(int64_t layer) const;
   const float* values(int64_t layer) const;
@@ -90,8 +96,13 @@ class KvCache {
   std::shared_ptr<Dsv4Cache>& dsv4_state() { return dsv4_.state; }
 
  private:
+  void put_rows(const void* base, const float* rows, int64_t row, int64_t n_tokens);
+  void put_tiled_keys(const void* base, const float* rows, int64_t n_tokens);
+
   int64_t n_layer_ = 0, max_tokens_ = 0, k_row_ = 0, v_row_ = 0, heads_ = 1, length_ = 0, state_floats_ = 0;
   int64_t n_kv_layers_ = 0;
+  bool key_tiled_ = false;
+  int64_t key_positions_ = 0;    // per head: max_tokens, rounded up to whole tiles for tiled keys
   std::vector<int64_t> slot_;    // [L]: the layer's index among the row layers, or among the recurrent ones
   std::vector<char> recurrent_;  // [L]
   std::vector<float> state_;     // [recurrent layers, state_floats_]

@@ -55,6 +55,53 @@ TEST(AttentionKv16, ScoresMatchTheScalarTwin) {
   }
 }
 
+// Keys of one head in tiles (key_tile_offset), from rows [n_pos, d].
+std::vector<uint16_t> tile_keys(const std::vector<uint16_t>& rows, int64_t n_pos, int64_t d) {
+  const int64_t tiles = (n_pos + kKeyTile - 1) / kKeyTile;
+  std::vector<uint16_t> kt(static_cast<size_t>(tiles * kKeyTile * d), 0x7c00);  // unused slots: f16 infinity
+  for (int64_t j = 0; j < n_pos; ++j)
+    for (int64_t p = 0; p < d; ++p) kt[key_tile_offset(j, p, d)] = rows[j * d + p];
+  return kt;
+}
+
+TEST(AttentionKv16, TiledScoresMatchTheRowKernelsTwin) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (DType t : {DType::kF16, DType::kBF16}) {
+    for (int64_t m : {1, 2, 4, 7, 8, 9, 15}) {
+      for (int64_t first : {0, 1, 31, 32, 45}) {
+        for (int64_t n : {1, 2, 31, 32, 33, 100}) {
+          for (int64_t d : {1, 15, 64, 128}) {
+            const int64_t ldq = d + 3, lds = n + 2, n_pos = first + n;
+            std::vector<float> q(static_cast<size_t>(m * ldq));
+            for (float& v : q) v = dist(rng);
+            const std::vector<uint16_t> rows = random_half(static_cast<size_t>(n_pos * d), t, rng);
+            const std::vector<uint16_t> kt = tile_keys(rows, n_pos, d);
+            std::vector<float> want(static_cast<size_t>(m * lds), -7.0f), got(want.size(), -7.0f);
+            std::vector<float> twin(want.size(), -7.0f);
+            attention_qk16_ref(q.data(), ldq, rows.data() + first * d, d, t, want.data(), lds, m, n, d);
+            attention_qk16_tiled_ref(q.data(), ldq, kt.data(), first, t, twin.data(), lds, m, n, d);
+            attention_qk16_tiled(q.data(), ldq, kt.data(), first, t, got.data(), lds, m, n, d);
+            for (int64_t i = 0; i < m; ++i) {
+              for (int64_t j = 0; j < lds; ++j) {
+                const float a = got[i * lds + j], b = want[i * lds + j];
+                ASSERT_FALSE(std::isnan(a));
+                ASSERT_EQ(twin[i * lds + j], b) << "the tiled twin reads the same keys";
+                if (j >= n) {
+                  EXPECT_EQ(a, -7.0f) << "wrote past the scores";
+                } else {
+                  ASSERT_NEAR(a, b, 1e-5f * (1.0f + std::sqrt(float(d))))
+                      << dtype_name(t) << " m " << m << " first " << first << " n " << n << " d " << d;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(AttentionKv16, ValuesMatchTheScalarTwin) {
   std::mt19937 rng(12);
   std::normal_distribution<float> dist(0.0f, 1.0f);

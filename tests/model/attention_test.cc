@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/attention_kv16.h"
 #include "kernels/half_rows.h"
 #include "model/attention.h"
 #include "model/mla.h"
@@ -140,6 +141,19 @@ std::vector<uint16_t> head_major_half(const std::vector<float>& x, int64_t S, in
   return out;
 }
 
+// Keys [S, Hkv, D] in tiles per head (kernels/attention_kv16.h), S rounded up to whole tiles; unused slots
+// hold a large value, which must not reach any output.
+std::vector<uint16_t> tiled_half(const std::vector<float>& x, int64_t S, int64_t Hkv, int64_t D, DType t) {
+  const int64_t per_head = (S + kKeyTile - 1) / kKeyTile * kKeyTile * D;
+  std::vector<float> tiled(static_cast<size_t>(Hkv * per_head), 6.0e4f);
+  for (int64_t j = 0; j < S; ++j)
+    for (int64_t h = 0; h < Hkv; ++h)
+      for (int64_t d = 0; d < D; ++d) tiled[h * per_head + key_tile_offset(j, d, D)] = x[(j * Hkv + h) * D + d];
+  std::vector<uint16_t> out(tiled.size());
+  narrow_half_ref(t, tiled.data(), out.data(), static_cast<int64_t>(out.size()));
+  return out;
+}
+
 TEST(Attention, SixteenBitCacheMatchesTheTwinAndStaysNearF32) {
   // Decode rows (attention_pv over spans) and prefill rows (>= 16 rows: the transposed GEMM), more
   // positions than one widened span (256), windows and sinks: the same sums as the double twin reading
@@ -155,24 +169,39 @@ TEST(Attention, SixteenBitCacheMatchesTheTwinAndStaysNearF32) {
            v = randn(c.S * c.Hkv * c.Dv, seed++), sinks = randn(c.H, seed++, 2.0f);
       AttentionOptions o{1.0f / std::sqrt(float(c.Dqk)), c.window, c.sinks ? sinks.data() : nullptr, c.chunk};
       const auto kh = head_major_half(k, c.S, c.Hkv, c.Dqk, t), vh = head_major_half(v, c.S, c.Hkv, c.Dv, t);
-      AttentionTensors at{q.data(), kh.data(), vh.data(), nullptr, c.T, c.S, c.Dqk, c.Dv, c.S * c.Dqk, c.S * c.Dv, t};
-      std::vector<float> out(c.T * c.H * c.Dv), ref(out.size()), f32(out.size());
-      at.out = ref.data();
-      attention_forward_ref(at, s, o);
+      const auto kt = tiled_half(k, c.S, c.Hkv, c.Dqk, t);
+      std::vector<float> f32(c.T * c.H * c.Dv);
       attention_forward({q.data(), k.data(), v.data(), f32.data(), c.T, c.S}, s, o);
-      const double near_f32 = t == DType::kF16 ? 5e-3 : 4e-2;
-      // This machine's kernels (AVX-512: decode reads the 16-bit rows in place), and AVX2's (spans widened).
-      for (Isa isa : {detected_isa(), Isa::kAvx2}) {
-        if (isa > detected_isa()) continue;
-        const Isa prev = set_isa_override(isa);
-        at.out = out.data();
-        attention_forward(at, s, o);
-        set_isa_override(prev);
-        for (size_t i = 0; i < out.size(); ++i) {
-          ASSERT_FALSE(std::isnan(out[i]));
-          EXPECT_NEAR(out[i], ref[i], 2e-5)
-              << dtype_name(t) << " " << isa_name(isa) << " case H" << c.H << " T" << c.T << " S" << c.S;
-          EXPECT_NEAR(out[i], f32[i], near_f32) << dtype_name(t) << " case H" << c.H << " T" << c.T << " S" << c.S;
+      for (bool tiled : {false, true}) {  // keys in rows, and in tiles (the decoder's cache on AVX-512)
+        AttentionTensors at{q.data(),
+                            tiled ? kt.data() : kh.data(),
+                            vh.data(),
+                            nullptr,
+                            c.T,
+                            c.S,
+                            c.Dqk,
+                            c.Dv,
+                            tiled ? int64_t(kt.size()) / c.Hkv : c.S * c.Dqk,
+                            c.S * c.Dv,
+                            t,
+                            tiled};
+        std::vector<float> out(f32.size()), ref(out.size());
+        at.out = ref.data();
+        attention_forward_ref(at, s, o);
+        const double near_f32 = t == DType::kF16 ? 5e-3 : 4e-2;
+        // This machine's kernels (AVX-512: decode reads the 16-bit rows in place), and AVX2's (spans widened).
+        for (Isa isa : {detected_isa(), Isa::kAvx2}) {
+          if (isa > detected_isa()) continue;
+          const Isa prev = set_isa_override(isa);
+          at.out = out.data();
+          attention_forward(at, s, o);
+          set_isa_override(prev);
+          for (size_t i = 0; i < out.size(); ++i) {
+            ASSERT_FALSE(std::isnan(out[i]));
+            EXPECT_NEAR(out[i], ref[i], 2e-5) << dtype_name(t) << " " << isa_name(isa) << " tiled " << tiled
+                                              << " case H" << c.H << " T" << c.T << " S" << c.S;
+            EXPECT_NEAR(out[i], f32[i], near_f32) << dtype_name(t) << " case H" << c.H << " T" << c.T << " S" << c.S;
+          }
         }
       }
     }

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/attention_kv16.h"
 #include "kernels/half_rows.h"
 #include "model/kv_cache.h"
 #include "model/norm.h"
@@ -208,6 +209,32 @@ TEST(KvCache, SixteenBitRowsRoundOnStoreAndTakeHalfTheBytes) {
     EXPECT_EQ(cache.bytes_for(4), 2u * 4 * 6 * 2);
   }
   EXPECT_THROW(KvCache(1, 4, 2, 2, 1, {}, DType::kQ8_0), Error);
+}
+
+TEST(KvCache, TiledKeysLandAtTheirTileOffsets) {
+  // 40 positions (a whole tile and part of the next) of 2 heads of 3; keys tiled where the AVX-512 decode
+  // kernel runs, values in rows.
+  const int64_t S = 40, w = 3;
+  KvCache cache(1, S, 2 * w, 2 * w, 2, {}, DType::kF16, true);
+  EXPECT_EQ(cache.key_tiled(), attention_kv16_native());
+  if (!cache.key_tiled()) GTEST_SKIP() << "keys stay in rows on this machine";
+  EXPECT_FALSE(KvCache(1, S, 2 * w, 2 * w, 2, {}, DType::kF32, true).key_tiled());
+  EXPECT_EQ(cache.key_head_stride(), 2 * kKeyTile * w);  // 40 positions rounded up to 64
+  std::vector<float> k(static_cast<size_t>(S * 2 * w)), v(k.size());
+  for (size_t i = 0; i < k.size(); ++i) k[i] = static_cast<float>(i), v[i] = -static_cast<float>(i);
+  cache.store(0, k.data(), v.data(), 5);  // two stores: positions 0..4, then 5..39
+  cache.advance(5);
+  cache.store(0, k.data() + 5 * 2 * w, v.data() + 5 * 2 * w, S - 5);
+  cache.advance(S - 5);
+  const auto* kh = static_cast<const uint16_t*>(cache.key_data(0));
+  const auto* vh = static_cast<const uint16_t*>(cache.value_data(0));
+  for (int64_t j = 0; j < S; ++j)
+    for (int64_t h = 0; h < 2; ++h)
+      for (int64_t p = 0; p < w; ++p) {
+        EXPECT_EQ(f16_to_f32(kh[h * cache.key_head_stride() + key_tile_offset(j, p, w)]), k[(j * 2 + h) * w + p]);
+        EXPECT_EQ(f16_to_f32(vh[h * cache.value_head_stride() + j * w + p]), v[(j * 2 + h) * w + p]);
+      }
+  EXPECT_EQ(cache.bytes_for(S), 2u * S * 2 * 2 * w);
 }
 
 }  // namespace
