@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/quant_iq4.h"
 #include "util/check.h"
 
 namespace moe {
@@ -544,6 +545,9 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
     case DType::kF8E4M3_B128:
       fn = deq_f8_b128;
       break;
+    case DType::kIQ4_XS:
+      fn = dequantize_block_iq4_xs;
+      break;
     default:
       MOE_CHECK_MSG(false, "dequantize_row: unknown block type");
   }
@@ -590,6 +594,9 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
         break;
       case DType::kF8E4M3_B128:
         quant_f8_b128(x, y);
+        break;
+      case DType::kIQ4_XS:
+        quantize_block_iq4_xs(x, y);
         break;
       default:
         MOE_CHECK_MSG(false, "quantize_row: unknown block type");

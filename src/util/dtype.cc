@@ -44,6 +44,7 @@ constexpr DTypeInfo kDTypes[] = {
     {DType::kQ6_K, "Q6_K", 0, true, 256, 210},
     {DType::kMXFP4, "MXFP4", 0, true, 32, 17},
     {DType::kF8E4M3_B128, "F8_E4M3_B128", 0, true, 128, 132},
+    {DType::kIQ4_XS, "IQ4_XS", 0, true, 256, 136},
 };
 
 const DTypeInfo& info(DType t) {

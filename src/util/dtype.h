@@ -42,6 +42,10 @@ enum class DType : uint8_t {
   // type: block-scaled FP8 checkpoints (weight_scale_inv) are held so, each row carrying its blocks' scales.
   // Its kernels compute in f32 on the A given (kernels/fp8_matmul.h), not on 8-bit activations.
   kF8E4M3_B128,
+  // 256: f16 d, u16 scales_h, u8 scales_l[4], u8 qs[128]; 8 sub-blocks of 32 with a 6-bit scale ls (low four
+  // bits in scales_l, top two in scales_h): w = d * (ls - 32) * kIq4nlValues[nibble] (kernels/quant_blocks.h).
+  // Last in the enum so the other types keep their values.
+  kIQ4_XS,
 };
 
 // Name as written in a safetensors header ("F32", "BF16", "F8_E4M3", ...).

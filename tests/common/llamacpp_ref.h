@@ -43,6 +43,8 @@ inline int ggml_type_id(DType t) {
       return 30;
     case DType::kMXFP4:
       return 39;
+    case DType::kIQ4_XS:
+      return 23;
     default:
       return -1;
   }
@@ -71,12 +73,12 @@ class GgmlRef {
 
   QuantizeChunk quantize_chunk = nullptr;
   DequantizeRow dequantize(DType t) const {
-    const char* names[] = {"dequantize_row_q4_0", "dequantize_row_q4_1", "dequantize_row_q5_0",
-                           "dequantize_row_q5_1", "dequantize_row_q8_0", "dequantize_row_q4_K",
-                           "dequantize_row_q5_K", "dequantize_row_q6_K", "dequantize_row_mxfp4"};
-    const DType types[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0,
-                           DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kMXFP4};
-    for (int i = 0; i < 9; ++i)
+    const char* names[] = {"dequantize_row_q4_0",  "dequantize_row_q4_1",  "dequantize_row_q5_0", "dequantize_row_q5_1",
+                           "dequantize_row_q8_0",  "dequantize_row_q4_K",  "dequantize_row_q5_K", "dequantize_row_q6_K",
+                           "dequantize_row_mxfp4", "dequantize_row_iq4_xs"};
+    const DType types[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,  DType::kQ8_0,
+                           DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kMXFP4, DType::kIQ4_XS};
+    for (int i = 0; i < 10; ++i)
       if (types[i] == t) return reinterpret_cast<DequantizeRow>(dlsym(handle_, names[i]));
     return nullptr;
   }
