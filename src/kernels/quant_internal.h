@@ -2,8 +2,9 @@
 // block anatomy, and the interleaved panel tile. Not for callers outside src/kernels.
 //
 // A block is split into a head (its scale fields, concatenated: Q4_K d, dmin, scales[12]; Q6_K d,
-// scales[16]; ...) and raw codes, one per element: the nibble (Q4_0, Q4_1, MXFP4, Q4_K), the 5-bit code
-// (Q5_0, Q5_1, Q5_K), the 6-bit code (Q6_K), or q ^ 0x80 (Q8_0, i.e. q + 128).
+// scales[16]; IQ4_XS d, scales_h, scales_l[4]; ...) and raw codes, one per element: the nibble (Q4_0, Q4_1,
+// MXFP4, Q4_K, IQ4_XS), the 5-bit code (Q5_0, Q5_1, Q5_K), the 6-bit code (Q6_K), or q ^ 0x80 (Q8_0, i.e.
+// q + 128).
 // Panel tile of one block of a 16-row group (the same bytes as the 16 rows' blocks):
 //   head planes: for each head field, the 16 rows' values contiguous (Q4_K: d[16] f16, dmin[16] f16,
 //     then 12 planes of 16 scale bytes);
@@ -18,6 +19,7 @@
 #include <cstdint>
 
 #include "kernels/prefetch.h"
+#include "kernels/quant_blocks.h"
 #include "kernels/quant_matmul.h"
 #include "util/dtype.h"
 
@@ -93,10 +95,11 @@ struct BlockScales {
   int32_t sc[16] = {}, mn[16] = {};
 };
 void block_scales(DType t, const uint8_t* head, BlockScales* out);
-// The unsigned code the integer dot product uses for a raw code (MXFP4: FP4 value * 2 + 12).
+// The unsigned code the integer dot product uses for a raw code (MXFP4: FP4 value * 2 + 12; IQ4_XS: the
+// grid value + 128).
 inline uint8_t kernel_code(DType t, uint8_t raw);
 // What the kernels subtract per unit of an activation block's code sum (the codes' zero point): 8 for
-// Q4_0, 16 Q5_0, 128 Q8_0 (codes are q + 128), 12 MXFP4, 32 Q6_K (per 16), 0 otherwise.
+// Q4_0, 16 Q5_0, 128 Q8_0 (codes are q + 128) and IQ4_XS (per 32), 12 MXFP4, 32 Q6_K (per 16), 0 otherwise.
 int code_offset(DType t);
 
 // Q8 activation row (see q8_row_bytes).
@@ -140,8 +143,9 @@ void quant_panels_avx2(const QuantArgs& args);
 void quantize_part_avx512(ActFormat format, const float* x, int64_t k, int64_t b0, int64_t b1, uint8_t* row);
 
 inline uint8_t kernel_code(DType t, uint8_t raw) {
-  static constexpr int8_t kFp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
-  return t == DType::kMXFP4 ? static_cast<uint8_t>(kFp4[raw & 15] + 12) : raw;
+  if (t == DType::kMXFP4) return static_cast<uint8_t>(kFp4Values[raw & 15] + 12);
+  if (t == DType::kIQ4_XS) return static_cast<uint8_t>(kIq4nlValues[raw & 15] + 128);
+  return raw;
 }
 
 }  // namespace moe::quant_detail

@@ -15,6 +15,7 @@
 
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_internal.h"
+#include "kernels/quant_iq4.h"
 #include "runtime/cpu_features.h"
 #include "runtime/thread_pool.h"
 #include "util/check.h"
@@ -56,9 +57,11 @@ const QuantFormat* all_formats() {
       make_format(DType::kQ4_K, 256, 32, 4, {2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}),
       make_format(DType::kQ5_K, 256, 32, 5, {2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}),
       make_format(DType::kQ6_K, 256, 16, 6, {2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}),
+      make_format(DType::kIQ4_XS, 256, 32, 4, {2, 2, 1, 1, 1, 1}),  // d, scales_h, scales_l[4]
   };
   return formats;
 }
+constexpr int kNumFormats = 10;
 
 // Nibble pairs of the simple types: element j < 16 in the low nibble of qs[j], j + 16 in the high one.
 void split_nibbles32(const uint8_t* qs, uint8_t* codes) {
@@ -85,7 +88,7 @@ int64_t QuantFormat::tile_lines_offset() const {
 
 const QuantFormat& quant_format(DType t) {
   const QuantFormat* f = all_formats();
-  for (int i = 0; i < 9; ++i)
+  for (int i = 0; i < kNumFormats; ++i)
     if (f[i].dtype == t) return f[i];
   MOE_CHECK_MSG(false, "not a block-quantized dtype");
   return f[0];
@@ -145,6 +148,10 @@ void split_block(DType t, const uint8_t* b, uint8_t* head, uint8_t* codes) {
       }
       return;
     }
+    case DType::kIQ4_XS:  // 8 sub-blocks laid out as the 32-blocks' nibbles
+      std::memcpy(head, b, 8);
+      for (int ib = 0; ib < 8; ++ib) split_nibbles32(b + 8 + 16 * ib, codes + 32 * ib);
+      return;
     default:
       MOE_CHECK_MSG(false, "split_block: not a block type");
   }
@@ -205,6 +212,10 @@ void join_block(DType t, const uint8_t* head, const uint8_t* codes, uint8_t* b) 
       }
       return;
     }
+    case DType::kIQ4_XS:
+      std::memcpy(b, head, 8);
+      for (int ib = 0; ib < 8; ++ib) join_nibbles32(codes + 32 * ib, b + 8 + 16 * ib);
+      return;
     default:
       MOE_CHECK_MSG(false, "join_block: not a block type");
   }
@@ -287,6 +298,10 @@ void block_scales(DType t, const uint8_t* head, BlockScales* out) {
       out->d = h2f(head);
       for (int j = 0; j < 16; ++j) out->sc[j] = static_cast<int8_t>(head[2 + j]);
       return;
+    case DType::kIQ4_XS:  // the head is the block's first 8 bytes: d, scales_h, scales_l
+      out->d = h2f(head);
+      for (int j = 0; j < 8; ++j) out->sc[j] = iq4_xs_scale(head, j);
+      return;
     default:
       MOE_CHECK_MSG(false, "block_scales: not a block type");
   }
@@ -299,6 +314,7 @@ int code_offset(DType t) {
     case DType::kQ5_0:
       return 16;
     case DType::kQ8_0:
+    case DType::kIQ4_XS:
       return 128;
     case DType::kMXFP4:
       return 12;
@@ -328,17 +344,18 @@ float block_dot(DType t, const QuantFormat& f, const uint8_t* codes, const Block
     if (t == DType::kQ4_1 || t == DType::kQ5_1) acc = std::fma(w.dmin, r.s[p0 / 32], acc);
     return acc;
   }
+  const bool mins = t == DType::kQ4_K || t == DType::kQ5_K;
   int32_t sumi = 0, summ = 0;
   for (int j = 0; j < f.block / f.sub; ++j) {
     const int64_t s0 = p0 + j * f.sub;
     int32_t isum = dot_codes(t, codes + j * f.sub, r.q + s0, f.sub);
-    if (f.sub == 16) isum -= off * r.sum16[s0 / 16];
+    isum -= off * (f.sub == 16 ? int32_t(r.sum16[s0 / 16]) : r.sum32[s0 / 32]);
     sumi += w.sc[j] * isum;
-    if (t != DType::kQ6_K) summ += w.mn[j] * r.sum32[s0 / 32];
+    if (mins) summ += w.mn[j] * r.sum32[s0 / 32];
   }
   const float da = r.d[p0 / 256];
   acc = std::fma(static_cast<float>(sumi), w.d * da, acc);
-  if (t != DType::kQ6_K) acc = std::fma(-static_cast<float>(summ), w.dmin * da, acc);
+  if (mins) acc = std::fma(-static_cast<float>(summ), w.dmin * da, acc);
   return acc;
 }
 
@@ -461,6 +478,7 @@ ActFormat act_format(DType weight) {
     case DType::kQ4_K:
     case DType::kQ5_K:
     case DType::kQ6_K:
+    case DType::kIQ4_XS:
       return ActFormat::kQ8_K;
     default:
       return ActFormat::kQ8_0;
@@ -587,7 +605,8 @@ void write_tile(const QuantFormat& f, int rows, const uint8_t (*head)[32], const
 }
 
 // Where the low four bits of code e of a block are: the byte (from the block's nibble area) and
-// whether in its high nibble. 32-blocks: bytes 0-15 hold codes e and e + 16. Q4_K / Q5_K: each 64
+// whether in its high nibble. 32-blocks (and each 32-element sub-block of IQ4_XS, 16 bytes apart): bytes
+// 0-15 hold codes e and e + 16. Q4_K / Q5_K: each 64
 // codes take 32 bytes, low nibbles first. Q6_K: each half of 128 codes takes 64 bytes, the 32-code
 // quarters q = 0..3 in bytes [32 (q & 1), +32), low nibbles for q < 2.
 struct NibbleAt {
@@ -595,12 +614,12 @@ struct NibbleAt {
   bool high;
 };
 NibbleAt nibble_at(const QuantFormat& f, int e) {
-  if (f.block == 32) return {e % 16, e >= 16};
+  if (f.block == 32 || f.dtype == DType::kIQ4_XS) return {16 * (e / 32) + e % 16, e % 32 >= 16};
   if (f.code_bits == 6) return {64 * (e / 128) + 32 * ((e % 128 / 32) & 1) + e % 32, e % 128 >= 64};
   return {32 * (e / 64) + e % 32, e % 64 >= 32};
 }
 
-// A whole tile of any block type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, MXFP4, Q4_K, Q5_K, Q6_K) straight from
+// A whole tile of any block type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, MXFP4, Q4_K, Q5_K, Q6_K, IQ4_XS) straight from
 // 16 rows' blocks, four codes a word, without the split into codes and back: the bytes of split_block +
 // write_tile (PanelsRoundTripToTheSameBytes and every kernel's reference-bits test read them back),
 // 1.3-3x as fast, since the expert cache re-lays every expert it reads from disk. False: not a type above.

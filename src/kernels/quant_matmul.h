@@ -1,14 +1,17 @@
-// Matmul on block-quantized weights (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, MXFP4):
+// Matmul on block-quantized weights (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, MXFP4, IQ4_XS):
 //   C[m, n] (+)= A[m, k] . B[n, k]^T, B a WeightView of a block dtype (kernels/quant_blocks.h).
 // A is quantized on the fly to 8-bit codes the way llama.cpp's CPU backend quantizes it for each weight
 // type (act_format): Q8_0 blocks of 32 (f16-rounded scale max|x| / 127, codes round-to-even(x * 127 / max))
 // for Q4_0, Q5_0, Q8_0 and MXFP4; Q8_1 (the same plus the f16 scaled sum) for Q4_1 and Q5_1; Q8_K blocks of
-// 256 (scale max / -127 of the signed max) for the K-quants. The dot products are then integer, as ggml's:
+// 256 (scale max / -127 of the signed max) for the K-quants and IQ4_XS. The dot products are then integer, as
+// ggml's:
 //   Q4_0 / Q5_0 / Q8_0 / MXFP4, per block:  acc += float(sum (q - offset) a) * (d_w * d_a)
 //   Q4_1 / Q5_1, per block:                  acc += float(sum q a) * (d_w * d_a) + m_w * s_a
 //   Q4_K / Q5_K, per super-block of 256:     acc += float(sum_j sc_j sum q a) * (d_w * d_a)
 //                                                   - float(sum_j m_j sum a) * (dmin_w * d_a)
 //   Q6_K, per super-block:                   acc += float(sum_j sc_j sum (q - 32) a) * (d_w * d_a)
+//   IQ4_XS, per super-block:                 acc += float(sum_j (ls_j - 32) sum v(q) a) * (d_w * d_a)
+//     (v: the IQ4_NL grid; the kernels take v + 128 as the unsigned code, offset 128, or v itself signed)
 // with exact integer sums and one or two fused multiply-adds per block, in block order, so every kernel
 // below gives the same bits, and they differ from llama.cpp only by its order of float additions:
 // - matmul_q8_ref: scalar, on the file's row layout or on panels (the reference twin);

@@ -183,6 +183,36 @@ struct Q6_KT {
   }
 };
 
+// IQ4_XS: the tile's head is d[16] f16, scales_h[16] u16, then 4 planes of scales_l; sub-block j's scale
+// less 32 as int32. Its grid values (kIq4nlValues, |v| <= 127) are the signed codes of the sign trick, as
+// Q8_0's: the grid + 128 could saturate vpmaddubsw's pair sums.
+struct Iq4XsT {
+  static constexpr int kBlock = 256, kSub = 32, kTile = 2176, kSlots = 9, kOffset = 0, kI16 = 1;
+  static constexpr bool kSigned = true, kAffine = false, kMins = false;
+  static void scales(const uint8_t* t, __m256* s) {
+    load_f16x16(t, s);
+    const __m128i sh0 = load16(t + 32), sh1 = load16(t + 48);  // rows 0-7, 8-15 (u16 each)
+    // The two top bits of sub-block j for the 16 rows as bytes: scales_h >> 2j, packed to u8.
+    for (int j = 0; j < 8; ++j) {
+      const __m128i m3 = _mm_set1_epi16(3);
+      const __m128i hi16 = _mm_packus_epi16(_mm_and_si128(_mm_srli_epi16(sh0, 2 * j), m3),
+                                            _mm_and_si128(_mm_srli_epi16(sh1, 2 * j), m3));
+      const __m128i sl = load16(t + 64 + 16 * (j / 2));
+      const __m128i lo = _mm_and_si128(j % 2 ? _mm_srli_epi16(sl, 4) : sl, _mm_set1_epi8(15));
+      const __m128i ls = _mm_or_si128(lo, _mm_slli_epi16(hi16, 4));  // 0..63: no bits cross a byte
+      s8x16_to_i32(_mm_sub_epi8(ls, _mm_set1_epi8(32)), s + 2 * (1 + j));
+    }
+  }
+  static __m256i codes(const uint8_t* t, int kg, int h) {
+    const __m256i table = _mm256_broadcastsi128_si256(
+        _mm_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113));
+    return _mm256_shuffle_epi8(table, nibbles(t + 128, kg, h));
+  }
+};
+// Q8_0, whose row tiles of many rows take i16 codes (tile_rows): the other signed type, IQ4_XS, does not.
+template <typename T>
+constexpr bool kWideQ8 = T::kSigned&& T::kBlock == 32;
+
 constexpr int64_t kPrefetchAhead = 4096;
 // Up to this many rows run through group_rows (both halves of a group at once), more through run_rows
 // (measured: at m = 2 group_rows is faster for most types, at m = 3 run_rows for the K-quants).
@@ -271,7 +301,8 @@ inline void block_rows(const uint8_t* tile, const __m256* sc, const Q8Row* rows,
     for (int r = 0; r < R; ++r) {
       for (int h = 0; h < 2; ++h) {
         __m256i s = isum[r][h];
-        if constexpr (!T::kMins) s = _mm256_sub_epi32(s, _mm256_set1_epi32(T::kOffset * rows[r].sum16[s0 / 16]));
+        if constexpr (!T::kMins && T::kOffset != 0)
+          s = _mm256_sub_epi32(s, _mm256_set1_epi32(T::kOffset * rows[r].sum16[s0 / 16]));
         sumi[r][h] = _mm256_add_epi32(sumi[r][h], _mm256_mullo_epi32(s, _mm256_castps_si256(scale[h])));
         if constexpr (T::kMins) {
           summ[r][h] = _mm256_add_epi32(summ[r][h], _mm256_mullo_epi32(_mm256_castps_si256(sc[2 * (10 + j) + h]),
@@ -418,7 +449,7 @@ inline void tile_rows(const uint8_t* tile, const TileScales& ts, int h, const Q8
   for (int r = 0; r < R; ++r) q[r] = rows[r].q + p0;
   __m256i isum[R];
   for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
-  if constexpr (T::kSigned && R >= kWideRows) {
+  if constexpr (kWideQ8<T> && R >= kWideRows) {
     // Q8_0: vpmaddwd of i16 codes and activations (q16: the rows' codes widened and reordered per k-group as
     // a0 a2 a1 a3, see widen_q8_0), 16 products per instruction as vpmaddubsw + vpmaddwd give 32 with two,
     // without the sign trick's per-row vpsignb. Even codes (0, 2 of each k-group) are each i32 lane's low i16
@@ -454,9 +485,11 @@ inline void tile_rows(const uint8_t* tile, const TileScales& ts, int h, const Q8
       add_row_sums<T, R, kKg>(tile, j * kKg, h, qj, ts.mul[j][h], isum);
     }
     for (int r = 0; r < R; ++r) {
-      // K-quants: sum_j mn_j sum32_j; Q6_K: sum_j sc_j sum16_j (pairs of consecutive sums as i16 pairs).
+      // K-quants: sum_j mn_j sum32_j; Q6_K: sum_j sc_j sum16_j (pairs of consecutive sums as i16 pairs);
+      // IQ4_XS: none (its signed codes have no offset).
+      constexpr bool kPairs = T::kMins || T::kOffset != 0;
       __m256i pm = _mm256_setzero_si256();
-      for (int p = 0; p < kSubs / 2; ++p) {
+      for (int p = 0; kPairs && p < kSubs / 2; ++p) {
         int32_t pair;
         if constexpr (T::kMins) {
           const int32_t* s32 = rows[r].sum32 + p0 / 32 + 2 * p;
@@ -467,8 +500,8 @@ inline void tile_rows(const uint8_t* tile, const TileScales& ts, int h, const Q8
         pm = _mm256_add_epi32(pm, _mm256_madd_epi16(ts.pair[p][h], _mm256_set1_epi32(pair)));
       }
       __m256i sumi = isum[r];
-      if constexpr (!T::kMins) sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(pm, 5));  // 32 = Q6_K's offset
-      static_assert(T::kMins || T::kOffset == 32);
+      if constexpr (!T::kMins && kPairs) sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(pm, 5));  // Q6_K's 32
+      static_assert(T::kMins || T::kOffset == 32 || T::kOffset == 0);
       const __m256 da = _mm256_set1_ps(rows[r].d[p0 / 256]);
       __m256 a = _mm256_load_ps(acc + r * 16 + 8 * h);
       a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_mul_ps(ts.d[h], da), a);
@@ -478,7 +511,7 @@ inline void tile_rows(const uint8_t* tile, const TileScales& ts, int h, const Q8
   }
 }
 
-template <typename T, int R = T::kSigned ? 8 : 6>
+template <typename T, int R = kWideQ8<T> ? 8 : 6>
 inline void tile_rows_n(int rn, const uint8_t* tile, const TileScales& ts, int h, const Q8Row* rows,
                         const int16_t* const* a16, int64_t p0, float* acc) {
   if constexpr (R > 1) {
@@ -504,10 +537,10 @@ inline void store_half(const QuantArgs& g, int64_t i, int64_t c0, int64_t cols, 
 
 template <typename T>
 void run_rows(const QuantArgs& g) {
-  constexpr int kTileRows = T::kSigned ? 8 : 6;
+  constexpr int kTileRows = kWideQ8<T> ? 8 : 6;
   // Rows sharing one decode of each tile's scales: acc 4 KiB, codes k * 64 bytes (Q8_0: also k * 64 bytes of
   // i16 codes).
-  constexpr int64_t kChunk = T::kSigned ? 32 : 64;
+  constexpr int64_t kChunk = kWideQ8<T> ? 32 : 64;
   const int64_t k = g.s.k, nb = k / T::kBlock, group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
   const auto* base = static_cast<const uint8_t*>(g.b.data);
   alignas(64) float acc[kChunk * 16];
@@ -517,7 +550,7 @@ void run_rows(const QuantArgs& g) {
   for (int64_t i0 = 0; i0 < g.s.m; i0 += kChunk) {
     const int64_t rc = std::min(kChunk, g.s.m - i0);
     for (int64_t r = 0; r < rc; ++r) rows[r] = q8_row(q8_row_ptr(g.a, i0 + r), k);
-    if constexpr (T::kSigned) {
+    if constexpr (kWideQ8<T>) {
       auto* wide = static_cast<int16_t*>(matmul_detail::scratch(matmul_detail::kScratchB, size_t(rc * k) * 2));
       for (int64_t r = 0; r < rc; ++r) {
         a16[r] = wide + r * k;
@@ -599,6 +632,8 @@ void quant_panels_avx2(const QuantArgs& g) {
       return run<QKAffineT<true>>(g);
     case DType::kQ6_K:
       return run<Q6_KT>(g);
+    case DType::kIQ4_XS:
+      return run<Iq4XsT>(g);
     default:
       break;
   }

@@ -181,6 +181,30 @@ struct Q6_KT {
   }
 };
 
+// IQ4_XS: the tile's head is d[16] f16, scales_h[16] u16, then 4 planes of scales_l; sub-block j's scale
+// less 32 as int32; codes: the nibbles through the grid (kIq4nlValues + 128, offset 128 per 32-sub-block).
+struct Iq4XsT {
+  static constexpr DType kType = DType::kIQ4_XS;
+  static constexpr int kBlock = 256, kSub = 32, kTile = 2176, kSlots = 9, kOffset = 128;
+  static void scales(const uint8_t* t, __m512* s) {
+    s[0] = load_f16x16(t);
+    const __m512i sh = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32)));
+    for (int j = 0; j < 8; ++j) {
+      const __m512i sl = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + 64 + 16 * (j / 2))));
+      const __m512i lo = _mm512_and_si512(_mm512_srli_epi32(sl, 4 * (j % 2)), _mm512_set1_epi32(15));
+      const __m512i hi = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(sh, 2 * j), _mm512_set1_epi32(3)), 4);
+      s[1 + j] = _mm512_castsi512_ps(_mm512_sub_epi32(_mm512_or_si512(lo, hi), _mm512_set1_epi32(32)));
+    }
+  }
+  static __m512i codes(const uint8_t* t, size_t kg0, int g) {
+    const __m512i table = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, static_cast<char>(129), static_cast<char>(141),
+                      static_cast<char>(153), static_cast<char>(166), static_cast<char>(181), static_cast<char>(197),
+                      static_cast<char>(217), static_cast<char>(241)));
+    return _mm512_shuffle_epi8(table, nibbles(t + 128, kg0, g));
+  }
+};
+
 inline __m512i bcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -254,7 +278,7 @@ __attribute__((always_inline)) inline void block_rows(const uint8_t* tile, const
     }
     return;
   }
-  constexpr bool kMins = T::kType != DType::kQ6_K;
+  constexpr bool kMins = T::kType == DType::kQ4_K || T::kType == DType::kQ5_K;
   __m512i sumi[R], summ[R];
   for (int r = 0; r < R; ++r) sumi[r] = summ[r] = _mm512_setzero_si512();
   constexpr int kNSub = T::kBlock / T::kSub, kStep = T::kTile / kNSub;
@@ -660,6 +684,8 @@ void quant_panels_avx512vnni(const QuantArgs& g) {
       return run<QKAffineT<true>>(g);
     case DType::kQ6_K:
       return run<Q6_KT>(g);
+    case DType::kIQ4_XS:
+      return run<Iq4XsT>(g);
     default:
       break;
   }

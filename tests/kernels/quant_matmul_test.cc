@@ -22,8 +22,8 @@
 namespace moe {
 namespace {
 
-const DType kTypes[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0,
-                        DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kMXFP4};
+const DType kTypes[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,  DType::kQ8_0,
+                        DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kMXFP4, DType::kIQ4_XS};
 
 struct Weights {
   std::vector<float> f32;     // [n, k] original
