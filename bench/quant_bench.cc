@@ -26,7 +26,8 @@ namespace {
 using moe::DType;
 
 constexpr size_t kRotationBytes = size_t(384) << 20;
-const DType kTypes[] = {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kMXFP4};
+const DType kTypes[] = {DType::kQ4_0, DType::kQ8_0,  DType::kQ4_K,  DType::kQ5_K,
+                        DType::kQ6_K, DType::kMXFP4, DType::kIQ4_XS};
 
 struct QuantSets {
   std::vector<moe::AlignedBuffer<uint8_t>> panels;

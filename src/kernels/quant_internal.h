@@ -134,8 +134,8 @@ struct QuantArgs {
   const void* next = nullptr;  // matmul_q8's next: where the far look-ahead goes past b's end
 };
 void quant_panels_avx512vnni(const QuantArgs& args);
-// AMX-INT8 tile products for the block-of-32 types (quant_amx_supports), the same bits as the VNNI
-// kernel; only after amx_ready() (quant_matmul.h). Other types: the VNNI kernel.
+// AMX-INT8 tile products for the block-of-32 types and IQ4_XS (quant_amx_supports), the same bits as the
+// VNNI kernel; only after amx_ready() (quant_matmul.h). Other types: the VNNI kernel.
 void quant_panels_amx(const QuantArgs& args);
 bool quant_amx_supports(DType t);
 void quant_panels_avx2(const QuantArgs& args);

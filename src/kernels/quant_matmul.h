@@ -68,7 +68,7 @@ void matmul_q8(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, Matm
 // Scalar reference twin on the row layout.
 void matmul_q8_ref(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, MatmulShape shape, bool accumulate);
 
-// AMX-INT8 for prefill-sized products (m >= kAmxMinRows) of the block-of-32 types: true when the CPU has
+// AMX-INT8 for prefill-sized products (m >= kAmxMinRows) of the block-of-32 types and IQ4_XS: true when the CPU has
 // AMX-INT8 with OS support, the active ISA is AVX-512 (MOE_ISA caps it), MOE_AMX is not 0, and Linux granted
 // the tile data permission (arch_prctl, asked once). set_amx_enabled(false) turns it off (tests, benches);
 // returns the previous setting.

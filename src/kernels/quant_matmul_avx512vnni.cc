@@ -496,7 +496,9 @@ void run(const QuantArgs& g) {
 // codes, which is exactly one block of a 16-row weight group in the panel layout (line kg: byte 4r + j =
 // row r, code 4 kg + j, AMX's "VNNI" B layout). Per 16-row chunk of A, its codes are packed per block
 // (16 rows x 32 bytes); per weight group and block one tile product gives the 16 x 16 exact integer sums,
-// stored and finished as block_rows finishes them (offset, scale, FMA): the same bits. Blocks of 32 only.
+// stored and finished as block_rows finishes them (offset, scale, FMA): the same bits. Blocks of 32, and
+// IQ4_XS's sub-blocks of 32 (each tile product times its sub-block's integer scale, summed per super-block
+// in int32 before the FMA, as block_rows does).
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0;
@@ -555,7 +557,7 @@ void amx_pack_rows(const QuantArgs& g, int64_t nb, int64_t n_chunks, const AmxSc
     const Q8Row row = q8_row(q8_row_ptr(g.a, i), g.s.k);
     for (int64_t b = 0; b < nb; ++b) {
       std::memcpy(dst + b * 512, row.q + b * 32, 32);
-      s.da[info + b * 16] = row.d[b];
+      s.da[info + b * 16] = row.d[b / (T::kBlock / 32)];  // IQ4_XS: Q8_K's one scale per 256
       s.off[info + b * 16] = T::kOffset * row.sum32[b];
       if constexpr (T::kSlots == 2) s.sa[info + b * 16] = row.s[b];
     }
@@ -564,14 +566,31 @@ void amx_pack_rows(const QuantArgs& g, int64_t nb, int64_t n_chunks, const AmxSc
 
 // One row chunk against one weight group (its scales and B tiles decoded in s): f[r] = the 16 columns.
 // Block b's tile product is stored while block b - 1's sums are finished, so the vector loads of a tile
-// store do not wait on the store just issued.
+// store do not wait on the store just issued. IQ4_XS: b counts sub-blocks of 32.
 template <typename T>
 void amx_chunk(const uint8_t* group, int64_t nb, int64_t ch, int rn, const AmxScratch& s, __m512* f) {
   const uint8_t* acodes = s.codes + ch * nb * 512;
   const int64_t info = ch * nb * 16;
   for (int r = 0; r < 16; ++r) f[r] = _mm512_setzero_ps();
+  [[maybe_unused]] __m512i sumi[16];
   auto finish = [&](int64_t b) {
     const int32_t* sums = s.ctile + (b & 1) * 256;
+    if constexpr (T::kBlock != 32) {
+      constexpr int kSubs = T::kBlock / 32;
+      const int j = static_cast<int>(b % kSubs);
+      const __m512* sc = s.scales + (b / kSubs) * T::kSlots;
+      const __m512i scale = _mm512_castps_si512(sc[1 + j]);
+      for (int r = 0; r < rn; ++r) {
+        const __m512i v =
+            _mm512_sub_epi32(_mm512_load_si512(sums + r * 16), _mm512_set1_epi32(s.off[info + b * 16 + r]));
+        const __m512i p = _mm512_mullo_epi32(v, scale);
+        sumi[r] = j == 0 ? p : _mm512_add_epi32(sumi[r], p);
+        if (j == kSubs - 1)
+          f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[r]),
+                                 _mm512_mul_ps(sc[0], _mm512_set1_ps(s.da[info + b * 16 + r])), f[r]);
+      }
+      return;
+    }
     const __m512* sc = s.scales + b * T::kSlots;
     for (int r = 0; r < rn; ++r) {
       __m512i v = _mm512_load_si512(sums + r * 16);
@@ -597,12 +616,12 @@ void amx_chunk(const uint8_t* group, int64_t nb, int64_t ch, int rn, const AmxSc
 }
 
 // Every 16-row chunk of A is packed once; then per weight group its scales and B tiles are decoded once
-// for all chunks, and each chunk runs amx_chunk.
+// for all chunks, and each chunk runs amx_chunk. nb counts blocks of 32 (IQ4_XS: sub-blocks).
 template <typename T>
 void run_amx(const QuantArgs& g) {
-  static_assert(T::kBlock == 32, "AMX path: blocks of 32");
+  constexpr int kSubs = T::kBlock / 32;
   const int64_t nb = g.s.k / 32, n_chunks = (g.s.m + 15) / 16;
-  const int64_t group_bytes = nb * T::kTile, n_groups = (g.s.n + 15) / 16;
+  const int64_t group_bytes = (g.s.k / T::kBlock) * T::kTile, n_groups = (g.s.n + 15) / 16;
   const AmxScratch s = amx_scratch<T>(nb, n_chunks);
   amx_pack_rows<T>(g, nb, n_chunks, s);
   TileConfig cfg;
@@ -614,10 +633,11 @@ void run_amx(const QuantArgs& g) {
   for (int64_t grp = 0; grp < n_groups; ++grp) {
     const uint8_t* group = wbase + grp * group_bytes;
     for (int64_t b = 0; b < nb; ++b) {
-      T::scales(group + b * T::kTile, s.scales + b * T::kSlots);
+      const uint8_t* tile = group + (b / kSubs) * T::kTile;
+      if (b % kSubs == 0) T::scales(tile, s.scales + (b / kSubs) * T::kSlots);
       if constexpr (kAmxDecodeB<T>)
         for (int kg = 0; kg < 8; ++kg)
-          _mm512_store_si512(s.btiles + b * 512 + kg * 64, T::codes(group + b * T::kTile, 0, kg));
+          _mm512_store_si512(s.btiles + b * 512 + kg * 64, T::codes(tile, size_t(b % kSubs) * 8, kg));
     }
     for (int64_t ch = 0; ch < n_chunks; ++ch) {
       const int rn = static_cast<int>(std::min<int64_t>(16, g.s.m - ch * 16));
@@ -639,6 +659,7 @@ bool quant_amx_supports(DType t) {
     case DType::kQ5_1:
     case DType::kQ8_0:
     case DType::kMXFP4:
+    case DType::kIQ4_XS:
       return true;
     default:
       return false;
@@ -659,6 +680,8 @@ void quant_panels_amx(const QuantArgs& g) {
       return run_amx<Q8_0T>(g);
     case DType::kMXFP4:
       return run_amx<Mxfp4T>(g);
+    case DType::kIQ4_XS:
+      return run_amx<Iq4XsT>(g);
     default:
       return quant_panels_avx512vnni(g);
   }

@@ -210,8 +210,9 @@ TEST(QuantLookAhead, FollowsTheStreamAcrossGroups) {
 TEST(QuantMatmulAmx, DispatchGivesTheSameBitsWithAndWithoutAmx) {
   if (!amx_ready()) GTEST_SKIP() << "no AMX-INT8 here (or MOE_AMX=0)";
   std::mt19937 rng(5);
-  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kMXFP4}) {
-    const int64_t n = 33, k = 4 * 32, m = 37;
+  for (DType t :
+       {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kMXFP4, DType::kIQ4_XS}) {
+    const int64_t n = 33, k = 4 * dtype_block_elems(t), m = 37;
     const Weights w = make_weights(t, n, k, rng);
     const Packed p = pack(t, w.rows, n, k);
     const std::vector<float> x = make_acts(m, k, rng);

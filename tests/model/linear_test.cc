@@ -21,7 +21,7 @@ TEST(LinearQuantized, EqualsTheReferenceKernelAtEveryRowCount) {
   set_num_threads(2);
   std::mt19937 rng(4);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (DType t : {DType::kQ8_0, DType::kQ4_K, DType::kMXFP4}) {
+  for (DType t : {DType::kQ8_0, DType::kQ4_K, DType::kMXFP4, DType::kIQ4_XS}) {
     const int64_t n = 200, k = 512;
     std::vector<float> wf(static_cast<size_t>(n * k));
     for (float& v : wf) v = normal(rng);
