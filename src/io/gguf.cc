@@ -42,7 +42,7 @@ const GgmlTypeInfo kGgmlTypes[] = {
     {20, "IQ4_NL", 32, 18, {}},
     {21, "IQ3_S", 256, 110, {}},
     {22, "IQ2_S", 256, 82, {}},
-    {23, "IQ4_XS", 256, 136, {}},
+    {23, "IQ4_XS", 256, 136, DType::kIQ4_XS},
     {24, "I8", 1, 1, DType::kI8},
     {25, "I16", 1, 2, DType::kI16},
     {26, "I32", 1, 4, DType::kI32},

@@ -159,7 +159,7 @@ void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
   if (!ti->dtype || (!dtype_is_float(*ti->dtype))) {
     fail("gguf",
          "{}: tensor {}: type {} is not supported (supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K "
-         "Q5_K Q6_K MXFP4)",
+         "Q5_K Q6_K MXFP4 IQ4_XS)",
          file_.path(), t.name, ti->name);
   }
   const DType dt = *ti->dtype;

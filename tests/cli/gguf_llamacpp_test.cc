@@ -7,9 +7,12 @@
 // - at F32 the `moe eval` logits equal llama.cpp's within 0.5% of the largest logit (float rounding and
 //   llama.cpp's f16 steps), at the quantized type within 5% rms (8-bit activation codes round differently
 //   once the engines' float sums differ in the last bit, and a router then and again picks another expert;
-//   DeepSeek-V3's group-limited sigmoid router does so too often for a bound), and moe's rms distance from
-//   the F32 logits is no larger than llama.cpp's (x 1.25);
+//   DeepSeek-V3's group-limited sigmoid router, and DeepSeek-V2-Lite's at 4 bits, do so too often for a bound),
+//   and moe's rms distance from the F32 logits is no larger than llama.cpp's (x 1.25);
 // - greedy continuations of `moe run` and llama.cpp are identical for 32 tokens.
+// The *_by_llamacpp cases' files are written by llama.cpp itself (llamacpp_ref quantize: llama_model_quantize of
+// moe's F32 file at LLAMA_FTYPE_MOSTLY_IQ4_XS, its own choice of types per tensor): moe reads a file it did not
+// write.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -95,6 +98,7 @@ json quantizable_config(const std::string& family) {
 
 struct Case {
   std::string family, type;
+  int llamacpp_ftype = -1;  // >= 0: llama.cpp quantizes moe's F32 file to this llama_ftype, named type
 };
 
 double rms(const std::vector<float>& a, const std::vector<float>& b) {
@@ -119,6 +123,15 @@ class GgufVsLlamaCpp : public ::testing::TestWithParam<Case> {
 
   std::string quantize(const std::string& hf, const std::string& type) {
     const std::string out = (dir_ / (hf + "_" + type + ".gguf")).string();
+    if (type == GetParam().type && GetParam().llamacpp_ftype >= 0) {
+      const std::string f32 = quantize(hf, "F32");
+      int code = 0;
+      const std::string r = run_cmd(ref_ + " quantize " + f32 + " --out " + out + " --threads 2 --ftype " +
+                                        std::to_string(GetParam().llamacpp_ftype),
+                                    &code);
+      EXPECT_EQ(code, 0) << "llama.cpp could not quantize " << f32 << ": " << r;
+      return out;
+    }
     auto q = testing::run_moe(
         "quantize --no-progress --model " + (dir_ / hf).string() + " --out " + out + " --type " + type, true);
     EXPECT_EQ(q.code, 0) << q.out;
@@ -173,7 +186,12 @@ TEST_P(GgufVsLlamaCpp, SameLogits) {
   EXPECT_LE(max32, 0.005 * scale) << "F32 logits differ beyond float rounding";
   // Sigmoid routing with the correction bias (DeepSeek-V3, dots.llm1) turns the last-bit differences into another expert for a
   // few tokens, whose logits then differ as much as two models do: there only the accuracy check holds.
-  if (c.family != "deepseek_v3" && c.family != "dots1") {
+  // DeepSeek-V2-Lite's softmax top-2 of 8 at 4 bits likewise: a few tokens take another expert in one engine
+  // (measured, moe vs llama.cpp on 24 other ids: Q4_K_M 4.7%, Q4_0 4.1%, IQ4_XS 4.5-5.2% overall rms with
+  // 12-18% at single tokens; on this test's ids llama.cpp's IQ4_XS file gives 16%, 64% at one token).
+  const bool flips =
+      c.family == "deepseek_v3" || c.family == "dots1" || (c.family == "deepseek_v2_lite" && c.type != "Q8_0");
+  if (!flips) {
     EXPECT_LE(diff_q, 0.05 * size) << c.type << " logits differ beyond quantization noise";
   }
   EXPECT_LE(err_moe, 1.25 * err_llama + 1e-3 * size) << "moe's " << c.type << " is less accurate than llama.cpp's";
@@ -230,18 +248,20 @@ TEST(GgufPhimoe, LlamaCppLoadsTheFile) {
   fs::remove_all(dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, GgufVsLlamaCpp,
-                         ::testing::Values(Case{"qwen3_moe", "Q8_0"}, Case{"qwen3_moe", "Q4_K_M"},
-                                           Case{"mixtral", "Q8_0"}, Case{"mixtral", "Q4_K_M"}, Case{"olmoe", "Q8_0"},
-                                           Case{"qwen2_moe", "Q4_K_M"}, Case{"deepseek_v3", "Q8_0"},
-                                           Case{"deepseek_v3", "Q4_K_M"}, Case{"deepseek_v2_lite", "Q8_0"},
-                                           Case{"gpt_oss", "Q8_0"}, Case{"gpt_oss", "Q4_K_M"}, Case{"gpt_oss", "MXFP4"},
-                                           Case{"glm4_moe", "Q8_0"}, Case{"glm4_moe", "Q4_K_M"}, Case{"dots1", "Q8_0"},
-                                           Case{"ernie4_5_moe", "Q8_0"}, Case{"ernie4_5_moe", "Q4_K_M"},
-                                           Case{"granitemoe", "Q8_0"}, Case{"granitemoeshared", "Q4_K_M"},
-                                           Case{"dbrx", "Q8_0"}, Case{"llama4_text", "Q8_0"},
-                                           Case{"llama4_text", "Q4_K_M"}),
-                         [](const auto& info) { return info.param.family + "_" + info.param.type; });
+INSTANTIATE_TEST_SUITE_P(
+    Families, GgufVsLlamaCpp,
+    ::testing::Values(Case{"qwen3_moe", "Q8_0"}, Case{"qwen3_moe", "Q4_K_M"}, Case{"mixtral", "Q8_0"},
+                      Case{"mixtral", "Q4_K_M"}, Case{"olmoe", "Q8_0"}, Case{"qwen2_moe", "Q4_K_M"},
+                      Case{"deepseek_v3", "Q8_0"}, Case{"deepseek_v3", "Q4_K_M"}, Case{"deepseek_v2_lite", "Q8_0"},
+                      Case{"gpt_oss", "Q8_0"}, Case{"gpt_oss", "Q4_K_M"}, Case{"gpt_oss", "MXFP4"},
+                      Case{"glm4_moe", "Q8_0"}, Case{"glm4_moe", "Q4_K_M"}, Case{"dots1", "Q8_0"},
+                      Case{"ernie4_5_moe", "Q8_0"}, Case{"ernie4_5_moe", "Q4_K_M"}, Case{"granitemoe", "Q8_0"},
+                      Case{"granitemoeshared", "Q4_K_M"}, Case{"dbrx", "Q8_0"}, Case{"llama4_text", "Q8_0"},
+                      Case{"llama4_text", "Q4_K_M"}, Case{"qwen3_moe", "IQ4_XS", 30}, Case{"mixtral", "IQ4_XS", 30},
+                      Case{"deepseek_v2_lite", "IQ4_XS", 30}, Case{"gpt_oss", "IQ4_XS", 30}),
+    [](const auto& info) {
+      return info.param.family + "_" + info.param.type + (info.param.llamacpp_ftype >= 0 ? "_by_llamacpp" : "");
+    });
 
 }  // namespace
 }  // namespace moe

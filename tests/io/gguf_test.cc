@@ -100,8 +100,9 @@ TEST_F(GgufTest, RoundTripsEveryValueTypeAndTensorType) {
   nested.items = {GgufValue::i32_array({1, 2}), GgufValue::i32_array({})};
   w.set("a.nested", nested);
   w.set("general.alignment", GgufValue::u32(64));
-  const DType dtypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0,
-                          DType::kQ5_1, DType::kQ8_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kMXFP4};
+  const DType dtypes[] = {DType::kF32,  DType::kF16,   DType::kBF16,  DType::kQ4_0, DType::kQ4_1,
+                          DType::kQ5_0, DType::kQ5_1,  DType::kQ8_0,  DType::kQ4_K, DType::kQ5_K,
+                          DType::kQ6_K, DType::kMXFP4, DType::kIQ4_XS};
   for (DType d : dtypes) w.add_tensor(std::string("t.") + std::string(dtype_name(d)), {3, 2, 256}, d);
   const std::string p = path("all.gguf");
   w.write(p, [&](size_t i, std::vector<uint8_t>& out) {

@@ -16,6 +16,8 @@
 //       decode tokens/s (B per step) and prefill tokens/s, timed apart. The KV cache is unified, B*(P+D+8)
 //       cells, or P+D+8 per sequence with --kv-per-seq. Decode runs at depth P: --streams 1 costs what
 //       `bench --prompt P --depth P` costs
+//   llamacpp_ref quantize GGUF --out F --ftype N [--threads N]          llama_model_quantize to llama_ftype N
+//                                                                         (30: IQ4_XS), no importance matrix
 // Output: one JSON object on stdout. Errors: a message on stderr and exit 1.
 #include <llama.h>
 #include <sys/resource.h>
@@ -36,9 +38,9 @@
 namespace {
 
 struct Args {
-  std::string cmd, model, text, logits_out, ids_text, texts_file;
+  std::string cmd, model, text, logits_out, ids_text, texts_file, out;
   std::vector<int32_t> ids;
-  int threads = 2, n = 0, prompt = 512, decode = 64, reps = 3, depth = 0, ctx = 0, streams = 1;
+  int threads = 2, n = 0, prompt = 512, decode = 64, reps = 3, depth = 0, ctx = 0, streams = 1, ftype = -1;
   bool special = true, bos = true, kv_f32 = false, kv_per_seq = false;
   bool random_decode = false;  // bench: decode uniformly random tokens (varied routing) instead of the argmax
 };
@@ -66,7 +68,7 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 }
 
 Args parse(int argc, char** argv) {
-  if (argc < 3) die("usage: llamacpp_ref eval|greedy|tokenize|bench|bench-parallel GGUF [options]");
+  if (argc < 3) die("usage: llamacpp_ref eval|greedy|tokenize|bench|bench-parallel|quantize GGUF [options]");
   Args a;
   a.cmd = argv[1];
   a.model = argv[2];
@@ -108,6 +110,10 @@ Args parse(int argc, char** argv) {
       a.ctx = next_int();
     else if (k == "--streams")
       a.streams = next_int();
+    else if (k == "--out")
+      a.out = next();
+    else if (k == "--ftype")
+      a.ftype = next_int();
     else if (k == "--kv-per-seq")
       a.kv_per_seq = true;
     else if (k == "--random-decode")
@@ -408,6 +414,18 @@ int cmd_bench_parallel(const Args& a) {
   return 0;
 }
 
+// llama.cpp's own quantizer (llama-quantize's library call): GGUF -> --out at llama_ftype --ftype, its
+// per-tensor type choices included, so tests can read files llama.cpp wrote.
+int cmd_quantize(const Args& a) {
+  if (a.out.empty() || a.ftype < 0) die("quantize needs --out FILE and --ftype N");
+  llama_model_quantize_params p = llama_model_quantize_default_params();
+  p.nthread = a.threads;
+  p.ftype = static_cast<llama_ftype>(a.ftype);
+  if (llama_model_quantize(a.model.c_str(), a.out.c_str(), &p) != 0) die("llama_model_quantize failed on " + a.model);
+  std::printf("{\"out\": \"%s\", \"ftype\": %d}\n", a.out.c_str(), a.ftype);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -423,6 +441,7 @@ int main(int argc, char** argv) {
     if (a.cmd == "tokenize") return cmd_tokenize(a);
     if (a.cmd == "bench") return cmd_bench(a);
     if (a.cmd == "bench-parallel") return cmd_bench_parallel(a);
+    if (a.cmd == "quantize") return cmd_quantize(a);
   } catch (const std::exception& e) {
     die(e.what());
   }
