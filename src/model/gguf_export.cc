@@ -71,6 +71,8 @@ Mixture parse_mixture(const std::string& t) {
     m.base = DType::kQ5_K, m.k_mixture = true;
   else if (t == "MXFP4")
     m.base = DType::kQ8_0, m.mxfp4 = true;
+  else if (t == "IQ4_XS")
+    m.base = DType::kIQ4_XS;
   else if (t == "BF16")
     m.base = DType::kBF16;
   else if (t == "F32")
@@ -91,6 +93,7 @@ int ftype_of(const std::string& t) {
   if (t == "Q5_K_M") return 17;
   if (t == "Q6_K") return 18;
   if (t == "BF16") return 32;
+  if (t == "IQ4_XS") return 30;
   return 38;  // MXFP4_MOE
 }
 
@@ -100,7 +103,7 @@ bool more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i 
 // A 256-block type whose block does not divide the rows falls back to a 32-block one; BF16 below that.
 DType fit_rows(DType t, int64_t cols) {
   if (cols % dtype_block_elems(t) == 0) return t;
-  DType f = t == DType::kQ4_K ? DType::kQ5_0 : t == DType::kQ5_K ? DType::kQ5_1 : DType::kQ8_0;
+  DType f = (t == DType::kQ4_K || t == DType::kIQ4_XS) ? DType::kQ5_0 : t == DType::kQ5_K ? DType::kQ5_1 : DType::kQ8_0;
   return cols % dtype_block_elems(f) == 0 ? f : DType::kBF16;
 }
 
@@ -627,7 +630,7 @@ void check_supported(const ModelSpec& s) {
 
 }  // namespace
 
-const char* quantize_types() { return "Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_M Q5_K_M Q6_K MXFP4 BF16 F32"; }
+const char* quantize_types() { return "Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_M Q5_K_M Q6_K IQ4_XS MXFP4 BF16 F32"; }
 
 QuantizeSummary quantize_to_gguf(const std::string& in, const std::string& out, const QuantizeOptions& o) {
   const Mixture mx = parse_mixture(o.type);

@@ -6,9 +6,9 @@
 // Mixtures (docs/QUANTIZATION.md): Q8_0, Q4_0, Q6_K: every matrix of that type; Q4_K_M / Q5_K_M: Q4_K / Q5_K
 // with Q6_K for attn_v and ffn_down in the "more bits" layers (the first and last eighth and every third in
 // between), Q8_0 attn_k / attn_v and Q5_K attn_output for 8-expert models (Q4_K_M); MXFP4: routed experts in
-// MXFP4, other matrices Q8_0. The output matrix (or a tied embedding) is Q6_K (Q8_0 for Q8_0 and MXFP4).
-// Norms, biases, sinks and routers stay F32. Rows whose length a 256-block type does not divide fall back
-// to Q5_0 (for Q4_K), Q5_1 (Q5_K) or Q8_0 (Q6_K).
+// MXFP4, other matrices Q8_0; IQ4_XS: every matrix IQ4_XS. The output matrix (or a tied embedding) is Q6_K
+// (Q8_0 for Q8_0 and MXFP4). Norms, biases, sinks and routers stay F32. Rows whose length a 256-block type
+// does not divide fall back to Q5_0 (for Q4_K and IQ4_XS), Q5_1 (Q5_K) or Q8_0 (Q6_K).
 #pragma once
 
 #include <cstdint>
@@ -21,7 +21,7 @@
 namespace moe {
 
 struct QuantizeOptions {
-  std::string type = "Q8_0";  // Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_M, Q5_K_M, Q6_K, MXFP4, BF16, F32
+  std::string type = "Q8_0";  // Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_M, Q5_K_M, Q6_K, IQ4_XS, MXFP4, BF16, F32
   std::function<void(uint64_t done, uint64_t total)> progress;  // bytes of the output written so far
 };
 

@@ -3,7 +3,8 @@
 // deepseek2, gpt-oss, glm4moe, dots1, ernie4_5-moe, granitemoe, dbrx, llama4; phimoe aside, whose llama.cpp
 // graph routes with a softmax top-2 instead of the sparsemixer and picks LongRoPE factors by context size),
 // a random checkpoint at quantizable sizes goes through `moe quantize` at Q8_0 and
-// Q4_K_M (and MXFP4 for gpt-oss); llama.cpp must load every file moe writes, and on the same file:
+// Q4_K_M (and MXFP4 for gpt-oss, IQ4_XS for qwen3moe and gpt-oss); llama.cpp must load every file moe writes,
+// and on the same file:
 // - at F32 the `moe eval` logits equal llama.cpp's within 0.5% of the largest logit (float rounding and
 //   llama.cpp's f16 steps), at the quantized type within 5% rms (8-bit activation codes round differently
 //   once the engines' float sums differ in the last bit, and a router then and again picks another expert;
@@ -257,7 +258,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"glm4_moe", "Q8_0"}, Case{"glm4_moe", "Q4_K_M"}, Case{"dots1", "Q8_0"},
                       Case{"ernie4_5_moe", "Q8_0"}, Case{"ernie4_5_moe", "Q4_K_M"}, Case{"granitemoe", "Q8_0"},
                       Case{"granitemoeshared", "Q4_K_M"}, Case{"dbrx", "Q8_0"}, Case{"llama4_text", "Q8_0"},
-                      Case{"llama4_text", "Q4_K_M"}, Case{"qwen3_moe", "IQ4_XS", 30}, Case{"mixtral", "IQ4_XS", 30},
+                      Case{"llama4_text", "Q4_K_M"}, Case{"qwen3_moe", "IQ4_XS"}, Case{"gpt_oss", "IQ4_XS"},
+                      Case{"qwen3_moe", "IQ4_XS", 30}, Case{"mixtral", "IQ4_XS", 30},
                       Case{"deepseek_v2_lite", "IQ4_XS", 30}, Case{"gpt_oss", "IQ4_XS", 30}),
     [](const auto& info) {
       return info.param.family + "_" + info.param.type + (info.param.llamacpp_ftype >= 0 ? "_by_llamacpp" : "");
