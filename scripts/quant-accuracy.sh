@@ -9,7 +9,7 @@
 # Output: a markdown table (docs/QUANTIZATION.md quotes it).
 set -euo pipefail
 build=build windows=8 window=256 text="" random_vocab=0 model=""
-types="BF16 Q8_0 Q6_K Q5_K_M Q4_K_M Q5_0 Q5_1 Q4_1 Q4_0 MXFP4"
+types="BF16 Q8_0 Q6_K Q5_K_M Q4_K_M Q5_0 Q5_1 Q4_1 Q4_0 MXFP4 IQ4_XS"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build) build="$2"; shift 2 ;;
