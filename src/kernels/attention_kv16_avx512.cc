@@ -78,6 +78,8 @@ void tile(const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, bool f16,
 // Prefetch into L2, one line of each per p, spread under the FMAs (a burst of 256 prefetches per tile left
 // the kernel waiting on the line fill buffers, half its time): line p of the next tile (d lines: 32 keys of
 // 2 bytes per dimension) and line p of this tile's value rows (`value_lines` lines at `values`; 0: none).
+constexpr int64_t kTilesAhead = 1;  // the key tile prefetched: this many on (also past the range scored)
+
 struct TilePrefetch {
   uintptr_t keys = 0;  // 0: none
   uintptr_t values = 0;
@@ -109,10 +111,11 @@ void key_tile(const float* q, int64_t ldq, const uint16_t* kt, bool f16, int64_t
 
 // What key_tile prefetches for tile ti (columns [b, e) of s, j0 its first position's column): only the first
 // row block, which reads the keys from memory; value rows other than contiguous ones in a burst here.
-TilePrefetch tile_prefetch(const uint16_t* kt, int64_t ti, int64_t t1, int64_t d, const uint16_t* values, int64_t ldv,
-                           int64_t j0, int64_t b, int64_t e) {
+TilePrefetch tile_prefetch(const uint16_t* kt, int64_t ti, int64_t d, const uint16_t* values, int64_t ldv, int64_t j0,
+                           int64_t b, int64_t e) {
   TilePrefetch pf;
-  if (ti < t1) pf.keys = reinterpret_cast<uintptr_t>(kt + (ti + 1) * kKeyTile * d);
+  // An address, not a pointer: past the last tile the look-ahead is a harmless hint.
+  pf.keys = reinterpret_cast<uintptr_t>(kt) + static_cast<uintptr_t>(2 * (ti + kTilesAhead) * kKeyTile * d);
   if (values == nullptr) return pf;
   if (ldv == d) {
     pf.values = reinterpret_cast<uintptr_t>(values + (j0 + b) * ldv);
@@ -165,7 +168,7 @@ void attention_qk16_tiled_avx512(const float* q, int64_t ldq, const uint16_t* kt
       for (int64_t ti = t0; ti <= t1; ++ti) {
         const int64_t j0 = ti * kKeyTile - first;  // the tile's first position, as a column of s
         const int64_t b = std::max<int64_t>(0, -j0), e = std::min<int64_t>(kKeyTile, n - j0);  // its columns [b, e)
-        const TilePrefetch pf = first_block ? tile_prefetch(kt, ti, t1, d, values, ldv, j0, b, e) : TilePrefetch{};
+        const TilePrefetch pf = first_block ? tile_prefetch(kt, ti, d, values, ldv, j0, b, e) : TilePrefetch{};
         if (b == 0 && e == kKeyTile) {
           key_tile<R>(qi, ldq, kt + ti * tile, f16, d, si + j0, lds, pf);
           continue;

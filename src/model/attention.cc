@@ -76,6 +76,7 @@ struct Item {
 
 struct Scratch {
   std::vector<float> a, p, vt, o, w, t;  // w: a span of 16-bit keys or values widened; t: scores of a key span
+  std::vector<float> mx, sum;            // chunked decode: each row's running maximum and denominator
   AlignedBuffer<float> panels;           // a span of tiled keys widened: f32 panels (64-byte aligned)
 };
 
@@ -164,6 +165,79 @@ void item_values(const AttentionTensors& t, MatmulShape sh, const void* v0, int6
   }
 }
 
+// Decode over tiled keys a chunk of kDecodeChunk positions at a time (one pass, the softmax online): a chunk's
+// scores, their exponentials against each row's running maximum (the row's earlier denominator and output
+// rescaled when the maximum grows), then the chunk's values added to the output. The chunk's value rows are
+// prefetched into L2 as its keys are scored and used right after; scoring all keys first (two passes) had
+// them evicted again at long contexts (a 4096-position head's keys and values, 2 MB, fill a core's L2).
+constexpr int64_t kDecodeChunk = 256;
+static_assert(kDecodeChunk % kKeyTile == 0);
+
+// The row's rescale by its new maximum for the chunk's scores p[b, e) (already scaled); the rest of p zeroed.
+void online_softmax_row(float* p, int64_t n, int64_t b, int64_t e, float* mx, float* sum, float* o, int64_t dv) {
+  std::fill(p, p + b, 0.0f);
+  std::fill(p + e, p + n, 0.0f);
+  if (b >= e) return;
+  const float m = std::max(*mx, max_f32(p + b, e - b));
+  for (int64_t j = b; j < e; ++j) p[j] -= m;
+  exp_f32(p + b, p + b, e - b);
+  if (m > *mx) {  // exp(-inf) = 0 on the first visible chunk, whose output and sum are still zero
+    const float f = std::exp(*mx - m);
+    for (int64_t d = 0; d < dv; ++d) o[d] *= f;
+    *sum *= f;
+    *mx = m;
+  }
+  *sum += sum_f32(p + b, e - b);
+}
+
+// sc.o [m, Dv] for the item's rows (query rows in sc.a), keys [first, last] tiled at kt, values from v0.
+void decode_chunks(const AttentionTensors& t, const AttentionShape& s, const AttentionOptions& o, const Item& it,
+                   const uint16_t* kt, const void* v0, int64_t first, int64_t last, Scratch& sc) {
+  const int64_t nh = it.h1 - it.h0, m = (it.i1 - it.i0) * nh, Dq = s.qk_dim, Dv = s.v_dim;
+  const int64_t past = t.n_keys - t.n_tokens, vs = value_stride(t, s);
+  sc.mx.assign(static_cast<size_t>(m), -std::numeric_limits<float>::infinity());
+  sc.sum.assign(static_cast<size_t>(m), 0.0f);
+  std::fill(sc.o.begin(), sc.o.end(), 0.0f);
+  sc.p.resize(static_cast<size_t>(m * kDecodeChunk));
+  const auto* v16 = static_cast<const uint16_t*>(v0);
+  for (int64_t c0 = first; c0 <= last;) {
+    const int64_t c1 = std::min(last + 1, (c0 / kDecodeChunk + 1) * kDecodeChunk), cn = c1 - c0;  // [c0, c1)
+    const uint16_t* v = v16 + (c0 - first) * vs;
+    attention_qk16_tiled(sc.a.data(), Dq, kt, c0, t.kv_type, sc.p.data(), cn, m, cn, Dq,
+                         s.v_dim == s.qk_dim ? v : nullptr, vs);
+    for (int64_t r = 0; r < m; ++r) {
+      int64_t lo = 0, hi = 0;
+      key_range(past + it.i0 + r / nh, o, &lo, &hi);
+      float* p = sc.p.data() + r * cn;
+      for (int64_t j = 0; j < cn; ++j) p[j] *= o.scale;
+      online_softmax_row(p, cn, std::clamp<int64_t>(lo - c0, 0, cn), std::clamp<int64_t>(hi + 1 - c0, 0, cn),
+                         &sc.mx[size_t(r)], &sc.sum[size_t(r)], sc.o.data() + r * Dv, Dv);
+    }
+    attention_pv16(sc.p.data(), v, t.kv_type, sc.o.data(), PvShape{m, cn, Dv, cn, vs, Dv, true});
+    c0 = c1;
+  }
+  for (int64_t r = 0; r < m; ++r) {
+    float* out = sc.o.data() + r * Dv;
+    if (o.sinks) {  // one more logit (already scaled) in the denominator
+      const float sink = o.sinks[it.h0 + r % nh], m_new = std::max(sc.mx[size_t(r)], sink);
+      const float f = std::exp(sc.mx[size_t(r)] - m_new);
+      for (int64_t d = 0; d < Dv; ++d) out[d] *= f;
+      sc.sum[size_t(r)] = sc.sum[size_t(r)] * f + std::exp(sink - m_new);
+    }
+    const float inv = 1.0f / sc.sum[size_t(r)];
+    for (int64_t d = 0; d < Dv; ++d) out[d] *= inv;
+  }
+}
+
+// The item's output rows sc.o [m, Dv] to their tokens and heads in t.out.
+void copy_out(const AttentionTensors& t, const AttentionShape& s, const Item& it, const Scratch& sc) {
+  const int64_t nh = it.h1 - it.h0, m = (it.i1 - it.i0) * nh, Dv = s.v_dim;
+  for (int64_t r = 0; r < m; ++r) {
+    const float* src = sc.o.data() + r * Dv;
+    std::copy(src, src + Dv, t.out + ((it.i0 + r / nh) * s.n_head + it.h0 + r % nh) * Dv);
+  }
+}
+
 void run_item(const AttentionTensors& t, const AttentionShape& s, const AttentionOptions& o, const Item& it,
               Scratch& sc) {
   const int64_t nh = it.h1 - it.h0, m = (it.i1 - it.i0) * nh, Dq = s.qk_dim, Dv = s.v_dim;
@@ -173,13 +247,18 @@ void run_item(const AttentionTensors& t, const AttentionShape& s, const Attentio
   key_range(past + it.i1 - 1, o, &unused, &last);
   const int64_t n = last - first + 1;
   sc.a.resize(static_cast<size_t>(m * Dq));  // [m, Dq] query rows, row r = (token i0 + r / nh, head h0 + r % nh)
-  sc.p.resize(static_cast<size_t>(m * n));   // [m, n] scores, then probabilities
   sc.o.resize(static_cast<size_t>(m * Dv));  // [m, Dv]
   for (int64_t r = 0; r < m; ++r) {
     const float* q = t.q + ((it.i0 + r / nh) * s.n_head + it.h0 + r % nh) * Dq;
     std::copy(q, q + Dq, sc.a.data() + r * Dq);
   }
   const void* v0 = kv_at(t.v, t.kv_type, first * vs + it.kvh * value_head_stride(t, s));
+  if (t.k_tiled && m < kGemmRows && attention_kv16_native()) {
+    decode_chunks(t, s, o, it, static_cast<const uint16_t*>(t.k) + it.kvh * key_head_stride(t, s), v0, first, last, sc);
+    copy_out(t, s, it, sc);
+    return;
+  }
+  sc.p.resize(static_cast<size_t>(m * n));                // [m, n] scores, then probabilities
   const void* hint = s.v_dim == s.qk_dim ? v0 : nullptr;  // value rows to prefetch as the keys are read
   if (t.k_tiled)
     tiled_scores(t, MatmulShape{m, n, Dq}, static_cast<const uint16_t*>(t.k) + it.kvh * key_head_stride(t, s), first,
@@ -198,10 +277,7 @@ void run_item(const AttentionTensors& t, const AttentionShape& s, const Attentio
     std::fill(p + e, p + n, 0.0f);
   }
   item_values(t, MatmulShape{m, Dv, n}, v0, vs, sc);
-  for (int64_t r = 0; r < m; ++r) {
-    const float* src = sc.o.data() + r * Dv;
-    std::copy(src, src + Dv, t.out + ((it.i0 + r / nh) * s.n_head + it.h0 + r % nh) * Dv);
-  }
+  copy_out(t, s, it, sc);
 }
 
 // Items of about 64 query rows; heads of a kv head are split further when there are too few
