@@ -236,7 +236,7 @@ void prefill_args(benchmark::internal::Benchmark* b) {
     b->Args({int64_t(t), 2048, 2048, 16, 2});
   }
   for (DType t : {DType::kQ8_0, DType::kQ6_K})
-    for (int64_t m : {8, 16}) b->Args({int64_t(t), 151936, 2048, m, 2});
+    for (int64_t m : {8, 16, 32}) b->Args({int64_t(t), 151936, 2048, m, 2});
   b->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
