@@ -1,7 +1,9 @@
 // Attention over a KV cache (see attention.h). Work items are (kv head, block of query tokens,
 // chunk of the heads reading that kv head): the item's query rows times its visible keys go
 // through the NT matmul kernels (scores = Q . K^T), then a max-subtracted softmax per row (with
-// the sink logit when present) and out = P . V. The reference twin loops in double.
+// the sink logit when present) and out = P . V. Decode rows over 16-bit keys in tiles (the decoder's
+// cache on AVX-512) go through the cache once instead, a chunk of positions at a time with the softmax
+// kept online (decode_chunks). The reference twin loops in double.
 #include "model/attention.h"
 
 #include <algorithm>
