@@ -204,8 +204,7 @@ struct Iq4XsT {
     }
   }
   static __m256i codes(const uint8_t* t, int kg, int h) {
-    const __m256i table = _mm256_broadcastsi128_si256(
-        _mm_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113));
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
     return _mm256_shuffle_epi8(table, nibbles(t + 128, kg, h));
   }
 };

@@ -197,10 +197,8 @@ struct Iq4XsT {
     }
   }
   static __m512i codes(const uint8_t* t, size_t kg0, int g) {
-    const __m512i table = _mm512_broadcast_i32x4(
-        _mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, static_cast<char>(129), static_cast<char>(141),
-                      static_cast<char>(153), static_cast<char>(166), static_cast<char>(181), static_cast<char>(197),
-                      static_cast<char>(217), static_cast<char>(241)));
+    const __m128i grid = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
+    const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(grid, _mm_set1_epi8(static_cast<char>(0x80))));  // + 128
     return _mm512_shuffle_epi8(table, nibbles(t + 128, kg0, g));
   }
 };
