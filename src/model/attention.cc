@@ -175,13 +175,15 @@ void item_values(const AttentionTensors& t, MatmulShape sh, const void* v0, int6
 constexpr int64_t kDecodeChunk = 256;
 static_assert(kDecodeChunk % kKeyTile == 0);
 
-// The row's rescale by its new maximum for the chunk's scores p[b, e) (already scaled); the rest of p zeroed.
-void online_softmax_row(float* p, int64_t n, int64_t b, int64_t e, float* mx, float* sum, float* o, int64_t dv) {
+// The chunk's visible scores p[b, e) to exp(scale p - m) against the row's new maximum m (of the scaled
+// scores; scale > 0), the row's output and denominator rescaled when m grows; the rest of p zeroed.
+void online_softmax_row(float* p, int64_t n, int64_t b, int64_t e, float scale, float* mx, float* sum, float* o,
+                        int64_t dv) {
   std::fill(p, p + b, 0.0f);
   std::fill(p + e, p + n, 0.0f);
   if (b >= e) return;
-  const float m = std::max(*mx, max_f32(p + b, e - b));
-  for (int64_t j = b; j < e; ++j) p[j] -= m;
+  const float m = std::max(*mx, max_f32(p + b, e - b) * scale);
+  for (int64_t j = b; j < e; ++j) p[j] = p[j] * scale - m;
   exp_f32(p + b, p + b, e - b);
   if (m > *mx) {  // exp(-inf) = 0 on the first visible chunk, whose output and sum are still zero
     const float f = std::exp(*mx - m);
@@ -210,10 +212,9 @@ void decode_chunks(const AttentionTensors& t, const AttentionShape& s, const Att
     for (int64_t r = 0; r < m; ++r) {
       int64_t lo = 0, hi = 0;
       key_range(past + it.i0 + r / nh, o, &lo, &hi);
-      float* p = sc.p.data() + r * cn;
-      for (int64_t j = 0; j < cn; ++j) p[j] *= o.scale;
-      online_softmax_row(p, cn, std::clamp<int64_t>(lo - c0, 0, cn), std::clamp<int64_t>(hi + 1 - c0, 0, cn),
-                         &sc.mx[size_t(r)], &sc.sum[size_t(r)], sc.o.data() + r * Dv, Dv);
+      online_softmax_row(sc.p.data() + r * cn, cn, std::clamp<int64_t>(lo - c0, 0, cn),
+                         std::clamp<int64_t>(hi + 1 - c0, 0, cn), o.scale, &sc.mx[size_t(r)], &sc.sum[size_t(r)],
+                         sc.o.data() + r * Dv, Dv);
     }
     attention_pv16(sc.p.data(), v, t.kv_type, sc.o.data(), PvShape{m, cn, Dv, cn, vs, Dv, true});
     c0 = c1;
