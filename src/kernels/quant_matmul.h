@@ -74,10 +74,10 @@ void matmul_q8_ref(const Q8Rows& a, const WeightView& b, float* c, int64_t ldc, 
 // returns the previous setting.
 bool amx_ready();
 bool set_amx_enabled(bool enabled);
-// From 32 rows: at 16 the tiles only tied VNNI with the weights in cache (Q8_0 2048 x 2048, one thread, 349 vs
-// 348-382 us) and took 1.75x as long streaming them (the 151936 x 2048 LM head on two threads, 30 vs 17 ms: the
-// VNNI kernels' look-ahead keeps memory busy, the tile kernel has none), which is a serving step of 16
-// sequences; at 32, 630 vs 796-893 us in cache.
+// From 32 rows: at 16 the tiles beat VNNI with the weights in cache (Q8_0 2048 x 2048, one thread, 315-345 vs
+// 372-385 us) but not streaming them (the 151936 x 2048 LM head on two threads, a serving step of 16
+// sequences: 19-20 vs 18-19 ms with the tile kernel's look-ahead, 30 vs 17 before it); at 8 VNNI wins both
+// (230 vs 278 us, 15 vs 16 ms); at 32, 620-670 vs 870-880 us in cache and 31-34 vs 42-44 ms streaming.
 inline constexpr int64_t kAmxMinRows = 32;
 
 // True when the active ISA has panel kernels for block types (AVX2 or better).

@@ -562,11 +562,37 @@ void amx_pack_rows(const QuantArgs& g, int64_t nb, int64_t n_chunks, const AmxSc
   }
 }
 
-// One row chunk against one weight group (its scales and B tiles decoded in s): f[r] = the 16 columns.
-// Block b's tile product is stored while block b - 1's sums are finished, so the vector loads of a tile
-// store do not wait on the store just issued. IQ4_XS: b counts sub-blocks of 32.
+// Block t's B tile: decoded in scratch, or Q8_0's code lines in the panel as they are.
 template <typename T>
-void amx_chunk(const uint8_t* group, int64_t nb, int64_t ch, int rn, const AmxScratch& s, __m512* f) {
+inline const uint8_t* amx_b_tile(const uint8_t* group, const AmxScratch& s, int64_t t) {
+  if constexpr (kAmxDecodeB<T>) {
+    return s.btiles + t * 512;
+  } else {
+    return group + t * T::kTile + 32;
+  }
+}
+
+// Block t's 16 x 16 integer sums into tile C (A codes through tile A, B through tile B). A macro: GCC's
+// tile intrinsics take the tile number as a literal.
+#define MOE_AMX_BLOCK_PRODUCT(C, A, B, t)           \
+  do {                                              \
+    _tile_loadd(B, amx_b_tile<T>(group, s, t), 64); \
+    _tile_loadd(A, acodes + (t)*512, 32);           \
+    _tile_zero(C);                                  \
+    _tile_dpbsud(C, A, B);                          \
+  } while (0)
+
+// One row chunk against one weight group (its scales and B tiles decoded in s): f[r] = the 16 columns
+// (kRows 16: a full chunk, unrolled, the sums in registers; 0: rows of them). IQ4_XS: b counts sub-blocks.
+// The first chunk (ahead not 0) prefetches the next group a tile per block into L2 (and Q8_0, whose B
+// tiles are read in place, 4 blocks on into L1): without it the tile loads waited on memory, and the
+// 151936 x 2048 Q8_0 LM head at 32 rows on 2 threads took 45-75 ms against 31-34 with it (the byte time
+// is about 10; in cache the same product is compute-bound, where a block's tile work and its 16 rows'
+// float finish take about 100 cycles).
+template <typename T, int kRows>
+void amx_chunk(const uint8_t* group, int64_t nb, int64_t ch, int rows, const AmxScratch& s, __m512* f,
+               uintptr_t ahead) {
+  const int rn = kRows > 0 ? kRows : rows;
   const uint8_t* acodes = s.codes + ch * nb * 512;
   const int64_t info = ch * nb * 16;
   for (int r = 0; r < 16; ++r) f[r] = _mm512_setzero_ps();
@@ -578,6 +604,7 @@ void amx_chunk(const uint8_t* group, int64_t nb, int64_t ch, int rn, const AmxSc
       const int j = static_cast<int>(b % kSubs);
       const __m512* sc = s.scales + (b / kSubs) * T::kSlots;
       const __m512i scale = _mm512_castps_si512(sc[1 + j]);
+#pragma GCC unroll 16
       for (int r = 0; r < rn; ++r) {
         const __m512i v =
             _mm512_sub_epi32(_mm512_load_si512(sums + r * 16), _mm512_set1_epi32(s.off[info + b * 16 + r]));
@@ -590,6 +617,7 @@ void amx_chunk(const uint8_t* group, int64_t nb, int64_t ch, int rn, const AmxSc
       return;
     }
     const __m512* sc = s.scales + b * T::kSlots;
+#pragma GCC unroll 16
     for (int r = 0; r < rn; ++r) {
       __m512i v = _mm512_load_si512(sums + r * 16);
       if constexpr (T::kOffset != 0) v = _mm512_sub_epi32(v, _mm512_set1_epi32(s.off[info + b * 16 + r]));
@@ -598,20 +626,31 @@ void amx_chunk(const uint8_t* group, int64_t nb, int64_t ch, int rn, const AmxSc
       if constexpr (T::kSlots == 2) f[r] = _mm512_fmadd_ps(sc[1], _mm512_set1_ps(s.sa[info + b * 16 + r]), f[r]);
     }
   };
-  for (int64_t b = 0; b < nb; ++b) {
-    if constexpr (kAmxDecodeB<T>) {
-      _tile_loadd(2, s.btiles + b * 512, 64);
-    } else {
-      _tile_loadd(2, group + b * T::kTile + 32, 64);  // Q8_0: the panel's code lines are the B tile
+  // Even blocks on tiles 0-2, odd ones on 3-5: block t's product is issued before block t - 1's sums are
+  // stored (its product done meanwhile) and block t - 2's finished (stored one block earlier).
+  for (int64_t t = 0; t < nb; ++t) {
+    if (ahead != 0 && t % (T::kBlock / 32) == 0) {
+      prefetch_lines_l2(ahead + (t / (T::kBlock / 32)) * T::kTile, T::kTile);
+      if constexpr (!kAmxDecodeB<T>) prefetch_lines(reinterpret_cast<uintptr_t>(group) + (t + 4) * T::kTile, T::kTile);
     }
-    _tile_loadd(1, acodes + b * 512, 32);
-    _tile_zero(0);
-    _tile_dpbsud(0, 1, 2);
-    _tile_stored(0, s.ctile + (b & 1) * 256, 64);
-    if (b > 0) finish(b - 1);
+    if (t & 1) {
+      MOE_AMX_BLOCK_PRODUCT(3, 4, 5, t);
+      _tile_stored(0, s.ctile, 64);
+    } else {
+      MOE_AMX_BLOCK_PRODUCT(0, 1, 2, t);
+      if (t > 0) _tile_stored(3, s.ctile + 256, 64);
+    }
+    if (t >= 2) finish(t - 2);
   }
+  if (nb & 1) {
+    _tile_stored(0, s.ctile, 64);
+  } else {
+    _tile_stored(3, s.ctile + 256, 64);
+  }
+  if (nb >= 2) finish(nb - 2);
   finish(nb - 1);
 }
+#undef MOE_AMX_BLOCK_PRODUCT
 
 // Every 16-row chunk of A is packed once; then per weight group its scales and B tiles are decoded once
 // for all chunks, and each chunk runs amx_chunk. nb counts blocks of 32 (IQ4_XS: sub-blocks).
@@ -626,6 +665,7 @@ void run_amx(const QuantArgs& g) {
   cfg.rows[0] = 16, cfg.colsb[0] = 64;  // C: 16 x 16 int32
   cfg.rows[1] = 16, cfg.colsb[1] = 32;  // A: 16 rows x 32 codes
   cfg.rows[2] = 8, cfg.colsb[2] = 64;   // B: 8 k-groups x 16 rows x 4 codes
+  for (int t = 3; t < 6; ++t) cfg.rows[t] = cfg.rows[t - 3], cfg.colsb[t] = cfg.colsb[t - 3];  // odd blocks
   _tile_loadconfig(&cfg);
   const auto* wbase = static_cast<const uint8_t*>(g.b.data);
   for (int64_t grp = 0; grp < n_groups; ++grp) {
@@ -640,7 +680,12 @@ void run_amx(const QuantArgs& g) {
     for (int64_t ch = 0; ch < n_chunks; ++ch) {
       const int rn = static_cast<int>(std::min<int64_t>(16, g.s.m - ch * 16));
       __m512 f[16];
-      amx_chunk<T>(group, nb, ch, rn, s, f);
+      const uintptr_t ahead = ch == 0 ? reinterpret_cast<uintptr_t>(group + group_bytes) : 0;
+      if (rn == 16) {
+        amx_chunk<T, 16>(group, nb, ch, rn, s, f, ahead);
+      } else {
+        amx_chunk<T, 0>(group, nb, ch, rn, s, f, ahead);
+      }
       for (int r = 0; r < rn; ++r) store_cols(g, ch * 16 + r, grp * 16, f[r]);
     }
   }

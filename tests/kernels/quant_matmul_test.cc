@@ -212,21 +212,23 @@ TEST(QuantMatmulAmx, DispatchGivesTheSameBitsWithAndWithoutAmx) {
   std::mt19937 rng(5);
   for (DType t :
        {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kMXFP4, DType::kIQ4_XS}) {
-    const int64_t n = 33, k = 4 * dtype_block_elems(t), m = 37;
-    const Weights w = make_weights(t, n, k, rng);
-    const Packed p = pack(t, w.rows, n, k);
-    const std::vector<float> x = make_acts(m, k, rng);
-    std::vector<uint8_t> qa(size_t(m * q8_row_bytes(k)));
-    quantize_rows_q8(act_format(t), x.data(), k, m, k, qa.data());
-    const Q8Rows a{qa.data(), q8_row_bytes(k), nullptr, nullptr, act_format(t)};
-    std::vector<float> with(size_t(m * n)), without(size_t(m * n)), ref(size_t(m * n));
-    matmul_q8(a, p.view, with.data(), n, {m, n, k}, false);
-    const bool was = set_amx_enabled(false);
-    matmul_q8(a, p.view, without.data(), n, {m, n, k}, false);
-    set_amx_enabled(was);
-    matmul_q8_ref(a, WeightView{w.rows.data(), t, k, WeightLayout::kRows}, ref.data(), n, {m, n, k}, false);
-    EXPECT_EQ(0, std::memcmp(with.data(), ref.data(), ref.size() * 4)) << dtype_name(t);
-    EXPECT_EQ(0, std::memcmp(without.data(), ref.data(), ref.size() * 4)) << dtype_name(t);
+    for (int64_t blocks : {1, 3, 4}) {  // blocks of 32 an odd and even count: the tile kernel's two tile sets
+      const int64_t n = 33, k = blocks * dtype_block_elems(t), m = 37;
+      const Weights w = make_weights(t, n, k, rng);
+      const Packed p = pack(t, w.rows, n, k);
+      const std::vector<float> x = make_acts(m, k, rng);
+      std::vector<uint8_t> qa(size_t(m * q8_row_bytes(k)));
+      quantize_rows_q8(act_format(t), x.data(), k, m, k, qa.data());
+      const Q8Rows a{qa.data(), q8_row_bytes(k), nullptr, nullptr, act_format(t)};
+      std::vector<float> with(size_t(m * n)), without(size_t(m * n)), ref(size_t(m * n));
+      matmul_q8(a, p.view, with.data(), n, {m, n, k}, false);
+      const bool was = set_amx_enabled(false);
+      matmul_q8(a, p.view, without.data(), n, {m, n, k}, false);
+      set_amx_enabled(was);
+      matmul_q8_ref(a, WeightView{w.rows.data(), t, k, WeightLayout::kRows}, ref.data(), n, {m, n, k}, false);
+      EXPECT_EQ(0, std::memcmp(with.data(), ref.data(), ref.size() * 4)) << dtype_name(t) << " k " << k;
+      EXPECT_EQ(0, std::memcmp(without.data(), ref.data(), ref.size() * 4)) << dtype_name(t) << " k " << k;
+    }
   }
 }
 
