@@ -372,10 +372,9 @@ void report_bench_model(const BenchModelArgs& a, const BenchSubject& s, const Mo
   const double prefill_gflops = prefill_flops / static_cast<double>(a.prompt) * m.prefill_tps * 1e-9;
   const double bytes = m.report.weight_bytes_per_decode_token + m.report.kv_bytes_read_per_decode_token;
   const double floor_tps = m.read_gbps_paired * 1e9 / bytes;
-  // The median over runs of each run's decode speed / its own floor (ceiling 1): null when a decode
-  // step's bytes fit in the last-level cache.
-  const CeilingFraction floor_fraction =
-      read_ceiling_fraction(m.decode_floor_fraction, 1.0, bytes, last_level_cache_bytes());
+  // The median over runs of each run's decode speed / its own floor (ceiling 1): null when the last-level
+  // cache holds a decode step's bytes.
+  const CeilingFraction floor_fraction = step_floor_fraction(m.decode_floor_fraction, bytes, m.read_gbps_paired);
   nlohmann::ordered_json j{
       {"model", s.model},
       {"weights", s.weights.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.weights)},

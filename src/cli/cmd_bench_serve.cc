@@ -179,9 +179,9 @@ nlohmann::ordered_json bench_serve_json(const BenchServeArgs& a, const ModelSpec
                            {"always_on_bytes", json_count(always_on)},
                            {"rows", nlohmann::ordered_json::array()}};
   for (const Row& r : rows) {
-    // null when a step's bytes fit in the last-level cache (DRAM bandwidth is then not the floor)
+    // null when the last-level cache holds a step's bytes (DRAM bandwidth is then not the floor)
     const CeilingFraction floor =
-        read_ceiling_fraction(r.tokens_per_s / r.floor_tokens_per_s, 1.0, r.bytes_per_step, last_level_cache_bytes());
+        step_floor_fraction(r.tokens_per_s / r.floor_tokens_per_s, r.bytes_per_step, r.read_gbps);
     j["rows"].push_back(
         {{"streams", r.streams},
          {"tokens_per_s", r.tokens_per_s},

@@ -284,4 +284,22 @@ nlohmann::ordered_json run_json(const GenerateResult& g, const std::vector<int32
   return out;
 }
 
+CeilingFraction step_floor_fraction(double fraction, double bytes, double dram_gbps) {
+  double ws_gbps = 0;
+  const bool held = cache_holds(bytes, dram_gbps, &ws_gbps);
+  CeilingFraction f = read_ceiling_fraction(fraction, 1.0, bytes, held ? last_level_cache_bytes() : 0);
+  if (ws_gbps <= 0) return f;
+  const std::string measured = fmt::format("{:.1f} against {:.1f} GB/s from DRAM", ws_gbps, dram_gbps);
+  if (held) {
+    f.note += fmt::format(" (a working set of that size reads at {})", measured);
+  } else {
+    const std::string fits = fmt::format(
+        "the {:.1f} MiB touched per step fit the reported {} MiB last-level cache but read no faster than DRAM here "
+        "({}): the DRAM floor applies",
+        bytes / (1 << 20), last_level_cache_bytes() >> 20, measured);
+    f.note = f.note.empty() ? fits : f.note + "; " + fits;
+  }
+  return f;
+}
+
 }  // namespace moe::cli

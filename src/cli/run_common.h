@@ -86,6 +86,12 @@ void check_finite_logits(const std::vector<float>& logits, const std::string& mo
 // measure theirs beside each run instead.
 double read_ceiling_for_run();
 
+// A decode step's speed as a fraction of its byte floor (fraction: tokens/s over floor tokens/s at the DRAM
+// ceiling dram_gbps; bytes: what a step touches). Null with a note where the last-level cache holds the step
+// (cache_holds: measured, not only the reported size); where the bytes fit the reported cache but read no
+// faster than DRAM, the fraction stands and a note says so.
+CeilingFraction step_floor_fraction(double fraction, double bytes, double dram_gbps);
+
 // The activation report of a finished generation (decode time split evenly over its steps);
 // read_gbps: the read ceiling measured in the same run, or 0.
 RunReport report_of_generation(const GenerateResult& g, const ModelSpec& spec, const std::string& model_dir,

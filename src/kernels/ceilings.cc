@@ -191,6 +191,16 @@ double ReadProbe::gbps() {
   return best;
 }
 
+bool cache_holds(double bytes, double dram_gbps, double* gbps) {
+  if (gbps) *gbps = 0;
+  if (!(bytes > 0) || bytes > static_cast<double>(last_level_cache_bytes())) return false;
+  const auto mib = static_cast<size_t>(std::ceil(bytes / (1 << 20)));
+  ReadProbe probe(std::max<size_t>(1, mib));  // its constructor's pass is the warm one
+  const double rate = std::max(probe.gbps(), probe.gbps());
+  if (gbps) *gbps = rate;
+  return !(dram_gbps > 0) || rate > kCacheGain * dram_gbps;
+}
+
 CeilingRow measure_quick_ceilings(int repetitions) {
   CeilingsOptions o;
   o.repetitions = repetitions;

@@ -65,6 +65,14 @@ class ReadProbe {
   std::vector<double> sink_;
 };
 
+// Whether the last-level cache holds a working set of `bytes` here, judged by measuring it: the bytes fit
+// last_level_cache_bytes() and, read again and again (a warm pass, then the better of two), they stream
+// faster than dram_gbps x kCacheGain. A VM may report its host's L3, shared with other guests: a step
+// that "fits" it can read no faster than DRAM, and then the DRAM floor applies to it. `gbps` (optional)
+// gets the working set's measured rate (0 when it does not fit and was not measured).
+inline constexpr double kCacheGain = 1.15;
+bool cache_holds(double bytes, double dram_gbps, double* gbps = nullptr);
+
 namespace ceilings_detail {
 // Per-ISA loops (ceilings_*.cc). Each returns a checksum so the work is not optimized away.
 double read_sum_scalar(const float* a, size_t n);

@@ -8,6 +8,7 @@
 #include "kernels/ceilings.h"
 #include "runtime/aligned.h"
 #include "runtime/cpu_features.h"
+#include "util/json_out.h"
 
 namespace moe {
 namespace {
@@ -57,6 +58,20 @@ TEST(CeilingDotLoops, Int8LoopsDoTheProductsTheyCount) {
     EXPECT_DOUBLE_EQ(dot_i8_loop_avx512vnni(iters, &sink), 2.0 * 64 * 12 * iters);
     EXPECT_EQ(double(sink), 16.0 * 12 * iters * lane_dot(0x01020304u, 0x01FF01FFu));
   }
+}
+
+// cache_holds measures: a working set past the reported last-level cache is not held and not read; one
+// that fits is read, and held only where it streams faster than the DRAM rate it is compared with.
+TEST(CacheHolds, MeasuresTheWorkingSetAgainstTheDramRate) {
+  double gbps = -1;
+  EXPECT_FALSE(cache_holds(2.0 * static_cast<double>(last_level_cache_bytes()), 1.0, &gbps));
+  EXPECT_EQ(gbps, 0.0);
+  EXPECT_FALSE(cache_holds(0, 1.0, &gbps));
+  const double small = 1 << 20;                  // 1 MiB: fits any last-level cache
+  EXPECT_TRUE(cache_holds(small, 1e-3, &gbps));  // anything beats 1 MB/s
+  EXPECT_GT(gbps, 0.0);
+  EXPECT_FALSE(cache_holds(small, 1e9, &gbps));  // nothing reads at 1.15 EB/s
+  EXPECT_GT(gbps, 0.0);
 }
 
 }  // namespace
