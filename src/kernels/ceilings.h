@@ -69,7 +69,8 @@ class ReadProbe {
 // last_level_cache_bytes() and, read again and again (a warm pass, then the better of two), they stream
 // faster than dram_gbps x kCacheGain. A VM may report its host's L3, shared with other guests: a step
 // that "fits" it can read no faster than DRAM, and then the DRAM floor applies to it. `gbps` (optional)
-// gets the working set's measured rate (0 when it does not fit and was not measured).
+// gets the working set's measured rate (0 when not measured: the bytes do not fit, or measuring them would
+// take more than a sixteenth of the memory this process may use, where the reported size answers).
 inline constexpr double kCacheGain = 1.15;
 bool cache_holds(double bytes, double dram_gbps, double* gbps = nullptr);
 
