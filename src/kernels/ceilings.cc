@@ -1,6 +1,8 @@
 // Drives the ceiling loops on 1 and all threads and takes medians.
 #include "kernels/ceilings.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <thread>
@@ -191,9 +193,18 @@ double ReadProbe::gbps() {
   return best;
 }
 
+int64_t private_cache_bytes() {
+  long l2 = -1;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+  l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+  return l2 > 0 ? static_cast<int64_t>(l2) * thread_pool().size() : 0;
+}
+
 bool cache_holds(double bytes, double dram_gbps, double* gbps) {
   if (gbps) *gbps = 0;
   if (!(bytes > 0) || bytes > static_cast<double>(last_level_cache_bytes())) return false;
+  if (bytes <= static_cast<double>(private_cache_bytes())) return true;
   // Not where the buffer would take more than a sixteenth of the memory this process may use (a run held
   // to a small cgroup limit, as scripts/bench-offload.sh runs them): the reported size answers.
   const auto usable = static_cast<double>(usable_memory(read_memory_limits()));

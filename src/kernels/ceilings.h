@@ -71,8 +71,12 @@ class ReadProbe {
 // that "fits" it can read no faster than DRAM, and then the DRAM floor applies to it. `gbps` (optional)
 // gets the working set's measured rate (0 when not measured: the bytes do not fit, or measuring them would
 // take more than a sixteenth of the memory this process may use, where the reported size answers).
+// Within private_cache_bytes() it is held without measuring (a read loop over an L2-sized buffer times its
+// own instructions, under a sanitizer slower than DRAM).
 inline constexpr double kCacheGain = 1.15;
 bool cache_holds(double bytes, double dram_gbps, double* gbps = nullptr);
+// The L2 caches of the pool's threads together (sysconf; 0 when the system does not say).
+int64_t private_cache_bytes();
 
 namespace ceilings_detail {
 // Per-ISA loops (ceilings_*.cc). Each returns a checksum so the work is not optimized away.
