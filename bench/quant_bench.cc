@@ -223,16 +223,17 @@ void decode_args(benchmark::internal::Benchmark* b) {
 // {type, n, k, m, threads}: an expert's rows of a 512-token prefill (m 32) and a dense 512-token projection
 // on 1 and 2 threads; the rows a batched decode step gives one weight matrix (m 4, 8, 16: attention
 // projections, experts seeing several of the batch's tokens); and an LM head (n 151936, Qwen3's vocab) at
-// m 8 and 16 for the types a Q8_0 / Q4_K_M model stores it in; and m 1 on 256 x 2048 (in L2): the decode
-// kernel's rate when memory is not the limit. Weights stay cached (not rotated): GFLOP/s of the kernel, not
-// of memory.
+// m 8 and 16 for the types a Q8_0 / Q4_K_M model stores it in; and m 1, 8, 16, 32 on 256 x 2048 (in L2):
+// the kernels' rate when memory is not the limit (2048 x 2048, 4.4 MB at Q8_0, spills a 2 MB L2 into a
+// last-level cache that may read no faster than memory). Weights stay cached (not rotated): GFLOP/s of the
+// kernel, not of memory.
 void prefill_args(benchmark::internal::Benchmark* b) {
   for (DType t : kTypes) {
     b->Args({int64_t(t), 768, 2048, 32, 1});
     b->Args({int64_t(t), 2048, 2048, 512, 1});
     b->Args({int64_t(t), 2048, 2048, 512, 2});
     for (int64_t m : {2, 3, 4, 8, 16, 32, 64}) b->Args({int64_t(t), 2048, 2048, m, 1});
-    b->Args({int64_t(t), 256, 2048, 1, 1});
+    for (int64_t m : {1, 8, 16, 32}) b->Args({int64_t(t), 256, 2048, m, 1});
     b->Args({int64_t(t), 2048, 2048, 16, 2});
   }
   for (DType t : {DType::kQ8_0, DType::kQ6_K})
