@@ -163,6 +163,14 @@ class LoadedTensors {
       return Loaded{DType::kMXFP4, static_cast<double>(info.nbytes())};
     return Loaded{info.dtype, zero_copy ? static_cast<double>(info.nbytes()) : 4.0 * static_cast<double>(info.numel())};
   }
+  // A GGUF's routed experts under the loader's per-expert names where the registry names them otherwise
+  // (gpt-oss's fused gate_up_proj): the stored type of the first matrix under ".experts.", or none.
+  std::optional<DType> gguf_expert_dtype() const {
+    if (!gguf_) return std::nullopt;
+    for (const auto& [name, s] : gguf_->tensors())
+      if (name.find(".experts.") != std::string::npos && s.shape.size() >= 2) return s.dtype;
+    return std::nullopt;
+  }
 
  private:
   const ModelSpec& spec_;
@@ -196,16 +204,13 @@ MatmulPeak matmul_peak(const std::string& model_dir, const ModelSpec& spec, cons
   const LoadedTensors loaded(model_dir, spec);
   const TensorRegistry reg = build_registry(spec);
   // The routed experts' stored type (the dense FFN's in a model without experts).
-  std::optional<DType> stored;
+  std::optional<DType> stored = loaded.gguf_expert_dtype();
   for (Role role : {Role::kRoutedExpert, Role::kDenseFfn, Role::kAttention}) {
     for (const TensorEntry& t : reg.tensors) {
+      if (stored) break;
       if (t.role != role || t.is_mtp || t.shape.size() < 2) continue;
-      if (const auto l = loaded.find(t)) {
-        stored = l->stored;
-        break;
-      }
+      if (const auto l = loaded.find(t)) stored = l->stored;
     }
-    if (stored) break;
   }
   const DType d = stored.value_or(DType::kF32);
   if (dtype_is_block(d) && d != DType::kF8E4M3_B128 && ceiling.dot_i8_gops > 0)

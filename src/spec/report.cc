@@ -2,6 +2,7 @@
 #include "spec/report.h"
 
 #include <algorithm>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -210,6 +211,21 @@ ModelReport make_report(ModelSpec spec, std::string name, const CatalogEntry* en
   return r;
 }
 
+ModelReport make_report(ModelSpec spec, TensorRegistry registry, std::string name, const Workload& workload) {
+  ModelReport r;
+  r.name = std::move(name);
+  r.spec = std::move(spec);
+  r.registry = std::move(registry);
+  std::map<std::string, int64_t> kinds;
+  for (const TensorEntry& t : r.registry.tensors) ++kinds[std::string(dtype_name(t.dtype))];
+  r.file_dtypes.assign(kinds.begin(), kinds.end());
+  std::sort(r.file_dtypes.begin(), r.file_dtypes.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
+  r.counts = count_params(r.spec, r.registry);
+  r.cost = compute_cost(r.spec, r.registry, workload);
+  return r;
+}
+
 std::string render_report(const ModelReport& r, ReportFormat format, bool explain) {
   const ModelSpec& s = r.spec;
   const bool md = format == ReportFormat::kMarkdown;
@@ -222,8 +238,14 @@ std::string render_report(const ModelReport& r, ReportFormat format, bool explai
   arch.rows.push_back({"experts", expert_summary(s)});
   if (s.n_mtp_layers)
     arch.rows.push_back({"MTP", fmt::format("{} layer(s), excluded from the main total", s.n_mtp_layers)});
-  arch.rows.push_back(
-      {"storage", fmt::format("{}, quantization {}", s.torch_dtype, quant_method_name(s.quant.method))});
+  if (r.file_dtypes.empty()) {
+    arch.rows.push_back(
+        {"storage", fmt::format("{}, quantization {}", s.torch_dtype, quant_method_name(s.quant.method))});
+  } else {
+    std::string kinds;
+    for (const auto& [name, n] : r.file_dtypes) kinds += fmt::format("{}{} x {}", kinds.empty() ? "" : ", ", n, name);
+    arch.rows.push_back({"storage", fmt::format("as the file stores it: {} tensors", kinds)});
+  }
   if (r.entry) {
     arch.rows.push_back({"card convention", fmt::format("total: {}; activated: {}", r.entry->total_convention,
                                                         r.entry->activated_convention)});

@@ -18,12 +18,18 @@ struct ModelReport {
   std::string name;                     // catalog name or path
   const CatalogEntry* entry = nullptr;  // when the model is in the catalog
   ModelSpec spec;
-  TensorRegistry registry;  // checkpoint format
+  TensorRegistry registry;  // checkpoint format, or a file's own tensors (make_report's registry)
   ParamCounts counts;
   Cost cost;
+  // The stored types of a model file whose tensors set the registry's dtypes (a GGUF: "Q4_K", "Q6_K", ...),
+  // with the count of tensors of each; empty when the spec's dtype applies.
+  std::vector<std::pair<std::string, int64_t>> file_dtypes;
 };
 
 ModelReport make_report(ModelSpec spec, std::string name, const CatalogEntry* entry, const Workload& workload);
+// The same on a registry given by the caller (a model file's tensors as it stores them), so the bytes,
+// the decode floor and the storage line are the file's.
+ModelReport make_report(ModelSpec spec, TensorRegistry registry, std::string name, const Workload& workload);
 
 enum class ReportFormat { kText, kMarkdown };
 

@@ -156,6 +156,12 @@ nlohmann::ordered_json report_json(const ModelReport& r, bool explain) {
   j["name"] = r.name;
   put_counts(j, c);
   j["spec"] = spec_json(r.spec);
+  j["file_dtypes"] = nullptr;  // a model file's stored types (tensors of each), when they set the bytes
+  if (!r.file_dtypes.empty()) {
+    nlohmann::ordered_json d = nlohmann::ordered_json::object();
+    for (const auto& [name, n] : r.file_dtypes) d[name] = n;
+    j["file_dtypes"] = d;
+  }
   nlohmann::ordered_json b;
   for (const RoleCount& rc : c.breakdown)
     b[role_name(rc.role)] = {

@@ -13,6 +13,12 @@ int64_t TensorEntry::numel() const {
   return n;
 }
 
+int64_t TensorEntry::nbytes() const {
+  if (!dtype_is_block(dtype)) return numel() * static_cast<int64_t>(dtype_size(dtype));
+  const int64_t cols = shape.empty() ? 1 : shape.back();
+  return cols == 0 ? 0 : numel() / cols * dtype_row_bytes(dtype, cols);
+}
+
 const TensorEntry* TensorRegistry::find(const std::string& name) const {
   auto it = index.find(name);
   return it == index.end() ? nullptr : &tensors[it->second];

@@ -43,7 +43,8 @@ struct TensorEntry {
   std::string scale_of;          // quant scales: the weight they belong to
 
   int64_t numel() const;
-  int64_t nbytes() const { return numel() * static_cast<int64_t>(dtype_size(dtype)); }
+  // Block-quantized types (a GGUF's): rows of shape.back() elements, each a whole number of blocks.
+  int64_t nbytes() const;
   bool is_parameter() const { return n_params > 0; }
 };
 

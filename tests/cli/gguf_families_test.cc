@@ -59,6 +59,18 @@ TEST_P(GgufFamilies, F32RoundTripKeepsTheLogits) {
   std::printf("[ gguf ] %s: F32 GGUF vs checkpoint max |diff| %.2e of max |logit| %.2f\n", GetParam().c_str(), diff,
               scale);
   EXPECT_LE(diff, 1e-5 * scale + 1e-6) << GetParam();
+  // `inspect` on the GGUF: the checkpoint's parameters, every tensor found in the file and counted as F32.
+  const auto gi = testing::run_moe("--json inspect " + gguf), hi = testing::run_moe("--json inspect " + hf);
+  ASSERT_EQ(gi.code, 0) << gi.out;
+  ASSERT_EQ(hi.code, 0) << hi.out;
+  const json g = json::parse(gi.out)["models"][0], h = json::parse(hi.out)["models"][0];
+  EXPECT_EQ(g["total_params"], h["total_params"]) << GetParam();
+  EXPECT_EQ(g["activated_params"], h["activated_params"]) << GetParam();
+  EXPECT_EQ(g["file_dtypes"].size(), 1u) << g["file_dtypes"];
+  EXPECT_TRUE(g["file_dtypes"].contains("F32")) << g["file_dtypes"];
+  EXPECT_EQ(g["weights"]["checkpoint_bytes"].get<double>(), 4.0 * g["checkpoint_elements"].get<double>());
+  for (const auto& n : g["spec"]["notes"])
+    EXPECT_EQ(n.get<std::string>().find("not in the file"), std::string::npos) << n;
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, GgufFamilies,

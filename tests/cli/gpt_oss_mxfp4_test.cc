@@ -151,6 +151,27 @@ TEST(GptOssMxfp4, ReleasedLayoutEqualsTheGgufOfTheSameCodes) {
                                       " --prompt 2 --decode 1 --repetitions 1 --no-warmup");
   ASSERT_EQ(bench.code, 0) << bench.out;
   EXPECT_EQ(json::parse(bench.out)["matmul_peak_stored_dtype"], "MXFP4") << bench.out;
+  // The same on the GGUF, whose experts the loader names per expert (the registry has gpt-oss's fused ones).
+  const auto gbench =
+      testing::run_moe("--json bench model --model " + gguf + " --prompt 2 --decode 1 --repetitions 1 --no-warmup");
+  ASSERT_EQ(gbench.code, 0) << gbench.out;
+  EXPECT_EQ(json::parse(gbench.out)["matmul_peak_stored_dtype"], "MXFP4") << gbench.out;
+  // `inspect` on the GGUF counts the file's bytes (MXFP4 experts, Q8_0 attention and head, F32 norms) and the
+  // parameters of the released checkpoint.
+  const auto gi = testing::run_moe("--json inspect " + gguf),
+             ri = testing::run_moe("--json inspect " + (dir / "mxfp4").string());
+  ASSERT_EQ(gi.code, 0) << gi.out;
+  ASSERT_EQ(ri.code, 0) << ri.out;
+  const json g = json::parse(gi.out)["models"][0], r = json::parse(ri.out)["models"][0];
+  EXPECT_EQ(g["total_params"], r["total_params"]);
+  EXPECT_EQ(g["activated_params"], r["activated_params"]);
+  EXPECT_TRUE(g["file_dtypes"].contains("MXFP4") && g["file_dtypes"].contains("Q8_0")) << g["file_dtypes"];
+  const double file = double(fs::file_size(gguf)), counted = g["weights"]["checkpoint_bytes"].get<double>();
+  EXPECT_LE(counted, file);
+  EXPECT_GE(counted, 0.9 * file) << "the tensors' bytes are most of the file (the rest is its header)";
+  const json& experts = g["breakdown"]["routed_expert"];
+  EXPECT_NEAR(experts["bytes"].get<double>() / experts["params"].get<double>(), 17.0 / 32, 0.05)
+      << "MXFP4 experts: 17 bytes per 32 weights (and their f32 biases)";
   fs::remove_all(dir);
 }
 

@@ -73,6 +73,33 @@ TEST_F(Iq4XsCli, QuantizeWritesIq4XsMatrices) {
   EXPECT_EQ(*f.opt_int("general.file_type"), 30);  // LLAMA_FTYPE_MOSTLY_IQ4_XS
 }
 
+// `inspect FILE.gguf` counts the bytes as the file stores them: the IQ4_XS file's experts are 136 / 256 bytes
+// per weight, its head Q6_K, and the weight bytes are the file's tensors (the F32 file's are 4 per weight).
+TEST_F(Iq4XsCli, InspectCountsTheFileBytes) {
+  json m[2];
+  int i = 0;
+  for (const char* type : {"F32", "IQ4_XS"}) {
+    const auto r = testing::run_moe("--json inspect " + gguf(type));
+    ASSERT_EQ(r.code, 0) << r.out;
+    m[i++] = json::parse(r.out)["models"][0];
+  }
+  EXPECT_EQ(m[0]["total_params"], m[1]["total_params"]);
+  EXPECT_EQ(m[0]["activated_params"], m[1]["activated_params"]);
+  EXPECT_EQ(m[0]["file_dtypes"], json({{"F32", m[0]["n_tensors"]}}));
+  EXPECT_TRUE(m[1]["file_dtypes"].contains("IQ4_XS") && m[1]["file_dtypes"].contains("Q6_K")) << m[1]["file_dtypes"];
+  const json& experts = m[1]["breakdown"]["routed_expert"];
+  EXPECT_EQ(experts["bytes"].get<double>(), experts["params"].get<double>() / 256 * 136);
+  EXPECT_EQ(m[0]["breakdown"]["routed_expert"]["bytes"].get<double>(), 4 * experts["params"].get<double>());
+  for (int k = 0; k < 2; ++k) {
+    const double file = double(fs::file_size(gguf(k ? "IQ4_XS" : "F32")));
+    const double counted = m[k]["weights"]["checkpoint_bytes"].get<double>();
+    EXPECT_LE(counted, file);
+    EXPECT_GE(counted, 0.8 * file) << "the tensors' bytes are most of the file (the rest is its header)";
+  }
+  const auto text = testing::run_moe("inspect " + gguf("IQ4_XS"));
+  EXPECT_NE(text.out.find("storage       as the file stores it:"), std::string::npos) << text.out;
+}
+
 TEST_F(Iq4XsCli, EvalIsWithinQuantizationNoiseOfF32) {
   const std::string ids = "5,17,301,42,99,7,256,3,480,11";
   std::vector<float> logits[2];
