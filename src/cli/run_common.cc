@@ -226,12 +226,12 @@ void check_finite_logits(const std::vector<float>& logits, const std::string& mo
   }
 }
 
-double read_ceiling_for_run() {
+double read_ceiling_for_run(bool fresh) {
   const PackCacheOptions cache = PackCacheOptions::from_env();
   const std::string boot = boot_id();
   const nlohmann::json key = {{"boot", boot}, {"isa", isa_name(active_isa())}, {"threads", num_threads()}};
   const std::string path = cache.dir.empty() ? std::string() : (fs::path(cache.dir) / "read-ceiling.json").string();
-  if (!path.empty() && !boot.empty()) {
+  if (!path.empty() && !boot.empty() && !fresh) {
     try {
       const nlohmann::json saved = nlohmann::json::parse(std::ifstream(path));
       if (saved.at("key") == key && saved.at("read_gb_per_s").get<double>() > 0)

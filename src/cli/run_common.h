@@ -83,8 +83,9 @@ void check_finite_logits(const std::vector<float>& logits, const std::string& mo
 // last-level cache, whose first touch alone took 4-8 s on a VM that hands out fresh huge pages from its
 // host: so it is measured once per boot and kept, with the ISA and thread count it was measured for, in
 // "<cache dir>/read-ceiling.json" (the pack cache's folder; see model/pack_cache.h). The benchmarks
-// measure theirs beside each run instead.
-double read_ceiling_for_run();
+// measure theirs beside each run instead. fresh: measured again and saved whatever was kept (`moe run`
+// asks for it when its decode read faster than the kept figure, which a busy moment had set too low).
+double read_ceiling_for_run(bool fresh = false);
 
 // A decode step's speed as a fraction of its byte floor (fraction: tokens/s over floor tokens/s at the DRAM
 // ceiling dram_gbps; bytes: what a step touches). Null with a note where the last-level cache holds the step
