@@ -60,11 +60,12 @@ bool has_safetensors(const std::filesystem::path& dir) {
 // loader maps it) takes the file's stored type, so the report's bytes and decode floor are the file's.
 // Experts the file holds under other names (gpt-oss's fused gate_up_proj, Granite's fused input_linear:
 // the loader names them per expert, or per gate / up) are replaced by the file's unnamed tensors of that
-// layer and expert kind (routed "_exps", shared "_shexp"), with the role of the entries they replace. Entries the file lacks keep the spec's type and are named in a
-// note.
+// layer and expert kind (routed "_exps", shared "_shexp"), with the role of the entries they replace;
+// DeepSeek's kv_b_proj, where the file splits it, by attn_k_b and attn_v_b. Entries the file lacks keep the
+// spec's type and are named in a note.
 TensorRegistry gguf_registry(ModelSpec& spec, const std::string& path) {
   TensorRegistry reg = build_registry(spec);
-  const GgufTensorSource src(path, spec);
+  const GgufTensorSource src(path, spec, /*kv_b_data=*/false);
   std::set<std::string> known;
   for (const TensorEntry& e : reg.tensors) known.insert(e.name);
   // The file's tensors the registry does not name, by layer ("blk.N.") and the expert role of the GGUF tensor
@@ -81,23 +82,30 @@ TensorRegistry gguf_registry(ModelSpec& spec, const std::string& path) {
   std::vector<TensorEntry> out;
   std::set<std::pair<int, Role>> replaced;
   std::vector<std::string> missing;
+  const auto from_file = [&out](const TensorEntry& e, const std::string& name, const SourceTensor& s) {
+    TensorEntry x = e;
+    x.name = name;
+    x.shape = s.shape;
+    x.dtype = s.dtype;
+    x.n_params = x.numel();
+    out.push_back(std::move(x));
+  };
   for (const TensorEntry& e : reg.tensors) {
-    if (const SourceTensor* s = src.find(e.name)) {
+    const SourceTensor* s = src.find(e.name);
+    if (s && s->origin == GgufTensorSource::kKvBFromSplit) {  // DeepSeek's split kv_b: the two file tensors
+      const std::string a = e.name.substr(0, e.name.size() - std::string("kv_b_proj.weight").size());
+      for (const char* part : {"attn_k_b.gguf", "attn_v_b.gguf"}) from_file(e, a + part, *src.find(a + part));
+    } else if (s) {
       out.push_back(e);
       out.back().dtype = s->dtype;
     } else if (per_expert.count({e.layer, e.role})) {
       if (!replaced.insert({e.layer, e.role}).second) continue;
       for (const auto& [name, s] : per_expert[{e.layer, e.role}]) {
-        TensorEntry x = e;
-        x.name = name;
-        x.shape = s->shape;
-        x.dtype = s->dtype;
+        from_file(e, name, *s);
         const size_t at = name.find(".experts.");
-        x.expert = at == std::string::npos ? -1 : std::atoi(name.c_str() + at + 9);
-        x.n_params = x.numel();
-        x.n_experts_packed = 1;
-        x.scale_of.clear();
-        out.push_back(std::move(x));
+        out.back().expert = at == std::string::npos ? -1 : std::atoi(name.c_str() + at + 9);
+        out.back().n_experts_packed = 1;
+        out.back().scale_of.clear();
       }
     } else {
       out.push_back(e);

@@ -29,11 +29,12 @@ bool split_layer(const std::string& name, int64_t* layer, std::string* rest) {
 
 }  // namespace
 
-GgufTensorSource::GgufTensorSource(const std::string& path, const ModelSpec& spec) : file_(GgufFile::open(path)) {
+GgufTensorSource::GgufTensorSource(const std::string& path, const ModelSpec& spec, bool kv_b_data)
+    : file_(GgufFile::open(path)) {
   for (gguf_names::Rule& r : gguf_names::layer_rules(spec))
     layer_names_.emplace_back(std::move(r.gguf), std::move(r.hf));
   for (const GgufTensor& t : file_.tensors()) map_tensor(spec, t);
-  rebuild_kv_b(spec);
+  rebuild_kv_b(spec, kv_b_data);
   // Every tensor the model needs, with the shape its config implies.
   RegistryOptions opt;
   opt.include_mtp = false;
@@ -215,7 +216,7 @@ void GgufTensorSource::map_tensor(const ModelSpec& spec, const GgufTensor& t) {
 
 // kv_b_proj [H * (nope + v), kv_lora] from attn_k_b [H, kv_lora, nope] (transposed per head) and attn_v_b
 // [H, v, kv_lora], in f32.
-void GgufTensorSource::rebuild_kv_b(const ModelSpec& spec) {
+void GgufTensorSource::rebuild_kv_b(const ModelSpec& spec, bool with_data) {
   if (!spec.is_mla) return;
   const int64_t H = spec.n_head, r = spec.mla.kv_lora_rank, nope = spec.mla.qk_nope_head_dim, v = spec.mla.v_head_dim;
   for (int64_t l = 0; l < spec.n_layer; ++l) {
@@ -227,6 +228,10 @@ void GgufTensorSource::rebuild_kv_b(const ModelSpec& spec) {
     if (kb->shape != std::vector<int64_t>{H, r, nope} || vb->shape != std::vector<int64_t>{H, v, r}) {
       fail("gguf", "{}: layer {}: attn_k_b [{}] / attn_v_b [{}], expected [{}, {}, {}] / [{}, {}, {}]", file_.path(), l,
            fmt::join(kb->shape, ", "), fmt::join(vb->shape, ", "), H, r, nope, H, v, r);
+    }
+    if (!with_data) {
+      add(a + "kv_b_proj.weight", {H * (nope + v), r}, DType::kF32, nullptr, kKvBFromSplit);
+      continue;
     }
     std::vector<float> k(static_cast<size_t>(H * r * nope)), vv(static_cast<size_t>(H * v * r));
     for (int64_t row = 0; row < H * r; ++row)
@@ -240,7 +245,7 @@ void GgufTensorSource::rebuild_kv_b(const ModelSpec& spec) {
       std::memcpy(&kv[(h * (nope + v) + nope) * r], &vv[h * v * r], sizeof(float) * size_t(v * r));
     }
     add(a + "kv_b_proj.weight", {H * (nope + v), r}, DType::kF32, reinterpret_cast<const uint8_t*>(kv.data()),
-        "attn_k_b + attn_v_b");
+        kKvBFromSplit);
   }
 }
 

@@ -30,7 +30,11 @@ struct SourceTensor {
 
 class GgufTensorSource {
  public:
-  GgufTensorSource(const std::string& path, const ModelSpec& spec);
+  // kv_b_data false (accounting, `moe inspect`): a DeepSeek file's split attn_k_b / attn_v_b are not folded
+  // back into kv_b_proj's f32 rows (4 GB for DeepSeek-V3); kv_b_proj is then listed with its shape and no
+  // data (origin kKvBFromSplit), the split tensors under "<layer>.self_attn.attn_{k,v}_b.gguf".
+  GgufTensorSource(const std::string& path, const ModelSpec& spec, bool kv_b_data = true);
+  static constexpr const char* kKvBFromSplit = "attn_k_b + attn_v_b";
 
   const GgufFile& file() const { return file_; }
   const SourceTensor* find(const std::string& hf_name) const;
@@ -41,7 +45,7 @@ class GgufTensorSource {
   bool map_experts(const ModelSpec& spec, const GgufTensor& t, DType dt, int64_t layer, const std::string& rest);
   void add(const std::string& name, std::vector<int64_t> shape, DType dtype, const uint8_t* data,
            const std::string& origin);
-  void rebuild_kv_b(const ModelSpec& spec);
+  void rebuild_kv_b(const ModelSpec& spec, bool with_data);
   void check_split_experts(const ModelSpec& spec);
 
   GgufFile file_;
