@@ -1,12 +1,8 @@
 // `moe inspect`: total vs activated parameters, breakdown, FLOPs, KV cache, weight bytes, decode
 // floor and EP traffic of catalog models, config.json files, or checkpoint folders (cross-checked
 // against the safetensors headers); several models print side by side.
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -17,10 +13,10 @@
 #include "cli/inspect.h"
 #include "cli/offload_args.h"
 #include "cli/output.h"
+#include "cli/run_common.h"
 #include "io/gguf_config.h"
 #include "io/registry_check.h"
 #include "io/run_folder.h"
-#include "model/gguf_weights.h"
 #include "spec/catalog.h"
 #include "spec/report.h"
 #include "util/error.h"
@@ -56,73 +52,6 @@ bool has_safetensors(const std::filesystem::path& dir) {
   return false;
 }
 
-// A GGUF file's tensors as the registry: each entry the file holds (under its Hugging Face name, as the
-// loader maps it) takes the file's stored type, so the report's bytes and decode floor are the file's.
-// Experts the file holds under other names (gpt-oss's fused gate_up_proj, Granite's fused input_linear:
-// the loader names them per expert, or per gate / up) are replaced by the file's unnamed tensors of that
-// layer and expert kind (routed "_exps", shared "_shexp"), with the role of the entries they replace;
-// DeepSeek's kv_b_proj, where the file splits it, by attn_k_b and attn_v_b. Entries the file lacks keep the
-// spec's type and are named in a note.
-TensorRegistry gguf_registry(ModelSpec& spec, const std::string& path) {
-  TensorRegistry reg = build_registry(spec);
-  const GgufTensorSource src(path, spec, /*kv_b_data=*/false);
-  std::set<std::string> known;
-  for (const TensorEntry& e : reg.tensors) known.insert(e.name);
-  // The file's tensors the registry does not name, by layer ("blk.N.") and the expert role of the GGUF tensor
-  // they come from ("_exps": routed, "_shexp": shared).
-  std::map<std::pair<int, Role>, std::vector<std::pair<std::string, const SourceTensor*>>> per_expert;
-  for (const auto& [name, s] : src.tensors()) {
-    int layer = -1;
-    if (known.count(name) || std::sscanf(s.origin.c_str(), "blk.%d.", &layer) != 1) continue;
-    if (s.origin.find("_exps") != std::string::npos)
-      per_expert[{layer, Role::kRoutedExpert}].emplace_back(name, &s);
-    else if (s.origin.find("_shexp") != std::string::npos)
-      per_expert[{layer, Role::kSharedExpert}].emplace_back(name, &s);
-  }
-  std::vector<TensorEntry> out;
-  std::set<std::pair<int, Role>> replaced;
-  std::vector<std::string> missing;
-  const auto from_file = [&out](const TensorEntry& e, const std::string& name, const SourceTensor& s) {
-    TensorEntry x = e;
-    x.name = name;
-    x.shape = s.shape;
-    x.dtype = s.dtype;
-    x.n_params = x.numel();
-    out.push_back(std::move(x));
-  };
-  for (const TensorEntry& e : reg.tensors) {
-    const SourceTensor* s = src.find(e.name);
-    if (s && s->origin == GgufTensorSource::kKvBFromSplit) {  // DeepSeek's split kv_b: the two file tensors
-      const std::string a = e.name.substr(0, e.name.size() - std::string("kv_b_proj.weight").size());
-      for (const char* part : {"attn_k_b.gguf", "attn_v_b.gguf"}) from_file(e, a + part, *src.find(a + part));
-    } else if (s) {
-      out.push_back(e);
-      out.back().dtype = s->dtype;
-    } else if (per_expert.count({e.layer, e.role})) {
-      if (!replaced.insert({e.layer, e.role}).second) continue;
-      for (const auto& [name, s] : per_expert[{e.layer, e.role}]) {
-        from_file(e, name, *s);
-        const size_t at = name.find(".experts.");
-        out.back().expert = at == std::string::npos ? -1 : std::atoi(name.c_str() + at + 9);
-        out.back().n_experts_packed = 1;
-        out.back().scale_of.clear();
-      }
-    } else {
-      out.push_back(e);
-      missing.push_back(e.name);
-    }
-  }
-  reg.tensors = std::move(out);
-  reg.index.clear();
-  for (size_t i = 0; i < reg.tensors.size(); ++i) reg.index[reg.tensors[i].name] = i;
-  if (!missing.empty()) {
-    std::string some = missing[0] + (missing.size() > 1 ? ", " + missing[1] : "") + (missing.size() > 2 ? ", ..." : "");
-    spec.notes.push_back(fmt::format("{} tensors of the model are not in the file ({}): counted at {}", missing.size(),
-                                     some, spec.torch_dtype));
-  }
-  return reg;
-}
-
 Target resolve(const InspectTarget& target) {
   namespace fs = std::filesystem;
   const std::string& arg = target.arg;
@@ -150,7 +79,7 @@ Target resolve(const InspectTarget& target) {
   const std::string path = resolve_model_path(arg);  // a training run folder: the checkpoint `latest` names
   t.spec = load_model_spec_any(path);  // a config.json, a checkpoint folder or a .gguf file (its metadata)
   if (fs::is_directory(path, ec) && has_safetensors(path)) t.checkpoint_dir = path;
-  if (is_gguf_path(path)) t.file_registry = gguf_registry(t.spec, path);
+  if (is_gguf_path(path)) t.file_registry = gguf_file_registry(t.spec, path);
   return t;
 }
 
@@ -164,8 +93,7 @@ Reports make_reports(const std::vector<InspectTarget>& targets, const Workload& 
   for (const InspectTarget& target : targets) {
     Target t = resolve(target);
     r.dirs.push_back(t.checkpoint_dir);
-    r.reports.push_back(t.file_registry ? make_report(std::move(t.spec), std::move(*t.file_registry), t.name, workload)
-                                        : make_report(std::move(t.spec), t.name, t.entry, workload));
+    r.reports.push_back(make_report(std::move(t.spec), t.name, t.entry, workload, std::move(t.file_registry)));
   }
   return r;
 }

@@ -4,10 +4,14 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -163,14 +167,6 @@ class LoadedTensors {
       return Loaded{DType::kMXFP4, static_cast<double>(info.nbytes())};
     return Loaded{info.dtype, zero_copy ? static_cast<double>(info.nbytes()) : 4.0 * static_cast<double>(info.numel())};
   }
-  // A GGUF's routed experts under the loader's per-expert names where the registry names them otherwise
-  // (gpt-oss's fused gate_up_proj): the stored type of the first matrix under ".experts.", or none.
-  std::optional<DType> gguf_expert_dtype() const {
-    if (!gguf_) return std::nullopt;
-    for (const auto& [name, s] : gguf_->tensors())
-      if (name.find(".experts.") != std::string::npos && s.shape.size() >= 2) return s.dtype;
-    return std::nullopt;
-  }
 
  private:
   const ModelSpec& spec_;
@@ -179,6 +175,67 @@ class LoadedTensors {
 };
 
 }  // namespace
+
+// The registry of a GGUF file as it stores it (run_common.h).
+TensorRegistry gguf_file_registry(ModelSpec& spec, const std::string& path) {
+  TensorRegistry reg = build_registry(spec);
+  const GgufTensorSource src(path, spec, /*kv_b_data=*/false);
+  std::set<std::string> known;
+  for (const TensorEntry& e : reg.tensors) known.insert(e.name);
+  // The file's tensors the registry does not name, by layer ("blk.N.") and the expert role of the GGUF tensor
+  // they come from ("_exps": routed, "_shexp": shared).
+  std::map<std::pair<int, Role>, std::vector<std::pair<std::string, const SourceTensor*>>> per_expert;
+  for (const auto& [name, s] : src.tensors()) {
+    int layer = -1;
+    if (known.count(name) || std::sscanf(s.origin.c_str(), "blk.%d.", &layer) != 1) continue;
+    if (s.origin.find("_exps") != std::string::npos)
+      per_expert[{layer, Role::kRoutedExpert}].emplace_back(name, &s);
+    else if (s.origin.find("_shexp") != std::string::npos)
+      per_expert[{layer, Role::kSharedExpert}].emplace_back(name, &s);
+  }
+  std::vector<TensorEntry> out;
+  std::set<std::pair<int, Role>> replaced;
+  std::vector<std::string> missing;
+  const auto from_file = [&out](const TensorEntry& e, const std::string& name, const SourceTensor& s) {
+    TensorEntry x = e;
+    x.name = name;
+    x.shape = s.shape;
+    x.dtype = s.dtype;
+    x.n_params = x.numel();
+    out.push_back(std::move(x));
+  };
+  for (const TensorEntry& e : reg.tensors) {
+    const SourceTensor* s = src.find(e.name);
+    if (s && s->origin == GgufTensorSource::kKvBFromSplit) {  // DeepSeek's split kv_b: the two file tensors
+      const std::string a = e.name.substr(0, e.name.size() - std::string("kv_b_proj.weight").size());
+      for (const char* part : {"attn_k_b.gguf", "attn_v_b.gguf"}) from_file(e, a + part, *src.find(a + part));
+    } else if (s) {
+      out.push_back(e);
+      out.back().dtype = s->dtype;
+    } else if (per_expert.count({e.layer, e.role})) {
+      if (!replaced.insert({e.layer, e.role}).second) continue;
+      for (const auto& [name, s] : per_expert[{e.layer, e.role}]) {
+        from_file(e, name, *s);
+        const size_t at = name.find(".experts.");
+        out.back().expert = at == std::string::npos ? -1 : std::atoi(name.c_str() + at + 9);
+        out.back().n_experts_packed = 1;
+        out.back().scale_of.clear();
+      }
+    } else {
+      out.push_back(e);
+      missing.push_back(e.name);
+    }
+  }
+  reg.tensors = std::move(out);
+  reg.index.clear();
+  for (size_t i = 0; i < reg.tensors.size(); ++i) reg.index[reg.tensors[i].name] = i;
+  if (!missing.empty()) {
+    std::string some = missing[0] + (missing.size() > 1 ? ", " + missing[1] : "") + (missing.size() > 2 ? ", ..." : "");
+    spec.notes.push_back(fmt::format("{} tensors of the model are not in the file ({}): counted at {}", missing.size(),
+                                     some, spec.torch_dtype));
+  }
+  return reg;
+}
 
 double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spec) {
   const LoadedTensors loaded(model_dir, spec);
@@ -201,15 +258,22 @@ double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spe
 }
 
 MatmulPeak matmul_peak(const std::string& model_dir, const ModelSpec& spec, const CeilingRow& ceiling) {
-  const LoadedTensors loaded(model_dir, spec);
-  const TensorRegistry reg = build_registry(spec);
-  // The routed experts' stored type (the dense FFN's in a model without experts).
-  std::optional<DType> stored = loaded.gguf_expert_dtype();
+  // The routed experts' stored type (the dense FFN's in a model without experts): a GGUF's registry holds its
+  // stored types (gpt-oss's experts under the loader's per-expert names), a checkpoint's are looked up.
+  const bool gguf = is_gguf_path(model_dir);
+  ModelSpec file_spec = spec;
+  const TensorRegistry reg = gguf ? gguf_file_registry(file_spec, model_dir) : build_registry(spec);
+  std::optional<LoadedTensors> loaded;
+  if (!gguf) loaded.emplace(model_dir, spec);
+  std::optional<DType> stored;
   for (Role role : {Role::kRoutedExpert, Role::kDenseFfn, Role::kAttention}) {
     for (const TensorEntry& t : reg.tensors) {
       if (stored) break;
       if (t.role != role || t.is_mtp || t.shape.size() < 2) continue;
-      if (const auto l = loaded.find(t)) stored = l->stored;
+      if (gguf)
+        stored = t.dtype;
+      else if (const auto l = loaded->find(t))
+        stored = l->stored;
     }
   }
   const DType d = stored.value_or(DType::kF32);

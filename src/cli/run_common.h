@@ -61,6 +61,12 @@ std::vector<int32_t> prompt_text_ids(const std::string& model_dir, const ModelSp
                                      const std::string& text);
 // Text of ids: the tokenizer's decode, bytes for a vocab-256 model, else "<id>" per token.
 std::string decode_ids(const Tokenizer* tok, const std::vector<int32_t>& ids, int64_t vocab);
+// A GGUF file's tensors as the registry: each entry the file holds (under its Hugging Face name, as the
+// loader maps it) takes the file's stored type; experts the file holds under other names (gpt-oss's fused
+// gate_up_proj, Granite's fused input_linear) are replaced by the file's own tensors of that layer and
+// expert kind, a split DeepSeek kv_b by its attn_k_b and attn_v_b; entries the file lacks keep the spec's
+// type and are named in a note added to spec.
+TensorRegistry gguf_file_registry(ModelSpec& spec, const std::string& path);
 // Bytes of the weights every decode step reads (everything but routed experts and the embedding
 // table, plus one embedding row), at the dtype the decoder holds them in.
 double always_on_weight_bytes(const std::string& model_dir, const ModelSpec& spec);

@@ -200,27 +200,22 @@ std::string Table::render(ReportFormat format) const {
   return out;
 }
 
-ModelReport make_report(ModelSpec spec, std::string name, const CatalogEntry* entry, const Workload& workload) {
+ModelReport make_report(ModelSpec spec, std::string name, const CatalogEntry* entry, const Workload& workload,
+                        std::optional<TensorRegistry> file_registry) {
   ModelReport r;
   r.name = std::move(name);
   r.entry = entry;
   r.spec = std::move(spec);
-  r.registry = build_registry(r.spec);
-  r.counts = count_params(r.spec, r.registry);
-  r.cost = compute_cost(r.spec, r.registry, workload);
-  return r;
-}
-
-ModelReport make_report(ModelSpec spec, TensorRegistry registry, std::string name, const Workload& workload) {
-  ModelReport r;
-  r.name = std::move(name);
-  r.spec = std::move(spec);
-  r.registry = std::move(registry);
-  std::map<std::string, int64_t> kinds;
-  for (const TensorEntry& t : r.registry.tensors) ++kinds[std::string(dtype_name(t.dtype))];
-  r.file_dtypes.assign(kinds.begin(), kinds.end());
-  std::sort(r.file_dtypes.begin(), r.file_dtypes.end(),
-            [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (file_registry) {
+    r.registry = std::move(*file_registry);
+    std::map<std::string, int64_t> kinds;
+    for (const TensorEntry& t : r.registry.tensors) ++kinds[std::string(dtype_name(t.dtype))];
+    r.file_dtypes.assign(kinds.begin(), kinds.end());
+    std::sort(r.file_dtypes.begin(), r.file_dtypes.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second; });
+  } else {
+    r.registry = build_registry(r.spec);
+  }
   r.counts = count_params(r.spec, r.registry);
   r.cost = compute_cost(r.spec, r.registry, workload);
   return r;

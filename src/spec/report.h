@@ -2,6 +2,7 @@
 // and the catalog list, as an aligned terminal table, Markdown, or JSON.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,10 +27,10 @@ struct ModelReport {
   std::vector<std::pair<std::string, int64_t>> file_dtypes;
 };
 
-ModelReport make_report(ModelSpec spec, std::string name, const CatalogEntry* entry, const Workload& workload);
-// The same on a registry given by the caller (a model file's tensors as it stores them), so the bytes,
-// the decode floor and the storage line are the file's.
-ModelReport make_report(ModelSpec spec, TensorRegistry registry, std::string name, const Workload& workload);
+// file_registry (optional): a model file's tensors as it stores them (a GGUF's), used instead of the spec's
+// registry, so the bytes, the decode floor and the storage line are the file's.
+ModelReport make_report(ModelSpec spec, std::string name, const CatalogEntry* entry, const Workload& workload,
+                        std::optional<TensorRegistry> file_registry = std::nullopt);
 
 enum class ReportFormat { kText, kMarkdown };
 
