@@ -333,8 +333,11 @@ __attribute__((noinline)) void block_rows_call(const uint8_t* tile, const __m512
 // -> 12.6-13.4 / 12.5-12.7 / 9.5-9.8, Q4_0 and MXFP4 alike. At 7-8 rows 2 groups streamed faster too
 // but lost up to 30% with the matrix in cache (16 float accumulators live beside 8 integer ones), so 1.
 // Again with the sums in registers (groups_rows), 3 alternated runs: Q8_0 at 8 rows streamed +14-19%
-// (151936 x 2048 on 2 threads, 768 x 2048 on one) and lost 14-19% in L2, Q4_0 and MXFP4 lost either way,
-// and a Q8_0 model's LM head at 8 streams (bench serve) moved within the noise: still 1.
+// (151936 x 2048 on 2 threads, 768 x 2048 on one) and lost 14-19% in L2, Q4_0 and MXFP4 lost either way.
+// Where 7-8 rows occur (a batched decode step's LM head and attention projections) the weights stream
+// from memory, so Q8_0 takes 2 there: `bench serve --streams 8` on a Q8_0 Qwen3-30B-A3B-shaped model, 4
+// alternated runs, all 4 won: LM head 16.6-18.2 -> 15.5-15.9 ms, attention 4.9-5.5 -> 4.7-5.0, 139.8
+// -> 145.9 tokens/s (medians).
 // Past one row tile (two tiles, up to 16 rows) a block takes long enough that 2 ahead fell behind memory:
 // 6 ahead (151936 x 2048 Q8_0 at m 16 on 2 threads, quant_bench).
 // A second, far look-ahead (kFar tiles on, prefetcht1: into L2, which holds many more requests in flight
@@ -354,10 +357,10 @@ __attribute__((noinline)) void block_rows_call(const uint8_t* tile, const __m512
 // of 12, x1.03; one thread x1.02-1.04. Q4_K's 768 x 2048 came out even (24.3 against 24.4), so it keeps 2.
 template <typename T, int R>
 struct FewRowsPlan {
-  static constexpr int kStreams = T::kBlock == 32 ? (R == 1   ? 8
-                                                     : R <= 4 ? 4
-                                                     : R <= 6 ? 2
-                                                              : 1)
+  static constexpr int kStreams = T::kBlock == 32 ? (R == 1                               ? 8
+                                                     : R <= 4                             ? 4
+                                                     : R <= 6 || T::kType == DType::kQ8_0 ? 2
+                                                                                          : 1)
                                                   : (R == 1 && T::kType != DType::kQ6_K ? 2 : 1);
   static constexpr int kAhead = T::kBlock == 32 ? (R > 8 ? 6 : 2) : 1;
   static constexpr int kFar = T::kBlock == 32 ? (R == 1 ? 0 : 16) : 8;
