@@ -597,7 +597,13 @@ void Decoder::lm_head(const Pass& p) {
   // many: the head is the largest matrix of most MoE models).
   int64_t n_out = 0;
   for (int64_t c = 0; c < B; ++c) n_out += batch[c].last_only ? 1 : batch[c].n_tokens;
-  const bool direct = B == 1 && !batch[0].last_only;
+  // Straight into the chunks' logits where they lie one after another in order (one chunk of all rows, or
+  // a serving step's chunks in the scheduler's [chunks, V] buffer); else gathered and copied.
+  bool direct = true;
+  for (int64_t c = 0, o = 0; c < B && direct; ++c) {
+    direct = batch[c].logits == batch[0].logits + o * V;
+    o += batch[c].last_only ? 1 : batch[c].n_tokens;
+  }
   if (n_out < T) {  // gather the final states of the rows asked for to the front of h
     int64_t o = 0;
     for (int64_t c = 0; c < B; ++c) {

@@ -15,10 +15,9 @@ struct Scheduler::Active {
   std::shared_ptr<Ticket> ticket;
   std::unique_ptr<Generation> gen;
   KvCache cache;
-  int64_t fed = 0;            // prompt tokens already in the cache
-  int64_t feeding = 0;        // prompt tokens of this step's chunk
-  int32_t next_token = 0;     // the token the next decode step feeds
-  std::vector<float> logits;  // [V]: the last position's
+  int64_t fed = 0;         // prompt tokens already in the cache
+  int64_t feeding = 0;     // prompt tokens of this step's chunk
+  int32_t next_token = 0;  // the token the next decode step feeds
 };
 
 Ticket::Event Ticket::next() {
@@ -172,7 +171,6 @@ void Scheduler::loop() {
       if (a->cache.max_tokens() == 0 && !a->gen->done()) {
         try {
           a->cache = model_.make_cache(a->gen->context());
-          a->logits.resize(static_cast<size_t>(model_.spec().vocab));
         } catch (const std::exception& e) {
           error = std::string("cannot allocate the KV cache: ") + e.what();
         }
@@ -215,7 +213,7 @@ Scheduler::StepPlan Scheduler::plan_step(std::vector<std::unique_ptr<Active>>& a
   for (auto& a : active) {  // every decoding sequence advances one token
     const int64_t P = static_cast<int64_t>(a->gen->prompt().size());
     if (a->fed < P) continue;
-    plan.chunks.push_back({&a->next_token, 1, &a->cache, a->logits.data(), true});
+    plan.chunks.push_back({&a->next_token, 1, &a->cache, nullptr, true});  // logits: step() places them
     plan.who.push_back(a.get());
     --budget;
     ++plan.decode_rows;
@@ -224,7 +222,7 @@ Scheduler::StepPlan Scheduler::plan_step(std::vector<std::unique_ptr<Active>>& a
     const int64_t P = static_cast<int64_t>(a->gen->prompt().size());
     if (a->fed >= P || budget <= 0) continue;
     a->feeding = std::min(P - a->fed, budget);
-    plan.chunks.push_back({a->gen->prompt().data() + a->fed, a->feeding, &a->cache, a->logits.data(), true});
+    plan.chunks.push_back({a->gen->prompt().data() + a->fed, a->feeding, &a->cache, nullptr, true});
     plan.who.push_back(a.get());
     budget -= a->feeding;
     plan.prefill_rows += a->feeding;
@@ -233,7 +231,10 @@ Scheduler::StepPlan Scheduler::plan_step(std::vector<std::unique_ptr<Active>>& a
 }
 
 void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
-  const StepPlan plan = plan_step(active);
+  StepPlan plan = plan_step(active);
+  const size_t V = static_cast<size_t>(model_.spec().vocab);
+  if (step_logits_.size() < plan.chunks.size() * V) step_logits_.resize(plan.chunks.size() * V);
+  for (size_t i = 0; i < plan.chunks.size(); ++i) plan.chunks[i].logits = step_logits_.data() + i * V;
   uint64_t kv_bytes = 0;
   for (const SequenceChunk& c : plan.chunks) kv_bytes += c.cache->bytes_for(c.cache->length() + c.n_tokens);
   ForwardStats fs;
@@ -250,7 +251,7 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
     return;
   }
   const double seconds = timer.seconds();
-  for (Active* a : plan.who) take_logits(*a);
+  for (size_t i = 0; i < plan.who.size(); ++i) take_logits(*plan.who[i], plan.chunks[i].logits);
   for (auto& a : active) {
     if (a->gen->done()) {
       finish(*a, "");
@@ -261,13 +262,13 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& active) {
   record_step(plan, fs, StepRecord{plan.decode_rows, plan.prefill_rows, seconds, {}, 0, kv_bytes});
 }
 
-void Scheduler::take_logits(Active& a) {
+void Scheduler::take_logits(Active& a, const float* logits) {
   const int64_t P = static_cast<int64_t>(a.gen->prompt().size());
   if (a.fed < P) {
     a.fed += std::exchange(a.feeding, 0);
     if (a.fed < P) return;  // more of the prompt next step
   }
-  const bool more = a.gen->step(a.logits.data());
+  const bool more = a.gen->step(logits);
   if (a.gen->options().logprobs >= 0) {
     const auto& lp = a.gen->partial().logprobs;
     std::lock_guard<std::mutex> lock(a.ticket->mu_);

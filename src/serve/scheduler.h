@@ -118,8 +118,9 @@ class Scheduler {
   // One forward_batch over the active sequences; those that end leave `active`.
   void step(std::vector<std::unique_ptr<Active>>& active);
   StepPlan plan_step(std::vector<std::unique_ptr<Active>>& active) const;
-  // After the step: a prompt piece counted as fed, or the next token sampled (and its logprobs sent).
-  void take_logits(Active& a);
+  // After the step: a prompt piece counted as fed, or the next token sampled from logits (its [V], in
+  // step_logits_) and its logprobs sent.
+  void take_logits(Active& a, const float* logits);
   // The step's expert load, distinct experts and timing into stats_ (and steps_ when recorded).
   void record_step(const StepPlan& plan, const ForwardStats& fs, StepRecord rec);
   // Ends a generation (cancelled unless it is over) and hands its result to the ticket; admitted:
@@ -135,6 +136,9 @@ class Scheduler {
   bool stopping_ = false, record_steps_ = false, paused_ = false;
   SchedulerStats stats_;
   std::vector<StepRecord> steps_;
+  // [chunks, V]: a step's logits, chunk after chunk, so the LM head writes them in place (no copy per
+  // sequence); kept between steps. The loop thread's alone.
+  std::vector<float> step_logits_;
   std::thread thread_;
 };
 
