@@ -148,7 +148,6 @@ class Decoder {
   const float* final_norm_b_ = nullptr;  // LayerNorm bias (PhiMoE) or null
   const float* head_bias_ = nullptr;     // [V] or null
   std::vector<float> scratch_q_, scratch_k_, scratch_v_, scratch_o_, scratch_g_, scratch_u_;
-  std::vector<float> scratch_logits_;  // lm_head's [rows, V] of a batched step, kept up to kKeptLogitsBytes
 };
 
 }  // namespace moe

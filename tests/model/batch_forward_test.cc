@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -70,18 +71,25 @@ TEST_P(BatchForward, EachRowMatchesItsSequenceAlone) {
       {{ids(7, 8, V), ids(4, 9, V), ids(1, 10, V), ids(1, 11, V)}},
   };
   const auto want = alone(model, scripts);
-  for (bool last_only : {false, true}) {
+  // Each chunk's logits in a buffer of its own (gathered, then copied), or all in one buffer, chunk after
+  // chunk, as the serving scheduler lays them out (written in place).
+  for (const auto& [last_only, one_buffer] : {std::pair{false, false}, {true, false}, {false, true}, {true, true}}) {
     std::vector<KvCache> caches;
     for (size_t s = 0; s < scripts.size(); ++s) caches.push_back(model.make_cache(64));
     for (size_t p = 0; p < scripts[0].passes.size(); ++p) {
       std::vector<SequenceChunk> chunks;
-      std::vector<std::vector<float>> got(scripts.size());
+      std::vector<std::vector<float>> own(scripts.size());
+      std::vector<float> shared(scripts.size() * 8 * static_cast<size_t>(V));  // 8 rows a chunk at most
+      std::vector<float*> got(scripts.size());
       std::vector<size_t> who;
+      size_t at = 0;
       for (size_t s = 0; s < scripts.size(); ++s) {
         const auto& in = scripts[s].passes[p];
         if (in.empty()) continue;
-        got[s].resize((last_only ? 1 : in.size()) * static_cast<size_t>(V));
-        chunks.push_back({in.data(), static_cast<int64_t>(in.size()), &caches[s], got[s].data(), last_only});
+        const size_t n_out = (last_only ? 1 : in.size()) * static_cast<size_t>(V);
+        own[s].resize(n_out);
+        got[s] = one_buffer ? shared.data() + std::exchange(at, at + n_out) : own[s].data();
+        chunks.push_back({in.data(), static_cast<int64_t>(in.size()), &caches[s], got[s], last_only});
         who.push_back(s);
       }
       ForwardStats stats;
@@ -91,8 +99,9 @@ TEST_P(BatchForward, EachRowMatchesItsSequenceAlone) {
         const size_t s = who[c];
         const int64_t n = static_cast<int64_t>(scripts[s].passes[p].size()), first = last_only ? n - 1 : 0;
         rows += n;
-        EXPECT_LT(max_rel_diff(got[s].data(), want[s][p].data() + first * V, (n - first) * V), 1e-5)
-            << GetParam() << " sequence " << s << " pass " << p << (last_only ? " (last only)" : "");
+        EXPECT_LT(max_rel_diff(got[s], want[s][p].data() + first * V, (n - first) * V), 1e-5)
+            << GetParam() << " sequence " << s << " pass " << p << (last_only ? " (last only)" : "")
+            << (one_buffer ? " (one buffer)" : "");
       }
       // (PhiMoE's fixture outgrows its LongRoPE original length: those sequences are recomputed alone.)
       for (size_t li = 0; li < stats.expert_ids.size() && model.spec().rope.type != RopeType::kLongrope; ++li) {
